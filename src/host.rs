@@ -1,0 +1,196 @@
+//! Host facts, gathered once before any plan is built: who the user is,
+//! where home and the project are, what each configured path is on this
+//! machine, and what the kernel supports. The pure layers (`policy`, `plan`)
+//! only read these facts; they never probe the filesystem themselves.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What a path is on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathKind {
+    Dir,
+    File,
+    /// A symlink: its literal target and the canonical path it resolves to
+    /// (`None` when dangling).
+    Symlink {
+        target: PathBuf,
+        resolved: Option<PathBuf>,
+    },
+    Missing,
+}
+
+impl PathKind {
+    pub fn of(path: &Path) -> PathKind {
+        match std::fs::symlink_metadata(path) {
+            Err(_) => PathKind::Missing,
+            Ok(m) if m.file_type().is_symlink() => PathKind::Symlink {
+                target: std::fs::read_link(path).unwrap_or_default(),
+                resolved: std::fs::canonicalize(path).ok(),
+            },
+            Ok(m) if m.is_dir() => PathKind::Dir,
+            Ok(_) => PathKind::File,
+        }
+    }
+
+    /// Kind of what a path finally refers to, following symlinks.
+    pub fn followed(path: &Path) -> PathKind {
+        match std::fs::metadata(path) {
+            Err(_) => PathKind::Missing,
+            Ok(m) if m.is_dir() => PathKind::Dir,
+            Ok(_) => PathKind::File,
+        }
+    }
+}
+
+/// Identity and locations of the invoking user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+    /// Canonical home directory.
+    pub home: PathBuf,
+}
+
+pub fn current_user() -> User {
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let pw = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten();
+    let name = std::env::var("USER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| pw.as_ref().map(|p| p.name.clone()))
+        .unwrap_or_else(|| uid.to_string());
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| pw.as_ref().map(|p| p.dir.clone()))
+        .unwrap_or_else(|| PathBuf::from("/"));
+    // Canonical so that prefix comparisons with the project hold.
+    let home = std::fs::canonicalize(&home).unwrap_or(home);
+    User {
+        uid,
+        gid,
+        name,
+        home,
+    }
+}
+
+/// The project: `--project DIR`, else the git root above cwd, else cwd.
+/// Walking up for `.git` instead of running `git` keeps start-up fast.
+pub fn find_project(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
+    if let Some(dir) = explicit {
+        let canon = std::fs::canonicalize(dir).map_err(|e| Error::Usage {
+            msg: format!("project directory {} cannot be used: {e}", dir.display()),
+            hint: Some("pass an existing directory to --project".into()),
+        })?;
+        if !canon.is_dir() {
+            return Err(Error::usage_hint(
+                format!("project {} is not a directory", canon.display()),
+                "pass a directory to --project",
+            ));
+        }
+        return Ok(canon);
+    }
+    let mut dir = Some(cwd);
+    while let Some(d) = dir {
+        if d.join(".git").exists() {
+            return Ok(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    Ok(cwd.to_path_buf())
+}
+
+/// Expand a trailing-component glob (`*`, `?`) against the directory
+/// listing. Paths without glob characters are returned as they are.
+pub fn expand_glob(path: &Path) -> Vec<PathBuf> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return vec![path.to_path_buf()];
+    };
+    if !name.contains(['*', '?']) {
+        return vec![path.to_path_buf()];
+    }
+    let Some(parent) = path.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| glob_match(name, &e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Minimal glob: `*` any run of characters, `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// The Landlock ABI version of the running kernel (0 when unavailable).
+pub fn landlock_abi() -> i32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: landlock_create_ruleset with a NULL attr, size 0 and the VERSION
+    // flag only returns the ABI number (or -1/errno); it touches no memory.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v < 0 { 0 } else { v as i32 }
+}
+
+/// Highest capability number this kernel knows (for dropping the bounding set).
+pub fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("ssh_host_*_key", "ssh_host_rsa_key"));
+        assert!(!glob_match("ssh_host_*_key", "ssh_host_rsa_key.pub"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("a", "b"));
+    }
+}

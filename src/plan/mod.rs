@@ -1,0 +1,55 @@
+//! The sandbox plan: pure data built from a [`Policy`]. The launcher applies
+//! it step by step; `guard explain` prints it; unit tests assert it exactly.
+
+pub mod landlock;
+pub mod mounts;
+pub mod seccomp;
+
+use crate::policy::Policy;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub use self::landlock::{LandlockAccess, LandlockRule};
+pub use mounts::MountOp;
+
+/// Everything the sandbox's setup process needs; sent to it as JSON over the
+/// control socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub uid: u32,
+    pub gid: u32,
+    pub hostname: String,
+    pub mounts: Vec<MountOp>,
+    pub landlock: Vec<LandlockRule>,
+    /// Landlock ABI the policy requires (scoping of signals and abstract
+    /// sockets needs 6); below it the run is refused unless degraded runs
+    /// are allowed.
+    pub landlock_min_abi: i32,
+    pub allow_ptrace: bool,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub cap_last_cap: u32,
+    pub allow_degraded: bool,
+}
+
+/// Landlock ABI whose features the policy relies on: 6 adds scoping of
+/// abstract unix sockets and signals.
+pub const LANDLOCK_REQUIRED_ABI: i32 = 6;
+
+pub fn build(policy: &Policy, cap_last_cap: u32) -> Plan {
+    Plan {
+        uid: policy.uid,
+        gid: policy.gid,
+        hostname: "guard".into(),
+        mounts: mounts::mount_ops(policy),
+        landlock: self::landlock::rules(policy),
+        landlock_min_abi: LANDLOCK_REQUIRED_ABI,
+        allow_ptrace: policy.allow_ptrace,
+        argv: policy.command.clone(),
+        env: policy.env.clone(),
+        cwd: policy.cwd.clone(),
+        cap_last_cap,
+        allow_degraded: policy.allow_degraded,
+    }
+}

@@ -1,0 +1,310 @@
+//! Policy → ordered mount operations for the new root.
+//!
+//! Paths: `src` is a host path, `dst` a path inside the sandbox (the same
+//! absolute path as on the host, so tools and error messages agree).
+//!
+//! Order: the fixed skeleton first (/dev, /proc, /sys), then every path rule
+//! sorted by destination so a parent is mounted before anything inside it
+//! (the /tmp tmpfs before a project under /tmp; the project before a file
+//! hidden in it). On the same path: tmpfs, then bind, then hide.
+
+use crate::policy::{Access, GrantKind, Policy};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountOp {
+    /// A fresh tmpfs. `ro_after`: remounted read-only once setup is done.
+    Tmpfs {
+        dst: PathBuf,
+        mode: u32,
+        ro_after: bool,
+    },
+    /// Bind a host path. Always nosuid; nodev unless `dev` (device nodes).
+    /// `optional`: skipped when the source does not exist.
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        dir: bool,
+        writable: bool,
+        dev: bool,
+        optional: bool,
+    },
+    /// Make an already-mounted path inside the sandbox read-only (skipped if
+    /// it does not exist).
+    ReadOnly { dst: PathBuf },
+    /// Replace a file with an empty read-only file (skipped if missing).
+    HideFile { dst: PathBuf },
+    /// Replace a directory with an empty read-only directory.
+    HideDir { dst: PathBuf },
+    Proc { dst: PathBuf },
+    /// A new devpts instance (its own ptmx), so programs can open ptys
+    /// without seeing the host's.
+    Devpts { dst: PathBuf },
+    Symlink { target: PathBuf, dst: PathBuf },
+}
+
+impl MountOp {
+    pub fn dst(&self) -> &Path {
+        match self {
+            MountOp::Tmpfs { dst, .. }
+            | MountOp::Bind { dst, .. }
+            | MountOp::ReadOnly { dst }
+            | MountOp::HideFile { dst }
+            | MountOp::HideDir { dst }
+            | MountOp::Proc { dst }
+            | MountOp::Devpts { dst }
+            | MountOp::Symlink { dst, .. } => dst,
+        }
+    }
+
+    /// Tie-break on the same destination: containers before content.
+    fn rank(&self) -> u8 {
+        match self {
+            MountOp::Tmpfs { .. } => 0,
+            MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
+            MountOp::Devpts { .. } => 1,
+            MountOp::ReadOnly { .. } | MountOp::HideFile { .. } | MountOp::HideDir { .. } => 2,
+        }
+    }
+
+    /// One line for `guard explain`.
+    pub fn describe(&self) -> String {
+        match self {
+            MountOp::Tmpfs { dst, mode, ro_after } => format!(
+                "tmpfs    {} (mode {:o}{})",
+                dst.display(),
+                mode,
+                if *ro_after { ", read-only after setup" } else { "" }
+            ),
+            MountOp::Bind {
+                src,
+                dst,
+                writable,
+                dev,
+                optional,
+                ..
+            } => {
+                let mut s = format!("bind {}  {}", if *writable { "rw" } else { "ro" }, dst.display());
+                if src != dst {
+                    s.push_str(&format!(" <- {}", src.display()));
+                }
+                if *dev {
+                    s.push_str(" (device)");
+                }
+                if *optional {
+                    s.push_str(" (if present)");
+                }
+                s
+            }
+            MountOp::ReadOnly { dst } => format!("readonly {}", dst.display()),
+            MountOp::HideFile { dst } => format!("hide     {} (empty file)", dst.display()),
+            MountOp::HideDir { dst } => format!("hide     {} (empty dir)", dst.display()),
+            MountOp::Proc { dst } => format!("proc     {}", dst.display()),
+            MountOp::Devpts { dst } => format!("devpts   {}", dst.display()),
+            MountOp::Symlink { target, dst } => {
+                format!("symlink  {} -> {}", dst.display(), target.display())
+            }
+        }
+    }
+}
+
+/// Device nodes the sandbox gets; everything else in /dev does not exist.
+pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Files in /proc that reveal or change host state; masked or read-only.
+const PROC_MASKED: &[&str] = &[
+    "/proc/sysrq-trigger", // writing a letter reboots/crashes the host as uid 0
+    "/proc/kcore",         // physical memory image
+    "/proc/timer_list",    // host-wide timer and task addresses
+];
+const PROC_READONLY: &[&str] = &[
+    "/proc/sys", // sysctls: uid 0 owns them when guard runs as root
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+];
+
+fn p(s: &str) -> PathBuf {
+    PathBuf::from(s)
+}
+
+fn tmpfs(dst: impl Into<PathBuf>, mode: u32, ro_after: bool) -> MountOp {
+    MountOp::Tmpfs {
+        dst: dst.into(),
+        mode,
+        ro_after,
+    }
+}
+
+/// The fixed skeleton: /dev, /proc, /sys.
+fn skeleton() -> Vec<MountOp> {
+    let mut ops = vec![tmpfs("/dev", 0o755, false)];
+    for dev in DEVICES {
+        let path = p("/dev").join(dev);
+        ops.push(MountOp::Bind {
+            src: path.clone(),
+            dst: path,
+            dir: false,
+            writable: true,
+            dev: true,
+            optional: false,
+        });
+    }
+    ops.push(MountOp::Devpts { dst: p("/dev/pts") });
+    for (link, target) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(MountOp::Symlink {
+            target: p(target),
+            dst: p(link),
+        });
+    }
+    ops.push(tmpfs("/dev/shm", 0o1777, false));
+    ops.push(MountOp::Proc { dst: p("/proc") });
+    for path in PROC_READONLY {
+        ops.push(MountOp::ReadOnly { dst: p(path) });
+    }
+    for path in PROC_MASKED {
+        ops.push(MountOp::HideFile { dst: p(path) });
+    }
+    // /sys: only CPU topology, which glibc (get_nprocs), libuv, OpenBLAS and
+    // jemalloc read to size thread pools. Devices, firmware, cgroups, network
+    // interfaces and kernel tunables stay out of sight.
+    ops.push(tmpfs("/sys", 0o755, true));
+    ops.push(MountOp::Bind {
+        src: p("/sys/devices/system/cpu"),
+        dst: p("/sys/devices/system/cpu"),
+        dir: true,
+        writable: false,
+        dev: false,
+        optional: true,
+    });
+    ops
+}
+
+pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
+    let mut rest = vec![
+        // Private scratch space; the host's /tmp stays invisible.
+        tmpfs("/tmp", 0o1777, false),
+        tmpfs("/var/tmp", 0o1777, false),
+        // $HOME exists but is empty and private, except granted paths.
+        tmpfs(&policy.home, 0o700, false),
+    ];
+    for g in &policy.grants {
+        let op = match (&g.kind, g.access) {
+            (GrantKind::Symlink { target }, _) => MountOp::Symlink {
+                target: target.clone(),
+                dst: g.path.clone(),
+            },
+            (GrantKind::Dir, Access::Hidden) => MountOp::HideDir { dst: g.path.clone() },
+            (GrantKind::File, Access::Hidden) => MountOp::HideFile { dst: g.path.clone() },
+            (kind, access) => MountOp::Bind {
+                src: g.path.clone(),
+                dst: g.path.clone(),
+                dir: *kind == GrantKind::Dir,
+                writable: access == Access::ReadWrite,
+                dev: false,
+                optional: false,
+            },
+        };
+        rest.push(op);
+    }
+    rest.sort_by(|a, b| {
+        a.dst()
+            .components()
+            .cmp(b.dst().components())
+            .then(a.rank().cmp(&b.rank()))
+    });
+    let mut ops = skeleton();
+    ops.extend(rest);
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Grant;
+
+    fn policy(grants: Vec<Grant>) -> Policy {
+        Policy {
+            profile: "t".into(),
+            profile_origin: "t".into(),
+            uid: 1000,
+            gid: 1000,
+            home: p("/home/u"),
+            project: p("/home/u/src/app"),
+            cwd: p("/home/u/src/app"),
+            grants,
+            env: vec![],
+            env_removed: vec![],
+            command: vec!["true".into()],
+            allow_ptrace: false,
+            allow_degraded: false,
+        }
+    }
+
+    fn grant(path: &str, access: Access, kind: GrantKind) -> Grant {
+        Grant {
+            path: p(path),
+            access,
+            kind,
+            origin: "t".into(),
+        }
+    }
+
+    #[test]
+    fn exact_order_for_a_project_in_home() {
+        let pol = policy(vec![
+            grant("/bin", Access::ReadOnly, GrantKind::Symlink { target: p("usr/bin") }),
+            grant("/etc", Access::ReadOnly, GrantKind::Dir),
+            grant("/etc/shadow", Access::Hidden, GrantKind::File),
+            grant("/home/u/.gitconfig", Access::ReadOnly, GrantKind::File),
+            grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
+            grant("/home/u/src/app/.env", Access::Hidden, GrantKind::File),
+            grant("/usr", Access::ReadOnly, GrantKind::Dir),
+        ]);
+        let ops = mount_ops(&pol);
+        let tail: Vec<String> = ops[skeleton().len()..].iter().map(|o| o.describe()).collect();
+        assert_eq!(
+            tail,
+            [
+                "symlink  /bin -> usr/bin",
+                "bind ro  /etc",
+                "hide     /etc/shadow (empty file)",
+                "tmpfs    /home/u (mode 700)",
+                "bind ro  /home/u/.gitconfig",
+                "bind rw  /home/u/src/app",
+                "hide     /home/u/src/app/.env (empty file)",
+                "tmpfs    /tmp (mode 1777)",
+                "bind ro  /usr",
+                "tmpfs    /var/tmp (mode 1777)",
+            ]
+        );
+    }
+
+    #[test]
+    fn project_under_tmp_comes_after_the_private_tmp() {
+        let mut pol = policy(vec![grant("/tmp/p", Access::ReadWrite, GrantKind::Dir)]);
+        pol.project = p("/tmp/p");
+        let ops = mount_ops(&pol);
+        let pos = |d: &str| ops.iter().position(|o| o.dst() == Path::new(d)).unwrap();
+        assert!(pos("/tmp") < pos("/tmp/p"));
+    }
+
+    #[test]
+    fn skeleton_order() {
+        let d: Vec<String> = skeleton().iter().map(|o| o.describe()).collect();
+        assert_eq!(d[0], "tmpfs    /dev (mode 755)");
+        assert_eq!(d[1], "bind rw  /dev/null (device)");
+        assert!(d.contains(&"devpts   /dev/pts".to_string()));
+        let proc_at = d.iter().position(|l| l == "proc     /proc").unwrap();
+        let ro_sys = d.iter().position(|l| l == "readonly /proc/sys").unwrap();
+        assert!(proc_at < ro_sys);
+        assert_eq!(d.last().unwrap(), "bind ro  /sys/devices/system/cpu (if present)");
+    }
+}

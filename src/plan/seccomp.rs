@@ -1,0 +1,305 @@
+//! The seccomp table: which system calls the sandbox may not make, and why.
+//!
+//! Threat model: a process inside tries to undo the mount view (mount,
+//! pivot_root, setns, new namespaces), reach kernel attack surface that
+//! unprivileged code rarely needs (io_uring, bpf, perf, userfaultfd,
+//! keyrings, modules, kexec), inspect or steer other processes (ptrace,
+//! process_vm_*), or inject keystrokes into the user's terminal (TIOCSTI,
+//! TIOCLINUX: guard keeps the caller's terminal, no setsid). Calls made
+//! through another ABI (x32, or int 0x80 on x86_64) would bypass a table
+//! keyed by x86_64 numbers; the filter refuses them before the table.
+//!
+//! The table is data; [`compile`] turns it into BPF with seccompiler.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Match {
+    /// Every call.
+    Always,
+    /// ioctl whose request (low 32 bits, as the kernel reads it) equals this.
+    IoctlRequest(u64),
+    /// Argument 0 has any of these bits set (namespace flags).
+    Arg0AnyBit(u64),
+    /// Argument 0 (32-bit) is none of these values.
+    Arg0NotIn(&'static [u64]),
+    /// Argument 1's low 4 bits (socket type) equal this.
+    SocketType(u64),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyscallRule {
+    pub name: &'static str,
+    pub nr: i64,
+    pub when: Match,
+    pub errno: i32,
+    pub why: &'static str,
+}
+
+const TIOCSTI: u64 = 0x5412;
+const TIOCLINUX: u64 = 0x541C;
+
+/// Namespace flags for clone/unshare. CLONE_NEWTIME (0x80) overlaps the exit
+/// signal byte of clone(2), so it is checked for unshare only.
+const NS_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
+const CLONE_NEWTIME: u64 = 0x80;
+
+/// personality(2) values allowed: PER_LINUX and the query value.
+const PERSONALITY_OK: &[u64] = &[0, 0xffff_ffff];
+
+/// Socket families with a use inside the sandbox. Everything else (packet,
+/// raw link layers, bluetooth, vsock, alg, xdp ...) is kernel surface only.
+const SOCKET_FAMILIES_OK: &[u64] = &[
+    libc::AF_UNIX as u64,
+    libc::AF_INET as u64,
+    libc::AF_INET6 as u64,
+    libc::AF_NETLINK as u64, // getaddrinfo/getifaddrs ask the (sandbox-only) netns
+];
+
+pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
+    use Match::*;
+    let eperm = libc::EPERM;
+    let mut t = Vec::new();
+    let mut add = |name, nr, when, why| {
+        t.push(SyscallRule {
+            name,
+            nr,
+            when,
+            errno: eperm,
+            why,
+        })
+    };
+
+    add("ioctl", libc::SYS_ioctl, IoctlRequest(TIOCSTI), "TIOCSTI pushes keystrokes into the user's terminal");
+    add("ioctl", libc::SYS_ioctl, IoctlRequest(TIOCLINUX), "TIOCLINUX can paste the console selection as input");
+
+    for (name, nr) in [
+        ("io_uring_setup", libc::SYS_io_uring_setup),
+        ("io_uring_enter", libc::SYS_io_uring_enter),
+        ("io_uring_register", libc::SYS_io_uring_register),
+    ] {
+        add(name, nr, Always, "io_uring bypasses seccomp for the operations it performs and is a frequent source of kernel bugs");
+    }
+    add("bpf", libc::SYS_bpf, Always, "eBPF programs are kernel attack surface");
+    add("perf_event_open", libc::SYS_perf_event_open, Always, "perf events leak kernel addresses and are attack surface");
+    add("userfaultfd", libc::SYS_userfaultfd, Always, "userfaultfd makes kernel race exploits reliable");
+    for (name, nr) in [
+        ("keyctl", libc::SYS_keyctl),
+        ("add_key", libc::SYS_add_key),
+        ("request_key", libc::SYS_request_key),
+    ] {
+        add(name, nr, Always, "kernel keyrings are not namespaced: the user's keys live there");
+    }
+    for (name, nr) in [
+        ("kexec_load", libc::SYS_kexec_load),
+        ("kexec_file_load", libc::SYS_kexec_file_load),
+    ] {
+        add(name, nr, Always, "replacing the running kernel");
+    }
+    for (name, nr) in [
+        ("init_module", libc::SYS_init_module),
+        ("finit_module", libc::SYS_finit_module),
+        ("delete_module", libc::SYS_delete_module),
+    ] {
+        add(name, nr, Always, "loading kernel code");
+    }
+    for (name, nr) in [
+        ("mount", libc::SYS_mount),
+        ("umount2", libc::SYS_umount2),
+        ("fsopen", libc::SYS_fsopen),
+        ("fsconfig", libc::SYS_fsconfig),
+        ("fsmount", libc::SYS_fsmount),
+        ("fspick", libc::SYS_fspick),
+        ("move_mount", libc::SYS_move_mount),
+        ("open_tree", libc::SYS_open_tree),
+        ("mount_setattr", libc::SYS_mount_setattr),
+        ("open_tree_attr", 467),
+    ] {
+        add(name, nr, Always, "changing mounts could uncover what the sandbox's view hides");
+    }
+    add("pivot_root", libc::SYS_pivot_root, Always, "changing the root could uncover the host's filesystem");
+    add("chroot", libc::SYS_chroot, Always, "no use inside; a classic step in escapes");
+    add("setns", libc::SYS_setns, Always, "joining another namespace leaves the sandbox");
+    add("unshare", libc::SYS_unshare, Arg0AnyBit(NS_FLAGS | CLONE_NEWTIME), "new namespaces would regain capabilities over a fresh view");
+    add("clone", libc::SYS_clone, Arg0AnyBit(NS_FLAGS), "new namespaces would regain capabilities over a fresh view");
+    if !allow_ptrace {
+        for (name, nr) in [
+            ("ptrace", libc::SYS_ptrace),
+            ("process_vm_readv", libc::SYS_process_vm_readv),
+            ("process_vm_writev", libc::SYS_process_vm_writev),
+        ] {
+            add(name, nr, Always, "reading or steering another process's memory (the profile may allow it for debuggers)");
+        }
+        add("pidfd_getfd", libc::SYS_pidfd_getfd, Always, "stealing another process's file descriptors");
+    }
+    add("personality", libc::SYS_personality, Arg0NotIn(PERSONALITY_OK), "non-default personalities disable ASLR or change syscall semantics");
+    add("socket", libc::SYS_socket, Arg0NotIn(SOCKET_FAMILIES_OK), "packet, raw and exotic socket families are kernel surface with no use here");
+    add("socket", libc::SYS_socket, SocketType(libc::SOCK_RAW as u64), "raw sockets craft arbitrary packets");
+    add("socket", libc::SYS_socket, SocketType(10 /* SOCK_PACKET, obsolete */), "packet sockets see raw frames");
+    add("open_by_handle_at", libc::SYS_open_by_handle_at, Always, "opens files by handle, bypassing the path-based view");
+    add("name_to_handle_at", libc::SYS_name_to_handle_at, Always, "paired with open_by_handle_at");
+    for (name, nr) in [
+        ("swapon", libc::SYS_swapon),
+        ("swapoff", libc::SYS_swapoff),
+        ("reboot", libc::SYS_reboot),
+        ("syslog", libc::SYS_syslog),
+        ("acct", libc::SYS_acct),
+        ("quotactl", libc::SYS_quotactl),
+        ("vhangup", libc::SYS_vhangup),
+        ("settimeofday", libc::SYS_settimeofday),
+        ("clock_settime", libc::SYS_clock_settime),
+        ("fanotify_init", libc::SYS_fanotify_init),
+    ] {
+        add(name, nr, Always, "host administration with no use inside the sandbox");
+    }
+    #[cfg(target_arch = "x86_64")]
+    for (name, nr) in [
+        ("iopl", libc::SYS_iopl),
+        ("ioperm", libc::SYS_ioperm),
+        ("uselib", libc::SYS_uselib),
+    ] {
+        add(name, nr, Always, "legacy hardware and loader interfaces");
+    }
+    t
+}
+
+/// System calls answered with ENOSYS instead of EPERM: libc falls back to an
+/// older call whose arguments the filter can inspect.
+pub fn enosys_table() -> Vec<SyscallRule> {
+    vec![SyscallRule {
+        name: "clone3",
+        nr: libc::SYS_clone3,
+        when: Match::Always,
+        errno: libc::ENOSYS,
+        why: "its flags live in memory the filter cannot read; glibc falls back to clone(2), which is checked",
+    }]
+}
+
+/// Compile the table into a BPF program for this architecture. The program
+/// starts with an ABI guard (see module docs), then the clone3 → ENOSYS
+/// answer, then seccompiler's filter (which repeats the architecture check).
+pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, String> {
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
+        SeccompFilter, SeccompRule,
+    };
+    let arch: seccompiler::TargetArch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("unsupported architecture: {e:?}"))?;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    let err = |e: seccompiler::BackendError| e.to_string();
+    for r in table(allow_ptrace) {
+        let conds: Vec<Cond> = match r.when {
+            Match::Always => vec![],
+            Match::IoctlRequest(req) => vec![Cond::new(1, Len::Dword, Op::Eq, req).map_err(err)?],
+            Match::Arg0AnyBit(bits) => {
+                // One rule per bit: rules are OR-ed, conditions AND-ed.
+                for bit in (0..64).map(|b| 1u64 << b).filter(|b| bits & b != 0) {
+                    let c = Cond::new(0, Len::Qword, Op::MaskedEq(bit), bit).map_err(err)?;
+                    rules
+                        .entry(r.nr)
+                        .or_default()
+                        .push(SeccompRule::new(vec![c]).map_err(err)?);
+                }
+                continue;
+            }
+            Match::Arg0NotIn(values) => values
+                .iter()
+                .map(|v| Cond::new(0, Len::Dword, Op::Ne, *v).map_err(err))
+                .collect::<Result<_, _>>()?,
+            Match::SocketType(ty) => {
+                vec![Cond::new(1, Len::Dword, Op::MaskedEq(0xf), ty).map_err(err)?]
+            }
+        };
+        let entry = rules.entry(r.nr).or_default();
+        // An unconditional rule must be the only one for that call.
+        if conds.is_empty() {
+            entry.clear();
+            rules.insert(r.nr, vec![]);
+        } else {
+            entry.push(SeccompRule::new(conds).map_err(err)?);
+        }
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(err)?;
+    let body: seccompiler::BpfProgram = filter.try_into().map_err(err)?;
+    let mut prog = abi_guard(arch);
+    prog.extend(body);
+    Ok(prog)
+}
+
+/// Refuse other ABIs before the table: the arch word must be ours (kills on
+/// mismatch, like seccompiler), x32 numbers (bit 30) get EPERM, and clone3
+/// gets ENOSYS.
+fn abi_guard(arch: seccompiler::TargetArch) -> Vec<seccompiler::sock_filter> {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    const JEQ_K: u16 = 0x05 | 0x10;
+    const JGE_K: u16 = 0x05 | 0x30;
+    const RET_K: u16 = 0x06;
+    const NR_OFF: u32 = 0;
+    const ARCH_OFF: u32 = 4;
+    let stmt = |code, k| sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code, k, jt, jf| sock_filter { code, jt, jf, k };
+    let audit_arch: u32 = match arch {
+        seccompiler::TargetArch::x86_64 => 0xC000_003E,
+        seccompiler::TargetArch::aarch64 => 0xC000_00B7,
+        seccompiler::TargetArch::riscv64 => 0xC000_00F3,
+    };
+    let errno = |e: i32| libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA);
+    let clone3 = enosys_table()[0].nr as u32;
+    vec![
+        stmt(LD_W_ABS, ARCH_OFF),
+        jump(JEQ_K, audit_arch, 1, 0),
+        stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(LD_W_ABS, NR_OFF),
+        // x32 system calls carry bit 30 (__X32_SYSCALL_BIT).
+        jump(JGE_K, 0x4000_0000, 0, 1),
+        stmt(RET_K, errno(libc::EPERM)),
+        jump(JEQ_K, clone3, 0, 1),
+        stmt(RET_K, errno(libc::ENOSYS)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_and_names_every_required_call() {
+        let prog = compile(false).unwrap();
+        assert!(prog.len() > 50);
+        let names: Vec<&str> = table(false).iter().map(|r| r.name).collect();
+        for required in [
+            "ioctl", "io_uring_setup", "bpf", "perf_event_open", "userfaultfd", "keyctl",
+            "add_key", "request_key", "kexec_load", "init_module", "finit_module",
+            "delete_module", "mount", "fsopen", "move_mount", "pivot_root", "setns", "unshare",
+            "clone", "ptrace", "process_vm_readv", "process_vm_writev", "personality", "socket",
+        ] {
+            assert!(names.contains(&required), "{required} missing");
+        }
+        assert!(table(false).iter().all(|r| !r.why.is_empty()));
+    }
+
+    #[test]
+    fn ptrace_can_be_allowed() {
+        assert!(!table(true).iter().any(|r| r.name == "ptrace"));
+    }
+}

@@ -1,0 +1,371 @@
+//! The resolved policy: pure data built from the profile, the command line
+//! and host facts. Nothing here touches the system; `host` gathered the facts.
+//!
+//! Threat model: the policy decides what exists inside the sandbox. A bug
+//! here widens every layer at once, so resolution is strict: CLI paths must
+//! exist, `hide` beats every grant on the same path, and a project that
+//! contains the home directory (or is `/`) is refused.
+
+mod env;
+
+use crate::error::{Error, Result};
+use crate::host::{PathKind, User};
+use crate::profile::{self, Loaded};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use env::build_env;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+    /// Present but empty: an empty read-only file or directory.
+    Hidden,
+}
+
+impl Access {
+    pub fn label(self) -> &'static str {
+        match self {
+            Access::ReadOnly => "ro",
+            Access::ReadWrite => "rw",
+            Access::Hidden => "hide",
+        }
+    }
+}
+
+/// One path rule before host facts are known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub path: PathBuf,
+    pub access: Access,
+    /// Where the rule came from: "profile default", "--rw", "project" ...
+    pub origin: String,
+    /// A required path (from the command line) must exist.
+    pub required: bool,
+}
+
+/// One resolved path rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub path: PathBuf,
+    pub access: Access,
+    pub kind: GrantKind,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantKind {
+    Dir,
+    File,
+    /// Recreate the symlink itself inside the sandbox (its target is granted
+    /// separately, or lies inside another grant).
+    Symlink { target: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub profile: String,
+    pub profile_origin: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+    pub project: PathBuf,
+    /// Working directory inside the sandbox.
+    pub cwd: PathBuf,
+    /// Sorted by path; at most one grant per path.
+    pub grants: Vec<Grant>,
+    pub env: Vec<(String, String)>,
+    /// Names of caller variables not passed in (for the audit; never values).
+    pub env_removed: Vec<String>,
+    pub command: Vec<String>,
+    pub allow_ptrace: bool,
+    pub allow_degraded: bool,
+}
+
+/// Inputs from the command line, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct CliGrants {
+    pub ro: Vec<PathBuf>,
+    pub rw: Vec<PathBuf>,
+    pub hide: Vec<PathBuf>,
+    pub allow_env: Vec<String>,
+    pub allow_degraded: bool,
+}
+
+/// Step 1 (pure): every path rule, in priority order (later wins), with
+/// `~`/`{project}` expanded. Globs are expanded by the caller (host facts).
+pub fn candidates(
+    profile: &Loaded,
+    cli: &CliGrants,
+    user: &User,
+    project: &Path,
+) -> Result<Vec<Candidate>> {
+    let mut out = Vec::new();
+    let fs = &profile.profile.filesystem;
+    for (list, access) in [
+        (&fs.read, Access::ReadOnly),
+        (&fs.write, Access::ReadWrite),
+        (&fs.hide, Access::Hidden),
+    ] {
+        for raw in list {
+            let path = profile::expand_path(raw, &user.home, project).ok_or_else(|| {
+                Error::Profile {
+                    location: profile.origin.clone(),
+                    msg: format!("path {raw:?} is not absolute"),
+                    hint: Some("start paths with /, ~/ or {project}/".into()),
+                }
+            })?;
+            out.push(Candidate {
+                path,
+                access,
+                origin: format!("profile {}", profile.name),
+                required: false,
+            });
+        }
+    }
+    out.push(Candidate {
+        path: project.to_path_buf(),
+        access: Access::ReadWrite,
+        origin: "project".into(),
+        required: true,
+    });
+    for (list, access, flag) in [
+        (&cli.ro, Access::ReadOnly, "--ro"),
+        (&cli.rw, Access::ReadWrite, "--rw"),
+        (&cli.hide, Access::Hidden, "--hide"),
+    ] {
+        for p in list {
+            if !p.is_absolute() {
+                return Err(Error::usage_hint(
+                    format!("{flag} {}: path must be absolute", p.display()),
+                    format!("use {flag} \"$PWD/{}\"", p.display()),
+                ));
+            }
+            out.push(Candidate {
+                path: p.clone(),
+                access,
+                origin: flag.into(),
+                required: true,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Step 2 (pure): turn candidates plus the host facts about each path into
+/// the final, sorted grant list.
+pub fn resolve_grants(
+    candidates: &[Candidate],
+    facts: &BTreeMap<PathBuf, PathKind>,
+) -> Result<Vec<Grant>> {
+    let kind_of = |p: &Path| facts.get(p).cloned().unwrap_or(PathKind::Missing);
+    // path -> (access, kind, origin); later candidates override earlier ones,
+    // except that Hidden is never overridden.
+    let mut by_path: BTreeMap<PathBuf, Grant> = BTreeMap::new();
+    let mut put = |g: Grant| match by_path.get(&g.path) {
+        Some(old) if old.access == Access::Hidden => {}
+        _ => {
+            by_path.insert(g.path.clone(), g);
+        }
+    };
+    for c in candidates {
+        match kind_of(&c.path) {
+            PathKind::Missing => {
+                if c.required {
+                    return Err(Error::usage_hint(
+                        format!("{} {}: no such file or directory", c.origin, c.path.display()),
+                        "give a path that exists on this machine",
+                    ));
+                }
+            }
+            PathKind::Dir | PathKind::File if c.access == Access::Hidden => put(Grant {
+                path: c.path.clone(),
+                access: Access::Hidden,
+                kind: if kind_of(&c.path) == PathKind::Dir {
+                    GrantKind::Dir
+                } else {
+                    GrantKind::File
+                },
+                origin: c.origin.clone(),
+            }),
+            PathKind::Dir => put(Grant {
+                path: c.path.clone(),
+                access: c.access,
+                kind: GrantKind::Dir,
+                origin: c.origin.clone(),
+            }),
+            PathKind::File => put(Grant {
+                path: c.path.clone(),
+                access: c.access,
+                kind: GrantKind::File,
+                origin: c.origin.clone(),
+            }),
+            PathKind::Symlink { target, resolved } => {
+                let Some(resolved) = resolved else {
+                    if c.required {
+                        return Err(Error::usage_hint(
+                            format!("{} {}: dangling symlink", c.origin, c.path.display()),
+                            "point it at a path that exists",
+                        ));
+                    }
+                    continue;
+                };
+                let kind = match kind_of(&resolved) {
+                    PathKind::Dir => GrantKind::Dir,
+                    _ => GrantKind::File,
+                };
+                // Hiding a symlink hides what it points to: that is where
+                // the content is.
+                if c.access != Access::Hidden {
+                    put(Grant {
+                        path: c.path.clone(),
+                        access: c.access,
+                        kind: GrantKind::Symlink { target },
+                        origin: c.origin.clone(),
+                    });
+                }
+                put(Grant {
+                    path: resolved,
+                    access: c.access,
+                    kind,
+                    origin: format!("{} (symlink {})", c.origin, c.path.display()),
+                });
+            }
+        }
+    }
+    let grants: Vec<Grant> = by_path.into_values().collect();
+    // A symlink inside another directory grant is already visible there;
+    // recreating it would write into that (possibly read-only) mount.
+    let covered = |p: &Path| {
+        grants.iter().any(|g| {
+            g.kind == GrantKind::Dir && g.access != Access::Hidden && p.starts_with(&g.path) && p != g.path
+        })
+    };
+    // A grant whose nearest enclosing directory grant has the same access
+    // adds nothing but a mount (e.g. /usr/bin under /usr).
+    let redundant = |g: &Grant| {
+        if g.access == Access::Hidden || matches!(g.kind, GrantKind::Symlink { .. }) {
+            return false;
+        }
+        grants
+            .iter()
+            .filter(|p| p.kind == GrantKind::Dir && g.path.starts_with(&p.path) && g.path != p.path)
+            .max_by_key(|p| p.path.components().count())
+            .is_some_and(|p| p.access == g.access)
+    };
+    Ok(grants
+        .iter()
+        .filter(|g| !(matches!(g.kind, GrantKind::Symlink { .. }) && covered(&g.path)))
+        .filter(|g| !redundant(g))
+        .cloned()
+        .collect())
+}
+
+/// Refuse project locations that would expose what the sandbox exists to hide.
+pub fn check_project(project: &Path, home: &Path) -> Result<()> {
+    if project == Path::new("/") {
+        return Err(Error::usage_hint(
+            "the project would be / (the whole machine)",
+            "run guard inside a project directory, or pass --project DIR",
+        ));
+    }
+    if home.starts_with(project) {
+        return Err(Error::usage_hint(
+            format!(
+                "the project {} contains your home directory {}, which would expose every secret in it",
+                project.display(),
+                home.display()
+            ),
+            "run guard inside a project directory below your home, or pass --project DIR",
+        ));
+    }
+    for special in ["/proc", "/sys", "/dev"] {
+        if project.starts_with(special) {
+            return Err(Error::usage_hint(
+                format!("the project {} is inside {special}", project.display()),
+                "pass --project with a directory on a real filesystem",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(p: &str, a: Access, req: bool) -> Candidate {
+        Candidate {
+            path: p.into(),
+            access: a,
+            origin: "t".into(),
+            required: req,
+        }
+    }
+
+    #[test]
+    fn later_grant_wins_but_hide_is_final() {
+        let facts: BTreeMap<PathBuf, PathKind> = [
+            ("/a".into(), PathKind::Dir),
+            ("/b".into(), PathKind::File),
+        ]
+        .into();
+        let g = resolve_grants(
+            &[
+                cand("/a", Access::ReadOnly, false),
+                cand("/a", Access::ReadWrite, false),
+                cand("/b", Access::Hidden, false),
+                cand("/b", Access::ReadWrite, true),
+            ],
+            &facts,
+        )
+        .unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].access, Access::ReadWrite);
+        assert_eq!(g[1].access, Access::Hidden);
+    }
+
+    #[test]
+    fn missing_optional_skipped_required_errors() {
+        let facts = BTreeMap::new();
+        assert!(resolve_grants(&[cand("/x", Access::ReadOnly, false)], &facts)
+            .unwrap()
+            .is_empty());
+        let e = resolve_grants(&[cand("/x", Access::ReadOnly, true)], &facts).unwrap_err();
+        assert_eq!(e.exit_code(), 125);
+    }
+
+    #[test]
+    fn covered_symlink_is_not_recreated() {
+        let facts: BTreeMap<PathBuf, PathKind> = [
+            ("/usr".into(), PathKind::Dir),
+            ("/usr/bin".into(), PathKind::Dir),
+            (
+                "/bin".into(),
+                PathKind::Symlink {
+                    target: "usr/bin".into(),
+                    resolved: Some("/usr/bin".into()),
+                },
+            ),
+        ]
+        .into();
+        let g = resolve_grants(
+            &[cand("/usr", Access::ReadOnly, false), cand("/bin", Access::ReadOnly, false)],
+            &facts,
+        )
+        .unwrap();
+        let paths: Vec<_> = g.iter().map(|g| g.path.display().to_string()).collect();
+        assert_eq!(paths, ["/bin", "/usr"]);
+        assert!(matches!(g[0].kind, GrantKind::Symlink { .. }));
+    }
+
+    #[test]
+    fn project_containing_home_is_refused() {
+        assert!(check_project(Path::new("/home"), Path::new("/home/u")).is_err());
+        assert!(check_project(Path::new("/home/u"), Path::new("/home/u")).is_err());
+        assert!(check_project(Path::new("/"), Path::new("/home/u")).is_err());
+        assert!(check_project(Path::new("/home/u/p"), Path::new("/home/u")).is_ok());
+    }
+}

@@ -1,0 +1,346 @@
+//! The sandbox side of the process tree (see DESIGN.md, "Process model"):
+//!
+//! ```text
+//! guard __sandbox (re-executed; fresh single thread)   `setup`
+//!   unshare user+mount+pid+net+ipc+uts+cgroup, write uid/gid maps
+//!   └── pid 1 of the sandbox                           `pid1`
+//!        mounts, pivot_root, lo up, lock, then fork+exec the command, reap
+//!        └── COMMAND
+//! ```
+//!
+//! Both processes die with their parent (PDEATHSIG), so killing the
+//! supervisor kills the whole sandbox: pid 1's death takes every process of
+//! its pid namespace with it.
+
+use super::channel::{self, Report};
+use super::{lock, mounts, sys};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use std::ffi::{CString, OsStr};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// Signals relayed down the tree when a process (not the terminal) sent them.
+pub const FORWARDED: &[libc::c_int] = &[
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Entry of the re-executed setup process. `fd` is the control socket,
+/// `parent` the supervisor's pid.
+pub fn setup_main(fd: i32, parent: i32) -> ! {
+    // SAFETY: the supervisor passed this descriptor to us for our exclusive use.
+    let mut sock = Some(unsafe { UnixStream::from_raw_fd(fd) });
+    let code = match setup(&mut sock, parent) {
+        Ok(code) => code,
+        Err(e) => report_failure(&mut sock, &e),
+    };
+    sys::exit_now(code)
+}
+
+/// The control socket, held until this process has nothing more to report
+/// (then dropped, so the supervisor sees end-of-stream once all holders are done).
+type Sock = Option<UnixStream>;
+
+fn report_failure(sock: &mut Sock, e: &Error) -> i32 {
+    let (msg, hint, code) = match e {
+        Error::Sandbox { msg, hint, code } => (msg.clone(), hint.clone(), *code),
+        other => (other.to_string(), other.hint().map(str::to_string), other.exit_code()),
+    };
+    // If even this fails, the supervisor still sees our exit status.
+    if let Some(s) = sock {
+        let _ = channel::send(s, &Report::Failed { msg, hint, code });
+    }
+    code
+}
+
+fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
+    // Die with the supervisor. Checking the parent afterwards closes the race
+    // where it died before the prctl.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .map_err(|e| Error::sys("set parent-death signal", e))?;
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        return Ok(125);
+    }
+    let Some(stream) = sock.as_mut() else {
+        return Ok(125);
+    };
+    let plan: Plan = channel::recv(stream)
+        .map_err(|e| Error::sys("read the sandbox plan", e))?
+        .ok_or_else(|| Error::sys("read the sandbox plan", std::io::Error::other("supervisor closed the socket")))?;
+
+    // Block forwarded signals (and SIGCHLD) before forking so none is lost:
+    // this process waits for them with sigwaitinfo.
+    let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
+    waited.push(libc::SIGCHLD);
+    sys::block_signals(&waited).map_err(|e| Error::sys("block signals", e))?;
+
+    unshare_namespaces()?;
+    write_id_maps(plan.uid, plan.gid)?;
+
+    // SAFETY: this process is single-threaded (re-executed, no threads
+    // started), so the child may run arbitrary code after fork.
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the sandbox's pid 1", e))? {
+        nix::unistd::ForkResult::Child => {
+            let code = match pid1(sock, &plan) {
+                Ok(code) => code,
+                Err(e) => report_failure(sock, &e),
+            };
+            sys::exit_now(code)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            // pid 1 reports from now on; our copy must not keep the socket open.
+            drop(sock.take());
+            Ok(relay_until_exit(child.as_raw(), &waited))
+        }
+    }
+}
+
+fn unshare_namespaces() -> Result<()> {
+    use nix::sched::CloneFlags as F;
+    let flags = F::CLONE_NEWUSER
+        | F::CLONE_NEWNS
+        | F::CLONE_NEWPID
+        | F::CLONE_NEWNET
+        | F::CLONE_NEWIPC
+        | F::CLONE_NEWUTS
+        | F::CLONE_NEWCGROUP;
+    nix::sched::unshare(flags).map_err(|e| {
+        let apparmor = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+            .is_ok_and(|s| s.trim() == "1");
+        let hint = if apparmor {
+            "this system restricts unprivileged user namespaces with AppArmor \
+             (kernel.apparmor_restrict_unprivileged_userns=1); run ./install.sh, which offers to \
+             install an AppArmor profile for guard only"
+        } else if e == nix::Error::ENOSPC {
+            "user namespaces are limited by user.max_user_namespaces; raise it with \
+             `sudo sysctl user.max_user_namespaces=10000`"
+        } else {
+            "unprivileged user namespaces are disabled or blocked here (inside Docker, the default \
+             seccomp profile forbids them); on the host enable them with \
+             `sudo sysctl kernel.unprivileged_userns_clone=1`, or see `guard check`"
+        };
+        Error::Unsupported {
+            what: "namespaces (user, mount, pid, net, ipc, uts, cgroup)".into(),
+            cause: format!("unshare failed: {e}"),
+            hint: Some(hint.into()),
+        }
+    })
+}
+
+/// Map the user's uid/gid to themselves, so files keep their owners.
+/// setgroups must be denied before an unprivileged process may write gid_map.
+fn write_id_maps(uid: u32, gid: u32) -> Result<()> {
+    let w = |file: &str, data: String| {
+        let path = PathBuf::from("/proc/self").join(file);
+        std::fs::write(&path, data).map_err(|e| Error::io("write", path, e))
+    };
+    w("setgroups", "deny".into())?;
+    w("uid_map", format!("{uid} {uid} 1\n"))?;
+    w("gid_map", format!("{gid} {gid} 1\n"))
+}
+
+/// Wait for pid 1, relaying signals that processes sent us; exit with its status.
+fn relay_until_exit(pid1: libc::pid_t, waited: &[libc::c_int]) -> i32 {
+    loop {
+        let Ok((sig, from_kernel)) = sys::wait_signal(waited) else {
+            return 125;
+        };
+        if sig == libc::SIGCHLD {
+            match reap(pid1) {
+                Ok(Some(code)) => return code,
+                Ok(None) => {}
+                Err(_) => return 125,
+            }
+        } else if !from_kernel {
+            // SAFETY: pid1 is our child; sending it a signal is harmless.
+            unsafe { libc::kill(pid1, sig) };
+        }
+    }
+}
+
+/// Reap children without blocking; the exit code once `main` has exited.
+fn reap(main: libc::pid_t) -> Result<Option<i32>> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let mut result = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == main => result = Some(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == main => {
+                result = Some(128 + sig as i32)
+            }
+            Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => return Ok(result),
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(Error::sys("wait for children", e)),
+        }
+    }
+}
+
+/// Pid 1 of the sandbox: build the view, lock, start the command, reap.
+fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
+    // 1. Die with the setup process (and so with the supervisor).
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .map_err(|e| Error::sys("set parent-death signal", e))?;
+    // 2. Not dumpable: the command cannot read our memory or /proc/1/environ.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Error::sys("make pid 1 non-dumpable", e))?;
+
+    // 3. The view. Needs the capabilities we still hold in the new userns.
+    mounts::build_root(&plan.mounts)?;
+    nix::unistd::sethostname(&plan.hostname).map_err(|e| Error::sys("set the hostname", e))?;
+    // 4. Network: only loopback exists in the new netns; bring it up so
+    //    programs can talk to themselves (and, later, to guard's proxy).
+    sys::loopback_up().map_err(|e| Error::sys("bring up the loopback interface", e))?;
+
+    // 5. Lock. Capabilities first (dropping the bounding set needs
+    //    CAP_SETPCAP), then no_new_privs (Landlock and seccomp require it),
+    //    stray descriptors, Landlock, and seccomp last so that none of the
+    //    setup above is filtered.
+    lock::drop_capabilities(plan.cap_last_cap)?;
+    lock::no_new_privs()?;
+    close_stray_fds(sock.as_ref().map_or(-1, |s| s.as_raw_fd()))?;
+    if let Some(notice) = lock::landlock(plan, crate::host::landlock_abi())? {
+        if let Some(s) = sock.as_mut() {
+            channel::send(s, &notice).map_err(|e| Error::sys("report to the supervisor", e))?;
+        }
+    }
+    lock::seccomp(plan.allow_ptrace)?;
+
+    // 6. The command.
+    for sig in FORWARDED {
+        // pid 1 only receives signals it has a handler for.
+        sys::install_noop_handler(*sig).map_err(|e| Error::sys("install signal handlers", e))?;
+    }
+    let child = spawn_command(plan)?;
+    // Setup is over: nothing more to say. EOF tells the supervisor so.
+    drop(sock.take());
+
+    let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
+    waited.push(libc::SIGCHLD);
+    loop {
+        let (sig, from_kernel) = sys::wait_signal(&waited).map_err(|e| Error::sys("wait for signals", e))?;
+        if sig == libc::SIGCHLD {
+            if let Some(code) = reap(child)? {
+                // Our exit tears down every process left in the namespace.
+                return Ok(code);
+            }
+        } else if !from_kernel {
+            // Relayed by the supervisor (e.g. `kill -TERM guard`). Copies the
+            // terminal sent (Ctrl-C) already reached the command's group.
+            // SAFETY: child is our child process.
+            unsafe { libc::kill(child, sig) };
+        }
+    }
+}
+
+fn close_stray_fds(keep: i32) -> Result<()> {
+    if keep < 3 {
+        return sys::close_range(3, u32::MAX).map_err(|e| Error::sys("close inherited descriptors", e));
+    }
+    let keep = keep as u32;
+    sys::close_range(3, keep - 1).map_err(|e| Error::sys("close inherited descriptors", e))?;
+    sys::close_range(keep + 1, u32::MAX).map_err(|e| Error::sys("close inherited descriptors", e))
+}
+
+/// Find `name` the way execvp does, in the sandbox's PATH.
+fn resolve_command(name: &str, path_var: &str) -> std::result::Result<PathBuf, (i32, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidate_ok = |p: &Path| match std::fs::metadata(p) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(m) if m.is_dir() => Err((126, "is a directory")),
+        Ok(_) => Err((126, "permission denied (not executable)")),
+        Err(_) => Err((127, "no such file")),
+    };
+    if name.contains('/') {
+        return candidate_ok(Path::new(name))
+            .map(|_| PathBuf::from(name))
+            .map_err(|(code, why)| (code, format!("cannot execute {name}: {why}")));
+    }
+    let mut denied = None;
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let p = Path::new(dir).join(name);
+        match candidate_ok(&p) {
+            Ok(()) => return Ok(p),
+            Err((126, why)) => denied = denied.or(Some(format!("cannot execute {}: {why}", p.display()))),
+            Err(_) => {}
+        }
+    }
+    Err(match denied {
+        Some(msg) => (126, msg),
+        None => (127, format!("command not found in the sandbox: {name} (PATH={path_var})")),
+    })
+}
+
+fn cstring(s: impl AsRef<OsStr>) -> Result<CString> {
+    CString::new(s.as_ref().as_bytes())
+        .map_err(|_| Error::usage(format!("argument contains a NUL byte: {:?}", s.as_ref())))
+}
+
+/// Fork and exec the command. An exec failure is reported over the control
+/// socket with status 126/127; the returned pid is then already exiting.
+fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
+    let Some(name) = plan.argv.first() else {
+        return Err(Error::usage("no command given"));
+    };
+    let path_var = plan
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/usr/bin:/bin");
+    let program = match resolve_command(name, path_var) {
+        Ok(p) => p,
+        Err((code, msg)) => {
+            return Err(Error::Exec { msg, code });
+        }
+    };
+    let program = cstring(&program)?;
+    let argv = plan.argv.iter().map(cstring).collect::<Result<Vec<_>>>()?;
+    let envp = plan
+        .env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}")))
+        .collect::<Result<Vec<_>>>()?;
+    let cwd = if plan.cwd.is_dir() { plan.cwd.clone() } else { PathBuf::from("/") };
+
+    // A close-on-exec pipe: EOF means exec succeeded, 4 bytes are its errno.
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("create a pipe", e))?;
+    // SAFETY: pid 1 is single-threaded; the child only calls exec-related
+    // functions and exits.
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the command", e))? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            sys::reset_signals();
+            let _ = std::env::set_current_dir(&cwd);
+            let err = nix::unistd::execve(&program, &argv, &envp).err().map_or(0, |e| e as i32);
+            let mut wr = std::fs::File::from(wr);
+            let _ = wr.write_all(&err.to_le_bytes());
+            sys::exit_now(127)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut buf = [0u8; 4];
+            let mut rd = std::fs::File::from(OwnedFd::from(rd));
+            if rd.read_exact(&mut buf).is_ok() {
+                let errno = i32::from_le_bytes(buf);
+                let (code, why) = match errno {
+                    libc::ENOENT => (127, "no such file (or its interpreter is missing)".to_string()),
+                    _ => (126, std::io::Error::from_raw_os_error(errno).to_string()),
+                };
+                return Err(Error::Exec {
+                    msg: format!("cannot execute {name}: {why}"),
+                    code,
+                });
+            }
+            Ok(child.as_raw())
+        }
+    }
+}

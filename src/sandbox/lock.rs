@@ -1,0 +1,152 @@
+//! Lock the sandbox's pid 1 (and so everything it starts): capabilities,
+//! no_new_privs, stray descriptors, Landlock, seccomp — in that order.
+//!
+//! Threat model: inside the user namespace pid 1 holds every capability
+//! over the sandbox's own namespaces; the command must hold none, even when
+//! guard runs as root (uid 0 inside is the host's uid 0 for file access, so
+//! exec must not regain capabilities: securebits). Landlock restricts file
+//! access on top of the mount view, so a mistake in the view is not enough to
+//! reach a file. Seccomp comes last so the setup itself is not filtered.
+
+use super::channel::Report;
+use super::sys;
+use crate::error::{Error, Result};
+use crate::plan::{LandlockAccess, LandlockRule, Plan};
+use landlock::{
+    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope,
+};
+
+// securebits (linux/securebits.h): root gains no capabilities on exec or
+// setuid, and nothing can undo that.
+const SECBIT_NOROOT: u64 = 1 << 0;
+const SECBIT_NOROOT_LOCKED: u64 = 1 << 1;
+const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
+const SECBIT_NO_SETUID_FIXUP_LOCKED: u64 = 1 << 3;
+const SECBIT_KEEP_CAPS_LOCKED: u64 = 1 << 5;
+const SECBIT_NO_CAP_AMBIENT_RAISE: u64 = 1 << 6;
+const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: u64 = 1 << 7;
+
+/// Drop every capability for good: bounding set, ambient set, securebits,
+/// then the effective/permitted/inheritable sets.
+pub fn drop_capabilities(cap_last_cap: u32) -> Result<()> {
+    for cap in 0..=cap_last_cap {
+        match sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) {
+            Ok(_) => {}
+            // A capability this kernel does not know: nothing to drop.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(Error::sys(format!("drop capability {cap} from the bounding set"), e)),
+        }
+    }
+    sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong)
+        .map_err(|e| Error::sys("clear ambient capabilities", e))?;
+    let bits = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_NO_SETUID_FIXUP
+        | SECBIT_NO_SETUID_FIXUP_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED
+        | SECBIT_NO_CAP_AMBIENT_RAISE
+        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    sys::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong)
+        .map_err(|e| Error::sys("set securebits", e))?;
+    sys::capset_zero().map_err(|e| Error::sys("clear capability sets", e))
+}
+
+pub fn no_new_privs() -> Result<()> {
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+        .map(drop)
+        .map_err(|e| Error::sys("set no_new_privs", e))
+}
+
+fn access_flags(access: LandlockAccess, dir: bool, abi: ABI) -> landlock::BitFlags<AccessFs> {
+    use AccessFs::*;
+    let all = AccessFs::from_all(abi);
+    let flags = match access {
+        LandlockAccess::ListDir => ReadDir.into(),
+        LandlockAccess::ReadExec => AccessFs::from_read(abi),
+        LandlockAccess::ReadOnlyData => ReadFile | ReadDir,
+        LandlockAccess::ReadWrite => all,
+        LandlockAccess::Device => (ReadFile | ReadDir | WriteFile | Truncate | IoctlDev) & all,
+    };
+    if dir {
+        flags
+    } else {
+        flags & AccessFs::from_file(abi)
+    }
+}
+
+/// Apply Landlock. Returns a degradation notice when the kernel lacks what
+/// the policy relies on and the caller allowed degraded runs.
+pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
+    if kernel_abi < plan.landlock_min_abi {
+        let cause = if kernel_abi == 0 {
+            "this kernel has no Landlock (or it is not enabled at boot)".to_string()
+        } else {
+            format!(
+                "this kernel offers Landlock ABI {kernel_abi}; guard needs {} (scoping of signals and abstract unix sockets, Linux 6.12+)",
+                plan.landlock_min_abi
+            )
+        };
+        if !plan.allow_degraded {
+            return Err(Error::Unsupported {
+                what: "Landlock".into(),
+                cause,
+                hint: Some(
+                    "upgrade to Linux 6.12 or later (with `lsm=...,landlock` on the kernel command line), \
+                     or accept weaker isolation with --allow-degraded (namespaces still separate signals \
+                     and abstract sockets)"
+                        .into(),
+                ),
+            });
+        }
+        if kernel_abi == 0 {
+            return Ok(Some(Report::Degraded {
+                msg: format!("Landlock not applied: {cause}; the mount view and seccomp still apply"),
+            }));
+        }
+    }
+    let abi = ABI::from(kernel_abi);
+    let err = |e: landlock::RulesetError| Error::sys("apply Landlock", std::io::Error::other(e.to_string()));
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(err)?;
+    let scoped = kernel_abi >= 6;
+    if scoped {
+        ruleset = ruleset.scope(Scope::from_all(abi)).map_err(err)?;
+    }
+    let mut created = ruleset.create().map_err(err)?;
+    for LandlockRule { path, access, dir } in &plan.landlock {
+        let fd = PathFd::new(path).map_err(|e| {
+            Error::sys(format!("open {} for Landlock", path.display()), std::io::Error::other(e.to_string()))
+        })?;
+        created = created
+            .add_rule(PathBeneath::new(fd, access_flags(*access, *dir, abi)))
+            .map_err(err)?;
+    }
+    let status = created.restrict_self().map_err(err)?;
+    if status.ruleset != RulesetStatus::FullyEnforced {
+        return Err(Error::Unsupported {
+            what: "Landlock".into(),
+            cause: format!("the ruleset was only {:?}", status.ruleset),
+            hint: Some("upgrade the kernel, or run with --allow-degraded".into()),
+        });
+    }
+    if !scoped {
+        return Ok(Some(Report::Degraded {
+            msg: format!(
+                "Landlock ABI {kernel_abi}: signals and abstract unix sockets are not scoped by Landlock \
+                 (the pid and network namespaces still separate them)"
+            ),
+        }));
+    }
+    Ok(None)
+}
+
+/// Load the seccomp filter. Last step before exec.
+pub fn seccomp(allow_ptrace: bool) -> Result<()> {
+    let prog = crate::plan::seccomp::compile(allow_ptrace)
+        .map_err(|e| Error::sys("compile the seccomp filter", std::io::Error::other(e)))?;
+    seccompiler::apply_filter(&prog)
+        .map_err(|e| Error::sys("load the seccomp filter", std::io::Error::other(e.to_string())))
+}

@@ -1,0 +1,30 @@
+//! The only module with namespace, mount and exec side effects.
+//!
+//! `supervisor` runs in guard's own process; `init` runs in the re-executed
+//! setup process and the sandbox's pid 1. They talk over `channel`.
+
+mod channel;
+mod init;
+mod lock;
+mod mounts;
+pub mod probe;
+mod supervisor;
+mod sys;
+
+pub use supervisor::launch;
+
+/// argv[1] that selects the internal setup mode of the guard binary.
+pub const INTERNAL_ARG: &str = "__sandbox";
+
+/// Entry point of `guard __sandbox FD PARENT_PID` (never returns).
+pub fn internal_main() -> ! {
+    let args: Vec<String> = std::env::args().collect();
+    let parse = |i: usize| args.get(i).and_then(|s| s.parse::<i32>().ok());
+    match (parse(2), parse(3)) {
+        (Some(fd), Some(parent)) => init::setup_main(fd, parent),
+        _ => {
+            eprintln!("guard: {INTERNAL_ARG} is internal to guard; run `guard run -- COMMAND`");
+            sys::exit_now(125)
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Apply the mount plan: build a new root on a tmpfs and pivot into it.
+//!
+//! Threat model: the view is the first wall. Everything not mounted here
+//! does not exist for the sandbox; every bind is nosuid (and nodev unless it
+//! is a device node); read-only binds are read-only recursively, so a
+//! submount cannot be written through. The host's root is detached at the
+//! end, so no path leads back to it.
+
+use super::sys;
+use crate::error::{Error, Result};
+use crate::plan::MountOp;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use std::path::{Path, PathBuf};
+
+/// Where the host's root is reachable during setup, and where the new root
+/// is assembled (both inside the setup tmpfs).
+const OLD: &str = "/oldroot";
+const NEW: &str = "/newroot";
+const EMPTY_FILE: &str = "/empty-file";
+const EMPTY_DIR: &str = "/empty-dir";
+
+fn under(base: &str, p: &Path) -> PathBuf {
+    let rel = p.strip_prefix("/").unwrap_or(p);
+    Path::new(base).join(rel)
+}
+
+fn io<'a>(verb: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(verb, path, e)
+}
+
+fn nix_io<'a>(verb: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> Error + 'a {
+    move |e| Error::io(verb, path, e.into())
+}
+
+/// Build the new root from `ops` and pivot into it. On return, `/` is the
+/// sandbox's root and the host's root is unreachable.
+pub fn build_root(ops: &[MountOp]) -> Result<()> {
+    let none: Option<&str> = None;
+    // 1. Our mount namespace is a copy of the host's: stop propagation both
+    //    ways before changing anything, or mounts would leak to the host.
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(nix_io("make private", Path::new("/")))?;
+
+    // 2. A scratch tmpfs on /tmp becomes the root for the duration of setup;
+    //    the host's root moves under /oldroot, where bind sources stay
+    //    reachable even for a project that lives under the host's /tmp.
+    let base = Path::new("/tmp");
+    mount(
+        Some("tmpfs"),
+        base,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(nix_io("mount setup tmpfs on", base))?;
+    for d in ["newroot", "oldroot", "empty-dir"] {
+        std::fs::create_dir(base.join(d)).map_err(io("create", base))?;
+    }
+    std::fs::write(base.join("empty-file"), b"").map_err(io("create", base))?;
+    std::env::set_current_dir(base).map_err(io("enter", base))?;
+    sys::pivot_root(Path::new("."), Path::new("oldroot")).map_err(io("pivot_root into", base))?;
+    std::env::set_current_dir("/").map_err(io("enter", Path::new("/")))?;
+    // The empty file/dir used for hiding must themselves be read-only.
+    for p in [EMPTY_FILE, EMPTY_DIR] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o444 | if p == EMPTY_DIR { 0o111 } else { 0 }))
+            .map_err(io("chmod", Path::new(p)))?;
+    }
+
+    // 3. The sandbox's root: its own tmpfs, read-only once populated.
+    mount(
+        Some("tmpfs"),
+        NEW,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(nix_io("mount root tmpfs on", Path::new(NEW)))?;
+
+    // 4. The plan, in order (parents before children).
+    let mut ro_after = vec![PathBuf::from("/")];
+    for op in ops {
+        apply(op).map_err(|e| with_op(e, op))?;
+        if let MountOp::Tmpfs {
+            dst,
+            ro_after: true,
+            ..
+        } = op
+        {
+            ro_after.push(dst.clone());
+        }
+    }
+
+    // 5. Detach the host's root, then swap the new root in. pivot_root(".",
+    //    ".") stacks the setup tmpfs on top of the new root; unmounting "."
+    //    removes it, leaving only the sandbox's tree.
+    umount2(OLD, MntFlags::MNT_DETACH).map_err(nix_io("detach", Path::new(OLD)))?;
+    std::env::set_current_dir(NEW).map_err(io("enter", Path::new(NEW)))?;
+    sys::pivot_root(Path::new("."), Path::new(".")).map_err(io("pivot_root into", Path::new(NEW)))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(nix_io("detach", Path::new("/")))?;
+    std::env::set_current_dir("/").map_err(io("enter", Path::new("/")))?;
+
+    // 6. Freeze the skeleton: nothing can be created next to the granted
+    //    paths (the root, /sys) once setup is done.
+    for p in ro_after.iter().rev() {
+        sys::mount_setattr(p, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false)
+            .map_err(io("make read-only", p))?;
+    }
+    Ok(())
+}
+
+fn with_op(e: Error, op: &MountOp) -> Error {
+    Error::Sandbox {
+        msg: format!("failed to set up the sandbox's view ({}): {}", op.describe(), e.render()),
+        hint: None,
+        code: 125,
+    }
+}
+
+fn mkdir_p(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(io("create directory", p))
+}
+
+/// Create an empty mount point for a file, unless something is there.
+fn touch(p: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(p).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = p.parent() {
+        mkdir_p(parent)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(p)
+        .map(drop)
+        .map_err(io("create mount point", p))
+}
+
+fn bind(src: &Path, dst: &Path, attrs: u64) -> Result<()> {
+    let none: Option<&str> = None;
+    mount(Some(src), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
+        .map_err(nix_io("bind-mount", src))?;
+    sys::mount_setattr(dst, attrs, true).map_err(io("set flags on", dst))
+}
+
+fn apply(op: &MountOp) -> Result<()> {
+    let none: Option<&str> = None;
+    match op {
+        MountOp::Tmpfs { dst, mode, .. } => {
+            let target = under(NEW, dst);
+            mkdir_p(&target)?;
+            let opts = format!("mode={mode:o}");
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_str()),
+            )
+            .map_err(nix_io("mount tmpfs on", dst))
+        }
+        MountOp::Bind {
+            src,
+            dst,
+            dir,
+            writable,
+            dev,
+            optional,
+        } => {
+            let source = under(OLD, src);
+            if *optional && std::fs::symlink_metadata(&source).is_err() {
+                return Ok(());
+            }
+            let target = under(NEW, dst);
+            if *dir {
+                mkdir_p(&target)?;
+            } else {
+                touch(&target)?;
+            }
+            let mut attrs = sys::MOUNT_ATTR_NOSUID;
+            if !*dev {
+                attrs |= sys::MOUNT_ATTR_NODEV;
+            } else {
+                attrs |= sys::MOUNT_ATTR_NOEXEC;
+            }
+            if !*writable {
+                attrs |= sys::MOUNT_ATTR_RDONLY;
+            }
+            bind(&source, &target, attrs)
+        }
+        MountOp::ReadOnly { dst } => {
+            let target = under(NEW, dst);
+            if std::fs::symlink_metadata(&target).is_err() {
+                return Ok(());
+            }
+            bind(
+                &target,
+                &target,
+                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            )
+        }
+        MountOp::HideFile { dst } => {
+            let target = under(NEW, dst);
+            if std::fs::symlink_metadata(&target).is_err() {
+                return Ok(());
+            }
+            bind(
+                Path::new(EMPTY_FILE),
+                &target,
+                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+            )
+        }
+        MountOp::HideDir { dst } => {
+            let target = under(NEW, dst);
+            mkdir_p(&target)?;
+            bind(
+                Path::new(EMPTY_DIR),
+                &target,
+                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+            )
+        }
+        MountOp::Proc { dst } => {
+            let target = under(NEW, dst);
+            mkdir_p(&target)?;
+            mount(
+                Some("proc"),
+                &target,
+                Some("proc"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                none,
+            )
+            .map_err(|e| Error::Unsupported {
+                what: "a private /proc".into(),
+                cause: format!("mounting proc failed: {e}"),
+                hint: Some(
+                    "inside a container, /proc is often partly masked, which forbids a new proc mount; \
+                     run the container with --security-opt systempaths=unconfined, or use guard on the host"
+                        .into(),
+                ),
+            })
+        }
+        MountOp::Devpts { dst } => {
+            let target = under(NEW, dst);
+            mkdir_p(&target)?;
+            mount(
+                Some("devpts"),
+                &target,
+                Some("devpts"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                Some("newinstance,ptmxmode=0666,mode=0620"),
+            )
+            .map_err(nix_io("mount devpts on", dst))
+        }
+        MountOp::Symlink { target, dst } => {
+            let link = under(NEW, dst);
+            if std::fs::symlink_metadata(&link).is_ok() {
+                return Ok(());
+            }
+            if let Some(parent) = link.parent() {
+                mkdir_p(parent)?;
+            }
+            std::os::unix::fs::symlink(target, &link).map_err(io("create symlink", dst))
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Thin wrappers over system calls that nix does not cover (or covers in a
+//! way that does not fit). All `unsafe` of the sandbox lives here.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cstr(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2): add mount flags to `path` (and, if `recursive`, to every
+/// mount below it). Unlike a remount it cannot accidentally clear flags the
+/// kernel locked on mounts inherited from the host.
+pub fn mount_setattr(path: &Path, set: u64, recursive: bool) -> io::Result<()> {
+    let c = cstr(path)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: libc::MS_PRIVATE as u64,
+        userns_fd: 0,
+    };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `c` is a valid NUL-terminated path and `attr` a valid
+    // mount_attr whose exact size is passed; the kernel only reads them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
+    let a = cstr(new_root)?;
+    let b = cstr(put_old)?;
+    // SAFETY: both arguments are valid NUL-terminated paths.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, a.as_ptr(), b.as_ptr()) }).map(drop)
+}
+
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: the prctl options used by guard take integer arguments only.
+    let ret = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    check(ret as libc::c_long).map(|r| r as libc::c_int)
+}
+
+/// Clear the effective, permitted and inheritable capability sets.
+pub fn capset_zero() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and the two-element data array have the layout capset(2)
+    // expects for _LINUX_CAPABILITY_VERSION_3.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) })
+        .map(drop)
+}
+
+/// close_range(2) on `first..=last`.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: closing descriptors by number; the caller keeps the ones it uses
+    // out of the range.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
+}
+
+/// Bring up the loopback interface of the current network namespace.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: a plain socket(2) call; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads a valid ifreq; fd is an open socket.
+    let ret = unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr as *const libc::ifreq) };
+    let err = io::Error::last_os_error();
+    // SAFETY: fd was opened above and is not used afterwards.
+    unsafe { libc::close(fd) };
+    if ret < 0 { Err(err) } else { Ok(()) }
+}
+
+/// Block `signals` in this thread, returning the previous mask.
+pub fn block_signals(signals: &[libc::c_int]) -> io::Result<libc::sigset_t> {
+    // SAFETY: sigset_t values are initialized by sigemptyset before use and
+    // passed by valid pointers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, *s);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(old)
+    }
+}
+
+/// Unblock everything and restore default dispositions (for the command,
+/// after fork and before exec).
+pub fn reset_signals() {
+    // SAFETY: plain signal-mask and disposition resets with valid pointers;
+    // called in the single-threaded child between fork and exec.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+extern "C" fn noop_handler(_: libc::c_int) {}
+
+/// Install a handler that does nothing. Needed for pid 1 of a namespace:
+/// the kernel drops signals to it whose disposition is SIG_DFL, even when
+/// blocked, so sigwaitinfo would never see them.
+pub fn install_noop_handler(sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: sigaction with a valid, async-signal-safe handler that does
+    // nothing; the struct is zero-initialized and then filled.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = noop_handler as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Wait for one of `signals` (which must be blocked). Returns the signal
+/// number and whether it came from the kernel (e.g. the terminal's Ctrl-C)
+/// rather than from a process's kill(2).
+pub fn wait_signal(signals: &[libc::c_int]) -> io::Result<(libc::c_int, bool)> {
+    // SAFETY: set is initialized before use; info is written by the kernel.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, *s);
+        }
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        loop {
+            let sig = libc::sigwaitinfo(&set, &mut info);
+            if sig >= 0 {
+                return Ok((sig, info.si_code == libc::SI_KERNEL));
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(err);
+            }
+        }
+    }
+}
+
+/// Set the foreground process group of the terminal on `fd`, ignoring
+/// SIGTTOU while doing so (we may be in the background after the command
+/// took the terminal).
+pub fn take_terminal(fd: libc::c_int) {
+    // SAFETY: isatty/getpgrp/tcgetpgrp/tcsetpgrp on a caller-owned fd;
+    // SIGTTOU's disposition is restored right after.
+    unsafe {
+        if libc::isatty(fd) != 1 {
+            return;
+        }
+        let ours = libc::getpgrp();
+        if libc::tcgetpgrp(fd) == ours {
+            return;
+        }
+        let old = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+        libc::tcsetpgrp(fd, ours);
+        libc::signal(libc::SIGTTOU, old);
+    }
+}
+
+/// Signal forwarding for the supervisor: the pid to forward to.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: `info` is provided by the kernel for SA_SIGINFO handlers; kill
+    // is async-signal-safe.
+    unsafe {
+        // Terminal-generated signals already reached the whole process group.
+        if !info.is_null() && (*info).si_code == libc::SI_KERNEL {
+            return;
+        }
+        let pid = FORWARD_TO.load(std::sync::atomic::Ordering::SeqCst);
+        if pid > 0 {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Forward `signals` sent to this process by other processes to `pid`;
+/// ignore copies the terminal sent to the whole group.
+pub fn forward_signals_to(pid: libc::pid_t, signals: &[libc::c_int]) -> io::Result<()> {
+    FORWARD_TO.store(pid, std::sync::atomic::Ordering::SeqCst);
+    for sig in signals {
+        // SAFETY: installing an SA_SIGINFO handler that only calls kill(2).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward_handler as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(*sig, &sa, std::ptr::null_mut()) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Clear FD_CLOEXEC so `fd` survives exec (used between fork and exec).
+pub fn clear_cloexec(fd: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; async-signal-safe.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    check(ret as libc::c_long).map(drop)
+}
+
+/// Exit without running destructors or atexit handlers (forked children).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is always safe to call.
+    unsafe { libc::_exit(code) }
+}
