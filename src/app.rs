@@ -144,7 +144,7 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             plan::seccomp::Match::IoctlRequest(req) => format!(" request={req:#x}"),
             plan::seccomp::Match::Arg0AnyBit(bits) => format!(" flags&{bits:#x}"),
             plan::seccomp::Match::Arg0NotIn(v) => format!(" arg0 not in {v:?}"),
-            plan::seccomp::Match::SocketType(t) => format!(" type={t}"),
+            plan::seccomp::Match::SocketFamilyType(f, t) => format!(" family={f} type={t}"),
         };
         let errno = if r.errno == libc::ENOSYS { "ENOSYS" } else { "EPERM" };
         let _ = writeln!(s, "  {:<20} {:<7} {}  ({})", format!("{}{}", r.name, ""), errno, when.trim(), r.why);

@@ -24,8 +24,8 @@ pub enum Match {
     Arg0AnyBit(u64),
     /// Argument 0 (32-bit) is none of these values.
     Arg0NotIn(&'static [u64]),
-    /// Argument 1's low 4 bits (socket type) equal this.
-    SocketType(u64),
+    /// socket(family, type) with this family and this type (low 4 bits).
+    SocketFamilyType(u64, u64),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,8 +141,12 @@ pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
     }
     add("personality", libc::SYS_personality, Arg0NotIn(PERSONALITY_OK), "non-default personalities disable ASLR or change syscall semantics");
     add("socket", libc::SYS_socket, Arg0NotIn(SOCKET_FAMILIES_OK), "packet, raw and exotic socket families are kernel surface with no use here");
-    add("socket", libc::SYS_socket, SocketType(libc::SOCK_RAW as u64), "raw sockets craft arbitrary packets");
-    add("socket", libc::SYS_socket, SocketType(10 /* SOCK_PACKET, obsolete */), "packet sockets see raw frames");
+    // Netlink sockets are SOCK_RAW too (getifaddrs needs them): raw is
+    // refused for IP families only.
+    for family in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
+        add("socket", libc::SYS_socket, SocketFamilyType(family, libc::SOCK_RAW as u64), "raw IP sockets craft arbitrary packets");
+        add("socket", libc::SYS_socket, SocketFamilyType(family, 10 /* SOCK_PACKET */), "packet sockets see raw frames");
+    }
     add("open_by_handle_at", libc::SYS_open_by_handle_at, Always, "opens files by handle, bypassing the path-based view");
     add("name_to_handle_at", libc::SYS_name_to_handle_at, Always, "paired with open_by_handle_at");
     for (name, nr) in [
@@ -214,9 +218,10 @@ pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, Stri
                 .iter()
                 .map(|v| Cond::new(0, Len::Dword, Op::Ne, *v).map_err(err))
                 .collect::<Result<_, _>>()?,
-            Match::SocketType(ty) => {
-                vec![Cond::new(1, Len::Dword, Op::MaskedEq(0xf), ty).map_err(err)?]
-            }
+            Match::SocketFamilyType(family, ty) => vec![
+                Cond::new(0, Len::Dword, Op::Eq, family).map_err(err)?,
+                Cond::new(1, Len::Dword, Op::MaskedEq(0xf), ty).map_err(err)?,
+            ],
         };
         let entry = rules.entry(r.nr).or_default();
         // An unconditional rule must be the only one for that call.

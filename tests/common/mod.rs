@@ -1,0 +1,228 @@
+//! Shared harness for integration tests: spawn the real `guard` binary and
+//! run real commands in real sandboxes.
+//!
+//! Every test runs in each [`Mode`]: as the invoking user, and — when the
+//! tests run as root (CI) — also as an unprivileged uid via `setpriv`,
+//! because that is how users run guard. The binary is copied somewhere that
+//! uid can execute.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const NOBODY: u32 = 65534;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// guard runs as whoever runs the tests (root in CI).
+    Invoker,
+    /// guard runs as uid/gid 65534 with no supplementary groups.
+    Unprivileged,
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The modes every test must pass in.
+pub fn modes() -> Vec<Mode> {
+    if is_root() {
+        vec![Mode::Invoker, Mode::Unprivileged]
+    } else {
+        vec![Mode::Invoker]
+    }
+}
+
+/// The guard binary, copied to a world-executable location when root (the
+/// target dir may sit under /root, which uid 65534 cannot traverse).
+pub fn guard_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_guard"));
+        if !is_root() {
+            return built;
+        }
+        let dir = PathBuf::from(format!("/tmp/guard-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create bin dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod bin dir");
+        let dst = dir.join("guard");
+        let tmp = dir.join(".guard.tmp");
+        std::fs::copy(&built, &tmp).expect("copy guard binary");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod guard");
+        std::fs::rename(&tmp, &dst).expect("install guard binary");
+        dst
+    })
+    .clone()
+}
+
+/// A directory removed on drop, owned by the uid of `mode`.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str, mode: Mode) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = PathBuf::from(format!("/tmp/guard-t-{}-{}-{tag}", std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        let t = TempDir { path };
+        t.own(mode);
+        t
+    }
+
+    /// Give everything below to the uid of `mode` (after writing fixtures).
+    pub fn own(&self, mode: Mode) {
+        if mode == Mode::Unprivileged {
+            let st = Command::new("chown")
+                .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+                .arg(&self.path)
+                .status()
+                .expect("run chown");
+            assert!(st.success(), "chown failed");
+        }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.path.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, content).expect("write fixture");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A project and a home for one test in one mode.
+pub struct Env {
+    pub mode: Mode,
+    pub project: TempDir,
+    pub home: TempDir,
+}
+
+impl Env {
+    pub fn new(mode: Mode) -> Env {
+        let project = TempDir::new("proj", mode);
+        let home = TempDir::new("home", mode);
+        Env { mode, project, home }
+    }
+
+    /// `guard ARGS...` with cwd = project, HOME = the test home.
+    pub fn guard(&self, args: &[&str]) -> Command {
+        let mut cmd = match self.mode {
+            Mode::Invoker => Command::new(guard_bin()),
+            Mode::Unprivileged => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={NOBODY}"),
+                    &format!("--regid={NOBODY}"),
+                    "--clear-groups",
+                    "--",
+                ])
+                .arg(guard_bin());
+                c
+            }
+        };
+        cmd.args(args)
+            .current_dir(&self.project.path)
+            .env("HOME", &self.home.path)
+            .env("USER", if self.mode == Mode::Unprivileged { "nobody" } else { "root" })
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `guard run -- sh -c SCRIPT`.
+    pub fn sh(&self, script: &str) -> Outcome {
+        self.run(&["run", "--", "sh", "-c", script])
+    }
+
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        Outcome::from(self.guard(args).output().expect("spawn guard"))
+    }
+
+    /// Fix ownership after the test wrote fixtures.
+    pub fn own(&self) {
+        self.project.own(self.mode);
+        self.home.own(self.mode);
+    }
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(o: Output) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        Outcome {
+            code: o.status.code().unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Outcome {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// Panics with the full output when the exit code differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// The canary must appear nowhere in what the sandbox printed.
+    pub fn assert_no_canary(&self, canary: &str) -> &Self {
+        assert!(!self.all().contains(canary), "canary {canary:?} leaked:\n{}", self.all());
+        self
+    }
+
+    /// A line `key=value` printed by the script.
+    pub fn field(&self, key: &str) -> Option<String> {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+    }
+}
+
+/// A fresh random-looking canary value (unique per call).
+pub fn canary(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("CANARY{tag}{}x{t:08x}{n}", std::process::id())
+}
+
+/// Is `path` (on the host) unchanged / absent? Helper for write tests.
+pub fn read_host(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// Python one-liners run inside the sandbox print `errno=N` so tests can
+/// tell "blocked" (EPERM/EACCES) from "tool missing".
+pub fn py(code: &str) -> String {
+    format!("python3 -c '{}'", code.replace('\'', r"'\''"))
+}
