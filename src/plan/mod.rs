@@ -31,6 +31,7 @@ pub struct Plan {
     pub cwd: PathBuf,
     pub cap_last_cap: u32,
     pub allow_degraded: bool,
+    pub max_processes: u64,
 }
 
 /// Landlock ABI whose features the policy relies on: 6 adds scoping of
@@ -51,5 +52,6 @@ pub fn build(policy: &Policy, cap_last_cap: u32) -> Plan {
         cwd: policy.cwd.clone(),
         cap_last_cap,
         allow_degraded: policy.allow_degraded,
+        max_processes: policy.max_processes,
     }
 }
