@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => {
+            // Start the sandbox's setup process first: it execs and creates
+            // the namespaces on another core while we resolve the policy.
+            let pending = crate::sandbox::spawn()?;
             let (_policy, plan) = prepare(&args)?;
-            crate::sandbox::launch(&plan)
+            pending.run(&plan)
         }
         Command::Explain(args) => {
             let (policy, plan) = prepare(&args)?;
@@ -78,7 +81,7 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         max_processes: loaded.profile.limits.processes,
         allow_degraded: args.allow_degraded,
     };
-    let plan = plan::build(&policy, host::cap_last_cap());
+    let plan = plan::build(&policy, host::cap_last_cap())?;
     Ok((policy, plan))
 }
 

@@ -11,7 +11,28 @@
 //!
 //! The table is data; [`compile`] turns it into BPF with seccompiler.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// One BPF instruction, in a form that crosses the control socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Insn(pub u16, pub u8, pub u8, pub u32);
+
+impl From<&seccompiler::sock_filter> for Insn {
+    fn from(f: &seccompiler::sock_filter) -> Self {
+        Insn(f.code, f.jt, f.jf, f.k)
+    }
+}
+
+impl Insn {
+    pub fn to_sock_filter(self) -> seccompiler::sock_filter {
+        seccompiler::sock_filter {
+            code: self.0,
+            jt: self.1,
+            jf: self.2,
+            k: self.3,
+        }
+    }
+}
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -21,6 +21,10 @@ pub enum Report {
     },
     /// The run goes on with less protection (only with --allow-degraded).
     Degraded { msg: String },
+    /// The command finished with this status (128+N for signal N). Sent by
+    /// pid 1 just before it exits, so guard can exit without waiting for the
+    /// kernel to tear the namespaces down.
+    Exited { code: i32 },
 }
 
 pub fn send<T: Serialize>(w: &mut impl Write, msg: &T) -> std::io::Result<()> {

@@ -74,17 +74,8 @@ fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     if unsafe { libc::getppid() } != parent {
         return Ok(125);
     }
-    let Some(stream) = sock.as_mut() else {
-        return Ok(125);
-    };
-    let plan: Plan = channel::recv(stream)
-        .map_err(|e| Error::sys("read the sandbox plan", e))?
-        .ok_or_else(|| {
-            Error::sys(
-                "read the sandbox plan",
-                std::io::Error::other("supervisor closed the socket"),
-            )
-        })?;
+    // The namespaces need nothing from the plan: create them while the
+    // supervisor is still building it (it runs in parallel on another core).
 
     // Block forwarded signals (and SIGCHLD) before forking so none is lost:
     // this process waits for them with sigwaitinfo.
@@ -92,14 +83,18 @@ fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     waited.push(libc::SIGCHLD);
     sys::block_signals(&waited).map_err(|e| Error::sys("block signals", e))?;
 
+    // Our ids before unshare: afterwards they read as the overflow id until
+    // the maps are written.
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     unshare_namespaces()?;
-    write_id_maps(plan.uid, plan.gid)?;
+    write_id_maps(uid, gid)?;
 
     // SAFETY: this process is single-threaded (re-executed, no threads
     // started), so the child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the sandbox's pid 1", e))? {
         nix::unistd::ForkResult::Child => {
-            let code = match pid1(sock, &plan) {
+            let code = match pid1(sock) {
                 Ok(code) => code,
                 Err(e) => report_failure(sock, &e),
             };
@@ -196,10 +191,19 @@ fn reap(main: libc::pid_t) -> Result<Option<i32>> {
 }
 
 /// Pid 1 of the sandbox: build the view, lock, start the command, reap.
-fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
+fn pid1(sock: &mut Sock) -> Result<i32> {
     // 1. Die with the setup process (and so with the supervisor).
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| Error::sys("set parent-death signal", e))?;
+    let Some(stream) = sock.as_mut() else {
+        return Ok(125);
+    };
+    let plan: Plan = match channel::recv(stream).map_err(|e| Error::sys("read the sandbox plan", e))? {
+        Some(plan) => plan,
+        // The supervisor gave up before sending a plan (and says why).
+        None => return Ok(125),
+    };
+    let plan = &plan;
     // 2. Not dumpable: the command cannot read our memory or /proc/1/environ.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Error::sys("make pid 1 non-dumpable", e))?;
 
@@ -227,7 +231,7 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
     ) {
         channel::send(s, &notice).map_err(|e| Error::sys("report to the supervisor", e))?;
     }
-    lock::seccomp(plan.allow_ptrace)?;
+    lock::seccomp(&plan.seccomp)?;
 
     // 6. The command.
     for sig in FORWARDED {
@@ -235,8 +239,6 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
         sys::install_noop_handler(*sig).map_err(|e| Error::sys("install signal handlers", e))?;
     }
     let child = spawn_command(plan)?;
-    // Setup is over: nothing more to say. EOF tells the supervisor so.
-    drop(sock.take());
 
     let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
     waited.push(libc::SIGCHLD);
@@ -245,7 +247,11 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
             sys::wait_signal(&waited).map_err(|e| Error::sys("wait for signals", e))?;
         if sig == libc::SIGCHLD {
             if let Some(code) = reap(child)? {
-                // Our exit tears down every process left in the namespace.
+                // Our exit tears down every process left in the namespace;
+                // guard need not wait for the kernel to finish that.
+                if let Some(s) = sock.as_mut() {
+                    let _ = channel::send(s, &Report::Exited { code });
+                }
                 return Ok(code);
             }
         } else if !from_kernel {

@@ -165,13 +165,8 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
 }
 
 /// Load the seccomp filter. Last step before exec.
-pub fn seccomp(allow_ptrace: bool) -> Result<()> {
-    let prog = crate::plan::seccomp::compile(allow_ptrace)
-        .map_err(|e| Error::sys("compile the seccomp filter", std::io::Error::other(e)))?;
-    seccompiler::apply_filter(&prog).map_err(|e| {
-        Error::sys(
-            "load the seccomp filter",
-            std::io::Error::other(e.to_string()),
-        )
-    })
+pub fn seccomp(program: &[crate::plan::seccomp::Insn]) -> Result<()> {
+    let prog: Vec<seccompiler::sock_filter> = program.iter().map(|i| i.to_sock_filter()).collect();
+    seccompiler::apply_filter(&prog)
+        .map_err(|e| Error::sys("load the seccomp filter", std::io::Error::other(e.to_string())))
 }
