@@ -36,12 +36,24 @@ row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$REPORT"; }
 bench_startup() {
   need hyperfine:hyperfine bwrap:bubblewrap
   local p=$work/project
-  # bwrap with a configuration as strict as guard's default: all namespaces,
-  # system dirs read-only, private /tmp and home, fresh /proc and /dev.
-  local bw=(bwrap --unshare-all --die-with-parent --new-session
-    --ro-bind /usr /usr --ro-bind /etc /etc --ro-bind-try /opt /opt
-    --symlink usr/bin /bin --symlink usr/sbin /sbin --symlink usr/lib /lib --symlink usr/lib64 /lib64
-    --proc /proc --dev /dev --tmpfs /tmp --tmpfs "$HOME" --bind "$p" "$p" --chdir "$p" true)
+  # bwrap with a configuration as strict as guard's default profile: all
+  # namespaces, the same read-only system dirs and symlinks, the same hidden
+  # files, private /tmp, /var/tmp and home, /proc with /proc/sys read-only,
+  # /dev, /sys limited to CPU topology, a read-only root. (bwrap has no
+  # Landlock and no seccomp here; guard applies both.)
+  local bw=(bwrap --unshare-all --unshare-cgroup-try --die-with-parent
+    --ro-bind /usr /usr --ro-bind /etc /etc --ro-bind-try /opt /opt)
+  for l in bin sbin lib lib64 lib32 libx32; do
+    [ -L /$l ] && bw+=(--symlink "$(readlink /$l)" /$l)
+  done
+  for f in /etc/shadow /etc/shadow- /etc/gshadow /etc/gshadow- /etc/security/opasswd /etc/ssh/ssh_host_*_key; do
+    [ -e "$f" ] && bw+=(--ro-bind /dev/null "$f")
+  done
+  [ -d /etc/ssl/private ] && bw+=(--tmpfs /etc/ssl/private --remount-ro /etc/ssl/private)
+  bw+=(--proc /proc --ro-bind /proc/sys /proc/sys --ro-bind /dev/null /proc/sysrq-trigger
+    --dev /dev --ro-bind /sys/devices/system/cpu /sys/devices/system/cpu
+    --tmpfs /tmp --tmpfs /var/tmp --tmpfs "$HOME"
+    --bind "$p" "$p" --remount-ro / --chdir "$p" true)
   (cd "$p" && hyperfine -N --warmup 20 --runs 300 --export-json "$work/startup.json" \
     -n bare true -n bwrap "${bw[*]}" -n guard "$GUARD run -- true" >/dev/null)
   local bare bwrap guard

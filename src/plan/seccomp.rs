@@ -335,9 +335,11 @@ pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, Stri
             Match::Always => vec![],
             Match::IoctlRequest(req) => vec![Cond::new(1, Len::Dword, Op::Eq, req).map_err(err)?],
             Match::Arg0AnyBit(bits) => {
-                // One rule per bit: rules are OR-ed, conditions AND-ed.
-                for bit in (0..64).map(|b| 1u64 << b).filter(|b| bits & b != 0) {
-                    let c = Cond::new(0, Len::Qword, Op::MaskedEq(bit), bit).map_err(err)?;
+                // One rule per bit: rules are OR-ed, conditions AND-ed. All
+                // namespace flags live in the low 32 bits, which a Dword
+                // compare reads (half the instructions of a Qword one).
+                for bit in (0..32).map(|b| 1u64 << b).filter(|b| bits & b != 0) {
+                    let c = Cond::new(0, Len::Dword, Op::MaskedEq(bit), bit).map_err(err)?;
                     rules
                         .entry(r.nr)
                         .or_default()
@@ -452,6 +454,11 @@ mod tests {
             assert!(names.contains(&required), "{required} missing");
         }
         assert!(table(false).iter().all(|r| !r.why.is_empty()));
+    }
+
+    #[test]
+    fn namespace_flags_fit_in_the_low_word() {
+        assert_eq!((NS_FLAGS | CLONE_NEWTIME) >> 32, 0);
     }
 
     #[test]

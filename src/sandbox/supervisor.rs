@@ -17,6 +17,9 @@ use std::process::{Child, Command};
 pub struct Pending {
     child: Child,
     sock: UnixStream,
+    /// pid 1 reported the command's status: the rest is kernel teardown,
+    /// which guard does not wait for.
+    finished: bool,
 }
 
 /// Start the setup process. It needs nothing from the plan until pid 1
@@ -39,7 +42,11 @@ pub fn spawn() -> Result<Pending> {
         .spawn()
         .map_err(|e| Error::sys("start the sandbox setup process (/proc/self/exe)", e))?;
     drop(theirs);
-    Ok(Pending { child, sock: ours })
+    Ok(Pending {
+        child,
+        sock: ours,
+        finished: false,
+    })
 }
 
 impl Pending {
@@ -77,7 +84,10 @@ impl Pending {
         // Without an exit report (setup failed, or pid 1 was killed), the
         // setup process's status is the answer.
         let code = match exited {
-            Some(code) => code,
+            Some(code) => {
+                self.finished = true;
+                code
+            }
             None => wait_status(&mut self.child)?,
         };
         // If the command took over the terminal (job control) and died, take
@@ -112,6 +122,9 @@ impl Drop for Pending {
     fn drop(&mut self) {
         // Closing our end makes a waiting pid 1 give up; do not leave a zombie.
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        if self.finished {
+            return;
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
