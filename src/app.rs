@@ -15,8 +15,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             // Start the sandbox's setup process first: it execs and creates
             // the namespaces on another core while we resolve the policy.
             let pending = crate::sandbox::spawn()?;
-            let (_policy, plan) = prepare(&args)?;
-            pending.run(&plan)
+            let (policy, plan) = prepare(&args)?;
+            let result = pending.run(&plan);
+            quarantine_created(&policy.absent_protected);
+            result
         }
         Command::Explain(args) => {
             let (policy, plan) = prepare(&args)?;
@@ -46,8 +48,9 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         allow_degraded: args.allow_degraded,
     };
     let candidates = expand_globs(policy::candidates(&loaded, &cli, &user, &project)?);
+    ensure_git_placeholders(&candidates, &project);
     let facts = gather_facts(&candidates);
-    let grants = policy::resolve_grants(&candidates, &facts)?;
+    let (grants, absent_protected) = policy::resolve(&candidates, &facts)?;
 
     let host_env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -74,6 +77,7 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         },
         project,
         grants,
+        absent_protected,
         env,
         env_removed,
         command: args.command.clone(),
@@ -83,6 +87,65 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
     };
     let plan = plan::build(&policy, host::cap_last_cap())?;
     Ok((policy, plan))
+}
+
+/// A protected path inside `.git` that does not exist yet (no hooks dir
+/// after `git init --template=`, no config.worktree) would be creatable by
+/// the sandbox. Inside `.git` an empty placeholder is invisible to git and
+/// harmless, so create one for a read-only mount to stand on: a directory
+/// for `hooks`/`info`, an empty file otherwise.
+fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
+    let git = project.join(".git");
+    for c in candidates {
+        if c.access != policy::Access::Protected || !c.path.starts_with(&git) || c.path == git {
+            continue;
+        }
+        let parent_exists = c.path.parent().is_some_and(Path::is_dir);
+        if !parent_exists || std::fs::symlink_metadata(&c.path).is_ok() {
+            continue;
+        }
+        let is_dir = matches!(
+            c.path.file_name().and_then(|n| n.to_str()),
+            Some("hooks" | "info")
+        );
+        let _ = if is_dir {
+            std::fs::create_dir(&c.path)
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&c.path)
+                .map(drop)
+        };
+    }
+}
+
+/// A protected path that did not exist before the run must not appear
+/// because of it: whatever the sandbox created there is moved aside (to a
+/// name nothing executes) and reported.
+fn quarantine_created(absent: &[PathBuf]) {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for path in absent {
+        if std::fs::symlink_metadata(path).is_err() {
+            continue;
+        }
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".guard-quarantine-{stamp}"));
+        match std::fs::rename(path, &aside) {
+            Ok(()) => eprintln!(
+                "guard: the sandbox created protected path {}; moved it to {} (it would run outside the sandbox)",
+                path.display(),
+                Path::new(&aside).display()
+            ),
+            Err(e) => eprintln!(
+                "guard: WARNING: the sandbox created protected path {} and guard could not move it aside: {e}; inspect and delete it",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Profile paths may end in a glob (`/etc/ssh/ssh_host_*_key`); CLI paths

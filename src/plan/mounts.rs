@@ -35,6 +35,11 @@ pub enum MountOp {
     ReadOnly {
         dst: PathBuf,
     },
+    /// Bind a path onto itself, keeping its access: a mount point cannot be
+    /// renamed or removed (EBUSY), so the protected paths below it stay put.
+    Pin {
+        dst: PathBuf,
+    },
     /// Replace a file with an empty read-only file (skipped if missing).
     HideFile {
         dst: PathBuf,
@@ -63,6 +68,7 @@ impl MountOp {
             MountOp::Tmpfs { dst, .. }
             | MountOp::Bind { dst, .. }
             | MountOp::ReadOnly { dst }
+            | MountOp::Pin { dst }
             | MountOp::HideFile { dst }
             | MountOp::HideDir { dst }
             | MountOp::Proc { dst }
@@ -76,7 +82,7 @@ impl MountOp {
         match self {
             MountOp::Tmpfs { .. } => 0,
             MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
-            MountOp::Devpts { .. } => 1,
+            MountOp::Devpts { .. } | MountOp::Pin { .. } => 1,
             MountOp::ReadOnly { .. } | MountOp::HideFile { .. } | MountOp::HideDir { .. } => 2,
         }
     }
@@ -123,6 +129,7 @@ impl MountOp {
                 s
             }
             MountOp::ReadOnly { dst } => format!("readonly {}", dst.display()),
+            MountOp::Pin { dst } => format!("pin      {}", dst.display()),
             MountOp::HideFile { dst } => format!("hide     {} (empty file)", dst.display()),
             MountOp::HideDir { dst } => format!("hide     {} (empty dir)", dst.display()),
             MountOp::Proc { dst } => format!("proc     {}", dst.display()),
@@ -220,7 +227,21 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         // $HOME exists but is empty and private, except granted paths.
         tmpfs(&policy.home, 0o700, false),
     ];
+    let mut pinned = std::collections::BTreeSet::new();
     for g in &policy.grants {
+        if g.access == Access::Protected {
+            // Ancestors between the project root (already a mount) and the
+            // protected path: `mv .git .git.old` must fail, or the agent
+            // could build a fresh .git/hooks next to the protected one.
+            let mut dir = g.path.parent();
+            while let Some(d) = dir {
+                if !d.starts_with(&policy.project) || d == policy.project {
+                    break;
+                }
+                pinned.insert(d.to_path_buf());
+                dir = d.parent();
+            }
+        }
         let op = match (&g.kind, g.access) {
             (GrantKind::Symlink { target }, _) => MountOp::Symlink {
                 target: target.clone(),
@@ -230,6 +251,9 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
                 dst: g.path.clone(),
             },
             (GrantKind::File, Access::Hidden) => MountOp::HideFile {
+                dst: g.path.clone(),
+            },
+            (_, Access::Protected) => MountOp::ReadOnly {
                 dst: g.path.clone(),
             },
             (kind, access) => MountOp::Bind {
@@ -243,6 +267,7 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         };
         rest.push(op);
     }
+    rest.extend(pinned.into_iter().map(|dst| MountOp::Pin { dst }));
     rest.sort_by(|a, b| {
         a.dst()
             .components()
@@ -271,6 +296,7 @@ mod tests {
             grants,
             env: vec![],
             env_removed: vec![],
+            absent_protected: vec![],
             command: vec!["true".into()],
             allow_ptrace: false,
             allow_degraded: false,
@@ -333,6 +359,40 @@ mod tests {
         let ops = mount_ops(&pol);
         let pos = |d: &str| ops.iter().position(|o| o.dst() == Path::new(d)).unwrap();
         assert!(pos("/tmp") < pos("/tmp/p"));
+    }
+
+    #[test]
+    fn protected_paths_pin_their_ancestors() {
+        let pol = policy(vec![
+            grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
+            grant(
+                "/home/u/src/app/.git/config",
+                Access::Protected,
+                GrantKind::File,
+            ),
+            grant(
+                "/home/u/src/app/.git/hooks",
+                Access::Protected,
+                GrantKind::Dir,
+            ),
+        ]);
+        let ops = mount_ops(&pol);
+        let tail: Vec<String> = ops[skeleton().len()..]
+            .iter()
+            .map(|o| o.describe())
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "tmpfs    /home/u (mode 700)",
+                "bind rw  /home/u/src/app",
+                "pin      /home/u/src/app/.git",
+                "readonly /home/u/src/app/.git/config",
+                "readonly /home/u/src/app/.git/hooks",
+                "tmpfs    /tmp (mode 1777)",
+                "tmpfs    /var/tmp (mode 1777)",
+            ]
+        );
     }
 
     #[test]

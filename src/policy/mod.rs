@@ -23,6 +23,9 @@ pub enum Access {
     ReadWrite,
     /// Present but empty: an empty read-only file or directory.
     Hidden,
+    /// Read-only inside a writable tree; the path and its ancestors up to
+    /// the project root cannot be renamed or removed (they are mount points).
+    Protected,
 }
 
 impl Access {
@@ -31,6 +34,7 @@ impl Access {
             Access::ReadOnly => "ro",
             Access::ReadWrite => "rw",
             Access::Hidden => "hide",
+            Access::Protected => "protect",
         }
     }
 }
@@ -78,6 +82,10 @@ pub struct Policy {
     pub cwd: PathBuf,
     /// Sorted by path; at most one grant per path.
     pub grants: Vec<Grant>,
+    /// Protected paths that do not exist yet. Nothing on the host can stand
+    /// in for them without creating them, so guard checks after the run
+    /// whether the sandbox created one, and moves it aside.
+    pub absent_protected: Vec<PathBuf>,
     pub env: Vec<(String, String)>,
     /// Names of caller variables not passed in (for the audit; never values).
     pub env_removed: Vec<String>,
@@ -111,6 +119,7 @@ pub fn candidates(
         (&fs.read, Access::ReadOnly),
         (&fs.write, Access::ReadWrite),
         (&fs.hide, Access::Hidden),
+        (&fs.protect, Access::Protected),
     ] {
         for raw in list {
             let path =
@@ -162,18 +171,30 @@ pub fn resolve_grants(
     candidates: &[Candidate],
     facts: &BTreeMap<PathBuf, PathKind>,
 ) -> Result<Vec<Grant>> {
+    resolve(candidates, facts).map(|(grants, _)| grants)
+}
+
+/// Like [`resolve_grants`], also returning the protected paths that do not
+/// exist.
+pub fn resolve(
+    candidates: &[Candidate],
+    facts: &BTreeMap<PathBuf, PathKind>,
+) -> Result<(Vec<Grant>, Vec<PathBuf>)> {
+    let mut absent = Vec::new();
     let kind_of = |p: &Path| facts.get(p).cloned().unwrap_or(PathKind::Missing);
     // path -> (access, kind, origin); later candidates override earlier ones,
     // except that Hidden is never overridden.
     let mut by_path: BTreeMap<PathBuf, Grant> = BTreeMap::new();
     let mut put = |g: Grant| match by_path.get(&g.path) {
         Some(old) if old.access == Access::Hidden => {}
+        Some(old) if old.access == Access::Protected && g.access != Access::Hidden => {}
         _ => {
             by_path.insert(g.path.clone(), g);
         }
     };
     for c in candidates {
         match kind_of(&c.path) {
+            PathKind::Missing if c.access == Access::Protected => absent.push(c.path.clone()),
             PathKind::Missing => {
                 if c.required {
                     return Err(Error::usage_hint(
@@ -186,16 +207,20 @@ pub fn resolve_grants(
                     ));
                 }
             }
-            PathKind::Dir | PathKind::File if c.access == Access::Hidden => put(Grant {
-                path: c.path.clone(),
-                access: Access::Hidden,
-                kind: if kind_of(&c.path) == PathKind::Dir {
-                    GrantKind::Dir
-                } else {
-                    GrantKind::File
-                },
-                origin: c.origin.clone(),
-            }),
+            PathKind::Dir | PathKind::File
+                if matches!(c.access, Access::Hidden | Access::Protected) =>
+            {
+                put(Grant {
+                    path: c.path.clone(),
+                    access: c.access,
+                    kind: if kind_of(&c.path) == PathKind::Dir {
+                        GrantKind::Dir
+                    } else {
+                        GrantKind::File
+                    },
+                    origin: c.origin.clone(),
+                })
+            }
             PathKind::Dir => put(Grant {
                 path: c.path.clone(),
                 access: c.access,
@@ -224,7 +249,7 @@ pub fn resolve_grants(
                 };
                 // Hiding a symlink hides what it points to: that is where
                 // the content is.
-                if c.access != Access::Hidden {
+                if !matches!(c.access, Access::Hidden | Access::Protected) {
                     put(Grant {
                         path: c.path.clone(),
                         access: c.access,
@@ -255,7 +280,9 @@ pub fn resolve_grants(
     // A grant whose nearest enclosing directory grant has the same access
     // adds nothing but a mount (e.g. /usr/bin under /usr).
     let redundant = |g: &Grant| {
-        if g.access == Access::Hidden || matches!(g.kind, GrantKind::Symlink { .. }) {
+        if matches!(g.access, Access::Hidden | Access::Protected)
+            || matches!(g.kind, GrantKind::Symlink { .. })
+        {
             return false;
         }
         grants
@@ -264,12 +291,13 @@ pub fn resolve_grants(
             .max_by_key(|p| p.path.components().count())
             .is_some_and(|p| p.access == g.access)
     };
-    Ok(grants
+    let grants = grants
         .iter()
         .filter(|g| !(matches!(g.kind, GrantKind::Symlink { .. }) && covered(&g.path)))
         .filter(|g| !redundant(g))
         .cloned()
-        .collect())
+        .collect();
+    Ok((grants, absent))
 }
 
 /// Refuse project locations that would expose what the sandbox exists to hide.

@@ -64,6 +64,11 @@ pub struct Filesystem {
     /// Present but empty: an empty file or directory replaces the original.
     #[serde(default)]
     pub hide: Vec<String>,
+    /// Read-only even inside a writable tree, and neither renameable nor
+    /// replaceable: files that would run later outside the sandbox
+    /// (`.git/hooks`, `.git/config`, `.envrc` ...).
+    #[serde(default)]
+    pub protect: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

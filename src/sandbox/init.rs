@@ -198,11 +198,12 @@ fn pid1(sock: &mut Sock) -> Result<i32> {
     let Some(stream) = sock.as_mut() else {
         return Ok(125);
     };
-    let plan: Plan = match channel::recv(stream).map_err(|e| Error::sys("read the sandbox plan", e))? {
-        Some(plan) => plan,
-        // The supervisor gave up before sending a plan (and says why).
-        None => return Ok(125),
-    };
+    let plan: Plan =
+        match channel::recv(stream).map_err(|e| Error::sys("read the sandbox plan", e))? {
+            Some(plan) => plan,
+            // The supervisor gave up before sending a plan (and says why).
+            None => return Ok(125),
+        };
     let plan = &plan;
     // 2. Not dumpable: the command cannot read our memory or /proc/1/environ.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Error::sys("make pid 1 non-dumpable", e))?;

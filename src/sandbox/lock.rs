@@ -167,6 +167,10 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
 /// Load the seccomp filter. Last step before exec.
 pub fn seccomp(program: &[crate::plan::seccomp::Insn]) -> Result<()> {
     let prog: Vec<seccompiler::sock_filter> = program.iter().map(|i| i.to_sock_filter()).collect();
-    seccompiler::apply_filter(&prog)
-        .map_err(|e| Error::sys("load the seccomp filter", std::io::Error::other(e.to_string())))
+    seccompiler::apply_filter(&prog).map_err(|e| {
+        Error::sys(
+            "load the seccomp filter",
+            std::io::Error::other(e.to_string()),
+        )
+    })
 }

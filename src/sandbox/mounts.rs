@@ -220,6 +220,17 @@ fn apply(op: &MountOp) -> Result<()> {
                 sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
             )
         }
+        MountOp::Pin { dst } => {
+            let target = under(NEW, dst);
+            if std::fs::symlink_metadata(&target).is_err() {
+                return Ok(());
+            }
+            bind(
+                &target,
+                &target,
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            )
+        }
         MountOp::HideFile { dst } => {
             let target = under(NEW, dst);
             if std::fs::symlink_metadata(&target).is_err() {

@@ -25,7 +25,8 @@ pub struct Pending {
 /// Start the setup process. It needs nothing from the plan until pid 1
 /// builds the view, so it starts before the policy is resolved.
 pub fn spawn() -> Result<Pending> {
-    let (ours, theirs) = UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
     let child_fd = theirs.as_raw_fd();
     // The child's end must survive exec. Clearing close-on-exec here (rather
     // than in a pre_exec hook) lets std use posix_spawn (vfork), which is
