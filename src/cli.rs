@@ -27,6 +27,14 @@ pub enum Command {
     Check,
     /// Print the resolved policy and the ordered sandbox plan, without running.
     Explain(RunArgs),
+    /// List profiles, or show one merged, with where each setting came from.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Trust the project's .guard.toml (shows what it widens; pins its hash).
+    Trust {
+        /// Project directory (default: the project of the current directory).
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,4 +86,15 @@ pub struct ScanArgs {
     /// Profile whose secret rules apply.
     #[arg(short, long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Built-in and user profiles.
+    List,
+    /// The merged profile, each setting annotated with its source file.
+    Show {
+        /// Profile name or path.
+        name: String,
+    },
 }

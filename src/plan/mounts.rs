@@ -60,6 +60,13 @@ pub enum MountOp {
         target: PathBuf,
         dst: PathBuf,
     },
+    /// An overlay: `lower` (host) read-only underneath, writes go to `upper`.
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        dst: PathBuf,
+    },
 }
 
 impl MountOp {
@@ -73,7 +80,8 @@ impl MountOp {
             | MountOp::HideDir { dst }
             | MountOp::Proc { dst }
             | MountOp::Devpts { dst }
-            | MountOp::Symlink { dst, .. } => dst,
+            | MountOp::Symlink { dst, .. }
+            | MountOp::Overlay { dst, .. } => dst,
         }
     }
 
@@ -82,7 +90,7 @@ impl MountOp {
         match self {
             MountOp::Tmpfs { .. } => 0,
             MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
-            MountOp::Devpts { .. } | MountOp::Pin { .. } => 1,
+            MountOp::Devpts { .. } | MountOp::Pin { .. } | MountOp::Overlay { .. } => 1,
             MountOp::ReadOnly { .. } | MountOp::HideFile { .. } | MountOp::HideDir { .. } => 2,
         }
     }
@@ -130,6 +138,11 @@ impl MountOp {
             }
             MountOp::ReadOnly { dst } => format!("readonly {}", dst.display()),
             MountOp::Pin { dst } => format!("pin      {}", dst.display()),
+            MountOp::Overlay { dst, upper, .. } => format!(
+                "overlay  {} (copy-on-write, changes kept in {})",
+                dst.display(),
+                upper.display()
+            ),
             MountOp::HideFile { dst } => format!("hide     {} (empty file)", dst.display()),
             MountOp::HideDir { dst } => format!("hide     {} (empty dir)", dst.display()),
             MountOp::Proc { dst } => format!("proc     {}", dst.display()),
@@ -224,9 +237,28 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         // Private scratch space; the host's /tmp stays invisible.
         tmpfs("/tmp", 0o1777, false),
         tmpfs("/var/tmp", 0o1777, false),
-        // $HOME exists but is empty and private, except granted paths.
-        tmpfs(&policy.home, 0o700, false),
     ];
+    rest.push(match &policy.home_source {
+        // The profile's persistent home (the agent's own state).
+        Some(src) => MountOp::Bind {
+            src: src.clone(),
+            dst: policy.home.clone(),
+            dir: true,
+            writable: true,
+            dev: false,
+            optional: false,
+        },
+        // $HOME exists but is empty and private, except granted paths.
+        None => tmpfs(&policy.home, 0o700, false),
+    });
+    for c in &policy.caches {
+        rest.push(MountOp::Overlay {
+            lower: c.path.clone(),
+            upper: c.upper.clone(),
+            work: c.work.clone(),
+            dst: c.path.clone(),
+        });
+    }
     let mut pinned = std::collections::BTreeSet::new();
     for g in &policy.grants {
         if g.access == Access::Protected {
@@ -297,6 +329,8 @@ mod tests {
             env: vec![],
             env_removed: vec![],
             absent_protected: vec![],
+            home_source: None,
+            caches: vec![],
             command: vec!["true".into()],
             allow_ptrace: false,
             allow_degraded: false,

@@ -93,6 +93,19 @@ pub struct Policy {
     pub allow_ptrace: bool,
     pub allow_degraded: bool,
     pub max_processes: u64,
+    /// A persistent home directory bound at `home` (else an empty tmpfs).
+    pub home_source: Option<PathBuf>,
+    /// Copy-on-write caches.
+    pub caches: Vec<Cache>,
+}
+
+/// A host directory shown writable inside through an overlay whose upper
+/// layer is guard's own: the host copy never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cache {
+    pub path: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
 }
 
 /// Inputs from the command line, already parsed.

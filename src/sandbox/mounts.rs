@@ -289,6 +289,29 @@ fn apply(op: &MountOp) -> Result<()> {
             )
             .map_err(nix_io("mount devpts on", dst))
         }
+        MountOp::Overlay {
+            lower,
+            upper,
+            work,
+            dst,
+        } => {
+            let target = under(NEW, dst);
+            mkdir_p(&target)?;
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={},userxattr",
+                under(OLD, lower).display(),
+                under(OLD, upper).display(),
+                under(OLD, work).display()
+            );
+            mount(
+                Some("overlay"),
+                &target,
+                Some("overlay"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_str()),
+            )
+            .map_err(nix_io("mount a copy-on-write cache on", dst))
+        }
         MountOp::Symlink { target, dst } => {
             let link = under(NEW, dst);
             if std::fs::symlink_metadata(&link).is_ok() {
