@@ -535,11 +535,23 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
         policy.profile, policy.profile_origin
     );
     let _ = writeln!(s, "project:  {} (read-write)", policy.project.display());
-    let _ = writeln!(
-        s,
-        "home:     {} (private, empty but for granted paths)",
-        policy.home.display()
-    );
+    match &policy.home_source {
+        Some(src) => {
+            let _ = writeln!(
+                s,
+                "home:     {} (persistent, kept in {})",
+                policy.home.display(),
+                src.display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "home:     {} (private, empty but for granted paths)",
+                policy.home.display()
+            );
+        }
+    }
     let _ = writeln!(s, "cwd:      {}", policy.cwd.display());
     let _ = writeln!(s, "command:  {}", shell_words(&policy.command));
     let _ = writeln!(s, "network:  none (only loopback inside)");
