@@ -1,5 +1,6 @@
 //! Orchestration: load → resolve → plan → launch (or explain).
 
+use crate::audit;
 use crate::cli::{Cli, Command, ProfileCommand, RunArgs};
 use crate::error::{Error, Result};
 use crate::host::{self, PathKind};
@@ -9,22 +10,23 @@ use crate::profile;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli, session: &audit::Session) -> Result<i32> {
     match cli.command {
-        Command::Run(args) => {
-            // Start the sandbox's setup process first: it execs and creates
-            // the namespaces on another core while we resolve the policy.
-            let pending = crate::sandbox::spawn()?;
-            let (policy, plan) = prepare(&args)?;
-            let result = pending.run(&plan);
-            quarantine_created(&policy.absent_protected);
-            result
-        }
-        Command::Explain(args) => {
-            let (policy, plan) = prepare(&args)?;
-            print!("{}", explain(&policy, &plan));
+        Command::Run(args) => run_sandbox(&args, session),
+        Command::Explain(args) if args.suggest => {
+            print!("{}", audit::suggest()?);
             Ok(0)
         }
+        Command::Explain(args) => {
+            let (policy, plan) = prepare(&args.run)?;
+            if args.json {
+                println!("{}", explain_json(&policy, &plan));
+            } else {
+                print!("{}", explain(&policy, &plan));
+            }
+            Ok(0)
+        }
+        Command::Log(args) => audit::show_log(&args),
         Command::Check => crate::check::run(),
         Command::Profile(ProfileCommand::List) => {
             print!("{}", profile_list());
@@ -36,6 +38,93 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Trust { dir } => trust(dir.as_deref()),
     }
+}
+
+/// `guard run`: start the setup process, resolve, run, report.
+fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
+    if args.command.is_empty() {
+        return Err(Error::usage_hint(
+            "no command given",
+            "guard run [OPTIONS] -- COMMAND [ARGS...]",
+        ));
+    }
+    // Start the sandbox's setup process first: it execs and creates the
+    // namespaces on another core while we resolve the policy.
+    let pending = crate::sandbox::spawn()?;
+    let (policy, plan) = prepare(args)?;
+    record_policy(&policy);
+    let result = pending.run(&plan);
+    for path in quarantine_created(&policy.absent_protected) {
+        tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %path.display());
+    }
+    let code = match &result {
+        Ok(c) => *c,
+        Err(e) => e.exit_code(),
+    };
+    tracing::info!(target: audit::TARGET, kind = "session", event = "end", exit = code);
+    session.flush();
+    if !args.quiet {
+        let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none();
+        eprint!(
+            "{}",
+            audit::summary(&session.events(), session.path.as_deref(), color)
+        );
+    }
+    result
+}
+
+/// Audit events for what the policy decided before the run.
+fn record_policy(policy: &Policy) {
+    tracing::info!(
+        target: audit::TARGET,
+        kind = "session",
+        event = "start",
+        command = %policy.command.join(" "),
+        profile = %policy.profile,
+        project = %policy.project.display(),
+        isolation = "full",
+    );
+    for g in policy
+        .grants
+        .iter()
+        .filter(|g| g.access == policy::Access::Hidden)
+    {
+        // Only what guard hid because it holds secrets (not system files
+        // hidden on every run by the default profile).
+        if g.path.starts_with(&policy.project) || g.path.starts_with(&policy.home) {
+            tracing::info!(target: audit::TARGET, kind = "fs", action = "hidden", path = %g.path.display(), rule = %g.origin);
+        }
+    }
+    for name in &policy.env_removed {
+        tracing::info!(target: audit::TARGET, kind = "env", action = "removed", name = %name, reason = "not passed by the profile");
+    }
+}
+
+fn explain_json(policy: &Policy, plan: &Plan) -> String {
+    let grants: Vec<serde_json::Value> = policy
+        .grants
+        .iter()
+        .map(
+            |g| serde_json::json!({"path": g.path, "access": g.access.label(), "origin": g.origin}),
+        )
+        .collect();
+    let v = serde_json::json!({
+        "profile": policy.profile,
+        "profile_origin": policy.profile_origin,
+        "project": policy.project,
+        "home": policy.home,
+        "persistent_home": policy.home_source,
+        "cwd": policy.cwd,
+        "command": policy.command,
+        "grants": grants,
+        "mounts": plan.mounts.iter().map(|m| m.describe()).collect::<Vec<_>>(),
+        "landlock": {"required_abi": plan.landlock_min_abi, "rules": plan.landlock.iter().map(|r| r.describe()).collect::<Vec<_>>()},
+        "seccomp": plan::seccomp::table(plan.allow_ptrace).iter().map(|r| serde_json::json!({"syscall": r.name, "errno": r.errno, "why": r.why})).collect::<Vec<_>>(),
+        "env": plan.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        "env_removed": policy.env_removed,
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
 /// Everything up to, not including, side effects: the policy and the plan.
@@ -468,7 +557,8 @@ fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
 /// A protected path that did not exist before the run must not appear
 /// because of it: whatever the sandbox created there is moved aside (to a
 /// name nothing executes) and reported.
-fn quarantine_created(absent: &[PathBuf]) {
+fn quarantine_created(absent: &[PathBuf]) -> Vec<PathBuf> {
+    let mut moved = Vec::new();
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -480,17 +570,21 @@ fn quarantine_created(absent: &[PathBuf]) {
         let mut aside = path.as_os_str().to_owned();
         aside.push(format!(".guard-quarantine-{stamp}"));
         match std::fs::rename(path, &aside) {
-            Ok(()) => eprintln!(
-                "guard: the sandbox created protected path {}; moved it to {} (it would run outside the sandbox)",
-                path.display(),
-                Path::new(&aside).display()
-            ),
+            Ok(()) => {
+                eprintln!(
+                    "guard: the sandbox created protected path {}; moved it to {} (it would run outside the sandbox)",
+                    path.display(),
+                    Path::new(&aside).display()
+                );
+                moved.push(path.clone());
+            }
             Err(e) => eprintln!(
                 "guard: WARNING: the sandbox created protected path {} and guard could not move it aside: {e}; inspect and delete it",
                 path.display()
             ),
         }
     }
+    moved
 }
 
 /// Profile paths may end in a glob (`/etc/ssh/ssh_host_*_key`); CLI paths
@@ -668,6 +762,7 @@ pub fn default_plan(project: &Path) -> Result<Plan> {
         allow_env: vec![],
         allow_degraded: false,
         quiet: true,
+        log: None,
         command: vec!["true".into()],
     };
     prepare(&args).map(|(_, plan)| plan)

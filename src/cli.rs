@@ -26,7 +26,9 @@ pub enum Command {
     /// Show what this kernel supports and which isolation level guard can build.
     Check,
     /// Print the resolved policy and the ordered sandbox plan, without running.
-    Explain(RunArgs),
+    Explain(ExplainArgs),
+    /// Show a past session's audit events.
+    Log(LogArgs),
     /// List profiles, or show one merged, with where each setting came from.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -67,13 +69,45 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_degraded: bool,
 
-    /// Less output from guard itself.
+    /// No exit summary.
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Write the audit log (JSON lines) here instead of the session directory.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
     /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the last session's log and print the profile lines that would
+    /// allow what was refused (nothing is applied).
+    #[arg(long)]
+    pub suggest: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Session log file or name (default: the last session).
+    pub session: Option<String>,
+    /// The last session (the default).
+    #[arg(long)]
+    pub last: bool,
+    /// Print the raw JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Only events of this kind (net, fs, env, session, trust, degraded).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

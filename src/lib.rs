@@ -5,6 +5,7 @@
 //! only module with namespace/mount/exec side effects).
 
 pub mod app;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod error;
