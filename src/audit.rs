@@ -325,31 +325,6 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
     head
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
-        assert_eq!(timestamp(t), "2023-11-14T22:13:20.123Z");
-    }
-
-    #[test]
-    fn summary_names_the_refused_host_and_the_allowing_flag() {
-        let mut e = Map::new();
-        e.insert("kind".into(), "net".into());
-        e.insert("decision".into(), "refused".into());
-        e.insert("host".into(), "evil.example".into());
-        e.insert("port".into(), 443.into());
-        let text = summary(&[e.clone(), e], None, false);
-        assert!(text.contains("evil.example:443 (x2)"), "{text}");
-        assert!(text.contains("--allow-host evil.example"), "{text}");
-        assert!(!text.contains('\x1b'));
-        assert!(summary(&[], None, true).is_empty());
-    }
-}
-
 fn read_events(path: &Path) -> crate::Result<Vec<Map<String, Value>>> {
     let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io("read", path, e))?;
     Ok(text
@@ -440,4 +415,29 @@ pub fn suggest() -> crate::Result<String> {
     }
     out.push_str("]\n");
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        assert_eq!(timestamp(t), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn summary_names_the_refused_host_and_the_allowing_flag() {
+        let mut e = Map::new();
+        e.insert("kind".into(), "net".into());
+        e.insert("decision".into(), "refused".into());
+        e.insert("host".into(), "evil.example".into());
+        e.insert("port".into(), 443.into());
+        let text = summary(&[e.clone(), e], None, false);
+        assert!(text.contains("evil.example:443 (x2)"), "{text}");
+        assert!(text.contains("--allow-host evil.example"), "{text}");
+        assert!(!text.contains('\x1b'));
+        assert!(summary(&[], None, true).is_empty());
+    }
 }
