@@ -37,6 +37,9 @@ pub fn run(cli: Cli, session: &audit::Session) -> Result<i32> {
             Ok(0)
         }
         Command::Trust { dir } => trust(dir.as_deref()),
+        Command::Shim(crate::cli::ShimCommand::Install { agents, dir }) => {
+            shim_install(&agents, dir)
+        }
     }
 }
 
@@ -312,6 +315,47 @@ fn profile_show(loaded: &profile::Loaded) -> String {
         origin_of(&|pr| pr.limits.processes.is_some())
     );
     s
+}
+
+/// `guard shim install`: one small script per agent that finds the real
+/// command further down PATH and runs it under guard; inside a sandbox
+/// (GUARD_SANDBOX set) it runs the command directly.
+fn shim_install(agents: &[String], dir: Option<PathBuf>) -> Result<i32> {
+    let dir = match dir {
+        Some(d) => d,
+        None => host::data_dir()
+            .map(|d| d.join("shims"))
+            .ok_or_else(|| Error::usage_hint("cannot locate a data directory", "pass --dir DIR"))?,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let guard_exe =
+        std::env::current_exe().map_err(|e| Error::sys("locate the guard binary", e))?;
+    for agent in agents {
+        if agent.is_empty() || agent.contains(['/', '\'', '"', '\\', '$', '`']) {
+            return Err(Error::usage(format!("not a command name: {agent:?}")));
+        }
+        let script = format!(
+            r#"#!/bin/sh
+# guard shim: runs `{agent}` inside guard's sandbox. Written by `guard shim install`.
+shim_dir=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+rest=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$shim_dir" | paste -sd: -)
+real=$(PATH=$rest command -v {agent}) || {{ echo "guard shim: {agent} not found in PATH" >&2; exit 127; }}
+if [ -n "$GUARD_SANDBOX" ]; then exec "$real" "$@"; fi
+exec '{guard}' run -- "$real" "$@"
+"#,
+            guard = guard_exe.display()
+        );
+        let path = dir.join(agent);
+        std::fs::write(&path, script).map_err(|e| Error::io("write", &path, e))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| Error::io("chmod", &path, e))?;
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "put it first in PATH (e.g. in ~/.profile): export PATH=\"{}:$PATH\"",
+        dir.display()
+    );
+    Ok(0)
 }
 
 /// `guard trust [DIR]`: show what the project profile widens, pin its hash.

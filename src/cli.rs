@@ -29,6 +29,10 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Show a past session's audit events.
     Log(LogArgs),
+    /// Wrapper scripts that run agents inside guard when started by name
+    /// (from an IDE terminal, `docker exec`, scripts).
+    #[command(subcommand)]
+    Shim(ShimCommand),
     /// List profiles, or show one merged, with where each setting came from.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -130,5 +134,18 @@ pub enum ProfileCommand {
     Show {
         /// Profile name or path.
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShimCommand {
+    /// Write a wrapper for each AGENT into DIR; put DIR first in PATH.
+    Install {
+        /// Agent commands to wrap (claude, codex, cursor-agent ...).
+        #[arg(required = true)]
+        agents: Vec<String>,
+        /// Where to write them (default: $XDG_DATA_HOME/guard/shims).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }

@@ -57,6 +57,11 @@ impl Pending {
         // (Ctrl-C) already reach the command's process group.
         sys::forward_signals_to(self.child.id() as libc::pid_t, super::init::FORWARDED)
             .map_err(|e| Error::sys("install signal handlers", e))?;
+        if std::process::id() == 1 {
+            // guard is a container's ENTRYPOINT: orphans of `docker exec`
+            // sessions are re-parented to us and must be reaped.
+            reap_orphans(self.child.id() as libc::pid_t);
+        }
 
         // If the setup process failed early, the send fails; its report is
         // still waiting in the socket, so read reports regardless.
@@ -131,4 +136,18 @@ impl Drop for Pending {
             let _ = self.child.wait();
         }
     }
+}
+
+/// As pid 1 of a container: reap every exited child except `ours` (whose
+/// status `Pending::run` collects), in a background thread.
+fn reap_orphans(ours: libc::pid_t) {
+    std::thread::spawn(move || {
+        loop {
+            // Peek first (WNOWAIT) so our own child's status is left alone.
+            match sys::peek_exited_child() {
+                Some(pid) if pid != ours => sys::reap(pid),
+                Some(_) | None => std::thread::sleep(std::time::Duration::from_millis(200)),
+            }
+        }
+    });
 }

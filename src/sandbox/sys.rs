@@ -290,3 +290,28 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and is always safe to call.
     unsafe { libc::_exit(code) }
 }
+
+/// The pid of an exited child, without reaping it (waitid WNOWAIT).
+pub fn peek_exited_child() -> Option<libc::pid_t> {
+    // SAFETY: waitid writes a siginfo_t we own; WNOHANG never blocks.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        if r == 0 && info.si_pid() != 0 {
+            Some(info.si_pid())
+        } else {
+            None
+        }
+    }
+}
+
+/// Reap one exited child.
+pub fn reap(pid: libc::pid_t) {
+    // SAFETY: waitpid on a pid that peek_exited_child reported as exited.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+}
