@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            let (_policy, plan) = prepare(&args)?;
-            crate::sandbox::launch(&plan)
+            let (policy, plan) = prepare(&args)?;
+            crate::sandbox::launch(&plan, &policy.network, args.quiet)
         }
         Command::Explain(args) => {
             let (policy, plan) = prepare(&args)?;
@@ -58,6 +58,9 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         &user.home,
     );
 
+    let network = policy::network(&loaded, &args.allow_host, args.no_network)?;
+    let env = with_proxy_env(env, &network);
+
     let policy = Policy {
         profile: loaded.name.clone(),
         profile_origin: loaded.origin.clone(),
@@ -76,10 +79,23 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         command: args.command.clone(),
         allow_ptrace: loaded.profile.syscalls.ptrace,
         max_processes: loaded.profile.limits.processes,
+        network,
         allow_degraded: args.allow_degraded,
     };
     let plan = plan::build(&policy, host::cap_last_cap());
     Ok((policy, plan))
+}
+
+/// The proxy variables override whatever the caller's environment passed.
+fn with_proxy_env(
+    env: Vec<(String, String)>,
+    net: &crate::net::NetPolicy,
+) -> Vec<(String, String)> {
+    let mut map: BTreeMap<String, String> = env.into_iter().collect();
+    for (k, v) in crate::net::proxy_env(net) {
+        map.insert(k, v);
+    }
+    map.into_iter().collect()
 }
 
 /// Profile paths may end in a glob (`/etc/ssh/ssh_host_*_key`); CLI paths
@@ -131,7 +147,7 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
     );
     let _ = writeln!(s, "cwd:      {}", policy.cwd.display());
     let _ = writeln!(s, "command:  {}", shell_words(&policy.command));
-    let _ = writeln!(s, "network:  none (only loopback inside)");
+    s.push_str(&crate::net::describe(&policy.network));
     let _ = writeln!(s, "\npaths:");
     for g in &policy.grants {
         let kind = match &g.kind {
@@ -234,8 +250,8 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Used by `check`: the plan for `true` with the default profile.
-pub fn default_plan(project: &Path) -> Result<Plan> {
+/// Used by `check`: the policy and plan for `true` with the default profile.
+pub fn default_plan(project: &Path) -> Result<(Policy, Plan)> {
     let args = RunArgs {
         profile: None,
         project: Some(project.to_path_buf()),
@@ -243,9 +259,12 @@ pub fn default_plan(project: &Path) -> Result<Plan> {
         rw: vec![],
         hide: vec![],
         allow_env: vec![],
+        allow_host: vec![],
+        no_network: false,
+        log: None,
         allow_degraded: false,
         quiet: true,
         command: vec!["true".into()],
     };
-    prepare(&args).map(|(_, plan)| plan)
+    prepare(&args)
 }

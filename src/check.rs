@@ -72,7 +72,7 @@ pub fn run() -> Result<i32> {
         let dir = std::env::temp_dir().join(format!("guard-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io("create", &dir, e))?;
         let plan = crate::app::default_plan(&dir);
-        let result = plan.and_then(|p| crate::sandbox::launch(&p));
+        let result = plan.and_then(|(pol, p)| crate::sandbox::launch(&p, &pol.network, true));
         let _ = std::fs::remove_dir(&dir);
         result
     })();

@@ -5,6 +5,7 @@
 //! setup runs in a fresh, single-threaded process.
 
 use clap::Parser;
+use std::path::Path;
 
 fn main() {
     let mut args = std::env::args_os();
@@ -13,7 +14,14 @@ fn main() {
     }
 
     let cli = guard::cli::Cli::parse();
-    init_tracing(cli.verbose);
+    let log = match &cli.command {
+        guard::cli::Command::Run(a) => a.log.clone(),
+        _ => None,
+    };
+    if let Err(e) = init_tracing(cli.verbose, log.as_deref()) {
+        eprintln!("guard: {}", e.render());
+        std::process::exit(e.exit_code());
+    }
     match guard::app::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -23,17 +31,41 @@ fn main() {
     }
 }
 
-fn init_tracing(verbose: u8) {
+/// stderr at the chosen verbosity; with `--log FILE`, every event from INFO
+/// up as one JSON object per line (the audit log).
+fn init_tracing(verbose: u8, log: Option<&Path>) -> guard::Result<()> {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
     let level = match verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::INFO,
-        2 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
+        .with_filter(level);
+    let file = match log {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| guard::Error::io("open the log file", path, e))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_filter(LevelFilter::INFO),
+            )
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .init();
+    Ok(())
 }

@@ -55,6 +55,13 @@ pub enum MountOp {
         target: PathBuf,
         dst: PathBuf,
     },
+    /// A file with this content, generated inside the sandbox's setup
+    /// tmpfs (never on the host) and bound read-only over `dst` (or, when
+    /// `dst` is a symlink, over what it points to inside the sandbox).
+    File {
+        dst: PathBuf,
+        content: String,
+    },
 }
 
 impl MountOp {
@@ -67,7 +74,8 @@ impl MountOp {
             | MountOp::HideDir { dst }
             | MountOp::Proc { dst }
             | MountOp::Devpts { dst }
-            | MountOp::Symlink { dst, .. } => dst,
+            | MountOp::Symlink { dst, .. }
+            | MountOp::File { dst, .. } => dst,
         }
     }
 
@@ -77,7 +85,10 @@ impl MountOp {
             MountOp::Tmpfs { .. } => 0,
             MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
             MountOp::Devpts { .. } => 1,
-            MountOp::ReadOnly { .. } | MountOp::HideFile { .. } | MountOp::HideDir { .. } => 2,
+            MountOp::ReadOnly { .. }
+            | MountOp::HideFile { .. }
+            | MountOp::HideDir { .. }
+            | MountOp::File { .. } => 2,
         }
     }
 
@@ -129,6 +140,9 @@ impl MountOp {
             MountOp::Devpts { dst } => format!("devpts   {}", dst.display()),
             MountOp::Symlink { target, dst } => {
                 format!("symlink  {} -> {}", dst.display(), target.display())
+            }
+            MountOp::File { dst, .. } => {
+                format!("file     {} (generated, read-only)", dst.display())
             }
         }
     }
@@ -219,6 +233,15 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         tmpfs("/var/tmp", 0o1777, false),
         // $HOME exists but is empty and private, except granted paths.
         tmpfs(&policy.home, 0o700, false),
+        // Names resolve through guard's DNS server only; localhost stays local.
+        MountOp::File {
+            dst: p("/etc/resolv.conf"),
+            content: crate::net::resolv_conf(),
+        },
+        MountOp::File {
+            dst: p("/etc/hosts"),
+            content: crate::net::hosts_file(super::HOSTNAME),
+        },
     ];
     for g in &policy.grants {
         let op = match (&g.kind, g.access) {
@@ -275,6 +298,7 @@ mod tests {
             allow_ptrace: false,
             allow_degraded: false,
             max_processes: 100,
+            network: Default::default(),
         }
     }
 
@@ -314,6 +338,8 @@ mod tests {
             [
                 "symlink  /bin -> usr/bin",
                 "bind ro  /etc",
+                "file     /etc/hosts (generated, read-only)",
+                "file     /etc/resolv.conf (generated, read-only)",
                 "hide     /etc/shadow (empty file)",
                 "tmpfs    /home/u (mode 700)",
                 "bind ro  /home/u/.gitconfig",

@@ -7,6 +7,7 @@
 //! contains the home directory (or is `/`) is refused.
 
 mod env;
+mod network;
 
 use crate::error::{Error, Result};
 use crate::host::{PathKind, User};
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use env::build_env;
+pub use network::network;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Access {
@@ -85,6 +87,7 @@ pub struct Policy {
     pub allow_ptrace: bool,
     pub allow_degraded: bool,
     pub max_processes: u64,
+    pub network: crate::net::NetPolicy,
 }
 
 /// Inputs from the command line, already parsed.

@@ -1,19 +1,23 @@
 //! The supervisor: guard's own process, in the host's namespaces. It starts
 //! the setup process from /proc/self/exe (a fresh single-threaded process,
-//! never a fork of this one), hands it the plan, prints what it reports, and
-//! exits with the command's status.
+//! never a fork of this one), hands it the plan, prints what it reports,
+//! serves the egress listeners pid 1 hands back (on their own thread, see
+//! `net`), and exits with the command's status.
 
 use super::channel::{self, Report};
 use super::{INTERNAL_ARG, sys};
 use crate::error::{Error, Result};
+use crate::net::{self, NetPolicy};
 use crate::plan::Plan;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 
-/// Run the plan; returns the exit status guard should exit with.
-pub fn launch(plan: &Plan) -> Result<i32> {
+/// Run the plan; returns the exit status guard should exit with. `net`
+/// decides where the sandbox's connections may go; `quiet` drops the exit
+/// summary.
+pub fn launch(plan: &Plan, net: &NetPolicy, quiet: bool) -> Result<i32> {
     let (mut ours, theirs) =
         UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
     let child_fd = theirs.as_raw_fd();
@@ -40,16 +44,36 @@ pub fn launch(plan: &Plan) -> Result<i32> {
 
     let sent = channel::send(&mut ours, plan);
     let mut failure: Option<Error> = None;
+    let mut egress: Option<net::Egress> = None;
     if sent.is_ok() {
         // Reports until end-of-stream: the sandbox closes the socket once
-        // the command has been exec'ed (or setup failed).
+        // the command has been exec'ed (or setup failed). The listeners
+        // arrive before the command starts, so it never finds them unserved.
         loop {
-            match channel::recv::<Report>(&mut ours) {
-                Ok(Some(Report::Failed { msg, hint, code })) => {
+            match channel::recv_with_fds::<Report>(&mut ours) {
+                Ok(Some((Report::Failed { msg, hint, code }, _))) => {
                     failure = Some(Error::Sandbox { msg, hint, code });
                 }
-                Ok(Some(Report::Degraded { msg })) => {
+                Ok(Some((Report::Degraded { msg }, _))) => {
                     eprintln!("guard: warning: running with reduced isolation: {msg}");
+                }
+                Ok(Some((Report::Listeners { kinds }, fds))) => {
+                    let started = if kinds.len() == fds.len() && egress.is_none() {
+                        net::start(net, kinds.into_iter().zip(fds).collect())
+                    } else {
+                        Err(Error::sys(
+                            "receive the egress listeners",
+                            std::io::Error::other("descriptors do not match the message"),
+                        ))
+                    };
+                    match started {
+                        Ok(e) => egress = Some(e),
+                        Err(e) => {
+                            // Fail closed: without the proxy the command must not run.
+                            let _ = child.kill();
+                            failure.get_or_insert(e);
+                        }
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -75,6 +99,9 @@ pub fn launch(plan: &Plan) -> Result<i32> {
     if let Some(e) = failure {
         return Err(e);
     }
+    if let (Some(e), false) = (&egress, quiet) {
+        print_blocked(&e.blocked());
+    }
     if let Err(e) = sent {
         return Err(Error::sys("send the plan to the sandbox", e));
     }
@@ -83,4 +110,19 @@ pub fn launch(plan: &Plan) -> Result<i32> {
         (None, Some(sig)) => 128 + sig,
         _ => 125,
     })
+}
+
+/// The exit summary of refused destinations.
+fn print_blocked(blocked: &[String]) {
+    if blocked.is_empty() {
+        return;
+    }
+    eprintln!(
+        "guard: refused network access to {} destination(s): {}",
+        blocked.len(),
+        blocked.join(", ")
+    );
+    eprintln!(
+        "       allow one with --allow-host HOST[:PORT], or [network] allow = [\"HOST\"] in the profile"
+    );
 }

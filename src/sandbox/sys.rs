@@ -290,3 +290,11 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and is always safe to call.
     unsafe { libc::_exit(code) }
 }
+
+/// Take ownership of a descriptor received over SCM_RIGHTS.
+pub fn own_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel just installed `fd` in this process for us
+    // (recvmsg with SCM_RIGHTS); nothing else refers to it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
