@@ -99,11 +99,11 @@ pub fn parse_query(msg: &[u8]) -> Result<Option<Question>, Rcode> {
 }
 
 /// Build the answer to `query`. `lookup` returns the fake address for an
-/// allowed name (`None`: not allowed; `Some(Err(()))`: table full).
+/// allowed name (`None`: not allowed; `Some(Err(TableFull))`: table full).
 /// Returns `None` when the message must be ignored.
 pub fn answer(
     query: &[u8],
-    lookup: impl FnOnce(&str) -> Option<Result<Ipv4Addr, ()>>,
+    lookup: impl FnOnce(&str) -> Option<Result<Ipv4Addr, TableFull>>,
 ) -> Option<(Vec<u8>, Outcome)> {
     let q = match parse_query(query) {
         Ok(Some(q)) => q,
@@ -118,7 +118,7 @@ pub fn answer(
     }
     let (rcode, addr, outcome) = match lookup(&q.name) {
         None => (Rcode::NxDomain, None, Outcome::Refused(q.name.clone())),
-        Some(Err(())) => (Rcode::ServFail, None, Outcome::Error(Rcode::ServFail)),
+        Some(Err(TableFull)) => (Rcode::ServFail, None, Outcome::Error(Rcode::ServFail)),
         Some(Ok(a)) if q.qtype == TYPE_A || q.qtype == TYPE_ANY => (
             Rcode::NoError,
             Some(a),
@@ -170,6 +170,10 @@ fn reply(query: &[u8], q: &Question, rcode: Rcode, addr: Option<Ipv4Addr>) -> Ve
     out
 }
 
+/// The fake address range is used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFull;
+
 /// Fake address per name, stable for the session, and the way back.
 #[derive(Debug, Default)]
 pub struct FakeAddrs {
@@ -186,14 +190,14 @@ struct Table {
 impl FakeAddrs {
     /// The address for `name`, allocating one on first use; `Err` once the
     /// /16 is used up.
-    pub fn addr_for(&self, name: &str) -> Result<Ipv4Addr, ()> {
-        let mut t = self.inner.lock().map_err(|_| ())?;
+    pub fn addr_for(&self, name: &str) -> Result<Ipv4Addr, TableFull> {
+        let mut t = self.inner.lock().map_err(|_| TableFull)?;
         if let Some(a) = t.by_name.get(name) {
             return Ok(*a);
         }
         // .0.0 and .255.255 are skipped; 65534 names at most.
         if t.next >= 0xfffe {
-            return Err(());
+            return Err(TableFull);
         }
         t.next += 1;
         let [hi, lo] = t.next.to_be_bytes();
@@ -227,7 +231,7 @@ pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn allowed(name: &str) -> Option<Result<Ipv4Addr, ()>> {
+    fn allowed(name: &str) -> Option<Result<Ipv4Addr, TableFull>> {
         (name == "api.example.com").then_some(Ok(Ipv4Addr::new(127, 77, 0, 1)))
     }
 

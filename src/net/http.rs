@@ -160,10 +160,10 @@ fn parse_version(v: &[u8]) -> Result<u8, HttpError> {
 pub fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
     let Some(end) = head_end(buf)? else {
         // Fail early on garbage: a request line starts with a method token.
-        if let Some(&b) = buf.first() {
-            if !is_tchar(b) {
-                return Err(HttpError::Malformed("not an HTTP request"));
-            }
+        if let Some(&b) = buf.first()
+            && !is_tchar(b)
+        {
+            return Err(HttpError::Malformed("not an HTTP request"));
         }
         return Ok(None);
     };

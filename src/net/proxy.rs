@@ -36,6 +36,29 @@ pub struct Shared {
     pub allow: Allowlist,
     pub fake: FakeAddrs,
     pub blocked: Blocked,
+    /// Set when guard is exiting: relays and idle connections end, so every
+    /// open connection still logs its event.
+    pub stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Completes once guard is exiting.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// A fake address names what guard's DNS answered it for: a program
+    /// that resolved the name itself and then asks a proxy for the address
+    /// still means the name.
+    fn unfake(&self, t: Target) -> Target {
+        if let Target::Ip(IpAddr::V4(a)) = t
+            && let Some(name) = self.fake.name_of(a)
+        {
+            return Target::Name(name);
+        }
+        t
+    }
 }
 
 /// An upstream connection for plain HTTP, reused while requests name the
@@ -80,9 +103,12 @@ async fn serve_http(
     loop {
         // Between requests the connection may idle; a started head must complete.
         if !first && c.buffered().is_empty() {
-            match tokio::time::timeout(IDLE_TIMEOUT, c.fill(http::MAX_HEAD)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
+            tokio::select! {
+                r = tokio::time::timeout(IDLE_TIMEOUT, c.fill(http::MAX_HEAD)) => match r {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                },
+                _ = sh.stopped() => return,
             }
         }
         first = false;
@@ -120,7 +146,7 @@ async fn serve_http(
             .as_ref()
             .map_or_else(|| "-".to_string(), |f| f.target.to_string());
         let (target, port, path) = match route(&req, fixed.as_ref()) {
-            Ok(x) => x,
+            Ok((t, p, path)) => (sh.unfake(t), p, path),
             Err(r) => {
                 let keep = req.keep_alive() && req.body() == Ok(Body::None);
                 refuse_http(sh, &c, &Event::new(via, ev_host, 0), &r, keep).await;
@@ -194,13 +220,14 @@ async fn serve_http(
             }
         }
         let Some(u) = up.as_mut() else { return };
-        match exchange(&mut c, u, &req, &path, body).await {
-            Exchange::Done {
-                sent,
-                received,
-                keep_upstream,
-            } => {
-                ev.allowed(&u.rule, u.addr, sent, received);
+        let mut n = Counts::default();
+        let result = tokio::select! {
+            r = exchange(sh, &mut c, u, &req, &path, body, &mut n) => r,
+            _ = sh.stopped() => Exchange::Finished,
+        };
+        match result {
+            Exchange::Done { keep_upstream } => {
+                ev.allowed(&u.rule, u.addr, n.sent, n.received);
                 if !keep_upstream {
                     u.conn = None;
                 }
@@ -208,8 +235,8 @@ async fn serve_http(
                     return;
                 }
             }
-            Exchange::Finished { sent, received } => {
-                ev.allowed(&u.rule, u.addr, sent, received);
+            Exchange::Finished => {
+                ev.allowed(&u.rule, u.addr, n.sent, n.received);
                 return;
             }
             Exchange::UpstreamFailed(why) => {
@@ -260,40 +287,43 @@ fn route(req: &http::RequestHead, fixed: Option<&Fixed>) -> Result<(Target, u16,
             .map_err(|e| bad(format!("invalid URI host: {e}")))?;
         (t, p, path)
     };
-    if let Some((ht, hp)) = &host_hdr {
-        if *ht != target || *hp != port {
-            let shown = req.header("host").unwrap_or("");
-            return Err(Refusal::new(
-                &target,
-                port,
-                Why::HostMismatch(shown.to_string()),
-            ));
-        }
+    if let Some((ht, hp)) = &host_hdr
+        && (*ht != target || *hp != port)
+    {
+        let shown = req.header("host").unwrap_or("");
+        return Err(Refusal::new(
+            &target,
+            port,
+            Why::HostMismatch(shown.to_string()),
+        ));
     }
-    if let Some(f) = fixed {
-        if f.target != target || f.port != port {
-            return Err(Refusal::new(
-                &f.target,
-                f.port,
-                Why::HostMismatch(format!("{target}:{port}")),
-            ));
-        }
+    if let Some(f) = fixed
+        && (f.target != target || f.port != port)
+    {
+        return Err(Refusal::new(
+            &f.target,
+            f.port,
+            Why::HostMismatch(format!("{target}:{port}")),
+        ));
     }
     Ok((target, port, path))
+}
+
+/// Bytes of one exchange, kept current so they are known however it ends.
+#[derive(Default)]
+struct Counts {
+    sent: u64,
+    received: u64,
 }
 
 enum Exchange {
     /// The response is complete; the client connection may carry more.
     Done {
-        sent: u64,
-        received: u64,
         keep_upstream: bool,
     },
-    /// The connection is over (close-delimited body, or upgraded and relayed).
-    Finished {
-        sent: u64,
-        received: u64,
-    },
+    /// The connection is over (close-delimited body, upgraded and relayed,
+    /// broken, or guard is exiting).
+    Finished,
     /// The upstream failed before a response started.
     UpstreamFailed(Why),
     ClientGone,
@@ -301,11 +331,13 @@ enum Exchange {
 
 /// Forward one request and its response.
 async fn exchange(
+    sh: &Shared,
     c: &mut Conn,
     u: &mut Upstream,
     req: &http::RequestHead,
     path: &str,
     body: Body,
+    n: &mut Counts,
 ) -> Exchange {
     let Some(uc) = u.conn.as_mut() else {
         return Exchange::UpstreamFailed(Why::Connect("no connection".into()));
@@ -324,21 +356,20 @@ async fn exchange(
     if let Err(e) = write_all(&uc.stream, &head).await {
         return Exchange::UpstreamFailed(Why::Connect(e.to_string()));
     }
-    let mut sent = head.len() as u64;
+    n.sent += head.len() as u64;
     let copied = match body {
-        Body::Length(n) => c.copy_exact(&uc.stream, n).await.map(|_| n),
+        Body::Length(len) => c.copy_exact(&uc.stream, len).await.map(|_| len),
         Body::Chunked => copy_chunked(c, &uc.stream).await,
         _ => Ok(0),
     };
     match copied {
-        Ok(n) => sent += n,
+        Ok(len) => n.sent += len,
         Err(_) => return Exchange::ClientGone,
     }
-    let mut received = 0u64;
     let resp = loop {
         let raw_head = uc
             .read_head(http::MAX_HEAD, RESPONSE_TIMEOUT, |b| {
-                http::parse_response(b).map(|o| o.map(|(h, n)| ((h, b[..n].to_vec()), n)))
+                http::parse_response(b).map(|o| o.map(|(h, used)| ((h, b[..used].to_vec()), used)))
             })
             .await;
         let (resp, raw) = match raw_head {
@@ -356,45 +387,43 @@ async fn exchange(
         if write_all(&c.stream, &raw).await.is_err() {
             return Exchange::ClientGone;
         }
-        received += raw.len() as u64;
+        n.received += raw.len() as u64;
         if resp.status == 101 {
             // Upgraded (WebSocket): the rest is the upgraded protocol, end to end.
-            let (s, r) = relay(c, uc).await;
-            return Exchange::Finished {
-                sent: sent + s,
-                received: received + r,
-            };
+            let (s, r) = relay(c, uc, sh.stopped()).await;
+            n.sent += s;
+            n.received += r;
+            return Exchange::Finished;
         }
         if (100..200).contains(&resp.status) {
             continue;
         }
         break resp;
     };
-    let framing = match resp.body(req.method.eq_ignore_ascii_case("HEAD")) {
-        Ok(f) => f,
-        Err(_) => return Exchange::Finished { sent, received },
+    let Ok(framing) = resp.body(req.method.eq_ignore_ascii_case("HEAD")) else {
+        return Exchange::Finished;
     };
     let result = match framing {
         Body::None => Ok(0),
-        Body::Length(n) => uc.copy_exact(&c.stream, n).await.map(|_| n),
+        Body::Length(len) => uc.copy_exact(&c.stream, len).await.map(|_| len),
         Body::Chunked => copy_chunked(uc, &c.stream).await,
         Body::UntilClose => {
-            let mut n = 0;
-            let _ = uc.rd.forward_all(&uc.stream, &c.stream, &mut n).await;
-            return Exchange::Finished {
-                sent,
-                received: received + n,
-            };
+            let _ = uc
+                .rd
+                .forward_all(&uc.stream, &c.stream, &mut n.received)
+                .await;
+            return Exchange::Finished;
         }
     };
     match result {
-        Ok(n) => Exchange::Done {
-            sent,
-            received: received + n,
-            keep_upstream: resp.keep_alive(),
-        },
+        Ok(len) => {
+            n.received += len;
+            Exchange::Done {
+                keep_upstream: resp.keep_alive(),
+            }
+        }
         // A broken body: neither side can be trusted to be in sync.
-        Err(_) => Exchange::Finished { sent, received },
+        Err(_) => Exchange::Finished,
     }
 }
 
@@ -436,7 +465,7 @@ async fn copy_chunked(src: &mut Conn, dst: &TcpStream) -> std::io::Result<u64> {
 /// `CONNECT host:port` on the HTTP proxy port.
 async fn connect_tunnel(sh: &Shared, c: Conn, req: http::RequestHead) {
     let (target, port) = match parse_authority(&req.target, None) {
-        Ok(x) => x,
+        Ok((t, p)) => (sh.unfake(t), p),
         Err(e) => {
             let r = Refusal::new(
                 &req.target,
@@ -529,7 +558,7 @@ async fn tunnel(
         }
         _ => {}
     }
-    let (sent, received) = relay(&mut c, &mut u).await;
+    let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
     ev.allowed(&rule, addr, sent, received);
 }
 
@@ -615,7 +644,7 @@ pub async fn socks(sh: &Shared, s: TcpStream) {
     };
     let target = match &req.dest {
         socks5::Dest::Domain(d) => parse_target(d),
-        socks5::Dest::V4(a) => Ok(Target::Ip(IpAddr::V4(*a))),
+        socks5::Dest::V4(a) => Ok(sh.unfake(Target::Ip(IpAddr::V4(*a)))),
         socks5::Dest::V6(a) => Ok(Target::Ip(IpAddr::V6(*a))),
     };
     let host = match &req.dest {
@@ -706,7 +735,7 @@ pub async fn transparent(sh: &Shared, s: TcpStream, port: u16) {
     }
     match open(sh, &target, port).await {
         Ok((mut u, addr, rule)) => {
-            let (sent, received) = relay(&mut c, &mut u).await;
+            let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
             ev.allowed(&rule, addr, sent, received);
         }
         Err(r) => {

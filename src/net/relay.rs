@@ -294,8 +294,13 @@ fn shutdown_write(s: &TcpStream) {
 }
 
 /// Relay both directions until both ends have finished (each end's EOF is
-/// passed on as a half-close) or either fails. Returns bytes a→b and b→a.
-pub async fn relay(a: &mut Conn, b: &mut Conn) -> (u64, u64) {
+/// passed on as a half-close), either fails, or `stop` completes (guard is
+/// exiting). Returns bytes a→b and b→a.
+pub async fn relay(
+    a: &mut Conn,
+    b: &mut Conn,
+    stop: impl std::future::Future<Output = ()>,
+) -> (u64, u64) {
     let (sa, ra) = (&a.stream, &mut a.rd);
     let (sb, rb) = (&b.stream, &mut b.rd);
     let (mut up, mut down) = (0u64, 0u64);
@@ -314,10 +319,11 @@ pub async fn relay(a: &mut Conn, b: &mut Conn) -> (u64, u64) {
             }
             r
         };
-        tokio::pin!(up_f, down_f);
+        tokio::pin!(up_f, down_f, stop);
         let (mut up_done, mut down_done) = (false, false);
         while !(up_done && down_done) {
             tokio::select! {
+                _ = &mut stop => break,
                 r = &mut up_f, if !up_done => {
                     up_done = true;
                     if r.is_err() { break; }

@@ -28,12 +28,20 @@ const MAX_CONNECTIONS: usize = 4096;
 /// Handle kept by the supervisor while the command runs.
 pub struct Egress {
     shared: Arc<Shared>,
+    done: std::sync::mpsc::Receiver<()>,
 }
 
 impl Egress {
     /// Refused destinations, for the exit summary.
     pub fn blocked(&self) -> Vec<String> {
         self.shared.blocked.summary()
+    }
+
+    /// The command has exited: end open relays so each logs its event, and
+    /// wait for that at most `deadline`.
+    pub fn stop(&self, deadline: Duration) {
+        let _ = self.shared.stop.send(true);
+        let _ = self.done.recv_timeout(deadline);
     }
 }
 
@@ -44,6 +52,7 @@ pub fn start(policy: &NetPolicy, listeners: Vec<(ListenerKind, OwnedFd)>) -> Res
         allow: policy.allow.clone(),
         fake: FakeAddrs::default(),
         blocked: Blocked::default(),
+        stop: tokio::sync::watch::Sender::new(false),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -52,11 +61,15 @@ pub fn start(policy: &NetPolicy, listeners: Vec<(ListenerKind, OwnedFd)>) -> Res
         .build()
         .map_err(|e| Error::sys("start the egress proxy runtime", e))?;
     let sh = shared.clone();
+    let (tx, done) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("guard-egress".into())
-        .spawn(move || rt.block_on(serve(sh, listeners)))
+        .spawn(move || {
+            rt.block_on(serve(sh, listeners));
+            let _ = tx.send(());
+        })
         .map_err(|e| Error::sys("start the egress proxy thread", e))?;
-    Ok(Egress { shared })
+    Ok(Egress { shared, done })
 }
 
 async fn serve(sh: Arc<Shared>, listeners: Vec<(ListenerKind, OwnedFd)>) {
@@ -88,9 +101,14 @@ async fn serve(sh: Arc<Shared>, listeners: Vec<(ListenerKind, OwnedFd)>) {
             }
         }
     }
-    for t in tasks {
-        let _ = t.await;
+    // Serve until guard exits, then let open connections finish their
+    // events: every connection holds a permit, so all permits back means
+    // all connections are done.
+    sh.stopped().await;
+    for t in &tasks {
+        t.abort();
     }
+    let _ = limit.acquire_many(MAX_CONNECTIONS as u32).await;
 }
 
 async fn accept_loop(sh: Arc<Shared>, l: TcpListener, kind: ListenerKind, limit: Arc<Semaphore>) {
@@ -127,7 +145,7 @@ async fn handle(sh: &Shared, s: TcpStream, kind: ListenerKind) {
 }
 
 /// The fake address for an allowlisted name; `None` for any other name.
-fn lookup(sh: &Shared, name: &str) -> Option<Result<Ipv4Addr, ()>> {
+fn lookup(sh: &Shared, name: &str) -> Option<Result<Ipv4Addr, dns::TableFull>> {
     let name = normalize_name(name).ok()?;
     sh.allow.names(&name).then(|| sh.fake.addr_for(&name))
 }

@@ -99,8 +99,12 @@ pub fn launch(plan: &Plan, net: &NetPolicy, quiet: bool) -> Result<i32> {
     if let Some(e) = failure {
         return Err(e);
     }
-    if let (Some(e), false) = (&egress, quiet) {
-        print_blocked(&e.blocked());
+    if let Some(e) = &egress {
+        // Open connections end with the sandbox; their events are logged.
+        e.stop(std::time::Duration::from_millis(300));
+        if !quiet {
+            print_blocked(&e.blocked());
+        }
     }
     if let Err(e) = sent {
         return Err(Error::sys("send the plan to the sandbox", e));
