@@ -353,6 +353,16 @@ async fn exchange(
             return Exchange::ClientGone;
         }
     }
+    let mut head = head;
+    let mut body = body;
+    // A small body that already arrived goes out with the head, in one write.
+    if let Body::Length(len) = body
+        && (c.buffered().len() as u64) >= len
+    {
+        head.extend_from_slice(&c.buffered()[..len as usize]);
+        c.consume(len as usize);
+        body = Body::None;
+    }
     if let Err(e) = write_all(&uc.stream, &head).await {
         return Exchange::UpstreamFailed(Why::Connect(e.to_string()));
     }
@@ -384,6 +394,9 @@ async fn exchange(
                 ));
             }
         };
+        if resp.status >= 200 {
+            break (resp, raw);
+        }
         if write_all(&c.stream, &raw).await.is_err() {
             return Exchange::ClientGone;
         }
@@ -395,14 +408,23 @@ async fn exchange(
             n.received += r;
             return Exchange::Finished;
         }
-        if (100..200).contains(&resp.status) {
-            continue;
-        }
-        break resp;
     };
-    let Ok(framing) = resp.body(req.method.eq_ignore_ascii_case("HEAD")) else {
+    let (resp, mut raw) = resp;
+    let Ok(mut framing) = resp.body(req.method.eq_ignore_ascii_case("HEAD")) else {
         return Exchange::Finished;
     };
+    // A small body that already arrived goes out with the head, in one write.
+    if let Body::Length(len) = framing
+        && (uc.buffered().len() as u64) >= len
+    {
+        raw.extend_from_slice(&uc.buffered()[..len as usize]);
+        uc.consume(len as usize);
+        framing = Body::None;
+    }
+    if write_all(&c.stream, &raw).await.is_err() {
+        return Exchange::ClientGone;
+    }
+    n.received += raw.len() as u64;
     let result = match framing {
         Body::None => Ok(0),
         Body::Length(len) => uc.copy_exact(&c.stream, len).await.map(|_| len),

@@ -19,16 +19,18 @@ use tokio::net::TcpStream;
 /// Most bytes moved per splice call (bounded by the pipe's capacity).
 const CHUNK: usize = 1 << 20;
 /// Pipe capacity asked for (best effort).
-const PIPE_SIZE: usize = 256 * 1024;
+const PIPE_SIZE: usize = 1024 * 1024;
 /// Buffer for the copy fallback when no pipe can be had.
 const FALLBACK_BUF: usize = 64 * 1024;
 
-/// The reading side of a connection: bytes read but not yet consumed, and
-/// the pipe used to splice from it.
+/// The reading side of a connection: bytes read but not yet consumed
+/// (`buf[pos..end]`; the rest of `buf` is initialized spare room, so reads
+/// need no zeroing), and the pipe used to splice from it.
 #[derive(Default)]
 pub struct Reader {
     buf: Vec<u8>,
     pos: usize,
+    end: usize,
     pipe: Option<Pipe>,
 }
 
@@ -60,44 +62,44 @@ impl Conn {
     }
 
     pub fn buffered(&self) -> &[u8] {
-        &self.rd.buf[self.rd.pos..]
+        &self.rd.buf[self.rd.pos..self.rd.end]
     }
 
     pub fn consume(&mut self, n: usize) {
-        self.rd.pos = (self.rd.pos + n).min(self.rd.buf.len());
-        if self.rd.pos == self.rd.buf.len() {
-            self.rd.buf.clear();
+        self.rd.pos = (self.rd.pos + n).min(self.rd.end);
+        if self.rd.pos == self.rd.end {
             self.rd.pos = 0;
+            self.rd.end = 0;
         }
     }
 
     /// Read more bytes into the buffer, keeping at most `max` buffered.
     /// `Ok(0)`: end of stream, or the buffer is full.
     pub async fn fill(&mut self, max: usize) -> io::Result<usize> {
-        if self.rd.pos > 0 {
-            self.rd.buf.drain(..self.rd.pos);
-            self.rd.pos = 0;
+        let rd = &mut self.rd;
+        if rd.pos > 0 {
+            rd.buf.copy_within(rd.pos..rd.end, 0);
+            rd.end -= rd.pos;
+            rd.pos = 0;
         }
-        let room = max.saturating_sub(self.rd.buf.len());
+        let room = max.saturating_sub(rd.end);
         if room == 0 {
             return Ok(0);
         }
-        let want = room.min(16 * 1024);
+        // Small first reads (most heads are a few hundred bytes; hundreds of
+        // connections may wait at once), growing when a head is larger.
+        let want = room.min(rd.end.clamp(2048, 16 * 1024));
+        if rd.buf.len() < rd.end + want {
+            rd.buf.resize(rd.end + want, 0);
+        }
         loop {
-            self.stream.readable().await?;
-            let old = self.rd.buf.len();
-            self.rd.buf.resize(old + want, 0);
-            match self.stream.try_read(&mut self.rd.buf[old..]) {
+            match self.stream.try_read(&mut rd.buf[rd.end..rd.end + want]) {
                 Ok(n) => {
-                    self.rd.buf.truncate(old + n);
+                    rd.end += n;
                     return Ok(n);
                 }
-                Err(e) => {
-                    self.rd.buf.truncate(old);
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        return Err(e);
-                    }
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.readable().await?,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -160,7 +162,7 @@ impl Conn {
             .unwrap_or(usize::MAX)
             .min(self.buffered().len());
         if take > 0 {
-            write_all(dst, &self.rd.buf[self.rd.pos..self.rd.pos + take]).await?;
+            write_all(dst, &self.buffered()[..take]).await?;
             self.consume(take);
             left -= take as u64;
         }
@@ -207,12 +209,14 @@ impl Reader {
         dst: &TcpStream,
         count: &mut u64,
     ) -> io::Result<()> {
-        if self.pos < self.buf.len() {
-            write_all(dst, &self.buf[self.pos..]).await?;
-            *count += (self.buf.len() - self.pos) as u64;
+        if self.pos < self.end {
+            write_all(dst, &self.buf[self.pos..self.end]).await?;
+            *count += (self.end - self.pos) as u64;
         }
+        // From here on bytes go through the pipe: free the head buffer.
         self.buf = Vec::new();
         self.pos = 0;
+        self.end = 0;
         loop {
             let n = self.pump(src, dst, Some(CHUNK as u64 * 64)).await?;
             *count += n;
