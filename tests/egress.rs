@@ -153,6 +153,58 @@ fn proxy_reaches_allowed_http_and_https_servers() {
 }
 
 #[test]
+fn request_bodies_pass_intact_through_the_proxy() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        // 300 KB: more than one read, and curl adds `Expect: 100-continue`.
+        let r = run(
+            &env,
+            &[],
+            "head -c 300000 /dev/urandom > blob; \
+             python3 -c 'import sys; d=open(\"blob\",\"rb\").read(); print(\"want=%d %d\" % (len(d), sum(d)))'; \
+             curl -sS -m 20 --data-binary @blob http://web.guard.test/cl -w '\\ncl_code=%{http_code}\\n'; \
+             curl -sS -m 20 -H 'Transfer-Encoding: chunked' --data-binary @blob http://web.guard.test/chunked \
+               -w '\\nchunked_code=%{http_code}\\n'; \
+             curl -sS -m 20 -H 'Expect: 100-continue' --expect100-timeout 15 --data-binary @blob \
+               http://web.guard.test/expect -w '\\nexpect_code=%{http_code} time=%{time_total}\\n'",
+        );
+        r.out.expect_code(0);
+        let want = r
+            .out
+            .field("want")
+            .unwrap_or_else(|| panic!("{}", r.out.all()));
+        let (len, sum) = want.split_once(' ').unwrap();
+        let expect = format!("body_len={len} body_sum={sum}");
+        assert_eq!(
+            r.out.field("cl_code").as_deref(),
+            Some("200"),
+            "{}",
+            r.out.all()
+        );
+        assert_eq!(
+            r.out.field("chunked_code").as_deref(),
+            Some("200"),
+            "{}",
+            r.out.all()
+        );
+        // The proxy answers the Expect itself: no wait for curl's timeout.
+        let expect_line = r.out.field("expect_code").unwrap_or_default();
+        assert!(expect_line.starts_with("200 time="), "{}", r.out.all());
+        let secs: f64 = expect_line.split("time=").nth(1).unwrap().parse().unwrap();
+        assert!(secs < 5.0, "Expect: 100-continue stalled ({secs}s)");
+        for path in ["/cl", "/chunked", "/expect"] {
+            let line = r
+                .out
+                .stdout
+                .lines()
+                .find(|l| l.contains(&format!("path={path} ")))
+                .unwrap_or_else(|| panic!("no response for {path}:\n{}", r.out.all()));
+            assert!(line.contains(&expect), "{path}: {line} (want {expect})");
+        }
+    }
+}
+
+#[test]
 fn non_allowed_name_gets_403_saying_how_to_allow_it() {
     for mode in modes() {
         let env = Env::new(mode);
@@ -1057,4 +1109,58 @@ fn bad_network_configuration_is_a_clear_error() {
     out.expect_code(125);
     assert!(out.stderr.contains("bad.toml:3:"), "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn generated_resolver_files_are_read_only_and_no_listener_leaks_into_the_command() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let code = r#"
+import errno, os
+for f in ("/etc/resolv.conf", "/etc/hosts"):
+    try:
+        open(f, "a").write("x")
+        print("%s writable" % f)
+    except OSError as e:
+        print("%s errno=%d" % (f, e.errno))
+def link(fd):
+    try:
+        return os.readlink("/proc/self/fd/" + fd)
+    except OSError:
+        return ""
+fds = os.listdir("/proc/self/fd")
+print("sockets=%d" % len([fd for fd in fds if link(fd).startswith("socket:")]))
+"#;
+        let script = py_script(&env, "ro.py", code);
+        let r = run(
+            &env,
+            &[],
+            &format!(
+                "{script}; grep -c nameserver /etc/resolv.conf; grep nameserver /etc/resolv.conf"
+            ),
+        );
+        r.out.expect_code(0);
+        // EROFS for the read-only bind (EACCES when the user may not write it).
+        for f in ["/etc/resolv.conf", "/etc/hosts"] {
+            let ok = r.out.stdout.contains(&format!("{f} errno=30"))
+                || r.out.stdout.contains(&format!("{f} errno=13"));
+            assert!(ok, "{f}:\n{}", r.out.all());
+        }
+        assert_eq!(
+            r.out.field("sockets").as_deref(),
+            Some("0"),
+            "{}",
+            r.out.all()
+        );
+        assert!(
+            r.out.stdout.contains("nameserver 127.0.0.1"),
+            "{}",
+            r.out.stdout
+        );
+        assert!(
+            r.out.stdout.lines().any(|l| l == "1"),
+            "exactly one nameserver:\n{}",
+            r.out.stdout
+        );
+    }
 }

@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
 /// Client connections served at once, over all listeners.
-const MAX_CONNECTIONS: usize = 4096;
+const MAX_CONNECTIONS: usize = 2048;
 
 /// Handle kept by the supervisor while the command runs.
 pub struct Egress {

@@ -13,7 +13,7 @@ use super::allowlist::normalize_name;
 
 /// Largest ClientHello accepted (post-quantum key shares make them ~2 KiB;
 /// records carry at most 16 KiB each).
-pub const MAX_HELLO: usize = 64 * 1024;
+pub const MAX_HELLO: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SniError {

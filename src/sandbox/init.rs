@@ -36,6 +36,12 @@ pub const FORWARDED: &[libc::c_int] = &[
 /// Entry of the re-executed setup process. `fd` is the control socket,
 /// `parent` the supervisor's pid.
 pub fn setup_main(fd: i32, parent: i32) -> ! {
+    // The socket had to survive our own exec; nothing we exec may inherit
+    // it: the command could otherwise forge reports (or hand the supervisor
+    // sockets of its own) and hold the supervisor's end open.
+    if sys::set_cloexec(fd).is_err() {
+        sys::exit_now(125);
+    }
     // SAFETY: the supervisor passed this descriptor to us for our exclusive use.
     let mut sock = Some(unsafe { UnixStream::from_raw_fd(fd) });
     let code = match setup(&mut sock, parent) {

@@ -358,3 +358,18 @@ fn normalize(p: &Path) -> PathBuf {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_lexical_and_stays_under_root() {
+        assert_eq!(
+            normalize(Path::new("/etc/../run/x")),
+            PathBuf::from("/run/x")
+        );
+        assert_eq!(normalize(Path::new("/../../x")), PathBuf::from("/x"));
+        assert_eq!(normalize(Path::new("/a/./b/")), PathBuf::from("/a/b"));
+    }
+}

@@ -58,14 +58,17 @@ pub fn launch(plan: &Plan, net: &NetPolicy, quiet: bool) -> Result<i32> {
                     eprintln!("guard: warning: running with reduced isolation: {msg}");
                 }
                 Ok(Some((Report::Listeners { kinds }, fds))) => {
-                    let started = if kinds.len() == fds.len() && egress.is_none() {
-                        net::start(net, kinds.into_iter().zip(fds).collect())
-                    } else {
-                        Err(Error::sys(
-                            "receive the egress listeners",
-                            std::io::Error::other("descriptors do not match the message"),
-                        ))
-                    };
+                    // Exactly the listeners the plan asked for, once.
+                    let expected: Vec<_> = plan.listeners.iter().map(|l| l.kind).collect();
+                    let started =
+                        if kinds == expected && kinds.len() == fds.len() && egress.is_none() {
+                            net::start(net, kinds.into_iter().zip(fds).collect())
+                        } else {
+                            Err(Error::sys(
+                                "receive the egress listeners",
+                                std::io::Error::other("descriptors do not match the message"),
+                            ))
+                        };
                     match started {
                         Ok(e) => egress = Some(e),
                         Err(e) => {

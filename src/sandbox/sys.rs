@@ -278,6 +278,13 @@ pub fn forward_signals_to(pid: libc::pid_t, signals: &[libc::c_int]) -> io::Resu
     Ok(())
 }
 
+/// Set FD_CLOEXEC so `fd` does not survive exec.
+pub fn set_cloexec(fd: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; it touches no memory.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    check(ret as libc::c_long).map(drop)
+}
+
 /// Clear FD_CLOEXEC so `fd` survives exec (used between fork and exec).
 pub fn clear_cloexec(fd: libc::c_int) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor number; async-signal-safe.

@@ -196,10 +196,12 @@ fn serve_conn(s: TcpStream, git_root: &Path) -> std::io::Result<()> {
                 std::thread::sleep(Duration::from_millis(300));
             }
             let body = format!(
-                "{SERVED} conn={conn} method={} path={} host={}\n",
+                "{SERVED} conn={conn} method={} path={} host={} body_len={} body_sum={}\n",
                 req.method,
                 req.path,
-                req.header("host").unwrap_or("-")
+                req.header("host").unwrap_or("-"),
+                req.body.len(),
+                req.body.iter().map(|b| u64::from(*b)).sum::<u64>()
             );
             (
                 "200 OK".to_string(),
