@@ -24,7 +24,8 @@
 //! one event each.
 //!
 //! Pure parts: `allowlist`, `addr`, `http`, `socks5`, `sni`, `dns` and this
-//! file. Side effects: `serve` (runtime), `proxy` (connections), `relay`
+//! file. Side effects: `serve` (runtime), `proxy` (connections, tunnels),
+//! `forward` (plain HTTP request by request), `relay`
 //! (byte copying), `sys` (splice).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -33,6 +34,7 @@ pub mod allowlist;
 mod decide;
 pub mod dns;
 mod event;
+mod forward;
 pub mod http;
 mod proxy;
 mod relay;

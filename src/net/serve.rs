@@ -136,7 +136,7 @@ async fn accept_loop(sh: Arc<Shared>, l: TcpListener, kind: ListenerKind, limit:
 
 async fn handle(sh: &Shared, s: TcpStream, kind: ListenerKind) {
     match kind {
-        ListenerKind::HttpProxy => proxy::http_proxy(sh, s).await,
+        ListenerKind::HttpProxy => super::forward::http_proxy(sh, s).await,
         ListenerKind::Socks5 => proxy::socks(sh, s).await,
         ListenerKind::Transparent(port) => proxy::transparent(sh, s, port).await,
         ListenerKind::DnsTcp => dns_tcp(sh, s).await,
