@@ -1164,3 +1164,103 @@ print("sockets=%d" % len([fd for fd in fds if link(fd).startswith("socket:")]))
         );
     }
 }
+
+const MALFORMED_SCRIPT: &str = r#"
+import socket, time
+def conn():
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
+    return s
+def read_all(s):
+    data = b""
+    try:
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+    except OSError as e:
+        data += b" [error %d]" % e.errno
+    return data
+s = conn()
+s.sendall(b"CONNECT web.guard.test:443 HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost: web.guard.test\r\n\r\n")
+print("not_tls=%s" % read_all(s)[-7:].hex())
+s = conn()
+s.sendall(b"POST http://web.guard.test/ HTTP/1.1\r\nHost: web.guard.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+print("smuggle=%s" % read_all(s).split(b"\r\n")[0].decode())
+s = conn()
+s.sendall(b"GET http://web.guard.test/ HTTP/1.1\r\nHost: web.guard.test\r\nX: " + b"a" * 40000 + b"\r\n\r\n")
+print("oversized=%s" % read_all(s).split(b"\r\n")[0].decode())
+s = conn()
+t = time.time()
+s.sendall(b"GET http://web.gu")
+r = read_all(s)
+print("slow=%s after=%d" % (r.split(b"\r\n")[0].decode(), time.time() - t))
+s = socket.create_connection(("127.0.0.1", 1080), timeout=20)
+s.sendall(bytes([5, 1, 0]))
+s.recv(2)
+s.sendall(bytes([5, 2, 0, 3, 14]) + b"web.guard.test" + (80).to_bytes(2, "big"))
+print("socks_bind=%s" % s.recv(10)[:2].hex())
+s = socket.create_connection(("127.0.0.1", 1080), timeout=20)
+s.sendall(bytes([5, 1, 2]))
+print("socks_auth=%s" % s.recv(2).hex())
+"#;
+
+#[test]
+fn malformed_smuggling_oversized_and_slow_requests_are_refused() {
+    let handles: Vec<_> = modes()
+        .into_iter()
+        .map(|mode| {
+            std::thread::spawn(move || {
+                let env = Env::new(mode);
+                let script = py_script(&env, "bad.py", MALFORMED_SCRIPT);
+                let r = run(&env, &[], &script);
+                r.out.expect_code(0);
+                // TLS alert: fatal (2), access_denied (49 = 0x31).
+                assert_eq!(
+                    r.out.field("not_tls").as_deref(),
+                    Some("15030300020231"),
+                    "{}",
+                    r.out.all()
+                );
+                assert_eq!(
+                    r.out.field("smuggle").as_deref(),
+                    Some("HTTP/1.1 400 Bad Request"),
+                    "{}",
+                    r.out.all()
+                );
+                assert_eq!(
+                    r.out.field("oversized").as_deref(),
+                    Some("HTTP/1.1 400 Bad Request"),
+                    "{}",
+                    r.out.all()
+                );
+                let slow = r.out.field("slow").unwrap_or_default();
+                assert!(
+                    slow.starts_with("HTTP/1.1 408 Request Timeout after="),
+                    "{}",
+                    r.out.all()
+                );
+                let after: u64 = slow.rsplit('=').next().unwrap().parse().unwrap();
+                assert!((9..=15).contains(&after), "slow head closed after {after}s");
+                // SOCKS: 07 = command not supported; ff = no acceptable method.
+                assert_eq!(
+                    r.out.field("socks_bind").as_deref(),
+                    Some("0507"),
+                    "{}",
+                    r.out.all()
+                );
+                assert_eq!(
+                    r.out.field("socks_auth").as_deref(),
+                    Some("05ff"),
+                    "{}",
+                    r.out.all()
+                );
+                r.assert_refused("web.guard.test", "not-tls");
+                r.out.assert_no_canary(SERVED);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}

@@ -13,7 +13,7 @@
 //! 127.0.0.1:53    DNS (UDP+TCP): allowlisted names only, never upstream
 //! ```
 //!
-//! Every connection is decided in the supervisor ([`decide`]): the name must
+//! Every connection is decided in the supervisor (`decide`): the name must
 //! match a rule ([`allowlist`]); the supervisor resolves it itself, once,
 //! refuses non-public addresses unless the rule opts in ([`addr`]), and
 //! connects to the address it resolved (no second lookup, no rebinding).

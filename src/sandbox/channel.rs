@@ -7,6 +7,14 @@
 //! namespace attached as SCM_RIGHTS to the frame's first byte
 //! ([`send_with_fds`]). The supervisor reads every frame with
 //! [`recv_with_fds`], so descriptors can never be left unread in the socket.
+//!
+//! Threat model: only guard's own setup code may speak on this socket. It
+//! is close-on-exec from the start of the setup process, and pid 1 drops it
+//! once the command is started, so the command can neither forge reports nor
+//! hand the supervisor sockets of its own; the supervisor also accepts
+//! descriptors only in the one `Listeners` message, only the ones the plan
+//! asked for, and closes any others. Frames are bounded ([`MAX_FRAME`],
+//! [`MAX_FDS`]).
 
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut, Read, Write};
