@@ -39,6 +39,7 @@ pub struct Servers {
 pub fn servers() -> &'static Servers {
     static S: OnceLock<Servers> = OnceLock::new();
     S.get_or_init(|| {
+        remove_stale_fixtures();
         let base = PathBuf::from(format!("/tmp/guard-egress-fixtures-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).expect("create fixture dir");
@@ -59,6 +60,21 @@ pub fn servers() -> &'static Servers {
             git_root,
         }
     })
+}
+
+/// Fixture directories of earlier test runs whose process is gone.
+fn remove_stale_fixtures() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(pid) = name.strip_prefix("guard-egress-fixtures-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A bare repository `repo.git` with one commit holding README = SERVED.
