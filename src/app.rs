@@ -56,7 +56,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     let pending = crate::sandbox::spawn()?;
     let (policy, plan) = prepare(args)?;
     record_policy(&policy);
-    let result = pending.run(&plan);
+    let result = pending.run(&plan, &policy.network);
     for path in quarantine_created(&policy.absent_protected) {
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %path.display());
     }
@@ -168,6 +168,9 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         &user.home,
     );
 
+    let network = policy::network(&loaded, &args.allow_host, args.no_network)?;
+    let env = with_proxy_env(env, &network);
+
     let policy = Policy {
         profile: loaded.name.clone(),
         profile_origin: loaded.origin.clone(),
@@ -193,6 +196,7 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
             .unwrap_or(profile::DEFAULT_PROCESSES),
         home_source,
         caches,
+        network,
         allow_degraded: args.allow_degraded,
     };
     let plan = plan::build(&policy, host::cap_last_cap())?;
@@ -631,6 +635,18 @@ fn quarantine_created(absent: &[PathBuf]) -> Vec<PathBuf> {
     moved
 }
 
+/// The proxy variables override whatever the caller's environment passed.
+fn with_proxy_env(
+    env: Vec<(String, String)>,
+    net: &crate::net::NetPolicy,
+) -> Vec<(String, String)> {
+    let mut map: BTreeMap<String, String> = env.into_iter().collect();
+    for (k, v) in crate::net::proxy_env(net) {
+        map.insert(k, v);
+    }
+    map.into_iter().collect()
+}
+
 /// Profile paths may end in a glob (`/etc/ssh/ssh_host_*_key`); CLI paths
 /// are taken literally.
 fn expand_globs(candidates: Vec<Candidate>) -> Vec<Candidate> {
@@ -692,7 +708,7 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
     }
     let _ = writeln!(s, "cwd:      {}", policy.cwd.display());
     let _ = writeln!(s, "command:  {}", shell_words(&policy.command));
-    let _ = writeln!(s, "network:  none (only loopback inside)");
+    s.push_str(&crate::net::describe(&policy.network));
     let _ = writeln!(s, "\npaths:");
     for g in &policy.grants {
         let kind = match &g.kind {
@@ -795,8 +811,8 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Used by `check`: the plan for `true` with the default profile.
-pub fn default_plan(project: &Path) -> Result<Plan> {
+/// Used by `check`: the policy and plan for `true` with the default profile.
+pub fn default_plan(project: &Path) -> Result<(Policy, Plan)> {
     let args = RunArgs {
         profile: None,
         project: Some(project.to_path_buf()),
@@ -804,10 +820,12 @@ pub fn default_plan(project: &Path) -> Result<Plan> {
         rw: vec![],
         hide: vec![],
         allow_env: vec![],
+        allow_host: vec![],
+        no_network: false,
         allow_degraded: false,
         quiet: true,
         log: None,
         command: vec!["true".into()],
     };
-    prepare(&args).map(|(_, plan)| plan)
+    prepare(&args)
 }

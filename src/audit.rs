@@ -229,10 +229,11 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
         ("", "", "", "")
     };
     let mut out = String::new();
-    let mut refused: Vec<(String, usize, String)> = Vec::new();
+    // (host:port, count, host, why)
+    let mut refused: Vec<(String, usize, String, String)> = Vec::new();
     for e in events
         .iter()
-        .filter(|e| s(e, "kind") == "net" && s(e, "decision") == "refused")
+        .filter(|e| s(e, "kind") == "net" && s(e, "decision") == "refuse")
     {
         let host = s(e, "host").to_string();
         let port = e
@@ -241,20 +242,30 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             .map(|p| format!(":{p}"))
             .unwrap_or_default();
         let key = format!("{host}{port}");
-        match refused.iter_mut().find(|(k, _, _)| *k == key) {
+        match refused.iter_mut().find(|r| r.0 == key) {
             Some(r) => r.1 += 1,
-            None => refused.push((key, 1, host)),
+            None => refused.push((key, 1, host, s(e, "why").to_string())),
         }
     }
     if !refused.is_empty() {
         let total: usize = refused.iter().map(|r| r.1).sum();
         out.push_str(&format!(
-            "  {red}network{reset}: refused {total} connection(s) to {} host(s)\n",
+            "  {red}network{reset}: refused {total} connection(s) to {} destination(s)\n",
             refused.len()
         ));
-        for (key, n, host) in &refused {
+        for (key, n, host, why) in &refused {
+            let why = if why.is_empty() {
+                "refused"
+            } else {
+                why.as_str()
+            };
+            let times = if *n > 1 {
+                format!(", {n} times")
+            } else {
+                String::new()
+            };
             out.push_str(&format!(
-                "    {key} (x{n})  allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]\n"
+                "    {key} ({why}{times})  allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]\n"
             ));
         }
     }
@@ -389,7 +400,7 @@ pub fn suggest() -> crate::Result<String> {
     let mut hosts: Vec<String> = Vec::new();
     for e in events
         .iter()
-        .filter(|e| s(e, "kind") == "net" && s(e, "decision") == "refused")
+        .filter(|e| s(e, "kind") == "net" && s(e, "decision") == "refuse")
     {
         let host = s(e, "host");
         if host.is_empty() {
@@ -431,11 +442,14 @@ mod tests {
     fn summary_names_the_refused_host_and_the_allowing_flag() {
         let mut e = Map::new();
         e.insert("kind".into(), "net".into());
-        e.insert("decision".into(), "refused".into());
+        e.insert("decision".into(), "refuse".into());
         e.insert("host".into(), "evil.example".into());
         e.insert("port".into(), 443.into());
         let text = summary(&[e.clone(), e], None, false);
-        assert!(text.contains("evil.example:443 (x2)"), "{text}");
+        assert!(
+            text.contains("evil.example:443 (refused, 2 times)"),
+            "{text}"
+        );
         assert!(text.contains("--allow-host evil.example"), "{text}");
         assert!(!text.contains('\x1b'));
         assert!(summary(&[], None, true).is_empty());

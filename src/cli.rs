@@ -69,6 +69,15 @@ pub struct RunArgs {
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,
 
+    /// Allow connections to HOST: a name, `*.suffix`, or an IP address; on
+    /// PORT only, or on 443 and 80 when no port is given. Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_host: Vec<String>,
+
+    /// No network at all: no proxy, no DNS, only loopback inside.
+    #[arg(long, conflicts_with = "allow_host")]
+    pub no_network: bool,
+
     /// Run even if a protection layer cannot be applied (says which).
     #[arg(long)]
     pub allow_degraded: bool,

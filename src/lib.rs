@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod error;
 pub mod host;
+pub mod net;
 pub mod plan;
 pub mod policy;
 pub mod profile;

@@ -9,7 +9,8 @@ use std::process::Command;
 
 #[test]
 fn incident_replay_breaks_the_chain() {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/incident-replay/run.sh");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/incident-replay/run.sh");
     // The example directory must be readable by the unprivileged uid too.
     let copy = common::TempDir::new("incident", Mode::Invoker);
     let st = Command::new("cp")
@@ -25,7 +26,13 @@ fn incident_replay_breaks_the_chain() {
             Mode::Invoker => Command::new("bash"),
             Mode::Unprivileged => {
                 let mut c = Command::new("setpriv");
-                c.args([&format!("--reuid={NOBODY}"), &format!("--regid={NOBODY}"), "--clear-groups", "--", "bash"]);
+                c.args([
+                    &format!("--reuid={NOBODY}"),
+                    &format!("--regid={NOBODY}"),
+                    "--clear-groups",
+                    "--",
+                    "bash",
+                ]);
                 c
             }
         };
@@ -38,7 +45,11 @@ fn incident_replay_breaks_the_chain() {
                 .output()
                 .unwrap(),
         );
-        assert!(out.stdout.contains("control plane: 1 volume(s) deleted"), "bare run did not delete:\n{}", out.all());
+        assert!(
+            out.stdout.contains("control plane: 1 volume(s) deleted"),
+            "bare run did not delete:\n{}",
+            out.all()
+        );
         assert!(out.stdout.contains("LINK 2 BROKEN"), "{}", out.all());
         out.expect_code(0);
     }

@@ -67,6 +67,13 @@ pub enum MountOp {
         work: PathBuf,
         dst: PathBuf,
     },
+    /// A file with this content, generated inside the sandbox's setup
+    /// tmpfs (never on the host) and bound read-only over `dst` (or, when
+    /// `dst` is a symlink, over what it points to inside the sandbox).
+    File {
+        dst: PathBuf,
+        content: String,
+    },
 }
 
 impl MountOp {
@@ -81,7 +88,8 @@ impl MountOp {
             | MountOp::Proc { dst }
             | MountOp::Devpts { dst }
             | MountOp::Symlink { dst, .. }
-            | MountOp::Overlay { dst, .. } => dst,
+            | MountOp::Overlay { dst, .. }
+            | MountOp::File { dst, .. } => dst,
         }
     }
 
@@ -91,7 +99,10 @@ impl MountOp {
             MountOp::Tmpfs { .. } => 0,
             MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
             MountOp::Devpts { .. } | MountOp::Pin { .. } | MountOp::Overlay { .. } => 1,
-            MountOp::ReadOnly { .. } | MountOp::HideFile { .. } | MountOp::HideDir { .. } => 2,
+            MountOp::ReadOnly { .. }
+            | MountOp::HideFile { .. }
+            | MountOp::HideDir { .. }
+            | MountOp::File { .. } => 2,
         }
     }
 
@@ -149,6 +160,9 @@ impl MountOp {
             MountOp::Devpts { dst } => format!("devpts   {}", dst.display()),
             MountOp::Symlink { target, dst } => {
                 format!("symlink  {} -> {}", dst.display(), target.display())
+            }
+            MountOp::File { dst, .. } => {
+                format!("file     {} (generated, read-only)", dst.display())
             }
         }
     }
@@ -237,6 +251,15 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         // Private scratch space; the host's /tmp stays invisible.
         tmpfs("/tmp", 0o1777, false),
         tmpfs("/var/tmp", 0o1777, false),
+        // Names resolve through guard's DNS server only; localhost stays local.
+        MountOp::File {
+            dst: p("/etc/resolv.conf"),
+            content: crate::net::resolv_conf(),
+        },
+        MountOp::File {
+            dst: p("/etc/hosts"),
+            content: crate::net::hosts_file(super::HOSTNAME),
+        },
     ];
     rest.push(match &policy.home_source {
         // The profile's persistent home (the agent's own state).
@@ -335,6 +358,7 @@ mod tests {
             allow_ptrace: false,
             allow_degraded: false,
             max_processes: 100,
+            network: Default::default(),
         }
     }
 
@@ -374,6 +398,8 @@ mod tests {
             [
                 "symlink  /bin -> usr/bin",
                 "bind ro  /etc",
+                "file     /etc/hosts (generated, read-only)",
+                "file     /etc/resolv.conf (generated, read-only)",
                 "hide     /etc/shadow (empty file)",
                 "tmpfs    /home/u (mode 700)",
                 "bind ro  /home/u/.gitconfig",
@@ -418,6 +444,8 @@ mod tests {
         assert_eq!(
             tail,
             [
+                "file     /etc/hosts (generated, read-only)",
+                "file     /etc/resolv.conf (generated, read-only)",
                 "tmpfs    /home/u (mode 700)",
                 "bind rw  /home/u/src/app",
                 "pin      /home/u/src/app/.git",

@@ -7,6 +7,7 @@
 //! contains the home directory (or is `/`) is refused.
 
 mod env;
+mod network;
 
 use crate::error::{Error, Result};
 use crate::host::{PathKind, User};
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use env::build_env;
+pub use network::network;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Access {
@@ -97,6 +99,7 @@ pub struct Policy {
     pub home_source: Option<PathBuf>,
     /// Copy-on-write caches.
     pub caches: Vec<Cache>,
+    pub network: crate::net::NetPolicy,
 }
 
 /// A host directory shown writable inside through an overlay whose upper

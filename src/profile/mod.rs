@@ -5,6 +5,7 @@
 
 mod builtin;
 mod layers;
+pub mod network;
 pub mod trust;
 
 use crate::error::{Error, Result};
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use builtin::{builtin_names, builtin_source};
 pub use layers::{exists as profile_exists, user_profile_dir};
+pub use network::Network;
 
 /// The schema version this build understands.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -37,6 +39,8 @@ pub struct Profile {
     pub syscalls: Syscalls,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub network: Network,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -143,6 +147,17 @@ impl Profile {
         if top.limits.processes.is_some() {
             self.limits.processes = top.limits.processes;
         }
+        for entry in &top.network.allow {
+            if !self.network.allow.contains(entry) {
+                self.network.allow.push(entry.clone());
+            }
+        }
+        for (name, addr) in &top.network.hosts {
+            self.network.hosts.insert(name.clone(), *addr);
+        }
+        if top.network.disabled.is_some() {
+            self.network.disabled = top.network.disabled;
+        }
     }
 }
 
@@ -229,6 +244,27 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile> {
             hint: Some(format!("set `version = {SCHEMA_VERSION}`")),
         });
     }
+    if let Err((key, msg)) = profile.network.validate() {
+        // Point at the key in [network.hosts] (quoted or bare).
+        let at = text
+            .find("[network.hosts]")
+            .and_then(|h| {
+                let rest = &text[h..];
+                rest.find(&format!("\"{key}\""))
+                    .or_else(|| rest.find(&key))
+                    .map(|k| h + k)
+            })
+            .unwrap_or(0);
+        let (line, col) = line_col(text, at);
+        return Err(Error::Profile {
+            location: format!("{origin}:{line}:{col}"),
+            msg,
+            hint: Some(
+                "add the name to [network] allow (with private = true for a private address)"
+                    .into(),
+            ),
+        });
+    }
     Ok(profile)
 }
 
@@ -292,6 +328,60 @@ mod tests {
     fn wrong_type_is_rejected() {
         let err = parse("version = 1\n[syscalls]\nptrace = \"yes\"\n", "p.toml").unwrap_err();
         assert!(err.render().contains("p.toml:3:"), "{}", err.render());
+    }
+
+    #[test]
+    fn network_section() {
+        let p = parse(
+            "version = 1\n[network]\nallow = [\"a.example.com\", \"*.cdn.example.com:8443\", { host = \"api.internal\", private = true }]\n[network.hosts]\n\"api.internal\" = \"10.1.2.3\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        let allow = p.network.allowlist("profile p");
+        assert_eq!(allow.rules.len(), 3);
+        assert!(allow.rules[2].private);
+        assert_eq!(
+            allow.pinned("api.internal"),
+            Some("10.1.2.3".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn network_errors_have_locations() {
+        for (text, at, needle) in [
+            (
+                "version = 1\n[network]\nallow = [\"ok.com\", \"bad host\"]\n",
+                "p.toml:3:",
+                "letters, digits",
+            ),
+            (
+                "version = 1\n[network]\nallow = [{ host = \"a.com\", privat = true }]\n",
+                "p.toml:3:",
+                "privat",
+            ),
+            (
+                "version = 1\n[network]\nallow = [\"*.com\"]\n",
+                "p.toml:3:",
+                "too broad",
+            ),
+            ("version = 1\n[network]\nalow = []\n", "p.toml:3:", "alow"),
+            (
+                "version = 1\n[network]\nallow = [\"a.com\"]\n[network.hosts]\n\"a.com\" = \"not-an-ip\"\n",
+                "p.toml:5:",
+                "not an IP",
+            ),
+            (
+                "version = 1\n[network]\nallow = [\"a.com\"]\n[network.hosts]\n\"b.com\" = \"10.0.0.1\"\n",
+                "p.toml:5:1",
+                "no `allow` entry",
+            ),
+        ] {
+            let e = parse(text, "p.toml").unwrap_err();
+            let msg = e.render();
+            assert!(msg.contains(at), "{text}: {msg}");
+            assert!(msg.contains(needle), "{text}: {msg}");
+            assert_eq!(e.exit_code(), 125);
+        }
     }
 
     #[test]

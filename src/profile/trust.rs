@@ -73,6 +73,27 @@ pub fn widenings(
     if procs(&merged) > procs(base) {
         out.push(format!("limits.processes = {}", procs(&merged)));
     }
+    for a in merged
+        .network
+        .allow
+        .iter()
+        .filter(|a| !base.network.allow.contains(a))
+    {
+        let private = if a.private {
+            " (private addresses allowed)"
+        } else {
+            ""
+        };
+        out.push(format!("network.allow += {:?}{private}", a.raw));
+    }
+    for (name, addr) in &merged.network.hosts {
+        if base.network.hosts.get(name) != Some(addr) {
+            out.push(format!("network.hosts {name} = {}", addr.0));
+        }
+    }
+    if merged.network.disabled == Some(false) && base.network.disabled == Some(true) {
+        out.push("network.disabled = false".into());
+    }
     if merged.home.persist == Some(true) && base.home.persist != Some(true) {
         out.push("home.persist = true".into());
     }

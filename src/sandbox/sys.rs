@@ -278,6 +278,13 @@ pub fn forward_signals_to(pid: libc::pid_t, signals: &[libc::c_int]) -> io::Resu
     Ok(())
 }
 
+/// Set FD_CLOEXEC so `fd` does not survive exec.
+pub fn set_cloexec(fd: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; it touches no memory.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    check(ret as libc::c_long).map(drop)
+}
+
 /// Clear FD_CLOEXEC so `fd` survives exec (used between fork and exec).
 pub fn clear_cloexec(fd: libc::c_int) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor number; async-signal-safe.
@@ -314,4 +321,12 @@ pub fn peek_exited_child() -> Option<libc::pid_t> {
 pub fn reap(pid: libc::pid_t) {
     // SAFETY: waitpid on a pid that peek_exited_child reported as exited.
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+}
+
+/// Take ownership of a descriptor received over SCM_RIGHTS.
+pub fn own_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel just installed `fd` in this process for us
+    // (recvmsg with SCM_RIGHTS); nothing else refers to it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
