@@ -306,6 +306,25 @@ fn profile_show(loaded: &profile::Loaded) -> String {
             let _ = writeln!(s, "  {:<50} # {from}", format!("{k} = {v:?}"));
         }
     }
+    if !p.network.allow.is_empty() {
+        let _ = writeln!(s, "\n[network] allow");
+        for a in &p.network.allow {
+            let from = origin_of(&|pr| pr.network.allow.contains(a));
+            let private = if a.private { " (private = true)" } else { "" };
+            let _ = writeln!(s, "  {:<50} # {from}", format!("{:?},{private}", a.raw));
+        }
+    }
+    for (name, addr) in &p.network.hosts {
+        let from = origin_of(&|pr| pr.network.hosts.get(name) == Some(addr));
+        let _ = writeln!(s, "[network.hosts] {name} = {}  # {from}", addr.0);
+    }
+    if let Some(d) = p.network.disabled {
+        let _ = writeln!(
+            s,
+            "[network] disabled = {d}  # {}",
+            origin_of(&|pr| pr.network.disabled.is_some())
+        );
+    }
     let _ = writeln!(
         s,
         "\n[syscalls] ptrace = {}  # {}",
