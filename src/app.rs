@@ -50,8 +50,13 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let env_cfg = &loaded.profile.env;
-    let (env, env_removed) =
-        policy::build_env(&host_env, &env_cfg.pass, &env_cfg.set, &cli.allow_env, &user.home);
+    let (env, env_removed) = policy::build_env(
+        &host_env,
+        &env_cfg.pass,
+        &env_cfg.set,
+        &cli.allow_env,
+        &user.home,
+    );
 
     let policy = Policy {
         profile: loaded.name.clone(),
@@ -59,7 +64,11 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         uid: user.uid,
         gid: user.gid,
         home: user.home.clone(),
-        cwd: if cwd.starts_with(&project) { cwd.clone() } else { project.clone() },
+        cwd: if cwd.starts_with(&project) {
+            cwd.clone()
+        } else {
+            project.clone()
+        },
         project,
         grants,
         env,
@@ -108,9 +117,17 @@ fn gather_facts(candidates: &[Candidate]) -> BTreeMap<PathBuf, PathKind> {
 pub fn explain(policy: &Policy, plan: &Plan) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "profile:  {} ({})", policy.profile, policy.profile_origin);
+    let _ = writeln!(
+        s,
+        "profile:  {} ({})",
+        policy.profile, policy.profile_origin
+    );
     let _ = writeln!(s, "project:  {} (read-write)", policy.project.display());
-    let _ = writeln!(s, "home:     {} (private, empty but for granted paths)", policy.home.display());
+    let _ = writeln!(
+        s,
+        "home:     {} (private, empty but for granted paths)",
+        policy.home.display()
+    );
     let _ = writeln!(s, "cwd:      {}", policy.cwd.display());
     let _ = writeln!(s, "command:  {}", shell_words(&policy.command));
     let _ = writeln!(s, "network:  none (only loopback inside)");
@@ -120,10 +137,24 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             policy::GrantKind::Symlink { target } => format!(" -> {}", target.display()),
             _ => String::new(),
         };
-        let _ = writeln!(s, "  {:<5} {}{}  [{}]", g.access.label(), g.path.display(), kind, g.origin);
+        let _ = writeln!(
+            s,
+            "  {:<5} {}{}  [{}]",
+            g.access.label(),
+            g.path.display(),
+            kind,
+            g.origin
+        );
     }
-    let _ = writeln!(s, "\nnamespaces: user (uid {0}->{0}, gid {1}->{1}, setgroups deny), mount, pid, net, ipc, uts, cgroup", plan.uid, plan.gid);
-    let _ = writeln!(s, "\nmount plan (in order, on a fresh tmpfs root; / and /sys read-only afterwards):");
+    let _ = writeln!(
+        s,
+        "\nnamespaces: user (uid {0}->{0}, gid {1}->{1}, setgroups deny), mount, pid, net, ipc, uts, cgroup",
+        plan.uid, plan.gid
+    );
+    let _ = writeln!(
+        s,
+        "\nmount plan (in order, on a fresh tmpfs root; / and /sys read-only afterwards):"
+    );
     for (i, op) in plan.mounts.iter().enumerate() {
         let _ = writeln!(s, "  {:>3}. {}", i + 1, op.describe());
     }
@@ -136,9 +167,18 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
     for r in &plan.landlock {
         let _ = writeln!(s, "  {}", r.describe());
     }
-    let _ = writeln!(s, "\ncapabilities: all dropped (bounding, ambient, inheritable; securebits locked); no_new_privs");
-    let _ = writeln!(s, "\nseccomp (applied last; everything not listed is allowed):");
-    for r in plan::seccomp::enosys_table().iter().chain(plan::seccomp::table(plan.allow_ptrace).iter()) {
+    let _ = writeln!(
+        s,
+        "\ncapabilities: all dropped (bounding, ambient, inheritable; securebits locked); no_new_privs"
+    );
+    let _ = writeln!(
+        s,
+        "\nseccomp (applied last; everything not listed is allowed):"
+    );
+    for r in plan::seccomp::enosys_table()
+        .iter()
+        .chain(plan::seccomp::table(plan.allow_ptrace).iter())
+    {
         let when = match r.when {
             plan::seccomp::Match::Always => String::new(),
             plan::seccomp::Match::IoctlRequest(req) => format!(" request={req:#x}"),
@@ -146,8 +186,19 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             plan::seccomp::Match::Arg0NotIn(v) => format!(" arg0 not in {v:?}"),
             plan::seccomp::Match::SocketFamilyType(f, t) => format!(" family={f} type={t}"),
         };
-        let errno = if r.errno == libc::ENOSYS { "ENOSYS" } else { "EPERM" };
-        let _ = writeln!(s, "  {:<20} {:<7} {}  ({})", format!("{}{}", r.name, ""), errno, when.trim(), r.why);
+        let errno = if r.errno == libc::ENOSYS {
+            "ENOSYS"
+        } else {
+            "EPERM"
+        };
+        let _ = writeln!(
+            s,
+            "  {:<20} {:<7} {}  ({})",
+            format!("{}{}", r.name, ""),
+            errno,
+            when.trim(),
+            r.why
+        );
     }
     let _ = writeln!(s, "  other ABIs (x32, int 0x80): refused");
     let names: Vec<&str> = plan.env.iter().map(|(k, _)| k.as_str()).collect();
@@ -156,7 +207,11 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
         s,
         "not passed:  {} variable(s){}{}",
         policy.env_removed.len(),
-        if policy.env_removed.is_empty() { "" } else { ": " },
+        if policy.env_removed.is_empty() {
+            ""
+        } else {
+            ": "
+        },
         policy.env_removed.join(" ")
     );
     s
@@ -165,7 +220,10 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
 fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))

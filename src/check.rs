@@ -80,13 +80,23 @@ pub fn run() -> Result<i32> {
         "full sandbox",
         match e2e {
             Ok(0) => Ok("`true` ran inside a complete sandbox".into()),
-            Ok(code) => Err((format!("`true` exited with {code}"), "run `guard -v run -- true` to see why".into())),
-            Err(e) => Err((e.to_string(), e.hint().unwrap_or("see the message above").to_string())),
+            Ok(code) => Err((
+                format!("`true` exited with {code}"),
+                "run `guard -v run -- true` to see why".into(),
+            )),
+            Err(e) => Err((
+                e.to_string(),
+                e.hint().unwrap_or("see the message above").to_string(),
+            )),
         },
     );
     println!(
         "\nisolation level: {}",
-        if ok { "full (namespaces + Landlock + seccomp)" } else { "incomplete: guard run will refuse to start" }
+        if ok {
+            "full (namespaces + Landlock + seccomp)"
+        } else {
+            "incomplete: guard run will refuse to start"
+        }
     );
     Ok(if ok { 0 } else { 1 })
 }

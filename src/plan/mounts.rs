@@ -32,16 +32,29 @@ pub enum MountOp {
     },
     /// Make an already-mounted path inside the sandbox read-only (skipped if
     /// it does not exist).
-    ReadOnly { dst: PathBuf },
+    ReadOnly {
+        dst: PathBuf,
+    },
     /// Replace a file with an empty read-only file (skipped if missing).
-    HideFile { dst: PathBuf },
+    HideFile {
+        dst: PathBuf,
+    },
     /// Replace a directory with an empty read-only directory.
-    HideDir { dst: PathBuf },
-    Proc { dst: PathBuf },
+    HideDir {
+        dst: PathBuf,
+    },
+    Proc {
+        dst: PathBuf,
+    },
     /// A new devpts instance (its own ptmx), so programs can open ptys
     /// without seeing the host's.
-    Devpts { dst: PathBuf },
-    Symlink { target: PathBuf, dst: PathBuf },
+    Devpts {
+        dst: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        dst: PathBuf,
+    },
 }
 
 impl MountOp {
@@ -71,11 +84,19 @@ impl MountOp {
     /// One line for `guard explain`.
     pub fn describe(&self) -> String {
         match self {
-            MountOp::Tmpfs { dst, mode, ro_after } => format!(
+            MountOp::Tmpfs {
+                dst,
+                mode,
+                ro_after,
+            } => format!(
                 "tmpfs    {} (mode {:o}{})",
                 dst.display(),
                 mode,
-                if *ro_after { ", read-only after setup" } else { "" }
+                if *ro_after {
+                    ", read-only after setup"
+                } else {
+                    ""
+                }
             ),
             MountOp::Bind {
                 src,
@@ -85,7 +106,11 @@ impl MountOp {
                 optional,
                 ..
             } => {
-                let mut s = format!("bind {}  {}", if *writable { "rw" } else { "ro" }, dst.display());
+                let mut s = format!(
+                    "bind {}  {}",
+                    if *writable { "rw" } else { "ro" },
+                    dst.display()
+                );
                 if src != dst {
                     s.push_str(&format!(" <- {}", src.display()));
                 }
@@ -201,8 +226,12 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
                 target: target.clone(),
                 dst: g.path.clone(),
             },
-            (GrantKind::Dir, Access::Hidden) => MountOp::HideDir { dst: g.path.clone() },
-            (GrantKind::File, Access::Hidden) => MountOp::HideFile { dst: g.path.clone() },
+            (GrantKind::Dir, Access::Hidden) => MountOp::HideDir {
+                dst: g.path.clone(),
+            },
+            (GrantKind::File, Access::Hidden) => MountOp::HideFile {
+                dst: g.path.clone(),
+            },
             (kind, access) => MountOp::Bind {
                 src: g.path.clone(),
                 dst: g.path.clone(),
@@ -260,7 +289,13 @@ mod tests {
     #[test]
     fn exact_order_for_a_project_in_home() {
         let pol = policy(vec![
-            grant("/bin", Access::ReadOnly, GrantKind::Symlink { target: p("usr/bin") }),
+            grant(
+                "/bin",
+                Access::ReadOnly,
+                GrantKind::Symlink {
+                    target: p("usr/bin"),
+                },
+            ),
             grant("/etc", Access::ReadOnly, GrantKind::Dir),
             grant("/etc/shadow", Access::Hidden, GrantKind::File),
             grant("/home/u/.gitconfig", Access::ReadOnly, GrantKind::File),
@@ -269,7 +304,10 @@ mod tests {
             grant("/usr", Access::ReadOnly, GrantKind::Dir),
         ]);
         let ops = mount_ops(&pol);
-        let tail: Vec<String> = ops[skeleton().len()..].iter().map(|o| o.describe()).collect();
+        let tail: Vec<String> = ops[skeleton().len()..]
+            .iter()
+            .map(|o| o.describe())
+            .collect();
         assert_eq!(
             tail,
             [
@@ -305,6 +343,9 @@ mod tests {
         let proc_at = d.iter().position(|l| l == "proc     /proc").unwrap();
         let ro_sys = d.iter().position(|l| l == "readonly /proc/sys").unwrap();
         assert!(proc_at < ro_sys);
-        assert_eq!(d.last().unwrap(), "bind ro  /sys/devices/system/cpu (if present)");
+        assert_eq!(
+            d.last().unwrap(),
+            "bind ro  /sys/devices/system/cpu (if present)"
+        );
     }
 }

@@ -61,7 +61,9 @@ pub enum GrantKind {
     File,
     /// Recreate the symlink itself inside the sandbox (its target is granted
     /// separately, or lies inside another grant).
-    Symlink { target: PathBuf },
+    Symlink {
+        target: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -110,13 +112,12 @@ pub fn candidates(
         (&fs.hide, Access::Hidden),
     ] {
         for raw in list {
-            let path = profile::expand_path(raw, &user.home, project).ok_or_else(|| {
-                Error::Profile {
+            let path =
+                profile::expand_path(raw, &user.home, project).ok_or_else(|| Error::Profile {
                     location: profile.origin.clone(),
                     msg: format!("path {raw:?} is not absolute"),
                     hint: Some("start paths with /, ~/ or {project}/".into()),
-                }
-            })?;
+                })?;
             out.push(Candidate {
                 path,
                 access,
@@ -175,7 +176,11 @@ pub fn resolve_grants(
             PathKind::Missing => {
                 if c.required {
                     return Err(Error::usage_hint(
-                        format!("{} {}: no such file or directory", c.origin, c.path.display()),
+                        format!(
+                            "{} {}: no such file or directory",
+                            c.origin,
+                            c.path.display()
+                        ),
                         "give a path that exists on this machine",
                     ));
                 }
@@ -240,7 +245,10 @@ pub fn resolve_grants(
     // recreating it would write into that (possibly read-only) mount.
     let covered = |p: &Path| {
         grants.iter().any(|g| {
-            g.kind == GrantKind::Dir && g.access != Access::Hidden && p.starts_with(&g.path) && p != g.path
+            g.kind == GrantKind::Dir
+                && g.access != Access::Hidden
+                && p.starts_with(&g.path)
+                && p != g.path
         })
     };
     // A grant whose nearest enclosing directory grant has the same access
@@ -307,11 +315,8 @@ mod tests {
 
     #[test]
     fn later_grant_wins_but_hide_is_final() {
-        let facts: BTreeMap<PathBuf, PathKind> = [
-            ("/a".into(), PathKind::Dir),
-            ("/b".into(), PathKind::File),
-        ]
-        .into();
+        let facts: BTreeMap<PathBuf, PathKind> =
+            [("/a".into(), PathKind::Dir), ("/b".into(), PathKind::File)].into();
         let g = resolve_grants(
             &[
                 cand("/a", Access::ReadOnly, false),
@@ -330,9 +335,11 @@ mod tests {
     #[test]
     fn missing_optional_skipped_required_errors() {
         let facts = BTreeMap::new();
-        assert!(resolve_grants(&[cand("/x", Access::ReadOnly, false)], &facts)
-            .unwrap()
-            .is_empty());
+        assert!(
+            resolve_grants(&[cand("/x", Access::ReadOnly, false)], &facts)
+                .unwrap()
+                .is_empty()
+        );
         let e = resolve_grants(&[cand("/x", Access::ReadOnly, true)], &facts).unwrap_err();
         assert_eq!(e.exit_code(), 125);
     }
@@ -352,7 +359,10 @@ mod tests {
         ]
         .into();
         let g = resolve_grants(
-            &[cand("/usr", Access::ReadOnly, false), cand("/bin", Access::ReadOnly, false)],
+            &[
+                cand("/usr", Access::ReadOnly, false),
+                cand("/bin", Access::ReadOnly, false),
+            ],
             &facts,
         )
         .unwrap();

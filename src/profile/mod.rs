@@ -150,10 +150,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
-        + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
     (line, col)
 }
 
@@ -214,8 +213,14 @@ mod tests {
         let h = Path::new("/home/u");
         let p = Path::new("/src/p");
         assert_eq!(expand_path("~/.x", h, p), Some(PathBuf::from("/home/u/.x")));
-        assert_eq!(expand_path("{project}/.git", h, p), Some(PathBuf::from("/src/p/.git")));
-        assert_eq!(expand_path("{project}", h, p), Some(PathBuf::from("/src/p")));
+        assert_eq!(
+            expand_path("{project}/.git", h, p),
+            Some(PathBuf::from("/src/p/.git"))
+        );
+        assert_eq!(
+            expand_path("{project}", h, p),
+            Some(PathBuf::from("/src/p"))
+        );
         assert_eq!(expand_path("relative", h, p), None);
     }
 }

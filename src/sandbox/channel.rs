@@ -42,7 +42,9 @@ pub fn recv<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> std::io::Result<
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::other(format!("control frame too large ({len} bytes)")));
+        return Err(std::io::Error::other(format!(
+            "control frame too large ({len} bytes)"
+        )));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,11 @@ type Sock = Option<UnixStream>;
 fn report_failure(sock: &mut Sock, e: &Error) -> i32 {
     let (msg, hint, code) = match e {
         Error::Sandbox { msg, hint, code } => (msg.clone(), hint.clone(), *code),
-        other => (other.to_string(), other.hint().map(str::to_string), other.exit_code()),
+        other => (
+            other.to_string(),
+            other.hint().map(str::to_string),
+            other.exit_code(),
+        ),
     };
     // If even this fails, the supervisor still sees our exit status.
     if let Some(s) = sock {
@@ -75,7 +79,12 @@ fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     };
     let plan: Plan = channel::recv(stream)
         .map_err(|e| Error::sys("read the sandbox plan", e))?
-        .ok_or_else(|| Error::sys("read the sandbox plan", std::io::Error::other("supervisor closed the socket")))?;
+        .ok_or_else(|| {
+            Error::sys(
+                "read the sandbox plan",
+                std::io::Error::other("supervisor closed the socket"),
+            )
+        })?;
 
     // Block forwarded signals (and SIGCHLD) before forking so none is lost:
     // this process waits for them with sigwaitinfo.
@@ -114,8 +123,9 @@ fn unshare_namespaces() -> Result<()> {
         | F::CLONE_NEWUTS
         | F::CLONE_NEWCGROUP;
     nix::sched::unshare(flags).map_err(|e| {
-        let apparmor = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-            .is_ok_and(|s| s.trim() == "1");
+        let apparmor =
+            std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+                .is_ok_and(|s| s.trim() == "1");
         let hint = if apparmor {
             "this system restricts unprivileged user namespaces with AppArmor \
              (kernel.apparmor_restrict_unprivileged_userns=1); run ./install.sh, which offers to \
@@ -207,10 +217,10 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
     lock::drop_capabilities(plan.cap_last_cap)?;
     lock::no_new_privs()?;
     close_stray_fds(sock.as_ref().map_or(-1, |s| s.as_raw_fd()))?;
-    if let Some(notice) = lock::landlock(plan, crate::host::landlock_abi())? {
-        if let Some(s) = sock.as_mut() {
-            channel::send(s, &notice).map_err(|e| Error::sys("report to the supervisor", e))?;
-        }
+    if let Some(notice) = lock::landlock(plan, crate::host::landlock_abi())?
+        && let Some(s) = sock.as_mut()
+    {
+        channel::send(s, &notice).map_err(|e| Error::sys("report to the supervisor", e))?;
     }
     lock::seccomp(plan.allow_ptrace)?;
 
@@ -226,7 +236,8 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
     let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
     waited.push(libc::SIGCHLD);
     loop {
-        let (sig, from_kernel) = sys::wait_signal(&waited).map_err(|e| Error::sys("wait for signals", e))?;
+        let (sig, from_kernel) =
+            sys::wait_signal(&waited).map_err(|e| Error::sys("wait for signals", e))?;
         if sig == libc::SIGCHLD {
             if let Some(code) = reap(child)? {
                 // Our exit tears down every process left in the namespace.
@@ -243,7 +254,8 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
 
 fn close_stray_fds(keep: i32) -> Result<()> {
     if keep < 3 {
-        return sys::close_range(3, u32::MAX).map_err(|e| Error::sys("close inherited descriptors", e));
+        return sys::close_range(3, u32::MAX)
+            .map_err(|e| Error::sys("close inherited descriptors", e));
     }
     let keep = keep as u32;
     sys::close_range(3, keep - 1).map_err(|e| Error::sys("close inherited descriptors", e))?;
@@ -269,13 +281,18 @@ fn resolve_command(name: &str, path_var: &str) -> std::result::Result<PathBuf, (
         let p = Path::new(dir).join(name);
         match candidate_ok(&p) {
             Ok(()) => return Ok(p),
-            Err((126, why)) => denied = denied.or(Some(format!("cannot execute {}: {why}", p.display()))),
+            Err((126, why)) => {
+                denied = denied.or(Some(format!("cannot execute {}: {why}", p.display())))
+            }
             Err(_) => {}
         }
     }
     Err(match denied {
         Some(msg) => (126, msg),
-        None => (127, format!("command not found in the sandbox: {name} (PATH={path_var})")),
+        None => (
+            127,
+            format!("command not found in the sandbox: {name} (PATH={path_var})"),
+        ),
     })
 }
 
@@ -309,10 +326,15 @@ fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
         .iter()
         .map(|(k, v)| cstring(format!("{k}={v}")))
         .collect::<Result<Vec<_>>>()?;
-    let cwd = if plan.cwd.is_dir() { plan.cwd.clone() } else { PathBuf::from("/") };
+    let cwd = if plan.cwd.is_dir() {
+        plan.cwd.clone()
+    } else {
+        PathBuf::from("/")
+    };
 
     // A close-on-exec pipe: EOF means exec succeeded, 4 bytes are its errno.
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("create a pipe", e))?;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::sys("create a pipe", e))?;
     // SAFETY: pid 1 is single-threaded; the child only calls exec-related
     // functions and exits.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the command", e))? {
@@ -320,7 +342,9 @@ fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
             drop(rd);
             sys::reset_signals();
             let _ = std::env::set_current_dir(&cwd);
-            let err = nix::unistd::execve(&program, &argv, &envp).err().map_or(0, |e| e as i32);
+            let err = nix::unistd::execve(&program, &argv, &envp)
+                .err()
+                .map_or(0, |e| e as i32);
             let mut wr = std::fs::File::from(wr);
             let _ = wr.write_all(&err.to_le_bytes());
             sys::exit_now(127)
@@ -328,11 +352,14 @@ fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
         nix::unistd::ForkResult::Parent { child } => {
             drop(wr);
             let mut buf = [0u8; 4];
-            let mut rd = std::fs::File::from(OwnedFd::from(rd));
+            let mut rd = std::fs::File::from(rd);
             if rd.read_exact(&mut buf).is_ok() {
                 let errno = i32::from_le_bytes(buf);
                 let (code, why) = match errno {
-                    libc::ENOENT => (127, "no such file (or its interpreter is missing)".to_string()),
+                    libc::ENOENT => (
+                        127,
+                        "no such file (or its interpreter is missing)".to_string(),
+                    ),
                     _ => (126, std::io::Error::from_raw_os_error(errno).to_string()),
                 };
                 return Err(Error::Exec {

@@ -35,11 +35,19 @@ pub fn drop_capabilities(cap_last_cap: u32) -> Result<()> {
             Ok(_) => {}
             // A capability this kernel does not know: nothing to drop.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            Err(e) => return Err(Error::sys(format!("drop capability {cap} from the bounding set"), e)),
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("drop capability {cap} from the bounding set"),
+                    e,
+                ));
+            }
         }
     }
-    sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong)
-        .map_err(|e| Error::sys("clear ambient capabilities", e))?;
+    sys::prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+    )
+    .map_err(|e| Error::sys("clear ambient capabilities", e))?;
     let bits = SECBIT_NOROOT
         | SECBIT_NOROOT_LOCKED
         | SECBIT_NO_SETUID_FIXUP
@@ -101,12 +109,16 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
         }
         if kernel_abi == 0 {
             return Ok(Some(Report::Degraded {
-                msg: format!("Landlock not applied: {cause}; the mount view and seccomp still apply"),
+                msg: format!(
+                    "Landlock not applied: {cause}; the mount view and seccomp still apply"
+                ),
             }));
         }
     }
     let abi = ABI::from(kernel_abi);
-    let err = |e: landlock::RulesetError| Error::sys("apply Landlock", std::io::Error::other(e.to_string()));
+    let err = |e: landlock::RulesetError| {
+        Error::sys("apply Landlock", std::io::Error::other(e.to_string()))
+    };
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(abi))
@@ -118,7 +130,10 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
     let mut created = ruleset.create().map_err(err)?;
     for LandlockRule { path, access, dir } in &plan.landlock {
         let fd = PathFd::new(path).map_err(|e| {
-            Error::sys(format!("open {} for Landlock", path.display()), std::io::Error::other(e.to_string()))
+            Error::sys(
+                format!("open {} for Landlock", path.display()),
+                std::io::Error::other(e.to_string()),
+            )
         })?;
         created = created
             .add_rule(PathBeneath::new(fd, access_flags(*access, *dir, abi)))
@@ -147,6 +162,10 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
 pub fn seccomp(allow_ptrace: bool) -> Result<()> {
     let prog = crate::plan::seccomp::compile(allow_ptrace)
         .map_err(|e| Error::sys("compile the seccomp filter", std::io::Error::other(e)))?;
-    seccompiler::apply_filter(&prog)
-        .map_err(|e| Error::sys("load the seccomp filter", std::io::Error::other(e.to_string())))
+    seccompiler::apply_filter(&prog).map_err(|e| {
+        Error::sys(
+            "load the seccomp filter",
+            std::io::Error::other(e.to_string()),
+        )
+    })
 }

@@ -14,7 +14,8 @@ use std::process::Command;
 
 /// Run the plan; returns the exit status guard should exit with.
 pub fn launch(plan: &Plan) -> Result<i32> {
-    let (mut ours, theirs) = UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
+    let (mut ours, theirs) =
+        UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
     let child_fd = theirs.as_raw_fd();
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg(INTERNAL_ARG)
