@@ -27,6 +27,8 @@ pub enum Command {
     Check,
     /// Print the resolved policy and the ordered sandbox plan, without running.
     Explain(RunArgs),
+    /// List the secrets the sandbox would not see (hidden or redacted), and why.
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,4 +80,7 @@ pub struct ScanArgs {
     /// Profile whose secret rules apply.
     #[arg(short, long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
+    /// List the rules in force (id, description, pattern) instead of scanning.
+    #[arg(long)]
+    pub rules: bool,
 }

@@ -43,6 +43,15 @@ pub enum MountOp {
     HideDir {
         dst: PathBuf,
     },
+    /// Replace a file with a read-only copy whose secret values are
+    /// replaced by `guard-redacted:<rule>`. The copy is written into the
+    /// setup tmpfs (never onto the host); `content` holds no secret.
+    Redacted {
+        dst: PathBuf,
+        content: String,
+        mode: u32,
+        rules: Vec<String>,
+    },
     Proc {
         dst: PathBuf,
     },
@@ -65,6 +74,7 @@ impl MountOp {
             | MountOp::ReadOnly { dst }
             | MountOp::HideFile { dst }
             | MountOp::HideDir { dst }
+            | MountOp::Redacted { dst, .. }
             | MountOp::Proc { dst }
             | MountOp::Devpts { dst }
             | MountOp::Symlink { dst, .. } => dst,
@@ -77,7 +87,10 @@ impl MountOp {
             MountOp::Tmpfs { .. } => 0,
             MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
             MountOp::Devpts { .. } => 1,
-            MountOp::ReadOnly { .. } | MountOp::HideFile { .. } | MountOp::HideDir { .. } => 2,
+            MountOp::ReadOnly { .. }
+            | MountOp::HideFile { .. }
+            | MountOp::HideDir { .. }
+            | MountOp::Redacted { .. } => 2,
         }
     }
 
@@ -125,6 +138,13 @@ impl MountOp {
             MountOp::ReadOnly { dst } => format!("readonly {}", dst.display()),
             MountOp::HideFile { dst } => format!("hide     {} (empty file)", dst.display()),
             MountOp::HideDir { dst } => format!("hide     {} (empty dir)", dst.display()),
+            MountOp::Redacted { dst, rules, .. } => {
+                format!(
+                    "redact   {} (read-only copy; {})",
+                    dst.display(),
+                    rules.join(", ")
+                )
+            }
             MountOp::Proc { dst } => format!("proc     {}", dst.display()),
             MountOp::Devpts { dst } => format!("devpts   {}", dst.display()),
             MountOp::Symlink { target, dst } => {
@@ -274,6 +294,7 @@ mod tests {
             command: vec!["true".into()],
             allow_ptrace: false,
             allow_degraded: false,
+            secrets: Default::default(),
         }
     }
 
@@ -320,6 +341,38 @@ mod tests {
                 "hide     /home/u/src/app/.env (empty file)",
                 "tmpfs    /tmp (mode 1777)",
                 "bind ro  /usr",
+                "tmpfs    /var/tmp (mode 1777)",
+            ]
+        );
+    }
+
+    #[test]
+    fn redacted_files_are_bound_copies_after_the_project() {
+        let mut pol = policy(vec![
+            grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
+            grant("/home/u/src/app/a.sh", Access::Redacted, GrantKind::File),
+            grant("/home/u/src/app/b.sh", Access::Redacted, GrantKind::File),
+        ]);
+        pol.secrets.redactions.push(crate::secrets::Redaction {
+            path: p("/home/u/src/app/a.sh"),
+            content: "x=guard-redacted:github-token\n".into(),
+            mode: 0o555,
+            rules: vec!["github-token".into()],
+        });
+        let ops = mount_ops(&pol);
+        let tail: Vec<String> = ops[skeleton().len()..]
+            .iter()
+            .map(|o| o.describe())
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "tmpfs    /home/u (mode 700)",
+                "bind rw  /home/u/src/app",
+                "redact   /home/u/src/app/a.sh (read-only copy; github-token)",
+                // No copy for b.sh: hidden rather than shown as it is.
+                "hide     /home/u/src/app/b.sh (empty file)",
+                "tmpfs    /tmp (mode 1777)",
                 "tmpfs    /var/tmp (mode 1777)",
             ]
         );

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use env::build_env;
+pub use env::{BuiltEnv, build_env};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Access {
@@ -23,6 +23,9 @@ pub enum Access {
     ReadWrite,
     /// Present but empty: an empty read-only file or directory.
     Hidden,
+    /// A read-only copy with each secret value replaced (files only; the
+    /// copy is in [`SecretsFound::redactions`]).
+    Redacted,
 }
 
 impl Access {
@@ -31,6 +34,7 @@ impl Access {
             Access::ReadOnly => "ro",
             Access::ReadWrite => "rw",
             Access::Hidden => "hide",
+            Access::Redacted => "redact",
         }
     }
 }
@@ -84,6 +88,20 @@ pub struct Policy {
     pub command: Vec<String>,
     pub allow_ptrace: bool,
     pub allow_degraded: bool,
+    /// What the secrets scan took out of the sandbox's view.
+    pub secrets: SecretsFound,
+}
+
+/// Secrets the sandbox does not see: files hidden or redacted (with the
+/// redacted copies), and caller variables removed as secret. Names, paths
+/// and rule ids only; never a secret value.
+#[derive(Debug, Clone, Default)]
+pub struct SecretsFound {
+    pub files: Vec<crate::secrets::Flagged>,
+    pub redactions: Vec<crate::secrets::Redaction>,
+    /// (variable name, rule id)
+    pub env: Vec<(String, String)>,
+    pub stats: crate::secrets::Stats,
 }
 
 /// Inputs from the command line, already parsed.
@@ -163,10 +181,11 @@ pub fn resolve_grants(
 ) -> Result<Vec<Grant>> {
     let kind_of = |p: &Path| facts.get(p).cloned().unwrap_or(PathKind::Missing);
     // path -> (access, kind, origin); later candidates override earlier ones,
-    // except that Hidden is never overridden.
+    // except that Hidden is never overridden, and Redacted only by Hidden.
     let mut by_path: BTreeMap<PathBuf, Grant> = BTreeMap::new();
     let mut put = |g: Grant| match by_path.get(&g.path) {
         Some(old) if old.access == Access::Hidden => {}
+        Some(old) if old.access == Access::Redacted && g.access != Access::Hidden => {}
         _ => {
             by_path.insert(g.path.clone(), g);
         }
@@ -185,6 +204,14 @@ pub fn resolve_grants(
                     ));
                 }
             }
+            // Only regular files are redacted; a directory flagged so
+            // (never by the scan) is hidden instead: fail closed.
+            PathKind::Dir if c.access == Access::Redacted => put(Grant {
+                path: c.path.clone(),
+                access: Access::Hidden,
+                kind: GrantKind::Dir,
+                origin: c.origin.clone(),
+            }),
             PathKind::Dir | PathKind::File if c.access == Access::Hidden => put(Grant {
                 path: c.path.clone(),
                 access: Access::Hidden,
@@ -222,18 +249,24 @@ pub fn resolve_grants(
                     _ => GrantKind::File,
                 };
                 // Hiding a symlink hides what it points to: that is where
-                // the content is.
-                if c.access != Access::Hidden {
+                // the content is. A redaction is made for a regular file;
+                // if a symlink took its place since the scan, hide instead.
+                let access = if c.access == Access::Redacted {
+                    Access::Hidden
+                } else {
+                    c.access
+                };
+                if access != Access::Hidden {
                     put(Grant {
                         path: c.path.clone(),
-                        access: c.access,
+                        access,
                         kind: GrantKind::Symlink { target },
                         origin: c.origin.clone(),
                     });
                 }
                 put(Grant {
                     path: resolved,
-                    access: c.access,
+                    access,
                     kind,
                     origin: format!("{} (symlink {})", c.origin, c.path.display()),
                 });
@@ -254,7 +287,9 @@ pub fn resolve_grants(
     // A grant whose nearest enclosing directory grant has the same access
     // adds nothing but a mount (e.g. /usr/bin under /usr).
     let redundant = |g: &Grant| {
-        if g.access == Access::Hidden || matches!(g.kind, GrantKind::Symlink { .. }) {
+        if matches!(g.access, Access::Hidden | Access::Redacted)
+            || matches!(g.kind, GrantKind::Symlink { .. })
+        {
             return false;
         }
         grants
