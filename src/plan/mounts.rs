@@ -252,6 +252,23 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
             (GrantKind::File, Access::Hidden) => MountOp::HideFile {
                 dst: g.path.clone(),
             },
+            (GrantKind::Dir, Access::Redacted) => MountOp::HideDir {
+                dst: g.path.clone(),
+            },
+            // The copy travels in the plan; without one, hide (fail closed).
+            (GrantKind::File, Access::Redacted) => {
+                match policy.secrets.redactions.iter().find(|r| r.path == g.path) {
+                    Some(r) => MountOp::Redacted {
+                        dst: g.path.clone(),
+                        content: r.content.clone(),
+                        mode: r.mode,
+                        rules: r.rules.clone(),
+                    },
+                    None => MountOp::HideFile {
+                        dst: g.path.clone(),
+                    },
+                }
+            }
             (kind, access) => MountOp::Bind {
                 src: g.path.clone(),
                 dst: g.path.clone(),

@@ -253,14 +253,15 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
         MountOp::Redacted {
             dst, content, mode, ..
         } => {
-            // The copy: written into the setup tmpfs, then made read-only
-            // (its mode drops write bits; the bind is read-only too, so even
-            // uid 0 inside cannot chmod it back).
+            // The copy: written into the setup tmpfs with the original's
+            // permission bits (so it reads and executes like the original),
+            // then bound read-only: writes and chmod fail with EROFS, even
+            // for uid 0 inside.
             let copy = Path::new(REDACTED).join(index.to_string());
             std::fs::write(&copy, content.as_bytes()).map_err(io("write redacted copy", &copy))?;
             std::fs::set_permissions(
                 &copy,
-                std::os::unix::fs::PermissionsExt::from_mode((mode & 0o555) | 0o444),
+                std::os::unix::fs::PermissionsExt::from_mode(mode & 0o777),
             )
             .map_err(io("chmod", &copy))?;
             let target = under(NEW, dst);

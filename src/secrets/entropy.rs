@@ -148,7 +148,8 @@ fn is_code_path(v: &[u8]) -> bool {
 /// `api_key_from_settings_v2`, `X509CertificateTemplateFlag`,
 /// `MI_UserCredentials_0`: words (lowercase, Capitalized or ACRONYM runs)
 /// and a few numbers are names of things, not random values. A random token
-/// splits into many one- and two-letter runs; a name into few long words.
+/// splits into many one- and two-letter runs (at most a tenth of a name's
+/// letters may be in such runs).
 fn looks_like_identifier(v: &[u8]) -> bool {
     if !v
         .iter()
@@ -191,11 +192,13 @@ fn looks_like_identifier(v: &[u8]) -> bool {
         }
         let run = i - start;
         letters += run;
-        if run <= 2 {
+        // One- and two-letter runs are noise, except acronyms ("MI_").
+        let acronym = run == 2 && v[start..i].iter().all(u8::is_ascii_uppercase);
+        if run <= 2 && !acronym {
             noise += run;
         }
     }
-    letters >= 6 && noise * 5 <= letters && numbers <= 3
+    letters >= 6 && noise * 10 <= letters && numbers <= 3
 }
 
 /// Is `v`, assigned to a secret-sounding name, a real secret?
@@ -303,6 +306,7 @@ mod tests {
         assert!(plausible_secret(b"9f86d081884c7d659a2feaa0c55ad015"));
         assert!(plausible_secret(b"dop_v1_9f86d081884c7d659a2feaa0c55ad015"));
         assert!(plausible_secret(b"Zq8vL2mN4pQ6"));
+        assert!(plausible_secret(b"CANARYyml21165x371893c59"));
         for v in [
             "changeme",
             "os.environ",

@@ -112,7 +112,8 @@ pub struct Flagged {
 pub struct Redaction {
     pub path: PathBuf,
     pub content: String,
-    /// Permission bits of the original, minus every write bit.
+    /// Permission bits of the original (no setuid/setgid/sticky); the
+    /// mount is read-only whatever they say.
     pub mode: u32,
     pub rules: Vec<String>,
 }

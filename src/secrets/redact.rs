@@ -84,7 +84,7 @@ pub fn prepare(path: &Path, rules: &Rules) -> Result<Outcome> {
     Ok(Outcome::Redact(Redaction {
         path: path.to_path_buf(),
         content,
-        mode: meta.permissions().mode() & 0o555,
+        mode: meta.permissions().mode() & 0o777,
         rules: ids,
     }))
 }
