@@ -208,7 +208,11 @@ fn scan(args: &ScanArgs) -> Result<i32> {
         &project,
     )?;
     if args.rules {
-        print!("{}", secrets::report::rules(&rules));
+        if args.json {
+            println!("{}", secrets::report::rules_json(&rules));
+        } else {
+            print!("{}", secrets::report::rules(&rules));
+        }
         return Ok(0);
     }
     let candidates = expand_globs(policy::candidates(

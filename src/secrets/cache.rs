@@ -29,19 +29,19 @@ pub struct Key {
 }
 
 impl Key {
-    pub fn of(m: &std::fs::Metadata) -> Key {
+    pub fn from_stat(st: &libc::stat) -> Key {
         Key {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime_ns: m
-                .mtime()
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime_ns: st
+                .st_mtime
                 .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec()),
-            ctime_ns: m
-                .ctime()
+                .saturating_add(st.st_mtime_nsec),
+            ctime_ns: st
+                .st_ctime
                 .saturating_mul(1_000_000_000)
-                .saturating_add(m.ctime_nsec()),
+                .saturating_add(st.st_ctime_nsec),
         }
     }
 }
@@ -85,13 +85,22 @@ impl Cache {
         self.entries.len()
     }
 
-    pub fn get(&self, key: &Key) -> Option<&Cached> {
+    /// The entry for `key` (and its index), if the file is unchanged.
+    pub fn get(&self, key: &Key) -> Option<(u32, &Cached)> {
         let i = self
             .entries
             .binary_search_by(|e| (e.key.dev, e.key.ino).cmp(&(key.dev, key.ino)))
             .ok()?;
         let e = &self.entries[i];
-        (e.key == *key).then_some(&e.content)
+        (e.key == *key).then_some((i as u32, &e.content))
+    }
+
+    /// Copies of the entries at `indices`.
+    pub fn entries_at(&self, indices: &[u32]) -> Vec<Entry> {
+        indices
+            .iter()
+            .filter_map(|&i| self.entries.get(i as usize).cloned())
+            .collect()
     }
 
     /// Load the cache at `path`; empty when missing, foreign or malformed.
@@ -306,8 +315,9 @@ mod tests {
         Cache::save(&path, &rules, entries).unwrap();
         let c = Cache::load(&path, &rules);
         assert_eq!(c.len(), 3);
-        assert_eq!(c.get(&key(9)), Some(&Cached::Secrets(scan)));
-        assert_eq!(c.get(&key(2)), Some(&Cached::Clean));
+        assert_eq!(c.get(&key(9)), Some((2, &Cached::Secrets(scan))));
+        assert_eq!(c.get(&key(2)), Some((0, &Cached::Clean)));
+        assert_eq!(c.entries_at(&[1]).len(), 1);
         let mut changed = key(2);
         changed.mtime_ns += 1;
         assert_eq!(c.get(&changed), None);

@@ -8,8 +8,8 @@
 
 use super::entropy::{plausible_secret, plausible_token, secret_name, uri_password};
 use super::{Finding, RuleError};
-use aho_corasick::{AhoCorasick, MatchKind};
-use regex::bytes::{Regex, RegexBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
@@ -260,13 +260,43 @@ pub const MAX_RULES: usize = 128;
 pub struct ContentEngine {
     rules: Vec<ContentRule>,
     keywords: Option<AhoCorasick>,
-    /// Automaton pattern index → rule index.
-    keyword_rule: Vec<u8>,
+    /// Automaton pattern index → the rules a hit triggers.
+    keyword_rules: Vec<u128>,
     /// Rules without keywords: run over whole files.
     unanchored: Vec<usize>,
-    regexes: Vec<OnceLock<Result<Regex, String>>>,
+    regexes: Vec<OnceLock<Result<Compiled, String>>>,
     pem_end: OnceLock<Result<Regex, String>>,
     fingerprint: [u8; 32],
+}
+
+/// A rule's regex and the indices of its named groups.
+#[derive(Clone)]
+struct Compiled {
+    re: Regex,
+    secret: Option<usize>,
+    name: Option<usize>,
+}
+
+impl Compiled {
+    fn new(pattern: &str) -> Result<Compiled, String> {
+        let re = compile(pattern).map_err(|e| e.to_string())?;
+        let group = |n: &str| re.capture_names().position(|g| g == Some(n));
+        Ok(Compiled {
+            secret: group("secret"),
+            name: group("name"),
+            re,
+        })
+    }
+}
+
+/// Per-thread working memory for [`ContentEngine::scan_with`]: a lowercase
+/// copy of the file for the keyword pass, and each thread's own clones of
+/// the regexes (a clone has its own match cache, so threads never contend
+/// for one) with reusable capture slots.
+#[derive(Default)]
+pub struct Scratch {
+    lower: Vec<u8>,
+    regexes: Vec<Option<(Compiled, CaptureLocations)>>,
 }
 
 /// What one file's content holds.
@@ -287,25 +317,32 @@ impl ContentEngine {
                 rules.len()
             )));
         }
-        let mut words = Vec::new();
-        let mut keyword_rule = Vec::new();
+        let mut words: Vec<Vec<u8>> = Vec::new();
+        let mut owner: Vec<usize> = Vec::new();
         let mut unanchored = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             if r.keywords.is_empty() {
                 unanchored.push(i);
             }
             for k in &r.keywords {
-                words.push(k.as_bytes());
-                keyword_rule.push(i as u8);
+                words.push(k.to_ascii_lowercase().into_bytes());
+                owner.push(i);
             }
         }
+        let keyword_rules = keyword_masks(&words, &owner);
         let keywords = if words.is_empty() {
             None
         } else {
+            // Leftmost-longest, non-overlapping: one fast pass. A hit on a
+            // keyword also triggers the rules of every keyword that could
+            // hide inside or overlap it (see `keyword_masks`), so no rule
+            // loses a line to another's longer match. Case-insensitive by
+            // running over a lowercased copy: a case-sensitive DFA is several
+            // times faster than an ASCII-case-insensitive one.
             Some(
                 AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .kind(Some(AhoCorasickKind::DFA))
                     .build(&words)
                     .map_err(|e| {
                         RuleError::new(format!("cannot build the keyword automaton: {e}"))
@@ -332,7 +369,7 @@ impl ContentEngine {
         Ok(ContentEngine {
             rules,
             keywords,
-            keyword_rule,
+            keyword_rules,
             unanchored,
             regexes,
             pem_end: OnceLock::new(),
@@ -355,9 +392,8 @@ impl ContentEngine {
         self.fingerprint
     }
 
-    fn regex(&self, i: usize) -> Result<&Regex, RuleError> {
-        let slot = self.regexes[i]
-            .get_or_init(|| compile(&self.rules[i].pattern).map_err(|e| e.to_string()));
+    fn compiled(&self, i: usize) -> Result<&Compiled, RuleError> {
+        let slot = self.regexes[i].get_or_init(|| Compiled::new(&self.rules[i].pattern));
         slot.as_ref().map_err(|e| {
             RuleError::new(format!(
                 "content rule {:?} does not compile: {e}",
@@ -376,17 +412,32 @@ impl ContentEngine {
 
     /// Find every secret in `content`.
     pub fn scan(&self, content: &[u8]) -> Result<ContentScan, RuleError> {
+        self.scan_with(content, &mut Scratch::default())
+    }
+
+    /// [`scan`](Self::scan) with reusable per-thread memory.
+    pub fn scan_with(
+        &self,
+        content: &[u8],
+        scratch: &mut Scratch,
+    ) -> Result<ContentScan, RuleError> {
         let mut found: Vec<Raw> = Vec::new();
+        if scratch.regexes.len() != self.rules.len() {
+            scratch.regexes = vec![None; self.rules.len()];
+        }
         if let Some(ac) = &self.keywords {
+            let mut lower = std::mem::take(&mut scratch.lower);
+            lower.clear();
+            lower.extend(content.iter().map(u8::to_ascii_lowercase));
             // Group keyword hits by line; a line's rule set is a bitmask.
             let mut line: Option<(usize, usize, u128)> = None;
-            for m in ac.find_overlapping_iter(content) {
-                let rule = self.keyword_rule[m.pattern().as_usize()];
+            for m in ac.find_iter(&lower) {
+                let rules = self.keyword_rules[m.pattern().as_usize()];
                 match &mut line {
-                    Some((_, end, mask)) if m.start() < *end => *mask |= 1 << rule,
+                    Some((_, end, mask)) if m.start() < *end => *mask |= rules,
                     _ => {
                         if let Some((s, e, mask)) = line.take() {
-                            self.scan_line(content, s, e, mask, &mut found)?;
+                            self.scan_line(content, s, e, mask, scratch, &mut found)?;
                         }
                         let s = content[..m.start()]
                             .iter()
@@ -396,16 +447,17 @@ impl ContentEngine {
                             .iter()
                             .position(|&b| b == b'\n')
                             .map_or(content.len(), |p| m.start() + p);
-                        line = Some((s, e, 1 << rule));
+                        line = Some((s, e, rules));
                     }
                 }
             }
             if let Some((s, e, mask)) = line {
-                self.scan_line(content, s, e, mask, &mut found)?;
+                self.scan_line(content, s, e, mask, scratch, &mut found)?;
             }
+            scratch.lower = lower;
         }
         for &i in &self.unanchored {
-            self.apply_rule(i, content, 0, content.len(), &mut found)?;
+            self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
         }
         Ok(finish(content, found))
     }
@@ -416,13 +468,14 @@ impl ContentEngine {
         s: usize,
         e: usize,
         mask: u128,
+        scratch: &mut Scratch,
         out: &mut Vec<Raw>,
     ) -> Result<(), RuleError> {
         let mut m = mask;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            self.apply_rule(i, content, s, e, out)?;
+            self.apply_rule(i, content, s, e, scratch, out)?;
             if self.rules[i].kind == Kind::PemBlock {
                 // The block's end lies on a later line (or the same line, in
                 // a JSON string); extend each BEGIN match to it.
@@ -447,36 +500,80 @@ impl ContentEngine {
         content: &[u8],
         s: usize,
         e: usize,
+        scratch: &mut Scratch,
         out: &mut Vec<Raw>,
     ) -> Result<(), RuleError> {
         let rule = &self.rules[i];
-        let re = self.regex(i)?;
+        if scratch.regexes[i].is_none() {
+            let c = self.compiled(i)?.clone();
+            let locs = c.re.capture_locations();
+            scratch.regexes[i] = Some((c, locs));
+        }
+        let Some((c, locs)) = scratch.regexes[i].as_mut() else {
+            return Ok(());
+        };
         let (hay, base) = (&content[s..e], s);
-        for caps in re.captures_iter(hay) {
-            let Some(whole) = caps.get(0) else { continue };
-            let secret = caps.name("secret").unwrap_or(whole);
-            let value = secret.as_bytes();
+        let mut at = 0;
+        while at < hay.len() {
+            let Some(m) = c.re.find_at(hay, at) else {
+                break;
+            };
+            at = m.end().max(m.start() + 1);
+            // An assignment followed by `(`, `<`, `[`… is code: skip the
+            // costlier capture step (most candidate lines end here).
+            if rule.kind == Kind::Assignment && code_follows(&hay[m.end()..]) {
+                continue;
+            }
+            if c.re.captures_read_at(locs, hay, m.start()).is_none() {
+                continue;
+            }
+            let Some(whole) = locs.get(0) else { continue };
+            let (vs, ve) = c.secret.and_then(|g| locs.get(g)).unwrap_or(whole);
+            let value = &hay[vs..ve];
             let keep = match rule.kind {
                 Kind::Token | Kind::Marker => true,
-                Kind::PemBlock => pem_body_follows(&content[s + whole.end()..]),
+                Kind::PemBlock => pem_body_follows(&content[s + whole.1..]),
                 Kind::RandomToken => plausible_token(value),
                 Kind::UriPassword => uri_password(value),
                 Kind::Assignment => {
-                    caps.name("name").is_some_and(|n| secret_name(n.as_bytes()))
-                        && !code_follows(&hay[secret.end()..])
+                    c.name
+                        .and_then(|g| locs.get(g))
+                        .is_some_and(|(ns, ne)| secret_name(&hay[ns..ne]))
+                        && !code_follows(&hay[ve..])
                         && plausible_secret(value)
                 }
             };
             if keep {
                 out.push(Raw {
                     rule: i,
-                    start: base + secret.start(),
-                    end: base + secret.end(),
+                    start: base + vs,
+                    end: base + ve,
                 });
             }
         }
         Ok(())
     }
+}
+
+/// For each keyword, the rules its hit triggers: its own, and those of
+/// every keyword that a leftmost-longest search could skip because of it
+/// (one inside it, or one starting inside it and running past its end).
+fn keyword_masks(words: &[Vec<u8>], owner: &[usize]) -> Vec<u128> {
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut mask = 1u128 << owner[i];
+            for (j, b) in words.iter().enumerate() {
+                let inside = !b.is_empty() && a.windows(b.len()).any(|w| w == b.as_slice());
+                let overlaps = (1..a.len().min(b.len())).any(|n| a[a.len() - n..] == b[..n]);
+                if inside || overlaps {
+                    mask |= 1u128 << owner[j];
+                }
+            }
+            mask
+        })
+        .collect()
 }
 
 /// What follows an assignment's value shows it was code: a call, a generic

@@ -64,29 +64,36 @@ const PLACEHOLDERS: &[&str] = &[
 
 /// Is `name` (an identifier, key or variable name) secret-sounding?
 pub fn secret_name(name: &[u8]) -> bool {
-    let lower: Vec<u8> = name
-        .iter()
-        .map(|b| match b.to_ascii_lowercase() {
+    // Lower-cased, `-` and `.` as `_`, on the stack (names are short).
+    let mut buf = [0u8; 96];
+    if name.len() > buf.len() {
+        return false;
+    }
+    for (d, b) in buf.iter_mut().zip(name) {
+        *d = match b.to_ascii_lowercase() {
             b'-' | b'.' => b'_',
             c => c,
-        })
-        .collect();
-    let s = String::from_utf8_lossy(&lower);
+        };
+    }
+    let s = &buf[..name.len()];
     let has_word = NAME_WORDS.iter().any(|w| {
-        s.match_indices(w).any(|(at, _)| {
+        let w = w.as_bytes();
+        s.windows(w.len()).enumerate().any(|(at, win)| {
             // "auth" and "authorization", but not "author"/"authority".
-            let after = &s[at + w.len()..];
-            *w != "auth"
-                || !after.starts_with("or")
-                || after.starts_with("oriz")
-                || after.starts_with("oris")
+            win == w && {
+                let after = &s[at + w.len()..];
+                w != b"auth"
+                    || !after.starts_with(b"or")
+                    || after.starts_with(b"oriz")
+                    || after.starts_with(b"oris")
+            }
         })
     });
     if !has_word {
         return false;
     }
-    let last = s.rsplit('_').next().unwrap_or("");
-    !NAME_META_SUFFIXES.contains(&last)
+    let last = s.rsplit(|&b| b == b'_').next().unwrap_or(b"");
+    !NAME_META_SUFFIXES.iter().any(|m| m.as_bytes() == last)
 }
 
 /// Shannon entropy in bits per byte.
@@ -217,9 +224,6 @@ pub fn plausible_secret(v: &[u8]) -> bool {
     {
         return false;
     }
-    if has_placeholder(v) || is_code_path(v) || looks_like_identifier(v) {
-        return false;
-    }
     let digit = v.iter().any(u8::is_ascii_digit);
     let lower = v.iter().any(u8::is_ascii_lowercase);
     let upper = v.iter().any(u8::is_ascii_uppercase);
@@ -228,6 +232,9 @@ pub fn plausible_secret(v: &[u8]) -> bool {
     // things in code (`__IncompleteArrayField`, `AuthConfig`) do not.
     let classes = [digit, lower, upper, other].iter().filter(|&&c| c).count();
     if !(lower || upper) || !digit || classes < 2 {
+        return false;
+    }
+    if has_placeholder(v) || is_code_path(v) || looks_like_identifier(v) {
         return false;
     }
     let e = entropy(v);

@@ -79,6 +79,41 @@ pub fn json(project: &Path, r: &ScanReport) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
+/// `guard scan --rules --json`: the content rules with, for each, a single
+/// regex a grep tool can run that finds the same candidates (keywords
+/// folded into the pattern), so benchmarks compare like with like.
+pub fn rules_json(rules: &Rules) -> String {
+    let list: Vec<serde_json::Value> = rules
+        .content
+        .rules()
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "description": r.description,
+                "regex": r.pattern,
+                "keywords": r.keywords,
+                "grep": grep_equivalent(r),
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({ "content_rules": list })).unwrap_or_default()
+}
+
+fn grep_equivalent(r: &super::ContentRule) -> String {
+    const NAME: &str = r"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})";
+    match r.pattern.strip_prefix(NAME) {
+        Some(rest) if !r.keywords.is_empty() => {
+            let words: Vec<String> = r.keywords.iter().map(|k| regex::escape(k)).collect();
+            format!(
+                "(?-u)(?i:{})[A-Za-z0-9_.\\-]{{0,80}}{rest}",
+                words.join("|")
+            )
+        }
+        _ => format!("(?-u){}", r.pattern),
+    }
+}
+
 /// `guard scan --rules`: every rule in force, as data.
 pub fn rules(rules: &Rules) -> String {
     let mut s = String::new();

@@ -6,20 +6,23 @@
 //! directories a profile lists in `skip`, paths already hidden, and guard's
 //! own cache are not entered. A file's content result is cached by
 //! (device, inode, size, mtime, ctime), so a warm scan is a walk plus one
-//! `lstat` per file.
+//! `fstatat` per file.
 
 use super::cache::{Cache, Cached, Entry, Key};
-use super::content_rules::ContentScan;
+use super::content_rules::{ContentScan, Scratch};
 use super::path_rules::When;
+use super::walk::{self, Visitor, lstat_at};
 use super::{Action, Flagged, Hit, MAX_FILE_SIZE, RuleError, Rules};
 use crate::error::Result;
-use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
 use serde::Serialize;
 use std::collections::HashSet;
+use std::ffi::{CStr, CString};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A tree to scan, and the directory its relative paths start from (the
@@ -53,30 +56,41 @@ pub struct ScanReport {
     pub stats: Stats,
 }
 
-/// Files whose ctime is this recent are not cached (coarse timestamps).
+/// Files whose ctime or mtime is this recent are not cached: timestamps
+/// are coarse, a second write in the same tick would look unchanged.
 const RACY_NS: i128 = 2_000_000_000;
 
+/// Read-only inputs every worker shares.
 struct Shared<'a> {
     rules: &'a Rules,
     cache: &'a Cache,
     exclude: &'a HashSet<PathBuf>,
+    /// Whether `exclude` names files (not only directories): if not, files
+    /// need no lookup.
+    exclude_files: bool,
     now_ns: i128,
-    out: Mutex<Collected>,
 }
 
+/// What one worker found.
 #[derive(Default)]
 struct Collected {
     flagged: Vec<Flagged>,
-    entries: Vec<Entry>,
-    stats: Stats,
+    /// Cache entries still valid (indices into the loaded cache).
+    hits: Vec<u32>,
+    /// Fresh results to cache.
+    fresh: Vec<Entry>,
+    /// Files read because the cache had nothing for them.
     misses: usize,
+    stats: Stats,
     error: Option<RuleError>,
 }
 
 impl Collected {
     fn merge(&mut self, other: Collected) {
         self.flagged.extend(other.flagged);
-        self.entries.extend(other.entries);
+        self.hits.extend(other.hits);
+        self.fresh.extend(other.fresh);
+        self.misses += other.misses;
         let (s, o) = (&mut self.stats, other.stats);
         s.files += o.files;
         s.cached += o.cached;
@@ -84,7 +98,6 @@ impl Collected {
         s.binary += o.binary;
         s.large += o.large;
         s.errors += o.errors;
-        self.misses += other.misses;
         if self.error.is_none() {
             self.error = other.error;
         }
@@ -104,7 +117,14 @@ pub fn scan(
     let cache = cache_file
         .map(|p| Cache::load(p, &fingerprint))
         .unwrap_or_default();
-    let exclude: HashSet<PathBuf> = exclude.iter().cloned().collect();
+    // Only exclusions inside a root matter; files among them need a lookup
+    // per file, directories one per directory.
+    let exclude: HashSet<PathBuf> = exclude
+        .iter()
+        .filter(|p| roots.iter().any(|r| p.starts_with(&r.path)))
+        .cloned()
+        .collect();
+    let exclude_files = exclude.iter().any(|p| !p.is_dir());
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
@@ -113,13 +133,16 @@ pub fn scan(
         rules,
         cache: &cache,
         exclude: &exclude,
+        exclude_files,
         now_ns,
-        out: Mutex::new(Collected::default()),
     };
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    let mut out = Collected::default();
     for root in roots {
-        walk(&shared, root);
+        out.merge(scan_root(&shared, root, threads));
     }
-    let mut out = shared.out.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(e) = out.error.take() {
         return Err(e.into());
     }
@@ -127,12 +150,19 @@ pub fn scan(
     // paths twice.
     out.flagged.sort_by(|a, b| a.path.cmp(&b.path));
     out.flagged.dedup_by(|a, b| a.path == b.path);
+    out.hits.sort_unstable();
+    out.hits.dedup();
+    let stale = out.hits.len() + out.fresh.len() != cache.len();
     if let Some(path) = cache_file
-        && (out.misses > 0 || out.entries.len() != cache.len())
-        && let Err(e) = Cache::save(path, &fingerprint, out.entries)
+        && (out.misses > 0 || stale)
     {
-        // A cache that cannot be written costs the next run time, not safety.
-        tracing::info!("cannot write the scan cache {}: {e}", path.display());
+        let mut entries = cache.entries_at(&out.hits);
+        entries.append(&mut out.fresh);
+        if let Err(e) = Cache::save(path, &fingerprint, entries) {
+            // A cache that cannot be written costs the next run time, not
+            // coverage.
+            tracing::info!("cannot write the scan cache {}: {e}", path.display());
+        }
     }
     out.stats.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(ScanReport {
@@ -163,158 +193,117 @@ fn cache_fingerprint(rules: &Rules) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn walk(shared: &Shared<'_>, root: &Root) {
+fn scan_root(shared: &Shared<'_>, root: &Root, threads: usize) -> Collected {
+    let mut first = Worker::new(shared, root);
     let Ok(meta) = std::fs::symlink_metadata(&root.path) else {
-        return;
+        return first.out;
     };
-    let mut worker = Worker::new(shared, &root.anchor);
-    if !meta.is_dir() {
-        // A single granted file: no walker, no threads.
-        if meta.is_file() {
-            worker.file(&root.path, None);
+    if meta.is_file() {
+        // A single granted file: no threads.
+        if let Ok(name) = CString::new(root.path.as_os_str().as_bytes()) {
+            first.file(nix::fcntl::AT_FDCWD, &name, &root.path);
         }
-        return;
+        return first.out;
     }
-    if let Some(state) = worker.dir(&root.path, true)
-        && state == WalkState::Skip
-    {
-        return;
+    if !meta.is_dir() || !first.enter(&root.path, true) {
+        return first.out;
     }
-    drop(worker);
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
-    let mut builder = WalkBuilder::new(&root.path);
-    builder
-        // Ignore files must not hide anything from the scan: git-ignored
-        // files are exactly where secrets live.
-        .standard_filters(false)
-        .hidden(false)
-        .parents(false)
-        .ignore(false)
-        .git_ignore(false)
-        .git_global(false)
-        .git_exclude(false)
-        .require_git(false)
-        .follow_links(false)
-        .threads(threads);
-    let mut visitors = Visitors {
-        shared,
-        anchor: &root.anchor,
-        root: &root.path,
-    };
-    builder.build_parallel().visit(&mut visitors);
-}
-
-struct Visitors<'s, 'a> {
-    shared: &'s Shared<'a>,
-    anchor: &'s Path,
-    root: &'s Path,
-}
-
-impl<'s> ParallelVisitorBuilder<'s> for Visitors<'s, '_> {
-    fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
-        let mut w = Worker::new(self.shared, self.anchor);
-        w.root = Some(self.root.to_path_buf());
-        Box::new(w)
+    let mut out = first.out;
+    for w in walk::walk(&root.path, threads, || Worker::new(shared, root)) {
+        out.merge(w.out);
     }
+    out
 }
 
 struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
     anchor: &'s Path,
-    root: Option<PathBuf>,
-    local: Collected,
+    out: Collected,
     buf: Vec<u8>,
     scratch: Vec<usize>,
+    engine: Scratch,
 }
 
-impl Drop for Worker<'_, '_> {
-    fn drop(&mut self) {
-        let local = std::mem::take(&mut self.local);
-        let mut out = self.shared.out.lock().unwrap_or_else(|p| p.into_inner());
-        out.merge(local);
+impl Visitor for Worker<'_, '_> {
+    fn dir(&mut self, path: &Path) -> bool {
+        self.enter(path, false)
     }
-}
 
-impl ParallelVisitor for Worker<'_, '_> {
-    fn visit(&mut self, entry: std::result::Result<DirEntry, ignore::Error>) -> WalkState {
-        if self.local.error.is_some() {
-            return WalkState::Quit;
+    fn file(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+        if self.out.error.is_some() {
+            return;
         }
-        let entry = match entry {
-            Ok(e) => e,
-            Err(_) => {
-                self.local.stats.errors += 1;
-                return WalkState::Continue;
-            }
-        };
-        let Some(ft) = entry.file_type() else {
-            return WalkState::Continue;
-        };
-        let path = entry.path();
-        if ft.is_dir() {
-            // The root itself was checked before the walk.
-            if self.root.as_deref() == Some(path) {
-                return WalkState::Continue;
-            }
-            return self.dir(path, false).unwrap_or(WalkState::Continue);
+        if self.shared.exclude_files && self.shared.exclude.contains(path) {
+            return;
         }
-        if ft.is_file() {
-            self.file(path, Some(&entry));
-        }
-        // Symlinks are not followed; fifos, sockets and devices hold no text.
-        WalkState::Continue
+        self.out.stats.files += 1;
+        self.check_file(dirfd, name, path);
+    }
+
+    fn error(&mut self) {
+        self.out.stats.errors += 1;
+    }
+
+    fn quit(&self) -> bool {
+        self.out.error.is_some()
     }
 }
 
 impl<'s, 'a> Worker<'s, 'a> {
-    fn new(shared: &'s Shared<'a>, anchor: &'s Path) -> Self {
+    fn new(shared: &'s Shared<'a>, root: &'s Root) -> Self {
         Worker {
             shared,
-            anchor,
-            root: None,
-            local: Collected::default(),
+            anchor: &root.anchor,
+            out: Collected::default(),
             buf: Vec::new(),
             scratch: Vec::new(),
+            engine: Scratch::default(),
         }
     }
 
+    /// `path` relative to the anchor (by bytes: no component parsing).
     fn rel<'p>(&self, path: &'p Path) -> &'p Path {
-        path.strip_prefix(self.anchor).unwrap_or(path)
+        let (p, a) = (
+            path.as_os_str().as_bytes(),
+            self.anchor.as_os_str().as_bytes(),
+        );
+        match p.strip_prefix(a) {
+            Some([b'/', rest @ ..]) => Path::new(std::ffi::OsStr::from_bytes(rest)),
+            Some(rest) if a.ends_with(b"/") => Path::new(std::ffi::OsStr::from_bytes(rest)),
+            _ => path,
+        }
     }
 
-    /// A directory: `Skip` when it is excluded, skipped or hidden whole.
-    fn dir(&mut self, path: &Path, is_root: bool) -> Option<WalkState> {
+    /// Whether to enter a directory: not when excluded, skipped, or hidden
+    /// whole by a path rule (then it is flagged).
+    fn enter(&mut self, path: &Path, is_root: bool) -> bool {
         let rules = self.shared.rules;
         if self.shared.exclude.contains(path) {
-            return Some(WalkState::Skip);
+            return false;
         }
         let rel = self.rel(path);
         if !is_root && rules.skip.is_match(rel, path) {
-            return Some(WalkState::Skip);
+            return false;
         }
-        let rule = rules.paths.matches(rel, &mut self.scratch)?;
+        let Some(rule) = rules.paths.matches(rel, &mut self.scratch) else {
+            return true;
+        };
         let r = rules.paths.rule(rule);
         if r.when != When::Always || rules.ignore.is_match(rel, path) {
-            return None;
+            return true;
         }
-        self.local.flagged.push(Flagged {
+        self.out.flagged.push(Flagged {
             path: path.to_path_buf(),
             dir: true,
             action: Action::Hide,
             reason: r.description.clone(),
             hits: vec![hit(&r.id)],
         });
-        Some(WalkState::Skip)
+        false
     }
 
-    fn file(&mut self, path: &Path, entry: Option<&DirEntry>) {
+    fn check_file(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
         let rules = self.shared.rules;
-        if self.shared.exclude.contains(path) {
-            return;
-        }
-        self.local.stats.files += 1;
         let rel = self.rel(path);
         if rules.ignore.is_match(rel, path) {
             return;
@@ -326,7 +315,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         if let Some(r) = by_path
             && r.when == When::Always
         {
-            self.local.flagged.push(Flagged {
+            self.out.flagged.push(Flagged {
                 path: path.to_path_buf(),
                 dir: false,
                 action: Action::Hide,
@@ -335,48 +324,42 @@ impl<'s, 'a> Worker<'s, 'a> {
             });
             return;
         }
-        let meta = match entry.map_or_else(
-            || std::fs::symlink_metadata(path).map_err(|e| e.to_string()),
-            |e| e.metadata().map_err(|e| e.to_string()),
-        ) {
-            Ok(m) => m,
-            Err(_) => {
-                self.local.stats.errors += 1;
-                return;
-            }
+        let Ok(st) = lstat_at(dirfd, name) else {
+            self.out.stats.errors += 1;
+            return;
         };
-        if meta.len() > MAX_FILE_SIZE {
-            self.local.stats.large += 1;
+        let key = Key::from_stat(&st);
+        if key.size > MAX_FILE_SIZE {
+            self.out.stats.large += 1;
             return;
         }
-        if meta.len() == 0 {
+        if key.size == 0 {
             return;
         }
-        let key = Key::of(&meta);
         let content = match self.shared.cache.get(&key) {
-            Some(c) => {
-                self.local.stats.cached += 1;
-                self.local.entries.push(Entry {
-                    key,
-                    content: c.clone(),
-                });
-                c.clone()
+            Some((index, c)) => {
+                self.out.stats.cached += 1;
+                self.out.hits.push(index);
+                match c {
+                    Cached::Clean => return,
+                    Cached::Binary => {
+                        self.out.stats.binary += 1;
+                        return;
+                    }
+                    Cached::Secrets(s) => s.clone(),
+                }
             }
-            None => match self.read_and_scan(path) {
-                Some(c) => c,
-                None => return,
+            None => match self.read_and_scan(dirfd, name) {
+                Some(Cached::Secrets(s)) => s,
+                Some(Cached::Binary) => {
+                    self.out.stats.binary += 1;
+                    return;
+                }
+                Some(Cached::Clean) | None => return,
             },
         };
-        let scan = match content {
-            Cached::Secrets(s) => s,
-            Cached::Binary => {
-                self.local.stats.binary += 1;
-                return;
-            }
-            Cached::Clean => return,
-        };
-        let (action, reason) = classify(rules, by_path.map(|r| r.description.as_str()), &scan);
-        let hits = scan
+        let (action, reason) = classify(rules, by_path.map(|r| r.description.as_str()), &content);
+        let hits = content
             .findings
             .iter()
             .map(|f| Hit {
@@ -385,7 +368,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                 fingerprint: Some(format!("{:08x}", f.fingerprint)),
             })
             .collect();
-        self.local.flagged.push(Flagged {
+        self.out.flagged.push(Flagged {
             path: path.to_path_buf(),
             dir: false,
             action,
@@ -394,59 +377,67 @@ impl<'s, 'a> Worker<'s, 'a> {
         });
     }
 
-    /// Read a file (never following a symlink, never blocking on a fifo
+    /// Read a file (never through a symlink, never blocking on a fifo
     /// swapped in since the walk) and scan it; records a cache entry.
-    fn read_and_scan(&mut self, path: &Path) -> Option<Cached> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path);
-        let Ok(file) = file else {
-            self.local.stats.errors += 1;
+    fn read_and_scan(&mut self, dirfd: BorrowedFd<'_>, name: &CStr) -> Option<Cached> {
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let Ok(fd) = openat(dirfd, name, flags, Mode::empty()) else {
+            self.out.stats.errors += 1;
             return None;
         };
-        let Ok(meta) = file.metadata() else {
-            self.local.stats.errors += 1;
+        let file = std::fs::File::from(fd);
+        let Ok(st) = nix::sys::stat::fstat(file.as_fd()) else {
+            self.out.stats.errors += 1;
             return None;
         };
-        if !meta.is_file() {
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return None;
         }
-        // The key comes from the descriptor we read: the content and its key
-        // always belong together.
-        let key = Key::of(&meta);
+        // The key comes from the descriptor that is read: a content and its
+        // key always belong together.
+        let key = Key::from_stat(&st);
         self.buf.clear();
         if file
             .take(MAX_FILE_SIZE + 1)
             .read_to_end(&mut self.buf)
             .is_err()
         {
-            self.local.stats.errors += 1;
+            self.out.stats.errors += 1;
             return None;
         }
         if self.buf.len() as u64 > MAX_FILE_SIZE {
-            self.local.stats.large += 1;
+            self.out.stats.large += 1;
             return None;
         }
-        self.local.stats.read += 1;
+        self.out.stats.read += 1;
+        self.out.misses += 1;
         let head = &self.buf[..self.buf.len().min(8192)];
         let content = if head.contains(&0) {
             Cached::Binary
         } else {
-            match self.shared.rules.content.scan(&self.buf) {
+            match self
+                .shared
+                .rules
+                .content
+                .scan_with(&self.buf, &mut self.engine)
+            {
                 Ok(s) if s.findings.is_empty() => Cached::Clean,
                 Ok(s) => Cached::Secrets(s),
                 Err(e) => {
-                    self.local.error = Some(e);
+                    self.out.error = Some(e);
                     return None;
                 }
             }
         };
-        self.local.misses += 1;
-        let recent = i128::from(key.ctime_ns) > self.shared.now_ns - RACY_NS
-            || i128::from(key.mtime_ns) > self.shared.now_ns - RACY_NS;
+        let now = self.shared.now_ns;
+        let recent =
+            i128::from(key.ctime_ns) > now - RACY_NS || i128::from(key.mtime_ns) > now - RACY_NS;
         if !recent {
-            self.local.entries.push(Entry {
+            self.out.fresh.push(Entry {
                 key,
                 content: content.clone(),
             });
