@@ -251,6 +251,9 @@ pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
         .build()
 }
 
+/// How the assignment rule's pattern starts: the name group.
+pub const ASSIGNMENT_NAME: &str = r"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})";
+
 const PEM_END: &str = r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----";
 
 /// Most rules one engine holds (a candidate line's rule set is a bitmask).
@@ -265,6 +268,10 @@ pub struct ContentEngine {
     /// Rules without keywords: run over whole files.
     unanchored: Vec<usize>,
     regexes: Vec<OnceLock<Result<Compiled, String>>>,
+    /// The assignment rule, and its regex anchored at the name's start: it
+    /// runs once per identifier holding a keyword, not over whole lines.
+    assignment: Option<usize>,
+    anchored: OnceLock<Result<Compiled, String>>,
     pem_end: OnceLock<Result<Regex, String>>,
     fingerprint: [u8; 32],
 }
@@ -366,7 +373,12 @@ impl ContentEngine {
             }
         }
         let regexes = rules.iter().map(|_| OnceLock::new()).collect();
+        let assignment = rules
+            .iter()
+            .position(|r| r.kind == Kind::Assignment && r.pattern.starts_with(ASSIGNMENT_NAME));
         Ok(ContentEngine {
+            assignment,
+            anchored: OnceLock::new(),
             rules,
             keywords,
             keyword_rules,
@@ -422,9 +434,11 @@ impl ContentEngine {
         scratch: &mut Scratch,
     ) -> Result<ContentScan, RuleError> {
         let mut found: Vec<Raw> = Vec::new();
-        if scratch.regexes.len() != self.rules.len() {
-            scratch.regexes = vec![None; self.rules.len()];
+        if scratch.regexes.len() != self.rules.len() + 1 {
+            scratch.regexes = vec![None; self.rules.len() + 1];
         }
+        let assign_bit = self.assignment.map_or(0, |g| 1u128 << g);
+        let mut last_ident = usize::MAX;
         if let Some(ac) = &self.keywords {
             let mut lower = std::mem::take(&mut scratch.lower);
             lower.clear();
@@ -433,8 +447,11 @@ impl ContentEngine {
             let mut line: Option<(usize, usize, u128)> = None;
             for m in ac.find_iter(&lower) {
                 let rules = self.keyword_rules[m.pattern().as_usize()];
-                match &mut line {
-                    Some((_, end, mask)) if m.start() < *end => *mask |= rules,
+                let (line_start, line_end) = match &mut line {
+                    Some((s, e, mask)) if m.start() < *e => {
+                        *mask |= rules & !assign_bit;
+                        (*s, *e)
+                    }
                     _ => {
                         if let Some((s, e, mask)) = line.take() {
                             self.scan_line(content, s, e, mask, scratch, &mut found)?;
@@ -447,7 +464,15 @@ impl ContentEngine {
                             .iter()
                             .position(|&b| b == b'\n')
                             .map_or(content.len(), |p| m.start() + p);
-                        line = Some((s, e, rules));
+                        line = Some((s, e, rules & !assign_bit));
+                        (s, e)
+                    }
+                };
+                if rules & assign_bit != 0 {
+                    let at = ident_start(content, line_start, m.start());
+                    if at != last_ident {
+                        last_ident = at;
+                        self.assignment_at(content, at, line_end, scratch, &mut found)?;
                     }
                 }
             }
@@ -460,6 +485,57 @@ impl ContentEngine {
             self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
         }
         Ok(finish(content, found))
+    }
+
+    /// The assignment rule, anchored at byte `at` (the start of a name that
+    /// holds a keyword), up to the end of its line.
+    fn assignment_at(
+        &self,
+        content: &[u8],
+        at: usize,
+        end: usize,
+        scratch: &mut Scratch,
+        out: &mut Vec<Raw>,
+    ) -> Result<(), RuleError> {
+        let Some(g) = self.assignment else {
+            return Ok(());
+        };
+        let slot = self.rules.len();
+        if scratch.regexes[slot].is_none() {
+            let c = self
+                .anchored
+                .get_or_init(|| Compiled::new(&format!("^(?:{})", self.rules[g].pattern)))
+                .as_ref()
+                .map_err(|e| RuleError::new(format!("assignment rule does not compile: {e}")))?
+                .clone();
+            let locs = c.re.capture_locations();
+            scratch.regexes[slot] = Some((c, locs));
+        }
+        let Some((c, locs)) = scratch.regexes[slot].as_mut() else {
+            return Ok(());
+        };
+        let hay = &content[at..end];
+        let Some(m) = c.re.find(hay) else {
+            return Ok(());
+        };
+        if code_follows(&hay[m.end()..]) || c.re.captures_read(locs, hay).is_none() {
+            return Ok(());
+        }
+        let (Some((ns, ne)), Some((vs, ve))) = (
+            c.name.and_then(|i| locs.get(i)),
+            c.secret.and_then(|i| locs.get(i)),
+        ) else {
+            return Ok(());
+        };
+        if secret_name(&hay[ns..ne]) && !code_follows(&hay[ve..]) && plausible_secret(&hay[vs..ve])
+        {
+            out.push(Raw {
+                rule: g,
+                start: at + vs,
+                end: at + ve,
+            });
+        }
+        Ok(())
     }
 
     fn scan_line(
@@ -553,6 +629,22 @@ impl ContentEngine {
         }
         Ok(())
     }
+}
+
+/// Where the name holding the keyword at `kw` starts: back over name
+/// characters (at most 80, the rule's limit), then forward to a letter or
+/// `_` (a name cannot start with a digit, `.` or `-`).
+fn ident_start(content: &[u8], line_start: usize, kw: usize) -> usize {
+    let name_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    let floor = kw.saturating_sub(80).max(line_start);
+    let mut at = kw;
+    while at > floor && name_char(content[at - 1]) {
+        at -= 1;
+    }
+    while at < kw && !(content[at].is_ascii_alphabetic() || content[at] == b'_') {
+        at += 1;
+    }
+    at
 }
 
 /// For each keyword, the rules its hit triggers: its own, and those of

@@ -6,7 +6,9 @@
 //! matches any depth, so `**/.aws` catches `.aws` anywhere.
 
 use super::RuleError;
+use aho_corasick::AhoCorasick;
 use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// When a matching path is hidden.
@@ -320,12 +322,55 @@ pub fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
         .build()
 }
 
-/// All path rules compiled into one glob set.
+/// All path rules compiled into one glob set, behind a cheap prefilter.
+/// Cloning gives a matcher with its own regex caches (one per thread).
+#[derive(Clone)]
 pub struct PathMatcher {
     rules: Vec<PathRule>,
     set: GlobSet,
     glob_rule: Vec<usize>,
     except: Vec<Option<GlobSet>>,
+    /// A basename can only match if it holds one of these literals (each
+    /// glob's longest literal run in its last component); `None` when some
+    /// glob has no such literal, and every path goes to the glob set.
+    prefilter: Option<AhoCorasick>,
+}
+
+/// The longest run of literal characters in the last component of `glob`
+/// (outside `[...]`, `{...}` and escapes), if any.
+fn basename_literal(glob: &str) -> Option<&str> {
+    let last = glob.rsplit('/').next().unwrap_or(glob);
+    if last.contains('\\') || last == "**" {
+        return None;
+    }
+    let mut best: Option<&str> = None;
+    let mut depth = 0i32;
+    let mut run_start = None;
+    for (i, c) in last.char_indices() {
+        let special = matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | ',');
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth -= 1,
+            _ => {}
+        }
+        if special || depth > 0 {
+            if let Some(st) = run_start.take() {
+                let run = &last[st..i];
+                if best.is_none_or(|b| run.len() > b.len()) {
+                    best = Some(run);
+                }
+            }
+        } else if run_start.is_none() {
+            run_start = Some(i);
+        }
+    }
+    if let Some(st) = run_start {
+        let run = &last[st..];
+        if best.is_none_or(|b| run.len() > b.len()) {
+            best = Some(run);
+        }
+    }
+    best.filter(|b| !b.is_empty())
 }
 
 impl PathMatcher {
@@ -352,11 +397,25 @@ impl PathMatcher {
             }
         }
         let set = b.build().map_err(|e| RuleError::new(e.to_string()))?;
+        let literals: Option<Vec<&str>> = rules
+            .iter()
+            .flat_map(|r| r.globs.iter())
+            .map(|g| basename_literal(g))
+            .collect();
+        let prefilter = match literals {
+            Some(lits) if !lits.is_empty() => Some(
+                AhoCorasick::builder()
+                    .build(&lits)
+                    .map_err(|e| RuleError::new(format!("cannot build the path prefilter: {e}")))?,
+            ),
+            _ => None,
+        };
         Ok(PathMatcher {
             rules,
             set,
             glob_rule,
             except,
+            prefilter,
         })
     }
 
@@ -372,6 +431,13 @@ impl PathMatcher {
     /// `Always` rule before an `IfSecretContent` one. `scratch` is reused
     /// between calls to avoid allocating.
     pub fn matches(&self, rel: &Path, scratch: &mut Vec<usize>) -> Option<usize> {
+        if let Some(pre) = &self.prefilter {
+            let base = rel.as_os_str().as_bytes();
+            let base = base.rsplit(|&b| b == b'/').next().unwrap_or(base);
+            if !pre.is_match(base) {
+                return None;
+            }
+        }
         let cand = Candidate::new(rel);
         if !self.set.is_match_candidate(&cand) {
             return None;
@@ -441,6 +507,21 @@ mod tests {
         for (p, want) in cases {
             assert_eq!(id(&m, p).as_deref(), want, "{p}");
         }
+    }
+
+    #[test]
+    fn basename_literals() {
+        assert_eq!(basename_literal("**/.env.*"), Some(".env."));
+        assert_eq!(basename_literal("**/*.pem"), Some(".pem"));
+        assert_eq!(basename_literal("**/.config/gcloud"), Some("gcloud"));
+        assert_eq!(
+            basename_literal("**/client_secret*.json"),
+            Some("client_secret")
+        );
+        assert_eq!(basename_literal("**/{a,bcd}x.txt"), Some("x.txt"));
+        assert_eq!(basename_literal("notes"), Some("notes"));
+        assert_eq!(basename_literal("secrets/**"), None);
+        assert_eq!(basename_literal("**/*"), None);
     }
 
     #[test]

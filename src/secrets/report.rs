@@ -101,8 +101,10 @@ pub fn rules_json(rules: &Rules) -> String {
 }
 
 fn grep_equivalent(r: &super::ContentRule) -> String {
-    const NAME: &str = r"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})";
-    match r.pattern.strip_prefix(NAME) {
+    match r
+        .pattern
+        .strip_prefix(super::content_rules::ASSIGNMENT_NAME)
+    {
         Some(rest) if !r.keywords.is_empty() => {
             let words: Vec<String> = r.keywords.iter().map(|k| regex::escape(k)).collect();
             format!(

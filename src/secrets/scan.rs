@@ -10,7 +10,7 @@
 
 use super::cache::{Cache, Cached, Entry, Key};
 use super::content_rules::{ContentScan, Scratch};
-use super::path_rules::When;
+use super::path_rules::{PathMatcher, When};
 use super::walk::{self, Visitor, lstat_at};
 use super::{Action, Flagged, Hit, MAX_FILE_SIZE, RuleError, Rules};
 use crate::error::Result;
@@ -222,6 +222,8 @@ struct Worker<'s, 'a> {
     buf: Vec<u8>,
     scratch: Vec<usize>,
     engine: Scratch,
+    /// This thread's copy of the path rules (its own regex caches).
+    paths: PathMatcher,
 }
 
 impl Visitor for Worker<'_, '_> {
@@ -258,6 +260,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             buf: Vec::new(),
             scratch: Vec::new(),
             engine: Scratch::default(),
+            paths: shared.rules.paths.clone(),
         }
     }
 
@@ -285,7 +288,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         if !is_root && rules.skip.is_match(rel, path) {
             return false;
         }
-        let Some(rule) = rules.paths.matches(rel, &mut self.scratch) else {
+        let Some(rule) = self.paths.matches(rel, &mut self.scratch) else {
             return true;
         };
         let r = rules.paths.rule(rule);
