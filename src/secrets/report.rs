@@ -174,3 +174,47 @@ pub fn rules(rules: &Rules) -> String {
     let _ = writeln!(s, "  {:<26} a value any content rule matches", "env-value");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Hit;
+    use std::path::PathBuf;
+
+    #[test]
+    fn lines_name_paths_rules_and_lines_never_values() {
+        let (p, h) = (Path::new("/home/u/app"), Path::new("/home/u"));
+        let flagged = vec![
+            Flagged {
+                path: PathBuf::from("/home/u/app/.aws"),
+                dir: true,
+                action: Action::Hide,
+                reason: "AWS".into(),
+                hits: vec![Hit {
+                    rule: "aws".into(),
+                    line: None,
+                    fingerprint: None,
+                }],
+            },
+            Flagged {
+                path: PathBuf::from("/home/u/.gitconfig"),
+                dir: false,
+                action: Action::Redact,
+                reason: "mixed".into(),
+                hits: vec![Hit {
+                    rule: "github-token".into(),
+                    line: Some(6),
+                    fingerprint: Some("0a1b2c3d".into()),
+                }],
+            },
+        ];
+        assert_eq!(
+            lines(&flagged, p, h),
+            [
+                "hide    .aws/  aws (AWS)",
+                "redact  ~/.gitconfig:6  github-token  fp 0a1b2c3d"
+            ]
+        );
+        assert_eq!(display(Path::new("/srv/x"), p, h), "/srv/x");
+    }
+}

@@ -477,3 +477,139 @@ pub fn classify(rules: &Rules, path_rule: Option<&str>, scan: &ContentScan) -> (
     }
     (Action::Redact, "secret values among other content".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile;
+
+    fn rules(toml: &str, home: &Path, project: &Path) -> Rules {
+        let p = profile::parse(&format!("version = 1\n{toml}"), "t.toml").unwrap();
+        Rules::new(&p.secrets, "t.toml", home, project).unwrap()
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn finds_by_path_and_content_skips_what_it_must() {
+        let root = std::env::temp_dir().join(format!("guard-scan-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let outside = root.with_extension("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let tok = ["gh", "p_", &"Zq8vL2mN4pQ6".repeat(3)].concat();
+        write(&root, ".env", "A=1\n");
+        write(
+            &root,
+            "src/main.rs",
+            &format!("fn main() {{\n    let x = 1;\n    let t = \"{tok}\";\n    run(x, t);\n}}\n"),
+        );
+        write(&root, "creds.txt", &format!("token={tok}\n"));
+        write(
+            &root,
+            "vendor/big/lib.rs",
+            &format!("const T: &str = \"{tok}\";\n"),
+        );
+        write(
+            &root,
+            "fixtures/sample.txt",
+            &format!("x = \"{tok}\"\nline\nline\nline\n"),
+        );
+        write(&root, "excluded/a.txt", &format!("{tok}\n"));
+        write(&root, ".aws/credentials", "x\n");
+        write(&outside, "secret.env", &format!("T={tok}\n"));
+        std::os::unix::fs::symlink(outside.join("secret.env"), root.join("link.env.txt")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("linkdir")).unwrap();
+        nix::unistd::mkfifo(
+            &root.join("pipe.txt"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+
+        let r = rules(
+            "[secrets]\nskip = [\"vendor\"]\nignore = [\"fixtures/**\"]\n",
+            Path::new("/nonexistent-home"),
+            &root,
+        );
+        let roots = [Root {
+            path: root.clone(),
+            anchor: root.clone(),
+        }];
+        let report = scan(&r, &roots, &[root.join("excluded")], None).unwrap();
+        let got: Vec<(String, Action, String)> = report
+            .flagged
+            .iter()
+            .map(|f| {
+                (
+                    f.path.strip_prefix(&root).unwrap().display().to_string(),
+                    f.action,
+                    f.hits
+                        .iter()
+                        .map(|h| h.rule.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (".aws".to_string(), Action::Hide, "aws".to_string()),
+                (".env".to_string(), Action::Hide, "dotenv".to_string()),
+                (
+                    "creds.txt".to_string(),
+                    Action::Hide,
+                    "github-token".to_string()
+                ),
+                (
+                    "src/main.rs".to_string(),
+                    Action::Redact,
+                    "github-token".to_string()
+                ),
+            ]
+        );
+        let main = &report.flagged[3];
+        assert_eq!(main.hits[0].line, Some(3));
+        assert!(main.reason.contains("among other content"));
+        // The fifo was not opened (the scan did not hang) and the symlinks
+        // were not followed.
+        assert_eq!(report.stats.errors, 0);
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn classification() {
+        let r = rules("", Path::new("/h"), Path::new("/p"));
+        let scan = |content_lines, secret_lines, rule: &str| ContentScan {
+            findings: vec![super::super::Finding {
+                rule: r.content.rules().iter().position(|x| x.id == rule).unwrap() as u16,
+                line: 1,
+                start: 0,
+                end: 1,
+                fingerprint: 0,
+            }],
+            content_lines,
+            secret_lines,
+        };
+        assert_eq!(
+            classify(&r, None, &scan(10, 1, "github-token")).0,
+            Action::Redact
+        );
+        assert_eq!(
+            classify(&r, None, &scan(2, 1, "github-token")).0,
+            Action::Hide
+        );
+        assert_eq!(
+            classify(&r, None, &scan(50, 1, "gcp-service-account")).0,
+            Action::Hide
+        );
+        assert_eq!(
+            classify(&r, Some("npm config"), &scan(50, 1, "npm-token")).0,
+            Action::Hide
+        );
+    }
+}
