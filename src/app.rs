@@ -1,13 +1,15 @@
-//! Orchestration: load → resolve → plan → launch (or explain).
+//! Orchestration: load → resolve → scan → plan → launch (or explain).
 
 use crate::audit;
-use crate::cli::{Cli, Command, ProfileCommand, RunArgs};
+use crate::cli::{Cli, Command, ProfileCommand, RunArgs, ScanArgs};
 use crate::error::{Error, Result};
 use crate::host::{self, PathKind};
 use crate::plan::{self, Plan};
 use crate::policy::{self, Candidate, CliGrants, Policy};
 use crate::profile;
+use crate::secrets::{self, Action, Flagged};
 use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub fn run(cli: Cli, session: &audit::Session) -> Result<i32> {
@@ -40,6 +42,7 @@ pub fn run(cli: Cli, session: &audit::Session) -> Result<i32> {
         Command::Shim(crate::cli::ShimCommand::Install { agents, dir }) => {
             shim_install(&agents, dir)
         }
+        Command::Scan(args) => scan(&args),
     }
 }
 
@@ -88,18 +91,34 @@ fn record_policy(policy: &Policy) {
         project = %policy.project.display(),
         isolation = "full",
     );
+    // Files the secrets scan took out of view (path and rule ids; never
+    // a value).
+    for f in &policy.secrets.files {
+        let mut rules: Vec<&str> = f.hits.iter().map(|h| h.rule.as_str()).collect();
+        rules.dedup();
+        let action = match f.action {
+            crate::secrets::Action::Hide => "hidden",
+            crate::secrets::Action::Redact => "redacted",
+        };
+        tracing::info!(target: audit::TARGET, kind = "fs", action, path = %f.path.display(), rule = %rules.join(","), reason = %f.reason);
+    }
+    // Paths hidden on the command line.
     for g in policy
         .grants
         .iter()
-        .filter(|g| g.access == policy::Access::Hidden)
+        .filter(|g| g.access == policy::Access::Hidden && g.origin == "--hide")
     {
-        // Only what guard hid because it holds secrets (not system files
-        // hidden on every run by the default profile).
-        if g.path.starts_with(&policy.project) || g.path.starts_with(&policy.home) {
-            tracing::info!(target: audit::TARGET, kind = "fs", action = "hidden", path = %g.path.display(), rule = %g.origin);
-        }
+        tracing::info!(target: audit::TARGET, kind = "fs", action = "hidden", path = %g.path.display(), rule = "--hide");
     }
-    for name in &policy.env_removed {
+    for (name, rule) in &policy.secrets.env {
+        tracing::info!(target: audit::TARGET, kind = "env", action = "removed", name = %name, reason = "secret", rule = %rule);
+    }
+    let secret: Vec<&str> = policy.secrets.env.iter().map(|(n, _)| n.as_str()).collect();
+    for name in policy
+        .env_removed
+        .iter()
+        .filter(|n| !secret.contains(&n.as_str()))
+    {
         tracing::info!(target: audit::TARGET, kind = "env", action = "removed", name = %name, reason = "not passed by the profile");
     }
 }
@@ -151,8 +170,38 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         allow_env: args.allow_env.clone(),
         allow_degraded: args.allow_degraded,
     };
-    let candidates = expand_globs(policy::candidates(&loaded, &cli, &user, &project)?);
+    let rules = secrets::Rules::new(
+        &loaded.profile.secrets,
+        &loaded.origin,
+        &user.home,
+        &project,
+    )?;
+    let mut candidates = expand_globs(policy::candidates(&loaded, &cli, &user, &project)?);
     ensure_git_placeholders(&candidates, &project);
+    let facts = gather_facts(&candidates);
+    let grants = policy::resolve_grants(&candidates, &facts)?;
+
+    // Secrets: scan what the grants make visible, then resolve again with
+    // the secret files hidden or redacted (hide and redact beat any grant).
+    let cache = secrets::cache_dir(&user.home);
+    let mut found = scan_visible(&rules, &project, &user.home, &grants, &cache)?;
+    let redactions = secrets::redact::prepare_all(&mut found.flagged, &rules)?;
+    candidates.extend(found.flagged.iter().map(secret_candidate));
+    // The scan cache must not be reachable: whoever can write it can mark a
+    // secret file as clean for the next run.
+    if grants.iter().any(|g| {
+        matches!(
+            g.access,
+            policy::Access::ReadOnly | policy::Access::ReadWrite
+        ) && cache.starts_with(&g.path)
+    }) {
+        candidates.push(Candidate {
+            path: cache.clone(),
+            access: policy::Access::Hidden,
+            origin: "guard's scan cache".into(),
+            required: false,
+        });
+    }
     let facts = gather_facts(&candidates);
     let (grants, absent_protected) = policy::resolve(&candidates, &facts)?;
 
@@ -160,16 +209,17 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let env_cfg = &loaded.profile.env;
-    let (env, env_removed) = policy::build_env(
+    let built = policy::build_env(
         &host_env,
         &env_cfg.pass,
         &env_cfg.set,
         &cli.allow_env,
         &user.home,
-    );
+        &|name, value| rules.env_secret(name, value),
+    )?;
 
     let network = policy::network(&loaded, &args.allow_host, args.no_network)?;
-    let env = with_proxy_env(env, &network);
+    let env = with_proxy_env(built.env, &network);
 
     let policy = Policy {
         profile: loaded.name.clone(),
@@ -186,7 +236,7 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         grants,
         absent_protected,
         env,
-        env_removed,
+        env_removed: built.removed,
         command: args.command.clone(),
         allow_ptrace: loaded.profile.syscalls.ptrace.unwrap_or(false),
         max_processes: loaded
@@ -198,6 +248,12 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         caches,
         network,
         allow_degraded: args.allow_degraded,
+        secrets: policy::SecretsFound {
+            files: found.flagged,
+            redactions,
+            env: built.secret,
+            stats: found.stats,
+        },
     };
     let plan = plan::build(&policy, host::cap_last_cap())?;
     Ok((policy, plan))
@@ -666,6 +722,118 @@ fn with_proxy_env(
     map.into_iter().collect()
 }
 
+/// Scan the project and every path the grants expose outside it that a
+/// user would keep secrets in: home paths the profile grants, and paths
+/// given on the command line. System paths (/usr, /etc) are not scanned;
+/// their secret files are hidden by the profile.
+fn scan_visible(
+    rules: &secrets::Rules,
+    project: &Path,
+    home: &Path,
+    grants: &[policy::Grant],
+    cache_dir: &Path,
+) -> Result<secrets::ScanReport> {
+    use policy::{Access, GrantKind};
+    let mut roots = vec![secrets::Root {
+        path: project.to_path_buf(),
+        anchor: project.to_path_buf(),
+    }];
+    let mut exclude = vec![cache_dir.to_path_buf()];
+    for g in grants {
+        if g.access == Access::Hidden {
+            exclude.push(g.path.clone());
+            continue;
+        }
+        let visible = matches!(g.access, Access::ReadOnly | Access::ReadWrite)
+            && matches!(g.kind, GrantKind::Dir | GrantKind::File)
+            && !g.path.starts_with(project);
+        let wanted = g.path.starts_with(home) || g.origin.starts_with("--");
+        if visible && wanted {
+            let anchor = if g.path.starts_with(home) {
+                home
+            } else {
+                &g.path
+            };
+            roots.push(secrets::Root {
+                path: g.path.clone(),
+                anchor: anchor.to_path_buf(),
+            });
+        }
+    }
+    // Best effort: a cache directory that cannot be made costs time only.
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(cache_dir);
+    let cache_file = cache_dir.join(secrets::cache_file_name(project));
+    secrets::scan(rules, &roots, &exclude, Some(&cache_file))
+}
+
+fn secret_candidate(f: &Flagged) -> Candidate {
+    let mut ids: Vec<&str> = f.hits.iter().map(|h| h.rule.as_str()).collect();
+    ids.dedup();
+    Candidate {
+        path: f.path.clone(),
+        access: match f.action {
+            Action::Hide => policy::Access::Hidden,
+            Action::Redact => policy::Access::Redacted,
+        },
+        origin: format!("secret: {}", ids.join(", ")),
+        required: false,
+    }
+}
+
+/// `guard scan`: what the sandbox would not see, and why. Never a value.
+fn scan(args: &ScanArgs) -> Result<i32> {
+    let loaded = profile::load(args.profile.as_deref().unwrap_or("default"))?;
+    let user = host::current_user();
+    let cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .map_err(|e| Error::usage(format!("cannot use the current directory: {e}")))?;
+    let project = match &args.dir {
+        Some(dir) => std::fs::canonicalize(cwd.join(dir))
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| {
+                Error::usage_hint(
+                    format!("cannot scan {}: not a directory", dir.display()),
+                    "give a directory",
+                )
+            })?,
+        None => host::find_project(None, &cwd)?,
+    };
+    let rules = secrets::Rules::new(
+        &loaded.profile.secrets,
+        &loaded.origin,
+        &user.home,
+        &project,
+    )?;
+    if args.rules {
+        if args.json {
+            println!("{}", secrets::report::rules_json(&rules));
+        } else {
+            print!("{}", secrets::report::rules(&rules));
+        }
+        return Ok(0);
+    }
+    let candidates = expand_globs(policy::candidates(
+        &loaded,
+        &CliGrants::default(),
+        &user,
+        &project,
+    )?);
+    let facts = gather_facts(&candidates);
+    let grants = policy::resolve_grants(&candidates, &facts)?;
+    let cache = secrets::cache_dir(&user.home);
+    let found = scan_visible(&rules, &project, &user.home, &grants, &cache)?;
+    if args.json {
+        println!("{}", secrets::report::json(&project, &found));
+    } else {
+        print!("{}", secrets::report::text(&project, &user.home, &found));
+    }
+    Ok(0)
+}
+
 /// Profile paths may end in a glob (`/etc/ssh/ssh_host_*_key`); CLI paths
 /// are taken literally.
 fn expand_globs(candidates: Vec<Candidate>) -> Vec<Candidate> {
@@ -798,6 +966,18 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
         );
     }
     let _ = writeln!(s, "  other ABIs (x32, int 0x80): refused");
+    let found = &policy.secrets;
+    let _ = writeln!(
+        s,
+        "\nsecrets ({} files scanned, {} from cache, {} ms):",
+        found.stats.files, found.stats.cached, found.stats.elapsed_ms
+    );
+    if found.files.is_empty() {
+        let _ = writeln!(s, "  none found");
+    }
+    for l in secrets::report::lines(&found.files, &policy.project, &policy.home) {
+        let _ = writeln!(s, "  {l}");
+    }
     let names: Vec<&str> = plan.env.iter().map(|(k, _)| k.as_str()).collect();
     let _ = writeln!(s, "\nenvironment: {}", names.join(" "));
     let _ = writeln!(
@@ -811,6 +991,14 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
         },
         policy.env_removed.join(" ")
     );
+    if !found.env.is_empty() {
+        let list: Vec<String> = found
+            .env
+            .iter()
+            .map(|(k, why)| format!("{k} ({why})"))
+            .collect();
+        let _ = writeln!(s, "removed as secret: {}", list.join(" "));
+    }
     s
 }
 

@@ -242,9 +242,14 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             .map(|p| format!(":{p}"))
             .unwrap_or_default();
         let key = format!("{host}{port}");
+        // The rule that allows it: the name, plus the port unless 443/80.
+        let rule = match e.get("port").and_then(Value::as_u64) {
+            Some(p) if p != 443 && p != 80 => format!("{host}:{p}"),
+            _ => host,
+        };
         match refused.iter_mut().find(|r| r.0 == key) {
             Some(r) => r.1 += 1,
-            None => refused.push((key, 1, host, s(e, "why").to_string())),
+            None => refused.push((key, 1, rule, s(e, "why").to_string())),
         }
     }
     if !refused.is_empty() {

@@ -41,6 +41,8 @@ pub enum Command {
         /// Project directory (default: the project of the current directory).
         dir: Option<PathBuf>,
     },
+    /// List the secrets the sandbox would not see (hidden or redacted), and why.
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -133,6 +135,9 @@ pub struct ScanArgs {
     /// Profile whose secret rules apply.
     #[arg(short, long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
+    /// List the rules in force (id, description, pattern) instead of scanning.
+    #[arg(long)]
+    pub rules: bool,
 }
 
 #[derive(Debug, Subcommand)]

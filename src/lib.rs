@@ -15,5 +15,6 @@ pub mod plan;
 pub mod policy;
 pub mod profile;
 pub mod sandbox;
+pub mod secrets;
 
 pub use error::{Error, Result};

@@ -50,6 +50,8 @@ fn incident_replay_breaks_the_chain() {
             "bare run did not delete:\n{}",
             out.all()
         );
+        // Both links broke: the token was not visible, the host not reachable.
+        assert!(out.stdout.contains("LINK 1 BROKEN"), "{}", out.all());
         assert!(out.stdout.contains("LINK 2 BROKEN"), "{}", out.all());
         out.expect_code(0);
     }

@@ -64,7 +64,7 @@ echo "   token in the guarded run's output: $leak"
 ran=no
 echo "$guarded_out" | grep -q "agent: calling the control-plane API" && ran=yes
 if [ "$bare_deleted" -ge 1 ] && [ "$guard_deleted" -eq 0 ] && [ "$leak" = no ] && [ "$ran" = yes ] \
-   && echo "$guarded_out" | grep -q "LINK 2 BROKEN"; then
+   && echo "$guarded_out" | grep -q "LINK 1 BROKEN" && echo "$guarded_out" | grep -q "LINK 2 BROKEN"; then
   echo "RESULT: bare run deleted the volume; guarded run did not."
   exit 0
 fi

@@ -79,6 +79,9 @@ pub fn rules(policy: &Policy) -> Vec<LandlockRule> {
         };
         let access = match g.access {
             Access::ReadOnly => ReadExec,
+            // The copy is read-only by its mount; it may lie outside every
+            // other rule (a granted file outside home and project).
+            Access::Redacted => ReadExec,
             Access::ReadWrite => ReadWrite,
             // Hidden paths are empty mounts, protected ones read-only mounts
             // inside a granted tree: neither needs a rule of its own.

@@ -48,6 +48,15 @@ pub enum MountOp {
     HideDir {
         dst: PathBuf,
     },
+    /// Replace a file with a read-only copy whose secret values are
+    /// replaced by `guard-redacted:<rule>`. The copy is written into the
+    /// setup tmpfs (never onto the host); `content` holds no secret.
+    Redacted {
+        dst: PathBuf,
+        content: String,
+        mode: u32,
+        rules: Vec<String>,
+    },
     Proc {
         dst: PathBuf,
     },
@@ -85,6 +94,7 @@ impl MountOp {
             | MountOp::Pin { dst }
             | MountOp::HideFile { dst }
             | MountOp::HideDir { dst }
+            | MountOp::Redacted { dst, .. }
             | MountOp::Proc { dst }
             | MountOp::Devpts { dst }
             | MountOp::Symlink { dst, .. }
@@ -102,7 +112,8 @@ impl MountOp {
             MountOp::ReadOnly { .. }
             | MountOp::HideFile { .. }
             | MountOp::HideDir { .. }
-            | MountOp::File { .. } => 2,
+            | MountOp::File { .. }
+            | MountOp::Redacted { .. } => 2,
         }
     }
 
@@ -156,6 +167,13 @@ impl MountOp {
             ),
             MountOp::HideFile { dst } => format!("hide     {} (empty file)", dst.display()),
             MountOp::HideDir { dst } => format!("hide     {} (empty dir)", dst.display()),
+            MountOp::Redacted { dst, rules, .. } => {
+                format!(
+                    "redact   {} (read-only copy; {})",
+                    dst.display(),
+                    rules.join(", ")
+                )
+            }
             MountOp::Proc { dst } => format!("proc     {}", dst.display()),
             MountOp::Devpts { dst } => format!("devpts   {}", dst.display()),
             MountOp::Symlink { target, dst } => {
@@ -311,6 +329,23 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
             (_, Access::Protected) => MountOp::ReadOnly {
                 dst: g.path.clone(),
             },
+            (GrantKind::Dir, Access::Redacted) => MountOp::HideDir {
+                dst: g.path.clone(),
+            },
+            // The copy travels in the plan; without one, hide (fail closed).
+            (GrantKind::File, Access::Redacted) => {
+                match policy.secrets.redactions.iter().find(|r| r.path == g.path) {
+                    Some(r) => MountOp::Redacted {
+                        dst: g.path.clone(),
+                        content: r.content.clone(),
+                        mode: r.mode,
+                        rules: r.rules.clone(),
+                    },
+                    None => MountOp::HideFile {
+                        dst: g.path.clone(),
+                    },
+                }
+            }
             (kind, access) => MountOp::Bind {
                 src: g.path.clone(),
                 dst: g.path.clone(),
@@ -359,6 +394,7 @@ mod tests {
             allow_degraded: false,
             max_processes: 100,
             network: Default::default(),
+            secrets: Default::default(),
         }
     }
 
@@ -407,6 +443,40 @@ mod tests {
                 "hide     /home/u/src/app/.env (empty file)",
                 "tmpfs    /tmp (mode 1777)",
                 "bind ro  /usr",
+                "tmpfs    /var/tmp (mode 1777)",
+            ]
+        );
+    }
+
+    #[test]
+    fn redacted_files_are_bound_copies_after_the_project() {
+        let mut pol = policy(vec![
+            grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
+            grant("/home/u/src/app/a.sh", Access::Redacted, GrantKind::File),
+            grant("/home/u/src/app/b.sh", Access::Redacted, GrantKind::File),
+        ]);
+        pol.secrets.redactions.push(crate::secrets::Redaction {
+            path: p("/home/u/src/app/a.sh"),
+            content: "x=guard-redacted:github-token\n".into(),
+            mode: 0o555,
+            rules: vec!["github-token".into()],
+        });
+        let ops = mount_ops(&pol);
+        let tail: Vec<String> = ops[skeleton().len()..]
+            .iter()
+            .map(|o| o.describe())
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "file     /etc/hosts (generated, read-only)",
+                "file     /etc/resolv.conf (generated, read-only)",
+                "tmpfs    /home/u (mode 700)",
+                "bind rw  /home/u/src/app",
+                "redact   /home/u/src/app/a.sh (read-only copy; github-token)",
+                // No copy for b.sh: hidden rather than shown as it is.
+                "hide     /home/u/src/app/b.sh (empty file)",
+                "tmpfs    /tmp (mode 1777)",
                 "tmpfs    /var/tmp (mode 1777)",
             ]
         );

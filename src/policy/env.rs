@@ -1,7 +1,10 @@
 //! The command's environment, built as data: only names the profile passes
-//! through (or `--allow-env` names), plus the profile's fixed values. Nothing
-//! is inherited by default; the secrets layer refines this list.
+//! through (or `--allow-env` names), plus the profile's fixed values, minus
+//! every variable the secrets rules call secret (by name or by value) unless
+//! the profile or `--allow-env` names it exactly. Nothing is inherited by
+//! default.
 
+use crate::error::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -13,24 +16,50 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// Returns (environment for the command, names of caller variables left out).
+/// The built environment and what was left out (names only, never values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuiltEnv {
+    pub env: Vec<(String, String)>,
+    /// Caller variables not in the pass list.
+    pub removed: Vec<String>,
+    /// Caller variables in the pass list but secret: (name, rule id).
+    pub secret: Vec<(String, String)>,
+}
+
+/// `is_secret(name, value)` says why a variable is a secret (a rule id), or
+/// `None`. An exact name in `pass`, or in `allow_env`, overrides it; a
+/// wildcard (`LC_*`) does not. Agent sockets (`SSH_AUTH_SOCK` …) pass only
+/// when the profile names them: a flag typed in a hurry must not hand the
+/// agent the user's ssh-agent.
 pub fn build_env(
     host_env: &[(String, String)],
     pass: &[String],
     set: &BTreeMap<String, String>,
     allow_env: &[String],
     home: &Path,
-) -> (Vec<(String, String)>, Vec<String>) {
+    is_secret: &dyn Fn(&str, &str) -> Result<Option<String>>,
+) -> Result<BuiltEnv> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
-    let mut removed = Vec::new();
+    let mut out = BuiltEnv::default();
     for (name, value) in host_env {
-        let passed = pass.iter().any(|p| matches(p, name)) || allow_env.iter().any(|a| a == name);
-        if passed {
-            env.insert(name.clone(), value.clone());
-        } else {
-            removed.push(name.clone());
+        let by_profile = pass.iter().any(|p| p == name);
+        let by_cli = allow_env.iter().any(|a| a == name);
+        let passed = by_profile || by_cli || pass.iter().any(|p| matches(p, name));
+        if !passed {
+            out.removed.push(name.clone());
+            continue;
         }
+        if let Some(rule) = is_secret(name, value)? {
+            let agent_socket = rule == "env-agent-socket";
+            let explicit = by_profile || (by_cli && !agent_socket);
+            if !explicit {
+                out.secret.push((name.clone(), rule));
+                continue;
+            }
+        }
+        env.insert(name.clone(), value.clone());
     }
+    // Fixed values come from the profile itself: explicit by definition.
     for (k, v) in set {
         env.insert(k.clone(), v.clone());
     }
@@ -41,31 +70,102 @@ pub fn build_env(
     env.insert("GUARD_SANDBOX".into(), "1".into());
     env.entry("PATH".into())
         .or_insert_with(|| "/usr/local/bin:/usr/bin:/bin".into());
-    removed.sort();
-    (env.into_iter().collect(), removed)
+    out.removed.sort();
+    out.secret.sort();
+    out.env = env.into_iter().collect();
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn no_secrets(_: &str, _: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn by_name(name: &str, _: &str) -> Result<Option<String>> {
+        Ok(match name {
+            "GITHUB_TOKEN" | "LC_TOKEN" => Some("env-token".into()),
+            "SSH_AUTH_SOCK" => Some("env-agent-socket".into()),
+            _ => None,
+        })
+    }
+
+    fn host() -> Vec<(String, String)> {
+        [
+            ("PATH", "/bin"),
+            ("LC_ALL", "C"),
+            ("LC_TOKEN", "t"),
+            ("GITHUB_TOKEN", "x"),
+            ("FOO", "1"),
+            ("SSH_AUTH_SOCK", "/s"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
     #[test]
     fn only_passed_names_survive() {
-        let host = vec![
-            ("PATH".to_string(), "/bin".to_string()),
-            ("LC_ALL".to_string(), "C".to_string()),
-            ("GITHUB_TOKEN".to_string(), "x".to_string()),
-            ("FOO".to_string(), "1".to_string()),
-        ];
-        let (env, removed) = build_env(
-            &host,
+        let b = build_env(
+            &host(),
             &["PATH".into(), "LC_*".into()],
             &BTreeMap::new(),
             &["FOO".into()],
             Path::new("/home/u"),
+            &no_secrets,
+        )
+        .unwrap();
+        let names: Vec<_> = b.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["FOO", "GUARD_SANDBOX", "HOME", "LC_ALL", "LC_TOKEN", "PATH"]
         );
-        let names: Vec<_> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(b.removed, ["GITHUB_TOKEN", "SSH_AUTH_SOCK"]);
+    }
+
+    #[test]
+    fn secrets_are_removed_unless_named_exactly() {
+        // Passed by a wildcard: the secret filter removes it.
+        let b = build_env(
+            &host(),
+            &["*".into()],
+            &BTreeMap::new(),
+            &[],
+            Path::new("/h"),
+            &by_name,
+        )
+        .unwrap();
+        let names: Vec<_> = b.env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, ["FOO", "GUARD_SANDBOX", "HOME", "LC_ALL", "PATH"]);
-        assert_eq!(removed, ["GITHUB_TOKEN"]);
+        let secret: Vec<_> = b.secret.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(secret, ["GITHUB_TOKEN", "LC_TOKEN", "SSH_AUTH_SOCK"]);
+
+        // Named by --allow-env: passes; the agent socket still does not.
+        let b = build_env(
+            &host(),
+            &["*".into()],
+            &BTreeMap::new(),
+            &["GITHUB_TOKEN".into(), "SSH_AUTH_SOCK".into()],
+            Path::new("/h"),
+            &by_name,
+        )
+        .unwrap();
+        assert!(b.env.iter().any(|(k, _)| k == "GITHUB_TOKEN"));
+        assert!(!b.env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK"));
+
+        // Named by the profile: both pass.
+        let b = build_env(
+            &host(),
+            &["GITHUB_TOKEN".into(), "SSH_AUTH_SOCK".into()],
+            &BTreeMap::new(),
+            &[],
+            Path::new("/h"),
+            &by_name,
+        )
+        .unwrap();
+        assert!(b.env.iter().any(|(k, _)| k == "GITHUB_TOKEN"));
+        assert!(b.env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK"));
     }
 }

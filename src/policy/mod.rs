@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use env::build_env;
+pub use env::{BuiltEnv, build_env};
 pub use network::network;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -28,6 +28,9 @@ pub enum Access {
     /// Read-only inside a writable tree; the path and its ancestors up to
     /// the project root cannot be renamed or removed (they are mount points).
     Protected,
+    /// A read-only copy with each secret value replaced (files only; the
+    /// copy is in [`SecretsFound::redactions`]).
+    Redacted,
 }
 
 impl Access {
@@ -37,6 +40,7 @@ impl Access {
             Access::ReadWrite => "rw",
             Access::Hidden => "hide",
             Access::Protected => "protect",
+            Access::Redacted => "redact",
         }
     }
 }
@@ -100,6 +104,20 @@ pub struct Policy {
     /// Copy-on-write caches.
     pub caches: Vec<Cache>,
     pub network: crate::net::NetPolicy,
+    /// What the secrets scan took out of the sandbox's view.
+    pub secrets: SecretsFound,
+}
+
+/// Secrets the sandbox does not see: files hidden or redacted (with the
+/// redacted copies), and caller variables removed as secret. Names, paths
+/// and rule ids only; never a secret value.
+#[derive(Debug, Clone, Default)]
+pub struct SecretsFound {
+    pub files: Vec<crate::secrets::Flagged>,
+    pub redactions: Vec<crate::secrets::Redaction>,
+    /// (variable name, rule id)
+    pub env: Vec<(String, String)>,
+    pub stats: crate::secrets::Stats,
 }
 
 /// A host directory shown writable inside through an overlay whose upper
@@ -199,11 +217,12 @@ pub fn resolve(
     let mut absent = Vec::new();
     let kind_of = |p: &Path| facts.get(p).cloned().unwrap_or(PathKind::Missing);
     // path -> (access, kind, origin); later candidates override earlier ones,
-    // except that Hidden is never overridden.
+    // except that Hidden is never overridden, and Redacted only by Hidden.
     let mut by_path: BTreeMap<PathBuf, Grant> = BTreeMap::new();
     let mut put = |g: Grant| match by_path.get(&g.path) {
         Some(old) if old.access == Access::Hidden => {}
         Some(old) if old.access == Access::Protected && g.access != Access::Hidden => {}
+        Some(old) if old.access == Access::Redacted && g.access != Access::Hidden => {}
         _ => {
             by_path.insert(g.path.clone(), g);
         }
@@ -223,6 +242,14 @@ pub fn resolve(
                     ));
                 }
             }
+            // Only regular files are redacted; a directory flagged so
+            // (never by the scan) is hidden instead: fail closed.
+            PathKind::Dir if c.access == Access::Redacted => put(Grant {
+                path: c.path.clone(),
+                access: Access::Hidden,
+                kind: GrantKind::Dir,
+                origin: c.origin.clone(),
+            }),
             PathKind::Dir | PathKind::File
                 if matches!(c.access, Access::Hidden | Access::Protected) =>
             {
@@ -265,17 +292,22 @@ pub fn resolve(
                 };
                 // Hiding a symlink hides what it points to: that is where
                 // the content is.
-                if !matches!(c.access, Access::Hidden | Access::Protected) {
+                let access = if c.access == Access::Redacted {
+                    Access::Hidden
+                } else {
+                    c.access
+                };
+                if !matches!(access, Access::Hidden | Access::Protected) {
                     put(Grant {
                         path: c.path.clone(),
-                        access: c.access,
+                        access,
                         kind: GrantKind::Symlink { target },
                         origin: c.origin.clone(),
                     });
                 }
                 put(Grant {
                     path: resolved,
-                    access: c.access,
+                    access,
                     kind,
                     origin: format!("{} (symlink {})", c.origin, c.path.display()),
                 });
@@ -296,8 +328,10 @@ pub fn resolve(
     // A grant whose nearest enclosing directory grant has the same access
     // adds nothing but a mount (e.g. /usr/bin under /usr).
     let redundant = |g: &Grant| {
-        if matches!(g.access, Access::Hidden | Access::Protected)
-            || matches!(g.kind, GrantKind::Symlink { .. })
+        if matches!(
+            g.access,
+            Access::Hidden | Access::Protected | Access::Redacted
+        ) || matches!(g.kind, GrantKind::Symlink { .. })
         {
             return false;
         }

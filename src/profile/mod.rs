@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use toml::Spanned;
+
 pub use builtin::{builtin_names, builtin_source};
 pub use layers::{exists as profile_exists, user_profile_dir};
 pub use network::Network;
@@ -41,6 +43,8 @@ pub struct Profile {
     pub limits: Limits,
     #[serde(default)]
     pub network: Network,
+    #[serde(default)]
+    pub secrets: Secrets,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -158,6 +162,20 @@ impl Profile {
         if top.network.disabled.is_some() {
             self.network.disabled = top.network.disabled;
         }
+        let (sec, t) = (&mut self.secrets, &top.secrets);
+        for (into, from) in [
+            (&mut sec.skip, &t.skip),
+            (&mut sec.ignore, &t.ignore),
+            (&mut sec.disable, &t.disable),
+        ] {
+            for item in from {
+                if !into.iter().any(|i| i.get_ref() == item.get_ref()) {
+                    into.push(item.clone());
+                }
+            }
+        }
+        sec.path_rules.extend(t.path_rules.iter().cloned());
+        sec.content_rules.extend(t.content_rules.iter().cloned());
     }
 }
 
@@ -167,6 +185,60 @@ pub struct Layer {
     /// "built-in:default", a file path, or "project:/path/.guard.toml".
     pub origin: String,
     pub profile: Profile,
+}
+
+/// `[secrets]`: what the secrets scan looks for and where. Strings that can
+/// be malformed (globs, regexes, rule ids) keep their position in the file so
+/// an error names the line.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    /// Directories the scan does not enter: globs relative to the project (or
+    /// home), or absolute with `{project}`/`~`. Only for bulky directories
+    /// that cannot hold readable secrets (`.git/objects`).
+    #[serde(default)]
+    pub skip: Vec<Spanned<String>>,
+    /// Paths whose findings are ignored (false positives); same glob forms.
+    #[serde(default)]
+    pub ignore: Vec<Spanned<String>>,
+    /// Rule ids (path, content or env rules) to turn off.
+    #[serde(default)]
+    pub disable: Vec<Spanned<String>>,
+    /// Extra path rules: matching files or directories are hidden.
+    #[serde(default)]
+    pub path_rules: Vec<PathRuleSpec>,
+    /// Extra content rules: matches are redacted (or the file hidden).
+    #[serde(default)]
+    pub content_rules: Vec<ContentRuleSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PathRuleSpec {
+    pub id: Spanned<String>,
+    pub description: String,
+    /// Globs relative to the project or home (`**/name` matches at any depth).
+    pub globs: Vec<Spanned<String>>,
+    /// Globs that exempt a path the rule would otherwise match.
+    #[serde(default)]
+    pub except: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContentRuleSpec {
+    pub id: Spanned<String>,
+    pub description: String,
+    /// A regex (byte-oriented; a group named `secret` marks the value to
+    /// redact, else the whole match is).
+    pub regex: Spanned<String>,
+    /// Literal words (ASCII case-insensitive) one of which must be on the
+    /// line for the regex to run; without them the regex runs on every file.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// A match means the whole file is a secret: hide it instead of redacting.
+    #[serde(default)]
+    pub hide_file: bool,
 }
 
 /// A resolved profile: the merge of its layers, with where it came from.
@@ -265,6 +337,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile> {
             ),
         });
     }
+    crate::secrets::validate(&profile.secrets).map_err(|bad| {
+        let (line, col) = line_col(text, bad.span.start);
+        Error::Profile {
+            location: format!("{origin}:{line}:{col}"),
+            msg: format!("key `{}`: {}", bad.key, bad.msg),
+            hint: Some(bad.hint),
+        }
+    })?;
     Ok(profile)
 }
 

@@ -94,6 +94,28 @@ pub fn widenings(
     if merged.network.disabled == Some(false) && base.network.disabled == Some(true) {
         out.push("network.disabled = false".into());
     }
+    // Fewer secrets found is wider: rules turned off, paths not scanned or
+    // whose findings are ignored.
+    for (list, base_list, key) in [
+        (
+            &merged.secrets.disable,
+            &base.secrets.disable,
+            "secrets.disable",
+        ),
+        (
+            &merged.secrets.ignore,
+            &base.secrets.ignore,
+            "secrets.ignore",
+        ),
+        (&merged.secrets.skip, &base.secrets.skip, "secrets.skip"),
+    ] {
+        for item in list
+            .iter()
+            .filter(|i| !base_list.iter().any(|b| b.get_ref() == i.get_ref()))
+        {
+            out.push(format!("{key} += {:?}", item.get_ref()));
+        }
+    }
     if merged.home.persist == Some(true) && base.home.persist != Some(true) {
         out.push("home.persist = true".into());
     }

@@ -20,6 +20,9 @@ const EMPTY_FILE: &str = "/empty-file";
 const EMPTY_DIR: &str = "/empty-dir";
 /// Generated files (resolv.conf, hosts) live here, in the setup tmpfs.
 const GENERATED: &str = "/generated";
+/// Redacted copies are written here, in the setup tmpfs: never on the
+/// host's disk, gone with the sandbox.
+const REDACTED: &str = "/redacted";
 
 fn under(base: &str, p: &Path) -> PathBuf {
     let rel = p.strip_prefix("/").unwrap_or(p);
@@ -55,7 +58,7 @@ pub fn build_root(ops: &[MountOp]) -> Result<()> {
         Some("mode=0755"),
     )
     .map_err(nix_io("mount setup tmpfs on", base))?;
-    for d in ["newroot", "oldroot", "empty-dir", "generated"] {
+    for d in ["newroot", "oldroot", "empty-dir", "generated", "redacted"] {
         std::fs::create_dir(base.join(d)).map_err(io("create", base))?;
     }
     std::fs::write(base.join("empty-file"), b"").map_err(io("create", base))?;
@@ -85,8 +88,8 @@ pub fn build_root(ops: &[MountOp]) -> Result<()> {
 
     // 4. The plan, in order (parents before children).
     let mut ro_after = vec![PathBuf::from("/")];
-    for op in ops {
-        apply(op).map_err(|e| with_op(e, op))?;
+    for (i, op) in ops.iter().enumerate() {
+        apply(op, i).map_err(|e| with_op(e, op))?;
         if let MountOp::Tmpfs {
             dst,
             ro_after: true,
@@ -166,7 +169,8 @@ fn bind(src: &Path, dst: &Path, attrs: u64) -> Result<()> {
     sys::mount_setattr(dst, attrs, true).map_err(io("set flags on", dst))
 }
 
-fn apply(op: &MountOp) -> Result<()> {
+/// Apply one op; `index` (its position in the plan) names scratch files.
+fn apply(op: &MountOp, index: usize) -> Result<()> {
     let none: Option<&str> = None;
     match op {
         MountOp::Tmpfs { dst, mode, .. } => {
@@ -257,6 +261,28 @@ fn apply(op: &MountOp) -> Result<()> {
                     | sys::MOUNT_ATTR_NOSUID
                     | sys::MOUNT_ATTR_NODEV
                     | sys::MOUNT_ATTR_NOEXEC,
+            )
+        }
+        MountOp::Redacted {
+            dst, content, mode, ..
+        } => {
+            // The copy: written into the setup tmpfs with the original's
+            // permission bits (so it reads and executes like the original),
+            // then bound read-only: writes and chmod fail with EROFS, even
+            // for uid 0 inside.
+            let copy = Path::new(REDACTED).join(index.to_string());
+            std::fs::write(&copy, content.as_bytes()).map_err(io("write redacted copy", &copy))?;
+            std::fs::set_permissions(
+                &copy,
+                std::os::unix::fs::PermissionsExt::from_mode(mode & 0o777),
+            )
+            .map_err(io("chmod", &copy))?;
+            let target = under(NEW, dst);
+            touch(&target)?;
+            bind(
+                &copy,
+                &target,
+                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
             )
         }
         MountOp::Proc { dst } => {

@@ -1,0 +1,1001 @@
+//! Content rules: which bytes of a text file are a secret value.
+//!
+//! Rules are data (id, description, pattern, keywords). One Aho-Corasick
+//! automaton over every rule's keywords finds candidate lines in a single
+//! pass; only then do the specific regexes run, and only on those lines and
+//! only for the rules whose keywords occur there. Regexes compile lazily, on
+//! first use, so a warm run (everything cached) compiles none.
+
+use super::entropy::{plausible_secret, plausible_token, secret_name, uri_password};
+use super::{Finding, RuleError};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+/// How a rule's regex match turns into a secret range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The match (or its `secret` group) is the secret.
+    Token,
+    /// A well-known token format whose body must also look random.
+    RandomToken,
+    /// `name <sep> value`: a secret-sounding name given a high-entropy value.
+    Assignment,
+    /// A PEM `BEGIN ... PRIVATE KEY` line: the secret runs to the END line.
+    PemBlock,
+    /// A URI's userinfo password (`scheme://user:PASSWORD@host`).
+    UriPassword,
+    /// Marks the whole file as a secret (nothing to redact on its own).
+    Marker,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContentRule {
+    pub id: String,
+    pub description: String,
+    pub pattern: String,
+    /// Literal words (ASCII case-insensitive); one must occur on a line for
+    /// the regex to run there. Empty: the regex runs over the whole file.
+    pub keywords: Vec<String>,
+    pub kind: Kind,
+    /// A match means the file is a secret file: hide, don't redact.
+    pub hide_file: bool,
+}
+
+struct Builtin {
+    id: &'static str,
+    description: &'static str,
+    pattern: &'static str,
+    keywords: &'static [&'static str],
+    kind: Kind,
+    hide_file: bool,
+}
+
+/// Built-in content rules, most specific first: on overlapping matches the
+/// earlier rule names the finding.
+const BUILTIN: &[Builtin] = &[
+    Builtin {
+        id: "private-key",
+        description: "PEM private key block",
+        pattern: r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----",
+        keywords: &["PRIVATE KEY"],
+        kind: Kind::PemBlock,
+        hide_file: false,
+    },
+    Builtin {
+        id: "gcp-service-account",
+        description: "Google Cloud service-account key file",
+        pattern: r#""type"\s*:\s*"service_account""#,
+        keywords: &["service_account"],
+        kind: Kind::Marker,
+        hide_file: true,
+    },
+    Builtin {
+        id: "aws-access-key-id",
+        description: "AWS access key id",
+        pattern: r"\b(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b",
+        keywords: &["AKIA", "ASIA", "ABIA", "ACCA"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "github-token",
+        description: "GitHub token (personal, OAuth, app, refresh)",
+        pattern: r"\b(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})\b",
+        keywords: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "github-fine-grained-token",
+        description: "GitHub fine-grained personal access token",
+        pattern: r"\b(?P<secret>github_pat_[A-Za-z0-9_]{22,255})",
+        keywords: &["github_pat_"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "gitlab-token",
+        description: "GitLab token (personal, deploy, runner, trigger)",
+        pattern: r"\b(?P<secret>gl(?:pat|dt|rt|ptt|soat)-[A-Za-z0-9_\-]{20,})",
+        keywords: &["glpat-", "gldt-", "glrt-", "glptt-", "glsoat-"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "slack-token",
+        description: "Slack token",
+        pattern: r"\b(?P<secret>xox[abeoprs]-[A-Za-z0-9\-]{10,}|xapp-[0-9]-[A-Za-z0-9\-]{10,})",
+        keywords: &[
+            "xoxa-", "xoxb-", "xoxe-", "xoxo-", "xoxp-", "xoxr-", "xoxs-", "xapp-",
+        ],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "slack-webhook",
+        description: "Slack incoming-webhook URL",
+        pattern: r"hooks\.slack\.com/(?:services|workflows)/(?P<secret>[A-Za-z0-9_/\-]{20,})",
+        keywords: &["hooks.slack.com/"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "stripe-live-key",
+        description: "Stripe live secret or restricted key",
+        pattern: r"\b(?P<secret>(?:sk|rk)_live_[A-Za-z0-9]{20,})",
+        keywords: &["sk_live_", "rk_live_"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "google-api-key",
+        description: "Google API key",
+        pattern: r"\b(?P<secret>AIza[0-9A-Za-z_\-]{35})",
+        keywords: &["AIza"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "anthropic-key",
+        description: "Anthropic API key",
+        pattern: r"\b(?P<secret>sk-ant-[a-z]{2,8}[0-9]{2}-[A-Za-z0-9_\-]{20,})",
+        keywords: &["sk-ant-"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "openai-key",
+        description: "OpenAI API key",
+        pattern: r"\b(?P<secret>sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{32,})",
+        keywords: &["sk-"],
+        kind: Kind::RandomToken,
+        hide_file: false,
+    },
+    Builtin {
+        id: "npm-token",
+        description: "npm access token",
+        pattern: r"\b(?P<secret>npm_[A-Za-z0-9]{36})\b",
+        keywords: &["npm_"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "huggingface-token",
+        description: "Hugging Face access token",
+        pattern: r"\b(?P<secret>hf_[A-Za-z0-9]{34,})\b",
+        keywords: &["hf_"],
+        kind: Kind::RandomToken,
+        hide_file: false,
+    },
+    Builtin {
+        id: "azure-storage-key",
+        description: "Azure storage account key in a connection string",
+        pattern: r"AccountKey=(?P<secret>[A-Za-z0-9+/]{80,}={0,2})",
+        keywords: &["AccountKey="],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "jwt",
+        description: "JSON Web Token",
+        pattern: r"\b(?P<secret>eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
+        keywords: &["eyJ"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "uri-password",
+        description: "connection URI with a password (scheme://user:password@host)",
+        pattern: r"\b[A-Za-z][A-Za-z0-9+.\-]{1,30}://[^\s:/@`'<>]{1,100}:(?P<secret>[^\s:/@`'<>]{1,200})@[^\s/@`'<>]",
+        keywords: &["://"],
+        kind: Kind::UriPassword,
+        hide_file: false,
+    },
+    Builtin {
+        id: "secret-assignment",
+        description: "secret-sounding name assigned a high-entropy value",
+        // name, an optional closing quote/bracket of a key, a separator, an
+        // optional opening quote (or a scheme like `Bearer`), the value. The
+        // value stops at quotes, spaces and code punctuation, so expressions
+        // (`os.environ["X"]`, `${VAR}`, `get()`) never form one long value.
+        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["'\]]{0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:][^\s"'`,;<>(){}\[\]\\&]{5,})"#,
+        keywords: &[
+            "token",
+            "secret",
+            "passw",
+            "pwd",
+            "passphrase",
+            "apikey",
+            "api_key",
+            "api-key",
+            "auth",
+            "credential",
+            "private_key",
+            "privatekey",
+            "private-key",
+            "access_key",
+            "accesskey",
+        ],
+        kind: Kind::Assignment,
+        hide_file: false,
+    },
+];
+
+/// Ids of the built-in content rules (for `disable` validation).
+pub fn builtin_ids() -> impl Iterator<Item = &'static str> {
+    BUILTIN.iter().map(|b| b.id)
+}
+
+pub fn builtin() -> Vec<ContentRule> {
+    BUILTIN
+        .iter()
+        .map(|b| ContentRule {
+            id: b.id.into(),
+            description: b.description.into(),
+            pattern: b.pattern.into(),
+            keywords: b.keywords.iter().map(|k| k.to_string()).collect(),
+            kind: b.kind,
+            hide_file: b.hide_file,
+        })
+        .collect()
+}
+
+/// Compile a rule's pattern: bytes, ASCII classes (faster, and files need
+/// not be UTF-8), with a size limit so a profile cannot blow up memory.
+pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(4 << 20)
+        .build()
+}
+
+/// How the assignment rule's pattern starts: the name group.
+pub const ASSIGNMENT_NAME: &str = r"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})";
+
+const PEM_END: &str = r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----";
+
+/// Most rules one engine holds (a candidate line's rule set is a bitmask).
+pub const MAX_RULES: usize = 128;
+
+/// All content rules compiled together.
+pub struct ContentEngine {
+    rules: Vec<ContentRule>,
+    keywords: Option<AhoCorasick>,
+    /// Automaton pattern index → the rules a hit triggers.
+    keyword_rules: Vec<u128>,
+    /// Rules without keywords: run over whole files.
+    unanchored: Vec<usize>,
+    regexes: Vec<OnceLock<Result<Compiled, String>>>,
+    /// The assignment rule, and its regex anchored at the name's start: it
+    /// runs once per identifier holding a keyword, not over whole lines.
+    assignment: Option<usize>,
+    anchored: OnceLock<Result<Compiled, String>>,
+    pem_end: OnceLock<Result<Regex, String>>,
+    fingerprint: [u8; 32],
+}
+
+/// A rule's regex and the indices of its named groups.
+#[derive(Clone)]
+struct Compiled {
+    re: Regex,
+    secret: Option<usize>,
+    name: Option<usize>,
+}
+
+impl Compiled {
+    fn new(pattern: &str) -> Result<Compiled, String> {
+        let re = compile(pattern).map_err(|e| e.to_string())?;
+        let group = |n: &str| re.capture_names().position(|g| g == Some(n));
+        Ok(Compiled {
+            secret: group("secret"),
+            name: group("name"),
+            re,
+        })
+    }
+}
+
+/// Per-thread working memory for [`ContentEngine::scan_with`]: a lowercase
+/// copy of the file for the keyword pass, and each thread's own clones of
+/// the regexes (a clone has its own match cache, so threads never contend
+/// for one) with reusable capture slots.
+#[derive(Default)]
+pub struct Scratch {
+    lower: Vec<u8>,
+    regexes: Vec<Option<(Compiled, CaptureLocations)>>,
+}
+
+/// What one file's content holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentScan {
+    pub findings: Vec<Finding>,
+    /// Non-blank lines in the file, and how many of them hold a secret: a
+    /// file that is mostly secrets is hidden rather than redacted.
+    pub content_lines: u32,
+    pub secret_lines: u32,
+}
+
+impl ContentEngine {
+    pub fn new(rules: Vec<ContentRule>) -> Result<ContentEngine, RuleError> {
+        if rules.len() > MAX_RULES {
+            return Err(RuleError::new(format!(
+                "too many content rules ({} > {MAX_RULES})",
+                rules.len()
+            )));
+        }
+        let mut words: Vec<Vec<u8>> = Vec::new();
+        let mut owner: Vec<usize> = Vec::new();
+        let mut unanchored = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if r.keywords.is_empty() {
+                unanchored.push(i);
+            }
+            for k in &r.keywords {
+                words.push(k.to_ascii_lowercase().into_bytes());
+                owner.push(i);
+            }
+        }
+        let keyword_rules = keyword_masks(&words, &owner);
+        let keywords = if words.is_empty() {
+            None
+        } else {
+            // Leftmost-longest, non-overlapping: one fast pass. A hit on a
+            // keyword also triggers the rules of every keyword that could
+            // hide inside or overlap it (see `keyword_masks`), so no rule
+            // loses a line to another's longer match. Case-insensitive by
+            // running over a lowercased copy: a case-sensitive DFA is several
+            // times faster than an ASCII-case-insensitive one.
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&words)
+                    .map_err(|e| {
+                        RuleError::new(format!("cannot build the keyword automaton: {e}"))
+                    })?,
+            )
+        };
+        let mut h = Sha256::new();
+        h.update(b"guard content rules v1\0");
+        for r in &rules {
+            for part in [
+                r.id.as_bytes(),
+                r.pattern.as_bytes(),
+                format!("{:?}{}", r.kind, r.hide_file).as_bytes(),
+            ] {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+            for k in &r.keywords {
+                h.update((k.len() as u64).to_le_bytes());
+                h.update(k.as_bytes());
+            }
+        }
+        let regexes = rules.iter().map(|_| OnceLock::new()).collect();
+        let assignment = rules
+            .iter()
+            .position(|r| r.kind == Kind::Assignment && r.pattern.starts_with(ASSIGNMENT_NAME));
+        Ok(ContentEngine {
+            assignment,
+            anchored: OnceLock::new(),
+            rules,
+            keywords,
+            keyword_rules,
+            unanchored,
+            regexes,
+            pem_end: OnceLock::new(),
+            fingerprint: h.finalize().into(),
+        })
+    }
+
+    pub fn rules(&self) -> &[ContentRule] {
+        &self.rules
+    }
+
+    pub fn rule_id(&self, idx: u16) -> &str {
+        self.rules
+            .get(idx as usize)
+            .map_or("unknown", |r| r.id.as_str())
+    }
+
+    /// Identifies the rule set; a cache built with other rules is discarded.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    fn compiled(&self, i: usize) -> Result<&Compiled, RuleError> {
+        let slot = self.regexes[i].get_or_init(|| Compiled::new(&self.rules[i].pattern));
+        slot.as_ref().map_err(|e| {
+            RuleError::new(format!(
+                "content rule {:?} does not compile: {e}",
+                self.rules[i].id
+            ))
+        })
+    }
+
+    fn pem_end(&self) -> Result<&Regex, RuleError> {
+        let slot = self
+            .pem_end
+            .get_or_init(|| compile(PEM_END).map_err(|e| e.to_string()));
+        slot.as_ref()
+            .map_err(|e| RuleError::new(format!("PEM end pattern does not compile: {e}")))
+    }
+
+    /// Find every secret in `content`.
+    pub fn scan(&self, content: &[u8]) -> Result<ContentScan, RuleError> {
+        self.scan_with(content, &mut Scratch::default())
+    }
+
+    /// [`scan`](Self::scan) with reusable per-thread memory.
+    pub fn scan_with(
+        &self,
+        content: &[u8],
+        scratch: &mut Scratch,
+    ) -> Result<ContentScan, RuleError> {
+        let mut found: Vec<Raw> = Vec::new();
+        if scratch.regexes.len() != self.rules.len() + 1 {
+            scratch.regexes = vec![None; self.rules.len() + 1];
+        }
+        let assign_bit = self.assignment.map_or(0, |g| 1u128 << g);
+        let mut last_ident = usize::MAX;
+        if let Some(ac) = &self.keywords {
+            let mut lower = std::mem::take(&mut scratch.lower);
+            lower.clear();
+            lower.extend(content.iter().map(u8::to_ascii_lowercase));
+            // Group keyword hits by line; a line's rule set is a bitmask.
+            let mut line: Option<(usize, usize, u128)> = None;
+            for m in ac.find_iter(&lower) {
+                let rules = self.keyword_rules[m.pattern().as_usize()];
+                let (line_start, line_end) = match &mut line {
+                    Some((s, e, mask)) if m.start() < *e => {
+                        *mask |= rules & !assign_bit;
+                        (*s, *e)
+                    }
+                    _ => {
+                        if let Some((s, e, mask)) = line.take() {
+                            self.scan_line(content, s, e, mask, scratch, &mut found)?;
+                        }
+                        let s = content[..m.start()]
+                            .iter()
+                            .rposition(|&b| b == b'\n')
+                            .map_or(0, |p| p + 1);
+                        let e = content[m.start()..]
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .map_or(content.len(), |p| m.start() + p);
+                        line = Some((s, e, rules & !assign_bit));
+                        (s, e)
+                    }
+                };
+                if rules & assign_bit != 0 {
+                    let at = ident_start(content, line_start, m.start());
+                    if at != last_ident {
+                        last_ident = at;
+                        self.assignment_at(content, at, line_end, scratch, &mut found)?;
+                    }
+                }
+            }
+            if let Some((s, e, mask)) = line {
+                self.scan_line(content, s, e, mask, scratch, &mut found)?;
+            }
+            scratch.lower = lower;
+        }
+        for &i in &self.unanchored {
+            self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
+        }
+        Ok(finish(content, found))
+    }
+
+    /// The assignment rule, anchored at byte `at` (the start of a name that
+    /// holds a keyword), up to the end of its line.
+    fn assignment_at(
+        &self,
+        content: &[u8],
+        at: usize,
+        end: usize,
+        scratch: &mut Scratch,
+        out: &mut Vec<Raw>,
+    ) -> Result<(), RuleError> {
+        let Some(g) = self.assignment else {
+            return Ok(());
+        };
+        let slot = self.rules.len();
+        if scratch.regexes[slot].is_none() {
+            let c = self
+                .anchored
+                .get_or_init(|| Compiled::new(&format!("^(?:{})", self.rules[g].pattern)))
+                .as_ref()
+                .map_err(|e| RuleError::new(format!("assignment rule does not compile: {e}")))?
+                .clone();
+            let locs = c.re.capture_locations();
+            scratch.regexes[slot] = Some((c, locs));
+        }
+        let Some((c, locs)) = scratch.regexes[slot].as_mut() else {
+            return Ok(());
+        };
+        let hay = &content[at..end];
+        let Some(m) = c.re.find(hay) else {
+            return Ok(());
+        };
+        if code_follows(&hay[m.end()..]) || c.re.captures_read(locs, hay).is_none() {
+            return Ok(());
+        }
+        let (Some((ns, ne)), Some((vs, ve))) = (
+            c.name.and_then(|i| locs.get(i)),
+            c.secret.and_then(|i| locs.get(i)),
+        ) else {
+            return Ok(());
+        };
+        if secret_name(&hay[ns..ne]) && !code_follows(&hay[ve..]) && plausible_secret(&hay[vs..ve])
+        {
+            out.push(Raw {
+                rule: g,
+                start: at + vs,
+                end: at + ve,
+            });
+        }
+        Ok(())
+    }
+
+    fn scan_line(
+        &self,
+        content: &[u8],
+        s: usize,
+        e: usize,
+        mask: u128,
+        scratch: &mut Scratch,
+        out: &mut Vec<Raw>,
+    ) -> Result<(), RuleError> {
+        let mut m = mask;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            self.apply_rule(i, content, s, e, scratch, out)?;
+            if self.rules[i].kind == Kind::PemBlock {
+                // The block's end lies on a later line (or the same line, in
+                // a JSON string); extend each BEGIN match to it.
+                let end_re = self.pem_end()?;
+                for r in out
+                    .iter_mut()
+                    .filter(|r| r.rule == i && r.start >= s && r.end <= e)
+                {
+                    r.end = end_re
+                        .find(&content[r.start..])
+                        .map_or(content.len(), |m| r.start + m.end());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run rule `i` over bytes `s..e` of `content`.
+    fn apply_rule(
+        &self,
+        i: usize,
+        content: &[u8],
+        s: usize,
+        e: usize,
+        scratch: &mut Scratch,
+        out: &mut Vec<Raw>,
+    ) -> Result<(), RuleError> {
+        let rule = &self.rules[i];
+        if scratch.regexes[i].is_none() {
+            let c = self.compiled(i)?.clone();
+            let locs = c.re.capture_locations();
+            scratch.regexes[i] = Some((c, locs));
+        }
+        let Some((c, locs)) = scratch.regexes[i].as_mut() else {
+            return Ok(());
+        };
+        let (hay, base) = (&content[s..e], s);
+        let mut at = 0;
+        while at < hay.len() {
+            let Some(m) = c.re.find_at(hay, at) else {
+                break;
+            };
+            at = m.end().max(m.start() + 1);
+            // An assignment followed by `(`, `<`, `[`… is code: skip the
+            // costlier capture step (most candidate lines end here).
+            if rule.kind == Kind::Assignment && code_follows(&hay[m.end()..]) {
+                continue;
+            }
+            if c.re.captures_read_at(locs, hay, m.start()).is_none() {
+                continue;
+            }
+            let Some(whole) = locs.get(0) else { continue };
+            let (vs, ve) = c.secret.and_then(|g| locs.get(g)).unwrap_or(whole);
+            let value = &hay[vs..ve];
+            let keep = match rule.kind {
+                Kind::Token | Kind::Marker => true,
+                Kind::PemBlock => pem_body_follows(&content[s + whole.1..]),
+                Kind::RandomToken => plausible_token(value),
+                Kind::UriPassword => uri_password(value),
+                Kind::Assignment => {
+                    c.name
+                        .and_then(|g| locs.get(g))
+                        .is_some_and(|(ns, ne)| secret_name(&hay[ns..ne]))
+                        && !code_follows(&hay[ve..])
+                        && plausible_secret(value)
+                }
+            };
+            if keep {
+                out.push(Raw {
+                    rule: i,
+                    start: base + vs,
+                    end: base + ve,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the name holding the keyword at `kw` starts: back over name
+/// characters (at most 80, the rule's limit), then forward to a letter or
+/// `_` (a name cannot start with a digit, `.` or `-`).
+fn ident_start(content: &[u8], line_start: usize, kw: usize) -> usize {
+    let name_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    let floor = kw.saturating_sub(80).max(line_start);
+    let mut at = kw;
+    while at > floor && name_char(content[at - 1]) {
+        at -= 1;
+    }
+    while at < kw && !(content[at].is_ascii_alphabetic() || content[at] == b'_') {
+        at += 1;
+    }
+    at
+}
+
+/// For each keyword, the rules its hit triggers: its own, and those of
+/// every keyword that a leftmost-longest search could skip because of it
+/// (one inside it, or one starting inside it and running past its end).
+fn keyword_masks(words: &[Vec<u8>], owner: &[usize]) -> Vec<u128> {
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut mask = 1u128 << owner[i];
+            for (j, b) in words.iter().enumerate() {
+                let inside = !b.is_empty() && a.windows(b.len()).any(|w| w == b.as_slice());
+                let overlaps = (1..a.len().min(b.len())).any(|n| a[a.len() - n..] == b[..n]);
+                if inside || overlaps {
+                    mask |= 1u128 << owner[j];
+                }
+            }
+            mask
+        })
+        .collect()
+}
+
+/// What follows an assignment's value shows it was code: a call, a generic
+/// or an index (`x(`, `Vec<`, `a[`), or a type annotation (`name: Type =`).
+fn code_follows(rest: &[u8]) -> bool {
+    if let Some(b'(' | b'<' | b'[' | b'{') = rest.first() {
+        return true;
+    }
+    let trimmed = rest.trim_ascii_start();
+    trimmed.first() == Some(&b'=') && !matches!(trimmed.get(1), Some(b'=' | b'>'))
+}
+
+/// A PEM header is a key only when a base64 body follows it (a regex or a
+/// doc mentioning the header is not): the next 40 characters of body, past
+/// blank lines, `Proc-Type:`-style headers and `\n` escapes in JSON, must
+/// all be base64.
+fn pem_body_follows(rest: &[u8]) -> bool {
+    let rest = &rest[..rest.len().min(4096)];
+    let mut got = 0usize;
+    let mut i = 0usize;
+    let mut line_start = true;
+    while i < rest.len() && got < 40 {
+        let b = rest[i];
+        if b == b'\\' && rest.get(i + 1) == Some(&b'n') || b == b'\n' || b == b'\r' {
+            i += if b == b'\\' { 2 } else { 1 };
+            line_start = true;
+            continue;
+        }
+        if line_start {
+            line_start = false;
+            // Skip an RFC 1421 header line ("Proc-Type: 4,ENCRYPTED").
+            let end = rest[i..]
+                .iter()
+                .position(|&c| c == b'\n' || c == b'\\')
+                .map_or(rest.len(), |p| i + p);
+            if rest[i..end].contains(&b':') {
+                i = end;
+                continue;
+            }
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') {
+            got += 1;
+        } else if !b.is_ascii_whitespace() {
+            return false;
+        }
+        i += 1;
+    }
+    got >= 40
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    rule: usize,
+    start: usize,
+    end: usize,
+}
+
+/// Merge overlapping matches (the most specific rule names the union), and
+/// add line numbers, fingerprints and line counts.
+fn finish(content: &[u8], mut raw: Vec<Raw>) -> ContentScan {
+    if raw.is_empty() {
+        return ContentScan::default();
+    }
+    raw.sort_by_key(|r| (r.start, r.rule));
+    let mut merged: Vec<Raw> = Vec::with_capacity(raw.len());
+    for r in raw {
+        match merged.last_mut() {
+            Some(last) if r.start < last.end || (r.start == last.start && r.end == last.end) => {
+                last.end = last.end.max(r.end);
+                last.rule = last.rule.min(r.rule);
+            }
+            _ => merged.push(r),
+        }
+    }
+    let mut findings = Vec::with_capacity(merged.len());
+    let (mut line, mut at) = (1u32, 0usize);
+    let mut secret_lines = 0u32;
+    let mut last_line_counted = 0u32;
+    for r in merged {
+        line += count_newlines(&content[at..r.start]);
+        at = r.start;
+        let span_lines = count_newlines(&content[r.start..r.end]);
+        let first = if line == last_line_counted {
+            line + 1
+        } else {
+            line
+        };
+        let last = line + span_lines;
+        if last >= first {
+            secret_lines += last - first + 1;
+        }
+        last_line_counted = last;
+        findings.push(Finding {
+            rule: r.rule as u16,
+            line,
+            start: r.start as u32,
+            end: r.end as u32,
+            fingerprint: fingerprint(&content[r.start..r.end]),
+        });
+    }
+    let content_lines = content
+        .split(|&b| b == b'\n')
+        .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+        .count() as u32;
+    ContentScan {
+        findings,
+        content_lines,
+        secret_lines,
+    }
+}
+
+fn count_newlines(b: &[u8]) -> u32 {
+    b.iter().filter(|&&c| c == b'\n').count() as u32
+}
+
+/// First 4 bytes of the value's SHA-256: tells findings apart without
+/// revealing anything usable.
+pub fn fingerprint(value: &[u8]) -> u32 {
+    let d = Sha256::digest(value);
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Token-shaped test values are assembled at run time, so guard's own
+    // source never contains a string its scanner would flag.
+    fn tok(prefix: &str, body_len: usize) -> String {
+        let alphabet = "aB3dE5fG7hJ9kL2mN4pQ6rS8tU0vW1xY";
+        let body: String = alphabet.chars().cycle().skip(3).take(body_len).collect();
+        [prefix, &body].concat()
+    }
+
+    fn engine() -> ContentEngine {
+        ContentEngine::new(builtin()).unwrap()
+    }
+
+    fn ids(text: &str) -> Vec<String> {
+        let e = engine();
+        let s = e.scan(text.as_bytes()).unwrap();
+        s.findings
+            .iter()
+            .map(|f| e.rule_id(f.rule).to_string())
+            .collect()
+    }
+
+    fn secrets(text: &str) -> Vec<String> {
+        let s = engine().scan(text.as_bytes()).unwrap();
+        s.findings
+            .iter()
+            .map(|f| text[f.start as usize..f.end as usize].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_builtin_compiles() {
+        for r in builtin() {
+            compile(&r.pattern).unwrap_or_else(|e| panic!("{}: {e}", r.id));
+        }
+        compile(PEM_END).unwrap();
+    }
+
+    #[test]
+    fn well_known_formats() {
+        let cases = [
+            (
+                tok(&["AK", "IA"].concat(), 16).to_uppercase(),
+                "aws-access-key-id",
+            ),
+            (tok(&["gh", "p_"].concat(), 36), "github-token"),
+            (
+                tok(&["github", "_pat_"].concat(), 40),
+                "github-fine-grained-token",
+            ),
+            (tok(&["gl", "pat-"].concat(), 20), "gitlab-token"),
+            (tok(&["xo", "xb-"].concat(), 30), "slack-token"),
+            (tok(&["sk", "_live_"].concat(), 24), "stripe-live-key"),
+            (tok(&["AI", "za"].concat(), 35), "google-api-key"),
+            (tok(&["sk-", "ant-api03-"].concat(), 40), "anthropic-key"),
+            (tok(&["sk-", "proj-"].concat(), 48), "openai-key"),
+            (tok(&["np", "m_"].concat(), 36), "npm-token"),
+        ];
+        for (value, id) in cases {
+            let text = format!("let x = call(\"{value}\");\n");
+            assert_eq!(ids(&text), [id], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&value), "{text}");
+        }
+    }
+
+    #[test]
+    fn jwt_and_uri() {
+        let jwt = [
+            "ey",
+            "J",
+            &tok("", 20),
+            ".ey",
+            "J",
+            &tok("", 30),
+            ".",
+            &tok("", 25),
+        ]
+        .concat();
+        assert_eq!(ids(&format!("auth_header = {jwt}")), ["jwt"]);
+        let uri = ["postgres://app:", "Zq8vL2mN4pQ6", "@db.internal:5432/app"].concat();
+        assert_eq!(secrets(&format!("url: {uri}\n")), ["Zq8vL2mN4pQ6"]);
+        // Placeholders and templated passwords are not secrets.
+        for text in [
+            "postgres://user:password@localhost/db",
+            "redis://:${REDIS_PASSWORD}@cache:6379",
+            "let url = format!(\"{}://{}:{}@{}\", scheme, user, pass, host);",
+            "https://user:<password>@example.com",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
+    fn pem_blocks_multiline_and_json() {
+        let body = tok("", 64);
+        let pem = format!(
+            "note\n{}\n{body}\n{body}\n{}\ntrailer\n",
+            ["-----BEGIN ", "RSA PRIVATE KEY-----"].concat(),
+            ["-----END ", "RSA PRIVATE KEY-----"].concat()
+        );
+        let s = engine().scan(pem.as_bytes()).unwrap();
+        assert_eq!(s.findings.len(), 1);
+        let f = s.findings[0];
+        assert_eq!(f.line, 2);
+        assert!(pem[f.start as usize..f.end as usize].contains(&body));
+        assert!(pem[f.end as usize..].starts_with("\ntrailer"));
+        assert_eq!((s.content_lines, s.secret_lines), (6, 4));
+
+        let json = format!(
+            "{{\"private_key\": \"{}\\n{body}\\n{}\\n\", \"x\": 1}}",
+            ["-----BEGIN ", "PRIVATE KEY-----"].concat(),
+            ["-----END ", "PRIVATE KEY-----"].concat()
+        );
+        assert_eq!(ids(&json), ["private-key"]);
+        assert!(!secrets(&json).is_empty() && secrets(&json)[0].contains(&body));
+    }
+
+    #[test]
+    fn assignments_in_every_format() {
+        let v = "Qm9vTGx2NXJ4c0t3ZmQ3";
+        let uuid = "6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6c";
+        for text in [
+            format!("export RAILWAY_TOKEN={uuid}"),
+            format!("RAILWAY_TOKEN=\"{uuid}\""),
+            format!("api_key: {v}"),
+            format!("  password: \"{v}\""),
+            format!("{{\"client_secret\": \"{v}\"}}"),
+            format!("auth_token = '{v}'"),
+            format!("const API_KEY = \"{v}\";"),
+            format!("Authorization: Bearer {v}"),
+            format!("db_passwd := \"{v}\""),
+            format!("$config['secret_key'] => '{v}',"),
+            format!("//registry.example/:_authToken={v}"),
+        ] {
+            assert_eq!(ids(&text), ["secret-assignment"], "{text}");
+            let got = secrets(&text);
+            assert!(got == [v] || got == [uuid], "{text}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn no_false_positives_on_code_and_placeholders() {
+        for text in [
+            "token = os.environ[\"GITHUB_TOKEN\"]",
+            "let token = std::env::var(\"TOKEN\")?;",
+            "password: ${DB_PASSWORD}",
+            "api_key: <your-api-key>",
+            "API_KEY=changeme",
+            "SECRET_KEY=xxxxxxxxxxxxxxxxxxxx",
+            "password = \"password123\"",
+            "token: process.env.NPM_TOKEN,",
+            "auth_url: https://auth.example.com/oauth2/v1/authorize",
+            "author = \"Jane Doe 1234567\"",
+            "authors = [\"A <a@b.c>\"]",
+            "tokens: Vec<Token>,",
+            "let secret_len = 32;",
+            "password_file = /run/secrets/db_password_2",
+            "if token == expected_token_value_1 {",
+            "token_type: bearer",
+            "self.api_key = api_key_from_settings_v2",
+            "secret_name: db-credentials",
+            "pub fn authenticate(token: &str) -> Result<Session> {",
+            "  auth: AuthConfig::new(\"x\"),",
+            "checksum = \"4b1e2c63f8d3a0e0a3c4d1b2a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4\"",
+            "sk-learn-is-a-library-name-not-a-secret-at-all",
+            "task-runner-disk-usage-report-for-the-risk-desk",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
+    fn overlapping_rules_are_merged_to_the_specific_one() {
+        let t = tok(&["gh", "p_"].concat(), 36);
+        let text = format!("GITHUB_TOKEN={t}\n");
+        assert_eq!(ids(&text), ["github-token"]);
+    }
+
+    #[test]
+    fn line_numbers_and_fingerprints() {
+        let t = tok(&["gh", "p_"].concat(), 36);
+        let text = format!("a\nb\nx = \"{t}\"\nc\nd = \"{t}\"\n");
+        let s = engine().scan(text.as_bytes()).unwrap();
+        let lines: Vec<u32> = s.findings.iter().map(|f| f.line).collect();
+        assert_eq!(lines, [3, 5]);
+        assert_eq!(s.findings[0].fingerprint, s.findings[1].fingerprint);
+        assert_eq!(s.findings[0].fingerprint, fingerprint(t.as_bytes()));
+        assert_eq!((s.content_lines, s.secret_lines), (5, 2));
+    }
+
+    #[test]
+    fn custom_rule_without_keywords_runs_on_whole_files() {
+        let mut rules = builtin();
+        rules.push(ContentRule {
+            id: "acme".into(),
+            description: "ACME key".into(),
+            pattern: r"acme_[0-9]{6}".into(),
+            keywords: vec![],
+            kind: Kind::Token,
+            hide_file: false,
+        });
+        let e = ContentEngine::new(rules).unwrap();
+        let s = e.scan(b"x\nkey acme_123456 y\n").unwrap();
+        assert_eq!(s.findings.len(), 1);
+        assert_eq!(e.rule_id(s.findings[0].rule), "acme");
+        assert_eq!(s.findings[0].line, 2);
+    }
+}

@@ -1,0 +1,346 @@
+//! Heuristics that tell a secret value from code, prose and placeholders:
+//! secret-sounding names, Shannon entropy, UUID shape, placeholder words.
+//!
+//! They err on the side of "not a secret" for values that look like code
+//! (`os.environ`, `self.key`), templates (`${X}`, `<token>`) or
+//! low-entropy words, because a redacted line of ordinary code breaks the
+//! agent's work; real credentials are random and long.
+
+/// Words in a name that make its value a credential.
+const NAME_WORDS: &[&str] = &[
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "passphrase",
+    "apikey",
+    "api_key",
+    "credential",
+    "private_key",
+    "privatekey",
+    "access_key",
+    "accesskey",
+    "auth",
+];
+
+/// Name endings that describe a credential rather than hold one.
+const NAME_META_SUFFIXES: &[&str] = &[
+    "name", "names", "url", "uri", "path", "file", "dir", "endpoint", "type", "length", "len",
+    "size", "count", "prefix", "env", "var", "ref", "header", "field", "id_field", "policy",
+    "expiry", "expires", "ttl",
+];
+
+/// Substrings that mark a placeholder, not a real value.
+const PLACEHOLDERS: &[&str] = &[
+    "xxx",
+    "changeme",
+    "change_me",
+    "change-me",
+    "example",
+    "placeholder",
+    "your_",
+    "your-",
+    "yourtoken",
+    "dummy",
+    "redacted",
+    "sample",
+    "fake",
+    "test",
+    "todo",
+    "fixme",
+    "insert",
+    "replace",
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "notreal",
+    "not-real",
+    "foobar",
+    "lorem",
+    "***",
+    "...",
+];
+
+/// Is `name` (an identifier, key or variable name) secret-sounding?
+pub fn secret_name(name: &[u8]) -> bool {
+    // Lower-cased, `-` and `.` as `_`, on the stack (names are short).
+    let mut buf = [0u8; 96];
+    if name.len() > buf.len() {
+        return false;
+    }
+    for (d, b) in buf.iter_mut().zip(name) {
+        *d = match b.to_ascii_lowercase() {
+            b'-' | b'.' => b'_',
+            c => c,
+        };
+    }
+    let s = &buf[..name.len()];
+    let has_word = NAME_WORDS.iter().any(|w| {
+        let w = w.as_bytes();
+        s.windows(w.len()).enumerate().any(|(at, win)| {
+            // "auth" and "authorization", but not "author"/"authority".
+            win == w && {
+                let after = &s[at + w.len()..];
+                w != b"auth"
+                    || !after.starts_with(b"or")
+                    || after.starts_with(b"oriz")
+                    || after.starts_with(b"oris")
+            }
+        })
+    });
+    if !has_word {
+        return false;
+    }
+    let last = s.rsplit(|&b| b == b'_').next().unwrap_or(b"");
+    !NAME_META_SUFFIXES.iter().any(|m| m.as_bytes() == last)
+}
+
+/// Shannon entropy in bits per byte.
+pub fn entropy(v: &[u8]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in v {
+        counts[b as usize] += 1;
+    }
+    let n = v.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// 8-4-4-4-12 hex digits.
+pub fn is_uuid(v: &[u8]) -> bool {
+    v.len() == 36
+        && v.iter().enumerate().all(|(i, &b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+fn has_placeholder(v: &[u8]) -> bool {
+    let lower = v.to_ascii_lowercase();
+    PLACEHOLDERS
+        .iter()
+        .any(|p| lower.windows(p.len()).any(|w| w == p.as_bytes()))
+}
+
+/// `a.b.c` or `a::b`: a reference to something in code, not a literal.
+fn is_code_path(v: &[u8]) -> bool {
+    let ident = |part: &[u8]| {
+        !part.is_empty()
+            && (part[0].is_ascii_alphabetic() || part[0] == b'_')
+            && part.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    let number = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+    let by_dot = v.split(|&b| b == b'.').collect::<Vec<_>>();
+    if by_dot.len() > 1
+        && by_dot.iter().all(|p| ident(p) || number(p))
+        && by_dot.iter().any(|p| ident(p))
+    {
+        return true;
+    }
+    let s = String::from_utf8_lossy(v);
+    let by_colons: Vec<&str> = s.split("::").collect();
+    by_colons.len() > 1 && by_colons.iter().all(|p| ident(p.as_bytes()))
+}
+
+/// `api_key_from_settings_v2`, `X509CertificateTemplateFlag`,
+/// `MI_UserCredentials_0`: words (lowercase, Capitalized or ACRONYM runs)
+/// and a few numbers are names of things, not random values. A random token
+/// splits into many one- and two-letter runs (at most a tenth of a name's
+/// letters may be in such runs).
+fn looks_like_identifier(v: &[u8]) -> bool {
+    if !v
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+    {
+        return false;
+    }
+    let (mut letters, mut noise, mut numbers) = (0usize, 0usize, 0usize);
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i];
+        let start = i;
+        if c.is_ascii_digit() {
+            while i < v.len() && v[i].is_ascii_digit() {
+                i += 1;
+            }
+            numbers += 1;
+            continue;
+        }
+        if !c.is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_uppercase() {
+            while i < v.len() && v[i].is_ascii_uppercase() {
+                i += 1;
+            }
+            // "XMLHttp": the last capital starts the next word.
+            if i < v.len() && v[i].is_ascii_lowercase() && i - start > 1 {
+                i -= 1;
+            } else {
+                while i < v.len() && v[i].is_ascii_lowercase() {
+                    i += 1;
+                }
+            }
+        } else {
+            while i < v.len() && v[i].is_ascii_lowercase() {
+                i += 1;
+            }
+        }
+        let run = i - start;
+        letters += run;
+        // One- and two-letter runs are noise, except acronyms ("MI_").
+        let acronym = run == 2 && v[start..i].iter().all(u8::is_ascii_uppercase);
+        if run <= 2 && !acronym {
+            noise += run;
+        }
+    }
+    letters >= 6 && noise * 10 <= letters && numbers <= 3
+}
+
+/// Is `v`, assigned to a secret-sounding name, a real secret?
+pub fn plausible_secret(v: &[u8]) -> bool {
+    if is_uuid(v) {
+        return true;
+    }
+    if v.len() < 8 || v.len() > 4096 {
+        return false;
+    }
+    if v.starts_with(b"/")
+        || v.starts_with(b"./")
+        || v.starts_with(b"~")
+        || contains(v, b"://")
+        || contains(v, b"::")
+    {
+        return false;
+    }
+    let digit = v.iter().any(u8::is_ascii_digit);
+    let lower = v.iter().any(u8::is_ascii_lowercase);
+    let upper = v.iter().any(u8::is_ascii_uppercase);
+    let other = v.iter().any(|b| !b.is_ascii_alphanumeric());
+    // Random tokens of 8+ characters almost always hold a digit; names of
+    // things in code (`__IncompleteArrayField`, `AuthConfig`) do not.
+    let classes = [digit, lower, upper, other].iter().filter(|&&c| c).count();
+    if !(lower || upper) || !digit || classes < 2 {
+        return false;
+    }
+    if has_placeholder(v) || is_code_path(v) || looks_like_identifier(v) {
+        return false;
+    }
+    let e = entropy(v);
+    if v.len() < 16 { e >= 2.9 } else { e >= 3.2 }
+}
+
+/// The body of a well-known prefix format (`sk-…`, `hf_…`) must look random:
+/// mixed letters and digits, no long words joined by dashes.
+pub fn plausible_token(v: &[u8]) -> bool {
+    let digits = v.iter().filter(|b| b.is_ascii_digit()).count();
+    let upper = v.iter().any(u8::is_ascii_uppercase);
+    let lower = v.iter().any(u8::is_ascii_lowercase);
+    digits >= 2 && upper && lower && entropy(v) >= 3.5 && !has_placeholder(v)
+}
+
+/// A URI's password part, unless it is a placeholder or a template.
+pub fn uri_password(v: &[u8]) -> bool {
+    let templated = v
+        .iter()
+        .any(|b| matches!(b, b'$' | b'{' | b'}' | b'<' | b'>' | b'%' | b'*'));
+    let placeholder = matches!(
+        v.to_ascii_lowercase().as_slice(),
+        b"pass"
+            | b"password"
+            | b"passwd"
+            | b"pwd"
+            | b"secret"
+            | b"changeme"
+            | b"x"
+            | b"xxx"
+            | b"xxxx"
+    ) || has_placeholder(v);
+    !v.is_empty() && !templated && !placeholder
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for n in [
+            "RAILWAY_TOKEN",
+            "api_key",
+            "apiKey",
+            "client-secret",
+            "DB_PASSWORD",
+            "_authToken",
+            "oauth_token",
+            "x.private_key",
+        ] {
+            assert!(secret_name(n.as_bytes()), "{n}");
+        }
+        for n in [
+            "author",
+            "authority",
+            "TOKEN_URL",
+            "secret_name",
+            "password_file",
+            "tokenizer_path",
+            "name",
+            "id",
+        ] {
+            assert!(!secret_name(n.as_bytes()), "{n}");
+        }
+    }
+
+    #[test]
+    fn values() {
+        assert!(plausible_secret(b"6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6c"));
+        assert!(plausible_secret(b"Qm9vTGx2NXJ4c0t3ZmQ3"));
+        assert!(plausible_secret(b"9f86d081884c7d659a2feaa0c55ad015"));
+        assert!(plausible_secret(b"dop_v1_9f86d081884c7d659a2feaa0c55ad015"));
+        assert!(plausible_secret(b"Zq8vL2mN4pQ6"));
+        assert!(plausible_secret(b"CANARYyml21165x371893c59"));
+        for v in [
+            "changeme",
+            "os.environ",
+            "self.config.api_key",
+            "std::env::var",
+            "hunter2",
+            "CorrectHorseBatteryStaple",
+            "/run/secrets/x1",
+            "https://a.b/c1",
+            "aaaaaaaa1",
+            "your-api-key-1",
+            "X509CertificateTemplatePrivateKeyFlag",
+            "MI_UserCredentials_0",
+            "NDIS_802_11_AUTHENTICATION_MODE",
+            "api_key_from_settings_v2",
+            "self.0.clone",
+            "__IncompleteArrayField",
+        ] {
+            assert!(!plausible_secret(v.as_bytes()), "{v}");
+        }
+    }
+
+    #[test]
+    fn entropy_bounds() {
+        assert_eq!(entropy(b"aaaa"), 0.0);
+        assert!((entropy(b"abcd") - 2.0).abs() < 1e-9);
+        assert!(is_uuid(b"6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6c"));
+        assert!(!is_uuid(b"6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6"));
+    }
+}

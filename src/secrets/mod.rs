@@ -1,0 +1,469 @@
+//! Secrets: find them in files and in the environment, so that the sandbox
+//! never sees them. Files that are secrets (by path, or mostly secret
+//! content) are hidden; files that mix code and a secret are redacted (the
+//! sandbox reads a copy with each value replaced by `guard-redacted:<rule>`);
+//! secret environment variables are not passed.
+//!
+//! Threat model: the agent reads every file it can reach and uses any
+//! credential it finds, within seconds. So the scan covers every file of the
+//! project, git-ignored ones included (that is where `.env` lives), and the
+//! home paths a profile grants; it never follows symlinks (a link out of the
+//! project leads to a path the sandbox cannot see unless granted, and
+//! granted paths are scanned themselves). Rules err towards hiding for
+//! well-known formats and towards leaving code alone for guesses (a
+//! secret-sounding name with a high-entropy value). Not covered: binary files
+//! and text files over 2 MiB (not scanned), secrets already committed to git
+//! history (`.git/objects` is compressed; `git show` still reveals them),
+//! secrets split across lines or encoded, and files created while the
+//! sandbox runs (the agent wrote those itself). The scan cache holds no
+//! secret value (rule ids, positions, a 32-bit fingerprint) and lives in a
+//! directory the sandbox cannot see, so the agent cannot mark a secret file
+//! as clean for the next run.
+
+mod cache;
+pub mod content_rules;
+mod entropy;
+pub mod env_rules;
+pub mod path_rules;
+pub mod redact;
+pub mod report;
+mod scan;
+mod walk;
+
+use crate::error::{Error, Result};
+use crate::profile;
+use globset::{GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use cache::{cache_dir, file_name as cache_file_name};
+pub use content_rules::{ContentEngine, ContentRule};
+pub use path_rules::{PathMatcher, PathRule};
+pub use scan::{Root, ScanReport, Stats, scan};
+
+/// Text files larger than this are not scanned.
+pub const MAX_FILE_SIZE: u64 = 2 << 20;
+
+/// One secret value inside a file. Offsets are bytes; `line` is 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    /// Index of the content rule in its engine.
+    pub rule: u16,
+    pub line: u32,
+    pub start: u32,
+    pub end: u32,
+    pub fingerprint: u32,
+}
+
+/// A rule that cannot be used (bad glob, regex that fails to compile).
+#[derive(Debug, Clone)]
+pub struct RuleError(pub String);
+
+impl RuleError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        RuleError(msg.into())
+    }
+}
+
+impl From<RuleError> for Error {
+    fn from(e: RuleError) -> Self {
+        Error::Unsupported {
+            what: "the secrets scan".into(),
+            cause: e.0,
+            hint: Some("fix or disable the rule in the profile's [secrets] section".into()),
+        }
+    }
+}
+
+/// What happens to a file inside the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Replaced by an empty read-only file or directory.
+    Hide,
+    /// Replaced by a read-only copy with each secret value replaced.
+    Redact,
+}
+
+/// One rule hit, for reports. Never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hit {
+    pub rule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// First 8 hex digits of the value's SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+/// A file or directory the sandbox must not see as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flagged {
+    pub path: PathBuf,
+    pub dir: bool,
+    pub action: Action,
+    /// Why, in words (the deciding rule's description).
+    pub reason: String,
+    pub hits: Vec<Hit>,
+}
+
+/// A redacted copy, ready to be mounted read-only over `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    pub path: PathBuf,
+    pub content: String,
+    /// Permission bits of the original (no setuid/setgid/sticky); the
+    /// mount is read-only whatever they say.
+    pub mode: u32,
+    pub rules: Vec<String>,
+}
+
+/// Globs that select paths: relative ones match the path below the scan's
+/// anchor (project or home), absolute ones (`/…`, `~/…`, `{project}/…`)
+/// match the whole path.
+pub struct Scope {
+    rel: GlobSet,
+    abs: GlobSet,
+}
+
+impl Scope {
+    fn new(
+        globs: &[String],
+        home: &Path,
+        project: &Path,
+    ) -> std::result::Result<Scope, (usize, globset::Error)> {
+        let (mut rel, mut abs) = (GlobSetBuilder::new(), GlobSetBuilder::new());
+        for (i, g) in globs.iter().enumerate() {
+            match expand_glob(g, home, project) {
+                Some(a) => abs.add(path_rules::glob(&a).map_err(|e| (i, e))?),
+                None => rel.add(path_rules::glob(g).map_err(|e| (i, e))?),
+            };
+        }
+        let build = |b: GlobSetBuilder| b.build().map_err(|e| (0, e));
+        Ok(Scope {
+            rel: build(rel)?,
+            abs: build(abs)?,
+        })
+    }
+
+    pub fn is_match(&self, rel: &Path, abs: &Path) -> bool {
+        (!self.rel.is_empty() && self.rel.is_match(rel))
+            || (!self.abs.is_empty() && self.abs.is_match(abs))
+    }
+}
+
+fn expand_glob(g: &str, home: &Path, project: &Path) -> Option<String> {
+    if g.starts_with('/') {
+        Some(g.to_string())
+    } else if g == "~" || g.starts_with("~/") || g.starts_with("{project}") {
+        profile::expand_path(g, home, project).map(|p| p.display().to_string())
+    } else {
+        None
+    }
+}
+
+/// Every rule in force for one run: built-ins plus the profile's additions,
+/// minus what it disables.
+pub struct Rules {
+    pub paths: PathMatcher,
+    pub content: ContentEngine,
+    pub disabled: Vec<String>,
+    pub ignore: Scope,
+    pub skip: Scope,
+}
+
+impl Rules {
+    pub fn new(cfg: &profile::Secrets, origin: &str, home: &Path, project: &Path) -> Result<Rules> {
+        let fail = |msg: String| Error::Profile {
+            location: origin.to_string(),
+            msg,
+            hint: Some("see the [secrets] section of profiles/default.toml".into()),
+        };
+        let disabled: Vec<String> = cfg.disable.iter().map(|d| d.get_ref().clone()).collect();
+        let off = |id: &str| disabled.iter().any(|d| d == id);
+
+        let mut paths: Vec<PathRule> = path_rules::builtin()
+            .into_iter()
+            .filter(|r| !off(&r.id))
+            .collect();
+        for r in &cfg.path_rules {
+            if off(r.id.get_ref()) {
+                continue;
+            }
+            paths.push(PathRule {
+                id: r.id.get_ref().clone(),
+                description: r.description.clone(),
+                globs: r.globs.iter().map(|g| g.get_ref().clone()).collect(),
+                except: r.except.iter().map(|g| g.get_ref().clone()).collect(),
+                when: path_rules::When::Always,
+            });
+        }
+        let paths = PathMatcher::new(paths).map_err(|e| fail(e.0))?;
+
+        let mut content: Vec<ContentRule> = content_rules::builtin()
+            .into_iter()
+            .filter(|r| !off(&r.id))
+            .collect();
+        // Profile rules go before the generic assignment rule, so their id
+        // names a finding both match.
+        let generic = content
+            .iter()
+            .position(|r| r.kind == content_rules::Kind::Assignment);
+        let at = generic.unwrap_or(content.len());
+        for (n, r) in cfg
+            .content_rules
+            .iter()
+            .filter(|r| !off(r.id.get_ref()))
+            .enumerate()
+        {
+            content.insert(
+                at + n,
+                ContentRule {
+                    id: r.id.get_ref().clone(),
+                    description: r.description.clone(),
+                    pattern: r.regex.get_ref().clone(),
+                    keywords: r.keywords.clone(),
+                    kind: content_rules::Kind::Token,
+                    hide_file: r.hide_file,
+                },
+            );
+        }
+        let content = ContentEngine::new(content).map_err(|e| fail(e.0))?;
+
+        let strings = |v: &[profile::Spanned<String>]| {
+            v.iter().map(|s| s.get_ref().clone()).collect::<Vec<_>>()
+        };
+        let ignore = Scope::new(&strings(&cfg.ignore), home, project)
+            .map_err(|(i, e)| fail(format!("key `secrets.ignore[{i}]`: {e}")))?;
+        let skip = Scope::new(&strings(&cfg.skip), home, project)
+            .map_err(|(i, e)| fail(format!("key `secrets.skip[{i}]`: {e}")))?;
+        Ok(Rules {
+            paths,
+            content,
+            disabled,
+            ignore,
+            skip,
+        })
+    }
+
+    /// Why a caller's variable must not reach the command, if it must not.
+    pub fn env_secret(&self, name: &str, value: &str) -> Result<Option<String>> {
+        Ok(env_rules::secret_reason(
+            name,
+            value,
+            &self.content,
+            &self.disabled,
+        )?)
+    }
+}
+
+/// A setting in `[secrets]` that cannot be used, with its position.
+#[derive(Debug)]
+pub struct BadSetting {
+    pub key: String,
+    pub span: Range<usize>,
+    pub msg: String,
+    pub hint: String,
+}
+
+/// Check `[secrets]` when the profile is parsed: globs and regexes compile,
+/// ids are unique, disabled ids exist. A typo must not silently turn a rule
+/// off or leave a secret visible.
+pub fn validate(cfg: &profile::Secrets) -> std::result::Result<(), BadSetting> {
+    let bad = |key: String, s: &profile::Spanned<String>, msg: String, hint: &str| BadSetting {
+        key,
+        span: s.span(),
+        msg,
+        hint: hint.into(),
+    };
+    let glob_hint = "globs use `*`, `?`, `[...]`, `{a,b}` and `**/`";
+    for (list, name) in [(&cfg.skip, "skip"), (&cfg.ignore, "ignore")] {
+        for (i, g) in list.iter().enumerate() {
+            path_rules::glob(g.get_ref()).map_err(|e| {
+                bad(
+                    format!("secrets.{name}[{i}]"),
+                    g,
+                    format!("invalid glob: {e}"),
+                    glob_hint,
+                )
+            })?;
+        }
+    }
+    let mut ids: Vec<String> = Vec::new();
+    let builtin = || {
+        path_rules::builtin_ids()
+            .chain(content_rules::builtin_ids())
+            .chain(env_rules::builtin_ids())
+    };
+    let mut check_id = |key: String, id: &profile::Spanned<String>| {
+        let s = id.get_ref().as_str();
+        let ok_chars = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok_chars {
+            return Err(bad(
+                key,
+                id,
+                format!("rule id {s:?} must be letters, digits, - and _"),
+                "e.g. id = \"acme-api-key\"",
+            ));
+        }
+        if builtin().any(|b| b == s) || ids.iter().any(|i| i == s) {
+            return Err(bad(
+                key,
+                id,
+                format!("rule id {s:?} is already taken"),
+                "pick a new id; use `disable` to turn a built-in rule off",
+            ));
+        }
+        ids.push(s.to_string());
+        Ok(())
+    };
+    for (i, r) in cfg.path_rules.iter().enumerate() {
+        check_id(format!("secrets.path_rules[{i}].id"), &r.id)?;
+        if r.globs.is_empty() {
+            return Err(bad(
+                format!("secrets.path_rules[{i}].globs"),
+                &r.id,
+                "a path rule needs at least one glob".into(),
+                glob_hint,
+            ));
+        }
+        for (j, g) in r.globs.iter().enumerate() {
+            path_rules::glob(g.get_ref()).map_err(|e| {
+                bad(
+                    format!("secrets.path_rules[{i}].globs[{j}]"),
+                    g,
+                    format!("invalid glob: {e}"),
+                    glob_hint,
+                )
+            })?;
+        }
+        for (j, g) in r.except.iter().enumerate() {
+            path_rules::glob(g.get_ref()).map_err(|e| {
+                bad(
+                    format!("secrets.path_rules[{i}].except[{j}]"),
+                    g,
+                    format!("invalid glob: {e}"),
+                    glob_hint,
+                )
+            })?;
+        }
+    }
+    for (i, r) in cfg.content_rules.iter().enumerate() {
+        check_id(format!("secrets.content_rules[{i}].id"), &r.id)?;
+        content_rules::compile(r.regex.get_ref()).map_err(|e| {
+            let msg = e.to_string().lines().last().unwrap_or("").trim().to_string();
+            bad(
+                format!("secrets.content_rules[{i}].regex"),
+                &r.regex,
+                format!("invalid regex: {msg}"),
+                "regex syntax of the Rust regex crate; use a TOML literal string ('...') to avoid escaping backslashes",
+            )
+        })?;
+    }
+    if cfg.content_rules.len() > 64 {
+        let first = &cfg.content_rules[64].id;
+        return Err(bad(
+            "secrets.content_rules".into(),
+            first,
+            "at most 64 content rules".into(),
+            "merge rules with `|`",
+        ));
+    }
+    for (i, d) in cfg.disable.iter().enumerate() {
+        let s = d.get_ref().as_str();
+        if !builtin().any(|b| b == s) && !ids.iter().any(|i| i == s) {
+            return Err(bad(
+                format!("secrets.disable[{i}]"),
+                d,
+                format!("no rule with id {s:?}"),
+                "`guard scan --rules` lists every rule id",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<profile::Profile> {
+        profile::parse(&format!("version = 1\n{toml}"), "p.toml")
+    }
+
+    #[test]
+    fn bad_regex_names_file_line_and_key() {
+        let e = parse("[secrets]\n[[secrets.content_rules]]\nid = \"acme\"\ndescription = \"x\"\nregex = \"acme_[0-9\"\n").unwrap_err();
+        let msg = e.render();
+        assert!(msg.contains("p.toml:6:"), "{msg}");
+        assert!(msg.contains("secrets.content_rules[0].regex"), "{msg}");
+        assert_eq!(e.exit_code(), 125);
+    }
+
+    #[test]
+    fn unknown_disabled_id_and_unknown_key_are_errors() {
+        let e = parse("[secrets]\ndisable = [\"dotenv\", \"no-such-rule\"]\n").unwrap_err();
+        assert!(e.render().contains("secrets.disable[1]"), "{}", e.render());
+        assert!(parse("[secrets]\ndisable = [\"dotenv\", \"jwt\", \"env-cloud\"]\n").is_ok());
+        let e = parse("[secrets]\nignor = []\n").unwrap_err();
+        assert!(e.render().contains("ignor"), "{}", e.render());
+    }
+
+    #[test]
+    fn duplicate_and_builtin_ids_are_errors() {
+        let rule = |id: &str| {
+            format!(
+                "[[secrets.path_rules]]\nid = \"{id}\"\ndescription = \"d\"\nglobs = [\"**/x\"]\n"
+            )
+        };
+        assert!(parse(&rule("dotenv")).is_err());
+        assert!(parse(&format!("{}{}", rule("a"), rule("a"))).is_err());
+        assert!(parse(&rule("a")).is_ok());
+        let e =
+            parse("[[secrets.path_rules]]\nid = \"a\"\ndescription = \"d\"\nglobs = [\"a[\"]\n")
+                .unwrap_err();
+        assert!(
+            e.render().contains("secrets.path_rules[0].globs[0]"),
+            "{}",
+            e.render()
+        );
+    }
+
+    #[test]
+    fn profile_rules_are_compiled_in_and_disable_works() {
+        let p = parse(
+            "[secrets]\ndisable = [\"jwt\"]\nignore = [\"fixtures/**\"]\n\
+             [[secrets.content_rules]]\nid = \"acme\"\ndescription = \"d\"\nregex = 'acme_[0-9]{6}'\nkeywords = [\"acme_\"]\n",
+        )
+        .unwrap();
+        let r = Rules::new(&p.secrets, "p.toml", Path::new("/h"), Path::new("/p")).unwrap();
+        let ids: Vec<&str> = r.content.rules().iter().map(|r| r.id.as_str()).collect();
+        assert!(!ids.contains(&"jwt"));
+        let acme = ids.iter().position(|i| *i == "acme").unwrap();
+        assert_eq!(ids[acme + 1], "secret-assignment");
+        assert!(r.ignore.is_match(
+            Path::new("fixtures/a/b.txt"),
+            Path::new("/p/fixtures/a/b.txt")
+        ));
+        assert!(
+            !r.ignore
+                .is_match(Path::new("src/a.rs"), Path::new("/p/src/a.rs"))
+        );
+    }
+
+    #[test]
+    fn absolute_scope_globs() {
+        let s = Scope::new(
+            &["{project}/vendor/**".into(), "~/.config/x".into()],
+            Path::new("/h"),
+            Path::new("/p"),
+        )
+        .unwrap();
+        assert!(s.is_match(Path::new("vendor/a"), Path::new("/p/vendor/a")));
+        assert!(s.is_match(Path::new("x"), Path::new("/h/.config/x")));
+        assert!(!s.is_match(Path::new("src/vendor/a"), Path::new("/p/src/vendor/a")));
+    }
+}

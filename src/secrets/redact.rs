@@ -1,0 +1,139 @@
+//! Redaction: the copy of a file the sandbox reads instead of the original,
+//! with each secret value replaced by `guard-redacted:<rule-id>`. The host
+//! file is only read, never modified.
+
+use super::content_rules::ContentEngine;
+use super::scan::classify;
+use super::{Action, Finding, Flagged, MAX_FILE_SIZE, Redaction, Rules};
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+pub const MARKER: &str = "guard-redacted:";
+
+/// Replace each finding's bytes with the marker naming its rule.
+/// `findings` are sorted and do not overlap (as the engine returns them).
+pub fn apply(content: &[u8], findings: &[Finding], engine: &ContentEngine) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len());
+    let mut at = 0usize;
+    for f in findings {
+        let (s, e) = (f.start as usize, f.end as usize);
+        if s < at || e > content.len() {
+            continue;
+        }
+        out.extend_from_slice(&content[at..s]);
+        out.extend_from_slice(MARKER.as_bytes());
+        out.extend_from_slice(engine.rule_id(f.rule).as_bytes());
+        at = e;
+    }
+    out.extend_from_slice(&content[at..]);
+    out
+}
+
+/// What to do with a file the scan wants redacted, decided on its content
+/// as it is now (it is read again: the copy and the rules must agree).
+#[derive(Debug)]
+pub enum Outcome {
+    Redact(Redaction),
+    /// Hide after all (mostly secrets now, not UTF-8, or too large).
+    Hide(String),
+    /// No secret any more.
+    Clean,
+}
+
+pub fn prepare(path: &Path, rules: &Rules) -> Result<Outcome> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Error::io("read", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
+    if !meta.is_file() || meta.len() > MAX_FILE_SIZE {
+        return Ok(Outcome::Hide("changed since the scan".into()));
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    (&mut file)
+        .take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", path, e))?;
+    if buf.len() as u64 > MAX_FILE_SIZE || buf[..buf.len().min(8192)].contains(&0) {
+        return Ok(Outcome::Hide("changed since the scan".into()));
+    }
+    let scan = rules.content.scan(&buf)?;
+    if scan.findings.is_empty() {
+        return Ok(Outcome::Clean);
+    }
+    let (action, why) = classify(rules, None, &scan);
+    if action == Action::Hide {
+        return Ok(Outcome::Hide(why));
+    }
+    let redacted = apply(&buf, &scan.findings, &rules.content);
+    let Ok(content) = String::from_utf8(redacted) else {
+        return Ok(Outcome::Hide(
+            "secret in a file that is not UTF-8 text".into(),
+        ));
+    };
+    let mut ids: Vec<String> = scan
+        .findings
+        .iter()
+        .map(|f| rules.content.rule_id(f.rule).to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(Outcome::Redact(Redaction {
+        path: path.to_path_buf(),
+        content,
+        mode: meta.permissions().mode() & 0o777,
+        rules: ids,
+    }))
+}
+
+/// Most bytes of redacted copies one run carries (they travel in the plan).
+pub const MAX_TOTAL: usize = 32 << 20;
+
+/// Turn the scan's redact verdicts into copies; files that cannot be
+/// redacted are hidden instead (never left as they are).
+pub fn prepare_all(flagged: &mut Vec<Flagged>, rules: &Rules) -> Result<Vec<Redaction>> {
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    for f in flagged.iter_mut().filter(|f| f.action == Action::Redact) {
+        match prepare(&f.path, rules)? {
+            Outcome::Redact(r) if total + r.content.len() <= MAX_TOTAL => {
+                total += r.content.len();
+                out.push(r);
+            }
+            Outcome::Redact(_) => {
+                f.action = Action::Hide;
+                f.reason = "redacted copies exceed 32 MiB in total".into();
+            }
+            Outcome::Hide(why) => {
+                f.action = Action::Hide;
+                f.reason = why;
+            }
+            // Clean now: the sandbox may see it as it is.
+            Outcome::Clean => f.hits.clear(),
+        }
+    }
+    flagged.retain(|f| !f.hits.is_empty());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::content_rules;
+
+    #[test]
+    fn replaces_only_the_values() {
+        let e = ContentEngine::new(content_rules::builtin()).unwrap();
+        let gh = ["gh", "p_", &"Zx9Yw8Vu7Ts6".repeat(3)].concat();
+        let text = format!("#!/bin/sh\nset -eu\nexport GH={gh}\necho done\n");
+        let scan = e.scan(text.as_bytes()).unwrap();
+        let out = String::from_utf8(apply(text.as_bytes(), &scan.findings, &e)).unwrap();
+        assert_eq!(
+            out,
+            "#!/bin/sh\nset -eu\nexport GH=guard-redacted:github-token\necho done\n"
+        );
+    }
+}

@@ -1,0 +1,615 @@
+//! The scan: a parallel walk over the project (and granted home paths) that
+//! finds secret files by path and secret values by content.
+//!
+//! Every file is considered: ignore files (`.gitignore`, `.ignore`) are not
+//! honoured, hidden files are included, symlinks are never followed. Only
+//! directories a profile lists in `skip`, paths already hidden, and guard's
+//! own cache are not entered. A file's content result is cached by
+//! (device, inode, size, mtime, ctime), so a warm scan is a walk plus one
+//! `fstatat` per file.
+
+use super::cache::{Cache, Cached, Entry, Key};
+use super::content_rules::{ContentScan, Scratch};
+use super::path_rules::{PathMatcher, When};
+use super::walk::{self, Visitor, lstat_at};
+use super::{Action, Flagged, Hit, MAX_FILE_SIZE, RuleError, Rules};
+use crate::error::Result;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::ffi::{CStr, CString};
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A tree to scan, and the directory its relative paths start from (the
+/// project root, or home for granted home paths).
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub path: PathBuf,
+    pub anchor: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Stats {
+    /// Regular files seen.
+    pub files: usize,
+    /// Content taken from the cache.
+    pub cached: usize,
+    /// Files read and scanned.
+    pub read: usize,
+    pub binary: usize,
+    /// Over the size limit: not scanned.
+    pub large: usize,
+    /// Unreadable entries (the sandbox cannot read them either).
+    pub errors: usize,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanReport {
+    /// Sorted by path.
+    pub flagged: Vec<Flagged>,
+    pub stats: Stats,
+}
+
+/// Files whose ctime or mtime is this recent are not cached: timestamps
+/// are coarse, a second write in the same tick would look unchanged.
+const RACY_NS: i128 = 2_000_000_000;
+
+/// Read-only inputs every worker shares.
+struct Shared<'a> {
+    rules: &'a Rules,
+    cache: &'a Cache,
+    exclude: &'a HashSet<PathBuf>,
+    /// Whether `exclude` names files (not only directories): if not, files
+    /// need no lookup.
+    exclude_files: bool,
+    now_ns: i128,
+}
+
+/// What one worker found.
+#[derive(Default)]
+struct Collected {
+    flagged: Vec<Flagged>,
+    /// Cache entries still valid (indices into the loaded cache).
+    hits: Vec<u32>,
+    /// Fresh results to cache.
+    fresh: Vec<Entry>,
+    /// Files read because the cache had nothing for them.
+    misses: usize,
+    stats: Stats,
+    error: Option<RuleError>,
+}
+
+impl Collected {
+    fn merge(&mut self, other: Collected) {
+        self.flagged.extend(other.flagged);
+        self.hits.extend(other.hits);
+        self.fresh.extend(other.fresh);
+        self.misses += other.misses;
+        let (s, o) = (&mut self.stats, other.stats);
+        s.files += o.files;
+        s.cached += o.cached;
+        s.read += o.read;
+        s.binary += o.binary;
+        s.large += o.large;
+        s.errors += o.errors;
+        if self.error.is_none() {
+            self.error = other.error;
+        }
+    }
+}
+
+/// Scan `roots`, skipping `exclude` (exact paths); use and refresh the cache
+/// file `cache_file` when given.
+pub fn scan(
+    rules: &Rules,
+    roots: &[Root],
+    exclude: &[PathBuf],
+    cache_file: Option<&Path>,
+) -> Result<ScanReport> {
+    let started = Instant::now();
+    let fingerprint = cache_fingerprint(rules);
+    let cache = cache_file
+        .map(|p| Cache::load(p, &fingerprint))
+        .unwrap_or_default();
+    // Only exclusions inside a root matter; files among them need a lookup
+    // per file, directories one per directory.
+    let exclude: HashSet<PathBuf> = exclude
+        .iter()
+        .filter(|p| roots.iter().any(|r| p.starts_with(&r.path)))
+        .cloned()
+        .collect();
+    let exclude_files = exclude.iter().any(|p| !p.is_dir());
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    let shared = Shared {
+        rules,
+        cache: &cache,
+        exclude: &exclude,
+        exclude_files,
+        now_ns,
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    let mut out = Collected::default();
+    for root in roots {
+        out.merge(scan_root(&shared, root, threads));
+    }
+    if let Some(e) = out.error.take() {
+        return Err(e.into());
+    }
+    // Overlapping roots (a granted directory holding the project) see some
+    // paths twice.
+    out.flagged.sort_by(|a, b| a.path.cmp(&b.path));
+    out.flagged.dedup_by(|a, b| a.path == b.path);
+    out.hits.sort_unstable();
+    out.hits.dedup();
+    let stale = out.hits.len() + out.fresh.len() != cache.len();
+    if let Some(path) = cache_file
+        && (out.misses > 0 || stale)
+    {
+        let mut entries = cache.entries_at(&out.hits);
+        entries.append(&mut out.fresh);
+        if let Err(e) = Cache::save(path, &fingerprint, entries) {
+            // A cache that cannot be written costs the next run time, not
+            // coverage.
+            tracing::info!("cannot write the scan cache {}: {e}", path.display());
+        }
+    }
+    out.stats.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(ScanReport {
+        flagged: out.flagged,
+        stats: out.stats,
+    })
+}
+
+/// Identifies what produced a cache: the rules, and the guard binary (its
+/// heuristics are code; a rebuilt or upgraded guard rescans once).
+fn cache_fingerprint(rules: &Rules) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let mut h = Sha256::new();
+    h.update(rules.content.fingerprint());
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    if let Ok(m) = std::fs::metadata("/proc/self/exe") {
+        for v in [
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime() as u64,
+            m.mtime_nsec() as u64,
+        ] {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
+fn scan_root(shared: &Shared<'_>, root: &Root, threads: usize) -> Collected {
+    let mut first = Worker::new(shared, root);
+    let Ok(meta) = std::fs::symlink_metadata(&root.path) else {
+        return first.out;
+    };
+    if meta.is_file() {
+        // A single granted file: no threads.
+        if let Ok(name) = CString::new(root.path.as_os_str().as_bytes()) {
+            first.file(nix::fcntl::AT_FDCWD, &name, &root.path);
+        }
+        return first.out;
+    }
+    if !meta.is_dir() || !first.enter(&root.path, true) {
+        return first.out;
+    }
+    let mut out = first.out;
+    for w in walk::walk(&root.path, threads, || Worker::new(shared, root)) {
+        out.merge(w.out);
+    }
+    out
+}
+
+struct Worker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    anchor: &'s Path,
+    out: Collected,
+    buf: Vec<u8>,
+    scratch: Vec<usize>,
+    engine: Scratch,
+    /// This thread's copy of the path rules (its own regex caches).
+    paths: PathMatcher,
+}
+
+impl Visitor for Worker<'_, '_> {
+    fn dir(&mut self, path: &Path) -> bool {
+        self.enter(path, false)
+    }
+
+    fn file(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+        if self.out.error.is_some() {
+            return;
+        }
+        if self.shared.exclude_files && self.shared.exclude.contains(path) {
+            return;
+        }
+        self.out.stats.files += 1;
+        self.check_file(dirfd, name, path);
+    }
+
+    fn error(&mut self) {
+        self.out.stats.errors += 1;
+    }
+
+    fn quit(&self) -> bool {
+        self.out.error.is_some()
+    }
+}
+
+impl<'s, 'a> Worker<'s, 'a> {
+    fn new(shared: &'s Shared<'a>, root: &'s Root) -> Self {
+        Worker {
+            shared,
+            anchor: &root.anchor,
+            out: Collected::default(),
+            buf: Vec::new(),
+            scratch: Vec::new(),
+            engine: Scratch::default(),
+            paths: shared.rules.paths.clone(),
+        }
+    }
+
+    /// `path` relative to the anchor (by bytes: no component parsing).
+    fn rel<'p>(&self, path: &'p Path) -> &'p Path {
+        let (p, a) = (
+            path.as_os_str().as_bytes(),
+            self.anchor.as_os_str().as_bytes(),
+        );
+        match p.strip_prefix(a) {
+            Some([b'/', rest @ ..]) => Path::new(std::ffi::OsStr::from_bytes(rest)),
+            Some(rest) if a.ends_with(b"/") => Path::new(std::ffi::OsStr::from_bytes(rest)),
+            _ => path,
+        }
+    }
+
+    /// Whether to enter a directory: not when excluded, skipped, or hidden
+    /// whole by a path rule (then it is flagged).
+    fn enter(&mut self, path: &Path, is_root: bool) -> bool {
+        let rules = self.shared.rules;
+        if self.shared.exclude.contains(path) {
+            return false;
+        }
+        let rel = self.rel(path);
+        if !is_root && rules.skip.is_match(rel, path) {
+            return false;
+        }
+        let Some(rule) = self.paths.matches(rel, &mut self.scratch) else {
+            return true;
+        };
+        let r = rules.paths.rule(rule);
+        if r.when != When::Always || rules.ignore.is_match(rel, path) {
+            return true;
+        }
+        self.out.flagged.push(Flagged {
+            path: path.to_path_buf(),
+            dir: true,
+            action: Action::Hide,
+            reason: r.description.clone(),
+            hits: vec![hit(&r.id)],
+        });
+        false
+    }
+
+    fn check_file(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+        let rules = self.shared.rules;
+        let rel = self.rel(path);
+        if rules.ignore.is_match(rel, path) {
+            return;
+        }
+        let by_path = rules
+            .paths
+            .matches(rel, &mut self.scratch)
+            .map(|i| rules.paths.rule(i));
+        if let Some(r) = by_path
+            && r.when == When::Always
+        {
+            self.out.flagged.push(Flagged {
+                path: path.to_path_buf(),
+                dir: false,
+                action: Action::Hide,
+                reason: r.description.clone(),
+                hits: vec![hit(&r.id)],
+            });
+            return;
+        }
+        let Ok(st) = lstat_at(dirfd, name) else {
+            self.out.stats.errors += 1;
+            return;
+        };
+        let key = Key::from_stat(&st);
+        if key.size > MAX_FILE_SIZE {
+            self.out.stats.large += 1;
+            return;
+        }
+        if key.size == 0 {
+            return;
+        }
+        let content = match self.shared.cache.get(&key) {
+            Some((index, c)) => {
+                self.out.stats.cached += 1;
+                self.out.hits.push(index);
+                match c {
+                    Cached::Clean => return,
+                    Cached::Binary => {
+                        self.out.stats.binary += 1;
+                        return;
+                    }
+                    Cached::Secrets(s) => s.clone(),
+                }
+            }
+            None => match self.read_and_scan(dirfd, name) {
+                Some(Cached::Secrets(s)) => s,
+                Some(Cached::Binary) => {
+                    self.out.stats.binary += 1;
+                    return;
+                }
+                Some(Cached::Clean) | None => return,
+            },
+        };
+        let (action, reason) = classify(rules, by_path.map(|r| r.description.as_str()), &content);
+        let hits = content
+            .findings
+            .iter()
+            .map(|f| Hit {
+                rule: rules.content.rule_id(f.rule).to_string(),
+                line: Some(f.line),
+                fingerprint: Some(format!("{:08x}", f.fingerprint)),
+            })
+            .collect();
+        self.out.flagged.push(Flagged {
+            path: path.to_path_buf(),
+            dir: false,
+            action,
+            reason,
+            hits,
+        });
+    }
+
+    /// Read a file (never through a symlink, never blocking on a fifo
+    /// swapped in since the walk) and scan it; records a cache entry.
+    fn read_and_scan(&mut self, dirfd: BorrowedFd<'_>, name: &CStr) -> Option<Cached> {
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let Ok(fd) = openat(dirfd, name, flags, Mode::empty()) else {
+            self.out.stats.errors += 1;
+            return None;
+        };
+        let file = std::fs::File::from(fd);
+        let Ok(st) = nix::sys::stat::fstat(file.as_fd()) else {
+            self.out.stats.errors += 1;
+            return None;
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return None;
+        }
+        // The key comes from the descriptor that is read: a content and its
+        // key always belong together.
+        let key = Key::from_stat(&st);
+        self.buf.clear();
+        if file
+            .take(MAX_FILE_SIZE + 1)
+            .read_to_end(&mut self.buf)
+            .is_err()
+        {
+            self.out.stats.errors += 1;
+            return None;
+        }
+        if self.buf.len() as u64 > MAX_FILE_SIZE {
+            self.out.stats.large += 1;
+            return None;
+        }
+        self.out.stats.read += 1;
+        self.out.misses += 1;
+        let head = &self.buf[..self.buf.len().min(8192)];
+        let content = if head.contains(&0) {
+            Cached::Binary
+        } else {
+            match self
+                .shared
+                .rules
+                .content
+                .scan_with(&self.buf, &mut self.engine)
+            {
+                Ok(s) if s.findings.is_empty() => Cached::Clean,
+                Ok(s) => Cached::Secrets(s),
+                Err(e) => {
+                    self.out.error = Some(e);
+                    return None;
+                }
+            }
+        };
+        let now = self.shared.now_ns;
+        let recent =
+            i128::from(key.ctime_ns) > now - RACY_NS || i128::from(key.mtime_ns) > now - RACY_NS;
+        if !recent {
+            self.out.fresh.push(Entry {
+                key,
+                content: content.clone(),
+            });
+        }
+        Some(content)
+    }
+}
+
+fn hit(rule: &str) -> Hit {
+    Hit {
+        rule: rule.to_string(),
+        line: None,
+        fingerprint: None,
+    }
+}
+
+/// Hide a file that is a secret file (by a conditional path rule, a
+/// whole-file rule, or mostly secret lines); redact one that mixes code and
+/// secrets.
+pub fn classify(rules: &Rules, path_rule: Option<&str>, scan: &ContentScan) -> (Action, String) {
+    if let Some(why) = path_rule {
+        return (Action::Hide, why.to_string());
+    }
+    if let Some(r) = scan
+        .findings
+        .iter()
+        .map(|f| &rules.content.rules()[f.rule as usize])
+        .find(|r| r.hide_file)
+    {
+        return (Action::Hide, r.description.clone());
+    }
+    if scan.secret_lines.saturating_mul(2) >= scan.content_lines {
+        return (Action::Hide, "mostly secrets".into());
+    }
+    (Action::Redact, "secret values among other content".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile;
+
+    fn rules(toml: &str, home: &Path, project: &Path) -> Rules {
+        let p = profile::parse(&format!("version = 1\n{toml}"), "t.toml").unwrap();
+        Rules::new(&p.secrets, "t.toml", home, project).unwrap()
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn finds_by_path_and_content_skips_what_it_must() {
+        let root = std::env::temp_dir().join(format!("guard-scan-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let outside = root.with_extension("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let tok = ["gh", "p_", &"Zq8vL2mN4pQ6".repeat(3)].concat();
+        write(&root, ".env", "A=1\n");
+        write(
+            &root,
+            "src/main.rs",
+            &format!("fn main() {{\n    let x = 1;\n    let t = \"{tok}\";\n    run(x, t);\n}}\n"),
+        );
+        write(&root, "creds.txt", &format!("token={tok}\n"));
+        write(
+            &root,
+            "vendor/big/lib.rs",
+            &format!("const T: &str = \"{tok}\";\n"),
+        );
+        write(
+            &root,
+            "fixtures/sample.txt",
+            &format!("x = \"{tok}\"\nline\nline\nline\n"),
+        );
+        write(&root, "excluded/a.txt", &format!("{tok}\n"));
+        write(&root, ".aws/credentials", "x\n");
+        write(&outside, "secret.env", &format!("T={tok}\n"));
+        std::os::unix::fs::symlink(outside.join("secret.env"), root.join("link.env.txt")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("linkdir")).unwrap();
+        nix::unistd::mkfifo(
+            &root.join("pipe.txt"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+
+        let r = rules(
+            "[secrets]\nskip = [\"vendor\"]\nignore = [\"fixtures/**\"]\n",
+            Path::new("/nonexistent-home"),
+            &root,
+        );
+        let roots = [Root {
+            path: root.clone(),
+            anchor: root.clone(),
+        }];
+        let report = scan(&r, &roots, &[root.join("excluded")], None).unwrap();
+        let got: Vec<(String, Action, String)> = report
+            .flagged
+            .iter()
+            .map(|f| {
+                (
+                    f.path.strip_prefix(&root).unwrap().display().to_string(),
+                    f.action,
+                    f.hits
+                        .iter()
+                        .map(|h| h.rule.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (".aws".to_string(), Action::Hide, "aws".to_string()),
+                (".env".to_string(), Action::Hide, "dotenv".to_string()),
+                (
+                    "creds.txt".to_string(),
+                    Action::Hide,
+                    "github-token".to_string()
+                ),
+                (
+                    "src/main.rs".to_string(),
+                    Action::Redact,
+                    "github-token".to_string()
+                ),
+            ]
+        );
+        let main = &report.flagged[3];
+        assert_eq!(main.hits[0].line, Some(3));
+        assert!(main.reason.contains("among other content"));
+        // The fifo was not opened (the scan did not hang) and the symlinks
+        // were not followed.
+        assert_eq!(report.stats.errors, 0);
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn classification() {
+        let r = rules("", Path::new("/h"), Path::new("/p"));
+        let scan = |content_lines, secret_lines, rule: &str| ContentScan {
+            findings: vec![super::super::Finding {
+                rule: r.content.rules().iter().position(|x| x.id == rule).unwrap() as u16,
+                line: 1,
+                start: 0,
+                end: 1,
+                fingerprint: 0,
+            }],
+            content_lines,
+            secret_lines,
+        };
+        assert_eq!(
+            classify(&r, None, &scan(10, 1, "github-token")).0,
+            Action::Redact
+        );
+        assert_eq!(
+            classify(&r, None, &scan(2, 1, "github-token")).0,
+            Action::Hide
+        );
+        assert_eq!(
+            classify(&r, None, &scan(50, 1, "gcp-service-account")).0,
+            Action::Hide
+        );
+        assert_eq!(
+            classify(&r, Some("npm config"), &scan(50, 1, "npm-token")).0,
+            Action::Hide
+        );
+    }
+}
