@@ -14,7 +14,9 @@ fn token(tag: &str) -> String {
         .collect();
     let mut body = format!("{body}{body}");
     body.truncate(36);
-    format!("{}{}", "gh", format!("p_{body}"))
+    // Split so this file holds no token-shaped literal itself.
+    let prefix = ["gh", "p_"].concat();
+    format!("{prefix}{body}")
 }
 
 fn events(path: &std::path::Path) -> Vec<Value> {
