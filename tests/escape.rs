@@ -17,3 +17,6 @@ mod proc_env;
 
 #[path = "escape/processes.rs"]
 mod processes;
+
+#[path = "escape/files.rs"]
+mod files;

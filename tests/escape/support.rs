@@ -144,10 +144,37 @@ impl Case {
     /// that it ran and that no canary leaked.
     #[track_caller]
     pub fn python(&self, code: &str) -> Outcome {
+        self.write_python(code);
+        self.run_python()
+    }
+
+    /// Write the snippet only (for tests that prepare more fixtures after it).
+    pub fn write_python(&self, code: &str) {
         self.write("attack.py", &format!("{PY_PRELUDE}\n{code}\n"));
+    }
+
+    /// Run the snippet written by [`Case::write_python`].
+    #[track_caller]
+    pub fn run_python(&self) -> Outcome {
         let out = self.run(&["run", "--", "python3", "attack.py"]);
         out.ran();
         out
+    }
+
+    /// The uid the command runs as (guard maps the caller's uid to itself).
+    pub fn sandbox_uid(&self) -> u32 {
+        match self.mode() {
+            // SAFETY: geteuid has no preconditions.
+            Mode::Invoker => unsafe { libc::geteuid() },
+            Mode::Unprivileged => common::NOBODY,
+        }
+    }
+
+    /// The errno for opening a root-owned, owner-writable file (0644) for
+    /// writing on a read-only mount: the kernel checks permissions before
+    /// the mount, so uid 0 (which owns it) gets EROFS and anyone else EACCES.
+    pub fn root_file_write_errno(&self) -> &'static str {
+        if self.sandbox_uid() == 0 { errno::EROFS } else { errno::EACCES }
     }
 
     /// Compile a C snippet (after [`C_PRELUDE`]) with `cc` inside the
