@@ -20,3 +20,6 @@ mod processes;
 
 #[path = "escape/files.rs"]
 mod files;
+
+#[path = "escape/view.rs"]
+mod view;
