@@ -23,3 +23,6 @@ mod files;
 
 #[path = "escape/view.rs"]
 mod view;
+
+#[path = "escape/caps.rs"]
+mod caps;
