@@ -26,3 +26,6 @@ mod view;
 
 #[path = "escape/caps.rs"]
 mod caps;
+
+#[path = "escape/network.rs"]
+mod network;
