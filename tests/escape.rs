@@ -29,3 +29,6 @@ mod caps;
 
 #[path = "escape/network.rs"]
 mod network;
+
+#[path = "escape/terminal.rs"]
+mod terminal;
