@@ -32,3 +32,6 @@ mod network;
 
 #[path = "escape/terminal.rs"]
 mod terminal;
+
+#[path = "escape/syscalls.rs"]
+mod syscalls;
