@@ -35,3 +35,9 @@ mod terminal;
 
 #[path = "escape/syscalls.rs"]
 mod syscalls;
+
+#[path = "escape/resources.rs"]
+mod resources;
+
+#[path = "escape/controls.rs"]
+mod controls;

@@ -96,7 +96,8 @@ fn setuid_and_file_caps_give_nothing() {
         let fcap = case.project().join("fcap-probe");
         build_probe(&case, &suid);
         build_probe(&case, &fcap);
-        std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).expect("chmod u+s");
+        std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755))
+            .expect("chmod u+s");
         set_file_caps(&fcap);
 
         // Control on the host, as uid 65534: the probes do elevate there.
@@ -109,9 +110,15 @@ fn setuid_and_file_caps_give_nothing() {
             String::from_utf8_lossy(&o.stdout).into_owned()
         };
         let h = host(&suid);
-        assert!(h.contains("euid=0\n"), "control: the setuid bit does not work on the host here:\n{h}");
+        assert!(
+            h.contains("euid=0\n"),
+            "control: the setuid bit does not work on the host here:\n{h}"
+        );
         let h = host(&fcap);
-        assert!(!h.contains("capeff=0000000000000000"), "control: file caps do not work on the host here:\n{h}");
+        assert!(
+            !h.contains("capeff=0000000000000000"),
+            "control: file caps do not work on the host here:\n{h}"
+        );
 
         let uid = case.sandbox_uid().to_string();
         let out = case.sh(
@@ -156,7 +163,12 @@ int main(void) {
 fn build_probe(case: &Case, dst: &Path) {
     let src = case.project().join("probe.c");
     std::fs::write(&src, PROBE).expect("write probe source");
-    let st = Command::new("cc").arg("-o").arg(dst).arg(&src).status().expect("run cc on the host");
+    let st = Command::new("cc")
+        .arg("-o")
+        .arg(dst)
+        .arg(&src)
+        .status()
+        .expect("run cc on the host");
     assert!(st.success(), "cc failed on the host");
     std::os::unix::fs::chown(dst, Some(0), Some(0)).expect("chown probe to root");
 }
@@ -181,5 +193,10 @@ fn set_file_caps(path: &Path) {
             0,
         )
     };
-    assert_eq!(r, 0, "setxattr security.capability: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "setxattr security.capability: {}",
+        std::io::Error::last_os_error()
+    );
 }

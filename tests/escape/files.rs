@@ -13,7 +13,12 @@ fn snapshot(paths: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .expect("list host dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     v.sort();
     v
@@ -24,10 +29,15 @@ fn names(dir: &Path) -> Vec<String> {
 #[test]
 fn write_etc() {
     each_mode(|case| {
-        let watched: Vec<PathBuf> = ["/etc/passwd", "/etc/guard-escape-new", "/etc/passwd.moved", "/etc/guard-escape-link"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let watched: Vec<PathBuf> = [
+            "/etc/passwd",
+            "/etc/guard-escape-new",
+            "/etc/passwd.moved",
+            "/etc/guard-escape-link",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
         let before = snapshot(&watched);
         case.python(
             r#"
@@ -55,7 +65,10 @@ out("symlink", err(os.symlink, "/tmp", "/etc/guard-escape-link"))
 #[test]
 fn write_usr() {
     each_mode(|case| {
-        let watched = vec![PathBuf::from("/usr/bin/env"), PathBuf::from("/usr/bin/guard-escape-new")];
+        let watched = vec![
+            PathBuf::from("/usr/bin/env"),
+            PathBuf::from("/usr/bin/guard-escape-new"),
+        ];
         let before = snapshot(&watched);
         case.python(
             r#"
@@ -86,13 +99,20 @@ fn write_host_home_files() {
     each_mode(|case| {
         case.env.home.write(".bashrc", "# host bashrc\n");
         case.env.home.write(".gitconfig", "[user]\n\tname = host\n");
-        case.env.home.write(".ssh/authorized_keys", "ssh-ed25519 AAAA host\n");
+        case.env
+            .home
+            .write(".ssh/authorized_keys", "ssh-ed25519 AAAA host\n");
         case.env.own();
         let home = case.home().to_path_buf();
-        let watched: Vec<PathBuf> = [".bashrc", ".gitconfig", ".ssh/authorized_keys", "secret.txt"]
-            .iter()
-            .map(|p| home.join(p))
-            .collect();
+        let watched: Vec<PathBuf> = [
+            ".bashrc",
+            ".gitconfig",
+            ".ssh/authorized_keys",
+            "secret.txt",
+        ]
+        .iter()
+        .map(|p| home.join(p))
+        .collect();
         let before = (snapshot(&watched), names(&home));
         case.python(
             r#"
@@ -116,7 +136,11 @@ out("gitconfig_remove", err(os.unlink, home + "/.gitconfig"))
             ("gitconfig_replace", EBUSY),
             ("gitconfig_remove", EBUSY),
         ]);
-        assert_eq!((snapshot(&watched), names(&home)), before, "the host home changed");
+        assert_eq!(
+            (snapshot(&watched), names(&home)),
+            before,
+            "the host home changed"
+        );
     });
 }
 
@@ -140,8 +164,15 @@ out("private_copy", int(open("{target}").read() == "overwritten\n"))
 "#
         ))
         .fields(&[("append", ENOENT), ("private_copy", "1")]);
-        assert_eq!(snapshot(&[case.host_tmp_secret.clone()]), before, "host /tmp file changed");
-        assert!(!Path::new(&fresh).exists(), "a file appeared in the host's /tmp");
+        assert_eq!(
+            snapshot(&[case.host_tmp_secret.clone()]),
+            before,
+            "host /tmp file changed"
+        );
+        assert!(
+            !Path::new(&fresh).exists(),
+            "a file appeared in the host's /tmp"
+        );
     });
 }
 
@@ -150,7 +181,11 @@ out("private_copy", int(open("{target}").read() == "overwritten\n"))
 #[test]
 fn write_root_home() {
     each_mode(|case| {
-        assert_ne!(case.home(), Path::new("/root"), "the test home must not be /root");
+        assert_ne!(
+            case.home(),
+            Path::new("/root"),
+            "the test home must not be /root"
+        );
         case.python(
             r#"
 out("stat", err(os.stat, "/root"))
@@ -175,10 +210,16 @@ out("home_is_tmpfs", int(os.statvfs(os.environ["HOME"]).f_blocks != os.statvfs(o
 "#
         ))
         .fields(&[("open", ENOENT), ("home_entries", "empty"), ("home_is_tmpfs", "1")]);
-        let sh = case.sh(&format!("cat {secret}; echo status=$?; grep -r token= ~ /tmp; echo ran=1"));
+        let sh = case.sh(&format!(
+            "cat {secret}; echo status=$?; grep -r token= ~ /tmp; echo ran=1"
+        ));
         sh.ran();
         assert_eq!(sh.field("status").as_deref(), Some("1"), "{}", sh.all());
-        assert!(sh.stderr.contains("No such file or directory"), "{}", sh.all());
+        assert!(
+            sh.stderr.contains("No such file or directory"),
+            "{}",
+            sh.all()
+        );
     });
 }
 
@@ -189,8 +230,16 @@ fn host_tmp_canary_invisible() {
     each_mode(|case| {
         let target = case.host_tmp_secret.display().to_string();
         let mut expected = vec![
-            case.project().file_name().unwrap().to_string_lossy().into_owned(),
-            case.home().file_name().unwrap().to_string_lossy().into_owned(),
+            case.project()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            case.home()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
         ];
         expected.sort();
         case.python(&format!(
@@ -200,7 +249,11 @@ out("tmp", ",".join(sorted(os.listdir("/tmp"))))
 out("var_tmp", ",".join(sorted(os.listdir("/var/tmp"))) or "empty")
 "#
         ))
-        .fields(&[("open", ENOENT), ("tmp", &expected.join(",")), ("var_tmp", "empty")]);
+        .fields(&[
+            ("open", ENOENT),
+            ("tmp", &expected.join(",")),
+            ("var_tmp", "empty"),
+        ]);
     });
 }
 
@@ -223,8 +276,15 @@ out("l_pid1", err(os.open, "l_pid1", os.O_RDONLY))
         // Created after the last chown so that nothing ever follows them on
         // the host side.
         let p = case.project().to_path_buf();
-        let tmp_name = case.host_tmp_secret.file_name().unwrap().to_string_lossy().into_owned();
-        let link = |target: &Path, name: &str| std::os::unix::fs::symlink(target, p.join(name)).expect("symlink");
+        let tmp_name = case
+            .host_tmp_secret
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let link = |target: &Path, name: &str| {
+            std::os::unix::fs::symlink(target, p.join(name)).expect("symlink")
+        };
         link(&case.home_secret, "l_secret");
         link(&case.host_tmp_secret, "l_tmp");
         link(&Path::new("..").join(&tmp_name), "l_rel");
@@ -276,8 +336,18 @@ out("left", ",".join(sorted(n for n in os.listdir(".") if n.startswith("hl_"))) 
 #[test]
 fn openat_dotdot_from_project() {
     each_mode(|case| {
-        let tmp_rel = case.host_tmp_secret.strip_prefix("/").unwrap().display().to_string();
-        let home_name = case.home().file_name().unwrap().to_string_lossy().into_owned();
+        let tmp_rel = case
+            .host_tmp_secret
+            .strip_prefix("/")
+            .unwrap()
+            .display()
+            .to_string();
+        let home_name = case
+            .home()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         case.python(&format!(
             r#"
 d = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
@@ -415,7 +485,10 @@ out("null_works", int(open("/dev/null", "w").write("x") == 1))
 #[test]
 fn sys_has_only_cpu_topology() {
     each_mode(|case| {
-        assert!(Path::new("/sys/devices/system/cpu").is_dir(), "host has no /sys/devices/system/cpu");
+        assert!(
+            Path::new("/sys/devices/system/cpu").is_dir(),
+            "host has no /sys/devices/system/cpu"
+        );
         case.python(
             r#"
 out("sys", ",".join(sorted(os.listdir("/sys"))))
@@ -477,7 +550,11 @@ fn proc_writes_refused() {
     knobs.sort();
     eprintln!("host /proc files writable by their owner: {knobs:?}");
     each_mode(|case| {
-        let list = knobs.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+        let list = knobs
+            .iter()
+            .map(|k| format!("{k:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let out = case.python(&format!(
             r#"
 out("hostname", err(os.open, "/proc/sys/kernel/hostname", os.O_WRONLY))
@@ -504,13 +581,25 @@ out("other_knobs", ",".join(bad) or "all-refused")
 /// empty inside, also for uid 0, which owns them.
 #[test]
 fn system_secret_files_empty() {
-    let present: Vec<&str> = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"]
-        .into_iter()
-        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
-        .collect();
-    assert!(!present.is_empty(), "this host has no non-empty /etc/shadow to check");
+    let present: Vec<&str> = [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/shadow-",
+        "/etc/gshadow-",
+    ]
+    .into_iter()
+    .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+    .collect();
+    assert!(
+        !present.is_empty(),
+        "this host has no non-empty /etc/shadow to check"
+    );
     each_mode(|case| {
-        let list = present.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+        let list = present
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         case.python(&format!(
             r#"
 sizes = []

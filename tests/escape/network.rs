@@ -71,27 +71,35 @@ impl Greeter {
     /// Control: a client on the host does get the greeting, so the server
     /// would notice (and the canary would show) if the sandbox got through.
     fn control(&mut self, got: &str) {
-        assert!(got.contains(&self.greeting), "control: the host server did not answer: {got:?}");
+        assert!(
+            got.contains(&self.greeting),
+            "control: the host server did not answer: {got:?}"
+        );
         self.controls += 1;
     }
 
     fn control_tcp(&mut self, addr: std::net::SocketAddr) {
         let s = std::net::TcpStream::connect(addr).expect("control: connect to the host server");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line).expect("control: read greeting");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line)
+            .expect("control: read greeting");
         self.control(&line);
     }
 
     fn control_unix(&mut self, s: std::os::unix::net::UnixStream) {
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line).expect("control: read greeting");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line)
+            .expect("control: read greeting");
         self.control(&line);
     }
 
     fn tcp(case: &mut Case, addr: &str) -> (Greeter, u16) {
-        let l = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind host server on {addr}: {e}"));
+        let l =
+            TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind host server on {addr}: {e}"));
         l.set_nonblocking(true).expect("nonblocking");
         let port = l.local_addr().expect("local addr").port();
         (Greeter::start(l, case.add_canary("greet")), port)
@@ -138,7 +146,10 @@ fn machine_ipv4() -> Ipv4Addr {
         let mut p = ifa;
         while !p.is_null() {
             let a = (*p).ifa_addr;
-            if !a.is_null() && (*a).sa_family as i32 == libc::AF_INET && (*p).ifa_flags & libc::IFF_UP as u32 != 0 {
+            if !a.is_null()
+                && (*a).sa_family as i32 == libc::AF_INET
+                && (*p).ifa_flags & libc::IFF_UP as u32 != 0
+            {
                 let sin = &*(a as *const libc::sockaddr_in);
                 let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
                 if !ip.is_loopback() && found.is_none() {
@@ -200,7 +211,9 @@ fn machine_address_unreachable() {
     each_mode(|mut case| {
         let (mut server, port) = Greeter::tcp(&mut case, "0.0.0.0:0");
         server.control_tcp((ip, port).into());
-        let out = case.python(&format!("{CONNECT}\nout('machine', connect(socket.AF_INET, ('{ip}', {port})))"));
+        let out = case.python(&format!(
+            "{CONNECT}\nout('machine', connect(socket.AF_INET, ('{ip}', {port})))"
+        ));
         let hits = server.finish();
         out.fields(&[("machine", ENETUNREACH)]);
         assert_eq!(hits, 0, "the host server was reached");
@@ -213,7 +226,9 @@ fn ipv6_loopback_unreachable() {
     each_mode(|mut case| {
         let (mut server, port) = Greeter::tcp(&mut case, "[::1]:0");
         server.control_tcp((std::net::Ipv6Addr::LOCALHOST, port).into());
-        let out = case.python(&format!("{CONNECT}\nout('v6', connect(socket.AF_INET6, ('::1', {port})))"));
+        let out = case.python(&format!(
+            "{CONNECT}\nout('v6', connect(socket.AF_INET6, ('::1', {port})))"
+        ));
         let hits = server.finish();
         out.fields(&[("v6", ECONNREFUSED)]);
         assert_eq!(hits, 0, "the host server was reached");
@@ -267,7 +282,9 @@ fn no_route_outside() {
         .lines()
         .filter_map(|l| {
             let hex = l.split_whitespace().next()?;
-            let bytes: Vec<u8> = (0..16).filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect();
+            let bytes: Vec<u8> = (0..16)
+                .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect();
             let a: [u8; 16] = bytes.try_into().ok()?;
             let ip = std::net::Ipv6Addr::from(a);
             // Link-local needs a scope; loopback is covered elsewhere.
@@ -282,10 +299,16 @@ fn no_route_outside() {
              out('public6', connect(socket.AF_INET6, ('2606:4700:4700::1111', 443)))\n"
         );
         for (i, a) in v6.iter().enumerate() {
-            code.push_str(&format!("out('machine6_{i}', connect(socket.AF_INET6, ('{a}', 22)))\n"));
+            code.push_str(&format!(
+                "out('machine6_{i}', connect(socket.AF_INET6, ('{a}', 22)))\n"
+            ));
         }
         let out = case.python(&code);
-        out.fields(&[("metadata", ENETUNREACH), ("public4", ENETUNREACH), ("public6", ENETUNREACH)]);
+        out.fields(&[
+            ("metadata", ENETUNREACH),
+            ("public4", ENETUNREACH),
+            ("public6", ENETUNREACH),
+        ]);
         for i in 0..v6.len() {
             out.fields(&[(&format!("machine6_{i}"), ENETUNREACH)]);
         }
@@ -446,9 +469,15 @@ fn host_abstract_unix_socket_unreachable() {
     use std::os::linux::net::SocketAddrExt;
     each_mode(|mut case| {
         let name = format!("guard-escape-{}", case.add_canary("abs"));
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract name");
-        let mut server = Greeter::unix(&mut case, UnixListener::bind_addr(&addr).expect("bind abstract socket"));
-        server.control_unix(std::os::unix::net::UnixStream::connect_addr(&addr).expect("control: connect"));
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .expect("abstract name");
+        let mut server = Greeter::unix(
+            &mut case,
+            UnixListener::bind_addr(&addr).expect("bind abstract socket"),
+        );
+        server.control_unix(
+            std::os::unix::net::UnixStream::connect_addr(&addr).expect("control: connect"),
+        );
         // The name itself is a canary: it must not be listed inside either.
         let out = case.python(&format!(
             "{CONNECT}\nout('abstract', connect(socket.AF_UNIX, '\\0{name}'))\n\
@@ -465,12 +494,18 @@ fn host_abstract_unix_socket_unreachable() {
 #[test]
 fn host_docker_socket_invisible() {
     each_mode(|mut case| {
-        let path = std::path::PathBuf::from(format!("/tmp/guard-escape-docker-{}.sock", case.add_canary("sock")));
+        let path = std::path::PathBuf::from(format!(
+            "/tmp/guard-escape-docker-{}.sock",
+            case.add_canary("sock")
+        ));
         let listener = UnixListener::bind(&path).expect("bind host socket");
         case.remove_on_drop(path.clone());
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod socket");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod socket");
         let mut server = Greeter::unix(&mut case, listener);
-        server.control_unix(std::os::unix::net::UnixStream::connect(&path).expect("control: connect"));
+        server.control_unix(
+            std::os::unix::net::UnixStream::connect(&path).expect("control: connect"),
+        );
         let out = case.python(&format!(
             "{CONNECT}\nout('docker', connect(socket.AF_UNIX, '{}'))\nout('run_docker', connect(socket.AF_UNIX, '/run/docker.sock'))",
             path.display()
@@ -490,11 +525,14 @@ fn ssh_agent_socket_unreachable() {
         let path = case.home().join(".ssh/agent.sock");
         std::fs::create_dir_all(path.parent().unwrap()).expect("mkdir .ssh");
         let listener = UnixListener::bind(&path).expect("bind agent socket");
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod socket");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod socket");
         case.env.own();
         case.set_env("SSH_AUTH_SOCK", &path.display().to_string());
         let mut server = Greeter::unix(&mut case, listener);
-        server.control_unix(std::os::unix::net::UnixStream::connect(&path).expect("control: connect"));
+        server.control_unix(
+            std::os::unix::net::UnixStream::connect(&path).expect("control: connect"),
+        );
         let out = case.python(&format!(
             "{CONNECT}\nout('var', os.environ.get('SSH_AUTH_SOCK', 'absent'))\nout('agent', connect(socket.AF_UNIX, '{}'))",
             path.display()

@@ -23,7 +23,11 @@ for k, v in sorted(os.environ.items()):
         out.fields(&[("var", "absent"), ("environ_read", "1")]);
         let sh = case.sh("env; echo ran=1");
         sh.ran();
-        assert!(!sh.stdout.contains(crate::support::ENV_CANARY_VAR), "variable passed in:\n{}", sh.stdout);
+        assert!(
+            !sh.stdout.contains(crate::support::ENV_CANARY_VAR),
+            "variable passed in:\n{}",
+            sh.stdout
+        );
     });
 }
 
@@ -91,11 +95,17 @@ for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
 #[test]
 fn proc_shows_only_sandbox_pids() {
     each_mode(|case| {
-        let mut host = std::process::Command::new("sleep").arg("30").spawn().expect("start a host process");
+        let mut host = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("start a host process");
         let runner = std::process::id();
         let hostpid = host.id();
         // Sandbox pids start at 1; a tiny host pid could collide by number.
-        assert!(runner > 64 && hostpid > 64, "host pids too small to tell apart: {runner} {hostpid}");
+        assert!(
+            runner > 64 && hostpid > 64,
+            "host pids too small to tell apart: {runner} {hostpid}"
+        );
         let out = case.python(&format!(
             r#"
 pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
@@ -119,7 +129,11 @@ for pid in pids:
             ("supervisor", ENOENT),
             ("supervisor_is_host_pid", "1"),
         ]);
-        assert!(!out.stdout.contains("setpriv") && !out.stdout.contains("/target/"), "host processes visible:\n{}", out.stdout);
+        assert!(
+            !out.stdout.contains("setpriv") && !out.stdout.contains("/target/"),
+            "host processes visible:\n{}",
+            out.stdout
+        );
     });
 }
 
@@ -138,7 +152,12 @@ fd = os.open("/proc/self/mem", os.O_RDONLY)
 out("self_mem", int(os.pread(fd, 9, ctypes.addressof(buf)) == b"selfcheck"))
 "#,
         )
-        .fields(&[("mem_ro", EACCES), ("mem_rw", EACCES), ("maps", EACCES), ("self_mem", "1")]);
+        .fields(&[
+            ("mem_ro", EACCES),
+            ("mem_rw", EACCES),
+            ("maps", EACCES),
+            ("self_mem", "1"),
+        ]);
     });
 }
 
@@ -181,7 +200,12 @@ out("via_thread_self", err(os.stat, "/proc/thread-self/root{home_secret}"))
 #[test]
 fn proc_cwd_leads_nowhere() {
     each_mode(|case| {
-        let name = case.host_tmp_secret.file_name().unwrap().to_string_lossy().into_owned();
+        let name = case
+            .host_tmp_secret
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let project = case.project().display().to_string();
         case.python(&format!(
             r#"

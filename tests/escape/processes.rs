@@ -67,7 +67,11 @@ out("readv_pid1", sc(310, 1, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
 os.kill(pid, 9)
 "#,
         )
-        .fields(&[("readv_child", EPERM), ("writev_child", EPERM), ("readv_pid1", EPERM)]);
+        .fields(&[
+            ("readv_child", EPERM),
+            ("writev_child", EPERM),
+            ("readv_pid1", EPERM),
+        ]);
     });
 }
 
@@ -77,9 +81,15 @@ os.kill(pid, 9)
 #[test]
 fn kill_host_pids() {
     each_mode(|case| {
-        let mut host = std::process::Command::new("sleep").arg("30").spawn().expect("start a host process");
+        let mut host = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("start a host process");
         let (runner, hostpid) = (std::process::id(), host.id());
-        assert!(runner > 64 && hostpid > 64, "host pids too small to tell apart: {runner} {hostpid}");
+        assert!(
+            runner > 64 && hostpid > 64,
+            "host pids too small to tell apart: {runner} {hostpid}"
+        );
         let out = case.python(&format!(
             r#"
 sup = int(open("/proc/1/cmdline", "rb").read().split(b"\0")[-2])
@@ -110,7 +120,10 @@ out("group", err(os.killpg, {hostpid}, 9))
 #[test]
 fn pidfd_open_host_pid() {
     each_mode(|case| {
-        let mut host = std::process::Command::new("sleep").arg("30").spawn().expect("start a host process");
+        let mut host = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("start a host process");
         let hostpid = host.id();
         let out = case.python(&format!(
             r#"
@@ -242,7 +255,8 @@ sys.exit(7)
             out.code,
             out.stderr
         );
-        out.fields(&[("open_fds", "0,1,2"), ("sockets", "none")]).expect_code(7);
+        out.fields(&[("open_fds", "0,1,2"), ("sockets", "none")])
+            .expect_code(7);
     });
 }
 
@@ -280,7 +294,11 @@ fn sysv_segment(key: i32, content: &str) -> i32 {
         let id = libc::shmget(key, 4096, libc::IPC_CREAT | 0o666);
         assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
         let p = libc::shmat(id, std::ptr::null(), 0);
-        assert!(p as isize != -1, "shmat: {}", std::io::Error::last_os_error());
+        assert!(
+            p as isize != -1,
+            "shmat: {}",
+            std::io::Error::last_os_error()
+        );
         let bytes = content.as_bytes();
         assert!(bytes.len() < 4096);
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), p as *mut u8, bytes.len());

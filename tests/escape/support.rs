@@ -52,13 +52,16 @@ impl Case {
         let env_canary = common::canary("env");
         let home_canary = common::canary("home");
         let tmp_canary = common::canary("tmp");
-        let home_secret = env.home.write("secret.txt", &format!("token={home_canary}\n"));
+        let home_secret = env
+            .home
+            .write("secret.txt", &format!("token={home_canary}\n"));
         let host_tmp_secret = PathBuf::from(format!(
             "/tmp/guard-escape-secret-{}-{}.txt",
             std::process::id(),
             tmp_canary
         ));
-        std::fs::write(&host_tmp_secret, format!("token={tmp_canary}\n")).expect("plant host /tmp canary");
+        std::fs::write(&host_tmp_secret, format!("token={tmp_canary}\n"))
+            .expect("plant host /tmp canary");
         // World-readable: if the sandbox could see it, it could read it.
         std::fs::set_permissions(&host_tmp_secret, std::fs::Permissions::from_mode(0o644))
             .expect("chmod host /tmp canary");
@@ -174,7 +177,11 @@ impl Case {
     /// writing on a read-only mount: the kernel checks permissions before
     /// the mount, so uid 0 (which owns it) gets EROFS and anyone else EACCES.
     pub fn root_file_write_errno(&self) -> &'static str {
-        if self.sandbox_uid() == 0 { errno::EROFS } else { errno::EACCES }
+        if self.sandbox_uid() == 0 {
+            errno::EROFS
+        } else {
+            errno::EACCES
+        }
     }
 
     /// Compile a C snippet (after [`C_PRELUDE`]) with `cc` inside the
@@ -186,7 +193,11 @@ impl Case {
         let out = self.sh(&format!(
             "cc -O0 -Wall -Wno-unused-function -o ./attack attack.c || {{ echo compile-failed; exit 99; }}\n./attack\n{then}"
         ));
-        assert!(!out.stdout.contains("compile-failed"), "the C snippet did not compile:\n{}", out.all());
+        assert!(
+            !out.stdout.contains("compile-failed"),
+            "the C snippet did not compile:\n{}",
+            out.all()
+        );
         out.ran();
         out
     }
@@ -255,8 +266,12 @@ impl Expect for Outcome {
 
     #[track_caller]
     fn get(&self, key: &str) -> String {
-        self.field(key)
-            .unwrap_or_else(|| panic!("no {key}= line\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr))
+        self.field(key).unwrap_or_else(|| {
+            panic!(
+                "no {key}= line\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -334,8 +349,15 @@ __attribute__((constructor)) static void ran(void) { out("ran", 1); }
 pub fn host_pids_with(marker: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     let me = std::process::id();
-    for entry in std::fs::read_dir("/proc").expect("read host /proc").flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+    for entry in std::fs::read_dir("/proc")
+        .expect("read host /proc")
+        .flatten()
+    {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {

@@ -61,7 +61,11 @@ out("bad_flags", sc(323, 0xffff)[1])                # kernel: EINVAL
 out("dev_node", err(os.stat, "/dev/userfaultfd"))
 "#,
         )
-        .fields(&[("user_only", EPERM), ("bad_flags", EPERM), ("dev_node", ENOENT)]);
+        .fields(&[
+            ("user_only", EPERM),
+            ("bad_flags", EPERM),
+            ("dev_node", ENOENT),
+        ]);
     });
 }
 
@@ -114,7 +118,9 @@ fn host_key(uid: u32, desc: &str, payload: &str) -> i64 {
         assert!(pid >= 0, "fork");
         if pid == 0 {
             let u = uid as libc::c_long;
-            if libc::syscall(libc::SYS_setresgid, u, u, u) != 0 || libc::syscall(libc::SYS_setresuid, u, u, u) != 0 {
+            if libc::syscall(libc::SYS_setresgid, u, u, u) != 0
+                || libc::syscall(libc::SYS_setresuid, u, u, u) != 0
+            {
                 libc::_exit(2);
             }
             let serial: i64 = libc::syscall(
@@ -128,14 +134,22 @@ fn host_key(uid: u32, desc: &str, payload: &str) -> i64 {
             if serial < 0 {
                 libc::_exit(3);
             }
-            libc::syscall(libc::SYS_keyctl, 15 as libc::c_long, serial, 60 as libc::c_long); // KEYCTL_SET_TIMEOUT
+            libc::syscall(
+                libc::SYS_keyctl,
+                15 as libc::c_long,
+                serial,
+                60 as libc::c_long,
+            ); // KEYCTL_SET_TIMEOUT
             libc::write(pipe[1], (&serial as *const i64).cast(), 8);
             libc::_exit(0);
         }
         libc::close(pipe[1]);
         let mut status = 0;
         libc::waitpid(pid, &mut status, 0);
-        assert_eq!(status, 0, "adding the host key as uid {uid} failed (status {status:#x})");
+        assert_eq!(
+            status, 0,
+            "adding the host key as uid {uid} failed (status {status:#x})"
+        );
         let mut serial = 0i64;
         assert_eq!(libc::read(pipe[0], (&mut serial as *mut i64).cast(), 8), 8);
         libc::close(pipe[0]);
@@ -167,7 +181,11 @@ out("finit_module", sc(313, fd, b"", 0)[1])
 out("delete_module", sc(176, b"guard_escape_nonexistent", 0)[1])
 "#,
         )
-        .fields(&[("init_module", EPERM), ("finit_module", EPERM), ("delete_module", EPERM)]);
+        .fields(&[
+            ("init_module", EPERM),
+            ("finit_module", EPERM),
+            ("delete_module", EPERM),
+        ]);
     });
 }
 
@@ -219,7 +237,11 @@ int main(int argc, char **argv) {
             "./attack 20; echo getpid=$?\n./attack 310 268435456; echo unshare=$?\n./attack 39 0; echo mkdir=$?",
         );
         out.fields(&[("getpid", "159"), ("unshare", "159"), ("mkdir", "159")]);
-        assert!(out.field("returned").is_none(), "an int 0x80 call returned:\n{}", out.all());
+        assert!(
+            out.field("returned").is_none(),
+            "an int 0x80 call returned:\n{}",
+            out.all()
+        );
     });
 }
 
@@ -312,6 +334,12 @@ out("unshare", sc(272, 0x10000000)[1])
 out("ptrace", sc(101, 16, 1, 0, 0)[1])
 "#,
         )
-        .fields(&[("install", "0"), ("filters", "2"), ("bpf", EPERM), ("unshare", EPERM), ("ptrace", EPERM)]);
+        .fields(&[
+            ("install", "0"),
+            ("filters", "2"),
+            ("bpf", EPERM),
+            ("unshare", EPERM),
+            ("ptrace", EPERM),
+        ]);
     });
 }

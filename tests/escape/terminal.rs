@@ -30,20 +30,32 @@ fn open_pty() -> Pty {
     // SAFETY: standard pty allocation; every pointer passed is valid for
     // the call, and the descriptors are owned by the returned value.
     unsafe {
-        let m = check(libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY), "posix_openpt");
+        let m = check(
+            libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY),
+            "posix_openpt",
+        );
         let master = OwnedFd::from_raw_fd(m);
         check(libc::grantpt(m), "grantpt");
         check(libc::unlockpt(m), "unlockpt");
         let mut name = [0 as libc::c_char; 128];
-        check(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), "ptsname_r");
-        let s = check(libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY), "open pty slave");
+        check(
+            libc::ptsname_r(m, name.as_mut_ptr(), name.len()),
+            "ptsname_r",
+        );
+        let s = check(
+            libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY),
+            "open pty slave",
+        );
         let slave = OwnedFd::from_raw_fd(s);
         let mut t: libc::termios = std::mem::zeroed();
         check(libc::tcgetattr(s, &mut t), "tcgetattr");
         libc::cfmakeraw(&mut t);
         check(libc::tcsetattr(s, libc::TCSANOW, &t), "tcsetattr");
         let flags = libc::fcntl(m, libc::F_GETFL);
-        check(libc::fcntl(m, libc::F_SETFL, flags | libc::O_NONBLOCK), "nonblocking master");
+        check(
+            libc::fcntl(m, libc::F_SETFL, flags | libc::O_NONBLOCK),
+            "nonblocking master",
+        );
         Pty { master, slave }
     }
 }
@@ -66,7 +78,9 @@ fn drain(master: &OwnedFd, into: &mut Vec<u8>) {
 fn on_pty(mut cmd: Command) -> (String, i32, i32) {
     let pty = open_pty();
     let dup = |fd: &OwnedFd| fd.try_clone().expect("dup pty slave");
-    cmd.stdin(dup(&pty.slave)).stdout(dup(&pty.slave)).stderr(dup(&pty.slave));
+    cmd.stdin(dup(&pty.slave))
+        .stdout(dup(&pty.slave))
+        .stderr(dup(&pty.slave));
     // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the slave.
     unsafe {
         cmd.pre_exec(|| {
@@ -87,17 +101,29 @@ fn on_pty(mut cmd: Command) -> (String, i32, i32) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("no exit under the pty:\n{}", String::from_utf8_lossy(&transcript));
+            panic!(
+                "no exit under the pty:\n{}",
+                String::from_utf8_lossy(&transcript)
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     drain(&pty.master, &mut transcript);
     let mut pending: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
-    check(unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::FIONREAD, &mut pending) }, "FIONREAD");
+    check(
+        unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::FIONREAD, &mut pending) },
+        "FIONREAD",
+    );
     use std::os::unix::process::ExitStatusExt;
-    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    (String::from_utf8_lossy(&transcript).into_owned(), code, pending)
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    (
+        String::from_utf8_lossy(&transcript).into_owned(),
+        code,
+        pending,
+    )
 }
 
 /// Run the Python snippet under guard on a pty that is guard's controlling
@@ -150,9 +176,16 @@ fn tiocsti_refused_nothing_injected() {
         // Control: without guard the same call does inject, and the harness
         // sees it.
         let mut c = Command::new("/usr/bin/python3");
-        c.args(["-c", "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSTI, b'Q')"]);
+        c.args([
+            "-c",
+            "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSTI, b'Q')",
+        ]);
         let (transcript, code, queued) = on_pty(c);
-        assert_eq!((code, queued), (0, 1), "control: TIOCSTI outside guard did not inject: {transcript}");
+        assert_eq!(
+            (code, queued),
+            (0, 1),
+            "control: TIOCSTI outside guard did not inject: {transcript}"
+        );
     }
     each_mode(|case| {
         let (out, queued) = under_pty(
@@ -174,7 +207,11 @@ out("pending", pending())
             ("devtty", EPERM),
             ("pending", EAGAIN),
         ]);
-        assert_eq!(queued, 0, "bytes were injected into the terminal's input:\n{}", out.stdout);
+        assert_eq!(
+            queued, 0,
+            "bytes were injected into the terminal's input:\n{}",
+            out.stdout
+        );
     });
 }
 
@@ -201,7 +238,11 @@ out("pending", pending())
             ("high_all", EPERM),
             ("pending", EAGAIN),
         ]);
-        assert_eq!(queued, 0, "bytes were injected into the terminal's input:\n{}", out.stdout);
+        assert_eq!(
+            queued, 0,
+            "bytes were injected into the terminal's input:\n{}",
+            out.stdout
+        );
     });
 }
 
@@ -229,6 +270,10 @@ out("pending", pending())
             ("high", EPERM),
             ("pending", EAGAIN),
         ]);
-        assert_eq!(queued, 0, "bytes were injected into the terminal's input:\n{}", out.stdout);
+        assert_eq!(
+            queued, 0,
+            "bytes were injected into the terminal's input:\n{}",
+            out.stdout
+        );
     });
 }

@@ -303,18 +303,28 @@ out("usr_still_ro", err(os.open, "/usr/guard-escape", os.O_WRONLY | os.O_CREAT, 
 #[test]
 fn nested_user_namespace_refused() {
     each_mode(|case| {
-        let out = case.sh(
-            r#"
+        let out = case.sh(r#"
 command -v unshare >/dev/null && echo ran=1
 unshare --user --map-root-user --mount sh -c 'echo inside=1; id -u'
 echo status=$?
 grep CapEff /proc/self/status
-"#,
-        );
+"#);
         out.ran().fields(&[("status", "1")]);
-        assert!(out.field("inside").is_none(), "a nested user namespace was created:\n{}", out.all());
-        assert!(out.stderr.contains("Operation not permitted"), "{}", out.all());
-        assert!(out.stdout.contains("CapEff:\t0000000000000000"), "{}", out.all());
+        assert!(
+            out.field("inside").is_none(),
+            "a nested user namespace was created:\n{}",
+            out.all()
+        );
+        assert!(
+            out.stderr.contains("Operation not permitted"),
+            "{}",
+            out.all()
+        );
+        assert!(
+            out.stdout.contains("CapEff:\t0000000000000000"),
+            "{}",
+            out.all()
+        );
     });
 }
 
