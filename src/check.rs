@@ -71,8 +71,8 @@ pub fn run() -> Result<i32> {
     let e2e = (|| -> Result<i32> {
         let dir = std::env::temp_dir().join(format!("guard-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io("create", &dir, e))?;
-        let plan = crate::app::default_plan(&dir);
-        let result = plan.and_then(|p| crate::sandbox::launch(&p));
+        let result = crate::sandbox::spawn()
+            .and_then(|pending| crate::app::default_plan(&dir).and_then(|p| pending.run(&p)));
         let _ = std::fs::remove_dir(&dir);
         result
     })();
@@ -80,13 +80,23 @@ pub fn run() -> Result<i32> {
         "full sandbox",
         match e2e {
             Ok(0) => Ok("`true` ran inside a complete sandbox".into()),
-            Ok(code) => Err((format!("`true` exited with {code}"), "run `guard -v run -- true` to see why".into())),
-            Err(e) => Err((e.to_string(), e.hint().unwrap_or("see the message above").to_string())),
+            Ok(code) => Err((
+                format!("`true` exited with {code}"),
+                "run `guard -v run -- true` to see why".into(),
+            )),
+            Err(e) => Err((
+                e.to_string(),
+                e.hint().unwrap_or("see the message above").to_string(),
+            )),
         },
     );
     println!(
         "\nisolation level: {}",
-        if ok { "full (namespaces + Landlock + seccomp)" } else { "incomplete: guard run will refuse to start" }
+        if ok {
+            "full (namespaces + Landlock + seccomp)"
+        } else {
+            "incomplete: guard run will refuse to start"
+        }
     );
     Ok(if ok { 0 } else { 1 })
 }

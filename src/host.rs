@@ -106,28 +106,35 @@ pub fn find_project(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
     Ok(cwd.to_path_buf())
 }
 
-/// Expand a trailing-component glob (`*`, `?`) against the directory
-/// listing. Paths without glob characters are returned as they are.
+/// Expand glob characters (`*`, `?`) in any component against the
+/// directory listings. Paths without glob characters are returned as they are.
 pub fn expand_glob(path: &Path) -> Vec<PathBuf> {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return vec![path.to_path_buf()];
-    };
-    if !name.contains(['*', '?']) {
+    if !path.to_string_lossy().contains(['*', '?']) {
         return vec![path.to_path_buf()];
     }
-    let Some(parent) = path.parent() else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| glob_match(name, &e.file_name().to_string_lossy()))
-        .map(|e| e.path())
-        .collect();
-    out.sort();
-    out
+    let mut current = vec![PathBuf::from("/")];
+    for comp in path.components().skip(1) {
+        let name = comp.as_os_str().to_string_lossy();
+        let mut next = Vec::new();
+        for base in &current {
+            if !name.contains(['*', '?']) {
+                next.push(base.join(&*name));
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(base) else {
+                continue;
+            };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| glob_match(&name, &e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .collect();
+            found.sort();
+            next.extend(found);
+        }
+        current = next;
+    }
+    current
 }
 
 /// Minimal glob: `*` any run of characters, `?` one character.
@@ -184,6 +191,17 @@ pub fn cap_last_cap() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glob_in_middle_component() {
+        let d = std::env::temp_dir().join(format!("guard-glob-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("mods/a/hooks")).unwrap();
+        std::fs::create_dir_all(d.join("mods/b")).unwrap();
+        let found = expand_glob(&d.join("mods/*/hooks"));
+        // Non-glob tails are kept even when missing (the caller stats them).
+        assert_eq!(found, [d.join("mods/a/hooks"), d.join("mods/b/hooks")]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn glob() {

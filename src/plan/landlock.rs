@@ -77,8 +77,9 @@ pub fn rules(policy: &Policy) -> Vec<LandlockRule> {
         let access = match g.access {
             Access::ReadOnly => ReadExec,
             Access::ReadWrite => ReadWrite,
-            // Hidden paths are empty mounts; they need no rule.
-            Access::Hidden => continue,
+            // Hidden paths are empty mounts, protected ones read-only mounts
+            // inside a granted tree: neither needs a rule of its own.
+            Access::Hidden | Access::Protected => continue,
         };
         out.push(rule(&g.path, access, dir));
     }

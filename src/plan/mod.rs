@@ -26,19 +26,27 @@ pub struct Plan {
     /// are allowed.
     pub landlock_min_abi: i32,
     pub allow_ptrace: bool,
+    /// The compiled seccomp program (see `seccomp::table`).
+    pub seccomp: Vec<seccomp::Insn>,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
     pub cap_last_cap: u32,
     pub allow_degraded: bool,
+    pub max_processes: u64,
 }
 
 /// Landlock ABI whose features the policy relies on: 6 adds scoping of
 /// abstract unix sockets and signals.
 pub const LANDLOCK_REQUIRED_ABI: i32 = 6;
 
-pub fn build(policy: &Policy, cap_last_cap: u32) -> Plan {
-    Plan {
+pub fn build(policy: &Policy, cap_last_cap: u32) -> crate::Result<Plan> {
+    let seccomp = seccomp::compile(policy.allow_ptrace).map_err(|e| crate::Error::Unsupported {
+        what: "seccomp".into(),
+        cause: e,
+        hint: Some("guard supports x86_64, aarch64 and riscv64".into()),
+    })?;
+    Ok(Plan {
         uid: policy.uid,
         gid: policy.gid,
         hostname: "guard".into(),
@@ -46,10 +54,12 @@ pub fn build(policy: &Policy, cap_last_cap: u32) -> Plan {
         landlock: self::landlock::rules(policy),
         landlock_min_abi: LANDLOCK_REQUIRED_ABI,
         allow_ptrace: policy.allow_ptrace,
+        seccomp: seccomp.iter().map(seccomp::Insn::from).collect(),
         argv: policy.command.clone(),
         env: policy.env.clone(),
         cwd: policy.cwd.clone(),
         cap_last_cap,
         allow_degraded: policy.allow_degraded,
-    }
+        max_processes: policy.max_processes,
+    })
 }

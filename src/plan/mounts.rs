@@ -32,16 +32,34 @@ pub enum MountOp {
     },
     /// Make an already-mounted path inside the sandbox read-only (skipped if
     /// it does not exist).
-    ReadOnly { dst: PathBuf },
+    ReadOnly {
+        dst: PathBuf,
+    },
+    /// Bind a path onto itself, keeping its access: a mount point cannot be
+    /// renamed or removed (EBUSY), so the protected paths below it stay put.
+    Pin {
+        dst: PathBuf,
+    },
     /// Replace a file with an empty read-only file (skipped if missing).
-    HideFile { dst: PathBuf },
+    HideFile {
+        dst: PathBuf,
+    },
     /// Replace a directory with an empty read-only directory.
-    HideDir { dst: PathBuf },
-    Proc { dst: PathBuf },
+    HideDir {
+        dst: PathBuf,
+    },
+    Proc {
+        dst: PathBuf,
+    },
     /// A new devpts instance (its own ptmx), so programs can open ptys
     /// without seeing the host's.
-    Devpts { dst: PathBuf },
-    Symlink { target: PathBuf, dst: PathBuf },
+    Devpts {
+        dst: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        dst: PathBuf,
+    },
 }
 
 impl MountOp {
@@ -50,6 +68,7 @@ impl MountOp {
             MountOp::Tmpfs { dst, .. }
             | MountOp::Bind { dst, .. }
             | MountOp::ReadOnly { dst }
+            | MountOp::Pin { dst }
             | MountOp::HideFile { dst }
             | MountOp::HideDir { dst }
             | MountOp::Proc { dst }
@@ -63,7 +82,7 @@ impl MountOp {
         match self {
             MountOp::Tmpfs { .. } => 0,
             MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
-            MountOp::Devpts { .. } => 1,
+            MountOp::Devpts { .. } | MountOp::Pin { .. } => 1,
             MountOp::ReadOnly { .. } | MountOp::HideFile { .. } | MountOp::HideDir { .. } => 2,
         }
     }
@@ -71,11 +90,19 @@ impl MountOp {
     /// One line for `guard explain`.
     pub fn describe(&self) -> String {
         match self {
-            MountOp::Tmpfs { dst, mode, ro_after } => format!(
+            MountOp::Tmpfs {
+                dst,
+                mode,
+                ro_after,
+            } => format!(
                 "tmpfs    {} (mode {:o}{})",
                 dst.display(),
                 mode,
-                if *ro_after { ", read-only after setup" } else { "" }
+                if *ro_after {
+                    ", read-only after setup"
+                } else {
+                    ""
+                }
             ),
             MountOp::Bind {
                 src,
@@ -85,7 +112,11 @@ impl MountOp {
                 optional,
                 ..
             } => {
-                let mut s = format!("bind {}  {}", if *writable { "rw" } else { "ro" }, dst.display());
+                let mut s = format!(
+                    "bind {}  {}",
+                    if *writable { "rw" } else { "ro" },
+                    dst.display()
+                );
                 if src != dst {
                     s.push_str(&format!(" <- {}", src.display()));
                 }
@@ -98,6 +129,7 @@ impl MountOp {
                 s
             }
             MountOp::ReadOnly { dst } => format!("readonly {}", dst.display()),
+            MountOp::Pin { dst } => format!("pin      {}", dst.display()),
             MountOp::HideFile { dst } => format!("hide     {} (empty file)", dst.display()),
             MountOp::HideDir { dst } => format!("hide     {} (empty dir)", dst.display()),
             MountOp::Proc { dst } => format!("proc     {}", dst.display()),
@@ -195,14 +227,35 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         // $HOME exists but is empty and private, except granted paths.
         tmpfs(&policy.home, 0o700, false),
     ];
+    let mut pinned = std::collections::BTreeSet::new();
     for g in &policy.grants {
+        if g.access == Access::Protected {
+            // Ancestors between the project root (already a mount) and the
+            // protected path: `mv .git .git.old` must fail, or the agent
+            // could build a fresh .git/hooks next to the protected one.
+            let mut dir = g.path.parent();
+            while let Some(d) = dir {
+                if !d.starts_with(&policy.project) || d == policy.project {
+                    break;
+                }
+                pinned.insert(d.to_path_buf());
+                dir = d.parent();
+            }
+        }
         let op = match (&g.kind, g.access) {
             (GrantKind::Symlink { target }, _) => MountOp::Symlink {
                 target: target.clone(),
                 dst: g.path.clone(),
             },
-            (GrantKind::Dir, Access::Hidden) => MountOp::HideDir { dst: g.path.clone() },
-            (GrantKind::File, Access::Hidden) => MountOp::HideFile { dst: g.path.clone() },
+            (GrantKind::Dir, Access::Hidden) => MountOp::HideDir {
+                dst: g.path.clone(),
+            },
+            (GrantKind::File, Access::Hidden) => MountOp::HideFile {
+                dst: g.path.clone(),
+            },
+            (_, Access::Protected) => MountOp::ReadOnly {
+                dst: g.path.clone(),
+            },
             (kind, access) => MountOp::Bind {
                 src: g.path.clone(),
                 dst: g.path.clone(),
@@ -214,6 +267,7 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         };
         rest.push(op);
     }
+    rest.extend(pinned.into_iter().map(|dst| MountOp::Pin { dst }));
     rest.sort_by(|a, b| {
         a.dst()
             .components()
@@ -242,9 +296,11 @@ mod tests {
             grants,
             env: vec![],
             env_removed: vec![],
+            absent_protected: vec![],
             command: vec!["true".into()],
             allow_ptrace: false,
             allow_degraded: false,
+            max_processes: 100,
         }
     }
 
@@ -260,7 +316,13 @@ mod tests {
     #[test]
     fn exact_order_for_a_project_in_home() {
         let pol = policy(vec![
-            grant("/bin", Access::ReadOnly, GrantKind::Symlink { target: p("usr/bin") }),
+            grant(
+                "/bin",
+                Access::ReadOnly,
+                GrantKind::Symlink {
+                    target: p("usr/bin"),
+                },
+            ),
             grant("/etc", Access::ReadOnly, GrantKind::Dir),
             grant("/etc/shadow", Access::Hidden, GrantKind::File),
             grant("/home/u/.gitconfig", Access::ReadOnly, GrantKind::File),
@@ -269,7 +331,10 @@ mod tests {
             grant("/usr", Access::ReadOnly, GrantKind::Dir),
         ]);
         let ops = mount_ops(&pol);
-        let tail: Vec<String> = ops[skeleton().len()..].iter().map(|o| o.describe()).collect();
+        let tail: Vec<String> = ops[skeleton().len()..]
+            .iter()
+            .map(|o| o.describe())
+            .collect();
         assert_eq!(
             tail,
             [
@@ -297,6 +362,40 @@ mod tests {
     }
 
     #[test]
+    fn protected_paths_pin_their_ancestors() {
+        let pol = policy(vec![
+            grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
+            grant(
+                "/home/u/src/app/.git/config",
+                Access::Protected,
+                GrantKind::File,
+            ),
+            grant(
+                "/home/u/src/app/.git/hooks",
+                Access::Protected,
+                GrantKind::Dir,
+            ),
+        ]);
+        let ops = mount_ops(&pol);
+        let tail: Vec<String> = ops[skeleton().len()..]
+            .iter()
+            .map(|o| o.describe())
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "tmpfs    /home/u (mode 700)",
+                "bind rw  /home/u/src/app",
+                "pin      /home/u/src/app/.git",
+                "readonly /home/u/src/app/.git/config",
+                "readonly /home/u/src/app/.git/hooks",
+                "tmpfs    /tmp (mode 1777)",
+                "tmpfs    /var/tmp (mode 1777)",
+            ]
+        );
+    }
+
+    #[test]
     fn skeleton_order() {
         let d: Vec<String> = skeleton().iter().map(|o| o.describe()).collect();
         assert_eq!(d[0], "tmpfs    /dev (mode 755)");
@@ -305,6 +404,9 @@ mod tests {
         let proc_at = d.iter().position(|l| l == "proc     /proc").unwrap();
         let ro_sys = d.iter().position(|l| l == "readonly /proc/sys").unwrap();
         assert!(proc_at < ro_sys);
-        assert_eq!(d.last().unwrap(), "bind ro  /sys/devices/system/cpu (if present)");
+        assert_eq!(
+            d.last().unwrap(),
+            "bind ro  /sys/devices/system/cpu (if present)"
+        );
     }
 }

@@ -11,7 +11,28 @@
 //!
 //! The table is data; [`compile`] turns it into BPF with seccompiler.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// One BPF instruction, in a form that crosses the control socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Insn(pub u16, pub u8, pub u8, pub u32);
+
+impl From<&seccompiler::sock_filter> for Insn {
+    fn from(f: &seccompiler::sock_filter) -> Self {
+        Insn(f.code, f.jt, f.jf, f.k)
+    }
+}
+
+impl Insn {
+    pub fn to_sock_filter(self) -> seccompiler::sock_filter {
+        seccompiler::sock_filter {
+            code: self.0,
+            jt: self.1,
+            jf: self.2,
+            k: self.3,
+        }
+    }
+}
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,25 +98,60 @@ pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
         })
     };
 
-    add("ioctl", libc::SYS_ioctl, IoctlRequest(TIOCSTI), "TIOCSTI pushes keystrokes into the user's terminal");
-    add("ioctl", libc::SYS_ioctl, IoctlRequest(TIOCLINUX), "TIOCLINUX can paste the console selection as input");
+    add(
+        "ioctl",
+        libc::SYS_ioctl,
+        IoctlRequest(TIOCSTI),
+        "TIOCSTI pushes keystrokes into the user's terminal",
+    );
+    add(
+        "ioctl",
+        libc::SYS_ioctl,
+        IoctlRequest(TIOCLINUX),
+        "TIOCLINUX can paste the console selection as input",
+    );
 
     for (name, nr) in [
         ("io_uring_setup", libc::SYS_io_uring_setup),
         ("io_uring_enter", libc::SYS_io_uring_enter),
         ("io_uring_register", libc::SYS_io_uring_register),
     ] {
-        add(name, nr, Always, "io_uring bypasses seccomp for the operations it performs and is a frequent source of kernel bugs");
+        add(
+            name,
+            nr,
+            Always,
+            "io_uring bypasses seccomp for the operations it performs and is a frequent source of kernel bugs",
+        );
     }
-    add("bpf", libc::SYS_bpf, Always, "eBPF programs are kernel attack surface");
-    add("perf_event_open", libc::SYS_perf_event_open, Always, "perf events leak kernel addresses and are attack surface");
-    add("userfaultfd", libc::SYS_userfaultfd, Always, "userfaultfd makes kernel race exploits reliable");
+    add(
+        "bpf",
+        libc::SYS_bpf,
+        Always,
+        "eBPF programs are kernel attack surface",
+    );
+    add(
+        "perf_event_open",
+        libc::SYS_perf_event_open,
+        Always,
+        "perf events leak kernel addresses and are attack surface",
+    );
+    add(
+        "userfaultfd",
+        libc::SYS_userfaultfd,
+        Always,
+        "userfaultfd makes kernel race exploits reliable",
+    );
     for (name, nr) in [
         ("keyctl", libc::SYS_keyctl),
         ("add_key", libc::SYS_add_key),
         ("request_key", libc::SYS_request_key),
     ] {
-        add(name, nr, Always, "kernel keyrings are not namespaced: the user's keys live there");
+        add(
+            name,
+            nr,
+            Always,
+            "kernel keyrings are not namespaced: the user's keys live there",
+        );
     }
     for (name, nr) in [
         ("kexec_load", libc::SYS_kexec_load),
@@ -122,33 +178,103 @@ pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
         ("mount_setattr", libc::SYS_mount_setattr),
         ("open_tree_attr", 467),
     ] {
-        add(name, nr, Always, "changing mounts could uncover what the sandbox's view hides");
+        add(
+            name,
+            nr,
+            Always,
+            "changing mounts could uncover what the sandbox's view hides",
+        );
     }
-    add("pivot_root", libc::SYS_pivot_root, Always, "changing the root could uncover the host's filesystem");
-    add("chroot", libc::SYS_chroot, Always, "no use inside; a classic step in escapes");
-    add("setns", libc::SYS_setns, Always, "joining another namespace leaves the sandbox");
-    add("unshare", libc::SYS_unshare, Arg0AnyBit(NS_FLAGS | CLONE_NEWTIME), "new namespaces would regain capabilities over a fresh view");
-    add("clone", libc::SYS_clone, Arg0AnyBit(NS_FLAGS), "new namespaces would regain capabilities over a fresh view");
+    add(
+        "pivot_root",
+        libc::SYS_pivot_root,
+        Always,
+        "changing the root could uncover the host's filesystem",
+    );
+    add(
+        "chroot",
+        libc::SYS_chroot,
+        Always,
+        "no use inside; a classic step in escapes",
+    );
+    add(
+        "setns",
+        libc::SYS_setns,
+        Always,
+        "joining another namespace leaves the sandbox",
+    );
+    add(
+        "unshare",
+        libc::SYS_unshare,
+        Arg0AnyBit(NS_FLAGS | CLONE_NEWTIME),
+        "new namespaces would regain capabilities over a fresh view",
+    );
+    add(
+        "clone",
+        libc::SYS_clone,
+        Arg0AnyBit(NS_FLAGS),
+        "new namespaces would regain capabilities over a fresh view",
+    );
     if !allow_ptrace {
         for (name, nr) in [
             ("ptrace", libc::SYS_ptrace),
             ("process_vm_readv", libc::SYS_process_vm_readv),
             ("process_vm_writev", libc::SYS_process_vm_writev),
         ] {
-            add(name, nr, Always, "reading or steering another process's memory (the profile may allow it for debuggers)");
+            add(
+                name,
+                nr,
+                Always,
+                "reading or steering another process's memory (the profile may allow it for debuggers)",
+            );
         }
-        add("pidfd_getfd", libc::SYS_pidfd_getfd, Always, "stealing another process's file descriptors");
+        add(
+            "pidfd_getfd",
+            libc::SYS_pidfd_getfd,
+            Always,
+            "stealing another process's file descriptors",
+        );
     }
-    add("personality", libc::SYS_personality, Arg0NotIn(PERSONALITY_OK), "non-default personalities disable ASLR or change syscall semantics");
-    add("socket", libc::SYS_socket, Arg0NotIn(SOCKET_FAMILIES_OK), "packet, raw and exotic socket families are kernel surface with no use here");
+    add(
+        "personality",
+        libc::SYS_personality,
+        Arg0NotIn(PERSONALITY_OK),
+        "non-default personalities disable ASLR or change syscall semantics",
+    );
+    add(
+        "socket",
+        libc::SYS_socket,
+        Arg0NotIn(SOCKET_FAMILIES_OK),
+        "packet, raw and exotic socket families are kernel surface with no use here",
+    );
     // Netlink sockets are SOCK_RAW too (getifaddrs needs them): raw is
     // refused for IP families only.
     for family in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
-        add("socket", libc::SYS_socket, SocketFamilyType(family, libc::SOCK_RAW as u64), "raw IP sockets craft arbitrary packets");
-        add("socket", libc::SYS_socket, SocketFamilyType(family, 10 /* SOCK_PACKET */), "packet sockets see raw frames");
+        add(
+            "socket",
+            libc::SYS_socket,
+            SocketFamilyType(family, libc::SOCK_RAW as u64),
+            "raw IP sockets craft arbitrary packets",
+        );
+        add(
+            "socket",
+            libc::SYS_socket,
+            SocketFamilyType(family, 10 /* SOCK_PACKET */),
+            "packet sockets see raw frames",
+        );
     }
-    add("open_by_handle_at", libc::SYS_open_by_handle_at, Always, "opens files by handle, bypassing the path-based view");
-    add("name_to_handle_at", libc::SYS_name_to_handle_at, Always, "paired with open_by_handle_at");
+    add(
+        "open_by_handle_at",
+        libc::SYS_open_by_handle_at,
+        Always,
+        "opens files by handle, bypassing the path-based view",
+    );
+    add(
+        "name_to_handle_at",
+        libc::SYS_name_to_handle_at,
+        Always,
+        "paired with open_by_handle_at",
+    );
     for (name, nr) in [
         ("swapon", libc::SYS_swapon),
         ("swapoff", libc::SYS_swapoff),
@@ -161,7 +287,12 @@ pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
         ("clock_settime", libc::SYS_clock_settime),
         ("fanotify_init", libc::SYS_fanotify_init),
     ] {
-        add(name, nr, Always, "host administration with no use inside the sandbox");
+        add(
+            name,
+            nr,
+            Always,
+            "host administration with no use inside the sandbox",
+        );
     }
     #[cfg(target_arch = "x86_64")]
     for (name, nr) in [
@@ -204,9 +335,11 @@ pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, Stri
             Match::Always => vec![],
             Match::IoctlRequest(req) => vec![Cond::new(1, Len::Dword, Op::Eq, req).map_err(err)?],
             Match::Arg0AnyBit(bits) => {
-                // One rule per bit: rules are OR-ed, conditions AND-ed.
-                for bit in (0..64).map(|b| 1u64 << b).filter(|b| bits & b != 0) {
-                    let c = Cond::new(0, Len::Qword, Op::MaskedEq(bit), bit).map_err(err)?;
+                // One rule per bit: rules are OR-ed, conditions AND-ed. All
+                // namespace flags live in the low 32 bits, which a Dword
+                // compare reads (half the instructions of a Qword one).
+                for bit in (0..32).map(|b| 1u64 << b).filter(|b| bits & b != 0) {
+                    let c = Cond::new(0, Len::Dword, Op::MaskedEq(bit), bit).map_err(err)?;
                     rules
                         .entry(r.nr)
                         .or_default()
@@ -250,7 +383,7 @@ pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, Stri
 /// gets ENOSYS.
 fn abi_guard(arch: seccompiler::TargetArch) -> Vec<seccompiler::sock_filter> {
     use seccompiler::sock_filter;
-    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x05 | 0x10;
     const JGE_K: u16 = 0x05 | 0x30;
     const RET_K: u16 = 0x06;
@@ -293,14 +426,39 @@ mod tests {
         assert!(prog.len() > 50);
         let names: Vec<&str> = table(false).iter().map(|r| r.name).collect();
         for required in [
-            "ioctl", "io_uring_setup", "bpf", "perf_event_open", "userfaultfd", "keyctl",
-            "add_key", "request_key", "kexec_load", "init_module", "finit_module",
-            "delete_module", "mount", "fsopen", "move_mount", "pivot_root", "setns", "unshare",
-            "clone", "ptrace", "process_vm_readv", "process_vm_writev", "personality", "socket",
+            "ioctl",
+            "io_uring_setup",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "kexec_load",
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "mount",
+            "fsopen",
+            "move_mount",
+            "pivot_root",
+            "setns",
+            "unshare",
+            "clone",
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "personality",
+            "socket",
         ] {
             assert!(names.contains(&required), "{required} missing");
         }
         assert!(table(false).iter().all(|r| !r.why.is_empty()));
+    }
+
+    #[test]
+    fn namespace_flags_fit_in_the_low_word() {
+        assert_eq!((NS_FLAGS | CLONE_NEWTIME) >> 32, 0);
     }
 
     #[test]

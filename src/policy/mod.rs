@@ -23,6 +23,9 @@ pub enum Access {
     ReadWrite,
     /// Present but empty: an empty read-only file or directory.
     Hidden,
+    /// Read-only inside a writable tree; the path and its ancestors up to
+    /// the project root cannot be renamed or removed (they are mount points).
+    Protected,
 }
 
 impl Access {
@@ -31,6 +34,7 @@ impl Access {
             Access::ReadOnly => "ro",
             Access::ReadWrite => "rw",
             Access::Hidden => "hide",
+            Access::Protected => "protect",
         }
     }
 }
@@ -61,7 +65,9 @@ pub enum GrantKind {
     File,
     /// Recreate the symlink itself inside the sandbox (its target is granted
     /// separately, or lies inside another grant).
-    Symlink { target: PathBuf },
+    Symlink {
+        target: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -76,12 +82,17 @@ pub struct Policy {
     pub cwd: PathBuf,
     /// Sorted by path; at most one grant per path.
     pub grants: Vec<Grant>,
+    /// Protected paths that do not exist yet. Nothing on the host can stand
+    /// in for them without creating them, so guard checks after the run
+    /// whether the sandbox created one, and moves it aside.
+    pub absent_protected: Vec<PathBuf>,
     pub env: Vec<(String, String)>,
     /// Names of caller variables not passed in (for the audit; never values).
     pub env_removed: Vec<String>,
     pub command: Vec<String>,
     pub allow_ptrace: bool,
     pub allow_degraded: bool,
+    pub max_processes: u64,
 }
 
 /// Inputs from the command line, already parsed.
@@ -108,15 +119,15 @@ pub fn candidates(
         (&fs.read, Access::ReadOnly),
         (&fs.write, Access::ReadWrite),
         (&fs.hide, Access::Hidden),
+        (&fs.protect, Access::Protected),
     ] {
         for raw in list {
-            let path = profile::expand_path(raw, &user.home, project).ok_or_else(|| {
-                Error::Profile {
+            let path =
+                profile::expand_path(raw, &user.home, project).ok_or_else(|| Error::Profile {
                     location: profile.origin.clone(),
                     msg: format!("path {raw:?} is not absolute"),
                     hint: Some("start paths with /, ~/ or {project}/".into()),
-                }
-            })?;
+                })?;
             out.push(Candidate {
                 path,
                 access,
@@ -160,36 +171,56 @@ pub fn resolve_grants(
     candidates: &[Candidate],
     facts: &BTreeMap<PathBuf, PathKind>,
 ) -> Result<Vec<Grant>> {
+    resolve(candidates, facts).map(|(grants, _)| grants)
+}
+
+/// Like [`resolve_grants`], also returning the protected paths that do not
+/// exist.
+pub fn resolve(
+    candidates: &[Candidate],
+    facts: &BTreeMap<PathBuf, PathKind>,
+) -> Result<(Vec<Grant>, Vec<PathBuf>)> {
+    let mut absent = Vec::new();
     let kind_of = |p: &Path| facts.get(p).cloned().unwrap_or(PathKind::Missing);
     // path -> (access, kind, origin); later candidates override earlier ones,
     // except that Hidden is never overridden.
     let mut by_path: BTreeMap<PathBuf, Grant> = BTreeMap::new();
     let mut put = |g: Grant| match by_path.get(&g.path) {
         Some(old) if old.access == Access::Hidden => {}
+        Some(old) if old.access == Access::Protected && g.access != Access::Hidden => {}
         _ => {
             by_path.insert(g.path.clone(), g);
         }
     };
     for c in candidates {
         match kind_of(&c.path) {
+            PathKind::Missing if c.access == Access::Protected => absent.push(c.path.clone()),
             PathKind::Missing => {
                 if c.required {
                     return Err(Error::usage_hint(
-                        format!("{} {}: no such file or directory", c.origin, c.path.display()),
+                        format!(
+                            "{} {}: no such file or directory",
+                            c.origin,
+                            c.path.display()
+                        ),
                         "give a path that exists on this machine",
                     ));
                 }
             }
-            PathKind::Dir | PathKind::File if c.access == Access::Hidden => put(Grant {
-                path: c.path.clone(),
-                access: Access::Hidden,
-                kind: if kind_of(&c.path) == PathKind::Dir {
-                    GrantKind::Dir
-                } else {
-                    GrantKind::File
-                },
-                origin: c.origin.clone(),
-            }),
+            PathKind::Dir | PathKind::File
+                if matches!(c.access, Access::Hidden | Access::Protected) =>
+            {
+                put(Grant {
+                    path: c.path.clone(),
+                    access: c.access,
+                    kind: if kind_of(&c.path) == PathKind::Dir {
+                        GrantKind::Dir
+                    } else {
+                        GrantKind::File
+                    },
+                    origin: c.origin.clone(),
+                })
+            }
             PathKind::Dir => put(Grant {
                 path: c.path.clone(),
                 access: c.access,
@@ -218,7 +249,7 @@ pub fn resolve_grants(
                 };
                 // Hiding a symlink hides what it points to: that is where
                 // the content is.
-                if c.access != Access::Hidden {
+                if !matches!(c.access, Access::Hidden | Access::Protected) {
                     put(Grant {
                         path: c.path.clone(),
                         access: c.access,
@@ -240,13 +271,18 @@ pub fn resolve_grants(
     // recreating it would write into that (possibly read-only) mount.
     let covered = |p: &Path| {
         grants.iter().any(|g| {
-            g.kind == GrantKind::Dir && g.access != Access::Hidden && p.starts_with(&g.path) && p != g.path
+            g.kind == GrantKind::Dir
+                && g.access != Access::Hidden
+                && p.starts_with(&g.path)
+                && p != g.path
         })
     };
     // A grant whose nearest enclosing directory grant has the same access
     // adds nothing but a mount (e.g. /usr/bin under /usr).
     let redundant = |g: &Grant| {
-        if g.access == Access::Hidden || matches!(g.kind, GrantKind::Symlink { .. }) {
+        if matches!(g.access, Access::Hidden | Access::Protected)
+            || matches!(g.kind, GrantKind::Symlink { .. })
+        {
             return false;
         }
         grants
@@ -255,12 +291,13 @@ pub fn resolve_grants(
             .max_by_key(|p| p.path.components().count())
             .is_some_and(|p| p.access == g.access)
     };
-    Ok(grants
+    let grants = grants
         .iter()
         .filter(|g| !(matches!(g.kind, GrantKind::Symlink { .. }) && covered(&g.path)))
         .filter(|g| !redundant(g))
         .cloned()
-        .collect())
+        .collect();
+    Ok((grants, absent))
 }
 
 /// Refuse project locations that would expose what the sandbox exists to hide.
@@ -307,11 +344,8 @@ mod tests {
 
     #[test]
     fn later_grant_wins_but_hide_is_final() {
-        let facts: BTreeMap<PathBuf, PathKind> = [
-            ("/a".into(), PathKind::Dir),
-            ("/b".into(), PathKind::File),
-        ]
-        .into();
+        let facts: BTreeMap<PathBuf, PathKind> =
+            [("/a".into(), PathKind::Dir), ("/b".into(), PathKind::File)].into();
         let g = resolve_grants(
             &[
                 cand("/a", Access::ReadOnly, false),
@@ -330,9 +364,11 @@ mod tests {
     #[test]
     fn missing_optional_skipped_required_errors() {
         let facts = BTreeMap::new();
-        assert!(resolve_grants(&[cand("/x", Access::ReadOnly, false)], &facts)
-            .unwrap()
-            .is_empty());
+        assert!(
+            resolve_grants(&[cand("/x", Access::ReadOnly, false)], &facts)
+                .unwrap()
+                .is_empty()
+        );
         let e = resolve_grants(&[cand("/x", Access::ReadOnly, true)], &facts).unwrap_err();
         assert_eq!(e.exit_code(), 125);
     }
@@ -352,7 +388,10 @@ mod tests {
         ]
         .into();
         let g = resolve_grants(
-            &[cand("/usr", Access::ReadOnly, false), cand("/bin", Access::ReadOnly, false)],
+            &[
+                cand("/usr", Access::ReadOnly, false),
+                cand("/bin", Access::ReadOnly, false),
+            ],
             &facts,
         )
         .unwrap();

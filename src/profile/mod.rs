@@ -27,6 +27,29 @@ pub struct Profile {
     pub env: Env,
     #[serde(default)]
     pub syscalls: Syscalls,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most processes the sandbox may hold at once (RLIMIT_NPROC, counted in
+    /// the sandbox's user namespace): a fork bomb stops there.
+    #[serde(default = "default_processes")]
+    pub processes: u64,
+}
+
+fn default_processes() -> u64 {
+    4096
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            processes: default_processes(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -41,6 +64,11 @@ pub struct Filesystem {
     /// Present but empty: an empty file or directory replaces the original.
     #[serde(default)]
     pub hide: Vec<String>,
+    /// Read-only even inside a writable tree, and neither renameable nor
+    /// replaceable: files that would run later outside the sandbox
+    /// (`.git/hooks`, `.git/config`, `.envrc` ...).
+    #[serde(default)]
+    pub protect: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -150,10 +178,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |nl| before[nl + 1..].chars().count())
-        + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
     (line, col)
 }
 
@@ -214,8 +241,14 @@ mod tests {
         let h = Path::new("/home/u");
         let p = Path::new("/src/p");
         assert_eq!(expand_path("~/.x", h, p), Some(PathBuf::from("/home/u/.x")));
-        assert_eq!(expand_path("{project}/.git", h, p), Some(PathBuf::from("/src/p/.git")));
-        assert_eq!(expand_path("{project}", h, p), Some(PathBuf::from("/src/p")));
+        assert_eq!(
+            expand_path("{project}/.git", h, p),
+            Some(PathBuf::from("/src/p/.git"))
+        );
+        assert_eq!(
+            expand_path("{project}", h, p),
+            Some(PathBuf::from("/src/p"))
+        );
         assert_eq!(expand_path("relative", h, p), None);
     }
 }

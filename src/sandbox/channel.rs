@@ -21,6 +21,10 @@ pub enum Report {
     },
     /// The run goes on with less protection (only with --allow-degraded).
     Degraded { msg: String },
+    /// The command finished with this status (128+N for signal N). Sent by
+    /// pid 1 just before it exits, so guard can exit without waiting for the
+    /// kernel to tear the namespaces down.
+    Exited { code: i32 },
 }
 
 pub fn send<T: Serialize>(w: &mut impl Write, msg: &T) -> std::io::Result<()> {
@@ -42,7 +46,9 @@ pub fn recv<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> std::io::Result<
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::other(format!("control frame too large ({len} bytes)")));
+        return Err(std::io::Error::other(format!(
+            "control frame too large ({len} bytes)"
+        )));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;

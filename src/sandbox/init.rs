@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,11 @@ type Sock = Option<UnixStream>;
 fn report_failure(sock: &mut Sock, e: &Error) -> i32 {
     let (msg, hint, code) = match e {
         Error::Sandbox { msg, hint, code } => (msg.clone(), hint.clone(), *code),
-        other => (other.to_string(), other.hint().map(str::to_string), other.exit_code()),
+        other => (
+            other.to_string(),
+            other.hint().map(str::to_string),
+            other.exit_code(),
+        ),
     };
     // If even this fails, the supervisor still sees our exit status.
     if let Some(s) = sock {
@@ -70,12 +74,8 @@ fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     if unsafe { libc::getppid() } != parent {
         return Ok(125);
     }
-    let Some(stream) = sock.as_mut() else {
-        return Ok(125);
-    };
-    let plan: Plan = channel::recv(stream)
-        .map_err(|e| Error::sys("read the sandbox plan", e))?
-        .ok_or_else(|| Error::sys("read the sandbox plan", std::io::Error::other("supervisor closed the socket")))?;
+    // The namespaces need nothing from the plan: create them while the
+    // supervisor is still building it (it runs in parallel on another core).
 
     // Block forwarded signals (and SIGCHLD) before forking so none is lost:
     // this process waits for them with sigwaitinfo.
@@ -83,14 +83,18 @@ fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     waited.push(libc::SIGCHLD);
     sys::block_signals(&waited).map_err(|e| Error::sys("block signals", e))?;
 
+    // Our ids before unshare: afterwards they read as the overflow id until
+    // the maps are written.
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     unshare_namespaces()?;
-    write_id_maps(plan.uid, plan.gid)?;
+    write_id_maps(uid, gid)?;
 
     // SAFETY: this process is single-threaded (re-executed, no threads
     // started), so the child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the sandbox's pid 1", e))? {
         nix::unistd::ForkResult::Child => {
-            let code = match pid1(sock, &plan) {
+            let code = match pid1(sock) {
                 Ok(code) => code,
                 Err(e) => report_failure(sock, &e),
             };
@@ -114,8 +118,9 @@ fn unshare_namespaces() -> Result<()> {
         | F::CLONE_NEWUTS
         | F::CLONE_NEWCGROUP;
     nix::sched::unshare(flags).map_err(|e| {
-        let apparmor = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-            .is_ok_and(|s| s.trim() == "1");
+        let apparmor =
+            std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+                .is_ok_and(|s| s.trim() == "1");
         let hint = if apparmor {
             "this system restricts unprivileged user namespaces with AppArmor \
              (kernel.apparmor_restrict_unprivileged_userns=1); run ./install.sh, which offers to \
@@ -186,10 +191,20 @@ fn reap(main: libc::pid_t) -> Result<Option<i32>> {
 }
 
 /// Pid 1 of the sandbox: build the view, lock, start the command, reap.
-fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
+fn pid1(sock: &mut Sock) -> Result<i32> {
     // 1. Die with the setup process (and so with the supervisor).
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| Error::sys("set parent-death signal", e))?;
+    let Some(stream) = sock.as_mut() else {
+        return Ok(125);
+    };
+    let plan: Plan =
+        match channel::recv(stream).map_err(|e| Error::sys("read the sandbox plan", e))? {
+            Some(plan) => plan,
+            // The supervisor gave up before sending a plan (and says why).
+            None => return Ok(125),
+        };
+    let plan = &plan;
     // 2. Not dumpable: the command cannot read our memory or /proc/1/environ.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Error::sys("make pid 1 non-dumpable", e))?;
 
@@ -204,15 +219,20 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
     //    CAP_SETPCAP), then no_new_privs (Landlock and seccomp require it),
     //    stray descriptors, Landlock, and seccomp last so that none of the
     //    setup above is filtered.
+    // The process limit is counted per user namespace, so it bounds the
+    // sandbox without touching the user's other processes. (The kernel
+    // exempts the host's uid 0 from it: as root, it does not apply.)
+    lock::limit_processes(plan.max_processes)?;
     lock::drop_capabilities(plan.cap_last_cap)?;
     lock::no_new_privs()?;
     close_stray_fds(sock.as_ref().map_or(-1, |s| s.as_raw_fd()))?;
-    if let Some(notice) = lock::landlock(plan, crate::host::landlock_abi())? {
-        if let Some(s) = sock.as_mut() {
-            channel::send(s, &notice).map_err(|e| Error::sys("report to the supervisor", e))?;
-        }
+    if let (Some(notice), Some(s)) = (
+        lock::landlock(plan, crate::host::landlock_abi())?,
+        sock.as_mut(),
+    ) {
+        channel::send(s, &notice).map_err(|e| Error::sys("report to the supervisor", e))?;
     }
-    lock::seccomp(plan.allow_ptrace)?;
+    lock::seccomp(&plan.seccomp)?;
 
     // 6. The command.
     for sig in FORWARDED {
@@ -220,16 +240,19 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
         sys::install_noop_handler(*sig).map_err(|e| Error::sys("install signal handlers", e))?;
     }
     let child = spawn_command(plan)?;
-    // Setup is over: nothing more to say. EOF tells the supervisor so.
-    drop(sock.take());
 
     let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
     waited.push(libc::SIGCHLD);
     loop {
-        let (sig, from_kernel) = sys::wait_signal(&waited).map_err(|e| Error::sys("wait for signals", e))?;
+        let (sig, from_kernel) =
+            sys::wait_signal(&waited).map_err(|e| Error::sys("wait for signals", e))?;
         if sig == libc::SIGCHLD {
             if let Some(code) = reap(child)? {
-                // Our exit tears down every process left in the namespace.
+                // Our exit tears down every process left in the namespace;
+                // guard need not wait for the kernel to finish that.
+                if let Some(s) = sock.as_mut() {
+                    let _ = channel::send(s, &Report::Exited { code });
+                }
                 return Ok(code);
             }
         } else if !from_kernel {
@@ -243,7 +266,8 @@ fn pid1(sock: &mut Sock, plan: &Plan) -> Result<i32> {
 
 fn close_stray_fds(keep: i32) -> Result<()> {
     if keep < 3 {
-        return sys::close_range(3, u32::MAX).map_err(|e| Error::sys("close inherited descriptors", e));
+        return sys::close_range(3, u32::MAX)
+            .map_err(|e| Error::sys("close inherited descriptors", e));
     }
     let keep = keep as u32;
     sys::close_range(3, keep - 1).map_err(|e| Error::sys("close inherited descriptors", e))?;
@@ -269,13 +293,18 @@ fn resolve_command(name: &str, path_var: &str) -> std::result::Result<PathBuf, (
         let p = Path::new(dir).join(name);
         match candidate_ok(&p) {
             Ok(()) => return Ok(p),
-            Err((126, why)) => denied = denied.or(Some(format!("cannot execute {}: {why}", p.display()))),
+            Err((126, why)) => {
+                denied = denied.or(Some(format!("cannot execute {}: {why}", p.display())))
+            }
             Err(_) => {}
         }
     }
     Err(match denied {
         Some(msg) => (126, msg),
-        None => (127, format!("command not found in the sandbox: {name} (PATH={path_var})")),
+        None => (
+            127,
+            format!("command not found in the sandbox: {name} (PATH={path_var})"),
+        ),
     })
 }
 
@@ -296,6 +325,13 @@ fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str())
         .unwrap_or("/usr/bin:/bin");
+    let cwd = if plan.cwd.is_dir() {
+        plan.cwd.clone()
+    } else {
+        PathBuf::from("/")
+    };
+    // Relative command paths (./script) resolve against the command's cwd.
+    std::env::set_current_dir(&cwd).map_err(|e| Error::io("enter", &cwd, e))?;
     let program = match resolve_command(name, path_var) {
         Ok(p) => p,
         Err((code, msg)) => {
@@ -309,18 +345,19 @@ fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
         .iter()
         .map(|(k, v)| cstring(format!("{k}={v}")))
         .collect::<Result<Vec<_>>>()?;
-    let cwd = if plan.cwd.is_dir() { plan.cwd.clone() } else { PathBuf::from("/") };
 
     // A close-on-exec pipe: EOF means exec succeeded, 4 bytes are its errno.
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("create a pipe", e))?;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::sys("create a pipe", e))?;
     // SAFETY: pid 1 is single-threaded; the child only calls exec-related
     // functions and exits.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the command", e))? {
         nix::unistd::ForkResult::Child => {
             drop(rd);
             sys::reset_signals();
-            let _ = std::env::set_current_dir(&cwd);
-            let err = nix::unistd::execve(&program, &argv, &envp).err().map_or(0, |e| e as i32);
+            let err = nix::unistd::execve(&program, &argv, &envp)
+                .err()
+                .map_or(0, |e| e as i32);
             let mut wr = std::fs::File::from(wr);
             let _ = wr.write_all(&err.to_le_bytes());
             sys::exit_now(127)
@@ -328,11 +365,14 @@ fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
         nix::unistd::ForkResult::Parent { child } => {
             drop(wr);
             let mut buf = [0u8; 4];
-            let mut rd = std::fs::File::from(OwnedFd::from(rd));
+            let mut rd = std::fs::File::from(rd);
             if rd.read_exact(&mut buf).is_ok() {
                 let errno = i32::from_le_bytes(buf);
                 let (code, why) = match errno {
-                    libc::ENOENT => (127, "no such file (or its interpreter is missing)".to_string()),
+                    libc::ENOENT => (
+                        127,
+                        "no such file (or its interpreter is missing)".to_string(),
+                    ),
                     _ => (126, std::io::Error::from_raw_os_error(errno).to_string()),
                 };
                 return Err(Error::Exec {

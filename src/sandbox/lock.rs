@@ -35,11 +35,19 @@ pub fn drop_capabilities(cap_last_cap: u32) -> Result<()> {
             Ok(_) => {}
             // A capability this kernel does not know: nothing to drop.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            Err(e) => return Err(Error::sys(format!("drop capability {cap} from the bounding set"), e)),
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("drop capability {cap} from the bounding set"),
+                    e,
+                ));
+            }
         }
     }
-    sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong)
-        .map_err(|e| Error::sys("clear ambient capabilities", e))?;
+    sys::prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+    )
+    .map_err(|e| Error::sys("clear ambient capabilities", e))?;
     let bits = SECBIT_NOROOT
         | SECBIT_NOROOT_LOCKED
         | SECBIT_NO_SETUID_FIXUP
@@ -50,6 +58,12 @@ pub fn drop_capabilities(cap_last_cap: u32) -> Result<()> {
     sys::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong)
         .map_err(|e| Error::sys("set securebits", e))?;
     sys::capset_zero().map_err(|e| Error::sys("clear capability sets", e))
+}
+
+pub fn limit_processes(max: u64) -> Result<()> {
+    let lim = nix::sys::resource::Resource::RLIMIT_NPROC;
+    nix::sys::resource::setrlimit(lim, max, max)
+        .map_err(|e| Error::sys(format!("limit processes to {max}"), e))
 }
 
 pub fn no_new_privs() -> Result<()> {
@@ -101,12 +115,16 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
         }
         if kernel_abi == 0 {
             return Ok(Some(Report::Degraded {
-                msg: format!("Landlock not applied: {cause}; the mount view and seccomp still apply"),
+                msg: format!(
+                    "Landlock not applied: {cause}; the mount view and seccomp still apply"
+                ),
             }));
         }
     }
     let abi = ABI::from(kernel_abi);
-    let err = |e: landlock::RulesetError| Error::sys("apply Landlock", std::io::Error::other(e.to_string()));
+    let err = |e: landlock::RulesetError| {
+        Error::sys("apply Landlock", std::io::Error::other(e.to_string()))
+    };
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(abi))
@@ -118,7 +136,10 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
     let mut created = ruleset.create().map_err(err)?;
     for LandlockRule { path, access, dir } in &plan.landlock {
         let fd = PathFd::new(path).map_err(|e| {
-            Error::sys(format!("open {} for Landlock", path.display()), std::io::Error::other(e.to_string()))
+            Error::sys(
+                format!("open {} for Landlock", path.display()),
+                std::io::Error::other(e.to_string()),
+            )
         })?;
         created = created
             .add_rule(PathBeneath::new(fd, access_flags(*access, *dir, abi)))
@@ -144,9 +165,12 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
 }
 
 /// Load the seccomp filter. Last step before exec.
-pub fn seccomp(allow_ptrace: bool) -> Result<()> {
-    let prog = crate::plan::seccomp::compile(allow_ptrace)
-        .map_err(|e| Error::sys("compile the seccomp filter", std::io::Error::other(e)))?;
-    seccompiler::apply_filter(&prog)
-        .map_err(|e| Error::sys("load the seccomp filter", std::io::Error::other(e.to_string())))
+pub fn seccomp(program: &[crate::plan::seccomp::Insn]) -> Result<()> {
+    let prog: Vec<seccompiler::sock_filter> = program.iter().map(|i| i.to_sock_filter()).collect();
+    seccompiler::apply_filter(&prog).map_err(|e| {
+        Error::sys(
+            "load the seccomp filter",
+            std::io::Error::other(e.to_string()),
+        )
+    })
 }

@@ -11,7 +11,7 @@ pub mod probe;
 mod supervisor;
 mod sys;
 
-pub use supervisor::launch;
+pub use supervisor::{Pending, spawn};
 
 /// argv[1] that selects the internal setup mode of the guard binary.
 pub const INTERNAL_ARG: &str = "__sandbox";

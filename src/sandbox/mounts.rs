@@ -62,8 +62,13 @@ pub fn build_root(ops: &[MountOp]) -> Result<()> {
     std::env::set_current_dir("/").map_err(io("enter", Path::new("/")))?;
     // The empty file/dir used for hiding must themselves be read-only.
     for p in [EMPTY_FILE, EMPTY_DIR] {
-        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o444 | if p == EMPTY_DIR { 0o111 } else { 0 }))
-            .map_err(io("chmod", Path::new(p)))?;
+        std::fs::set_permissions(
+            p,
+            std::os::unix::fs::PermissionsExt::from_mode(
+                0o444 | if p == EMPTY_DIR { 0o111 } else { 0 },
+            ),
+        )
+        .map_err(io("chmod", Path::new(p)))?;
     }
 
     // 3. The sandbox's root: its own tmpfs, read-only once populated.
@@ -95,22 +100,31 @@ pub fn build_root(ops: &[MountOp]) -> Result<()> {
     //    removes it, leaving only the sandbox's tree.
     umount2(OLD, MntFlags::MNT_DETACH).map_err(nix_io("detach", Path::new(OLD)))?;
     std::env::set_current_dir(NEW).map_err(io("enter", Path::new(NEW)))?;
-    sys::pivot_root(Path::new("."), Path::new(".")).map_err(io("pivot_root into", Path::new(NEW)))?;
+    sys::pivot_root(Path::new("."), Path::new("."))
+        .map_err(io("pivot_root into", Path::new(NEW)))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(nix_io("detach", Path::new("/")))?;
     std::env::set_current_dir("/").map_err(io("enter", Path::new("/")))?;
 
     // 6. Freeze the skeleton: nothing can be created next to the granted
     //    paths (the root, /sys) once setup is done.
     for p in ro_after.iter().rev() {
-        sys::mount_setattr(p, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false)
-            .map_err(io("make read-only", p))?;
+        sys::mount_setattr(
+            p,
+            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            false,
+        )
+        .map_err(io("make read-only", p))?;
     }
     Ok(())
 }
 
 fn with_op(e: Error, op: &MountOp) -> Error {
     Error::Sandbox {
-        msg: format!("failed to set up the sandbox's view ({}): {}", op.describe(), e.render()),
+        msg: format!(
+            "failed to set up the sandbox's view ({}): {}",
+            op.describe(),
+            e.render()
+        ),
         hint: None,
         code: 125,
     }
@@ -139,8 +153,14 @@ fn touch(p: &Path) -> Result<()> {
 
 fn bind(src: &Path, dst: &Path, attrs: u64) -> Result<()> {
     let none: Option<&str> = None;
-    mount(Some(src), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
-        .map_err(nix_io("bind-mount", src))?;
+    mount(
+        Some(src),
+        dst,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .map_err(nix_io("bind-mount", src))?;
     sys::mount_setattr(dst, attrs, true).map_err(io("set flags on", dst))
 }
 
@@ -200,6 +220,17 @@ fn apply(op: &MountOp) -> Result<()> {
                 sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
             )
         }
+        MountOp::Pin { dst } => {
+            let target = under(NEW, dst);
+            if std::fs::symlink_metadata(&target).is_err() {
+                return Ok(());
+            }
+            bind(
+                &target,
+                &target,
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            )
+        }
         MountOp::HideFile { dst } => {
             let target = under(NEW, dst);
             if std::fs::symlink_metadata(&target).is_err() {
@@ -208,7 +239,10 @@ fn apply(op: &MountOp) -> Result<()> {
             bind(
                 Path::new(EMPTY_FILE),
                 &target,
-                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+                sys::MOUNT_ATTR_RDONLY
+                    | sys::MOUNT_ATTR_NOSUID
+                    | sys::MOUNT_ATTR_NODEV
+                    | sys::MOUNT_ATTR_NOEXEC,
             )
         }
         MountOp::HideDir { dst } => {
@@ -217,7 +251,10 @@ fn apply(op: &MountOp) -> Result<()> {
             bind(
                 Path::new(EMPTY_DIR),
                 &target,
-                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+                sys::MOUNT_ATTR_RDONLY
+                    | sys::MOUNT_ATTR_NOSUID
+                    | sys::MOUNT_ATTR_NODEV
+                    | sys::MOUNT_ATTR_NOEXEC,
             )
         }
         MountOp::Proc { dst } => {

@@ -31,7 +31,8 @@ fn in_child(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
 
 pub fn user_namespace() -> Result<(), String> {
     in_child(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))
     })
 }
 

@@ -9,46 +9,71 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::Command;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command};
 
-/// Run the plan; returns the exit status guard should exit with.
-pub fn launch(plan: &Plan) -> Result<i32> {
-    let (mut ours, theirs) = UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
+/// A setup process that is creating the sandbox's namespaces and waits for
+/// its plan. Dropping it without [`Pending::run`] ends it.
+pub struct Pending {
+    child: Child,
+    sock: UnixStream,
+    /// pid 1 reported the command's status: the rest is kernel teardown,
+    /// which guard does not wait for.
+    finished: bool,
+}
+
+/// Start the setup process. It needs nothing from the plan until pid 1
+/// builds the view, so it starts before the policy is resolved.
+pub fn spawn() -> Result<Pending> {
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
     let child_fd = theirs.as_raw_fd();
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg(INTERNAL_ARG)
+    // The child's end must survive exec. Clearing close-on-exec here (rather
+    // than in a pre_exec hook) lets std use posix_spawn (vfork), which is
+    // markedly faster; guard has started no other thread that could spawn a
+    // process and inherit it meanwhile.
+    sys::clear_cloexec(child_fd).map_err(|e| Error::sys("prepare the control socket", e))?;
+    let child = Command::new("/proc/self/exe")
+        .arg(INTERNAL_ARG)
         .arg(child_fd.to_string())
         .arg(std::process::id().to_string())
         // The setup process needs no environment, and pid 1 is forked from
         // it: anything here would be readable in /proc/1/environ inside.
-        .env_clear();
-    // SAFETY: the closure only calls fcntl(2), which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || sys::clear_cloexec(child_fd));
-    }
-    let mut child = cmd
+        .env_clear()
         .spawn()
         .map_err(|e| Error::sys("start the sandbox setup process (/proc/self/exe)", e))?;
     drop(theirs);
+    Ok(Pending {
+        child,
+        sock: ours,
+        finished: false,
+    })
+}
 
-    // Relay `kill guard` to the sandbox; the terminal's own signals (Ctrl-C)
-    // already reach the command's process group, so those are not relayed.
-    sys::forward_signals_to(child.id() as libc::pid_t, super::init::FORWARDED)
-        .map_err(|e| Error::sys("install signal handlers", e))?;
+impl Pending {
+    /// Run the plan; returns the exit status guard should exit with.
+    pub fn run(mut self, plan: &Plan) -> Result<i32> {
+        // Relay `kill guard` to the sandbox; the terminal's own signals
+        // (Ctrl-C) already reach the command's process group.
+        sys::forward_signals_to(self.child.id() as libc::pid_t, super::init::FORWARDED)
+            .map_err(|e| Error::sys("install signal handlers", e))?;
 
-    let sent = channel::send(&mut ours, plan);
-    let mut failure: Option<Error> = None;
-    if sent.is_ok() {
-        // Reports until end-of-stream: the sandbox closes the socket once
-        // the command has been exec'ed (or setup failed).
+        // If the setup process failed early, the send fails; its report is
+        // still waiting in the socket, so read reports regardless.
+        let sent = channel::send(&mut self.sock, plan);
+        let mut failure: Option<Error> = None;
+        let mut exited = None;
         loop {
-            match channel::recv::<Report>(&mut ours) {
+            match channel::recv::<Report>(&mut self.sock) {
                 Ok(Some(Report::Failed { msg, hint, code })) => {
-                    failure = Some(Error::Sandbox { msg, hint, code });
+                    failure.get_or_insert(Error::Sandbox { msg, hint, code });
                 }
                 Ok(Some(Report::Degraded { msg })) => {
                     eprintln!("guard: warning: running with reduced isolation: {msg}");
+                }
+                Ok(Some(Report::Exited { code })) => {
+                    exited = Some(code);
+                    break;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -57,9 +82,29 @@ pub fn launch(plan: &Plan) -> Result<i32> {
                 }
             }
         }
+        // Without an exit report (setup failed, or pid 1 was killed), the
+        // setup process's status is the answer.
+        let code = match exited {
+            Some(code) => {
+                self.finished = true;
+                code
+            }
+            None => wait_status(&mut self.child)?,
+        };
+        // If the command took over the terminal (job control) and died, take
+        // it back so the user's shell is not left in the background.
+        sys::take_terminal(0);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Err(e) = sent {
+            return Err(Error::sys("send the plan to the sandbox", e));
+        }
+        Ok(code)
     }
-    drop(ours);
+}
 
+fn wait_status(child: &mut Child) -> Result<i32> {
     let status = loop {
         match child.wait() {
             Ok(s) => break s,
@@ -67,19 +112,23 @@ pub fn launch(plan: &Plan) -> Result<i32> {
             Err(e) => return Err(Error::sys("wait for the sandbox", e)),
         }
     };
-    // If the command took over the terminal (job control) and died, take it
-    // back so the user's shell is not left in the background.
-    sys::take_terminal(0);
-
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    if let Err(e) = sent {
-        return Err(Error::sys("send the plan to the sandbox", e));
-    }
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => code,
         (None, Some(sig)) => 128 + sig,
         _ => 125,
     })
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Closing our end makes a waiting pid 1 give up; do not leave a zombie.
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        if self.finished {
+            return;
+        }
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -47,11 +47,13 @@ pub fn guard_bin() -> PathBuf {
         }
         let dir = PathBuf::from(format!("/tmp/guard-test-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create bin dir");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod bin dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod bin dir");
         let dst = dir.join("guard");
         let tmp = dir.join(".guard.tmp");
         std::fs::copy(&built, &tmp).expect("copy guard binary");
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod guard");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod guard");
         std::fs::rename(&tmp, &dst).expect("install guard binary");
         dst
     })
@@ -70,7 +72,8 @@ impl TempDir {
         let path = PathBuf::from(format!("/tmp/guard-t-{}-{}-{tag}", std::process::id(), n));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod temp dir");
         let t = TempDir { path };
         t.own(mode);
         t
@@ -119,7 +122,11 @@ impl Env {
     pub fn new(mode: Mode) -> Env {
         let project = TempDir::new("proj", mode);
         let home = TempDir::new("home", mode);
-        Env { mode, project, home }
+        Env {
+            mode,
+            project,
+            home,
+        }
     }
 
     /// `guard ARGS...` with cwd = project, HOME = the test home.
@@ -141,7 +148,14 @@ impl Env {
         cmd.args(args)
             .current_dir(&self.project.path)
             .env("HOME", &self.home.path)
-            .env("USER", if self.mode == Mode::Unprivileged { "nobody" } else { "root" })
+            .env(
+                "USER",
+                if self.mode == Mode::Unprivileged {
+                    "nobody"
+                } else {
+                    "root"
+                },
+            )
             .stdin(Stdio::null());
         cmd
     }
@@ -173,7 +187,10 @@ impl From<Output> for Outcome {
     fn from(o: Output) -> Self {
         use std::os::unix::process::ExitStatusExt;
         Outcome {
-            code: o.status.code().unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
+            code: o
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
@@ -187,13 +204,21 @@ impl Outcome {
 
     /// Panics with the full output when the exit code differs.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// The canary must appear nowhere in what the sandbox printed.
     pub fn assert_no_canary(&self, canary: &str) -> &Self {
-        assert!(!self.all().contains(canary), "canary {canary:?} leaked:\n{}", self.all());
+        assert!(
+            !self.all().contains(canary),
+            "canary {canary:?} leaked:\n{}",
+            self.all()
+        );
         self
     }
 
@@ -225,4 +250,34 @@ pub fn read_host(path: &Path) -> Option<String> {
 /// tell "blocked" (EPERM/EACCES) from "tool missing".
 pub fn py(code: &str) -> String {
     format!("python3 -c '{}'", code.replace('\'', r"'\''"))
+}
+
+impl Env {
+    /// Run `guard ARGS...` inside a pseudo-terminal driven by `steps` (see
+    /// tests/support/pty_session.py). The outcome's stdout is the transcript.
+    pub fn pty(&self, steps: serde_json::Value, args: &[&str]) -> Outcome {
+        let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pty_session.py");
+        let inner = self.guard(args);
+        let mut cmd = Command::new("python3");
+        cmd.arg(driver).arg(steps.to_string()).arg("--");
+        cmd.arg(inner.get_program());
+        cmd.args(inner.get_args());
+        cmd.current_dir(&self.project.path)
+            .env("HOME", &self.home.path)
+            .env("TERM", "xterm")
+            .stdin(Stdio::null());
+        Outcome::from(cmd.output().expect("spawn pty driver"))
+    }
+}
+
+/// Processes on the host whose command line contains `marker`.
+pub fn pgrep(marker: &str) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .expect("run pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

