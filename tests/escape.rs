@@ -41,3 +41,6 @@ mod resources;
 
 #[path = "escape/controls.rs"]
 mod controls;
+
+#[path = "escape/host_side.rs"]
+mod host_side;

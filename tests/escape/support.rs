@@ -343,32 +343,3 @@ static void out(const char *k, long v) { printf("%s=%ld\n", k, v); fflush(stdout
 #define ERRNO(call) ((call) == -1 ? errno : 0)
 __attribute__((constructor)) static void ran(void) { out("ran", 1); }
 "#;
-
-/// Host processes whose command line contains `marker` (what `pgrep -f`
-/// reports), read from the host's /proc.
-pub fn host_pids_with(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let me = std::process::id();
-    for entry in std::fs::read_dir("/proc")
-        .expect("read host /proc")
-        .flatten()
-    {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmdline).contains(marker) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
