@@ -62,6 +62,7 @@ out("capset_raise", sc(126, hdr, data)[1])
 out("sethostname", sc(170, b"pwned", 5)[1])
 out("setuid_other", err(os.setuid, 4242))
 out("setgroups", err(os.setgroups, [0]))
+out("uid_map", err(os.open, "/proc/self/uid_map", os.O_WRONLY))
 "#,
         )
         .fields(&[
@@ -77,6 +78,7 @@ out("setgroups", err(os.setgroups, [0]))
             // Only the caller's uid exists in the user namespace.
             ("setuid_other", EINVAL),
             ("setgroups", EPERM),
+            ("uid_map", EACCES),
         ]);
     });
 }

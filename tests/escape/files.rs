@@ -2,7 +2,7 @@
 //! the view may not be read, and no path trick (symlinks, hard links, `..`,
 //! /proc links, file handles) reaches them.
 
-use crate::support::{Expect, each_mode, errno::*};
+use crate::support::{Expect, basename, each_mode, errno::*};
 use std::path::{Path, PathBuf};
 
 /// The bytes of each path on the host (None when absent).
@@ -152,7 +152,7 @@ fn write_host_tmp_file() {
     each_mode(|case| {
         let target = case.host_tmp_secret.display().to_string();
         let fresh = format!("/tmp/guard-escape-fresh-{}", std::process::id());
-        let before = snapshot(&[case.host_tmp_secret.clone()]);
+        let before = snapshot(std::slice::from_ref(&case.host_tmp_secret));
         case.python(&format!(
             r#"
 out("append", err(os.open, "{target}", os.O_WRONLY | os.O_APPEND))
@@ -165,7 +165,7 @@ out("private_copy", int(open("{target}").read() == "overwritten\n"))
         ))
         .fields(&[("append", ENOENT), ("private_copy", "1")]);
         assert_eq!(
-            snapshot(&[case.host_tmp_secret.clone()]),
+            snapshot(std::slice::from_ref(&case.host_tmp_secret)),
             before,
             "host /tmp file changed"
         );
@@ -229,18 +229,7 @@ out("home_is_tmpfs", int(os.statvfs(os.environ["HOME"]).f_blocks != os.statvfs(o
 fn host_tmp_canary_invisible() {
     each_mode(|case| {
         let target = case.host_tmp_secret.display().to_string();
-        let mut expected = vec![
-            case.project()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
-            case.home()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
-        ];
+        let mut expected = [basename(case.project()), basename(case.home())];
         expected.sort();
         case.python(&format!(
             r#"
@@ -276,12 +265,7 @@ out("l_pid1", err(os.open, "l_pid1", os.O_RDONLY))
         // Created after the last chown so that nothing ever follows them on
         // the host side.
         let p = case.project().to_path_buf();
-        let tmp_name = case
-            .host_tmp_secret
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let tmp_name = basename(&case.host_tmp_secret);
         let link = |target: &Path, name: &str| {
             std::os::unix::fs::symlink(target, p.join(name)).expect("symlink")
         };
@@ -342,12 +326,7 @@ fn openat_dotdot_from_project() {
             .unwrap()
             .display()
             .to_string();
-        let home_name = case
-            .home()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let home_name = basename(case.home());
         case.python(&format!(
             r#"
 d = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
@@ -540,10 +519,10 @@ fn proc_writes_refused() {
         };
         for p in paths {
             use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::symlink_metadata(&p) {
-                if m.is_file() && m.permissions().mode() & 0o200 != 0 {
-                    knobs.push(p.display().to_string());
-                }
+            if std::fs::symlink_metadata(&p)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o200 != 0)
+            {
+                knobs.push(p.display().to_string());
             }
         }
     }

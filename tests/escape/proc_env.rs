@@ -2,7 +2,7 @@
 //! through the command's environment or through any /proc file, and /proc
 //! must show only the sandbox's own processes.
 
-use crate::support::{Expect, each_mode, errno::*};
+use crate::support::{Expect, basename, each_mode, errno::*};
 
 /// The supervisor holds a secret-looking variable; the command's own
 /// environment (`os.environ` and /proc/self/environ) does not carry it.
@@ -200,12 +200,7 @@ out("via_thread_self", err(os.stat, "/proc/thread-self/root{home_secret}"))
 #[test]
 fn proc_cwd_leads_nowhere() {
     each_mode(|case| {
-        let name = case
-            .host_tmp_secret
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let name = basename(&case.host_tmp_secret);
         let project = case.project().display().to_string();
         case.python(&format!(
             r#"

@@ -115,6 +115,75 @@ out("group", err(os.killpg, {hostpid}, 9))
     });
 }
 
+/// Signals to the command's process group, which it shares with guard and
+/// with whatever the user's shell put in the same job (here: a host process
+/// of the same uid started next to guard), and kill(-1): the host process
+/// survives (Landlock scopes signals to the sandbox) and guard reports the
+/// command's own status. kill(-1) finds nobody: it spares pid 1 and the
+/// caller, and sees nothing outside the pid namespace.
+#[test]
+fn signal_process_group() {
+    each_mode(|case| {
+        case.write_python(
+            r#"
+import signal
+for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+out("kill_group", err(os.kill, 0, signal.SIGTERM))
+out("killpg_self", err(os.killpg, 0, signal.SIGUSR1))
+out("kill_all", err(os.kill, -1, signal.SIGHUP))
+sys.exit(3)
+"#,
+        );
+        let inner = case.guard(&["run", "--", "python3", "attack.py"]);
+        let same_uid = match case.mode() {
+            crate::common::Mode::Invoker => String::new(),
+            crate::common::Mode::Unprivileged => format!(
+                "setpriv --reuid={0} --regid={0} --clear-groups ",
+                crate::common::NOBODY
+            ),
+        };
+        // A new session whose process group holds a host sleeper and guard.
+        let mut cmd = std::process::Command::new("setsid");
+        cmd.args([
+            "sh",
+            "-c",
+            &format!(
+                "{same_uid}sleep 60 </dev/null >/dev/null 2>&1 & echo host_sleeper=$!; exec \"$@\""
+            ),
+            "sh",
+        ])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(case.project())
+        .stdin(std::process::Stdio::null());
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        let out = case.output(cmd);
+        let sleeper: i32 = out.get("host_sleeper").parse().expect("sleeper pid");
+        // SAFETY: probing and then ending the sleeper this test started.
+        let alive = unsafe { libc::kill(sleeper, 0) } == 0
+            && !std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        unsafe { libc::kill(sleeper, libc::SIGKILL) };
+        out.ran()
+            .fields(&[
+                ("kill_group", "0"),
+                ("killpg_self", "0"),
+                ("kill_all", ESRCH),
+            ])
+            .expect_code(3);
+        assert!(
+            alive,
+            "a host process in guard's process group was killed from inside"
+        );
+    });
+}
+
 /// pidfd_open of a host pid fails (ESRCH); of the command's own child it
 /// works (control: the call itself is not what fails).
 #[test]

@@ -227,6 +227,13 @@ impl Drop for Case {
     }
 }
 
+/// The last component of `p`.
+pub fn basename(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Assertions on the `key=value` lines a snippet printed.
 pub trait Expect {
     /// The snippet started (it printed `ran=1`).
