@@ -202,3 +202,57 @@ fn set_file_caps(path: &Path) {
         std::io::Error::last_os_error()
     );
 }
+
+/// The command must not leave a setuid or setgid program behind: the
+/// project's mount is nosuid inside, but on the host it is not, so such a
+/// file runs with its owner's identity for whoever executes it later —
+/// with guard run as root, a root shell for every local user. Tried with
+/// chmod, fchmod, fchmodat, creat with the bits in the mode, and
+/// install(1); the verdict is the host's view of the files after the run.
+/// File capabilities are refused (no CAP_SETFCAP).
+#[test]
+fn setuid_files_not_left_behind() {
+    each_mode(|case| {
+        let out = case.python(
+            r#"
+import shutil, subprocess
+def plant(name):
+    shutil.copy("/bin/sh", name)
+    return name
+out("chmod", err(os.chmod, plant("s_chmod"), 0o4755))
+fd = os.open(plant("s_fchmod"), os.O_RDONLY)
+out("fchmod", err(os.fchmod, fd, 0o6755))
+out("fchmodat", sc(268, -100, plant("s_fchmodat").encode(), 0o2755)[1])
+fd = os.open("s_creat", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o4755)
+os.write(fd, open("/bin/sh", "rb").read())        # the kernel clears the bit on write
+
+os.close(fd)
+out("install", subprocess.run(["install", "-m", "4755", "/bin/sh", "s_install"]).returncode)
+caps = struct.pack("<5I", 0x02000001, 0xffffffff, 0, 0x1ff, 0)   # every capability, effective
+out("file_caps", err(os.setxattr, plant("s_fcaps"), "security.capability", caps))
+"#,
+        );
+        // File capabilities need CAP_SETFCAP, which the command lacks.
+        out.fields(&[("file_caps", EPERM)]);
+        let mut planted = Vec::new();
+        for name in ["s_chmod", "s_fchmod", "s_fchmodat", "s_creat", "s_install"] {
+            let p = case.project().join(name);
+            let meta = std::fs::metadata(&p)
+                .unwrap_or_else(|e| panic!("{name} was not created: {e}\n{}", out.all()));
+            let mode = meta.permissions().mode();
+            if mode & 0o6000 != 0 {
+                planted.push(format!(
+                    "{name} {:o} owner {}",
+                    mode & 0o7777,
+                    std::os::unix::fs::MetadataExt::uid(&meta)
+                ));
+            }
+        }
+        assert!(
+            planted.is_empty(),
+            "setuid/setgid programs left in the project (run as uid {}): {planted:?}\n{}",
+            case.sandbox_uid(),
+            out.stdout
+        );
+    });
+}
