@@ -591,3 +591,49 @@ out("sizes", ",".join(map(str, sizes)))
         .fields(&[("sizes", &vec!["0"; present.len()].join(","))]);
     });
 }
+
+/// stderr redirected by the user to a host log in append mode (`2>> log`):
+/// the command may append, but not read the log, reopen it through
+/// /proc/self/fd (Landlock: the path is outside every rule), nor destroy
+/// what earlier runs wrote — by truncating it, or by clearing O_APPEND and
+/// writing at offset 0. The verdict for the last two is the host file.
+#[test]
+fn append_only_stdio_stays_append_only() {
+    each_mode(|case| {
+        let earlier = "earlier run: all good\n";
+        let log = case.env.home.write("agent.log", earlier);
+        case.env.own();
+        case.write_python(
+            r#"
+out("reopen_ro", err(os.open, "/proc/self/fd/2", os.O_RDONLY))
+out("reopen_rw", err(os.open, "/proc/self/fd/2", os.O_RDWR))
+out("read", err(os.pread, 2, 100, 0))
+out("truncate", err(os.ftruncate, 2, 0))
+import fcntl
+out("clear_append", err(fcntl.fcntl, 2, fcntl.F_SETFL, fcntl.fcntl(2, fcntl.F_GETFL) & ~os.O_APPEND))
+out("overwrite", err(os.pwrite, 2, b"FORGED", 0))
+os.write(2, b"appended by the command\n")
+"#,
+        );
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open log for append");
+        let mut cmd = case.guard(&["run", "--", "python3", "attack.py"]);
+        cmd.stderr(file);
+        let out = case.output(cmd);
+        out.ran().fields(&[
+            ("reopen_ro", EACCES),
+            ("reopen_rw", EACCES),
+            ("read", EBADF),
+        ]);
+        let now = std::fs::read_to_string(&log).expect("read log");
+        assert!(
+            now.starts_with(earlier),
+            "the command destroyed what the host log held before the run (truncate={}, clear O_APPEND={}, pwrite={}):\n{now:?}",
+            out.get("truncate"),
+            out.get("clear_append"),
+            out.get("overwrite")
+        );
+    });
+}
