@@ -221,7 +221,8 @@ fn fork_bomb_contained() {
 /// exits) must be gone when guard returns: a process that outlives guard
 /// can still write the project after the user's shell has resumed (and
 /// after any post-run check). Whether it is still there is a race, so the
-/// run is repeated; one survivor fails the test.
+/// run is repeated; one survivor fails the test. (Both daemons end by
+/// themselves: sleep 60, and a CPU limit of 20 s on the busy one.)
 #[test]
 fn daemon_dies_with_sandbox() {
     const RUNS: usize = 20;
@@ -232,7 +233,7 @@ fn daemon_dies_with_sandbox() {
             let out = case.sh(&format!(
                 r#"
 setsid sh -c 'trap "" HUP TERM INT; sleep 60; : {m}' </dev/null >/dev/null 2>&1 &
-setsid sh -c 'trap "" HUP TERM INT; while :; do :; done; : {m}' </dev/null >/dev/null 2>&1 &
+setsid sh -c 'trap "" HUP TERM INT; ulimit -t 20; while :; do :; done; : {m}' </dev/null >/dev/null 2>&1 &
 sleep 0.05
 for p in /proc/[0-9]*; do grep -qs '{m}' $p/cmdline && echo daemon=running; done
 echo ran=1
