@@ -1,6 +1,7 @@
 //! Orchestration: load → resolve → plan → launch (or explain).
 
-use crate::cli::{Cli, Command, RunArgs};
+use crate::audit;
+use crate::cli::{Cli, Command, ProfileCommand, RunArgs};
 use crate::error::{Error, Result};
 use crate::host::{self, PathKind};
 use crate::plan::{self, Plan};
@@ -9,35 +10,138 @@ use crate::profile;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli, session: &audit::Session) -> Result<i32> {
     match cli.command {
-        Command::Run(args) => {
-            // Start the sandbox's setup process first: it execs and creates
-            // the namespaces on another core while we resolve the policy.
-            let pending = crate::sandbox::spawn()?;
-            let (policy, plan) = prepare(&args)?;
-            let result = pending.run(&plan);
-            quarantine_created(&policy.absent_protected);
-            result
-        }
-        Command::Explain(args) => {
-            let (policy, plan) = prepare(&args)?;
-            print!("{}", explain(&policy, &plan));
+        Command::Run(args) => run_sandbox(&args, session),
+        Command::Explain(args) if args.suggest => {
+            print!("{}", audit::suggest()?);
             Ok(0)
         }
+        Command::Explain(args) => {
+            let (policy, plan) = prepare(&args.run)?;
+            if args.json {
+                println!("{}", explain_json(&policy, &plan));
+            } else {
+                print!("{}", explain(&policy, &plan));
+            }
+            Ok(0)
+        }
+        Command::Log(args) => audit::show_log(&args),
         Command::Check => crate::check::run(),
+        Command::Profile(ProfileCommand::List) => {
+            print!("{}", profile_list());
+            Ok(0)
+        }
+        Command::Profile(ProfileCommand::Show { name }) => {
+            print!("{}", profile_show(&profile::load(&name)?));
+            Ok(0)
+        }
+        Command::Trust { dir } => trust(dir.as_deref()),
+        Command::Shim(crate::cli::ShimCommand::Install { agents, dir }) => {
+            shim_install(&agents, dir)
+        }
     }
+}
+
+/// `guard run`: start the setup process, resolve, run, report.
+fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
+    if args.command.is_empty() {
+        return Err(Error::usage_hint(
+            "no command given",
+            "guard run [OPTIONS] -- COMMAND [ARGS...]",
+        ));
+    }
+    // Start the sandbox's setup process first: it execs and creates the
+    // namespaces on another core while we resolve the policy.
+    let pending = crate::sandbox::spawn()?;
+    let (policy, plan) = prepare(args)?;
+    record_policy(&policy);
+    let result = pending.run(&plan, &policy.network);
+    for path in quarantine_created(&policy.absent_protected) {
+        tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %path.display());
+    }
+    let code = match &result {
+        Ok(c) => *c,
+        Err(e) => e.exit_code(),
+    };
+    tracing::info!(target: audit::TARGET, kind = "session", event = "end", exit = code);
+    session.flush();
+    if !args.quiet {
+        let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none();
+        eprint!(
+            "{}",
+            audit::summary(&session.events(), session.path.as_deref(), color)
+        );
+    }
+    result
+}
+
+/// Audit events for what the policy decided before the run.
+fn record_policy(policy: &Policy) {
+    tracing::info!(
+        target: audit::TARGET,
+        kind = "session",
+        event = "start",
+        command = %policy.command.join(" "),
+        profile = %policy.profile,
+        project = %policy.project.display(),
+        isolation = "full",
+    );
+    for g in policy
+        .grants
+        .iter()
+        .filter(|g| g.access == policy::Access::Hidden)
+    {
+        // Only what guard hid because it holds secrets (not system files
+        // hidden on every run by the default profile).
+        if g.path.starts_with(&policy.project) || g.path.starts_with(&policy.home) {
+            tracing::info!(target: audit::TARGET, kind = "fs", action = "hidden", path = %g.path.display(), rule = %g.origin);
+        }
+    }
+    for name in &policy.env_removed {
+        tracing::info!(target: audit::TARGET, kind = "env", action = "removed", name = %name, reason = "not passed by the profile");
+    }
+}
+
+fn explain_json(policy: &Policy, plan: &Plan) -> String {
+    let grants: Vec<serde_json::Value> = policy
+        .grants
+        .iter()
+        .map(
+            |g| serde_json::json!({"path": g.path, "access": g.access.label(), "origin": g.origin}),
+        )
+        .collect();
+    let v = serde_json::json!({
+        "profile": policy.profile,
+        "profile_origin": policy.profile_origin,
+        "project": policy.project,
+        "home": policy.home,
+        "persistent_home": policy.home_source,
+        "cwd": policy.cwd,
+        "command": policy.command,
+        "grants": grants,
+        "mounts": plan.mounts.iter().map(|m| m.describe()).collect::<Vec<_>>(),
+        "landlock": {"required_abi": plan.landlock_min_abi, "rules": plan.landlock.iter().map(|r| r.describe()).collect::<Vec<_>>()},
+        "seccomp": plan::seccomp::table(plan.allow_ptrace).iter().map(|r| serde_json::json!({"syscall": r.name, "errno": r.errno, "why": r.why})).collect::<Vec<_>>(),
+        "env": plan.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        "env_removed": policy.env_removed,
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
 /// Everything up to, not including, side effects: the policy and the plan.
 pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
-    let loaded = profile::load(args.profile.as_deref().unwrap_or("default"))?;
     let user = host::current_user();
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
         .map_err(|e| Error::usage(format!("cannot use the current directory: {e}")))?;
     let project = host::find_project(args.project.as_deref(), &cwd)?;
     policy::check_project(&project, &user.home)?;
+    let mut loaded = profile::load(&select_profile(args))?;
+    apply_project_profile(&mut loaded, &user.home, &project)?;
+    let home_source = prepare_home(&loaded, &user.home)?;
+    let caches = prepare_caches(&loaded, &user.home, &project)?;
 
     let absolute = |ps: &[PathBuf]| ps.iter().map(|p| cwd.join(p)).collect::<Vec<_>>();
     let cli = CliGrants {
@@ -64,6 +168,9 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         &user.home,
     );
 
+    let network = policy::network(&loaded, &args.allow_host, args.no_network)?;
+    let env = with_proxy_env(env, &network);
+
     let policy = Policy {
         profile: loaded.name.clone(),
         profile_origin: loaded.origin.clone(),
@@ -81,12 +188,387 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
         env,
         env_removed,
         command: args.command.clone(),
-        allow_ptrace: loaded.profile.syscalls.ptrace,
-        max_processes: loaded.profile.limits.processes,
+        allow_ptrace: loaded.profile.syscalls.ptrace.unwrap_or(false),
+        max_processes: loaded
+            .profile
+            .limits
+            .processes
+            .unwrap_or(profile::DEFAULT_PROCESSES),
+        home_source,
+        caches,
+        network,
         allow_degraded: args.allow_degraded,
     };
     let plan = plan::build(&policy, host::cap_last_cap())?;
     Ok((policy, plan))
+}
+
+fn profile_list() -> String {
+    let mut out = String::new();
+    for name in profile::builtin_names() {
+        let desc = profile::load(name)
+            .ok()
+            .and_then(|l| l.profile.description)
+            .unwrap_or_default();
+        out.push_str(&format!("{name:<14} built-in  {desc}\n"));
+    }
+    if let Some(dir) = profile::user_profile_dir() {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".toml")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        for n in names {
+            out.push_str(&format!(
+                "{n:<14} user      {}\n",
+                dir.join(format!("{n}.toml")).display()
+            ));
+        }
+    }
+    out
+}
+
+/// The merged profile as TOML-like lines, each with the file it came from.
+fn profile_show(loaded: &profile::Loaded) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "# profile {} (layers, lowest first):", loaded.name);
+    for l in &loaded.layers {
+        let _ = writeln!(s, "#   {}", l.origin);
+    }
+    let origin_of = |pick: &dyn Fn(&profile::Profile) -> bool| {
+        loaded
+            .layers
+            .iter()
+            .rev()
+            .find(|l| pick(&l.profile))
+            .map(|l| l.origin.as_str())
+            .unwrap_or("-")
+    };
+    let p = &loaded.profile;
+    let list = |s: &mut String,
+                section: &str,
+                key: &str,
+                items: &[String],
+                get: &dyn Fn(&profile::Profile) -> Vec<String>| {
+        if items.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "\n[{section}] {key}");
+        for item in items {
+            let from = origin_of(&|pr| get(pr).contains(item));
+            let _ = writeln!(s, "  {:<50} # {from}", format!("{item:?},"));
+        }
+    };
+    list(&mut s, "filesystem", "read", &p.filesystem.read, &|pr| {
+        pr.filesystem.read.clone()
+    });
+    list(&mut s, "filesystem", "write", &p.filesystem.write, &|pr| {
+        pr.filesystem.write.clone()
+    });
+    list(&mut s, "filesystem", "hide", &p.filesystem.hide, &|pr| {
+        pr.filesystem.hide.clone()
+    });
+    list(
+        &mut s,
+        "filesystem",
+        "protect",
+        &p.filesystem.protect,
+        &|pr| pr.filesystem.protect.clone(),
+    );
+    if let Some(persist) = p.home.persist {
+        let _ = writeln!(
+            s,
+            "\n[home] persist = {persist}  # {}",
+            origin_of(&|pr| pr.home.persist.is_some())
+        );
+    }
+    list(&mut s, "home", "import", &p.home.import, &|pr| {
+        pr.home.import.clone()
+    });
+    list(&mut s, "home", "cache", &p.home.cache, &|pr| {
+        pr.home.cache.clone()
+    });
+    list(&mut s, "env", "pass", &p.env.pass, &|pr| {
+        pr.env.pass.clone()
+    });
+    if !p.env.set.is_empty() {
+        let _ = writeln!(s, "\n[env.set]");
+        for (k, v) in &p.env.set {
+            let from = origin_of(&|pr| pr.env.set.get(k) == Some(v));
+            let _ = writeln!(s, "  {:<50} # {from}", format!("{k} = {v:?}"));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n[syscalls] ptrace = {}  # {}",
+        p.syscalls.ptrace.unwrap_or(false),
+        origin_of(&|pr| pr.syscalls.ptrace.is_some())
+    );
+    let _ = writeln!(
+        s,
+        "[limits] processes = {}  # {}",
+        p.limits.processes.unwrap_or(profile::DEFAULT_PROCESSES),
+        origin_of(&|pr| pr.limits.processes.is_some())
+    );
+    s
+}
+
+/// `guard shim install`: one small script per agent that finds the real
+/// command further down PATH and runs it under guard; inside a sandbox
+/// (GUARD_SANDBOX set) it runs the command directly.
+fn shim_install(agents: &[String], dir: Option<PathBuf>) -> Result<i32> {
+    let dir = match dir {
+        Some(d) => d,
+        None => host::data_dir()
+            .map(|d| d.join("shims"))
+            .ok_or_else(|| Error::usage_hint("cannot locate a data directory", "pass --dir DIR"))?,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let guard_exe =
+        std::env::current_exe().map_err(|e| Error::sys("locate the guard binary", e))?;
+    for agent in agents {
+        if agent.is_empty() || agent.contains(['/', '\'', '"', '\\', '$', '`']) {
+            return Err(Error::usage(format!("not a command name: {agent:?}")));
+        }
+        let script = format!(
+            r#"#!/bin/sh
+# guard shim: runs `{agent}` inside guard's sandbox. Written by `guard shim install`.
+shim_dir=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+rest=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$shim_dir" | paste -sd: -)
+real=$(PATH=$rest command -v {agent}) || {{ echo "guard shim: {agent} not found in PATH" >&2; exit 127; }}
+if [ -n "$GUARD_SANDBOX" ]; then exec "$real" "$@"; fi
+exec '{guard}' run -- "$real" "$@"
+"#,
+            guard = guard_exe.display()
+        );
+        let path = dir.join(agent);
+        std::fs::write(&path, script).map_err(|e| Error::io("write", &path, e))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| Error::io("chmod", &path, e))?;
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "put it first in PATH (e.g. in ~/.profile): export PATH=\"{}:$PATH\"",
+        dir.display()
+    );
+    Ok(0)
+}
+
+/// `guard trust [DIR]`: show what the project profile widens, pin its hash.
+fn trust(dir: Option<&Path>) -> Result<i32> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::usage(format!("cannot use the current directory: {e}")))?;
+    let project = host::find_project(dir, &cwd)?;
+    let file = project.join(profile::trust::PROJECT_FILE);
+    let text = std::fs::read_to_string(&file).map_err(|e| Error::Usage {
+        msg: format!("cannot read {}: {e}", file.display()),
+        hint: Some("run guard trust in a project that has a .guard.toml".into()),
+    })?;
+    let user = host::current_user();
+    let layers = project_layers(&file, &text)?;
+    let base = profile::load("default")?.profile;
+    let widens = profile::trust::widenings(&base, &layers, &user.home, &project);
+    if widens.is_empty() {
+        println!(
+            "{} only narrows the sandbox; it applies without trust.",
+            file.display()
+        );
+    } else {
+        println!("{} widens the sandbox:", file.display());
+        for w in &widens {
+            println!("  {w}");
+        }
+    }
+    let store = profile::trust::pin(&file, &text)?;
+    println!(
+        "trusted: sha256 {} pinned in {} (any change to the file asks again)",
+        &profile::trust::digest(&text)[..16],
+        store.display()
+    );
+    Ok(0)
+}
+
+/// `-p NAME|PATH`, else the profile named like the command (`guard run --
+/// claude` uses `claude`), else `default`.
+pub fn select_profile(args: &RunArgs) -> String {
+    if let Some(p) = &args.profile {
+        return p.clone();
+    }
+    let name = args
+        .command
+        .first()
+        .and_then(|c| Path::new(c).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("default");
+    if profile::profile_exists(name) {
+        name.to_string()
+    } else {
+        "default".to_string()
+    }
+}
+
+/// Layer the project's `.guard.toml` over the profile. One that only
+/// narrows applies directly; one that widens must be trusted (pinned by
+/// hash with `guard trust`).
+fn apply_project_profile(loaded: &mut profile::Loaded, home: &Path, project: &Path) -> Result<()> {
+    let file = project.join(profile::trust::PROJECT_FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", &file, e)),
+    };
+    let layers = project_layers(&file, &text)?;
+    let widens = profile::trust::widenings(&loaded.profile, &layers, home, project);
+    if !widens.is_empty() && !profile::trust::is_trusted(&file, &text)? {
+        return Err(Error::Usage {
+            msg: format!(
+                "the project profile {} widens the sandbox and is not trusted:\n    {}",
+                file.display(),
+                widens.join("\n    ")
+            ),
+            hint: Some(format!(
+                "review it, then run `guard trust {}` (pinned by hash: any later change asks again)",
+                project.display()
+            )),
+        });
+    }
+    for l in layers {
+        loaded.profile.merge(&l.profile);
+        loaded.layers.push(l);
+    }
+    loaded.origin = format!("{} + {}", loaded.origin, file.display());
+    Ok(())
+}
+
+/// The layers a project file contributes: what it extends, then itself.
+pub fn project_layers(file: &Path, text: &str) -> Result<Vec<profile::Layer>> {
+    let origin = file.display().to_string();
+    let own = profile::parse(text, &origin)?;
+    let mut layers = Vec::new();
+    for base in &own.extends {
+        layers.extend(profile::load(base)?.layers);
+    }
+    layers.push(profile::Layer {
+        origin,
+        profile: own,
+    });
+    Ok(layers)
+}
+
+/// A persistent home for profiles that ask for one: created on first use
+/// (mode 0700) with the profile's `import` paths copied from the real home.
+fn prepare_home(loaded: &profile::Loaded, real_home: &Path) -> Result<Option<PathBuf>> {
+    if loaded.profile.home.persist != Some(true) {
+        return Ok(None);
+    }
+    let base = host::data_dir().ok_or_else(|| {
+        Error::usage_hint(
+            "cannot locate a data directory for the persistent home",
+            "set HOME or XDG_DATA_HOME",
+        )
+    })?;
+    let dir = base.join("homes").join(safe_name(&loaded.name));
+    if dir.is_dir() {
+        return Ok(Some(dir));
+    }
+    let tmp = dir.with_extension("importing");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| Error::io("chmod", &tmp, e))?;
+    for raw in &loaded.profile.home.import {
+        let Some(src) = profile::expand_path(raw, real_home, real_home) else {
+            continue;
+        };
+        let Ok(rel) = src.strip_prefix(real_home) else {
+            continue;
+        };
+        if std::fs::symlink_metadata(&src).is_ok() {
+            copy_tree(&src, &tmp.join(rel))?;
+        }
+    }
+    std::fs::rename(&tmp, &dir).map_err(|e| Error::io("create", &dir, e))?;
+    Ok(Some(dir))
+}
+
+/// Copy files and directories; symlinks are copied as links, never followed.
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(src).map_err(|e| Error::io("read", src, e))?;
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+    }
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(src).map_err(|e| Error::io("read", src, e))?;
+        std::os::unix::fs::symlink(target, dst).map_err(|e| Error::io("create", dst, e))
+    } else if meta.is_dir() {
+        std::fs::create_dir_all(dst).map_err(|e| Error::io("create", dst, e))?;
+        for entry in std::fs::read_dir(src).map_err(|e| Error::io("read", src, e))? {
+            let entry = entry.map_err(|e| Error::io("read", src, e))?;
+            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(src, dst)
+            .map(drop)
+            .map_err(|e| Error::io("copy", src, e))
+    }
+}
+
+fn safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Copy-on-write caches: each existing cache directory gets an upper layer
+/// in guard's data dir; the host's copy is only ever the lower layer.
+fn prepare_caches(
+    loaded: &profile::Loaded,
+    home: &Path,
+    project: &Path,
+) -> Result<Vec<policy::Cache>> {
+    let mut out = Vec::new();
+    if loaded.profile.home.cache.is_empty() {
+        return Ok(out);
+    }
+    let base = host::data_dir()
+        .ok_or_else(|| {
+            Error::usage_hint(
+                "cannot locate a data directory for caches",
+                "set HOME or XDG_DATA_HOME",
+            )
+        })?
+        .join("caches")
+        .join(safe_name(&loaded.name));
+    for raw in &loaded.profile.home.cache {
+        let Some(path) = profile::expand_path(raw, home, project) else {
+            continue;
+        };
+        if !path.is_dir() {
+            continue;
+        }
+        let layer = base.join(safe_name(&path.display().to_string()));
+        let (upper, work) = (layer.join("upper"), layer.join("work"));
+        for d in [&upper, &work] {
+            std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
+        }
+        out.push(policy::Cache { path, upper, work });
+    }
+    Ok(out)
 }
 
 /// A protected path inside `.git` that does not exist yet (no hooks dir
@@ -123,7 +605,8 @@ fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
 /// A protected path that did not exist before the run must not appear
 /// because of it: whatever the sandbox created there is moved aside (to a
 /// name nothing executes) and reported.
-fn quarantine_created(absent: &[PathBuf]) {
+fn quarantine_created(absent: &[PathBuf]) -> Vec<PathBuf> {
+    let mut moved = Vec::new();
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -135,17 +618,33 @@ fn quarantine_created(absent: &[PathBuf]) {
         let mut aside = path.as_os_str().to_owned();
         aside.push(format!(".guard-quarantine-{stamp}"));
         match std::fs::rename(path, &aside) {
-            Ok(()) => eprintln!(
-                "guard: the sandbox created protected path {}; moved it to {} (it would run outside the sandbox)",
-                path.display(),
-                Path::new(&aside).display()
-            ),
+            Ok(()) => {
+                eprintln!(
+                    "guard: the sandbox created protected path {}; moved it to {} (it would run outside the sandbox)",
+                    path.display(),
+                    Path::new(&aside).display()
+                );
+                moved.push(path.clone());
+            }
             Err(e) => eprintln!(
                 "guard: WARNING: the sandbox created protected path {} and guard could not move it aside: {e}; inspect and delete it",
                 path.display()
             ),
         }
     }
+    moved
+}
+
+/// The proxy variables override whatever the caller's environment passed.
+fn with_proxy_env(
+    env: Vec<(String, String)>,
+    net: &crate::net::NetPolicy,
+) -> Vec<(String, String)> {
+    let mut map: BTreeMap<String, String> = env.into_iter().collect();
+    for (k, v) in crate::net::proxy_env(net) {
+        map.insert(k, v);
+    }
+    map.into_iter().collect()
 }
 
 /// Profile paths may end in a glob (`/etc/ssh/ssh_host_*_key`); CLI paths
@@ -190,14 +689,26 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
         policy.profile, policy.profile_origin
     );
     let _ = writeln!(s, "project:  {} (read-write)", policy.project.display());
-    let _ = writeln!(
-        s,
-        "home:     {} (private, empty but for granted paths)",
-        policy.home.display()
-    );
+    match &policy.home_source {
+        Some(src) => {
+            let _ = writeln!(
+                s,
+                "home:     {} (persistent, kept in {})",
+                policy.home.display(),
+                src.display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "home:     {} (private, empty but for granted paths)",
+                policy.home.display()
+            );
+        }
+    }
     let _ = writeln!(s, "cwd:      {}", policy.cwd.display());
     let _ = writeln!(s, "command:  {}", shell_words(&policy.command));
-    let _ = writeln!(s, "network:  none (only loopback inside)");
+    s.push_str(&crate::net::describe(&policy.network));
     let _ = writeln!(s, "\npaths:");
     for g in &policy.grants {
         let kind = match &g.kind {
@@ -300,8 +811,8 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Used by `check`: the plan for `true` with the default profile.
-pub fn default_plan(project: &Path) -> Result<Plan> {
+/// Used by `check`: the policy and plan for `true` with the default profile.
+pub fn default_plan(project: &Path) -> Result<(Policy, Plan)> {
     let args = RunArgs {
         profile: None,
         project: Some(project.to_path_buf()),
@@ -309,9 +820,12 @@ pub fn default_plan(project: &Path) -> Result<Plan> {
         rw: vec![],
         hide: vec![],
         allow_env: vec![],
+        allow_host: vec![],
+        no_network: false,
         allow_degraded: false,
         quiet: true,
+        log: None,
         command: vec!["true".into()],
     };
-    prepare(&args).map(|(_, plan)| plan)
+    prepare(&args)
 }

@@ -26,7 +26,21 @@ pub enum Command {
     /// Show what this kernel supports and which isolation level guard can build.
     Check,
     /// Print the resolved policy and the ordered sandbox plan, without running.
-    Explain(RunArgs),
+    Explain(ExplainArgs),
+    /// Show a past session's audit events.
+    Log(LogArgs),
+    /// Wrapper scripts that run agents inside guard when started by name
+    /// (from an IDE terminal, `docker exec`, scripts).
+    #[command(subcommand)]
+    Shim(ShimCommand),
+    /// List profiles, or show one merged, with where each setting came from.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Trust the project's .guard.toml (shows what it widens; pins its hash).
+    Trust {
+        /// Project directory (default: the project of the current directory).
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -55,17 +69,58 @@ pub struct RunArgs {
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,
 
+    /// Allow connections to HOST: a name, `*.suffix`, or an IP address; on
+    /// PORT only, or on 443 and 80 when no port is given. Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_host: Vec<String>,
+
+    /// No network at all: no proxy, no DNS, only loopback inside.
+    #[arg(long, conflicts_with = "allow_host")]
+    pub no_network: bool,
+
     /// Run even if a protection layer cannot be applied (says which).
     #[arg(long)]
     pub allow_degraded: bool,
 
-    /// Less output from guard itself.
+    /// No exit summary.
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Write the audit log (JSON lines) here instead of the session directory.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
     /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the last session's log and print the profile lines that would
+    /// allow what was refused (nothing is applied).
+    #[arg(long)]
+    pub suggest: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Session log file or name (default: the last session).
+    pub session: Option<String>,
+    /// The last session (the default).
+    #[arg(long)]
+    pub last: bool,
+    /// Print the raw JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Only events of this kind (net, fs, env, session, trust, degraded).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,4 +133,28 @@ pub struct ScanArgs {
     /// Profile whose secret rules apply.
     #[arg(short, long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Built-in and user profiles.
+    List,
+    /// The merged profile, each setting annotated with its source file.
+    Show {
+        /// Profile name or path.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShimCommand {
+    /// Write a wrapper for each AGENT into DIR; put DIR first in PATH.
+    Install {
+        /// Agent commands to wrap (claude, codex, cursor-agent ...).
+        #[arg(required = true)]
+        agents: Vec<String>,
+        /// Where to write them (default: $XDG_DATA_HOME/guard/shims).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }

@@ -188,6 +188,38 @@ pub fn cap_last_cap() -> u32 {
         .unwrap_or(40)
 }
 
+fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(fallback))
+        })
+        .map(|p| p.join("guard"))
+}
+
+/// $XDG_CONFIG_HOME/guard: user profiles and the trust store.
+pub fn config_dir() -> Option<PathBuf> {
+    xdg("XDG_CONFIG_HOME", ".config")
+}
+
+/// $XDG_DATA_HOME/guard: persistent agent homes and cache layers.
+pub fn data_dir() -> Option<PathBuf> {
+    xdg("XDG_DATA_HOME", ".local/share")
+}
+
+/// $XDG_STATE_HOME/guard: session logs.
+pub fn state_dir() -> Option<PathBuf> {
+    xdg("XDG_STATE_HOME", ".local/state")
+}
+
+/// $XDG_CACHE_HOME/guard: the secret scanner's cache.
+pub fn cache_dir() -> Option<PathBuf> {
+    xdg("XDG_CACHE_HOME", ".cache")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,12 @@
 //! only module with namespace/mount/exec side effects).
 
 pub mod app;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod error;
 pub mod host;
+pub mod net;
 pub mod plan;
 pub mod policy;
 pub mod profile;

@@ -13,27 +13,26 @@ fn main() {
     }
 
     let cli = guard::cli::Cli::parse();
-    init_tracing(cli.verbose);
-    match guard::app::run(cli) {
+    if !matches!(cli.command, guard::cli::Command::Run(_)) {
+        // Commands that only print should end quietly when their reader
+        // goes away (`guard log | head`), like other command-line tools.
+        // `guard run` keeps SIGPIPE ignored: it must outlive a closed pipe
+        // to report the command's status.
+        // SAFETY: restoring the default disposition of one signal before
+        // any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    // Only `guard run` keeps a session log.
+    let log = match &cli.command {
+        guard::cli::Command::Run(args) => args.log.clone().or_else(guard::audit::new_session_path),
+        _ => None,
+    };
+    let session = guard::audit::init(cli.verbose, log);
+    match guard::app::run(cli, &session) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("guard: {}", e.render());
             std::process::exit(e.exit_code());
         }
     }
-}
-
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::INFO,
-        2 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
-    };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
 }

@@ -67,6 +67,9 @@ pub fn rules(policy: &Policy) -> Vec<LandlockRule> {
     out.push(rule("/tmp", ReadWrite, true));
     out.push(rule("/var/tmp", ReadWrite, true));
     out.push(rule(&policy.home, ReadWrite, true));
+    for c in &policy.caches {
+        out.push(rule(&c.path, ReadWrite, true));
+    }
     for g in &policy.grants {
         let dir = match g.kind {
             GrantKind::Dir => true,

@@ -34,7 +34,13 @@ pub struct Plan {
     pub cap_last_cap: u32,
     pub allow_degraded: bool,
     pub max_processes: u64,
+    /// Listeners pid 1 creates inside the network namespace and hands to
+    /// the supervisor (empty with --no-network).
+    pub listeners: Vec<crate::net::ListenerSpec>,
 }
+
+/// The sandbox's host name (also in its generated /etc/hosts).
+pub const HOSTNAME: &str = "guard";
 
 /// Landlock ABI whose features the policy relies on: 6 adds scoping of
 /// abstract unix sockets and signals.
@@ -49,7 +55,7 @@ pub fn build(policy: &Policy, cap_last_cap: u32) -> crate::Result<Plan> {
     Ok(Plan {
         uid: policy.uid,
         gid: policy.gid,
-        hostname: "guard".into(),
+        hostname: HOSTNAME.into(),
         mounts: mounts::mount_ops(policy),
         landlock: self::landlock::rules(policy),
         landlock_min_abi: LANDLOCK_REQUIRED_ABI,
@@ -61,5 +67,6 @@ pub fn build(policy: &Policy, cap_last_cap: u32) -> crate::Result<Plan> {
         cap_last_cap,
         allow_degraded: policy.allow_degraded,
         max_processes: policy.max_processes,
+        listeners: crate::net::listeners(&policy.network),
     })
 }

@@ -60,6 +60,20 @@ pub enum MountOp {
         target: PathBuf,
         dst: PathBuf,
     },
+    /// An overlay: `lower` (host) read-only underneath, writes go to `upper`.
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        dst: PathBuf,
+    },
+    /// A file with this content, generated inside the sandbox's setup
+    /// tmpfs (never on the host) and bound read-only over `dst` (or, when
+    /// `dst` is a symlink, over what it points to inside the sandbox).
+    File {
+        dst: PathBuf,
+        content: String,
+    },
 }
 
 impl MountOp {
@@ -73,7 +87,9 @@ impl MountOp {
             | MountOp::HideDir { dst }
             | MountOp::Proc { dst }
             | MountOp::Devpts { dst }
-            | MountOp::Symlink { dst, .. } => dst,
+            | MountOp::Symlink { dst, .. }
+            | MountOp::Overlay { dst, .. }
+            | MountOp::File { dst, .. } => dst,
         }
     }
 
@@ -82,8 +98,11 @@ impl MountOp {
         match self {
             MountOp::Tmpfs { .. } => 0,
             MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
-            MountOp::Devpts { .. } | MountOp::Pin { .. } => 1,
-            MountOp::ReadOnly { .. } | MountOp::HideFile { .. } | MountOp::HideDir { .. } => 2,
+            MountOp::Devpts { .. } | MountOp::Pin { .. } | MountOp::Overlay { .. } => 1,
+            MountOp::ReadOnly { .. }
+            | MountOp::HideFile { .. }
+            | MountOp::HideDir { .. }
+            | MountOp::File { .. } => 2,
         }
     }
 
@@ -130,12 +149,20 @@ impl MountOp {
             }
             MountOp::ReadOnly { dst } => format!("readonly {}", dst.display()),
             MountOp::Pin { dst } => format!("pin      {}", dst.display()),
+            MountOp::Overlay { dst, upper, .. } => format!(
+                "overlay  {} (copy-on-write, changes kept in {})",
+                dst.display(),
+                upper.display()
+            ),
             MountOp::HideFile { dst } => format!("hide     {} (empty file)", dst.display()),
             MountOp::HideDir { dst } => format!("hide     {} (empty dir)", dst.display()),
             MountOp::Proc { dst } => format!("proc     {}", dst.display()),
             MountOp::Devpts { dst } => format!("devpts   {}", dst.display()),
             MountOp::Symlink { target, dst } => {
                 format!("symlink  {} -> {}", dst.display(), target.display())
+            }
+            MountOp::File { dst, .. } => {
+                format!("file     {} (generated, read-only)", dst.display())
             }
         }
     }
@@ -224,9 +251,37 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         // Private scratch space; the host's /tmp stays invisible.
         tmpfs("/tmp", 0o1777, false),
         tmpfs("/var/tmp", 0o1777, false),
-        // $HOME exists but is empty and private, except granted paths.
-        tmpfs(&policy.home, 0o700, false),
+        // Names resolve through guard's DNS server only; localhost stays local.
+        MountOp::File {
+            dst: p("/etc/resolv.conf"),
+            content: crate::net::resolv_conf(),
+        },
+        MountOp::File {
+            dst: p("/etc/hosts"),
+            content: crate::net::hosts_file(super::HOSTNAME),
+        },
     ];
+    rest.push(match &policy.home_source {
+        // The profile's persistent home (the agent's own state).
+        Some(src) => MountOp::Bind {
+            src: src.clone(),
+            dst: policy.home.clone(),
+            dir: true,
+            writable: true,
+            dev: false,
+            optional: false,
+        },
+        // $HOME exists but is empty and private, except granted paths.
+        None => tmpfs(&policy.home, 0o700, false),
+    });
+    for c in &policy.caches {
+        rest.push(MountOp::Overlay {
+            lower: c.path.clone(),
+            upper: c.upper.clone(),
+            work: c.work.clone(),
+            dst: c.path.clone(),
+        });
+    }
     let mut pinned = std::collections::BTreeSet::new();
     for g in &policy.grants {
         if g.access == Access::Protected {
@@ -297,10 +352,13 @@ mod tests {
             env: vec![],
             env_removed: vec![],
             absent_protected: vec![],
+            home_source: None,
+            caches: vec![],
             command: vec!["true".into()],
             allow_ptrace: false,
             allow_degraded: false,
             max_processes: 100,
+            network: Default::default(),
         }
     }
 
@@ -340,6 +398,8 @@ mod tests {
             [
                 "symlink  /bin -> usr/bin",
                 "bind ro  /etc",
+                "file     /etc/hosts (generated, read-only)",
+                "file     /etc/resolv.conf (generated, read-only)",
                 "hide     /etc/shadow (empty file)",
                 "tmpfs    /home/u (mode 700)",
                 "bind ro  /home/u/.gitconfig",
@@ -384,6 +444,8 @@ mod tests {
         assert_eq!(
             tail,
             [
+                "file     /etc/hosts (generated, read-only)",
+                "file     /etc/resolv.conf (generated, read-only)",
                 "tmpfs    /home/u (mode 700)",
                 "bind rw  /home/u/src/app",
                 "pin      /home/u/src/app/.git",

@@ -37,6 +37,8 @@ pub fn build_env(
     // The sandbox keeps the home path (tools compute paths from it), but the
     // directory inside is guard's private one.
     env.insert("HOME".into(), home.display().to_string());
+    // Lets shims and tools know they already run inside guard.
+    env.insert("GUARD_SANDBOX".into(), "1".into());
     env.entry("PATH".into())
         .or_insert_with(|| "/usr/local/bin:/usr/bin:/bin".into());
     removed.sort();
@@ -63,7 +65,7 @@ mod tests {
             Path::new("/home/u"),
         );
         let names: Vec<_> = env.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["FOO", "HOME", "LC_ALL", "PATH"]);
+        assert_eq!(names, ["FOO", "GUARD_SANDBOX", "HOME", "LC_ALL", "PATH"]);
         assert_eq!(removed, ["GITHUB_TOKEN"]);
     }
 }

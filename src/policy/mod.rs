@@ -7,6 +7,7 @@
 //! contains the home directory (or is `/`) is refused.
 
 mod env;
+mod network;
 
 use crate::error::{Error, Result};
 use crate::host::{PathKind, User};
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use env::build_env;
+pub use network::network;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Access {
@@ -93,6 +95,20 @@ pub struct Policy {
     pub allow_ptrace: bool,
     pub allow_degraded: bool,
     pub max_processes: u64,
+    /// A persistent home directory bound at `home` (else an empty tmpfs).
+    pub home_source: Option<PathBuf>,
+    /// Copy-on-write caches.
+    pub caches: Vec<Cache>,
+    pub network: crate::net::NetPolicy,
+}
+
+/// A host directory shown writable inside through an overlay whose upper
+/// layer is guard's own: the host copy never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cache {
+    pub path: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
 }
 
 /// Inputs from the command line, already parsed.

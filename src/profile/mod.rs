@@ -4,6 +4,9 @@
 //! error, never a silently ignored line. `version` is the schema version.
 
 mod builtin;
+mod layers;
+pub mod network;
+pub mod trust;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -11,6 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use builtin::{builtin_names, builtin_source};
+pub use layers::{exists as profile_exists, user_profile_dir};
+pub use network::Network;
 
 /// The schema version this build understands.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -19,38 +24,36 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub version: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Profiles whose settings this one builds on (merged first, in order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extends: Vec<String>,
     #[serde(default)]
     pub filesystem: Filesystem,
+    #[serde(default)]
+    pub home: Home,
     #[serde(default)]
     pub env: Env,
     #[serde(default)]
     pub syscalls: Syscalls,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub network: Network,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Most processes the sandbox may hold at once (RLIMIT_NPROC, counted in
     /// the sandbox's user namespace): a fork bomb stops there.
-    #[serde(default = "default_processes")]
-    pub processes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
 }
 
-fn default_processes() -> u64 {
-    4096
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            processes: default_processes(),
-        }
-    }
-}
+/// Default for [`Limits::processes`].
+pub const DEFAULT_PROCESSES: u64 = 4096;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +74,25 @@ pub struct Filesystem {
     pub protect: Vec<String>,
 }
 
+/// The sandbox's home directory.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Home {
+    /// Keep a private home for this profile across runs (under
+    /// $XDG_DATA_HOME/guard/homes/PROFILE) instead of an empty one: agents
+    /// stay logged in without seeing the real home.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<bool>,
+    /// Copied from the real home into a persistent home when it is created
+    /// (the agent's existing login and settings).
+    #[serde(default)]
+    pub import: Vec<String>,
+    /// Caches shown copy-on-write: writable inside, the host's copy never
+    /// changes (an overlay whose upper layer lives in guard's own data dir).
+    #[serde(default)]
+    pub cache: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Env {
@@ -86,55 +108,106 @@ pub struct Env {
 #[serde(deny_unknown_fields)]
 pub struct Syscalls {
     /// Allow ptrace and process_vm_readv/writev between sandboxed processes.
-    #[serde(default)]
-    pub ptrace: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptrace: Option<bool>,
 }
 
-/// A profile together with where it came from (for messages and `explain`).
+fn push_new(into: &mut Vec<String>, from: &[String]) {
+    for item in from {
+        if !into.contains(item) {
+            into.push(item.clone());
+        }
+    }
+}
+
+impl Profile {
+    /// Layer `top` over `self`: lists accumulate, maps and scalars set in
+    /// `top` win.
+    pub fn merge(&mut self, top: &Profile) {
+        if top.description.is_some() {
+            self.description = top.description.clone();
+        }
+        let (fs, t) = (&mut self.filesystem, &top.filesystem);
+        push_new(&mut fs.read, &t.read);
+        push_new(&mut fs.write, &t.write);
+        push_new(&mut fs.hide, &t.hide);
+        push_new(&mut fs.protect, &t.protect);
+        if top.home.persist.is_some() {
+            self.home.persist = top.home.persist;
+        }
+        push_new(&mut self.home.import, &top.home.import);
+        push_new(&mut self.home.cache, &top.home.cache);
+        push_new(&mut self.env.pass, &top.env.pass);
+        for (k, v) in &top.env.set {
+            self.env.set.insert(k.clone(), v.clone());
+        }
+        if top.syscalls.ptrace.is_some() {
+            self.syscalls.ptrace = top.syscalls.ptrace;
+        }
+        if top.limits.processes.is_some() {
+            self.limits.processes = top.limits.processes;
+        }
+        for entry in &top.network.allow {
+            if !self.network.allow.contains(entry) {
+                self.network.allow.push(entry.clone());
+            }
+        }
+        for (name, addr) in &top.network.hosts {
+            self.network.hosts.insert(name.clone(), *addr);
+        }
+        if top.network.disabled.is_some() {
+            self.network.disabled = top.network.disabled;
+        }
+    }
+}
+
+/// One file that contributed to a resolved profile.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// "built-in:default", a file path, or "project:/path/.guard.toml".
+    pub origin: String,
+    pub profile: Profile,
+}
+
+/// A resolved profile: the merge of its layers, with where it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub name: String,
     pub origin: String,
     pub profile: Profile,
+    pub layers: Vec<Layer>,
 }
 
-/// Load a profile by built-in name or by path (anything containing `/` or
-/// ending in `.toml` is a path).
+/// Load a profile by name (built-in, then the user's file of that name
+/// layered on top) or by path (anything containing `/` or ending in
+/// `.toml`), with everything it extends merged underneath.
 pub fn load(name_or_path: &str) -> Result<Loaded> {
-    if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
-        let path = PathBuf::from(name_or_path);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {
-            msg: format!("failed to read profile {}: {e}", path.display()),
-            hint: Some(format!(
-                "built-in profiles: {}; or give the path of a TOML file",
-                builtin_names().join(", ")
-            )),
-        })?;
-        let profile = parse(&text, &path.display().to_string())?;
-        let name = path
+    let mut layers = Vec::new();
+    layers::collect(name_or_path, &mut Vec::new(), &mut layers)?;
+    let mut profile = Profile {
+        version: SCHEMA_VERSION,
+        ..Profile::default()
+    };
+    for l in &layers {
+        profile.merge(&l.profile);
+    }
+    let name = if layers::is_path(name_or_path) {
+        Path::new(name_or_path)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| name_or_path.to_string());
-        return Ok(Loaded {
-            name,
-            origin: path.display().to_string(),
-            profile,
-        });
-    }
-    let Some(text) = builtin_source(name_or_path) else {
-        return Err(Error::usage_hint(
-            format!("no profile named {name_or_path:?}"),
-            format!(
-                "built-in profiles: {}; or pass a path to a TOML file with -p ./file.toml",
-                builtin_names().join(", ")
-            ),
-        ));
+            .unwrap_or_else(|| name_or_path.to_string())
+    } else {
+        name_or_path.to_string()
     };
-    let origin = format!("built-in:{name_or_path}");
+    let origin = layers
+        .last()
+        .map(|l| l.origin.clone())
+        .unwrap_or_else(|| name.clone());
     Ok(Loaded {
-        name: name_or_path.to_string(),
-        profile: parse(text, &origin)?,
+        name,
         origin,
+        profile,
+        layers,
     })
 }
 
@@ -169,6 +242,27 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile> {
                 profile.version
             ),
             hint: Some(format!("set `version = {SCHEMA_VERSION}`")),
+        });
+    }
+    if let Err((key, msg)) = profile.network.validate() {
+        // Point at the key in [network.hosts] (quoted or bare).
+        let at = text
+            .find("[network.hosts]")
+            .and_then(|h| {
+                let rest = &text[h..];
+                rest.find(&format!("\"{key}\""))
+                    .or_else(|| rest.find(&key))
+                    .map(|k| h + k)
+            })
+            .unwrap_or(0);
+        let (line, col) = line_col(text, at);
+        return Err(Error::Profile {
+            location: format!("{origin}:{line}:{col}"),
+            msg,
+            hint: Some(
+                "add the name to [network] allow (with private = true for a private address)"
+                    .into(),
+            ),
         });
     }
     Ok(profile)
@@ -234,6 +328,60 @@ mod tests {
     fn wrong_type_is_rejected() {
         let err = parse("version = 1\n[syscalls]\nptrace = \"yes\"\n", "p.toml").unwrap_err();
         assert!(err.render().contains("p.toml:3:"), "{}", err.render());
+    }
+
+    #[test]
+    fn network_section() {
+        let p = parse(
+            "version = 1\n[network]\nallow = [\"a.example.com\", \"*.cdn.example.com:8443\", { host = \"api.internal\", private = true }]\n[network.hosts]\n\"api.internal\" = \"10.1.2.3\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        let allow = p.network.allowlist("profile p");
+        assert_eq!(allow.rules.len(), 3);
+        assert!(allow.rules[2].private);
+        assert_eq!(
+            allow.pinned("api.internal"),
+            Some("10.1.2.3".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn network_errors_have_locations() {
+        for (text, at, needle) in [
+            (
+                "version = 1\n[network]\nallow = [\"ok.com\", \"bad host\"]\n",
+                "p.toml:3:",
+                "letters, digits",
+            ),
+            (
+                "version = 1\n[network]\nallow = [{ host = \"a.com\", privat = true }]\n",
+                "p.toml:3:",
+                "privat",
+            ),
+            (
+                "version = 1\n[network]\nallow = [\"*.com\"]\n",
+                "p.toml:3:",
+                "too broad",
+            ),
+            ("version = 1\n[network]\nalow = []\n", "p.toml:3:", "alow"),
+            (
+                "version = 1\n[network]\nallow = [\"a.com\"]\n[network.hosts]\n\"a.com\" = \"not-an-ip\"\n",
+                "p.toml:5:",
+                "not an IP",
+            ),
+            (
+                "version = 1\n[network]\nallow = [\"a.com\"]\n[network.hosts]\n\"b.com\" = \"10.0.0.1\"\n",
+                "p.toml:5:1",
+                "no `allow` entry",
+            ),
+        ] {
+            let e = parse(text, "p.toml").unwrap_err();
+            let msg = e.render();
+            assert!(msg.contains(at), "{text}: {msg}");
+            assert!(msg.contains(needle), "{text}: {msg}");
+            assert_eq!(e.exit_code(), 125);
+        }
     }
 
     #[test]

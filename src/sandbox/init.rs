@@ -13,7 +13,7 @@
 //! its pid namespace with it.
 
 use super::channel::{self, Report};
-use super::{lock, mounts, sys};
+use super::{listeners, lock, mounts, sys};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use std::ffi::{CString, OsStr};
@@ -36,6 +36,12 @@ pub const FORWARDED: &[libc::c_int] = &[
 /// Entry of the re-executed setup process. `fd` is the control socket,
 /// `parent` the supervisor's pid.
 pub fn setup_main(fd: i32, parent: i32) -> ! {
+    // The socket had to survive our own exec; nothing we exec may inherit
+    // it: the command could otherwise forge reports (or hand the supervisor
+    // sockets of its own) and hold the supervisor's end open.
+    if sys::set_cloexec(fd).is_err() {
+        sys::exit_now(125);
+    }
     // SAFETY: the supervisor passed this descriptor to us for our exclusive use.
     let mut sock = Some(unsafe { UnixStream::from_raw_fd(fd) });
     let code = match setup(&mut sock, parent) {
@@ -214,6 +220,10 @@ fn pid1(sock: &mut Sock) -> Result<i32> {
     // 4. Network: only loopback exists in the new netns; bring it up so
     //    programs can talk to themselves (and, later, to guard's proxy).
     sys::loopback_up().map_err(|e| Error::sys("bring up the loopback interface", e))?;
+    //    Egress: the listeners live in this namespace and are served by the
+    //    supervisor from the host's. Before the lock: ports below 1024 need
+    //    CAP_NET_BIND_SERVICE, which only this process ever holds here.
+    hand_over_listeners(sock, plan)?;
 
     // 5. Lock. Capabilities first (dropping the bounding set needs
     //    CAP_SETPCAP), then no_new_privs (Landlock and seccomp require it),
@@ -262,6 +272,25 @@ fn pid1(sock: &mut Sock) -> Result<i32> {
             unsafe { libc::kill(child, sig) };
         }
     }
+}
+
+/// Create the egress listeners and send them to the supervisor; our copies
+/// are closed on return, so the command never inherits one.
+fn hand_over_listeners(sock: &mut Sock, plan: &Plan) -> Result<()> {
+    if plan.listeners.is_empty() {
+        return Ok(()); // --no-network: nothing but loopback
+    }
+    let fds = listeners::create(&plan.listeners)?;
+    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let kinds = plan.listeners.iter().map(|l| l.kind).collect();
+    let Some(s) = sock.as_mut() else {
+        return Err(Error::sys(
+            "hand the egress listeners to the supervisor",
+            std::io::Error::other("no control socket"),
+        ));
+    };
+    channel::send_with_fds(s, &Report::Listeners { kinds }, &raw)
+        .map_err(|e| Error::sys("hand the egress listeners to the supervisor", e))
 }
 
 fn close_stray_fds(keep: i32) -> Result<()> {

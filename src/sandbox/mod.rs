@@ -5,6 +5,7 @@
 
 mod channel;
 mod init;
+mod listeners;
 mod lock;
 mod mounts;
 pub mod probe;

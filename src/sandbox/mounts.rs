@@ -18,6 +18,8 @@ const OLD: &str = "/oldroot";
 const NEW: &str = "/newroot";
 const EMPTY_FILE: &str = "/empty-file";
 const EMPTY_DIR: &str = "/empty-dir";
+/// Generated files (resolv.conf, hosts) live here, in the setup tmpfs.
+const GENERATED: &str = "/generated";
 
 fn under(base: &str, p: &Path) -> PathBuf {
     let rel = p.strip_prefix("/").unwrap_or(p);
@@ -53,7 +55,7 @@ pub fn build_root(ops: &[MountOp]) -> Result<()> {
         Some("mode=0755"),
     )
     .map_err(nix_io("mount setup tmpfs on", base))?;
-    for d in ["newroot", "oldroot", "empty-dir"] {
+    for d in ["newroot", "oldroot", "empty-dir", "generated"] {
         std::fs::create_dir(base.join(d)).map_err(io("create", base))?;
     }
     std::fs::write(base.join("empty-file"), b"").map_err(io("create", base))?;
@@ -289,6 +291,51 @@ fn apply(op: &MountOp) -> Result<()> {
             )
             .map_err(nix_io("mount devpts on", dst))
         }
+        MountOp::Overlay {
+            lower,
+            upper,
+            work,
+            dst,
+        } => {
+            let target = under(NEW, dst);
+            mkdir_p(&target)?;
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={},userxattr",
+                under(OLD, lower).display(),
+                under(OLD, upper).display(),
+                under(OLD, work).display()
+            );
+            mount(
+                Some("overlay"),
+                &target,
+                Some("overlay"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_str()),
+            )
+            .map_err(nix_io("mount a copy-on-write cache on", dst))
+        }
+        MountOp::File { dst, content } => {
+            // Written into the setup tmpfs (never on the host), read-only.
+            let name: String = dst
+                .to_string_lossy()
+                .chars()
+                .map(|c| if c == '/' { '_' } else { c })
+                .collect();
+            let file = Path::new(GENERATED).join(name);
+            std::fs::write(&file, content).map_err(io("write", &file))?;
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+                .map_err(io("chmod", &file))?;
+            let target = follow_inside(dst)?;
+            touch(&target)?;
+            bind(
+                &file,
+                &target,
+                sys::MOUNT_ATTR_RDONLY
+                    | sys::MOUNT_ATTR_NOSUID
+                    | sys::MOUNT_ATTR_NODEV
+                    | sys::MOUNT_ATTR_NOEXEC,
+            )
+        }
         MountOp::Symlink { target, dst } => {
             let link = under(NEW, dst);
             if std::fs::symlink_metadata(&link).is_ok() {
@@ -299,5 +346,64 @@ fn apply(op: &MountOp) -> Result<()> {
             }
             std::os::unix::fs::symlink(target, &link).map_err(io("create symlink", dst))
         }
+    }
+}
+
+/// Where `dst` leads inside the new root when its last component is a
+/// symlink (e.g. /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf):
+/// a mount on a symlink would follow it on the host's side of the setup.
+/// Resolved lexically inside the new root, at most 8 links deep.
+fn follow_inside(dst: &Path) -> Result<PathBuf> {
+    let mut p = dst.to_path_buf();
+    for _ in 0..8 {
+        let inside = under(NEW, &p);
+        match std::fs::symlink_metadata(&inside) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = std::fs::read_link(&inside).map_err(io("read symlink", dst))?;
+                let joined = if link.is_absolute() {
+                    link
+                } else {
+                    p.parent().unwrap_or(Path::new("/")).join(link)
+                };
+                p = normalize(&joined);
+            }
+            _ => return Ok(inside),
+        }
+    }
+    Err(Error::io(
+        "follow",
+        dst,
+        std::io::Error::from_raw_os_error(libc::ELOOP),
+    ))
+}
+
+/// Remove `.` and `..` lexically (never above `/`).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_lexical_and_stays_under_root() {
+        assert_eq!(
+            normalize(Path::new("/etc/../run/x")),
+            PathBuf::from("/run/x")
+        );
+        assert_eq!(normalize(Path::new("/../../x")), PathBuf::from("/x"));
+        assert_eq!(normalize(Path::new("/a/./b/")), PathBuf::from("/a/b"));
     }
 }

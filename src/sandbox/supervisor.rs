@@ -1,11 +1,13 @@
 //! The supervisor: guard's own process, in the host's namespaces. It starts
 //! the setup process from /proc/self/exe (a fresh single-threaded process,
-//! never a fork of this one), hands it the plan, prints what it reports, and
-//! exits with the command's status.
+//! never a fork of this one), hands it the plan, prints what it reports,
+//! serves the egress listeners pid 1 hands back (on their own thread, see
+//! `net`), and exits with the command's status.
 
 use super::channel::{self, Report};
 use super::{INTERNAL_ARG, sys};
 use crate::error::{Error, Result};
+use crate::net::{self, NetPolicy};
 use crate::plan::Plan;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -31,7 +33,8 @@ pub fn spawn() -> Result<Pending> {
     // The child's end must survive exec. Clearing close-on-exec here (rather
     // than in a pre_exec hook) lets std use posix_spawn (vfork), which is
     // markedly faster; guard has started no other thread that could spawn a
-    // process and inherit it meanwhile.
+    // process and inherit it meanwhile. The setup process sets it again, so
+    // the command never inherits the socket.
     sys::clear_cloexec(child_fd).map_err(|e| Error::sys("prepare the control socket", e))?;
     let child = Command::new("/proc/self/exe")
         .arg(INTERNAL_ARG)
@@ -51,27 +54,58 @@ pub fn spawn() -> Result<Pending> {
 }
 
 impl Pending {
-    /// Run the plan; returns the exit status guard should exit with.
-    pub fn run(mut self, plan: &Plan) -> Result<i32> {
+    /// Run the plan; returns the exit status guard should exit with. `net`
+    /// decides where the sandbox's connections may go.
+    pub fn run(mut self, plan: &Plan, net: &NetPolicy) -> Result<i32> {
         // Relay `kill guard` to the sandbox; the terminal's own signals
         // (Ctrl-C) already reach the command's process group.
         sys::forward_signals_to(self.child.id() as libc::pid_t, super::init::FORWARDED)
             .map_err(|e| Error::sys("install signal handlers", e))?;
+        if std::process::id() == 1 {
+            // guard is a container's ENTRYPOINT: orphans of `docker exec`
+            // sessions are re-parented to us and must be reaped.
+            reap_orphans(self.child.id() as libc::pid_t);
+        }
 
         // If the setup process failed early, the send fails; its report is
         // still waiting in the socket, so read reports regardless.
         let sent = channel::send(&mut self.sock, plan);
         let mut failure: Option<Error> = None;
         let mut exited = None;
+        let mut egress: Option<net::Egress> = None;
         loop {
-            match channel::recv::<Report>(&mut self.sock) {
-                Ok(Some(Report::Failed { msg, hint, code })) => {
+            match channel::recv_with_fds::<Report>(&mut self.sock) {
+                Ok(Some((Report::Failed { msg, hint, code }, _))) => {
                     failure.get_or_insert(Error::Sandbox { msg, hint, code });
                 }
-                Ok(Some(Report::Degraded { msg })) => {
+                Ok(Some((Report::Degraded { msg }, _))) => {
                     eprintln!("guard: warning: running with reduced isolation: {msg}");
+                    tracing::info!(target: crate::audit::TARGET, kind = "degraded", detail = %msg);
                 }
-                Ok(Some(Report::Exited { code })) => {
+                Ok(Some((Report::Listeners { kinds }, fds))) => {
+                    // Exactly the listeners the plan asked for, once: they
+                    // arrive before the command starts, so it never finds
+                    // them unserved.
+                    let expected: Vec<_> = plan.listeners.iter().map(|l| l.kind).collect();
+                    let started =
+                        if kinds == expected && kinds.len() == fds.len() && egress.is_none() {
+                            net::start(net, kinds.into_iter().zip(fds).collect())
+                        } else {
+                            Err(Error::sys(
+                                "receive the egress listeners",
+                                std::io::Error::other("descriptors do not match the message"),
+                            ))
+                        };
+                    match started {
+                        Ok(e) => egress = Some(e),
+                        Err(e) => {
+                            // Fail closed: without the proxy the command must not run.
+                            let _ = self.child.kill();
+                            failure.get_or_insert(e);
+                        }
+                    }
+                }
+                Ok(Some((Report::Exited { code }, _))) => {
                     exited = Some(code);
                     break;
                 }
@@ -94,6 +128,10 @@ impl Pending {
         // If the command took over the terminal (job control) and died, take
         // it back so the user's shell is not left in the background.
         sys::take_terminal(0);
+        if let Some(e) = &egress {
+            // Open connections end with the sandbox; their events are logged.
+            e.stop(std::time::Duration::from_millis(300));
+        }
         if let Some(e) = failure {
             return Err(e);
         }
@@ -131,4 +169,18 @@ impl Drop for Pending {
             let _ = self.child.wait();
         }
     }
+}
+
+/// As pid 1 of a container: reap every exited child except `ours` (whose
+/// status `Pending::run` collects), in a background thread.
+fn reap_orphans(ours: libc::pid_t) {
+    std::thread::spawn(move || {
+        loop {
+            // Peek first (WNOWAIT) so our own child's status is left alone.
+            match sys::peek_exited_child() {
+                Some(pid) if pid != ours => sys::reap(pid),
+                Some(_) | None => std::thread::sleep(std::time::Duration::from_millis(200)),
+            }
+        }
+    });
 }

@@ -278,6 +278,13 @@ pub fn forward_signals_to(pid: libc::pid_t, signals: &[libc::c_int]) -> io::Resu
     Ok(())
 }
 
+/// Set FD_CLOEXEC so `fd` does not survive exec.
+pub fn set_cloexec(fd: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; it touches no memory.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    check(ret as libc::c_long).map(drop)
+}
+
 /// Clear FD_CLOEXEC so `fd` survives exec (used between fork and exec).
 pub fn clear_cloexec(fd: libc::c_int) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor number; async-signal-safe.
@@ -289,4 +296,37 @@ pub fn clear_cloexec(fd: libc::c_int) -> io::Result<()> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and is always safe to call.
     unsafe { libc::_exit(code) }
+}
+
+/// The pid of an exited child, without reaping it (waitid WNOWAIT).
+pub fn peek_exited_child() -> Option<libc::pid_t> {
+    // SAFETY: waitid writes a siginfo_t we own; WNOHANG never blocks.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        if r == 0 && info.si_pid() != 0 {
+            Some(info.si_pid())
+        } else {
+            None
+        }
+    }
+}
+
+/// Reap one exited child.
+pub fn reap(pid: libc::pid_t) {
+    // SAFETY: waitpid on a pid that peek_exited_child reported as exited.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+}
+
+/// Take ownership of a descriptor received over SCM_RIGHTS.
+pub fn own_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel just installed `fd` in this process for us
+    // (recvmsg with SCM_RIGHTS); nothing else refers to it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }

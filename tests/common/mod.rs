@@ -156,6 +156,11 @@ impl Env {
                     "root"
                 },
             )
+            // guard's config, data and state live under the test home.
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_CACHE_HOME")
             .stdin(Stdio::null());
         cmd
     }

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Tools the integration tests need: inside the sandbox (curl, git, python3,
+# npm), as local test servers (openssl s_server, git http-backend), and to
+# run guard as an unprivileged uid (setpriv, from util-linux).
+# The tests fail loudly when one is missing; this installs them on Debian.
+set -eu
+missing=""
+for tool in curl git openssl python3 npm setpriv; do
+  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
+  echo "installing test dependencies (missing:$missing)"
+  apt-get update
+  apt-get install -y --no-install-recommends \
+    ca-certificates curl git openssl python3 npm util-linux
+fi

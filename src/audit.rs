@@ -1,0 +1,457 @@
+//! The audit trail: one structured event for everything guard decides,
+//! written as JSON lines to the session log, and the exit summary.
+//!
+//! Events are ordinary `tracing` events with target [`TARGET`] and a `kind`
+//! field (`session`, `fs`, `env`, `net`, `trust`, `degraded`). They never
+//! carry a secret value: paths, rule ids, names, hosts, counts.
+
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+pub const TARGET: &str = "audit";
+
+/// Sessions kept in the state dir; older logs are deleted.
+const KEEP_SESSIONS: usize = 50;
+
+#[derive(Default)]
+struct State {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    events: Vec<Map<String, Value>>,
+}
+
+/// Handle to the session's audit trail.
+#[derive(Clone, Default)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+    pub path: Option<PathBuf>,
+}
+
+struct AuditLayer {
+    state: Arc<Mutex<State>>,
+}
+
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().into(), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().into(), Value::String(value.into()));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() != TARGET {
+            return;
+        }
+        let mut map = Map::new();
+        map.insert(
+            "ts".into(),
+            Value::String(timestamp(std::time::SystemTime::now())),
+        );
+        event.record(&mut JsonVisitor(&mut map));
+        if let Ok(mut st) = self.state.lock() {
+            if let Some(f) = st.file.as_mut() {
+                let _ = serde_json::to_writer(&mut *f, &map);
+                let _ = f.write_all(b"\n");
+            }
+            st.events.push(map);
+        }
+    }
+}
+
+/// Install logging: human-readable warnings on stderr (more with -v) and,
+/// when `log` is given, the audit trail to that file.
+pub fn init(verbose: u8, log: Option<PathBuf>) -> Session {
+    let level = match verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let mut state = State::default();
+    let mut path = None;
+    if let Some(p) = log {
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+        {
+            Ok(f) => {
+                state.file = Some(std::io::BufWriter::new(f));
+                path = Some(p);
+            }
+            Err(e) => eprintln!(
+                "guard: warning: cannot write the session log {}: {e}",
+                p.display()
+            ),
+        }
+    }
+    let state = Arc::new(Mutex::new(state));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_filter(tracing_subscriber::filter::LevelFilter::from_level(level));
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(AuditLayer {
+            state: Arc::clone(&state),
+        })
+        .try_init();
+    Session { state, path }
+}
+
+impl Session {
+    pub fn events(&self) -> Vec<Map<String, Value>> {
+        self.state
+            .lock()
+            .map(|s| s.events.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn flush(&self) {
+        if let Ok(mut st) = self.state.lock()
+            && let Some(f) = st.file.as_mut()
+        {
+            let _ = f.flush();
+        }
+    }
+}
+
+/// Default log file for a new session: $XDG_STATE_HOME/guard/sessions/
+/// TIMESTAMP-PID.jsonl. Prunes old sessions.
+pub fn new_session_path() -> Option<PathBuf> {
+    let dir = crate::host::state_dir()?.join("sessions");
+    std::fs::create_dir_all(&dir).ok()?;
+    prune(&dir);
+    let stamp = timestamp(std::time::SystemTime::now())
+        .replace([':', '-'], "")
+        .replace('T', "-");
+    let stamp = stamp.split('.').next().unwrap_or("session").to_string();
+    Some(dir.join(format!("{stamp}-{}.jsonl", std::process::id())))
+}
+
+pub fn sessions_dir() -> Option<PathBuf> {
+    crate::host::state_dir().map(|d| d.join("sessions"))
+}
+
+/// Session logs, oldest first.
+pub fn list_sessions() -> Vec<PathBuf> {
+    let Some(dir) = sessions_dir() else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn prune(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut logs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    if logs.len() < KEEP_SESSIONS {
+        return;
+    }
+    logs.sort();
+    for old in &logs[..logs.len() + 1 - KEEP_SESSIONS] {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
+/// RFC 3339 UTC timestamp with milliseconds.
+pub fn timestamp(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+fn s<'a>(e: &'a Map<String, Value>, k: &str) -> &'a str {
+    e.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The exit summary: what the sandbox was stopped from doing, and how to
+/// allow it. `color`: ANSI bold/red/yellow (only on a terminal, never with
+/// NO_COLOR).
+pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -> String {
+    let (bold, red, yellow, reset) = if color {
+        ("\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[0m")
+    } else {
+        ("", "", "", "")
+    };
+    let mut out = String::new();
+    // (host:port, count, host, why)
+    let mut refused: Vec<(String, usize, String, String)> = Vec::new();
+    for e in events
+        .iter()
+        .filter(|e| s(e, "kind") == "net" && s(e, "decision") == "refuse")
+    {
+        let host = s(e, "host").to_string();
+        let port = e
+            .get("port")
+            .and_then(Value::as_u64)
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        let key = format!("{host}{port}");
+        match refused.iter_mut().find(|r| r.0 == key) {
+            Some(r) => r.1 += 1,
+            None => refused.push((key, 1, host, s(e, "why").to_string())),
+        }
+    }
+    if !refused.is_empty() {
+        let total: usize = refused.iter().map(|r| r.1).sum();
+        out.push_str(&format!(
+            "  {red}network{reset}: refused {total} connection(s) to {} destination(s)\n",
+            refused.len()
+        ));
+        for (key, n, host, why) in &refused {
+            let why = if why.is_empty() {
+                "refused"
+            } else {
+                why.as_str()
+            };
+            let times = if *n > 1 {
+                format!(", {n} times")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "    {key} ({why}{times})  allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]\n"
+            ));
+        }
+    }
+    let files: Vec<&Map<String, Value>> = events.iter().filter(|e| s(e, "kind") == "fs").collect();
+    if !files.is_empty() {
+        let hidden = files.iter().filter(|e| s(e, "action") == "hidden").count();
+        let redacted = files
+            .iter()
+            .filter(|e| s(e, "action") == "redacted")
+            .count();
+        let quarantined = files
+            .iter()
+            .filter(|e| s(e, "action") == "quarantined")
+            .count();
+        let mut parts = vec![format!("{hidden} hidden"), format!("{redacted} redacted")];
+        if quarantined > 0 {
+            parts.push(format!(
+                "{red}{quarantined} protected path(s) created and moved aside{reset}"
+            ));
+        }
+        let first: Vec<&str> = files.iter().take(5).map(|e| s(e, "path")).collect();
+        let more = files.len().saturating_sub(first.len());
+        out.push_str(&format!(
+            "  {yellow}files{reset}: {}: {}{}\n",
+            parts.join(", "),
+            first.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    // Variables the profile simply does not pass are routine (they are in
+    // the log); the summary names the ones removed because they hold secrets.
+    let env: Vec<&str> = events
+        .iter()
+        .filter(|e| {
+            s(e, "kind") == "env" && s(e, "action") == "removed" && s(e, "reason") == "secret"
+        })
+        .map(|e| s(e, "name"))
+        .collect();
+    if !env.is_empty() {
+        let shown: Vec<&str> = env.iter().take(10).copied().collect();
+        let more = env.len() - shown.len();
+        out.push_str(&format!(
+            "  {yellow}env{reset}: {} secret variable(s) removed: {}{}\n",
+            env.len(),
+            shown.join(" "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    for e in events.iter().filter(|e| s(e, "kind") == "degraded") {
+        out.push_str(&format!("  {red}degraded{reset}: {}\n", s(e, "detail")));
+    }
+    if out.is_empty() {
+        return String::new();
+    }
+    let mut head = format!("{bold}guard: session summary{reset}\n");
+    head.push_str(&out);
+    if let Some(p) = log {
+        head.push_str(&format!("  log: {}\n", p.display()));
+    }
+    head
+}
+
+fn read_events(path: &Path) -> crate::Result<Vec<Map<String, Value>>> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io("read", path, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Map<String, Value>>(l).ok())
+        .collect())
+}
+
+fn last_session() -> crate::Result<PathBuf> {
+    list_sessions().pop().ok_or_else(|| {
+        crate::Error::usage_hint(
+            "no guard session has been recorded yet",
+            "run something with `guard run -- COMMAND` first",
+        )
+    })
+}
+
+/// `guard log`: a past session's events, optionally one kind only.
+pub fn show_log(args: &crate::cli::LogArgs) -> crate::Result<i32> {
+    let path = match &args.session {
+        None => last_session()?,
+        Some(s) if Path::new(s).is_file() => PathBuf::from(s),
+        Some(s) => list_sessions()
+            .into_iter()
+            .rev()
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(s.as_str()))
+            })
+            .ok_or_else(|| {
+                crate::Error::usage_hint(format!("no session matching {s:?}"), "guard log --last")
+            })?,
+    };
+    let events = read_events(&path)?;
+    let keep = |e: &&Map<String, Value>| args.kind.as_deref().is_none_or(|k| s(e, "kind") == k);
+    if args.json {
+        for e in events.iter().filter(keep) {
+            println!("{}", Value::Object(e.clone()));
+        }
+        return Ok(0);
+    }
+    println!("# {}", path.display());
+    for e in events.iter().filter(keep) {
+        let rest: Vec<String> = e
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "ts" | "kind"))
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        println!("{} {:<8} {}", s(e, "ts"), s(e, "kind"), rest.join(" "));
+    }
+    Ok(0)
+}
+
+/// `guard explain --suggest`: profile lines that would allow what the last
+/// session refused. Printed for review; nothing is applied.
+pub fn suggest() -> crate::Result<String> {
+    let path = last_session()?;
+    let events = read_events(&path)?;
+    let mut hosts: Vec<String> = Vec::new();
+    for e in events
+        .iter()
+        .filter(|e| s(e, "kind") == "net" && s(e, "decision") == "refuse")
+    {
+        let host = s(e, "host");
+        if host.is_empty() {
+            continue;
+        }
+        let port = e.get("port").and_then(Value::as_u64);
+        let rule = match port {
+            Some(p) if p != 443 && p != 80 => format!("{host}:{p}"),
+            _ => host.to_string(),
+        };
+        if !hosts.contains(&rule) {
+            hosts.push(rule);
+        }
+    }
+    let mut out = format!("# from {}\n", path.display());
+    if hosts.is_empty() {
+        out.push_str("# nothing was refused in that session\n");
+        return Ok(out);
+    }
+    out.push_str("# review, then add to your profile (or pass --allow-host for one run):\n[network]\nallow = [\n");
+    for h in &hosts {
+        out.push_str(&format!("  \"{h}\",\n"));
+    }
+    out.push_str("]\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        assert_eq!(timestamp(t), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn summary_names_the_refused_host_and_the_allowing_flag() {
+        let mut e = Map::new();
+        e.insert("kind".into(), "net".into());
+        e.insert("decision".into(), "refuse".into());
+        e.insert("host".into(), "evil.example".into());
+        e.insert("port".into(), 443.into());
+        let text = summary(&[e.clone(), e], None, false);
+        assert!(
+            text.contains("evil.example:443 (refused, 2 times)"),
+            "{text}"
+        );
+        assert!(text.contains("--allow-host evil.example"), "{text}");
+        assert!(!text.contains('\x1b'));
+        assert!(summary(&[], None, true).is_empty());
+    }
+}

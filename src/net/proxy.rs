@@ -1,0 +1,349 @@
+//! Connection handlers: CONNECT tunnels, SOCKS5, and transparent
+//! connections to fake addresses (plain HTTP requests are in `forward`).
+//!
+//! Threat model: every byte that reaches a socket outside was sent by the
+//! sandbox, which is hostile. A destination is decided before any byte goes
+//! out; for plain HTTP every request on a kept-alive connection is decided
+//! on its own (a second or pipelined request cannot ride on the first one's
+//! approval), and its Host header must name the same host as its target;
+//! for TLS the ClientHello must name the allowed host before the tunnel
+//! carries anything else. Once a tunnel is approved, bytes are relayed
+//! without further inspection: the TLS session is end to end. Heads are
+//! bounded and must arrive within [`HEAD_TIMEOUT`].
+
+use super::allowlist::{Allowlist, Target, parse_authority, parse_target};
+use super::decide::{self, Refusal, Why};
+use super::dns::FakeAddrs;
+use super::event::{Blocked, Event};
+use super::forward::{Fixed, Upstream, refuse_http, serve_http};
+use super::http;
+use super::relay::{Conn, Head, relay, write_all};
+use super::{sni, socks5};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Time allowed for a request head, a SOCKS handshake or a ClientHello.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// State shared by all handlers.
+pub struct Shared {
+    pub allow: Allowlist,
+    pub fake: FakeAddrs,
+    pub blocked: Blocked,
+    /// Set when guard is exiting: relays and idle connections end, so every
+    /// open connection still logs its event.
+    pub stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Completes once guard is exiting.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// A fake address names what guard's DNS answered it for: a program
+    /// that resolved the name itself and then asks a proxy for the address
+    /// still means the name.
+    pub fn unfake(&self, t: Target) -> Target {
+        if let Target::Ip(IpAddr::V4(a)) = t
+            && let Some(name) = self.fake.name_of(a)
+        {
+            return Target::Name(name);
+        }
+        t
+    }
+}
+
+/// `CONNECT host:port` on the HTTP proxy port.
+pub async fn connect_tunnel(sh: &Shared, c: Conn, req: http::RequestHead) {
+    let (target, port) = match parse_authority(&req.target, None) {
+        Ok((t, p)) => (sh.unfake(t), p),
+        Err(e) => {
+            let r = Refusal::new(
+                &req.target,
+                0,
+                Why::BadRequest(format!("invalid CONNECT target: {e}")),
+            );
+            refuse_http(sh, &c, &Event::new("connect", &req.target, 0), &r, false).await;
+            return;
+        }
+    };
+    let ev = Event::new("connect", &target, port);
+    if let Some(h) = req.header("host") {
+        let agrees = parse_authority(h, Some(port)).is_ok_and(|(t, p)| t == target && p == port);
+        if !agrees || req.header_count("host") > 1 {
+            let r = Refusal::new(&target, port, Why::HostMismatch(h.to_string()));
+            refuse_http(sh, &c, &ev, &r, false).await;
+            return;
+        }
+    }
+    let up = match open(sh, &target, port).await {
+        Ok(x) => x,
+        Err(r) => {
+            refuse_http(sh, &c, &ev, &r, false).await;
+            return;
+        }
+    };
+    if write_all(&c.stream, b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tunnel(sh, c, target, port, up, ev).await;
+}
+
+/// Decide, resolve once, connect.
+async fn open(
+    sh: &Shared,
+    target: &Target,
+    port: u16,
+) -> Result<(Conn, SocketAddr, String), Refusal> {
+    let grant = decide::check(&sh.allow, target, port)?;
+    let addrs = decide::resolve(&sh.allow, target, port, &grant).await?;
+    let (s, addr) = decide::connect(target, port, &addrs).await?;
+    Ok((Conn::new(s), addr, grant.rule))
+}
+
+/// An approved tunnel: check what it carries by port, then relay.
+async fn tunnel(
+    sh: &Shared,
+    mut c: Conn,
+    target: Target,
+    port: u16,
+    up: (Conn, SocketAddr, String),
+    ev: Event,
+) {
+    let (mut u, addr, rule) = up;
+    match port {
+        443 => {
+            if let Err(r) = check_tls(&mut c, &target, port).await {
+                if let Some(r) = r {
+                    let _ = write_all(&c.stream, &sni::ALERT_ACCESS_DENIED).await;
+                    ev.refused(&sh.blocked, &r, 0, 0);
+                }
+                return;
+            }
+        }
+        80 => {
+            let fixed = Fixed {
+                target: target.clone(),
+                port,
+            };
+            let upstream = Upstream {
+                target,
+                port,
+                rule,
+                addrs: vec![addr],
+                addr,
+                conn: Some(u),
+            };
+            // Boxed: serve_http may itself lead here (CONNECT on the proxy port).
+            return Box::pin(serve_http(
+                sh,
+                c,
+                Some(fixed),
+                Some(upstream),
+                "http-in-tunnel",
+            ))
+            .await;
+        }
+        _ => {}
+    }
+    let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
+    ev.allowed(&rule, addr, sent, received);
+}
+
+/// Wait for the ClientHello (left in the buffer, to be forwarded) and check
+/// its server name. `Err(None)`: the client went away.
+async fn check_tls(c: &mut Conn, target: &Target, port: u16) -> Result<(), Option<Refusal>> {
+    let read = c
+        .read_head(
+            sni::MAX_HELLO + 64,
+            HEAD_TIMEOUT,
+            |b| match sni::parse_client_hello(b) {
+                Ok(name) => Ok(Some((name, 0))),
+                Err(sni::SniError::Incomplete) => Ok(None),
+                Err(e) => Err(e),
+            },
+        )
+        .await;
+    let refuse = |why| Err(Some(Refusal::new(target, port, why)));
+    match read {
+        Ok(Head::Done(name)) => match target {
+            Target::Name(n) if name.as_deref() == Some(n.as_str()) => Ok(()),
+            Target::Name(_) => refuse(Why::Sni(name)),
+            // An IP rule is about the address; there is no name to compare.
+            Target::Ip(_) => Ok(()),
+        },
+        Ok(Head::Bad(sni::SniError::NotTls)) => refuse(Why::NotTls),
+        Ok(Head::Bad(e)) => refuse(Why::BadRequest(format!("invalid TLS ClientHello: {e:?}"))),
+        Ok(Head::TimedOut) => refuse(Why::SlowHead),
+        Ok(Head::Truncated) => refuse(Why::BadRequest("ClientHello too large or truncated".into())),
+        _ => Err(None),
+    }
+}
+
+fn incomplete<T>(e: socks5::SocksError) -> Result<Option<T>, socks5::SocksError> {
+    match e {
+        socks5::SocksError::Incomplete => Ok(None),
+        e => Err(e),
+    }
+}
+
+/// The SOCKS5 port.
+pub async fn socks(sh: &Shared, s: TcpStream) {
+    let mut c = Conn::new(s);
+    let methods = match c
+        .read_head(512, HEAD_TIMEOUT, |b| {
+            socks5::parse_greeting(b).map(Some).or_else(incomplete)
+        })
+        .await
+    {
+        Ok(Head::Done(m)) => m,
+        _ => return,
+    };
+    if !methods.contains(&socks5::NO_AUTH) {
+        let _ = write_all(&c.stream, &[socks5::VERSION, socks5::NO_ACCEPTABLE]).await;
+        return;
+    }
+    if write_all(&c.stream, &[socks5::VERSION, socks5::NO_AUTH])
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let req = match c
+        .read_head(512, HEAD_TIMEOUT, |b| {
+            socks5::parse_request(b).map(Some).or_else(incomplete)
+        })
+        .await
+    {
+        Ok(Head::Done(r)) => r,
+        Ok(Head::Bad(socks5::SocksError::Malformed("address type"))) => {
+            let _ = write_all(
+                &c.stream,
+                &socks5::reply(socks5::Reply::AddressTypeNotSupported),
+            )
+            .await;
+            return;
+        }
+        Ok(Head::Bad(socks5::SocksError::Malformed(_))) => {
+            let _ = write_all(&c.stream, &socks5::reply(socks5::Reply::GeneralFailure)).await;
+            return;
+        }
+        _ => return,
+    };
+    let target = match &req.dest {
+        socks5::Dest::Domain(d) => parse_target(d),
+        socks5::Dest::V4(a) => Ok(sh.unfake(Target::Ip(IpAddr::V4(*a)))),
+        socks5::Dest::V6(a) => Ok(Target::Ip(IpAddr::V6(*a))),
+    };
+    let host = match &req.dest {
+        socks5::Dest::Domain(d) => d.clone(),
+        _ => target
+            .as_ref()
+            .map_or_else(|_| "-".into(), |t| t.to_string()),
+    };
+    let ev = Event::new("socks5", &host, req.port);
+    let fail = |r: Refusal| {
+        let reply = socks5::reply(r.socks_reply());
+        (r, reply)
+    };
+    let outcome = if req.cmd != socks5::CMD_CONNECT {
+        Err((
+            Refusal::new(
+                &host,
+                req.port,
+                Why::BadRequest("only CONNECT is supported".into()),
+            ),
+            socks5::reply(socks5::Reply::CommandNotSupported),
+        ))
+    } else {
+        match target {
+            Err(e) => Err(fail(Refusal::new(&host, req.port, Why::BadRequest(e)))),
+            Ok(t) => open(sh, &t, req.port).await.map(|up| (t, up)).map_err(fail),
+        }
+    };
+    match outcome {
+        Err((r, reply)) => {
+            let _ = write_all(&c.stream, &reply).await;
+            ev.refused(&sh.blocked, &r, 0, 0);
+        }
+        Ok((t, up)) => {
+            if write_all(&c.stream, &socks5::reply(socks5::Reply::Succeeded))
+                .await
+                .is_ok()
+            {
+                tunnel(sh, c, t, req.port, up, ev).await;
+            }
+        }
+    }
+}
+
+/// A connection to a fake address on a transparent port.
+pub async fn transparent(sh: &Shared, s: TcpStream, port: u16) {
+    let local = s.local_addr().ok();
+    let mut c = Conn::new(s);
+    let name = match local.map(|a| a.ip()) {
+        Some(IpAddr::V4(v4)) => sh.fake.name_of(v4),
+        _ => None,
+    };
+    let Some(name) = name else {
+        let ip = local.map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let ev = Event::new("transparent", ip, port);
+        refuse_transparent(
+            sh,
+            &c,
+            &ev,
+            port,
+            Refusal::new(ip, port, Why::UnknownAddress(ip)),
+        )
+        .await;
+        return;
+    };
+    let target = Target::Name(name);
+    let ev = Event::new("transparent", &target, port);
+    if let Err(r) = decide::check(&sh.allow, &target, port) {
+        refuse_transparent(sh, &c, &ev, port, r).await;
+        return;
+    }
+    match port {
+        // The destination is checked before anything is dialed.
+        443 => {
+            if let Err(r) = check_tls(&mut c, &target, port).await {
+                if let Some(r) = r {
+                    let _ = write_all(&c.stream, &sni::ALERT_ACCESS_DENIED).await;
+                    ev.refused(&sh.blocked, &r, 0, 0);
+                }
+                return;
+            }
+        }
+        80 => {
+            let fixed = Fixed { target, port };
+            return serve_http(sh, c, Some(fixed), None, "transparent").await;
+        }
+        _ => {}
+    }
+    match open(sh, &target, port).await {
+        Ok((mut u, addr, rule)) => {
+            let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
+            ev.allowed(&rule, addr, sent, received);
+        }
+        Err(r) => {
+            if port == 443 {
+                let _ = write_all(&c.stream, &sni::ALERT_ACCESS_DENIED).await;
+            }
+            ev.refused(&sh.blocked, &r, 0, 0);
+        }
+    }
+}
+
+async fn refuse_transparent(sh: &Shared, c: &Conn, ev: &Event, port: u16, r: Refusal) {
+    if port == 80 {
+        let _ = write_all(&c.stream, &r.http_response(false)).await;
+    }
+    ev.refused(&sh.blocked, &r, 0, 0);
+}

@@ -1,0 +1,81 @@
+//! The network part of the policy: the profile's `[network]` table plus
+//! `--allow-host` flags, or nothing at all with `--no-network`.
+
+use crate::error::{Error, Result};
+use crate::net::NetPolicy;
+use crate::net::allowlist::{Rule, parse_rule};
+use crate::profile::Loaded;
+
+pub fn network(profile: &Loaded, allow_host: &[String], no_network: bool) -> Result<NetPolicy> {
+    if no_network || profile.profile.network.disabled == Some(true) {
+        return Ok(NetPolicy::default());
+    }
+    let mut allow = profile
+        .profile
+        .network
+        .allowlist(&format!("profile {}", profile.name));
+    for raw in allow_host {
+        let (host, port) = parse_rule(raw).map_err(|e| {
+            Error::usage_hint(
+                format!("--allow-host {raw}: {e}"),
+                "give HOST or HOST:PORT, e.g. --allow-host api.example.com or --allow-host '*.example.com:8443'",
+            )
+        })?;
+        allow.rules.push(Rule {
+            host,
+            port,
+            // Private addresses need a profile rule that says so: a flag
+            // typed in a hurry must not open the LAN or the metadata service.
+            private: false,
+            origin: "--allow-host".into(),
+        });
+    }
+    Ok(NetPolicy {
+        enabled: true,
+        allow,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(text: &str) -> Loaded {
+        Loaded {
+            name: "p".into(),
+            origin: "p.toml".into(),
+            profile: crate::profile::parse(text, "p.toml").unwrap(),
+            layers: vec![],
+        }
+    }
+
+    #[test]
+    fn profile_and_flags_combine() {
+        let l = loaded("version = 1\n[network]\nallow = [\"a.com\"]\n");
+        let n = network(&l, &["b.com:8443".into()], false).unwrap();
+        assert!(n.enabled);
+        let specs: Vec<String> = n
+            .allow
+            .rules
+            .iter()
+            .map(|r| format!("{} [{}]", r.spec(), r.origin))
+            .collect();
+        assert_eq!(specs, ["a.com [profile p]", "b.com:8443 [--allow-host]"]);
+    }
+
+    #[test]
+    fn no_network_removes_everything() {
+        let l = loaded("version = 1\n[network]\nallow = [\"a.com\"]\n");
+        let n = network(&l, &[], true).unwrap();
+        assert!(!n.enabled);
+        assert!(n.allow.is_empty());
+    }
+
+    #[test]
+    fn bad_flag_is_a_usage_error() {
+        let l = loaded("version = 1\n");
+        let e = network(&l, &["a b".into()], false).unwrap_err();
+        assert_eq!(e.exit_code(), 125);
+        assert!(e.render().contains("--allow-host a b"), "{}", e.render());
+    }
+}

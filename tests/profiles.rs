@@ -1,0 +1,192 @@
+//! Profiles: project .guard.toml trust, automatic selection, persistent
+//! agent homes, copy-on-write caches.
+
+mod common;
+
+use common::{Env, modes};
+
+#[test]
+fn widening_project_profile_needs_trust_and_is_asked_again_after_an_edit() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let outside = env.home.write("outside/data.txt", "outside-data\n");
+        let toml = format!(
+            "version = 1\n[filesystem]\nread = [\"{}\"]\n",
+            outside.parent().unwrap().display()
+        );
+        env.project.write(".guard.toml", &toml);
+        env.own();
+        let cat = format!("cat {}", outside.display());
+
+        let refused = env.sh(&cat);
+        refused.expect_code(125);
+        assert!(
+            refused.stderr.contains("widens the sandbox")
+                && refused.stderr.contains("outside the project"),
+            "{}",
+            refused.stderr
+        );
+        assert!(refused.stderr.contains("guard trust"), "{}", refused.stderr);
+
+        let trusted = env.run(&["trust"]);
+        trusted.expect_code(0);
+        assert!(
+            trusted.stdout.contains("filesystem.read"),
+            "{}",
+            trusted.stdout
+        );
+        env.sh(&cat).expect_code(0);
+        assert!(env.sh(&cat).stdout.contains("outside-data"));
+
+        // Any change asks again.
+        std::fs::write(env.project.join(".guard.toml"), format!("{toml}# edited\n")).unwrap();
+        env.own();
+        env.sh(&cat).expect_code(125);
+    }
+}
+
+#[test]
+fn narrowing_project_profile_applies_without_trust() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.project.write("notes.txt", "private-notes\n");
+        env.project.write(
+            ".guard.toml",
+            "version = 1\n[filesystem]\nhide = [\"{project}/notes.txt\"]\n",
+        );
+        env.own();
+        let out = env.sh("cat notes.txt; echo x > notes.txt 2>&1; echo done");
+        out.expect_code(0);
+        assert!(!out.stdout.contains("private-notes"), "{}", out.stdout);
+        assert!(out.all().contains("Read-only file system"), "{}", out.all());
+        assert_eq!(
+            std::fs::read_to_string(env.project.join("notes.txt")).unwrap(),
+            "private-notes\n"
+        );
+    }
+}
+
+#[test]
+fn persistent_home_keeps_agent_state_and_imports_only_named_paths() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.home.write(".agentrc", "token-from-real-home\n");
+        env.home.write("unrelated-secret.txt", "real-home-secret\n");
+        env.home.write(
+            ".config/guard/profiles/myagent.toml",
+            "version = 1\nextends = [\"default\"]\n[home]\npersist = true\nimport = [\"~/.agentrc\"]\n",
+        );
+        env.own();
+        let first = env.run(&[
+            "run",
+            "-p",
+            "myagent",
+            "--",
+            "sh",
+            "-c",
+            "ls -A ~; cat ~/.agentrc; echo refreshed > ~/.agentrc; echo s > ~/.state",
+        ]);
+        first.expect_code(0);
+        assert!(
+            first.stdout.contains("token-from-real-home"),
+            "{}",
+            first.stdout
+        );
+        assert!(
+            !first.stdout.contains("unrelated-secret"),
+            "{}",
+            first.stdout
+        );
+        let second = env.run(&[
+            "run",
+            "-p",
+            "myagent",
+            "--",
+            "sh",
+            "-c",
+            "cat ~/.agentrc ~/.state",
+        ]);
+        second.expect_code(0);
+        assert_eq!(second.stdout, "refreshed\ns\n");
+        // The real home is untouched.
+        assert_eq!(
+            std::fs::read_to_string(env.home.join(".agentrc")).unwrap(),
+            "token-from-real-home\n"
+        );
+    }
+}
+
+#[test]
+fn caches_are_copy_on_write() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.home
+            .write(".cache/tool/pkg/src.rs", "fn original() {}\n");
+        env.home.write(
+            ".config/guard/profiles/cachey.toml",
+            "version = 1\nextends = [\"default\"]\n[home]\ncache = [\"~/.cache/tool\"]\n",
+        );
+        env.own();
+        let out = env.run(&[
+            "run", "-p", "cachey", "--", "sh", "-c",
+            "cat ~/.cache/tool/pkg/src.rs; echo 'fn planted() {}' > ~/.cache/tool/pkg/src.rs; mkdir -p ~/.cache/tool/new && echo n > ~/.cache/tool/new/f && echo wrote=ok",
+        ]);
+        out.expect_code(0);
+        assert!(out.stdout.contains("fn original"), "{}", out.stdout);
+        assert_eq!(out.field("wrote").as_deref(), Some("ok"));
+        // The host cache is never modified.
+        assert_eq!(
+            std::fs::read_to_string(env.home.join(".cache/tool/pkg/src.rs")).unwrap(),
+            "fn original() {}\n"
+        );
+        assert!(!env.home.join(".cache/tool/new").exists());
+        // The sandbox sees its own changes next time.
+        let again = env.run(&[
+            "run",
+            "-p",
+            "cachey",
+            "--",
+            "cat",
+            &format!("{}/.cache/tool/pkg/src.rs", env.home.path.display()),
+        ]);
+        again.expect_code(0);
+        assert!(again.stdout.contains("planted"), "{}", again.stdout);
+    }
+}
+
+#[test]
+fn profile_is_chosen_by_command_name() {
+    let env = Env::new(common::Mode::Invoker);
+    env.home.write(
+        ".config/guard/profiles/mytool.toml",
+        "version = 1\nextends = [\"default\"]\n[env.set]\nPICKED = \"mytool\"\n",
+    );
+    env.project
+        .write("mytool", "#!/bin/sh\necho picked=$PICKED\n");
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(env.project.join("mytool"))
+            .unwrap()
+            .permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(
+        env.project.join("mytool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = env.run(&["run", "--", "./mytool"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.field("picked").as_deref(),
+        Some("mytool"),
+        "{}",
+        out.all()
+    );
+    let shown = env.run(&["profile", "show", "mytool"]);
+    shown.expect_code(0);
+    assert!(
+        shown.stdout.contains("PICKED = \"mytool\"") && shown.stdout.contains("mytool.toml"),
+        "{}",
+        shown.stdout
+    );
+}
