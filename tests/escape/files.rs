@@ -10,16 +10,27 @@ fn snapshot(paths: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
     paths.iter().map(|p| std::fs::read(p).ok()).collect()
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .expect("list host dir")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+/// Every path below `dir` (relative), except guard's own state (its
+/// session log under ~/.local/state/guard, written by the supervisor) and
+/// the directories leading to it.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).expect("list host dir").flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if rel.starts_with(".local/state/guard") {
+                continue;
+            }
+            if !matches!(rel.as_str(), ".local" | ".local/state") {
+                out.push(rel);
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, dir, &mut v);
     v.sort();
     v
 }
@@ -113,7 +124,7 @@ fn write_host_home_files() {
         .iter()
         .map(|p| home.join(p))
         .collect();
-        let before = (snapshot(&watched), names(&home));
+        let before = (snapshot(&watched), tree(&home));
         case.python(
             r#"
 home = os.environ["HOME"]
@@ -137,7 +148,7 @@ out("gitconfig_remove", err(os.unlink, home + "/.gitconfig"))
             ("gitconfig_remove", EBUSY),
         ]);
         assert_eq!(
-            (snapshot(&watched), names(&home)),
+            (snapshot(&watched), tree(&home)),
             before,
             "the host home changed"
         );

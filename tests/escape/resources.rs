@@ -223,6 +223,8 @@ fn fork_bomb_contained() {
 /// after any post-run check). Whether it is still there is a race, so the
 /// run is repeated; one survivor fails the test. (Both daemons end by
 /// themselves: sleep 60, and a CPU limit of 20 s on the busy one.)
+/// `--no-network`: with egress on, stopping the proxy gracefully happens to
+/// delay guard's exit long enough to hide the race.
 #[test]
 fn daemon_dies_with_sandbox() {
     const RUNS: usize = 20;
@@ -230,7 +232,7 @@ fn daemon_dies_with_sandbox() {
         let mut survived = Vec::new();
         for _ in 0..RUNS {
             let m = marker("daemon");
-            let out = case.sh(&format!(
+            let script = format!(
                 r#"
 setsid sh -c 'trap "" HUP TERM INT; sleep 60; : {m}' </dev/null >/dev/null 2>&1 &
 setsid sh -c 'trap "" HUP TERM INT; ulimit -t 20; while :; do :; done; : {m}' </dev/null >/dev/null 2>&1 &
@@ -238,7 +240,8 @@ sleep 0.05
 for p in /proc/[0-9]*; do grep -qs '{m}' $p/cmdline && echo daemon=running; done
 echo ran=1
 "#
-            ));
+            );
+            let out = case.run(&["run", "--no-network", "--", "sh", "-c", &script]);
             // Checked at once: guard has returned, so nothing may be left.
             let left = pgrep(&m);
             out.ran().fields(&[("daemon", "running")]);
