@@ -1,0 +1,46 @@
+//! The escape suite: attacks a hostile process inside the sandbox would try,
+//! run against the real binary in a real sandbox (see issue 7).
+//!
+//! One module per category under tests/escape/; `support` holds the case
+//! set-up (canaries planted outside the sandbox) and the snippet prologues.
+//! Every test runs in every harness mode and checks that the attack failed,
+//! that it failed for the stated reason (an exact errno or verdict), and that
+//! no canary leaked.
+
+mod common;
+
+#[path = "escape/support.rs"]
+mod support;
+
+#[path = "escape/proc_env.rs"]
+mod proc_env;
+
+#[path = "escape/processes.rs"]
+mod processes;
+
+#[path = "escape/files.rs"]
+mod files;
+
+#[path = "escape/view.rs"]
+mod view;
+
+#[path = "escape/caps.rs"]
+mod caps;
+
+#[path = "escape/network.rs"]
+mod network;
+
+#[path = "escape/terminal.rs"]
+mod terminal;
+
+#[path = "escape/syscalls.rs"]
+mod syscalls;
+
+#[path = "escape/resources.rs"]
+mod resources;
+
+#[path = "escape/controls.rs"]
+mod controls;
+
+#[path = "escape/host_side.rs"]
+mod host_side;

@@ -1,0 +1,340 @@
+//! Shared pieces of the escape suite: a [`Case`] (one sandbox run with
+//! canaries planted outside it) and the prologues of the Python and C
+//! snippets that perform the attacks.
+//!
+//! Every attack checks three things:
+//! 1. it failed: the snippet prints `key=value` lines (an errno, a verdict)
+//!    and the test compares them with [`Expect::fields`];
+//! 2. it failed for the stated reason: the errno is named exactly, and every
+//!    snippet first prints `ran=1`, so a missing interpreter or a compile
+//!    error can never pass for "blocked";
+//! 3. nothing leaked: [`Case`] plants canaries outside the sandbox (the
+//!    supervisor's environment, a file in the host home, a file in the host
+//!    /tmp, and whatever a test adds, e.g. a server greeting) and every run
+//!    through a `Case` asserts that none of them appears in stdout or stderr.
+
+use crate::common::{self, Env, Mode, Outcome};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Name of the supervisor environment variable holding a canary. It looks
+/// like a secret on purpose.
+pub const ENV_CANARY_VAR: &str = "GUARD_ESCAPE_API_TOKEN";
+
+/// Run `f` once per harness mode (as the invoking user and, as root, as uid
+/// 65534). The mode is printed first so a failure names it.
+pub fn each_mode(f: impl Fn(Case)) {
+    for mode in common::modes() {
+        eprintln!("=== mode {mode:?}");
+        f(Case::new(mode));
+    }
+}
+
+/// One sandbox run in one mode, with canaries planted outside the sandbox.
+pub struct Case {
+    pub env: Env,
+    /// `~/secret.txt` in the host home given to guard (holds a canary).
+    pub home_secret: PathBuf,
+    /// A file in the host's /tmp, outside project and home (holds a canary).
+    pub host_tmp_secret: PathBuf,
+    canaries: Vec<String>,
+    extra_env: Vec<(String, String)>,
+    cleanup: Vec<PathBuf>,
+}
+
+impl Case {
+    pub fn new(mode: Mode) -> Case {
+        let env = Env::new(mode);
+        let env_canary = common::canary("env");
+        let home_canary = common::canary("home");
+        let tmp_canary = common::canary("tmp");
+        let home_secret = env
+            .home
+            .write("secret.txt", &format!("token={home_canary}\n"));
+        let host_tmp_secret = PathBuf::from(format!(
+            "/tmp/guard-escape-secret-{}-{}.txt",
+            std::process::id(),
+            tmp_canary
+        ));
+        std::fs::write(&host_tmp_secret, format!("token={tmp_canary}\n"))
+            .expect("plant host /tmp canary");
+        // World-readable: if the sandbox could see it, it could read it.
+        std::fs::set_permissions(&host_tmp_secret, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod host /tmp canary");
+        env.own();
+        Case {
+            env,
+            extra_env: vec![(ENV_CANARY_VAR.into(), env_canary.clone())],
+            canaries: vec![env_canary, home_canary, tmp_canary],
+            home_secret,
+            host_tmp_secret: host_tmp_secret.clone(),
+            cleanup: vec![host_tmp_secret],
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.env.mode
+    }
+
+    pub fn project(&self) -> &Path {
+        &self.env.project.path
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.env.home.path
+    }
+
+    /// A new canary that must not leak either (e.g. a server's greeting).
+    pub fn add_canary(&mut self, tag: &str) -> String {
+        let c = common::canary(tag);
+        self.canaries.push(c.clone());
+        c
+    }
+
+    /// Put `NAME=value` in the supervisor's environment for every run.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.extra_env.push((name.into(), value.into()));
+    }
+
+    /// Remove `path` (a host fixture outside project and home) on drop.
+    pub fn remove_on_drop(&mut self, path: PathBuf) {
+        self.cleanup.push(path);
+    }
+
+    /// Write a project file on the host (owned by the mode's uid).
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.env.project.write(rel, content);
+        self.env.own();
+        p
+    }
+
+    /// `guard ARGS...` with the canary environment, not yet run.
+    pub fn guard(&self, args: &[&str]) -> Command {
+        let mut cmd = self.env.guard(args);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Run `guard ARGS...`; asserts that no canary leaked.
+    #[track_caller]
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        self.output(self.guard(args))
+    }
+
+    /// Run a prepared guard command (from [`Case::guard`]); asserts that no
+    /// canary leaked.
+    #[track_caller]
+    pub fn output(&self, mut cmd: Command) -> Outcome {
+        let out = Outcome::from(cmd.output().expect("spawn guard"));
+        self.assert_no_leak(&out);
+        out
+    }
+
+    /// `guard run -- sh -c SCRIPT`; asserts that no canary leaked.
+    #[track_caller]
+    pub fn sh(&self, script: &str) -> Outcome {
+        self.run(&["run", "--", "sh", "-c", script])
+    }
+
+    /// Run a Python snippet (after [`PY_PRELUDE`]) in the sandbox; asserts
+    /// that it ran and that no canary leaked.
+    #[track_caller]
+    pub fn python(&self, code: &str) -> Outcome {
+        self.write_python(code);
+        self.run_python()
+    }
+
+    /// Write the snippet only (for tests that prepare more fixtures after it).
+    pub fn write_python(&self, code: &str) {
+        self.write("attack.py", &format!("{PY_PRELUDE}\n{code}\n"));
+    }
+
+    /// Run the snippet written by [`Case::write_python`].
+    #[track_caller]
+    pub fn run_python(&self) -> Outcome {
+        let out = self.run(&["run", "--", "python3", "attack.py"]);
+        out.ran();
+        out
+    }
+
+    /// The uid the command runs as (guard maps the caller's uid to itself).
+    pub fn sandbox_uid(&self) -> u32 {
+        match self.mode() {
+            // SAFETY: geteuid has no preconditions.
+            Mode::Invoker => unsafe { libc::geteuid() },
+            Mode::Unprivileged => common::NOBODY,
+        }
+    }
+
+    /// The errno for opening a root-owned, owner-writable file (0644) for
+    /// writing on a read-only mount: the kernel checks permissions before
+    /// the mount, so uid 0 (which owns it) gets EROFS and anyone else EACCES.
+    pub fn root_file_write_errno(&self) -> &'static str {
+        if self.sandbox_uid() == 0 {
+            errno::EROFS
+        } else {
+            errno::EACCES
+        }
+    }
+
+    /// Compile a C snippet (after [`C_PRELUDE`]) with `cc` inside the
+    /// sandbox and run it; `then` is shell run after it (e.g. to print its
+    /// status). Asserts that it compiled and ran and that no canary leaked.
+    #[track_caller]
+    pub fn c(&self, src: &str, then: &str) -> Outcome {
+        self.write("attack.c", &format!("{C_PRELUDE}\n{src}\n"));
+        let out = self.sh(&format!(
+            "cc -O0 -Wall -Wno-unused-function -o ./attack attack.c || {{ echo compile-failed; exit 99; }}\n./attack\n{then}"
+        ));
+        assert!(
+            !out.stdout.contains("compile-failed"),
+            "the C snippet did not compile:\n{}",
+            out.all()
+        );
+        out.ran();
+        out
+    }
+
+    /// Every canary must be absent from what the sandbox printed.
+    #[track_caller]
+    pub fn assert_no_leak(&self, out: &Outcome) {
+        for c in &self.canaries {
+            out.assert_no_canary(c);
+        }
+    }
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        for p in &self.cleanup {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The last component of `p`.
+pub fn basename(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Assertions on the `key=value` lines a snippet printed.
+pub trait Expect {
+    /// The snippet started (it printed `ran=1`).
+    fn ran(&self) -> &Self;
+    /// Each `key` was printed with exactly `value`.
+    fn fields(&self, expected: &[(&str, &str)]) -> &Self;
+    /// The value printed for `key` (panics with the output if absent).
+    fn get(&self, key: &str) -> String;
+}
+
+impl Expect for Outcome {
+    #[track_caller]
+    fn ran(&self) -> &Self {
+        assert_eq!(
+            self.field("ran").as_deref(),
+            Some("1"),
+            "the snippet did not run (interpreter or compiler missing?)\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn fields(&self, expected: &[(&str, &str)]) -> &Self {
+        for (k, v) in expected {
+            assert_eq!(
+                self.field(k).as_deref(),
+                Some(*v),
+                "field {k}: expected {v:?}\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout,
+                self.stderr
+            );
+        }
+        self
+    }
+
+    #[track_caller]
+    fn get(&self, key: &str) -> String {
+        self.field(key).unwrap_or_else(|| {
+            panic!(
+                "no {key}= line\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// errno values the suite names (x86_64 Linux).
+pub mod errno {
+    pub const EPERM: &str = "1";
+    pub const ENOENT: &str = "2";
+    pub const ESRCH: &str = "3";
+    pub const EBADF: &str = "9";
+    pub const EAGAIN: &str = "11";
+    pub const EACCES: &str = "13";
+    pub const EBUSY: &str = "16";
+    pub const EXDEV: &str = "18";
+    pub const EINVAL: &str = "22";
+    pub const EROFS: &str = "30";
+    pub const ENOSYS: &str = "38";
+    pub const ENETUNREACH: &str = "101";
+    pub const ECONNREFUSED: &str = "111";
+}
+
+/// Python prologue: `sc(nr, *args)` makes a raw system call and returns
+/// `(ret, errno)`; `err(f, *a)` is the errno of an os-level call (0 when it
+/// succeeded); `out(k, v)` prints `k=v`. Prints `ran=1` first.
+pub const PY_PRELUDE: &str = r#"
+import ctypes, errno, os, socket, struct, sys
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+def _arg(a):
+    if a is None:
+        return ctypes.c_void_p(None)
+    if isinstance(a, bytes):
+        return ctypes.c_char_p(a)
+    if isinstance(a, int):
+        return ctypes.c_ulong(a) if a >= 1 << 63 else ctypes.c_long(a)
+    return a
+def sc(nr, *args):
+    ctypes.set_errno(0)
+    r = _libc.syscall(ctypes.c_long(nr), *[_arg(a) for a in args])
+    return r, (ctypes.get_errno() if r == -1 else 0)
+def err(f, *a, **kw):
+    try:
+        f(*a, **kw)
+        return 0
+    except OSError as e:
+        return e.errno
+def out(key, value):
+    print(f"{key}={value}", flush=True)
+out("ran", 1)
+"#;
+
+/// C prologue: `out(k, v)` prints `k=v`; `ERRNO(call)` is the errno of a
+/// call that returns -1 on failure (0 when it succeeded). Prints `ran=1`
+/// before main.
+pub const C_PRELUDE: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void out(const char *k, long v) { printf("%s=%ld\n", k, v); fflush(stdout); }
+#define ERRNO(call) ((call) == -1 ? errno : 0)
+__attribute__((constructor)) static void ran(void) { out("ran", 1); }
+"#;
