@@ -60,7 +60,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     let (policy, plan) = prepare(args)?;
     record_policy(&policy);
     let result = pending.run(&plan, &policy.network);
-    for path in quarantine_created(&policy.absent_protected) {
+    for path in quarantine_created(&policy.absent_protected, &policy.project) {
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %path.display());
     }
     let code = match &result {
@@ -495,10 +495,17 @@ pub fn select_profile(args: &RunArgs) -> String {
 /// hash with `guard trust`).
 fn apply_project_profile(loaded: &mut profile::Loaded, home: &Path, project: &Path) -> Result<()> {
     let file = project.join(profile::trust::PROJECT_FILE);
-    let text = match std::fs::read_to_string(&file) {
+    let text = match host::read_no_follow(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("read", &file, e)),
+        Err(e) => {
+            return Err(Error::Usage {
+                msg: format!("cannot use the project profile {}: {e}", file.display()),
+                hint: Some(
+                    "it must be a regular file (not a symlink); remove or replace it".into(),
+                ),
+            });
+        }
     };
     let layers = project_layers(&file, &text)?;
     let widens = profile::trust::widenings(&loaded.profile, &layers, home, project);
@@ -650,60 +657,104 @@ fn prepare_caches(
 /// after `git init --template=`, no config.worktree) would be creatable by
 /// the sandbox. Inside `.git` an empty placeholder is invisible to git and
 /// harmless, so create one for a read-only mount to stand on: a directory
-/// for `hooks`/`info`, an empty file otherwise.
+/// for `hooks`/`info`, an empty file otherwise. Every step is relative to a
+/// directory opened without following symlinks: a `.git` that is a link
+/// (planted by an earlier session) gets nothing.
 fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
     let git = project.join(".git");
     for c in candidates {
         if c.access != policy::Access::Protected || !c.path.starts_with(&git) || c.path == git {
             continue;
         }
-        let parent_exists = c.path.parent().is_some_and(Path::is_dir);
-        if !parent_exists || std::fs::symlink_metadata(&c.path).is_ok() {
+        let Ok(rel) = c.path.strip_prefix(project) else {
             continue;
-        }
-        let is_dir = matches!(
-            c.path.file_name().and_then(|n| n.to_str()),
-            Some("hooks" | "info")
-        );
+        };
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let Some(dir) = host::open_dir_beneath(project, parent) else {
+            continue;
+        };
+        let is_dir = matches!(name.to_str(), Some("hooks" | "info"));
         let _ = if is_dir {
-            std::fs::create_dir(&c.path)
+            mkdirat(&dir, name, Mode::from_bits_truncate(0o755)).map(drop)
         } else {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&c.path)
-                .map(drop)
+            openat(
+                &dir,
+                name,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_WRONLY
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map(drop)
         };
     }
 }
 
 /// A protected path that did not exist before the run must not appear
 /// because of it: whatever the sandbox created there is moved aside (to a
-/// name nothing executes) and reported.
-fn quarantine_created(absent: &[PathBuf]) -> Vec<PathBuf> {
-    let mut moved = Vec::new();
+/// name nothing executes) and reported. If the sandbox put a symlink on the
+/// way (`.git -> ~/.kube`), the link itself is moved aside; nothing outside
+/// the project is ever touched (all renames are relative to directories
+/// opened without following links, and run after every sandbox process is
+/// gone).
+fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<PathBuf> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let mut moved = Vec::new();
     for path in absent {
-        if std::fs::symlink_metadata(path).is_err() {
+        let Ok(rel) = path.strip_prefix(project) else {
+            continue;
+        };
+        // The first component, from the project down, that is not a real
+        // directory: the created path itself, or a link planted above it.
+        let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+        let mut target = None;
+        for i in 0..comps.len() {
+            let parent: PathBuf = comps[..i].iter().collect();
+            let Some(dir) = host::open_dir_beneath(project, &parent) else {
+                break;
+            };
+            match nix::sys::stat::fstatat(&dir, comps[i], nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            {
+                Err(_) => break, // absent: nothing was created here
+                Ok(st) => {
+                    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    if i + 1 == comps.len() || !is_dir {
+                        target = Some((dir, i));
+                        break;
+                    }
+                }
+            }
+        }
+        let Some((dir, i)) = target else {
+            continue;
+        };
+        let shown: PathBuf = project.join(comps[..=i].iter().collect::<PathBuf>());
+        if moved.contains(&shown) {
             continue;
         }
-        let mut aside = path.as_os_str().to_owned();
+        let mut aside = comps[i].to_owned();
         aside.push(format!(".guard-quarantine-{stamp}"));
-        match std::fs::rename(path, &aside) {
+        match nix::fcntl::renameat(&dir, comps[i], &dir, aside.as_os_str()) {
             Ok(()) => {
                 eprintln!(
-                    "guard: the sandbox created protected path {}; moved it to {} (it would run outside the sandbox)",
-                    path.display(),
-                    Path::new(&aside).display()
+                    "guard: the sandbox created {} (a protected path, or a link in its place); moved it to {} (it would run outside the sandbox)",
+                    shown.display(),
+                    shown.with_file_name(&aside).display()
                 );
-                moved.push(path.clone());
+                moved.push(shown);
             }
             Err(e) => eprintln!(
                 "guard: WARNING: the sandbox created protected path {} and guard could not move it aside: {e}; inspect and delete it",
-                path.display()
+                shown.display()
             ),
         }
     }
@@ -948,6 +999,7 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             plan::seccomp::Match::Always => String::new(),
             plan::seccomp::Match::IoctlRequest(req) => format!(" request={req:#x}"),
             plan::seccomp::Match::Arg0AnyBit(bits) => format!(" flags&{bits:#x}"),
+            plan::seccomp::Match::ArgAnyBit(i, bits) => format!(" arg{i}&{bits:#o}"),
             plan::seccomp::Match::Arg0NotIn(v) => format!(" arg0 not in {v:?}"),
             plan::seccomp::Match::SocketFamilyType(f, t) => format!(" family={f} type={t}"),
         };

@@ -220,6 +220,46 @@ pub fn cache_dir() -> Option<PathBuf> {
     xdg("XDG_CACHE_HOME", ".cache")
 }
 
+/// Open directory `rel` below `root` without following a symlink on the
+/// way: each component is opened with O_NOFOLLOW | O_DIRECTORY relative to
+/// the previous one. `None` when a component is missing, not a directory,
+/// or a symlink. guard's own changes to the project (placeholders,
+/// quarantine) go through these descriptors, so a link the sandbox planted
+/// cannot redirect them into the home directory.
+pub fn open_dir_beneath(root: &Path, rel: &Path) -> Option<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let mut dir = nix::fcntl::open(root, flags, Mode::empty()).ok()?;
+    for comp in rel.components() {
+        match comp {
+            std::path::Component::Normal(name) => {
+                dir = openat(&dir, name, flags, Mode::empty()).ok()?;
+            }
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(dir)
+}
+
+/// Read a regular file without following a final symlink (a project's
+/// `.guard.toml` must be the file itself, not a link to some other file).
+pub fn read_no_follow(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

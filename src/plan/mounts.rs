@@ -194,6 +194,8 @@ const PROC_MASKED: &[&str] = &[
     "/proc/sysrq-trigger", // writing a letter reboots/crashes the host as uid 0
     "/proc/kcore",         // physical memory image
     "/proc/timer_list",    // host-wide timer and task addresses
+    "/proc/keys",          // descriptions of the user's kernel keys
+    "/proc/key-users",     // key quotas of host users
 ];
 const PROC_READONLY: &[&str] = &[
     "/proc/sys", // sysctls: uid 0 owns them when guard runs as root

@@ -43,6 +43,8 @@ pub enum Match {
     IoctlRequest(u64),
     /// Argument 0 has any of these bits set (namespace flags).
     Arg0AnyBit(u64),
+    /// Argument `.0` (32-bit) has any of the bits `.1` set (mode bits).
+    ArgAnyBit(u8, u64),
     /// Argument 0 (32-bit) is none of these values.
     Arg0NotIn(&'static [u64]),
     /// socket(family, type) with this family and this type (low 4 bits).
@@ -235,6 +237,40 @@ pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
             "stealing another process's file descriptors",
         );
     }
+    // A setuid or setgid file left in the project would run with the
+    // sandbox user's (or, when guard runs as root, root's) identity for
+    // anyone on the host, after the sandbox is gone. The mode is a register
+    // argument of every call that sets it; openat2 (mode in memory) gets
+    // ENOSYS (see `enosys_table`).
+    const SETID: u64 = 0o6000;
+    #[cfg(target_arch = "x86_64")]
+    for (name, nr, arg) in [
+        ("chmod", libc::SYS_chmod, 1u8),
+        ("creat", libc::SYS_creat, 1),
+        ("open", libc::SYS_open, 2),
+        ("mknod", libc::SYS_mknod, 1),
+    ] {
+        add(
+            name,
+            nr,
+            ArgAnyBit(arg, SETID),
+            "setuid/setgid files would outlive the sandbox",
+        );
+    }
+    for (name, nr, arg) in [
+        ("fchmod", libc::SYS_fchmod, 1u8),
+        ("fchmodat", libc::SYS_fchmodat, 2),
+        ("fchmodat2", 452, 2),
+        ("openat", libc::SYS_openat, 3),
+        ("mknodat", libc::SYS_mknodat, 2),
+    ] {
+        add(
+            name,
+            nr,
+            ArgAnyBit(arg, SETID),
+            "setuid/setgid files would outlive the sandbox",
+        );
+    }
     add(
         "personality",
         libc::SYS_personality,
@@ -308,13 +344,22 @@ pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
 /// System calls answered with ENOSYS instead of EPERM: libc falls back to an
 /// older call whose arguments the filter can inspect.
 pub fn enosys_table() -> Vec<SyscallRule> {
-    vec![SyscallRule {
-        name: "clone3",
-        nr: libc::SYS_clone3,
-        when: Match::Always,
-        errno: libc::ENOSYS,
-        why: "its flags live in memory the filter cannot read; glibc falls back to clone(2), which is checked",
-    }]
+    vec![
+        SyscallRule {
+            name: "clone3",
+            nr: libc::SYS_clone3,
+            when: Match::Always,
+            errno: libc::ENOSYS,
+            why: "its flags live in memory the filter cannot read; glibc falls back to clone(2), which is checked",
+        },
+        SyscallRule {
+            name: "openat2",
+            nr: 437,
+            when: Match::Always,
+            errno: libc::ENOSYS,
+            why: "its mode lives in memory the filter cannot read (setuid bits); callers fall back to openat(2), which is checked",
+        },
+    ]
 }
 
 /// Compile the table into a BPF program for this architecture. The program
@@ -334,6 +379,16 @@ pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, Stri
         let conds: Vec<Cond> = match r.when {
             Match::Always => vec![],
             Match::IoctlRequest(req) => vec![Cond::new(1, Len::Dword, Op::Eq, req).map_err(err)?],
+            Match::ArgAnyBit(idx, bits) => {
+                for bit in (0..32).map(|b| 1u64 << b).filter(|b| bits & b != 0) {
+                    let c = Cond::new(idx, Len::Dword, Op::MaskedEq(bit), bit).map_err(err)?;
+                    rules
+                        .entry(r.nr)
+                        .or_default()
+                        .push(SeccompRule::new(vec![c]).map_err(err)?);
+                }
+                continue;
+            }
             Match::Arg0AnyBit(bits) => {
                 // One rule per bit: rules are OR-ed, conditions AND-ed. All
                 // namespace flags live in the low 32 bits, which a Dword
@@ -402,8 +457,7 @@ fn abi_guard(arch: seccompiler::TargetArch) -> Vec<seccompiler::sock_filter> {
         seccompiler::TargetArch::riscv64 => 0xC000_00F3,
     };
     let errno = |e: i32| libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA);
-    let clone3 = enosys_table()[0].nr as u32;
-    vec![
+    let mut prog = vec![
         stmt(LD_W_ABS, ARCH_OFF),
         jump(JEQ_K, audit_arch, 1, 0),
         stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
@@ -411,9 +465,12 @@ fn abi_guard(arch: seccompiler::TargetArch) -> Vec<seccompiler::sock_filter> {
         // x32 system calls carry bit 30 (__X32_SYSCALL_BIT).
         jump(JGE_K, 0x4000_0000, 0, 1),
         stmt(RET_K, errno(libc::EPERM)),
-        jump(JEQ_K, clone3, 0, 1),
-        stmt(RET_K, errno(libc::ENOSYS)),
-    ]
+    ];
+    for r in enosys_table() {
+        prog.push(jump(JEQ_K, r.nr as u32, 0, 1));
+        prog.push(stmt(RET_K, errno(r.errno)));
+    }
+    prog
 }
 
 #[cfg(test)]

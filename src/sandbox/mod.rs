@@ -17,11 +17,17 @@ pub use supervisor::{Pending, spawn};
 /// argv[1] that selects the internal setup mode of the guard binary.
 pub const INTERNAL_ARG: &str = "__sandbox";
 
-/// Entry point of `guard __sandbox FD PARENT_PID` (never returns).
+/// Environment variable carrying the supervisor's pid to the setup process.
+const SUPERVISOR_PID_ENV: &str = "GUARD_SUPERVISOR_PID";
+
+/// Entry point of `guard __sandbox FD` (never returns).
 pub fn internal_main() -> ! {
     let args: Vec<String> = std::env::args().collect();
-    let parse = |i: usize| args.get(i).and_then(|s| s.parse::<i32>().ok());
-    match (parse(2), parse(3)) {
+    let fd = args.get(2).and_then(|s| s.parse::<i32>().ok());
+    let parent = std::env::var(SUPERVISOR_PID_ENV)
+        .ok()
+        .and_then(|s| s.parse::<i32>().ok());
+    match (fd, parent) {
         (Some(fd), Some(parent)) => init::setup_main(fd, parent),
         _ => {
             eprintln!("guard: {INTERNAL_ARG} is internal to guard; run `guard run -- COMMAND`");

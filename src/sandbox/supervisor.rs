@@ -19,8 +19,9 @@ use std::process::{Child, Command};
 pub struct Pending {
     child: Child,
     sock: UnixStream,
-    /// pid 1 reported the command's status: the rest is kernel teardown,
-    /// which guard does not wait for.
+    /// Threads copying the sandbox's output to stdout/stderr files.
+    relays: Vec<std::thread::JoinHandle<()>>,
+    /// The setup process has been waited for.
     finished: bool,
 }
 
@@ -36,19 +37,40 @@ pub fn spawn() -> Result<Pending> {
     // process and inherit it meanwhile. The setup process sets it again, so
     // the command never inherits the socket.
     sys::clear_cloexec(child_fd).map_err(|e| Error::sys("prepare the control socket", e))?;
-    let child = Command::new("/proc/self/exe")
+    let mut cmd = Command::new("/proc/self/exe");
+    // stdout/stderr that are regular files (`>> agent.log`) reach the
+    // sandbox only through a pipe guard copies from: given the file itself,
+    // the command could truncate it, clear O_APPEND and overwrite what
+    // earlier runs wrote. Terminals and pipes are passed as they are.
+    let mut relays = Vec::new();
+    for fd in [1, 2] {
+        if !sys::is_regular_file(fd) {
+            continue;
+        }
+        let (reader, writer) =
+            std::io::pipe().map_err(|e| Error::sys("create an output pipe", e))?;
+        if fd == 1 {
+            cmd.stdout(writer);
+        } else {
+            cmd.stderr(writer);
+        }
+        relays.push(relay(reader, fd)?);
+    }
+    let child = cmd
         .arg(INTERNAL_ARG)
         .arg(child_fd.to_string())
-        .arg(std::process::id().to_string())
         // The setup process needs no environment, and pid 1 is forked from
-        // it: anything here would be readable in /proc/1/environ inside.
+        // it: only guard's own pid goes there (pid 1 is not dumpable, so its
+        // environ is unreadable inside, whereas its argv would be readable).
         .env_clear()
+        .env(super::SUPERVISOR_PID_ENV, std::process::id().to_string())
         .spawn()
         .map_err(|e| Error::sys("start the sandbox setup process (/proc/self/exe)", e))?;
     drop(theirs);
     Ok(Pending {
         child,
         sock: ours,
+        relays,
         finished: false,
     })
 }
@@ -116,15 +138,19 @@ impl Pending {
                 }
             }
         }
-        // Without an exit report (setup failed, or pid 1 was killed), the
-        // setup process's status is the answer.
-        let code = match exited {
-            Some(code) => {
-                self.finished = true;
-                code
-            }
-            None => wait_status(&mut self.child)?,
-        };
+        // Wait for the setup process even when pid 1 reported the status:
+        // it exits only after pid 1's death has killed every process of the
+        // sandbox's pid namespace, so nothing of the sandbox outlives guard
+        // (and nothing races the host-side checks after the run). Without an
+        // exit report (setup failed, or pid 1 was killed), its status is the
+        // answer.
+        let status = wait_status(&mut self.child)?;
+        self.finished = true;
+        // Every writer is gone with the sandbox: the relays see end of file.
+        for r in self.relays.drain(..) {
+            let _ = r.join();
+        }
+        let code = exited.unwrap_or(status);
         // If the command took over the terminal (job control) and died, take
         // it back so the user's shell is not left in the background.
         sys::take_terminal(0);
@@ -183,4 +209,19 @@ fn reap_orphans(ours: libc::pid_t) {
             }
         }
     });
+}
+
+/// Copy everything from `reader` to descriptor `fd` (guard's own stdout or
+/// stderr, a regular file) until end of file.
+fn relay(mut reader: std::io::PipeReader, fd: i32) -> Result<std::thread::JoinHandle<()>> {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: fd 1 and 2 stay open for the life of guard; the borrow is
+    // only used to duplicate them.
+    let target = unsafe { BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .map_err(|e| Error::sys("duplicate an output descriptor", e))?;
+    let mut out = std::fs::File::from(target);
+    Ok(std::thread::spawn(move || {
+        let _ = std::io::copy(&mut reader, &mut out);
+    }))
 }

@@ -330,3 +330,13 @@ pub fn own_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     // (recvmsg with SCM_RIGHTS); nothing else refers to it.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
+
+/// Is descriptor `fd` open on a regular file?
+pub fn is_regular_file(fd: libc::c_int) -> bool {
+    // SAFETY: fstat writes into a stat struct we own; an invalid fd just
+    // returns an error.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+    }
+}

@@ -245,7 +245,7 @@ fn inherited_descriptors_closed() {
             // close-on-exec, which is the point.
             unsafe {
                 cmd.pre_exec(move || {
-                    if libc::dup2(a, 7) < 0 || libc::dup2(b, 8) < 0 {
+                    if libc::dup2(a, 77) < 0 || libc::dup2(b, 78) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -254,12 +254,12 @@ fn inherited_descriptors_closed() {
         };
         // Control: without guard the descriptors do reach the program.
         let mut control = std::process::Command::new("readlink");
-        control.args(["/proc/self/fd/7", "/proc/self/fd/8"]);
+        control.args(["/proc/self/fd/77", "/proc/self/fd/78"]);
         leak(&mut control);
         let c = control.output().expect("run control");
         assert!(
             String::from_utf8_lossy(&c.stdout).contains("secret.txt"),
-            "control: fd 7 was not inherited: {c:?}"
+            "control: fd 77 was not inherited: {c:?}"
         );
 
         case.write(
@@ -268,11 +268,11 @@ fn inherited_descriptors_closed() {
                 "{}\n{}",
                 crate::support::PY_PRELUDE,
                 r#"
-out("fd7", err(os.fstat, 7))
-out("fd8", err(os.fstat, 8))
-out("read7", err(os.read, 7, 100))
-out("list8", err(os.listdir, 8))
-out("proc7", err(os.stat, "/proc/self/fd/7"))
+out("fd7", err(os.fstat, 77))
+out("fd8", err(os.fstat, 78))
+out("read7", err(os.read, 77, 100))
+out("list8", err(os.listdir, 78))
+out("proc7", err(os.stat, "/proc/self/fd/77"))
 "#
             ),
         );
