@@ -262,7 +262,11 @@ pub const MAX_RULES: usize = 128;
 /// All content rules compiled together.
 pub struct ContentEngine {
     rules: Vec<ContentRule>,
-    keywords: Option<AhoCorasick>,
+    /// Built on first use: a warm start (every file unchanged since the
+    /// cached scan) never needs it, and building the DFA costs milliseconds.
+    keywords: OnceLock<Result<Option<AhoCorasick>, String>>,
+    /// The keyword list the automaton is built from.
+    words: Vec<Vec<u8>>,
     /// Automaton pattern index → the rules a hit triggers.
     keyword_rules: Vec<u128>,
     /// Rules without keywords: run over whole files.
@@ -337,25 +341,6 @@ impl ContentEngine {
             }
         }
         let keyword_rules = keyword_masks(&words, &owner);
-        let keywords = if words.is_empty() {
-            None
-        } else {
-            // Leftmost-longest, non-overlapping: one fast pass. A hit on a
-            // keyword also triggers the rules of every keyword that could
-            // hide inside or overlap it (see `keyword_masks`), so no rule
-            // loses a line to another's longer match. Case-insensitive by
-            // running over a lowercased copy: a case-sensitive DFA is several
-            // times faster than an ASCII-case-insensitive one.
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&words)
-                    .map_err(|e| {
-                        RuleError::new(format!("cannot build the keyword automaton: {e}"))
-                    })?,
-            )
-        };
         let mut h = Sha256::new();
         h.update(b"guard content rules v1\0");
         for r in &rules {
@@ -380,13 +365,38 @@ impl ContentEngine {
             assignment,
             anchored: OnceLock::new(),
             rules,
-            keywords,
+            keywords: OnceLock::new(),
+            words,
             keyword_rules,
             unanchored,
             regexes,
             pem_end: OnceLock::new(),
             fingerprint: h.finalize().into(),
         })
+    }
+
+    /// Leftmost-longest, non-overlapping: one fast pass. A hit on a keyword
+    /// also triggers the rules of every keyword that could hide inside or
+    /// overlap it (see `keyword_masks`), so no rule loses a line to another's
+    /// longer match. Case-insensitive by running over a lowercased copy: a
+    /// case-sensitive DFA is several times faster than an
+    /// ASCII-case-insensitive one.
+    fn keyword_automaton(&self) -> Result<Option<&AhoCorasick>, RuleError> {
+        let built = self.keywords.get_or_init(|| {
+            if self.words.is_empty() {
+                return Ok(None);
+            }
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .build(&self.words)
+                .map(Some)
+                .map_err(|e| format!("cannot build the keyword automaton: {e}"))
+        });
+        match built {
+            Ok(ac) => Ok(ac.as_ref()),
+            Err(e) => Err(RuleError::new(e.clone())),
+        }
     }
 
     pub fn rules(&self) -> &[ContentRule] {
@@ -439,7 +449,7 @@ impl ContentEngine {
         }
         let assign_bit = self.assignment.map_or(0, |g| 1u128 << g);
         let mut last_ident = usize::MAX;
-        if let Some(ac) = &self.keywords {
+        if let Some(ac) = self.keyword_automaton()? {
             let mut lower = std::mem::take(&mut scratch.lower);
             lower.clear();
             lower.extend(content.iter().map(u8::to_ascii_lowercase));

@@ -405,6 +405,9 @@ impl PathMatcher {
         let prefilter = match literals {
             Some(lits) if !lits.is_empty() => Some(
                 AhoCorasick::builder()
+                    // An NFA builds in microseconds; the DFA the default
+                    // would pick costs milliseconds on every start.
+                    .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
                     .build(&lits)
                     .map_err(|e| RuleError::new(format!("cannot build the path prefilter: {e}")))?,
             ),

@@ -104,6 +104,9 @@ impl Collected {
     }
 }
 
+/// Files below which a cached tree is walked single-threaded.
+const SMALL_TREE: usize = 2000;
+
 /// Scan `roots`, skipping `exclude` (exact paths); use and refresh the cache
 /// file `cache_file` when given.
 pub fn scan(
@@ -136,9 +139,16 @@ pub fn scan(
         exclude_files,
         now_ns,
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
+    // A tree the last scan found small is walked on this thread alone:
+    // starting workers costs more than they save there (this is on every
+    // `guard run`'s start-up path). Unknown or large trees get every core.
+    let threads = if cache_file.is_some() && cache.len() > 0 && cache.len() < SMALL_TREE {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(8)
+    };
     let mut out = Collected::default();
     for root in roots {
         out.merge(scan_root(&shared, root, threads));

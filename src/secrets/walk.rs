@@ -88,21 +88,26 @@ pub fn walk<V: Visitor>(root: &Path, threads: usize, make: impl Fn() -> V + Sync
         }),
         wake: Condvar::new(),
     };
+    let work = |queue: &Queue, make: &(dyn Fn() -> V + Sync)| {
+        let mut v = make();
+        let mut found = Vec::new();
+        while let Some(dir) = queue.next() {
+            read_dir(&dir, &mut v, &mut found);
+            let quit = v.quit();
+            queue.done(&mut found, quit);
+        }
+        v
+    };
+    if threads <= 1 {
+        // Small trees: no thread to start and join.
+        return vec![work(&queue, &make)];
+    }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads.max(1))
+        let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let queue = &queue;
                 let make = &make;
-                scope.spawn(move || {
-                    let mut v = make();
-                    let mut found = Vec::new();
-                    while let Some(dir) = queue.next() {
-                        read_dir(&dir, &mut v, &mut found);
-                        let quit = v.quit();
-                        queue.done(&mut found, quit);
-                    }
-                    v
-                })
+                scope.spawn(move || work(queue, make))
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
