@@ -509,7 +509,21 @@ fn apply_project_profile(loaded: &mut profile::Loaded, home: &Path, project: &Pa
     };
     let layers = project_layers(&file, &text)?;
     let widens = profile::trust::widenings(&loaded.profile, &layers, home, project);
-    if !widens.is_empty() && !profile::trust::is_trusted(&file, &text)? {
+    let trusted = !widens.is_empty() && profile::trust::is_trusted(&file, &text)?;
+    let decision = match (widens.is_empty(), trusted) {
+        (true, _) => "applied (only narrows)",
+        (false, true) => "applied (widens; trusted by hash)",
+        (false, false) => "refused (widens; not trusted)",
+    };
+    tracing::info!(
+        target: audit::TARGET,
+        kind = "trust",
+        file = %file.display(),
+        decision,
+        widens = %widens.join("; "),
+        sha256 = %profile::trust::digest(&text),
+    );
+    if !widens.is_empty() && !trusted {
         return Err(Error::Usage {
             msg: format!(
                 "the project profile {} widens the sandbox and is not trusted:\n    {}",

@@ -28,11 +28,14 @@ fn main() {
         _ => None,
     };
     let session = guard::audit::init(cli.verbose, log);
-    match guard::app::run(cli, &session) {
-        Ok(code) => std::process::exit(code),
+    let code = match guard::app::run(cli, &session) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("guard: {}", e.render());
-            std::process::exit(e.exit_code());
+            e.exit_code()
         }
-    }
+    };
+    // process::exit runs no destructors: write out the session log first.
+    session.flush();
+    std::process::exit(code)
 }

@@ -190,3 +190,24 @@ fn profile_is_chosen_by_command_name() {
         shown.stdout
     );
 }
+
+#[test]
+fn trust_decisions_are_audited() {
+    let env = Env::new(common::Mode::Invoker);
+    env.project.write(
+        ".guard.toml",
+        "version = 1\n[env]\npass = [\"SOME_NAME\"]\n",
+    );
+    let log = env.home.join("trust.jsonl");
+    let refused = env.run(&["run", "--log", log.to_str().unwrap(), "--", "true"]);
+    refused.expect_code(125);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let ev: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let trust: Vec<&serde_json::Value> = ev.iter().filter(|e| e["kind"] == "trust").collect();
+    assert_eq!(trust.len(), 1, "{text}");
+    assert_eq!(trust[0]["decision"], "refused (widens; not trusted)");
+    assert!(trust[0]["widens"].as_str().unwrap().contains("SOME_NAME"));
+}
