@@ -40,7 +40,9 @@ impl Egress {
     /// The command has exited: end open relays so each logs its event, and
     /// wait for that at most `deadline`.
     pub fn stop(&self, deadline: Duration) {
-        let _ = self.shared.stop.send(true);
+        // send_replace: `send` does nothing while no task has subscribed yet
+        // (a command that exits at once), and the wait below would time out.
+        self.shared.stop.send_replace(true);
         let _ = self.done.recv_timeout(deadline);
     }
 }
