@@ -269,9 +269,19 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             } else {
                 String::new()
             };
-            out.push_str(&format!(
-                "    {key} ({why}{times})  allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]\n"
-            ));
+            // Only a destination the allowlist refused can be allowed; an
+            // allowed one that failed (no DNS, no route) needs no new rule.
+            let fix = match why {
+                "not-allowed" | "port-not-allowed" | "refused" => format!(
+                    "allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]"
+                ),
+                "ip-literal" | "non-public-address" => format!(
+                    "needs a profile rule: [network] allow = [{{ host = \"{host}\", private = true }}]"
+                ),
+                _ => "allowed, but the destination could not be reached from this machine"
+                    .to_string(),
+            };
+            out.push_str(&format!("    {key} ({why}{times})  {fix}\n"));
         }
     }
     let files: Vec<&Map<String, Value>> = events.iter().filter(|e| s(e, "kind") == "fs").collect();
@@ -406,6 +416,8 @@ pub fn suggest() -> crate::Result<String> {
     for e in events
         .iter()
         .filter(|e| s(e, "kind") == "net" && s(e, "decision") == "refuse")
+        // Only what the allowlist refused: a rule would not fix the rest.
+        .filter(|e| matches!(s(e, "why"), "not-allowed" | "port-not-allowed" | ""))
     {
         let host = s(e, "host");
         if host.is_empty() {
