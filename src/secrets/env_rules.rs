@@ -116,6 +116,7 @@ pub fn secret_reason(
     value: &str,
     engine: &ContentEngine,
     disabled: &[String],
+    scratch: &mut super::content_rules::Scratch,
 ) -> Result<Option<String>, RuleError> {
     let on = |id: &str| !disabled.iter().any(|d| d == id);
     let upper = name.to_ascii_uppercase();
@@ -132,7 +133,7 @@ pub fn secret_reason(
     }
     // By value: every content rule, on the value as the assignment it is.
     let line = format!("{name}={value}");
-    let scan = engine.scan(line.as_bytes())?;
+    let scan = engine.scan_with(line.as_bytes(), scratch)?;
     if let Some(f) = scan.findings.first() {
         return Ok(Some(format!("env-value:{}", engine.rule_id(f.rule))));
     }

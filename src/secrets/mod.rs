@@ -171,6 +171,9 @@ pub struct Rules {
     pub disabled: Vec<String>,
     pub ignore: Scope,
     pub skip: Scope,
+    /// Working memory reused across environment checks (one per variable
+    /// on every start: fresh memory each time cost ~20 µs a variable).
+    env_scratch: std::sync::Mutex<content_rules::Scratch>,
 }
 
 impl Rules {
@@ -244,16 +247,19 @@ impl Rules {
             disabled,
             ignore,
             skip,
+            env_scratch: std::sync::Mutex::new(content_rules::Scratch::default()),
         })
     }
 
     /// Why a caller's variable must not reach the command, if it must not.
     pub fn env_secret(&self, name: &str, value: &str) -> Result<Option<String>> {
+        let mut guard = self.env_scratch.lock().unwrap_or_else(|p| p.into_inner());
         Ok(env_rules::secret_reason(
             name,
             value,
             &self.content,
             &self.disabled,
+            &mut guard,
         )?)
     }
 }
