@@ -161,7 +161,7 @@ mod tests {
 
     fn reason(name: &str, value: &str) -> Option<String> {
         let e = ContentEngine::new(content_rules::builtin()).unwrap();
-        secret_reason(name, value, &e, &[]).unwrap()
+        secret_reason(name, value, &e, &[], &mut Default::default()).unwrap()
     }
 
     #[test]
@@ -217,7 +217,7 @@ mod tests {
     fn disabled_rules_are_skipped() {
         let e = ContentEngine::new(content_rules::builtin()).unwrap();
         assert!(
-            secret_reason("AWS_REGION", "eu", &e, &["env-cloud".into()])
+            secret_reason("AWS_REGION", "eu", &e, &["env-cloud".into()], &mut Default::default())
                 .unwrap()
                 .is_none()
         );
