@@ -480,3 +480,29 @@ mod tests {
         assert_eq!(expand_path("relative", h, p), None);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the text, parsing returns a profile or an error with a
+        /// location; it never panics.
+        #[test]
+        fn parse_never_panics(text in "[ -~\n\\[\\]=\"{}]{0,300}") {
+            if let Err(e) = super::parse(&text, "p.toml") {
+                prop_assert!(e.render().contains("p.toml"));
+                prop_assert_eq!(e.exit_code(), 125);
+            }
+        }
+
+        /// Well-formed profiles with arbitrary path lists round-trip.
+        #[test]
+        fn read_lists_parse(paths in proptest::collection::vec("/[a-z]{1,8}(/[a-z]{1,8}){0,3}", 0..6)) {
+            let list: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
+            let text = format!("version = 1\n[filesystem]\nread = [{}]\n", list.join(", "));
+            let p = super::parse(&text, "p.toml").unwrap();
+            prop_assert_eq!(p.filesystem.read, paths);
+        }
+    }
+}

@@ -137,3 +137,48 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::secrets::content_rules;
+    use proptest::prelude::*;
+
+    fn engine() -> ContentEngine {
+        ContentEngine::new(content_rules::builtin()).unwrap()
+    }
+
+    proptest! {
+        /// Scanning arbitrary bytes never panics, and redaction removes
+        /// every byte range the scanner flagged as a secret value.
+        #[test]
+        fn redaction_removes_every_flagged_value(
+            data in proptest::collection::vec(any::<u8>(), 0..800),
+        ) {
+            let e = engine();
+            let scan = e.scan(&data).unwrap();
+            let out = apply(&data, &scan.findings, &e);
+            for f in &scan.findings {
+                let value = &data[f.start as usize..f.end as usize];
+                if value.len() >= 8 {
+                    prop_assert!(!out.windows(value.len()).any(|w| w == value));
+                }
+            }
+        }
+
+        /// A token embedded in arbitrary text is found and redacted.
+        #[test]
+        fn embedded_tokens_are_redacted(
+            before in "[ -~\n]{0,80}",
+            after in "[ -~\n]{0,80}",
+            body in "[A-Za-z0-9]{36}",
+        ) {
+            let token = format!("{}{}{}", "gh", "p_", body);
+            let text = format!("{before}\nconst t = \"{token}\";\n{after}");
+            let e = engine();
+            let scan = e.scan(text.as_bytes()).unwrap();
+            let out = apply(text.as_bytes(), &scan.findings, &e);
+            prop_assert!(!String::from_utf8_lossy(&out).contains(&token));
+        }
+    }
+}
