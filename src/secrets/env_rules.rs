@@ -217,9 +217,15 @@ mod tests {
     fn disabled_rules_are_skipped() {
         let e = ContentEngine::new(content_rules::builtin()).unwrap();
         assert!(
-            secret_reason("AWS_REGION", "eu", &e, &["env-cloud".into()], &mut Default::default())
-                .unwrap()
-                .is_none()
+            secret_reason(
+                "AWS_REGION",
+                "eu",
+                &e,
+                &["env-cloud".into()],
+                &mut Default::default()
+            )
+            .unwrap()
+            .is_none()
         );
     }
 }
