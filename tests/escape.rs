@@ -44,3 +44,12 @@ mod controls;
 
 #[path = "escape/host_side.rs"]
 mod host_side;
+
+#[path = "escape/secrets_layer.rs"]
+mod secrets_layer;
+
+#[path = "escape/egress_layer.rs"]
+mod egress_layer;
+
+#[path = "escape/protection.rs"]
+mod protection;

@@ -1,0 +1,283 @@
+//! Project protection: nothing written inside may run later outside. The
+//! git directory cannot be moved or replaced, its config cannot gain
+//! include.path / hooksPath / fsmonitor / sshCommand, git cannot be pointed
+//! at another config, `.guard.toml` cannot be edited, and one created where
+//! none existed is moved aside and never applied.
+
+use crate::support::{Case, Expect, each_mode, errno::*};
+use std::path::Path;
+use std::process::Command;
+
+/// `git ARGS` on the host in `dir` (no user or system config).
+fn host_git(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("git")
+        .args(["-c", "safe.directory=*"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git is required")
+}
+
+fn git_repo(case: &Case) {
+    let o = host_git(case.project(), &["init", "-q"]);
+    assert!(o.status.success());
+    let o = host_git(
+        case.project(),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+    );
+    assert!(o.status.success());
+    case.env.own();
+}
+
+/// Every file under `.git` except objects/logs/config.worktree (path,
+/// bytes).
+fn git_meta(p: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    fn walk(base: &Path, d: &Path, v: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(d).expect("read .git").flatten() {
+            let path = e.path();
+            let rel = path.strip_prefix(base).unwrap().display().to_string();
+            // config.worktree: guard itself leaves an empty one behind
+            // (the placeholder it protects); not the sandbox's doing.
+            if rel.starts_with("objects") || rel.starts_with("logs") || rel == "config.worktree" {
+                continue;
+            }
+            if path.is_dir() {
+                walk(base, &path, v);
+            } else {
+                v.push((rel, std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    walk(&p.join(".git"), &p.join(".git"), &mut v);
+    v.sort();
+    v
+}
+
+/// `mv .git .git.old; mkdir .git` stops at the first step (EBUSY: a mount
+/// point), and `.git` cannot be replaced by a `gitdir:` file (rename over
+/// it: EISDIR; rmdir: EBUSY). The host's .git is intact.
+#[test]
+fn git_dir_cannot_be_moved_or_replaced_by_a_gitdir_file() {
+    each_mode(|case| {
+        git_repo(&case);
+        let before = git_meta(case.project());
+        case.python(
+            r#"
+out("mv_git", err(os.rename, ".git", ".git.old"))
+out("mkdir_git", err(os.mkdir, ".git"))
+open("gitfile", "w").write("gitdir: /tmp/evil-gitdir\n")
+out("rename_file_over_git", err(os.rename, "gitfile", ".git"))
+out("rmdir_git", err(os.rmdir, ".git"))
+out("create_git_file", err(os.open, ".git", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+os.mkdir("evil")
+out("rename_dir_over_git", err(os.rename, "evil", ".git"))
+out("exchange", sc(316, -100, b"gitfile", -100, b".git", 2)[1])  # renameat2 RENAME_EXCHANGE
+"#,
+        )
+        .fields(&[
+            ("mv_git", EBUSY),
+            ("mkdir_git", "17"),            // EEXIST: the original is still there
+            ("rename_file_over_git", "21"), // EISDIR
+            ("rmdir_git", EBUSY),
+            ("create_git_file", "21"),
+            ("rename_dir_over_git", EBUSY),
+            ("exchange", EBUSY),
+        ]);
+        let p = case.project();
+        assert!(p.join(".git").is_dir(), ".git replaced on the host");
+        assert!(!p.join(".git.old").exists());
+        let after = git_meta(p);
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let changed: Vec<&String> = after
+            .iter()
+            .filter(|a| !before.contains(a))
+            .map(|(n, _)| n)
+            .collect();
+        assert!(
+            changed.is_empty() && names(&before) == names(&after),
+            "the host's .git metadata changed: {changed:?}\nbefore: {:?}\nafter: {:?}",
+            names(&before),
+            names(&after)
+        );
+    });
+}
+
+/// git config writes that would run code outside later (include.path,
+/// core.hooksPath, core.fsmonitor, core.sshCommand) all fail: .git/config
+/// is read-only (EROFS, also for a rename over it: EBUSY). The host's
+/// config has none of them.
+#[test]
+fn git_config_code_execution_keys_cannot_be_written() {
+    each_mode(|case| {
+        git_repo(&case);
+        let before = std::fs::read(case.project().join(".git/config")).unwrap();
+        case.python(
+            r#"
+import subprocess
+for i, (k, v) in enumerate([("include.path", "/tmp/evil.inc"), ("core.hooksPath", "/tmp"),
+        ("core.fsmonitor", "sh -c 'touch /tmp/pwned'"), ("core.sshCommand", "sh -c 'touch /tmp/pwned'")]):
+    r = subprocess.run(["git", "config", k, v], capture_output=True, text=True)
+    out("git_config%d" % i, "%d:%s" % (r.returncode, "ebusy" if "Device or resource busy" in r.stderr else r.stderr.strip()[:80]))
+out("append", err(os.open, ".git/config", os.O_WRONLY | os.O_APPEND))
+open(".git-config-new", "w").write("[core]\n\tfsmonitor = evil\n")
+out("rename_over", err(os.rename, ".git-config-new", ".git/config"))
+out("unlink", err(os.unlink, ".git/config"))
+out("lock", err(os.open, ".git/config.lock", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+open(".git/config.lock", "w").write("[core]\n\tfsmonitor = evil\n")
+out("rename_lock", err(os.rename, ".git/config.lock", ".git/config"))
+os.unlink(".git/config.lock")
+"#,
+        )
+        .fields(&[
+            ("git_config0", "4:ebusy"),
+            ("git_config1", "4:ebusy"),
+            ("git_config2", "4:ebusy"),
+            ("git_config3", "4:ebusy"),
+            ("append", EROFS),
+            ("rename_over", EXDEV),
+            ("unlink", EBUSY),
+            ("rename_lock", EBUSY),
+        ]);
+        let p = case.project();
+        assert_eq!(std::fs::read(p.join(".git/config")).unwrap(), before);
+        for k in [
+            "include.path",
+            "core.hooksPath",
+            "core.fsmonitor",
+            "core.sshCommand",
+        ] {
+            let o = host_git(p, &["config", "--get", k]);
+            assert!(
+                o.stdout.is_empty(),
+                "{k} is set on the host: {}",
+                String::from_utf8_lossy(&o.stdout)
+            );
+        }
+    });
+}
+
+/// `.git/commondir` redirects git to another directory's config: created
+/// inside, it points the host's git at a config the sandbox wrote, so the
+/// next `git status` on the host runs core.fsmonitor. It must fail inside
+/// or be gone (moved aside) after the run.
+#[test]
+fn git_commondir_cannot_redirect_the_config() {
+    each_mode(|case| {
+        git_repo(&case);
+        case.python(
+            r#"
+import shutil
+os.makedirs("evil")
+shutil.copytree(".git/objects", "evil/objects")
+shutil.copytree(".git/refs", "evil/refs")
+shutil.copy(".git/HEAD", "evil/HEAD")
+open("evil/config", "w").write("[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tfsmonitor = \"echo PWNED-BY-COMMONDIR >&2; false\"\n")
+def plant():
+    with open(".git/commondir", "w") as f:
+        f.write("../evil\n")
+out("commondir", err(plant))
+"#,
+        );
+        let p = case.project();
+        let o = host_git(p, &["config", "--get", "core.fsmonitor"]);
+        let status = host_git(p, &["status", "--short"]);
+        assert!(
+            !p.join(".git/commondir").exists() && o.stdout.is_empty(),
+            "ESCAPE: .git/commondir planted inside survives; host git now reads core.fsmonitor={:?}; `git status` stderr: {}",
+            String::from_utf8_lossy(&o.stdout).trim(),
+            String::from_utf8_lossy(&status.stderr).trim()
+        );
+    });
+}
+
+/// An existing `.guard.toml` cannot be edited (EROFS), replaced (EBUSY) or
+/// removed inside; the host copy is unchanged.
+#[test]
+fn guard_toml_cannot_be_edited_inside() {
+    each_mode(|case| {
+        let text = "version = 1\n";
+        case.write(".guard.toml", text);
+        case.python(
+            r#"
+out("append", err(os.open, ".guard.toml", os.O_WRONLY | os.O_APPEND))
+out("truncate", err(os.truncate, ".guard.toml", 0))
+open("new.toml", "w").write("version = 1\n[network]\nallow = [\"evil.example\"]\n")
+out("rename_over", err(os.rename, "new.toml", ".guard.toml"))
+out("rename_away", err(os.rename, ".guard.toml", "old.toml"))
+out("unlink", err(os.unlink, ".guard.toml"))
+out("chmod", err(os.chmod, ".guard.toml", 0o666))
+"#,
+        )
+        .fields(&[
+            ("append", EROFS),
+            ("truncate", EROFS),
+            ("rename_over", EBUSY),
+            ("rename_away", EBUSY),
+            ("unlink", EBUSY),
+            ("chmod", EROFS),
+        ]);
+        assert_eq!(
+            std::fs::read_to_string(case.project().join(".guard.toml")).unwrap(),
+            text
+        );
+    });
+}
+
+/// A `.guard.toml` created inside a project that had none (widening the
+/// network) is moved aside after the run, and the next run does not apply
+/// it (no trust was given): the name it allows is still refused.
+#[test]
+fn guard_toml_created_inside_is_moved_aside_and_not_applied() {
+    each_mode(|case| {
+        case.write_python(
+            r#"
+open(".guard.toml", "w").write('version = 1\n[network]\nallow = ["evil.guard.test"]\n[network.hosts]\n"evil.guard.test" = "203.0.113.7"\n')
+out("created", 1)
+"#,
+        );
+        let first = case.run_python();
+        first.fields(&[("created", "1")]);
+        let p = case.project();
+        assert!(
+            !p.join(".guard.toml").exists(),
+            ".guard.toml survived the run"
+        );
+        assert!(first.stderr.contains("moved it to"), "{}", first.stderr);
+        let aside: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".guard.toml.") && n != ".guard.toml")
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        case.write_python(
+            r#"
+out("toml", err(os.stat, ".guard.toml"))
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(b"CONNECT evil.guard.test:443 HTTP/1.1\r\nHost: evil.guard.test:443\r\n\r\n")
+out("connect", s.recv(100).split(b" ")[1].decode())
+"#,
+        );
+        let second = case.run_python();
+        second.fields(&[("toml", ENOENT), ("connect", "403")]);
+        let explain = case.run(&["explain", "--", "true"]);
+        assert!(
+            !explain.stdout.contains("evil.guard.test"),
+            "the quarantined profile was applied:\n{}",
+            explain.stdout
+        );
+    });
+}

@@ -1,0 +1,270 @@
+//! Secrets layer: a hidden or redacted file must stay hidden or redacted
+//! whatever path reaches it (hard links, symlinks), its hiding mount cannot
+//! be removed, secrets are found in git-ignored and innocently named files,
+//! and the scan cache cannot be fooled into serving a stale verdict.
+//!
+//! Secret values are assembled at run time so this file holds nothing the
+//! scanner would flag.
+
+use crate::support::{Case, Expect, each_mode, errno::*};
+use std::process::Command;
+
+/// A GitHub-token-shaped canary (prefix + 36 alphanumerics): flagged by
+/// content wherever it appears.
+fn gh_token(case: &mut Case, tag: &str) -> String {
+    let c = case.add_canary(tag);
+    let body: String = c
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .chain("Zq8vL2mN4pQ6rS8tU0vW1xY3".chars().cycle())
+        .take(36)
+        .collect();
+    // The canary itself is a prefix of the token, so a leak of the token
+    // is caught by the canary check too.
+    ["gh", "p_", &body].concat()
+}
+
+/// Python: `show(label, path)` prints `label=empty`, `label=redacted`
+/// (the file holds a guard-redacted marker and no canary), or
+/// `label=leaked-N` (N bytes that are neither), never the content.
+const SHOW: &str = r#"
+def show(label, path):
+    try:
+        data = open(path, "rb").read()
+    except OSError as e:
+        out(label, "errno-%d" % e.errno)
+        return
+    if not data:
+        out(label, "empty")
+    elif b"CANARY" in data:
+        out(label, "leaked-%d" % len(data))
+    elif b"guard-redacted:" in data:
+        out(label, "redacted")
+    else:
+        out(label, "other-%d" % len(data))
+"#;
+
+/// A file hidden because of its name (`.env`), whose content alone would
+/// not be flagged, reached through existing hard links with innocent names
+/// (same inode). The hard links must read as hidden too.
+#[test]
+fn hidden_file_through_an_existing_hard_link() {
+    each_mode(|mut case| {
+        let c = case.add_canary("hardlink");
+        let env = case.write(".env", &format!("greeting {c}\n"));
+        let p = case.project().to_path_buf();
+        std::fs::create_dir_all(p.join("docs")).expect("mkdir docs");
+        std::fs::hard_link(&env, p.join("notes.txt")).expect("hard link");
+        std::fs::hard_link(&env, p.join("docs/readme.md")).expect("hard link");
+        case.env.own();
+        case.python(&format!(
+            r#"{SHOW}
+show("env", ".env")
+out("same_inode", int(os.stat(".env").st_ino == os.stat("notes.txt").st_ino))
+show("notes", "notes.txt")
+show("readme", "docs/readme.md")
+"#
+        ))
+        .fields(&[("env", "empty"), ("notes", "empty"), ("readme", "empty")]);
+    });
+}
+
+/// Symlinks inside the project (relative and absolute, planted before the
+/// run and created inside) to a hidden and a redacted file show the hidden
+/// or redacted view, never the original.
+#[test]
+fn symlink_to_hidden_and_redacted_files() {
+    each_mode(|mut case| {
+        let dot = case.add_canary("dotenv");
+        let tok = gh_token(&mut case, "symtok");
+        case.write(".env", &format!("STRIPE_KEY={dot}\n"));
+        case.write(
+            "src/client.py",
+            &format!("import os\n\nGITHUB = \"{tok}\"\n\ndef main():\n    print(os.getcwd())\n"),
+        );
+        let p = case.project().to_path_buf();
+        std::fs::create_dir_all(p.join("docs")).expect("mkdir docs");
+        std::os::unix::fs::symlink("../.env", p.join("docs/env.md")).expect("symlink");
+        std::os::unix::fs::symlink(p.join("src/client.py"), p.join("docs/client.md"))
+            .expect("symlink");
+        case.env.own();
+        let proj = p.display().to_string();
+        case.python(&format!(
+            r#"{SHOW}
+show("rel_hidden", "docs/env.md")
+show("abs_redacted", "docs/client.md")
+os.symlink("{proj}/.env", "new-env-link")
+os.symlink("src/client.py", "new-client-link")
+show("new_hidden", "new-env-link")
+show("new_redacted", "new-client-link")
+show("proc_hidden", "/proc/self/cwd/docs/env.md")
+out("nofollow", err(os.open, "docs/env.md", os.O_RDONLY | os.O_NOFOLLOW))
+"#
+        ))
+        .fields(&[
+            ("rel_hidden", "empty"),
+            ("abs_redacted", "redacted"),
+            ("new_hidden", "empty"),
+            ("new_redacted", "redacted"),
+            ("proc_hidden", "empty"),
+            ("nofollow", "40"), // ELOOP
+        ]);
+    });
+}
+
+/// The mounts that hide and redact cannot be unmounted (mount calls are
+/// refused: EPERM), renamed or removed (mount points: EBUSY); afterwards
+/// the files still read hidden/redacted, also after their parent directory
+/// is renamed (the mount moves with it), and the host copies are intact.
+#[test]
+fn hiding_mount_cannot_be_unmounted_or_renamed() {
+    each_mode(|mut case| {
+        let dot = case.add_canary("dotenv");
+        let tok = gh_token(&mut case, "mnttok");
+        let env_text = format!("STRIPE_KEY={dot}\n");
+        let client_text =
+            format!("import os\n\nGITHUB = \"{tok}\"\n\ndef main():\n    print(os.getcwd())\n");
+        case.write(".env", &env_text);
+        case.write("src/client.py", &client_text);
+        case.python(&format!(
+            r#"{SHOW}
+MNT_DETACH = 2
+out("umount_hidden", sc(166, b".env", MNT_DETACH)[1])
+out("umount_redacted", sc(166, b"src/client.py", MNT_DETACH)[1])
+out("umount_hidden_plain", sc(166, b".env", 0)[1])
+out("rename_hidden", err(os.rename, ".env", "moved.env"))
+out("rename_redacted", err(os.rename, "src/client.py", "src/moved.py"))
+out("unlink_hidden", err(os.unlink, ".env"))
+open("decoy", "w").write("x\n")
+out("rename_over_hidden", err(os.rename, "decoy", ".env"))
+show("after_hidden", ".env")
+show("after_redacted", "src/client.py")
+# Renaming the parent directory is allowed (not a mount point), but the
+# mount travels with it: the file under its new path is still redacted.
+out("rename_dir", err(os.rename, "src", "src.old"))
+show("after_dir_rename", "src.old/client.py")
+"#
+        ))
+        .fields(&[
+            ("umount_hidden", EPERM),
+            ("umount_redacted", EPERM),
+            ("umount_hidden_plain", EPERM),
+            ("rename_hidden", EBUSY),
+            ("rename_redacted", EBUSY),
+            ("unlink_hidden", EBUSY),
+            ("rename_over_hidden", EBUSY),
+            ("after_hidden", "empty"),
+            ("after_redacted", "redacted"),
+            ("rename_dir", "0"),
+            ("after_dir_rename", "redacted"),
+        ]);
+        let p = case.project();
+        assert_eq!(std::fs::read_to_string(p.join(".env")).unwrap(), env_text);
+        assert_eq!(
+            std::fs::read_to_string(p.join("src.old/client.py")).unwrap(),
+            client_text
+        );
+    });
+}
+
+/// A secret in a git-ignored, deeply nested file and one in a file with an
+/// innocent name (no secret-looking name anywhere) are still redacted.
+#[test]
+fn secret_in_gitignored_nested_file_and_innocent_name() {
+    each_mode(|mut case| {
+        let t1 = gh_token(&mut case, "ignored");
+        let t2 = gh_token(&mut case, "innocent");
+        let st = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(case.project())
+            .status()
+            .expect("git");
+        assert!(st.success());
+        case.write(".gitignore", "build/\n*.log\n");
+        case.write(
+            "build/out/deep/er/settings.py",
+            &format!("import sys\n\nVALUE = \"{t1}\"\n\ndef run():\n    return sys.argv\n"),
+        );
+        case.write(
+            "notes/monday.txt",
+            &format!(
+                "Meeting notes\n- ship the release\n- use {t2} for the api\n- lunch at noon\n"
+            ),
+        );
+        case.write(
+            "run.log",
+            &format!("started\nauth with {t2}\nfinished ok\n"),
+        );
+        case.python(&format!(
+            r#"{SHOW}
+show("ignored_nested", "build/out/deep/er/settings.py")
+show("innocent", "notes/monday.txt")
+show("ignored_log", "run.log")
+import subprocess
+g = subprocess.run(["grep", "-rl", "--exclude=attack.py", "CANARY", "."], capture_output=True)
+out("grep_hits", len(g.stdout.splitlines()))
+"#
+        ))
+        .fields(&[
+            ("ignored_nested", "redacted"),
+            ("innocent", "redacted"),
+            ("ignored_log", "redacted"),
+            ("grep_hits", "0"),
+        ]);
+    });
+}
+
+/// Cache poisoning: a clean file is scanned and cached, then rewritten on
+/// the host with a secret of the same size and its mtime put back
+/// (`touch -r`). Only the ctime changed; the next run must still redact it.
+#[test]
+fn cache_poisoning_same_size_and_mtime() {
+    each_mode(|mut case| {
+        let tok = gh_token(&mut case, "poison");
+        let clean_tok: String = "x".repeat(tok.len());
+        let text = |t: &str| {
+            format!("import os\n\nVALUE = \"{t}\"\n\ndef main():\n    print(os.getcwd())\n")
+        };
+        let f = case.write("src/app.py", &text(&clean_tok));
+        let reference = case.project().join("mtime.ref");
+        std::fs::copy(&f, &reference).expect("copy");
+        let st = Command::new("touch")
+            .arg("-r")
+            .arg(&f)
+            .arg(&reference)
+            .status()
+            .expect("touch");
+        assert!(st.success());
+        case.env.own();
+        // Files changed in the last two seconds are never cached.
+        std::thread::sleep(std::time::Duration::from_millis(2200));
+        case.write_python(&format!("{SHOW}\nshow(\"app\", \"src/app.py\")\n"));
+        case.env.own();
+        let first = case.run_python();
+        first.fields(&[("app", &format!("other-{}", text(&clean_tok).len()))]);
+        let before = std::fs::metadata(&f).expect("stat");
+        // Rewrite in place (same inode), same size, old mtime.
+        std::fs::write(&f, text(&tok)).expect("rewrite");
+        let st = Command::new("touch")
+            .arg("-r")
+            .arg(&reference)
+            .arg(&f)
+            .status()
+            .expect("touch");
+        assert!(st.success());
+        let after = std::fs::metadata(&f).expect("stat");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (
+                before.ino(),
+                before.size(),
+                before.mtime(),
+                before.mtime_nsec()
+            ),
+            (after.ino(), after.size(), after.mtime(), after.mtime_nsec()),
+            "fixture: inode, size and mtime must be unchanged"
+        );
+        let second = case.run_python();
+        second.fields(&[("app", "redacted")]);
+    });
+}
