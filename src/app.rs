@@ -187,6 +187,9 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
     let mut found = scan_visible(&rules, &project, &user.home, &grants, &cache)?;
     let redactions = secrets::redact::prepare_all(&mut found.flagged, &rules)?;
     candidates.extend(found.flagged.iter().map(secret_candidate));
+    // Other names of a flagged file (hard links) show the same content:
+    // hide them too.
+    candidates.extend(hard_links_of(&found.flagged, &project));
     // The scan cache must not be reachable: whoever can write it can mark a
     // secret file as clean for the next run.
     if grants.iter().any(|g| {
@@ -691,7 +694,14 @@ fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
         let Some(dir) = host::open_dir_beneath(project, parent) else {
             continue;
         };
-        let is_dir = matches!(name.to_str(), Some("hooks" | "info"));
+        // Only where an empty placeholder means "nothing" to git: an empty
+        // `commondir` or `worktrees` file would break the repository (those
+        // are moved aside after the run instead, if the sandbox made them).
+        let is_dir = match name.to_str() {
+            Some("hooks" | "info") => true,
+            Some("config.worktree") => false,
+            _ => continue,
+        };
         let _ = if is_dir {
             mkdirat(&dir, name, Mode::from_bits_truncate(0o755)).map(drop)
         } else {
@@ -832,6 +842,52 @@ fn scan_visible(
         .create(cache_dir);
     let cache_file = cache_dir.join(secrets::cache_file_name(project));
     secrets::scan(rules, &roots, &exclude, Some(&cache_file))
+}
+
+/// Every other path in the project that is a hard link to a flagged file.
+/// Only files with more than one link are looked for (rare), so the extra
+/// walk costs nothing in the common case. Symlinks are never followed.
+fn hard_links_of(flagged: &[Flagged], project: &Path) -> Vec<Candidate> {
+    use std::os::unix::fs::MetadataExt;
+    let mut wanted: Vec<(u64, u64, PathBuf)> = Vec::new();
+    for f in flagged.iter().filter(|f| !f.dir) {
+        if let Ok(m) = std::fs::symlink_metadata(&f.path)
+            && m.is_file()
+            && m.nlink() > 1
+        {
+            wanted.push((m.dev(), m.ino(), f.path.clone()));
+        }
+    }
+    let mut out = Vec::new();
+    if wanted.is_empty() {
+        return out;
+    }
+    let mut stack = vec![project.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            let path = e.path();
+            if m.is_dir() {
+                stack.push(path);
+            } else if m.is_file()
+                && m.nlink() > 1
+                && let Some((_, _, of)) = wanted
+                    .iter()
+                    .find(|(d, i, p)| *d == m.dev() && *i == m.ino() && *p != path)
+            {
+                out.push(Candidate {
+                    path,
+                    access: policy::Access::Hidden,
+                    origin: format!("secret (hard link to {})", of.display()),
+                    required: false,
+                });
+            }
+        }
+    }
+    out
 }
 
 fn secret_candidate(f: &Flagged) -> Candidate {
