@@ -278,8 +278,11 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
                 "ip-literal" | "non-public-address" => format!(
                     "needs a profile rule: [network] allow = [{{ host = \"{host}\", private = true }}]"
                 ),
-                _ => "allowed, but the destination could not be reached from this machine"
-                    .to_string(),
+                "resolve-failed" | "connect-failed" | "connect-timeout" => {
+                    "allowed, but the destination could not be reached from this machine"
+                        .to_string()
+                }
+                _ => "refused by guard's checks; no rule allows this".to_string(),
             };
             out.push_str(&format!("    {key} ({why}{times})  {fix}\n"));
         }
