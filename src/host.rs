@@ -57,18 +57,26 @@ pub struct User {
 pub fn current_user() -> User {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
-    let pw = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten();
+    // The password database only when the environment lacks the answer:
+    // NSS lookups (sssd, LDAP) can cost milliseconds on every start.
+    let pw = std::cell::OnceCell::new();
+    let lookup = || {
+        pw.get_or_init(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+        })
+        .clone()
+    };
     let name = std::env::var("USER")
         .ok()
         .filter(|s| !s.is_empty())
-        .or_else(|| pw.as_ref().map(|p| p.name.clone()))
+        .or_else(|| lookup().map(|p| p.name))
         .unwrap_or_else(|| uid.to_string());
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
-        .or_else(|| pw.as_ref().map(|p| p.dir.clone()))
+        .or_else(|| lookup().map(|p| p.dir))
         .unwrap_or_else(|| PathBuf::from("/"));
     // Canonical so that prefix comparisons with the project hold.
     let home = std::fs::canonicalize(&home).unwrap_or(home);
