@@ -31,6 +31,35 @@ pub fn apply(content: &[u8], findings: &[Finding], engine: &ContentEngine) -> Ve
     out
 }
 
+/// A secret value often appears twice (`PASSWORD=x` then `echo x | login`)
+/// while only the assignment is recognisable as a secret: replace every
+/// other occurrence of a flagged value too. Values shorter than 8 bytes are
+/// left alone (they would match ordinary text).
+pub fn redact_copies(
+    original: &[u8],
+    mut out: Vec<u8>,
+    findings: &[Finding],
+    engine: &ContentEngine,
+) -> Vec<u8> {
+    for f in findings {
+        let (s, e) = (f.start as usize, f.end as usize);
+        let Some(value) = original.get(s..e) else {
+            continue;
+        };
+        if value.len() < 8 {
+            continue;
+        }
+        let marker = [MARKER.as_bytes(), engine.rule_id(f.rule).as_bytes()].concat();
+        let mut at = 0;
+        while let Some(pos) = out[at..].windows(value.len()).position(|w| w == value) {
+            let start = at + pos;
+            out.splice(start..start + value.len(), marker.iter().copied());
+            at = start + marker.len();
+        }
+    }
+    out
+}
+
 /// What to do with a file the scan wants redacted, decided on its content
 /// as it is now (it is read again: the copy and the rules must agree).
 #[derive(Debug)]
@@ -69,6 +98,7 @@ pub fn prepare(path: &Path, rules: &Rules) -> Result<Outcome> {
         return Ok(Outcome::Hide(why));
     }
     let redacted = apply(&buf, &scan.findings, &rules.content);
+    let redacted = redact_copies(&buf, redacted, &scan.findings, &rules.content);
     let Ok(content) = String::from_utf8(redacted) else {
         return Ok(Outcome::Hide(
             "secret in a file that is not UTF-8 text".into(),
@@ -157,7 +187,7 @@ mod proptests {
         ) {
             let e = engine();
             let scan = e.scan(&data).unwrap();
-            let out = apply(&data, &scan.findings, &e);
+            let out = redact_copies(&data, apply(&data, &scan.findings, &e), &scan.findings, &e);
             for f in &scan.findings {
                 let value = &data[f.start as usize..f.end as usize];
                 if value.len() >= 8 {
@@ -180,5 +210,29 @@ mod proptests {
             let out = apply(text.as_bytes(), &scan.findings, &e);
             prop_assert!(!String::from_utf8_lossy(&out).contains(&token));
         }
+    }
+}
+
+#[cfg(test)]
+mod copies {
+    use super::*;
+    use crate::secrets::content_rules;
+
+    #[test]
+    fn every_copy_of_a_flagged_value_is_redacted() {
+        let e = ContentEngine::new(content_rules::builtin()).unwrap();
+        let pw = ["Zq8vL2mN", "4pQ6rS8t"].concat();
+        let text = format!("DB_PASSWORD={pw}\necho {pw} | docker login --password-stdin\n");
+        let scan = e.scan(text.as_bytes()).unwrap();
+        assert!(!scan.findings.is_empty());
+        let out = redact_copies(
+            text.as_bytes(),
+            apply(text.as_bytes(), &scan.findings, &e),
+            &scan.findings,
+            &e,
+        );
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains(&pw), "{out}");
+        assert!(out.contains("docker login"), "{out}");
     }
 }
