@@ -10,9 +10,10 @@
 //! - the redacted copy is the original with exactly the flagged ranges
 //!   replaced by `guard-redacted:<rule>`;
 //! - the redacted copy never contains the bytes the scanner flagged as a
-//!   secret value. Set GUARD_FUZZ_ALLOW_UNFLAGGED_COPIES=1 to tolerate a
-//!   value that also occurs, unflagged, elsewhere in the file (a known
-//!   limitation at the time of writing: see fuzz/README.md).
+//!   secret value (outside the markers' own text). Set
+//!   GUARD_FUZZ_ALLOW_UNFLAGGED_COPIES=1 to tolerate a value that also
+//!   occurs, unflagged, elsewhere in the file (found by this target; see
+//!   fuzz/README.md).
 #![no_main]
 
 use guard::secrets::content_rules::{self, Scratch};
@@ -90,29 +91,33 @@ fuzz_target!(|data: &[u8]| {
     expect.extend_from_slice(&data[at..]);
     assert!(out == expect, "redacted copy is not the original with the findings replaced");
 
-    // No flagged value survives in the copy.
+    // No flagged value survives in the copy. The copy is the unflagged
+    // segments of the original joined by markers, so the value survives iff
+    // an unflagged segment holds it (a copy of the value the scanner did not
+    // flag). Occurrences that overlap a marker are the marker's own public
+    // text (a password "ord" is inside "guard-redacted:uri-password"): not
+    // a leak.
+    let mut kept = Vec::with_capacity(scan.findings.len() + 1);
+    let mut seg_start = 0;
+    for f in &scan.findings {
+        kept.push(seg_start..f.start as usize);
+        seg_start = f.end as usize;
+    }
+    kept.push(seg_start..data.len());
     for f in &scan.findings {
         let value = &data[f.start as usize..f.end as usize];
-        let Some(pos) = find(&out, value) else {
+        let Some(at) = kept
+            .iter()
+            .find_map(|r| find(&data[r.clone()], value).map(|p| r.start + p))
+        else {
             continue;
         };
-        // Is there a copy of the value the scanner did not flag (outside
-        // every finding)? Then the value leaks through that copy.
-        let mut unflagged_copy = None;
-        let mut seg_start = 0;
-        for g in scan.findings.iter().map(|g| (g.start as usize, g.end as usize)).chain([(data.len(), data.len())]) {
-            if let Some(p) = find(&data[seg_start..g.0], value) {
-                unflagged_copy = Some(seg_start + p);
-                break;
-            }
-            seg_start = g.1;
-        }
-        if unflagged_copy.is_some() && *ALLOW_COPIES {
+        if *ALLOW_COPIES {
             continue;
         }
         panic!(
-            "redacted copy still holds the value flagged by rule {:?} (line {}, bytes {}..{}, {} bytes) at offset {pos} of the copy; \
-             unflagged copy in the original at {unflagged_copy:?}",
+            "redacted copy still holds the value flagged by rule {:?} (line {}, bytes {}..{}, {} bytes): \
+             the original has an unflagged copy at byte {at}, which the copy keeps",
             engine.rule_id(f.rule),
             f.line,
             f.start,
