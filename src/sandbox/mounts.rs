@@ -12,6 +12,14 @@ use crate::plan::MountOp;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use std::path::{Path, PathBuf};
 
+/// Flags of a mount that only stands in for something (empty file or
+/// directory, generated or redacted file): nothing is written, run or
+/// opened as a device through it.
+const SEALED: u64 = sys::MOUNT_ATTR_RDONLY
+    | sys::MOUNT_ATTR_NOSUID
+    | sys::MOUNT_ATTR_NODEV
+    | sys::MOUNT_ATTR_NOEXEC;
+
 /// Where the host's root is reachable during setup, and where the new root
 /// is assembled (both inside the setup tmpfs).
 const OLD: &str = "/oldroot";
@@ -156,6 +164,16 @@ fn touch(p: &Path) -> Result<()> {
         .map_err(io("create mount point", p))
 }
 
+/// Bind an existing path of the new root onto itself with `attrs` (a
+/// read-only or pinned mount point); nothing to do if it does not exist.
+fn rebind_in_place(dst: &Path, attrs: u64) -> Result<()> {
+    let target = under(NEW, dst);
+    if std::fs::symlink_metadata(&target).is_err() {
+        return Ok(());
+    }
+    bind(&target, &target, attrs)
+}
+
 fn bind(src: &Path, dst: &Path, attrs: u64) -> Result<()> {
     let none: Option<&str> = None;
     mount(
@@ -215,53 +233,24 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
             }
             bind(&source, &target, attrs)
         }
-        MountOp::ReadOnly { dst } => {
-            let target = under(NEW, dst);
-            if std::fs::symlink_metadata(&target).is_err() {
-                return Ok(());
-            }
-            bind(
-                &target,
-                &target,
-                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-            )
-        }
+        MountOp::ReadOnly { dst } => rebind_in_place(
+            dst,
+            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        ),
         MountOp::Pin { dst } => {
-            let target = under(NEW, dst);
-            if std::fs::symlink_metadata(&target).is_err() {
-                return Ok(());
-            }
-            bind(
-                &target,
-                &target,
-                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-            )
+            rebind_in_place(dst, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
         }
         MountOp::HideFile { dst } => {
             let target = under(NEW, dst);
             if std::fs::symlink_metadata(&target).is_err() {
                 return Ok(());
             }
-            bind(
-                Path::new(EMPTY_FILE),
-                &target,
-                sys::MOUNT_ATTR_RDONLY
-                    | sys::MOUNT_ATTR_NOSUID
-                    | sys::MOUNT_ATTR_NODEV
-                    | sys::MOUNT_ATTR_NOEXEC,
-            )
+            bind(Path::new(EMPTY_FILE), &target, SEALED)
         }
         MountOp::HideDir { dst } => {
             let target = under(NEW, dst);
             mkdir_p(&target)?;
-            bind(
-                Path::new(EMPTY_DIR),
-                &target,
-                sys::MOUNT_ATTR_RDONLY
-                    | sys::MOUNT_ATTR_NOSUID
-                    | sys::MOUNT_ATTR_NODEV
-                    | sys::MOUNT_ATTR_NOEXEC,
-            )
+            bind(Path::new(EMPTY_DIR), &target, SEALED)
         }
         MountOp::Redacted {
             dst, content, mode, ..
@@ -353,14 +342,7 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
                 .map_err(io("chmod", &file))?;
             let target = follow_inside(dst)?;
             touch(&target)?;
-            bind(
-                &file,
-                &target,
-                sys::MOUNT_ATTR_RDONLY
-                    | sys::MOUNT_ATTR_NOSUID
-                    | sys::MOUNT_ATTR_NODEV
-                    | sys::MOUNT_ATTR_NOEXEC,
-            )
+            bind(&file, &target, SEALED)
         }
         MountOp::Symlink { target, dst } => {
             let link = under(NEW, dst);
