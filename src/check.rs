@@ -71,7 +71,7 @@ pub fn run() -> Result<i32> {
     let e2e = (|| -> Result<i32> {
         let dir = std::env::temp_dir().join(format!("guard-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io("create", &dir, e))?;
-        let result = crate::sandbox::spawn().and_then(|pending| {
+        let result = crate::sandbox::spawn(crate::profile::Isolation::Full).and_then(|pending| {
             crate::app::default_plan(&dir).and_then(|(pol, p)| pending.run(&p, &pol.network))
         });
         let _ = std::fs::remove_dir(&dir);

@@ -80,9 +80,15 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "allow_host")]
     pub no_network: bool,
 
-    /// Run even if a protection layer cannot be applied (says which).
+    /// Run even if a protection layer cannot be applied (says which); without
+    /// namespaces, fall back to the `landlock` isolation level.
     #[arg(long)]
     pub allow_degraded: bool,
+
+    /// Force an isolation level: `full` (namespaces + Landlock + seccomp) or
+    /// `landlock` (no namespaces, as inside Docker; weaker, and says how).
+    #[arg(long, value_name = "LEVEL")]
+    pub isolation: Option<crate::profile::Isolation>,
 
     /// No exit summary.
     #[arg(short, long)]

@@ -29,6 +29,11 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// Namespaces cannot be created here (inside Docker, or disabled): the
+    /// `landlock` isolation level is the fallback, with --allow-degraded.
+    #[error("namespaces (user, mount, pid, net, ipc, uts, cgroup) are not available: {cause}")]
+    NoNamespaces { cause: String, hint: String },
+
     /// An operation on a path failed.
     #[error("failed to {verb} {}: {source}", path.display())]
     Io {
@@ -107,6 +112,7 @@ impl Error {
             | Error::Profile { hint, .. }
             | Error::Unsupported { hint, .. }
             | Error::Sandbox { hint, .. } => hint.as_deref(),
+            Error::NoNamespaces { hint, .. } => Some(hint),
             _ => None,
         }
     }

@@ -91,3 +91,116 @@ pub fn rules(policy: &Policy) -> Vec<LandlockRule> {
     }
     out
 }
+
+/// One entry of a directory, as the `landlock` level's rule builder sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub path: PathBuf,
+    pub dir: bool,
+}
+
+/// Rules for the `landlock` isolation level, where Landlock alone stands
+/// between the command and the host's file tree (no mount view).
+///
+/// Landlock can only allow, and an allowed directory covers everything
+/// beneath it. So a grant with something narrower inside it (a hidden or
+/// redacted secret, a read-only path in a writable tree) is split: the
+/// directories on the way down may only be listed, and every sibling
+/// beside the way gets the grant's access. The price, reported to the
+/// user: nothing new can be created in those directories. Symlinks get no
+/// rule (following one lands on a path with rules of its own).
+///
+/// Protected paths are not cut out: git must create and rename files in
+/// `.git`, which Landlock cannot allow without also allowing `.git/config`;
+/// guard restores them after the run instead.
+///
+/// `list` reads a directory (host facts, passed in to keep this pure).
+pub fn host_rules(
+    policy: &Policy,
+    dirs: &crate::policy::HostDirs,
+    tty: Option<&std::path::Path>,
+    list: &dyn Fn(&std::path::Path) -> Vec<DirEntry>,
+) -> Vec<LandlockRule> {
+    use LandlockAccess::*;
+    let mut allow: Vec<LandlockRule> = Vec::new();
+    // Cuts: paths whose access differs from the grant around them. `None`
+    // means no access at all.
+    let mut cuts: Vec<(PathBuf, Option<LandlockRule>)> = Vec::new();
+    for g in &policy.grants {
+        let dir = match g.kind {
+            GrantKind::Dir => true,
+            GrantKind::File => false,
+            GrantKind::Symlink { .. } => continue,
+        };
+        match g.access {
+            Access::ReadOnly => allow.push(rule(&g.path, ReadExec, dir)),
+            Access::ReadWrite => allow.push(rule(&g.path, ReadWrite, dir)),
+            // No redacted copy can stand in without a mount: hide it.
+            Access::Hidden | Access::Redacted => cuts.push((g.path.clone(), None)),
+            Access::Protected => {}
+        }
+    }
+    // Caches are shown as they are, read-only: with no overlay, a writable
+    // cache would let the command plant code a later build outside runs.
+    for c in &policy.caches {
+        allow.push(rule(&c.path, ReadExec, true));
+    }
+    // A narrower grant inside a wider one is a cut of the wider one.
+    for inner in &allow {
+        let inside_wider = allow.iter().any(|outer| {
+            outer.dir
+                && inner.path != outer.path
+                && inner.path.starts_with(&outer.path)
+                && outer.access == ReadWrite
+                && inner.access != ReadWrite
+        });
+        if inside_wider {
+            cuts.push((inner.path.clone(), Some(inner.clone())));
+        }
+    }
+    let mut out = Vec::new();
+    for a in &allow {
+        if cuts.iter().any(|(p, _)| p == &a.path) {
+            continue; // emitted by the grant it is cut from (or nowhere)
+        }
+        split(a, &cuts, list, &mut out);
+    }
+    out.push(rule(&dirs.home, ReadWrite, true));
+    out.push(rule(&dirs.tmp, ReadWrite, true));
+    for dev in super::mounts::DEVICES {
+        out.push(rule(PathBuf::from("/dev").join(dev), Device, false));
+    }
+    // New pseudo-terminals come from /dev/ptmx; the host's /dev/pts holds
+    // the user's other terminals, of which only our own is granted.
+    out.push(rule("/dev/ptmx", Device, false));
+    if let Some(t) = tty {
+        out.push(rule(t, Device, false));
+    }
+    // /proc is the host's: read-only (process memory and environment of
+    // processes outside the sandbox stay closed by Landlock's ptrace scope).
+    out.push(rule("/proc", ReadOnlyData, true));
+    out.push(rule("/sys/devices/system/cpu", ReadOnlyData, true));
+    out
+}
+
+/// Emit `a`, split around the cuts strictly beneath it.
+fn split(
+    a: &LandlockRule,
+    cuts: &[(PathBuf, Option<LandlockRule>)],
+    list: &dyn Fn(&std::path::Path) -> Vec<DirEntry>,
+    out: &mut Vec<LandlockRule>,
+) {
+    let beneath = |p: &std::path::Path| cuts.iter().any(|(c, _)| c != p && c.starts_with(p));
+    if !a.dir || !beneath(&a.path) {
+        out.push(a.clone());
+        return;
+    }
+    out.push(rule(&a.path, LandlockAccess::ListDir, true));
+    for e in list(&a.path) {
+        match cuts.iter().find(|(c, _)| c == &e.path) {
+            Some((_, Some(keep))) => split(keep, cuts, list, out),
+            Some((_, None)) => {}
+            None => split(&rule(&e.path, a.access, e.dir), cuts, list, out),
+        }
+    }
+}

@@ -6,6 +6,7 @@ pub mod mounts;
 pub mod seccomp;
 
 use crate::policy::Policy;
+use crate::profile::Isolation;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -35,8 +36,13 @@ pub struct Plan {
     pub allow_degraded: bool,
     pub max_processes: u64,
     /// Listeners pid 1 creates inside the network namespace and hands to
-    /// the supervisor (empty with --no-network).
+    /// the supervisor (empty with --no-network, and at the `landlock` level,
+    /// where the supervisor listens on the host's loopback itself).
     pub listeners: Vec<crate::net::ListenerSpec>,
+    pub isolation: Isolation,
+    /// At the `landlock` level: the only TCP ports the command may connect
+    /// to (the supervisor's proxy). Set when the supervisor has bound them.
+    pub connect_ports: Vec<u16>,
 }
 
 /// The sandbox's host name (also in its generated /etc/hosts).
@@ -46,18 +52,35 @@ pub const HOSTNAME: &str = "guard";
 /// abstract unix sockets and signals.
 pub const LANDLOCK_REQUIRED_ABI: i32 = 6;
 
-pub fn build(policy: &Policy, cap_last_cap: u32) -> crate::Result<Plan> {
-    let seccomp = seccomp::compile(policy.allow_ptrace).map_err(|e| crate::Error::Unsupported {
-        what: "seccomp".into(),
-        cause: e,
-        hint: Some("guard supports x86_64, aarch64 and riscv64".into()),
+/// `list` reads a directory on the host (only the `landlock` level needs
+/// it, see `landlock::host_rules`); `tty` is the command's terminal there.
+pub fn build(
+    policy: &Policy,
+    cap_last_cap: u32,
+    tty: Option<&std::path::Path>,
+    list: &dyn Fn(&std::path::Path) -> Vec<landlock::DirEntry>,
+) -> crate::Result<Plan> {
+    let seccomp = seccomp::compile(policy.allow_ptrace, policy.isolation).map_err(|e| {
+        crate::Error::Unsupported {
+            what: "seccomp".into(),
+            cause: e,
+            hint: Some("guard supports x86_64, aarch64 and riscv64".into()),
+        }
     })?;
     Ok(Plan {
         uid: policy.uid,
         gid: policy.gid,
         hostname: HOSTNAME.into(),
-        mounts: mounts::mount_ops(policy),
-        landlock: self::landlock::rules(policy),
+        mounts: match policy.isolation {
+            Isolation::Full => mounts::mount_ops(policy),
+            Isolation::Landlock => Vec::new(),
+        },
+        landlock: match (&policy.host_dirs, policy.isolation) {
+            (Some(dirs), Isolation::Landlock) => {
+                self::landlock::host_rules(policy, dirs, tty, list)
+            }
+            _ => self::landlock::rules(policy),
+        },
         landlock_min_abi: LANDLOCK_REQUIRED_ABI,
         allow_ptrace: policy.allow_ptrace,
         seccomp: seccomp.iter().map(seccomp::Insn::from).collect(),
@@ -67,6 +90,11 @@ pub fn build(policy: &Policy, cap_last_cap: u32) -> crate::Result<Plan> {
         cap_last_cap,
         allow_degraded: policy.allow_degraded,
         max_processes: policy.max_processes,
-        listeners: crate::net::listeners(&policy.network),
+        listeners: match policy.isolation {
+            Isolation::Full => crate::net::listeners(&policy.network),
+            Isolation::Landlock => Vec::new(),
+        },
+        isolation: policy.isolation,
+        connect_ports: Vec::new(),
     })
 }

@@ -397,6 +397,8 @@ mod tests {
             max_processes: 100,
             network: Default::default(),
             secrets: Default::default(),
+            isolation: crate::profile::Isolation::Full,
+            host_dirs: None,
         }
     }
 

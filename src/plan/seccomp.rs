@@ -11,6 +11,7 @@
 //!
 //! The table is data; [`compile`] turns it into BPF with seccompiler.
 
+use crate::profile::Isolation;
 use serde::{Deserialize, Serialize};
 
 /// One BPF instruction, in a form that crosses the control socket.
@@ -49,6 +50,8 @@ pub enum Match {
     Arg0NotIn(&'static [u64]),
     /// socket(family, type) with this family and this type (low 4 bits).
     SocketFamilyType(u64, u64),
+    /// socket(family, _, protocol) with this family and a protocol not listed.
+    SocketProtocolNotIn(u64, &'static [u64]),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,8 +89,17 @@ const SOCKET_FAMILIES_OK: &[u64] = &[
     libc::AF_NETLINK as u64, // getaddrinfo/getifaddrs ask the (sandbox-only) netns
 ];
 
-pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
+/// At the `landlock` level the host's network stack is shared: Landlock's
+/// TCP rules are the only network boundary, so only TCP sockets may exist.
+const HOST_SOCKET_FAMILIES_OK: &[u64] = &[libc::AF_INET as u64, libc::AF_INET6 as u64];
+
+/// flags of send*(2) that connect as they send (TCP Fast Open), bypassing
+/// the connect(2) hook Landlock checks.
+const MSG_FASTOPEN: u64 = 0x2000_0000;
+
+pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
     use Match::*;
+    let host = isolation == Isolation::Landlock;
     let eperm = libc::EPERM;
     let mut t = Vec::new();
     let mut add = |name, nr, when, why| {
@@ -277,12 +289,21 @@ pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
         Arg0NotIn(PERSONALITY_OK),
         "non-default personalities disable ASLR or change syscall semantics",
     );
-    add(
-        "socket",
-        libc::SYS_socket,
-        Arg0NotIn(SOCKET_FAMILIES_OK),
-        "packet, raw and exotic socket families are kernel surface with no use here",
-    );
+    if host {
+        add(
+            "socket",
+            libc::SYS_socket,
+            Arg0NotIn(HOST_SOCKET_FAMILIES_OK),
+            "without namespaces, unix sockets reach the host's daemons (docker.sock, D-Bus, ssh-agent), which Landlock does not cover; netlink reads the host's network state",
+        );
+    } else {
+        add(
+            "socket",
+            libc::SYS_socket,
+            Arg0NotIn(SOCKET_FAMILIES_OK),
+            "packet, raw and exotic socket families are kernel surface with no use here",
+        );
+    }
     // Netlink sockets are SOCK_RAW too (getifaddrs needs them): raw is
     // refused for IP families only.
     for family in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
@@ -298,6 +319,59 @@ pub fn table(allow_ptrace: bool) -> Vec<SyscallRule> {
             SocketFamilyType(family, 10 /* SOCK_PACKET */),
             "packet sockets see raw frames",
         );
+    }
+    if host {
+        for family in HOST_SOCKET_FAMILIES_OK {
+            // Every type but SOCK_STREAM (1): UDP and ICMP would leave the
+            // host directly, where Landlock's TCP rules do not look.
+            for ty in (0..16).filter(|t| *t != libc::SOCK_STREAM as u64) {
+                add(
+                    "socket",
+                    libc::SYS_socket,
+                    SocketFamilyType(*family, ty),
+                    "only TCP is bounded by Landlock at this level",
+                );
+            }
+            add(
+                "socket",
+                libc::SYS_socket,
+                SocketProtocolNotIn(*family, &[0, libc::IPPROTO_TCP as u64]),
+                "SCTP and MPTCP stream sockets are not plain TCP",
+            );
+        }
+        for (name, nr, arg) in [
+            ("sendto", libc::SYS_sendto, 3),
+            ("sendmsg", libc::SYS_sendmsg, 2),
+            ("sendmmsg", libc::SYS_sendmmsg, 3),
+        ] {
+            add(
+                name,
+                nr,
+                ArgAnyBit(arg, MSG_FASTOPEN),
+                "TCP Fast Open connects without connect(2), which Landlock checks",
+            );
+        }
+        for (name, nr) in [
+            ("shmget", libc::SYS_shmget),
+            ("shmat", libc::SYS_shmat),
+            ("shmctl", libc::SYS_shmctl),
+            ("msgget", libc::SYS_msgget),
+            ("msgsnd", libc::SYS_msgsnd),
+            ("msgrcv", libc::SYS_msgrcv),
+            ("msgctl", libc::SYS_msgctl),
+            ("semget", libc::SYS_semget),
+            ("semop", libc::SYS_semop),
+            ("semtimedop", libc::SYS_semtimedop),
+            ("semctl", libc::SYS_semctl),
+            ("mq_open", libc::SYS_mq_open),
+        ] {
+            add(
+                name,
+                nr,
+                Always,
+                "without an IPC namespace, System V and POSIX message queues are shared with the host's processes",
+            );
+        }
     }
     add(
         "open_by_handle_at",
@@ -365,7 +439,10 @@ pub fn enosys_table() -> Vec<SyscallRule> {
 /// Compile the table into a BPF program for this architecture. The program
 /// starts with an ABI guard (see module docs), then the clone3 → ENOSYS
 /// answer, then seccompiler's filter (which repeats the architecture check).
-pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, String> {
+pub fn compile(
+    allow_ptrace: bool,
+    isolation: Isolation,
+) -> Result<Vec<seccompiler::sock_filter>, String> {
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
         SeccompFilter, SeccompRule,
@@ -375,7 +452,7 @@ pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, Stri
         .map_err(|e| format!("unsupported architecture: {e:?}"))?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let err = |e: seccompiler::BackendError| e.to_string();
-    for r in table(allow_ptrace) {
+    for r in table(allow_ptrace, isolation) {
         let conds: Vec<Cond> = match r.when {
             Match::Always => vec![],
             Match::IoctlRequest(req) => vec![Cond::new(1, Len::Dword, Op::Eq, req).map_err(err)?],
@@ -406,6 +483,13 @@ pub fn compile(allow_ptrace: bool) -> Result<Vec<seccompiler::sock_filter>, Stri
                 .iter()
                 .map(|v| Cond::new(0, Len::Dword, Op::Ne, *v).map_err(err))
                 .collect::<Result<_, _>>()?,
+            Match::SocketProtocolNotIn(family, protocols) => {
+                let mut c = vec![Cond::new(0, Len::Dword, Op::Eq, family).map_err(err)?];
+                for p in protocols {
+                    c.push(Cond::new(2, Len::Dword, Op::Ne, *p).map_err(err)?);
+                }
+                c
+            }
             Match::SocketFamilyType(family, ty) => vec![
                 Cond::new(0, Len::Dword, Op::Eq, family).map_err(err)?,
                 Cond::new(1, Len::Dword, Op::MaskedEq(0xf), ty).map_err(err)?,
@@ -479,9 +563,12 @@ mod tests {
 
     #[test]
     fn compiles_and_names_every_required_call() {
-        let prog = compile(false).unwrap();
+        let prog = compile(false, Isolation::Full).unwrap();
         assert!(prog.len() > 50);
-        let names: Vec<&str> = table(false).iter().map(|r| r.name).collect();
+        let names: Vec<&str> = table(false, Isolation::Full)
+            .iter()
+            .map(|r| r.name)
+            .collect();
         for required in [
             "ioctl",
             "io_uring_setup",
@@ -510,7 +597,11 @@ mod tests {
         ] {
             assert!(names.contains(&required), "{required} missing");
         }
-        assert!(table(false).iter().all(|r| !r.why.is_empty()));
+        assert!(
+            table(false, Isolation::Full)
+                .iter()
+                .all(|r| !r.why.is_empty())
+        );
     }
 
     #[test]
@@ -520,6 +611,10 @@ mod tests {
 
     #[test]
     fn ptrace_can_be_allowed() {
-        assert!(!table(true).iter().any(|r| r.name == "ptrace"));
+        assert!(
+            !table(true, Isolation::Full)
+                .iter()
+                .any(|r| r.name == "ptrace")
+        );
     }
 }

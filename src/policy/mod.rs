@@ -106,6 +106,22 @@ pub struct Policy {
     pub network: crate::net::NetPolicy,
     /// What the secrets scan took out of the sandbox's view.
     pub secrets: SecretsFound,
+    pub isolation: crate::profile::Isolation,
+    /// At the `landlock` level: the host directories that stand in for the
+    /// private home and /tmp the mount view would have built.
+    pub host_dirs: Option<HostDirs>,
+}
+
+/// Without a mount namespace there is no private $HOME or /tmp to build:
+/// the `landlock` level points HOME and TMPDIR at these instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDirs {
+    /// Per-session directory, removed after the run.
+    pub session: PathBuf,
+    /// $HOME inside: the persistent home, or `session/home`.
+    pub home: PathBuf,
+    /// $TMPDIR inside: `session/tmp`.
+    pub tmp: PathBuf,
 }
 
 /// Secrets the sandbox does not see: files hidden or redacted (with the

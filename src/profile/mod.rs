@@ -19,6 +19,44 @@ pub use builtin::{builtin_names, builtin_source};
 pub use layers::{exists as profile_exists, user_profile_dir};
 pub use network::Network;
 
+/// How the sandbox is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Namespaces (own mount view, pid, network) + Landlock + seccomp.
+    Full,
+    /// No namespaces (Docker's default seccomp profile forbids them):
+    /// Landlock on the host's file tree, Landlock TCP rules that only reach
+    /// guard's proxy, seccomp. Weaker; see `Isolation::gaps`.
+    Landlock,
+}
+
+impl Isolation {
+    pub fn label(self) -> &'static str {
+        match self {
+            Isolation::Full => "full",
+            Isolation::Landlock => "landlock",
+        }
+    }
+
+    /// What this level does not protect, one line each (printed at the
+    /// start of every degraded session and by `guard check`).
+    pub fn gaps(self) -> &'static [&'static str] {
+        match self {
+            Isolation::Full => &[],
+            Isolation::Landlock => &[
+                "secret files inside the project are unreadable, but their names are visible and no new file can be created in the directories that hold them",
+                "files that only need redacting are hidden instead",
+                "protected files (.git/hooks, .git/config, .envrc, ...) are writable during the run; guard restores them afterwards and keeps what was written aside",
+                "TCP connections are limited by port, not by address: a host listening on the proxy's port could be reached directly",
+                "no private /tmp, /dev/shm or process table: other processes' command lines are visible in /proc; TMPDIR points to a private directory",
+                "toolchain caches are read-only (no copy-on-write); fetching new dependencies fails",
+                "the process limit counts all of the user's processes, not only the sandbox's (and does not apply to root)",
+            ],
+        }
+    }
+}
+
 /// The schema version this build understands.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -31,6 +69,9 @@ pub struct Profile {
     /// Profiles whose settings this one builds on (merged first, in order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extends: Vec<String>,
+    /// The isolation level this profile asks for (unset: full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
     #[serde(default)]
     pub filesystem: Filesystem,
     #[serde(default)]
@@ -130,6 +171,9 @@ impl Profile {
     pub fn merge(&mut self, top: &Profile) {
         if top.description.is_some() {
             self.description = top.description.clone();
+        }
+        if top.isolation.is_some() {
+            self.isolation = top.isolation;
         }
         let (fs, t) = (&mut self.filesystem, &top.filesystem);
         push_new(&mut fs.read, &t.read);

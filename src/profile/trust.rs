@@ -66,6 +66,11 @@ pub fn widenings(
             out.push(format!("env.set {k} = {v:?}"));
         }
     }
+    if merged.isolation == Some(super::Isolation::Landlock)
+        && base.isolation != Some(super::Isolation::Landlock)
+    {
+        out.push("isolation = \"landlock\" (weaker than full isolation)".into());
+    }
     if merged.syscalls.ptrace == Some(true) && base.syscalls.ptrace != Some(true) {
         out.push("syscalls.ptrace = true".into());
     }

@@ -35,6 +35,8 @@ pub enum Report {
         hint: Option<String>,
         code: i32,
     },
+    /// The namespaces could not be created; nothing has run.
+    NoNamespaces { cause: String, hint: String },
     /// The run goes on with less protection (only with --allow-degraded).
     Degraded { msg: String },
     /// The command finished with this status (128+N for signal N). Sent by

@@ -16,6 +16,7 @@ use super::channel::{self, Report};
 use super::{listeners, lock, mounts, sys};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::profile::Isolation;
 use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -35,7 +36,7 @@ pub const FORWARDED: &[libc::c_int] = &[
 
 /// Entry of the re-executed setup process. `fd` is the control socket,
 /// `parent` the supervisor's pid.
-pub fn setup_main(fd: i32, parent: i32) -> ! {
+pub fn setup_main(fd: i32, parent: i32, isolation: Isolation) -> ! {
     // The socket had to survive our own exec; nothing we exec may inherit
     // it: the command could otherwise forge reports (or hand the supervisor
     // sockets of its own) and hold the supervisor's end open.
@@ -44,7 +45,11 @@ pub fn setup_main(fd: i32, parent: i32) -> ! {
     }
     // SAFETY: the supervisor passed this descriptor to us for our exclusive use.
     let mut sock = Some(unsafe { UnixStream::from_raw_fd(fd) });
-    let code = match setup(&mut sock, parent) {
+    let result = match isolation {
+        Isolation::Full => setup(&mut sock, parent),
+        Isolation::Landlock => host_setup(&mut sock, parent),
+    };
+    let code = match result {
         Ok(code) => code,
         Err(e) => report_failure(&mut sock, &e),
     };
@@ -56,6 +61,14 @@ pub fn setup_main(fd: i32, parent: i32) -> ! {
 type Sock = Option<UnixStream>;
 
 fn report_failure(sock: &mut Sock, e: &Error) -> i32 {
+    if let (Error::NoNamespaces { cause, hint }, Some(s)) = (e, sock.as_mut()) {
+        let report = Report::NoNamespaces {
+            cause: cause.clone(),
+            hint: hint.clone(),
+        };
+        let _ = channel::send(s, &report);
+        return 125;
+    }
     let (msg, hint, code) = match e {
         Error::Sandbox { msg, hint, code } => (msg.clone(), hint.clone(), *code),
         other => (
@@ -139,10 +152,11 @@ fn unshare_namespaces() -> Result<()> {
              seccomp profile forbids them); on the host enable them with \
              `sudo sysctl kernel.unprivileged_userns_clone=1`, or see `guard check`"
         };
-        Error::Unsupported {
-            what: "namespaces (user, mount, pid, net, ipc, uts, cgroup)".into(),
+        Error::NoNamespaces {
             cause: format!("unshare failed: {e}"),
-            hint: Some(hint.into()),
+            hint: format!(
+                "{hint}; or run with --allow-degraded to fall back to the weaker `landlock` isolation level"
+            ),
         }
     })
 }
@@ -249,7 +263,7 @@ fn pid1(sock: &mut Sock) -> Result<i32> {
         // pid 1 only receives signals it has a handler for.
         sys::install_noop_handler(*sig).map_err(|e| Error::sys("install signal handlers", e))?;
     }
-    let child = spawn_command(plan)?;
+    let child = spawn_command(plan, false)?;
 
     let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
     waited.push(libc::SIGCHLD);
@@ -272,6 +286,109 @@ fn pid1(sock: &mut Sock) -> Result<i32> {
             unsafe { libc::kill(child, sig) };
         }
     }
+}
+
+/// The `landlock` isolation level: no namespaces, so this process locks
+/// itself and starts the command in the host's process table and network
+/// stack. It is the command's subreaper: orphans of the command re-parent
+/// to it rather than to the host's init, so it can end every process the
+/// command left behind when the command exits. (If guard itself is killed
+/// with SIGKILL, those survive; they stay inside Landlock and seccomp.)
+fn host_setup(sock: &mut Sock, parent: i32) -> Result<i32> {
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .map_err(|e| Error::sys("set parent-death signal", e))?;
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        return Ok(125);
+    }
+    let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
+    waited.push(libc::SIGCHLD);
+    sys::block_signals(&waited).map_err(|e| Error::sys("block signals", e))?;
+    let Some(stream) = sock.as_mut() else {
+        return Ok(125);
+    };
+    let plan: Plan =
+        match channel::recv(stream).map_err(|e| Error::sys("read the sandbox plan", e))? {
+            Some(plan) => plan,
+            None => return Ok(125),
+        };
+    let plan = &plan;
+    sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
+        .map_err(|e| Error::sys("become the command's subreaper", e))?;
+    sys::prctl(libc::PR_SET_DUMPABLE, 0)
+        .map_err(|e| Error::sys("make the setup process non-dumpable", e))?;
+    // Lock, in the same order as pid 1 does (see there). The process limit
+    // counts all the user's processes here (no user namespace), and does
+    // not apply to root.
+    lock::limit_processes(plan.max_processes)?;
+    lock::drop_capabilities(plan.cap_last_cap)?;
+    lock::no_new_privs()?;
+    close_stray_fds(sock.as_ref().map_or(-1, |s| s.as_raw_fd()))?;
+    lock::landlock(plan, crate::host::landlock_abi())?;
+    lock::seccomp(&plan.seccomp)?;
+
+    // Killing this process (PDEATHSIG when guard dies) must take the
+    // command with it: there is no pid namespace to do that.
+    let child = spawn_command(plan, true)?;
+    loop {
+        let (sig, from_kernel) =
+            sys::wait_signal(&waited).map_err(|e| Error::sys("wait for signals", e))?;
+        if sig == libc::SIGCHLD {
+            if let Some(code) = reap(child)? {
+                end_descendants();
+                if let Some(s) = sock.as_mut() {
+                    let _ = channel::send(s, &Report::Exited { code });
+                }
+                return Ok(code);
+            }
+        } else if !from_kernel {
+            // SAFETY: child is our child process.
+            unsafe { libc::kill(child, sig) };
+        }
+    }
+}
+
+/// SIGKILL every process below this one, until none is left: killing a
+/// process re-parents its children to us (we are the subreaper), so each
+/// round finds the next generation. Bounded, in case of a fork race.
+fn end_descendants() {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    for _ in 0..1000 {
+        let children = children_of(me);
+        if children.is_empty() {
+            return;
+        }
+        for pid in children {
+            // SAFETY: pid is our child (its parent is us): signalling it
+            // cannot reach any other process.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = reap(-1);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Processes whose parent is `parent` (from /proc: the host's process
+/// table, which this level shares).
+fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // "pid (comm) state ppid ...": comm may hold spaces and
+                    // parentheses; the last ')' ends it.
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<libc::pid_t>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// Create the egress listeners and send them to the supervisor; our copies
@@ -344,7 +461,7 @@ fn cstring(s: impl AsRef<OsStr>) -> Result<CString> {
 
 /// Fork and exec the command. An exec failure is reported over the control
 /// socket with status 126/127; the returned pid is then already exiting.
-fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
+fn spawn_command(plan: &Plan, die_with_parent: bool) -> Result<libc::pid_t> {
     let Some(name) = plan.argv.first() else {
         return Err(Error::usage("no command given"));
     };
@@ -383,6 +500,9 @@ fn spawn_command(plan: &Plan) -> Result<libc::pid_t> {
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the command", e))? {
         nix::unistd::ForkResult::Child => {
             drop(rd);
+            if die_with_parent {
+                let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            }
             sys::reset_signals();
             let err = nix::unistd::execve(&program, &argv, &envp)
                 .err()

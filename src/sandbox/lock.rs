@@ -12,10 +12,12 @@ use super::channel::Report;
 use super::sys;
 use crate::error::{Error, Result};
 use crate::plan::{LandlockAccess, LandlockRule, Plan};
+use crate::profile::Isolation;
 use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
+use std::os::fd::OwnedFd;
 
 // securebits (linux/securebits.h): root gains no capabilities on exec or
 // setuid, and nothing can undo that.
@@ -101,7 +103,8 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
                 plan.landlock_min_abi
             )
         };
-        if !plan.allow_degraded {
+        // At the `landlock` level nothing else stands in for Landlock.
+        if !plan.allow_degraded || plan.isolation == Isolation::Landlock {
             return Err(Error::Unsupported {
                 what: "Landlock".into(),
                 cause,
@@ -133,16 +136,41 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
     if scoped {
         ruleset = ruleset.scope(Scope::from_all(abi)).map_err(err)?;
     }
+    let host = plan.isolation == Isolation::Landlock;
+    if host {
+        // Without a network namespace, Landlock's TCP rules are the network
+        // boundary: connect only to the proxy's ports, bind nothing.
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(abi))
+            .map_err(err)?;
+    }
     let mut created = ruleset.create().map_err(err)?;
     for LandlockRule { path, access, dir } in &plan.landlock {
+        let flags = access_flags(*access, *dir, abi);
+        if host {
+            // The host's tree may have changed since the plan: a path that
+            // vanished needs no rule, and a path that became a symlink must
+            // not lend its grant to wherever it now points.
+            match open_no_follow(path) {
+                Ok(Some(fd)) => {
+                    created = created.add_rule(PathBeneath::new(fd, flags)).map_err(err)?;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Error::io("open for Landlock", path, e)),
+            }
+            continue;
+        }
         let fd = PathFd::new(path).map_err(|e| {
             Error::sys(
                 format!("open {} for Landlock", path.display()),
                 std::io::Error::other(e.to_string()),
             )
         })?;
+        created = created.add_rule(PathBeneath::new(fd, flags)).map_err(err)?;
+    }
+    for port in &plan.connect_ports {
         created = created
-            .add_rule(PathBeneath::new(fd, access_flags(*access, *dir, abi)))
+            .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
             .map_err(err)?;
     }
     let status = created.restrict_self().map_err(err)?;
@@ -162,6 +190,26 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
         }));
     }
     Ok(None)
+}
+
+/// O_PATH descriptor of `path` itself; `None` if it is gone or a symlink.
+fn open_no_follow(path: &std::path::Path) -> std::io::Result<Option<OwnedFd>> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    let fd = match open(
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let st = fstat(&fd)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+        return Ok(None);
+    }
+    Ok(Some(fd))
 }
 
 /// Load the seccomp filter. Last step before exec.

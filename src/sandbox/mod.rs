@@ -27,8 +27,13 @@ pub fn internal_main() -> ! {
     let parent = std::env::var(SUPERVISOR_PID_ENV)
         .ok()
         .and_then(|s| s.parse::<i32>().ok());
-    match (fd, parent) {
-        (Some(fd), Some(parent)) => init::setup_main(fd, parent),
+    let isolation = match args.get(3).map(String::as_str) {
+        Some("full") => Some(crate::profile::Isolation::Full),
+        Some("landlock") => Some(crate::profile::Isolation::Landlock),
+        _ => None,
+    };
+    match (fd, parent, isolation) {
+        (Some(fd), Some(parent), Some(isolation)) => init::setup_main(fd, parent, isolation),
         _ => {
             eprintln!("guard: {INTERNAL_ARG} is internal to guard; run `guard run -- COMMAND`");
             sys::exit_now(125)

@@ -48,7 +48,7 @@ pub fn namespace(flag: nix::sched::CloneFlags, name: &str) -> Result<(), String>
 pub fn seccomp() -> Result<(), String> {
     in_child(|| {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| e.to_string())?;
-        let prog = crate::plan::seccomp::compile(false)?;
+        let prog = crate::plan::seccomp::compile(false, crate::profile::Isolation::Full)?;
         seccompiler::apply_filter(&prog).map_err(|e| e.to_string())
     })
 }

@@ -9,6 +9,7 @@ use super::{INTERNAL_ARG, sys};
 use crate::error::{Error, Result};
 use crate::net::{self, NetPolicy};
 use crate::plan::Plan;
+use crate::profile::Isolation;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
@@ -23,11 +24,15 @@ pub struct Pending {
     relays: Vec<std::thread::JoinHandle<()>>,
     /// The setup process has been waited for.
     finished: bool,
+    /// The egress proxy, when the supervisor started it before the sandbox
+    /// (the `landlock` level listens on the host's loopback itself).
+    egress: Option<net::Egress>,
 }
 
 /// Start the setup process. It needs nothing from the plan until pid 1
-/// builds the view, so it starts before the policy is resolved.
-pub fn spawn() -> Result<Pending> {
+/// builds the view, so it starts before the policy is resolved. At the
+/// `landlock` level it creates no namespaces (see `init::host_setup`).
+pub fn spawn(isolation: Isolation) -> Result<Pending> {
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
     let child_fd = theirs.as_raw_fd();
@@ -59,6 +64,7 @@ pub fn spawn() -> Result<Pending> {
     let child = cmd
         .arg(INTERNAL_ARG)
         .arg(child_fd.to_string())
+        .arg(isolation.label())
         // The setup process needs no environment, and pid 1 is forked from
         // it: only guard's own pid goes there (pid 1 is not dumpable, so its
         // environ is unreadable inside, whereas its argv would be readable).
@@ -72,10 +78,23 @@ pub fn spawn() -> Result<Pending> {
         sock: ours,
         relays,
         finished: false,
+        egress: None,
     })
 }
 
 impl Pending {
+    /// Serve egress from listeners the supervisor made itself.
+    pub fn serve_egress(
+        &mut self,
+        net: &NetPolicy,
+        listeners: Vec<(net::ListenerKind, std::os::fd::OwnedFd)>,
+    ) -> Result<()> {
+        if !listeners.is_empty() {
+            self.egress = Some(net::start(net, listeners)?);
+        }
+        Ok(())
+    }
+
     /// Run the plan; returns the exit status guard should exit with. `net`
     /// decides where the sandbox's connections may go.
     pub fn run(mut self, plan: &Plan, net: &NetPolicy) -> Result<i32> {
@@ -94,11 +113,14 @@ impl Pending {
         let sent = channel::send(&mut self.sock, plan);
         let mut failure: Option<Error> = None;
         let mut exited = None;
-        let mut egress: Option<net::Egress> = None;
+        let mut egress: Option<net::Egress> = self.egress.take();
         loop {
             match channel::recv_with_fds::<Report>(&mut self.sock) {
                 Ok(Some((Report::Failed { msg, hint, code }, _))) => {
                     failure.get_or_insert(Error::Sandbox { msg, hint, code });
+                }
+                Ok(Some((Report::NoNamespaces { cause, hint }, _))) => {
+                    failure.get_or_insert(Error::NoNamespaces { cause, hint });
                 }
                 Ok(Some((Report::Degraded { msg }, _))) => {
                     eprintln!("guard: warning: running with reduced isolation: {msg}");
@@ -109,15 +131,18 @@ impl Pending {
                     // arrive before the command starts, so it never finds
                     // them unserved.
                     let expected: Vec<_> = plan.listeners.iter().map(|l| l.kind).collect();
-                    let started =
-                        if kinds == expected && kinds.len() == fds.len() && egress.is_none() {
-                            net::start(net, kinds.into_iter().zip(fds).collect())
-                        } else {
-                            Err(Error::sys(
-                                "receive the egress listeners",
-                                std::io::Error::other("descriptors do not match the message"),
-                            ))
-                        };
+                    let started = if !expected.is_empty()
+                        && kinds == expected
+                        && kinds.len() == fds.len()
+                        && egress.is_none()
+                    {
+                        net::start(net, kinds.into_iter().zip(fds).collect())
+                    } else {
+                        Err(Error::sys(
+                            "receive the egress listeners",
+                            std::io::Error::other("descriptors do not match the message"),
+                        ))
+                    };
                     match started {
                         Ok(e) => egress = Some(e),
                         Err(e) => {

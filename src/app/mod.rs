@@ -1,12 +1,14 @@
 //! Orchestration: load → resolve → scan → plan → launch (or explain).
 
+mod landlock_level;
+
 use crate::audit;
 use crate::cli::{Cli, Command, ProfileCommand, RunArgs, ScanArgs};
 use crate::error::{Error, Result};
 use crate::host::{self, PathKind};
 use crate::plan::{self, Plan};
 use crate::policy::{self, Candidate, CliGrants, Policy};
-use crate::profile;
+use crate::profile::{self, Isolation};
 use crate::secrets::{self, Action, Flagged};
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
@@ -56,10 +58,37 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     }
     // Start the sandbox's setup process first: it execs and creates the
     // namespaces on another core while we resolve the policy.
-    let pending = crate::sandbox::spawn()?;
-    let (policy, plan) = prepare(args)?;
-    record_policy(&policy);
-    let result = pending.run(&plan, &policy.network);
+    let pending = match args.isolation {
+        Some(Isolation::Landlock) => None,
+        _ => Some(crate::sandbox::spawn(Isolation::Full)?),
+    };
+    let (mut policy, mut plan) = prepare(args)?;
+    let mut result = match pending {
+        Some(pending) if policy.isolation == Isolation::Full => {
+            record_policy(&policy, args.quiet);
+            Some(pending.run(&plan, &policy.network))
+        }
+        // The profile asked for the `landlock` level: this setup process
+        // (with namespaces) ends unused.
+        _ => None,
+    };
+    if matches!(result, Some(Err(Error::NoNamespaces { .. }))) && policy.allow_degraded {
+        // Nothing ran: the setup process failed at its first step.
+        if let Some(Err(e)) = &result {
+            eprintln!(
+                "guard: warning: {e}; --allow-degraded: falling back to the `landlock` isolation level"
+            );
+        }
+        (policy, plan) = prepare_at(args, Some(Isolation::Landlock))?;
+        result = None;
+    }
+    let result = match result {
+        Some(r) => r,
+        None => {
+            record_policy(&policy, args.quiet);
+            run_at_landlock_level(&policy, plan)
+        }
+    };
     for path in quarantine_created(&policy.absent_protected, &policy.project) {
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %path.display());
     }
@@ -80,8 +109,32 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     result
 }
 
-/// Audit events for what the policy decided before the run.
-fn record_policy(policy: &Policy) {
+/// The `landlock` level: host-side stand-ins for what namespaces did, then
+/// the run, then protected files put back.
+fn run_at_landlock_level(policy: &Policy, mut plan: Plan) -> Result<i32> {
+    let Some(dirs) = &policy.host_dirs else {
+        return Err(Error::usage(
+            "the landlock isolation level needs its host directories",
+        ));
+    };
+    let mut session = landlock_level::Session::start(policy, dirs)?;
+    plan.connect_ports = session.ports.clone();
+    plan.env = session.env(&plan.env);
+    let listeners = std::mem::take(&mut session.listeners);
+    let result = crate::sandbox::spawn(Isolation::Landlock).and_then(|mut pending| {
+        pending.serve_egress(&policy.network, listeners)?;
+        pending.run(&plan, &policy.network)
+    });
+    for path in session.finish(&policy.project) {
+        tracing::info!(target: audit::TARGET, kind = "fs", action = "restored", path = %path.display());
+    }
+    result
+}
+
+/// Audit events for what the policy decided before the run; at a degraded
+/// isolation level, also a warning saying what it does not protect.
+fn record_policy(policy: &Policy, quiet: bool) {
+    let gaps = policy.isolation.gaps();
     tracing::info!(
         target: audit::TARGET,
         kind = "session",
@@ -89,8 +142,18 @@ fn record_policy(policy: &Policy) {
         command = %policy.command.join(" "),
         profile = %policy.profile,
         project = %policy.project.display(),
-        isolation = "full",
+        isolation = policy.isolation.label(),
+        unprotected = %gaps.join("; "),
     );
+    if !gaps.is_empty() && !quiet {
+        eprintln!(
+            "guard: isolation level `{}` (no namespaces): Landlock, seccomp, egress proxy and secret scanning apply; not protected at this level:",
+            policy.isolation.label()
+        );
+        for g in gaps {
+            eprintln!("guard:   - {g}");
+        }
+    }
     // Files the secrets scan took out of view (path and rule ids; never
     // a value).
     for f in &policy.secrets.files {
@@ -142,7 +205,7 @@ fn explain_json(policy: &Policy, plan: &Plan) -> String {
         "grants": grants,
         "mounts": plan.mounts.iter().map(|m| m.describe()).collect::<Vec<_>>(),
         "landlock": {"required_abi": plan.landlock_min_abi, "rules": plan.landlock.iter().map(|r| r.describe()).collect::<Vec<_>>()},
-        "seccomp": plan::seccomp::table(plan.allow_ptrace).iter().map(|r| serde_json::json!({"syscall": r.name, "errno": r.errno, "why": r.why})).collect::<Vec<_>>(),
+        "seccomp": plan::seccomp::table(plan.allow_ptrace, plan.isolation).iter().map(|r| serde_json::json!({"syscall": r.name, "errno": r.errno, "why": r.why})).collect::<Vec<_>>(),
         "env": plan.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
         "env_removed": policy.env_removed,
     });
@@ -151,6 +214,12 @@ fn explain_json(policy: &Policy, plan: &Plan) -> String {
 
 /// Everything up to, not including, side effects: the policy and the plan.
 pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
+    prepare_at(args, None)
+}
+
+/// [`prepare`], with the isolation level forced (the fallback when
+/// namespaces turn out to be unavailable).
+fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan)> {
     let user = host::current_user();
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
@@ -222,7 +291,22 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
     )?;
 
     let network = policy::network(&loaded, &args.allow_host, args.no_network)?;
-    let env = with_proxy_env(built.env, &network);
+    let mut env = with_proxy_env(built.env, &network);
+    let isolation = forced
+        .or(args.isolation)
+        .or(loaded.profile.isolation)
+        .unwrap_or(Isolation::Full);
+    let host_dirs = match isolation {
+        Isolation::Full => None,
+        Isolation::Landlock => {
+            let dirs = landlock_level::host_dirs(home_source.as_deref())?;
+            env.retain(|(k, _)| k != "HOME" && k != "TMPDIR");
+            env.push(("HOME".into(), dirs.home.display().to_string()));
+            env.push(("TMPDIR".into(), dirs.tmp.display().to_string()));
+            env.sort();
+            Some(dirs)
+        }
+    };
 
     let policy = Policy {
         profile: loaded.name.clone(),
@@ -257,8 +341,16 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
             env: built.secret,
             stats: found.stats,
         },
+        isolation,
+        host_dirs,
     };
-    let plan = plan::build(&policy, host::cap_last_cap())?;
+    let tty = landlock_level::tty();
+    let plan = plan::build(
+        &policy,
+        host::cap_last_cap(),
+        tty.as_deref(),
+        &landlock_level::list_dir,
+    )?;
     Ok((policy, plan))
 }
 
@@ -1063,7 +1155,7 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
     );
     for r in plan::seccomp::enosys_table()
         .iter()
-        .chain(plan::seccomp::table(plan.allow_ptrace).iter())
+        .chain(plan::seccomp::table(plan.allow_ptrace, plan.isolation).iter())
     {
         let when = match r.when {
             plan::seccomp::Match::Always => String::new(),
@@ -1072,6 +1164,9 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             plan::seccomp::Match::ArgAnyBit(i, bits) => format!(" arg{i}&{bits:#o}"),
             plan::seccomp::Match::Arg0NotIn(v) => format!(" arg0 not in {v:?}"),
             plan::seccomp::Match::SocketFamilyType(f, t) => format!(" family={f} type={t}"),
+            plan::seccomp::Match::SocketProtocolNotIn(f, ps) => {
+                format!(" family={f} protocol not in {ps:?}")
+            }
         };
         let errno = if r.errno == libc::ENOSYS {
             "ENOSYS"
@@ -1152,6 +1247,7 @@ pub fn default_plan(project: &Path) -> Result<(Policy, Plan)> {
         allow_host: vec![],
         no_network: false,
         allow_degraded: false,
+        isolation: None,
         quiet: true,
         log: None,
         command: vec!["true".into()],
