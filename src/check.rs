@@ -4,23 +4,26 @@
 use crate::error::Result;
 use crate::host;
 use crate::plan::LANDLOCK_REQUIRED_ABI;
+use crate::profile::Isolation;
 use crate::sandbox::probe;
 use nix::sched::CloneFlags as F;
 
 pub fn run() -> Result<i32> {
-    let mut ok = true;
-    let mut line = |name: &str, res: std::result::Result<String, (String, String)>| match res {
-        Ok(detail) => println!("  ok       {name:<22} {detail}"),
+    let line = |name: &str, res: std::result::Result<String, (String, String)>| match res {
+        Ok(detail) => {
+            println!("  ok       {name:<22} {detail}");
+            true
+        }
         Err((why, hint)) => {
-            ok = false;
             println!("  MISSING  {name:<22} {why}\n           hint: {hint}");
+            false
         }
     };
     println!("guard check (kernel {})", kernel_release());
 
     let restrictions = probe::userns_restrictions();
     let userns = probe::user_namespace();
-    line(
+    let mut namespaces = line(
         "user namespace",
         userns.clone().map(|_| "unprivileged user namespaces work".into()).map_err(|e| {
             let hint = restrictions.first().map(|(_, h)| h.clone()).unwrap_or_else(|| {
@@ -37,7 +40,7 @@ pub fn run() -> Result<i32> {
         (F::CLONE_NEWUTS, "UTS"),
         (F::CLONE_NEWCGROUP, "CGROUP"),
     ] {
-        line(
+        namespaces &= line(
             &format!("{} namespace", name.to_lowercase()),
             probe::namespace(flag, name)
                 .map(|_| "works".into())
@@ -45,10 +48,10 @@ pub fn run() -> Result<i32> {
         );
     }
     let abi = host::landlock_abi();
-    line(
+    let landlock = line(
         "landlock",
         if abi >= LANDLOCK_REQUIRED_ABI {
-            Ok(format!("ABI {abi} (required {LANDLOCK_REQUIRED_ABI})"))
+            Ok(format!("ABI {abi} (required {LANDLOCK_REQUIRED_ABI}; TCP rules and scoping included)"))
         } else {
             Err((
                 if abi == 0 { "not available".into() } else { format!("ABI {abi}, guard requires {LANDLOCK_REQUIRED_ABI}") },
@@ -56,7 +59,7 @@ pub fn run() -> Result<i32> {
             ))
         },
     );
-    line(
+    let seccomp = line(
         "seccomp",
         probe::seccomp()
             .map(|_| "filter loads (x86_64/aarch64 ABI checks included)".into())
@@ -67,20 +70,23 @@ pub fn run() -> Result<i32> {
     }
 
     // End to end: the real sandbox with the default profile, running `true`
-    // in an empty project.
+    // in an empty project, at the best level the layers above allow.
+    let level = if namespaces {
+        Isolation::Full
+    } else {
+        Isolation::Landlock
+    };
     let e2e = (|| -> Result<i32> {
         let dir = std::env::temp_dir().join(format!("guard-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io("create", &dir, e))?;
-        let result = crate::sandbox::spawn(crate::profile::Isolation::Full).and_then(|pending| {
-            crate::app::default_plan(&dir).and_then(|(pol, p)| pending.run(&p, &pol.network))
-        });
+        let result = crate::app::run_default(&dir, level);
         let _ = std::fs::remove_dir(&dir);
         result
     })();
-    line(
-        "full sandbox",
+    let e2e = line(
+        &format!("{} sandbox", level.label()),
         match e2e {
-            Ok(0) => Ok("`true` ran inside a complete sandbox".into()),
+            Ok(0) => Ok("`true` ran inside a complete sandbox at this level".into()),
             Ok(code) => Err((
                 format!("`true` exited with {code}"),
                 "run `guard -v run -- true` to see why".into(),
@@ -91,15 +97,22 @@ pub fn run() -> Result<i32> {
             )),
         },
     );
-    println!(
-        "\nisolation level: {}",
-        if ok {
-            "full (namespaces + Landlock + seccomp)"
-        } else {
-            "incomplete: guard run will refuse to start"
+    let full = namespaces && landlock && seccomp && e2e;
+    if full {
+        println!("\nisolation level: full (namespaces + Landlock + seccomp)");
+    } else if landlock && seccomp && e2e {
+        println!(
+            "\nisolation level: landlock only (no namespaces). `guard run` refuses to start unless \
+             given --allow-degraded or --isolation landlock (or a profile with isolation = \"landlock\").\n\
+             At this level guard does not protect:"
+        );
+        for gap in Isolation::Landlock.gaps() {
+            println!("  - {gap}");
         }
-    );
-    Ok(if ok { 0 } else { 1 })
+    } else {
+        println!("\nisolation level: incomplete: guard run will refuse to start");
+    }
+    Ok(if full { 0 } else { 1 })
 }
 
 fn kernel_release() -> String {

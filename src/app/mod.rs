@@ -80,13 +80,16 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             );
         }
         (policy, plan) = prepare_at(args, Some(Isolation::Landlock))?;
-        result = None;
+        // The policy's events are in the log already; add the change of level.
+        tracing::info!(target: audit::TARGET, kind = "degraded", detail = "no namespaces: isolation level landlock", unprotected = %policy.isolation.gaps().join("; "));
+        warn_gaps(&policy, args.quiet);
+        result = Some(run_at_landlock_level(&policy, plan.clone()));
     }
     let result = match result {
         Some(r) => r,
         None => {
             record_policy(&policy, args.quiet);
-            run_at_landlock_level(&policy, plan)
+            run_at_landlock_level(&policy, plan.clone())
         }
     };
     for path in quarantine_created(&policy.absent_protected, &policy.project) {
@@ -131,6 +134,22 @@ fn run_at_landlock_level(policy: &Policy, mut plan: Plan) -> Result<i32> {
     result
 }
 
+/// The session start line of a degraded isolation level: what it does not
+/// protect.
+fn warn_gaps(policy: &Policy, quiet: bool) {
+    let gaps = policy.isolation.gaps();
+    if gaps.is_empty() || quiet {
+        return;
+    }
+    eprintln!(
+        "guard: isolation level `{}` (no namespaces): Landlock, seccomp, the egress proxy and the secrets scan apply; not protected at this level:",
+        policy.isolation.label()
+    );
+    for g in gaps {
+        eprintln!("guard:   - {g}");
+    }
+}
+
 /// Audit events for what the policy decided before the run; at a degraded
 /// isolation level, also a warning saying what it does not protect.
 fn record_policy(policy: &Policy, quiet: bool) {
@@ -145,15 +164,7 @@ fn record_policy(policy: &Policy, quiet: bool) {
         isolation = policy.isolation.label(),
         unprotected = %gaps.join("; "),
     );
-    if !gaps.is_empty() && !quiet {
-        eprintln!(
-            "guard: isolation level `{}` (no namespaces): Landlock, seccomp, egress proxy and secret scanning apply; not protected at this level:",
-            policy.isolation.label()
-        );
-        for g in gaps {
-            eprintln!("guard:   - {g}");
-        }
-    }
+    warn_gaps(policy, quiet);
     // Files the secrets scan took out of view (path and rule ids; never
     // a value).
     for f in &policy.secrets.files {
@@ -201,6 +212,8 @@ fn explain_json(policy: &Policy, plan: &Plan) -> String {
         "home": policy.home,
         "persistent_home": policy.home_source,
         "cwd": policy.cwd,
+        "isolation": policy.isolation.label(),
+        "not_protected": policy.isolation.gaps(),
         "command": policy.command,
         "grants": grants,
         "mounts": plan.mounts.iter().map(|m| m.describe()).collect::<Vec<_>>(),
@@ -418,6 +431,14 @@ fn profile_show(loaded: &profile::Loaded) -> String {
             let _ = writeln!(s, "  {:<50} # {from}", format!("{item:?},"));
         }
     };
+    if let Some(level) = p.isolation {
+        let _ = writeln!(
+            s,
+            "\nisolation = {:?}  # {}",
+            level.label(),
+            origin_of(&|pr| pr.isolation.is_some())
+        );
+    }
     list(&mut s, "filesystem", "read", &p.filesystem.read, &|pr| {
         pr.filesystem.read.clone()
     });
@@ -1089,7 +1110,20 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
         policy.profile, policy.profile_origin
     );
     let _ = writeln!(s, "project:  {} (read-write)", policy.project.display());
+    let _ = writeln!(s, "isolation: {}", policy.isolation.label());
+    for g in policy.isolation.gaps() {
+        let _ = writeln!(s, "  not protected: {g}");
+    }
+    if let Some(dirs) = &policy.host_dirs {
+        let _ = writeln!(
+            s,
+            "  HOME={} TMPDIR={} (created for the session)",
+            dirs.home.display(),
+            dirs.tmp.display()
+        );
+    }
     match &policy.home_source {
+        _ if policy.host_dirs.is_some() => {}
         Some(src) => {
             let _ = writeln!(
                 s,
@@ -1108,7 +1142,14 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
     }
     let _ = writeln!(s, "cwd:      {}", policy.cwd.display());
     let _ = writeln!(s, "command:  {}", shell_words(&policy.command));
-    s.push_str(&crate::net::describe(&policy.network));
+    if policy.isolation == Isolation::Landlock {
+        let _ = writeln!(
+            s,
+            "network:  through guard's proxy on the host's loopback (ports chosen at start; the only TCP ports Landlock lets the command connect to; no DNS, UDP or unix sockets)"
+        );
+    } else {
+        s.push_str(&crate::net::describe(&policy.network));
+    }
     let _ = writeln!(s, "\npaths:");
     for g in &policy.grants {
         let kind = match &g.kind {
@@ -1124,17 +1165,24 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             g.origin
         );
     }
-    let _ = writeln!(
-        s,
-        "\nnamespaces: user (uid {0}->{0}, gid {1}->{1}, setgroups deny), mount, pid, net, ipc, uts, cgroup",
-        plan.uid, plan.gid
-    );
-    let _ = writeln!(
-        s,
-        "\nmount plan (in order, on a fresh tmpfs root; / and /sys read-only afterwards):"
-    );
-    for (i, op) in plan.mounts.iter().enumerate() {
-        let _ = writeln!(s, "  {:>3}. {}", i + 1, op.describe());
+    if policy.isolation == Isolation::Full {
+        let _ = writeln!(
+            s,
+            "\nnamespaces: user (uid {0}->{0}, gid {1}->{1}, setgroups deny), mount, pid, net, ipc, uts, cgroup",
+            plan.uid, plan.gid
+        );
+        let _ = writeln!(
+            s,
+            "\nmount plan (in order, on a fresh tmpfs root; / and /sys read-only afterwards):"
+        );
+        for (i, op) in plan.mounts.iter().enumerate() {
+            let _ = writeln!(s, "  {:>3}. {}", i + 1, op.describe());
+        }
+    } else {
+        let _ = writeln!(
+            s,
+            "\nnamespaces: none (the host's file tree, processes and network; Landlock alone decides)"
+        );
     }
     let _ = writeln!(
         s,
@@ -1235,8 +1283,9 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Used by `check`: the policy and plan for `true` with the default profile.
-pub fn default_plan(project: &Path) -> Result<(Policy, Plan)> {
+/// Used by `check`: run `true` with the default profile in `project`, at
+/// the given isolation level, in a real sandbox.
+pub fn run_default(project: &Path, isolation: Isolation) -> Result<i32> {
     let args = RunArgs {
         profile: None,
         project: Some(project.to_path_buf()),
@@ -1247,10 +1296,20 @@ pub fn default_plan(project: &Path) -> Result<(Policy, Plan)> {
         allow_host: vec![],
         no_network: false,
         allow_degraded: false,
-        isolation: None,
+        isolation: Some(isolation),
         quiet: true,
         log: None,
         command: vec!["true".into()],
     };
-    prepare(&args)
+    match isolation {
+        Isolation::Full => {
+            let pending = crate::sandbox::spawn(Isolation::Full)?;
+            let (policy, plan) = prepare(&args)?;
+            pending.run(&plan, &policy.network)
+        }
+        Isolation::Landlock => {
+            let (policy, plan) = prepare(&args)?;
+            run_at_landlock_level(&policy, plan)
+        }
+    }
 }
