@@ -51,7 +51,9 @@ pub fn run() -> Result<i32> {
     let landlock = line(
         "landlock",
         if abi >= LANDLOCK_REQUIRED_ABI {
-            Ok(format!("ABI {abi} (required {LANDLOCK_REQUIRED_ABI}; TCP rules and scoping included)"))
+            Ok(format!(
+                "ABI {abi} (required {LANDLOCK_REQUIRED_ABI}; TCP rules and scoping included)"
+            ))
         } else {
             Err((
                 if abi == 0 { "not available".into() } else { format!("ABI {abi}, guard requires {LANDLOCK_REQUIRED_ABI}") },

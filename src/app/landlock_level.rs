@@ -287,7 +287,12 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
             let Ok(inner) = s.path.strip_prefix(&root.path) else {
                 continue;
             };
-            let target = root.path.join(inner);
+            // (`join("")` would add a trailing slash.)
+            let target = if inner.as_os_str().is_empty() {
+                root.path.clone()
+            } else {
+                root.path.join(inner)
+            };
             let _ = match &s.content {
                 None => std::fs::create_dir(&target),
                 Some(bytes) => std::fs::write(&target, bytes),

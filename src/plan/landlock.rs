@@ -204,3 +204,115 @@ fn split(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Grant, HostDirs};
+    use std::path::Path;
+
+    fn grant(path: &str, access: Access, kind: GrantKind) -> Grant {
+        Grant {
+            path: path.into(),
+            access,
+            kind,
+            origin: "t".into(),
+        }
+    }
+
+    fn policy(grants: Vec<Grant>) -> Policy {
+        Policy {
+            profile: "t".into(),
+            profile_origin: "t".into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/u".into(),
+            project: "/p".into(),
+            cwd: "/p".into(),
+            grants,
+            absent_protected: vec![],
+            env: vec![],
+            env_removed: vec![],
+            command: vec!["true".into()],
+            allow_ptrace: false,
+            allow_degraded: false,
+            max_processes: 10,
+            home_source: None,
+            caches: vec![],
+            network: Default::default(),
+            secrets: Default::default(),
+            isolation: crate::profile::Isolation::Landlock,
+            host_dirs: None,
+        }
+    }
+
+    /// A fake tree: /p holds .env, README, src/ (with a secret and a
+    /// module) and a symlink; /p/docs holds one file.
+    fn list(dir: &Path) -> Vec<DirEntry> {
+        let e = |p: &str, dir: bool| DirEntry {
+            path: p.into(),
+            dir,
+        };
+        match dir.to_str() {
+            Some("/p") => vec![
+                e("/p/.env", false),
+                e("/p/README", false),
+                e("/p/src", true),
+                e("/p/docs", true),
+            ],
+            Some("/p/src") => vec![e("/p/src/settings.py", false), e("/p/src/main.py", false)],
+            _ => vec![],
+        }
+    }
+
+    #[test]
+    fn grants_are_split_around_secrets_and_narrower_grants() {
+        let pol = policy(vec![
+            grant("/p", Access::ReadWrite, GrantKind::Dir),
+            grant("/p/.env", Access::Hidden, GrantKind::File),
+            grant("/p/src/settings.py", Access::Redacted, GrantKind::File),
+            grant("/p/docs", Access::ReadOnly, GrantKind::Dir),
+            grant("/p/.git/config", Access::Protected, GrantKind::File),
+            grant("/usr", Access::ReadOnly, GrantKind::Dir),
+            grant(
+                "/bin",
+                Access::ReadOnly,
+                GrantKind::Symlink {
+                    target: "usr/bin".into(),
+                },
+            ),
+        ]);
+        let dirs = HostDirs {
+            session: "/s".into(),
+            home: "/s/home".into(),
+            tmp: "/s/tmp".into(),
+        };
+        let rules = host_rules(&pol, &dirs, None, &list);
+        let got: Vec<String> = rules.iter().map(|r| r.describe()).collect();
+        let has = |access: LandlockAccess, path: &str| {
+            rules
+                .iter()
+                .any(|r| r.access == access && r.path == Path::new(path))
+        };
+        use LandlockAccess::*;
+        assert!(has(ListDir, "/p"), "{got:#?}");
+        assert!(has(ReadWrite, "/p/README"), "{got:#?}");
+        assert!(has(ListDir, "/p/src"), "{got:#?}");
+        assert!(has(ReadWrite, "/p/src/main.py"), "{got:#?}");
+        assert!(has(ReadExec, "/p/docs"), "{got:#?}");
+        assert!(has(ReadExec, "/usr"), "{got:#?}");
+        assert!(has(ReadWrite, "/s/home") && has(ReadWrite, "/s/tmp"));
+        // Nothing grants the secrets, the whole project, or the symlink.
+        for never in ["/p/.env", "/p/src/settings.py", "/bin"] {
+            assert!(
+                !rules.iter().any(|r| r.path == Path::new(never)),
+                "{never}: {got:#?}"
+            );
+        }
+        assert!(!has(ReadWrite, "/p") && !has(ReadWrite, "/p/src") && !has(ReadWrite, "/p/docs"));
+        // The host's /tmp, /dev/shm and /dev/pts are not granted.
+        for never in ["/tmp", "/dev/shm", "/dev/pts"] {
+            assert!(!rules.iter().any(|r| r.path == Path::new(never)), "{never}");
+        }
+    }
+}

@@ -321,7 +321,12 @@ fn host_setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     // counts all the user's processes here (no user namespace), and does
     // not apply to root.
     lock::limit_processes(plan.max_processes)?;
-    lock::drop_capabilities(plan.cap_last_cap)?;
+    // Without a user namespace an ordinary user holds no capability, and
+    // may not touch the bounding set (that needs CAP_SETPCAP); no_new_privs
+    // keeps exec from granting any. Root holds them all and drops them.
+    if lock::holds_capabilities() {
+        lock::drop_capabilities(plan.cap_last_cap)?;
+    }
     lock::no_new_privs()?;
     close_stray_fds(sock.as_ref().map_or(-1, |s| s.as_raw_fd()))?;
     lock::landlock(plan, crate::host::landlock_abi())?;

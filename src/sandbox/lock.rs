@@ -62,6 +62,24 @@ pub fn drop_capabilities(cap_last_cap: u32) -> Result<()> {
     sys::capset_zero().map_err(|e| Error::sys("clear capability sets", e))
 }
 
+/// Whether this process holds any capability (permitted or effective).
+/// Unreadable status counts as holding some, so the drop is attempted.
+pub fn holds_capabilities() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .filter(|l| {
+            l.starts_with("CapPrm:") || l.starts_with("CapEff:") || l.starts_with("CapAmb:")
+        })
+        .any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_none_or(|v| u64::from_str_radix(v, 16).map_or(true, |n| n != 0))
+        })
+}
+
 pub fn limit_processes(max: u64) -> Result<()> {
     let lim = nix::sys::resource::Resource::RLIMIT_NPROC;
     nix::sys::resource::setrlimit(lim, max, max)

@@ -1,0 +1,428 @@
+//! The `landlock` isolation level (no namespaces, as inside Docker): forced
+//! with `--isolation landlock` on a machine that has namespaces, and reached
+//! by `--allow-degraded` on one that does not (simulated with a user
+//! namespace whose `user.max_user_namespaces` is 0).
+//!
+//! Each attack checks three things: it failed, it failed for the reason the
+//! level promises (Landlock's EACCES, seccomp's EPERM, the proxy's 403 —
+//! not "no such file" or "tool missing"), and no canary reached the output.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+/// `guard run --isolation landlock [EXTRA] -- sh -c SCRIPT`.
+fn run_ll(env: &Env, extra: &[&str], script: &str) -> Outcome {
+    let mut args = vec!["run", "--isolation", "landlock"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "sh", "-c", script]);
+    env.run(&args)
+}
+
+/// A one-response-per-connection HTTP server on the host's loopback that
+/// answers with `marker`.
+fn serve(marker: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind test server");
+    let port = l.local_addr().expect("server address").port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = format!("{marker}\n");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn secrets_and_paths_outside_the_grants_are_unreachable() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dotenv = canary("DOTENV");
+        let mixed = canary("MIXED");
+        let ssh = canary("SSHKEY");
+        env.project
+            .write(".env", &format!("STRIPE_SECRET_KEY={dotenv}\n"));
+        env.project.write(
+            "src/settings.py",
+            &format!("DEBUG = True\npassword = \"{mixed}Qx7Lp2Vz9\"\n"),
+        );
+        env.project.write("src/main.py", "print('visible')\n");
+        env.project.write("lib/util.py", "pass\n");
+        env.home.write(".ssh/id_ed25519", &format!("{ssh}\n"));
+        let outside = TempDir::new("outside", mode);
+        env.own();
+        let script = format!(
+            "cat .env; echo env_rc=$?; \
+             cat src/settings.py; echo mixed_rc=$?; \
+             cat src/main.py; echo src_rc=$?; \
+             echo new > lib/new.py; echo write_rc=$?; \
+             echo new > src/new.py; echo split_rc=$?; \
+             cat {home}/.ssh/id_ed25519; echo ssh_rc=$?; \
+             echo planted > {out}/planted; echo out_rc=$?; \
+             ls /root >/dev/null; echo root_rc=$?; \
+             echo home_is=$HOME",
+            home = env.home.path.display(),
+            out = outside.path.display(),
+        );
+        let r = run_ll(&env, &[], &script);
+        r.expect_code(0).assert_no_canary(&dotenv);
+        r.assert_no_canary(&mixed).assert_no_canary(&ssh);
+        // The project works: read, write in a directory without secrets.
+        assert_eq!(r.field("src_rc").as_deref(), Some("0"), "{}", r.all());
+        assert!(r.stdout.contains("print('visible')"), "{}", r.all());
+        assert_eq!(r.field("write_rc").as_deref(), Some("0"), "{}", r.all());
+        assert!(env.project.join("lib/new.py").exists());
+        // The documented price of this level: no new file next to a secret.
+        assert_ne!(r.field("split_rc").as_deref(), Some("0"), "{}", r.all());
+        // Secrets and the rest of the machine: denied by Landlock.
+        for (key, what) in [
+            ("env_rc", ".env"),
+            ("mixed_rc", "src/settings.py"),
+            ("ssh_rc", "id_ed25519"),
+            ("out_rc", "planted"),
+        ] {
+            assert_ne!(r.field(key).as_deref(), Some("0"), "{key}: {}", r.all());
+            assert!(
+                r.stderr
+                    .lines()
+                    .any(|l| l.contains(what) && l.contains("Permission denied")),
+                "{what} must fail with EACCES:\n{}",
+                r.all()
+            );
+        }
+        assert_ne!(r.field("root_rc").as_deref(), Some("0"), "{}", r.all());
+        assert!(!outside.join("planted").exists());
+        // HOME is private to the session, not the real one.
+        let home_is = r.field("home_is").unwrap_or_default();
+        assert!(
+            home_is.contains("/guard/sessions/") && !home_is.is_empty(),
+            "{}",
+            r.all()
+        );
+        // ... and removed after the run.
+        assert!(!Path::new(&home_is).exists(), "{home_is} left behind");
+    }
+}
+
+#[test]
+fn network_reaches_only_the_proxy_and_allowed_hosts() {
+    let port = serve("SERVED-LL-4c1e");
+    for mode in modes() {
+        let env = Env::new(mode);
+        let profile = env.project.write(
+            "net.toml",
+            &format!(
+                "version = 1\nextends = [\"default\"]\n\
+                 [network]\nallow = [ {{ host = \"web.guard.test:{port}\", private = true }} ]\n\
+                 [network.hosts]\n\"web.guard.test\" = \"127.0.0.1\"\n"
+            ),
+        );
+        env.own();
+        let probe = py(&format!(
+            "import socket, errno\n\
+             def attempt(name, f):\n\
+             \x20   try:\n\
+             \x20       f(); print(name + \"=ok\")\n\
+             \x20   except OSError as e:\n\
+             \x20       print(name + \"=\" + str(e.errno))\n\
+             def tcp():\n\
+             \x20   s = socket.socket(); s.settimeout(3); s.connect((\"127.0.0.1\", {port}))\n\
+             def bind():\n\
+             \x20   s = socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen()\n\
+             attempt(\"direct_tcp\", tcp)\n\
+             attempt(\"bind\", bind)\n\
+             attempt(\"udp\", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))\n\
+             attempt(\"icmp\", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP))\n\
+             attempt(\"unix\", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))\n\
+             attempt(\"netlink\", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))\n\
+             attempt(\"sctp\", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132))\n\
+             attempt(\"socketpair\", lambda: socket.socketpair())\n"
+        ));
+        let script = format!(
+            "curl -sS --max-time 10 http://web.guard.test:{port}/; echo allowed_rc=$?; \
+             curl -sS --max-time 10 -o /dev/null -w 'refused_code=%{{http_code}}\\n' http://other.guard.test/; \
+             {probe}"
+        );
+        let r = run_ll(&env, &["-p", profile.to_str().unwrap()], &script);
+        r.expect_code(0);
+        // The allowed name works through the proxy, so the server is up:
+        // the failures below are the sandbox's, not a dead server's.
+        assert!(r.stdout.contains("SERVED-LL-4c1e"), "{}", r.all());
+        assert_eq!(r.field("allowed_rc").as_deref(), Some("0"), "{}", r.all());
+        assert_eq!(
+            r.field("refused_code").as_deref(),
+            Some("403"),
+            "{}",
+            r.all()
+        );
+        // Landlock: connect and bind outside the proxy's ports are EACCES.
+        assert_eq!(r.field("direct_tcp").as_deref(), Some("13"), "{}", r.all());
+        assert_eq!(r.field("bind").as_deref(), Some("13"), "{}", r.all());
+        // seccomp: no socket that Landlock's TCP rules do not cover.
+        for k in ["udp", "icmp", "unix", "netlink", "sctp"] {
+            assert_eq!(r.field(k).as_deref(), Some("1"), "{k}: {}", r.all());
+        }
+        assert_eq!(r.field("socketpair").as_deref(), Some("ok"), "{}", r.all());
+    }
+}
+
+#[test]
+fn processes_outside_stay_closed_and_leftovers_are_ended() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let secret = canary("SUPERVISORENV");
+        let marker = format!("31337.{}", std::process::id() % 1000 + 100);
+        let script = format!(
+            "setup=$(awk '{{print $4}}' /proc/$$/stat); \
+             guard=$(awk '{{print $4}}' /proc/$setup/stat); \
+             echo guard_comm=$(cat /proc/$guard/comm); \
+             cat /proc/$guard/environ >/dev/null; echo environ_rc=$?; \
+             kill -0 $guard; echo kill_rc=$?; \
+             (setsid sleep {marker} &) ; sleep {marker} & \
+             echo started"
+        );
+        let out = env
+            .guard(&["run", "--isolation", "landlock", "--", "sh", "-c", &script])
+            .env("GUARD_TEST_SUPERVISOR_SECRET", &secret)
+            .output()
+            .expect("spawn guard");
+        let r = Outcome::from(out);
+        r.expect_code(0).assert_no_canary(&secret);
+        // The pid really was guard's: the denial is about the process, not
+        // a wrong pid.
+        assert_eq!(
+            r.field("guard_comm").as_deref(),
+            Some("guard"),
+            "{}",
+            r.all()
+        );
+        assert_ne!(r.field("environ_rc").as_deref(), Some("0"), "{}", r.all());
+        assert!(r.stderr.contains("Permission denied"), "{}", r.all());
+        assert_ne!(r.field("kill_rc").as_deref(), Some("0"), "{}", r.all());
+        assert!(r.stdout.contains("started"), "{}", r.all());
+        // Both background sleeps (one in its own session) ended with guard.
+        let left = pgrep(&format!("sleep {marker}"));
+        assert!(left.is_empty(), "left running: {left:?}\n{}", r.all());
+    }
+}
+
+#[test]
+fn protected_files_are_restored_and_git_still_works() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.project.write("README", "hello\n");
+        let git = |args: &[&str]| {
+            let st = Command::new("git")
+                .args(["-c", "safe.directory=*"])
+                .args(args)
+                .current_dir(&env.project.path)
+                .output()
+                .expect("run git");
+            assert!(st.status.success(), "git {args:?}: {st:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "README"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ]);
+        env.own();
+        let config_before = std::fs::read_to_string(env.project.join(".git/config")).unwrap();
+        let script = "echo more >> README && git add README && \
+             git -c user.name=t -c user.email=t@t commit -qm inside && echo commit_rc=$?; \
+             printf '[core]\\n\\thooksPath = /tmp/evil-hooks\\n' >> .git/config; echo config_rc=$?; \
+             printf '#!/bin/sh\\necho pwned\\n' > .git/hooks/pre-commit; echo hook_rc=$?; \
+             echo 'echo pwned' > .envrc; echo envrc_rc=$?";
+        let r = run_ll(&env, &[], script);
+        r.expect_code(0);
+        assert_eq!(r.field("commit_rc").as_deref(), Some("0"), "{}", r.all());
+        let log = Command::new("git")
+            .args(["-c", "safe.directory=*", "log", "--format=%s"])
+            .current_dir(&env.project.path)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .expect("git log");
+        let log = String::from_utf8_lossy(&log.stdout).to_string();
+        assert!(log.contains("inside"), "commit made inside is kept: {log}");
+        // This level cannot stop the writes (they succeed inside) ...
+        assert_eq!(r.field("config_rc").as_deref(), Some("0"), "{}", r.all());
+        // ... but nothing of them is left where it would run outside.
+        let config_after = std::fs::read_to_string(env.project.join(".git/config")).unwrap();
+        assert_eq!(config_before, config_after, "{}", r.all());
+        assert!(!env.project.join(".git/hooks/pre-commit").exists());
+        assert!(!env.project.join(".envrc").exists());
+        assert!(r.stderr.contains("restored it"), "{}", r.all());
+        // What was written is kept aside for the user to inspect.
+        let aside: Vec<String> = std::fs::read_dir(env.project.join(".git"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains(".guard-quarantine-"))
+            .collect();
+        assert!(aside.iter().any(|n| n.starts_with("config.")), "{aside:?}");
+        assert!(aside.iter().any(|n| n.starts_with("hooks.")), "{aside:?}");
+    }
+}
+
+#[test]
+fn the_level_says_what_it_does_not_protect() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let log = env.home.join("session.jsonl");
+        let r = env.run(&[
+            "run",
+            "--isolation",
+            "landlock",
+            "--log",
+            log.to_str().unwrap(),
+            "--",
+            "true",
+        ]);
+        r.expect_code(0);
+        assert!(
+            r.stderr.contains("isolation level `landlock`"),
+            "{}",
+            r.all()
+        );
+        for gap in ["limited by port", "protected files", "/proc"] {
+            assert!(r.stderr.contains(gap), "{gap}: {}", r.all());
+        }
+        let events = std::fs::read_to_string(&log).expect("read the audit log");
+        assert!(
+            events
+                .lines()
+                .any(|l| l.contains("\"event\":\"start\"")
+                    && l.contains("\"isolation\":\"landlock\"")),
+            "{events}"
+        );
+        let e = env.run(&["explain", "--isolation", "landlock", "--", "true"]);
+        e.expect_code(0);
+        assert!(e.stdout.contains("isolation: landlock"), "{}", e.all());
+        assert!(e.stdout.contains("not protected:"), "{}", e.all());
+        assert!(e.stdout.contains("namespaces: none"), "{}", e.all());
+        // At full isolation, nothing of the kind is claimed.
+        let f = env.run(&["explain", "--", "true"]);
+        assert!(f.stdout.contains("isolation: full"), "{}", f.all());
+        assert!(!f.stdout.contains("not protected:"), "{}", f.all());
+    }
+}
+
+#[test]
+fn a_project_profile_asking_for_the_weaker_level_needs_trust() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.project
+            .write(".guard.toml", "version = 1\nisolation = \"landlock\"\n");
+        env.own();
+        let r = env.run(&["run", "--", "true"]);
+        r.expect_code(125);
+        assert!(r.stderr.contains("isolation = \"landlock\""), "{}", r.all());
+        env.run(&["trust"]).expect_code(0);
+        let r = env.run(&["run", "--", "true"]);
+        r.expect_code(0);
+        assert!(
+            r.stderr.contains("isolation level `landlock`"),
+            "{}",
+            r.all()
+        );
+    }
+}
+
+/// `guard ARGS` in a user namespace where no further user namespace may be
+/// created: what guard meets inside Docker's default seccomp profile.
+fn without_namespaces(env: &Env, args: &[&str]) -> Outcome {
+    // guard's environment (HOME, XDG_*) as every other test sets it.
+    let inner = env.guard(args);
+    let mut cmd = Command::new("setpriv");
+    if env.mode == Mode::Unprivileged {
+        cmd.args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+        ]);
+    }
+    cmd.args([
+        "--",
+        "unshare",
+        "-Ur",
+        "sh",
+        "-c",
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"",
+        "sh",
+    ])
+    .arg(guard_bin())
+    .args(args);
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.current_dir(&env.project.path)
+        .stdin(std::process::Stdio::null());
+    Outcome::from(cmd.output().expect("spawn setpriv/unshare"))
+}
+
+#[test]
+fn without_namespaces_guard_refuses_unless_degraded_runs_are_allowed() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let secret = canary("NONS");
+        env.project
+            .write(".env", &format!("GITHUB_TOKEN=ghp_{secret}\n"));
+        env.project.write("src/lib.rs", "// visible\n");
+        env.own();
+        // Refused, saying why and how to go on.
+        let r = without_namespaces(&env, &["run", "--", "cat", ".env"]);
+        r.expect_code(125).assert_no_canary(&secret);
+        assert!(r.stderr.contains("namespaces"), "{}", r.all());
+        assert!(r.stderr.contains("--allow-degraded"), "{}", r.all());
+        // With --allow-degraded: the landlock level, which still hides the secret.
+        let r = without_namespaces(
+            &env,
+            &[
+                "run",
+                "--allow-degraded",
+                "--",
+                "sh",
+                "-c",
+                "cat src/lib.rs; cat .env; echo env_rc=$?",
+            ],
+        );
+        r.expect_code(0).assert_no_canary(&secret);
+        assert!(r.stdout.contains("// visible"), "{}", r.all());
+        assert_ne!(r.field("env_rc").as_deref(), Some("0"), "{}", r.all());
+        assert!(r.stderr.contains(".env: Permission denied"), "{}", r.all());
+        assert!(
+            r.stderr
+                .contains("falling back to the `landlock` isolation level"),
+            "{}",
+            r.all()
+        );
+        // guard check names the level it can build, and what it lacks.
+        let c = without_namespaces(&env, &["check"]);
+        c.expect_code(1);
+        assert!(
+            c.stdout.contains("isolation level: landlock only"),
+            "{}",
+            c.all()
+        );
+        assert!(c.stdout.contains("landlock sandbox"), "{}", c.all());
+    }
+}
