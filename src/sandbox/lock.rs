@@ -76,7 +76,7 @@ pub fn holds_capabilities() -> bool {
         .any(|l| {
             l.split_whitespace()
                 .nth(1)
-                .is_none_or(|v| u64::from_str_radix(v, 16).map_or(true, |n| n != 0))
+                .is_none_or(|v| u64::from_str_radix(v, 16) != Ok(0))
         })
 }
 
