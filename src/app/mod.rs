@@ -1,6 +1,9 @@
 //! Orchestration: load → resolve → scan → plan → launch (or explain).
 
 mod landlock_level;
+mod protect;
+
+use protect::{ensure_git_placeholders, quarantine_created};
 
 use crate::audit;
 use crate::cli::{Cli, Command, ProfileCommand, RunArgs, ScanArgs};
@@ -63,6 +66,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         _ => Some(crate::sandbox::spawn(Isolation::Full)?),
     };
     let (mut policy, mut plan) = prepare(args)?;
+    let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
             record_policy(&policy, args.quiet);
@@ -92,8 +96,16 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             run_at_landlock_level(&policy, plan.clone())
         }
     };
-    for path in quarantine_created(&policy.absent_protected, &policy.project) {
-        tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %path.display());
+    // Protected paths created during the run were moved aside as they
+    // appeared; once more now that nothing of the sandbox is left.
+    let mut moved = watch.map(protect::Watch::stop).unwrap_or_default();
+    moved.extend(quarantine_created(
+        &policy.absent_protected,
+        &policy.project,
+    ));
+    for m in &moved {
+        m.report();
+        tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %m.path.display());
     }
     let code = match &result {
         Ok(c) => *c,
@@ -781,121 +793,6 @@ fn prepare_caches(
         out.push(policy::Cache { path, upper, work });
     }
     Ok(out)
-}
-
-/// A protected path inside `.git` that does not exist yet (no hooks dir
-/// after `git init --template=`, no config.worktree) would be creatable by
-/// the sandbox. Inside `.git` an empty placeholder is invisible to git and
-/// harmless, so create one for a read-only mount to stand on: a directory
-/// for `hooks`/`info`, an empty file otherwise. Every step is relative to a
-/// directory opened without following symlinks: a `.git` that is a link
-/// (planted by an earlier session) gets nothing.
-fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
-    use nix::fcntl::{OFlag, openat};
-    use nix::sys::stat::{Mode, mkdirat};
-    let git = project.join(".git");
-    for c in candidates {
-        if c.access != policy::Access::Protected || !c.path.starts_with(&git) || c.path == git {
-            continue;
-        }
-        let Ok(rel) = c.path.strip_prefix(project) else {
-            continue;
-        };
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-            continue;
-        };
-        let Some(dir) = host::open_dir_beneath(project, parent) else {
-            continue;
-        };
-        // Only where an empty placeholder means "nothing" to git: an empty
-        // `commondir` or `worktrees` file would break the repository (those
-        // are moved aside after the run instead, if the sandbox made them).
-        let is_dir = match name.to_str() {
-            Some("hooks" | "info") => true,
-            Some("config.worktree") => false,
-            _ => continue,
-        };
-        let _ = if is_dir {
-            mkdirat(&dir, name, Mode::from_bits_truncate(0o755)).map(drop)
-        } else {
-            openat(
-                &dir,
-                name,
-                OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_WRONLY
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o644),
-            )
-            .map(drop)
-        };
-    }
-}
-
-/// A protected path that did not exist before the run must not appear
-/// because of it: whatever the sandbox created there is moved aside (to a
-/// name nothing executes) and reported. If the sandbox put a symlink on the
-/// way (`.git -> ~/.kube`), the link itself is moved aside; nothing outside
-/// the project is ever touched (all renames are relative to directories
-/// opened without following links, and run after every sandbox process is
-/// gone).
-fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let mut moved = Vec::new();
-    for path in absent {
-        let Ok(rel) = path.strip_prefix(project) else {
-            continue;
-        };
-        // The first component, from the project down, that is not a real
-        // directory: the created path itself, or a link planted above it.
-        let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
-        let mut target = None;
-        for i in 0..comps.len() {
-            let parent: PathBuf = comps[..i].iter().collect();
-            let Some(dir) = host::open_dir_beneath(project, &parent) else {
-                break;
-            };
-            match nix::sys::stat::fstatat(&dir, comps[i], nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-            {
-                Err(_) => break, // absent: nothing was created here
-                Ok(st) => {
-                    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-                    if i + 1 == comps.len() || !is_dir {
-                        target = Some((dir, i));
-                        break;
-                    }
-                }
-            }
-        }
-        let Some((dir, i)) = target else {
-            continue;
-        };
-        let shown: PathBuf = project.join(comps[..=i].iter().collect::<PathBuf>());
-        if moved.contains(&shown) {
-            continue;
-        }
-        let mut aside = comps[i].to_owned();
-        aside.push(format!(".guard-quarantine-{stamp}"));
-        match nix::fcntl::renameat(&dir, comps[i], &dir, aside.as_os_str()) {
-            Ok(()) => {
-                eprintln!(
-                    "guard: the sandbox created {} (a protected path, or a link in its place); moved it to {} (it would run outside the sandbox)",
-                    shown.display(),
-                    shown.with_file_name(&aside).display()
-                );
-                moved.push(shown);
-            }
-            Err(e) => eprintln!(
-                "guard: WARNING: the sandbox created protected path {} and guard could not move it aside: {e}; inspect and delete it",
-                shown.display()
-            ),
-        }
-    }
-    moved
 }
 
 /// The proxy variables override whatever the caller's environment passed.

@@ -1,0 +1,236 @@
+//! Files in the project that would run later outside the sandbox (git
+//! hooks and config, .envrc, editor tasks): the host-side half of their
+//! protection. The mount view makes existing ones read-only; what cannot be
+//! mounted — a protected path that does not exist yet — is watched during
+//! the run and moved aside as soon as the sandbox creates it.
+
+use crate::host;
+use crate::policy::{self, Candidate};
+use std::path::{Path, PathBuf};
+
+/// A protected path inside `.git` that does not exist yet (no hooks dir
+/// after `git init --template=`, no config.worktree) would be creatable by
+/// the sandbox. Inside `.git` an empty placeholder is invisible to git and
+/// harmless, so create one for a read-only mount to stand on: a directory
+/// for `hooks`/`info`, an empty file otherwise. Every step is relative to a
+/// directory opened without following symlinks: a `.git` that is a link
+/// (planted by an earlier session) gets nothing.
+pub fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let git = project.join(".git");
+    for c in candidates {
+        if c.access != policy::Access::Protected || !c.path.starts_with(&git) || c.path == git {
+            continue;
+        }
+        let Ok(rel) = c.path.strip_prefix(project) else {
+            continue;
+        };
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let Some(dir) = host::open_dir_beneath(project, parent) else {
+            continue;
+        };
+        // Only where an empty placeholder means "nothing" to git: an empty
+        // `commondir` or `worktrees` file would break the repository (those
+        // are moved aside after the run instead, if the sandbox made them).
+        let is_dir = match name.to_str() {
+            Some("hooks" | "info") => true,
+            Some("config.worktree") => false,
+            _ => continue,
+        };
+        let _ = if is_dir {
+            mkdirat(&dir, name, Mode::from_bits_truncate(0o755)).map(drop)
+        } else {
+            openat(
+                &dir,
+                name,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_WRONLY
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map(drop)
+        };
+    }
+}
+
+/// One protected path the sandbox created, moved aside.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    pub path: PathBuf,
+    pub aside: Result<PathBuf, String>,
+}
+
+impl Moved {
+    /// Tell the user (after the run: during it the terminal is the command's).
+    pub fn report(&self) {
+        match &self.aside {
+            Ok(aside) => eprintln!(
+                "guard: the sandbox created {} (a protected path, or a link in its place); moved it to {} (it would run outside the sandbox)",
+                self.path.display(),
+                aside.display()
+            ),
+            Err(e) => eprintln!(
+                "guard: WARNING: the sandbox created protected path {} and guard could not move it aside: {e}; inspect and delete it",
+                self.path.display()
+            ),
+        }
+    }
+}
+
+/// A protected path that did not exist before the run must not appear
+/// because of it: whatever the sandbox created there is moved aside (to a
+/// name nothing executes). If the sandbox put a symlink on the way
+/// (`.git -> ~/.kube`), the link itself is moved aside; nothing outside the
+/// project is ever touched (all renames are relative to directories opened
+/// without following links).
+pub fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<Moved> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut moved: Vec<Moved> = Vec::new();
+    for path in absent {
+        let Ok(rel) = path.strip_prefix(project) else {
+            continue;
+        };
+        // The first component, from the project down, that is not a real
+        // directory: the created path itself, or a link planted above it.
+        let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+        let mut target = None;
+        for i in 0..comps.len() {
+            let parent: PathBuf = comps[..i].iter().collect();
+            let Some(dir) = host::open_dir_beneath(project, &parent) else {
+                break;
+            };
+            match nix::sys::stat::fstatat(&dir, comps[i], nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            {
+                Err(_) => break, // absent: nothing was created here
+                Ok(st) => {
+                    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    if i + 1 == comps.len() || !is_dir {
+                        target = Some((dir, i));
+                        break;
+                    }
+                }
+            }
+        }
+        let Some((dir, i)) = target else {
+            continue;
+        };
+        let shown: PathBuf = project.join(comps[..=i].iter().collect::<PathBuf>());
+        if moved.iter().any(|m| m.path == shown) {
+            continue;
+        }
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut aside = comps[i].to_owned();
+        aside.push(format!(".guard-quarantine-{secs}-{n}"));
+        // RENAME_NOREPLACE: never overwrite an earlier quarantined copy.
+        let result = nix::fcntl::renameat2(
+            &dir,
+            comps[i],
+            &dir,
+            aside.as_os_str(),
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        );
+        moved.push(Moved {
+            aside: result
+                .map(|()| shown.with_file_name(&aside))
+                .map_err(|e| e.to_string()),
+            path: shown,
+        });
+    }
+    moved
+}
+
+/// Moves protected paths aside as soon as the sandbox creates them, while
+/// it runs: inotify on every existing directory on the way to each absent
+/// protected path (new ones are watched as they appear). What the sandbox
+/// could do with such a file in the milliseconds before the move, it could
+/// do anyway: it runs inside. What matters is that nothing outside (direnv,
+/// an IDE opening the folder) finds it.
+pub struct Watch {
+    stop: std::os::fd::OwnedFd,
+    thread: std::thread::JoinHandle<Vec<Moved>>,
+}
+
+impl Watch {
+    pub fn start(absent: &[PathBuf], project: &Path) -> Option<Watch> {
+        if absent.is_empty() {
+            return None;
+        }
+        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        let inotify = nix::sys::inotify::Inotify::init(
+            nix::sys::inotify::InitFlags::IN_CLOEXEC | nix::sys::inotify::InitFlags::IN_NONBLOCK,
+        )
+        .ok()?;
+        let absent = absent.to_vec();
+        let project = project.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("guard-protect".into())
+            .spawn(move || watch_loop(&inotify, &stop_rd, &absent, &project))
+            .ok()?;
+        Some(Watch {
+            stop: stop_wr,
+            thread,
+        })
+    }
+
+    /// Stop watching; what was moved aside meanwhile.
+    pub fn stop(self) -> Vec<Moved> {
+        let _ = nix::unistd::write(&self.stop, b"x");
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+fn watch_loop(
+    inotify: &nix::sys::inotify::Inotify,
+    stop: &std::os::fd::OwnedFd,
+    absent: &[PathBuf],
+    project: &Path,
+) -> Vec<Moved> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::inotify::AddWatchFlags as W;
+    use std::os::fd::AsFd;
+    let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
+    let arm = || {
+        for path in absent {
+            let Ok(rel) = path.strip_prefix(project) else {
+                continue;
+            };
+            let mut dir = project.to_path_buf();
+            let _ = inotify.add_watch(&dir, mask);
+            for c in rel.parent().into_iter().flat_map(Path::iter) {
+                dir.push(c);
+                if inotify.add_watch(&dir, mask).is_err() {
+                    break; // not there (yet): its parent's watch sees it come
+                }
+            }
+        }
+    };
+    let mut moved: Vec<Moved> = Vec::new();
+    arm();
+    loop {
+        let mut fds = [
+            PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return moved,
+            Ok(_) => {}
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            return moved;
+        }
+        // Drain, then look: one look covers any number of events.
+        while inotify.read_events().is_ok_and(|e| !e.is_empty()) {}
+        arm();
+        moved.extend(quarantine_created(absent, project));
+    }
+}
