@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Env, modes};
+use std::process::Command;
 
 #[test]
 fn widening_project_profile_needs_trust_and_is_asked_again_after_an_edit() {
@@ -210,4 +211,94 @@ fn trust_decisions_are_audited() {
     assert_eq!(trust.len(), 1, "{text}");
     assert_eq!(trust[0]["decision"], "refused (widens; not trusted)");
     assert!(trust[0]["widens"].as_str().unwrap().contains("SOME_NAME"));
+}
+
+/// The registry host npm is configured with, as npm reports it (never
+/// written in this repository).
+fn npm_registry_host() -> String {
+    let out = Command::new("npm")
+        .args(["config", "get", "registry"])
+        .current_dir("/")
+        .output()
+        .expect("npm must be installed for this test (.ci/install-test-deps.sh)");
+    assert!(out.status.success(), "npm config get registry: {out:?}");
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    url.split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| panic!("no host in {url:?}"))
+        .to_string()
+}
+
+#[test]
+fn node_profile_allows_the_registry_npm_is_configured_with_and_no_other() {
+    let registry = npm_registry_host();
+    for mode in modes() {
+        let env = Env::new(mode);
+        // A repository's .npmrc must not open egress without trust.
+        env.project
+            .write(".npmrc", "registry=https://exfil.example.test/\n");
+        env.own();
+        let e = env.run(&["explain", "-p", "node", "--", "true"]);
+        e.expect_code(0);
+        assert!(
+            e.stdout
+                .lines()
+                .any(|l| l.contains(&format!("allow {registry} "))
+                    && l.contains("npm's configured registry")),
+            "{}",
+            e.stdout
+        );
+        assert!(!e.stdout.contains("exfil.example.test"), "{}", e.stdout);
+        // The user's own npmrc (a mirror) replaces the default.
+        env.home
+            .write(".npmrc", "registry=https://mirror.example.test/npm/\n");
+        env.own();
+        let e = env.run(&["explain", "-p", "node", "--", "true"]);
+        assert!(
+            e.stdout.contains("allow mirror.example.test"),
+            "{}",
+            e.stdout
+        );
+        assert!(
+            !e.stdout.contains(&format!("allow {registry} ")),
+            "{}",
+            e.stdout
+        );
+        // Without the node profile: no registry.
+        let d = env.run(&["explain", "--", "true"]);
+        assert!(
+            !d.stdout.contains("npm's configured registry"),
+            "{}",
+            d.stdout
+        );
+    }
+}
+
+#[test]
+fn npm_reaches_its_registry_under_the_node_profile() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let ok = env.run(&[
+            "run",
+            "-q",
+            "-p",
+            "node",
+            "--",
+            "npm",
+            "view",
+            "is-number",
+            "version",
+            "--cache",
+            "/tmp/npm-cache",
+        ]);
+        ok.expect_code(0);
+        assert!(
+            ok.stdout.trim().split('.').count() == 3,
+            "a version number: {}",
+            ok.all()
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 mod landlock_level;
 mod protect;
+mod registries;
 
 use protect::{ensure_git_placeholders, quarantine_created};
 
@@ -315,7 +316,12 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &|name, value| rules.env_secret(name, value),
     )?;
 
-    let network = policy::network(&loaded, &args.allow_host, args.no_network)?;
+    let registries = if policy::network_enabled(&loaded, args.no_network) {
+        registries::rules(&loaded.profile.network.registries, &user.home)?
+    } else {
+        Vec::new()
+    };
+    let network = policy::network(&loaded, &args.allow_host, args.no_network, registries)?;
     let mut env = with_proxy_env(built.env, &network);
     let isolation = forced
         .or(args.isolation)
@@ -497,6 +503,14 @@ fn profile_show(loaded: &profile::Loaded) -> String {
             let private = if a.private { " (private = true)" } else { "" };
             let _ = writeln!(s, "  {:<50} # {from}", format!("{:?},{private}", a.raw));
         }
+    }
+    for r in &p.network.registries {
+        let from = origin_of(&|pr| pr.network.registries.contains(r));
+        let name = format!("{r:?}").to_ascii_lowercase();
+        let _ = writeln!(
+            s,
+            "[network] registries += {name:?}  (as the tool is configured)  # {from}"
+        );
     }
     for (name, addr) in &p.network.hosts {
         let from = origin_of(&|pr| pr.network.hosts.get(name) == Some(addr));

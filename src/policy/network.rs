@@ -6,14 +6,27 @@ use crate::net::NetPolicy;
 use crate::net::allowlist::{Rule, parse_rule};
 use crate::profile::Loaded;
 
-pub fn network(profile: &Loaded, allow_host: &[String], no_network: bool) -> Result<NetPolicy> {
-    if no_network || profile.profile.network.disabled == Some(true) {
+/// Whether the sandbox gets any egress at all.
+pub fn network_enabled(profile: &Loaded, no_network: bool) -> bool {
+    !no_network && profile.profile.network.disabled != Some(true)
+}
+
+/// `registries`: rules for the package registries the profile names, as the
+/// tools are configured (looked up by the caller: host facts).
+pub fn network(
+    profile: &Loaded,
+    allow_host: &[String],
+    no_network: bool,
+    registries: Vec<Rule>,
+) -> Result<NetPolicy> {
+    if !network_enabled(profile, no_network) {
         return Ok(NetPolicy::default());
     }
     let mut allow = profile
         .profile
         .network
         .allowlist(&format!("profile {}", profile.name));
+    allow.rules.extend(registries);
     for raw in allow_host {
         let (host, port) = parse_rule(raw).map_err(|e| {
             Error::usage_hint(
@@ -52,7 +65,7 @@ mod tests {
     #[test]
     fn profile_and_flags_combine() {
         let l = loaded("version = 1\n[network]\nallow = [\"a.com\"]\n");
-        let n = network(&l, &["b.com:8443".into()], false).unwrap();
+        let n = network(&l, &["b.com:8443".into()], false, vec![]).unwrap();
         assert!(n.enabled);
         let specs: Vec<String> = n
             .allow
@@ -66,7 +79,7 @@ mod tests {
     #[test]
     fn no_network_removes_everything() {
         let l = loaded("version = 1\n[network]\nallow = [\"a.com\"]\n");
-        let n = network(&l, &[], true).unwrap();
+        let n = network(&l, &[], true, vec![]).unwrap();
         assert!(!n.enabled);
         assert!(n.allow.is_empty());
     }
@@ -74,7 +87,7 @@ mod tests {
     #[test]
     fn bad_flag_is_a_usage_error() {
         let l = loaded("version = 1\n");
-        let e = network(&l, &["a b".into()], false).unwrap_err();
+        let e = network(&l, &["a b".into()], false, vec![]).unwrap_err();
         assert_eq!(e.exit_code(), 125);
         assert!(e.render().contains("--allow-host a b"), "{}", e.render());
     }

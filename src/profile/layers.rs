@@ -74,6 +74,11 @@ pub fn collect(name: &str, stack: &mut Vec<String>, out: &mut Vec<Layer>) -> Res
         }
     }
     for (text, origin) in files {
+        // A profile reached twice (`claude` extends `default` and `node`,
+        // which extends `default` too) is merged once, where first reached.
+        if out.iter().any(|l| l.origin == origin) {
+            continue;
+        }
         let profile = parse(&text, &origin)?;
         for base in &profile.extends {
             collect(base, stack, out)?;

@@ -157,7 +157,7 @@ pub struct Syscalls {
     pub ptrace: Option<bool>,
 }
 
-fn push_new(into: &mut Vec<String>, from: &[String]) {
+fn push_new<T: Clone + PartialEq>(into: &mut Vec<T>, from: &[T]) {
     for item in from {
         if !into.contains(item) {
             into.push(item.clone());
@@ -200,6 +200,7 @@ impl Profile {
                 self.network.allow.push(entry.clone());
             }
         }
+        push_new(&mut self.network.registries, &top.network.registries);
         for (name, addr) in &top.network.hosts {
             self.network.hosts.insert(name.clone(), *addr);
         }

@@ -36,6 +36,19 @@ pub struct Network {
     /// No egress at all, whatever other layers allow (the `offline` profile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+    /// Package registries to allow, each as its own tool is configured to
+    /// use it (asked at start; guard names no registry host itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<Registry>,
+}
+
+/// A package manager whose configured registry guard looks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registry {
+    /// `registry` (and `@scope:registry`) from the user's and the global
+    /// npm configuration, or npm's own default as `npm config get` reports it.
+    Npm,
 }
 
 /// One `allow` entry: a string, or a table with an opt-in.

@@ -96,6 +96,14 @@ pub fn widenings(
             out.push(format!("network.hosts {name} = {}", addr.0));
         }
     }
+    for r in merged
+        .network
+        .registries
+        .iter()
+        .filter(|r| !base.network.registries.contains(r))
+    {
+        out.push(format!("network.registries += {r:?}"));
+    }
     if merged.network.disabled == Some(false) && base.network.disabled == Some(true) {
         out.push("network.disabled = false".into());
     }

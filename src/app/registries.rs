@@ -1,0 +1,184 @@
+//! `[network] registries = ["npm"]`: allow the package registry the user's
+//! own tools are configured to use. guard never names a registry host
+//! itself (mirrors, corporate registries and the public default all come
+//! from the tool), and never takes one from the project: a repository's
+//! `.npmrc` could otherwise open egress to any host without `guard trust`.
+
+use crate::error::Result;
+use crate::net::allowlist::{Rule, parse_rule};
+use crate::profile::network::Registry;
+use std::path::{Path, PathBuf};
+
+/// Allow rules for `registries`, as each tool is configured for this user.
+/// A tool that is not installed contributes nothing (it cannot fetch).
+pub fn rules(registries: &[Registry], home: &Path) -> Result<Vec<Rule>> {
+    let mut out = Vec::new();
+    for r in registries {
+        match r {
+            Registry::Npm => {
+                for url in npm_registries(home) {
+                    if let Some(rule) = rule_for(&url, "npm's configured registry") {
+                        out.push(rule);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `https://host[:port]/path` → an allow rule for that host and port.
+fn rule_for(url: &str, origin: &str) -> Option<Rule> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    // Credentials in the URL (user:pass@host) are not part of the host.
+    let authority = authority.rsplit('@').next()?;
+    let spec = match (
+        scheme.to_ascii_lowercase().as_str(),
+        authority.contains(':'),
+    ) {
+        (_, true) => authority.to_string(),
+        ("https", false) => format!("{authority}:443"),
+        ("http", false) => format!("{authority}:80"),
+        _ => return None,
+    };
+    let (host, port) = parse_rule(&spec).ok()?;
+    Some(Rule {
+        host,
+        port,
+        // A registry on a private address needs a profile rule saying so.
+        private: false,
+        origin: origin.into(),
+    })
+}
+
+/// npm's registry and scoped registries: the environment, the user's and
+/// the global npmrc (never the project's), else npm's own default.
+fn npm_registries(home: &Path) -> Vec<String> {
+    let mut urls = Vec::new();
+    let mut default = None;
+    for (k, v) in std::env::vars() {
+        let k = k.to_ascii_lowercase();
+        if k == "npm_config_registry" {
+            default = Some(v);
+        } else if k.starts_with("npm_config_@") && k.ends_with(":registry") {
+            urls.push(v);
+        }
+    }
+    let user = std::env::var_os("NPM_CONFIG_USERCONFIG")
+        .or_else(|| std::env::var_os("npm_config_userconfig"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".npmrc"));
+    let npm = which("npm");
+    // The global npmrc is {prefix}/etc/npmrc; the prefix defaults to the
+    // directory above node's bin/.
+    let global = std::env::var_os("NPM_CONFIG_GLOBALCONFIG")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let prefix = std::env::var_os("NPM_CONFIG_PREFIX")
+                .map(PathBuf::from)
+                .or_else(|| Some(in_path("node")?.parent()?.parent()?.to_path_buf()))?;
+            Some(prefix.join("etc/npmrc"))
+        });
+    let files = [Some(user), global];
+    let files = files.into_iter().flatten();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            if k == "registry" {
+                default.get_or_insert_with(|| v.to_string());
+            } else if k.starts_with('@') && k.ends_with(":registry") {
+                urls.push(v.to_string());
+            }
+        }
+    }
+    match default {
+        Some(d) => urls.push(d),
+        None => {
+            if let Some(d) = npm.and_then(|npm| npm_default(&npm, home)) {
+                urls.push(d);
+            }
+        }
+    }
+    urls
+}
+
+/// npm's built-in default registry, as npm itself reports it (run once per
+/// npm installation and cached: starting node costs ~0.2 s).
+fn npm_default(npm: &Path, home: &Path) -> Option<String> {
+    let meta = std::fs::metadata(npm).ok()?;
+    let stamp = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let key = format!("{}\t{stamp}", npm.display());
+    let cache = crate::secrets::cache_dir(home).join("npm-default-registry");
+    if let Ok(text) = std::fs::read_to_string(&cache)
+        && let Some((k, url)) = text.trim_end().rsplit_once('\n')
+        && k == key
+    {
+        return Some(url.to_string());
+    }
+    // Outside the project (its .npmrc must not count) and without the
+    // user's or global config (only npm's own default is wanted here;
+    // missing files are fine, /dev/null for both is refused by npm).
+    let out = std::process::Command::new(npm)
+        .args(["config", "get", "registry"])
+        .current_dir("/")
+        .env("NPM_CONFIG_USERCONFIG", "/nonexistent/guard/user-npmrc")
+        .env("NPM_CONFIG_GLOBALCONFIG", "/nonexistent/guard/global-npmrc")
+        .env_remove("npm_config_registry")
+        .env_remove("NPM_CONFIG_REGISTRY")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let url = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    if !out.status.success() || !url.contains("://") {
+        return None;
+    }
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&cache, format!("{key}\n{url}\n"));
+    Some(url)
+}
+
+/// `name` in PATH, as found there.
+fn in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `name` in PATH, symlinks resolved.
+fn which(name: &str) -> Option<PathBuf> {
+    in_path(name).and_then(|p| std::fs::canonicalize(p).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_become_host_port_rules() {
+        let spec = |u: &str| rule_for(u, "t").map(|r| r.spec());
+        assert_eq!(spec("https://r.example/").as_deref(), Some("r.example:443"));
+        assert_eq!(spec("http://r.example").as_deref(), Some("r.example:80"));
+        assert_eq!(
+            spec("https://u:p@r.example:8443/npm/").as_deref(),
+            Some("r.example:8443")
+        );
+        assert_eq!(spec("file:///x"), None);
+        assert_eq!(spec("nonsense"), None);
+    }
+}
