@@ -154,6 +154,11 @@ pub fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<Moved> {
 /// could do with such a file in the milliseconds before the move, it could
 /// do anyway: it runs inside. What matters is that nothing outside (direnv,
 /// an IDE opening the folder) finds it.
+///
+/// Paths inside `.git` are left to the check after the run: `git init`
+/// inside creates `.git/hooks` and fills it, and moving the directory away
+/// midway would break it (git runs a hook only when someone runs git in
+/// that repository, which outside the sandbox happens after the session).
 pub struct Watch {
     stop: std::os::fd::OwnedFd,
     thread: std::thread::JoinHandle<Vec<Moved>>,
@@ -169,7 +174,15 @@ impl Watch {
             nix::sys::inotify::InitFlags::IN_CLOEXEC | nix::sys::inotify::InitFlags::IN_NONBLOCK,
         )
         .ok()?;
-        let absent = absent.to_vec();
+        let git = project.join(".git");
+        let absent: Vec<PathBuf> = absent
+            .iter()
+            .filter(|p| !p.starts_with(&git))
+            .cloned()
+            .collect();
+        if absent.is_empty() {
+            return None;
+        }
         let project = project.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("guard-protect".into())

@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(spec("https://r.example/").as_deref(), Some("r.example:443"));
         assert_eq!(spec("http://r.example").as_deref(), Some("r.example:80"));
         assert_eq!(
-            spec("https://u:p@r.example:8443/npm/").as_deref(),
+            spec("https://token@r.example:8443/npm/").as_deref(),
             Some("r.example:8443")
         );
         assert_eq!(spec("file:///x"), None);

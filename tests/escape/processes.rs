@@ -92,7 +92,8 @@ fn kill_host_pids() {
         );
         let out = case.python(&format!(
             r#"
-sup = int(open("/proc/1/cmdline", "rb").read().split(b"\0")[-2])
+argv = open("/proc/1/cmdline", "rb").read().split(b"\0")
+sup = int(argv[argv.index(b"__sandbox") + 1])
 for name, pid in (("runner", {runner}), ("host", {hostpid}), ("supervisor", sup)):
     out(name + "_probe", err(os.kill, pid, 0))
     out(name + "_kill", err(os.kill, pid, 9))
