@@ -4,6 +4,8 @@
 //! a dummy key. Asserted: they start, every connection they attempt goes to
 //! a host their profile allows (from the session log), they can write their
 //! own state (the persistent home), and none of the real home is visible.
+//! Codex's own sandbox cannot nest in guard's: with it turned off the way its
+//! profile says, a command it runs for a stand-in model writes to the project.
 //!
 //! Needs npm and the registry (`npm config get registry`); fails loudly
 //! without them. This machine has no route to the agents' APIs, so the
@@ -90,6 +92,32 @@ const AGENTS: &[Agent] = &[
         ],
         state: ".gemini",
     },
+    Agent {
+        package: "@openai/codex",
+        bin: "codex",
+        version_marker: "codex-cli",
+        key_var: "OPENAI_API_KEY",
+        // The project is not a git repository: without the flag codex stops.
+        prompt: &["exec", "--skip-git-repo-check", "say hi"],
+        allowed: &["api.openai.com", "chatgpt.com", "auth.openai.com"],
+        state: ".codex",
+    },
+    Agent {
+        package: "opencode-ai",
+        bin: "opencode",
+        version_marker: ".",
+        key_var: "ANTHROPIC_API_KEY",
+        prompt: &["run", "say hi"],
+        allowed: &[
+            "models.opencode.ai",
+            "opencode.ai",
+            "api.anthropic.com",
+            "api.openai.com",
+            "generativelanguage.googleapis.com",
+            "openrouter.ai",
+        ],
+        state: ".local/share/opencode",
+    },
 ];
 
 #[test]
@@ -148,14 +176,15 @@ fn real_agents_start_under_their_profiles() {
             );
 
             let log = env.home.join("prompt.jsonl");
-            // Agents retry an unreachable API for minutes: stop after 20 s
-            // (the profile is named, since the command is now `timeout`).
+            // Agents retry an unreachable API for minutes: stop after 15 s
+            // (each tried every host it contacts within 6 s here, the rest
+            // are retries). The profile is named: the command is `timeout`.
             let mut args = vec![
                 "-p",
                 agent.bin,
                 "--",
                 "timeout",
-                "20",
+                "15",
                 bin.to_str().unwrap(),
             ];
             args.extend_from_slice(agent.prompt);
@@ -203,6 +232,55 @@ fn real_agents_start_under_their_profiles() {
                 !env.home.join(agent.state).exists() || agent.state == ".gemini",
                 "state leaked to the real home"
             );
+            if agent.bin == "codex" {
+                codex_acts_with_its_sandbox_off(&env, &bin, &run);
+            }
         }
     }
+}
+
+/// Codex's own sandbox cannot start inside guard; profiles/codex.toml says to
+/// turn it off in the config of the persistent home. Done so, a command codex
+/// runs for the model must write to the project. The model is a stand-in on
+/// the sandbox's own loopback (tests/support/fake_responses.py), reached
+/// through a provider defined on the command line so that the config holds
+/// only what the profile describes.
+fn codex_acts_with_its_sandbox_off(
+    env: &Env,
+    codex: &std::path::Path,
+    run: &dyn Fn(&[&str], &std::path::Path) -> common::Outcome,
+) {
+    let config = env
+        .home
+        .join(".local/share/guard/homes/codex/.codex/config.toml");
+    // First, so that it stays a top-level key whatever tables follow.
+    let rest = std::fs::read_to_string(&config).unwrap_or_default();
+    std::fs::write(
+        &config,
+        format!("sandbox_mode = \"danger-full-access\"\n{rest}"),
+    )
+    .unwrap();
+    env.project.write(
+        "fake_responses.py",
+        include_str!("support/fake_responses.py"),
+    );
+    env.own();
+    let script = format!(
+        "python3 fake_responses.py 18080 'touch made-by-codex && echo made' .fake-ready &
+         for _ in $(seq 100); do [ -e .fake-ready ] && break; sleep 0.1; done
+         exec timeout 60 {} exec --skip-git-repo-check \
+           -c model_provider=stand-in -c model_providers.stand-in.name=stand-in \
+           -c model_providers.stand-in.base_url=http://127.0.0.1:18080/v1 \
+           -c model_providers.stand-in.env_key=OPENAI_API_KEY \
+           -c model_providers.stand-in.wire_api=responses 'make a file'",
+        codex.display()
+    );
+    let log = env.home.join("act.jsonl");
+    let out = run(&["-p", "codex", "--", "sh", "-c", &script], &log);
+    out.expect_code(0);
+    assert!(
+        env.project.join("made-by-codex").exists(),
+        "codex's command did not run: {}",
+        out.all()
+    );
 }
