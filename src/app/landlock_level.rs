@@ -181,36 +181,81 @@ fn make_dirs_beneath(root: &Path, rel: &Path) -> Option<OwnedFd> {
 /// A protected path as it was before the run.
 struct Saved {
     path: PathBuf,
-    /// `None`: a directory (its entries follow as their own `Saved`).
-    content: Option<Vec<u8>>,
+    content: Content,
     mode: u32,
+    /// Its directory could be opened from the project down without
+    /// following a link (recorded for the roots of protected trees): if so,
+    /// finding a link or a file there after the run means the sandbox put
+    /// it there.
+    beneath: bool,
 }
 
-/// Largest protected file guard snapshots; a larger one is reported as
-/// unprotected rather than read whole.
+#[derive(PartialEq)]
+enum Content {
+    /// A directory (its entries follow as their own `Saved`).
+    Dir,
+    File(Vec<u8>),
+    /// A symlink, put back as one (never followed).
+    Link(PathBuf),
+    /// What guard does not copy (a file over [`SNAPSHOT_MAX`], a fifo, a
+    /// directory nested too deep): compared by identity and change time,
+    /// which any write, chmod or replacement moves. Every entry counts: a
+    /// hook the snapshot left out (a link to a script, an oversized file)
+    /// would still run.
+    Other {
+        ino: u64,
+        ctime: (i64, i64),
+    },
+}
+
+/// Largest protected file guard snapshots; a larger one is compared by
+/// identity only, and not put back if its tree has to be restored.
 const SNAPSHOT_MAX: u64 = 4 << 20;
 
 fn snapshot(policy: &Policy) -> Vec<Saved> {
     let mut out = Vec::new();
     for g in &policy.grants {
-        if g.access == Access::Protected && matches!(g.kind, GrantKind::Dir | GrantKind::File) {
+        // A protected path inside another one is part of that one's tree.
+        if g.access == Access::Protected
+            && matches!(g.kind, GrantKind::Dir | GrantKind::File)
+            && !out.iter().any(|s: &Saved| g.path.starts_with(&s.path))
+        {
+            let first = out.len();
             save(&g.path, &mut out, 0);
+            if let Some(root) = out.get_mut(first) {
+                root.beneath = parent_beneath(&policy.project, &g.path).is_some();
+            }
         }
     }
     out
 }
 
+/// The directory holding `path`, opened from `project` down without
+/// following a link.
+fn parent_beneath(project: &Path, path: &Path) -> Option<OwnedFd> {
+    host::open_dir_beneath(project, path.strip_prefix(project).ok()?.parent()?)
+}
+
 fn save(path: &Path, out: &mut Vec<Saved>, depth: usize) {
+    use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return;
     };
     let mode = meta.permissions().mode() & 0o7777;
-    if meta.is_dir() && depth < 8 {
+    let mut push = |content| {
         out.push(Saved {
             path: path.to_path_buf(),
-            content: None,
+            content,
             mode,
-        });
+            beneath: false,
+        })
+    };
+    let other = Content::Other {
+        ino: meta.ino(),
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+    };
+    if meta.is_dir() && depth < 8 {
+        push(Content::Dir);
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
             .into_iter()
             .flatten()
@@ -220,26 +265,31 @@ fn save(path: &Path, out: &mut Vec<Saved>, depth: usize) {
         for e in entries {
             save(&e, out, depth + 1);
         }
-    } else if meta.is_file()
-        && meta.len() <= SNAPSHOT_MAX
-        && let Ok(bytes) = std::fs::read(path)
-    {
-        out.push(Saved {
-            path: path.to_path_buf(),
-            content: Some(bytes),
-            mode,
-        });
+    } else if meta.is_symlink() {
+        match std::fs::read_link(path) {
+            Ok(target) => push(Content::Link(target)),
+            Err(_) => push(other),
+        }
+    } else if meta.is_file() && meta.len() <= SNAPSHOT_MAX {
+        match std::fs::read(path) {
+            Ok(bytes) => push(Content::File(bytes)),
+            Err(_) => push(other),
+        }
+    } else {
+        push(other);
     }
 }
 
 /// Compare each protected tree with its snapshot; where anything differs
-/// (content, mode, an entry added, removed or replaced by a link), move the
-/// current tree aside and write the snapshot back.
+/// (content, mode, an entry added, removed or replaced by a link, or a
+/// directory above it replaced), move the current tree aside and write the
+/// snapshot back.
 fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let suffix = format!(".guard-quarantine-{stamp}");
     let roots: Vec<&Saved> = saved
         .iter()
         .filter(|s| {
@@ -254,59 +304,160 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
             .iter()
             .filter(|s| s.path.starts_with(&root.path))
             .collect();
-        if unchanged(&tree, &root.path) {
-            continue;
-        }
         let Ok(rel) = root.path.strip_prefix(project) else {
             continue;
         };
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
             continue;
         };
-        // The parent itself may have been replaced by a link: open it
-        // without following links, from the project down.
-        let Some(dir) = host::open_dir_beneath(project, parent) else {
-            eprintln!(
-                "guard: WARNING: protected path {} was changed and its directory replaced; inspect it",
-                root.path.display()
-            );
+        // The tree is compared through its path, which follows links: a
+        // directory above it swapped for a link to a copy (the protected
+        // file identical, its neighbours not) would compare equal.
+        let dir = host::open_dir_beneath(project, parent);
+        if (dir.is_some() || !root.beneath) && unchanged(&tree, &root.path) {
             continue;
+        }
+        let dir = match dir {
+            Some(dir) => dir,
+            // It was a real directory before the run: the sandbox replaced
+            // or removed it. Put a directory back (what stood there is
+            // moved aside) rather than leave what it pointed to in place.
+            None if root.beneath => match reopen_dirs(project, parent, &suffix) {
+                Some(dir) => dir,
+                None => {
+                    eprintln!(
+                        "guard: WARNING: protected path {} was changed and its directory could not be put back; inspect it",
+                        root.path.display()
+                    );
+                    continue;
+                }
+            },
+            None => {
+                eprintln!(
+                    "guard: WARNING: protected path {} was changed and its directory replaced; inspect it",
+                    root.path.display()
+                );
+                continue;
+            }
         };
         let mut aside = name.to_owned();
-        aside.push(format!(".guard-quarantine-{stamp}"));
-        if nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
-            && nix::fcntl::renameat(&dir, name, &dir, aside.as_os_str()).is_err()
-        {
+        aside.push(&suffix);
+        let moved = nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
+        if moved && nix::fcntl::renameat(&dir, name, &dir, aside.as_os_str()).is_err() {
             eprintln!(
                 "guard: WARNING: protected path {} was changed and could not be moved aside; inspect it",
                 root.path.display()
             );
             continue;
         }
-        for s in &tree {
-            let Ok(inner) = s.path.strip_prefix(&root.path) else {
-                continue;
-            };
-            // (`join("")` would add a trailing slash.)
-            let target = if inner.as_os_str().is_empty() {
-                root.path.clone()
-            } else {
-                root.path.join(inner)
-            };
-            let _ = match &s.content {
-                None => std::fs::create_dir(&target),
-                Some(bytes) => std::fs::write(&target, bytes),
-            };
-            let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(s.mode));
+        let base = root.path.parent().unwrap_or(project);
+        for lost in put_back(&dir, base, &tree) {
+            eprintln!(
+                "guard: note: {} was not snapshotted (too large, or not a file) and is not put back",
+                lost.display()
+            );
         }
-        eprintln!(
-            "guard: the sandbox changed protected path {}; restored it (what it wrote is in {})",
-            root.path.display(),
-            root.path.with_file_name(&aside).display()
-        );
+        if moved {
+            eprintln!(
+                "guard: the sandbox changed protected path {}; restored it (what it wrote is in {})",
+                root.path.display(),
+                root.path.with_file_name(&aside).display()
+            );
+        } else {
+            eprintln!(
+                "guard: the sandbox changed protected path {}; restored it",
+                root.path.display()
+            );
+        }
         restored.push(root.path.clone());
     }
     restored
+}
+
+/// Open `rel` below `root` as [`host::open_dir_beneath`] does, putting
+/// back the directories on the way: a missing one is created, anything
+/// else in its place (a link, a file) is renamed with `suffix` first.
+fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let mut dir = nix::fcntl::open(root, flags, Mode::empty()).ok()?;
+    let mut shown = root.to_path_buf();
+    for c in rel.iter() {
+        shown.push(c);
+        if let Ok(next) = openat(&dir, c, flags, Mode::empty()) {
+            dir = next;
+            continue;
+        }
+        if nix::sys::stat::fstatat(&dir, c, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
+            let mut aside = c.to_owned();
+            aside.push(suffix);
+            nix::fcntl::renameat(&dir, c, &dir, aside.as_os_str()).ok()?;
+            eprintln!(
+                "guard: the sandbox replaced directory {} (it holds protected paths); moved what it put there to {}",
+                shown.display(),
+                shown.with_file_name(&aside).display()
+            );
+        }
+        mkdirat(&dir, c, Mode::from_bits_truncate(0o755)).ok()?;
+        dir = openat(&dir, c, flags, Mode::empty()).ok()?;
+    }
+    Some(dir)
+}
+
+/// Write the snapshot of a tree into `dir` (the directory at `base`),
+/// through descriptors, never following a link and never writing into
+/// anything that already exists. Returns the entries it could not put back.
+fn put_back(dir: &OwnedFd, base: &Path, tree: &[&Saved]) -> Vec<PathBuf> {
+    use std::io::Write;
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let open_beneath = |rel: &Path| -> Option<OwnedFd> {
+        let mut d = dir.try_clone().ok()?;
+        for c in rel.iter() {
+            d = openat(&d, c, flags, Mode::empty()).ok()?;
+        }
+        Some(d)
+    };
+    let mut lost = Vec::new();
+    let mut dirs = Vec::new();
+    for s in tree {
+        let Ok(rel) = s.path.strip_prefix(base) else {
+            continue;
+        };
+        let (Some(up), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let Some(at) = open_beneath(up) else {
+            continue;
+        };
+        let mode = Mode::from_bits_truncate(s.mode);
+        match &s.content {
+            // Modes of directories last: a read-only one must first be filled.
+            Content::Dir => {
+                let _ = mkdirat(&at, name, Mode::from_bits_truncate(0o700));
+                dirs.push((rel, mode));
+            }
+            Content::File(bytes) => {
+                let create = OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC;
+                if let Ok(fd) = openat(&at, name, create, Mode::from_bits_truncate(0o600)) {
+                    let _ = nix::sys::stat::fchmod(&fd, mode);
+                    let _ = std::fs::File::from(fd).write_all(bytes);
+                }
+            }
+            Content::Link(target) => {
+                let _ = nix::unistd::symlinkat(target, &at, name);
+            }
+            Content::Other { .. } => lost.push(s.path.clone()),
+        }
+    }
+    for (rel, mode) in dirs.into_iter().rev() {
+        if let Some(d) = open_beneath(rel) {
+            let _ = nix::sys::stat::fchmod(&d, mode);
+        }
+    }
+    lost
 }
 
 /// Whether the tree at `root` is exactly as snapshotted.

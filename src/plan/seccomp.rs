@@ -351,6 +351,27 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
                 "TCP Fast Open connects without connect(2), which Landlock checks",
             );
         }
+        // A TCP socket that listens without bind(2) gets an ephemeral port
+        // on every address: Landlock's bind rule is never asked, and any
+        // host could connect in. Nothing else can listen (bind is denied).
+        add(
+            "listen",
+            libc::SYS_listen,
+            Always,
+            "listen(2) on an unbound socket binds a port on every address without the bind(2) Landlock checks",
+        );
+        // Same-user processes are not protected from each other's limits,
+        // and Landlock does not scope this: a command could set guard's
+        // descriptor or CPU limit so it cannot restore protected files, or
+        // the setup process's so it cannot end the command's leftovers.
+        // Only its own (pid 0, as libc's setrlimit passes) stay; others'
+        // can still be read in /proc/PID/limits.
+        add(
+            "prlimit64",
+            libc::SYS_prlimit64,
+            Arg0NotIn(&[0]),
+            "setting another process's limits could stop guard from restoring protected files or ending leftovers",
+        );
         for (name, nr) in [
             ("shmget", libc::SYS_shmget),
             ("shmat", libc::SYS_shmat),

@@ -210,6 +210,28 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
     Ok(None)
 }
 
+/// The command's own Landlock domain at the `landlock` level, nested in the
+/// setup process's: it handles no access (the setup's rules go on
+/// applying) and only scopes signals and abstract unix sockets to itself.
+/// In the setup process's own domain, scoping would let the command
+/// SIGKILL or SIGSTOP the setup process (directly, or by SIGIO through
+/// F_SETOWN): the subreaper that ends its leftovers, which would then
+/// outlive the session and the restore of protected files. The ruleset is
+/// created here; the child applies it between fork and exec.
+pub fn command_domain(kernel_abi: i32) -> Result<landlock::RulesetCreated> {
+    let abi = ABI::from(kernel_abi);
+    Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .scope(Scope::from_all(abi))
+        .and_then(|r| r.create())
+        .map_err(|e| {
+            Error::sys(
+                "create the command's Landlock domain",
+                std::io::Error::other(e.to_string()),
+            )
+        })
+}
+
 /// O_PATH descriptor of `path` itself; `None` if it is gone or a symlink.
 fn open_no_follow(path: &std::path::Path) -> std::io::Result<Option<OwnedFd>> {
     use nix::fcntl::{OFlag, open};
