@@ -663,3 +663,46 @@ fn links_in_the_session_directories_do_not_redirect_guard() {
         let _ = Mode::Invoker;
     });
 }
+
+#[test]
+fn quarantine_names_made_in_advance_do_not_stop_the_restore() {
+    each_mode(|case| {
+        git_init(&case);
+        let p = case.project();
+        let config = std::fs::read(p.join(".git/config")).expect("read config");
+        // The names guard moves things aside to end in the time in seconds:
+        // a non-empty directory at each of the next minute's names makes a
+        // plain rename fail (for a file and for a directory alike).
+        let script = "now=$(date +%s); for i in $(seq -2 60); do t=$((now+i)); \
+             mkdir -p .git/config.guard-quarantine-$t/x .git/hooks.guard-quarantine-$t/x .envrc.guard-quarantine-$t/x; done; \
+             printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> .git/config; \
+             printf '#!/bin/sh\\ntouch /tmp/pwned\\n' > .git/hooks/pre-commit; \
+             echo 'touch /tmp/pwned' > .envrc; echo done=1";
+        // The absent protected paths are moved aside at both levels.
+        for level in [&["--isolation", "landlock"][..], &[][..]] {
+            let mut args = vec!["run"];
+            args.extend_from_slice(level);
+            args.extend_from_slice(&["--", "sh", "-c", script]);
+            let r = case.run(&args);
+            r.expect_code(0);
+            assert_eq!(r.field("done").as_deref(), Some("1"), "{}", r.all());
+            assert!(!r.stderr.contains("WARNING"), "{level:?}:\n{}", r.all());
+            assert!(
+                std::fs::symlink_metadata(p.join(".envrc")).is_err(),
+                "{level:?}: .envrc kept:\n{}",
+                r.all()
+            );
+            assert!(
+                !p.join(".git/hooks/pre-commit").exists(),
+                "{level:?}: hook kept:\n{}",
+                r.all()
+            );
+            assert_eq!(
+                std::fs::read(p.join(".git/config")).expect("read config"),
+                config,
+                "{level:?}:\n{}",
+                r.all()
+            );
+        }
+    });
+}

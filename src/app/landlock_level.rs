@@ -23,6 +23,7 @@ use crate::plan::landlock::DirEntry;
 use crate::policy::{Access, GrantKind, HostDirs, Policy};
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, mkdirat};
+use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -340,16 +341,19 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
                 continue;
             }
         };
-        let mut aside = name.to_owned();
-        aside.push(&suffix);
-        let moved = nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
-        if moved && nix::fcntl::renameat(&dir, name, &dir, aside.as_os_str()).is_err() {
-            eprintln!(
-                "guard: WARNING: protected path {} was changed and could not be moved aside; inspect it",
-                root.path.display()
-            );
-            continue;
-        }
+        let aside = match nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(_) => None,
+            Ok(_) => match move_aside(&dir, name, &suffix) {
+                Ok(aside) => Some(aside),
+                Err(_) => {
+                    eprintln!(
+                        "guard: WARNING: protected path {} was changed and could not be moved aside; inspect it",
+                        root.path.display()
+                    );
+                    continue;
+                }
+            },
+        };
         let base = root.path.parent().unwrap_or(project);
         for lost in put_back(&dir, base, &tree) {
             eprintln!(
@@ -357,7 +361,7 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
                 lost.display()
             );
         }
-        if moved {
+        if let Some(aside) = aside {
             eprintln!(
                 "guard: the sandbox changed protected path {}; restored it (what it wrote is in {})",
                 root.path.display(),
@@ -388,9 +392,7 @@ fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
             continue;
         }
         if nix::sys::stat::fstatat(&dir, c, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
-            let mut aside = c.to_owned();
-            aside.push(suffix);
-            nix::fcntl::renameat(&dir, c, &dir, aside.as_os_str()).ok()?;
+            let aside = move_aside(&dir, c, suffix).ok()?;
             eprintln!(
                 "guard: the sandbox replaced directory {} (it holds protected paths); moved what it put there to {}",
                 shown.display(),
@@ -401,6 +403,50 @@ fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
         dir = openat(&dir, c, flags, Mode::empty()).ok()?;
     }
     Some(dir)
+}
+
+/// Rename `name` in `dir` to `name` + `suffix`, never over an entry that
+/// is already there: the name is predictable, and the sandbox may have
+/// made it beforehand (a directory there makes a plain rename fail, which
+/// would leave what it planted in place). On a clash, an unpredictable
+/// ending is added. Returns the name used.
+pub fn move_aside(dir: &OwnedFd, name: &OsStr, suffix: &str) -> nix::Result<OsString> {
+    use nix::fcntl::{RenameFlags, renameat2};
+    let mut aside = name.to_owned();
+    aside.push(suffix);
+    for attempt in 0..16 {
+        let renamed = match renameat2(
+            dir,
+            name,
+            dir,
+            aside.as_os_str(),
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
+            // A filesystem without the flag (NFS): no sandbox process is
+            // left to race the check.
+            Err(nix::Error::EINVAL) => {
+                match nix::sys::stat::fstatat(dir, aside.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                {
+                    Ok(_) => Err(nix::Error::EEXIST),
+                    Err(_) => nix::fcntl::renameat(dir, name, dir, aside.as_os_str()),
+                }
+            }
+            other => other,
+        };
+        match renamed {
+            Ok(()) => return Ok(aside),
+            Err(nix::Error::EEXIST) if attempt < 15 => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                aside = name.to_owned();
+                aside.push(format!("{suffix}-{nanos:08x}{attempt}"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(nix::Error::EEXIST)
 }
 
 /// Write the snapshot of a tree into `dir` (the directory at `base`),

@@ -878,10 +878,10 @@ fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<PathBuf> {
         if moved.contains(&shown) {
             continue;
         }
-        let mut aside = comps[i].to_owned();
-        aside.push(format!(".guard-quarantine-{stamp}"));
-        match nix::fcntl::renameat(&dir, comps[i], &dir, aside.as_os_str()) {
-            Ok(()) => {
+        // Never over what is there: the sandbox can make the name first.
+        let suffix = format!(".guard-quarantine-{stamp}");
+        match landlock_level::move_aside(&dir, comps[i], &suffix) {
+            Ok(aside) => {
                 eprintln!(
                     "guard: the sandbox created {} (a protected path, or a link in its place); moved it to {} (it would run outside the sandbox)",
                     shown.display(),
