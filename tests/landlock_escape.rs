@@ -401,6 +401,16 @@ fn the_network_has_no_way_around_the_proxy() {
                 }
             });
         }
+        // A host daemon's unix datagram socket, writable by everyone.
+        let sockdir = TempDir::new("ll-dgram", case.mode());
+        std::fs::set_permissions(&sockdir.path, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod socket dir");
+        let dgram_path = sockdir.join("daemon.sock");
+        let daemon =
+            std::os::unix::net::UnixDatagram::bind(&dgram_path).expect("bind the datagram socket");
+        std::fs::set_permissions(&dgram_path, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod the datagram socket");
+        daemon.set_nonblocking(true).expect("nonblocking");
         let code = r#"
 PORT = @PORT@
 def listen(family):
@@ -428,6 +438,14 @@ out("udp", err(socket.socket, socket.AF_INET, socket.SOCK_DGRAM))
 out("unix", err(socket.socket, socket.AF_UNIX, socket.SOCK_STREAM))
 out("unix_dgram", err(socket.socket, socket.AF_UNIX, socket.SOCK_DGRAM))
 out("mptcp", err(socket.socket, socket.AF_INET, socket.SOCK_STREAM, 262))
+# A pair of unix sockets is no way out, but a datagram one may send to any
+# unix socket on the host by path (a daemon's, like /dev/log).
+def unix_dgram_pair():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.sendto(b"@CANARY@", "@DGRAM@")
+out("socketpair_dgram", err(unix_dgram_pair))
+out("socketpair_stream", err(socket.socketpair, socket.AF_UNIX, socket.SOCK_STREAM))
+out("socketpair_seqpacket", err(socket.socketpair, socket.AF_UNIX, socket.SOCK_SEQPACKET))
 out("io_uring_setup", sc(425, 8, ctypes.create_string_buffer(120))[1])
 # Shared with the host's processes without an IPC namespace.
 out("shmget", sc(29, 0, 4096, 0o1600)[1])
@@ -435,7 +453,9 @@ out("msgget", sc(68, 0, 0o1600)[1])
 out("semget", sc(64, 0, 1, 0o1600)[1])
 out("mq_open", sc(240, b"guard-escape", 0o102, 0o600, None)[1])
 "#
-        .replace("@PORT@", &port.to_string());
+        .replace("@PORT@", &port.to_string())
+        .replace("@CANARY@", &greeting)
+        .replace("@DGRAM@", &dgram_path.display().to_string());
         let r = ll_python(&case, "attack.py", &[], &code);
         r.expect_code(0);
         r.fields(&[
@@ -449,6 +469,9 @@ out("mq_open", sc(240, b"guard-escape", 0o102, 0o600, None)[1])
             ("unix", errno::EPERM),
             ("unix_dgram", errno::EPERM),
             ("mptcp", errno::EPERM),
+            ("socketpair_dgram", errno::EPERM),
+            ("socketpair_stream", "0"),
+            ("socketpair_seqpacket", "0"),
             ("io_uring_setup", errno::EPERM),
             ("shmget", errno::EPERM),
             ("msgget", errno::EPERM),
@@ -463,6 +486,11 @@ out("mq_open", sc(240, b"guard-escape", 0o102, 0o600, None)[1])
         let _ = s.read_to_string(&mut got);
         assert!(got.contains(&greeting));
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut buf = [0u8; 256];
+        assert!(
+            daemon.recv(&mut buf).is_err(),
+            "the daemon got a datagram from the sandbox"
+        );
     });
 }
 

@@ -351,6 +351,17 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
                 "TCP Fast Open connects without connect(2), which Landlock checks",
             );
         }
+        // socketpair(2)'s unix sockets stay (pipes between processes), but
+        // not datagram ones: connected or not, sendto(2) may name any other
+        // unix socket, so host daemons listening on datagram sockets
+        // (/dev/log, journald) would be reachable; and one may bind an
+        // abstract name the host's processes send to.
+        add(
+            "socketpair",
+            libc::SYS_socketpair,
+            SocketFamilyType(libc::AF_UNIX as u64, libc::SOCK_DGRAM as u64),
+            "a unix datagram socket can send to any unix socket on the host by its path",
+        );
         // A TCP socket that listens without bind(2) gets an ephemeral port
         // on every address: Landlock's bind rule is never asked, and any
         // host could connect in. Nothing else can listen (bind is denied).
