@@ -299,6 +299,12 @@ for name, pid in (("sigio_setup", SETUP), ("sigio_guard", GUARD)):
     b.send(b"x")
     time.sleep(0.2)
     out(name, "sent")
+# guard and the setup process must outlive memory exhaustion: the sandbox
+# is the OOM killer's first choice, and cannot change that.
+with open("/proc/self/oom_score_adj") as f:
+    out("oom_score_adj", f.read().strip())
+out("oom_lower", err(os.open, "/proc/self/oom_score_adj", os.O_WRONLY))
+out("oom_guard", err(os.open, "/proc/%d/oom_score_adj" % GUARD, os.O_WRONLY))
 # Something to restore, so the restore is seen to work.
 with open(".git/config", "a") as f:
     f.write("[core]\n\thooksPath = /tmp/evil-hooks\n")
@@ -319,6 +325,9 @@ out("done", 1)
             // stay settable.
             ("prlimit_read", errno::EPERM),
             ("prlimit_own", "0"),
+            ("oom_score_adj", "1000"),
+            ("oom_lower", errno::EACCES),
+            ("oom_guard", errno::EACCES),
             ("sigio_setup", "sent"),
             ("sigio_guard", "sent"),
             ("done", "1"),

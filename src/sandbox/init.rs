@@ -315,6 +315,15 @@ fn host_setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     let plan = &plan;
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
         .map_err(|e| Error::sys("become the command's subreaper", e))?;
+    // Should memory run out, the kernel must pick the sandbox, never guard:
+    // guard killed means protected files are not restored and this process
+    // (killed with it) no longer ends the command's leftovers. A command
+    // that spread its memory over many processes smaller than guard would
+    // otherwise make guard the largest. Inherited by the command, which
+    // cannot lower it again (/proc is read-only to it). Before the next
+    // step: a process that is not dumpable cannot write its own /proc files.
+    std::fs::write("/proc/self/oom_score_adj", "1000")
+        .map_err(|e| Error::io("write", "/proc/self/oom_score_adj", e))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0)
         .map_err(|e| Error::sys("make the setup process non-dumpable", e))?;
     // Lock, in the same order as pid 1 does (see there). The process limit
