@@ -166,6 +166,9 @@ out("ptrace_attach", sc(101, 16, GUARD, 0, 0)[1])
 buf = ctypes.create_string_buffer(64)
 iov = struct.pack("QQ", ctypes.addressof(buf), 64)
 out("process_vm_readv", sc(310, GUARD, iov, 1, iov, 1, 0)[1])
+# Hidden system files: as root, without capabilities, file modes still let
+# uid 0 read its own /etc/shadow; Landlock alone stands in the way.
+out("etc_shadow", err(show, "/etc/shadow"))
 out("main_py", err(show, "src/main.py"))
 "#
         .replace(
@@ -189,6 +192,10 @@ out("main_py", err(show, "src/main.py"))
                 });
             }
         }
+        assert!(
+            Path::new("/etc/shadow").exists(),
+            "this host has no /etc/shadow"
+        );
         let r = ll_run(&case, cmd);
         drop(file);
         r.expect_code(0);
@@ -220,6 +227,7 @@ out("main_py", err(show, "src/main.py"))
             ("pidfd_getfd", errno::EPERM),
             ("ptrace_attach", errno::EPERM),
             ("process_vm_readv", errno::EPERM),
+            ("etc_shadow", errno::EACCES),
             // The project itself works.
             ("main_py", "0"),
         ]);
@@ -741,5 +749,55 @@ fn quarantine_names_made_in_advance_do_not_stop_the_restore() {
                 r.all()
             );
         }
+    });
+}
+
+#[test]
+fn a_second_session_cannot_take_the_firsts_writes_for_the_original() {
+    each_mode(|case| {
+        git_init(&case);
+        let p = case.project();
+        let config = std::fs::read(p.join(".git/config")).expect("read config");
+        let tag = marker("llconc");
+        // The first session writes a hook config and stays a while; a second
+        // session in the same project would snapshot the config as written
+        // and, ending last, put it back after the first restored it.
+        let first = format!(
+            "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned-{tag}\\n' >> .git/config; \
+             touch started-{tag}; sleep 3"
+        );
+        let mut a = case.guard(&["run", "--isolation", "landlock", "--", "sh", "-c", &first]);
+        a.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let a = a.spawn().expect("spawn the first session");
+        let started = p.join(format!("started-{tag}"));
+        for _ in 0..200 {
+            if started.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(started.exists(), "the first session did not start");
+        // (Ending after the first, as it would if it could start.)
+        let second = case.run(&["run", "--isolation", "landlock", "--", "sleep", "5"]);
+        let first = Outcome::from(a.wait_with_output().expect("wait for the first session"));
+        case.assert_no_leak(&first);
+        first.expect_code(0);
+        assert_eq!(
+            std::fs::read(p.join(".git/config")).expect("read config"),
+            config,
+            "{}{}",
+            first.all(),
+            second.all()
+        );
+        second.expect_code(125);
+        assert!(
+            second.stderr.contains("another guard session"),
+            "{}",
+            second.all()
+        );
+        // Once the first has ended, the project is free again.
+        case.run(&["run", "--isolation", "landlock", "--", "true"])
+            .expect_code(0);
     });
 }

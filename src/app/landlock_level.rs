@@ -76,6 +76,8 @@ pub fn tty() -> Option<PathBuf> {
 /// A running `landlock`-level session's host-side state.
 pub struct Session {
     dirs: HostDirs,
+    /// Held from before the snapshot until after the restore.
+    _project_lock: nix::fcntl::Flock<std::fs::File>,
     snapshot: Vec<Saved>,
     /// HTTP proxy and SOCKS5 listeners on the host's loopback.
     pub listeners: Vec<(ListenerKind, OwnedFd)>,
@@ -86,6 +88,7 @@ impl Session {
     /// Create the session's directories and links, snapshot protected
     /// files, and bind the proxy's listeners (none without network).
     pub fn start(policy: &Policy, dirs: &HostDirs) -> Result<Session> {
+        let project_lock = lock_project(&policy.project)?;
         for d in [&dirs.session, &dirs.tmp, &dirs.home] {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
@@ -108,6 +111,7 @@ impl Session {
         }
         Ok(Session {
             dirs: dirs.clone(),
+            _project_lock: project_lock,
             snapshot: snapshot(policy),
             listeners,
             ports,
@@ -135,6 +139,61 @@ impl Session {
         let restored = restore(&self.snapshot, project);
         let _ = std::fs::remove_dir_all(&self.dirs.session);
         restored
+    }
+}
+
+/// One `landlock`-level session per project at a time. Each restores the
+/// protected files to its own snapshot: a session started while another
+/// runs would snapshot what that one wrote (a hook config, say), and put it
+/// back after that one restored the original.
+fn lock_project(project: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = host::cache_dir()
+        .ok_or_else(|| Error::usage_hint("cannot locate a cache directory", "set HOME"))?
+        .join("locks");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    // FNV-1a of the path: a fixed-length name, stable across guard builds.
+    let hash = project
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let path = dir.join(format!("{hash:016x}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            // Who holds it, for the message another session prints.
+            let _ = lock.set_len(0);
+            let _ = lock.rewind();
+            let _ = write!(lock, "{}", std::process::id());
+            Ok(lock)
+        }
+        Err((mut file, nix::Error::EWOULDBLOCK)) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Err(Error::usage_hint(
+                format!(
+                    "another guard session at the `landlock` isolation level runs in {} (guard pid {}); \
+                     sessions at this level restore protected files from a snapshot and cannot overlap",
+                    project.display(),
+                    holder.trim()
+                ),
+                "wait for it to end, or run this one in another worktree",
+            ))
+        }
+        Err((_, e)) => Err(Error::sys(format!("lock {}", path.display()), e)),
     }
 }
 
