@@ -879,3 +879,70 @@ fn a_directory_swapped_for_a_link_between_plan_and_lock_grants_nothing_there() {
         assert_eq!(denied, 20, "some runs failed otherwise");
     });
 }
+
+/// Run a prepared guard command and return its outcome and its peak
+/// resident memory in KiB (wait4's, which counts the guard process).
+fn output_and_peak_memory(cmd: &mut Command) -> (Outcome, i64) {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn guard");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let mut stdout = Vec::new();
+    let _ = out.read_to_end(&mut stdout);
+    let stderr = reader.join().expect("stderr reader");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, which std has not reaped.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    let outcome = Outcome {
+        code,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    (outcome, usage.ru_maxrss)
+}
+
+#[test]
+fn the_restore_does_not_read_what_the_sandbox_added() {
+    each_mode(|case| {
+        git_init(&case);
+        let tag = marker("llbig");
+        // Files at the snapshot's size limit, sparse (no disk), in the
+        // hooks directory next to a planted hook: read whole for the
+        // comparison after the run, they take guard's memory (1 GB here;
+        // any amount in truth), and guard killed for it restores nothing.
+        let script = format!(
+            "for i in $(seq 1 250); do truncate -s 4194304 .git/hooks/big$i || exit 9; done; \
+             printf '#!/bin/sh\\ntouch /tmp/pwned-{tag}\\n' > .git/hooks/pre-commit; \
+             chmod +x .git/hooks/pre-commit; echo done=1"
+        );
+        let mut cmd = case.guard(&["run", "--isolation", "landlock", "--", "sh", "-c", &script]);
+        let (r, peak_kib) = output_and_peak_memory(&mut cmd);
+        case.assert_no_leak(&r);
+        r.expect_code(0);
+        assert_eq!(r.field("done").as_deref(), Some("1"), "{}", r.all());
+        let hooks = case.project().join(".git/hooks");
+        assert!(!hooks.join("pre-commit").exists(), "{}", r.all());
+        assert!(!hooks.join("big1").exists(), "{}", r.all());
+        assert!(r.stderr.contains("restored it"), "{}", r.all());
+        assert!(
+            peak_kib < 300 * 1024,
+            "guard peaked at {} MiB:\n{}",
+            peak_kib / 1024,
+            r.all()
+        );
+    });
+}

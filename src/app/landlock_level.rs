@@ -565,13 +565,65 @@ fn put_back(dir: &OwnedFd, base: &Path, tree: &[&Saved]) -> Vec<PathBuf> {
     lost
 }
 
-/// Whether the tree at `root` is exactly as snapshotted.
+/// Whether the tree at `root` is exactly as snapshotted. Stops at the first
+/// difference, and reads a file only where the snapshot holds one of the
+/// same size: what the sandbox added is never read. (It could add any
+/// number of files up to [`SNAPSHOT_MAX`], sparse ones costing no disk;
+/// reading them all would exhaust guard's memory before the restore.)
 fn unchanged(tree: &[&Saved], root: &Path) -> bool {
-    let mut now = Vec::new();
-    save(root, &mut now, 0);
-    now.len() == tree.len()
-        && now
-            .iter()
-            .zip(tree)
-            .all(|(a, b)| a.path == b.path && a.content == b.content && a.mode == b.mode)
+    let mut next = 0;
+    same(tree, &mut next, root, 0) && next == tree.len()
+}
+
+/// Compare `path` with `tree[*next]` (and, for a directory, its entries
+/// with those that follow, in the order `save` wrote them).
+fn same(tree: &[&Saved], next: &mut usize, path: &Path, depth: usize) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(s) = tree.get(*next).filter(|s| s.path == path) else {
+        return false;
+    };
+    *next += 1;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if meta.permissions().mode() & 0o7777 != s.mode {
+        return false;
+    }
+    match &s.content {
+        Content::Dir => {
+            if !meta.is_dir() || depth >= 8 {
+                return false;
+            }
+            // Count before collecting: as many entries as the snapshot's.
+            let expected = tree[*next..]
+                .iter()
+                .filter(|t| t.path.parent() == Some(path))
+                .count();
+            let Ok(rd) = std::fs::read_dir(path) else {
+                return false;
+            };
+            if rd.count() != expected {
+                return false;
+            }
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .take(expected + 1)
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            entries.len() == expected && entries.iter().all(|e| same(tree, next, e, depth + 1))
+        }
+        Content::File(bytes) => {
+            meta.is_file()
+                && meta.len() == bytes.len() as u64
+                && std::fs::read(path).is_ok_and(|now| &now == bytes)
+        }
+        Content::Link(target) => {
+            meta.is_symlink() && std::fs::read_link(path).is_ok_and(|now| &now == target)
+        }
+        Content::Other { ino, ctime } => {
+            meta.ino() == *ino && (meta.ctime(), meta.ctime_nsec()) == *ctime
+        }
+    }
 }
