@@ -955,3 +955,44 @@ fn the_restore_does_not_read_what_the_sandbox_added() {
         );
     });
 }
+
+#[test]
+fn read_only_directories_do_not_stop_the_restore() {
+    each_mode(|case| {
+        git_init(&case);
+        case.write(".idea/workspace.xml", "<project version=\"4\"/>\n");
+        let p = case.project();
+        let config = std::fs::read(p.join(".git/config")).expect("read config");
+        let workspace = std::fs::read(p.join(".idea/workspace.xml")).expect("read workspace");
+        // Landlock does not govern modes: the sandbox can take write access
+        // to the directories above what it planted away from their owner,
+        // guard's own user (root keeps it: that mode tests guard as root).
+        let script = "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> .git/config; \
+             printf '#!/bin/sh\\ntouch /tmp/pwned\\n' > .git/hooks/pre-commit; \
+             echo 'touch /tmp/pwned' > .envrc; \
+             echo '<evil/>' > .idea/workspace.xml; \
+             chmod 555 .git/hooks .git . && chmod 000 .idea && echo done=1";
+        let r = case.run(&["run", "--isolation", "landlock", "--", "sh", "-c", script]);
+        r.expect_code(0);
+        assert_eq!(r.field("done").as_deref(), Some("1"), "{}", r.all());
+        assert!(!r.stderr.contains("WARNING"), "{}", r.all());
+        assert_eq!(
+            std::fs::read(p.join(".git/config")).expect("read config"),
+            config,
+            "{}",
+            r.all()
+        );
+        assert!(!p.join(".git/hooks/pre-commit").exists(), "{}", r.all());
+        assert!(
+            std::fs::symlink_metadata(p.join(".envrc")).is_err(),
+            "{}",
+            r.all()
+        );
+        assert_eq!(
+            std::fs::read(p.join(".idea/workspace.xml")).expect("read workspace"),
+            workspace,
+            "{}",
+            r.all()
+        );
+    });
+}

@@ -22,7 +22,7 @@ use crate::net::ListenerKind;
 use crate::plan::landlock::DirEntry;
 use crate::policy::{Access, GrantKind, HostDirs, Policy};
 use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{Mode, mkdirat};
+use nix::sys::stat::{FchmodatFlags, Mode, fchmodat, mkdirat};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
@@ -413,6 +413,7 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
                 }
             },
         };
+        make_writable(&dir);
         let base = root.path.parent().unwrap_or(project);
         for lost in put_back(&dir, base, &tree) {
             eprintln!(
@@ -450,7 +451,25 @@ fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
             dir = next;
             continue;
         }
-        if nix::sys::stat::fstatat(&dir, c, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
+        let st = nix::sys::stat::fstatat(&dir, c, AtFlags::AT_SYMLINK_NOFOLLOW);
+        // A directory of ours the sandbox made unreadable (see
+        // `make_writable`): give it back its owner's access.
+        if let Ok(st) = st
+            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+            && fchmodat(
+                &dir,
+                c,
+                Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700),
+                FchmodatFlags::FollowSymlink,
+            )
+            .is_ok()
+            && let Ok(next) = openat(&dir, c, flags, Mode::empty())
+        {
+            dir = next;
+            continue;
+        }
+        make_writable(&dir);
+        if st.is_ok() {
             let aside = move_aside(&dir, c, suffix).ok()?;
             eprintln!(
                 "guard: the sandbox replaced directory {} (it holds protected paths); moved what it put there to {}",
@@ -464,6 +483,20 @@ fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
     Some(dir)
 }
 
+/// Give the owner (guard runs as the sandbox's user) full access to `dir`
+/// if it lacks it. Landlock does not govern file modes: the sandbox can
+/// make a directory above a protected file read-only, and a user without
+/// CAP_DAC_OVERRIDE could then neither move what it planted aside nor put
+/// the snapshot back.
+fn make_writable(dir: &OwnedFd) {
+    if let Ok(st) = nix::sys::stat::fstat(dir)
+        && st.st_mode & 0o700 != 0o700
+    {
+        let _ =
+            nix::sys::stat::fchmod(dir, Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700));
+    }
+}
+
 /// Rename `name` in `dir` to `name` + `suffix`, never over an entry that
 /// is already there: the name is predictable, and the sandbox may have
 /// made it beforehand (a directory there makes a plain rename fail, which
@@ -471,6 +504,7 @@ fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
 /// ending is added. Returns the name used.
 pub fn move_aside(dir: &OwnedFd, name: &OsStr, suffix: &str) -> nix::Result<OsString> {
     use nix::fcntl::{RenameFlags, renameat2};
+    make_writable(dir);
     let mut aside = name.to_owned();
     aside.push(suffix);
     for attempt in 0..16 {
