@@ -642,6 +642,16 @@ mod tests {
     }
 
     #[test]
+    fn the_landlock_level_alone_refuses_listen_other_pids_limits_and_unix_datagram_pairs() {
+        let names = |i| -> Vec<&str> { table(false, i).iter().map(|r| r.name).collect() };
+        for name in ["listen", "prlimit64", "socketpair"] {
+            assert!(names(Isolation::Landlock).contains(&name), "{name}");
+            assert!(!names(Isolation::Full).contains(&name), "{name}");
+        }
+        assert!(compile(false, Isolation::Landlock).is_ok());
+    }
+
+    #[test]
     fn ptrace_can_be_allowed() {
         assert!(
             !table(true, Isolation::Full)
