@@ -11,7 +11,8 @@
 //!   lets the command connect to (and nothing else);
 //! - protected files (git hooks and config, .envrc …) snapshotted before
 //!   the run and restored after it: Landlock cannot keep git working in
-//!   `.git` while keeping `.git/config` read-only.
+//!   `.git` while keeping `.git/config` read-only. One such session per
+//!   project at a time, or one would restore another's writes.
 //!
 //! What this level does not protect is listed by `Isolation::gaps` and
 //! printed at the start of every such session.
