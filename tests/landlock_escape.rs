@@ -867,6 +867,14 @@ fn a_directory_swapped_for_a_link_between_plan_and_lock_grants_nothing_there() {
                 swaps
             })
         };
+        // Stops the swapper however this test ends.
+        struct Stop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let stopper = Stop(stop.clone());
         let target = elsewhere.join("user/.config/token");
         let target = target.to_str().expect("utf-8 path");
         let mut denied = 0;
@@ -880,7 +888,7 @@ fn a_directory_swapped_for_a_link_between_plan_and_lock_grants_nothing_there() {
                 eprintln!("{}", r.all());
             }
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(stopper);
         let swaps = swapper.join().expect("the swapper");
         assert!(swaps > 100, "only {swaps} swaps: the race did not run");
         assert_eq!(denied, 20, "some runs failed otherwise");
