@@ -11,7 +11,8 @@
 //!   lets the command connect to (and nothing else);
 //! - protected files (git hooks and config, .envrc …) snapshotted before
 //!   the run and restored after it: Landlock cannot keep git working in
-//!   `.git` while keeping `.git/config` read-only.
+//!   `.git` while keeping `.git/config` read-only. One such session per
+//!   project at a time, or one would restore another's writes.
 //!
 //! What this level does not protect is listed by `Isolation::gaps` and
 //! printed at the start of every such session.
@@ -22,7 +23,8 @@ use crate::net::ListenerKind;
 use crate::plan::landlock::DirEntry;
 use crate::policy::{Access, GrantKind, HostDirs, Policy};
 use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{Mode, mkdirat};
+use nix::sys::stat::{FchmodatFlags, Mode, fchmodat, mkdirat};
+use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -75,6 +77,8 @@ pub fn tty() -> Option<PathBuf> {
 /// A running `landlock`-level session's host-side state.
 pub struct Session {
     dirs: HostDirs,
+    /// Held from before the snapshot until after the restore.
+    _project_lock: nix::fcntl::Flock<std::fs::File>,
     snapshot: Vec<Saved>,
     /// HTTP proxy and SOCKS5 listeners on the host's loopback.
     pub listeners: Vec<(ListenerKind, OwnedFd)>,
@@ -85,6 +89,7 @@ impl Session {
     /// Create the session's directories and links, snapshot protected
     /// files, and bind the proxy's listeners (none without network).
     pub fn start(policy: &Policy, dirs: &HostDirs) -> Result<Session> {
+        let project_lock = lock_project(&policy.project)?;
         for d in [&dirs.session, &dirs.tmp, &dirs.home] {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
@@ -107,6 +112,7 @@ impl Session {
         }
         Ok(Session {
             dirs: dirs.clone(),
+            _project_lock: project_lock,
             snapshot: snapshot(policy),
             listeners,
             ports,
@@ -134,6 +140,61 @@ impl Session {
         let restored = restore(&self.snapshot, project);
         let _ = std::fs::remove_dir_all(&self.dirs.session);
         restored
+    }
+}
+
+/// One `landlock`-level session per project at a time. Each restores the
+/// protected files to its own snapshot: a session started while another
+/// runs would snapshot what that one wrote (a hook config, say), and put it
+/// back after that one restored the original.
+fn lock_project(project: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = host::cache_dir()
+        .ok_or_else(|| Error::usage_hint("cannot locate a cache directory", "set HOME"))?
+        .join("locks");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    // FNV-1a of the path: a fixed-length name, stable across guard builds.
+    let hash = project
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let path = dir.join(format!("{hash:016x}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            // Who holds it, for the message another session prints.
+            let _ = lock.set_len(0);
+            let _ = lock.rewind();
+            let _ = write!(lock, "{}", std::process::id());
+            Ok(lock)
+        }
+        Err((mut file, nix::Error::EWOULDBLOCK)) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Err(Error::usage_hint(
+                format!(
+                    "another guard session at the `landlock` isolation level runs in {} (guard pid {}); \
+                     sessions at this level restore protected files from a snapshot and cannot overlap",
+                    project.display(),
+                    holder.trim()
+                ),
+                "wait for it to end, or run this one in another worktree",
+            ))
+        }
+        Err((_, e)) => Err(Error::sys(format!("lock {}", path.display()), e)),
     }
 }
 
@@ -181,36 +242,81 @@ fn make_dirs_beneath(root: &Path, rel: &Path) -> Option<OwnedFd> {
 /// A protected path as it was before the run.
 struct Saved {
     path: PathBuf,
-    /// `None`: a directory (its entries follow as their own `Saved`).
-    content: Option<Vec<u8>>,
+    content: Content,
     mode: u32,
+    /// Its directory could be opened from the project down without
+    /// following a link (recorded for the roots of protected trees): if so,
+    /// finding a link or a file there after the run means the sandbox put
+    /// it there.
+    beneath: bool,
 }
 
-/// Largest protected file guard snapshots; a larger one is reported as
-/// unprotected rather than read whole.
+#[derive(PartialEq)]
+enum Content {
+    /// A directory (its entries follow as their own `Saved`).
+    Dir,
+    File(Vec<u8>),
+    /// A symlink, put back as one (never followed).
+    Link(PathBuf),
+    /// What guard does not copy (a file over [`SNAPSHOT_MAX`], a fifo, a
+    /// directory nested too deep): compared by identity and change time,
+    /// which any write, chmod or replacement moves. Every entry counts: a
+    /// hook the snapshot left out (a link to a script, an oversized file)
+    /// would still run.
+    Other {
+        ino: u64,
+        ctime: (i64, i64),
+    },
+}
+
+/// Largest protected file guard snapshots; a larger one is compared by
+/// identity only, and not put back if its tree has to be restored.
 const SNAPSHOT_MAX: u64 = 4 << 20;
 
 fn snapshot(policy: &Policy) -> Vec<Saved> {
     let mut out = Vec::new();
     for g in &policy.grants {
-        if g.access == Access::Protected && matches!(g.kind, GrantKind::Dir | GrantKind::File) {
+        // A protected path inside another one is part of that one's tree.
+        if g.access == Access::Protected
+            && matches!(g.kind, GrantKind::Dir | GrantKind::File)
+            && !out.iter().any(|s: &Saved| g.path.starts_with(&s.path))
+        {
+            let first = out.len();
             save(&g.path, &mut out, 0);
+            if let Some(root) = out.get_mut(first) {
+                root.beneath = parent_beneath(&policy.project, &g.path).is_some();
+            }
         }
     }
     out
 }
 
+/// The directory holding `path`, opened from `project` down without
+/// following a link.
+fn parent_beneath(project: &Path, path: &Path) -> Option<OwnedFd> {
+    host::open_dir_beneath(project, path.strip_prefix(project).ok()?.parent()?)
+}
+
 fn save(path: &Path, out: &mut Vec<Saved>, depth: usize) {
+    use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return;
     };
     let mode = meta.permissions().mode() & 0o7777;
-    if meta.is_dir() && depth < 8 {
+    let mut push = |content| {
         out.push(Saved {
             path: path.to_path_buf(),
-            content: None,
+            content,
             mode,
-        });
+            beneath: false,
+        })
+    };
+    let other = Content::Other {
+        ino: meta.ino(),
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+    };
+    if meta.is_dir() && depth < 8 {
+        push(Content::Dir);
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
             .into_iter()
             .flatten()
@@ -220,26 +326,31 @@ fn save(path: &Path, out: &mut Vec<Saved>, depth: usize) {
         for e in entries {
             save(&e, out, depth + 1);
         }
-    } else if meta.is_file()
-        && meta.len() <= SNAPSHOT_MAX
-        && let Ok(bytes) = std::fs::read(path)
-    {
-        out.push(Saved {
-            path: path.to_path_buf(),
-            content: Some(bytes),
-            mode,
-        });
+    } else if meta.is_symlink() {
+        match std::fs::read_link(path) {
+            Ok(target) => push(Content::Link(target)),
+            Err(_) => push(other),
+        }
+    } else if meta.is_file() && meta.len() <= SNAPSHOT_MAX {
+        match std::fs::read(path) {
+            Ok(bytes) => push(Content::File(bytes)),
+            Err(_) => push(other),
+        }
+    } else {
+        push(other);
     }
 }
 
 /// Compare each protected tree with its snapshot; where anything differs
-/// (content, mode, an entry added, removed or replaced by a link), move the
-/// current tree aside and write the snapshot back.
+/// (content, mode, an entry added, removed or replaced by a link, or a
+/// directory above it replaced), move the current tree aside and write the
+/// snapshot back.
 fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let suffix = format!(".guard-quarantine-{stamp}");
     let roots: Vec<&Saved> = saved
         .iter()
         .filter(|s| {
@@ -254,68 +365,300 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
             .iter()
             .filter(|s| s.path.starts_with(&root.path))
             .collect();
-        if unchanged(&tree, &root.path) {
-            continue;
-        }
         let Ok(rel) = root.path.strip_prefix(project) else {
             continue;
         };
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
             continue;
         };
-        // The parent itself may have been replaced by a link: open it
-        // without following links, from the project down.
-        let Some(dir) = host::open_dir_beneath(project, parent) else {
-            eprintln!(
-                "guard: WARNING: protected path {} was changed and its directory replaced; inspect it",
-                root.path.display()
-            );
-            continue;
-        };
-        let mut aside = name.to_owned();
-        aside.push(format!(".guard-quarantine-{stamp}"));
-        if nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
-            && nix::fcntl::renameat(&dir, name, &dir, aside.as_os_str()).is_err()
-        {
-            eprintln!(
-                "guard: WARNING: protected path {} was changed and could not be moved aside; inspect it",
-                root.path.display()
-            );
+        // The tree is compared through its path, which follows links: a
+        // directory above it swapped for a link to a copy (the protected
+        // file identical, its neighbours not) would compare equal.
+        let dir = host::open_dir_beneath(project, parent);
+        if (dir.is_some() || !root.beneath) && unchanged(&tree, &root.path) {
             continue;
         }
-        for s in &tree {
-            let Ok(inner) = s.path.strip_prefix(&root.path) else {
+        let dir = match dir {
+            Some(dir) => dir,
+            // It was a real directory before the run: the sandbox replaced
+            // or removed it. Put a directory back (what stood there is
+            // moved aside) rather than leave what it pointed to in place.
+            None if root.beneath => match reopen_dirs(project, parent, &suffix) {
+                Some(dir) => dir,
+                None => {
+                    eprintln!(
+                        "guard: WARNING: protected path {} was changed and its directory could not be put back; inspect it",
+                        root.path.display()
+                    );
+                    continue;
+                }
+            },
+            None => {
+                eprintln!(
+                    "guard: WARNING: protected path {} was changed and its directory replaced; inspect it",
+                    root.path.display()
+                );
                 continue;
-            };
-            // (`join("")` would add a trailing slash.)
-            let target = if inner.as_os_str().is_empty() {
-                root.path.clone()
-            } else {
-                root.path.join(inner)
-            };
-            let _ = match &s.content {
-                None => std::fs::create_dir(&target),
-                Some(bytes) => std::fs::write(&target, bytes),
-            };
-            let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(s.mode));
+            }
+        };
+        let aside = match nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(_) => None,
+            Ok(_) => match move_aside(&dir, name, &suffix) {
+                Ok(aside) => Some(aside),
+                Err(_) => {
+                    eprintln!(
+                        "guard: WARNING: protected path {} was changed and could not be moved aside; inspect it",
+                        root.path.display()
+                    );
+                    continue;
+                }
+            },
+        };
+        make_writable(&dir);
+        let base = root.path.parent().unwrap_or(project);
+        for lost in put_back(&dir, base, &tree) {
+            eprintln!(
+                "guard: note: {} was not snapshotted (too large, or not a file) and is not put back",
+                lost.display()
+            );
         }
-        eprintln!(
-            "guard: the sandbox changed protected path {}; restored it (what it wrote is in {})",
-            root.path.display(),
-            root.path.with_file_name(&aside).display()
-        );
+        if let Some(aside) = aside {
+            eprintln!(
+                "guard: the sandbox changed protected path {}; restored it (what it wrote is in {})",
+                root.path.display(),
+                root.path.with_file_name(&aside).display()
+            );
+        } else {
+            eprintln!(
+                "guard: the sandbox changed protected path {}; restored it",
+                root.path.display()
+            );
+        }
         restored.push(root.path.clone());
     }
     restored
 }
 
-/// Whether the tree at `root` is exactly as snapshotted.
+/// Open `rel` below `root` as [`host::open_dir_beneath`] does, putting
+/// back the directories on the way: a missing one is created, anything
+/// else in its place (a link, a file) is renamed with `suffix` first.
+fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let mut dir = nix::fcntl::open(root, flags, Mode::empty()).ok()?;
+    let mut shown = root.to_path_buf();
+    for c in rel.iter() {
+        shown.push(c);
+        if let Ok(next) = openat(&dir, c, flags, Mode::empty()) {
+            dir = next;
+            continue;
+        }
+        let st = nix::sys::stat::fstatat(&dir, c, AtFlags::AT_SYMLINK_NOFOLLOW);
+        // A directory of ours the sandbox made unreadable (see
+        // `make_writable`): give it back its owner's access.
+        if let Ok(st) = st
+            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+            && fchmodat(
+                &dir,
+                c,
+                Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700),
+                FchmodatFlags::FollowSymlink,
+            )
+            .is_ok()
+            && let Ok(next) = openat(&dir, c, flags, Mode::empty())
+        {
+            dir = next;
+            continue;
+        }
+        make_writable(&dir);
+        if st.is_ok() {
+            let aside = move_aside(&dir, c, suffix).ok()?;
+            eprintln!(
+                "guard: the sandbox replaced directory {} (it holds protected paths); moved what it put there to {}",
+                shown.display(),
+                shown.with_file_name(&aside).display()
+            );
+        }
+        mkdirat(&dir, c, Mode::from_bits_truncate(0o755)).ok()?;
+        dir = openat(&dir, c, flags, Mode::empty()).ok()?;
+    }
+    Some(dir)
+}
+
+/// Give the owner (guard runs as the sandbox's user) full access to `dir`
+/// if it lacks it. Landlock does not govern file modes: the sandbox can
+/// make a directory above a protected file read-only, and a user without
+/// CAP_DAC_OVERRIDE could then neither move what it planted aside nor put
+/// the snapshot back.
+fn make_writable(dir: &OwnedFd) {
+    if let Ok(st) = nix::sys::stat::fstat(dir)
+        && st.st_mode & 0o700 != 0o700
+    {
+        let _ =
+            nix::sys::stat::fchmod(dir, Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700));
+    }
+}
+
+/// Rename `name` in `dir` to `name` + `suffix`, never over an entry that
+/// is already there: the name is predictable, and the sandbox may have
+/// made it beforehand (a directory there makes a plain rename fail, which
+/// would leave what it planted in place). On a clash, an unpredictable
+/// ending is added. Returns the name used.
+pub fn move_aside(dir: &OwnedFd, name: &OsStr, suffix: &str) -> nix::Result<OsString> {
+    use nix::fcntl::{RenameFlags, renameat2};
+    make_writable(dir);
+    let mut aside = name.to_owned();
+    aside.push(suffix);
+    for attempt in 0..16 {
+        let renamed = match renameat2(
+            dir,
+            name,
+            dir,
+            aside.as_os_str(),
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
+            // A filesystem without the flag (NFS): no sandbox process is
+            // left to race the check.
+            Err(nix::Error::EINVAL) => {
+                match nix::sys::stat::fstatat(dir, aside.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                {
+                    Ok(_) => Err(nix::Error::EEXIST),
+                    Err(_) => nix::fcntl::renameat(dir, name, dir, aside.as_os_str()),
+                }
+            }
+            other => other,
+        };
+        match renamed {
+            Ok(()) => return Ok(aside),
+            Err(nix::Error::EEXIST) if attempt < 15 => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                aside = name.to_owned();
+                aside.push(format!("{suffix}-{nanos:08x}{attempt}"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(nix::Error::EEXIST)
+}
+
+/// Write the snapshot of a tree into `dir` (the directory at `base`),
+/// through descriptors, never following a link and never writing into
+/// anything that already exists. Returns the entries it could not put back.
+fn put_back(dir: &OwnedFd, base: &Path, tree: &[&Saved]) -> Vec<PathBuf> {
+    use std::io::Write;
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let open_beneath = |rel: &Path| -> Option<OwnedFd> {
+        let mut d = dir.try_clone().ok()?;
+        for c in rel.iter() {
+            d = openat(&d, c, flags, Mode::empty()).ok()?;
+        }
+        Some(d)
+    };
+    let mut lost = Vec::new();
+    let mut dirs = Vec::new();
+    for s in tree {
+        let Ok(rel) = s.path.strip_prefix(base) else {
+            continue;
+        };
+        let (Some(up), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let Some(at) = open_beneath(up) else {
+            continue;
+        };
+        let mode = Mode::from_bits_truncate(s.mode);
+        match &s.content {
+            // Modes of directories last: a read-only one must first be filled.
+            Content::Dir => {
+                let _ = mkdirat(&at, name, Mode::from_bits_truncate(0o700));
+                dirs.push((rel, mode));
+            }
+            Content::File(bytes) => {
+                let create = OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC;
+                if let Ok(fd) = openat(&at, name, create, Mode::from_bits_truncate(0o600)) {
+                    let _ = nix::sys::stat::fchmod(&fd, mode);
+                    let _ = std::fs::File::from(fd).write_all(bytes);
+                }
+            }
+            Content::Link(target) => {
+                let _ = nix::unistd::symlinkat(target, &at, name);
+            }
+            Content::Other { .. } => lost.push(s.path.clone()),
+        }
+    }
+    for (rel, mode) in dirs.into_iter().rev() {
+        if let Some(d) = open_beneath(rel) {
+            let _ = nix::sys::stat::fchmod(&d, mode);
+        }
+    }
+    lost
+}
+
+/// Whether the tree at `root` is exactly as snapshotted. Stops at the first
+/// difference, and reads a file only where the snapshot holds one of the
+/// same size: what the sandbox added is never read. (It could add any
+/// number of files up to [`SNAPSHOT_MAX`], sparse ones costing no disk;
+/// reading them all would exhaust guard's memory before the restore.)
 fn unchanged(tree: &[&Saved], root: &Path) -> bool {
-    let mut now = Vec::new();
-    save(root, &mut now, 0);
-    now.len() == tree.len()
-        && now
-            .iter()
-            .zip(tree)
-            .all(|(a, b)| a.path == b.path && a.content == b.content && a.mode == b.mode)
+    let mut next = 0;
+    same(tree, &mut next, root, 0) && next == tree.len()
+}
+
+/// Compare `path` with `tree[*next]` (and, for a directory, its entries
+/// with those that follow, in the order `save` wrote them).
+fn same(tree: &[&Saved], next: &mut usize, path: &Path, depth: usize) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(s) = tree.get(*next).filter(|s| s.path == path) else {
+        return false;
+    };
+    *next += 1;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if meta.permissions().mode() & 0o7777 != s.mode {
+        return false;
+    }
+    match &s.content {
+        Content::Dir => {
+            if !meta.is_dir() || depth >= 8 {
+                return false;
+            }
+            // Count before collecting: as many entries as the snapshot's.
+            let expected = tree[*next..]
+                .iter()
+                .filter(|t| t.path.parent() == Some(path))
+                .count();
+            let Ok(rd) = std::fs::read_dir(path) else {
+                return false;
+            };
+            if rd.count() != expected {
+                return false;
+            }
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .take(expected + 1)
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            entries.len() == expected && entries.iter().all(|e| same(tree, next, e, depth + 1))
+        }
+        Content::File(bytes) => {
+            meta.is_file()
+                && meta.len() == bytes.len() as u64
+                && std::fs::read(path).is_ok_and(|now| &now == bytes)
+        }
+        Content::Link(target) => {
+            meta.is_symlink() && std::fs::read_link(path).is_ok_and(|now| &now == target)
+        }
+        Content::Other { ino, ctime } => {
+            meta.ino() == *ino && (meta.ctime(), meta.ctime_nsec()) == *ctime
+        }
+    }
 }

@@ -128,19 +128,15 @@ pub fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<Moved> {
             continue;
         }
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut aside = comps[i].to_owned();
-        aside.push(format!(".guard-quarantine-{secs}-{n}"));
-        // RENAME_NOREPLACE: never overwrite an earlier quarantined copy.
-        let result = nix::fcntl::renameat2(
+        // Never over what is there: the sandbox can make the name first.
+        let result = super::landlock_level::move_aside(
             &dir,
             comps[i],
-            &dir,
-            aside.as_os_str(),
-            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            &format!(".guard-quarantine-{secs}-{n}"),
         );
         moved.push(Moved {
             aside: result
-                .map(|()| shown.with_file_name(&aside))
+                .map(|aside| shown.with_file_name(aside))
                 .map_err(|e| e.to_string()),
             path: shown,
         });

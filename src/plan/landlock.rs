@@ -28,6 +28,14 @@ pub struct LandlockRule {
     pub path: PathBuf,
     pub access: LandlockAccess,
     pub dir: bool,
+    /// How many of the last components of `path` are directory entries
+    /// the plan found by listing (at the `landlock` level), none of them a
+    /// link then: they are opened one at a time without following links,
+    /// so a link put there since (by a process writing in that tree, such
+    /// as a sandbox running at the same time) cannot carry the rule
+    /// elsewhere. The components before them are policy paths.
+    #[serde(default)]
+    pub listed: usize,
 }
 
 impl LandlockRule {
@@ -48,6 +56,7 @@ fn rule(path: impl Into<PathBuf>, access: LandlockAccess, dir: bool) -> Landlock
         path: path.into(),
         access,
         dir,
+        listed: 0,
     }
 }
 
@@ -163,7 +172,7 @@ pub fn host_rules(
         if cuts.iter().any(|(p, _)| p == &a.path) {
             continue; // emitted by the grant it is cut from (or nowhere)
         }
-        split(a, &cuts, list, &mut out);
+        split(a, 0, &cuts, list, &mut out);
     }
     out.push(rule(&dirs.home, ReadWrite, true));
     out.push(rule(&dirs.tmp, ReadWrite, true));
@@ -183,24 +192,33 @@ pub fn host_rules(
     out
 }
 
-/// Emit `a`, split around the cuts strictly beneath it.
+/// Emit `a` (found `listed` levels down by listing), split around the
+/// cuts strictly beneath it.
 fn split(
     a: &LandlockRule,
+    listed: usize,
     cuts: &[(PathBuf, Option<LandlockRule>)],
     list: &dyn Fn(&std::path::Path) -> Vec<DirEntry>,
     out: &mut Vec<LandlockRule>,
 ) {
     let beneath = |p: &std::path::Path| cuts.iter().any(|(c, _)| c != p && c.starts_with(p));
     if !a.dir || !beneath(&a.path) {
-        out.push(a.clone());
+        out.push(LandlockRule {
+            listed,
+            ..a.clone()
+        });
         return;
     }
-    out.push(rule(&a.path, LandlockAccess::ListDir, true));
+    out.push(LandlockRule {
+        listed,
+        ..rule(&a.path, LandlockAccess::ListDir, true)
+    });
     for e in list(&a.path) {
         match cuts.iter().find(|(c, _)| c == &e.path) {
-            Some((_, Some(keep))) => split(keep, cuts, list, out),
+            // A grant of its own: a policy path.
+            Some((_, Some(keep))) => split(keep, 0, cuts, list, out),
             Some((_, None)) => {}
-            None => split(&rule(&e.path, a.access, e.dir), cuts, list, out),
+            None => split(&rule(&e.path, a.access, e.dir), listed + 1, cuts, list, out),
         }
     }
 }
@@ -310,6 +328,20 @@ mod tests {
             );
         }
         assert!(!has(ReadWrite, "/p") && !has(ReadWrite, "/p/src") && !has(ReadWrite, "/p/docs"));
+        // Entries found by listing are marked, to be opened without
+        // following links; grants are policy paths.
+        let listed = |path: &str| {
+            rules
+                .iter()
+                .find(|r| r.path == Path::new(path))
+                .map(|r| r.listed)
+        };
+        assert_eq!(listed("/p"), Some(0));
+        assert_eq!(listed("/p/README"), Some(1));
+        assert_eq!(listed("/p/src"), Some(1));
+        assert_eq!(listed("/p/src/main.py"), Some(2));
+        assert_eq!(listed("/p/docs"), Some(0));
+        assert_eq!(listed("/usr"), Some(0));
         // The host's /tmp, /dev/shm and /dev/pts are not granted.
         for never in ["/tmp", "/dev/shm", "/dev/pts"] {
             assert!(!rules.iter().any(|r| r.path == Path::new(never)), "{never}");

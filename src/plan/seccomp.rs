@@ -351,6 +351,38 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
                 "TCP Fast Open connects without connect(2), which Landlock checks",
             );
         }
+        // socketpair(2)'s unix sockets stay (pipes between processes), but
+        // not datagram ones: connected or not, sendto(2) may name any other
+        // unix socket, so host daemons listening on datagram sockets
+        // (/dev/log, journald) would be reachable; and one may bind an
+        // abstract name the host's processes send to.
+        add(
+            "socketpair",
+            libc::SYS_socketpair,
+            SocketFamilyType(libc::AF_UNIX as u64, libc::SOCK_DGRAM as u64),
+            "a unix datagram socket can send to any unix socket on the host by its path",
+        );
+        // A TCP socket that listens without bind(2) gets an ephemeral port
+        // on every address: Landlock's bind rule is never asked, and any
+        // host could connect in. Nothing else can listen (bind is denied).
+        add(
+            "listen",
+            libc::SYS_listen,
+            Always,
+            "listen(2) on an unbound socket binds a port on every address without the bind(2) Landlock checks",
+        );
+        // Same-user processes are not protected from each other's limits,
+        // and Landlock does not scope this: a command could set guard's
+        // descriptor or CPU limit so it cannot restore protected files, or
+        // the setup process's so it cannot end the command's leftovers.
+        // Only its own (pid 0, as libc's setrlimit passes) stay; others'
+        // can still be read in /proc/PID/limits.
+        add(
+            "prlimit64",
+            libc::SYS_prlimit64,
+            Arg0NotIn(&[0]),
+            "setting another process's limits could stop guard from restoring protected files or ending leftovers",
+        );
         for (name, nr) in [
             ("shmget", libc::SYS_shmget),
             ("shmat", libc::SYS_shmat),
@@ -607,6 +639,16 @@ mod tests {
     #[test]
     fn namespace_flags_fit_in_the_low_word() {
         assert_eq!((NS_FLAGS | CLONE_NEWTIME) >> 32, 0);
+    }
+
+    #[test]
+    fn the_landlock_level_alone_refuses_listen_other_pids_limits_and_unix_datagram_pairs() {
+        let names = |i| -> Vec<&str> { table(false, i).iter().map(|r| r.name).collect() };
+        for name in ["listen", "prlimit64", "socketpair"] {
+            assert!(names(Isolation::Landlock).contains(&name), "{name}");
+            assert!(!names(Isolation::Full).contains(&name), "{name}");
+        }
+        assert!(compile(false, Isolation::Landlock).is_ok());
     }
 
     #[test]

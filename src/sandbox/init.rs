@@ -315,6 +315,15 @@ fn host_setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     let plan = &plan;
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
         .map_err(|e| Error::sys("become the command's subreaper", e))?;
+    // Should memory run out, the kernel must pick the sandbox, never guard:
+    // guard killed means protected files are not restored and this process
+    // (killed with it) no longer ends the command's leftovers. A command
+    // that spread its memory over many processes smaller than guard would
+    // otherwise make guard the largest. Inherited by the command, which
+    // cannot lower it again (/proc is read-only to it). Before the next
+    // step: a process that is not dumpable cannot write its own /proc files.
+    std::fs::write("/proc/self/oom_score_adj", "1000")
+        .map_err(|e| Error::io("write", "/proc/self/oom_score_adj", e))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0)
         .map_err(|e| Error::sys("make the setup process non-dumpable", e))?;
     // Lock, in the same order as pid 1 does (see there). The process limit
@@ -466,7 +475,10 @@ fn cstring(s: impl AsRef<OsStr>) -> Result<CString> {
 
 /// Fork and exec the command. An exec failure is reported over the control
 /// socket with status 126/127; the returned pid is then already exiting.
-fn spawn_command(plan: &Plan, die_with_parent: bool) -> Result<libc::pid_t> {
+/// `host`: the `landlock` level, where nothing but this process ends the
+/// command: it dies with this process and gets a Landlock domain of its
+/// own (see `lock::command_domain`).
+fn spawn_command(plan: &Plan, host: bool) -> Result<libc::pid_t> {
     let Some(name) = plan.argv.first() else {
         return Err(Error::usage("no command given"));
     };
@@ -497,6 +509,11 @@ fn spawn_command(plan: &Plan, die_with_parent: bool) -> Result<libc::pid_t> {
         .map(|(k, v)| cstring(format!("{k}={v}")))
         .collect::<Result<Vec<_>>>()?;
 
+    let domain = if host {
+        Some(lock::command_domain(crate::host::landlock_abi())?)
+    } else {
+        None
+    };
     // A close-on-exec pipe: EOF means exec succeeded, 4 bytes are its errno.
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::sys("create a pipe", e))?;
@@ -505,19 +522,26 @@ fn spawn_command(plan: &Plan, die_with_parent: bool) -> Result<libc::pid_t> {
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the command", e))? {
         nix::unistd::ForkResult::Child => {
             drop(rd);
-            if die_with_parent {
+            if host {
                 let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
             }
+            // Without its own domain the command could end this process
+            // and outlive it: never exec it without.
+            let scoped = domain.map_or(Ok(()), |d| d.restrict_self().map(drop));
             sys::reset_signals();
-            let err = nix::unistd::execve(&program, &argv, &envp)
-                .err()
-                .map_or(0, |e| e as i32);
+            let err = match scoped {
+                Ok(()) => nix::unistd::execve(&program, &argv, &envp)
+                    .err()
+                    .map_or(0, |e| e as i32),
+                Err(_) => libc::EPERM,
+            };
             let mut wr = std::fs::File::from(wr);
             let _ = wr.write_all(&err.to_le_bytes());
             sys::exit_now(127)
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(wr);
+            drop(domain);
             let mut buf = [0u8; 4];
             let mut rd = std::fs::File::from(rd);
             if rd.read_exact(&mut buf).is_ok() {

@@ -163,13 +163,19 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
             .map_err(err)?;
     }
     let mut created = ruleset.create().map_err(err)?;
-    for LandlockRule { path, access, dir } in &plan.landlock {
+    for LandlockRule {
+        path,
+        access,
+        dir,
+        listed,
+    } in &plan.landlock
+    {
         let flags = access_flags(*access, *dir, abi);
         if host {
             // The host's tree may have changed since the plan: a path that
             // vanished needs no rule, and a path that became a symlink must
             // not lend its grant to wherever it now points.
-            match open_no_follow(path) {
+            match open_no_follow(path, *listed) {
                 Ok(Some(fd)) => {
                     created = created.add_rule(PathBeneath::new(fd, flags)).map_err(err)?;
                 }
@@ -210,19 +216,66 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
     Ok(None)
 }
 
+/// The command's own Landlock domain at the `landlock` level, nested in the
+/// setup process's: it handles no access (the setup's rules go on
+/// applying) and only scopes signals and abstract unix sockets to itself.
+/// In the setup process's own domain, scoping would let the command
+/// SIGKILL or SIGSTOP the setup process (directly, or by SIGIO through
+/// F_SETOWN): the subreaper that ends its leftovers, which would then
+/// outlive the session and the restore of protected files. The ruleset is
+/// created here; the child applies it between fork and exec.
+pub fn command_domain(kernel_abi: i32) -> Result<landlock::RulesetCreated> {
+    let abi = ABI::from(kernel_abi);
+    Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .scope(Scope::from_all(abi))
+        .and_then(|r| r.create())
+        .map_err(|e| {
+            Error::sys(
+                "create the command's Landlock domain",
+                std::io::Error::other(e.to_string()),
+            )
+        })
+}
+
 /// O_PATH descriptor of `path` itself; `None` if it is gone or a symlink.
-fn open_no_follow(path: &std::path::Path) -> std::io::Result<Option<OwnedFd>> {
-    use nix::fcntl::{OFlag, open};
+/// The last `listed` components (see `LandlockRule::listed`) are opened
+/// one at a time, each without following a link: `None` too if one of them
+/// is no longer a directory on the way down.
+fn open_no_follow(path: &std::path::Path, listed: usize) -> std::io::Result<Option<OwnedFd>> {
+    use nix::fcntl::{OFlag, open, openat};
     use nix::sys::stat::{Mode, SFlag, fstat};
-    let fd = match open(
-        path,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let comps: Vec<_> = path.components().collect();
+    let (policy, entries) = comps.split_at(comps.len().saturating_sub(listed));
+    let gone = |e| {
+        matches!(
+            e,
+            nix::Error::ENOENT | nix::Error::ENOTDIR | nix::Error::ELOOP
+        )
+    };
+    let mut fd = match open(
+        &policy.iter().collect::<std::path::PathBuf>(),
+        flags,
         Mode::empty(),
     ) {
         Ok(fd) => fd,
-        Err(nix::Error::ENOENT) => return Ok(None),
+        Err(e) if gone(e) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    for (i, c) in entries.iter().enumerate() {
+        // On the way down, only a directory (not a link to one) will do.
+        let how = if i + 1 < entries.len() {
+            flags | OFlag::O_DIRECTORY
+        } else {
+            flags
+        };
+        fd = match openat(&fd, c.as_os_str(), how, Mode::empty()) {
+            Ok(next) => next,
+            Err(e) if gone(e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+    }
     let st = fstat(&fd)?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
         return Ok(None);
