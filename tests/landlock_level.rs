@@ -426,3 +426,36 @@ fn without_namespaces_guard_refuses_unless_degraded_runs_are_allowed() {
         assert!(c.stdout.contains("landlock sandbox"), "{}", c.all());
     }
 }
+
+#[test]
+fn a_landlock_session_waits_for_no_one_and_overlaps_no_session() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        // A full session runs (its shared lock is taken before the command
+        // starts: wait for the command's own output to be sure).
+        let mut full = env
+            .guard(&["run", "-q", "--", "sh", "-c", "echo up; sleep 3"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn guard");
+        let mut first = [0u8; 3];
+        full.stdout
+            .as_mut()
+            .expect("stdout")
+            .read_exact(&mut first)
+            .expect("the full session starts");
+        assert_eq!(&first, b"up\n");
+        let r = run_ll(&env, &[], "echo should-not-run");
+        r.expect_code(125);
+        assert!(!r.stdout.contains("should-not-run"), "{}", r.all());
+        assert!(
+            r.stderr.contains("another guard session runs"),
+            "{}",
+            r.all()
+        );
+        assert!(full.wait().expect("wait").success());
+        // Once it ended, the landlock session runs.
+        run_ll(&env, &[], "true").expect_code(0);
+    }
+}

@@ -89,7 +89,8 @@ impl Session {
     /// Create the session's directories and links, snapshot protected
     /// files, and bind the proxy's listeners (none without network).
     pub fn start(policy: &Policy, dirs: &HostDirs) -> Result<Session> {
-        let project_lock = lock_project(&policy.project)?;
+        let project_lock = lock_project(&policy.project, true)?
+            .ok_or_else(|| Error::usage("cannot lock the project"))?;
         for d in [&dirs.session, &dirs.tmp, &dirs.home] {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
@@ -143,11 +144,17 @@ impl Session {
     }
 }
 
-/// One `landlock`-level session per project at a time. Each restores the
-/// protected files to its own snapshot: a session started while another
-/// runs would snapshot what that one wrote (a hook config, say), and put it
-/// back after that one restored the original.
-fn lock_project(project: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+/// One `landlock`-level session per project at a time (`exclusive`), and
+/// none while a `full` one runs there (they hold it shared). Each restores
+/// the protected files to its own snapshot: a session started while another
+/// runs would snapshot what that one wrote (a hook config, a created
+/// `.envrc` not yet moved aside), and put it back after that one cleaned
+/// up. A shared lock that cannot be had is no error (`None`): a full
+/// session cannot write protected files, so it may run beside one.
+pub fn lock_project(
+    project: &Path,
+    exclusive: bool,
+) -> Result<Option<nix::fcntl::Flock<std::fs::File>>> {
     use nix::fcntl::{Flock, FlockArg};
     use std::io::{Read, Seek, Write};
     use std::os::unix::fs::OpenOptionsExt;
@@ -173,23 +180,33 @@ fn lock_project(project: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| Error::io("open", &path, e))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+    let how = if exclusive {
+        FlockArg::LockExclusiveNonblock
+    } else {
+        FlockArg::LockSharedNonblock
+    };
+    match Flock::lock(file, how) {
+        Ok(lock) if !exclusive => Ok(Some(lock)),
+        Err(_) if !exclusive => Ok(None),
         Ok(mut lock) => {
             // Who holds it, for the message another session prints.
             let _ = lock.set_len(0);
             let _ = lock.rewind();
             let _ = write!(lock, "{}", std::process::id());
-            Ok(lock)
+            Ok(Some(lock))
         }
         Err((mut file, nix::Error::EWOULDBLOCK)) => {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             Err(Error::usage_hint(
                 format!(
-                    "another guard session at the `landlock` isolation level runs in {} (guard pid {}); \
-                     sessions at this level restore protected files from a snapshot and cannot overlap",
+                    "another guard session runs in {}{}; sessions at the `landlock` isolation level \
+                     restore protected files from a snapshot and cannot overlap another session",
                     project.display(),
-                    holder.trim()
+                    match holder.trim() {
+                        "" => String::new(),
+                        pid => format!(" (guard pid {pid})"),
+                    }
                 ),
                 "wait for it to end, or run this one in another worktree",
             ))

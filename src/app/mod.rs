@@ -71,6 +71,8 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
             record_policy(&policy, args.quiet);
+            // Keeps a `landlock`-level session from starting here meanwhile.
+            let _shared = landlock_level::lock_project(&policy.project, false);
             Some(pending.run(&plan, &policy.network))
         }
         // The profile asked for the `landlock` level: this setup process

@@ -52,6 +52,8 @@ impl Isolation {
                 "no private /tmp, /dev/shm or process table: other processes' command lines are visible in /proc; TMPDIR points to a private directory",
                 "toolchain caches are read-only (no copy-on-write); fetching new dependencies fails",
                 "the process limit counts all of the user's processes, not only the sandbox's (and does not apply to root)",
+                "file modes, ownership, timestamps and extended attributes are outside Landlock: the command can change the mode of any file your user owns (as root, of any file), though never read or write one outside its grants",
+                "if guard itself is killed (SIGKILL, out of memory), protected files are not restored and background processes of the command survive (still inside Landlock and seccomp)",
             ],
         }
     }
