@@ -292,3 +292,21 @@ mod tests {
         assert!(!glob_match("a", "b"));
     }
 }
+
+/// `path` for a terminal: control characters (a file name can hold escape
+/// sequences that rewrite what the user sees) shown as `\xNN`.
+pub fn printable(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    if !s.chars().any(char::is_control) {
+        return s.into_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\x{:02x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

@@ -182,3 +182,45 @@ fn protected_paths_created_during_the_run_are_moved_aside_at_once() {
         assert!(out.stderr.contains("moved it to"), "{}", out.all());
     }
 }
+
+#[test]
+fn a_protected_path_that_is_a_link_cannot_be_re_pointed() {
+    for mode in modes() {
+        for level in ["full", "landlock"] {
+            let env = Env::new(mode);
+            git(&env.project.path, &["init", "-q"]);
+            env.project
+                .write(".githooks/pre-commit", "#!/bin/sh\necho team hook\n");
+            let hooks = env.project.join(".git/hooks");
+            let _ = std::fs::remove_dir_all(&hooks);
+            std::os::unix::fs::symlink("../.githooks", &hooks).unwrap();
+            env.own();
+            let out = env.run(&[
+                "run",
+                "--isolation",
+                level,
+                "--",
+                "sh",
+                "-c",
+                "mkdir -p evil && printf '#!/bin/sh\\necho pwned\\n' > evil/pre-commit; \
+                 rm .git/hooks && ln -s ../evil .git/hooks && echo repointed=$?",
+            ]);
+            out.expect_code(0);
+            // The sandbox could re-point it (the link lives in writable .git) ...
+            assert_eq!(
+                out.field("repointed").as_deref(),
+                Some("0"),
+                "{level}: {}",
+                out.all()
+            );
+            // ... but after the run it points where it did.
+            assert_eq!(
+                std::fs::read_link(&hooks).unwrap(),
+                std::path::PathBuf::from("../.githooks"),
+                "{level}: {}",
+                out.all()
+            );
+            assert!(out.stderr.contains("moved it to"), "{level}: {}", out.all());
+        }
+    }
+}

@@ -405,7 +405,7 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
                 None => {
                     eprintln!(
                         "guard: WARNING: protected path {} was changed and its directory could not be put back; inspect it",
-                        root.path.display()
+                        host::printable(&root.path)
                     );
                     continue;
                 }
@@ -413,7 +413,7 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
             None => {
                 eprintln!(
                     "guard: WARNING: protected path {} was changed and its directory replaced; inspect it",
-                    root.path.display()
+                    host::printable(&root.path)
                 );
                 continue;
             }
@@ -425,7 +425,7 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
                 Err(_) => {
                     eprintln!(
                         "guard: WARNING: protected path {} was changed and could not be moved aside; inspect it",
-                        root.path.display()
+                        host::printable(&root.path)
                     );
                     continue;
                 }
@@ -436,19 +436,19 @@ fn restore(saved: &[Saved], project: &Path) -> Vec<PathBuf> {
         for lost in put_back(&dir, base, &tree) {
             eprintln!(
                 "guard: note: {} was not snapshotted (too large, or not a file) and is not put back",
-                lost.display()
+                host::printable(&lost)
             );
         }
         if let Some(aside) = aside {
             eprintln!(
                 "guard: the sandbox changed protected path {}; restored it (what it wrote is in {})",
-                root.path.display(),
-                root.path.with_file_name(&aside).display()
+                host::printable(&root.path),
+                host::printable(&root.path.with_file_name(&aside))
             );
         } else {
             eprintln!(
                 "guard: the sandbox changed protected path {}; restored it",
-                root.path.display()
+                host::printable(&root.path)
             );
         }
         restored.push(root.path.clone());
@@ -491,8 +491,8 @@ fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
             let aside = move_aside(&dir, c, suffix).ok()?;
             eprintln!(
                 "guard: the sandbox replaced directory {} (it holds protected paths); moved what it put there to {}",
-                shown.display(),
-                shown.with_file_name(&aside).display()
+                host::printable(&shown),
+                host::printable(&shown.with_file_name(&aside))
             );
         }
         mkdirat(&dir, c, Mode::from_bits_truncate(0o755)).ok()?;

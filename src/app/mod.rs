@@ -106,6 +106,10 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         &policy.absent_protected,
         &policy.project,
     ));
+    moved.extend(protect::restore_links(
+        &policy.protected_links,
+        &policy.project,
+    ));
     for m in &moved {
         m.report();
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %m.path.display());
@@ -304,6 +308,14 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     }
     let facts = gather_facts(&candidates);
     let (grants, absent_protected) = policy::resolve(&candidates, &facts)?;
+    let protected_links = candidates
+        .iter()
+        .filter(|c| c.access == policy::Access::Protected)
+        .filter_map(|c| match facts.get(&c.path) {
+            Some(PathKind::Symlink { target, .. }) => Some((c.path.clone(), target.clone())),
+            _ => None,
+        })
+        .collect();
 
     let host_env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -355,6 +367,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         project,
         grants,
         absent_protected,
+        protected_links,
         env,
         env_removed: built.removed,
         command: args.command.clone(),

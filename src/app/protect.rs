@@ -71,12 +71,12 @@ impl Moved {
         match &self.aside {
             Ok(aside) => eprintln!(
                 "guard: the sandbox created {} (a protected path, or a link in its place); moved it to {} (it would run outside the sandbox)",
-                self.path.display(),
-                aside.display()
+                host::printable(&self.path),
+                host::printable(aside)
             ),
             Err(e) => eprintln!(
                 "guard: WARNING: the sandbox created protected path {} and guard could not move it aside: {e}; inspect and delete it",
-                self.path.display()
+                host::printable(&self.path)
             ),
         }
     }
@@ -142,6 +142,54 @@ pub fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<Moved> {
         });
     }
     moved
+}
+
+/// After the run: each protected symlink must still be the same link. One
+/// the sandbox removed, replaced or re-pointed is moved aside (if anything
+/// is there) and the original link made again. Only inside the project,
+/// through directories opened without following links.
+pub fn restore_links(links: &[(PathBuf, PathBuf)], project: &Path) -> Vec<Moved> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    for (path, target) in links {
+        let Ok(rel) = path.strip_prefix(project) else {
+            continue;
+        };
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let Some(dir) = host::open_dir_beneath(project, parent) else {
+            continue;
+        };
+        if nix::fcntl::readlinkat(&dir, name).is_ok_and(|t| Path::new(&t) == target.as_path()) {
+            continue;
+        }
+        let exists =
+            nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
+        let aside = if exists {
+            super::landlock_level::move_aside(&dir, name, &format!(".guard-quarantine-{secs}"))
+                .map(|a| Some(path.with_file_name(a)))
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(None)
+        };
+        let relinked = aside.clone().and_then(|_| {
+            nix::unistd::symlinkat(target.as_path(), &dir, name).map_err(|e| e.to_string())
+        });
+        out.push(Moved {
+            path: path.clone(),
+            aside: match (aside, relinked) {
+                (Ok(Some(a)), Ok(())) => Ok(a),
+                // Removed: put back, nothing to keep aside.
+                (Ok(None), Ok(())) => continue,
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            },
+        });
+    }
+    out
 }
 
 /// Moves protected paths aside as soon as the sandbox creates them, while

@@ -249,6 +249,7 @@ mod tests {
             cwd: "/p".into(),
             grants,
             absent_protected: vec![],
+            protected_links: vec![],
             env: vec![],
             env_removed: vec![],
             command: vec!["true".into()],

@@ -389,6 +389,7 @@ mod tests {
             env: vec![],
             env_removed: vec![],
             absent_protected: vec![],
+            protected_links: vec![],
             home_source: None,
             caches: vec![],
             command: vec!["true".into()],

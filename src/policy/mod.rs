@@ -92,6 +92,11 @@ pub struct Policy {
     /// in for them without creating them, so guard checks after the run
     /// whether the sandbox created one, and moves it aside.
     pub absent_protected: Vec<PathBuf>,
+    /// Protected paths that are symlinks (`.git/hooks -> ../.githooks`), with
+    /// their targets. The target is protected; the link itself sits in a
+    /// writable directory and cannot be mounted over, so guard checks it
+    /// after the run and puts it back if the sandbox re-pointed it.
+    pub protected_links: Vec<(PathBuf, PathBuf)>,
     pub env: Vec<(String, String)>,
     /// Names of caller variables not passed in (for the audit; never values).
     pub env_removed: Vec<String>,
