@@ -268,6 +268,24 @@ pub fn read_no_follow(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// `path` for a terminal: control characters (a file name can hold escape
+/// sequences that rewrite what the user sees) shown as `\xNN`.
+pub fn printable(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    if !s.chars().any(char::is_control) {
+        return s.into_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\x{:02x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,22 +309,10 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(!glob_match("a", "b"));
     }
-}
 
-/// `path` for a terminal: control characters (a file name can hold escape
-/// sequences that rewrite what the user sees) shown as `\xNN`.
-pub fn printable(path: &Path) -> String {
-    let s = path.to_string_lossy();
-    if !s.chars().any(char::is_control) {
-        return s.into_owned();
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable(Path::new("/a/b")), "/a/b");
+        assert_eq!(printable(Path::new("/a/\x1b[2Jx")), "/a/\\x1b[2Jx");
     }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                format!("\\x{:02x}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
