@@ -876,6 +876,119 @@ fn keep_alive_requests_are_each_checked() {
     }
 }
 
+const UPGRADE_SCRIPT: &str = r#"
+import socket, sys
+def run(mode):
+    host = "evil.guard.test" if mode == "mismatch" else "web.guard.test"
+    if mode == "transparent":
+        s = socket.create_connection(("web.guard.test", 80), timeout=10)
+    else:
+        s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    f = s.makefile("rb")
+    target = "http://web.guard.test/upgrade"
+    if mode == "transparent":
+        target = "/upgrade"
+    if mode == "tunnel":
+        s.sendall(b"CONNECT web.guard.test:80 HTTP/1.1\r\nHost: web.guard.test:80\r\n\r\n")
+        print("tunnel_connect=" + f.readline().decode().strip())
+        while f.readline() not in (b"\r\n", b""): pass
+        target = "/upgrade"
+    # The first message rides in the same write as the upgrade request.
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+               % (target, host)).encode() + b"first\n")
+    print("%s_status=%s" % (mode, f.readline().decode().strip()))
+    while f.readline() not in (b"\r\n", b""): pass
+    if mode == "mismatch":
+        s.close()
+        return
+    print("%s_greet=%s" % (mode, f.readline().decode().strip()))
+    print("%s_echo1=%s" % (mode, f.readline().decode().strip()))
+    s.sendall(b"second\n")
+    print("%s_echo2=%s" % (mode, f.readline().decode().strip()))
+    # After the upgrade guard no longer reads requests: this line goes to
+    # the same server as the rest, whatever it names.
+    s.sendall(b"GET http://evil.guard.test/ HTTP/1.1\r\n")
+    print("%s_echo3=%s" % (mode, f.readline().decode().strip()))
+    # Half-close: the server sees the end, answers with its own.
+    s.shutdown(socket.SHUT_WR)
+    print("%s_eof=%r" % (mode, f.read()))
+    s.close()
+for mode in sys.argv[1:]:
+    run(mode)
+"#;
+
+/// HTTP Upgrade (WebSocket and the like) on plain HTTP: the upgrade request
+/// is checked like any other (Host included), and after `101` the
+/// connection is relayed both ways, bytes that arrived early included, to
+/// the approved server only, with end of stream passed on.
+#[test]
+fn http_upgrade_is_checked_then_relayed_both_ways() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let script = py_script(&env, "upgrade.py", UPGRADE_SCRIPT);
+        let r = run(
+            &env,
+            &[],
+            &format!("{script} proxy transparent tunnel mismatch"),
+        );
+        r.out.expect_code(0);
+        let field = |k: &str| {
+            r.out
+                .field(k)
+                .unwrap_or_else(|| panic!("no {k}= line:\n{}", r.out.all()))
+        };
+        assert!(
+            field("tunnel_connect").starts_with("HTTP/1.1 200"),
+            "{}",
+            r.out.all()
+        );
+        for via in ["proxy", "transparent", "tunnel"] {
+            assert_eq!(
+                field(&format!("{via}_status")),
+                "HTTP/1.1 101 Switching Protocols",
+                "{}",
+                r.out.all()
+            );
+            let greet = field(&format!("{via}_greet"));
+            assert!(
+                greet.starts_with(&format!("{SERVED} upgraded"))
+                    && greet.ends_with("host=web.guard.test"),
+                "{greet}"
+            );
+            assert_eq!(field(&format!("{via}_echo1")), "echo: first");
+            assert_eq!(field(&format!("{via}_echo2")), "echo: second");
+            assert_eq!(
+                field(&format!("{via}_echo3")),
+                "echo: GET http://evil.guard.test/ HTTP/1.1"
+            );
+            assert_eq!(field(&format!("{via}_eof")), "b''");
+        }
+        assert!(
+            field("mismatch_status").starts_with("HTTP/1.1 403"),
+            "{}",
+            r.out.all()
+        );
+        r.assert_refused("web.guard.test", "host-mismatch");
+        // Nothing after the upgrade was taken for a request.
+        assert!(
+            r.decisions("evil.guard.test", "refuse").is_empty(),
+            "{}",
+            r.log
+        );
+        for via in ["http-proxy", "transparent", "http-in-tunnel"] {
+            assert!(
+                r.events().iter().any(|e| e["via"] == via
+                    && e["host"] == "web.guard.test"
+                    && e["decision"] == "allow"
+                    && e["bytes_sent"].as_u64().is_some_and(|n| n > 0)
+                    && e["bytes_received"].as_u64().is_some_and(|n| n > 0)),
+                "no allow event via {via}:\n{}",
+                r.log
+            );
+        }
+    }
+}
+
 const LOAD_SCRIPT: &str = r#"
 import os, socket, sys, threading, time
 def one(path, results, i, close=True):

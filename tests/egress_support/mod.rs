@@ -1,6 +1,6 @@
 //! Local servers for the egress tests, on the host's loopback only:
 //! a tiny HTTP/1.1 server (keep-alive, chunked request bodies, a git
-//! smart-HTTP CGI) in Rust threads, and an HTTPS server (`openssl s_server`
+//! smart-HTTP CGI, an Upgrade endpoint that echoes lines) in Rust threads, and an HTTPS server (`openssl s_server`
 //! with a certificate generated at test time).
 //!
 //! Ports 80 and 443 are needed for transparent mode (the sandbox dials the
@@ -205,6 +205,9 @@ fn serve_conn(s: TcpStream, git_root: &Path) -> std::io::Result<()> {
         let close = req
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if req.path.starts_with("/upgrade") && req.header("upgrade").is_some() {
+            return upgraded(&req, conn, r, w);
+        }
         let (status, ctype, body) = if req.path.starts_with("/git/") {
             cgi_git(&req, git_root)
         } else {
@@ -239,6 +242,30 @@ fn serve_conn(s: TcpStream, git_root: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `Upgrade` on /upgrade: 101, a greeting in the same write (so it arrives
+/// with the response head), then every line echoed back until end of
+/// stream, then the server's own end of stream.
+fn upgraded(
+    req: &Request,
+    conn: usize,
+    mut r: BufReader<TcpStream>,
+    mut w: TcpStream,
+) -> std::io::Result<()> {
+    let proto = req.header("upgrade").unwrap_or("-");
+    write!(
+        w,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {proto}\r\nConnection: Upgrade\r\n\r\n\
+         {SERVED} upgraded conn={conn} host={}\n",
+        req.header("host").unwrap_or("-")
+    )?;
+    let mut line = String::new();
+    while r.read_line(&mut line)? > 0 {
+        write!(w, "echo: {}\n", line.trim_end())?;
+        line.clear();
+    }
+    w.shutdown(std::net::Shutdown::Write)
 }
 
 /// git smart HTTP through `git http-backend` (CGI).
