@@ -262,7 +262,7 @@ fn upgraded(
     )?;
     let mut line = String::new();
     while r.read_line(&mut line)? > 0 {
-        write!(w, "echo: {}\n", line.trim_end())?;
+        writeln!(w, "echo: {}", line.trim_end())?;
         line.clear();
     }
     w.shutdown(std::net::Shutdown::Write)
