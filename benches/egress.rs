@@ -628,8 +628,8 @@ fn measure(dir: &Path, profile: &Path, relay: &mut Relay, path: &str) -> Figures
     }
 }
 
-fn peak_rss_during_concurrency(dir: &Path, profile: &Path) -> (usize, f64) {
-    let mut child = guard_cmd(dir, profile, &["proxy", "concurrent"])
+fn peak_rss_during_concurrency(dir: &Path, profile: &Path, path: &str) -> (usize, f64) {
+    let mut child = guard_cmd(dir, profile, &[path, "concurrent"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -683,7 +683,13 @@ fn harness() {
         }
     }
     let med = |i: usize, f: fn(&Figures) -> f64| median(runs[i].iter().map(f).collect());
-    let (ok, rss) = peak_rss_during_concurrency(&dir, &profile);
+    let rss: Vec<(&str, usize, f64)> = ["proxy", "tunnel"]
+        .into_iter()
+        .map(|p| {
+            let (ok, mib) = peak_rss_during_concurrency(&dir, &profile, p);
+            (p, ok, mib)
+        })
+        .collect();
     drop(relay);
 
     let row = |label: &str, cell: &dyn Fn(usize) -> String, note: &str| {
@@ -760,8 +766,11 @@ fn harness() {
          medians of {ROUNDS} interleaved rounds (reused connection: each round the median of {REPEAT} runs);\n\
          CPU times exclude start-up and exit (a run that does nothing is subtracted)"
     );
-    println!(
-        "supervisor peak RSS with {CONCURRENT} concurrent connections: {rss:.1} MiB ({ok}/{CONCURRENT} completed; target <= 16 MiB)"
-    );
+    for (path, ok, mib) in rss {
+        println!(
+            "supervisor peak RSS, {CONCURRENT} concurrent connections ({path}): {mib:.1} MiB \
+             ({ok}/{CONCURRENT} completed; target <= 16 MiB)"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
