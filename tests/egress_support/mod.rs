@@ -1,6 +1,7 @@
 //! Local servers for the egress tests, on the host's loopback only:
-//! a tiny HTTP/1.1 server (keep-alive, chunked request bodies, a git
-//! smart-HTTP CGI, an Upgrade endpoint that echoes lines) in Rust threads, and an HTTPS server (`openssl s_server`
+//! a tiny HTTP/1.1 server (keep-alive, chunked request bodies, bodies of
+//! any size, a git smart-HTTP CGI, an Upgrade endpoint that echoes lines)
+//! in Rust threads, and an HTTPS server (`openssl s_server`
 //! with a certificate generated at test time).
 //!
 //! Ports 80 and 443 are needed for transparent mode (the sandbox dials the
@@ -210,6 +211,10 @@ fn serve_conn(s: TcpStream, git_root: &Path) -> std::io::Result<()> {
         }
         let (status, ctype, body) = if req.path.starts_with("/git/") {
             cgi_git(&req, git_root)
+        } else if let Some(n) = req.path.strip_prefix("/size/") {
+            let mut body = format!("{SERVED}\n").into_bytes();
+            body.extend(pattern(n.parse().unwrap_or(0)));
+            ("200 OK".into(), "application/octet-stream".into(), body)
         } else {
             if req.path.starts_with("/slow") {
                 std::thread::sleep(Duration::from_millis(300));
@@ -242,6 +247,13 @@ fn serve_conn(s: TcpStream, git_root: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The body of /size/N after its first line (the SERVED marker): N bytes
+/// that any copy mistake (lost, repeated or reordered bytes) changes.
+/// Test scripts compute the same in Python: `(i * 7 + 3) % 251`.
+pub fn pattern(n: usize) -> impl Iterator<Item = u8> {
+    (0..n).map(|i| ((i * 7 + 3) % 251) as u8)
 }
 
 /// `Upgrade` on /upgrade: 101, a greeting in the same write (so it arrives
