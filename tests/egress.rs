@@ -877,7 +877,7 @@ fn keep_alive_requests_are_each_checked() {
 }
 
 const SIZES_SCRIPT: &str = r#"
-import http.client
+import http.client, socket, time
 served = "@SERVED@\n".encode()
 pat = lambda n: bytes((i * 7 + 3) % 251 for i in range(n))
 # Around the proxy's first read (2 KiB), its largest head-and-body write
@@ -893,18 +893,34 @@ for n in sizes:
         ok += 1
     else:
         print("bad upload", n, text)
-    c.request("GET", "http://web.guard.test/size/%d" % n, headers={"Host": "web.guard.test"})
-    got = c.getresponse().read()
-    if got == served + pat(n):
-        ok += 1
-    else:
-        print("bad download", n, len(got))
-print("sizes_ok=%d/%d" % (ok, 2 * len(sizes)))
+    for kind in ("size", "chunked"):
+        c.request("GET", "http://web.guard.test/%s/%d" % (kind, n), headers={"Host": "web.guard.test"})
+        got = c.getresponse().read()
+        if got == served + pat(n):
+            ok += 1
+        else:
+            print("bad download", kind, n, len(got))
+print("sizes_ok=%d/%d" % (ok, 3 * len(sizes)))
+# An event stream: the first event arrives before the server sends the second.
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(b"GET http://web.guard.test/events HTTP/1.1\r\nHost: web.guard.test\r\n\r\n")
+t0, data, first = time.time(), b"", None
+while not data.endswith(b"0\r\n\r\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+    if first is None and b"tick-1" in data:
+        first = time.time() - t0
+print("events_first=%s" % ("%.2f" % first if first is not None else "none"))
+print("events_total=%.2f" % (time.time() - t0))
+print("events_both=%s" % (b"tick-1" in data and b"tick-2" in data))
 "#;
 
 /// Request and response bodies of every size class pass intact, one after
 /// the other on one kept-alive connection: whether they go out with their
-/// head, partly buffered, or spliced.
+/// head, partly buffered, or spliced, with a length or chunked; and an
+/// event stream is passed on event by event.
 #[test]
 fn bodies_of_every_size_pass_intact_on_one_connection() {
     for mode in modes() {
@@ -914,10 +930,20 @@ fn bodies_of_every_size_pass_intact_on_one_connection() {
         r.out.expect_code(0);
         assert_eq!(
             r.out.field("sizes_ok").as_deref(),
-            Some("26/26"),
+            Some("39/39"),
             "{}",
             r.out.all()
         );
+        assert_eq!(r.out.field("events_both").as_deref(), Some("True"));
+        let secs = |k: &str| -> f64 {
+            r.out
+                .field(k)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k}:\n{}", r.out.all()))
+        };
+        // The server sends the second event a second after the first.
+        assert!(secs("events_first") < 0.8, "{}", r.out.all());
+        assert!(secs("events_total") >= 0.9, "{}", r.out.all());
     }
 }
 
