@@ -30,8 +30,16 @@ const GIB: u64 = 1 << 30;
 const NEW_CONNS: usize = 1000;
 const REUSED: usize = 200;
 const CONCURRENT: usize = 500;
-/// Runs of the keep-alive test within one round (the median is reported).
+/// Runs of each keep-alive test within one round (the median is reported).
 const REPEAT: usize = 15;
+/// Keep-alive tests: phase name, what is requested, label. Small answers
+/// show the cost of the hops; a few kilobytes, a typical API answer; many
+/// small chunks, a streamed answer (server-sent events) that arrived.
+const REUSED_KINDS: [(&str, &str, &str); 3] = [
+    ("reused", "/small", "64 B answers"),
+    ("reused8k", "/bytes/8192", "8 KiB answers"),
+    ("stream", "/chunks/20", "chunked answers, 20 x 64 B"),
+];
 /// Rounds over all paths; each figure is the median over rounds.
 const ROUNDS: usize = 5;
 const PATHS: [&str; 5] = ["direct", "relay", "tunnel", "proxy", "transparent"];
@@ -243,6 +251,20 @@ fn serve_conn(s: TcpStream) {
             .rsplit_once("://")
             .map_or(path.as_str(), |(_, r)| r.find('/').map_or("/", |i| &r[i..]))
             .to_string();
+        if let Some(n) = path.strip_prefix("/chunks/") {
+            // One write per chunk, as a server streaming events does.
+            let chunk = [b"40\r\n".as_slice(), &[b'x'; 64], b"\r\n"].concat();
+            let mut ok = w
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .is_ok();
+            for _ in 0..n.parse().unwrap_or(0) {
+                ok = ok && w.write_all(&chunk).is_ok();
+            }
+            if !ok || w.write_all(b"0\r\n\r\n").is_err() || close {
+                return;
+            }
+            continue;
+        }
         let len: u64 = if let Some(n) = path.strip_prefix("/bytes/") {
             n.parse().unwrap_or(0)
         } else {
@@ -347,6 +369,7 @@ impl Path_ {
 /// Read one response; returns body length.
 fn read_response(r: &mut BufReader<TcpStream>, buf: &mut [u8]) -> u64 {
     let mut len = 0u64;
+    let mut chunked = false;
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     assert!(
@@ -362,6 +385,10 @@ fn read_response(r: &mut BufReader<TcpStream>, buf: &mut [u8]) -> u64 {
         if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
             len = v.trim().parse().unwrap();
         }
+        chunked |= line.eq_ignore_ascii_case("transfer-encoding: chunked\r\n");
+    }
+    if chunked {
+        return read_chunked(r);
     }
     let mut left = len;
     while left > 0 {
@@ -371,6 +398,23 @@ fn read_response(r: &mut BufReader<TcpStream>, buf: &mut [u8]) -> u64 {
         left -= n as u64;
     }
     len
+}
+
+fn read_chunked(r: &mut BufReader<TcpStream>) -> u64 {
+    let mut total = 0;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let n = usize::from_str_radix(line.trim(), 16).unwrap();
+        let mut data = vec![0u8; n + 2];
+        r.read_exact(&mut data).unwrap();
+        assert!(data.ends_with(b"\r\n"), "bad chunk");
+        if n == 0 {
+            return total;
+        }
+        total += n as u64;
+    }
 }
 
 fn download(p: Path_) -> f64 {
@@ -402,14 +446,14 @@ fn new_connections(p: Path_) -> Vec<f64> {
         .collect()
 }
 
-fn reused(p: Path_) -> f64 {
+fn reused(p: Path_, what: &str) -> f64 {
     let s = p.connect();
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     let mut buf = vec![0u8; 4096];
     let start = Instant::now();
     for _ in 0..REUSED {
-        w.write_all(&p.request("/small", false)).unwrap();
+        w.write_all(&p.request(what, false)).unwrap();
         read_response(&mut r, &mut buf);
     }
     start.elapsed().as_secs_f64() * 1000.0
@@ -443,10 +487,16 @@ fn client(args: &[String]) {
     match args.get(1).map(String::as_str) {
         Some("throughput") => println!("download_mbps={:.0}", download(p)),
         Some("newconn") => println!("newconn_median_ms={:.4}", median(new_connections(p))),
-        Some("reused") => println!(
-            "reused_total_ms={:.3}",
-            median((0..REPEAT).map(|_| reused(p)).collect())
-        ),
+        Some(phase) if REUSED_KINDS.iter().any(|k| k.0 == phase) => {
+            let what = REUSED_KINDS
+                .iter()
+                .find(|k| k.0 == phase)
+                .map_or("", |k| k.1);
+            println!(
+                "reused_total_ms={:.3}",
+                median((0..REPEAT).map(|_| reused(p, what)).collect())
+            );
+        }
         // Start-up and exit only: subtracted from the CPU time of the others.
         Some("noop") => {}
         Some("concurrent") => {
@@ -603,11 +653,12 @@ fn run_client(
 struct Figures {
     mbps: f64,
     newconn_ms: f64,
-    reused_ms: f64,
     /// CPU seconds per GiB downloaded, all processes.
     cpu_per_gib: f64,
-    /// CPU microseconds per request on a reused connection, all processes.
-    cpu_per_req_us: f64,
+    /// Per keep-alive test (`REUSED_KINDS`): total ms for the requests, and
+    /// CPU microseconds per request, all processes.
+    reused_ms: [f64; REUSED_KINDS.len()],
+    cpu_per_req_us: [f64; REUSED_KINDS.len()],
 }
 
 fn measure(dir: &Path, profile: &Path, relay: &mut Relay, path: &str) -> Figures {
@@ -617,14 +668,20 @@ fn measure(dir: &Path, profile: &Path, relay: &mut Relay, path: &str) -> Figures
     let (_, fixed) = run("noop");
     let (tp, tp_cpu) = run("throughput");
     let (nc, _) = run("newconn");
-    let (ru, ru_cpu) = run("reused");
+    let mut reused_ms = [0.0; REUSED_KINDS.len()];
+    let mut cpu_per_req_us = [0.0; REUSED_KINDS.len()];
+    for (k, (phase, _, _)) in REUSED_KINDS.iter().enumerate() {
+        let (ru, ru_cpu) = run(phase);
+        reused_ms[k] = field(&ru, "reused_total_ms");
+        cpu_per_req_us[k] = (ru_cpu - fixed) * 1e6 / (REPEAT * REUSED) as f64;
+    }
     Figures {
         mbps: field(&tp, "download_mbps"),
         newconn_ms: field(&nc, "newconn_median_ms"),
-        reused_ms: field(&ru, "reused_total_ms"),
         // The download is 1 GiB.
         cpu_per_gib: tp_cpu - fixed,
-        cpu_per_req_us: (ru_cpu - fixed) * 1e6 / (REPEAT * REUSED) as f64,
+        reused_ms,
+        cpu_per_req_us,
     }
 }
 
@@ -682,7 +739,7 @@ fn harness() {
             runs[i].push(measure(&dir, &profile, &mut relay, path));
         }
     }
-    let med = |i: usize, f: fn(&Figures) -> f64| median(runs[i].iter().map(f).collect());
+    let med = |i: usize, f: &dyn Fn(&Figures) -> f64| median(runs[i].iter().map(f).collect());
     let rss: Vec<(&str, usize, f64)> = ["proxy", "tunnel"]
         .into_iter()
         .map(|p| {
@@ -698,35 +755,33 @@ fn harness() {
             .collect();
         println!("{label:<44}{}{note}", cells.join(""));
     };
-    let ratio = |f: fn(&Figures) -> f64| {
-        move |i: usize| {
-            if i == 0 {
-                String::new()
-            } else {
-                format!("{:.2}x", med(i, f) / med(0, f))
-            }
+    let ratio = |i: usize, f: &dyn Fn(&Figures) -> f64| {
+        if i == 0 {
+            String::new()
+        } else {
+            format!("{:.2}x", med(i, f) / med(0, f))
         }
     };
     println!();
     row("", &|i| PATHS[i].to_string(), "");
     row(
         "1 GiB download, MB/s",
-        &|i| format!("{:.0}", med(i, |f| f.mbps)),
+        &|i| format!("{:.0}", med(i, &|f| f.mbps)),
         "",
     );
     row(
         "  ratio to direct",
-        &ratio(|f| f.mbps),
+        &|i| ratio(i, &|f| f.mbps),
         "  (target >= 0.90x)",
     );
     row(
         "  CPU time, all processes, s per GiB",
-        &|i| format!("{:.3}", med(i, |f| f.cpu_per_gib)),
+        &|i| format!("{:.3}", med(i, &|f| f.cpu_per_gib)),
         "",
     );
     row(
         &format!("{NEW_CONNS} new connections, median ms"),
-        &|i| format!("{:.3}", med(i, |f| f.newconn_ms)),
+        &|i| format!("{:.3}", med(i, &|f| f.newconn_ms)),
         "",
     );
     row(
@@ -737,27 +792,29 @@ fn harness() {
             } else {
                 format!(
                     "{:+.3}",
-                    med(i, |f| f.newconn_ms) - med(0, |f| f.newconn_ms)
+                    med(i, &|f| f.newconn_ms) - med(0, &|f| f.newconn_ms)
                 )
             }
         },
         "  (target <= +0.300 ms)",
     );
-    row(
-        &format!("{REUSED} requests on one connection, ms"),
-        &|i| format!("{:.2}", med(i, |f| f.reused_ms)),
-        "",
-    );
-    row(
-        "  ratio to direct",
-        &ratio(|f| f.reused_ms),
-        "  (target <= 1.20x)",
-    );
-    row(
-        "  CPU time, all processes, us per request",
-        &|i| format!("{:.1}", med(i, |f| f.cpu_per_req_us)),
-        "",
-    );
+    for (k, (_, _, label)) in REUSED_KINDS.iter().enumerate() {
+        row(
+            &format!("{REUSED} requests on one connection, ms"),
+            &|i| format!("{:.2}", med(i, &|f| f.reused_ms[k])),
+            &format!("  {label}"),
+        );
+        row(
+            "  ratio to direct",
+            &|i| ratio(i, &|f| f.reused_ms[k]),
+            "  (target <= 1.20x)",
+        );
+        row(
+            "  CPU time, all processes, us per request",
+            &|i| format!("{:.1}", med(i, &|f| f.cpu_per_req_us[k])),
+            "",
+        );
+    }
     println!();
     println!(
         "relay:  a minimal splice relay (own process, thread per direction), none of guard's checks\n\
