@@ -434,10 +434,11 @@ fn with_head(from: &mut Conn, head: &mut Vec<u8>, body: Body) -> Body {
 }
 
 /// Copy a chunked body, validating its framing; returns payload bytes.
-/// Validated bytes that arrived together go out together (up to
-/// [`SMALL_BODY`]): a stream of small chunks (server-sent events) costs one
-/// write per batch instead of three per chunk. Nothing is held back while
-/// waiting for more input.
+/// Validated bytes that arrived together go out together: a stream of
+/// small chunks (server-sent events) costs one write per batch instead of
+/// three per chunk. A batch holds only bytes that were already buffered
+/// (so at most one buffer's worth), and nothing is held back while waiting
+/// for more input.
 async fn copy_chunked(src: &mut Conn, dst: &TcpStream) -> std::io::Result<u64> {
     let bad = |e: HttpError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
     let truncated =
