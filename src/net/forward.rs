@@ -24,6 +24,9 @@ use tokio::net::TcpStream;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time allowed for an upstream to start its response (model APIs think long).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest body read into the head's buffer to go out in the same write
+/// (a transient buffer: nothing stays allocated per connection).
+const SMALL_BODY: u64 = 16 * 1024;
 /// Most trailer lines after a chunked body.
 const MAX_TRAILERS: usize = 64;
 
@@ -308,7 +311,7 @@ async fn exchange(
     let Some(uc) = u.conn.as_mut() else {
         return Exchange::UpstreamFailed(Why::Connect("no connection".into()));
     };
-    let head = req.serialize(path);
+    let mut head = req.serialize(path);
     if req.expects_continue() && body != Body::None {
         // The client waits for this before sending its body; the upstream
         // never sees the Expect header (see `serialize`).
@@ -319,16 +322,7 @@ async fn exchange(
             return Exchange::ClientGone;
         }
     }
-    let mut head = head;
-    let mut body = body;
-    // A small body that already arrived goes out with the head, in one write.
-    if let Body::Length(len) = body
-        && (c.buffered().len() as u64) >= len
-    {
-        head.extend_from_slice(&c.buffered()[..len as usize]);
-        c.consume(len as usize);
-        body = Body::None;
-    }
+    let body = with_head(c, &mut head, body);
     if let Err(e) = write_all(&uc.stream, &head).await {
         return Exchange::UpstreamFailed(Why::Connect(e.to_string()));
     }
@@ -376,17 +370,10 @@ async fn exchange(
         }
     };
     let (resp, mut raw) = resp;
-    let Ok(mut framing) = resp.body(req.method.eq_ignore_ascii_case("HEAD")) else {
+    let Ok(framing) = resp.body(req.method.eq_ignore_ascii_case("HEAD")) else {
         return Exchange::Finished;
     };
-    // A small body that already arrived goes out with the head, in one write.
-    if let Body::Length(len) = framing
-        && (uc.buffered().len() as u64) >= len
-    {
-        raw.extend_from_slice(&uc.buffered()[..len as usize]);
-        uc.consume(len as usize);
-        framing = Body::None;
-    }
+    let framing = with_head(uc, &mut raw, framing);
     if write_all(&c.stream, &raw).await.is_err() {
         return Exchange::ClientGone;
     }
@@ -415,37 +402,106 @@ async fn exchange(
     }
 }
 
+/// A body of up to [`SMALL_BODY`] bytes that has arrived (buffered, or
+/// waiting in the socket) goes out with its head in one write: one segment
+/// and one wake-up for the peer instead of two or three, and no splice for
+/// a few kilobytes. Returns the framing of what is left to copy.
+fn with_head(from: &mut Conn, head: &mut Vec<u8>, body: Body) -> Body {
+    let Body::Length(len) = body else {
+        return body;
+    };
+    let take = from
+        .buffered()
+        .len()
+        .min(usize::try_from(len).unwrap_or(usize::MAX));
+    head.extend_from_slice(&from.buffered()[..take]);
+    from.consume(take);
+    let mut left = len - take as u64;
+    if left > 0 && left <= SMALL_BODY {
+        // Read straight behind the head, never past the body (the buffer
+        // is exactly `left` long). Nothing there yet, or an error: the
+        // copy that follows waits, or meets the error again.
+        let start = head.len();
+        head.resize(start + left as usize, 0);
+        let got = from.stream.try_read(&mut head[start..]).unwrap_or(0);
+        head.truncate(start + got);
+        left -= got as u64;
+    }
+    match left {
+        0 => Body::None,
+        left => Body::Length(left),
+    }
+}
+
 /// Copy a chunked body, validating its framing; returns payload bytes.
+/// Validated bytes that arrived together go out together: a stream of
+/// small chunks (server-sent events) costs one write per batch instead of
+/// three per chunk. A batch holds only bytes that were already buffered
+/// (so at most one buffer's worth), and nothing is held back while waiting
+/// for more input.
 async fn copy_chunked(src: &mut Conn, dst: &TcpStream) -> std::io::Result<u64> {
     let bad = |e: HttpError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
     let truncated =
         || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated chunked body");
+    let mut out = Vec::new();
     let mut total = 0u64;
     loop {
-        let mut line = src
-            .read_line(http::MAX_CHUNK_LINE)
+        let line = next_line(src, dst, &mut out, http::MAX_CHUNK_LINE)
             .await?
             .ok_or_else(truncated)?;
         let size = http::parse_chunk_size(&line).map_err(bad)?;
-        line.extend_from_slice(b"\r\n");
-        write_all(dst, &line).await?;
+        out.extend_from_slice(&line);
+        out.extend_from_slice(b"\r\n");
         if size == 0 {
             for _ in 0..=MAX_TRAILERS {
-                let mut t = src.read_line(http::MAX_HEAD).await?.ok_or_else(truncated)?;
-                let end = t.is_empty();
-                t.extend_from_slice(b"\r\n");
-                write_all(dst, &t).await?;
-                if end {
+                let t = next_line(src, dst, &mut out, http::MAX_HEAD)
+                    .await?
+                    .ok_or_else(truncated)?;
+                out.extend_from_slice(&t);
+                out.extend_from_slice(b"\r\n");
+                if t.is_empty() {
+                    write_all(dst, &out).await?;
                     return Ok(total);
                 }
             }
             return Err(bad(HttpError::Malformed("too many trailers")));
         }
-        src.copy_exact(dst, size).await?;
+        if size <= src.buffered().len() as u64 && out.len() as u64 + size <= SMALL_BODY {
+            out.extend_from_slice(&src.buffered()[..size as usize]);
+            src.consume(size as usize);
+        } else {
+            flush(dst, &mut out).await?;
+            src.copy_exact(dst, size).await?;
+        }
         total += size;
-        match src.read_line(2).await? {
-            Some(l) if l.is_empty() => write_all(dst, b"\r\n").await?,
+        match next_line(src, dst, &mut out, 2).await? {
+            Some(l) if l.is_empty() => out.extend_from_slice(b"\r\n"),
             _ => return Err(bad(HttpError::Malformed("chunk not followed by CRLF"))),
         }
+        if out.len() as u64 >= SMALL_BODY {
+            flush(dst, &mut out).await?;
+        }
     }
+}
+
+/// The next line of `src`. If it has not fully arrived, what `out` holds
+/// goes out first: the peer may be waiting for it before it sends more.
+async fn next_line(
+    src: &mut Conn,
+    dst: &TcpStream,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    if !src.buffered().windows(2).any(|w| w == b"\r\n") {
+        flush(dst, out).await?;
+    }
+    src.read_line(max).await
+}
+
+async fn flush(dst: &TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if !out.is_empty() {
+        write_all(dst, out).await?;
+        out.clear();
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Local servers for the egress tests, on the host's loopback only:
-//! a tiny HTTP/1.1 server (keep-alive, chunked request bodies, a git
-//! smart-HTTP CGI) in Rust threads, and an HTTPS server (`openssl s_server`
+//! a tiny HTTP/1.1 server (keep-alive, chunked request and response bodies,
+//! bodies of any size, an event stream, a git smart-HTTP CGI, an Upgrade
+//! endpoint that echoes lines) in Rust threads, and an HTTPS server (`openssl s_server`
 //! with a certificate generated at test time).
 //!
 //! Ports 80 and 443 are needed for transparent mode (the sandbox dials the
@@ -205,8 +206,23 @@ fn serve_conn(s: TcpStream, git_root: &Path) -> std::io::Result<()> {
         let close = req
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if req.path.starts_with("/upgrade") && req.header("upgrade").is_some() {
+            return upgraded(&req, conn, r, w);
+        }
+        if let Some(n) = req.path.strip_prefix("/chunked/") {
+            chunked(&mut w, n.parse().unwrap_or(0))?;
+            continue;
+        }
+        if req.path == "/events" {
+            events(&mut w)?;
+            continue;
+        }
         let (status, ctype, body) = if req.path.starts_with("/git/") {
             cgi_git(&req, git_root)
+        } else if let Some(n) = req.path.strip_prefix("/size/") {
+            let mut body = format!("{SERVED}\n").into_bytes();
+            body.extend(pattern(n.parse().unwrap_or(0)));
+            ("200 OK".into(), "application/octet-stream".into(), body)
         } else {
             if req.path.starts_with("/slow") {
                 std::thread::sleep(Duration::from_millis(300));
@@ -239,6 +255,83 @@ fn serve_conn(s: TcpStream, git_root: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The body of /size/N after its first line (the SERVED marker): N bytes
+/// that any copy mistake (lost, repeated or reordered bytes) changes.
+/// Test scripts compute the same in Python: `(i * 7 + 3) % 251`.
+pub fn pattern(n: usize) -> impl Iterator<Item = u8> {
+    (0..n).map(|i| ((i * 7 + 3) % 251) as u8)
+}
+
+/// /chunked/N: the /size/N body, chunked: chunk sizes from 1 byte to 20 KB,
+/// some written with their size line and CRLF, some in pieces, one with an
+/// extension, then a trailer.
+fn chunked(w: &mut TcpStream, n: usize) -> std::io::Result<()> {
+    write!(
+        w,
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Check\r\n\r\n"
+    )?;
+    let mut body = format!("{SERVED}\n").into_bytes();
+    body.extend(pattern(n));
+    let sizes = [1, 7, 100, 3000, 20000, 500];
+    let mut at = 0;
+    for (i, size) in sizes.iter().cycle().enumerate() {
+        if at == body.len() {
+            break;
+        }
+        let part = &body[at..(at + size).min(body.len())];
+        at += part.len();
+        let ext = if i == 2 { ";ext=1" } else { "" };
+        if i % 2 == 0 {
+            let mut one = format!("{:x}{ext}\r\n", part.len()).into_bytes();
+            one.extend_from_slice(part);
+            one.extend_from_slice(b"\r\n");
+            w.write_all(&one)?;
+        } else {
+            write!(w, "{:x}{ext}\r\n", part.len())?;
+            w.write_all(part)?;
+            w.write_all(b"\r\n")?;
+        }
+    }
+    w.write_all(b"0\r\nX-Check: done\r\n\r\n")
+}
+
+/// /events: a chunked stream of two events a second apart, like
+/// server-sent events: the first must reach the client before the second
+/// is sent.
+fn events(w: &mut TcpStream) -> std::io::Result<()> {
+    write!(
+        w,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n\
+         e\r\ndata: tick-1\n\n\r\n"
+    )?;
+    std::thread::sleep(Duration::from_secs(1));
+    write!(w, "e\r\ndata: tick-2\n\n\r\n0\r\n\r\n")
+}
+
+/// `Upgrade` on /upgrade: 101, a greeting in the same write (so it arrives
+/// with the response head), then every line echoed back until end of
+/// stream, then the server's own end of stream.
+fn upgraded(
+    req: &Request,
+    conn: usize,
+    mut r: BufReader<TcpStream>,
+    mut w: TcpStream,
+) -> std::io::Result<()> {
+    let proto = req.header("upgrade").unwrap_or("-");
+    write!(
+        w,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {proto}\r\nConnection: Upgrade\r\n\r\n\
+         {SERVED} upgraded conn={conn} host={}\n",
+        req.header("host").unwrap_or("-")
+    )?;
+    let mut line = String::new();
+    while r.read_line(&mut line)? > 0 {
+        writeln!(w, "echo: {}", line.trim_end())?;
+        line.clear();
+    }
+    w.shutdown(std::net::Shutdown::Write)
 }
 
 /// git smart HTTP through `git http-backend` (CGI).
