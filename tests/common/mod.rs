@@ -51,7 +51,15 @@ pub fn guard_bin() -> PathBuf {
             .expect("chmod bin dir");
         let dst = dir.join("guard");
         let tmp = dir.join(".guard.tmp");
-        std::fs::copy(&built, &tmp).expect("copy guard binary");
+        // Copied by a child process: a descriptor of ours open for writing
+        // would be inherited by processes other test threads fork meanwhile,
+        // and exec of the binary would fail with ETXTBSY while they hold it.
+        let st = Command::new("cp")
+            .arg(&built)
+            .arg(&tmp)
+            .status()
+            .expect("run cp");
+        assert!(st.success(), "copy guard binary");
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
             .expect("chmod guard");
         std::fs::rename(&tmp, &dst).expect("install guard binary");
