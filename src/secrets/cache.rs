@@ -14,16 +14,19 @@
 //! seconds are not cached (timestamps are coarse: a second change in the
 //! same tick would otherwise look like none).
 //!
-//! Layout, little-endian, loaded with one `read` and used in place (a warm
-//! scan looks at most of it once; parsing it into structures cost more than
-//! the lookups):
+//! Layout, little-endian, mapped and used in place (a warm scan looks at
+//! most of it once; parsing it into structures, or even copying it, cost
+//! more than the lookups):
 //!
 //! ```text
 //! header   magic, rules fingerprint, counts: files, dirs, entries, names
 //!          bytes, extra bytes (u32 each)
-//! files    FILE bytes each, sorted by (dev, ino): dev, ino, size, mtime,
-//!          ctime (u64/i64), then what the content rules found (u32):
-//!          0 clean, 1 binary, 2 + n: the findings at byte n of `extra`
+//! files    FILE bytes each, in the order the directories' entries name
+//!          them (a warm scan reads them in sequence, not at random): dev,
+//!          ino, size, mtime, ctime (u64/i64), then what the content rules
+//!          found (u32): 0 clean, 1 binary, 2 + n: the findings at byte n of
+//!          `extra`
+//! index    the file records' positions (u32), sorted by their (dev, ino)
 //! dirs     DIR bytes each, sorted by (dev, ino): dev, ino, mtime, ctime,
 //!          then the directory's entries: first index and count (u32)
 //! entries  ENTRY bytes each: name (offset into `names`), then the target
@@ -204,17 +207,69 @@ pub struct Update {
     pub listings: Vec<NewListing>,
 }
 
+/// The cache file's bytes.
+enum Bytes {
+    Owned(Vec<u8>),
+    Mapped {
+        ptr: std::ptr::NonNull<u8>,
+        len: usize,
+    },
+}
+
+// SAFETY: a private read-only mapping, only ever read (see `read_own_file`
+// for why its content does not change).
+unsafe impl Send for Bytes {}
+// SAFETY: as above.
+unsafe impl Sync for Bytes {}
+
+impl Default for Bytes {
+    fn default() -> Self {
+        Bytes::Owned(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.len())
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            // SAFETY: `ptr` is a live mapping of `len` readable bytes (unmapped
+            // only on drop), whose content does not change.
+            Bytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+        }
+    }
+}
+
+impl Drop for Bytes {
+    fn drop(&mut self) {
+        if let Bytes::Mapped { ptr, len } = self {
+            // SAFETY: the mapping made in `read_own_file`, unmapped once; no
+            // slice of it outlives `self`.
+            unsafe { libc::munmap(ptr.as_ptr().cast(), *len) };
+        }
+    }
+}
+
 /// A loaded cache: the file's bytes and where each section starts.
 #[derive(Debug, Default)]
 pub struct Cache {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     files: usize,
     dirs: usize,
     files_at: usize,
+    index_at: usize,
     dirs_at: usize,
     entries_at: usize,
     names_at: usize,
     extra_at: usize,
+    /// Whether the names section is usable: NUL-terminated, no `/` in it.
+    names_ok: bool,
 }
 
 /// Guard's cache directory: `$XDG_CACHE_HOME/guard`, else `~/.cache/guard`.
@@ -276,20 +331,20 @@ impl Cache {
     }
 
     fn file_key(&self, i: usize) -> Key {
-        let b = self.section(self.files_at, self.dirs_at);
-        let at = i * FILE;
+        let at = self.files_at + i * FILE;
+        let r = self.bytes.get(at..at + FILE).unwrap_or(&[]);
         Key {
-            dev: u64_at(b, at),
-            ino: u64_at(b, at + 8),
-            size: u64_at(b, at + 16),
-            mtime_ns: u64_at(b, at + 24) as i64,
-            ctime_ns: u64_at(b, at + 32) as i64,
+            dev: u64_at(r, 0),
+            ino: u64_at(r, 8),
+            size: u64_at(r, 16),
+            mtime_ns: u64_at(r, 24) as i64,
+            ctime_ns: u64_at(r, 32) as i64,
         }
     }
 
     /// Record `i`'s content; `None` when malformed (then the file is read).
     fn content(&self, i: usize) -> Option<Cached> {
-        let what = u32_at(self.section(self.files_at, self.dirs_at), i * FILE + 40);
+        let what = u32_at(self.section(self.files_at, self.index_at), i * FILE + 40);
         match what {
             0 => Some(Cached::Clean),
             1 => Some(Cached::Binary),
@@ -328,9 +383,23 @@ impl Cache {
     /// The record for `key` (its index and content), if the file is
     /// unchanged.
     pub fn get(&self, key: &Key) -> Option<(u32, Cached)> {
-        let b = self.section(self.files_at, self.dirs_at);
-        let i = search(b, self.files, FILE, (key.dev, key.ino))?;
-        Some((i as u32, self.get_at(i as u32, key)?))
+        let index = self.section(self.index_at, self.dirs_at);
+        let files = self.section(self.files_at, self.index_at);
+        let id = (key.dev, key.ino);
+        let (mut lo, mut hi) = (0, self.files);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let at = u32_at(index, mid * 4) as usize * FILE;
+            match (u64_at(files, at), u64_at(files, at + 8)).cmp(&id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    let i = u32_at(index, mid * 4);
+                    return Some((i, self.get_at(i, key)?));
+                }
+            }
+        }
+        None
     }
 
     fn entry(&self, i: u32) -> Option<Entry> {
@@ -342,12 +411,19 @@ impl Cache {
         })
     }
 
+    /// Whether the name at `offset` is one an entry can have (with
+    /// `names_ok`: it cannot lead out of its directory).
+    fn name_ok(&self, offset: u32) -> bool {
+        let names = self.section(self.names_at, self.extra_at);
+        !matches!(
+            names.get(offset as usize..),
+            None | Some([] | [0, ..] | [b'.', 0, ..] | [b'.', b'.', 0, ..])
+        )
+    }
+
     fn name(&self, offset: u32) -> Option<&CStr> {
         let names = self.section(self.names_at, self.extra_at);
-        let name = CStr::from_bytes_until_nul(names.get(offset as usize..)?).ok()?;
-        let b = name.to_bytes();
-        let ok = !b.is_empty() && b != b"." && b != b".." && !b.contains(&b'/');
-        ok.then_some(name)
+        CStr::from_bytes_until_nul(names.get(offset as usize..)?).ok()
     }
 
     /// The remembered entries of the directory `key` (and the record's
@@ -365,6 +441,9 @@ impl Cache {
     }
 
     fn listing_at(&self, i: usize) -> Option<Listing<'_>> {
+        if !self.names_ok {
+            return None;
+        }
         let b = self.section(self.dirs_at, self.entries_at);
         let (first, count) = (
             u32_at(b, i * DIR + 32) as usize,
@@ -376,7 +455,7 @@ impl Cache {
         // directory) makes the whole listing unusable.
         if !entries
             .chunks_exact(ENTRY)
-            .all(|e| self.name(u32_at(e, 0)).is_some())
+            .all(|e| self.name_ok(u32_at(e, 0)))
         {
             return None;
         }
@@ -394,7 +473,7 @@ impl Cache {
         Cache::from_bytes(bytes, rules).unwrap_or_default()
     }
 
-    fn from_bytes(bytes: Vec<u8>, rules: &[u8; 32]) -> Option<Cache> {
+    fn from_bytes(bytes: Bytes, rules: &[u8; 32]) -> Option<Cache> {
         if bytes.get(..8)? != MAGIC || bytes.get(8..40)? != rules {
             return None;
         }
@@ -402,7 +481,8 @@ impl Cache {
         let (files, dirs, entries, names, extra) =
             (count(0), count(1), count(2), count(3), count(4));
         let files_at = HEADER;
-        let dirs_at = files_at.checked_add(files.checked_mul(FILE)?)?;
+        let index_at = files_at.checked_add(files.checked_mul(FILE)?)?;
+        let dirs_at = index_at.checked_add(files.checked_mul(4)?)?;
         let entries_at = dirs_at.checked_add(dirs.checked_mul(DIR)?)?;
         let names_at = entries_at.checked_add(entries.checked_mul(ENTRY)?)?;
         let extra_at = names_at.checked_add(names)?;
@@ -411,11 +491,15 @@ impl Cache {
         }
         // Records are not checked for order: an unsorted file only makes
         // lookups miss (a hit needs the whole key to match).
+        let names = &bytes[names_at..extra_at];
+        let names_ok = names.last().is_none_or(|&b| b == 0) && !names.contains(&b'/');
         Some(Cache {
+            names_ok,
             bytes,
             files,
             dirs,
             files_at,
+            index_at,
             dirs_at,
             entries_at,
             names_at,
@@ -463,9 +547,31 @@ impl Cache {
         dirs.sort_by_key(|d| (d.key.dev, d.key.ino));
         dirs.dedup_by_key(|d| (d.key.dev, d.key.ino));
 
+        // Records go in the order the listings name them; the others last.
+        let find = |id: (u64, u64)| {
+            files
+                .binary_search_by_key(&id, |e| (e.key.dev, e.key.ino))
+                .ok()
+        };
+        let mut position: Vec<Option<u32>> = vec![None; files.len()];
+        let mut order: Vec<usize> = Vec::with_capacity(files.len());
+        let placed = dirs
+            .iter()
+            .flat_map(|d| d.entries.iter().filter_map(|&(_, _, id)| find(id?)))
+            .chain(0..files.len());
+        for i in placed {
+            if position[i].is_none() {
+                position[i] = Some(small(order.len())?);
+                order.push(i);
+            }
+        }
+        let index: Vec<u8> = position
+            .iter()
+            .flat_map(|p| p.unwrap_or(0).to_le_bytes())
+            .collect();
         let mut file_section = Vec::with_capacity(files.len() * FILE);
         let mut extra = Vec::new();
-        for e in &files {
+        for e in order.iter().map(|&i| &files[i]) {
             for v in [
                 e.key.dev,
                 e.key.ino,
@@ -494,9 +600,7 @@ impl Cache {
             };
             file_section.extend_from_slice(&what.to_le_bytes());
         }
-        let record = |id: (u64, u64)| {
-            search(&file_section, files.len(), FILE, id).map_or(TARGET_NONE, |i| i as u32)
-        };
+        let record = |id: (u64, u64)| find(id).and_then(|i| position[i]).unwrap_or(TARGET_NONE);
         let (mut dir_section, mut entries, mut names) = (Vec::new(), Vec::new(), Vec::new());
         let mut n_entries = 0usize;
         for d in &dirs {
@@ -526,6 +630,7 @@ impl Cache {
         let mut out = Vec::with_capacity(
             HEADER
                 + file_section.len()
+                + index.len()
                 + dir_section.len()
                 + entries.len()
                 + names.len()
@@ -536,7 +641,7 @@ impl Cache {
         for n in [files.len(), dirs.len(), n_entries, names.len(), extra.len()] {
             out.extend_from_slice(&small(n)?.to_le_bytes());
         }
-        for part in [file_section, dir_section, entries, names, extra] {
+        for part in [file_section, index, dir_section, entries, names, extra] {
             out.extend_from_slice(&part);
         }
         Ok(out)
@@ -587,11 +692,13 @@ impl<'c> Listing<'c> {
     }
 }
 
-/// Read the cache only if it is a regular file we own and nobody else may
-/// write: anything else is not our cache.
-fn read_own_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut f = std::fs::OpenOptions::new()
+/// Map the cache only if it is a regular file we own and nobody else may
+/// write: anything else is not our cache. Guard never writes a cache file
+/// in place (it writes a new file and renames it over), so the mapped
+/// content stays as it was.
+fn read_own_file(path: &Path) -> std::io::Result<Bytes> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
@@ -601,9 +708,29 @@ fn read_own_file(path: &Path) -> std::io::Result<Vec<u8>> {
     if !m.is_file() || m.uid() != me || m.mode() & 0o022 != 0 {
         return Err(std::io::Error::other("not guard's cache file"));
     }
-    let mut bytes = Vec::with_capacity(m.len() as usize);
-    f.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    let len = usize::try_from(m.len()).map_err(std::io::Error::other)?;
+    if len == 0 {
+        return Ok(Bytes::default());
+    }
+    // SAFETY: a new private read-only mapping of an open file; the kernel
+    // picks the address. The descriptor may close afterwards.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    match std::ptr::NonNull::new(ptr.cast::<u8>()) {
+        Some(ptr) => Ok(Bytes::Mapped { ptr, len }),
+        None => Err(std::io::Error::other("mmap returned null")),
+    }
 }
 
 #[cfg(test)]
@@ -756,7 +883,7 @@ mod tests {
                 ..Update::default()
             };
             let bytes = Cache::default().serialize(&rules, update).unwrap();
-            let c = Cache::from_bytes(bytes, &rules).unwrap();
+            let c = Cache::from_bytes(Bytes::Owned(bytes), &rules).unwrap();
             assert!(c.listing(&dir_key(5)).is_none(), "{bad:?}");
         }
     }
@@ -782,15 +909,15 @@ mod tests {
             ..Update::default()
         };
         let bytes = Cache::default().serialize(&rules, update).unwrap();
-        assert!(Cache::from_bytes(bytes.clone(), &rules).is_some());
+        assert!(Cache::from_bytes(Bytes::Owned(bytes.clone()), &rules).is_some());
         // A count that does not add up to the length.
         let mut b = bytes.clone();
         b[40] = 2;
-        assert!(Cache::from_bytes(b, &rules).is_none());
+        assert!(Cache::from_bytes(Bytes::Owned(b), &rules).is_none());
         // A findings offset past the end: that record is a miss.
         let mut b = bytes.clone();
         b[HEADER + 40..HEADER + 44].copy_from_slice(&1000u32.to_le_bytes());
-        let c = Cache::from_bytes(b, &rules).unwrap();
+        let c = Cache::from_bytes(Bytes::Owned(b), &rules).unwrap();
         assert_eq!(c.get(&key(4)), None);
     }
 

@@ -47,6 +47,10 @@ pub struct Stats {
     pub large: usize,
     /// Unreadable entries (the sandbox cannot read them either).
     pub errors: usize,
+    /// Directories entered, and those of them read from disk (the others'
+    /// entries came from the cache).
+    pub dirs: usize,
+    pub listed: usize,
     pub elapsed_ms: u64,
 }
 
@@ -131,6 +135,8 @@ impl Collected {
         s.binary += o.binary;
         s.large += o.large;
         s.errors += o.errors;
+        s.dirs += o.dirs;
+        s.listed += o.listed;
         if self.error.is_none() {
             self.error = other.error;
         }
@@ -275,12 +281,21 @@ impl<'a> Visitor<'a> for Worker<'_, 'a> {
     }
 
     fn remembered(&mut self, fd: BorrowedFd<'_>, st: &FileStat) -> Option<Listing<'a>> {
-        if self.shared.cache.dirs() == 0 || !self.trusted(fd, st.st_dev) {
-            return None;
+        self.out.stats.dirs += 1;
+        let remembered = match self.shared.cache.dirs() > 0 && self.trusted(fd, st.st_dev) {
+            true => self.shared.cache.listing(&DirKey::from_stat(st)),
+            false => None,
+        };
+        match remembered {
+            Some((index, listing)) => {
+                self.out.update.dirs.set(index);
+                Some(listing)
+            }
+            None => {
+                self.out.stats.listed += 1;
+                None
+            }
         }
-        let (index, listing) = self.shared.cache.listing(&DirKey::from_stat(st))?;
-        self.out.update.dirs.set(index);
-        Some(listing)
     }
 
     fn listed(&mut self, fd: BorrowedFd<'_>, listing: NewListing) {
