@@ -109,6 +109,23 @@ fn once(what: &str) -> u128 {
             let m = secrets::PathMatcher::new(path_rules::builtin());
             std::hint::black_box(&m.is_ok());
         }
+        "paths-warm" => {
+            let m = secrets::PathMatcher::new(path_rules::builtin());
+            std::hint::black_box(&m.is_ok());
+            let t = Instant::now();
+            let m = secrets::PathMatcher::new(path_rules::builtin());
+            std::hint::black_box(&m.is_ok());
+            return t.elapsed().as_nanos();
+        }
+        "paths-loop" => {
+            for _ in 0..20000 {
+                let m = secrets::PathMatcher::new(path_rules::builtin());
+                std::hint::black_box(&m.is_ok());
+            }
+        }
+        "builtin" => {
+            std::hint::black_box(path_rules::builtin());
+        }
         "content" => {
             let m = secrets::ContentEngine::new(secrets::content_rules::builtin());
             std::hint::black_box(&m.is_ok());

@@ -330,10 +330,13 @@ pub fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
 struct Simple {
     /// Whether the glob starts with `**/`: `dir` may then sit at any depth.
     any_depth: bool,
-    /// The literal path before the last component (may be empty).
-    dir: Box<[u8]>,
-    /// The last component split at each `*`: one piece when it has none.
-    pieces: Box<[Box<[u8]>]>,
+    /// The literal path before the last component (may be empty), then
+    /// the last component, `*`s included: one allocation per glob.
+    text: Box<[u8]>,
+    dir_len: usize,
+    /// In the last component: the literal before the first `*` and after
+    /// the last one (`None`: no `*`, the component is a literal).
+    ends: Option<(usize, usize)>,
 }
 
 impl Simple {
@@ -358,10 +361,18 @@ impl Simple {
         if last.is_empty() || bad_dir || (dir.is_empty() && rest.starts_with('/')) {
             return None;
         }
+        let ends = match (last.find('*'), last.rfind('*')) {
+            (Some(f), Some(l)) => Some((f, last.len() - l - 1)),
+            _ => None,
+        };
+        let mut text = Vec::with_capacity(dir.len() + last.len());
+        text.extend_from_slice(dir.as_bytes());
+        text.extend_from_slice(last.as_bytes());
         Some(Simple {
             any_depth,
-            dir: dir.as_bytes().into(),
-            pieces: last.split('*').map(|p| p.as_bytes().into()).collect(),
+            text: text.into(),
+            dir_len: dir.len(),
+            ends,
         })
     }
 
@@ -371,7 +382,7 @@ impl Simple {
         if !self.base_matches(base) {
             return false;
         }
-        let want = &*self.dir;
+        let want = &self.text[..self.dir_len];
         match dir {
             None => want.is_empty(),
             Some(_) if want.is_empty() => self.any_depth,
@@ -386,21 +397,25 @@ impl Simple {
     }
 
     fn base_matches(&self, name: &[u8]) -> bool {
-        let p = &self.pieces;
-        let (first, last) = (&*p[0], &*p[p.len() - 1]);
-        if p.len() == 1 {
-            return name.len() == first.len() && ends_with(name, first);
-        }
-        if name.len() < first.len() + last.len()
+        let pattern = &self.text[self.dir_len..];
+        let Some((first_len, last_len)) = self.ends else {
+            return name.len() == pattern.len() && ends_with(name, pattern);
+        };
+        let (first, last) = (&pattern[..first_len], &pattern[pattern.len() - last_len..]);
+        if name.len() < first_len + last_len
             || !ends_with(name, last)
-            || !ends_with(&name[..first.len()], first)
+            || !ends_with(&name[..first_len], first)
         {
             return false;
         }
-        // Leftmost placement of each middle piece is optimal for `*`.
-        let mut mid = &name[first.len()..name.len() - last.len()];
-        for piece in &p[1..p.len() - 1] {
-            match mid.windows(piece.len()).position(|w| w == &**piece) {
+        // The pieces between the first `*` and the last, in order; the
+        // leftmost placement of each is optimal for `*`.
+        let mut mid = &name[first_len..name.len() - last_len];
+        let inner = pattern
+            .get(first_len + 1..pattern.len() - last_len - 1)
+            .unwrap_or_default();
+        for piece in inner.split(|&b| b == b'*').filter(|p| !p.is_empty()) {
+            match mid.windows(piece.len()).position(|w| w == piece) {
                 Some(i) => mid = &mid[i + piece.len()..],
                 None => return false,
             }
@@ -410,11 +425,12 @@ impl Simple {
 
     /// The byte a matching name must end with, or else start with.
     fn key(&self) -> Key {
-        let (first, last) = (&self.pieces[0], &self.pieces[self.pieces.len() - 1]);
-        match (first.first(), last.last()) {
-            (_, Some(&b)) => Key::Last(b),
-            (Some(&b), None) => Key::First(b),
-            (None, None) => Key::Any,
+        let pattern = &self.text[self.dir_len..];
+        let (first_len, last_len) = self.ends.unwrap_or((pattern.len(), pattern.len()));
+        match (first_len > 0, last_len > 0) {
+            (_, true) => Key::Last(pattern[pattern.len() - 1]),
+            (true, false) => Key::First(pattern[0]),
+            (false, false) => Key::Any,
         }
     }
 }
@@ -425,6 +441,51 @@ enum Key {
     Any,
 }
 
+/// Values grouped by a byte, in one array (256 vectors each cost an
+/// allocation, and every rule's exceptions have a table).
+#[derive(Clone)]
+struct ByByte {
+    /// Where each byte's values start in `items` (257 entries), or empty
+    /// when there are none.
+    start: Box<[u32]>,
+    items: Box<[u32]>,
+}
+
+impl ByByte {
+    fn new(pairs: &[(u8, u32)]) -> ByByte {
+        if pairs.is_empty() {
+            return ByByte {
+                start: Box::default(),
+                items: Box::default(),
+            };
+        }
+        let mut start = vec![0u32; 257];
+        for &(b, _) in pairs {
+            start[b as usize + 1] += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut next = start.clone();
+        let mut items = vec![0; pairs.len()];
+        for &(b, v) in pairs {
+            items[next[b as usize] as usize] = v;
+            next[b as usize] += 1;
+        }
+        ByByte {
+            start: start.into(),
+            items: items.into(),
+        }
+    }
+
+    fn get(&self, b: u8) -> &[u32] {
+        match (self.start.get(b as usize), self.start.get(b as usize + 1)) {
+            (Some(&from), Some(&to)) => &self.items[from as usize..to as usize],
+            _ => &[],
+        }
+    }
+}
+
 /// A list of globs compiled for matching: simple ones (see [`Simple`]) by
 /// hand, the rest with globset behind a literal prefilter. Cloning gives
 /// globset its own regex caches (one per thread).
@@ -433,9 +494,9 @@ pub struct Globs {
     simple: Vec<(usize, Simple)>,
     /// Positions in `simple` by the last byte of the names they can match
     /// (or the first byte, for globs ending in `*`; `any` for neither).
-    by_last: Vec<Vec<u16>>,
-    by_first: Vec<Vec<u16>>,
-    any: Vec<u16>,
+    by_last: ByByte,
+    by_first: ByByte,
+    any: Vec<u32>,
     /// The other globs, and each one's index in the list.
     set: Option<(GlobSet, Vec<usize>)>,
     /// A name can only match one of `set` if it holds one of these
@@ -449,26 +510,20 @@ impl Globs {
     pub fn new<'g>(
         globs: impl IntoIterator<Item = &'g str>,
     ) -> Result<Globs, (usize, globset::Error)> {
-        let mut g = Globs {
-            simple: Vec::new(),
-            by_last: vec![Vec::new(); 256],
-            by_first: vec![Vec::new(); 256],
-            any: Vec::new(),
-            set: None,
-            prefilter: None,
-        };
+        let mut simple = Vec::new();
+        let (mut last, mut first, mut any) = (Vec::new(), Vec::new(), Vec::new());
         let mut b = GlobSetBuilder::new();
         let mut complex: Vec<(usize, &str)> = Vec::new();
         for (i, pattern) in globs.into_iter().enumerate() {
             match Simple::parse(pattern) {
                 Some(s) => {
-                    let at = g.simple.len() as u16;
+                    let at = simple.len() as u32;
                     match s.key() {
-                        Key::Last(c) => g.by_last[c as usize].push(at),
-                        Key::First(c) => g.by_first[c as usize].push(at),
-                        Key::Any => g.any.push(at),
+                        Key::Last(c) => last.push((c, at)),
+                        Key::First(c) => first.push((c, at)),
+                        Key::Any => any.push(at),
                     }
-                    g.simple.push((i, s));
+                    simple.push((i, s));
                 }
                 None => {
                     b.add(glob(pattern).map_err(|e| (i, e))?);
@@ -476,6 +531,14 @@ impl Globs {
                 }
             }
         }
+        let mut g = Globs {
+            simple,
+            by_last: ByByte::new(&last),
+            by_first: ByByte::new(&first),
+            any,
+            set: None,
+            prefilter: None,
+        };
         if !complex.is_empty() {
             let set = b.build().map_err(|e| (complex[0].0, e))?;
             let literals: Option<Vec<&str>> =
@@ -500,10 +563,8 @@ impl Globs {
 
     /// The simple globs that may match a path named `name`.
     fn candidates(&self, name: &[u8]) -> impl Iterator<Item = &(usize, Simple)> {
-        let first = name
-            .first()
-            .map_or(&[][..], |&b| &self.by_first[b as usize]);
-        let last = name.last().map_or(&[][..], |&b| &self.by_last[b as usize]);
+        let first = name.first().map_or(&[][..], |&b| self.by_first.get(b));
+        let last = name.last().map_or(&[][..], |&b| self.by_last.get(b));
         last.iter()
             .chain(first)
             .chain(&self.any)
