@@ -1,6 +1,7 @@
 //! Start-up cost of the secret rules: `Rules::new` for the default profile,
-//! side by side with compiling the built-in path globs with globset (what
-//! the constructor used to do on every start). Each sample is one
+//! and the built-in path rules built as guard builds them, side by side
+//! with compiling the same globs with globset (what the constructor used to
+//! do on every start). Each sample is one
 //! construction in a fresh process, as on `guard run`'s start-up path (a
 //! loop in one process would measure warm caches and a warmed allocator).
 //!
@@ -8,7 +9,10 @@
 //!   BASELINE=/path/to/older/secret_rules cargo bench --bench secret_rules
 //!
 //! With BASELINE (this bench built from another commit), that binary's
-//! `Rules::new` is sampled in the same run, interleaved with ours.
+//! `Rules::new` and environment checks are sampled in the same run,
+//! interleaved with ours. The environment checks (`PATH`, `LANG`, `TERM`:
+//! every `guard run` checks the variables it passes) are timed after
+//! `Rules::new`, on their own.
 
 use guard::secrets::{self, path_rules};
 use std::path::Path;
@@ -28,10 +32,13 @@ fn main() {
     let baseline = std::env::var_os("BASELINE");
     let mut variants: Vec<(String, std::path::PathBuf, &str)> = vec![
         ("Rules::new (default profile)".into(), me.clone(), "rules"),
-        ("globset: built-in path globs".into(), me.clone(), "globset"),
+        ("built-in path rules".into(), me.clone(), "paths"),
+        ("the same through globset".into(), me.clone(), "globset"),
+        ("then 3 environment checks".into(), me.clone(), "env"),
     ];
     if let Some(b) = &baseline {
         variants.push(("baseline Rules::new".into(), b.into(), "rules"));
+        variants.push(("baseline environment checks".into(), b.into(), "env"));
     }
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); variants.len()];
     for _ in 0..SAMPLES {
@@ -65,10 +72,15 @@ fn main() {
             p(90)
         );
     }
-    if medians.len() > 2 {
+    println!(
+        "  built-in path rules: {:.3}x globset's time",
+        medians[1] / medians[2]
+    );
+    if medians.len() > 4 {
         println!(
-            "  Rules::new: {:.2}x the baseline's",
-            medians[0] / medians[2]
+            "  Rules::new: {:.3}x the baseline's; environment checks: {:.3}x",
+            medians[0] / medians[4],
+            medians[3] / medians[5]
         );
     }
 }
@@ -105,43 +117,33 @@ fn once(what: &str) -> u128 {
             let set = set.build().unwrap_or_else(|e| die(&e.to_string()));
             std::hint::black_box((&set, &excepts));
         }
+        "env" => {
+            let r = secrets::Rules::new(
+                &profile.secrets,
+                "bench.toml",
+                Path::new("/home/bench"),
+                Path::new("/home/bench/project"),
+            )
+            .unwrap_or_else(|e| die(&e.render()));
+            let t = Instant::now();
+            for (k, v) in [
+                ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                ("LANG", "C.UTF-8"),
+                ("TERM", "xterm-256color"),
+            ] {
+                std::hint::black_box(r.env_secret(k, v).is_ok());
+            }
+            return t.elapsed().as_nanos();
+        }
         "paths" => {
             let m = secrets::PathMatcher::new(path_rules::builtin());
             std::hint::black_box(&m.is_ok());
-        }
-        "paths-warm" => {
-            let m = secrets::PathMatcher::new(path_rules::builtin());
-            std::hint::black_box(&m.is_ok());
-            let t = Instant::now();
-            let m = secrets::PathMatcher::new(path_rules::builtin());
-            std::hint::black_box(&m.is_ok());
-            return t.elapsed().as_nanos();
-        }
-        "paths-loop" => {
-            for _ in 0..20000 {
-                let m = secrets::PathMatcher::new(path_rules::builtin());
-                std::hint::black_box(&m.is_ok());
-            }
-        }
-        "builtin" => {
-            std::hint::black_box(path_rules::builtin());
         }
         "content" => {
             let m = secrets::ContentEngine::new(secrets::content_rules::builtin());
             std::hint::black_box(&m.is_ok());
         }
-        "content-builtin" => {
-            std::hint::black_box(secrets::content_rules::builtin());
-        }
-        "sha" => {
-            use sha2::Digest;
-            let mut h = sha2::Sha256::new();
-            for r in secrets::content_rules::builtin() {
-                h.update(r.pattern.as_bytes());
-            }
-            std::hint::black_box(h.finalize());
-        }
-        _ => die("usage: secret_rules once rules|globset"),
+        _ => die("usage: secret_rules once rules|paths|globset|content|env"),
     }
     started.elapsed().as_nanos()
 }

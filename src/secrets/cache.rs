@@ -123,14 +123,16 @@ pub enum Target {
     File(Option<u32>),
 }
 
+/// Name offset, whether a directory, the file's (dev, ino).
+type NewEntry = (u32, bool, Option<(u64, u64)>);
+
 /// One directory's entries as read from disk, to remember. Files are named
 /// by (dev, ino), resolved to their records when the cache is written.
 #[derive(Debug, Default)]
 pub struct NewListing {
     pub key: DirKey,
     names: Vec<u8>,
-    /// Name offset, whether a directory, the file's (dev, ino).
-    entries: Vec<(u32, bool, Option<(u64, u64)>)>,
+    entries: Vec<NewEntry>,
 }
 
 impl NewListing {

@@ -459,10 +459,20 @@ impl ContentEngine {
         }
         let assign_bit = self.assignment.map_or(0, |g| 1u128 << g);
         let mut last_ident = usize::MAX;
-        if let Some(kw) = self.keyword_automaton()? {
-            let mut lower = std::mem::take(&mut scratch.lower);
-            lower.clear();
-            lower.extend(content.iter().map(u8::to_ascii_lowercase));
+        let mut lower = std::mem::take(&mut scratch.lower);
+        lower.clear();
+        lower.extend(content.iter().map(u8::to_ascii_lowercase));
+        // A short input (an environment value: several on every start) is
+        // first searched for each keyword directly; when it holds none, the
+        // automaton would find nothing, and need not be built (~0.2 ms).
+        let may_match = self.keywords.get().is_some()
+            || content.len() > SHORT
+            || self.words.iter().any(|w| contains(&lower, w));
+        let automaton = match may_match {
+            true => self.keyword_automaton()?,
+            false => None,
+        };
+        if let Some(kw) = automaton {
             // Group keyword hits by line; a line's rule set is a bitmask.
             let mut line: Option<(usize, usize, u128)> = None;
             for m in kw.automaton.find_iter(&lower) {
@@ -499,8 +509,8 @@ impl ContentEngine {
             if let Some((s, e, mask)) = line {
                 self.scan_line(content, s, e, mask, scratch, &mut found)?;
             }
-            scratch.lower = lower;
         }
+        scratch.lower = lower;
         for &i in &self.unanchored {
             self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
         }
@@ -686,6 +696,18 @@ fn keyword_masks(words: &[Vec<u8>], owner: &[usize]) -> Vec<u128> {
             mask
         })
         .collect()
+}
+
+/// Inputs up to this size are searched for keywords without the automaton
+/// while it is not built.
+const SHORT: usize = 4096;
+
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    match needle.first() {
+        None => true,
+        Some(&b) => hay.windows(needle.len()).any(|w| w[0] == b && w == needle),
+    }
 }
 
 /// What follows an assignment's value shows it was code: a call, a generic
@@ -874,6 +896,43 @@ mod tests {
             assert_eq!(ids(&text), [id], "{text}");
             assert_eq!(secrets(&text), std::slice::from_ref(&value), "{text}");
         }
+    }
+
+    #[test]
+    fn short_inputs_without_keywords_need_no_automaton_and_scan_the_same() {
+        let inputs = [
+            String::new(),
+            "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+            "LANG=C.UTF-8".into(),
+            format!("GH={}", tok(&["gh", "p_"].concat(), 36)),
+            format!("DATABASE_URL=postgres://app:{}@db/app", tok("", 16)),
+            format!("API_{}EN={}", "TOK", tok("", 24)),
+            format!("{}\n", tok(&["AK", "IA"].concat(), 16).to_uppercase()),
+        ];
+        let fresh = ContentEngine::new(builtin()).unwrap();
+        let built = ContentEngine::new(builtin()).unwrap();
+        built.scan("x = 1\n".repeat(SHORT).as_bytes()).unwrap();
+        assert!(built.keywords.get().is_some());
+        for i in &inputs {
+            let e = ContentEngine::new(builtin()).unwrap();
+            assert_eq!(
+                e.scan(i.as_bytes()).unwrap(),
+                built.scan(i.as_bytes()).unwrap(),
+                "{i}"
+            );
+            assert_eq!(
+                fresh.scan(i.as_bytes()).unwrap(),
+                built.scan(i.as_bytes()).unwrap(),
+                "{i}"
+            );
+        }
+        let e = ContentEngine::new(builtin()).unwrap();
+        assert!(e.scan(inputs[1].as_bytes()).unwrap().findings.is_empty());
+        assert!(
+            e.keywords.get().is_none(),
+            "built for a value without keywords"
+        );
+        assert!(!e.scan(inputs[3].as_bytes()).unwrap().findings.is_empty());
     }
 
     #[test]

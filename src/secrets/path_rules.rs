@@ -601,7 +601,7 @@ impl Globs {
         }
         match &self.set {
             Some((set, _)) => {
-                !self.prefilter.as_ref().is_some_and(|p| !p.is_match(name)) && set.is_match(path)
+                self.prefilter.as_ref().is_none_or(|p| p.is_match(name)) && set.is_match(path)
             }
             None => false,
         }

@@ -204,12 +204,11 @@ pub fn scan(
     let stale = u.files.count() != cache.len() || u.dirs.count() != cache.dirs();
     if let Some(path) = cache_file
         && (out.misses > 0 || changed || stale)
+        && let Err(e) = cache.save(path, &fingerprint, out.update)
     {
-        if let Err(e) = cache.save(path, &fingerprint, out.update) {
-            // A cache that cannot be written costs the next run time, not
-            // coverage.
-            tracing::info!("cannot write the scan cache {}: {e}", path.display());
-        }
+        // A cache that cannot be written costs the next run time, not
+        // coverage.
+        tracing::info!("cannot write the scan cache {}: {e}", path.display());
     }
     out.stats.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(ScanReport {
