@@ -468,9 +468,10 @@ impl ContentEngine {
         let may_match = self.keywords.get().is_some()
             || content.len() > SHORT
             || self.words.iter().any(|w| contains(&lower, w));
-        let automaton = match may_match {
-            true => self.keyword_automaton()?,
-            false => None,
+        let automaton = if may_match {
+            self.keyword_automaton()?
+        } else {
+            None
         };
         if let Some(kw) = automaton {
             // Group keyword hits by line; a line's rule set is a bitmask.

@@ -281,9 +281,11 @@ impl<'a> Visitor<'a> for Worker<'_, 'a> {
 
     fn remembered(&mut self, fd: BorrowedFd<'_>, st: &FileStat) -> Option<Listing<'a>> {
         self.out.stats.dirs += 1;
-        let remembered = match self.shared.cache.dirs() > 0 && self.trusted(fd, st.st_dev) {
-            true => self.shared.cache.listing(&DirKey::from_stat(st)),
-            false => None,
+        let usable = self.shared.cache.dirs() > 0 && self.trusted(fd, st.st_dev);
+        let remembered = if usable {
+            self.shared.cache.listing(&DirKey::from_stat(st))
+        } else {
+            None
         };
         match remembered {
             Some((index, listing)) => {
@@ -440,10 +442,9 @@ impl<'s, 'a> Worker<'s, 'a> {
         let cache = self.shared.cache;
         // The remembered record first: no search. A file changed in place
         // fails the key comparison and is looked up (then read) anew.
-        let cached = match hint.and_then(|h| Some((h, cache.get_at(h, &key)?))) {
-            Some(hit) => Some(hit),
-            None => cache.get(&key),
-        };
+        let cached = hint
+            .and_then(|h| Some((h, cache.get_at(h, &key)?)))
+            .or_else(|| cache.get(&key));
         let content = match cached {
             Some((index, c)) => {
                 self.out.stats.cached += 1;

@@ -179,9 +179,10 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
         v.error();
         return;
     };
-    // The key is taken before the entries are read: an entry added
-    // meanwhile changes the directory after this key, so a listing is never
-    // remembered under a key that claims more than it holds.
+    // The key is taken before the entries are read: an entry added or
+    // removed meanwhile moves the directory's times past this key, so a
+    // listing that missed it is never used again (and one changed within
+    // the timestamps' granularity is too recent to be remembered at all).
     let Ok(st) = fstat(fd.as_fd()) else {
         v.error();
         return;
