@@ -16,9 +16,10 @@
 //! history (`.git/objects` is compressed; `git show` still reveals them),
 //! secrets split across lines or encoded, and files created while the
 //! sandbox runs (the agent wrote those itself). The scan cache holds no
-//! secret value (rule ids, positions, a 32-bit fingerprint) and lives in a
-//! directory the sandbox cannot see, so the agent cannot mark a secret file
-//! as clean for the next run.
+//! secret value (rule ids, positions, a 32-bit fingerprint; and the names of
+//! each directory's entries) and lives in a directory the sandbox cannot
+//! see, so the agent cannot mark a secret file as clean, or hide a file from
+//! the next scan.
 
 mod cache;
 pub mod content_rules;
