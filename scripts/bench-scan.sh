@@ -12,6 +12,8 @@
 #               and ignored files included (-uu), binary files skipped,
 #               the same 2 MiB size limit, one regex per rule
 # and prints the ratios. Targets: cold <= 1.5x rg, warm <= 50 ms.
+# With GUARD_BEFORE=/path/to/another/guard, that build's warm scan runs in
+# the same hyperfine session (with its own cache), for a before/after.
 #
 # Needs python3 (generator), hyperfine and ripgrep:
 #   apt-get install -y hyperfine ripgrep
@@ -137,18 +139,33 @@ for r in json.load(sys.stdin)["content_rules"]:
 CACHE=$(mktemp -d)
 export XDG_CACHE_HOME="$CACHE"
 OUT=$(mktemp)
-# One --prepare per command (a single one would apply to all three).
+set --
+if [ -n "${GUARD_BEFORE:-}" ]; then
+  BEFORE_CACHE=$(mktemp -d)
+  set -- --command-name "guard warm (before)" \
+    --prepare "env XDG_CACHE_HOME=$BEFORE_CACHE $GUARD_BEFORE scan $DIR" \
+    "env XDG_CACHE_HOME=$BEFORE_CACHE $GUARD_BEFORE scan $DIR"
+fi
+# One --prepare per command (a single one would apply to all of them).
 hyperfine --warmup 1 --runs "$RUNS" --output=pipe --export-json "$OUT" \
   --command-name "guard cold" --prepare "rm -rf $CACHE/guard" "$GUARD scan $DIR" \
   --command-name "guard warm" --prepare "$GUARD scan $DIR" "$GUARD scan $DIR" \
+  "$@" \
   --command-name "rg" --prepare true "rg -uu --no-messages --max-filesize 2M -n -f $PATTERNS $DIR"
 python3 - "$OUT" <<'PY'
 import json, sys
-r = {x["command"]: x["mean"] for x in json.load(open(sys.argv[1]))["results"]}
+results = json.load(open(sys.argv[1]))["results"]
+r = {x["command"]: x["mean"] for x in results}
+# CPU time (user + system) is steadier than wall time on a shared machine.
+cpu = {x["command"]: x["user"] + x["system"] for x in results}
 cold, warm, rg = r["guard cold"], r["guard warm"], r["rg"]
 print(f"\nguard cold: {cold*1000:8.1f} ms   ({cold/rg:.2f}x rg; target <= 1.5x)")
-print(f"guard warm: {warm*1000:8.1f} ms   ({warm/rg:.3f}x rg; {rg/warm:.0f}x faster; target <= 50 ms)")
+print(f"guard warm: {warm*1000:8.1f} ms   ({warm/rg:.3f}x rg; {rg/warm:.0f}x faster; target <= 50 ms; cpu {cpu['guard warm']*1000:.1f} ms)")
+if "guard warm (before)" in r:
+    before = r["guard warm (before)"]
+    b_cpu = cpu["guard warm (before)"]
+    print(f"  before:   {before*1000:8.1f} ms   (now {warm/before:.2f}x of it; cpu {b_cpu*1000:.1f} ms, now {cpu['guard warm']/b_cpu:.2f}x)")
 print(f"rg:         {rg*1000:8.1f} ms")
 PY
 "$GUARD" scan "$DIR" | tail -1
-rm -rf "$CACHE" "$OUT"
+rm -rf "$CACHE" "$OUT" ${BEFORE_CACHE:+"$BEFORE_CACHE"}

@@ -709,6 +709,153 @@ fn cache_rescans_changed_files_and_catches_new_ones() {
     }
 }
 
+/// `guard scan --json`: the flagged paths (relative to the project) and
+/// the stats.
+fn scan_json(env: &Env) -> (Vec<String>, serde_json::Value) {
+    let out = guard(env, &["scan", "--json"]);
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("scan --json prints JSON");
+    let root = env.project.path.to_str().expect("utf-8 path").to_string() + "/";
+    let mut paths: Vec<String> = v["flagged"]
+        .as_array()
+        .expect("flagged list")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .map(|p| p.strip_prefix(&root).unwrap_or(p).to_string())
+        .collect();
+    paths.sort();
+    (paths, v["stats"].clone())
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::symlink_metadata(p)
+        .and_then(|m| m.modified())
+        .expect("mtime")
+}
+
+/// Set a file's or directory's mtime back (its ctime moves on regardless).
+fn set_mtime(p: &Path, t: std::time::SystemTime) {
+    std::fs::File::open(p)
+        .and_then(|f| f.set_modified(t))
+        .unwrap_or_else(|e| panic!("set mtime of {}: {e}", p.display()));
+}
+
+/// The warm scan trusts remembered directory listings and file results only
+/// while nothing changed: every kind of change made to a remembered tree is
+/// seen, including changes that restore the mtime, and nothing is followed
+/// through a symlink swapped in.
+#[test]
+fn cache_sees_every_kind_of_change_in_a_remembered_tree() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let outside = common::TempDir::new("outside", mode);
+        let p = &env.project;
+        let tok = |tag: &str| gh_canary(tag);
+        let (t_inplace, t_added, t_newdir, t_moved, t_replaced, t_typed, t_out) = (
+            tok("inplace"),
+            tok("added"),
+            tok("newdir"),
+            tok("moved"),
+            tok("replaced"),
+            tok("typed"),
+            tok("outside"),
+        );
+        let code = |v: &str| format!("fn main() {{\n    let t = \"{v}\";\n    run(t);\n}}\n");
+        let blank = "x".repeat(t_inplace.len());
+        p.write("inplace/main.rs", &code(&blank));
+        p.write("added/lib.rs", &code("nothing"));
+        p.write("newdir/lib.rs", &code("nothing"));
+        p.write("moved/from/creds.rs", &code(&t_moved));
+        p.write("moved/to/lib.rs", &code("nothing"));
+        p.write("renamed/notes.txt", "A=1\n");
+        p.write("replaced/data.rs", &code(&blank));
+        p.write("linked/file.txt", "plain\n");
+        p.write("linked/dir/file.txt", "plain\n");
+        p.write("typed/thing", "plain\n");
+        outside.write("secret.rs", &code(&t_out));
+        env.own();
+        outside.own(mode);
+        // Nothing changed in the last two seconds is cached; let it age.
+        std::thread::sleep(std::time::Duration::from_millis(2200));
+        let (first, _) = scan_json(&env);
+        assert_eq!(first, ["moved/from/creds.rs"]);
+        let (again, stats) = scan_json(&env);
+        assert_eq!(again, first);
+        assert_eq!(stats["read"], 0, "{stats}");
+        assert_eq!(stats["listed"], 0, "every directory remembered: {stats}");
+        assert!(stats["dirs"].as_u64() > Some(10), "{stats}");
+
+        // Same size, mtime restored: only the ctime tells.
+        let f = p.join("inplace/main.rs");
+        let t = mtime(&f);
+        std::fs::write(&f, code(&t_inplace)).expect("write");
+        set_mtime(&f, t);
+        // A new file in a directory whose mtime is then restored.
+        let d = p.join("added");
+        let t = mtime(&d);
+        p.write("added/new.rs", &code(&t_added));
+        set_mtime(&d, t);
+        // A new directory.
+        p.write("newdir/sub/deeper/new.rs", &code(&t_newdir));
+        // A flagged file moved to another directory (its inode, and so its
+        // cached result, is the same), a clean one renamed to `.env`.
+        std::fs::rename(p.join("moved/from/creds.rs"), p.join("moved/to/creds.rs")).expect("mv");
+        std::fs::rename(p.join("renamed/notes.txt"), p.join("renamed/.env")).expect("mv");
+        // Another inode renamed over a file: same size, same mtime.
+        let f = p.join("replaced/data.rs");
+        let t = mtime(&f);
+        let tmp = p.write("replaced/.tmp", &code(&t_replaced));
+        set_mtime(&tmp, t);
+        std::fs::rename(&tmp, &f).expect("mv");
+        // A file and a directory swapped for symlinks to secrets outside.
+        std::fs::remove_file(p.join("linked/file.txt")).expect("rm");
+        std::os::unix::fs::symlink(outside.join("secret.rs"), p.join("linked/file.txt"))
+            .expect("symlink");
+        std::fs::remove_dir_all(p.join("linked/dir")).expect("rm");
+        std::os::unix::fs::symlink(&outside.path, p.join("linked/dir")).expect("symlink");
+        // A file swapped for a directory of the same name.
+        std::fs::remove_file(p.join("typed/thing")).expect("rm");
+        p.write("typed/thing/creds.rs", &code(&t_typed));
+
+        let (paths, stats) = scan_json(&env);
+        assert_eq!(
+            paths,
+            [
+                "added/new.rs",
+                "inplace/main.rs",
+                "moved/to/creds.rs",
+                "newdir/sub/deeper/new.rs",
+                "renamed/.env",
+                "replaced/data.rs",
+                "typed/thing/creds.rs",
+            ],
+            "{stats}"
+        );
+        assert_eq!(stats["errors"], 0, "{stats}");
+        // The same again from the updated cache; and `guard run` shows none.
+        assert_eq!(scan_json(&env).0, paths);
+        let out = guard(
+            &env,
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "cat inplace/main.rs added/new.rs replaced/data.rs moved/to/creds.rs",
+            ],
+        );
+        out.expect_code(0);
+        for t in [&t_inplace, &t_added, &t_replaced, &t_moved, &t_out] {
+            out.assert_no_canary(t);
+        }
+        assert!(
+            out.stdout.contains("guard-redacted:github-token"),
+            "{}",
+            out.stdout
+        );
+    }
+}
+
 #[test]
 fn profile_rules_ignore_and_errors() {
     for mode in modes() {

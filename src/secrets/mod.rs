@@ -16,9 +16,10 @@
 //! history (`.git/objects` is compressed; `git show` still reveals them),
 //! secrets split across lines or encoded, and files created while the
 //! sandbox runs (the agent wrote those itself). The scan cache holds no
-//! secret value (rule ids, positions, a 32-bit fingerprint) and lives in a
-//! directory the sandbox cannot see, so the agent cannot mark a secret file
-//! as clean for the next run.
+//! secret value (rule ids, positions, a 32-bit fingerprint; and the names of
+//! each directory's entries) and lives in a directory the sandbox cannot
+//! see, so the agent cannot mark a secret file as clean, or hide a file from
+//! the next scan.
 
 mod cache;
 pub mod content_rules;
@@ -32,7 +33,6 @@ mod walk;
 
 use crate::error::{Error, Result};
 use crate::profile;
-use globset::{GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -123,8 +123,8 @@ pub struct Redaction {
 /// anchor (project or home), absolute ones (`/…`, `~/…`, `{project}/…`)
 /// match the whole path.
 pub struct Scope {
-    rel: GlobSet,
-    abs: GlobSet,
+    rel: path_rules::Globs,
+    abs: path_rules::Globs,
 }
 
 impl Scope {
@@ -133,23 +133,25 @@ impl Scope {
         home: &Path,
         project: &Path,
     ) -> std::result::Result<Scope, (usize, globset::Error)> {
-        let (mut rel, mut abs) = (GlobSetBuilder::new(), GlobSetBuilder::new());
+        let (mut rel, mut abs) = (Vec::new(), Vec::new());
         for (i, g) in globs.iter().enumerate() {
             match expand_glob(g, home, project) {
-                Some(a) => abs.add(path_rules::glob(&a).map_err(|e| (i, e))?),
-                None => rel.add(path_rules::glob(g).map_err(|e| (i, e))?),
+                Some(a) => abs.push((i, a)),
+                None => rel.push((i, g.clone())),
             };
         }
-        let build = |b: GlobSetBuilder| b.build().map_err(|e| (0, e));
+        let build = |list: &[(usize, String)]| {
+            path_rules::Globs::new(list.iter().map(|(_, g)| g.as_str()))
+                .map_err(|(at, e)| (list[at].0, e))
+        };
         Ok(Scope {
-            rel: build(rel)?,
-            abs: build(abs)?,
+            rel: build(&rel)?,
+            abs: build(&abs)?,
         })
     }
 
     pub fn is_match(&self, rel: &Path, abs: &Path) -> bool {
-        (!self.rel.is_empty() && self.rel.is_match(rel))
-            || (!self.abs.is_empty() && self.abs.is_match(abs))
+        self.rel.is_match(rel) || self.abs.is_match(abs)
     }
 }
 

@@ -322,18 +322,316 @@ pub fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
         .build()
 }
 
-/// All path rules compiled into one glob set, behind a cheap prefilter.
-/// Cloning gives a matcher with its own regex caches (one per thread).
+/// A glob of the shape every built-in rule has: an optional `**/`, then
+/// literal components, with `*` only in the last one (`**/.env.*`,
+/// `**/.config/gcloud`, `**/client_secret*.json`). Matched by hand:
+/// compiling the built-in rules with globset cost ~0.6 ms of every start.
+#[derive(Debug, Clone)]
+struct Simple {
+    /// Whether the glob starts with `**/`: `dir` may then sit at any depth.
+    any_depth: bool,
+    /// The literal path before the last component (may be empty), then
+    /// the last component, `*`s included: one allocation per glob.
+    text: Box<[u8]>,
+    dir_len: usize,
+    /// In the last component: the literal before the first `*` and after
+    /// the last one (`None`: no `*`, the component is a literal).
+    ends: Option<(usize, usize)>,
+}
+
+impl Simple {
+    fn parse(glob: &str) -> Option<Simple> {
+        let (any_depth, rest) = match glob.strip_prefix("**/") {
+            Some(r) => (true, r),
+            None => (false, glob),
+        };
+        // Anything globset gives a meaning beyond `*` goes to globset (so
+        // do empty components and `**` elsewhere, which it may reject).
+        let special = |c: char| matches!(c, '\\' | '?' | '[' | ']' | '{' | '}' | ',');
+        if rest.is_empty() || rest.contains(special) || rest.contains("**") {
+            return None;
+        }
+        let (dir, last) = match rest.rfind('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => ("", rest),
+        };
+        let bad_dir = dir.contains('*')
+            || (!dir.is_empty() && dir.split('/').skip(1).any(str::is_empty))
+            || (any_depth && dir.starts_with('/'));
+        if last.is_empty() || bad_dir || (dir.is_empty() && rest.starts_with('/')) {
+            return None;
+        }
+        let ends = match (last.find('*'), last.rfind('*')) {
+            (Some(f), Some(l)) => Some((f, last.len() - l - 1)),
+            _ => None,
+        };
+        let mut text = Vec::with_capacity(dir.len() + last.len());
+        text.extend_from_slice(dir.as_bytes());
+        text.extend_from_slice(last.as_bytes());
+        Some(Simple {
+            any_depth,
+            text: text.into(),
+            dir_len: dir.len(),
+            ends,
+        })
+    }
+
+    /// Whether the path `dir/base` (just `base` when `dir` is `None`)
+    /// matches.
+    fn is_match(&self, dir: Option<&[u8]>, base: &[u8]) -> bool {
+        if !self.base_matches(base) {
+            return false;
+        }
+        let want = &self.text[..self.dir_len];
+        match dir {
+            None => want.is_empty(),
+            Some(_) if want.is_empty() => self.any_depth,
+            Some(d) if d == want => true,
+            Some(d) => {
+                self.any_depth
+                    && d.len() > want.len()
+                    && d.ends_with(want)
+                    && d[d.len() - want.len() - 1] == b'/'
+            }
+        }
+    }
+
+    fn base_matches(&self, name: &[u8]) -> bool {
+        let pattern = &self.text[self.dir_len..];
+        let Some((first_len, last_len)) = self.ends else {
+            return name.len() == pattern.len() && ends_with(name, pattern);
+        };
+        let (first, last) = (&pattern[..first_len], &pattern[pattern.len() - last_len..]);
+        if name.len() < first_len + last_len
+            || !ends_with(name, last)
+            || !ends_with(&name[..first_len], first)
+        {
+            return false;
+        }
+        // The pieces between the first `*` and the last, in order; the
+        // leftmost placement of each is optimal for `*`.
+        let mut mid = &name[first_len..name.len() - last_len];
+        let inner = pattern
+            .get(first_len + 1..pattern.len() - last_len - 1)
+            .unwrap_or_default();
+        for piece in inner.split(|&b| b == b'*').filter(|p| !p.is_empty()) {
+            match mid.windows(piece.len()).position(|w| w == piece) {
+                Some(i) => mid = &mid[i + piece.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The byte a matching name must end with, or else start with.
+    fn key(&self) -> Key {
+        let pattern = &self.text[self.dir_len..];
+        let (first_len, last_len) = self.ends.unwrap_or((pattern.len(), pattern.len()));
+        match (first_len > 0, last_len > 0) {
+            (_, true) => Key::Last(pattern[pattern.len() - 1]),
+            (true, false) => Key::First(pattern[0]),
+            (false, false) => Key::Any,
+        }
+    }
+}
+
+enum Key {
+    Last(u8),
+    First(u8),
+    Any,
+}
+
+/// Values grouped by a byte, in one array (256 vectors each cost an
+/// allocation, and every rule's exceptions have a table).
+#[derive(Clone)]
+struct ByByte {
+    /// Where each byte's values start in `items` (257 entries), or empty
+    /// when there are none.
+    start: Box<[u32]>,
+    items: Box<[u32]>,
+}
+
+impl ByByte {
+    fn new(pairs: &[(u8, u32)]) -> ByByte {
+        if pairs.is_empty() {
+            return ByByte {
+                start: Box::default(),
+                items: Box::default(),
+            };
+        }
+        let mut start = vec![0u32; 257];
+        for &(b, _) in pairs {
+            start[b as usize + 1] += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut next = start.clone();
+        let mut items = vec![0; pairs.len()];
+        for &(b, v) in pairs {
+            items[next[b as usize] as usize] = v;
+            next[b as usize] += 1;
+        }
+        ByByte {
+            start: start.into(),
+            items: items.into(),
+        }
+    }
+
+    fn get(&self, b: u8) -> &[u32] {
+        match (self.start.get(b as usize), self.start.get(b as usize + 1)) {
+            (Some(&from), Some(&to)) => &self.items[from as usize..to as usize],
+            _ => &[],
+        }
+    }
+}
+
+/// A list of globs compiled for matching: simple ones (see [`Simple`]) by
+/// hand, the rest with globset behind a literal prefilter. Cloning gives
+/// globset its own regex caches (one per thread).
+#[derive(Clone)]
+pub struct Globs {
+    simple: Vec<(usize, Simple)>,
+    /// Positions in `simple` by the last byte of the names they can match
+    /// (or the first byte, for globs ending in `*`; `any` for neither).
+    by_last: ByByte,
+    by_first: ByByte,
+    any: Vec<u32>,
+    /// The other globs, and each one's index in the list.
+    set: Option<(GlobSet, Vec<usize>)>,
+    /// A name can only match one of `set` if it holds one of these
+    /// literals (each glob's longest literal run in its last component);
+    /// `None` when some glob has no such literal.
+    prefilter: Option<AhoCorasick>,
+}
+
+impl Globs {
+    /// Compile `globs`; on error, the index of the glob that failed.
+    pub fn new<'g>(
+        globs: impl IntoIterator<Item = &'g str>,
+    ) -> Result<Globs, (usize, globset::Error)> {
+        let mut simple = Vec::new();
+        let (mut last, mut first, mut any) = (Vec::new(), Vec::new(), Vec::new());
+        let mut b = GlobSetBuilder::new();
+        let mut complex: Vec<(usize, &str)> = Vec::new();
+        for (i, pattern) in globs.into_iter().enumerate() {
+            match Simple::parse(pattern) {
+                Some(s) => {
+                    let at = simple.len() as u32;
+                    match s.key() {
+                        Key::Last(c) => last.push((c, at)),
+                        Key::First(c) => first.push((c, at)),
+                        Key::Any => any.push(at),
+                    }
+                    simple.push((i, s));
+                }
+                None => {
+                    b.add(glob(pattern).map_err(|e| (i, e))?);
+                    complex.push((i, pattern));
+                }
+            }
+        }
+        let mut g = Globs {
+            simple,
+            by_last: ByByte::new(&last),
+            by_first: ByByte::new(&first),
+            any,
+            set: None,
+            prefilter: None,
+        };
+        if !complex.is_empty() {
+            let set = b.build().map_err(|e| (complex[0].0, e))?;
+            let literals: Option<Vec<&str>> =
+                complex.iter().map(|(_, p)| basename_literal(p)).collect();
+            g.prefilter = match literals {
+                Some(lits) => AhoCorasick::builder()
+                    // An NFA builds in microseconds; the DFA the default
+                    // would pick costs milliseconds on every start.
+                    .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+                    .build(&lits)
+                    .ok(),
+                None => None,
+            };
+            g.set = Some((set, complex.into_iter().map(|(i, _)| i).collect()));
+        }
+        Ok(g)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.simple.is_empty() && self.set.is_none()
+    }
+
+    /// The simple globs that may match a path named `name`.
+    fn candidates(&self, name: &[u8]) -> impl Iterator<Item = &(usize, Simple)> {
+        let first = name.first().map_or(&[][..], |&b| self.by_first.get(b));
+        let last = name.last().map_or(&[][..], |&b| self.by_last.get(b));
+        last.iter()
+            .chain(first)
+            .chain(&self.any)
+            .map(|&at| &self.simple[at as usize])
+    }
+
+    /// The indices of the globs matching `path`, into `out` (unordered).
+    pub fn matches_into(&self, path: &Path, out: &mut Vec<usize>) {
+        out.clear();
+        let (dir, name) = split(path);
+        for (i, s) in self.candidates(name) {
+            if s.is_match(dir, name) {
+                out.push(*i);
+            }
+        }
+        if let Some((set, index)) = &self.set {
+            if self.prefilter.as_ref().is_some_and(|p| !p.is_match(name)) {
+                return;
+            }
+            let cand = Candidate::new(path);
+            if set.is_match_candidate(&cand) {
+                out.extend(set.matches_candidate(&cand).into_iter().map(|g| index[g]));
+            }
+        }
+    }
+
+    pub fn is_match(&self, path: &Path) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let (dir, name) = split(path);
+        if self.candidates(name).any(|(_, s)| s.is_match(dir, name)) {
+            return true;
+        }
+        match &self.set {
+            Some((set, _)) => {
+                self.prefilter.as_ref().is_none_or(|p| p.is_match(name)) && set.is_match(path)
+            }
+            None => false,
+        }
+    }
+}
+
+/// `suffix` ends `s`, compared from the end: names that do not match
+/// differ within a byte or two, and a call to `memcmp` per candidate glob
+/// was most of the matching time.
+fn ends_with(s: &[u8], suffix: &[u8]) -> bool {
+    s.len() >= suffix.len() && s.iter().rev().zip(suffix.iter().rev()).all(|(a, b)| a == b)
+}
+
+/// A path's bytes split at the last `/`: (what comes before, if any; the
+/// last component).
+fn split(path: &Path) -> (Option<&[u8]>, &[u8]) {
+    let bytes = path.as_os_str().as_bytes();
+    match bytes.iter().rposition(|&b| b == b'/') {
+        Some(i) => (Some(&bytes[..i]), &bytes[i + 1..]),
+        None => (None, bytes),
+    }
+}
+
+/// All path rules compiled together (see [`Globs`]).
 #[derive(Clone)]
 pub struct PathMatcher {
     rules: Vec<PathRule>,
-    set: GlobSet,
+    globs: Globs,
     glob_rule: Vec<usize>,
-    except: Vec<Option<GlobSet>>,
-    /// A basename can only match if it holds one of these literals (each
-    /// glob's longest literal run in its last component); `None` when some
-    /// glob has no such literal, and every path goes to the glob set.
-    prefilter: Option<AhoCorasick>,
+    except: Vec<Option<Globs>>,
 }
 
 /// The longest run of literal characters in the last component of `glob`
@@ -378,47 +676,38 @@ impl PathMatcher {
         let bad = |r: &PathRule, g: &str, e: globset::Error| {
             RuleError::new(format!("path rule {:?}: glob {g:?}: {e}", r.id))
         };
-        let mut b = GlobSetBuilder::new();
-        let mut glob_rule = Vec::new();
-        let mut except = Vec::new();
-        for (i, r) in rules.iter().enumerate() {
-            for g in &r.globs {
-                b.add(glob(g).map_err(|e| bad(r, g, e))?);
-                glob_rule.push(i);
-            }
-            if r.except.is_empty() {
-                except.push(None);
-            } else {
-                let mut eb = GlobSetBuilder::new();
-                for g in &r.except {
-                    eb.add(glob(g).map_err(|e| bad(r, g, e))?);
-                }
-                except.push(Some(eb.build().map_err(|e| RuleError::new(e.to_string()))?));
-            }
-        }
-        let set = b.build().map_err(|e| RuleError::new(e.to_string()))?;
-        let literals: Option<Vec<&str>> = rules
+        let glob_rule: Vec<usize> = rules
             .iter()
-            .flat_map(|r| r.globs.iter())
-            .map(|g| basename_literal(g))
+            .enumerate()
+            .flat_map(|(i, r)| r.globs.iter().map(move |_| i))
             .collect();
-        let prefilter = match literals {
-            Some(lits) if !lits.is_empty() => Some(
-                AhoCorasick::builder()
-                    // An NFA builds in microseconds; the DFA the default
-                    // would pick costs milliseconds on every start.
-                    .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-                    .build(&lits)
-                    .map_err(|e| RuleError::new(format!("cannot build the path prefilter: {e}")))?,
-            ),
-            _ => None,
-        };
+        let all = rules
+            .iter()
+            .flat_map(|r| r.globs.iter().map(String::as_str));
+        let globs = Globs::new(all).map_err(|(g, e)| {
+            let r = &rules[glob_rule[g]];
+            let at = g - glob_rule
+                .iter()
+                .position(|&x| x == glob_rule[g])
+                .unwrap_or(0);
+            bad(r, &r.globs[at], e)
+        })?;
+        let mut except = Vec::with_capacity(rules.len());
+        for r in &rules {
+            except.push(if r.except.is_empty() {
+                None
+            } else {
+                Some(
+                    Globs::new(r.except.iter().map(String::as_str))
+                        .map_err(|(i, e)| bad(r, &r.except[i], e))?,
+                )
+            });
+        }
         Ok(PathMatcher {
             rules,
-            set,
+            globs,
             glob_rule,
             except,
-            prefilter,
         })
     }
 
@@ -430,40 +719,25 @@ impl PathMatcher {
         &self.rules[i]
     }
 
-    /// The rule that claims `rel` (a path relative to its anchor): an
-    /// `Always` rule before an `IfSecretContent` one. `scratch` is reused
-    /// between calls to avoid allocating.
+    /// The rule that claims `rel` (a path relative to its anchor): the first
+    /// matching `Always` rule, else the first matching one. `scratch` is
+    /// reused between calls to avoid allocating.
     pub fn matches(&self, rel: &Path, scratch: &mut Vec<usize>) -> Option<usize> {
-        if let Some(pre) = &self.prefilter {
-            let base = rel.as_os_str().as_bytes();
-            let base = base.rsplit(|&b| b == b'/').next().unwrap_or(base);
-            if !pre.is_match(base) {
-                return None;
-            }
-        }
-        let cand = Candidate::new(rel);
-        if !self.set.is_match_candidate(&cand) {
-            return None;
-        }
-        self.set.matches_candidate_into(&cand, scratch);
-        let mut best: Option<usize> = None;
+        self.globs.matches_into(rel, scratch);
+        let (mut always, mut first): (Option<usize>, Option<usize>) = (None, None);
         for &g in scratch.iter() {
             let r = self.glob_rule[g];
-            if self.except[r]
-                .as_ref()
-                .is_some_and(|e| e.is_match_candidate(&cand))
-            {
+            if self.except[r].as_ref().is_some_and(|e| e.is_match(rel)) {
                 continue;
             }
-            let better = match best {
-                None => true,
-                Some(b) => self.rules[b].when != When::Always && self.rules[r].when == When::Always,
-            };
-            if better {
-                best = Some(r);
+            if self.rules[r].when == When::Always && always.is_none_or(|a| r < a) {
+                always = Some(r);
+            }
+            if first.is_none_or(|f| r < f) {
+                first = Some(r);
             }
         }
-        best
+        always.or(first)
     }
 }
 
@@ -525,6 +799,213 @@ mod tests {
         assert_eq!(basename_literal("notes"), Some("notes"));
         assert_eq!(basename_literal("secrets/**"), None);
         assert_eq!(basename_literal("**/*"), None);
+    }
+
+    /// What the matcher used to be: every glob through globset.
+    struct Reference {
+        rules: Vec<PathRule>,
+        sets: Vec<(GlobSet, Option<GlobSet>)>,
+    }
+
+    impl Reference {
+        fn new(rules: &[PathRule]) -> Reference {
+            let set = |globs: &[String]| {
+                let mut b = GlobSetBuilder::new();
+                for g in globs {
+                    b.add(glob(g).unwrap());
+                }
+                b.build().unwrap()
+            };
+            let sets = rules
+                .iter()
+                .map(|r| {
+                    (
+                        set(&r.globs),
+                        (!r.except.is_empty()).then(|| set(&r.except)),
+                    )
+                })
+                .collect();
+            Reference {
+                rules: rules.to_vec(),
+                sets,
+            }
+        }
+
+        fn matches(&self, path: &str) -> Option<usize> {
+            let hits: Vec<usize> = (0..self.rules.len())
+                .filter(|&i| {
+                    let (globs, except) = &self.sets[i];
+                    globs.is_match(path) && !except.as_ref().is_some_and(|e| e.is_match(path))
+                })
+                .collect();
+            hits.iter()
+                .copied()
+                .find(|&i| self.rules[i].when == When::Always)
+                .or(hits.first().copied())
+        }
+    }
+
+    /// Paths around each glob: its instances at several depths with
+    /// several fillings of `*`, and near misses (extra characters at
+    /// either end, another parent, another case, the `.pub`/`.example`
+    /// endings the exceptions are about).
+    fn corpus(globs: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = [
+            "src/main.rs",
+            "README.md",
+            "a",
+            ".",
+            "env",
+            "x.env.y",
+            ".envrc",
+            "pkg/mod/file12.rs",
+            "id_rs",
+            "credentials",
+            ".config",
+            "config.json",
+            "/abs/.env",
+            "/.ssh",
+            "deep/er/.aws/credentials",
+            "snap/firefox/x",
+        ]
+        .map(String::from)
+        .to_vec();
+        for g in globs {
+            let body = g.strip_prefix("**/").unwrap_or(g);
+            for fill in ["", "x", "foo.bar", "-", "service-account"] {
+                let inst = body.replace('*', fill);
+                for pre in ["", "a/", "deep/er/", "/", "x", "a/x", ".config/"] {
+                    for post in ["", "x", ".pub", ".example", "/child", ".json"] {
+                        out.push(format!("{pre}{inst}{post}"));
+                    }
+                }
+                let mut upper = inst.clone();
+                if let Some(c) = upper.get_mut(..1) {
+                    c.make_ascii_uppercase();
+                }
+                out.push(upper);
+                if let Some((_, name)) = inst.rsplit_once('/') {
+                    out.push(name.to_string());
+                    out.push(format!("other/{name}"));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn builtin_rules_need_no_globset_and_agree_with_it() {
+        let rules = builtin();
+        let globs: Vec<&str> = rules
+            .iter()
+            .flat_map(|r| r.globs.iter().chain(&r.except))
+            .map(String::as_str)
+            .collect();
+        for g in &globs {
+            assert!(Simple::parse(g).is_some(), "{g} is matched by globset");
+        }
+        let paths = corpus(&globs);
+        assert!(paths.len() > 5000, "{}", paths.len());
+        for g in &globs {
+            let (simple, gs) = (
+                Simple::parse(g).unwrap(),
+                glob(g).unwrap().compile_matcher(),
+            );
+            for p in &paths {
+                let (dir, name) = split(Path::new(p));
+                assert_eq!(simple.is_match(dir, name), gs.is_match(p), "{g} on {p}");
+            }
+        }
+        let m = PathMatcher::new(rules.clone()).unwrap();
+        let reference = Reference::new(&rules);
+        let mut scratch = Vec::new();
+        let mut claimed = 0;
+        for p in &paths {
+            let got = m.matches(Path::new(p), &mut scratch);
+            assert_eq!(got, reference.matches(p), "{p}");
+            claimed += got.is_some() as usize;
+        }
+        assert!(claimed > paths.len() / 4, "{claimed} of {}", paths.len());
+    }
+
+    #[test]
+    fn profile_globs_of_any_shape_agree_with_globset() {
+        let rules = vec![
+            PathRule {
+                id: "a".into(),
+                description: "a".into(),
+                globs: vec![
+                    "secrets/**".into(),
+                    "**/*.[ch]sv".into(),
+                    "conf/*/key".into(),
+                ],
+                except: vec!["**/public.?sv".into()],
+                when: When::Always,
+            },
+            PathRule {
+                id: "b".into(),
+                description: "b".into(),
+                globs: vec!["**/.env".into(), "notes".into(), "/abs/x*".into()],
+                except: vec![],
+                when: When::IfSecretContent,
+            },
+            PathRule {
+                id: "c".into(),
+                description: "c".into(),
+                globs: vec!["**/{a,b}.env".into(), "**/.env".into()],
+                except: vec!["**/b.env".into()],
+                when: When::Always,
+            },
+        ];
+        let m = PathMatcher::new(rules.clone()).unwrap();
+        let reference = Reference::new(&rules);
+        let paths = [
+            "secrets/x",
+            "secrets",
+            "a/secrets/x",
+            "data.csv",
+            "d/data.hsv",
+            "public.csv",
+            "x/public.tsv",
+            "conf/prod/key",
+            "conf/key",
+            "conf/a/b/key",
+            ".env",
+            "a/.env",
+            "a.env",
+            "b.env",
+            "notes",
+            "x/notes",
+            "/abs/xy",
+            "/abs/y",
+            "abs/x",
+        ];
+        let mut scratch = Vec::new();
+        for p in paths {
+            assert_eq!(
+                m.matches(Path::new(p), &mut scratch),
+                reference.matches(p),
+                "{p}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn simple_globs_agree_with_globset(
+            glob_s in "(\\*\\*/)?(/?[a.]{1,2}/)?[a.*b]{1,5}",
+            path in "/?([a.b]{1,3}/){0,3}[a.b]{0,6}",
+        ) {
+            if let Some(simple) = Simple::parse(&glob_s) {
+                let gs = glob(&glob_s).unwrap().compile_matcher();
+                let (dir, name) = split(Path::new(&path));
+                proptest::prop_assert_eq!(simple.is_match(dir, name), gs.is_match(&path));
+                let globs = Globs::new([glob_s.as_str()]).unwrap();
+                proptest::prop_assert_eq!(globs.is_match(Path::new(&path)), gs.is_match(&path));
+            }
+        }
     }
 
     #[test]

@@ -5,17 +5,18 @@
 //! honoured, hidden files are included, symlinks are never followed. Only
 //! directories a profile lists in `skip`, paths already hidden, and guard's
 //! own cache are not entered. A file's content result is cached by
-//! (device, inode, size, mtime, ctime), so a warm scan is a walk plus one
-//! `fstatat` per file.
+//! (device, inode, size, mtime, ctime) and a directory's entries by its
+//! (device, inode, mtime, ctime), so a warm scan is one `fstatat` per file
+//! and one `open` + `fstat` per directory, on every core.
 
-use super::cache::{Cache, Cached, Entry, Key};
+use super::cache::{Bits, Cache, Cached, DirKey, Entry, Key, Listing, NewListing, Update};
 use super::content_rules::{ContentScan, Scratch};
 use super::path_rules::{PathMatcher, When};
 use super::walk::{self, Visitor, lstat_at};
 use super::{Action, Flagged, Hit, MAX_FILE_SIZE, RuleError, Rules};
 use crate::error::Result;
 use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{FileStat, Mode};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
@@ -46,6 +47,10 @@ pub struct Stats {
     pub large: usize,
     /// Unreadable entries (the sandbox cannot read them either).
     pub errors: usize,
+    /// Directories entered, and those of them read from disk (the others'
+    /// entries came from the cache).
+    pub dirs: usize,
+    pub listed: usize,
     pub elapsed_ms: u64,
 }
 
@@ -56,9 +61,29 @@ pub struct ScanReport {
     pub stats: Stats,
 }
 
-/// Files whose ctime or mtime is this recent are not cached: timestamps
-/// are coarse, a second write in the same tick would look unchanged.
+/// Files and directories whose ctime or mtime is this recent are not
+/// cached: timestamps are coarse, a second change in the same tick would
+/// look like none.
 const RACY_NS: i128 = 2_000_000_000;
+
+/// Filesystems known to set a directory's mtime and ctime on every change
+/// of its entries, as POSIX requires: only their directories' listings are
+/// remembered. (Network and FUSE filesystems may serve stale attributes;
+/// overlayfs reports a lower layer's times for a directory not yet copied
+/// up.) Magic numbers from statfs(2).
+const TRUSTED_FS: &[u32] = &[
+    0xEF53,      // ext2/3/4
+    0x5846_5342, // xfs
+    0x9123_683E, // btrfs
+    0x0102_1994, // tmpfs
+    0xF2F5_2010, // f2fs
+    0x2FC1_2FC1, // zfs
+    0xCA45_1A4E, // bcachefs
+];
+
+fn recent(now: i128, mtime_ns: i64, ctime_ns: i64) -> bool {
+    i128::from(ctime_ns) > now - RACY_NS || i128::from(mtime_ns) > now - RACY_NS
+}
 
 /// Read-only inputs every worker shares.
 struct Shared<'a> {
@@ -75,10 +100,8 @@ struct Shared<'a> {
 #[derive(Default)]
 struct Collected {
     flagged: Vec<Flagged>,
-    /// Cache entries still valid (indices into the loaded cache).
-    hits: Vec<u32>,
-    /// Fresh results to cache.
-    fresh: Vec<Entry>,
+    /// Cache records still valid, and fresh results to cache.
+    update: Update,
     /// Files read because the cache had nothing for them.
     misses: usize,
     stats: Stats,
@@ -86,10 +109,24 @@ struct Collected {
 }
 
 impl Collected {
+    fn new(cache: &Cache) -> Collected {
+        Collected {
+            update: Update {
+                files: Bits::new(cache.len()),
+                dirs: Bits::new(cache.dirs()),
+                ..Update::default()
+            },
+            ..Collected::default()
+        }
+    }
+
     fn merge(&mut self, other: Collected) {
         self.flagged.extend(other.flagged);
-        self.hits.extend(other.hits);
-        self.fresh.extend(other.fresh);
+        let (u, o) = (&mut self.update, other.update);
+        u.files.union(&o.files);
+        u.dirs.union(&o.dirs);
+        u.fresh.extend(o.fresh);
+        u.listings.extend(o.listings);
         self.misses += other.misses;
         let (s, o) = (&mut self.stats, other.stats);
         s.files += o.files;
@@ -98,6 +135,8 @@ impl Collected {
         s.binary += o.binary;
         s.large += o.large;
         s.errors += o.errors;
+        s.dirs += o.dirs;
+        s.listed += o.listed;
         if self.error.is_none() {
             self.error = other.error;
         }
@@ -149,7 +188,7 @@ pub fn scan(
             .map_or(2, |n| n.get())
             .min(8)
     };
-    let mut out = Collected::default();
+    let mut out = Collected::new(&cache);
     for root in roots {
         out.merge(scan_root(&shared, root, threads));
     }
@@ -160,19 +199,16 @@ pub fn scan(
     // paths twice.
     out.flagged.sort_by(|a, b| a.path.cmp(&b.path));
     out.flagged.dedup_by(|a, b| a.path == b.path);
-    out.hits.sort_unstable();
-    out.hits.dedup();
-    let stale = out.hits.len() + out.fresh.len() != cache.len();
+    let u = &out.update;
+    let changed = !u.fresh.is_empty() || !u.listings.is_empty();
+    let stale = u.files.count() != cache.len() || u.dirs.count() != cache.dirs();
     if let Some(path) = cache_file
-        && (out.misses > 0 || stale)
+        && (out.misses > 0 || changed || stale)
+        && let Err(e) = cache.save(path, &fingerprint, out.update)
     {
-        let mut entries = cache.entries_at(&out.hits);
-        entries.append(&mut out.fresh);
-        if let Err(e) = Cache::save(path, &fingerprint, entries) {
-            // A cache that cannot be written costs the next run time, not
-            // coverage.
-            tracing::info!("cannot write the scan cache {}: {e}", path.display());
-        }
+        // A cache that cannot be written costs the next run time, not
+        // coverage.
+        tracing::info!("cannot write the scan cache {}: {e}", path.display());
     }
     out.stats.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(ScanReport {
@@ -211,7 +247,7 @@ fn scan_root(shared: &Shared<'_>, root: &Root, threads: usize) -> Collected {
     if meta.is_file() {
         // A single granted file: no threads.
         if let Ok(name) = CString::new(root.path.as_os_str().as_bytes()) {
-            first.file(nix::fcntl::AT_FDCWD, &name, &root.path);
+            first.file(nix::fcntl::AT_FDCWD, &name, &root.path, None);
         }
         return first.out;
     }
@@ -234,22 +270,57 @@ struct Worker<'s, 'a> {
     engine: Scratch,
     /// This thread's copy of the path rules (its own regex caches).
     paths: PathMatcher,
+    /// Devices seen, and whether their filesystem is in `TRUSTED_FS`.
+    devices: Vec<(u64, bool)>,
 }
 
-impl Visitor for Worker<'_, '_> {
+impl<'a> Visitor<'a> for Worker<'_, 'a> {
     fn dir(&mut self, path: &Path) -> bool {
         self.enter(path, false)
     }
 
-    fn file(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+    fn remembered(&mut self, fd: BorrowedFd<'_>, st: &FileStat) -> Option<Listing<'a>> {
+        self.out.stats.dirs += 1;
+        let usable = self.shared.cache.dirs() > 0 && self.trusted(fd, st.st_dev);
+        let remembered = if usable {
+            self.shared.cache.listing(&DirKey::from_stat(st))
+        } else {
+            None
+        };
+        match remembered {
+            Some((index, listing)) => {
+                self.out.update.dirs.set(index);
+                Some(listing)
+            }
+            None => {
+                self.out.stats.listed += 1;
+                None
+            }
+        }
+    }
+
+    fn listed(&mut self, fd: BorrowedFd<'_>, listing: NewListing) {
+        let k = listing.key;
+        if !recent(self.shared.now_ns, k.mtime_ns, k.ctime_ns) && self.trusted(fd, k.dev) {
+            self.out.update.listings.push(listing);
+        }
+    }
+
+    fn file(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        name: &CStr,
+        path: &Path,
+        hint: Option<u32>,
+    ) -> Option<(u64, u64)> {
         if self.out.error.is_some() {
-            return;
+            return None;
         }
         if self.shared.exclude_files && self.shared.exclude.contains(path) {
-            return;
+            return None;
         }
         self.out.stats.files += 1;
-        self.check_file(dirfd, name, path);
+        self.check_file(dirfd, name, path, hint)
     }
 
     fn error(&mut self) {
@@ -266,12 +337,23 @@ impl<'s, 'a> Worker<'s, 'a> {
         Worker {
             shared,
             anchor: &root.anchor,
-            out: Collected::default(),
+            out: Collected::new(shared.cache),
             buf: Vec::new(),
             scratch: Vec::new(),
             engine: Scratch::default(),
             paths: shared.rules.paths.clone(),
+            devices: Vec::new(),
         }
+    }
+
+    fn trusted(&mut self, fd: BorrowedFd<'_>, dev: u64) -> bool {
+        if let Some(&(_, ok)) = self.devices.iter().find(|(d, _)| *d == dev) {
+            return ok;
+        }
+        let ok = nix::sys::statfs::fstatfs(fd)
+            .is_ok_and(|s| TRUSTED_FS.contains(&(s.filesystem_type().0 as u32)));
+        self.devices.push((dev, ok));
+        ok
     }
 
     /// `path` relative to the anchor (by bytes: no component parsing).
@@ -315,11 +397,18 @@ impl<'s, 'a> Worker<'s, 'a> {
         false
     }
 
-    fn check_file(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+    /// Returns the file's (dev, ino) if it was looked at.
+    fn check_file(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        name: &CStr,
+        path: &Path,
+        hint: Option<u32>,
+    ) -> Option<(u64, u64)> {
         let rules = self.shared.rules;
         let rel = self.rel(path);
         if rules.ignore.is_match(rel, path) {
-            return;
+            return None;
         }
         let by_path = rules
             .paths
@@ -335,40 +424,47 @@ impl<'s, 'a> Worker<'s, 'a> {
                 reason: r.description.clone(),
                 hits: vec![hit(&r.id)],
             });
-            return;
+            return None;
         }
         let Ok(st) = lstat_at(dirfd, name) else {
             self.out.stats.errors += 1;
-            return;
+            return None;
         };
         let key = Key::from_stat(&st);
+        let id = (st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some((key.dev, key.ino));
         if key.size > MAX_FILE_SIZE {
             self.out.stats.large += 1;
-            return;
+            return id;
         }
         if key.size == 0 {
-            return;
+            return id;
         }
-        let content = match self.shared.cache.get(&key) {
+        let cache = self.shared.cache;
+        // The remembered record first: no search. A file changed in place
+        // fails the key comparison and is looked up (then read) anew.
+        let cached = hint
+            .and_then(|h| Some((h, cache.get_at(h, &key)?)))
+            .or_else(|| cache.get(&key));
+        let content = match cached {
             Some((index, c)) => {
                 self.out.stats.cached += 1;
-                self.out.hits.push(index);
+                self.out.update.files.set(index);
                 match c {
-                    Cached::Clean => return,
+                    Cached::Clean => return id,
                     Cached::Binary => {
                         self.out.stats.binary += 1;
-                        return;
+                        return id;
                     }
-                    Cached::Secrets(s) => s.clone(),
+                    Cached::Secrets(s) => s,
                 }
             }
             None => match self.read_and_scan(dirfd, name) {
                 Some(Cached::Secrets(s)) => s,
                 Some(Cached::Binary) => {
                     self.out.stats.binary += 1;
-                    return;
+                    return id;
                 }
-                Some(Cached::Clean) | None => return,
+                Some(Cached::Clean) | None => return id,
             },
         };
         let (action, reason) = classify(rules, by_path.map(|r| r.description.as_str()), &content);
@@ -388,6 +484,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             reason,
             hits,
         });
+        id
     }
 
     /// Read a file (never through a symlink, never blocking on a fifo
@@ -446,11 +543,8 @@ impl<'s, 'a> Worker<'s, 'a> {
                 }
             }
         };
-        let now = self.shared.now_ns;
-        let recent =
-            i128::from(key.ctime_ns) > now - RACY_NS || i128::from(key.mtime_ns) > now - RACY_NS;
-        if !recent {
-            self.out.fresh.push(Entry {
+        if !recent(self.shared.now_ns, key.mtime_ns, key.ctime_ns) {
+            self.out.update.fresh.push(Entry {
                 key,
                 content: content.clone(),
             });

@@ -8,21 +8,40 @@
 //! and files are `fstatat`/`openat`-ed by name relative to the directory fd,
 //! also with `O_NOFOLLOW`: a directory swapped for a symlink mid-walk is
 //! refused, never followed. No ignore files are read: everything is walked.
+//!
+//! A directory unchanged since an earlier walk (the visitor remembers its
+//! entries, see `cache::DirKey`) is not read again: its remembered entries
+//! are visited instead, each file still looked at by the visitor (a write
+//! to a file does not change its directory).
 
+use super::cache::{DirKey, Listing, NewListing, Target};
 use nix::dir::{Dir, Type};
 use nix::fcntl::{OFlag, open};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstatat};
-use std::ffi::{CStr, OsStr};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
-pub trait Visitor: Send {
+pub trait Visitor<'c>: Send {
     /// A directory below the root; `false` to not enter it.
     fn dir(&mut self, path: &Path) -> bool;
-    /// A regular file, `name` inside the open directory `dirfd`.
-    fn file(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path);
+    /// The entries remembered for the directory open as `fd` (`st` is its
+    /// status), if they still hold.
+    fn remembered(&mut self, fd: BorrowedFd<'_>, st: &FileStat) -> Option<Listing<'c>>;
+    /// A directory read whole from disk, open as `fd`: entries to remember.
+    fn listed(&mut self, fd: BorrowedFd<'_>, listing: NewListing);
+    /// A regular file, `name` inside the open directory `dirfd`; `hint`
+    /// is its cache record as remembered. Returns the file's (dev, ino) if
+    /// it looked at the file.
+    fn file(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        name: &CStr,
+        path: &Path,
+        hint: Option<u32>,
+    ) -> Option<(u64, u64)>;
     /// An entry that could not be read.
     fn error(&mut self);
     /// Stop the whole walk (a rule failed).
@@ -46,6 +65,9 @@ struct State {
     /// Workers holding a directory; the walk ends when none does and the
     /// queue is empty.
     busy: usize,
+    /// Workers waiting for a directory (wake-ups are system calls: only
+    /// made for someone).
+    waiting: usize,
     quit: bool,
 }
 
@@ -61,10 +83,14 @@ impl Queue {
                 return Some(d);
             }
             if s.busy == 0 {
-                self.wake.notify_all();
+                if s.waiting > 0 {
+                    self.wake.notify_all();
+                }
                 return None;
             }
+            s.waiting += 1;
             s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            s.waiting -= 1;
         }
     }
 
@@ -73,17 +99,24 @@ impl Queue {
         s.dirs.append(found);
         s.busy -= 1;
         s.quit |= quit;
-        self.wake.notify_all();
+        if s.waiting > 0 {
+            self.wake.notify_all();
+        }
     }
 }
 
 /// Walk the directory `root` (not itself checked with `Visitor::dir`) on
 /// `threads` threads, one visitor each; returns the visitors.
-pub fn walk<V: Visitor>(root: &Path, threads: usize, make: impl Fn() -> V + Sync) -> Vec<V> {
+pub fn walk<'c, V: Visitor<'c>>(
+    root: &Path,
+    threads: usize,
+    make: impl Fn() -> V + Sync,
+) -> Vec<V> {
     let queue = Queue {
         state: Mutex::new(State {
             dirs: vec![root.to_path_buf()],
             busy: 0,
+            waiting: 0,
             quit: false,
         }),
         wake: Condvar::new(),
@@ -114,26 +147,71 @@ pub fn walk<V: Visitor>(root: &Path, threads: usize, make: impl Fn() -> V + Sync
     })
 }
 
-fn read_dir<V: Visitor>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf>) {
+/// A directory's path with room for one entry's name after it (`PathBuf`
+/// push and pop parse components: a measurable cost per file).
+struct EntryPath {
+    buf: Vec<u8>,
+    dir_len: usize,
+}
+
+impl EntryPath {
+    fn new(dir: &Path) -> EntryPath {
+        let mut buf = dir.as_os_str().as_bytes().to_vec();
+        if !buf.ends_with(b"/") {
+            buf.push(b'/');
+        }
+        EntryPath {
+            dir_len: buf.len(),
+            buf,
+        }
+    }
+
+    fn join(&mut self, name: &CStr) -> &Path {
+        self.buf.truncate(self.dir_len);
+        self.buf.extend_from_slice(name.to_bytes());
+        Path::new(OsStr::from_bytes(&self.buf))
+    }
+}
+
+fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf>) {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let Ok(fd) = open(dir, flags, Mode::empty()) else {
         v.error();
         return;
     };
-    // Entries are read through one descriptor, files opened through another
-    // (the iterator borrows the first mutably).
-    let Ok(at) = fd.try_clone() else {
+    // The key is taken before the entries are read: an entry added or
+    // removed meanwhile moves the directory's times past this key, so a
+    // listing that missed it is never used again (and one changed within
+    // the timestamps' granularity is too recent to be remembered at all).
+    let Ok(st) = fstat(fd.as_fd()) else {
         v.error();
         return;
     };
+    let mut path = EntryPath::new(dir);
+    if let Some(listing) = v.remembered(fd.as_fd(), &st) {
+        for (name, target) in listing.iter() {
+            let p = path.join(name);
+            match target {
+                Target::Dir if v.dir(p) => subdirs.push(p.to_path_buf()),
+                Target::Dir => {}
+                Target::File(hint) => {
+                    v.file(fd.as_fd(), name, p, hint);
+                }
+            }
+        }
+        return;
+    }
     let Ok(mut entries) = Dir::from_fd(fd) else {
         v.error();
         return;
     };
-    let mut path = dir.to_path_buf();
+    let mut listing = NewListing::new(DirKey::from_stat(&st));
+    let mut complete = true;
+    let mut unknown: Vec<CString> = Vec::new();
     for entry in entries.iter() {
         let Ok(entry) = entry else {
             v.error();
+            complete = false;
             continue;
         };
         let name = entry.file_name();
@@ -141,30 +219,39 @@ fn read_dir<V: Visitor>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf>) {
         if bytes == b"." || bytes == b".." {
             continue;
         }
-        let kind = match entry.file_type() {
-            Some(t) => t,
-            // DT_UNKNOWN (some filesystems): ask the inode.
-            None => match lstat_at(at.as_fd(), name) {
-                Ok(st) => match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
-                    SFlag::S_IFDIR => Type::Directory,
-                    SFlag::S_IFREG => Type::File,
-                    _ => Type::Symlink,
-                },
-                Err(_) => {
-                    v.error();
-                    continue;
-                }
-            },
-        };
-        path.push(OsStr::from_bytes(bytes));
-        match kind {
-            Type::Directory if v.dir(&path) => subdirs.push(path.clone()),
-            Type::Directory => {}
-            Type::File => v.file(at.as_fd(), name, &path),
+        match entry.file_type() {
+            Some(Type::Directory) => listing.push(name, true),
+            Some(Type::File) => listing.push(name, false),
+            // DT_UNKNOWN (some filesystems): ask the inode, below.
+            None => unknown.push(name.to_owned()),
             // Symlinks are not followed; fifos, sockets, devices hold no text.
-            _ => {}
+            Some(_) => {}
         }
-        path.pop();
+    }
+    let at = entries.as_fd();
+    for name in unknown {
+        match lstat_at(at, &name) {
+            Ok(st) => match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+                SFlag::S_IFDIR => listing.push(&name, true),
+                SFlag::S_IFREG => listing.push(&name, false),
+                _ => {}
+            },
+            Err(_) => {
+                v.error();
+                complete = false;
+            }
+        }
+    }
+    for (name, is_dir, id) in listing.entries_mut() {
+        let p = path.join(name);
+        if !is_dir {
+            *id = v.file(at, name, p, None);
+        } else if v.dir(p) {
+            subdirs.push(p.to_path_buf());
+        }
+    }
+    if complete {
+        v.listed(at, listing);
     }
 }
 
@@ -178,14 +265,26 @@ mod tests {
         dirs: Vec<PathBuf>,
     }
 
-    impl Visitor for Names {
+    impl Visitor<'static> for Names {
         fn dir(&mut self, path: &Path) -> bool {
             self.dirs.push(path.to_path_buf());
             !path.ends_with("skipped")
         }
-        fn file(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+        fn remembered(&mut self, _: BorrowedFd<'_>, _: &FileStat) -> Option<Listing<'static>> {
+            None
+        }
+        fn listed(&mut self, _: BorrowedFd<'_>, _: NewListing) {}
+        fn file(
+            &mut self,
+            dirfd: BorrowedFd<'_>,
+            name: &CStr,
+            path: &Path,
+            hint: Option<u32>,
+        ) -> Option<(u64, u64)> {
             assert!(lstat_at(dirfd, name).is_ok());
+            assert_eq!(hint, None);
             self.files.push(path.to_path_buf());
+            None
         }
         fn error(&mut self) {}
     }
