@@ -214,10 +214,6 @@ impl Watch {
             return None;
         }
         let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-        let inotify = nix::sys::inotify::Inotify::init(
-            nix::sys::inotify::InitFlags::IN_CLOEXEC | nix::sys::inotify::InitFlags::IN_NONBLOCK,
-        )
-        .ok()?;
         let git = project.join(".git");
         let absent: Vec<PathBuf> = absent
             .iter()
@@ -230,7 +226,7 @@ impl Watch {
         let project = project.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("guard-protect".into())
-            .spawn(move || watch_loop(&inotify, &stop_rd, &absent, &project))
+            .spawn(move || watch_loop(&stop_rd, &absent, &project))
             .ok()?;
         Some(Watch {
             stop: stop_wr,
@@ -245,15 +241,29 @@ impl Watch {
     }
 }
 
-fn watch_loop(
-    inotify: &nix::sys::inotify::Inotify,
-    stop: &std::os::fd::OwnedFd,
-    absent: &[PathBuf],
-    project: &Path,
-) -> Vec<Moved> {
+/// How long a command runs before guard starts watching. Closing an
+/// inotify instance waits for an RCU grace period (~10 ms here), which
+/// short commands (`guard run -- make test` in a hook) should not pay;
+/// whatever they create meanwhile is found by the first look after it, or
+/// by the check after the run.
+const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn watch_loop(stop: &std::os::fd::OwnedFd, absent: &[PathBuf], project: &Path) -> Vec<Moved> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use nix::sys::inotify::AddWatchFlags as W;
+    use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
     use std::os::fd::AsFd;
+    let started = std::time::Instant::now();
+    while let Some(left) = WATCH_AFTER.checked_sub(started.elapsed()) {
+        let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::Error::EINTR) => {}
+            _ => return Vec::new(), // stopped (or broken): the check after the run follows
+        }
+    }
+    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
+        return Vec::new();
+    };
     let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
     let arm = || {
         for path in absent {
@@ -270,8 +280,8 @@ fn watch_loop(
             }
         }
     };
-    let mut moved: Vec<Moved> = Vec::new();
     arm();
+    let mut moved: Vec<Moved> = quarantine_created(absent, project);
     loop {
         let mut fds = [
             PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
