@@ -224,3 +224,35 @@ fn a_protected_path_that_is_a_link_cannot_be_re_pointed() {
         }
     }
 }
+
+#[test]
+fn nested_repositories_are_protected_like_the_project() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        git(&env.project.path, &["init", "-q"]);
+        let nested = env.project.join("vendor/lib");
+        std::fs::create_dir_all(&nested).unwrap();
+        git(&nested, &["init", "-q"]);
+        let config_before = std::fs::read_to_string(nested.join(".git/config")).unwrap();
+        env.own();
+        let out = env.sh(
+            "printf '#!/bin/sh\\necho pwned\\n' > vendor/lib/.git/hooks/pre-commit; echo hook=$?; \
+             printf '[core]\\n\\thooksPath = /tmp/x\\n' >> vendor/lib/.git/config; echo config=$?; \
+             git -C vendor/lib status --short >/dev/null; echo status=$?",
+        );
+        out.expect_code(0);
+        assert_ne!(out.field("hook").as_deref(), Some("0"), "{}", out.all());
+        assert_ne!(out.field("config").as_deref(), Some("0"), "{}", out.all());
+        assert!(
+            out.stderr.contains("Read-only file system"),
+            "{}",
+            out.all()
+        );
+        assert_eq!(out.field("status").as_deref(), Some("0"), "{}", out.all());
+        assert!(!nested.join(".git/hooks/pre-commit").exists());
+        assert_eq!(
+            std::fs::read_to_string(nested.join(".git/config")).unwrap(),
+            config_before
+        );
+    }
+}

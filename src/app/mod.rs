@@ -267,6 +267,13 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     // Other names of a flagged file (hard links) show the same content:
     // hide them too.
     candidates.extend(hard_links_of(&found.flagged, &project));
+    // Repositories nested in the project (vendored, or cloned by an earlier
+    // session) have hooks and config of their own that run outside later.
+    candidates.extend(protect::nested_git_candidates(
+        &found.git_dirs,
+        &loaded.profile.filesystem.protect,
+        &project,
+    ));
     // The scan cache must not be reachable: whoever can write it can mark a
     // secret file as clean for the next run.
     if grants.iter().any(|g| {

@@ -58,6 +58,37 @@ pub fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
     }
 }
 
+/// The project's `.git` protections (`{project}/.git/hooks` …), applied to
+/// every git directory the scan found deeper in the project.
+pub fn nested_git_candidates(
+    git_dirs: &[PathBuf],
+    protect: &[String],
+    project: &Path,
+) -> Vec<Candidate> {
+    let top = project.join(".git");
+    let suffixes: Vec<&str> = protect
+        .iter()
+        .filter_map(|raw| raw.strip_prefix("{project}/.git/"))
+        .collect();
+    let mut out = Vec::new();
+    for dir in git_dirs {
+        if *dir == top || !dir.starts_with(project) {
+            continue;
+        }
+        for suffix in &suffixes {
+            for path in host::expand_glob(&dir.join(suffix)) {
+                out.push(Candidate {
+                    path,
+                    access: policy::Access::Protected,
+                    origin: format!("nested repository {}", dir.display()),
+                    required: false,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// One protected path the sandbox created, moved aside.
 #[derive(Debug, Clone)]
 pub struct Moved {
@@ -214,10 +245,9 @@ impl Watch {
             return None;
         }
         let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-        let git = project.join(".git");
         let absent: Vec<PathBuf> = absent
             .iter()
-            .filter(|p| !p.starts_with(&git))
+            .filter(|p| !p.iter().any(|c| c == ".git"))
             .cloned()
             .collect();
         if absent.is_empty() {

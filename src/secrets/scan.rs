@@ -59,6 +59,10 @@ pub struct ScanReport {
     /// Sorted by path.
     pub flagged: Vec<Flagged>,
     pub stats: Stats,
+    /// Git directories below a root (`vendor/lib/.git`), sorted: their
+    /// hooks and config run later outside too, so the caller protects them
+    /// like the project's own. Found by the walk at no extra cost.
+    pub git_dirs: Vec<PathBuf>,
 }
 
 /// Files and directories whose ctime or mtime is this recent are not
@@ -100,6 +104,7 @@ struct Shared<'a> {
 #[derive(Default)]
 struct Collected {
     flagged: Vec<Flagged>,
+    git_dirs: Vec<PathBuf>,
     /// Cache records still valid, and fresh results to cache.
     update: Update,
     /// Files read because the cache had nothing for them.
@@ -122,6 +127,7 @@ impl Collected {
 
     fn merge(&mut self, other: Collected) {
         self.flagged.extend(other.flagged);
+        self.git_dirs.extend(other.git_dirs);
         let (u, o) = (&mut self.update, other.update);
         u.files.union(&o.files);
         u.dirs.union(&o.dirs);
@@ -199,6 +205,8 @@ pub fn scan(
     // paths twice.
     out.flagged.sort_by(|a, b| a.path.cmp(&b.path));
     out.flagged.dedup_by(|a, b| a.path == b.path);
+    out.git_dirs.sort();
+    out.git_dirs.dedup();
     let u = &out.update;
     let changed = !u.fresh.is_empty() || !u.listings.is_empty();
     let stale = u.files.count() != cache.len() || u.dirs.count() != cache.dirs();
@@ -214,6 +222,7 @@ pub fn scan(
     Ok(ScanReport {
         flagged: out.flagged,
         stats: out.stats,
+        git_dirs: out.git_dirs,
     })
 }
 
@@ -379,6 +388,9 @@ impl<'s, 'a> Worker<'s, 'a> {
         let rel = self.rel(path);
         if !is_root && rules.skip.is_match(rel, path) {
             return false;
+        }
+        if !is_root && path.file_name() == Some(std::ffi::OsStr::new(".git")) {
+            self.out.git_dirs.push(path.to_path_buf());
         }
         let Some(rule) = self.paths.matches(rel, &mut self.scratch) else {
             return true;
