@@ -12,7 +12,17 @@ fn main() {
         guard::sandbox::internal_main();
     }
 
-    let cli = guard::cli::Cli::parse();
+    let cli = match guard::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version end well; a bad option is bad input, which
+        // guard answers with 125 like its other usage errors (clap's own
+        // code, 2, could be mistaken for the command's status).
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code)
+        }
+    };
     if !matches!(cli.command, guard::cli::Command::Run(_)) {
         // Commands that only print should end quietly when their reader
         // goes away (`guard log | head`), like other command-line tools.

@@ -477,3 +477,19 @@ fn nix_kill(pid: i32, sig: i32) {
     // SAFETY: sending a signal to a child process we spawned.
     unsafe { libc::kill(pid, sig) };
 }
+
+#[test]
+fn bad_options_are_usage_errors_with_125() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        for args in [
+            &["run", "--isolation", "weak", "--", "true"][..],
+            &["run", "--no-such-option", "--", "true"][..],
+        ] {
+            let r = env.run(args);
+            r.expect_code(125);
+            assert!(r.stderr.contains("error:"), "{args:?}: {}", r.all());
+        }
+        env.run(&["--version"]).expect_code(0);
+    }
+}
