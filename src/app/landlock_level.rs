@@ -91,6 +91,9 @@ impl Session {
     pub fn start(policy: &Policy, dirs: &HostDirs) -> Result<Session> {
         let project_lock = lock_project(&policy.project, true)?
             .ok_or_else(|| Error::usage("cannot lock the project"))?;
+        if let Some(parent) = dirs.session.parent() {
+            remove_stale_sessions(parent);
+        }
         for d in [&dirs.session, &dirs.tmp, &dirs.home] {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
@@ -141,6 +144,24 @@ impl Session {
         let restored = restore(&self.snapshot, project);
         let _ = std::fs::remove_dir_all(&self.dirs.session);
         restored
+    }
+}
+
+/// Session directories of guard processes that are gone (killed before
+/// they could remove theirs): named `PID-NANOS`.
+fn remove_stale_sessions(parent: &Path) {
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            // remove_dir_all does not follow symlinks inside.
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
