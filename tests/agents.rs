@@ -27,24 +27,6 @@ fn npm_install(prefix: &std::path::Path, packages: &[&str]) {
     assert!(st.success(), "npm install {packages:?} failed");
 }
 
-/// The registry host npm is configured with (the `node` building block,
-/// which every agent profile here extends, allows it): derived, never
-/// written in this repository.
-fn npm_registry_host() -> String {
-    let out = Command::new("npm")
-        .args(["config", "get", "registry"])
-        .current_dir("/")
-        .output()
-        .expect("npm is required for the agent tests");
-    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    url.split("://")
-        .nth(1)
-        .and_then(|r| r.split(['/', ':']).next())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| panic!("no registry host in {url:?}"))
-        .to_string()
-}
-
 /// Hosts whose connections passed the allowlist (allowed, or allowed but
 /// unreachable from this machine). Connections the allowlist refused
 /// (telemetry an agent could not be talked out of) never left the sandbox.
@@ -146,7 +128,7 @@ fn real_agents_start_under_their_profiles() {
         &tools.path,
         &AGENTS.iter().map(|a| a.package).collect::<Vec<_>>(),
     );
-    let registry = npm_registry_host();
+    let registry = common::npm_registry_host();
     for mode in modes() {
         for agent in AGENTS {
             let env = Env::new(mode);

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{Env, modes};
-use std::process::Command;
 
 #[test]
 fn widening_project_profile_needs_trust_and_is_asked_again_after_an_edit() {
@@ -213,27 +212,9 @@ fn trust_decisions_are_audited() {
     assert!(trust[0]["widens"].as_str().unwrap().contains("SOME_NAME"));
 }
 
-/// The registry host npm is configured with, as npm reports it (never
-/// written in this repository).
-fn npm_registry_host() -> String {
-    let out = Command::new("npm")
-        .args(["config", "get", "registry"])
-        .current_dir("/")
-        .output()
-        .expect("npm must be installed for this test (.ci/install-test-deps.sh)");
-    assert!(out.status.success(), "npm config get registry: {out:?}");
-    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    url.split("://")
-        .nth(1)
-        .and_then(|r| r.split(['/', ':']).next())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| panic!("no host in {url:?}"))
-        .to_string()
-}
-
 #[test]
 fn node_profile_allows_the_registry_npm_is_configured_with_and_no_other() {
-    let registry = npm_registry_host();
+    let registry = common::npm_registry_host();
     for mode in modes() {
         let env = Env::new(mode);
         // A repository's .npmrc must not open egress without trust.

@@ -239,30 +239,11 @@ mod tests {
     }
 
     fn policy(grants: Vec<Grant>) -> Policy {
-        Policy {
-            profile: "t".into(),
-            profile_origin: "t".into(),
-            uid: 1000,
-            gid: 1000,
-            home: "/home/u".into(),
-            project: "/p".into(),
-            cwd: "/p".into(),
-            grants,
-            absent_protected: vec![],
-            protected_links: vec![],
-            env: vec![],
-            env_removed: vec![],
-            command: vec!["true".into()],
-            allow_ptrace: false,
-            allow_degraded: false,
-            max_processes: 10,
-            home_source: None,
-            caches: vec![],
-            network: Default::default(),
-            secrets: Default::default(),
-            isolation: crate::profile::Isolation::Landlock,
-            host_dirs: None,
-        }
+        let mut p = crate::policy::test_policy(grants, crate::profile::Isolation::Landlock);
+        p.home = "/home/u".into();
+        p.project = "/p".into();
+        p.cwd = "/p".into();
+        p
     }
 
     /// A fake tree: /p holds .env, README, src/ (with a secret and a

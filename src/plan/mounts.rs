@@ -377,30 +377,7 @@ mod tests {
     use crate::policy::Grant;
 
     fn policy(grants: Vec<Grant>) -> Policy {
-        Policy {
-            profile: "t".into(),
-            profile_origin: "t".into(),
-            uid: 1000,
-            gid: 1000,
-            home: p("/home/u"),
-            project: p("/home/u/src/app"),
-            cwd: p("/home/u/src/app"),
-            grants,
-            env: vec![],
-            env_removed: vec![],
-            absent_protected: vec![],
-            protected_links: vec![],
-            home_source: None,
-            caches: vec![],
-            command: vec!["true".into()],
-            allow_ptrace: false,
-            allow_degraded: false,
-            max_processes: 100,
-            network: Default::default(),
-            secrets: Default::default(),
-            isolation: crate::profile::Isolation::Full,
-            host_dirs: None,
-        }
+        crate::policy::test_policy(grants, crate::profile::Isolation::Full)
     }
 
     fn grant(path: &str, access: Access, kind: GrantKind) -> Grant {

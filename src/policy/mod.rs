@@ -400,6 +400,35 @@ pub fn check_project(project: &Path, home: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A policy with these grants and nothing else, for the plan's unit tests.
+#[cfg(test)]
+pub fn test_policy(grants: Vec<Grant>, isolation: crate::profile::Isolation) -> Policy {
+    Policy {
+        profile: "t".into(),
+        profile_origin: "t".into(),
+        uid: 1000,
+        gid: 1000,
+        home: "/home/u".into(),
+        project: "/home/u/src/app".into(),
+        cwd: "/home/u/src/app".into(),
+        grants,
+        absent_protected: vec![],
+        protected_links: vec![],
+        env: vec![],
+        env_removed: vec![],
+        command: vec!["true".into()],
+        allow_ptrace: false,
+        allow_degraded: false,
+        max_processes: 100,
+        home_source: None,
+        caches: vec![],
+        network: Default::default(),
+        secrets: Default::default(),
+        isolation,
+        host_dirs: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

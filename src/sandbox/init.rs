@@ -84,23 +84,30 @@ fn report_failure(sock: &mut Sock, e: &Error) -> i32 {
     code
 }
 
-fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
-    // Die with the supervisor. Checking the parent afterwards closes the race
-    // where it died before the prctl.
+/// First steps of the setup process at every level: die with the
+/// supervisor (checking the parent afterwards closes the race where it died
+/// before the prctl), and block the forwarded signals and SIGCHLD before
+/// forking so none is lost (they are waited for with sigwaitinfo). `None`:
+/// the supervisor is already gone.
+fn tie_to_supervisor(parent: i32) -> Result<Option<Vec<libc::c_int>>> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| Error::sys("set parent-death signal", e))?;
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } != parent {
-        return Ok(125);
+        return Ok(None);
     }
-    // The namespaces need nothing from the plan: create them while the
-    // supervisor is still building it (it runs in parallel on another core).
-
-    // Block forwarded signals (and SIGCHLD) before forking so none is lost:
-    // this process waits for them with sigwaitinfo.
     let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
     waited.push(libc::SIGCHLD);
     sys::block_signals(&waited).map_err(|e| Error::sys("block signals", e))?;
+    Ok(Some(waited))
+}
+
+fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
+    let Some(waited) = tie_to_supervisor(parent)? else {
+        return Ok(125);
+    };
+    // The namespaces need nothing from the plan: create them while the
+    // supervisor is still building it (it runs in parallel on another core).
 
     // Our ids before unshare: afterwards they read as the overflow id until
     // the maps are written.
@@ -295,15 +302,9 @@ fn pid1(sock: &mut Sock) -> Result<i32> {
 /// command left behind when the command exits. (If guard itself is killed
 /// with SIGKILL, those survive; they stay inside Landlock and seccomp.)
 fn host_setup(sock: &mut Sock, parent: i32) -> Result<i32> {
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-        .map_err(|e| Error::sys("set parent-death signal", e))?;
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != parent {
+    let Some(waited) = tie_to_supervisor(parent)? else {
         return Ok(125);
-    }
-    let mut waited: Vec<libc::c_int> = FORWARDED.to_vec();
-    waited.push(libc::SIGCHLD);
-    sys::block_signals(&waited).map_err(|e| Error::sys("block signals", e))?;
+    };
     let Some(stream) = sock.as_mut() else {
         return Ok(125);
     };

@@ -294,3 +294,21 @@ pub fn pgrep(marker: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The host of the registry npm is configured with, as npm reports it:
+/// derived at run time, never written in this repository.
+pub fn npm_registry_host() -> String {
+    let out = Command::new("npm")
+        .args(["config", "get", "registry"])
+        .current_dir("/")
+        .output()
+        .expect("npm must be installed for this test (.ci/install-test-deps.sh)");
+    assert!(out.status.success(), "npm config get registry: {out:?}");
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    url.split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| panic!("no host in {url:?}"))
+        .to_string()
+}
