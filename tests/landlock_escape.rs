@@ -82,27 +82,7 @@ fn marker(tag: &str) -> String {
 
 /// A git repository with one commit in the case's project.
 fn git_init(case: &Case) {
-    case.write("README", "hello\n");
-    let git = |args: &[&str]| {
-        let st = Command::new("git")
-            .args(["-c", "safe.directory=*"])
-            .args(args)
-            .current_dir(case.project())
-            .output()
-            .expect("run git");
-        assert!(st.status.success(), "git {args:?}: {st:?}");
-    };
-    git(&["init", "-q"]);
-    git(&["add", "README"]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-qm",
-        "init",
-    ]);
+    common::git_repo_with_readme(case.project());
     case.env.own();
 }
 

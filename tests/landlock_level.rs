@@ -220,27 +220,7 @@ fn processes_outside_stay_closed_and_leftovers_are_ended() {
 fn protected_files_are_restored_and_git_still_works() {
     for mode in modes() {
         let env = Env::new(mode);
-        env.project.write("README", "hello\n");
-        let git = |args: &[&str]| {
-            let st = Command::new("git")
-                .args(["-c", "safe.directory=*"])
-                .args(args)
-                .current_dir(&env.project.path)
-                .output()
-                .expect("run git");
-            assert!(st.status.success(), "git {args:?}: {st:?}");
-        };
-        git(&["init", "-q"]);
-        git(&["add", "README"]);
-        git(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-        ]);
+        common::git_repo_with_readme(&env.project.path);
         env.own();
         let config_before = std::fs::read_to_string(env.project.join(".git/config")).unwrap();
         let script = "echo more >> README && git add README && \

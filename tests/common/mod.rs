@@ -312,3 +312,29 @@ pub fn npm_registry_host() -> String {
         .unwrap_or_else(|| panic!("no host in {url:?}"))
         .to_string()
 }
+
+/// `git ARGS` in `dir` on the host (whoever owns it), which must succeed.
+pub fn host_git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "safe.directory=*",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// A repository in `dir` whose one commit holds `dir/README` (written first).
+pub fn git_repo_with_readme(dir: &Path) {
+    std::fs::write(dir.join("README"), "hello\n").expect("write README");
+    host_git(dir, &["init", "-q"]);
+    host_git(dir, &["add", "README"]);
+    host_git(dir, &["commit", "-qm", "init"]);
+}
