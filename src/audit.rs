@@ -23,7 +23,14 @@ const KEEP_SESSIONS: usize = 50;
 struct State {
     file: Option<std::io::BufWriter<std::fs::File>>,
     events: Vec<Map<String, Value>>,
+    refusals_kept: usize,
+    /// Refused connections beyond `REFUSALS_KEPT`: counted, in the log only.
+    refusals_not_kept: u64,
 }
+
+/// Refused connections kept in memory for the exit summary. A sandbox can
+/// make refused attempts without end; each kept event costs ~2.7 KB.
+const REFUSALS_KEPT: usize = 2000;
 
 /// Handle to the session's audit trail.
 #[derive(Clone, Default)]
@@ -81,9 +88,16 @@ impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
             // requests and DNS answers (one event each, unbounded over a
             // session) are not in the summary; keeping them grew the
             // supervisor by ~2.7 KB per request.
-            let routine = map.get("kind").and_then(Value::as_str) == Some("net")
-                && map.get("decision").and_then(Value::as_str) != Some("refuse");
-            if !routine {
+            let net = map.get("kind").and_then(Value::as_str) == Some("net");
+            let refused = map.get("decision").and_then(Value::as_str) == Some("refuse");
+            if net && refused {
+                if st.refusals_kept >= REFUSALS_KEPT {
+                    st.refusals_not_kept += 1;
+                    return;
+                }
+                st.refusals_kept += 1;
+            }
+            if !net || refused {
                 st.events.push(map);
             }
         }
@@ -141,7 +155,22 @@ impl Session {
     pub fn events(&self) -> Vec<Map<String, Value>> {
         self.state
             .lock()
-            .map(|s| s.events.clone())
+            .map(|s| {
+                let mut events = s.events.clone();
+                if s.refusals_not_kept > 0 {
+                    let mut note = Map::new();
+                    note.insert("kind".into(), Value::from("note"));
+                    note.insert(
+                        "text".into(),
+                        Value::from(format!(
+                            "{} more refused connection(s) are in the log only",
+                            s.refusals_not_kept
+                        )),
+                    );
+                    events.push(note);
+                }
+                events
+            })
             .unwrap_or_default()
     }
 
@@ -296,6 +325,9 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             };
             out.push_str(&format!("    {key} ({why}{times})  {fix}\n"));
         }
+    }
+    for e in events.iter().filter(|e| s(e, "kind") == "note") {
+        out.push_str(&format!("    {}\n", s(e, "text")));
     }
     let files: Vec<&Map<String, Value>> = events.iter().filter(|e| s(e, "kind") == "fs").collect();
     if !files.is_empty() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Env, canary, modes};
+use common::{Env, canary, modes, py};
 use serde_json::Value;
 
 /// A GitHub-token-shaped canary, assembled at run time.
@@ -198,5 +198,46 @@ fn explain_suggest_and_guard_log_read_the_last_session() {
         for line in json.stdout.lines() {
             serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
+    }
+}
+
+#[test]
+fn endless_refusals_do_not_grow_the_supervisor_and_are_all_logged() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let log = env.home.join("flood.jsonl");
+        // 2,100 refused CONNECTs, more than guard keeps in memory (2,000).
+        let flood = py("import socket\n\
+             n = 0\n\
+             for i in range(2100):\n\
+             \x20   s = socket.create_connection((\"127.0.0.1\", 3128))\n\
+             \x20   s.sendall(b\"CONNECT nope%d.example:443 HTTP/1.1\\r\\nHost: nope%d.example:443\\r\\n\\r\\n\" % (i, i))\n\
+             \x20   n += s.recv(100).startswith(b\"HTTP/1.1 403\")\n\
+             \x20   s.close()\n\
+             print(\"refused=%d\" % n)\n");
+        let r = env.run(&[
+            "run",
+            "--log",
+            log.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &flood,
+        ]);
+        r.expect_code(0);
+        assert_eq!(r.field("refused").as_deref(), Some("2100"), "{}", r.all());
+        assert!(
+            r.stderr
+                .contains("100 more refused connection(s) are in the log only"),
+            "{}",
+            r.stderr
+        );
+        let logged = std::fs::read_to_string(&log)
+            .expect("read log")
+            .lines()
+            .filter(|l| l.contains("\"decision\":\"refuse\""))
+            .count();
+        assert_eq!(logged, 2100);
     }
 }
