@@ -188,7 +188,6 @@ impl Session {
 pub fn new_session_path() -> Option<PathBuf> {
     let dir = crate::host::state_dir()?.join("sessions");
     std::fs::create_dir_all(&dir).ok()?;
-    prune(&dir);
     let stamp = timestamp(std::time::SystemTime::now())
         .replace([':', '-'], "")
         .replace('T', "-");
@@ -216,16 +215,26 @@ pub fn list_sessions() -> Vec<PathBuf> {
     v
 }
 
+/// Delete the oldest session logs beyond the last `KEEP_SESSIONS`. Called
+/// by `guard run` once the setup process is starting, off the start-up's
+/// critical path.
+pub fn prune_sessions() {
+    if let Some(dir) = sessions_dir() {
+        prune(&dir);
+    }
+}
+
 fn prune(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let mut logs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    if logs.len() < KEEP_SESSIONS {
+    // The current session's log exists already: it is among those kept.
+    if logs.len() <= KEEP_SESSIONS {
         return;
     }
     logs.sort();
-    for old in &logs[..logs.len() + 1 - KEEP_SESSIONS] {
+    for old in &logs[..logs.len() - KEEP_SESSIONS] {
         let _ = std::fs::remove_file(old);
     }
 }
