@@ -217,20 +217,23 @@ fn reap(main: libc::pid_t) -> Result<Option<i32>> {
     }
 }
 
+/// The plan, once the supervisor has built it. `None`: it gave up before
+/// sending one (and says why itself).
+fn receive_plan(sock: &mut Sock) -> Result<Option<Plan>> {
+    let Some(stream) = sock.as_mut() else {
+        return Ok(None);
+    };
+    channel::recv(stream).map_err(|e| Error::sys("read the sandbox plan", e))
+}
+
 /// Pid 1 of the sandbox: build the view, lock, start the command, reap.
 fn pid1(sock: &mut Sock) -> Result<i32> {
     // 1. Die with the setup process (and so with the supervisor).
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| Error::sys("set parent-death signal", e))?;
-    let Some(stream) = sock.as_mut() else {
+    let Some(plan) = receive_plan(sock)? else {
         return Ok(125);
     };
-    let plan: Plan =
-        match channel::recv(stream).map_err(|e| Error::sys("read the sandbox plan", e))? {
-            Some(plan) => plan,
-            // The supervisor gave up before sending a plan (and says why).
-            None => return Ok(125),
-        };
     let plan = &plan;
     // 2. Not dumpable: the command cannot read our memory or /proc/1/environ.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Error::sys("make pid 1 non-dumpable", e))?;
@@ -305,14 +308,9 @@ fn host_setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     let Some(waited) = tie_to_supervisor(parent)? else {
         return Ok(125);
     };
-    let Some(stream) = sock.as_mut() else {
+    let Some(plan) = receive_plan(sock)? else {
         return Ok(125);
     };
-    let plan: Plan =
-        match channel::recv(stream).map_err(|e| Error::sys("read the sandbox plan", e))? {
-            Some(plan) => plan,
-            None => return Ok(125),
-        };
     let plan = &plan;
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
         .map_err(|e| Error::sys("become the command's subreaper", e))?;
