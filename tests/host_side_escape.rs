@@ -106,7 +106,12 @@ fn predicted_quarantine_names_do_not_keep_a_planted_file() {
         out.expect_code(0);
         assert_eq!(out.field("planted").as_deref(), Some("1"), "{}", out.all());
         // Moved aside during the run, despite every predicted name taken.
-        assert_eq!(out.field("during").as_deref(), Some("gone"), "{}", out.all());
+        assert_eq!(
+            out.field("during").as_deref(),
+            Some("gone"),
+            "{}",
+            out.all()
+        );
         assert!(!env.project.join(".envrc").exists(), "{}", out.all());
         assert!(!env.project.join(".vscode/tasks.json").exists());
         assert!(out.stderr.contains("moved it to"), "{}", out.all());
@@ -140,5 +145,112 @@ time.sleep(1.5)",
         assert!(out.stdout.contains("instances="), "{}", out.all());
         assert!(!env.project.join(".envrc").exists(), "{}", out.all());
         assert!(out.stderr.contains("moved it to"), "{}", out.all());
+    }
+}
+
+/// A PATH with a relative entry (`node_modules/.bin`, `.`, or an empty
+/// entry, which means the current directory) resolves in the project,
+/// guard's working directory. An `npm` or `node` planted there must never
+/// run on the host when guard asks npm for its registry, nor choose the
+/// npmrc guard reads (`{node}/../../etc/npmrc`).
+#[test]
+fn a_planted_npm_in_a_relative_path_entry_never_runs_on_the_host() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let marker = TempDir::new("marker", mode);
+        let ran = marker.join("ran");
+        let script = format!(
+            "#!/bin/sh\ntouch {}\necho https://planted.example.test/\n",
+            ran.display()
+        );
+        for bin in ["node_modules/.bin/npm", "node_modules/.bin/node", "npm"] {
+            let p = env.project.write(bin, &script);
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        env.project.write(
+            "etc/npmrc",
+            "registry=https://planted-npmrc.example.test/\n",
+        );
+        env.own();
+        let host_path = std::env::var("PATH").unwrap_or_default();
+        let bin = env.project.join("node_modules/.bin");
+        // Relative entries, and an absolute one into the project (what
+        // direnv's `PATH_add node_modules/.bin` makes).
+        for path in [
+            format!("node_modules/.bin::{host_path}"),
+            format!("{}:{host_path}", bin.display()),
+        ] {
+            let out = common::Outcome::from(
+                env.guard(&["explain", "-p", "node", "--", "true"])
+                    .env("PATH", &path)
+                    .env_remove("npm_config_registry")
+                    .env_remove("NPM_CONFIG_REGISTRY")
+                    .env_remove("NPM_CONFIG_PREFIX")
+                    .env_remove("NPM_CONFIG_GLOBALCONFIG")
+                    .output()
+                    .unwrap(),
+            );
+            out.expect_code(0);
+            assert!(
+                !ran.exists(),
+                "{path}: guard ran the project's npm: {}",
+                out.all()
+            );
+            assert!(!out.all().contains("planted"), "{path}: {}", out.all());
+            // Still the registry of the npm installed on the host.
+            let registry = common::npm_registry_host();
+            assert!(
+                out.stdout.contains(&format!("allow {registry} ")),
+                "{path}: {}",
+                out.all()
+            );
+        }
+    }
+}
+
+/// guard caches npm's default registry under the user's cache dir; the
+/// sandbox must not be able to write it (a poisoned entry would widen the
+/// next session's egress).
+#[test]
+fn the_registry_cache_is_out_of_the_sandboxs_reach() {
+    for mode in modes() {
+        for level in ["full", "landlock"] {
+            let env = Env::new(mode);
+            env.own();
+            let warm = env.run(&["explain", "-p", "node", "--", "true"]);
+            warm.expect_code(0);
+            let cache = env.home.join(".cache/guard/npm-default-registry");
+            let before = std::fs::read_to_string(&cache).expect("cache written on the host");
+            let c = cache.display();
+            let out = env.run(&[
+                "run",
+                "-p",
+                "node",
+                "--isolation",
+                level,
+                "--",
+                "sh",
+                "-c",
+                &format!(
+                    "printf 'x\\nhttps://poison.example.test/\\n' > {c} 2>&1; echo write=$?; \
+                     rm {c} 2>&1; echo rm=$?"
+                ),
+            ]);
+            out.expect_code(0);
+            assert_ne!(
+                out.field("write").as_deref(),
+                Some("0"),
+                "{level}: {}",
+                out.all()
+            );
+            assert_ne!(
+                out.field("rm").as_deref(),
+                Some("0"),
+                "{level}: {}",
+                out.all()
+            );
+            assert_eq!(std::fs::read_to_string(&cache).ok(), Some(before));
+        }
     }
 }
