@@ -254,3 +254,47 @@ fn the_registry_cache_is_out_of_the_sandboxs_reach() {
         }
     }
 }
+
+/// guard keeps 2,000 refused connections for the summary and counts the
+/// rest. A sandbox floods one decoy destination past that, then tries the
+/// host it wants: the summary must still name it, and the counts add up.
+#[test]
+fn a_refusal_flood_does_not_hide_a_destination_from_the_summary() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let flood = common::py(
+            "import socket
+def refused(host):
+    s = socket.create_connection((\"127.0.0.1\", 3128))
+    s.sendall(b\"CONNECT %s:443 HTTP/1.1\\r\\nHost: %s:443\\r\\n\\r\\n\" % (host, host))
+    r = s.recv(100).startswith(b\"HTTP/1.1 403\")
+    s.close()
+    return r
+n = sum(refused(b\"decoy.example.test\") for i in range(2100))
+n += refused(b\"real-target.example.test\")
+print(\"refused=%d\" % n)",
+        );
+        let r = env.sh(&flood);
+        r.expect_code(0);
+        assert_eq!(r.field("refused").as_deref(), Some("2101"), "{}", r.all());
+        assert!(
+            r.stderr
+                .contains("real-target.example.test:443 (not-allowed)"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr
+                .contains("decoy.example.test:443 (not-allowed, 2000 times)"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr
+                .contains("100 more refused connection(s) are in the log only"),
+            "{}",
+            r.stderr
+        );
+    }
+}
