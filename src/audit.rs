@@ -26,6 +26,12 @@ struct State {
     refusals_kept: usize,
     /// Refused connections beyond `REFUSALS_KEPT`: counted, in the log only.
     refusals_not_kept: u64,
+    /// Destinations (host:port) of the kept refusals. Past the cap, a
+    /// destination not seen yet is still kept: otherwise 2,000 refusals to
+    /// a decoy would hide the host the sandbox really tried from the
+    /// summary. At most `REFUSALS_KEPT` of them, so at most twice
+    /// `REFUSALS_KEPT` events in all.
+    refused_to: std::collections::HashSet<String>,
 }
 
 /// Refused connections kept in memory for the exit summary. A sandbox can
@@ -91,11 +97,18 @@ impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
             let net = map.get("kind").and_then(Value::as_str) == Some("net");
             let refused = map.get("decision").and_then(Value::as_str) == Some("refuse");
             if net && refused {
-                if st.refusals_kept >= REFUSALS_KEPT {
+                let to = format!(
+                    "{}:{}",
+                    map.get("host").and_then(Value::as_str).unwrap_or(""),
+                    map.get("port").and_then(Value::as_u64).unwrap_or(0)
+                );
+                let new = !st.refused_to.contains(&to) && st.refused_to.len() < REFUSALS_KEPT;
+                if st.refusals_kept >= REFUSALS_KEPT && !new {
                     st.refusals_not_kept += 1;
                     return;
                 }
                 st.refusals_kept += 1;
+                st.refused_to.insert(to);
             }
             if !net || refused {
                 st.events.push(map);

@@ -316,7 +316,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     )?;
 
     let registries = if policy::network_enabled(&loaded, args.no_network) {
-        registries::rules(&loaded.profile.network.registries, &user.home)?
+        registries::rules(&loaded.profile.network.registries, &user.home, &project)?
     } else {
         Vec::new()
     };

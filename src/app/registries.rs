@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 /// Allow rules for `registries`, as each tool is configured for this user.
 /// A tool that is not installed contributes nothing (it cannot fetch).
-pub fn rules(registries: &[Registry], home: &Path) -> Result<Vec<Rule>> {
+pub fn rules(registries: &[Registry], home: &Path, project: &Path) -> Result<Vec<Rule>> {
     let mut out = Vec::new();
     for r in registries {
         match r {
             Registry::Npm => {
-                for url in npm_registries(home) {
+                for url in npm_registries(home, project) {
                     if let Some(rule) = rule_for(&url, "npm's configured registry") {
                         out.push(rule);
                     }
@@ -54,7 +54,7 @@ fn rule_for(url: &str, origin: &str) -> Option<Rule> {
 
 /// npm's registry and scoped registries: the environment, the user's and
 /// the global npmrc (never the project's), else npm's own default.
-fn npm_registries(home: &Path) -> Vec<String> {
+fn npm_registries(home: &Path, project: &Path) -> Vec<String> {
     let mut urls = Vec::new();
     let mut default = None;
     for (k, v) in std::env::vars() {
@@ -69,7 +69,7 @@ fn npm_registries(home: &Path) -> Vec<String> {
         .or_else(|| std::env::var_os("npm_config_userconfig"))
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".npmrc"));
-    let npm = which("npm");
+    let npm = which("npm", project);
     // The global npmrc is {prefix}/etc/npmrc; the prefix defaults to the
     // directory above node's bin/.
     let global = std::env::var_os("NPM_CONFIG_GLOBALCONFIG")
@@ -77,7 +77,7 @@ fn npm_registries(home: &Path) -> Vec<String> {
         .or_else(|| {
             let prefix = std::env::var_os("NPM_CONFIG_PREFIX")
                 .map(PathBuf::from)
-                .or_else(|| Some(in_path("node")?.parent()?.parent()?.to_path_buf()))?;
+                .or_else(|| Some(in_path("node", project)?.parent()?.parent()?.to_path_buf()))?;
             Some(prefix.join("etc/npmrc"))
         });
     let files = [Some(user), global];
@@ -152,17 +152,26 @@ fn npm_default(npm: &Path, home: &Path) -> Option<String> {
     Some(url)
 }
 
-/// `name` in PATH, as found there.
-fn in_path(name: &str) -> Option<PathBuf> {
+/// `name` in PATH, as found there, never in the project. The project is
+/// writable inside the sandbox and comes from the repository: an `npm`
+/// there (`node_modules/.bin` added by direnv, or a relative entry such as
+/// `.` or an empty one, which resolve in guard's working directory) would
+/// run on the host, unsandboxed, and choose the registry (or, as `node`,
+/// the npmrc) guard allows. Both sides canonical: a link in PATH may lead
+/// into the project.
+fn in_path(name: &str, project: &Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
+    let project = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
     std::env::split_paths(&path)
+        .filter(|d| d.is_absolute())
         .map(|d| d.join(name))
-        .find(|p| p.is_file())
+        .filter(|p| p.is_file())
+        .find(|p| std::fs::canonicalize(p).is_ok_and(|c| !c.starts_with(&project)))
 }
 
 /// `name` in PATH, symlinks resolved.
-fn which(name: &str) -> Option<PathBuf> {
-    in_path(name).and_then(|p| std::fs::canonicalize(p).ok())
+fn which(name: &str, project: &Path) -> Option<PathBuf> {
+    in_path(name, project).and_then(|p| std::fs::canonicalize(p).ok())
 }
 
 #[cfg(test)]
