@@ -256,3 +256,32 @@ fn nested_repositories_are_protected_like_the_project() {
         );
     }
 }
+
+#[test]
+fn a_users_own_link_on_the_way_to_a_protected_path_is_kept_and_put_back() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dotfiles = common::TempDir::new("dotfiles", mode);
+        std::fs::write(dotfiles.join("settings.json"), "{}\n").unwrap();
+        let link = env.project.join(".vscode");
+        std::os::unix::fs::symlink(&dotfiles.path, &link).unwrap();
+        env.own();
+        // A session that leaves it alone does not touch it.
+        env.sh("true").expect_code(0);
+        assert_eq!(std::fs::read_link(&link).unwrap(), dotfiles.path);
+        // One that swaps it for a directory with tasks gets it put back.
+        let out = env.sh(
+            "rm .vscode && mkdir .vscode && echo '{\"tasks\":[]}' > .vscode/tasks.json && echo swapped=$?",
+        );
+        out.expect_code(0);
+        assert_eq!(out.field("swapped").as_deref(), Some("0"), "{}", out.all());
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            dotfiles.path,
+            "{}",
+            out.all()
+        );
+        assert!(!dotfiles.join("tasks.json").exists());
+        assert!(out.stderr.contains("moved it to"), "{}", out.all());
+    }
+}

@@ -291,9 +291,10 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
             required: false,
         });
     }
+    let user_links = protect::drop_through_links(&mut candidates, &project);
     let facts = gather_facts(&candidates);
     let (grants, absent_protected) = policy::resolve(&candidates, &facts)?;
-    let protected_links = candidates
+    let mut protected_links: Vec<(PathBuf, PathBuf)> = candidates
         .iter()
         .filter(|c| c.access == policy::Access::Protected)
         .filter_map(|c| match facts.get(&c.path) {
@@ -301,6 +302,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
             _ => None,
         })
         .collect();
+    protected_links.extend(user_links);
 
     let host_env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))

@@ -58,6 +58,66 @@ pub fn ensure_git_placeholders(candidates: &[Candidate], project: &Path) {
     }
 }
 
+/// Protected paths in the project reached through a symlink the user
+/// already has (`.vscode -> ~/dotfiles/vscode`) are taken out of the
+/// candidates; the links themselves, with their targets, are returned to be
+/// kept as they are (`restore_links` puts one back if the sandbox replaced
+/// it). Protecting the path through the link cannot work: nothing can be
+/// mounted on a link (the mount would land on its target, which may not
+/// even be in the sandbox), and the check after the run would take the
+/// user's link for one the sandbox planted and move it aside.
+pub fn drop_through_links(
+    candidates: &mut Vec<Candidate>,
+    project: &Path,
+) -> Vec<(PathBuf, PathBuf)> {
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut kept = Vec::with_capacity(candidates.len());
+    for mut c in candidates.drain(..) {
+        if c.access != policy::Access::Protected {
+            kept.push(c);
+            continue;
+        }
+        let Ok(rel) = c.path.strip_prefix(project).map(Path::to_path_buf) else {
+            kept.push(c);
+            continue;
+        };
+        let mut dir = project.to_path_buf();
+        let mut through_link = false;
+        for comp in rel.parent().into_iter().flat_map(Path::iter) {
+            dir.push(comp);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(&dir)
+                        && !links.iter().any(|(l, _)| *l == dir)
+                    {
+                        links.push((dir.clone(), target));
+                    }
+                    through_link = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break, // missing from here down
+            }
+        }
+        if !through_link {
+            kept.push(c);
+            continue;
+        }
+        // A link to elsewhere in the project (`.git -> .git-main`): protect
+        // the path where it really is. One leading out of the project: the
+        // sandbox cannot write there anyway (outside the grants).
+        if let Ok(real_dir) = std::fs::canonicalize(&dir)
+            && real_dir.starts_with(project)
+            && let Ok(rest) = c.path.strip_prefix(&dir)
+        {
+            c.path = real_dir.join(rest);
+            kept.push(c);
+        }
+    }
+    *candidates = kept;
+    links
+}
+
 /// The project's `.git` protections (`{project}/.git/hooks` …), applied to
 /// every git directory the scan found deeper in the project.
 pub fn nested_git_candidates(
