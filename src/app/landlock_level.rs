@@ -17,6 +17,7 @@
 //! What this level does not protect is listed by `Isolation::gaps` and
 //! printed at the start of every such session.
 
+use super::protect::{make_writable, move_aside};
 use crate::error::{Error, Result};
 use crate::host;
 use crate::net::ListenerKind;
@@ -24,7 +25,6 @@ use crate::plan::landlock::DirEntry;
 use crate::policy::{Access, GrantKind, HostDirs, Policy};
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FchmodatFlags, Mode, fchmodat, mkdirat};
-use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -123,19 +123,18 @@ impl Session {
         })
     }
 
-    /// The command's environment with the proxy's real ports.
-    pub fn env(&self, env: &[(String, String)]) -> Vec<(String, String)> {
+    /// The command's environment with the proxy's real port.
+    pub fn env(
+        &self,
+        env: &[(String, String)],
+        net: &crate::net::NetPolicy,
+    ) -> Vec<(String, String)> {
         let Some(&http) = self.ports.first() else {
             return env.to_vec();
         };
-        let from = format!("127.0.0.1:{}", crate::net::HTTP_PROXY_PORT);
-        let to = format!("127.0.0.1:{http}");
-        env.iter()
-            .map(|(k, v)| match k.to_ascii_lowercase().as_str() {
-                "http_proxy" | "https_proxy" | "all_proxy" => (k.clone(), v.replace(&from, &to)),
-                _ => (k.clone(), v.clone()),
-            })
-            .collect()
+        let mut map: std::collections::BTreeMap<String, String> = env.iter().cloned().collect();
+        map.extend(crate::net::proxy_env_on(net, http));
+        map.into_iter().collect()
     }
 
     /// After the run (every sandbox process gone): put protected files back
@@ -520,65 +519,6 @@ fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
         dir = openat(&dir, c, flags, Mode::empty()).ok()?;
     }
     Some(dir)
-}
-
-/// Give the owner (guard runs as the sandbox's user) full access to `dir`
-/// if it lacks it. Landlock does not govern file modes: the sandbox can
-/// make a directory above a protected file read-only, and a user without
-/// CAP_DAC_OVERRIDE could then neither move what it planted aside nor put
-/// the snapshot back.
-fn make_writable(dir: &OwnedFd) {
-    if let Ok(st) = nix::sys::stat::fstat(dir)
-        && st.st_mode & 0o700 != 0o700
-    {
-        let _ =
-            nix::sys::stat::fchmod(dir, Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700));
-    }
-}
-
-/// Rename `name` in `dir` to `name` + `suffix`, never over an entry that
-/// is already there: the name is predictable, and the sandbox may have
-/// made it beforehand (a directory there makes a plain rename fail, which
-/// would leave what it planted in place). On a clash, an unpredictable
-/// ending is added. Returns the name used.
-pub fn move_aside(dir: &OwnedFd, name: &OsStr, suffix: &str) -> nix::Result<OsString> {
-    use nix::fcntl::{RenameFlags, renameat2};
-    make_writable(dir);
-    let mut aside = name.to_owned();
-    aside.push(suffix);
-    for attempt in 0..16 {
-        let renamed = match renameat2(
-            dir,
-            name,
-            dir,
-            aside.as_os_str(),
-            RenameFlags::RENAME_NOREPLACE,
-        ) {
-            // A filesystem without the flag (NFS): no sandbox process is
-            // left to race the check.
-            Err(nix::Error::EINVAL) => {
-                match nix::sys::stat::fstatat(dir, aside.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-                {
-                    Ok(_) => Err(nix::Error::EEXIST),
-                    Err(_) => nix::fcntl::renameat(dir, name, dir, aside.as_os_str()),
-                }
-            }
-            other => other,
-        };
-        match renamed {
-            Ok(()) => return Ok(aside),
-            Err(nix::Error::EEXIST) if attempt < 15 => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.subsec_nanos())
-                    .unwrap_or(0);
-                aside = name.to_owned();
-                aside.push(format!("{suffix}-{nanos:08x}{attempt}"));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(nix::Error::EEXIST)
 }
 
 /// Write the snapshot of a tree into `dir` (the directory at `base`),

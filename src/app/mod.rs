@@ -147,7 +147,7 @@ fn run_at_landlock_level(policy: &Policy, mut plan: Plan) -> Result<i32> {
     };
     let mut session = landlock_level::Session::start(policy, dirs)?;
     plan.connect_ports = session.ports.clone();
-    plan.env = session.env(&plan.env);
+    plan.env = session.env(&plan.env, &policy.network);
     let listeners = std::mem::take(&mut session.listeners);
     let result = crate::sandbox::spawn(Isolation::Landlock).and_then(|mut pending| {
         pending.serve_egress(&policy.network, listeners)?;

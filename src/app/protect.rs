@@ -220,11 +220,7 @@ pub fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<Moved> {
         }
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Never over what is there: the sandbox can make the name first.
-        let result = super::landlock_level::move_aside(
-            &dir,
-            comps[i],
-            &format!(".guard-quarantine-{secs}-{n}"),
-        );
+        let result = move_aside(&dir, comps[i], &format!(".guard-quarantine-{secs}-{n}"));
         // Deleted by the sandbox since the look: nothing is left to move, and
         // a warning would be a false alarm (one per race, as many as it
         // likes). Whatever it makes there next is seen by the next look.
@@ -267,7 +263,7 @@ pub fn restore_links(links: &[(PathBuf, PathBuf)], project: &Path) -> Vec<Moved>
         let exists =
             nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
         let aside = if exists {
-            super::landlock_level::move_aside(&dir, name, &format!(".guard-quarantine-{secs}"))
+            move_aside(&dir, name, &format!(".guard-quarantine-{secs}"))
                 .map(|a| Some(path.with_file_name(a)))
                 .map_err(|e| e.to_string())
         } else {
@@ -410,3 +406,71 @@ fn watch_loop(stop: &std::os::fd::OwnedFd, absent: &[PathBuf], project: &Path) -
 /// this (plus the look itself), which is still before anything outside
 /// could find it.
 const LOOK_EVERY_MS: u16 = 20;
+
+/// Give the owner (guard runs as the sandbox's user) full access to `dir`
+/// if it lacks it. Landlock does not govern file modes: the sandbox can
+/// make a directory above a protected file read-only, and a user without
+/// CAP_DAC_OVERRIDE could then neither move what it planted aside nor put
+/// the snapshot back.
+pub fn make_writable(dir: &std::os::fd::OwnedFd) {
+    if let Ok(st) = nix::sys::stat::fstat(dir)
+        && st.st_mode & 0o700 != 0o700
+    {
+        let _ = nix::sys::stat::fchmod(
+            dir,
+            nix::sys::stat::Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700),
+        );
+    }
+}
+
+/// Rename `name` in `dir` to `name` + `suffix`, never over an entry that
+/// is already there: the name is predictable, and the sandbox may have
+/// made it beforehand (a directory there makes a plain rename fail, which
+/// would leave what it planted in place). On a clash, an unpredictable
+/// ending is added. Returns the name used.
+pub fn move_aside(
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+    suffix: &str,
+) -> nix::Result<std::ffi::OsString> {
+    use nix::fcntl::{RenameFlags, renameat2};
+    make_writable(dir);
+    let mut aside = name.to_owned();
+    aside.push(suffix);
+    for attempt in 0..16 {
+        let renamed = match renameat2(
+            dir,
+            name,
+            dir,
+            aside.as_os_str(),
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
+            // A filesystem without the flag (NFS): no sandbox process is
+            // left to race the check.
+            Err(nix::Error::EINVAL) => {
+                match nix::sys::stat::fstatat(
+                    dir,
+                    aside.as_os_str(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                ) {
+                    Ok(_) => Err(nix::Error::EEXIST),
+                    Err(_) => nix::fcntl::renameat(dir, name, dir, aside.as_os_str()),
+                }
+            }
+            other => other,
+        };
+        match renamed {
+            Ok(()) => return Ok(aside),
+            Err(nix::Error::EEXIST) if attempt < 15 => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                aside = name.to_owned();
+                aside.push(format!("{suffix}-{nanos:08x}{attempt}"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(nix::Error::EEXIST)
+}

@@ -136,10 +136,16 @@ pub fn listeners(policy: &NetPolicy) -> Vec<ListenerSpec> {
 /// http:// proxy, while socks5h:// support varies; SOCKS5 stays available
 /// on 127.0.0.1:1080 for programs configured to use it.
 pub fn proxy_env(policy: &NetPolicy) -> Vec<(String, String)> {
+    proxy_env_on(policy, HTTP_PROXY_PORT)
+}
+
+/// [`proxy_env`] for an HTTP proxy on loopback port `http_port` (the
+/// `landlock` level's proxy listens on a port chosen at start).
+pub fn proxy_env_on(policy: &NetPolicy, http_port: u16) -> Vec<(String, String)> {
     if !policy.enabled {
         return Vec::new();
     }
-    let http = format!("http://127.0.0.1:{HTTP_PROXY_PORT}");
+    let http = format!("http://127.0.0.1:{http_port}");
     let no_proxy = "localhost,127.0.0.1,::1".to_string();
     let mut env = Vec::new();
     for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
