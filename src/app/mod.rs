@@ -70,8 +70,9 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         Some(Isolation::Landlock) => None,
         _ => Some(crate::sandbox::spawn(Isolation::Full)?),
     };
-    // While it starts (on the other core): old session logs go.
-    audit::prune_sessions();
+    // Old session logs go on a thread of their own: resolving the policy
+    // is what the setup process waits for.
+    std::thread::spawn(audit::prune_sessions);
     let (mut policy, mut plan) = prepare(args)?;
     let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
     let mut result = match pending {
