@@ -267,6 +267,22 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     let mut found = scan_visible(&rules, &project, &user.home, &grants, &cache)?;
     let redactions = secrets::redact::prepare_all(&mut found.flagged, &rules)?;
     candidates.extend(found.flagged.iter().map(secret_candidate));
+    let isolation = forced
+        .or(args.isolation)
+        .or(loaded.profile.isolation)
+        .unwrap_or(Isolation::Full);
+    // Secrets in git history: sanitized copies of the object files that
+    // hold them. Only a mount can stand a copy in for the original.
+    let history = match isolation {
+        Isolation::Full => secrets::history::protect(
+            &rules,
+            &secrets::rules_fingerprint(&rules),
+            &found.git_dirs,
+            &cache,
+        ),
+        Isolation::Landlock => Default::default(),
+    };
+    candidates.extend(history_candidates(&history));
     // Other names of a flagged file (hard links) show the same content:
     // hide them too.
     candidates.extend(hard_links_of(&found.flagged, &project));
@@ -325,10 +341,6 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     };
     let network = policy::network(&loaded, &args.allow_host, args.no_network, registries)?;
     let mut env = with_proxy_env(built.env, &network);
-    let isolation = forced
-        .or(args.isolation)
-        .or(loaded.profile.isolation)
-        .unwrap_or(Isolation::Full);
     let host_dirs = match isolation {
         Isolation::Full => None,
         Isolation::Landlock => {
@@ -374,6 +386,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
             redactions,
             env: built.secret,
             stats: found.stats,
+            history,
         },
         isolation,
         host_dirs,
@@ -701,6 +714,25 @@ fn secret_candidate(f: &Flagged) -> Candidate {
         origin: format!("secret: {}", ids.join(", ")),
         required: false,
     }
+}
+
+/// The object files shown sanitized, and the pack directories frozen so
+/// that a repack inside cannot copy sanitized objects into a new pack of
+/// the host's repository (git does not re-hash what it copies).
+fn history_candidates(h: &secrets::history::History) -> Vec<Candidate> {
+    let subs = h.substitutes.iter().map(|s| Candidate {
+        path: s.path.clone(),
+        access: policy::Access::Redacted,
+        origin: "secret in git history".into(),
+        required: false,
+    });
+    let frozen = h.frozen.iter().map(|p| Candidate {
+        path: p.clone(),
+        access: policy::Access::Protected,
+        origin: "git history with secrets".into(),
+        required: false,
+    });
+    subs.chain(frozen).collect()
 }
 
 /// `guard scan`: what the sandbox would not see, and why. Never a value.

@@ -343,8 +343,25 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
                         mode: r.mode,
                         rules: r.rules.clone(),
                     },
-                    None => MountOp::HideFile {
-                        dst: g.path.clone(),
+                    // A sanitized copy of a git object file.
+                    None => match policy
+                        .secrets
+                        .history
+                        .substitutes
+                        .iter()
+                        .find(|s| s.path == g.path)
+                    {
+                        Some(s) => MountOp::Bind {
+                            src: s.copy.clone(),
+                            dst: g.path.clone(),
+                            dir: false,
+                            writable: false,
+                            dev: false,
+                            optional: false,
+                        },
+                        None => MountOp::HideFile {
+                            dst: g.path.clone(),
+                        },
                     },
                 }
             }

@@ -139,6 +139,9 @@ pub struct SecretsFound {
     /// (variable name, rule id)
     pub env: Vec<(String, String)>,
     pub stats: crate::secrets::Stats,
+    /// Object files of repositories whose history holds secrets, shown as
+    /// sanitized copies (full isolation only).
+    pub history: crate::secrets::history::History,
 }
 
 /// A host directory shown writable inside through an overlay whose upper

@@ -25,6 +25,8 @@ mod cache;
 pub mod content_rules;
 mod entropy;
 pub mod env_rules;
+mod git_pack;
+pub mod history;
 pub mod path_rules;
 pub mod redact;
 pub mod report;
@@ -41,6 +43,30 @@ pub use cache::{cache_dir, file_name as cache_file_name};
 pub use content_rules::{ContentEngine, ContentRule};
 pub use path_rules::{PathMatcher, PathRule};
 pub use scan::{Root, ScanReport, Stats, scan};
+
+/// The identity of the rules in force, for caches of scan results.
+pub fn rules_fingerprint(rules: &Rules) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(scan::cache_fingerprint(rules));
+    for r in rules.paths.rules() {
+        h.update(r.id.as_bytes());
+        h.update([u8::from(r.when == path_rules::When::Always)]);
+        for g in r
+            .globs
+            .iter()
+            .chain(["\0".to_string()].iter())
+            .chain(r.except.iter())
+        {
+            h.update(g.as_bytes());
+            h.update([0]);
+        }
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Text files larger than this are not scanned.
 pub const MAX_FILE_SIZE: u64 = 2 << 20;

@@ -228,7 +228,7 @@ pub fn scan(
 
 /// Identifies what produced a cache: the rules, and the guard binary (its
 /// heuristics are code; a rebuilt or upgraded guard rescans once).
-fn cache_fingerprint(rules: &Rules) -> [u8; 32] {
+pub(super) fn cache_fingerprint(rules: &Rules) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     use std::os::unix::fs::MetadataExt;
     let mut h = Sha256::new();

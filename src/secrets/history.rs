@@ -1,0 +1,806 @@
+//! Secrets in git history: a token committed once stays in the object
+//! database after the file is fixed, and even one still in the worktree is
+//! one `git show HEAD:file` away from a redaction. So every object of every
+//! repository in the project is scanned like a file, and where one holds a
+//! secret the sandbox sees a sanitized copy of the object file (a pack, or
+//! a loose object) in which that blob reads as the worktree copy would: the
+//! values replaced by `guard-redacted:<rule>`, or empty for a hidden file.
+//! `git diff` of a redacted file then shows no change, and `git log -p`
+//! works and shows no secret.
+//!
+//! Threat model: the agent reads the object files directly (zlib, any
+//! offset), so the copy holds no byte of a flagged blob. Objects stored as
+//! deltas on a flagged blob are written whole in the copy. Git does not
+//! re-hash objects it copies into a new pack, so a `git gc` inside would
+//! store sanitized content under the real names in the host's repository:
+//! the pack directory of a sanitized repository is read-only inside. The
+//! host's object files are only read.
+//!
+//! Cost: each pack is read once (its result is cached by the pack's
+//! identity; packs never change), each loose object once (by name: an
+//! object's name is its content); sanitized copies are kept in guard's
+//! cache directory and reused while the set of flagged objects stays the
+//! same.
+
+use super::git_pack::{self as pack, Oid};
+use super::redact;
+use super::scan::classify;
+use super::{Action, MAX_FILE_SIZE, Rules};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A sanitized copy of an object file, mounted read-only over it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Substitute {
+    /// The object file (pack, index or loose object) in the repository.
+    pub path: PathBuf,
+    /// The copy in guard's cache directory.
+    pub copy: PathBuf,
+}
+
+/// One repository's history findings, for reports: never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sanitized {
+    /// The repository's objects directory.
+    pub objects: PathBuf,
+    /// Blobs shown sanitized.
+    pub blobs: usize,
+    pub rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub substitutes: Vec<Substitute>,
+    /// `objects/pack` directories made read-only inside.
+    pub frozen: Vec<PathBuf>,
+    pub sanitized: Vec<Sanitized>,
+    /// Object files that could not be checked, and why.
+    pub unchecked: Vec<(PathBuf, String)>,
+}
+
+/// Packs larger than this are not read (reported as unchecked).
+const MAX_PACK: u64 = 4 << 30;
+
+/// A flagged blob: hidden (empty) or redacted, and the rules that said so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Mark {
+    oid: String,
+    hide: bool,
+    rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Source {
+    key: [u64; 4],
+    marks: Vec<Mark>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LooseDir {
+    key: [u64; 4],
+    /// Object file name → the marks it gave.
+    objects: BTreeMap<String, Vec<Mark>>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CacheFile {
+    fingerprint: String,
+    packs: BTreeMap<String, Source>,
+    loose: BTreeMap<String, LooseDir>,
+}
+
+fn key(m: &std::fs::Metadata) -> [u64; 4] {
+    [
+        m.ino(),
+        m.size(),
+        (m.mtime() as u64) << 30 | m.mtime_nsec() as u64,
+        (m.ctime() as u64) << 30 | m.ctime_nsec() as u64,
+    ]
+}
+
+/// Every objects directory of the repositories found (submodules keep
+/// theirs in `.git/modules/<name>/objects`).
+fn objects_dirs(git_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo: Vec<(PathBuf, usize)> = git_dirs.iter().map(|d| (d.clone(), 0)).collect();
+    while let Some((dir, depth)) = todo.pop() {
+        let objects = dir.join("objects");
+        if std::fs::symlink_metadata(&objects).is_ok_and(|m| m.is_dir()) {
+            out.push(objects);
+        }
+        if depth < 4
+            && let Ok(rd) = std::fs::read_dir(dir.join("modules"))
+        {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push((e.path(), depth + 1));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+pub fn protect(rules: &Rules, fingerprint: &str, git_dirs: &[PathBuf], cache: &Path) -> History {
+    let mut h = History::default();
+    for objects in objects_dirs(git_dirs) {
+        protect_repo(rules, fingerprint, &objects, cache, &mut h);
+    }
+    h
+}
+
+fn cache_name(objects: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(objects.as_os_str().as_encoded_bytes());
+    d[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, h: &mut History) {
+    let dir = cache.join("git");
+    let cache_file = dir.join(format!("{}.json", cache_name(objects)));
+    let old: CacheFile = std::fs::read(&cache_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
+        .filter(|c| c.fingerprint == fingerprint)
+        .unwrap_or_default();
+    let mut new = CacheFile {
+        fingerprint: fingerprint.to_string(),
+        ..Default::default()
+    };
+
+    // Packs.
+    let pack_dir = objects.join("pack");
+    let mut packs: Vec<(String, PathBuf)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(&pack_dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".pack")
+                && e.file_type().is_ok_and(|t| t.is_file())
+            {
+                packs.push((stem.to_string(), e.path()));
+            }
+        }
+    }
+    packs.sort();
+    for (stem, path) in &packs {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        let k = key(&meta);
+        let src = match old.packs.get(stem) {
+            Some(s) if s.key == k => s.clone(),
+            _ => {
+                let (marks, error) = if meta.len() > MAX_PACK {
+                    (Vec::new(), Some("pack larger than 4 GiB".to_string()))
+                } else {
+                    match analyze_pack(rules, path, &pack_dir.join(format!("{stem}.idx"))) {
+                        Ok(m) => (m, None),
+                        Err(e) => (Vec::new(), Some(e)),
+                    }
+                };
+                Source {
+                    key: k,
+                    marks,
+                    error,
+                }
+            }
+        };
+        if let Some(e) = &src.error {
+            h.unchecked.push((path.clone(), e.clone()));
+        }
+        new.packs.insert(stem.clone(), src);
+    }
+
+    // Loose objects.
+    let mut fresh: Vec<(String, String, PathBuf)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(objects) {
+        let mut subdirs: Vec<(String, PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let hexdir = n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit());
+                (hexdir && e.file_type().is_ok_and(|t| t.is_dir())).then(|| (n, e.path()))
+            })
+            .collect();
+        subdirs.sort();
+        for (sub, path) in subdirs {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let k = key(&meta);
+            let before = old.loose.get(&sub);
+            let mut listing = LooseDir {
+                key: k,
+                objects: BTreeMap::new(),
+            };
+            if let Some(b) = before
+                && b.key == k
+            {
+                listing.objects = b.objects.clone();
+            } else if let Ok(rd) = std::fs::read_dir(&path) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.len() != 38 || !e.file_type().is_ok_and(|t| t.is_file()) {
+                        continue;
+                    }
+                    match before.and_then(|b| b.objects.get(&name)) {
+                        Some(m) => {
+                            listing.objects.insert(name, m.clone());
+                        }
+                        None => fresh.push((sub.clone(), name, e.path())),
+                    }
+                }
+            }
+            new.loose.insert(sub, listing);
+        }
+    }
+    if !fresh.is_empty() {
+        let mut batch = Batch::new(rules);
+        let mut per_object: Vec<(String, String, usize)> = Vec::new();
+        for (sub, name, path) in &fresh {
+            let first = batch.marks.len();
+            let read = std::fs::read(path).map_err(|e| e.to_string());
+            let obj = read.and_then(|b| pack::read_loose(&b, pack::MAX_OBJECT));
+            let Some(oid) = pack::parse_hex(&format!("{sub}{name}")) else {
+                continue;
+            };
+            match obj {
+                Ok((kind, content)) => batch.object(oid, kind, &content),
+                Err(e) => h.unchecked.push((path.clone(), e)),
+            }
+            per_object.push((sub.clone(), name.clone(), first));
+        }
+        let path_marks = batch.finish_trees(|oid| {
+            let hx = pack::hex(oid);
+            let file = objects.join(&hx[..2]).join(&hx[2..]);
+            std::fs::read(file)
+                .ok()
+                .and_then(|b| pack::read_loose(&b, pack::MAX_OBJECT).ok())
+                .filter(|(k, _)| *k == pack::TREE)
+                .map(|(_, c)| c)
+        });
+        // Content marks belong to the object that gave them; path marks
+        // (found through trees) are filed under the first fresh object, so
+        // they persist with the cache.
+        let marks = batch.marks;
+        for (i, (sub, name, first)) in per_object.iter().enumerate() {
+            let end = per_object.get(i + 1).map(|p| p.2).unwrap_or(marks.len());
+            let mut m: Vec<Mark> = marks[*first..end].to_vec();
+            if i == 0 {
+                m.extend(path_marks.iter().cloned());
+            }
+            if let Some(l) = new.loose.get_mut(sub) {
+                l.objects.insert(name.clone(), m);
+            }
+        }
+    }
+
+    // Everything flagged in this repository, wherever it was found.
+    let mut flagged: HashMap<Oid, (bool, Vec<String>)> = HashMap::new();
+    let all_marks = new.packs.values().flat_map(|s| s.marks.iter()).chain(
+        new.loose
+            .values()
+            .flat_map(|l| l.objects.values().flatten()),
+    );
+    for m in all_marks {
+        let Some(oid) = pack::parse_hex(&m.oid) else {
+            continue;
+        };
+        let e = flagged.entry(oid).or_insert((false, Vec::new()));
+        e.0 |= m.hide;
+        e.1.extend(m.rules.iter().cloned());
+    }
+    if new.packs.len() != old.packs.len()
+        || new.loose.len() != old.loose.len()
+        || !fresh.is_empty()
+        || new
+            .packs
+            .iter()
+            .any(|(k, v)| old.packs.get(k).map(|o| o.key) != Some(v.key))
+        || new
+            .loose
+            .iter()
+            .any(|(k, v)| old.loose.get(k).map(|o| o.key) != Some(v.key))
+    {
+        save(&dir, &cache_file, &new);
+    }
+    if flagged.is_empty() {
+        return;
+    }
+
+    let before = h.substitutes.len();
+    let mut shown = 0usize;
+    for (stem, path) in &packs {
+        if new.packs.get(stem).is_some_and(|s| s.error.is_some()) {
+            continue;
+        }
+        match sanitize_pack(rules, &pack_dir, stem, path, &flagged, &dir) {
+            Ok(Some((subs, n))) => {
+                shown += n;
+                h.substitutes.extend(subs);
+            }
+            Ok(None) => {}
+            Err(e) => h.unchecked.push((path.clone(), e)),
+        }
+    }
+    for (sub, listing) in &new.loose {
+        for name in listing.objects.keys() {
+            let Some(oid) = pack::parse_hex(&format!("{sub}{name}")) else {
+                continue;
+            };
+            let Some((hide, _)) = flagged.get(&oid) else {
+                continue;
+            };
+            let path = objects.join(sub).join(name);
+            match sanitize_loose(rules, &path, &oid, *hide, &dir) {
+                Ok(copy) => {
+                    shown += 1;
+                    h.substitutes.push(Substitute { path, copy });
+                }
+                Err(e) => h.unchecked.push((path, e)),
+            }
+        }
+    }
+    if h.substitutes.len() > before {
+        h.frozen.push(pack_dir);
+        let mut ids: Vec<String> = flagged.values().flat_map(|v| v.1.iter().cloned()).collect();
+        ids.sort();
+        ids.dedup();
+        h.sanitized.push(Sanitized {
+            objects: objects.to_path_buf(),
+            blobs: shown,
+            rules: ids,
+        });
+    }
+}
+
+fn save(dir: &Path, file: &Path, c: &CacheFile) {
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let Ok(json) = serde_json::to_vec(c) else {
+        return;
+    };
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, file).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Scans objects one at a time; trees are remembered (only their subtree
+/// edges) so blob paths can be named afterwards for the path rules.
+struct Batch<'r> {
+    rules: &'r Rules,
+    marks: Vec<Mark>,
+    /// Subtree → (its parent tree, its name there).
+    parents: HashMap<Oid, (Oid, Vec<u8>)>,
+    trees: Vec<Oid>,
+    scratch: Vec<usize>,
+}
+
+impl<'r> Batch<'r> {
+    fn new(rules: &'r Rules) -> Self {
+        Batch {
+            rules,
+            marks: Vec::new(),
+            parents: HashMap::new(),
+            trees: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn object(&mut self, oid: Oid, kind: u8, content: &[u8]) {
+        match kind {
+            pack::BLOB => {
+                if let Some((hide, rules)) = verdict(self.rules, content) {
+                    self.marks.push(Mark {
+                        oid: pack::hex(&oid),
+                        hide,
+                        rules,
+                    });
+                }
+            }
+            pack::TREE => {
+                for (mode, name, child) in pack::tree_entries(content) {
+                    if mode == b"40000" {
+                        self.parents.entry(child).or_insert((oid, name.to_vec()));
+                    }
+                }
+                self.trees.push(oid);
+            }
+            _ => {}
+        }
+    }
+
+    /// Path-rule marks for blobs named in the remembered trees; `read`
+    /// gives a tree's content again.
+    fn finish_trees(&mut self, mut read: impl FnMut(&Oid) -> Option<Vec<u8>>) -> Vec<Mark> {
+        let mut out = Vec::new();
+        let trees = std::mem::take(&mut self.trees);
+        for t in trees {
+            let Some(content) = read(&t) else {
+                continue;
+            };
+            let mut prefix: Vec<Vec<u8>> = Vec::new();
+            let mut at = t;
+            while let Some((parent, name)) = self.parents.get(&at) {
+                prefix.push(name.clone());
+                at = *parent;
+                if prefix.len() > 32 {
+                    break;
+                }
+            }
+            prefix.reverse();
+            for (mode, name, child) in pack::tree_entries(&content) {
+                if mode == b"40000" || mode == b"160000" {
+                    continue;
+                }
+                let mut rel = prefix.join(&b'/');
+                if !rel.is_empty() {
+                    rel.push(b'/');
+                }
+                rel.extend_from_slice(name);
+                let rel =
+                    Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&rel));
+                let paths = &self.rules.paths;
+                if let Some(i) = paths.matches(rel, &mut self.scratch)
+                    && paths.rule(i).when == super::path_rules::When::Always
+                {
+                    out.push(Mark {
+                        oid: pack::hex(&child),
+                        hide: true,
+                        rules: vec![paths.rule(i).id.clone()],
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What the worktree scan would do with a file of this content.
+fn verdict(rules: &Rules, content: &[u8]) -> Option<(bool, Vec<String>)> {
+    if content.is_empty()
+        || content.len() as u64 > MAX_FILE_SIZE
+        || content[..content.len().min(8192)].contains(&0)
+    {
+        return None;
+    }
+    let scan = rules.content.scan(content).ok()?;
+    if scan.findings.is_empty() {
+        return None;
+    }
+    let (action, _) = classify(rules, None, &scan);
+    let mut ids: Vec<String> = scan
+        .findings
+        .iter()
+        .map(|f| rules.content.rule_id(f.rule).to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Some((action == Action::Hide, ids))
+}
+
+/// The content a flagged blob shows inside: what the worktree copy of such
+/// a file shows (empty when hidden; values replaced when redacted).
+fn replacement(rules: &Rules, content: &[u8], hide: bool) -> Vec<u8> {
+    if hide {
+        return Vec::new();
+    }
+    match rules.content.scan(content) {
+        Ok(scan) if !scan.findings.is_empty() => {
+            let out = redact::apply(content, &scan.findings, &rules.content);
+            redact::redact_copies(content, out, &scan.findings, &rules.content)
+        }
+        // Flagged by another source but nothing found now: fail closed.
+        _ => Vec::new(),
+    }
+}
+
+fn analyze_pack(rules: &Rules, pack_path: &Path, idx_path: &Path) -> Result<Vec<Mark>, String> {
+    let idx_bytes = std::fs::read(idx_path).map_err(|e| format!("read index: {e}"))?;
+    let index = pack::Index::parse(&idx_bytes)?;
+    let data = Mapped::open(pack_path)?;
+    let mut reader = pack::Reader::new(data.bytes(), &index)?;
+    let mut order: Vec<usize> = (0..index.oids.len()).collect();
+    order.sort_by_key(|&i| index.offsets[i]);
+    let mut batch = Batch::new(rules);
+    for &i in &order {
+        // Objects that cannot be read (too large, damaged) are skipped:
+        // git cannot show them either.
+        if let Ok(obj) = reader.read(index.offsets[i]) {
+            batch.object(index.oids[i], obj.0, &obj.1);
+        }
+    }
+    let offsets: HashMap<Oid, u64> = index
+        .oids
+        .iter()
+        .copied()
+        .zip(index.offsets.iter().copied())
+        .collect();
+    let path_marks = batch.finish_trees(|oid| {
+        let off = *offsets.get(oid)?;
+        reader.read(off).ok().map(|o| o.1.clone())
+    });
+    let mut marks = batch.marks;
+    marks.extend(path_marks);
+    Ok(marks)
+}
+
+/// Content-addressed name for a sanitized copy: the source's identity and
+/// what is replaced in it.
+fn copy_name(stem: &str, source: &std::fs::Metadata, replaced: &[(Oid, bool)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut d = Sha256::new();
+    for v in key(source) {
+        d.update(v.to_le_bytes());
+    }
+    d.update(source.dev().to_le_bytes());
+    for (oid, hide) in replaced {
+        d.update(oid);
+        d.update([u8::from(*hide)]);
+    }
+    let h: String = d.finalize()[..10]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{stem}-{h}")
+}
+
+type Flags = HashMap<Oid, (bool, Vec<String>)>;
+
+fn sanitize_pack(
+    rules: &Rules,
+    pack_dir: &Path,
+    stem: &str,
+    pack_path: &Path,
+    flagged: &Flags,
+    dir: &Path,
+) -> Result<Option<(Vec<Substitute>, usize)>, String> {
+    let idx_path = pack_dir.join(format!("{stem}.idx"));
+    let idx_bytes = std::fs::read(&idx_path).map_err(|e| format!("read index: {e}"))?;
+    let index = pack::Index::parse(&idx_bytes)?;
+    let mut replaced: Vec<(usize, bool)> = Vec::new();
+    for (oid, (hide, _)) in flagged {
+        if let Some(i) = index.find(oid) {
+            replaced.push((i, *hide));
+        }
+    }
+    if replaced.is_empty() {
+        return Ok(None);
+    }
+    replaced.sort();
+    let meta = std::fs::symlink_metadata(pack_path).map_err(|e| e.to_string())?;
+    let ids: Vec<(Oid, bool)> = replaced.iter().map(|&(i, h)| (index.oids[i], h)).collect();
+    let name = copy_name(stem, &meta, &ids);
+    let copy_pack = dir.join(format!("{name}.pack"));
+    let copy_idx = dir.join(format!("{name}.idx"));
+    let mut subs = vec![
+        Substitute {
+            path: pack_path.to_path_buf(),
+            copy: copy_pack.clone(),
+        },
+        Substitute {
+            path: idx_path,
+            copy: copy_idx.clone(),
+        },
+    ];
+    let midx = pack_dir.join("multi-pack-index");
+    let have_midx = std::fs::symlink_metadata(&midx).is_ok();
+    if copy_pack.is_file() && copy_idx.is_file() && !have_midx {
+        return Ok(Some((subs, replaced.len())));
+    }
+    let data = Mapped::open(pack_path)?;
+    let mut reader = pack::Reader::new(data.bytes(), &index)?;
+    let mut content = HashMap::new();
+    for &(i, hide) in &replaced {
+        let obj = reader.read(index.offsets[i])?;
+        content.insert(i, replacement(rules, &obj.1, hide));
+    }
+    let (new_pack, new_index) = pack::rewrite(&mut reader, &content)?;
+    write_private(dir, &copy_pack, &new_pack)?;
+    write_private(dir, &copy_idx, &new_index.write())?;
+    if have_midx {
+        // A multi-pack index records offsets into this pack, which moved:
+        // the copy's offsets replace them (or git would read garbage).
+        let old = std::fs::read(&midx).map_err(|e| format!("read multi-pack-index: {e}"))?;
+        let fixed = fix_midx(&old, &format!("{stem}.idx"), &new_index)?;
+        let copy_midx = dir.join(format!("{name}.midx"));
+        write_private(dir, &copy_midx, &fixed)?;
+        subs.push(Substitute {
+            path: midx,
+            copy: copy_midx,
+        });
+    }
+    Ok(Some((subs, replaced.len())))
+}
+
+fn sanitize_loose(
+    rules: &Rules,
+    path: &Path,
+    oid: &Oid,
+    hide: bool,
+    dir: &Path,
+) -> Result<PathBuf, String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    let name = copy_name("loose", &meta, &[(*oid, hide)]);
+    let copy = dir.join(name);
+    if copy.is_file() {
+        return Ok(copy);
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let (kind, content) = pack::read_loose(&bytes, pack::MAX_OBJECT)?;
+    write_private(
+        dir,
+        &copy,
+        &pack::write_loose(kind, &replacement(rules, &content, hide)),
+    )?;
+    Ok(copy)
+}
+
+/// Written beside, then renamed: a reader never sees half a copy. Readable
+/// by the user only (the sandbox runs as the user).
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("write {}: {e}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("write {}: {e}", path.display())
+        })
+}
+
+/// Rewrite a multi-pack index's offsets for objects of one pack.
+fn fix_midx(b: &[u8], idx_name: &str, index: &pack::Index) -> Result<Vec<u8>, String> {
+    let be32 = |at: usize| -> Result<u32, String> {
+        b.get(at..at + 4)
+            .and_then(|s| s.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| "multi-pack-index truncated".to_string())
+    };
+    let be64 = |at: usize| -> Result<u64, String> {
+        b.get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| "multi-pack-index truncated".to_string())
+    };
+    if b.get(..4) != Some(b"MIDX") || b.get(4) != Some(&1) || b.get(5) != Some(&1) {
+        return Err("unsupported multi-pack-index".into());
+    }
+    let chunks = usize::from(*b.get(6).ok_or("multi-pack-index truncated")?);
+    let mut table = HashMap::new();
+    for c in 0..=chunks {
+        let at = 12 + 12 * c;
+        let id = b.get(at..at + 4).ok_or("multi-pack-index truncated")?;
+        table.insert(
+            id.to_vec(),
+            usize::try_from(be64(at + 4)?).unwrap_or(usize::MAX),
+        );
+    }
+    let chunk = |id: &[u8]| {
+        table
+            .get(id)
+            .copied()
+            .ok_or("multi-pack-index chunk missing")
+    };
+    let (pnam, oidl, ooff) = (chunk(b"PNAM")?, chunk(b"OIDL")?, chunk(b"OOFF")?);
+    let packs = be32(8)? as usize;
+    let mut names = b
+        .get(pnam..)
+        .ok_or("multi-pack-index truncated")?
+        .split(|&c| c == 0);
+    let mut id = None;
+    for p in 0..packs {
+        let n = names.next().ok_or("multi-pack-index truncated")?;
+        let n = std::str::from_utf8(n).unwrap_or("");
+        if n == idx_name
+            || n.strip_suffix(".pack")
+                .map(|s| format!("{s}.idx"))
+                .as_deref()
+                == Some(idx_name)
+        {
+            id = Some(p as u32);
+        }
+    }
+    let Some(id) = id else {
+        return Ok(b.to_vec());
+    };
+    let count = (ooff - oidl) / 20;
+    let mut out = b.to_vec();
+    for i in 0..count {
+        let at = ooff + 8 * i;
+        if be32(at)? != id {
+            continue;
+        }
+        let oid: Oid = b
+            .get(oidl + 20 * i..oidl + 20 * i + 20)
+            .and_then(|s| s.try_into().ok())
+            .ok_or("multi-pack-index truncated")?;
+        let j = index
+            .find(&oid)
+            .ok_or("multi-pack-index names an object not in its pack")?;
+        let off = index.offsets[j];
+        if off >= 0x8000_0000 || be32(at + 4)? & 0x8000_0000 != 0 {
+            return Err("multi-pack-index with large offsets".into());
+        }
+        out[at + 4..at + 8].copy_from_slice(&(off as u32).to_be_bytes());
+    }
+    Ok(out)
+}
+
+/// A pack file mapped read-only (packs can be gigabytes).
+struct Mapped {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Mapped {
+    fn open(path: &Path) -> Result<Mapped, String> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| format!("open pack: {e}"))?;
+        let m = f.metadata().map_err(|e| e.to_string())?;
+        if !m.is_file() || m.len() < 32 {
+            return Err("not a pack file".into());
+        }
+        let len = usize::try_from(m.len()).map_err(|e| e.to_string())?;
+        // SAFETY: a new private read-only mapping of an open regular file;
+        // the kernel picks the address. Packs are never changed in place
+        // (git writes new ones), so the bytes stay as read.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or("mmap returned null")?;
+        Ok(Mapped { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes, alive until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping made in `open`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
