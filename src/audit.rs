@@ -362,7 +362,17 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             .iter()
             .filter(|e| s(e, "action") == "quarantined")
             .count();
+        let history = files
+            .iter()
+            .filter(|e| s(e, "action") == "sanitized")
+            .count();
         let mut parts = vec![format!("{hidden} hidden"), format!("{redacted} redacted")];
+        if history > 0 {
+            parts.push(format!(
+                "git history sanitized in {history} repositor{}",
+                if history == 1 { "y" } else { "ies" }
+            ));
+        }
         if quarantined > 0 {
             parts.push(format!(
                 "{red}{quarantined} protected path(s) created and moved aside{reset}"

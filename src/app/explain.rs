@@ -144,10 +144,17 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
         "\nsecrets ({} files scanned, {} from cache, {} ms):",
         found.stats.files, found.stats.cached, found.stats.elapsed_ms
     );
-    if found.files.is_empty() {
+    if found.files.is_empty() && found.history.sanitized.is_empty() {
         let _ = writeln!(s, "  none found");
     }
-    for l in secrets::report::lines(&found.files, &policy.project, &policy.home) {
+    for l in secrets::report::lines(&found.files, &policy.project, &policy.home)
+        .into_iter()
+        .chain(secrets::report::history_lines(
+            &found.history,
+            &policy.project,
+            &policy.home,
+        ))
+    {
         let _ = writeln!(s, "  {l}");
     }
     let names: Vec<&str> = plan.env.iter().map(|(k, _)| k.as_str()).collect();

@@ -202,6 +202,19 @@ fn record_policy(policy: &Policy, quiet: bool) {
         };
         tracing::info!(target: audit::TARGET, kind = "fs", action, path = %f.path.display(), rule = %rules.join(","), reason = %f.reason);
     }
+    for s in &policy.secrets.history.sanitized {
+        tracing::info!(target: audit::TARGET, kind = "fs", action = "sanitized", path = %s.objects.display(), objects = s.blobs, rule = %s.rules.join(","), reason = "secrets in git history");
+    }
+    for (path, why) in &policy.secrets.history.unchecked {
+        tracing::warn!(target: audit::TARGET, kind = "fs", action = "unchecked", path = %path.display(), reason = %why);
+        if quiet {
+            continue;
+        }
+        eprintln!(
+            "guard: WARNING: git history in {} was not checked for secrets ({why}); anything committed there is readable inside",
+            host::printable(path)
+        );
+    }
     // Paths hidden on the command line.
     for g in policy
         .grants
@@ -778,10 +791,19 @@ fn scan(args: &ScanArgs) -> Result<i32> {
     let grants = policy::resolve_grants(&candidates, &facts)?;
     let cache = secrets::cache_dir(&user.home);
     let found = scan_visible(&rules, &project, &user.home, &grants, &cache)?;
+    let history = secrets::history::protect(
+        &rules,
+        &secrets::rules_fingerprint(&rules),
+        &found.git_dirs,
+        &cache,
+    );
     if args.json {
-        println!("{}", secrets::report::json(&project, &found));
+        println!("{}", secrets::report::json(&project, &found, &history));
     } else {
-        print!("{}", secrets::report::text(&project, &user.home, &found));
+        print!(
+            "{}",
+            secrets::report::text(&project, &user.home, &found, &history)
+        );
     }
     Ok(0)
 }

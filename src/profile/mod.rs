@@ -47,6 +47,7 @@ impl Isolation {
             Isolation::Landlock => &[
                 "secret files inside the project are unreadable, but their names are visible and no new file can be created in the directories that hold them",
                 "files that only need redacting are hidden instead",
+                "secrets committed to git history are readable (git show, git log -p): sanitizing object files needs a mount",
                 "protected files (.git/hooks, .git/config, .envrc, ...) are writable during the run; guard restores them afterwards and keeps what was written aside",
                 "TCP connections are limited by port, not by address: a host listening on the proxy's port could be reached directly",
                 "no private /tmp, /dev/shm or process table: other processes' command lines are visible in /proc; TMPDIR points to a private directory",

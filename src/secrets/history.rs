@@ -108,6 +108,7 @@ fn objects_dirs(git_dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo: Vec<(PathBuf, usize)> = git_dirs.iter().map(|d| (d.clone(), 0)).collect();
     while let Some((dir, depth)) = todo.pop() {
+        // `.git` directories, and bare repositories (`fixtures/x.git`).
         let objects = dir.join("objects");
         if std::fs::symlink_metadata(&objects).is_ok_and(|m| m.is_dir()) {
             out.push(objects);
@@ -179,6 +180,13 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                 let (marks, error) = if meta.len() > MAX_PACK {
                     (Vec::new(), Some("pack larger than 4 GiB".to_string()))
                 } else {
+                    if meta.len() > 64 << 20 {
+                        eprintln!(
+                            "guard: reading the git history in {} for secrets ({} MiB, once; remembered afterwards)",
+                            crate::host::printable(path),
+                            meta.len() >> 20
+                        );
+                    }
                     match analyze_pack(rules, path, &pack_dir.join(format!("{stem}.idx"))) {
                         Ok(m) => (m, None),
                         Err(e) => (Vec::new(), Some(e)),
@@ -408,6 +416,17 @@ impl<'r> Batch<'r> {
                     });
                 }
             }
+            // A token pasted into a commit or tag message: redacted, never
+            // emptied (git must still parse the object).
+            pack::COMMIT | pack::TAG => {
+                if let Some((_, rules)) = verdict(self.rules, content) {
+                    self.marks.push(Mark {
+                        oid: pack::hex(&oid),
+                        hide: false,
+                        rules,
+                    });
+                }
+            }
             pack::TREE => {
                 for (mode, name, child) in pack::tree_entries(content) {
                     if mode == b"40000" {
@@ -489,10 +508,12 @@ fn verdict(rules: &Rules, content: &[u8]) -> Option<(bool, Vec<String>)> {
     Some((action == Action::Hide, ids))
 }
 
-/// The content a flagged blob shows inside: what the worktree copy of such
-/// a file shows (empty when hidden; values replaced when redacted).
-fn replacement(rules: &Rules, content: &[u8], hide: bool) -> Vec<u8> {
-    if hide {
+/// The content a flagged object shows inside: for a blob, what the
+/// worktree copy of such a file shows (empty when hidden; values replaced
+/// when redacted); a commit or tag is always redacted.
+fn replacement(rules: &Rules, kind: u8, content: &[u8], hide: bool) -> Vec<u8> {
+    let blob = kind == pack::BLOB;
+    if hide && blob {
         return Vec::new();
     }
     match rules.content.scan(content) {
@@ -500,8 +521,9 @@ fn replacement(rules: &Rules, content: &[u8], hide: bool) -> Vec<u8> {
             let out = redact::apply(content, &scan.findings, &rules.content);
             redact::redact_copies(content, out, &scan.findings, &rules.content)
         }
-        // Flagged by another source but nothing found now: fail closed.
-        _ => Vec::new(),
+        // Nothing found in it now (it was flagged by path): fail closed.
+        _ if blob => Vec::new(),
+        _ => content.to_vec(),
     }
 }
 
@@ -603,7 +625,7 @@ fn sanitize_pack(
     let mut content = HashMap::new();
     for &(i, hide) in &replaced {
         let obj = reader.read(index.offsets[i])?;
-        content.insert(i, replacement(rules, &obj.1, hide));
+        content.insert(i, replacement(rules, obj.0, &obj.1, hide));
     }
     let (new_pack, new_index) = pack::rewrite(&mut reader, &content)?;
     write_private(dir, &copy_pack, &new_pack)?;
@@ -641,7 +663,7 @@ fn sanitize_loose(
     write_private(
         dir,
         &copy,
-        &pack::write_loose(kind, &replacement(rules, &content, hide)),
+        &pack::write_loose(kind, &replacement(rules, kind, &content, hide)),
     )?;
     Ok(copy)
 }
@@ -727,7 +749,10 @@ fn fix_midx(b: &[u8], idx_name: &str, index: &pack::Index) -> Result<Vec<u8>, St
     let Some(id) = id else {
         return Ok(b.to_vec());
     };
-    let count = (ooff - oidl) / 20;
+    let count = ooff
+        .checked_sub(oidl)
+        .ok_or("multi-pack-index chunks out of order")?
+        / 20;
     let mut out = b.to_vec();
     for i in 0..count {
         let at = ooff + 8 * i;

@@ -2,6 +2,7 @@
 //! lines `guard explain` shows. Paths, rule ids, line numbers and
 //! fingerprints only; never a secret value.
 
+use super::history::History;
 use super::{Action, Flagged, Rules, ScanReport, env_rules, path_rules};
 use std::fmt::Write;
 use std::path::Path;
@@ -18,6 +19,28 @@ pub fn display(path: &Path, project: &Path, home: &Path) -> String {
         return format!("~/{}", rel.display());
     }
     path.display().to_string()
+}
+
+/// Repositories whose history holds secrets, and object files that could
+/// not be checked.
+pub fn history_lines(h: &History, project: &Path, home: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &h.sanitized {
+        out.push(format!(
+            "history {}  {} object{} shown sanitized ({})",
+            display(&s.objects, project, home),
+            s.blobs,
+            if s.blobs == 1 { "" } else { "s" },
+            s.rules.join(", ")
+        ));
+    }
+    for (p, why) in &h.unchecked {
+        out.push(format!(
+            "unchecked {}  git history not checked ({why}): secrets committed there are readable",
+            display(p, project, home)
+        ));
+    }
+    out
 }
 
 /// One line per hit: `hide    .env  dotenv` or `redact  a.sh:3  rule  fp …`.
@@ -50,9 +73,12 @@ pub fn lines(flagged: &[Flagged], project: &Path, home: &Path) -> Vec<String> {
     out
 }
 
-pub fn text(project: &Path, home: &Path, r: &ScanReport) -> String {
+pub fn text(project: &Path, home: &Path, r: &ScanReport, history: &History) -> String {
     let mut s = String::new();
     for l in lines(&r.flagged, project, home) {
+        let _ = writeln!(s, "{l}");
+    }
+    for l in history_lines(history, project, home) {
         let _ = writeln!(s, "{l}");
     }
     let hidden = r
@@ -70,10 +96,16 @@ pub fn text(project: &Path, home: &Path, r: &ScanReport) -> String {
     s
 }
 
-pub fn json(project: &Path, r: &ScanReport) -> String {
+pub fn json(project: &Path, r: &ScanReport, history: &History) -> String {
+    let unchecked: Vec<serde_json::Value> = history
+        .unchecked
+        .iter()
+        .map(|(p, why)| serde_json::json!({ "path": p, "reason": why }))
+        .collect();
     let v = serde_json::json!({
         "project": project,
         "flagged": r.flagged,
+        "history": { "sanitized": history.sanitized, "unchecked": unchecked },
         "stats": r.stats,
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()

@@ -389,7 +389,11 @@ impl<'s, 'a> Worker<'s, 'a> {
         if !is_root && rules.skip.is_match(rel, path) {
             return false;
         }
-        if !is_root && path.file_name() == Some(std::ffi::OsStr::new(".git")) {
+        if !is_root
+            && path
+                .file_name()
+                .is_some_and(|n| n.as_encoded_bytes().ends_with(b".git"))
+        {
             self.out.git_dirs.push(path.to_path_buf());
         }
         let Some(rule) = self.paths.matches(rel, &mut self.scratch) else {
