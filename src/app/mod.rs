@@ -739,13 +739,19 @@ fn history_candidates(h: &secrets::history::History) -> Vec<Candidate> {
         origin: "secret in git history".into(),
         required: false,
     });
+    let hidden = h.hidden.iter().map(|p| Candidate {
+        path: p.clone(),
+        access: policy::Access::Hidden,
+        origin: "secret in git history (no sanitized copy)".into(),
+        required: false,
+    });
     let frozen = h.frozen.iter().map(|p| Candidate {
         path: p.clone(),
         access: policy::Access::Protected,
         origin: "git history with secrets".into(),
         required: false,
     });
-    subs.chain(frozen).collect()
+    subs.chain(hidden).chain(frozen).collect()
 }
 
 /// `guard scan`: what the sandbox would not see, and why. Never a value.

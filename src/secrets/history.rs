@@ -53,6 +53,9 @@ pub struct Sanitized {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     pub substitutes: Vec<Substitute>,
+    /// Object files that hold a secret but could not be sanitized (the
+    /// copy could not be written): hidden instead, git fails on them.
+    pub hidden: Vec<PathBuf>,
     /// `objects/pack` directories made read-only inside.
     pub frozen: Vec<PathBuf>,
     pub sanitized: Vec<Sanitized>,
@@ -322,7 +325,7 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
         return;
     }
 
-    let before = h.substitutes.len();
+    let before = h.substitutes.len() + h.hidden.len();
     let mut shown = 0usize;
     for (stem, path) in &packs {
         if new.packs.get(stem).is_some_and(|s| s.error.is_some()) {
@@ -334,7 +337,12 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                 h.substitutes.extend(subs);
             }
             Ok(None) => {}
-            Err(e) => h.unchecked.push((path.clone(), e)),
+            Err(e) => {
+                h.unchecked
+                    .push((path.clone(), format!("{e}; hidden inside")));
+                h.hidden.push(path.clone());
+                h.hidden.push(pack_dir.join(format!("{stem}.idx")));
+            }
         }
     }
     for (sub, listing) in &new.loose {
@@ -351,11 +359,15 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                     shown += 1;
                     h.substitutes.push(Substitute { path, copy });
                 }
-                Err(e) => h.unchecked.push((path, e)),
+                Err(e) => {
+                    h.unchecked
+                        .push((path.clone(), format!("{e}; hidden inside")));
+                    h.hidden.push(path);
+                }
             }
         }
     }
-    if h.substitutes.len() > before {
+    if h.substitutes.len() + h.hidden.len() > before {
         h.frozen.push(pack_dir);
         let mut ids: Vec<String> = flagged.values().flat_map(|v| v.1.iter().cloned()).collect();
         ids.sort();
