@@ -167,6 +167,16 @@ enum State {
     Packed,
     /// Packed history plus a newer loose commit holding another secret.
     Mixed,
+    /// Like `Mixed`, then the newer commit packed on its own and a
+    /// multi-pack index written over both packs (offsets into sanitized
+    /// packs move: the index must follow).
+    MultiPack,
+}
+
+impl State {
+    fn has_newer_commit(self) -> bool {
+        matches!(self, State::Mixed | State::MultiPack)
+    }
 }
 
 /// A project whose repository (`repo`) holds committed secrets.
@@ -300,15 +310,23 @@ fn project(mode: Mode, state: State) -> Project {
             assert!(loose > 0 && packs == 0, "{loose} loose, {packs} packs");
         }
         State::Packed => pack_all(&dir),
-        State::Mixed => {
+        State::Mixed | State::MultiPack => {
             pack_all(&dir);
             let ci_tok = gh_canary("ci");
             let ci = CI_SH.replace("{tok}", &ci_tok);
             p.write("deploy/ci.sh", &ci);
             p.write("README", "hello\nsecond\nthird\n");
             commit(&dir, "ci script", "v3");
-            let (loose, packs) = object_counts(&dir);
-            assert!(loose > 0 && packs >= 1, "{loose} loose, {packs} packs");
+            if state == State::MultiPack {
+                git(&dir, &["repack", "-q", "-d"]);
+                git(&dir, &["multi-pack-index", "write"]);
+                let (loose, packs) = object_counts(&dir);
+                assert!(loose == 0 && packs >= 2, "{loose} loose, {packs} packs");
+                assert!(dir.join(".git/objects/pack/multi-pack-index").is_file());
+            } else {
+                let (loose, packs) = object_counts(&dir);
+                assert!(loose > 0 && packs >= 1, "{loose} loose, {packs} packs");
+            }
             canaries.push(ci_tok);
             committed.push(("v3:deploy/ci.sh".to_string(), ci));
         }
@@ -466,7 +484,7 @@ run grep_raw 'grep -ra {pat} .git'
 run walk 'python3 /tmp/walk.py .git'
 "#
         );
-        if state == State::Mixed {
+        if state.has_newer_commit() {
             body.push_str("run show_ci 'git show HEAD:deploy/ci.sh'\n");
         }
         let s = Sections::run(&p.env, &body);
@@ -511,6 +529,7 @@ run walk 'python3 /tmp/walk.py .git'
             State::Loose => assert!(loose > 0, "walk.py inflated no loose object"),
             State::Packed => assert!(streams > 0, "walk.py inflated nothing in the pack"),
             State::Mixed => assert!(loose > 0 && streams > 0, "{loose} loose, {streams}"),
+            State::MultiPack => assert!(streams > 0, "walk.py inflated nothing in the packs"),
         }
         assert!(
             s.ok("walk")
@@ -544,7 +563,7 @@ run walk 'python3 /tmp/walk.py .git'
                 && client.contains("def repos():"),
             "{client}"
         );
-        if state == State::Mixed {
+        if state.has_newer_commit() {
             let ci = s.ok("show_ci");
             assert!(
                 ci.contains("token guard-redacted:github-token") && ci.contains("echo ci-done"),
@@ -576,6 +595,11 @@ fn committed_secrets_stay_hidden_in_packs() {
 #[test]
 fn committed_secrets_stay_hidden_in_packs_and_newer_loose_objects() {
     committed_secrets_stay_hidden(State::Mixed);
+}
+
+#[test]
+fn committed_secrets_stay_hidden_in_several_packs_with_a_multi_pack_index() {
+    committed_secrets_stay_hidden(State::MultiPack);
 }
 
 const RELEASE_SH: &str = "#!/bin/sh
@@ -783,7 +807,7 @@ run status_after 'git status --porcelain'
 #[test]
 fn git_gc_inside_does_not_corrupt_the_host_repository() {
     for mode in modes() {
-        for state in [State::Loose, State::Packed, State::Mixed] {
+        for state in [State::Loose, State::Packed, State::Mixed, State::MultiPack] {
             let p = project(mode, state);
             let objects_before = git(&p.repo, &["rev-list", "--all", "--objects"]);
             let s = Sections::run(

@@ -326,6 +326,7 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
     }
 
     let before = h.substitutes.len() + h.hidden.len();
+    let subs_before = h.substitutes.len();
     let mut shown = 0usize;
     for (stem, path) in &packs {
         if new.packs.get(stem).is_some_and(|s| s.error.is_some()) {
@@ -344,6 +345,21 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                 h.hidden.push(pack_dir.join(format!("{stem}.idx")));
             }
         }
+    }
+    let sanitized_packs: Vec<Substitute> = h.substitutes[subs_before..]
+        .iter()
+        .filter(|s| s.path.extension().is_some_and(|e| e == "idx"))
+        .cloned()
+        .collect();
+    if !sanitized_packs.is_empty()
+        && let Err(e) = sanitize_midx(&pack_dir, &sanitized_packs, &dir, &mut h.substitutes)
+    {
+        // Offsets into a sanitized pack would be wrong: without the index,
+        // git reads the packs directly.
+        let midx = pack_dir.join("multi-pack-index");
+        h.unchecked
+            .push((midx.clone(), format!("{e}; hidden inside")));
+        h.hidden.push(midx);
     }
     for (sub, listing) in &new.loose {
         for name in listing.objects.keys() {
@@ -617,7 +633,7 @@ fn sanitize_pack(
     let name = copy_name(stem, &meta, &ids);
     let copy_pack = dir.join(format!("{name}.pack"));
     let copy_idx = dir.join(format!("{name}.idx"));
-    let mut subs = vec![
+    let subs = vec![
         Substitute {
             path: pack_path.to_path_buf(),
             copy: copy_pack.clone(),
@@ -627,9 +643,7 @@ fn sanitize_pack(
             copy: copy_idx.clone(),
         },
     ];
-    let midx = pack_dir.join("multi-pack-index");
-    let have_midx = std::fs::symlink_metadata(&midx).is_ok();
-    if copy_pack.is_file() && copy_idx.is_file() && !have_midx {
+    if copy_pack.is_file() && copy_idx.is_file() {
         return Ok(Some((subs, replaced.len())));
     }
     let data = Mapped::open(pack_path)?;
@@ -642,19 +656,42 @@ fn sanitize_pack(
     let (new_pack, new_index) = pack::rewrite(&mut reader, &content)?;
     write_private(dir, &copy_pack, &new_pack)?;
     write_private(dir, &copy_idx, &new_index.write())?;
-    if have_midx {
-        // A multi-pack index records offsets into this pack, which moved:
-        // the copy's offsets replace them (or git would read garbage).
-        let old = std::fs::read(&midx).map_err(|e| format!("read multi-pack-index: {e}"))?;
-        let fixed = fix_midx(&old, &format!("{stem}.idx"), &new_index)?;
-        let copy_midx = dir.join(format!("{name}.midx"));
-        write_private(dir, &copy_midx, &fixed)?;
-        subs.push(Substitute {
-            path: midx,
-            copy: copy_midx,
-        });
-    }
     Ok(Some((subs, replaced.len())))
+}
+
+/// A multi-pack index records offsets into the packs, which move in the
+/// sanitized copies: it gets a copy of its own with theirs.
+fn sanitize_midx(
+    pack_dir: &Path,
+    packs: &[Substitute],
+    dir: &Path,
+    subs: &mut Vec<Substitute>,
+) -> Result<(), String> {
+    let midx = pack_dir.join("multi-pack-index");
+    let Ok(meta) = std::fs::symlink_metadata(&midx) else {
+        return Ok(());
+    };
+    let mut tag = String::new();
+    for p in packs {
+        tag.push_str(&p.copy.to_string_lossy());
+    }
+    let copy = dir.join(format!(
+        "{}.midx",
+        copy_name(&cache_name(Path::new(&tag)), &meta, &[])
+    ));
+    if !copy.is_file() {
+        let mut bytes = std::fs::read(&midx).map_err(|e| format!("read multi-pack-index: {e}"))?;
+        for p in packs {
+            let index = std::fs::read(&p.copy)
+                .map_err(|e| e.to_string())
+                .and_then(|b| pack::Index::parse(&b))?;
+            let name = p.path.file_name().unwrap_or_default().to_string_lossy();
+            bytes = fix_midx(&bytes, &name, &index)?;
+        }
+        write_private(dir, &copy, &bytes)?;
+    }
+    subs.push(Substitute { path: midx, copy });
+    Ok(())
 }
 
 fn sanitize_loose(
