@@ -11,10 +11,11 @@
 //! project leads to a path the sandbox cannot see unless granted, and
 //! granted paths are scanned themselves). Rules err towards hiding for
 //! well-known formats and towards leaving code alone for guesses (a
-//! secret-sounding name with a high-entropy value). Not covered: binary files
-//! and text files over 2 MiB (not scanned), secrets already committed to git
-//! history (`.git/objects` is compressed; `git show` still reveals them),
-//! secrets split across lines or encoded, and files created while the
+//! secret-sounding name with a high-entropy value). Git's object files are
+//! compressed, so committed secrets are found by [`history`], which reads
+//! every object and has sanitized copies of the object files mounted. Not covered: binary files
+//! and text files over 2 MiB (not scanned), secrets split across lines or
+//! encoded, and files created while the
 //! sandbox runs (the agent wrote those itself). The scan cache holds no
 //! secret value (rule ids, positions, a 32-bit fingerprint; and the names of
 //! each directory's entries) and lives in a directory the sandbox cannot
