@@ -146,6 +146,11 @@ pub fn host_rules(
             Access::ReadWrite => allow.push(rule(&g.path, ReadWrite, dir)),
             // No redacted copy can stand in without a mount: hide it.
             Access::Hidden | Access::Redacted => cuts.push((g.path.clone(), None)),
+            // A protected file that holds a secret (a token in
+            // `.git/config`) is cut out like any other secret.
+            Access::Protected if policy.secrets.files.iter().any(|f| f.path == g.path) => {
+                cuts.push((g.path.clone(), None))
+            }
             Access::Protected => {}
         }
     }

@@ -328,43 +328,16 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
             (GrantKind::File, Access::Hidden) => MountOp::HideFile {
                 dst: g.path.clone(),
             },
-            (_, Access::Protected) => MountOp::ReadOnly {
-                dst: g.path.clone(),
+            (kind, Access::Protected) => match secret_view(policy, &g.path, kind) {
+                Some(op) => op,
+                None => MountOp::ReadOnly {
+                    dst: g.path.clone(),
+                },
             },
             (GrantKind::Dir, Access::Redacted) => MountOp::HideDir {
                 dst: g.path.clone(),
             },
-            // The copy travels in the plan; without one, hide (fail closed).
-            (GrantKind::File, Access::Redacted) => {
-                match policy.secrets.redactions.iter().find(|r| r.path == g.path) {
-                    Some(r) => MountOp::Redacted {
-                        dst: g.path.clone(),
-                        content: r.content.clone(),
-                        mode: r.mode,
-                        rules: r.rules.clone(),
-                    },
-                    // A sanitized copy of a git object file.
-                    None => match policy
-                        .secrets
-                        .history
-                        .substitutes
-                        .iter()
-                        .find(|s| s.path == g.path)
-                    {
-                        Some(s) => MountOp::Bind {
-                            src: s.copy.clone(),
-                            dst: g.path.clone(),
-                            dir: false,
-                            writable: false,
-                            dev: false,
-                            optional: false,
-                        },
-                        None => MountOp::HideFile {
-                            dst: g.path.clone(),
-                        },
-                    },
-                }
-            }
+            (GrantKind::File, Access::Redacted) => redacted_file(policy, &g.path),
             (kind, access) => MountOp::Bind {
                 src: g.path.clone(),
                 dst: g.path.clone(),
@@ -386,6 +359,48 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
     let mut ops = skeleton();
     ops.extend(rest);
     ops
+}
+
+/// A redacted file: its copy travels in the plan (or, for a git object
+/// file, lies in guard's cache); without one, hide (fail closed).
+fn redacted_file(policy: &Policy, path: &Path) -> MountOp {
+    if let Some(r) = policy.secrets.redactions.iter().find(|r| r.path == path) {
+        return MountOp::Redacted {
+            dst: path.to_path_buf(),
+            content: r.content.clone(),
+            mode: r.mode,
+            rules: r.rules.clone(),
+        };
+    }
+    let history = &policy.secrets.history.substitutes;
+    match history.iter().find(|s| s.path == path) {
+        Some(s) => MountOp::Bind {
+            src: s.copy.clone(),
+            dst: path.to_path_buf(),
+            dir: false,
+            writable: false,
+            dev: false,
+            optional: false,
+        },
+        None => MountOp::HideFile {
+            dst: path.to_path_buf(),
+        },
+    }
+}
+
+/// How a protected path the secrets scan flagged is shown (a token in
+/// `.git/config`): hidden or redacted, read-only either way.
+fn secret_view(policy: &Policy, path: &Path, kind: &GrantKind) -> Option<MountOp> {
+    let f = policy.secrets.files.iter().find(|f| f.path == path)?;
+    Some(match (kind, f.action) {
+        (GrantKind::Dir, _) => MountOp::HideDir {
+            dst: path.to_path_buf(),
+        },
+        (_, crate::secrets::Action::Hide) => MountOp::HideFile {
+            dst: path.to_path_buf(),
+        },
+        (_, crate::secrets::Action::Redact) => redacted_file(policy, path),
+    })
 }
 
 #[cfg(test)]

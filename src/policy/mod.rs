@@ -232,6 +232,12 @@ pub fn resolve_grants(
     resolve(candidates, facts).map(|(grants, _)| grants)
 }
 
+/// A grant that exists because the secrets scan flagged the path (its
+/// origin names the rule: `secret: dotenv`, `secret in git history`).
+fn is_secret(g: &Grant) -> bool {
+    matches!(g.access, Access::Hidden | Access::Redacted) && g.origin.starts_with("secret")
+}
+
 /// Like [`resolve_grants`], also returning the protected paths that do not
 /// exist.
 pub fn resolve(
@@ -242,8 +248,15 @@ pub fn resolve(
     let kind_of = |p: &Path| facts.get(p).cloned().unwrap_or(PathKind::Missing);
     // path -> (access, kind, origin); later candidates override earlier ones,
     // except that Hidden is never overridden, and Redacted only by Hidden.
+    // A protected path the secrets scan flags stays Protected (its
+    // ancestors are pinned, so it cannot be replaced through a renamed
+    // parent); the plan shows it hidden or redacted (`secret_view`).
     let mut by_path: BTreeMap<PathBuf, Grant> = BTreeMap::new();
     let mut put = |g: Grant| match by_path.get(&g.path) {
+        Some(old) if old.access == Access::Protected && is_secret(&g) => {}
+        Some(old) if is_secret(old) && g.access == Access::Protected => {
+            by_path.insert(g.path.clone(), g);
+        }
         Some(old) if old.access == Access::Hidden => {}
         Some(old) if old.access == Access::Protected && g.access != Access::Hidden => {}
         Some(old) if old.access == Access::Redacted && g.access != Access::Hidden => {}

@@ -268,3 +268,100 @@ fn cache_poisoning_same_size_and_mtime() {
         second.fields(&[("app", "redacted")]);
     });
 }
+
+/// A token in `.git/config` (a remote URL with credentials, an
+/// `http.extraheader`): `.git/config` is a protected path, and protection
+/// must not win over the secret. Full level: the file reads redacted and
+/// stays read-only (git still reads its config); landlock level: it is
+/// unreadable. The host file is unchanged either way.
+#[test]
+fn token_in_protected_git_config() {
+    for isolation in ["full", "landlock"] {
+        each_mode(|mut case| {
+            let tok = gh_token(&mut case, "gitcfg");
+            let p = case.project().to_path_buf();
+            let git = |args: &[&str]| {
+                let o = Command::new("git")
+                    .args(["-c", "safe.directory=*"])
+                    .args(args)
+                    .current_dir(&p)
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                    .env("GIT_CONFIG_NOSYSTEM", "1")
+                    .output()
+                    .expect("git is required");
+                assert!(o.status.success(), "git {args:?}");
+            };
+            git(&["init", "-q"]);
+            let url = format!("https://x-access-token:{tok}@example.invalid/o/r.git");
+            git(&["remote", "add", "origin", &url]);
+            case.env.own();
+            let config = p.join(".git/config");
+            let before = std::fs::read(&config).expect("read config");
+            assert!(before.windows(tok.len()).any(|w| w == tok.as_bytes()));
+            case.write_python(&format!(
+                r#"{SHOW}
+import subprocess
+show("config", ".git/config")
+try:
+    open(".git/config", "a").write("x")
+    out("append", "ok")
+except OSError as e:
+    out("append", "errno-%d" % e.errno)
+r = subprocess.run(["git", "config", "--get", "remote.origin.url"], capture_output=True)
+out("git_url", "redacted" if b"guard-redacted:" in r.stdout else "rc-%d" % r.returncode)
+"#
+            ));
+            let out = case.run(&[
+                "run",
+                "--isolation",
+                isolation,
+                "--",
+                "/usr/bin/python3",
+                "attack.py",
+            ]);
+            out.ran();
+            if isolation == "full" {
+                out.fields(&[
+                    ("config", "redacted"),
+                    ("git_url", "redacted"),
+                    ("append", "errno-30"),
+                ]);
+            } else {
+                out.fields(&[("config", "errno-13"), ("append", "errno-13")]);
+            }
+            assert_eq!(std::fs::read(&config).expect("read config"), before);
+        });
+    }
+}
+
+/// A protected file that is also a secret (`.vscode/settings.json` holding
+/// nothing but a token): hidden, and still protected. Its directory must
+/// not be renamed away so that a new `settings.json`, which the editor
+/// runs outside later, takes its place on the host.
+#[test]
+fn secret_protected_file_keeps_its_protection() {
+    each_mode(|mut case| {
+        let tok = gh_token(&mut case, "vscode");
+        case.write(
+            ".vscode/settings.json",
+            &format!("{{\"github.token\": \"{tok}\"}}\n"),
+        );
+        case.env.own();
+        let settings = case.project().join(".vscode/settings.json");
+        let before = std::fs::read(&settings).expect("read settings");
+        case.python(&format!(
+            r#"{SHOW}
+show("settings", ".vscode/settings.json")
+out("rename_dir", err(os.rename, ".vscode", ".vscode-old"))
+out("rename_file", err(os.rename, ".vscode/settings.json", ".vscode/old.json"))
+"#
+        ))
+        .fields(&[
+            ("settings", "empty"),
+            ("rename_dir", EBUSY),
+            ("rename_file", EBUSY),
+        ]);
+        assert_eq!(std::fs::read(&settings).expect("read settings"), before);
+        assert!(!case.project().join(".vscode-old").exists());
+    });
+}
