@@ -299,6 +299,9 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     // Other names of a flagged file (hard links) show the same content:
     // hide them too.
     candidates.extend(hard_links_of(&found.flagged, &project));
+    // Python's bytecode of a flagged source holds its string constants
+    // verbatim (`strings __pycache__/settings.*.pyc`).
+    candidates.extend(bytecode_of(&found.flagged));
     // Repositories nested in the project (vendored, or cloned by an earlier
     // session) have hooks and config of their own that run outside later.
     candidates.extend(protect::nested_git_candidates(
@@ -707,6 +710,47 @@ fn hard_links_of(flagged: &[Flagged], project: &Path) -> Vec<Candidate> {
                     path,
                     access: policy::Access::Hidden,
                     origin: format!("secret (hard link to {})", of.display()),
+                    required: false,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The cached bytecode of every flagged Python file
+/// (`__pycache__/NAME.*.pyc`, and a legacy `NAME.pyc` beside it): hidden,
+/// so Python compiles the redacted source instead (it cannot write the
+/// cache back over the hidden file, and carries on without it).
+fn bytecode_of(flagged: &[Flagged]) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for f in flagged.iter().filter(|f| !f.dir) {
+        let (Some(dir), Some(stem)) = (f.path.parent(), f.path.file_stem()) else {
+            continue;
+        };
+        if f.path.extension().is_none_or(|e| e != "py") {
+            continue;
+        }
+        let stem = stem.to_string_lossy();
+        let mut found: Vec<PathBuf> = ["pyc", "pyo"]
+            .iter()
+            .map(|ext| dir.join(format!("{stem}.{ext}")))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(dir.join("__pycache__")) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&format!("{stem}.")) && name.ends_with(".pyc") {
+                    found.push(e.path());
+                }
+            }
+        }
+        for path in found {
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                out.push(Candidate {
+                    path,
+                    access: policy::Access::Hidden,
+                    origin: format!("secret (bytecode of {})", f.path.display()),
                     required: false,
                 });
             }

@@ -365,3 +365,56 @@ out("rename_file", err(os.rename, ".vscode/settings.json", ".vscode/old.json"))
         assert!(!case.project().join(".vscode-old").exists());
     });
 }
+
+/// Python's bytecode cache of a redacted source holds the secret string
+/// verbatim (`grep -ra`, `strings`). It is hidden; Python then compiles the
+/// redacted source and runs with the redacted value.
+#[test]
+fn python_bytecode_of_a_redacted_file_is_hidden() {
+    each_mode(|mut case| {
+        let tok = gh_token(&mut case, "pyc");
+        case.write(
+            "app/settings.py",
+            &format!("import os\n\nDEBUG = True\nGITHUB = \"{tok}\"\nTIMEOUT = 30\n"),
+        );
+        let st = Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import py_compile; py_compile.compile('app/settings.py')",
+            ])
+            .current_dir(case.project())
+            .status()
+            .expect("python3 is required");
+        assert!(st.success(), "py_compile failed");
+        let cache = case.project().join("app/__pycache__");
+        let pyc = std::fs::read_dir(&cache)
+            .expect("__pycache__ written")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "pyc"))
+            .expect("a .pyc written");
+        let before = std::fs::read(&pyc).expect("read pyc");
+        assert!(
+            before.windows(tok.len()).any(|w| w == tok.as_bytes()),
+            "the bytecode holds the token (the attack is real)"
+        );
+        case.env.own();
+        let name = crate::support::basename(&pyc);
+        case.python(&format!(
+            r#"{SHOW}
+import sys
+show("pyc", "app/__pycache__/{name}")
+sys.path.insert(0, "app")
+import settings
+out("imported", "redacted" if settings.GITHUB.startswith("guard-redacted:") else "other")
+out("timeout", settings.TIMEOUT)
+"#
+        ))
+        .fields(&[
+            ("pyc", "empty"),
+            ("imported", "redacted"),
+            ("timeout", "30"),
+        ]);
+        assert_eq!(std::fs::read(&pyc).expect("read pyc"), before);
+    });
+}
