@@ -16,6 +16,7 @@
 mod common;
 
 use common::{Env, Mode, canary, modes};
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 /// Install `packages` into `prefix` with the machine's npm (on the host).
@@ -73,7 +74,7 @@ fn place_venv(venv: &std::path::Path, at: &std::path::Path, bin: &str) {
         format!("#!{}\n{body}", at.join("bin/python3").display()),
     )
     .unwrap();
-    std::fs::set_permissions(&entry, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// Hosts whose connections passed the allowlist (allowed, or allowed but
