@@ -1,5 +1,6 @@
 //! Real agents inside their built-in profiles (issue 5): installed from the
-//! machine's npm registry into the test project, started by name so guard
+//! machine's npm registry (aider: from its Python package index, into a
+//! virtualenv where uv's tool install puts it), started by name so guard
 //! picks their profile, run once for `--version` and once with a prompt and
 //! a dummy key. Asserted: they start, every connection they attempt goes to
 //! a host their profile allows (from the session log), they can write their
@@ -7,13 +8,15 @@
 //! Codex's own sandbox cannot nest in guard's: with it turned off the way its
 //! profile says, a command it runs for a stand-in model writes to the project.
 //!
-//! Needs npm and the registry (`npm config get registry`); fails loudly
+//! Needs npm and the registry (`npm config get registry`), and
+//! /usr/bin/python3 with venv and pip's configured index; fails loudly
 //! without them. This machine has no route to the agents' APIs, so the
 //! prompt itself fails after the proxy let the connection through.
 
 mod common;
 
 use common::{Env, Mode, canary, modes};
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 /// Install `packages` into `prefix` with the machine's npm (on the host).
@@ -25,6 +28,53 @@ fn npm_install(prefix: &std::path::Path, packages: &[&str]) {
         .status()
         .expect("npm is required for the agent tests (apt-get install npm)");
     assert!(st.success(), "npm install {packages:?} failed");
+}
+
+/// A virtualenv with `package` from pip's configured index, built with the
+/// system interpreter: the venv's interpreter link must resolve for both
+/// uids and inside the sandbox, where /usr is visible (a pyenv under /root
+/// is neither).
+fn pip_install(venv: &std::path::Path, package: &str) {
+    let st = Command::new("/usr/bin/python3")
+        .args(["-m", "venv"])
+        .arg(venv)
+        .status()
+        .expect("/usr/bin/python3 is required for the aider test");
+    assert!(
+        st.success(),
+        "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    );
+    // No bytecode, as uv installs tools: a third faster here, and the
+    // read-only environment inside compiles what aider imports on each start.
+    let st = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "--no-compile", package])
+        .status()
+        .expect("run pip");
+    assert!(st.success(), "pip install {package} failed");
+}
+
+/// `venv` placed at `at` as hard links (no copy of its ~600 MB), with the
+/// entry point `bin` pointing at the interpreter of its new place.
+fn place_venv(venv: &std::path::Path, at: &std::path::Path, bin: &str) {
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    let st = Command::new("cp")
+        .arg("-al")
+        .arg(venv)
+        .arg(at)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp -al {} {}", venv.display(), at.display());
+    let script = std::fs::read_to_string(venv.join("bin").join(bin)).unwrap();
+    let body = script.split_once('\n').map_or("", |(_, b)| b);
+    // A new file: writing through the link would change the original.
+    let entry = at.join("bin").join(bin);
+    std::fs::remove_file(&entry).unwrap();
+    std::fs::write(
+        &entry,
+        format!("#!{}\n{body}", at.join("bin/python3").display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// Hosts whose connections passed the allowlist (allowed, or allowed but
@@ -57,8 +107,16 @@ fn session_profile(log: &std::path::Path) -> String {
         .unwrap_or_default()
 }
 
+enum Source {
+    /// npm package, installed globally into the shared tools directory.
+    Npm(&'static str),
+    /// Python package: one virtualenv, placed in each test home where
+    /// `uv tool install` puts it (~/.local/share/uv/tools/PACKAGE).
+    Pip(&'static str),
+}
+
 struct Agent {
-    package: &'static str,
+    source: Source,
     bin: &'static str,
     version_marker: &'static str,
     key_var: &'static str,
@@ -69,7 +127,7 @@ struct Agent {
 
 const AGENTS: &[Agent] = &[
     Agent {
-        package: "@anthropic-ai/claude-code",
+        source: Source::Npm("@anthropic-ai/claude-code"),
         bin: "claude",
         version_marker: "Claude Code",
         key_var: "ANTHROPIC_API_KEY",
@@ -78,7 +136,7 @@ const AGENTS: &[Agent] = &[
         state: ".claude.json",
     },
     Agent {
-        package: "@google/gemini-cli",
+        source: Source::Npm("@google/gemini-cli"),
         bin: "gemini",
         version_marker: ".",
         key_var: "GEMINI_API_KEY",
@@ -93,7 +151,7 @@ const AGENTS: &[Agent] = &[
         state: ".gemini",
     },
     Agent {
-        package: "@openai/codex",
+        source: Source::Npm("@openai/codex"),
         bin: "codex",
         version_marker: "codex-cli",
         key_var: "OPENAI_API_KEY",
@@ -103,7 +161,7 @@ const AGENTS: &[Agent] = &[
         state: ".codex",
     },
     Agent {
-        package: "opencode-ai",
+        source: Source::Npm("opencode-ai"),
         bin: "opencode",
         version_marker: ".",
         key_var: "ANTHROPIC_API_KEY",
@@ -118,25 +176,93 @@ const AGENTS: &[Agent] = &[
         ],
         state: ".local/share/opencode",
     },
+    Agent {
+        source: Source::Npm("@github/copilot"),
+        bin: "copilot",
+        version_marker: "GitHub Copilot CLI",
+        key_var: "COPILOT_GITHUB_TOKEN",
+        // Required in non-interactive mode (`copilot --help`).
+        prompt: &["-p", "say hi", "--allow-all-tools"],
+        allowed: &[
+            "api.github.com",
+            "github.com",
+            "api.githubcopilot.com",
+            "*.githubcopilot.com",
+        ],
+        state: ".copilot",
+    },
+    Agent {
+        source: Source::Npm("@sourcegraph/amp"),
+        bin: "amp",
+        version_marker: ".",
+        key_var: "AMP_API_KEY",
+        prompt: &["-x", "say hi"],
+        allowed: &["ampcode.com", "static.ampcode.com"],
+        state: ".local/share/amp",
+    },
+    Agent {
+        source: Source::Pip("aider-chat"),
+        bin: "aider",
+        version_marker: "aider ",
+        key_var: "OPENAI_API_KEY",
+        prompt: &["--message", "say hi", "--yes-always", "--no-git"],
+        allowed: &[
+            "api.openai.com",
+            "api.anthropic.com",
+            "generativelanguage.googleapis.com",
+            "api.deepseek.com",
+            "openrouter.ai",
+        ],
+        state: ".aider",
+    },
 ];
+
+/// `host` is `pattern`, or below it for `*.suffix`.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host.ends_with(&format!(".{suffix}")),
+        None => host == pattern,
+    }
+}
 
 #[test]
 fn real_agents_start_under_their_profiles() {
     // One install for every mode: the agents live in a directory both uids read.
     let tools = common::TempDir::new("agents", Mode::Invoker);
-    npm_install(
-        &tools.path,
-        &AGENTS.iter().map(|a| a.package).collect::<Vec<_>>(),
-    );
+    let npm: Vec<&str> = AGENTS
+        .iter()
+        .filter_map(|a| match a.source {
+            Source::Npm(p) => Some(p),
+            Source::Pip(_) => None,
+        })
+        .collect();
+    npm_install(&tools.path, &npm);
+    // Not under `tools` (granted with --ro, all of it scanned): each test
+    // home gets it where `uv tool install` puts it, which the aider profile
+    // grants and whose packages it keeps out of the secrets scan.
+    let venvs = common::TempDir::new("venvs", Mode::Invoker);
+    for agent in AGENTS {
+        if let Source::Pip(p) = agent.source {
+            pip_install(&venvs.join(p), p);
+        }
+    }
     let registry = common::npm_registry_host();
     for mode in modes() {
         for agent in AGENTS {
             let env = Env::new(mode);
             let secret = canary("realhome");
             env.home.write("real-home-secret.txt", &secret);
+            // The agent is granted read-only at its install location: the
+            // tools directory, or for a Python agent where its profile says.
+            let bin = match agent.source {
+                Source::Npm(_) => tools.path.join("bin").join(agent.bin),
+                Source::Pip(p) => {
+                    let at = env.home.join(".local/share/uv/tools").join(p);
+                    place_venv(&venvs.join(p), &at, agent.bin);
+                    at.join("bin").join(agent.bin)
+                }
+            };
             env.own();
-            // The agent is granted read-only at its install location.
-            let bin = tools.path.join("bin").join(agent.bin);
             let path = format!(
                 "{}:{}",
                 tools.path.join("bin").display(),
@@ -201,7 +327,7 @@ fn real_agents_start_under_their_profiles() {
             );
             for h in &hosts {
                 assert!(
-                    agent.allowed.contains(&h.as_str()) || *h == registry,
+                    agent.allowed.iter().any(|a| host_matches(a, h)) || *h == registry,
                     "{} tried {h}, not in its profile\n{}",
                     agent.bin,
                     prompt.all()
