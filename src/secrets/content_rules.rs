@@ -6,7 +6,7 @@
 //! only for the rules whose keywords occur there. Regexes compile lazily, on
 //! first use, so a warm run (everything cached) compiles none.
 
-use super::entropy::{plausible_secret, plausible_token, secret_name, uri_password};
+use super::entropy::{assigned_secret, plausible_token, uri_password};
 use super::{Finding, RuleError};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
@@ -558,12 +558,13 @@ impl ContentEngine {
         ) else {
             return Ok(());
         };
-        if secret_name(&hay[ns..ne]) && !code_follows(&hay[ve..]) && plausible_secret(&hay[vs..ve])
+        if !code_follows(&hay[ve..])
+            && let Some(len) = assigned_secret(&hay[ns..ne], &hay[vs..ve])
         {
             out.push(Raw {
                 rule: g,
                 start: at + vs,
-                end: at + ve,
+                end: at + vs + len,
             });
         }
         Ok(())
@@ -638,23 +639,21 @@ impl ContentEngine {
             let (vs, ve) = c.secret.and_then(|g| locs.get(g)).unwrap_or(whole);
             let value = &hay[vs..ve];
             let keep = match rule.kind {
-                Kind::Token | Kind::Marker => true,
-                Kind::PemBlock => pem_body_follows(&content[s + whole.1..]),
-                Kind::RandomToken => plausible_token(value),
-                Kind::UriPassword => uri_password(value),
-                Kind::Assignment => {
-                    c.name
-                        .and_then(|g| locs.get(g))
-                        .is_some_and(|(ns, ne)| secret_name(&hay[ns..ne]))
-                        && !code_follows(&hay[ve..])
-                        && plausible_secret(value)
-                }
+                Kind::Token | Kind::Marker => Some(value.len()),
+                Kind::PemBlock => pem_body_follows(&content[s + whole.1..]).then_some(value.len()),
+                Kind::RandomToken => plausible_token(value).then_some(value.len()),
+                Kind::UriPassword => uri_password(value).then_some(value.len()),
+                Kind::Assignment => c
+                    .name
+                    .and_then(|g| locs.get(g))
+                    .filter(|_| !code_follows(&hay[ve..]))
+                    .and_then(|(ns, ne)| assigned_secret(&hay[ns..ne], value)),
             };
-            if keep {
+            if let Some(len) = keep {
                 out.push(Raw {
                     rule: i,
                     start: base + vs,
-                    end: base + ve,
+                    end: base + vs + len,
                 });
             }
         }
@@ -1037,6 +1036,22 @@ mod tests {
             "checksum = \"4b1e2c63f8d3a0e0a3c4d1b2a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4\"",
             "sk-learn-is-a-library-name-not-a-secret-at-all",
             "task-runner-disk-usage-report-for-the-risk-desk",
+            // Seen in installed Python packages (a redaction there breaks
+            // the program that imports them).
+            "    elif auth_reply.method == SOCKS5AuthMethod.NO_AUTH_REQUIRED:",
+            "  \"cache_read_input_token_cost\": 5.46875e-07,",
+            "  \"input_cost_per_token\": 1.25e-06,",
+            "    oauth2_id_jag = \"oauth2_id_jag\"",
+            "    client_credentials = \"m2m-client-credentials\"",
+            "            ephemeral_5m_input_tokens=detailed_5m + undetailed,",
+            "  api_key: os.environ/E2B_API_KEY",
+            "      \"Here is my API token: sk-abc123def456\",",
+            // Minified JavaScript.
+            "{oauth2_flow:e.oauth_flow_type===e7.n.M2M?e7.P:e7.V}",
+            "delegate_auth_to_upstream:P.auth_type===e7.W.OAUTH2&&!!(N??l.x)",
+            "duration_ms:1200,input_tokens:520+41*n,output_tokens:48+7*n",
+            "timeout:e.timeout,auth:e.auth??!0}",
+            "OAUTH2_TOKEN_EXCHANGE:\"oauth2_token_exchange\",OAUTH2_ID_JAG:\"oauth2_id_jag\"",
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }

@@ -28,6 +28,8 @@ const NAME_META_SUFFIXES: &[&str] = &[
     "name", "names", "url", "uri", "path", "file", "dir", "endpoint", "type", "length", "len",
     "size", "count", "prefix", "env", "var", "ref", "header", "field", "id_field", "policy",
     "expiry", "expires", "ttl",
+    // Counts and prices of LLM tokens (`max_tokens`, `input_token_cost`).
+    "tokens", "limit", "cost", "budget", "usage",
 ];
 
 /// Substrings that mark a placeholder, not a real value.
@@ -58,6 +60,9 @@ const PLACEHOLDERS: &[&str] = &[
     "not-real",
     "foobar",
     "lorem",
+    "abc123",
+    "123456",
+    "abcdef",
     "***",
     "...",
 ];
@@ -96,6 +101,45 @@ pub fn secret_name(name: &[u8]) -> bool {
     !NAME_META_SUFFIXES.iter().any(|m| m.as_bytes() == last)
 }
 
+/// How much of `value` is a secret assigned to `name`, if it is one. A
+/// colon ending the value opens a block (`elif x.method == Auth.NONE:`),
+/// and a value that spells its own name is an enum constant
+/// (`OAUTH2_ID_JAG: "oauth2_id_jag"`).
+pub fn assigned_secret(name: &[u8], value: &[u8]) -> Option<usize> {
+    let mut len = value.len();
+    while len > 0 && value[len - 1] == b':' {
+        len -= 1;
+    }
+    let v = &value[..len];
+    (secret_name(name) && plausible_secret(v) && !spells_name(name, v)).then_some(len)
+}
+
+/// `value` names the same thing as `name` (case, `-`, `.` and `_` aside).
+fn spells_name(name: &[u8], value: &[u8]) -> bool {
+    let norm = |s: &[u8]| -> Vec<u8> {
+        s.iter()
+            .filter(|b| b.is_ascii_alphanumeric())
+            .map(u8::to_ascii_lowercase)
+            .collect()
+    };
+    let (n, v) = (norm(name), norm(value));
+    v.len() >= 6 && (n.windows(v.len()).any(|w| w == v) || v.windows(n.len()).any(|w| w == n))
+}
+
+/// Code, not a literal: a comparison, a conditional or arithmetic
+/// (`x.type===A.OAUTH2?B:C`, `520+41*n`, `e.auth??!0`), as minified
+/// JavaScript is full of.
+fn is_expression(v: &[u8]) -> bool {
+    const OPS: &[&[u8]] = &[b"==", b"!=", b"??", b"?.", b"=>", b"*", b"&&", b"||"];
+    if OPS.iter().any(|op| contains(v, op)) {
+        return true;
+    }
+    // A ternary: `?` with a `:` after it.
+    v.iter()
+        .position(|&b| b == b'?')
+        .is_some_and(|q| v[q..].contains(&b':') && !contains(v, b"://"))
+}
+
 /// Shannon entropy in bits per byte.
 pub fn entropy(v: &[u8]) -> f64 {
     if v.is_empty() {
@@ -130,6 +174,34 @@ fn has_placeholder(v: &[u8]) -> bool {
     PLACEHOLDERS
         .iter()
         .any(|p| lower.windows(p.len()).any(|w| w == p.as_bytes()))
+}
+
+/// A decimal number, maybe with a fraction and an exponent
+/// (`"input_cost_per_token": 5.46875e-07`): a setting, not a secret.
+fn is_number(v: &[u8]) -> bool {
+    let v = v.strip_prefix(b"-").unwrap_or(v);
+    let (mantissa, exponent) = match v.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(i) => (&v[..i], Some(&v[i + 1..])),
+        None => (v, None),
+    };
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let mantissa_ok = match mantissa.iter().position(|&b| b == b'.') {
+        Some(i) => {
+            let (a, b) = (&mantissa[..i], &mantissa[i + 1..]);
+            (digits(a) || a.is_empty())
+                && (digits(b) || b.is_empty())
+                && !(a.is_empty() && b.is_empty())
+        }
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e
+            .strip_prefix(b"-")
+            .or_else(|| e.strip_prefix(b"+"))
+            .unwrap_or(e);
+        digits(e)
+    });
+    mantissa_ok && exponent_ok
 }
 
 /// `a.b.c` or `a::b`: a reference to something in code, not a literal.
@@ -199,9 +271,13 @@ fn looks_like_identifier(v: &[u8]) -> bool {
         }
         let run = i - start;
         letters += run;
-        // One- and two-letter runs are noise, except acronyms ("MI_").
+        // One- and two-letter runs are noise, except acronyms ("MI_") and
+        // a unit after a number that ends a word ("detailed_5m", "v2_1h").
         let acronym = run == 2 && v[start..i].iter().all(u8::is_ascii_uppercase);
-        if run <= 2 && !acronym {
+        let unit = start > 0
+            && v[start - 1].is_ascii_digit()
+            && v.get(i).is_none_or(|b| !b.is_ascii_alphanumeric());
+        if run <= 2 && !acronym && !unit {
             noise += run;
         }
     }
@@ -234,7 +310,12 @@ pub fn plausible_secret(v: &[u8]) -> bool {
     if !(lower || upper) || !digit || classes < 2 {
         return false;
     }
-    if has_placeholder(v) || is_code_path(v) || looks_like_identifier(v) {
+    if has_placeholder(v)
+        || is_code_path(v)
+        || looks_like_identifier(v)
+        || is_number(v)
+        || is_expression(v)
+    {
         return false;
     }
     let e = entropy(v);

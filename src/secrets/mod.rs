@@ -52,7 +52,7 @@ pub fn rules_fingerprint(rules: &Rules) -> String {
     h.update(scan::cache_fingerprint(rules));
     for r in rules.paths.rules() {
         h.update(r.id.as_bytes());
-        h.update([u8::from(r.when == path_rules::When::Always)]);
+        h.update([r.when as u8]);
         for g in r
             .globs
             .iter()

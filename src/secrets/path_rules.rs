@@ -18,6 +18,35 @@ pub enum When {
     /// Only if the content scan finds a secret in it (`.npmrc` with auth,
     /// `.env.example` with real values rather than placeholders).
     IfSecretContent,
+    /// Unless it holds nothing but certificates, which are public: a CA
+    /// bundle (`certifi/cacert.pem` in every Python environment) hidden
+    /// would leave programs unable to verify any TLS connection.
+    UnlessCertificates,
+}
+
+/// PEM text with nothing private: every `-----BEGIN` block (at least one)
+/// is a certificate, CRL or public key, and no NUL.
+/// Text outside the blocks (comments) is allowed; the content rules still
+/// look at it.
+pub fn only_certificates(content: &[u8]) -> bool {
+    const PUBLIC: &[&[u8]] = &[
+        b"CERTIFICATE-----",
+        b"TRUSTED CERTIFICATE-----",
+        b"X509 CRL-----",
+        b"PUBLIC KEY-----",
+    ];
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    if content.contains(&0) || !content.windows(BEGIN.len()).any(|w| w == BEGIN) {
+        return false;
+    }
+    let mut rest = content;
+    while let Some(at) = rest.windows(BEGIN.len()).position(|w| w == BEGIN) {
+        rest = &rest[at + BEGIN.len()..];
+        if !PUBLIC.iter().any(|p| rest.starts_with(p)) {
+            return false;
+        }
+    }
+    true
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +109,7 @@ const BUILTIN: Table = &[
             "**/*.ppk",
         ],
         &[],
-        When::Always,
+        When::UnlessCertificates,
     ),
     (
         "ssh-private-key",
@@ -784,6 +813,25 @@ mod tests {
         for (p, want) in cases {
             assert_eq!(id(&m, p).as_deref(), want, "{p}");
         }
+    }
+
+    #[test]
+    fn certificate_bundles_are_not_key_files() {
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let bundle = format!("# Issuer: CN=Root\n{cert}\n# Issuer: CN=Other\n{cert}");
+        assert!(only_certificates(bundle.as_bytes()));
+        assert!(only_certificates(
+            b"-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n"
+        ));
+        let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n";
+        assert!(!only_certificates(format!("{cert}{key}").as_bytes()));
+        assert!(!only_certificates(
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----\n"
+        ));
+        // Anything but PEM blocks of public data stays a key file.
+        assert!(!only_certificates(b"not a certificate at all\n"));
+        assert!(!only_certificates(b""));
+        assert!(!only_certificates(format!("{cert}\0").as_bytes()));
     }
 
     #[test]

@@ -170,6 +170,7 @@ pub fn rules(rules: &Rules) -> String {
         let cond = match r.when {
             path_rules::When::Always => "",
             path_rules::When::IfSecretContent => " (only if its content holds a secret)",
+            path_rules::When::UnlessCertificates => " (unless it holds only certificates)",
         };
         let _ = writeln!(
             s,

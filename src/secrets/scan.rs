@@ -430,8 +430,18 @@ impl<'s, 'a> Worker<'s, 'a> {
             .paths
             .matches(rel, &mut self.scratch)
             .map(|i| rules.paths.rule(i));
+        let by_path = match by_path {
+            // A CA bundle is not a key file: scanned as an ordinary file.
+            Some(r)
+                if r.when == When::UnlessCertificates
+                    && self.holds_only_certificates(dirfd, name) =>
+            {
+                None
+            }
+            other => other,
+        };
         if let Some(r) = by_path
-            && r.when == When::Always
+            && matches!(r.when, When::Always | When::UnlessCertificates)
         {
             self.out.flagged.push(Flagged {
                 path: path.to_path_buf(),
@@ -501,6 +511,34 @@ impl<'s, 'a> Worker<'s, 'a> {
             hits,
         });
         id
+    }
+
+    /// Whether a file a key-file rule matched is a certificate bundle. Read
+    /// like any file (no symlink, no fifo); anything unreadable is not.
+    fn holds_only_certificates(&mut self, dirfd: BorrowedFd<'_>, name: &CStr) -> bool {
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let Ok(fd) = openat(dirfd, name, flags, Mode::empty()) else {
+            return false;
+        };
+        let file = std::fs::File::from(fd);
+        match nix::sys::stat::fstat(file.as_fd()) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {}
+            _ => return false,
+        }
+        self.buf.clear();
+        if file
+            .take(MAX_FILE_SIZE + 1)
+            .read_to_end(&mut self.buf)
+            .is_err()
+            || self.buf.len() as u64 > MAX_FILE_SIZE
+        {
+            return false;
+        }
+        super::path_rules::only_certificates(&self.buf)
     }
 
     /// Read a file (never through a symlink, never blocking on a fifo
@@ -699,6 +737,45 @@ mod tests {
         assert_eq!(report.stats.errors, 0);
         std::fs::remove_dir_all(&root).unwrap();
         std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    /// A `.pem` that is a CA bundle (every Python environment has one) is
+    /// an ordinary file; one with a key, or anything else, is hidden.
+    #[test]
+    fn certificate_bundles_stay_visible() {
+        let root = std::env::temp_dir().join(format!("guard-scan-pem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        write(
+            &root,
+            "venv/certifi/cacert.pem",
+            &format!("# Issuer: x\n{cert}{cert}"),
+        );
+        write(
+            &root,
+            "auth/public_key.pem",
+            "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n",
+        );
+        write(
+            &root,
+            "deploy/server.pem",
+            &format!("{cert}-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"),
+        );
+        write(&root, "notes.pem", "whatever is in here\n");
+        let r = rules("", Path::new("/nonexistent-home"), &root);
+        let roots = [Root {
+            path: root.clone(),
+            anchor: root.clone(),
+        }];
+        let report = scan(&r, &roots, &[], None).unwrap();
+        let hidden: Vec<String> = report
+            .flagged
+            .iter()
+            .filter(|f| f.action == Action::Hide)
+            .map(|f| f.path.strip_prefix(&root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(hidden, ["deploy/server.pem", "notes.pem"]);
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
