@@ -402,6 +402,13 @@ fn budget(pack_len: usize) -> u64 {
     (2 << 30) + 512 * pack_len as u64
 }
 
+/// What a step down a delta chain costs from the budget: a hostile pack's
+/// chains of a thousand links, walked from each of their objects, build
+/// nothing but take time.
+const STEP: u64 = 1024;
+
+pub const EXHAUSTED: &str = "pack expands to far more than its size";
+
 impl<'a> Reader<'a> {
     pub fn new(pack: &'a [u8], index: &'a Index) -> FormatResult<Reader<'a>> {
         if pack.get(..4) != Some(b"PACK") || !matches!(be32(pack, 4)?, 2 | 3) {
@@ -434,7 +441,7 @@ impl<'a> Reader<'a> {
     fn spend(&mut self, size: u64) -> FormatResult<()> {
         self.produced = self.produced.saturating_add(size);
         if self.produced > self.budget {
-            return Err("pack expands to far more than its size (a delta bomb?)".into());
+            return Err(EXHAUSTED.into());
         }
         Ok(())
     }
@@ -469,6 +476,9 @@ impl<'a> Reader<'a> {
     }
 
     pub fn read(&mut self, offset: u64) -> FormatResult<Object> {
+        if self.exhausted() {
+            return Err(EXHAUSTED.into());
+        }
         // Walk down to a cached object or a whole one, then apply the
         // deltas back up, remembering each step (each is a base).
         let mut chain: Vec<(u64, Entry)> = Vec::new();
@@ -477,6 +487,7 @@ impl<'a> Reader<'a> {
             if let Some(o) = self.cache.get(&at) {
                 break o.clone();
             }
+            self.spend(STEP)?;
             let e = self.entry(at)?;
             let data = &self.pack[e.data..self.pack.len() - 20];
             match e.base {

@@ -730,7 +730,7 @@ fn analyze(
         if let Some(s) = new.packs.get_mut(&packs[k].0) {
             s.marks = marks;
             if reader.exhausted() {
-                s.error = Some("pack expands to far more than its size".into());
+                s.error = Some(pack::EXHAUSTED.into());
             }
         }
     }
