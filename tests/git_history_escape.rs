@@ -510,17 +510,23 @@ run walk 'python3 /tmp/walk.py .git'
 const CLIENT_PY: &str = "import requests\n\nGITHUB = \"{tok}\"\n\ndef repos():\n    return requests.get(\"https://api.github.com/user/repos\")\n";
 
 /// A bare clone named `backup`, a repository with `--separate-git-dir`
-/// (`gitdata`), and `light`, whose objects are in `store` (a bare objects
-/// directory, reached only through `light/.git/objects/info/alternates`).
-/// Each holds a committed token.
+/// (`gitdata`), `light`, whose objects are in `store` (a bare objects
+/// directory, reached only through `light/objects/info/alternates`), and a
+/// submodule at a nested path (`libs/sub`: its repository is
+/// `.git/modules/libs/sub`). Each holds a committed token.
 #[test]
 fn repositories_by_other_names_and_borrowed_objects_are_sanitized() {
     for mode in modes() {
         let env = Env::new(mode);
         let dir = env.project.path.clone();
-        let toks = [gh_canary("bare"), gh_canary("sep"), gh_canary("alt")];
+        let toks = [
+            gh_canary("bare"),
+            gh_canary("sep"),
+            gh_canary("alt"),
+            gh_canary("submodule"),
+        ];
         common::git_repo_with_readme(&dir);
-        // Three source repositories outside the project.
+        // Source repositories outside the project.
         let src = common::TempDir::new("src", Mode::Invoker);
         for (i, tok) in toks.iter().enumerate() {
             let r = src.join(&format!("r{i}"));
@@ -543,6 +549,20 @@ fn repositories_by_other_names_and_borrowed_objects_are_sanitized() {
         std::fs::write(dir.join("light/objects/info/alternates"), "../../store\n")
             .expect("alternates");
         git(&dir.join("light"), &["cat-file", "-e", "HEAD:client.py"]);
+        git(
+            &dir,
+            &[
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "-q",
+                "add",
+                &r(3),
+                "libs/sub",
+            ],
+        );
+        commit(&dir, "add the submodule");
+        assert!(dir.join(".git/modules/libs/sub/objects").is_dir());
         env.own();
         let pat = patterns(&toks);
         let s = Sections::run(
@@ -552,15 +572,16 @@ fn repositories_by_other_names_and_borrowed_objects_are_sanitized() {
 run backup 'git -C backup show HEAD:client.py'
 run sep 'git -C sep show HEAD:client.py'
 run light 'git -C light show HEAD:client.py'
-run logs 'for r in backup sep light; do git -C $r log -p --all; done'
-run batch 'for r in backup sep light; do git -C $r cat-file --batch-all-objects --batch; done'
-run grep_raw 'grep -ra {pat} backup gitdata store light sep'
-run walk 'python3 /tmp/walk.py backup gitdata store light'
+run libs/sub 'git -C libs/sub show HEAD:client.py'
+run logs 'for r in backup sep light libs/sub; do git -C $r log -p --all; done'
+run batch 'for r in backup sep light libs/sub; do git -C $r cat-file --batch-all-objects --batch; done'
+run grep_raw 'grep -ra {pat} backup gitdata store light sep libs .git'
+run walk 'python3 /tmp/walk.py backup gitdata store light .git/modules'
 "#
             ),
         );
         let logs = s.ok("logs");
-        for i in 0..3 {
+        for i in 0..4 {
             assert!(logs.contains(&format!("client {i}")), "{logs}");
             assert!(logs.contains(&format!("+repository {i}")), "{logs}");
         }
@@ -571,7 +592,7 @@ run walk 'python3 /tmp/walk.py backup gitdata store light'
 
         s.assert_no_canary(&toks);
 
-        for name in ["backup", "sep", "light"] {
+        for name in ["backup", "sep", "light", "libs/sub"] {
             let shown = s.ok(name);
             assert!(
                 shown.contains("GITHUB = \"guard-redacted:github-token\"")
@@ -582,7 +603,7 @@ run walk 'python3 /tmp/walk.py backup gitdata store light'
         let (rc, found) = s.get("grep_raw");
         assert_eq!((rc, found.trim()), (1, ""), "grep -ra");
         // The host's copies were only read.
-        for (i, name) in ["backup", "sep", "light"].iter().enumerate() {
+        for (i, name) in ["backup", "sep", "light", "libs/sub"].iter().enumerate() {
             let got = git(&dir.join(name), &["show", "HEAD:client.py"]);
             assert!(
                 got == CLIENT_PY.replace("{tok}", &toks[i]).as_bytes(),
