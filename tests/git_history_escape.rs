@@ -1114,3 +1114,56 @@ run walk 'python3 /tmp/walk.py .git'
         }
     }
 }
+
+/// A cloned repository whose trees name one subtree twice per level, 40
+/// levels deep: 2^40 paths to one file. Naming every path a blob has (for
+/// the path rules) must stop in bounded time, and say so.
+#[test]
+fn trees_with_exponentially_many_paths_are_cut_short() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        common::git_repo_with_readme(&dir);
+        let blob = git_text(&dir, &["hash-object", "-w", "README"]);
+        let mut tree = String::new();
+        for level in 0..=40 {
+            let listing = if level == 0 {
+                format!("100644 blob {}\tf\n", blob.trim())
+            } else {
+                format!("040000 tree {tree}\ta\n040000 tree {tree}\tb\n")
+            };
+            let out = Command::new("git")
+                .args(["-c", "safe.directory=*", "mktree"])
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    use std::io::Write;
+                    c.stdin
+                        .take()
+                        .expect("stdin")
+                        .write_all(listing.as_bytes())?;
+                    c.wait_with_output()
+                })
+                .expect("git mktree");
+            assert!(out.status.success());
+            tree = String::from_utf8(out.stdout)
+                .expect("utf-8")
+                .trim()
+                .to_string();
+        }
+        let c = git_text(&dir, &["commit-tree", &tree, "-m", "deep"]);
+        git(&dir, &["update-ref", "refs/heads/deep", c.trim()]);
+        env.own();
+
+        let out = run_within(&env, 120, &["run", "--", "sh", "-c", "echo session-ran"]);
+        out.expect_code(0);
+        assert!(out.stdout.contains("session-ran"), "{}", out.all());
+        assert!(
+            out.stderr.contains("more paths than a repository has"),
+            "{}",
+            out.stderr
+        );
+    }
+}

@@ -14,13 +14,17 @@
 //! re-hash objects it copies into a new pack, so a `git gc` inside would
 //! store sanitized content under the real names in the host's repository:
 //! the pack directory of a sanitized repository is read-only inside. The
-//! host's object files are only read.
+//! host's object files are only read, never through a symlink or from a
+//! fifo, and within bounds: an earlier session could plant those in
+//! `.git`, and a cloned repository may be built to exhaust its reader.
 //!
 //! Cost: each pack is read once (its result is cached by the pack's
 //! identity; packs never change), each loose object once (by name: an
 //! object's name is its content); sanitized copies are kept in guard's
 //! cache directory and reused while the set of flagged objects stays the
-//! same.
+//! same. Path rules need each blob's paths: after new objects (a commit),
+//! the trees below the new ones are read again, old ones included (one
+//! snapshot's worth), since a new tree can name an old one anywhere.
 
 use super::git_pack::{self as pack, Oid};
 use super::redact;
@@ -574,37 +578,55 @@ impl<'r> Batch<'r> {
             .map(|(t, s)| (t, Vec::new(), None, s))
             .collect();
         // Visits are (tree, path) pairs. Hostile trees can name one subtree
-        // twice per level (2^depth paths): real repositories have about as
-        // many visits as trees.
+        // twice per level (2^depth paths): the entries looked at are
+        // bounded by those of the distinct trees (a real repository looks
+        // at each tree about once), and so are the paths waiting.
+        let cut = |why: &str| {
+            Some(format!(
+                "{why} in its trees; path rules applied to part of its history"
+            ))
+        };
         let hash = std::collections::hash_map::RandomState::new();
         let mut seen: HashSet<(Oid, u64)> = HashSet::new();
         let mut distinct: HashSet<Oid> = HashSet::new();
         let mut marked: HashSet<(Oid, Src)> = HashSet::new();
+        let (mut work, mut unique, mut queued) = (0usize, 0usize, 0usize);
         let mut out = Vec::new();
         while let Some((oid, path, under, src)) = todo.pop() {
+            queued -= path.len();
             if !seen.insert((oid, std::hash::BuildHasher::hash_one(&hash, &path))) {
                 continue;
-            }
-            distinct.insert(oid);
-            if seen.len() > 8 * distinct.len() + (1 << 16) {
-                return (out, Some("more paths through its trees than a repository has; path rules applied to part of its history".into()));
             }
             let Some(tree) = read(&oid) else {
                 continue;
             };
+            let first = usize::from(distinct.insert(oid));
+            work += 1;
+            unique += first;
             // Below a directory a path rule hides (`.aws`), everything is.
             let under = under.or_else(|| self.rule_at(&path));
             for (mode, name, child) in pack::tree_entries(&tree.1) {
+                work += 1;
+                unique += first;
+                if work > 8 * unique + (1 << 18) {
+                    return (out, cut("more paths than a repository has"));
+                }
                 let mut p = path.clone();
                 if !p.is_empty() {
                     p.push(b'/');
                 }
                 p.extend_from_slice(name);
                 if p.len() > MAX_PATH {
-                    return (out, Some("a path longer than 4096 bytes in its trees; path rules applied to part of its history".into()));
+                    return (out, cut("a path longer than 4096 bytes"));
                 }
                 match mode_type(mode) {
-                    DIR_MODE => todo.push((child, p, under, src)),
+                    DIR_MODE => {
+                        queued += p.len();
+                        if queued > 1 << 28 {
+                            return (out, cut("more paths than a repository has"));
+                        }
+                        todo.push((child, p, under, src));
+                    }
                     GITLINK_MODE => {}
                     _ => {
                         if let Some(i) = under.or_else(|| self.rule_at(&p))
