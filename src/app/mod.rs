@@ -291,6 +291,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
             &rules,
             &secrets::rules_fingerprint(&rules),
             &found.git_dirs,
+            &project,
             &cache,
         ),
         Isolation::Landlock => Default::default(),
@@ -845,6 +846,7 @@ fn scan(args: &ScanArgs) -> Result<i32> {
         &rules,
         &secrets::rules_fingerprint(&rules),
         &found.git_dirs,
+        &project,
         &cache,
     );
     if args.json {

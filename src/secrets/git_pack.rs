@@ -383,13 +383,31 @@ pub type Object = Rc<(u8, Vec<u8>)>;
 pub struct Reader<'a> {
     pub pack: &'a [u8],
     pub index: &'a Index,
-    by_oid: HashMap<Oid, u64>,
     cache: HashMap<u64, Object>,
     order: VecDeque<u64>,
     cached_bytes: usize,
+    /// Bytes of objects resolved so far, and how many the pack may give.
+    produced: u64,
+    budget: u64,
 }
 
 const CACHE_BYTES: usize = 96 << 20;
+
+/// What a pack may expand to, all reads together: a few bytes of delta
+/// can rebuild a 16 MiB object, so a small hostile pack of long chains of
+/// such deltas would otherwise keep guard copying terabytes before every
+/// run. Real packs expand far less than this (their content is compressed
+/// text and deltas of it).
+fn budget(pack_len: usize) -> u64 {
+    (2 << 30) + 512 * pack_len as u64
+}
+
+/// What a step down a delta chain costs from the budget: a hostile pack's
+/// chains of a thousand links, walked from each of their objects, build
+/// nothing but take time.
+const STEP: u64 = 1024;
+
+pub const EXHAUSTED: &str = "pack expands to far more than its size";
 
 impl<'a> Reader<'a> {
     pub fn new(pack: &'a [u8], index: &'a Index) -> FormatResult<Reader<'a>> {
@@ -402,20 +420,30 @@ impl<'a> Reader<'a> {
         if pack[pack.len() - 20..] != index.pack_sum {
             return Err("pack checksum differs from its index".into());
         }
-        let by_oid = index
-            .oids
-            .iter()
-            .copied()
-            .zip(index.offsets.iter().copied())
-            .collect();
         Ok(Reader {
             pack,
             index,
-            by_oid,
             cache: HashMap::new(),
             order: VecDeque::new(),
             cached_bytes: 0,
+            produced: 0,
+            budget: budget(pack.len()),
         })
+    }
+
+    /// Whether reads failed for the budget: objects left unread.
+    pub fn exhausted(&self) -> bool {
+        self.produced > self.budget
+    }
+
+    /// Count an object about to be built: an error once the pack has given
+    /// more than its budget.
+    fn spend(&mut self, size: u64) -> FormatResult<()> {
+        self.produced = self.produced.saturating_add(size);
+        if self.produced > self.budget {
+            return Err(EXHAUSTED.into());
+        }
+        Ok(())
     }
 
     fn remember(&mut self, offset: u64, obj: &Object) {
@@ -448,6 +476,9 @@ impl<'a> Reader<'a> {
     }
 
     pub fn read(&mut self, offset: u64) -> FormatResult<Object> {
+        if self.exhausted() {
+            return Err(EXHAUSTED.into());
+        }
         // Walk down to a cached object or a whole one, then apply the
         // deltas back up, remembering each step (each is a base).
         let mut chain: Vec<(u64, Entry)> = Vec::new();
@@ -456,10 +487,12 @@ impl<'a> Reader<'a> {
             if let Some(o) = self.cache.get(&at) {
                 break o.clone();
             }
+            self.spend(STEP)?;
             let e = self.entry(at)?;
             let data = &self.pack[e.data..self.pack.len() - 20];
             match e.base {
                 Base::None => {
+                    self.spend(e.size)?;
                     let o: Object = Rc::new((e.kind, inflate(data, e.size)?));
                     self.remember(at, &o);
                     break o;
@@ -470,7 +503,8 @@ impl<'a> Reader<'a> {
                 }
                 Base::Name(oid) => {
                     chain.push((at, e));
-                    at = *self.by_oid.get(&oid).ok_or("delta base not in this pack")?;
+                    let i = self.index.find(&oid).ok_or("delta base not in this pack")?;
+                    at = self.index.offsets[i];
                 }
             }
             if chain.len() > MAX_DEPTH {
@@ -480,6 +514,7 @@ impl<'a> Reader<'a> {
         while let Some((at, e)) = chain.pop() {
             let delta = inflate(&self.pack[e.data..self.pack.len() - 20], e.size)?;
             let o: Object = Rc::new((obj.0, apply_delta(&obj.1, &delta)?));
+            self.spend(e.size + o.1.len() as u64)?;
             self.remember(at, &o);
             obj = o;
         }
@@ -587,8 +622,7 @@ pub fn rewrite(
     order.sort_by_key(|&i| index.offsets[i]);
     let pos_of_offset: HashMap<u64, usize> = order.iter().map(|&i| (index.offsets[i], i)).collect();
     // Which entries must be written whole: replaced ones, and those whose
-    // base is (transitively). Bases come before their deltas for offset
-    // bases; name bases may be anywhere, so iterate to a fixed point.
+    // base is (transitively).
     let mut whole = vec![false; n];
     for &i in replace.keys() {
         if i < n {
@@ -604,19 +638,28 @@ pub fn rewrite(
             Base::Name(oid) => Some(index.find(&oid).ok_or("delta base not in this pack")?),
         };
     }
-    loop {
-        let mut changed = false;
-        for i in 0..n {
-            if !whole[i]
-                && let Some(b) = bases[i]
-                && whole[b]
-            {
-                whole[i] = true;
-                changed = true;
+    // Each chain is followed once (a pass per link would be quadratic in a
+    // hostile pack's long chains of name bases listed backwards).
+    let mut done = vec![false; n];
+    for start in 0..n {
+        let mut chain = Vec::new();
+        let mut at = start;
+        let w = loop {
+            if done[at] || whole[at] {
+                break whole[at];
             }
-        }
-        if !changed {
-            break;
+            chain.push(at);
+            if chain.len() > MAX_DEPTH {
+                return Err("delta chain too deep (or a loop)".into());
+            }
+            match bases[at] {
+                Some(b) => at = b,
+                None => break false,
+            }
+        };
+        for c in chain {
+            whole[c] = w;
+            done[c] = true;
         }
     }
 

@@ -14,20 +14,24 @@
 //! re-hash objects it copies into a new pack, so a `git gc` inside would
 //! store sanitized content under the real names in the host's repository:
 //! the pack directory of a sanitized repository is read-only inside. The
-//! host's object files are only read.
+//! host's object files are only read, never through a symlink or from a
+//! fifo, and within bounds: an earlier session could plant those in
+//! `.git`, and a cloned repository may be built to exhaust its reader.
 //!
 //! Cost: each pack is read once (its result is cached by the pack's
 //! identity; packs never change), each loose object once (by name: an
 //! object's name is its content); sanitized copies are kept in guard's
 //! cache directory and reused while the set of flagged objects stays the
-//! same.
+//! same. Path rules need each blob's paths: after new objects (a commit),
+//! the trees below the new ones are read again, old ones included (one
+//! snapshot's worth), since a new tree can name an old one anywhere.
 
 use super::git_pack::{self as pack, Oid};
 use super::redact;
 use super::scan::classify;
 use super::{Action, MAX_FILE_SIZE, Rules};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -94,6 +98,9 @@ struct CacheFile {
     fingerprint: String,
     packs: BTreeMap<String, Source>,
     loose: BTreeMap<String, LooseDir>,
+    /// Why the path rules could not be fully applied to the trees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 fn key(m: &std::fs::Metadata) -> [u64; 4] {
@@ -106,18 +113,26 @@ fn key(m: &std::fs::Metadata) -> [u64; 4] {
 }
 
 /// Every objects directory of the repositories found (submodules keep
-/// theirs in `.git/modules/<name>/objects`).
-fn objects_dirs(git_dirs: &[PathBuf]) -> Vec<PathBuf> {
+/// theirs in `.git/modules/<name>/objects`), and those they borrow from
+/// in the project (`objects/info/alternates`, as `git clone --shared`
+/// writes): git inside reads those too. Nothing is followed through a
+/// symlink: the sandbox can write `.git`, and a link planted there by an
+/// earlier session must not make guard read (and show a sanitized copy
+/// of) another repository of the host.
+fn objects_dirs(git_dirs: &[PathBuf], project: &Path) -> Vec<PathBuf> {
+    let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
     let mut out = Vec::new();
     let mut todo: Vec<(PathBuf, usize)> = git_dirs.iter().map(|d| (d.clone(), 0)).collect();
     while let Some((dir, depth)) = todo.pop() {
         // `.git` directories, and bare repositories (`fixtures/x.git`).
         let objects = dir.join("objects");
-        if std::fs::symlink_metadata(&objects).is_ok_and(|m| m.is_dir()) {
+        if real_dir(&objects) {
             out.push(objects);
         }
+        let modules = dir.join("modules");
         if depth < 4
-            && let Ok(rd) = std::fs::read_dir(dir.join("modules"))
+            && real_dir(&modules)
+            && let Ok(rd) = std::fs::read_dir(modules)
         {
             for e in rd.flatten() {
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -126,14 +141,39 @@ fn objects_dirs(git_dirs: &[PathBuf]) -> Vec<PathBuf> {
             }
         }
     }
+    let mut i = 0;
+    while i < out.len() && out.len() < 64 {
+        let list = read_file(&out[i].join("info/alternates"), 1 << 16).unwrap_or_default();
+        for line in list.split(|&b| b == b'\n') {
+            if line.is_empty() || line[0] == b'#' {
+                continue;
+            }
+            let path =
+                out[i].join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(line));
+            if let Ok(real) = std::fs::canonicalize(path)
+                && real.starts_with(project)
+                && real_dir(&real)
+                && !out.contains(&real)
+            {
+                out.push(real);
+            }
+        }
+        i += 1;
+    }
     out.sort();
     out.dedup();
     out
 }
 
-pub fn protect(rules: &Rules, fingerprint: &str, git_dirs: &[PathBuf], cache: &Path) -> History {
+pub fn protect(
+    rules: &Rules,
+    fingerprint: &str,
+    git_dirs: &[PathBuf],
+    project: &Path,
+    cache: &Path,
+) -> History {
     let mut h = History::default();
-    for objects in objects_dirs(git_dirs) {
+    for objects in objects_dirs(git_dirs, project) {
         protect_repo(rules, fingerprint, &objects, cache, &mut h);
     }
     h
@@ -143,6 +183,38 @@ fn cache_name(objects: &Path) -> String {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(objects.as_os_str().as_encoded_bytes());
     d[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Loose object files larger than this hold more than [`pack::MAX_OBJECT`]
+/// (zlib adds far less): not read.
+const MAX_LOOSE: u64 = pack::MAX_OBJECT + (pack::MAX_OBJECT >> 8) + 4096;
+
+/// A small file's bytes: never through a symlink, never blocking on a
+/// fifo, only a regular file of at most `max` bytes. An earlier session
+/// can plant anything in `.git/objects`, which guard reads on the host.
+fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let m = f.metadata().map_err(|e| e.to_string())?;
+    if !m.is_file() {
+        return Err("not a regular file".into());
+    }
+    if m.len() > max {
+        return Err("file too large".into());
+    }
+    let mut out = Vec::with_capacity(m.len() as usize);
+    f.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() as u64 > max {
+        return Err("file too large".into());
+    }
+    Ok(out)
 }
 
 fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, h: &mut History) {
@@ -158,10 +230,12 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
         ..Default::default()
     };
 
-    // Packs.
+    // Packs: those not remembered are read below.
     let pack_dir = objects.join("pack");
     let mut packs: Vec<(String, PathBuf)> = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(&pack_dir) {
+    if std::fs::symlink_metadata(&pack_dir).is_ok_and(|m| m.is_dir())
+        && let Ok(rd) = std::fs::read_dir(&pack_dir)
+    {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".pack")
@@ -172,39 +246,34 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
         }
     }
     packs.sort();
-    for (stem, path) in &packs {
+    let mut stale: Vec<usize> = Vec::new();
+    for (k, (stem, path)) in packs.iter().enumerate() {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             continue;
         };
-        let k = key(&meta);
+        let k_meta = key(&meta);
         let src = match old.packs.get(stem) {
-            Some(s) if s.key == k => s.clone(),
+            Some(s) if s.key == k_meta => s.clone(),
+            _ if meta.len() > MAX_PACK => Source {
+                key: k_meta,
+                marks: Vec::new(),
+                error: Some("pack larger than 4 GiB".to_string()),
+            },
             _ => {
-                let (marks, error) = if meta.len() > MAX_PACK {
-                    (Vec::new(), Some("pack larger than 4 GiB".to_string()))
-                } else {
-                    if meta.len() > 64 << 20 {
-                        eprintln!(
-                            "guard: reading the git history in {} for secrets ({} MiB, once; remembered afterwards)",
-                            crate::host::printable(path),
-                            meta.len() >> 20
-                        );
-                    }
-                    match analyze_pack(rules, path, &pack_dir.join(format!("{stem}.idx"))) {
-                        Ok(m) => (m, None),
-                        Err(e) => (Vec::new(), Some(e)),
-                    }
-                };
+                if meta.len() > 64 << 20 {
+                    eprintln!(
+                        "guard: reading the git history in {} for secrets ({} MiB, once; remembered afterwards)",
+                        crate::host::printable(path),
+                        meta.len() >> 20
+                    );
+                }
+                stale.push(k);
                 Source {
-                    key: k,
-                    marks,
-                    error,
+                    key: k_meta,
+                    ..Default::default()
                 }
             }
         };
-        if let Some(e) = &src.error {
-            h.unchecked.push((path.clone(), e.clone()));
-        }
         new.packs.insert(stem.clone(), src);
     }
 
@@ -251,44 +320,17 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
             new.loose.insert(sub, listing);
         }
     }
-    if !fresh.is_empty() {
-        let mut batch = Batch::new(rules);
-        let mut per_object: Vec<(String, String, usize)> = Vec::new();
-        for (sub, name, path) in &fresh {
-            let first = batch.marks.len();
-            let read = std::fs::read(path).map_err(|e| e.to_string());
-            let obj = read.and_then(|b| pack::read_loose(&b, pack::MAX_OBJECT));
-            let Some(oid) = pack::parse_hex(&format!("{sub}{name}")) else {
-                continue;
-            };
-            match obj {
-                Ok((kind, content)) => batch.object(oid, kind, &content),
-                Err(e) => h.unchecked.push((path.clone(), e)),
-            }
-            per_object.push((sub.clone(), name.clone(), first));
-        }
-        let path_marks = batch.finish_trees(|oid| {
-            let hx = pack::hex(oid);
-            let file = objects.join(&hx[..2]).join(&hx[2..]);
-            std::fs::read(file)
-                .ok()
-                .and_then(|b| pack::read_loose(&b, pack::MAX_OBJECT).ok())
-                .filter(|(k, _)| *k == pack::TREE)
-                .map(|(_, c)| c)
-        });
-        // Content marks belong to the object that gave them; path marks
-        // (found through trees) are filed under the first fresh object, so
-        // they persist with the cache.
-        let marks = batch.marks;
-        for (i, (sub, name, first)) in per_object.iter().enumerate() {
-            let end = per_object.get(i + 1).map(|p| p.2).unwrap_or(marks.len());
-            let mut m: Vec<Mark> = marks[*first..end].to_vec();
-            if i == 0 {
-                m.extend(path_marks.iter().cloned());
-            }
-            if let Some(l) = new.loose.get_mut(sub) {
-                l.objects.insert(name.clone(), m);
-            }
+    new.error = if stale.is_empty() && fresh.is_empty() {
+        old.error.clone()
+    } else {
+        analyze(rules, objects, &packs, &stale, &fresh, &mut new, h).or(old.error.clone())
+    };
+    if let Some(e) = &new.error {
+        h.unchecked.push((objects.to_path_buf(), e.clone()));
+    }
+    for (stem, path) in &packs {
+        if let Some(e) = new.packs.get(stem).and_then(|s| s.error.as_ref()) {
+            h.unchecked.push((path.clone(), e.clone()));
         }
     }
 
@@ -411,105 +453,199 @@ fn save(dir: &Path, file: &Path, c: &CacheFile) {
     }
 }
 
-/// Scans objects one at a time; trees are remembered (only their subtree
-/// edges) so blob paths can be named afterwards for the path rules.
+/// Where an object was read: a pack (by its place in the repository's
+/// list) or a loose object (by its place in the list of those read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Src {
+    Pack(usize),
+    Loose(usize),
+}
+
+/// Scans objects one at a time; trees are remembered (only which trees
+/// were read, and which of them are subdirectories of others) so that
+/// blob paths can be named afterwards for the path rules.
 struct Batch<'r> {
     rules: &'r Rules,
-    marks: Vec<Mark>,
-    /// Subtree → (its parent tree, its name there).
-    parents: HashMap<Oid, (Oid, Vec<u8>)>,
-    trees: Vec<Oid>,
+    /// Trees read, and where each was first found.
+    trees: HashMap<Oid, Src>,
+    /// Trees that a tree read names as a subdirectory.
+    subtrees: HashSet<Oid>,
+    /// Root trees of the commits read.
+    roots: Vec<(Oid, Src)>,
     scratch: Vec<usize>,
 }
+
+/// A tree entry's type bits, from its octal mode (git reads `040000` as a
+/// directory, as it does `40000`).
+fn mode_type(mode: &[u8]) -> u32 {
+    mode.iter()
+        .try_fold(0u32, |m, &c| {
+            (b'0'..=b'7')
+                .contains(&c)
+                .then(|| m.checked_mul(8)?.checked_add(u32::from(c - b'0')))
+                .flatten()
+        })
+        .unwrap_or(0)
+        & 0o170000
+}
+const DIR_MODE: u32 = 0o040000;
+const GITLINK_MODE: u32 = 0o160000;
+
+/// Longer paths are refused (git cannot check them out either).
+const MAX_PATH: usize = 4096;
 
 impl<'r> Batch<'r> {
     fn new(rules: &'r Rules) -> Self {
         Batch {
             rules,
-            marks: Vec::new(),
-            parents: HashMap::new(),
-            trees: Vec::new(),
+            trees: HashMap::new(),
+            subtrees: HashSet::new(),
+            roots: Vec::new(),
             scratch: Vec::new(),
         }
     }
 
-    fn object(&mut self, oid: Oid, kind: u8, content: &[u8]) {
+    /// The mark the object's content earns, if any.
+    fn object(&mut self, src: Src, oid: Oid, kind: u8, content: &[u8]) -> Option<Mark> {
         match kind {
-            pack::BLOB => {
-                if let Some((hide, rules)) = verdict(self.rules, content) {
-                    self.marks.push(Mark {
-                        oid: pack::hex(&oid),
-                        hide,
-                        rules,
-                    });
-                }
-            }
+            pack::BLOB => verdict(self.rules, content).map(|(hide, rules)| Mark {
+                oid: pack::hex(&oid),
+                hide,
+                rules,
+            }),
             // A token pasted into a commit or tag message: redacted, never
             // emptied (git must still parse the object).
             pack::COMMIT | pack::TAG => {
-                if let Some((_, rules)) = verdict(self.rules, content) {
-                    self.marks.push(Mark {
-                        oid: pack::hex(&oid),
-                        hide: false,
-                        rules,
-                    });
+                if kind == pack::COMMIT
+                    && let Some(root) = content
+                        .strip_prefix(b"tree ")
+                        .and_then(|r| r.get(..40))
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(pack::parse_hex)
+                {
+                    self.roots.push((root, src));
                 }
+                verdict(self.rules, content).map(|(_, rules)| Mark {
+                    oid: pack::hex(&oid),
+                    hide: false,
+                    rules,
+                })
             }
             pack::TREE => {
-                for (mode, name, child) in pack::tree_entries(content) {
-                    if mode == b"40000" {
-                        self.parents.entry(child).or_insert((oid, name.to_vec()));
+                for (mode, _, child) in pack::tree_entries(content) {
+                    if mode_type(mode) == DIR_MODE {
+                        self.subtrees.insert(child);
                     }
                 }
-                self.trees.push(oid);
+                self.trees.entry(oid).or_insert(src);
+                None
             }
-            _ => {}
+            _ => None,
         }
     }
 
-    /// Path-rule marks for blobs named in the remembered trees; `read`
-    /// gives a tree's content again.
-    fn finish_trees(&mut self, mut read: impl FnMut(&Oid) -> Option<Vec<u8>>) -> Vec<Mark> {
+    /// The `Always` path rule claiming `path` (a file, or a directory that
+    /// hides everything below it, like `.aws`).
+    fn rule_at(&mut self, path: &[u8]) -> Option<usize> {
+        if path.is_empty() {
+            return None;
+        }
+        let rel = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+        let paths = &self.rules.paths;
+        paths
+            .matches(rel, &mut self.scratch)
+            .filter(|&i| paths.rule(i).when == super::path_rules::When::Always)
+    }
+
+    /// Path-rule marks for the blobs below the trees read, each under every
+    /// path it has: a tree may sit at several paths, and the tree naming it
+    /// may be stored in another pack, so `read` gives any tree of the
+    /// repository. Trees that no tree read names are taken as roots. Each
+    /// mark comes with the place of the tree the walk started from, and an
+    /// error when the walk was cut short.
+    fn finish_trees(
+        &mut self,
+        mut read: impl FnMut(&Oid) -> Option<pack::Object>,
+    ) -> (Vec<(Src, Mark)>, Option<String>) {
+        let mut todo: Vec<(Oid, Vec<u8>, Option<usize>, Src)> = std::mem::take(&mut self.roots)
+            .into_iter()
+            .chain(
+                self.trees
+                    .iter()
+                    .filter(|(t, _)| !self.subtrees.contains(*t))
+                    .map(|(t, s)| (*t, *s)),
+            )
+            .map(|(t, s)| (t, Vec::new(), None, s))
+            .collect();
+        // Visits are (tree, path) pairs. Hostile trees can name one subtree
+        // twice per level (2^depth paths): the entries looked at are
+        // bounded by those of the distinct trees (a real repository looks
+        // at each tree about once), and so are the paths waiting.
+        let cut = |why: &str| {
+            Some(format!(
+                "{why} in its trees; path rules applied to part of its history"
+            ))
+        };
+        let hash = std::collections::hash_map::RandomState::new();
+        let mut seen: HashSet<(Oid, u64)> = HashSet::new();
+        let mut distinct: HashSet<Oid> = HashSet::new();
+        let mut marked: HashSet<(Oid, Src)> = HashSet::new();
+        let (mut work, mut unique, mut queued) = (0usize, 0usize, 0usize);
         let mut out = Vec::new();
-        let trees = std::mem::take(&mut self.trees);
-        for t in trees {
-            let Some(content) = read(&t) else {
+        while let Some((oid, path, under, src)) = todo.pop() {
+            queued -= path.len();
+            if !seen.insert((oid, std::hash::BuildHasher::hash_one(&hash, &path))) {
+                continue;
+            }
+            let Some(tree) = read(&oid) else {
                 continue;
             };
-            let mut prefix: Vec<Vec<u8>> = Vec::new();
-            let mut at = t;
-            while let Some((parent, name)) = self.parents.get(&at) {
-                prefix.push(name.clone());
-                at = *parent;
-                if prefix.len() > 32 {
-                    break;
+            let first = usize::from(distinct.insert(oid));
+            work += 1;
+            unique += first;
+            // Below a directory a path rule hides (`.aws`), everything is.
+            let under = under.or_else(|| self.rule_at(&path));
+            for (mode, name, child) in pack::tree_entries(&tree.1) {
+                work += 1;
+                unique += first;
+                if work > 8 * unique + (1 << 18) {
+                    return (out, cut("more paths than a repository has"));
                 }
-            }
-            prefix.reverse();
-            for (mode, name, child) in pack::tree_entries(&content) {
-                if mode == b"40000" || mode == b"160000" {
-                    continue;
+                let mut p = path.clone();
+                if !p.is_empty() {
+                    p.push(b'/');
                 }
-                let mut rel = prefix.join(&b'/');
-                if !rel.is_empty() {
-                    rel.push(b'/');
+                p.extend_from_slice(name);
+                if p.len() > MAX_PATH {
+                    return (out, cut("a path longer than 4096 bytes"));
                 }
-                rel.extend_from_slice(name);
-                let rel =
-                    Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&rel));
-                let paths = &self.rules.paths;
-                if let Some(i) = paths.matches(rel, &mut self.scratch)
-                    && paths.rule(i).when == super::path_rules::When::Always
-                {
-                    out.push(Mark {
-                        oid: pack::hex(&child),
-                        hide: true,
-                        rules: vec![paths.rule(i).id.clone()],
-                    });
+                match mode_type(mode) {
+                    DIR_MODE => {
+                        queued += p.len();
+                        if queued > 1 << 28 {
+                            return (out, cut("more paths than a repository has"));
+                        }
+                        todo.push((child, p, under, src));
+                    }
+                    GITLINK_MODE => {}
+                    _ => {
+                        if let Some(i) = under.or_else(|| self.rule_at(&p))
+                            && marked.insert((child, src))
+                        {
+                            out.push((
+                                src,
+                                Mark {
+                                    oid: pack::hex(&child),
+                                    hide: true,
+                                    rules: vec![self.rules.paths.rule(i).id.clone()],
+                                },
+                            ));
+                        }
+                    }
                 }
             }
         }
-        out
+        (out, None)
     }
 }
 
@@ -555,34 +691,118 @@ fn replacement(rules: &Rules, kind: u8, content: &[u8], hide: bool) -> Vec<u8> {
     }
 }
 
-fn analyze_pack(rules: &Rules, pack_path: &Path, idx_path: &Path) -> Result<Vec<Mark>, String> {
-    let idx_bytes = std::fs::read(idx_path).map_err(|e| format!("read index: {e}"))?;
-    let index = pack::Index::parse(&idx_bytes)?;
-    let data = Mapped::open(pack_path)?;
-    let mut reader = pack::Reader::new(data.bytes(), &index)?;
-    let mut order: Vec<usize> = (0..index.oids.len()).collect();
-    order.sort_by_key(|&i| index.offsets[i]);
+/// Read what is new in a repository: every object of the packs `stale`
+/// (places in `packs`) and the loose objects `fresh`, into `new`'s marks.
+/// Path rules need the trees of the whole repository (a tree's parent may
+/// be in another pack), so every readable pack is opened. Returns why the
+/// path rules could not be applied to every tree, if so.
+fn analyze(
+    rules: &Rules,
+    objects: &Path,
+    packs: &[(String, PathBuf)],
+    stale: &[usize],
+    fresh: &[(String, String, PathBuf)],
+    new: &mut CacheFile,
+    h: &mut History,
+) -> Option<String> {
+    let pack_dir = objects.join("pack");
+    let opened: Vec<Result<(Mapped, pack::Index), String>> = packs
+        .iter()
+        .map(|(stem, path)| {
+            if new.packs.get(stem).is_none_or(|s| s.error.is_some()) {
+                return Err(String::new());
+            }
+            let idx = Mapped::open(&pack_dir.join(format!("{stem}.idx")))
+                .map_err(|e| format!("read index: {e}"))?;
+            let index = pack::Index::parse(idx.bytes())?;
+            Ok((Mapped::open(path)?, index))
+        })
+        .collect();
+    let mut readers: Vec<Option<pack::Reader<'_>>> = Vec::with_capacity(packs.len());
+    for (k, o) in opened.iter().enumerate() {
+        let r = o
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|(data, index)| pack::Reader::new(data.bytes(), index));
+        if let Err(e) = &r
+            && stale.contains(&k)
+            && let Some(s) = new.packs.get_mut(&packs[k].0)
+        {
+            s.error = Some(e.clone());
+        }
+        readers.push(r.ok());
+    }
+
     let mut batch = Batch::new(rules);
-    for &i in &order {
-        // Objects that cannot be read (too large, damaged) are skipped:
-        // git cannot show them either.
-        if let Ok(obj) = reader.read(index.offsets[i]) {
-            batch.object(index.oids[i], obj.0, &obj.1);
+    for &k in stale {
+        let Some(reader) = readers[k].as_mut() else {
+            continue;
+        };
+        let index = reader.index;
+        let mut order: Vec<usize> = (0..index.oids.len()).collect();
+        order.sort_by_key(|&i| index.offsets[i]);
+        let mut marks = Vec::new();
+        for i in order {
+            // Objects that cannot be read (too large, damaged) are skipped:
+            // git cannot show them either.
+            if let Ok(obj) = reader.read(index.offsets[i]) {
+                marks.extend(batch.object(Src::Pack(k), index.oids[i], obj.0, &obj.1));
+            }
+        }
+        if let Some(s) = new.packs.get_mut(&packs[k].0) {
+            s.marks = marks;
+            if reader.exhausted() {
+                s.error = Some(pack::EXHAUSTED.into());
+            }
         }
     }
-    let offsets: HashMap<Oid, u64> = index
-        .oids
-        .iter()
-        .copied()
-        .zip(index.offsets.iter().copied())
-        .collect();
-    let path_marks = batch.finish_trees(|oid| {
-        let off = *offsets.get(oid)?;
-        reader.read(off).ok().map(|o| o.1.clone())
+    let mut loose: Vec<Vec<Mark>> = vec![Vec::new(); fresh.len()];
+    for (j, (sub, name, path)) in fresh.iter().enumerate() {
+        let Some(oid) = pack::parse_hex(&format!("{sub}{name}")) else {
+            continue;
+        };
+        match read_file(path, MAX_LOOSE).and_then(|b| pack::read_loose(&b, pack::MAX_OBJECT)) {
+            Ok((kind, content)) => {
+                loose[j].extend(batch.object(Src::Loose(j), oid, kind, &content))
+            }
+            Err(e) => h.unchecked.push((path.clone(), e)),
+        }
+    }
+
+    let (path_marks, error) = batch.finish_trees(|oid| {
+        for r in readers.iter_mut().flatten() {
+            if let Some(i) = r.index.find(oid)
+                && let Ok(o) = r.read(r.index.offsets[i])
+                && o.0 == pack::TREE
+            {
+                return Some(o);
+            }
+        }
+        let hx = pack::hex(oid);
+        read_file(&objects.join(&hx[..2]).join(&hx[2..]), MAX_LOOSE)
+            .and_then(|b| pack::read_loose(&b, pack::MAX_OBJECT))
+            .ok()
+            .filter(|(k, _)| *k == pack::TREE)
+            .map(std::rc::Rc::new)
     });
-    let mut marks = batch.marks;
-    marks.extend(path_marks);
-    Ok(marks)
+    // A mark is kept with the object the walk to it started from: it holds
+    // as long as that object is there.
+    for (src, m) in path_marks {
+        match src {
+            Src::Pack(k) => {
+                if let Some(s) = new.packs.get_mut(&packs[k].0) {
+                    s.marks.push(m);
+                }
+            }
+            Src::Loose(j) => loose[j].push(m),
+        }
+    }
+    for ((sub, name, _), marks) in fresh.iter().zip(loose) {
+        if let Some(l) = new.loose.get_mut(sub) {
+            l.objects.insert(name.clone(), marks);
+        }
+    }
+    error
 }
 
 /// Content-addressed name for a sanitized copy: the source's identity and
@@ -616,8 +836,8 @@ fn sanitize_pack(
     dir: &Path,
 ) -> Result<Option<(Vec<Substitute>, usize)>, String> {
     let idx_path = pack_dir.join(format!("{stem}.idx"));
-    let idx_bytes = std::fs::read(&idx_path).map_err(|e| format!("read index: {e}"))?;
-    let index = pack::Index::parse(&idx_bytes)?;
+    let idx_bytes = Mapped::open(&idx_path).map_err(|e| format!("read index: {e}"))?;
+    let index = pack::Index::parse(idx_bytes.bytes())?;
     let mut replaced: Vec<(usize, bool)> = Vec::new();
     for (oid, (hide, _)) in flagged {
         if let Some(i) = index.find(oid) {
@@ -680,7 +900,8 @@ fn sanitize_midx(
         copy_name(&cache_name(Path::new(&tag)), &meta, &[])
     ));
     if !copy.is_file() {
-        let mut bytes = std::fs::read(&midx).map_err(|e| format!("read multi-pack-index: {e}"))?;
+        let mut bytes =
+            read_file(&midx, 1 << 30).map_err(|e| format!("read multi-pack-index: {e}"))?;
         for p in packs {
             let index = std::fs::read(&p.copy)
                 .map_err(|e| e.to_string())
@@ -707,7 +928,7 @@ fn sanitize_loose(
     if copy.is_file() {
         return Ok(copy);
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = read_file(path, MAX_LOOSE)?;
     let (kind, content) = pack::read_loose(&bytes, pack::MAX_OBJECT)?;
     write_private(
         dir,
@@ -824,7 +1045,8 @@ fn fix_midx(b: &[u8], idx_name: &str, index: &pack::Index) -> Result<Vec<u8>, St
     Ok(out)
 }
 
-/// A pack file mapped read-only (packs can be gigabytes).
+/// A pack or index file mapped read-only (packs can be gigabytes); never
+/// through a symlink, never a fifo.
 struct Mapped {
     ptr: std::ptr::NonNull<u8>,
     len: usize,
@@ -838,10 +1060,10 @@ impl Mapped {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
-            .map_err(|e| format!("open pack: {e}"))?;
+            .map_err(|e| format!("open: {e}"))?;
         let m = f.metadata().map_err(|e| e.to_string())?;
         if !m.is_file() || m.len() < 32 {
-            return Err("not a pack file".into());
+            return Err("not a pack or index file".into());
         }
         let len = usize::try_from(m.len()).map_err(|e| e.to_string())?;
         // SAFETY: a new private read-only mapping of an open regular file;

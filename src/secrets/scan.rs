@@ -396,6 +396,17 @@ impl<'s, 'a> Worker<'s, 'a> {
         {
             self.out.git_dirs.push(path.to_path_buf());
         }
+        // A repository by another name (`git clone --bare x backup`,
+        // `--separate-git-dir`): `objects` beside `HEAD` and `refs`, as git
+        // recognizes one.
+        if !is_root
+            && path.file_name().is_some_and(|n| n == "objects")
+            && let Some(repo) = path.parent()
+            && std::fs::symlink_metadata(repo.join("HEAD")).is_ok_and(|m| m.is_file())
+            && std::fs::symlink_metadata(repo.join("refs")).is_ok_and(|m| m.is_dir())
+        {
+            self.out.git_dirs.push(repo.to_path_buf());
+        }
         let Some(rule) = self.paths.matches(rel, &mut self.scratch) else {
             return true;
         };

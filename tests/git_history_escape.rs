@@ -1,0 +1,1169 @@
+//! Attacks on the protection of secrets in git history, as a hostile agent
+//! inside `guard run` would try them, and as a hostile repository (cloned
+//! from an attacker) would: files hidden by a path rule whose content alone
+//! looks harmless, history split across packs, repositories not named
+//! `.git`, objects borrowed through `alternates`, links and fifos planted in
+//! `.git/objects` by an earlier session (guard reads those files on the
+//! host, unsandboxed, before every run), and packs built to make guard
+//! spend unbounded time. Every case checks that the attack ran (git read
+//! the history, the planted file was there), that it failed for the right
+//! reason, and that no canary was printed. Every case runs in every mode.
+//!
+//! Token-shaped values are assembled at run time, so this file itself holds
+//! nothing guard's scanner would flag.
+
+mod common;
+
+use common::{Env, Mode, Outcome, canary, modes};
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A GitHub-token-shaped canary: prefix + 36 alphanumerics.
+fn gh_canary(tag: &str) -> String {
+    let c = canary(tag);
+    let body: String = c
+        .chars()
+        .chain("Zq8vL2mN4pQ6rS8tU0vW1xY3".chars().cycle())
+        .take(36)
+        .collect();
+    ["gh", "p_", &body].concat()
+}
+
+/// What commands inside search for: all of a canary but its last two
+/// characters (a command line echoed back never holds the whole value).
+fn fragment(c: &str) -> &str {
+    &c[..c.len() - 2]
+}
+
+fn patterns(canaries: &[String]) -> String {
+    canaries
+        .iter()
+        .map(|c| format!("-e {}", fragment(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `git ARGS` on the host in `dir`, without user or system configuration.
+fn git_output(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args([
+            "-c",
+            "safe.directory=*",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "gc.auto=0",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("git must be installed for the git history tests: {e}"))
+}
+
+/// `git ARGS` on the host, which must succeed: its stdout (stderr only on
+/// failure: stdout may hold a secret).
+fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let o = git_output(dir, args);
+    assert!(
+        o.status.success(),
+        "host git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+fn git_text(dir: &Path, args: &[&str]) -> String {
+    String::from_utf8(git(dir, args)).expect("utf-8")
+}
+
+/// `git ARGS` on the host with `input` on stdin, which must succeed.
+fn git_stdin(dir: &Path, args: &[&str], input: &str) {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .args(["-c", "safe.directory=*"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn git");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write to git");
+    assert!(child.wait().expect("wait git").success(), "git {args:?}");
+}
+
+fn commit(dir: &Path, msg: &str) {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", msg]);
+}
+
+/// (loose objects, packs) as `git count-objects -v` reports them.
+fn object_counts(dir: &Path) -> (u64, u64) {
+    let text = git_text(dir, &["count-objects", "-v"]);
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {text}"))
+    };
+    (field("count:"), field("packs:"))
+}
+
+/// Every object's name in the repository at `dir`, as git lists them.
+fn all_objects(dir: &Path) -> Vec<String> {
+    git_text(
+        dir,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname)",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Pack exactly `objects` (names) into a new pack of the repository.
+fn pack_objects(dir: &Path, objects: &[String], extra: &[&str]) {
+    let mut args = vec!["pack-objects", "-q"];
+    args.extend_from_slice(extra);
+    args.push(".git/objects/pack/pack");
+    git_stdin(dir, &args, &(objects.join("\n") + "\n"));
+}
+
+/// The shell prelude of tests/git_history.rs: `git` with an identity and
+/// no pager; `run NAME 'COMMAND'` prints COMMAND's output between markers
+/// with its exit status; /tmp/walk.py DIR... prints every file below the
+/// directories (but the sample hooks), every loose object inflated, and
+/// every zlib stream found at any offset of every pack.
+const PRELUDE: &str = r#"
+git() { command git -c safe.directory='*' -c user.name=t -c user.email=t@t -c core.pager=cat -c color.ui=never -c gc.auto=0 "$@"; }
+run() { printf '<<<%s\n' "$1"; eval "$2" 2>&1; printf '\n>>>%s rc=%s\n' "$1" "$?"; }
+cat > /tmp/walk.py <<'EOF'
+import os, sys, zlib
+w = sys.stdout.buffer.write
+hexd = set("0123456789abcdef")
+loose = streams = unreadable = 0
+for top in sys.argv[1:]:
+    for d, dirs, files in os.walk(top):
+        dirs[:] = sorted(x for x in dirs if x != "hooks")
+        for f in sorted(files):
+            p = os.path.join(d, f)
+            try:
+                data = open(p, "rb").read()
+            except OSError as e:
+                w(b"unreadable %s errno=%d\n" % (p.encode(), e.errno))
+                unreadable += 1
+                continue
+            parent = os.path.basename(d)
+            if len(parent) == 2 and len(f) == 38 and set(parent + f) <= hexd:
+                try:
+                    w(zlib.decompress(data) + b"\n")
+                    loose += 1
+                except zlib.error:
+                    w(b"bad loose object %s\n" % p.encode())
+            elif f.endswith(".pack"):
+                mv = memoryview(data)
+                for i in range(len(data)):
+                    z = zlib.decompressobj()
+                    try:
+                        out = z.decompress(mv[i:])
+                    except zlib.error:
+                        continue
+                    if z.eof and out:
+                        w(out + b"\n")
+                        streams += 1
+            elif not f.endswith((".idx", ".rev")):
+                w(data + b"\n")
+w(b"walked loose=%d streams=%d unreadable=%d\n" % (loose, streams, unreadable))
+EOF
+run tools 'command -v git && command -v python3'
+"#;
+
+/// The output of a script built on [`PRELUDE`], by section.
+struct Sections(Outcome);
+
+impl Sections {
+    fn run(env: &Env, body: &str) -> Sections {
+        Sections::run_in(env, &env.project.path, &[], body)
+    }
+
+    /// In `cwd` (the project), with extra `guard run` options (a profile).
+    fn run_in(env: &Env, cwd: &Path, opts: &[&str], body: &str) -> Sections {
+        let script = format!("{PRELUDE}{body}\ntrue\n");
+        let mut args = vec!["run"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["--", "sh", "-c", &script]);
+        let out = Outcome::from(
+            env.guard(&args)
+                .current_dir(cwd)
+                .output()
+                .expect("spawn guard"),
+        );
+        out.expect_code(0);
+        let s = Sections(out);
+        s.ok("tools");
+        s
+    }
+
+    fn get(&self, name: &str) -> (i32, &str) {
+        let out = &self.0.stdout;
+        let start = format!("<<<{name}\n");
+        let end = format!("\n>>>{name} rc=");
+        let s = out
+            .find(&start)
+            .unwrap_or_else(|| panic!("no section {name} in\n{}", self.0.all()))
+            + start.len();
+        let e = s + out[s..]
+            .find(&end)
+            .unwrap_or_else(|| panic!("section {name} not closed in\n{}", self.0.all()));
+        let rc = out[e + end.len()..]
+            .lines()
+            .next()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("no exit status for {name}"));
+        (rc, &out[s..e])
+    }
+
+    fn ok(&self, name: &str) -> &str {
+        let (rc, body) = self.get(name);
+        assert_eq!(rc, 0, "`{name}` failed inside the sandbox:\n{body}");
+        body
+    }
+
+    /// (loose objects, pack streams) that walk.py inflated in section `name`.
+    fn walked(&self, name: &str) -> (u64, u64) {
+        let body = self.ok(name);
+        let line = body
+            .lines()
+            .find_map(|l| l.strip_prefix("walked "))
+            .unwrap_or_else(|| panic!("walk.py did not finish:\n{body}"));
+        let field = |k: &str| -> u64 {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in {line}"))
+        };
+        assert_eq!(field("unreadable="), 0, "walk.py could not read files");
+        (field("loose="), field("streams="))
+    }
+
+    fn assert_no_canary(&self, canaries: &[String]) {
+        for c in canaries {
+            self.0.assert_no_canary(c);
+        }
+    }
+}
+
+/// The host repository is sound and still holds what was committed.
+fn assert_host_intact(repo: &Path, committed: &[(String, String)]) {
+    let o = git_output(repo, &["fsck", "--full"]);
+    assert!(
+        o.status.success(),
+        "git fsck --full on the host failed in {}: {}",
+        repo.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (spec, want) in committed {
+        let got = git(repo, &["show", spec]);
+        assert!(
+            got == want.as_bytes(),
+            "on the host, `git show {spec}` no longer gives what was committed"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// Path rules: files hidden for what they are, not for what they contain.
+// ---------------------------------------------------------------------
+
+/// Where the objects of the path-rule project are.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    Loose,
+    Packed,
+    /// Commits and root trees in one pack, every subtree and blob in
+    /// another: a tree's name is in a different pack than its entries.
+    Split,
+    /// Committed under harmless names, packed, seen by a first run; then
+    /// the directories renamed into place by a new commit (loose): the
+    /// subtrees are old, only the root naming them is new.
+    RenamedAfterARun,
+}
+
+/// Files that the worktree scan hides by path rule alone: low-entropy
+/// values no content rule matches. (path, harmless name it is committed
+/// under first for `RenamedAfterARun`, content.)
+fn path_rule_files(c: &[String]) -> Vec<(&'static str, &'static str, String)> {
+    vec![
+        (
+            ".aws/credentials",
+            "awsconf/credentials",
+            format!("[profile {}]\nregion = eu-west-1\noutput = json\n", c[0]),
+        ),
+        (
+            "deploy/.kube/config",
+            "deploy/kubeconf/config",
+            format!("apiVersion: v1\nkind: Config\nusers:\n- name: {}\n", c[1]),
+        ),
+        (
+            "ops/.ssh/config",
+            "ops/sshconf/config",
+            format!("Host bastion\n  User {}\n  Port 2222\n", c[2]),
+        ),
+        (
+            ".docker/config.json",
+            "dockerconf/config.json",
+            format!("{{\"credsStore\": \"{}\"}}\n", c[3]),
+        ),
+        (
+            "keys/id_ed25519",
+            "keys/deploy_key",
+            format!("comment {}\n", c[4]),
+        ),
+    ]
+}
+
+struct PathRuleProject {
+    env: Env,
+    canaries: Vec<String>,
+    /// The same shape of content under a path no rule names, with its own
+    /// canary: shows the content alone is not flagged.
+    control: String,
+    committed: Vec<(String, String)>,
+}
+
+/// A repository whose first commit added the files of [`path_rule_files`]
+/// (and a README, and `notes/plain.txt` with a canary in the same shape),
+/// whose second removed them: only the history holds them.
+fn path_rule_project(mode: Mode, layout: Layout) -> PathRuleProject {
+    let env = Env::new(mode);
+    let dir = env.project.path.clone();
+    let canaries: Vec<String> = (0..5).map(|i| canary(&format!("pr{i}"))).collect();
+    let control = canary("plain");
+    let files = path_rule_files(&canaries);
+    let p = &env.project;
+    p.write("README", "tooling\n");
+    p.write(
+        "notes/plain.txt",
+        &format!("[profile {control}]\nregion = eu-west-1\noutput = json\n"),
+    );
+    let renamed = layout == Layout::RenamedAfterARun;
+    for (path, first, content) in &files {
+        p.write(if renamed { first } else { path }, content);
+    }
+    git(&dir, &["init", "-q"]);
+    commit(&dir, "add the configuration");
+    if renamed {
+        git(&dir, &["gc", "-q"]);
+        env.own();
+        // The first run remembers every pack and loose object as read.
+        env.sh("true").expect_code(0);
+        for (path, first, _) in &files {
+            let to = dir.join(path);
+            std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+            git(&dir, &["mv", first, path]);
+        }
+        commit(&dir, "move the configuration into place");
+    }
+    let mut committed: Vec<(String, String)> = files
+        .iter()
+        .map(|(path, _, content)| (format!("HEAD:{path}"), content.clone()))
+        .collect();
+    committed.push(("HEAD:README".into(), "tooling\n".into()));
+    for (path, _, _) in &files {
+        git(&dir, &["rm", "-q", path]);
+    }
+    commit(&dir, "remove the configuration");
+    for c in &mut committed {
+        c.0 = c.0.replacen("HEAD:", "HEAD~1:", 1);
+    }
+    match layout {
+        Layout::Loose => {}
+        Layout::Packed => {
+            git(&dir, &["gc", "-q"]);
+        }
+        Layout::Split => {
+            let roots = git_text(&dir, &["log", "--all", "--format=%H %T"]);
+            let first: Vec<String> = roots.split_whitespace().map(str::to_string).collect();
+            let rest: Vec<String> = all_objects(&dir)
+                .into_iter()
+                .filter(|o| !first.contains(o))
+                .collect();
+            pack_objects(&dir, &first, &[]);
+            pack_objects(&dir, &rest, &[]);
+            git(&dir, &["prune-packed"]);
+            let (loose, packs) = object_counts(&dir);
+            assert!(loose == 0 && packs == 2, "{loose} loose, {packs} packs");
+        }
+        Layout::RenamedAfterARun => {
+            let (loose, packs) = object_counts(&dir);
+            assert!(loose > 0 && packs == 1, "{loose} loose, {packs} packs");
+        }
+    }
+    env.own();
+    PathRuleProject {
+        env,
+        canaries,
+        control,
+        committed,
+    }
+}
+
+/// `.aws/credentials` and the others are hidden in the worktree by path
+/// rules. Committed, they must read empty from history too, however the
+/// objects are stored: a directory rule (`**/.aws`) covers the files below
+/// it, and a tree's path is known even when its parent is in another pack,
+/// or was committed after guard last looked.
+#[test]
+fn files_hidden_by_path_rules_stay_hidden_in_history() {
+    for mode in modes() {
+        for layout in [
+            Layout::Loose,
+            Layout::Packed,
+            Layout::Split,
+            Layout::RenamedAfterARun,
+        ] {
+            let p = path_rule_project(mode, layout);
+            let ctx = format!("{mode:?}, {layout:?}");
+            let files = path_rule_files(&p.canaries);
+            let mut body = format!(
+                r#"
+run stat 'git log --no-renames --stat=200 --format=%s'
+run readme 'git show HEAD~1:README'
+run plain 'git show HEAD~1:notes/plain.txt | grep -c {control}'
+run count 'git cat-file --batch-all-objects --batch-check | wc -l'
+run batch 'git cat-file --batch-all-objects --batch'
+run log 'git log -p --all'
+run grep_history 'git grep {pat} $(git rev-list --all)'
+run walk 'python3 /tmp/walk.py .git'
+"#,
+                control = fragment(&p.control),
+                pat = patterns(&p.canaries),
+            );
+            for (i, (path, _, _)) in files.iter().enumerate() {
+                body.push_str(&format!("run show{i} 'git show HEAD~1:{path}'\n"));
+            }
+            let s = Sections::run(&p.env, &body);
+
+            // git read the whole history: every path, the control file.
+            let stat = s.ok("stat");
+            for (path, _, _) in &files {
+                assert!(stat.contains(path), "{ctx}: {path} missing:\n{stat}");
+            }
+            assert!(stat.contains("remove the configuration"), "{ctx}");
+            assert_eq!(s.ok("readme"), "tooling\n", "{ctx}");
+            assert_eq!(
+                s.ok("plain").trim(),
+                "1",
+                "{ctx}: the same content under a plain path must stay readable \
+                 (else the files below were flagged by content, not by path)"
+            );
+            let host_count = all_objects(&p.env.project.path).len();
+            assert_eq!(
+                s.ok("count").trim().parse::<usize>().ok(),
+                Some(host_count),
+                "{ctx}"
+            );
+            assert!(s.ok("batch").contains("tooling"), "{ctx}");
+            let (loose, streams) = s.walked("walk");
+            assert!(loose + streams > 0, "{ctx}: walk.py inflated nothing");
+            assert!(s.ok("walk").contains("tooling"), "{ctx}");
+
+            assert_host_intact(&p.env.project.path, &p.committed);
+
+            // No secret anywhere.
+            s.assert_no_canary(&p.canaries);
+
+            // Because each file reads as the worktree would show it: empty.
+            for (i, (path, _, _)) in files.iter().enumerate() {
+                assert_eq!(
+                    s.ok(&format!("show{i}")).trim(),
+                    "",
+                    "{ctx}: HEAD~1:{path} is not empty"
+                );
+            }
+            let (rc, found) = s.get("grep_history");
+            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: git grep");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Repositories git finds by other means than a `.git` directory.
+// ---------------------------------------------------------------------
+
+const CLIENT_PY: &str = "import requests\n\nGITHUB = \"{tok}\"\n\ndef repos():\n    return requests.get(\"https://api.github.com/user/repos\")\n";
+
+/// A bare clone named `backup`, a repository with `--separate-git-dir`
+/// (`gitdata`), `light`, whose objects are in `store` (a bare objects
+/// directory, reached only through `light/objects/info/alternates`), and a
+/// submodule at a nested path (`libs/sub`: its repository is
+/// `.git/modules/libs/sub`). Each holds a committed token.
+#[test]
+fn repositories_by_other_names_and_borrowed_objects_are_sanitized() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let toks = [
+            gh_canary("bare"),
+            gh_canary("sep"),
+            gh_canary("alt"),
+            gh_canary("submodule"),
+        ];
+        common::git_repo_with_readme(&dir);
+        // Source repositories outside the project.
+        let src = common::TempDir::new("src", Mode::Invoker);
+        for (i, tok) in toks.iter().enumerate() {
+            let r = src.join(&format!("r{i}"));
+            std::fs::create_dir_all(&r).expect("mkdir");
+            std::fs::write(r.join("client.py"), CLIENT_PY.replace("{tok}", tok)).expect("write");
+            std::fs::write(r.join("README"), format!("repository {i}\n")).expect("write");
+            git(&r, &["init", "-q"]);
+            commit(&r, &format!("client {i}"));
+            git(&r, &["gc", "-q"]);
+        }
+        let r = |i: usize| src.join(&format!("r{i}")).display().to_string();
+        git(&dir, &["clone", "-q", "--bare", &r(0), "backup"]);
+        git(
+            &dir,
+            &["clone", "-q", "--separate-git-dir=gitdata", &r(1), "sep"],
+        );
+        git(&dir, &["clone", "-q", "--bare", &r(2), "light"]);
+        std::fs::rename(dir.join("light/objects"), dir.join("store")).expect("move objects");
+        std::fs::create_dir_all(dir.join("light/objects/info")).expect("mkdir");
+        std::fs::write(dir.join("light/objects/info/alternates"), "../../store\n")
+            .expect("alternates");
+        git(&dir.join("light"), &["cat-file", "-e", "HEAD:client.py"]);
+        git(
+            &dir,
+            &[
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "-q",
+                "add",
+                &r(3),
+                "libs/sub",
+            ],
+        );
+        commit(&dir, "add the submodule");
+        assert!(dir.join(".git/modules/libs/sub/objects").is_dir());
+        env.own();
+        let pat = patterns(&toks);
+        let s = Sections::run(
+            &env,
+            &format!(
+                r#"
+run backup 'git -C backup show HEAD:client.py'
+run sep 'git -C sep show HEAD:client.py'
+run light 'git -C light show HEAD:client.py'
+run libs/sub 'git -C libs/sub show HEAD:client.py'
+run logs 'for r in backup sep light libs/sub; do git -C $r log -p --all; done'
+run batch 'for r in backup sep light libs/sub; do git -C $r cat-file --batch-all-objects --batch; done'
+run grep_raw 'grep -ra {pat} backup gitdata store light sep libs .git'
+run walk 'python3 /tmp/walk.py backup gitdata store light .git/modules'
+"#
+            ),
+        );
+        let logs = s.ok("logs");
+        for i in 0..4 {
+            assert!(logs.contains(&format!("client {i}")), "{logs}");
+            assert!(logs.contains(&format!("+repository {i}")), "{logs}");
+        }
+        assert!(s.ok("batch").contains("def repos():"));
+        let (_, streams) = s.walked("walk");
+        assert!(streams > 0, "walk.py inflated nothing");
+        assert!(s.ok("walk").contains("def repos():"));
+
+        s.assert_no_canary(&toks);
+
+        for name in ["backup", "sep", "light", "libs/sub"] {
+            let shown = s.ok(name);
+            assert!(
+                shown.contains("GITHUB = \"guard-redacted:github-token\"")
+                    && shown.contains("def repos():"),
+                "{name}: {shown}"
+            );
+        }
+        let (rc, found) = s.get("grep_raw");
+        assert_eq!((rc, found.trim()), (1, ""), "grep -ra");
+        // The host's copies were only read.
+        for (i, name) in ["backup", "sep", "light", "libs/sub"].iter().enumerate() {
+            let got = git(&dir.join(name), &["show", "HEAD:client.py"]);
+            assert!(
+                got == CLIENT_PY.replace("{tok}", &toks[i]).as_bytes(),
+                "{name} changed on the host"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Links planted by an earlier session.
+// ---------------------------------------------------------------------
+
+/// A profile with a persistent home: what the sandbox writes in its home
+/// is there again in the next session (as with the agents' profiles).
+const PERSISTENT: &str = "version = 1\nextends = [\"default\"]\n\n[home]\npersist = true\n";
+
+/// An earlier session links `.git/modules` (or `.git/objects/pack`) of the
+/// project's repository to a repository of the user's real home, and
+/// creates the same directories in its own persistent home, where the
+/// links land inside the sandbox. guard reads object files on the host
+/// before the next session: following those links, it would sanitize the
+/// private repository's packs and mount the copies where the sandbox can
+/// read them (all of that repository's code). The links must not be
+/// followed; the next session still starts.
+#[test]
+fn links_planted_in_git_directories_are_not_followed() {
+    for mode in modes() {
+        for planted in ["modules", "pack"] {
+            let env = Env::new(mode);
+            // The project is in the home (as usual), beside the user's
+            // private repository.
+            let dir = env.home.join("work");
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            common::git_repo_with_readme(&dir);
+            git(&dir, &["gc", "-q"]);
+            // The user's private repository, in the real home: never
+            // granted, with a committed token (so guard would sanitize it).
+            let private = env.home.join("private");
+            let code = canary("privatecode");
+            let tok = gh_canary("private");
+            std::fs::create_dir_all(&private).expect("mkdir");
+            std::fs::write(private.join("client.py"), CLIENT_PY.replace("{tok}", &tok))
+                .expect("write");
+            std::fs::write(private.join("core.py"), format!("# roadmap: {code}\n")).expect("write");
+            git(&private, &["init", "-q"]);
+            commit(&private, "private");
+            git(&private, &["gc", "-q"]);
+            let private_packs: Vec<String> = std::fs::read_dir(private.join(".git/objects/pack"))
+                .expect("private packs")
+                .flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(".pack")
+                        .map(str::to_string)
+                })
+                .collect();
+            assert_eq!(private_packs.len(), 1);
+            let profile = env.home.write("persistent.toml", PERSISTENT);
+            let profile = profile.to_str().expect("utf-8 path").to_string();
+            env.own();
+            // Relative links: the same path on the host (the real home) and
+            // inside (the sandbox's persistent home).
+            let plant = match planted {
+                "modules" => "ln -s ../../private .git/modules",
+                _ => {
+                    "mv .git/objects/pack .git/objects/pack.orig && ln -s ../../../private/.git/objects/pack .git/objects/pack"
+                }
+            };
+            let s = Sections::run_in(
+                &env,
+                &dir,
+                &["-p", &profile],
+                &format!(
+                    r#"
+run plant 'mkdir -p ~/private/.git/objects/pack && {plant} && echo planted'
+"#
+                ),
+            );
+            assert!(s.ok("plant").contains("planted"), "{}", s.0.all());
+            let link = match planted {
+                "modules" => dir.join(".git/modules"),
+                _ => dir.join(".git/objects/pack"),
+            };
+            assert!(
+                std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()),
+                "the link was not planted"
+            );
+
+            let frag = fragment(&code);
+            let s = Sections::run_in(
+                &env,
+                &dir,
+                &["-p", &profile],
+                &format!(
+                    r#"
+run link 'readlink .git/{planted} .git/objects/pack; ls -d ~/private/.git/objects/pack'
+run inside 'ls -A ~/private/.git/objects/pack | wc -l'
+run grep_raw 'grep -ra -e {frag} -e {tokfrag} ~ .git'
+run walk 'python3 /tmp/walk.py ~/private .git'
+run status 'git status --porcelain'
+"#,
+                    tokfrag = fragment(&tok),
+                ),
+            );
+            let ctx = format!("{mode:?}, {planted}");
+            // The links are in place inside, and lead to the sandbox's home.
+            let shown = s.get("link").1;
+            assert!(shown.contains("../private"), "{ctx}: {shown}");
+            s.walked("walk");
+
+            for c in [&code, &tok] {
+                s.0.assert_no_canary(c);
+            }
+            // Nothing of the private repository was mounted in the home...
+            assert_eq!(s.ok("inside").trim(), "0", "{ctx}: files appeared");
+            let (rc, found) = s.get("grep_raw");
+            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: grep");
+            // ...because guard did not read it: no sanitized copy of it.
+            let cache = env.home.join(".cache/guard/git");
+            let copies: Vec<String> = std::fs::read_dir(&cache)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(
+                !copies.iter().any(|c| c.starts_with(&private_packs[0])),
+                "{ctx}: guard read the private repository's pack: {copies:?}"
+            );
+        }
+    }
+}
+
+/// Kill-on-timeout wrapper: `guard ARGS` must end within `secs` (a hang
+/// before the sandbox starts is a failure, not a stuck test).
+fn run_within(env: &Env, secs: u32, args: &[&str]) -> Outcome {
+    let inner = env.guard(args);
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-s", "KILL", &secs.to_string()])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(&env.project.path)
+        .stdin(std::process::Stdio::null());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = Outcome::from(cmd.output().expect("spawn timeout"));
+    assert_ne!(
+        out.code,
+        137,
+        "guard did not finish within {secs} s:\n{}",
+        out.all()
+    );
+    out
+}
+
+/// An earlier session plants, where guard reads object files on the host:
+/// a fifo named as a pack's index (beside a pack), a fifo and a 64 GiB
+/// sparse file as loose objects, and a fifo as `info/alternates`. The next
+/// session must start, not block on a fifo or read gigabytes.
+#[test]
+fn fifos_and_huge_files_planted_in_objects_do_not_stall_guard() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        common::git_repo_with_readme(&dir);
+        git(&dir, &["gc", "-q"]);
+        env.own();
+        let stem = format!("pack-{}", "ab".repeat(20));
+        let s = Sections::run(
+            &env,
+            &format!(
+                r#"
+run plant 'cd .git/objects && head -c 64 /dev/zero > pack/{stem}.pack && mkfifo pack/{stem}.idx && mkdir -p ab cd && mkfifo ab/{loose} && truncate -s 64G cd/{loose} && mkfifo info/alternates && echo planted'
+"#,
+                loose = "0".repeat(38),
+            ),
+        );
+        assert!(s.ok("plant").contains("planted"));
+        let objects = dir.join(".git/objects");
+        use std::os::unix::fs::FileTypeExt;
+        for f in [format!("pack/{stem}.idx"), format!("ab/{}", "0".repeat(38))] {
+            assert!(
+                std::fs::symlink_metadata(objects.join(&f)).is_ok_and(|m| m.file_type().is_fifo()),
+                "{f} is no fifo"
+            );
+        }
+
+        let out = run_within(&env, 120, &["run", "--", "sh", "-c", "echo session-ran"]);
+        out.expect_code(0);
+        assert!(out.stdout.contains("session-ran"), "{}", out.all());
+        // Guard looked at the planted pack and said it could not check it.
+        assert!(
+            out.stderr.contains(&format!("{stem}.pack was not checked")),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// Hostile packs.
+// ---------------------------------------------------------------------
+
+/// Writes, into the pack directory given, a pack of one 16 MiB blob and N
+/// deltas each rebuilding it whole from the previous one (a few bytes
+/// each), with an index naming them. Resolving them all would copy N x 16
+/// MiB.
+const DELTA_BOMB_PY: &str = r#"
+import sys, zlib, hashlib, struct, os
+d, n = sys.argv[1], int(sys.argv[2])
+size = 16 * 1024 * 1024 - 64
+def header(kind, size):
+    c = (kind << 4) | (size & 15); size >>= 4; out = b''
+    while size:
+        out += bytes([c | 0x80]); c = size & 0x7f; size >>= 7
+    return out + bytes([c])
+def varint(v):
+    out = b''
+    while True:
+        c = v & 0x7f; v >>= 7
+        if v: out += bytes([c | 0x80])
+        else: return out + bytes([c])
+def ofs(dist):
+    out = [dist & 0x7f]; dist >>= 7
+    while dist:
+        dist -= 1; out.append(0x80 | (dist & 0x7f)); dist >>= 7
+    return bytes(reversed(out))
+body = bytearray(b'PACK' + struct.pack('>II', 2, n + 1))
+offsets = [len(body)]
+body += header(3, size) + zlib.compress(b'\0' * size)
+copy = size - 1
+raw = varint(size) + varint(size) + bytes([0xf0, copy & 0xff, (copy >> 8) & 0xff, (copy >> 16) & 0xff]) + b'\x01X'
+delta = zlib.compress(raw)
+for i in range(n):
+    at = len(body)
+    body += header(6, len(raw)) + ofs(at - offsets[-1]) + delta
+    offsets.append(at)
+sha = hashlib.sha1(body).digest()
+body += sha
+names = sorted((hashlib.sha1(b'bomb %d' % i).digest(), off) for i, off in enumerate(offsets))
+idx = bytearray(b'\xfftOc' + struct.pack('>I', 2))
+counts = [0] * 256
+for o, _ in names: counts[o[0]] += 1
+total = 0
+for c in counts:
+    total += c; idx += struct.pack('>I', total)
+for o, _ in names: idx += o
+for _ in names: idx += b'\0\0\0\0'
+for _, off in names: idx += struct.pack('>I', off)
+idx += sha
+idx += hashlib.sha1(idx).digest()
+open(os.path.join(d, 'pack-%s.pack' % sha.hex()), 'wb').write(body)
+open(os.path.join(d, 'pack-%s.idx' % sha.hex()), 'wb').write(idx)
+print('pack-%s %s' % (sha.hex(), hashlib.sha1(b'bomb 50').hexdigest()))
+"#;
+
+/// A cloned repository whose pack is a delta bomb: 100,000 deltas of a
+/// few bytes, each rebuilding a 16 MiB blob (1.6 TB to copy in all). guard
+/// reads packs on the host before the run: it must give up on that pack in
+/// bounded time (and say it could not check it), and the run start.
+#[test]
+fn a_delta_bomb_pack_is_given_up_in_bounded_time() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        common::git_repo_with_readme(&dir);
+        let out = Command::new("python3")
+            .args(["-c", DELTA_BOMB_PY])
+            .arg(dir.join(".git/objects/pack"))
+            .arg("100000")
+            .output()
+            .expect("python3 must be installed for this test");
+        assert!(out.status.success(), "{out:?}");
+        let printed = String::from_utf8(out.stdout).expect("utf-8");
+        let (stem, delta) = printed.trim().split_once(' ').expect("stem and name");
+        // git itself reads the pack: a delta in it rebuilds 16 MiB.
+        let size = git_text(&dir, &["cat-file", "-s", delta]);
+        assert_eq!(size.trim(), (16 * 1024 * 1024 - 64).to_string());
+        env.own();
+
+        let out = run_within(&env, 120, &["run", "--", "sh", "-c", "echo session-ran"]);
+        out.expect_code(0);
+        assert!(out.stdout.contains("session-ran"), "{}", out.all());
+        assert!(
+            out.stderr.contains(&format!("{stem}.pack was not checked"))
+                && out.stderr.contains("expands"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// Pack layouts and refs that held: kept as regressions.
+// ---------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Packing {
+    /// Deltas naming their base by object name (`pack-objects` without
+    /// `--delta-base-offset`).
+    RefDeltas,
+    /// `git repack -adb`: a bitmap and a reverse index, which must still
+    /// match the sanitized pack.
+    Bitmap,
+    /// The same objects in two packs.
+    TwoCopies,
+    /// An unreachable commit holding the token, in a cruft pack (`.mtimes`).
+    Cruft,
+}
+
+/// A token in a script's history (delta chains around it), in an
+/// annotated tag's message, a note, a stash and a commit message: every
+/// packing, every way to read it.
+#[test]
+fn other_packings_and_refs_stay_sanitized_and_usable() {
+    for mode in modes() {
+        for packing in [
+            Packing::RefDeltas,
+            Packing::Bitmap,
+            Packing::TwoCopies,
+            Packing::Cruft,
+        ] {
+            let ctx = format!("{mode:?}, {packing:?}");
+            let env = Env::new(mode);
+            let dir = env.project.path.clone();
+            let toks: Vec<String> = ["script", "tag", "note", "stash", "msg", "lost"]
+                .iter()
+                .map(|t| gh_canary(t))
+                .collect();
+            let body: String = (0..200).map(|i| format!("echo step-{i}\n")).collect();
+            let with = |tok: &str| {
+                body.replacen(
+                    "echo step-100\n",
+                    &format!("TOKEN={tok}\necho step-100\n"),
+                    1,
+                )
+            };
+            let p = &env.project;
+            p.write("app.sh", &with(&toks[0]));
+            p.write("README", "layouts\n");
+            git(&dir, &["init", "-q"]);
+            commit(&dir, "first");
+            p.write("app.sh", &format!("{}echo extra\n", with(&toks[0])));
+            commit(&dir, "second");
+            p.write("app.sh", &body);
+            commit(&dir, "third");
+            git(
+                &dir,
+                &["tag", "-a", "v1", "-m", &format!("release {}", toks[1])],
+            );
+            git(&dir, &["notes", "add", "-m", &format!("note {}", toks[2])]);
+            p.write("stashed.py", &CLIENT_PY.replace("{tok}", &toks[3]));
+            git(&dir, &["add", "stashed.py"]);
+            git(&dir, &["stash", "-q"]);
+            git(
+                &dir,
+                &[
+                    "commit",
+                    "-q",
+                    "--allow-empty",
+                    "-m",
+                    &format!("deploy with {}", toks[4]),
+                ],
+            );
+            // Not at HEAD: git checks the name of a commit it is handed
+            // directly (`HEAD~1` parses HEAD), and a sanitized one fails.
+            p.write("README", "layouts\nfourth\n");
+            commit(&dir, "fourth");
+            let mut lost = String::new();
+            if packing == Packing::Cruft {
+                p.write("lost.py", &CLIENT_PY.replace("{tok}", &toks[5]));
+                commit(&dir, "lost");
+                lost = git_text(&dir, &["rev-parse", "HEAD:lost.py"])
+                    .trim()
+                    .to_string();
+                git(&dir, &["reset", "-q", "--hard", "HEAD~1"]);
+                git(&dir, &["reflog", "expire", "--expire=now", "--all"]);
+            }
+            match packing {
+                Packing::RefDeltas => {
+                    let objs: Vec<String> = all_objects(&dir);
+                    pack_objects(&dir, &objs, &["--window=50", "--depth=50"]);
+                    git(&dir, &["prune-packed"]);
+                    let idx = std::fs::read_dir(dir.join(".git/objects/pack"))
+                        .expect("pack dir")
+                        .flatten()
+                        .map(|e| e.path())
+                        .find(|p| p.extension().is_some_and(|x| x == "idx"))
+                        .expect("an index");
+                    let idx = idx.to_str().expect("utf-8 path");
+                    let verify = git_text(&dir, &["verify-pack", "-v", idx]);
+                    assert!(
+                        verify.contains("chain length = 1"),
+                        "{ctx}: no deltas\n{verify}"
+                    );
+                }
+                Packing::Bitmap => {
+                    git(&dir, &["repack", "-q", "-a", "-d", "-b"]);
+                    let names: Vec<String> = std::fs::read_dir(dir.join(".git/objects/pack"))
+                        .expect("pack dir")
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    assert!(
+                        names.iter().any(|n| n.ends_with(".bitmap"))
+                            && names.iter().any(|n| n.ends_with(".rev")),
+                        "{names:?}"
+                    );
+                }
+                Packing::TwoCopies => {
+                    git(&dir, &["gc", "-q"]);
+                    let objs: Vec<String> = all_objects(&dir);
+                    pack_objects(&dir, &objs, &["--no-reuse-delta", "--window=0"]);
+                    let (_, packs) = object_counts(&dir);
+                    assert_eq!(packs, 2, "{ctx}");
+                }
+                Packing::Cruft => {
+                    git(&dir, &["gc", "-q", "--cruft", "--prune=never"]);
+                    let names: Vec<String> = std::fs::read_dir(dir.join(".git/objects/pack"))
+                        .expect("pack dir")
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    assert!(names.iter().any(|n| n.ends_with(".mtimes")), "{names:?}");
+                }
+            }
+            let (loose, _) = object_counts(&dir);
+            assert_eq!(loose, 0, "{ctx}");
+            let host_count = all_objects(&dir).len();
+            let host_commits = git_text(&dir, &["rev-list", "--all", "--count"]);
+            env.own();
+
+            let pat = patterns(&toks);
+            let s = Sections::run(
+                &env,
+                &format!(
+                    r#"
+run count 'git cat-file --batch-all-objects --batch-check | wc -l'
+run commits 'git rev-list --all --count'
+run bitmap 'git rev-list --use-bitmap-index --count --all'
+run log 'git log -p --all'
+run tag 'git show v1'
+run note 'git notes show HEAD~2'
+run stash 'git stash show -p stash@{{0}}'
+run old 'git show HEAD~3:app.sh'
+run batch 'git cat-file --batch-all-objects --batch'
+run export 'git fast-export --all --show-original-ids'
+run bundle 'mkdir -p /tmp/b && git bundle create /tmp/b/all.pack --all && python3 /tmp/walk.py /tmp/b'
+run archive 'for r in $(git rev-list --all); do git archive $r | tar -xOf -; done'
+run lost 'test -z "{lost}" || git cat-file -p {lost}'
+run grep_history 'git grep {pat} $(git log --all --format=%T)'
+run grep_control 'git grep -c step-150 $(git log --all --format=%T) | wc -l'
+run grep_raw 'grep -ra {pat} .git /tmp/b'
+run walk 'python3 /tmp/walk.py .git'
+"#
+                ),
+            );
+            // git read everything, bitmaps and reverse indexes included.
+            assert_eq!(
+                s.ok("count").trim().parse::<usize>().ok(),
+                Some(host_count),
+                "{ctx}"
+            );
+            assert_eq!(s.ok("commits").trim(), host_commits.trim(), "{ctx}");
+            assert_eq!(s.ok("bitmap").trim(), host_commits.trim(), "{ctx}");
+            let log = s.ok("log");
+            for needle in ["first", "second", "third", "+echo extra", "echo step-150"] {
+                assert!(log.contains(needle), "{ctx}: {needle:?} missing:\n{log}");
+            }
+            let old = s.ok("old");
+            assert!(
+                old.contains("TOKEN=guard-redacted:github-token") && old.contains("echo step-199"),
+                "{ctx}: {old}"
+            );
+            assert!(s.ok("tag").contains("release guard-redacted:"), "{ctx}");
+            s.ok("note");
+            s.ok("stash");
+            // fast-export checks every blob's name: it stops at the first
+            // sanitized one (a known limit), after reading history.
+            assert!(s.get("export").1.contains("original-oid"), "{ctx}");
+            assert!(s.ok("bundle").contains("echo step-150"), "{ctx}");
+            assert!(s.ok("archive").contains("echo step-150"), "{ctx}");
+            if packing == Packing::Cruft {
+                let lost = s.ok("lost");
+                assert!(
+                    lost.contains("GITHUB = \"guard-redacted:github-token\""),
+                    "{ctx}: {lost}"
+                );
+            }
+            let (_, streams) = s.walked("walk");
+            assert!(streams > 0, "{ctx}: walk.py inflated nothing");
+            assert!(s.ok("walk").contains("echo step-150"), "{ctx}");
+
+            s.assert_no_canary(&toks);
+            assert_ne!(s.ok("grep_control").trim(), "0", "{ctx}");
+            let (rc, found) = s.get("grep_history");
+            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: git grep");
+            let (rc, found) = s.get("grep_raw");
+            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: grep -ra");
+            assert_host_intact(&dir, &[("HEAD~4:app.sh".to_string(), with(&toks[0]))]);
+        }
+    }
+}
+
+/// A cloned repository whose trees name one subtree twice per level, 40
+/// levels deep: 2^40 paths to one file. Naming every path a blob has (for
+/// the path rules) must stop in bounded time, and say so.
+#[test]
+fn trees_with_exponentially_many_paths_are_cut_short() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        common::git_repo_with_readme(&dir);
+        let blob = git_text(&dir, &["hash-object", "-w", "README"]);
+        let mut tree = String::new();
+        for level in 0..=40 {
+            let listing = if level == 0 {
+                format!("100644 blob {}\tf\n", blob.trim())
+            } else {
+                format!("040000 tree {tree}\ta\n040000 tree {tree}\tb\n")
+            };
+            let out = Command::new("git")
+                .args(["-c", "safe.directory=*", "mktree"])
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    use std::io::Write;
+                    c.stdin
+                        .take()
+                        .expect("stdin")
+                        .write_all(listing.as_bytes())?;
+                    c.wait_with_output()
+                })
+                .expect("git mktree");
+            assert!(out.status.success());
+            tree = String::from_utf8(out.stdout)
+                .expect("utf-8")
+                .trim()
+                .to_string();
+        }
+        let c = git_text(&dir, &["commit-tree", &tree, "-m", "deep"]);
+        git(&dir, &["update-ref", "refs/heads/deep", c.trim()]);
+        env.own();
+
+        let out = run_within(&env, 120, &["run", "--", "sh", "-c", "echo session-ran"]);
+        out.expect_code(0);
+        assert!(out.stdout.contains("session-ran"), "{}", out.all());
+        assert!(
+            out.stderr.contains("more paths than a repository has"),
+            "{}",
+            out.stderr
+        );
+    }
+}
