@@ -212,17 +212,8 @@ pub struct Update {
 /// The cache file's bytes.
 enum Bytes {
     Owned(Vec<u8>),
-    Mapped {
-        ptr: std::ptr::NonNull<u8>,
-        len: usize,
-    },
+    Mapped(super::mapped::Mapped),
 }
-
-// SAFETY: a private read-only mapping, only ever read (see `read_own_file`
-// for why its content does not change).
-unsafe impl Send for Bytes {}
-// SAFETY: as above.
-unsafe impl Sync for Bytes {}
 
 impl Default for Bytes {
     fn default() -> Self {
@@ -241,19 +232,7 @@ impl std::ops::Deref for Bytes {
     fn deref(&self) -> &[u8] {
         match self {
             Bytes::Owned(v) => v,
-            // SAFETY: `ptr` is a live mapping of `len` readable bytes (unmapped
-            // only on drop), whose content does not change.
-            Bytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
-        }
-    }
-}
-
-impl Drop for Bytes {
-    fn drop(&mut self) {
-        if let Bytes::Mapped { ptr, len } = self {
-            // SAFETY: the mapping made in `read_own_file`, unmapped once; no
-            // slice of it outlives `self`.
-            unsafe { libc::munmap(ptr.as_ptr().cast(), *len) };
+            Bytes::Mapped(m) => m,
         }
     }
 }
@@ -699,7 +678,6 @@ impl<'c> Listing<'c> {
 /// in place (it writes a new file and renames it over), so the mapped
 /// content stays as it was.
 fn read_own_file(path: &Path) -> std::io::Result<Bytes> {
-    use std::os::fd::AsRawFd;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -714,25 +692,7 @@ fn read_own_file(path: &Path) -> std::io::Result<Bytes> {
     if len == 0 {
         return Ok(Bytes::default());
     }
-    // SAFETY: a new private read-only mapping of an open file; the kernel
-    // picks the address. The descriptor may close afterwards.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
-    }
-    match std::ptr::NonNull::new(ptr.cast::<u8>()) {
-        Some(ptr) => Ok(Bytes::Mapped { ptr, len }),
-        None => Err(std::io::Error::other("mmap returned null")),
-    }
+    super::mapped::Mapped::new(&f, len).map(Bytes::Mapped)
 }
 
 #[cfg(test)]

@@ -1047,14 +1047,10 @@ fn fix_midx(b: &[u8], idx_name: &str, index: &pack::Index) -> Result<Vec<u8>, St
 
 /// A pack or index file mapped read-only (packs can be gigabytes); never
 /// through a symlink, never a fifo.
-struct Mapped {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
+struct Mapped(super::mapped::Mapped);
 
 impl Mapped {
     fn open(path: &Path) -> Result<Mapped, String> {
-        use std::os::fd::AsRawFd;
         use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .read(true)
@@ -1066,37 +1062,12 @@ impl Mapped {
             return Err("not a pack or index file".into());
         }
         let len = usize::try_from(m.len()).map_err(|e| e.to_string())?;
-        // SAFETY: a new private read-only mapping of an open regular file;
-        // the kernel picks the address. Packs are never changed in place
-        // (git writes new ones), so the bytes stay as read.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or("mmap returned null")?;
-        Ok(Mapped { ptr, len })
+        super::mapped::Mapped::new(&f, len)
+            .map(Mapped)
+            .map_err(|e| e.to_string())
     }
 
     fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping is `len` readable bytes, alive until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping made in `open`.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        &self.0
     }
 }

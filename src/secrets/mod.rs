@@ -28,6 +28,7 @@ mod entropy;
 pub mod env_rules;
 mod git_pack;
 pub mod history;
+mod mapped;
 pub mod path_rules;
 pub mod redact;
 pub mod report;

@@ -527,19 +527,9 @@ impl<'s, 'a> Worker<'s, 'a> {
     /// Whether a file a key-file rule matched is a certificate bundle. Read
     /// like any file (no symlink, no fifo); anything unreadable is not.
     fn holds_only_certificates(&mut self, dirfd: BorrowedFd<'_>, name: &CStr) -> bool {
-        let flags = OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_NOCTTY
-            | OFlag::O_CLOEXEC;
-        let Ok(fd) = openat(dirfd, name, flags, Mode::empty()) else {
+        let Ok(Some((file, _))) = open_regular(dirfd, name) else {
             return false;
         };
-        let file = std::fs::File::from(fd);
-        match nix::sys::stat::fstat(file.as_fd()) {
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {}
-            _ => return false,
-        }
         self.buf.clear();
         if file
             .take(MAX_FILE_SIZE + 1)
@@ -555,23 +545,14 @@ impl<'s, 'a> Worker<'s, 'a> {
     /// Read a file (never through a symlink, never blocking on a fifo
     /// swapped in since the walk) and scan it; records a cache entry.
     fn read_and_scan(&mut self, dirfd: BorrowedFd<'_>, name: &CStr) -> Option<Cached> {
-        let flags = OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_NOCTTY
-            | OFlag::O_CLOEXEC;
-        let Ok(fd) = openat(dirfd, name, flags, Mode::empty()) else {
-            self.out.stats.errors += 1;
-            return None;
+        let (file, st) = match open_regular(dirfd, name) {
+            Ok(Some(f)) => f,
+            Ok(None) => return None,
+            Err(_) => {
+                self.out.stats.errors += 1;
+                return None;
+            }
         };
-        let file = std::fs::File::from(fd);
-        let Ok(st) = nix::sys::stat::fstat(file.as_fd()) else {
-            self.out.stats.errors += 1;
-            return None;
-        };
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return None;
-        }
         // The key comes from the descriptor that is read: a content and its
         // key always belong together.
         let key = Key::from_stat(&st);
@@ -616,6 +597,22 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         Some(content)
     }
+}
+
+/// Open a file to read it: never through a symlink, never blocking on a
+/// fifo swapped in since the walk. `Ok(None)`: not a regular file.
+fn open_regular(
+    dirfd: BorrowedFd<'_>,
+    name: &CStr,
+) -> nix::Result<Option<(std::fs::File, FileStat)>> {
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    let file = std::fs::File::from(openat(dirfd, name, flags, Mode::empty())?);
+    let st = nix::sys::stat::fstat(file.as_fd())?;
+    Ok((st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some((file, st)))
 }
 
 fn hit(rule: &str) -> Hit {
