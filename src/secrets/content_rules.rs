@@ -419,6 +419,17 @@ impl ContentEngine {
             .map_or("unknown", |r| r.id.as_str())
     }
 
+    /// The ids of the rules behind `findings`, sorted, each once.
+    pub fn rule_ids(&self, findings: &[Finding]) -> Vec<String> {
+        let mut ids: Vec<String> = findings
+            .iter()
+            .map(|f| self.rule_id(f.rule).to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Identifies the rule set; a cache built with other rules is discarded.
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint

@@ -662,14 +662,10 @@ fn verdict(rules: &Rules, content: &[u8]) -> Option<(bool, Vec<String>)> {
         return None;
     }
     let (action, _) = classify(rules, None, &scan);
-    let mut ids: Vec<String> = scan
-        .findings
-        .iter()
-        .map(|f| rules.content.rule_id(f.rule).to_string())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    Some((action == Action::Hide, ids))
+    Some((
+        action == Action::Hide,
+        rules.content.rule_ids(&scan.findings),
+    ))
 }
 
 /// The content a flagged object shows inside: for a blob, what the
@@ -682,8 +678,7 @@ fn replacement(rules: &Rules, kind: u8, content: &[u8], hide: bool) -> Vec<u8> {
     }
     match rules.content.scan(content) {
         Ok(scan) if !scan.findings.is_empty() => {
-            let out = redact::apply(content, &scan.findings, &rules.content);
-            redact::redact_copies(content, out, &scan.findings, &rules.content)
+            redact::redacted(content, &scan.findings, &rules.content)
         }
         // Nothing found in it now (it was flagged by path): fail closed.
         _ if blob => Vec::new(),

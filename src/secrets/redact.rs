@@ -60,6 +60,12 @@ pub fn redact_copies(
     out
 }
 
+/// `content` as the sandbox reads it: every flagged value, and every
+/// other copy of it, replaced by its marker.
+pub fn redacted(content: &[u8], findings: &[Finding], engine: &ContentEngine) -> Vec<u8> {
+    redact_copies(content, apply(content, findings, engine), findings, engine)
+}
+
 /// What to do with a file the scan wants redacted, decided on its content
 /// as it is now (it is read again: the copy and the rules must agree).
 #[derive(Debug)]
@@ -97,20 +103,12 @@ pub fn prepare(path: &Path, rules: &Rules) -> Result<Outcome> {
     if action == Action::Hide {
         return Ok(Outcome::Hide(why));
     }
-    let redacted = apply(&buf, &scan.findings, &rules.content);
-    let redacted = redact_copies(&buf, redacted, &scan.findings, &rules.content);
-    let Ok(content) = String::from_utf8(redacted) else {
+    let Ok(content) = String::from_utf8(redacted(&buf, &scan.findings, &rules.content)) else {
         return Ok(Outcome::Hide(
             "secret in a file that is not UTF-8 text".into(),
         ));
     };
-    let mut ids: Vec<String> = scan
-        .findings
-        .iter()
-        .map(|f| rules.content.rule_id(f.rule).to_string())
-        .collect();
-    ids.sort();
-    ids.dedup();
+    let ids = rules.content.rule_ids(&scan.findings);
     Ok(Outcome::Redact(Redaction {
         path: path.to_path_buf(),
         content,
