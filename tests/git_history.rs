@@ -12,81 +12,12 @@
 
 mod common;
 
-use common::{Env, Mode, Outcome, canary, modes};
+use common::git::{
+    CLIENT_PY, Sections, assert_host_intact, commit, git, git_text, object_counts, patterns,
+};
+use common::{DOMAINS_SH, Env, Mode, Outcome, canary, gh_canary, modes, pem, uuid_canary};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// A UUID that is unique per call (a canary in UUID shape).
-fn uuid_canary() -> String {
-    let c = canary("u");
-    let mut digits: String = c.bytes().rev().map(|b| format!("{:x}", b % 16)).collect();
-    while digits.len() < 32 {
-        digits = format!("{digits}{digits}");
-    }
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &digits[0..8],
-        &digits[8..12],
-        &digits[12..15],
-        &digits[15..18],
-        &digits[18..30]
-    )
-}
-
-/// A GitHub-token-shaped canary: prefix + 36 alphanumerics.
-fn gh_canary(tag: &str) -> String {
-    let c = canary(tag);
-    let body: String = c
-        .chars()
-        .chain("Zq8vL2mN4pQ6rS8tU0vW1xY3".chars().cycle())
-        .take(36)
-        .collect();
-    ["gh", "p_", &body].concat()
-}
-
-fn pem(body: &str) -> String {
-    format!(
-        "{}\n{body}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7x\n{}\n",
-        ["-----BEGIN ", "PRIVATE KEY-----"].concat(),
-        ["-----END ", "PRIVATE KEY-----"].concat()
-    )
-}
-
-/// What commands inside search for: all of a canary but its last two
-/// characters. A leak prints the whole value; a command line echoed back
-/// (by an error message, say) never does.
-fn fragment(c: &str) -> &str {
-    &c[..c.len() - 2]
-}
-
-/// `-e FRAGMENT` for each canary, for grep and git grep.
-fn patterns(canaries: &[String]) -> String {
-    canaries
-        .iter()
-        .map(|c| format!("-e {}", fragment(c)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-const DOMAINS_SH: &str = "#!/bin/sh
-# Point the production domains at the new deployment.
-set -eu
-RAILWAY_TOKEN={uuid}
-export RAILWAY_TOKEN
-for domain in app.example.org api.example.org; do
-  echo \"updating $domain\"
-done
-echo all-domains-updated
-";
-
-const CLIENT_PY: &str = "import requests
-
-GITHUB = \"{tok}\"
-
-def repos():
-    return requests.get(\"https://api.github.com/user/repos\")
-";
 
 const UTIL_PY: &str = "def slug(name):\n    return name.lower().replace(\" \", \"-\")\n";
 
@@ -96,57 +27,10 @@ curl -fsS -H \"Authorization: token {tok}\" https://api.github.com/user
 echo ci-done
 ";
 
-/// `git ARGS` on the host in `dir`, without user or system configuration.
-fn git_output(dir: &Path, args: &[&str]) -> Output {
-    Command::new("git")
-        .args([
-            "-c",
-            "safe.directory=*",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("git must be installed for the git history tests: {e}"))
-}
-
-/// `git ARGS` on the host, which must succeed: its stdout. A failure shows
-/// stderr only (stdout may hold a secret).
-fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let o = git_output(dir, args);
-    assert!(
-        o.status.success(),
-        "host git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
-
 /// Stage everything, commit and tag the commit.
-fn commit(dir: &Path, msg: &str, tag: &str) {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", msg]);
+fn commit_tagged(dir: &Path, msg: &str, tag: &str) {
+    commit(dir, msg);
     git(dir, &["tag", tag]);
-}
-
-/// (loose objects, packs) as `git count-objects -v` reports them.
-fn object_counts(dir: &Path) -> (u64, u64) {
-    let text = String::from_utf8(git(dir, &["count-objects", "-v"])).expect("utf-8");
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {k} in {text}"))
-    };
-    (field("count:"), field("packs:"))
 }
 
 /// Pack everything on the host, as `git gc` does in a long-lived clone.
@@ -191,6 +75,27 @@ struct Project {
 }
 
 impl Project {
+    /// The project in `env` once its repository is written: handed to the
+    /// uid of the mode (git ran on the host as the invoker).
+    fn new(
+        env: Env,
+        repo: PathBuf,
+        canaries: Vec<String>,
+        committed: Vec<(&str, String)>,
+    ) -> Project {
+        env.own();
+        let committed = committed
+            .into_iter()
+            .map(|(spec, bytes)| (spec.to_string(), bytes))
+            .collect();
+        Project {
+            env,
+            repo,
+            canaries,
+            committed,
+        }
+    }
+
     fn assert_no_canary(&self, out: &Outcome) {
         for c in &self.canaries {
             out.assert_no_canary(c);
@@ -204,21 +109,7 @@ impl Project {
     /// The host repository is intact: `git fsck --full` passes and every
     /// committed file still reads as committed, secrets included.
     fn assert_host_repo_intact(&self) {
-        let o = git_output(&self.repo, &["fsck", "--full"]);
-        assert!(
-            o.status.success(),
-            "git fsck --full on the host failed in {}: {}",
-            self.repo.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        for (spec, want) in &self.committed {
-            let got = git(&self.repo, &["show", spec]);
-            // Never print the bytes: they hold the secret.
-            assert!(
-                got == want.as_bytes(),
-                "on the host, `git show {spec}` no longer gives what was committed"
-            );
-        }
+        assert_host_intact(&self.repo, &self.committed);
     }
 }
 
@@ -290,19 +181,19 @@ fn project(mode: Mode, state: State) -> Project {
     p.write("src/client.py", &client);
     p.write("src/util.py", UTIL_PY);
     git(&dir, &["init", "-q"]);
-    commit(&dir, "first deployment script", "v1");
+    commit_tagged(&dir, "first deployment script", "v1");
     p.write("README", "hello\nsecond\n");
     p.write("scripts/domains.sh", &domains2);
-    commit(&dir, "second deployment step", "v2");
+    commit_tagged(&dir, "second deployment step", "v2");
     let mut canaries = vec![uuid, tok, db];
     let mut committed = vec![
-        ("v1:scripts/domains.sh".to_string(), domains1),
-        ("v2:scripts/domains.sh".to_string(), domains2),
-        ("v1:.env".to_string(), dotenv.clone()),
-        ("v2:.env".to_string(), dotenv),
-        ("v2:src/client.py".to_string(), client),
-        ("v1:README".to_string(), "hello\n".to_string()),
-        ("v1:src/util.py".to_string(), UTIL_PY.to_string()),
+        ("v1:scripts/domains.sh", domains1),
+        ("v2:scripts/domains.sh", domains2),
+        ("v1:.env", dotenv.clone()),
+        ("v2:.env", dotenv),
+        ("v2:src/client.py", client),
+        ("v1:README", "hello\n".to_string()),
+        ("v1:src/util.py", UTIL_PY.to_string()),
     ];
     match state {
         State::Loose => {
@@ -316,7 +207,7 @@ fn project(mode: Mode, state: State) -> Project {
             let ci = CI_SH.replace("{tok}", &ci_tok);
             p.write("deploy/ci.sh", &ci);
             p.write("README", "hello\nsecond\nthird\n");
-            commit(&dir, "ci script", "v3");
+            commit_tagged(&dir, "ci script", "v3");
             if state == State::MultiPack {
                 git(&dir, &["repack", "-q", "-d"]);
                 git(&dir, &["multi-pack-index", "write"]);
@@ -328,122 +219,10 @@ fn project(mode: Mode, state: State) -> Project {
                 assert!(loose > 0 && packs >= 1, "{loose} loose, {packs} packs");
             }
             canaries.push(ci_tok);
-            committed.push(("v3:deploy/ci.sh".to_string(), ci));
+            committed.push(("v3:deploy/ci.sh", ci));
         }
     }
-    env.own();
-    Project {
-        env,
-        repo: dir,
-        canaries,
-        committed,
-    }
-}
-
-/// A shell prelude for scripts run inside: `git` with an identity and no
-/// pager; `run NAME 'COMMAND'` prints COMMAND's output (stdout and stderr)
-/// between markers with its exit status; /tmp/walk.py prints every file
-/// under a git directory (but the sample hooks), every loose object
-/// inflated, and every zlib stream found at any offset of every pack.
-const PRELUDE: &str = r#"
-git() { command git -c safe.directory='*' -c user.name=t -c user.email=t@t -c core.pager=cat -c color.ui=never "$@"; }
-run() { printf '<<<%s\n' "$1"; eval "$2" 2>&1; printf '\n>>>%s rc=%s\n' "$1" "$?"; }
-cat > /tmp/walk.py <<'EOF'
-import os, sys, zlib
-w = sys.stdout.buffer.write
-hexd = set("0123456789abcdef")
-loose = streams = unreadable = 0
-for d, dirs, files in os.walk(sys.argv[1]):
-    dirs[:] = sorted(x for x in dirs if x != "hooks")
-    for f in sorted(files):
-        p = os.path.join(d, f)
-        try:
-            data = open(p, "rb").read()
-        except OSError as e:
-            w(b"unreadable %s errno=%d\n" % (p.encode(), e.errno))
-            unreadable += 1
-            continue
-        parent = os.path.basename(d)
-        if len(parent) == 2 and len(f) == 38 and set(parent + f) <= hexd:
-            try:
-                w(zlib.decompress(data) + b"\n")
-                loose += 1
-            except zlib.error:
-                w(b"bad loose object %s\n" % p.encode())
-        elif f.endswith(".pack"):
-            mv = memoryview(data)
-            for i in range(len(data)):
-                z = zlib.decompressobj()
-                try:
-                    out = z.decompress(mv[i:])
-                except zlib.error:
-                    continue
-                if z.eof and out:
-                    w(out + b"\n")
-                    streams += 1
-        elif not f.endswith((".idx", ".rev")):
-            w(data + b"\n")
-w(b"walked loose=%d streams=%d unreadable=%d\n" % (loose, streams, unreadable))
-EOF
-run tools 'command -v git && command -v python3'
-"#;
-
-/// The output of a script built on [`PRELUDE`], by section.
-struct Sections(Outcome);
-
-impl Sections {
-    fn run(env: &Env, body: &str) -> Sections {
-        let out = env.sh(&format!("{PRELUDE}{body}\ntrue\n"));
-        out.expect_code(0);
-        let s = Sections(out);
-        // Fail loudly when the tools the attacks need are missing.
-        s.ok("tools");
-        s
-    }
-
-    /// (exit status, output) of section `name`.
-    fn get(&self, name: &str) -> (i32, &str) {
-        let out = &self.0.stdout;
-        let start = format!("<<<{name}\n");
-        let end = format!("\n>>>{name} rc=");
-        let s = out
-            .find(&start)
-            .unwrap_or_else(|| panic!("no section {name} in\n{}", self.0.all()))
-            + start.len();
-        let e = s + out[s..]
-            .find(&end)
-            .unwrap_or_else(|| panic!("section {name} not closed in\n{}", self.0.all()));
-        let rc = out[e + end.len()..]
-            .lines()
-            .next()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or_else(|| panic!("no exit status for {name}"));
-        (rc, &out[s..e])
-    }
-
-    /// The output of section `name`, which must have succeeded.
-    fn ok(&self, name: &str) -> &str {
-        let (rc, body) = self.get(name);
-        assert_eq!(rc, 0, "`{name}` failed inside the sandbox:\n{body}");
-        body
-    }
-
-    /// (loose objects, pack streams) that walk.py inflated, in section `name`.
-    fn walked(&self, name: &str) -> (u64, u64) {
-        let body = self.ok(name);
-        let line = body
-            .lines()
-            .find_map(|l| l.strip_prefix("walked "))
-            .unwrap_or_else(|| panic!("walk.py did not finish:\n{body}"));
-        let field = |k: &str| -> u64 {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix(k))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {line}"))
-        };
-        assert_eq!(field("unreadable="), 0, "walk.py could not read files");
-        (field("loose="), field("streams="))
-    }
+    Project::new(env, dir, canaries, committed)
 }
 
 /// Lines of a diff that change content (not the `---`/`+++` headers).
@@ -490,7 +269,7 @@ run walk 'python3 /tmp/walk.py .git'
         let s = Sections::run(&p.env, &body);
 
         // git ran and read the whole history.
-        for name in [
+        s.ok_all(&[
             "show_domains",
             "show_domains_v1",
             "show_env",
@@ -499,22 +278,18 @@ run walk 'python3 /tmp/walk.py .git'
             "catfile_env",
             "diff",
             "status",
-        ] {
-            s.ok(name);
-        }
-        let log = s.ok("log");
-        for needle in [
-            "first deployment script",
-            "second deployment step",
-            "+echo second-step-done",
-            "for domain in app.example.org api.example.org; do",
-            "def repos():",
-        ] {
-            assert!(
-                log.contains(needle),
-                "{needle:?} missing from git log:\n{log}"
-            );
-        }
+        ]);
+        let log = s.ok_containing(
+            "log",
+            &[
+                "first deployment script",
+                "second deployment step",
+                "+echo second-step-done",
+                "for domain in app.example.org api.example.org; do",
+                "def repos():",
+            ],
+            &format!("{mode:?}"),
+        );
         let control = s.ok("grep_control");
         assert!(
             control
@@ -574,10 +349,8 @@ run walk 'python3 /tmp/walk.py .git'
         let diff = s.ok("diff");
         assert!(hunk_lines(diff).is_empty(), "git diff HEAD:\n{diff}");
         assert!(log.contains("guard-redacted:"), "{log}");
-        let (rc, found) = s.get("grep_history");
-        assert_eq!((rc, found.trim()), (1, ""), "git grep over the history");
-        let (rc, found) = s.get("grep_raw");
-        assert_eq!((rc, found.trim()), (1, ""), "grep -ra .git");
+        s.assert_found_nothing("grep_history", "git grep over the history");
+        s.assert_found_nothing("grep_raw", "grep -ra .git");
         assert!(s.ok("walk").contains("guard-redacted:"));
     }
 }
@@ -633,7 +406,7 @@ fn history_only_project(mode: Mode, packed: bool) -> Project {
     p.write(".env", &dotenv);
     p.write("deploy/tls/server.pem", &key);
     git(&dir, &["init", "-q"]);
-    commit(&dir, "add the release script", "v1");
+    commit_tagged(&dir, "add the release script", "v1");
     p.write(
         "deploy/release.sh",
         &RELEASE_SH.replace("{token}", "\"${RAILWAY_TOKEN:?set RAILWAY_TOKEN}\""),
@@ -644,22 +417,21 @@ fn history_only_project(mode: Mode, packed: bool) -> Project {
     );
     std::fs::remove_file(p.join(".env")).expect("rm .env");
     std::fs::remove_file(p.join("deploy/tls/server.pem")).expect("rm server.pem");
-    commit(&dir, "read credentials from the environment", "v2");
+    commit_tagged(&dir, "read credentials from the environment", "v2");
     if packed {
         pack_all(&dir);
     }
-    env.own();
-    Project {
+    Project::new(
         env,
-        repo: dir,
-        canaries: vec![uuid, tok, db, pem_body],
-        committed: vec![
-            ("v1:deploy/release.sh".to_string(), release1),
-            ("v1:src/settings.py".to_string(), settings1),
-            ("v1:.env".to_string(), dotenv),
-            ("v1:deploy/tls/server.pem".to_string(), key),
+        dir,
+        vec![uuid, tok, db, pem_body],
+        vec![
+            ("v1:deploy/release.sh", release1),
+            ("v1:src/settings.py", settings1),
+            ("v1:.env", dotenv),
+            ("v1:deploy/tls/server.pem", key),
         ],
-    }
+    )
 }
 
 /// A secret removed from the tree lives on in the commit before: `git log
@@ -695,25 +467,24 @@ run walk 'python3 /tmp/walk.py .git'
                     && !now.contains("guard-redacted"),
                 "{ctx}: {now}"
             );
-            let log = s.ok("log");
-            for needle in [
-                "add the release script",
-                "read credentials from the environment",
-                "railway up --service web",
-                "echo release-done",
-                " TIMEOUT = 30",
-                "+GITHUB = os.environ[\"GITHUB\"]",
-            ] {
-                assert!(log.contains(needle), "{ctx}: {needle:?} missing:\n{log}");
-            }
-            for name in [
+            let log = s.ok_containing(
+                "log",
+                &[
+                    "add the release script",
+                    "read credentials from the environment",
+                    "railway up --service web",
+                    "echo release-done",
+                    " TIMEOUT = 30",
+                    "+GITHUB = os.environ[\"GITHUB\"]",
+                ],
+                &ctx,
+            );
+            s.ok_all(&[
                 "show_old",
                 "show_old_settings",
                 "show_old_env",
                 "show_old_pem",
-            ] {
-                s.ok(name);
-            }
+            ]);
             assert!(s.ok("batch").contains("echo release-done"), "{ctx}");
             let (loose, streams) = s.walked("walk");
             assert!(
@@ -739,8 +510,7 @@ run walk 'python3 /tmp/walk.py .git'
                 "{ctx}: {old}"
             );
             assert_eq!(s.ok("show_old_env").trim(), "", "{ctx}: HEAD~1:.env");
-            let (rc, found) = s.get("grep_history");
-            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: git grep");
+            s.assert_found_nothing("grep_history", &format!("{ctx}: git grep"));
             assert!(s.ok("walk").contains("guard-redacted:"), "{ctx}");
         }
     }
@@ -754,7 +524,7 @@ fn git_keeps_working_in_a_sanitized_repository() {
     for mode in modes() {
         let p = project(mode, State::Mixed);
         let before = p.objects();
-        let subjects = String::from_utf8(git(&p.repo, &["log", "--format=%s"])).expect("utf-8");
+        let subjects = git_text(&p.repo, &["log", "--format=%s"]);
         let subjects: Vec<&str> = subjects.lines().collect();
         assert_eq!(subjects.len(), 3);
         let s = Sections::run(
@@ -853,22 +623,21 @@ fn nested_project(mode: Mode) -> Project {
     p.write("vendor/lib/.env", &dotenv);
     p.write("vendor/lib/certs/dev.pem", &key);
     git(&dir, &["init", "-q"]);
-    commit(&dir, "vendor the lib", "v1");
+    commit_tagged(&dir, "vendor the lib", "v1");
     pack_all(&dir);
     p.write("vendor/lib/client.py", &client);
-    commit(&dir, "add the api client", "v2");
-    env.own();
-    Project {
+    commit_tagged(&dir, "add the api client", "v2");
+    Project::new(
         env,
-        repo: dir,
-        canaries: vec![uuid, tok, db, pem_body],
-        committed: vec![
-            ("v1:deploy.sh".to_string(), deploy),
-            ("v1:.env".to_string(), dotenv),
-            ("v1:certs/dev.pem".to_string(), key),
-            ("v2:client.py".to_string(), client),
+        dir,
+        vec![uuid, tok, db, pem_body],
+        vec![
+            ("v1:deploy.sh", deploy),
+            ("v1:.env", dotenv),
+            ("v1:certs/dev.pem", key),
+            ("v2:client.py", client),
         ],
-    }
+    )
 }
 
 #[test]
@@ -894,23 +663,22 @@ run walk 'python3 /tmp/walk.py .git'
 "#
             ),
         );
-        for name in [
+        s.ok_all(&[
             "top_status",
             "show_deploy",
             "show_client",
             "show_env",
             "show_pem",
-        ] {
-            s.ok(name);
-        }
-        let log = s.ok("log");
-        for needle in [
-            "vendor the lib",
-            "add the api client",
-            "all-domains-updated",
-        ] {
-            assert!(log.contains(needle), "{needle:?} missing:\n{log}");
-        }
+        ]);
+        let log = s.ok_containing(
+            "log",
+            &[
+                "vendor the lib",
+                "add the api client",
+                "all-domains-updated",
+            ],
+            &format!("{mode:?}"),
+        );
         assert!(s.ok("batch").contains("def repos():"));
         let (loose, streams) = s.walked("walk");
         assert!(loose > 0 && streams > 0, "{loose} loose, {streams} streams");
@@ -933,8 +701,7 @@ run walk 'python3 /tmp/walk.py .git'
         );
         assert_eq!(s.ok("show_env").trim(), "");
         assert!(log.contains("guard-redacted:"), "{log}");
-        let (rc, found) = s.get("grep_history");
-        assert_eq!((rc, found.trim()), (1, ""), "git grep");
+        s.assert_found_nothing("grep_history", "git grep");
         assert!(s.ok("walk").contains("guard-redacted:"));
     }
 }

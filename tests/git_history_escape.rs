@@ -14,86 +14,21 @@
 
 mod common;
 
-use common::{Env, Mode, Outcome, canary, modes};
+use common::git::{
+    CLIENT_PY, Sections, assert_host_intact, commit, fragment, git, git_command, git_text,
+    object_counts, patterns,
+};
+use common::{Env, Mode, Outcome, canary, gh_canary, modes};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Stdio};
 
-/// A GitHub-token-shaped canary: prefix + 36 alphanumerics.
-fn gh_canary(tag: &str) -> String {
-    let c = canary(tag);
-    let body: String = c
-        .chars()
-        .chain("Zq8vL2mN4pQ6rS8tU0vW1xY3".chars().cycle())
-        .take(36)
-        .collect();
-    ["gh", "p_", &body].concat()
-}
-
-/// What commands inside search for: all of a canary but its last two
-/// characters (a command line echoed back never holds the whole value).
-fn fragment(c: &str) -> &str {
-    &c[..c.len() - 2]
-}
-
-fn patterns(canaries: &[String]) -> String {
-    canaries
-        .iter()
-        .map(|c| format!("-e {}", fragment(c)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// `git ARGS` on the host in `dir`, without user or system configuration.
-fn git_output(dir: &Path, args: &[&str]) -> Output {
-    Command::new("git")
-        .args([
-            "-c",
-            "safe.directory=*",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "gc.auto=0",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("git must be installed for the git history tests: {e}"))
-}
-
-/// `git ARGS` on the host, which must succeed: its stdout (stderr only on
-/// failure: stdout may hold a secret).
-fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let o = git_output(dir, args);
-    assert!(
-        o.status.success(),
-        "host git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
-
-fn git_text(dir: &Path, args: &[&str]) -> String {
-    String::from_utf8(git(dir, args)).expect("utf-8")
-}
-
-/// `git ARGS` on the host with `input` on stdin, which must succeed.
-fn git_stdin(dir: &Path, args: &[&str], input: &str) {
+/// `git ARGS` on the host with `input` on stdin, which must succeed: its
+/// stdout.
+fn git_stdin(dir: &Path, args: &[&str], input: &str) -> Vec<u8> {
     use std::io::Write;
-    let mut child = Command::new("git")
-        .args(["-c", "safe.directory=*"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+    let mut child = git_command(dir, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("spawn git");
     child
@@ -102,24 +37,9 @@ fn git_stdin(dir: &Path, args: &[&str], input: &str) {
         .expect("stdin")
         .write_all(input.as_bytes())
         .expect("write to git");
-    assert!(child.wait().expect("wait git").success(), "git {args:?}");
-}
-
-fn commit(dir: &Path, msg: &str) {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", msg]);
-}
-
-/// (loose objects, packs) as `git count-objects -v` reports them.
-fn object_counts(dir: &Path) -> (u64, u64) {
-    let text = git_text(dir, &["count-objects", "-v"]);
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {k} in {text}"))
-    };
-    (field("count:"), field("packs:"))
+    let out = child.wait_with_output().expect("wait git");
+    assert!(out.status.success(), "git {args:?}");
+    out.stdout
 }
 
 /// Every object's name in the repository at `dir`, as git lists them.
@@ -143,148 +63,6 @@ fn pack_objects(dir: &Path, objects: &[String], extra: &[&str]) {
     args.extend_from_slice(extra);
     args.push(".git/objects/pack/pack");
     git_stdin(dir, &args, &(objects.join("\n") + "\n"));
-}
-
-/// The shell prelude of tests/git_history.rs: `git` with an identity and
-/// no pager; `run NAME 'COMMAND'` prints COMMAND's output between markers
-/// with its exit status; /tmp/walk.py DIR... prints every file below the
-/// directories (but the sample hooks), every loose object inflated, and
-/// every zlib stream found at any offset of every pack.
-const PRELUDE: &str = r#"
-git() { command git -c safe.directory='*' -c user.name=t -c user.email=t@t -c core.pager=cat -c color.ui=never -c gc.auto=0 "$@"; }
-run() { printf '<<<%s\n' "$1"; eval "$2" 2>&1; printf '\n>>>%s rc=%s\n' "$1" "$?"; }
-cat > /tmp/walk.py <<'EOF'
-import os, sys, zlib
-w = sys.stdout.buffer.write
-hexd = set("0123456789abcdef")
-loose = streams = unreadable = 0
-for top in sys.argv[1:]:
-    for d, dirs, files in os.walk(top):
-        dirs[:] = sorted(x for x in dirs if x != "hooks")
-        for f in sorted(files):
-            p = os.path.join(d, f)
-            try:
-                data = open(p, "rb").read()
-            except OSError as e:
-                w(b"unreadable %s errno=%d\n" % (p.encode(), e.errno))
-                unreadable += 1
-                continue
-            parent = os.path.basename(d)
-            if len(parent) == 2 and len(f) == 38 and set(parent + f) <= hexd:
-                try:
-                    w(zlib.decompress(data) + b"\n")
-                    loose += 1
-                except zlib.error:
-                    w(b"bad loose object %s\n" % p.encode())
-            elif f.endswith(".pack"):
-                mv = memoryview(data)
-                for i in range(len(data)):
-                    z = zlib.decompressobj()
-                    try:
-                        out = z.decompress(mv[i:])
-                    except zlib.error:
-                        continue
-                    if z.eof and out:
-                        w(out + b"\n")
-                        streams += 1
-            elif not f.endswith((".idx", ".rev")):
-                w(data + b"\n")
-w(b"walked loose=%d streams=%d unreadable=%d\n" % (loose, streams, unreadable))
-EOF
-run tools 'command -v git && command -v python3'
-"#;
-
-/// The output of a script built on [`PRELUDE`], by section.
-struct Sections(Outcome);
-
-impl Sections {
-    fn run(env: &Env, body: &str) -> Sections {
-        Sections::run_in(env, &env.project.path, &[], body)
-    }
-
-    /// In `cwd` (the project), with extra `guard run` options (a profile).
-    fn run_in(env: &Env, cwd: &Path, opts: &[&str], body: &str) -> Sections {
-        let script = format!("{PRELUDE}{body}\ntrue\n");
-        let mut args = vec!["run"];
-        args.extend_from_slice(opts);
-        args.extend_from_slice(&["--", "sh", "-c", &script]);
-        let out = Outcome::from(
-            env.guard(&args)
-                .current_dir(cwd)
-                .output()
-                .expect("spawn guard"),
-        );
-        out.expect_code(0);
-        let s = Sections(out);
-        s.ok("tools");
-        s
-    }
-
-    fn get(&self, name: &str) -> (i32, &str) {
-        let out = &self.0.stdout;
-        let start = format!("<<<{name}\n");
-        let end = format!("\n>>>{name} rc=");
-        let s = out
-            .find(&start)
-            .unwrap_or_else(|| panic!("no section {name} in\n{}", self.0.all()))
-            + start.len();
-        let e = s + out[s..]
-            .find(&end)
-            .unwrap_or_else(|| panic!("section {name} not closed in\n{}", self.0.all()));
-        let rc = out[e + end.len()..]
-            .lines()
-            .next()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or_else(|| panic!("no exit status for {name}"));
-        (rc, &out[s..e])
-    }
-
-    fn ok(&self, name: &str) -> &str {
-        let (rc, body) = self.get(name);
-        assert_eq!(rc, 0, "`{name}` failed inside the sandbox:\n{body}");
-        body
-    }
-
-    /// (loose objects, pack streams) that walk.py inflated in section `name`.
-    fn walked(&self, name: &str) -> (u64, u64) {
-        let body = self.ok(name);
-        let line = body
-            .lines()
-            .find_map(|l| l.strip_prefix("walked "))
-            .unwrap_or_else(|| panic!("walk.py did not finish:\n{body}"));
-        let field = |k: &str| -> u64 {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix(k))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {line}"))
-        };
-        assert_eq!(field("unreadable="), 0, "walk.py could not read files");
-        (field("loose="), field("streams="))
-    }
-
-    fn assert_no_canary(&self, canaries: &[String]) {
-        for c in canaries {
-            self.0.assert_no_canary(c);
-        }
-    }
-}
-
-/// The host repository is sound and still holds what was committed.
-fn assert_host_intact(repo: &Path, committed: &[(String, String)]) {
-    let o = git_output(repo, &["fsck", "--full"]);
-    assert!(
-        o.status.success(),
-        "git fsck --full on the host failed in {}: {}",
-        repo.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    for (spec, want) in committed {
-        let got = git(repo, &["show", spec]);
-        assert!(
-            got == want.as_bytes(),
-            "on the host, `git show {spec}` no longer gives what was committed"
-        );
-    }
 }
 
 // ---------------------------------------------------------------------
@@ -497,8 +275,7 @@ run walk 'python3 /tmp/walk.py .git'
                     "{ctx}: HEAD~1:{path} is not empty"
                 );
             }
-            let (rc, found) = s.get("grep_history");
-            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: git grep");
+            s.assert_found_nothing("grep_history", &format!("{ctx}: git grep"));
         }
     }
 }
@@ -506,8 +283,6 @@ run walk 'python3 /tmp/walk.py .git'
 // ---------------------------------------------------------------------
 // Repositories git finds by other means than a `.git` directory.
 // ---------------------------------------------------------------------
-
-const CLIENT_PY: &str = "import requests\n\nGITHUB = \"{tok}\"\n\ndef repos():\n    return requests.get(\"https://api.github.com/user/repos\")\n";
 
 /// A bare clone named `backup`, a repository with `--separate-git-dir`
 /// (`gitdata`), `light`, whose objects are in `store` (a bare objects
@@ -600,8 +375,7 @@ run walk 'python3 /tmp/walk.py backup gitdata store light .git/modules'
                 "{name}: {shown}"
             );
         }
-        let (rc, found) = s.get("grep_raw");
-        assert_eq!((rc, found.trim()), (1, ""), "grep -ra");
+        s.assert_found_nothing("grep_raw", "grep -ra");
         // The host's copies were only read.
         for (i, name) in ["backup", "sep", "light", "libs/sub"].iter().enumerate() {
             let got = git(&dir.join(name), &["show", "HEAD:client.py"]);
@@ -721,8 +495,7 @@ run status 'git status --porcelain'
             }
             // Nothing of the private repository was mounted in the home...
             assert_eq!(s.ok("inside").trim(), "0", "{ctx}: files appeared");
-            let (rc, found) = s.get("grep_raw");
-            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: grep");
+            s.assert_found_nothing("grep_raw", &format!("{ctx}: grep"));
             // ...because guard did not read it: no sanitized copy of it.
             let cache = env.home.join(".cache/guard/git");
             let copies: Vec<String> = std::fs::read_dir(&cache)
@@ -749,7 +522,7 @@ fn run_within(env: &Env, secs: u32, args: &[&str]) -> Outcome {
         .arg(inner.get_program())
         .args(inner.get_args())
         .current_dir(&env.project.path)
-        .stdin(std::process::Stdio::null());
+        .stdin(Stdio::null());
     for (k, v) in inner.get_envs() {
         match v {
             Some(v) => cmd.env(k, v),
@@ -1076,10 +849,11 @@ run walk 'python3 /tmp/walk.py .git'
             );
             assert_eq!(s.ok("commits").trim(), host_commits.trim(), "{ctx}");
             assert_eq!(s.ok("bitmap").trim(), host_commits.trim(), "{ctx}");
-            let log = s.ok("log");
-            for needle in ["first", "second", "third", "+echo extra", "echo step-150"] {
-                assert!(log.contains(needle), "{ctx}: {needle:?} missing:\n{log}");
-            }
+            s.ok_containing(
+                "log",
+                &["first", "second", "third", "+echo extra", "echo step-150"],
+                &ctx,
+            );
             let old = s.ok("old");
             assert!(
                 old.contains("TOKEN=guard-redacted:github-token") && old.contains("echo step-199"),
@@ -1106,10 +880,8 @@ run walk 'python3 /tmp/walk.py .git'
 
             s.assert_no_canary(&toks);
             assert_ne!(s.ok("grep_control").trim(), "0", "{ctx}");
-            let (rc, found) = s.get("grep_history");
-            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: git grep");
-            let (rc, found) = s.get("grep_raw");
-            assert_eq!((rc, found.trim()), (1, ""), "{ctx}: grep -ra");
+            s.assert_found_nothing("grep_history", &format!("{ctx}: git grep"));
+            s.assert_found_nothing("grep_raw", &format!("{ctx}: grep -ra"));
             assert_host_intact(&dir, &[("HEAD~4:app.sh".to_string(), with(&toks[0]))]);
         }
     }
@@ -1132,26 +904,8 @@ fn trees_with_exponentially_many_paths_are_cut_short() {
             } else {
                 format!("040000 tree {tree}\ta\n040000 tree {tree}\tb\n")
             };
-            let out = Command::new("git")
-                .args(["-c", "safe.directory=*", "mktree"])
-                .current_dir(&dir)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .and_then(|mut c| {
-                    use std::io::Write;
-                    c.stdin
-                        .take()
-                        .expect("stdin")
-                        .write_all(listing.as_bytes())?;
-                    c.wait_with_output()
-                })
-                .expect("git mktree");
-            assert!(out.status.success());
-            tree = String::from_utf8(out.stdout)
-                .expect("utf-8")
-                .trim()
-                .to_string();
+            let out = git_stdin(&dir, &["mktree"], &listing);
+            tree = String::from_utf8(out).expect("utf-8").trim().to_string();
         }
         let c = git_text(&dir, &["commit-tree", &tree, "-m", "deep"]);
         git(&dir, &["update-ref", "refs/heads/deep", c.trim()]);

@@ -4,31 +4,14 @@
 
 mod common;
 
-use common::{Env, modes};
+use common::{Env, host_git, modes};
 use std::process::Command;
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let st = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(st.success(), "git {args:?}");
-}
 
 #[test]
 fn protected_paths_cannot_be_written_renamed_or_replaced() {
     for mode in modes() {
         let env = Env::new(mode);
-        git(&env.project.path, &["init", "-q"]);
+        host_git(&env.project.path, &["init", "-q"]);
         env.project.write(".vscode/settings.json", "{}\n");
         env.project.write("src.txt", "code\n");
         let config_before = std::fs::read_to_string(env.project.join(".git/config")).unwrap();
@@ -102,7 +85,7 @@ fn protected_paths_cannot_be_written_renamed_or_replaced() {
 fn git_still_works_inside() {
     for mode in modes() {
         let env = Env::new(mode);
-        git(&env.project.path, &["init", "-q"]);
+        host_git(&env.project.path, &["init", "-q"]);
         env.project.write("a.txt", "a\n");
         env.own();
         let out = env.sh(
@@ -133,7 +116,7 @@ fn git_still_works_inside() {
 fn missing_hooks_dir_cannot_be_created() {
     for mode in modes() {
         let env = Env::new(mode);
-        git(&env.project.path, &["init", "-q", "--template="]);
+        host_git(&env.project.path, &["init", "-q", "--template="]);
         assert!(!env.project.join(".git/hooks").exists());
         env.own();
         let out = env.sh(
@@ -188,7 +171,7 @@ fn a_protected_path_that_is_a_link_cannot_be_re_pointed() {
     for mode in modes() {
         for level in ["full", "landlock"] {
             let env = Env::new(mode);
-            git(&env.project.path, &["init", "-q"]);
+            host_git(&env.project.path, &["init", "-q"]);
             env.project
                 .write(".githooks/pre-commit", "#!/bin/sh\necho team hook\n");
             let hooks = env.project.join(".git/hooks");
@@ -229,10 +212,10 @@ fn a_protected_path_that_is_a_link_cannot_be_re_pointed() {
 fn nested_repositories_are_protected_like_the_project() {
     for mode in modes() {
         let env = Env::new(mode);
-        git(&env.project.path, &["init", "-q"]);
+        host_git(&env.project.path, &["init", "-q"]);
         let nested = env.project.join("vendor/lib");
         std::fs::create_dir_all(&nested).unwrap();
-        git(&nested, &["init", "-q"]);
+        host_git(&nested, &["init", "-q"]);
         let config_before = std::fs::read_to_string(nested.join(".git/config")).unwrap();
         env.own();
         let out = env.sh(

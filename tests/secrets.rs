@@ -7,26 +7,11 @@
 
 mod common;
 
-use common::{Env, Mode, Outcome, canary, modes};
+use common::{
+    DOMAINS_SH, Env, Mode, Outcome, canary, gh_canary, host_git, modes, pem, uuid_canary,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A UUID that is unique per call (a canary in UUID shape).
-fn uuid_canary() -> String {
-    let c = canary("u");
-    let mut digits: String = c.bytes().rev().map(|b| format!("{:x}", b % 16)).collect();
-    while digits.len() < 32 {
-        digits = format!("{digits}{digits}");
-    }
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &digits[0..8],
-        &digits[8..12],
-        &digits[12..15],
-        &digits[15..18],
-        &digits[18..30]
-    )
-}
 
 /// The default profile, with `[secrets]` keys and extra TOML added (a
 /// profile given by path does not extend the default one).
@@ -58,17 +43,6 @@ fn random_canary(tag: &str) -> String {
         .collect()
 }
 
-/// A GitHub-token-shaped canary: prefix + 36 alphanumerics.
-fn gh_canary(tag: &str) -> String {
-    let c = canary(tag);
-    let body: String = c
-        .chars()
-        .chain("Zq8vL2mN4pQ6rS8tU0vW1xY3".chars().cycle())
-        .take(36)
-        .collect();
-    ["gh", "p_", &body].concat()
-}
-
 struct Fixture {
     env: Env,
     /// Every secret value planted; none may ever be printed.
@@ -81,25 +55,6 @@ impl Fixture {
             out.assert_no_canary(c);
         }
     }
-}
-
-const DOMAINS_SH: &str = "#!/bin/sh
-# Point the production domains at the new deployment.
-set -eu
-RAILWAY_TOKEN={uuid}
-export RAILWAY_TOKEN
-for domain in app.example.org api.example.org; do
-  echo \"updating $domain\"
-done
-echo all-domains-updated
-";
-
-fn pem(body: &str) -> String {
-    format!(
-        "{}\n{body}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7x\n{}\n",
-        ["-----BEGIN ", "PRIVATE KEY-----"].concat(),
-        ["-----END ", "PRIVATE KEY-----"].concat()
-    )
 }
 
 /// A project and a home with canaries in every form.
@@ -157,10 +112,10 @@ fn fixture(mode: Mode) -> Fixture {
     );
     env.home.write(".config/git/ignore", "*.swp\n");
     std::os::unix::fs::symlink(".env", p.join("env-link")).expect("symlink");
-    git(&p.path, &["init", "-q"]);
+    host_git(&p.path, &["init", "-q"]);
     // Intent-to-add: `git grep` searches these files, and no blob holding a
     // secret is written to .git/objects.
-    git(&p.path, &["add", "-N", "."]);
+    host_git(&p.path, &["add", "-N", "."]);
     env.own();
     Fixture {
         env,
@@ -168,17 +123,6 @@ fn fixture(mode: Mode) -> Fixture {
             uuid, yaml_pw, json_key, dotenv, pem_body, py_tok, home_tok, cred,
         ],
     }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .args(["-c", "safe.directory=*"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .status()
-        .expect("git must be installed to run the secrets tests");
-    assert!(st.success(), "git {args:?} failed");
 }
 
 /// `guard ARGS` without the caller's cache location (tests use their home).

@@ -7,6 +7,8 @@
 //! uid can execute.
 #![allow(dead_code)]
 
+pub mod git;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -254,6 +256,55 @@ pub fn canary(tag: &str) -> String {
     format!("CANARY{tag}{}x{t:08x}{n}", std::process::id())
 }
 
+/// A GitHub-token-shaped canary: prefix + 36 alphanumerics.
+pub fn gh_canary(tag: &str) -> String {
+    let c = canary(tag);
+    let body: String = c
+        .chars()
+        .chain("Zq8vL2mN4pQ6rS8tU0vW1xY3".chars().cycle())
+        .take(36)
+        .collect();
+    ["gh", "p_", &body].concat()
+}
+
+/// A UUID that is unique per call (a canary in UUID shape).
+pub fn uuid_canary() -> String {
+    let c = canary("u");
+    let mut digits: String = c.bytes().rev().map(|b| format!("{:x}", b % 16)).collect();
+    while digits.len() < 32 {
+        digits = format!("{digits}{digits}");
+    }
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &digits[0..8],
+        &digits[8..12],
+        &digits[12..15],
+        &digits[15..18],
+        &digits[18..30]
+    )
+}
+
+/// A private key in PEM armour around `body` (a canary).
+pub fn pem(body: &str) -> String {
+    format!(
+        "{}\n{body}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7x\n{}\n",
+        ["-----BEGIN ", "PRIVATE KEY-----"].concat(),
+        ["-----END ", "PRIVATE KEY-----"].concat()
+    )
+}
+
+/// A deploy script holding a token, in UUID shape, where `{uuid}` is.
+pub const DOMAINS_SH: &str = "#!/bin/sh
+# Point the production domains at the new deployment.
+set -eu
+RAILWAY_TOKEN={uuid}
+export RAILWAY_TOKEN
+for domain in app.example.org api.example.org; do
+  echo \"updating $domain\"
+done
+echo all-domains-updated
+";
+
 /// Is `path` (on the host) unchanged / absent? Helper for write tests.
 pub fn read_host(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
@@ -313,22 +364,11 @@ pub fn npm_registry_host() -> String {
         .to_string()
 }
 
-/// `git ARGS` in `dir` on the host (whoever owns it), which must succeed.
+/// `git ARGS` in `dir` on the host (whoever owns it), which must succeed:
+/// [`git::git`], without the user's or the system's configuration, so that
+/// what a test sets up does not depend on the machine it runs on.
 pub fn host_git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "safe.directory=*",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
+    git::git(dir, args);
 }
 
 /// A repository in `dir` whose one commit holds `dir/README` (written first).
