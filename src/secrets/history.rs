@@ -89,8 +89,26 @@ struct Source {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct LooseDir {
     key: [u64; 4],
-    /// Object file name → the marks it gave.
-    objects: BTreeMap<String, Vec<Mark>>,
+    /// The object files' names (38 hex digits each) run together: one
+    /// string to load, where a repository can hold thousands.
+    names: String,
+    /// The marks each object gave, for those that gave any.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    marks: BTreeMap<String, Vec<Mark>>,
+}
+
+/// Length of a loose object's file name (the name minus its directory).
+const LOOSE_NAME: usize = 38;
+
+impl LooseDir {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        (0..self.names.len() / LOOSE_NAME)
+            .filter_map(|i| self.names.get(i * LOOSE_NAME..(i + 1) * LOOSE_NAME))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.names().any(|n| n == name)
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -225,6 +243,7 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
         .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
         .filter(|c| c.fingerprint == fingerprint)
         .unwrap_or_default();
+    let mut old = old;
     let mut new = CacheFile {
         fingerprint: fingerprint.to_string(),
         ..Default::default()
@@ -279,6 +298,7 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
 
     // Loose objects.
     let mut fresh: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut loose_changed = false;
     if let Ok(rd) = std::fs::read_dir(objects) {
         let mut subdirs: Vec<(String, PathBuf)> = rd
             .flatten()
@@ -294,32 +314,43 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                 continue;
             };
             let k = key(&meta);
-            let before = old.loose.get(&sub);
-            let mut listing = LooseDir {
-                key: k,
-                objects: BTreeMap::new(),
-            };
-            if let Some(b) = before
-                && b.key == k
-            {
-                listing.objects = b.objects.clone();
-            } else if let Ok(rd) = std::fs::read_dir(&path) {
-                for e in rd.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if name.len() != 38 || !e.file_type().is_ok_and(|t| t.is_file()) {
-                        continue;
-                    }
-                    match before.and_then(|b| b.objects.get(&name)) {
-                        Some(m) => {
-                            listing.objects.insert(name, m.clone());
+            // An unchanged directory holds the same objects (a loose
+            // object's file is never rewritten: its name is its content).
+            let before = old.loose.remove(&sub);
+            let listing = match before {
+                Some(b) if b.key == k => b,
+                before => {
+                    loose_changed = true;
+                    let mut listing = LooseDir {
+                        key: k,
+                        ..Default::default()
+                    };
+                    for e in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.len() != LOOSE_NAME
+                            || !name.bytes().all(|b| b.is_ascii_hexdigit())
+                            || !e.file_type().is_ok_and(|t| t.is_file())
+                        {
+                            continue;
                         }
-                        None => fresh.push((sub.clone(), name, e.path())),
+                        listing.names.push_str(&name);
+                        match before.as_ref() {
+                            Some(b) if b.has(&name) => {
+                                if let Some(m) = b.marks.get(&name) {
+                                    listing.marks.insert(name, m.clone());
+                                }
+                            }
+                            _ => fresh.push((sub.clone(), name, e.path())),
+                        }
                     }
+                    listing
                 }
-            }
+            };
             new.loose.insert(sub, listing);
         }
     }
+    // Directories that are gone.
+    loose_changed |= !old.loose.is_empty();
     new.error = if stale.is_empty() && fresh.is_empty() {
         old.error.clone()
     } else {
@@ -336,11 +367,11 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
 
     // Everything flagged in this repository, wherever it was found.
     let mut flagged: HashMap<Oid, (bool, Vec<String>)> = HashMap::new();
-    let all_marks = new.packs.values().flat_map(|s| s.marks.iter()).chain(
-        new.loose
-            .values()
-            .flat_map(|l| l.objects.values().flatten()),
-    );
+    let all_marks = new
+        .packs
+        .values()
+        .flat_map(|s| s.marks.iter())
+        .chain(new.loose.values().flat_map(|l| l.marks.values().flatten()));
     for m in all_marks {
         let Some(oid) = pack::parse_hex(&m.oid) else {
             continue;
@@ -350,16 +381,12 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
         e.1.extend(m.rules.iter().cloned());
     }
     if new.packs.len() != old.packs.len()
-        || new.loose.len() != old.loose.len()
+        || loose_changed
         || !fresh.is_empty()
         || new
             .packs
             .iter()
             .any(|(k, v)| old.packs.get(k).map(|o| o.key) != Some(v.key))
-        || new
-            .loose
-            .iter()
-            .any(|(k, v)| old.loose.get(k).map(|o| o.key) != Some(v.key))
     {
         save(&dir, &cache_file, &new);
     }
@@ -403,25 +430,27 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
             .push((midx.clone(), format!("{e}; hidden inside")));
         h.hidden.push(midx);
     }
-    for (sub, listing) in &new.loose {
-        for name in listing.objects.keys() {
-            let Some(oid) = pack::parse_hex(&format!("{sub}{name}")) else {
-                continue;
-            };
-            let Some((hide, _)) = flagged.get(&oid) else {
-                continue;
-            };
-            let path = objects.join(sub).join(name);
-            match sanitize_loose(rules, &path, &oid, *hide, &dir) {
-                Ok(copy) => {
-                    shown += 1;
-                    h.substitutes.push(Substitute { path, copy });
-                }
-                Err(e) => {
-                    h.unchecked
-                        .push((path.clone(), format!("{e}; hidden inside")));
-                    h.hidden.push(path);
-                }
+    let mut flagged_loose: Vec<(Oid, bool)> = flagged
+        .iter()
+        .filter(|(oid, _)| {
+            let hx = pack::hex(oid);
+            new.loose.get(&hx[..2]).is_some_and(|l| l.has(&hx[2..]))
+        })
+        .map(|(oid, (hide, _))| (*oid, *hide))
+        .collect();
+    flagged_loose.sort();
+    for (oid, hide) in &flagged_loose {
+        let hx = pack::hex(oid);
+        let path = objects.join(&hx[..2]).join(&hx[2..]);
+        match sanitize_loose(rules, &path, oid, *hide, &dir) {
+            Ok(copy) => {
+                shown += 1;
+                h.substitutes.push(Substitute { path, copy });
+            }
+            Err(e) => {
+                h.unchecked
+                    .push((path.clone(), format!("{e}; hidden inside")));
+                h.hidden.push(path);
             }
         }
     }
@@ -793,8 +822,10 @@ fn analyze(
         }
     }
     for ((sub, name, _), marks) in fresh.iter().zip(loose) {
-        if let Some(l) = new.loose.get_mut(sub) {
-            l.objects.insert(name.clone(), marks);
+        if let Some(l) = new.loose.get_mut(sub)
+            && !marks.is_empty()
+        {
+            l.marks.insert(name.clone(), marks);
         }
     }
     error
