@@ -1019,6 +1019,19 @@ mod tests {
             let got = secrets(&text);
             assert!(got == [v] || got == [uuid], "{text}: {got:?}");
         }
+        // Values that look a little like code but are secrets: base64
+        // with padding, a password with operator characters.
+        for (text, want) in [
+            (
+                "  password: cGFzc3dvcmQxMjM0NTY3OA==",
+                "cGFzc3dvcmQxMjM0NTY3OA==",
+            ),
+            ("client_secret: \"Xk9*mP2!qR7z\"", "Xk9*mP2!qR7z"),
+            ("db_password = \"Tz4+Lm8/Qw2+Rv6=\"", "Tz4+Lm8/Qw2+Rv6="),
+        ] {
+            assert_eq!(ids(text), ["secret-assignment"], "{text}");
+            assert_eq!(secrets(text), [want], "{text}");
+        }
     }
 
     #[test]
@@ -1061,6 +1074,7 @@ mod tests {
             "{oauth2_flow:e.oauth_flow_type===e7.n.M2M?e7.P:e7.V}",
             "delegate_auth_to_upstream:P.auth_type===e7.W.OAUTH2&&!!(N??l.x)",
             "duration_ms:1200,input_tokens:520+41*n,output_tokens:48+7*n",
+            "{auth_backoff:520+41*n,secret_delay:48+7*attempt}",
             "timeout:e.timeout,auth:e.auth??!0}",
             "OAUTH2_TOKEN_EXCHANGE:\"oauth2_token_exchange\",OAUTH2_ID_JAG:\"oauth2_id_jag\"",
         ] {

@@ -130,14 +130,39 @@ fn spells_name(name: &[u8], value: &[u8]) -> bool {
 /// (`x.type===A.OAUTH2?B:C`, `520+41*n`, `e.auth??!0`), as minified
 /// JavaScript is full of.
 fn is_expression(v: &[u8]) -> bool {
-    const OPS: &[&[u8]] = &[b"==", b"!=", b"??", b"?.", b"=>", b"*", b"&&", b"||"];
-    if OPS.iter().any(|op| contains(v, op)) {
+    const OPS: &[&[u8]] = &[b"==", b"!=", b"??", b"?.", b"=>", b"&&", b"||"];
+    // Base64 padding (`...c2VjcmV0==`) is part of a value, not a comparison.
+    let mut body = v;
+    while let Some(rest) = body.strip_suffix(b"=") {
+        body = rest;
+    }
+    if OPS.iter().any(|op| contains(body, op)) || is_arithmetic(v) {
         return true;
     }
     // A ternary: `?` with a `:` after it.
     v.iter()
         .position(|&b| b == b'?')
         .is_some_and(|q| v[q..].contains(&b':') && !contains(v, b"://"))
+}
+
+/// `520+41*n`: numbers and short names joined by operators, at least one
+/// a number. A password with a `*` in it (`Xk9*mP2!qR`) is not.
+fn is_arithmetic(v: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = v
+        .split(|b| matches!(b, b'+' | b'*' | b'/' | b'-'))
+        .collect();
+    let number = |p: &[u8]| !p.is_empty() && p.iter().all(u8::is_ascii_digit);
+    let name = |p: &[u8]| {
+        !p.is_empty()
+            && p.len() <= 12
+            && (p[0].is_ascii_alphabetic() || p[0] == b'_')
+            && p.iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
+    };
+    parts.len() > 1
+        && v.iter().any(|b| matches!(b, b'+' | b'*'))
+        && parts.iter().all(|p| number(p) || name(p))
+        && parts.iter().any(|p| number(p))
 }
 
 /// Shannon entropy in bits per byte.
