@@ -863,11 +863,12 @@ fn sanitize_pack(
 ) -> Result<Option<(Vec<Substitute>, usize)>, String> {
     let idx_path = pack_dir.join(format!("{stem}.idx"));
     let idx_bytes = Mapped::open(&idx_path).map_err(|e| format!("read index: {e}"))?;
-    let index = pack::Index::parse(idx_bytes.bytes())?;
-    let mut replaced: Vec<(usize, bool)> = Vec::new();
+    // The flagged names in this pack, in index order, found in place: the
+    // whole index is parsed only when a copy has to be built.
+    let mut replaced: Vec<(usize, bool, Oid)> = Vec::new();
     for (oid, (hide, _)) in flagged {
-        if let Some(i) = index.find(oid) {
-            replaced.push((i, *hide));
+        if let Some(i) = pack::Index::position(idx_bytes.bytes(), oid) {
+            replaced.push((i, *hide, *oid));
         }
     }
     if replaced.is_empty() {
@@ -875,7 +876,7 @@ fn sanitize_pack(
     }
     replaced.sort();
     let meta = std::fs::symlink_metadata(pack_path).map_err(|e| e.to_string())?;
-    let ids: Vec<(Oid, bool)> = replaced.iter().map(|&(i, h)| (index.oids[i], h)).collect();
+    let ids: Vec<(Oid, bool)> = replaced.iter().map(|&(_, h, oid)| (oid, h)).collect();
     let name = copy_name(stem, &meta, &ids);
     let copy_pack = dir.join(format!("{name}.pack"));
     let copy_idx = dir.join(format!("{name}.idx"));
@@ -892,10 +893,11 @@ fn sanitize_pack(
     if copy_pack.is_file() && copy_idx.is_file() {
         return Ok(Some((subs, replaced.len())));
     }
+    let index = pack::Index::parse(idx_bytes.bytes())?;
     let data = Mapped::open(pack_path)?;
     let mut reader = pack::Reader::new(data.bytes(), &index)?;
     let mut content = HashMap::new();
-    for &(i, hide) in &replaced {
+    for &(i, hide, _) in &replaced {
         let obj = reader.read(index.offsets[i])?;
         content.insert(i, replacement(rules, obj.0, &obj.1, hide));
     }
