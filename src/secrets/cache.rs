@@ -493,22 +493,7 @@ impl Cache {
     /// 0700 directory.
     pub fn save(&self, path: &Path, rules: &[u8; 32], update: Update) -> std::io::Result<()> {
         let out = self.serialize(rules, update)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        let tmp = dir.join(format!(".scan-{}.tmp", std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&out)?;
-        drop(f);
-        std::fs::rename(&tmp, path)
+        write_private(path, &out)
     }
 
     fn serialize(&self, rules: &[u8; 32], update: Update) -> std::io::Result<Vec<u8>> {
@@ -671,6 +656,32 @@ impl<'c> Listing<'c> {
             Some((name, target))
         })
     }
+}
+
+/// Write one of guard's cache files: readable by the user only, in a
+/// directory only the user can enter, written beside and renamed over so
+/// a reader (or a mapping) never sees half a file.
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Map the cache only if it is a regular file we own and nobody else may

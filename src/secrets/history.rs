@@ -388,7 +388,7 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
             .iter()
             .any(|(k, v)| old.packs.get(k).map(|o| o.key) != Some(v.key))
     {
-        save(&dir, &cache_file, &new);
+        save(&cache_file, &new);
     }
     if flagged.is_empty() {
         return;
@@ -467,18 +467,10 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
     }
 }
 
-fn save(dir: &Path, file: &Path, c: &CacheFile) {
-    use std::os::unix::fs::DirBuilderExt;
-    let _ = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir);
-    let Ok(json) = serde_json::to_vec(c) else {
-        return;
-    };
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, file).is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Best effort: without a cache the next run reads the history again.
+fn save(file: &Path, c: &CacheFile) {
+    if let Ok(json) = serde_json::to_vec(c) {
+        let _ = write_private(file, &json);
     }
 }
 
@@ -902,8 +894,8 @@ fn sanitize_pack(
         content.insert(i, replacement(rules, obj.0, &obj.1, hide));
     }
     let (new_pack, new_index) = pack::rewrite(&mut reader, &content)?;
-    write_private(dir, &copy_pack, &new_pack)?;
-    write_private(dir, &copy_idx, &new_index.write())?;
+    write_private(&copy_pack, &new_pack)?;
+    write_private(&copy_idx, &new_index.write())?;
     Ok(Some((subs, replaced.len())))
 }
 
@@ -937,7 +929,7 @@ fn sanitize_midx(
             let name = p.path.file_name().unwrap_or_default().to_string_lossy();
             bytes = fix_midx(&bytes, &name, &index)?;
         }
-        write_private(dir, &copy, &bytes)?;
+        write_private(&copy, &bytes)?;
     }
     subs.push(Substitute { path: midx, copy });
     Ok(())
@@ -959,37 +951,15 @@ fn sanitize_loose(
     let bytes = read_file(path, MAX_LOOSE)?;
     let (kind, content) = pack::read_loose(&bytes, pack::MAX_OBJECT)?;
     write_private(
-        dir,
         &copy,
         &pack::write_loose(kind, &replacement(rules, kind, &content, hide)),
     )?;
     Ok(copy)
 }
 
-/// Written beside, then renamed: a reader never sees half a copy. Readable
-/// by the user only (the sandbox runs as the user).
-fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| format!("write {}: {e}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("write {}: {e}", path.display())
-        })
+/// A sanitized copy (or the history cache) in guard's cache directory.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    super::cache::write_private(path, bytes).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 /// Rewrite a multi-pack index's offsets for objects of one pack.
