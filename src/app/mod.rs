@@ -5,6 +5,7 @@ mod landlock_level;
 mod profiles;
 mod protect;
 mod registries;
+mod repos;
 
 use explain::{explain, explain_json};
 use profiles::{profile_list, profile_show, shim_install, trust};
@@ -75,6 +76,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     std::thread::spawn(audit::prune_sessions);
     let (mut policy, mut plan) = prepare(args)?;
     let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
+    let mut trusted = repos::Trusted::before_run(&policy);
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
             record_policy(&policy, args.quiet);
@@ -94,6 +96,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             );
         }
         (policy, plan) = prepare_at(args, Some(Isolation::Landlock))?;
+        trusted = repos::Trusted::before_run(&policy);
         // The policy's events are in the log already; add the change of level.
         tracing::info!(target: audit::TARGET, kind = "degraded", detail = "no namespaces: isolation level landlock", unprotected = %policy.isolation.gaps().join("; "));
         warn_gaps(&policy, args.quiet);
@@ -117,6 +120,13 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         &policy.protected_links,
         &policy.project,
     ));
+    // Repositories the sandbox made (or re-pointed a `.git` to) have no
+    // protected paths of their own.
+    moved.extend(repos::check_after_run(
+        &policy.project,
+        &writable_outside(&policy),
+        &trusted,
+    ));
     for m in &moved {
         m.report();
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %m.path.display());
@@ -136,6 +146,22 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         );
     }
     result
+}
+
+/// Host directories the sandbox can write besides the project (a `.git`
+/// file in the project can name a directory there).
+fn writable_outside(policy: &Policy) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = policy
+        .grants
+        .iter()
+        .filter(|g| g.access == policy::Access::ReadWrite)
+        .map(|g| g.path.clone())
+        .collect();
+    out.extend(policy.home_source.clone());
+    if let Some(dirs) = &policy.host_dirs {
+        out.push(dirs.session.clone());
+    }
+    out
 }
 
 /// The `landlock` level: host-side stand-ins for what namespaces did, then

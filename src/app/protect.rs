@@ -154,11 +154,27 @@ pub fn nested_git_candidates(
 pub struct Moved {
     pub path: PathBuf,
     pub aside: Result<PathBuf, String>,
+    /// What it is, when not simply a protected path (`a git config setting
+    /// core.fsmonitor`).
+    pub why: Option<String>,
 }
 
 impl Moved {
     /// Tell the user (after the run: during it the terminal is the command's).
     pub fn report(&self) {
+        if let Some(why) = &self.why {
+            return match &self.aside {
+                Ok(aside) => eprintln!(
+                    "guard: the sandbox left {} ({why}); moved it to {} (it would run outside the sandbox)",
+                    host::printable(&self.path),
+                    host::printable(aside)
+                ),
+                Err(e) => eprintln!(
+                    "guard: WARNING: the sandbox left {} ({why}) and guard could not move it aside: {e}; inspect and delete it",
+                    host::printable(&self.path)
+                ),
+            };
+        }
         match &self.aside {
             Ok(aside) => eprintln!(
                 "guard: the sandbox created {} (a protected path, or a link in its place); moved it to {} (it would run outside the sandbox)",
@@ -232,6 +248,7 @@ pub fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<Moved> {
                 .map(|aside| shown.with_file_name(aside))
                 .map_err(|e| e.to_string()),
             path: shown,
+            why: None,
         });
     }
     moved
@@ -274,6 +291,7 @@ pub fn restore_links(links: &[(PathBuf, PathBuf)], project: &Path) -> Vec<Moved>
         });
         out.push(Moved {
             path: path.clone(),
+            why: None,
             aside: match (aside, relinked) {
                 (Ok(Some(a)), Ok(())) => Ok(a),
                 // Removed: put back, nothing to keep aside.

@@ -33,7 +33,7 @@ pub mod path_rules;
 pub mod redact;
 pub mod report;
 mod scan;
-mod walk;
+pub(crate) mod walk;
 
 use crate::error::{Error, Result};
 use crate::profile;

@@ -29,9 +29,11 @@ pub trait Visitor<'c>: Send {
     fn dir(&mut self, path: &Path) -> bool;
     /// The entries remembered for the directory open as `fd` (`st` is its
     /// status), if they still hold.
-    fn remembered(&mut self, fd: BorrowedFd<'_>, st: &FileStat) -> Option<Listing<'c>>;
+    fn remembered(&mut self, _fd: BorrowedFd<'_>, _st: &FileStat) -> Option<Listing<'c>> {
+        None
+    }
     /// A directory read whole from disk, open as `fd`: entries to remember.
-    fn listed(&mut self, fd: BorrowedFd<'_>, listing: NewListing);
+    fn listed(&mut self, _fd: BorrowedFd<'_>, _listing: NewListing) {}
     /// A regular file, `name` inside the open directory `dirfd`; `hint`
     /// is its cache record as remembered. Returns the file's (dev, ino) if
     /// it looked at the file.
@@ -42,6 +44,9 @@ pub trait Visitor<'c>: Send {
         path: &Path,
         hint: Option<u32>,
     ) -> Option<(u64, u64)>;
+    /// A symlink, fifo, socket or device read from disk (never followed;
+    /// not remembered, so not seen in a remembered directory).
+    fn other(&mut self, _dirfd: BorrowedFd<'_>, _name: &CStr, _path: &Path) {}
     /// An entry that could not be read.
     fn error(&mut self);
     /// Stop the whole walk (a rule failed).
@@ -208,6 +213,7 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
     let mut listing = NewListing::new(DirKey::from_stat(&st));
     let mut complete = true;
     let mut unknown: Vec<CString> = Vec::new();
+    let mut others: Vec<CString> = Vec::new();
     for entry in entries.iter() {
         let Ok(entry) = entry else {
             v.error();
@@ -225,7 +231,7 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
             // DT_UNKNOWN (some filesystems): ask the inode, below.
             None => unknown.push(name.to_owned()),
             // Symlinks are not followed; fifos, sockets, devices hold no text.
-            Some(_) => {}
+            Some(_) => others.push(name.to_owned()),
         }
     }
     let at = entries.as_fd();
@@ -234,13 +240,16 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
             Ok(st) => match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
                 SFlag::S_IFDIR => listing.push(&name, true),
                 SFlag::S_IFREG => listing.push(&name, false),
-                _ => {}
+                _ => others.push(name),
             },
             Err(_) => {
                 v.error();
                 complete = false;
             }
         }
+    }
+    for name in &others {
+        v.other(at, name, path.join(name));
     }
     for (name, is_dir, id) in listing.entries_mut() {
         let p = path.join(name);

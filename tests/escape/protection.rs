@@ -281,3 +281,223 @@ out("connect", s.recv(100).split(b" ")[1].decode())
         );
     });
 }
+
+/// A path in the host's /tmp that only a program run on the host can
+/// create (the sandbox has a /tmp of its own), removed when dropped.
+struct HostMarker(std::path::PathBuf);
+
+impl HostMarker {
+    fn new(tag: &str) -> HostMarker {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::path::PathBuf::from(format!(
+            "/tmp/guard-ran-on-host-{}-{n}-{tag}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&p);
+        HostMarker(p)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 marker path")
+    }
+
+    #[track_caller]
+    fn assert_absent(&self, what: &str) {
+        assert!(
+            !self.0.exists(),
+            "ESCAPE: {what} ran on the host after the session (created {})",
+            self.0.display()
+        );
+    }
+}
+
+impl Drop for HostMarker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Names under `dir` (recursively) that guard moved aside.
+fn quarantined(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if rel.contains(".guard-quarantine-") {
+                out.push(rel);
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) && !rel.ends_with("objects") {
+                todo.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Repositories made inside during the run have no protected paths of
+/// their own; each of these would run a command on the host later:
+/// - `emb`: `git init` + core.fsmonitor, added to the project's index as an
+///   embedded repository (so even `git status` at the top runs it);
+/// - `hooked`: a pre-commit hook in a new repository;
+/// - `w`: a `.git` file naming a git directory whose `commondir` leads to
+///   a config with core.fsmonitor;
+/// - `bare.git`: a bare repository with a reference-transaction hook.
+///
+/// After the run the configs and hooks are moved aside and the host's git
+/// runs none of them; a repository cloned inside (inert config, sample
+/// hooks) is left as it is. At both isolation levels.
+#[test]
+fn repositories_made_inside_run_nothing_outside_later() {
+    for isolation in ["full", "landlock"] {
+        each_mode(|case| {
+            git_repo(&case);
+            let fsmon = HostMarker::new("fsmonitor");
+            let hook = HostMarker::new("hook");
+            let common = HostMarker::new("commondir");
+            let bare = HostMarker::new("bare");
+            let hidden = HostMarker::new("hidden");
+            let script = format!(
+                r#"set -e
+g() {{ git -c user.name=a -c user.email=a@a "$@"; }}
+git init -q emb
+git -C emb config core.fsmonitor 'touch {fsmon}; false'
+g -C emb commit -q --allow-empty -m x
+g add emb 2>/dev/null
+git init -q hooked
+printf '#!/bin/sh\ntouch {hook}\n' > hooked/.git/hooks/pre-commit
+chmod +x hooked/.git/hooks/pre-commit
+mkdir -p evil/objects evil/refs/heads store/g w
+printf '[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tfsmonitor = "touch {common}; false"\n' > evil/config
+echo 'ref: refs/heads/main' > store/g/HEAD
+echo ../../evil > store/g/commondir
+echo "gitdir: $PWD/store/g" > w/.git
+git init -q --bare bare.git
+printf '#!/bin/sh\ntouch {bare}\n' > bare.git/hooks/reference-transaction
+chmod +x bare.git/hooks/reference-transaction
+git init -q bare.git/objects/hide
+git -C bare.git/objects/hide config core.fsmonitor 'touch {hidden}; false'
+git clone -q emb cloned
+echo planted=1
+"#,
+                fsmon = fsmon.path(),
+                hook = hook.path(),
+                common = common.path(),
+                bare = bare.path(),
+                hidden = hidden.path(),
+            );
+            let out = case.run(&["run", "--isolation", isolation, "--", "sh", "-c", &script]);
+            assert!(
+                out.stdout.contains("planted=1"),
+                "the sandbox could not set the repositories up (not the check under test):\n{}",
+                out.stderr
+            );
+            let p = case.project();
+            // The host's git, as a user would run it afterwards.
+            let _ = host_git(&p.join("emb"), &["status", "--short"]);
+            let _ = host_git(p, &["status", "--short"]);
+            let _ = host_git(
+                &p.join("hooked"),
+                &[
+                    "-c",
+                    "user.name=u",
+                    "-c",
+                    "user.email=u@u",
+                    "commit",
+                    "-q",
+                    "--allow-empty",
+                    "-m",
+                    "y",
+                ],
+            );
+            let _ = host_git(&p.join("w"), &["status", "--short"]);
+            let _ = host_git(
+                &p.join("bare.git"),
+                &["fetch", "-q", "../emb", "+HEAD:refs/heads/x"],
+            );
+            let _ = host_git(&p.join("bare.git/objects/hide"), &["status", "--short"]);
+            fsmon.assert_absent("core.fsmonitor of a repository made inside");
+            hidden.assert_absent("core.fsmonitor of a repository in a bare one's objects");
+            hook.assert_absent("a pre-commit hook of a repository made inside");
+            common.assert_absent("core.fsmonitor reached through a .git file and commondir");
+            bare.assert_absent("a hook of a bare repository made inside");
+            let moved = quarantined(p);
+            for expected in [
+                "emb/.git/config",
+                "bare.git/objects/hide/.git/config",
+                "hooked/.git/hooks",
+                "evil/config",
+                "bare.git/hooks",
+            ] {
+                assert!(
+                    moved
+                        .iter()
+                        .any(|m| m.starts_with(&format!("{expected}.guard-quarantine-"))),
+                    "{expected} not moved aside: {moved:?}\n{}",
+                    out.stderr
+                );
+                assert!(
+                    out.stderr.contains(&format!("{expected} (")),
+                    "{}",
+                    out.stderr
+                );
+            }
+            assert!(
+                !moved.iter().any(|m| m.starts_with("cloned")),
+                "an inert clone was touched: {moved:?}"
+            );
+            let url = host_git(&p.join("cloned"), &["config", "--get", "remote.origin.url"]);
+            assert!(url.status.success(), "the clone lost its config");
+        });
+    }
+}
+
+/// What the user had before the run is theirs: a nested repository with
+/// its own core.fsmonitor and hooks, protected during the run, is left as
+/// it is after it, even when the sandbox tried to change it (at the
+/// `landlock` level it can, and guard puts the files back).
+#[test]
+fn the_users_own_repository_hooks_and_config_are_left_alone() {
+    for isolation in ["full", "landlock"] {
+        each_mode(|case| {
+            git_repo(&case);
+            let lib = case.project().join("lib");
+            std::fs::create_dir(&lib).unwrap();
+            assert!(host_git(&lib, &["init", "-q"]).status.success());
+            assert!(
+                host_git(&lib, &["config", "core.fsmonitor", "false"])
+                    .status
+                    .success()
+            );
+            let hook = lib.join(".git/hooks/pre-commit");
+            std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+            std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            case.env.own();
+            let config = std::fs::read(lib.join(".git/config")).unwrap();
+            let out = case.run(&[
+                "run",
+                "--isolation",
+                isolation,
+                "--",
+                "sh",
+                "-c",
+                "git -C lib config core.fsmonitor 'touch /tmp/x' 2>/dev/null; echo '#!/bin/sh' > lib/.git/hooks/pre-commit 2>/dev/null; git -C lib status >/dev/null 2>&1; echo ran=1",
+            ]);
+            out.ran();
+            assert_eq!(std::fs::read(lib.join(".git/config")).unwrap(), config);
+            assert_eq!(
+                std::fs::read_to_string(&hook).unwrap(),
+                "#!/bin/sh\nexit 0\n"
+            );
+            let moved = quarantined(&lib);
+            assert!(
+                !out.stderr.contains("git config setting") && !out.stderr.contains("git hook"),
+                "the user's own repository was taken for one the sandbox made: {moved:?}\n{}",
+                out.stderr
+            );
+        });
+    }
+}
