@@ -328,7 +328,7 @@ fn quarantined(dir: &Path) -> Vec<String> {
             let rel = p.strip_prefix(dir).unwrap().display().to_string();
             if rel.contains(".guard-quarantine-") {
                 out.push(rel);
-            } else if e.file_type().is_ok_and(|t| t.is_dir()) && !rel.ends_with(".git/objects") {
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) && !p.ends_with(".git/objects") {
                 todo.push(p);
             }
         }
