@@ -251,6 +251,23 @@ pub fn open_dir_beneath(root: &Path, rel: &Path) -> Option<std::os::fd::OwnedFd>
     Some(dir)
 }
 
+/// A regular file's content, if it is one and no larger than `max`.
+pub fn read_small(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out).ok()?;
+    (out.len() as u64 <= max).then_some(out)
+}
+
 /// Read a regular file without following a final symlink (a project's
 /// `.guard.toml` must be the file itself, not a link to some other file).
 pub fn read_no_follow(path: &Path) -> std::io::Result<String> {

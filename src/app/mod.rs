@@ -1,6 +1,7 @@
 //! Orchestration: load → resolve → scan → plan → launch (or explain).
 
 mod explain;
+mod git_config;
 mod landlock_level;
 mod profiles;
 mod protect;
@@ -335,6 +336,18 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &found.git_dirs,
         &loaded.profile.filesystem.protect,
         &project,
+    ));
+    // Hooks git runs from the worktree (husky's core.hooksPath) and the
+    // configs of installed hook managers (pre-commit, lefthook).
+    let mut repositories: Vec<PathBuf> = found.git_dirs.clone();
+    let top = project.join(".git");
+    if std::fs::symlink_metadata(&top).is_ok_and(|m| m.is_dir()) {
+        repositories.push(top);
+    }
+    candidates.extend(protect::hook_candidates(
+        &repositories,
+        &project,
+        &user.home,
     ));
     // The scan cache must not be reachable: whoever can write it can mark a
     // secret file as clean for the next run.
