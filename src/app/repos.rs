@@ -82,6 +82,8 @@ struct Found {
     /// Directories holding a `HEAD` (bare repositories, submodules' and
     /// worktrees' git directories) or a `commondir`.
     marked: Vec<PathBuf>,
+    /// Directories that could not be read.
+    unreadable: Vec<PathBuf>,
     /// Components of the walked root's path (above it, a `.git` means
     /// nothing).
     root_depth: usize,
@@ -121,7 +123,9 @@ impl Visitor<'static> for Found {
         self.entry(name, path);
     }
 
-    fn error(&mut self) {}
+    fn error(&mut self, dir: &Path) {
+        self.unreadable.push(dir.to_path_buf());
+    }
 }
 
 impl Found {
@@ -154,7 +158,9 @@ pub fn check_after_run(project: &Path, writable: &[PathBuf], trusted: &Trusted) 
     for f in walk(project, threads, make) {
         found.dot_git.extend(f.dot_git);
         found.marked.extend(f.marked);
+        found.unreadable.extend(f.unreadable);
     }
+    warn_unreadable(&found.unreadable);
     let mut roots: Vec<PathBuf> = vec![project.to_path_buf()];
     roots.extend(
         writable
@@ -200,12 +206,34 @@ pub fn check_after_run(project: &Path, writable: &[PathBuf], trusted: &Trusted) 
         let Some(root) = roots.iter().find(|r| dir.starts_with(r)) else {
             continue;
         };
-        if !seen.insert(dir.clone()) || seen.len() > 10_000 {
+        if !seen.insert(dir.clone()) {
             continue;
         }
         check_git_dir(&dir, root, trusted, &mut moved, &mut todo);
     }
     moved
+}
+
+/// A directory of the user's that guard cannot read may hide a repository
+/// the sandbox made (it can `chmod 000` its own directories): say so
+/// rather than pass it by. Those of other owners (a container's data
+/// directory) the sandbox could not have written either.
+fn warn_unreadable(dirs: &[PathBuf]) {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let mut dirs: Vec<&PathBuf> = dirs
+        .iter()
+        .filter(|d| nix::sys::stat::lstat(d.as_path()).is_ok_and(|st| st.st_uid == me))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        eprintln!(
+            "guard: WARNING: {} cannot be read, so guard could not check it for git repositories the sandbox made; inspect it before running git there",
+            host::printable(d)
+        );
+        tracing::info!(target: crate::audit::TARGET, kind = "fs", action = "unchecked", path = %d.display());
+    }
 }
 
 /// The directory a `gitdir: <path>` file names.

@@ -332,7 +332,7 @@ impl<'a> Visitor<'a> for Worker<'_, 'a> {
         self.check_file(dirfd, name, path, hint)
     }
 
-    fn error(&mut self) {
+    fn error(&mut self, _: &Path) {
         self.out.stats.errors += 1;
     }
 

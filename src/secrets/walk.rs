@@ -47,8 +47,8 @@ pub trait Visitor<'c>: Send {
     /// A symlink, fifo, socket or device read from disk (never followed;
     /// not remembered, so not seen in a remembered directory).
     fn other(&mut self, _dirfd: BorrowedFd<'_>, _name: &CStr, _path: &Path) {}
-    /// An entry that could not be read.
-    fn error(&mut self);
+    /// An entry of the directory `dir` (or `dir` itself) could not be read.
+    fn error(&mut self, dir: &Path);
     /// Stop the whole walk (a rule failed).
     fn quit(&self) -> bool {
         false
@@ -181,7 +181,7 @@ impl EntryPath {
 fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf>) {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let Ok(fd) = open(dir, flags, Mode::empty()) else {
-        v.error();
+        v.error(dir);
         return;
     };
     // The key is taken before the entries are read: an entry added or
@@ -189,7 +189,7 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
     // listing that missed it is never used again (and one changed within
     // the timestamps' granularity is too recent to be remembered at all).
     let Ok(st) = fstat(fd.as_fd()) else {
-        v.error();
+        v.error(dir);
         return;
     };
     let mut path = EntryPath::new(dir);
@@ -207,7 +207,7 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
         return;
     }
     let Ok(mut entries) = Dir::from_fd(fd) else {
-        v.error();
+        v.error(dir);
         return;
     };
     let mut listing = NewListing::new(DirKey::from_stat(&st));
@@ -216,7 +216,7 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
     let mut others: Vec<CString> = Vec::new();
     for entry in entries.iter() {
         let Ok(entry) = entry else {
-            v.error();
+            v.error(dir);
             complete = false;
             continue;
         };
@@ -243,7 +243,7 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
                 _ => others.push(name),
             },
             Err(_) => {
-                v.error();
+                v.error(dir);
                 complete = false;
             }
         }
@@ -295,7 +295,7 @@ mod tests {
             self.files.push(path.to_path_buf());
             None
         }
-        fn error(&mut self) {}
+        fn error(&mut self, _: &Path) {}
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 pub mod git;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -47,12 +47,44 @@ pub fn guard_bin() -> PathBuf {
         if !is_root() {
             return built;
         }
-        let dir = PathBuf::from(format!("/tmp/guard-test-bin-{}", std::process::id()));
+        // One copy per build, shared by every test process (a copy per
+        // process would leave ~80 MiB behind each time); copies of older
+        // builds are removed once nobody can still be starting them.
+        let meta = std::fs::metadata(&built).expect("stat guard binary");
+        let key = format!(
+            "{:x}-{:x}-{:x}",
+            meta.ino(),
+            meta.len(),
+            meta.mtime_nsec() ^ (meta.mtime() << 30)
+        );
+        let dir = PathBuf::from(format!("/tmp/guard-test-bin-{key}"));
+        if let Ok(rd) = std::fs::read_dir("/tmp") {
+            for e in rd.flatten() {
+                let old = e.path();
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 3600);
+                if stale
+                    && old != dir
+                    && e.file_name()
+                        .to_string_lossy()
+                        .starts_with("guard-test-bin-")
+                {
+                    let _ = std::fs::remove_dir_all(&old);
+                }
+            }
+        }
+        if dir.join("guard").exists() {
+            return dir.join("guard");
+        }
         std::fs::create_dir_all(&dir).expect("create bin dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
             .expect("chmod bin dir");
         let dst = dir.join("guard");
-        let tmp = dir.join(".guard.tmp");
+        let tmp = dir.join(format!(".guard.{}.tmp", std::process::id()));
         // Copied by a child process: a descriptor of ours open for writing
         // would be inherited by processes other test threads fork meanwhile,
         // and exec of the binary would fail with ETXTBSY while they hold it.

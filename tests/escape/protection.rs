@@ -607,3 +607,41 @@ echo ran=1
         });
     }
 }
+
+/// A repository made inside a directory the sandbox then makes unreadable
+/// (`chmod 000`): guard cannot pass it by in silence. Running as root it
+/// reads the directory anyway and moves the config aside; as anyone else it
+/// names the directory in a warning.
+#[test]
+fn a_repository_in_an_unreadable_directory_is_not_passed_by() {
+    each_mode(|case| {
+        git_repo(&case);
+        let out = case.sh(
+            "git init -q locked/r && git -C locked/r config core.fsmonitor 'touch /tmp/x; false' && chmod 000 locked && echo ran=1",
+        );
+        out.ran();
+        let locked = case.project().join("locked");
+        let restore = || {
+            std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap()
+        };
+        if case.sandbox_uid() == 0 {
+            restore();
+            assert!(
+                quarantined(&locked)
+                    .iter()
+                    .any(|m| m.starts_with("r/.git/config.guard-quarantine-")),
+                "{}",
+                out.stderr
+            );
+        } else {
+            assert!(
+                out.stderr
+                    .contains(&format!("WARNING: {} cannot be read", locked.display())),
+                "an unreadable directory was passed by in silence:\n{}",
+                out.stderr
+            );
+            restore();
+        }
+    });
+}
