@@ -20,7 +20,7 @@ use super::git_config::{CONFIG_MAX, unsafe_config_key};
 use super::protect::{Moved, move_aside};
 use crate::host;
 use crate::policy::{Access, GrantKind, Policy};
-use crate::secrets::walk::{Visitor, walk};
+use crate::secrets::walk::Visitor;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
@@ -119,7 +119,7 @@ impl Visitor<'static> for Found {
         None
     }
 
-    fn other(&mut self, _dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+    fn link(&mut self, _dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
         self.entry(name, path);
     }
 
@@ -146,7 +146,12 @@ impl Found {
 /// link, or a `commondir`, leads to where the sandbox could write; move
 /// aside what would run outside. `writable` are the host directories the
 /// sandbox could write besides the project.
-pub fn check_after_run(project: &Path, writable: &[PathBuf], trusted: &Trusted) -> Vec<Moved> {
+pub fn check_after_run(
+    project: &Path,
+    scan_cache: &Path,
+    writable: &[PathBuf],
+    trusted: &Trusted,
+) -> Vec<Moved> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8);
@@ -155,7 +160,7 @@ pub fn check_after_run(project: &Path, writable: &[PathBuf], trusted: &Trusted) 
         ..Found::default()
     };
     let mut found = Found::default();
-    for f in walk(project, threads, make) {
+    for f in crate::secrets::walk_listed(project, scan_cache, threads, make) {
         found.dot_git.extend(f.dot_git);
         found.marked.extend(f.marked);
         found.unreadable.extend(f.unreadable);

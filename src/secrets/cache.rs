@@ -30,8 +30,9 @@
 //! dirs     DIR bytes each, sorted by (dev, ino): dev, ino, mtime, ctime,
 //!          then the directory's entries: first index and count (u32)
 //! entries  ENTRY bytes each: name (offset into `names`), then the target
-//!          (u32): a subdirectory, a file without a record, or the index of
-//!          the file's record (a hint: the record's key is still compared)
+//!          (u32): a subdirectory, a symlink, a file without a record, or
+//!          the index of the file's record (a hint: the record's key is
+//!          still compared)
 //! names    NUL-terminated names
 //! extra    findings: content lines, secret lines, count (u32), then per
 //!          finding rule (u16), line, start, end, fingerprint (u32)
@@ -45,13 +46,14 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"GRDSCAN2";
+const MAGIC: &[u8; 8] = b"GRDSCAN3";
 const HEADER: usize = 8 + 32 + 5 * 4;
 const FILE: usize = 44;
 const DIR: usize = 40;
 const ENTRY: usize = 8;
 const TARGET_DIR: u32 = u32::MAX;
 const TARGET_NONE: u32 = u32::MAX - 1;
+const TARGET_LINK: u32 = u32::MAX - 2;
 const FINDING: usize = 18;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,17 +116,28 @@ pub struct Entry {
     pub content: Cached,
 }
 
-/// What a remembered directory entry is. Other types (symlinks, fifos...)
-/// are not remembered: the walk skips them.
+/// What a remembered directory entry is. Other types (fifos, sockets,
+/// devices) are not remembered: they hold nothing a walk looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Dir,
     /// A regular file, and the index of its record if it has one.
     File(Option<u32>),
+    /// A symlink (never followed; the check after the run looks for `.git`
+    /// links).
+    Link,
 }
 
-/// Name offset, whether a directory, the file's (dev, ino).
-type NewEntry = (u32, bool, Option<(u64, u64)>);
+/// What an entry read from disk is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Link,
+}
+
+/// Name offset, kind, the file's (dev, ino).
+type NewEntry = (u32, Kind, Option<(u64, u64)>);
 
 /// One directory's entries as read from disk, to remember. Files are named
 /// by (dev, ino), resolved to their records when the cache is written.
@@ -143,23 +156,23 @@ impl NewListing {
         }
     }
 
-    /// A subdirectory or a regular file.
-    pub fn push(&mut self, name: &CStr, dir: bool) {
-        self.push_with(name, dir, None);
+    /// A subdirectory, a regular file or a symlink.
+    pub fn push(&mut self, name: &CStr, kind: Kind) {
+        self.push_with(name, kind, None);
     }
 
-    fn push_with(&mut self, name: &CStr, dir: bool, id: Option<(u64, u64)>) {
-        self.entries.push((self.names.len() as u32, dir, id));
+    fn push_with(&mut self, name: &CStr, kind: Kind, id: Option<(u64, u64)>) {
+        self.entries.push((self.names.len() as u32, kind, id));
         self.names.extend_from_slice(name.to_bytes_with_nul());
     }
 
-    /// Each entry's name, whether it is a directory, and for a file the
-    /// (dev, ino) to record once it has been looked at.
-    pub fn entries_mut(&mut self) -> impl Iterator<Item = (&CStr, bool, &mut Option<(u64, u64)>)> {
+    /// Each entry's name and kind, and for a file the (dev, ino) to record
+    /// once it has been looked at.
+    pub fn entries_mut(&mut self) -> impl Iterator<Item = (&CStr, Kind, &mut Option<(u64, u64)>)> {
         let names = &self.names;
-        self.entries.iter_mut().filter_map(move |(at, dir, id)| {
+        self.entries.iter_mut().filter_map(move |(at, kind, id)| {
             let name = CStr::from_bytes_until_nul(names.get(*at as usize..)?).ok()?;
-            Some((name, *dir, id))
+            Some((name, *kind, id))
         })
     }
 }
@@ -451,11 +464,20 @@ impl Cache {
         let Ok(bytes) = read_own_file(path) else {
             return Cache::default();
         };
-        Cache::from_bytes(bytes, rules).unwrap_or_default()
+        Cache::from_bytes(bytes, Some(rules)).unwrap_or_default()
     }
 
-    fn from_bytes(bytes: Bytes, rules: &[u8; 32]) -> Option<Cache> {
-        if bytes.get(..8)? != MAGIC || bytes.get(8..40)? != rules {
+    /// Load the cache at `path` for its directory listings only: names do
+    /// not depend on the rules, so a cache written with other rules serves.
+    pub fn load_listings(path: &Path) -> Cache {
+        let Ok(bytes) = read_own_file(path) else {
+            return Cache::default();
+        };
+        Cache::from_bytes(bytes, None).unwrap_or_default()
+    }
+
+    fn from_bytes(bytes: Bytes, rules: Option<&[u8; 32]>) -> Option<Cache> {
+        if bytes.get(..8)? != MAGIC || rules.is_some_and(|r| bytes.get(8..40) != Some(r)) {
             return None;
         }
         let count = |i: usize| u32_at(&bytes, 40 + 4 * i) as usize;
@@ -582,12 +604,13 @@ impl Cache {
             dir_section.extend_from_slice(&small(d.entries.len())?.to_le_bytes());
             let base = names.len();
             names.extend_from_slice(&d.names);
-            for &(name, dir, id) in &d.entries {
+            for &(name, kind, id) in &d.entries {
                 entries.extend_from_slice(&small(base + name as usize)?.to_le_bytes());
-                let target = match (dir, id) {
-                    (true, _) => TARGET_DIR,
-                    (false, Some(id)) => record(id),
-                    (false, None) => TARGET_NONE,
+                let target = match (kind, id) {
+                    (Kind::Dir, _) => TARGET_DIR,
+                    (Kind::Link, _) => TARGET_LINK,
+                    (Kind::File, Some(id)) => record(id),
+                    (Kind::File, None) => TARGET_NONE,
                 };
                 entries.extend_from_slice(&target.to_le_bytes());
             }
@@ -624,14 +647,16 @@ impl Cache {
         };
         let mut out = NewListing::new(key);
         for (name, target) in self.listing_at(i)?.iter() {
-            let id = match target {
+            let (kind, id) = match target {
+                Target::Dir => (Kind::Dir, None),
+                Target::Link => (Kind::Link, None),
                 Target::File(Some(r)) if (r as usize) < self.files => {
                     let k = self.file_key(r as usize);
-                    Some((k.dev, k.ino))
+                    (Kind::File, Some((k.dev, k.ino)))
                 }
-                _ => None,
+                Target::File(_) => (Kind::File, None),
             };
-            out.push_with(name, target == Target::Dir, id);
+            out.push_with(name, kind, id);
         }
         Some(out)
     }
@@ -650,6 +675,7 @@ impl<'c> Listing<'c> {
             let name = self.cache.name(u32_at(e, 0))?;
             let target = match u32_at(e, 4) {
                 TARGET_DIR => Target::Dir,
+                TARGET_LINK => Target::Link,
                 TARGET_NONE => Target::File(None),
                 i => Target::File(Some(i)),
             };
@@ -754,15 +780,16 @@ mod tests {
             secret_lines: 1,
         };
         let mut listing = NewListing::new(dir_key(100));
-        for (name, dir) in [
-            (c"sub", true),
-            (c"a.txt", false),
-            (c"big.log", false),
-            (c"gone", false),
+        for (name, kind) in [
+            (c"sub", Kind::Dir),
+            (c"a.txt", Kind::File),
+            (c"big.log", Kind::File),
+            (c"gone", Kind::File),
+            (c".git", Kind::Link),
         ] {
-            listing.push(name, dir);
+            listing.push(name, kind);
         }
-        let ids = [None, Some((1, 2)), None, Some((1, 77))];
+        let ids = [None, Some((1, 2)), None, Some((1, 77)), None];
         for ((_, _, slot), id) in listing.entries_mut().zip(ids) {
             *slot = id;
         }
@@ -804,6 +831,7 @@ mod tests {
                 ("a.txt".into(), Target::File(Some(0))),
                 ("big.log".into(), Target::File(None)),
                 ("gone".into(), Target::File(None)),
+                (".git".into(), Target::Link),
             ]
         );
         let mut moved = dir_key(100);
@@ -849,14 +877,14 @@ mod tests {
         let rules = [1u8; 32];
         for bad in [c"../etc", c"..", c".", c"a/b"] {
             let mut l = NewListing::new(dir_key(5));
-            l.push(c"fine", false);
-            l.push(bad, false);
+            l.push(c"fine", Kind::File);
+            l.push(bad, Kind::File);
             let update = Update {
                 listings: vec![l],
                 ..Update::default()
             };
             let bytes = Cache::default().serialize(&rules, update).unwrap();
-            let c = Cache::from_bytes(Bytes::Owned(bytes), &rules).unwrap();
+            let c = Cache::from_bytes(Bytes::Owned(bytes), Some(&rules)).unwrap();
             assert!(c.listing(&dir_key(5)).is_none(), "{bad:?}");
         }
     }
@@ -882,15 +910,15 @@ mod tests {
             ..Update::default()
         };
         let bytes = Cache::default().serialize(&rules, update).unwrap();
-        assert!(Cache::from_bytes(Bytes::Owned(bytes.clone()), &rules).is_some());
+        assert!(Cache::from_bytes(Bytes::Owned(bytes.clone()), Some(&rules)).is_some());
         // A count that does not add up to the length.
         let mut b = bytes.clone();
         b[40] = 2;
-        assert!(Cache::from_bytes(Bytes::Owned(b), &rules).is_none());
+        assert!(Cache::from_bytes(Bytes::Owned(b), Some(&rules)).is_none());
         // A findings offset past the end: that record is a miss.
         let mut b = bytes.clone();
         b[HEADER + 40..HEADER + 44].copy_from_slice(&1000u32.to_le_bytes());
-        let c = Cache::from_bytes(Bytes::Owned(b), &rules).unwrap();
+        let c = Cache::from_bytes(Bytes::Owned(b), Some(&rules)).unwrap();
         assert_eq!(c.get(&key(4)), None);
     }
 

@@ -226,6 +226,81 @@ pub fn scan(
     })
 }
 
+/// Walk `root` for names only (every directory, nothing skipped), on
+/// `threads` threads: a directory unchanged since the scan that cached its
+/// entries in `cache_file` is not read again. For checks after the run:
+/// the scan before it has just remembered almost every directory.
+pub fn walk_listed<V: Visitor<'static>>(
+    root: &Path,
+    cache_file: &Path,
+    threads: usize,
+    make: impl Fn() -> V + Sync,
+) -> Vec<V> {
+    let cache = Cache::load_listings(cache_file);
+    walk::walk(root, threads, || Listed {
+        cache: &cache,
+        inner: make(),
+        devices: Vec::new(),
+    })
+    .into_iter()
+    .map(|l| l.inner)
+    .collect()
+}
+
+/// A visitor given the cache's listings (as the scan's own workers use
+/// them: only on filesystems that keep directory times as they must).
+struct Listed<'c, V> {
+    cache: &'c Cache,
+    inner: V,
+    devices: Vec<(u64, bool)>,
+}
+
+impl<'c, V: Visitor<'static>> Visitor<'c> for Listed<'c, V> {
+    fn dir(&mut self, path: &Path) -> bool {
+        self.inner.dir(path)
+    }
+
+    fn remembered(&mut self, fd: BorrowedFd<'_>, st: &FileStat) -> Option<Listing<'c>> {
+        let trusted = match self.devices.iter().find(|(d, _)| *d == st.st_dev) {
+            Some(&(_, ok)) => ok,
+            None => {
+                let ok = trusted_fs(fd);
+                self.devices.push((st.st_dev, ok));
+                ok
+            }
+        };
+        if !trusted || self.cache.dirs() == 0 {
+            return None;
+        }
+        self.cache
+            .listing(&DirKey::from_stat(st))
+            .map(|(_, listing)| listing)
+    }
+
+    fn file(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        name: &CStr,
+        path: &Path,
+        hint: Option<u32>,
+    ) -> Option<(u64, u64)> {
+        self.inner.file(dirfd, name, path, hint)
+    }
+
+    fn link(&mut self, dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+        self.inner.link(dirfd, name, path)
+    }
+
+    fn error(&mut self, dir: &Path) {
+        self.inner.error(dir)
+    }
+}
+
+fn trusted_fs(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .is_ok_and(|s| TRUSTED_FS.contains(&(s.filesystem_type().0 as u32)))
+}
+
 /// Identifies what produced a cache: the rules, and the guard binary (its
 /// heuristics are code; a rebuilt or upgraded guard rescans once).
 pub(super) fn cache_fingerprint(rules: &Rules) -> [u8; 32] {
@@ -359,8 +434,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         if let Some(&(_, ok)) = self.devices.iter().find(|(d, _)| *d == dev) {
             return ok;
         }
-        let ok = nix::sys::statfs::fstatfs(fd)
-            .is_ok_and(|s| TRUSTED_FS.contains(&(s.filesystem_type().0 as u32)));
+        let ok = trusted_fs(fd);
         self.devices.push((dev, ok));
         ok
     }

@@ -14,7 +14,7 @@
 //! are visited instead, each file still looked at by the visitor (a write
 //! to a file does not change its directory).
 
-use super::cache::{DirKey, Listing, NewListing, Target};
+use super::cache::{DirKey, Kind, Listing, NewListing, Target};
 use nix::dir::{Dir, Type};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
@@ -44,9 +44,8 @@ pub trait Visitor<'c>: Send {
         path: &Path,
         hint: Option<u32>,
     ) -> Option<(u64, u64)>;
-    /// A symlink, fifo, socket or device read from disk (never followed;
-    /// not remembered, so not seen in a remembered directory).
-    fn other(&mut self, _dirfd: BorrowedFd<'_>, _name: &CStr, _path: &Path) {}
+    /// A symlink (never followed).
+    fn link(&mut self, _dirfd: BorrowedFd<'_>, _name: &CStr, _path: &Path) {}
     /// An entry of the directory `dir` (or `dir` itself) could not be read.
     fn error(&mut self, dir: &Path);
     /// Stop the whole walk (a rule failed).
@@ -202,6 +201,7 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
                 Target::File(hint) => {
                     v.file(fd.as_fd(), name, p, hint);
                 }
+                Target::Link => v.link(fd.as_fd(), name, p),
             }
         }
         return;
@@ -213,7 +213,6 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
     let mut listing = NewListing::new(DirKey::from_stat(&st));
     let mut complete = true;
     let mut unknown: Vec<CString> = Vec::new();
-    let mut others: Vec<CString> = Vec::new();
     for entry in entries.iter() {
         let Ok(entry) = entry else {
             v.error(dir);
@@ -226,21 +225,23 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
             continue;
         }
         match entry.file_type() {
-            Some(Type::Directory) => listing.push(name, true),
-            Some(Type::File) => listing.push(name, false),
+            Some(Type::Directory) => listing.push(name, Kind::Dir),
+            Some(Type::File) => listing.push(name, Kind::File),
+            Some(Type::Symlink) => listing.push(name, Kind::Link),
             // DT_UNKNOWN (some filesystems): ask the inode, below.
             None => unknown.push(name.to_owned()),
-            // Symlinks are not followed; fifos, sockets, devices hold no text.
-            Some(_) => others.push(name.to_owned()),
+            // Fifos, sockets, devices hold nothing to look at.
+            Some(_) => {}
         }
     }
     let at = entries.as_fd();
     for name in unknown {
         match lstat_at(at, &name) {
             Ok(st) => match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
-                SFlag::S_IFDIR => listing.push(&name, true),
-                SFlag::S_IFREG => listing.push(&name, false),
-                _ => others.push(name),
+                SFlag::S_IFDIR => listing.push(&name, Kind::Dir),
+                SFlag::S_IFREG => listing.push(&name, Kind::File),
+                SFlag::S_IFLNK => listing.push(&name, Kind::Link),
+                _ => {}
             },
             Err(_) => {
                 v.error(dir);
@@ -248,15 +249,13 @@ fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf
             }
         }
     }
-    for name in &others {
-        v.other(at, name, path.join(name));
-    }
-    for (name, is_dir, id) in listing.entries_mut() {
+    for (name, kind, id) in listing.entries_mut() {
         let p = path.join(name);
-        if !is_dir {
-            *id = v.file(at, name, p, None);
-        } else if v.dir(p) {
-            subdirs.push(p.to_path_buf());
+        match kind {
+            Kind::File => *id = v.file(at, name, p, None),
+            Kind::Dir if v.dir(p) => subdirs.push(p.to_path_buf()),
+            Kind::Dir => {}
+            Kind::Link => v.link(at, name, p),
         }
     }
     if complete {

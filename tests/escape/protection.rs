@@ -645,3 +645,57 @@ fn a_repository_in_an_unreadable_directory_is_not_passed_by() {
         }
     });
 }
+
+/// A `.git` link from the project to a git directory in a writable path
+/// outside it (`--rw`), planted inert by one session, armed by the next
+/// through that path while the project's directory holding the link stays
+/// as it was (so the next check after the run reads it from the scan's
+/// remembered listing, which must still show the link).
+#[test]
+fn a_git_link_planted_earlier_is_followed_when_its_target_changes() {
+    each_mode(|case| {
+        git_repo(&case);
+        let outside = crate::common::TempDir::new("rw", case.mode());
+        let o = outside.path.display().to_string();
+        let marker = HostMarker::new("linked");
+        let first = case.run(&[
+            "run",
+            "--rw",
+            &o,
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "set -e; mkdir -p {o}/g/objects {o}/g/refs/heads x; echo 'ref: refs/heads/main' > {o}/g/HEAD; \
+                 printf '[core]\\n\\tbare = false\\n' > {o}/g/config; ln -s {o}/g x/.git; echo ran=1"
+            ),
+        ]);
+        first.ran();
+        assert!(!first.stderr.contains("moved it to"), "{}", first.stderr);
+        // The link's directory must be older than the scan cache's
+        // "too recent to remember" window when the next session starts.
+        std::thread::sleep(std::time::Duration::from_millis(2200));
+        let second = case.run(&[
+            "run",
+            "--rw",
+            &o,
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "printf '\\tfsmonitor = \"touch {m}; false\"\\n' >> {o}/g/config && echo ran=1",
+                m = marker.path()
+            ),
+        ]);
+        second.ran();
+        let _ = host_git(&case.project().join("x"), &["status", "--short"]);
+        marker.assert_absent("core.fsmonitor behind a .git link planted by an earlier session");
+        assert!(
+            second.stderr.contains(&format!(
+                "{o}/g/config (a git config setting core.fsmonitor)"
+            )),
+            "{}",
+            second.stderr
+        );
+    });
+}
