@@ -226,7 +226,7 @@ pub fn scan(
     })
 }
 
-/// Walk `root` for names only (every directory, nothing skipped), on
+/// Walk `root` for names only (every directory, nothing skipped), on up to
 /// `threads` threads: a directory unchanged since the scan that cached its
 /// entries in `cache_file` is not read again. For checks after the run:
 /// the scan before it has just remembered almost every directory.
@@ -237,6 +237,12 @@ pub fn walk_listed<V: Visitor<'static>>(
     make: impl Fn() -> V + Sync,
 ) -> Vec<V> {
     let cache = Cache::load_listings(cache_file);
+    // As in the scan: a tree known to be small is walked on this thread.
+    let threads = if cache.dirs() > 0 && cache.len() < SMALL_TREE {
+        1
+    } else {
+        threads
+    };
     walk::walk(root, threads, || Listed {
         cache: &cache,
         inner: make(),
