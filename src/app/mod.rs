@@ -125,8 +125,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     // protected paths of their own.
     moved.extend(repos::check_after_run(
         &policy.project,
-        &secrets::cache_dir(&host::current_user().home)
-            .join(secrets::cache_file_name(&policy.project)),
+        &secrets::cache_dir(&policy.home).join(secrets::cache_file_name(&policy.project)),
         &writable_outside(&policy),
         &trusted,
     ));

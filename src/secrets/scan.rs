@@ -237,8 +237,9 @@ pub fn walk_listed<V: Visitor<'static>>(
     make: impl Fn() -> V + Sync,
 ) -> Vec<V> {
     let cache = Cache::load_listings(cache_file);
-    // As in the scan: a tree known to be small is walked on this thread.
-    let threads = if cache.dirs() > 0 && cache.len() < SMALL_TREE {
+    // A tree the scan before found small (or could not cache) is walked
+    // on this thread: starting workers would cost more than they save.
+    let threads = if cache.len() < SMALL_TREE {
         1
     } else {
         threads
