@@ -367,7 +367,12 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     }
     let user_links = protect::drop_through_links(&mut candidates, &project);
     let facts = gather_facts(&candidates);
-    let (grants, absent_protected) = policy::resolve(&candidates, &facts)?;
+    let (grants, mut absent_protected) = policy::resolve(&candidates, &facts)?;
+    // Below a file that is there now (a linked worktree's `.git` file) no
+    // protected path can appear without that file being replaced, which the
+    // check after the run catches (`repos`); moving the user's `.git` file
+    // aside would break their worktree.
+    absent_protected.retain(|p| !protect::below_a_file(p, &project));
     let mut protected_links: Vec<(PathBuf, PathBuf)> = candidates
         .iter()
         .filter(|c| c.access == policy::Access::Protected)

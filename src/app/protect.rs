@@ -119,6 +119,24 @@ pub fn drop_through_links(
     links
 }
 
+/// Whether a directory on the way from `project` to `path` is a regular
+/// file now.
+pub fn below_a_file(path: &Path, project: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(project) else {
+        return false;
+    };
+    let mut dir = project.to_path_buf();
+    for comp in rel.parent().into_iter().flat_map(Path::iter) {
+        dir.push(comp);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_file() => return true,
+            Ok(m) if m.is_dir() => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// The project's `.git` protections (`{project}/.git/hooks` …), applied to
 /// every git directory the scan found deeper in the project.
 pub fn nested_git_candidates(
