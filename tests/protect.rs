@@ -268,3 +268,95 @@ fn a_users_own_link_on_the_way_to_a_protected_path_is_kept_and_put_back() {
         assert!(out.stderr.contains("moved it to"), "{}", out.all());
     }
 }
+
+/// A project that is a linked worktree (`git worktree add`, as agents run
+/// in parallel do): its `.git` is a file naming a directory of the main
+/// repository outside the project. git works inside (a commit lands in the
+/// main repository), the main repository's hooks and config stay
+/// protected, its files stay invisible, the user's `.git` file is left as
+/// it is (it used to be taken for one the sandbox planted and moved
+/// aside), and a token in the main repository's config does not leak.
+#[test]
+fn a_linked_worktree_works_and_its_repository_stays_protected() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let main = common::TempDir::new("main", mode);
+        let m = &main.path;
+        let token = common::gh_canary("wt");
+        std::fs::write(m.join("secret-in-main.txt"), "not for the sandbox\n").unwrap();
+        host_git(m, &["init", "-q", "-b", "main"]);
+        host_git(m, &["add", "secret-in-main.txt"]);
+        host_git(m, &["commit", "-qm", "init"]);
+        host_git(
+            m,
+            &[
+                "remote",
+                "add",
+                "origin",
+                &format!("https://x:{token}@example.invalid/r.git"),
+            ],
+        );
+        // git worktree add wants an empty or missing directory.
+        std::fs::remove_dir(&env.project.path).unwrap();
+        host_git(
+            m,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "agent",
+                env.project.path.to_str().unwrap(),
+            ],
+        );
+        main.own(mode);
+        env.own();
+        let dot_git = std::fs::read(env.project.join(".git")).unwrap();
+        let config = std::fs::read(m.join(".git/config")).unwrap();
+        let out = env.sh(&format!(
+            "echo work > work.txt && git add work.txt && git -c user.name=a -c user.email=a@a commit -qm agent-commit && echo committed=1; \
+             echo '#!/bin/sh' > {m}/.git/hooks/pre-commit 2>/dev/null && echo hook=written || echo hook=refused; \
+             git config core.fsmonitor 'sh -c evil' 2>/dev/null && echo config=written || echo config=refused; \
+             cat {m}/secret-in-main.txt 2>/dev/null && echo main_files=visible || echo main_files=hidden; \
+             git config --get remote.origin.url",
+            m = m.display()
+        ));
+        out.expect_code(0);
+        for (k, v) in [
+            ("committed", "1"),
+            ("hook", "refused"),
+            ("config", "refused"),
+            ("main_files", "hidden"),
+        ] {
+            assert_eq!(out.field(k).as_deref(), Some(v), "{k}: {}", out.all());
+        }
+        assert!(
+            !out.all().contains(&token),
+            "the main repository's token leaked: {}",
+            out.all()
+        );
+        assert_eq!(
+            std::fs::read(env.project.join(".git")).unwrap(),
+            dot_git,
+            "{}",
+            out.all()
+        );
+        assert!(!out.stderr.contains("moved it to"), "{}", out.all());
+        assert_eq!(std::fs::read(m.join(".git/config")).unwrap(), config);
+        assert!(!m.join(".git/hooks/pre-commit").exists());
+        // The commit is in the main repository, on the worktree's branch.
+        let log = Command::new("git")
+            .args([
+                "-c",
+                "safe.directory=*",
+                "log",
+                "--format=%s",
+                "-1",
+                "agent",
+            ])
+            .current_dir(m)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&log.stdout).trim(), "agent-commit");
+    }
+}

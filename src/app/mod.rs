@@ -298,6 +298,24 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &project,
     )?;
     let mut candidates = expand_globs(policy::candidates(&loaded, &cli, &user, &project)?);
+    let isolation = forced
+        .or(args.isolation)
+        .or(loaded.profile.isolation)
+        .unwrap_or(Isolation::Full);
+    // A linked worktree's repository lives outside the project: git inside
+    // needs it, with the protections of the project's own `.git`. Only a
+    // mount can keep its config and hooks read-only inside a writable
+    // directory, so at the `landlock` level it stays out of reach.
+    let linked = match isolation {
+        Isolation::Full => protect::linked_repository(&project),
+        Isolation::Landlock => None,
+    };
+    if let Some(l) = &linked {
+        candidates.extend(protect::linked_candidates(
+            l,
+            &loaded.profile.filesystem.protect,
+        ));
+    }
     ensure_git_placeholders(&candidates, &project);
     let facts = gather_facts(&candidates);
     let grants = policy::resolve_grants(&candidates, &facts)?;
@@ -305,13 +323,19 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     // Secrets: scan what the grants make visible, then resolve again with
     // the secret files hidden or redacted (hide and redact beat any grant).
     let cache = secrets::cache_dir(&user.home);
-    let mut found = scan_visible(&rules, &project, &user.home, &grants, &cache)?;
+    let mut found = scan_visible(
+        &rules,
+        &project,
+        &user.home,
+        &grants,
+        &cache,
+        linked.iter().map(linked_root).collect(),
+    )?;
+    found
+        .git_dirs
+        .extend(linked.as_ref().map(|l| l.common.clone()));
     let redactions = secrets::redact::prepare_all(&mut found.flagged, &rules)?;
     candidates.extend(found.flagged.iter().map(secret_candidate));
-    let isolation = forced
-        .or(args.isolation)
-        .or(loaded.profile.isolation)
-        .unwrap_or(Isolation::Full);
     // Secrets in git history: sanitized copies of the object files that
     // hold them. Only a mount can stand a copy in for the original.
     let history = match isolation {
@@ -340,10 +364,19 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     ));
     // Hooks git runs from the worktree (husky's core.hooksPath) and the
     // configs of installed hook managers (pre-commit, lefthook).
-    let mut repositories: Vec<PathBuf> = found.git_dirs.clone();
+    // (git dir, the worktree its hooks run in)
+    let mut repositories: Vec<(PathBuf, PathBuf)> = found
+        .git_dirs
+        .iter()
+        .map(|d| (d.clone(), protect::worktree_of(d)))
+        .collect();
     let top = project.join(".git");
     if std::fs::symlink_metadata(&top).is_ok_and(|m| m.is_dir()) {
-        repositories.push(top);
+        repositories.push((top, project.clone()));
+    }
+    if let Some(l) = &linked {
+        repositories.retain(|(d, _)| *d != l.common);
+        repositories.push((l.common.clone(), project.clone()));
     }
     candidates.extend(protect::hook_candidates(
         &repositories,
@@ -681,12 +714,14 @@ fn scan_visible(
     home: &Path,
     grants: &[policy::Grant],
     cache_dir: &Path,
+    extra: Vec<secrets::Root>,
 ) -> Result<secrets::ScanReport> {
     use policy::{Access, GrantKind};
     let mut roots = vec![secrets::Root {
         path: project.to_path_buf(),
         anchor: project.to_path_buf(),
     }];
+    roots.extend(extra);
     let mut exclude = vec![cache_dir.to_path_buf()];
     for g in grants {
         if g.access == Access::Hidden {
@@ -716,6 +751,20 @@ fn scan_visible(
         .create(cache_dir);
     let cache_file = cache_dir.join(secrets::cache_file_name(project));
     secrets::scan(rules, &roots, &exclude, Some(&cache_file))
+}
+
+/// A linked worktree's repository, scanned like the project: relative paths
+/// from the directory holding its `.git` (so `**/.git/objects` skips its
+/// objects as it does the project's).
+fn linked_root(linked: &protect::Linked) -> secrets::Root {
+    let c = &linked.common;
+    secrets::Root {
+        anchor: match c.file_name() {
+            Some(n) if n == ".git" => c.parent().unwrap_or(c).to_path_buf(),
+            _ => c.clone(),
+        },
+        path: c.clone(),
+    }
 }
 
 /// Every other path in the project that is a hard link to a flagged file.
@@ -886,7 +935,16 @@ fn scan(args: &ScanArgs) -> Result<i32> {
     let facts = gather_facts(&candidates);
     let grants = policy::resolve_grants(&candidates, &facts)?;
     let cache = secrets::cache_dir(&user.home);
-    let found = scan_visible(&rules, &project, &user.home, &grants, &cache)?;
+    let linked = protect::linked_repository(&project);
+    let mut found = scan_visible(
+        &rules,
+        &project,
+        &user.home,
+        &grants,
+        &cache,
+        linked.iter().map(linked_root).collect(),
+    )?;
+    found.git_dirs.extend(linked.map(|l| l.common));
     let history = secrets::history::protect(
         &rules,
         &secrets::rules_fingerprint(&rules),

@@ -119,6 +119,101 @@ pub fn drop_through_links(
     links
 }
 
+/// The directory hooks of the git directory `dir` run in: its worktree's
+/// top (a bare repository's own directory).
+pub fn worktree_of(dir: &Path) -> PathBuf {
+    match dir.file_name() {
+        Some(n) if n == ".git" => dir.parent().unwrap_or(dir).to_path_buf(),
+        _ => dir.to_path_buf(),
+    }
+}
+
+/// The repository of a project whose `.git` is a file naming a git
+/// directory outside it: a linked worktree (`git worktree add`, as agents
+/// working in parallel use) or a submodule's checkout.
+pub struct Linked {
+    /// The directory `.git` names (`<repo>/.git/worktrees/<name>`).
+    pub git_dir: PathBuf,
+    /// Where objects, refs and config are (`<repo>/.git`; the git
+    /// directory itself for a submodule).
+    pub common: PathBuf,
+}
+
+pub fn linked_repository(project: &Path) -> Option<Linked> {
+    let dot_git = project.join(".git");
+    if !std::fs::symlink_metadata(&dot_git).ok()?.is_file() {
+        return None;
+    }
+    let text = host::read_small(&dot_git, 4096)?;
+    let target = std::str::from_utf8(&text)
+        .ok()?
+        .lines()
+        .next()?
+        .strip_prefix("gitdir:")?
+        .trim();
+    let git_dir = std::fs::canonicalize(project.join(target)).ok()?;
+    // One inside the project is in view already (and checked after the run).
+    if git_dir.starts_with(project) {
+        return None;
+    }
+    let common = match host::read_small(&git_dir.join("commondir"), 4096) {
+        Some(t) => {
+            let rel = std::str::from_utf8(&t).ok()?.lines().next()?.to_string();
+            std::fs::canonicalize(git_dir.join(rel)).ok()?
+        }
+        None => git_dir.clone(),
+    };
+    let is_dir = |p: PathBuf| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    let valid = is_dir(common.join("objects"))
+        && is_dir(common.join("refs"))
+        && std::fs::symlink_metadata(git_dir.join("HEAD")).is_ok_and(|m| m.is_file())
+        && !common.starts_with(project);
+    valid.then_some(Linked { git_dir, common })
+}
+
+/// The linked repository writable (git commits there), with the project's
+/// `.git` protections applied to it; its worktree's own config and
+/// `commondir` read-only too. Its `worktrees` directory stays writable for
+/// the linked worktree's own index and HEAD. The rest of the main worktree
+/// (its files) is not granted.
+pub fn linked_candidates(linked: &Linked, protect: &[String]) -> Vec<Candidate> {
+    let origin = format!(
+        "the repository of this linked worktree ({})",
+        linked.common.display()
+    );
+    let mut out = vec![Candidate {
+        path: linked.common.clone(),
+        access: policy::Access::ReadWrite,
+        origin: origin.clone(),
+        required: false,
+    }];
+    let mut protected: Vec<PathBuf> = Vec::new();
+    for suffix in protect
+        .iter()
+        .filter_map(|raw| raw.strip_prefix("{project}/.git/"))
+    {
+        if suffix == "worktrees" {
+            protected.push(linked.common.join("worktrees/*/config.worktree"));
+            protected.push(linked.common.join("worktrees/*/commondir"));
+            continue;
+        }
+        protected.push(linked.common.join(suffix));
+    }
+    protected.push(linked.git_dir.join("config.worktree"));
+    protected.push(linked.git_dir.join("commondir"));
+    for p in protected {
+        for path in host::expand_glob(&p) {
+            out.push(Candidate {
+                path,
+                access: policy::Access::Protected,
+                origin: origin.clone(),
+                required: false,
+            });
+        }
+    }
+    out
+}
+
 /// Whether a directory on the way from `project` to `path` is a regular
 /// file now.
 pub fn below_a_file(path: &Path, project: &Path) -> bool {
@@ -182,7 +277,11 @@ pub fn nested_git_candidates(
 /// Hooks that run other project code (`npx lint-staged`, `make lint`) run
 /// whatever the sandbox left there: that is project code, which the user
 /// runs by committing.
-pub fn hook_candidates(git_dirs: &[PathBuf], project: &Path, home: &Path) -> Vec<Candidate> {
+pub fn hook_candidates(
+    repositories: &[(PathBuf, PathBuf)],
+    project: &Path,
+    home: &Path,
+) -> Vec<Candidate> {
     let mut global: Vec<String> = Vec::new();
     let xdg = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
@@ -209,14 +308,7 @@ pub fn hook_candidates(git_dirs: &[PathBuf], project: &Path, home: &Path) -> Vec
             });
         }
     };
-    for dir in git_dirs {
-        // Hooks run in the worktree's top directory (a bare repository's
-        // own directory).
-        let worktree = if dir.file_name().is_some_and(|n| n == ".git") {
-            dir.parent().unwrap_or(dir)
-        } else {
-            dir.as_path()
-        };
+    for (dir, worktree) in repositories {
         let mut texts = global.clone();
         for name in ["config", "config.worktree"] {
             texts.extend(read_config(&dir.join(name)));

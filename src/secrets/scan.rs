@@ -239,11 +239,7 @@ pub fn walk_listed<V: Visitor<'static>>(
     let cache = Cache::load_listings(cache_file);
     // A tree the scan before found small (or could not cache) is walked
     // on this thread: starting workers would cost more than they save.
-    let threads = if cache.len() < SMALL_TREE {
-        1
-    } else {
-        threads
-    };
+    let threads = if cache.len() < SMALL_TREE { 1 } else { threads };
     walk::walk(root, threads, || Listed {
         cache: &cache,
         inner: make(),
