@@ -318,6 +318,7 @@ fn a_linked_worktree_works_and_its_repository_stays_protected() {
              echo '#!/bin/sh' > {m}/.git/hooks/pre-commit 2>/dev/null && echo hook=written || echo hook=refused; \
              git config core.fsmonitor 'sh -c evil' 2>/dev/null && echo config=written || echo config=refused; \
              cat {m}/secret-in-main.txt 2>/dev/null && echo main_files=visible || echo main_files=hidden; \
+             echo 'gitdir: /elsewhere' > .git 2>/dev/null && echo dot_git=written || echo dot_git=refused; \
              git config --get remote.origin.url",
             m = m.display()
         ));
@@ -327,6 +328,7 @@ fn a_linked_worktree_works_and_its_repository_stays_protected() {
             ("hook", "refused"),
             ("config", "refused"),
             ("main_files", "hidden"),
+            ("dot_git", "refused"),
         ] {
             assert_eq!(out.field(k).as_deref(), Some(v), "{k}: {}", out.all());
         }

@@ -316,6 +316,17 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
             &loaded.profile.filesystem.protect,
         ));
     }
+    // Re-pointed, it would have the next session grant another repository
+    // of the user's.
+    let dot_git = project.join(".git");
+    if std::fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_file()) {
+        candidates.push(Candidate {
+            path: dot_git,
+            access: policy::Access::Protected,
+            origin: "the .git file naming this worktree's repository".into(),
+            required: false,
+        });
+    }
     ensure_git_placeholders(&candidates, &project);
     let facts = gather_facts(&candidates);
     let grants = policy::resolve_grants(&candidates, &facts)?;

@@ -297,6 +297,15 @@ fn check_git_dir(
             moved.push(set_aside(root, &hooks, why));
         }
     }
+    // The other worktrees of a repository: their own config runs when the
+    // user works there.
+    if let Ok(rd) = std::fs::read_dir(dir.join("worktrees")) {
+        todo.extend(
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
     let commondir = dir.join("commondir");
     if let Ok(st) = nix::sys::stat::lstat(&commondir)
         && !trusted.holds(&commondir, &st)
