@@ -282,7 +282,6 @@ pub fn hook_candidates(
     project: &Path,
     home: &Path,
 ) -> Vec<Candidate> {
-    let mut global: Vec<String> = Vec::new();
     let xdg = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
@@ -294,9 +293,7 @@ pub fn hook_candidates(
     ];
     files.extend(std::env::var_os("GIT_CONFIG_GLOBAL").map(PathBuf::from));
     files.extend(std::env::var_os("GIT_CONFIG_SYSTEM").map(PathBuf::from));
-    for f in &files {
-        global.extend(read_config(f));
-    }
+    let global = read_with_includes(files, home);
     let mut out = Vec::new();
     let mut push = |path: PathBuf, origin: String| {
         if path.starts_with(project) && path != project {
@@ -309,34 +306,117 @@ pub fn hook_candidates(
         }
     };
     for (dir, worktree) in repositories {
-        let mut texts = global.clone();
-        for name in ["config", "config.worktree"] {
-            texts.extend(read_config(&dir.join(name)));
+        let own = read_with_includes(vec![dir.join("config"), dir.join("config.worktree")], home);
+        // A file the repository's config includes (`include.path =
+        // ../.gitconfig`, a way to share config through the repository) is
+        // as much its config: core.fsmonitor set there runs just the same.
+        for (file, _) in own.iter().chain(&global) {
+            push(
+                file.clone(),
+                format!("a git config file {} reads", dir.display()),
+            );
         }
-        for text in &texts {
+        let mut hook_dirs = vec![dir.join("hooks")];
+        for text in own.iter().chain(&global).filter_map(|(_, t)| t.as_deref()) {
             for value in git_config::values(text, "core", "hookspath") {
                 let hooks = match value.strip_prefix("~/") {
                     Some(rest) => home.join(rest),
                     None => worktree.join(&value),
                 };
                 let hooks = lexically_normal(&hooks);
-                if hooks.file_name().is_some_and(|n| n == "_")
+                if hooks == *worktree {
+                    // Hooks at the top of the worktree: each hook's name.
+                    for name in GIT_HOOKS {
+                        push(worktree.join(name), "a git hook (core.hooksPath)".into());
+                    }
+                } else if hooks.file_name().is_some_and(|n| n == "_")
                     && let Some(parent) = hooks.parent()
                 {
+                    // husky: `_/pre-commit` runs `../pre-commit`.
                     push(
                         parent.to_path_buf(),
                         "the scripts of core.hooksPath (husky)".into(),
                     );
                 }
-                push(hooks, format!("core.hooksPath of {}", dir.display()));
+                push(
+                    hooks.clone(),
+                    format!("core.hooksPath of {}", dir.display()),
+                );
+                hook_dirs.push(hooks);
             }
         }
-        for (path, origin) in manager_configs(&dir.join("hooks"), worktree) {
-            push(path, origin);
+        for hooks in &hook_dirs {
+            for (path, origin) in manager_configs(hooks, worktree) {
+                push(path, origin);
+            }
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
+    out
+}
+
+/// The hooks git runs (githooks(5)).
+const GIT_HOOKS: &[&str] = &[
+    "applypatch-msg",
+    "pre-applypatch",
+    "post-applypatch",
+    "pre-commit",
+    "pre-merge-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "pre-rebase",
+    "post-checkout",
+    "post-merge",
+    "pre-push",
+    "pre-receive",
+    "update",
+    "proc-receive",
+    "post-receive",
+    "post-update",
+    "reference-transaction",
+    "push-to-checkout",
+    "pre-auto-gc",
+    "post-rewrite",
+    "sendemail-validate",
+    "fsmonitor-watchman",
+    "p4-changelist",
+    "p4-prepare-changelist",
+    "p4-post-changelist",
+    "p4-pre-submit",
+    "post-index-change",
+];
+
+/// The config files `files` and those they include (`include.path`,
+/// `includeIf.*.path`, relative to the including file), as deep as git
+/// follows them; with their text where they exist (one that does not yet
+/// would be read once created).
+fn read_with_includes(mut files: Vec<PathBuf>, home: &Path) -> Vec<(PathBuf, Option<String>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    // git stops at 10 levels; a file count bound does the same here.
+    while i < files.len() && i < 64 {
+        let file = files[i].clone();
+        i += 1;
+        let Some(text) = read_config(&file) else {
+            out.push((file, None));
+            continue;
+        };
+        for section in ["include", "includeif"] {
+            for value in git_config::values(&text, section, "path") {
+                let path = match value.strip_prefix("~/") {
+                    Some(rest) => home.join(rest),
+                    None => file.parent().unwrap_or(Path::new("/")).join(&value),
+                };
+                let path = lexically_normal(&path);
+                if !files.contains(&path) {
+                    files.push(path);
+                }
+            }
+        }
+        out.push((file, Some(text)));
+    }
     out
 }
 

@@ -699,3 +699,81 @@ fn a_git_link_planted_earlier_is_followed_when_its_target_changes() {
         );
     });
 }
+
+/// A repository config that includes a file of the worktree (`include.path
+/// = ../.gitconfig`, a way to share config through the repository): that
+/// file is config too. An existing one cannot be changed inside; one that
+/// does not exist yet is moved aside when the sandbox creates it. Either
+/// way the host's git runs no core.fsmonitor the sandbox set.
+#[test]
+fn config_a_repository_includes_from_the_worktree_is_protected() {
+    each_mode(|case| {
+        git_repo(&case);
+        let p = case.project();
+        let marker = HostMarker::new("include");
+        std::fs::write(p.join(".gitconfig-shared"), "[user]\n\tname = team\n").unwrap();
+        for inc in ["../.gitconfig-shared", "../.gitconfig-missing"] {
+            assert!(
+                host_git(p, &["config", "--add", "include.path", inc])
+                    .status
+                    .success()
+            );
+        }
+        case.env.own();
+        let out = case.sh(&format!(
+            "printf '[core]\\n\\tfsmonitor = \"touch {m}; false\"\\n' >> .gitconfig-shared 2>/dev/null && echo shared=written || echo shared=refused; \
+             printf '[core]\\n\\tfsmonitor = \"touch {m}; false\"\\n' > .gitconfig-missing && echo missing=created; echo ran=1",
+            m = marker.path()
+        ));
+        out.ran();
+        out.fields(&[("shared", "refused"), ("missing", "created")]);
+        let _ = host_git(p, &["status", "--short"]);
+        marker.assert_absent("core.fsmonitor in a config file the repository includes");
+        assert_eq!(
+            std::fs::read_to_string(p.join(".gitconfig-shared")).unwrap(),
+            "[user]\n\tname = team\n"
+        );
+        assert!(!p.join(".gitconfig-missing").exists(), "{}", out.stderr);
+    });
+}
+
+/// `core.hooksPath = .`: hooks are files at the top of the worktree, where
+/// the sandbox writes freely. Each hook's name there is protected: one the
+/// sandbox creates is moved aside, and the host's next commit runs nothing.
+#[test]
+fn hooks_at_the_top_of_the_worktree_cannot_be_planted() {
+    each_mode(|case| {
+        git_repo(&case);
+        let p = case.project();
+        let marker = HostMarker::new("tophook");
+        assert!(
+            host_git(p, &["config", "core.hooksPath", "."])
+                .status
+                .success()
+        );
+        case.env.own();
+        let out = case.sh(&format!(
+            "printf '#!/bin/sh\\ntouch {m}\\n' > pre-commit && chmod +x pre-commit && echo planted=1; echo ran=1",
+            m = marker.path()
+        ));
+        out.ran();
+        out.fields(&[("planted", "1")]);
+        let commit = host_git(
+            p,
+            &[
+                "-c",
+                "user.name=u",
+                "-c",
+                "user.email=u@u",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "y",
+            ],
+        );
+        assert!(commit.status.success());
+        marker.assert_absent("a pre-commit hook planted at the top of the worktree");
+        assert!(out.stderr.contains("moved it to"), "{}", out.stderr);
+    });
+}
