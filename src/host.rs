@@ -198,6 +198,81 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
+/// Where git looks for the project's hooks when its config says so
+/// (`core.hooksPath`, e.g. `.githooks` or husky's `.husky/_`): the last
+/// value in the system, global and repository config, in git's order.
+/// `None` when unset (hooks are in `.git/hooks`). Includes are not
+/// followed.
+pub fn git_hooks_path(project: &Path, home: &Path) -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(".config"));
+    let files = [
+        PathBuf::from("/etc/gitconfig"),
+        xdg.join("git/config"),
+        home.join(".gitconfig"),
+        project.join(".git/config"),
+    ];
+    let mut found = None;
+    for f in &files {
+        // A repository's config is read without following a link: one an
+        // earlier session planted must not decide what is protected.
+        let text = if f.starts_with(project) {
+            read_no_follow(f)
+        } else {
+            std::fs::read_to_string(f)
+        };
+        if let Some(v) = text.ok().as_deref().and_then(config_hooks_path) {
+            found = Some(v);
+        }
+    }
+    let v = found?;
+    let path = match v.strip_prefix("~/") {
+        Some(rest) => home.join(rest),
+        // Relative to where hooks run: the top of the worktree.
+        None => project.join(&v),
+    };
+    Some(lexical(&path))
+}
+
+/// The last `core.hooksPath` in one git config file's text.
+fn config_hooks_path(text: &str) -> Option<String> {
+    let mut in_core = false;
+    let mut found = None;
+    for line in text.lines() {
+        let mut line = line.trim();
+        if let Some(rest) = line.strip_prefix('[') {
+            let Some((section, after)) = rest.split_once(']') else {
+                continue;
+            };
+            in_core = section.trim().eq_ignore_ascii_case("core");
+            line = after.trim();
+        }
+        if !in_core {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case("hookspath") {
+            continue;
+        }
+        let mut v = String::new();
+        let mut quoted = false;
+        for c in value.trim().chars() {
+            match c {
+                '"' => quoted = !quoted,
+                '#' | ';' if !quoted => break,
+                c => v.push(c),
+            }
+        }
+        let v = v.trim().to_string();
+        found = (!v.is_empty()).then_some(v);
+    }
+    found
+}
+
 /// The Landlock ABI version of the running kernel (0 when unavailable).
 pub fn landlock_abi() -> i32 {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
@@ -348,6 +423,18 @@ mod tests {
             }
         );
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn hooks_path_is_read_like_git_reads_it() {
+        let cfg = "[core]\n\tbare = false\n\thooksPath = .githooks ; team hooks\n\
+                   [alias]\n\thookspath = nope\n[Core] HooksPath = \".husky/_\"\n";
+        assert_eq!(config_hooks_path(cfg).as_deref(), Some(".husky/_"));
+        assert_eq!(config_hooks_path("[core]\n\tfilemode = true\n"), None);
+        assert_eq!(
+            config_hooks_path("[alias]\nhooksPath = x\n[core] hooksPath = y\n").as_deref(),
+            Some("y")
+        );
     }
 
     #[test]

