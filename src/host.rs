@@ -236,6 +236,55 @@ pub fn git_hooks_path(project: &Path, home: &Path) -> Option<PathBuf> {
     Some(lexical(&path))
 }
 
+/// Worktree files that the hooks installed in `hooks` run as code: a hook
+/// manager's hook reads its configuration from the worktree at each commit
+/// (pre-commit's `.pre-commit-config.yaml` may name any command; so may
+/// lefthook's `lefthook.yml`). Relative to the top of the worktree.
+pub fn hook_manager_files(hooks: &Path) -> Vec<&'static str> {
+    const MANAGERS: &[(&str, &[&str])] = &[
+        (
+            "pre-commit.com",
+            &[".pre-commit-config.yaml", ".pre-commit-config.yml"],
+        ),
+        (
+            "lefthook",
+            &[
+                "lefthook.yml",
+                "lefthook.yaml",
+                ".lefthook.yml",
+                ".lefthook.yaml",
+                "lefthook-local.yml",
+                ".lefthook-local.yml",
+                ".lefthook",
+            ],
+        ),
+    ];
+    let Ok(entries) = std::fs::read_dir(hooks) else {
+        return Vec::new();
+    };
+    let mut out: Vec<&'static str> = Vec::new();
+    for e in entries.flatten().take(256) {
+        if e.path().extension().is_some_and(|x| x == "sample") {
+            continue;
+        }
+        // Hooks are small scripts; a big file is no manager's hook.
+        if e.metadata()
+            .map_or(true, |m| !m.is_file() || m.len() > 64 * 1024)
+        {
+            continue;
+        }
+        let Ok(text) = read_no_follow(&e.path()) else {
+            continue;
+        };
+        for (marker, files) in MANAGERS {
+            if text.contains(marker) && !out.contains(&files[0]) {
+                out.extend_from_slice(files);
+            }
+        }
+    }
+    out
+}
+
 /// The last `core.hooksPath` in one git config file's text.
 fn config_hooks_path(text: &str) -> Option<String> {
     let mut in_core = false;

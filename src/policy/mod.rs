@@ -228,24 +228,39 @@ pub fn candidates(
     }
     // Hooks git runs from where the config says (`core.hooksPath =
     // .githooks`, husky's `.husky/_`) run outside later just as those in
-    // `.git/hooks` do: protected alike. (Reads git's config files: a host
-    // fact, like the globs the caller expands.)
-    if fs.protect.iter().any(|p| p == "{project}/.git/hooks")
-        && let Some(hooks) = crate::host::git_hooks_path(project, &user.home)
-        && hooks.starts_with(project)
-    {
-        let paths: Vec<PathBuf> = if hooks == project {
-            // Hooks at the top of the project: each hook's name there.
-            GIT_HOOKS.iter().map(|h| project.join(h)).collect()
-        } else {
-            vec![hooks]
-        };
-        out.extend(paths.into_iter().map(|path| Candidate {
-            path,
-            access: Access::Protected,
-            origin: "git core.hooksPath".into(),
-            required: false,
-        }));
+    // `.git/hooks` do: protected alike, and so are the files a hook
+    // manager's installed hook runs from the worktree. (Reads git's config
+    // and hooks: host facts, like the globs the caller expands.)
+    if fs.protect.iter().any(|p| p == "{project}/.git/hooks") {
+        let mut paths = Vec::new();
+        let configured = crate::host::git_hooks_path(project, &user.home);
+        match &configured {
+            Some(hooks) if hooks == project => {
+                // Hooks at the top of the project: each hook's name there.
+                paths.extend(GIT_HOOKS.iter().map(|h| project.join(h)));
+            }
+            // husky's generated `_/pre-commit` runs `.husky/pre-commit`.
+            Some(hooks) if hooks.ends_with(".husky/_") => {
+                paths.extend(hooks.parent().map(Path::to_path_buf));
+            }
+            Some(hooks) => paths.push(hooks.clone()),
+            None => {}
+        }
+        let dir = configured.unwrap_or_else(|| project.join(".git/hooks"));
+        for name in crate::host::hook_manager_files(&dir) {
+            paths.push(project.join(name));
+        }
+        out.extend(
+            paths
+                .into_iter()
+                .filter(|p| p.starts_with(project) && p != project)
+                .map(|path| Candidate {
+                    path,
+                    access: Access::Protected,
+                    origin: "git hooks".into(),
+                    required: false,
+                }),
+        );
     }
     out.push(Candidate {
         path: project.to_path_buf(),
