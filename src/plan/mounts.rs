@@ -302,15 +302,33 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
             dst: c.path.clone(),
         });
     }
+    let writable: Vec<&Path> = policy
+        .grants
+        .iter()
+        .filter(|g| g.access == Access::ReadWrite && g.kind == GrantKind::Dir)
+        .map(|g| g.path.as_path())
+        .collect();
     let mut pinned = std::collections::BTreeSet::new();
     for g in &policy.grants {
-        if g.access == Access::Protected {
-            // Ancestors between the project root (already a mount) and the
-            // protected path: `mv .git .git.old` must fail, or the agent
-            // could build a fresh .git/hooks next to the protected one.
+        // Ancestors between the root of the writable tree (already a mount)
+        // and the path. A protected path: `mv .git .git.old` must fail, or
+        // the agent could build a fresh .git/hooks next to the protected
+        // one. A hidden or redacted one: `mv config config.old` (or
+        // `.git/objects/ab`) would carry the real file away from the path
+        // the next session hides, and that session would read it there.
+        let root = match g.access {
+            Access::Protected => Some(policy.project.as_path()),
+            Access::Hidden | Access::Redacted => writable
+                .iter()
+                .filter(|w| g.path.starts_with(w) && g.path != **w)
+                .max_by_key(|w| w.components().count())
+                .copied(),
+            _ => None,
+        };
+        if let Some(root) = root {
             let mut dir = g.path.parent();
             while let Some(d) = dir {
-                if !d.starts_with(&policy.project) || d == policy.project {
+                if !d.starts_with(root) || d == root {
                     break;
                 }
                 pinned.insert(d.to_path_buf());
@@ -539,6 +557,24 @@ mod tests {
                 "tmpfs    /var/tmp (mode 1777)",
             ]
         );
+    }
+
+    #[test]
+    fn hidden_paths_in_a_writable_tree_pin_their_ancestors() {
+        let pol = policy(vec![
+            grant("/etc", Access::ReadOnly, GrantKind::Dir),
+            grant("/etc/ssl/private", Access::Hidden, GrantKind::Dir),
+            grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
+            grant("/home/u/src/app/.env", Access::Hidden, GrantKind::File),
+            grant("/home/u/src/app/a/b/key", Access::Hidden, GrantKind::File),
+        ]);
+        let pins: Vec<String> = mount_ops(&pol)
+            .iter()
+            .filter(|o| matches!(o, MountOp::Pin { .. }))
+            .map(|o| o.dst().display().to_string())
+            .collect();
+        // Nothing above the writable tree, nothing in a read-only one.
+        assert_eq!(pins, ["/home/u/src/app/a", "/home/u/src/app/a/b"]);
     }
 
     #[test]
