@@ -178,7 +178,12 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             .collect();
         let _ = writeln!(s, "removed as secret: {}", list.join(" "));
     }
-    s
+    // Paths and names in the plan may have been chosen by a sandbox (a file
+    // an earlier session created): no escape sequence reaches the terminal.
+    s.split('\n')
+        .map(|l| host::printable(std::path::Path::new(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn shell_words(argv: &[String]) -> String {

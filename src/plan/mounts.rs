@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub enum MountOp {
     /// A fresh tmpfs. `ro_after`: remounted read-only once setup is done.
     Tmpfs {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
         mode: u32,
         ro_after: bool,
@@ -23,7 +24,9 @@ pub enum MountOp {
     /// Bind a host path. Always nosuid; nodev unless `dev` (device nodes).
     /// `optional`: skipped when the source does not exist.
     Bind {
+        #[serde(with = "super::os_path")]
         src: PathBuf,
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
         dir: bool,
         writable: bool,
@@ -33,53 +36,67 @@ pub enum MountOp {
     /// Make an already-mounted path inside the sandbox read-only (skipped if
     /// it does not exist).
     ReadOnly {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// Bind a path onto itself, keeping its access: a mount point cannot be
     /// renamed or removed (EBUSY), so the protected paths below it stay put.
     Pin {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// Replace a file with an empty read-only file (skipped if missing).
     HideFile {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// Replace a directory with an empty read-only directory.
     HideDir {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// Replace a file with a read-only copy whose secret values are
     /// replaced by `guard-redacted:<rule>`. The copy is written into the
     /// setup tmpfs (never onto the host); `content` holds no secret.
     Redacted {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
         content: String,
         mode: u32,
         rules: Vec<String>,
     },
     Proc {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// A new devpts instance (its own ptmx), so programs can open ptys
     /// without seeing the host's.
     Devpts {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     Symlink {
+        #[serde(with = "super::os_path")]
         target: PathBuf,
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// An overlay: `lower` (host) read-only underneath, writes go to `upper`.
     Overlay {
+        #[serde(with = "super::os_path")]
         lower: PathBuf,
+        #[serde(with = "super::os_path")]
         upper: PathBuf,
+        #[serde(with = "super::os_path")]
         work: PathBuf,
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// A file with this content, generated inside the sandbox's setup
     /// tmpfs (never on the host) and bound read-only over `dst` (or, when
     /// `dst` is a symlink, over what it points to inside the sandbox).
     File {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
         content: String,
     },

@@ -380,3 +380,43 @@ print("found=%d" % found)
         first.fields(&[("any_busy", "1"), ("objects", EBUSY)]);
     });
 }
+
+/// An earlier session names files so that the next session's summary,
+/// `guard scan` and `guard explain` would write escape sequences to the
+/// user's terminal: OSC 52 sets the clipboard (the next paste runs the
+/// sandbox's command), CSI sequences rewrite what the user reads. Names
+/// are shown with control characters escaped.
+#[test]
+fn file_names_a_sandbox_chose_reach_the_terminal_escaped() {
+    each_mode(|mut case| {
+        let key = case.add_canary("oddname");
+        let plant = case.sh(&format!(
+            r#"printf 'x=1\n' > "$(printf '.env.\033]52;c;Y3VybCBldmlsfHNo\007')"
+printf '{key}\n' > "$(printf 'id_rsa\033[2J\233')"
+echo planted=1"#
+        ));
+        plant.fields(&[("planted", "1")]);
+        // A name that is not UTF-8 (\233) is hidden like any other (it once
+        // made guard wait forever for its own plan).
+        let read = case.run(&["run", "--", "sh", "-c", "echo ran=1; cat id_rsa*"]);
+        read.ran().expect_code(0);
+        for args in [
+            &["run", "--", "true"][..],
+            &["scan"][..],
+            &["explain", "--", "true"][..],
+        ] {
+            let out = case.run(args);
+            out.expect_code(0);
+            let all = out.all();
+            assert!(
+                !all.contains(['\x1b', '\x07', '\u{9b}']),
+                "guard {args:?} wrote control characters:\n{}",
+                all.escape_debug()
+            );
+            assert!(
+                all.contains(r".env.\x1b]52;c;Y3VybCBldmlsfHNo\x07"),
+                "guard {args:?} did not list the file:\n{all}"
+            );
+        }
+    });
+}
