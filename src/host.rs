@@ -200,31 +200,30 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Where git looks for the project's hooks when its config says so
 /// (`core.hooksPath`, e.g. `.githooks` or husky's `.husky/_`): the last
-/// value in the system, global and repository config, in git's order.
-/// `None` when unset (hooks are in `.git/hooks`). Includes are not
-/// followed.
+/// value in the system, global and repository config (with the files the
+/// repository's config includes), in git's order. `None` when unset (hooks
+/// are in `.git/hooks`).
 pub fn git_hooks_path(project: &Path, home: &Path) -> Option<PathBuf> {
     let xdg = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .unwrap_or_else(|| home.join(".config"));
-    let files = [
+    let mut files = vec![
         PathBuf::from("/etc/gitconfig"),
         xdg.join("git/config"),
         home.join(".gitconfig"),
         project.join(".git/config"),
     ];
+    files.extend(git_config_includes(project, home));
     let mut found = None;
     for f in &files {
-        // A repository's config is read without following a link: one an
-        // earlier session planted must not decide what is protected.
-        let text = if f.starts_with(project) {
-            read_no_follow(f)
-        } else {
-            std::fs::read_to_string(f)
+        let Ok(text) = read_config(f, project) else {
+            continue;
         };
-        if let Some(v) = text.ok().as_deref().and_then(config_hooks_path) {
-            found = Some(v);
+        for (section, key, value) in config_entries(&text) {
+            if section == "core" && key == "hookspath" {
+                found = (!value.is_empty()).then_some(value);
+            }
         }
     }
     let v = found?;
@@ -234,6 +233,85 @@ pub fn git_hooks_path(project: &Path, home: &Path) -> Option<PathBuf> {
         None => project.join(&v),
     };
     Some(lexical(&path))
+}
+
+/// The files the repository's config includes (`[include] path = ...`,
+/// `[includeIf "..."] path = ...`), and those they include, whatever the
+/// condition: one in the worktree (`git config include.path ../.gitconfig`
+/// is a common way to share settings) or elsewhere in `.git` is config
+/// the sandbox could write.
+pub fn git_config_includes(project: &Path, home: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut todo = vec![project.join(".git/config")];
+    while let Some(f) = todo.pop() {
+        let Ok(text) = read_config(&f, project) else {
+            continue;
+        };
+        let dir = f.parent().unwrap_or(Path::new("/")).to_path_buf();
+        for (section, key, value) in config_entries(&text) {
+            if !(section == "include" || section == "includeif") || key != "path" {
+                continue;
+            }
+            let path = match value.strip_prefix("~/") {
+                Some(rest) => home.join(rest),
+                None => dir.join(&value),
+            };
+            let path = lexical(&path);
+            // Bounded: a config including itself, or a long chain.
+            if !out.contains(&path) && out.len() < 32 {
+                out.push(path.clone());
+                todo.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// A git config file; one in the project without following a link (one an
+/// earlier session planted must not decide what is protected).
+fn read_config(f: &Path, project: &Path) -> std::io::Result<String> {
+    if f.starts_with(project) {
+        read_no_follow(f)
+    } else {
+        std::fs::read_to_string(f)
+    }
+}
+
+/// `(section, key, value)` of each `key = value` line of a git config
+/// file; section and key lowercased, the subsection dropped, the value
+/// unquoted and without its comment.
+fn config_entries(text: &str) -> Vec<(String, String, String)> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut line = line.trim();
+        if let Some(rest) = line.strip_prefix('[') {
+            let Some((header, after)) = rest.split_once(']') else {
+                continue;
+            };
+            let name = header.split([' ', '\t', '"', '.']).next().unwrap_or("");
+            section = name.to_ascii_lowercase();
+            line = after.trim();
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let mut v = String::new();
+        let mut quoted = false;
+        for c in value.trim().chars() {
+            match c {
+                '"' => quoted = !quoted,
+                '#' | ';' if !quoted => break,
+                c => v.push(c),
+            }
+        }
+        out.push((
+            section.clone(),
+            key.trim().to_ascii_lowercase(),
+            v.trim().to_string(),
+        ));
+    }
+    out
 }
 
 /// Worktree files that the hooks installed in `hooks` run as code: a hook
@@ -283,43 +361,6 @@ pub fn hook_manager_files(hooks: &Path) -> Vec<&'static str> {
         }
     }
     out
-}
-
-/// The last `core.hooksPath` in one git config file's text.
-fn config_hooks_path(text: &str) -> Option<String> {
-    let mut in_core = false;
-    let mut found = None;
-    for line in text.lines() {
-        let mut line = line.trim();
-        if let Some(rest) = line.strip_prefix('[') {
-            let Some((section, after)) = rest.split_once(']') else {
-                continue;
-            };
-            in_core = section.trim().eq_ignore_ascii_case("core");
-            line = after.trim();
-        }
-        if !in_core {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if !key.trim().eq_ignore_ascii_case("hookspath") {
-            continue;
-        }
-        let mut v = String::new();
-        let mut quoted = false;
-        for c in value.trim().chars() {
-            match c {
-                '"' => quoted = !quoted,
-                '#' | ';' if !quoted => break,
-                c => v.push(c),
-            }
-        }
-        let v = v.trim().to_string();
-        found = (!v.is_empty()).then_some(v);
-    }
-    found
 }
 
 /// The Landlock ABI version of the running kernel (0 when unavailable).
@@ -475,15 +516,21 @@ mod tests {
     }
 
     #[test]
-    fn hooks_path_is_read_like_git_reads_it() {
+    fn config_is_read_like_git_reads_it() {
         let cfg = "[core]\n\tbare = false\n\thooksPath = .githooks ; team hooks\n\
-                   [alias]\n\thookspath = nope\n[Core] HooksPath = \".husky/_\"\n";
-        assert_eq!(config_hooks_path(cfg).as_deref(), Some(".husky/_"));
-        assert_eq!(config_hooks_path("[core]\n\tfilemode = true\n"), None);
-        assert_eq!(
-            config_hooks_path("[alias]\nhooksPath = x\n[core] hooksPath = y\n").as_deref(),
-            Some("y")
-        );
+                   [alias]\n\thookspath = nope\n[Core] HooksPath = \".husky/_\"\n\
+                   [includeIf \"gitdir:~/w/\"]\n\tpath = ../.gitconfig\n";
+        let hooks: Vec<String> = config_entries(cfg)
+            .into_iter()
+            .filter(|(s, k, _)| s == "core" && k == "hookspath")
+            .map(|(_, _, v)| v)
+            .collect();
+        assert_eq!(hooks, [".githooks", ".husky/_"]);
+        assert!(config_entries(cfg).contains(&(
+            "includeif".into(),
+            "path".into(),
+            "../.gitconfig".into()
+        )));
     }
 
     #[test]

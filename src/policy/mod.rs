@@ -262,6 +262,22 @@ pub fn candidates(
                 }),
         );
     }
+    // Config the repository's config includes (`include.path =
+    // ../.gitconfig`) is as much its config: `core.fsmonitor`, an alias or
+    // a hooks path set there runs on the host at the next git command.
+    if fs.protect.iter().any(|p| p == "{project}/.git/config") {
+        out.extend(
+            crate::host::git_config_includes(project, &user.home)
+                .into_iter()
+                .filter(|p| p.starts_with(project) && p != project)
+                .map(|path| Candidate {
+                    path,
+                    access: Access::Protected,
+                    origin: "git config include".into(),
+                    required: false,
+                }),
+        );
+    }
     out.push(Candidate {
         path: project.to_path_buf(),
         access: Access::ReadWrite,

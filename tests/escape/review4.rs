@@ -420,3 +420,28 @@ echo planted=1"#
         }
     });
 }
+
+/// Config the repository's config includes: `git config include.path
+/// ../.gitconfig` (a common way to share settings through the worktree),
+/// or an `includeIf` file next to `.git/config`. A `core.fsmonitor` or
+/// `core.hooksPath` set there runs on the host at the next git command, so
+/// those files are protected like `.git/config`; so is a hooks path set in
+/// one.
+#[test]
+fn config_a_repository_includes_cannot_be_planted() {
+    each_mode(|case| {
+        crate::common::host_git(case.project(), &["init", "-q"]);
+        crate::common::host_git(case.project(), &["config", "include.path", "../.gitconfig"]);
+        crate::common::host_git(
+            case.project(),
+            &["config", "includeIf.onbranch:main.path", "config.team"],
+        );
+        case.write(".gitconfig", "[core]\n\thooksPath = tools/hooks\n");
+        case.write(".git/config.team", "[user]\n\tname = team\n");
+        case.write("tools/hooks/pre-commit", "#!/bin/sh\nexit 0\n");
+        assert_unplantable(
+            &case,
+            &[".gitconfig", ".git/config.team", "tools/hooks/pre-commit"],
+        );
+    });
+}
