@@ -445,3 +445,60 @@ fn config_a_repository_includes_cannot_be_planted() {
         );
     });
 }
+
+/// Authority confusion at the HTTP proxy: forms where two parsers could
+/// disagree on the destination (userinfo in an absolute URI or a CONNECT
+/// target, a fragment or backslash before `@`, percent-encoding, a second
+/// port, an IPv4-mapped IPv6 literal), each naming an allowed host and a
+/// second host server that is not allowed. Each is refused and the second
+/// server sees no connection; the allowed name in capitals with a trailing
+/// dot still works (it is the same name), so the refusals are not the
+/// proxy failing everything.
+#[test]
+fn authority_confusion_at_the_proxy_reaches_only_the_allowed_host() {
+    use crate::egress_layer::{Loopback, PROXY, profile, run_logged};
+    each_mode(|mut case| {
+        let ok = Loopback::start(&mut case);
+        let evil = Loopback::start(&mut case);
+        let (p, e) = (ok.port, evil.port);
+        let prof = profile(&case, p);
+        case.write_python(&format!(
+            r#"{PROXY}
+out("control", proxy(b"CONNECT WEB.GUARD.TEST.:{p} HTTP/1.1\r\nHost: WEB.GUARD.TEST.:{p}\r\n\r\n"))
+out("get_userinfo", proxy(b"GET http://web.guard.test:{p}@127.0.0.1:{e}/ HTTP/1.1\r\nHost: 127.0.0.1:{e}\r\n\r\n"))
+out("connect_userinfo", proxy(b"CONNECT web.guard.test:{p}@127.0.0.1:{e} HTTP/1.1\r\nHost: web.guard.test:{p}@127.0.0.1:{e}\r\n\r\n"))
+out("get_fragment", proxy(b"GET http://127.0.0.1:{e}#@web.guard.test:{p}/ HTTP/1.1\r\nHost: web.guard.test:{p}\r\n\r\n"))
+out("get_backslash", proxy(b"GET http://127.0.0.1:{e}\\@web.guard.test:{p}/ HTTP/1.1\r\nHost: web.guard.test:{p}\r\n\r\n"))
+out("get_percent", proxy(b"GET http://web.guard.test%2F@127.0.0.1:{e}/ HTTP/1.1\r\nHost: web.guard.test\r\n\r\n"))
+out("connect_two_ports", proxy(b"CONNECT web.guard.test:{p}:{e} HTTP/1.1\r\nHost: web.guard.test:{p}:{e}\r\n\r\n"))
+out("connect_other_port", proxy(b"CONNECT web.guard.test:{e} HTTP/1.1\r\nHost: web.guard.test:{e}\r\n\r\n"))
+out("connect_mapped", proxy(b"CONNECT [::ffff:7f00:1]:{e} HTTP/1.1\r\nHost: [::ffff:7f00:1]:{e}\r\n\r\n"))
+"#
+        ));
+        let (out, _log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
+        out.fields(&[("control", "200")]);
+        for k in [
+            "get_userinfo",
+            "connect_userinfo",
+            "get_fragment",
+            "get_backslash",
+            "get_percent",
+            "connect_two_ports",
+            "connect_other_port",
+            "connect_mapped",
+        ] {
+            let v = out.get(k);
+            assert!(
+                v == "400" || v == "403",
+                "{k}: {v} (not refused)\n{}",
+                out.all()
+            );
+        }
+        assert_eq!(
+            evil.finish(),
+            0,
+            "the server that is not allowed was reached"
+        );
+        assert!(ok.finish() >= 1, "the allowed server was never reached");
+    });
+}
