@@ -3,7 +3,7 @@
 
 pub mod landlock;
 pub mod mounts;
-mod os_path;
+pub(crate) mod os_path;
 pub mod seccomp;
 
 use crate::policy::Policy;

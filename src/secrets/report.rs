@@ -102,10 +102,10 @@ pub fn json(project: &Path, r: &ScanReport, history: &History) -> String {
     let unchecked: Vec<serde_json::Value> = history
         .unchecked
         .iter()
-        .map(|(p, why)| serde_json::json!({ "path": p, "reason": why }))
+        .map(|(p, why)| serde_json::json!({ "path": p.to_string_lossy(), "reason": why }))
         .collect();
     let v = serde_json::json!({
-        "project": project,
+        "project": project.to_string_lossy(),
         "flagged": r.flagged,
         "history": { "sanitized": history.sanitized, "unchecked": unchecked },
         "stats": r.stats,

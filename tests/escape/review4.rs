@@ -400,6 +400,20 @@ echo planted=1"#
         // made guard wait forever for its own plan).
         let read = case.run(&["run", "--", "sh", "-c", "echo ran=1; cat id_rsa*"]);
         read.ran().expect_code(0);
+        // JSON escapes control characters itself; a name that is not
+        // UTF-8 must not make it panic.
+        for args in [
+            &["scan", "--json"][..],
+            &["explain", "--json", "--", "true"][..],
+        ] {
+            let out = case.run(args);
+            out.expect_code(0);
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&out.stdout).is_ok(),
+                "guard {args:?}: not JSON:\n{}",
+                out.all()
+            );
+        }
         for args in [
             &["run", "--", "true"][..],
             &["scan"][..],
