@@ -267,14 +267,28 @@ pub fn git_config_includes(project: &Path, home: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A git config file; one in the project without following a link (one an
+/// A git config file: a regular file of at most 1 MiB (an include may name
+/// anything, `/dev/zero` or a FIFO among them, and the repository's content
+/// is not ours); one in the project without following a link (one an
 /// earlier session planted must not decide what is protected).
 fn read_config(f: &Path, project: &Path) -> std::io::Result<String> {
-    if f.starts_with(project) {
-        read_no_follow(f)
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let nofollow = if f.starts_with(project) {
+        libc::O_NOFOLLOW
     } else {
-        std::fs::read_to_string(f)
+        0
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow | libc::O_NONBLOCK)
+        .open(f)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
     }
+    let mut text = String::new();
+    file.take(1 << 20).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// `(section, key, value)` of each `key = value` line of a git config
