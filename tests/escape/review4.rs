@@ -453,6 +453,13 @@ fn config_a_repository_includes_cannot_be_planted() {
         case.write(".gitconfig", "[core]\n\thooksPath = tools/hooks\n");
         case.write(".git/config.team", "[user]\n\tname = team\n");
         case.write("tools/hooks/pre-commit", "#!/bin/sh\nexit 0\n");
+        // The included file is the repository's content: its own includes
+        // may name anything guard must not read forever.
+        let mut team = std::fs::OpenOptions::new()
+            .append(true)
+            .open(case.project().join(".git/config.team"))
+            .unwrap();
+        std::io::Write::write_all(&mut team, b"[include]\n\tpath = /dev/zero\n").unwrap();
         assert_unplantable(
             &case,
             &[".gitconfig", ".git/config.team", "tools/hooks/pre-commit"],
