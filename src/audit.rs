@@ -280,6 +280,13 @@ fn s<'a>(e: &'a Map<String, Value>, k: &str) -> &'a str {
     e.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A field of an event for the terminal: paths and names come from the
+/// sandbox's side (a file name an earlier session chose), so control
+/// characters are escaped rather than written as escape sequences.
+fn shown(e: &Map<String, Value>, k: &str) -> String {
+    crate::host::printable(Path::new(s(e, k)))
+}
+
 /// The exit summary: what the sandbox was stopped from doing, and how to
 /// allow it. `color`: ANSI bold/red/yellow (only on a terminal, never with
 /// NO_COLOR).
@@ -296,7 +303,7 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
         .iter()
         .filter(|e| s(e, "kind") == "net" && s(e, "decision") == "refuse")
     {
-        let host = s(e, "host").to_string();
+        let host = shown(e, "host");
         let port = e
             .get("port")
             .and_then(Value::as_u64)
@@ -310,7 +317,7 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
         };
         match refused.iter_mut().find(|r| r.0 == key) {
             Some(r) => r.1 += 1,
-            None => refused.push((key, 1, rule, s(e, "why").to_string())),
+            None => refused.push((key, 1, rule, shown(e, "why"))),
         }
     }
     if !refused.is_empty() {
@@ -349,7 +356,7 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
         }
     }
     for e in events.iter().filter(|e| s(e, "kind") == "note") {
-        out.push_str(&format!("    {}\n", s(e, "text")));
+        out.push_str(&format!("    {}\n", shown(e, "text")));
     }
     let files: Vec<&Map<String, Value>> = events.iter().filter(|e| s(e, "kind") == "fs").collect();
     if !files.is_empty() {
@@ -378,7 +385,7 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
                 "{red}{quarantined} protected path(s) created and moved aside{reset}"
             ));
         }
-        let first: Vec<&str> = files.iter().take(5).map(|e| s(e, "path")).collect();
+        let first: Vec<String> = files.iter().take(5).map(|e| shown(e, "path")).collect();
         let more = files.len().saturating_sub(first.len());
         out.push_str(&format!(
             "  {yellow}files{reset}: {}: {}{}\n",
@@ -393,20 +400,20 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
     }
     // Variables the profile simply does not pass are routine (they are in
     // the log); the summary names the ones removed because they hold secrets.
-    let env: Vec<&str> = events
+    let env: Vec<String> = events
         .iter()
         .filter(|e| {
             s(e, "kind") == "env" && s(e, "action") == "removed" && s(e, "reason") == "secret"
         })
-        .map(|e| s(e, "name"))
+        .map(|e| shown(e, "name"))
         .collect();
     if !env.is_empty() {
-        let shown: Vec<&str> = env.iter().take(10).copied().collect();
-        let more = env.len() - shown.len();
+        let first: Vec<&str> = env.iter().take(10).map(String::as_str).collect();
+        let more = env.len() - first.len();
         out.push_str(&format!(
             "  {yellow}env{reset}: {} secret variable(s) removed: {}{}\n",
             env.len(),
-            shown.join(" "),
+            first.join(" "),
             if more > 0 {
                 format!(" and {more} more")
             } else {
@@ -415,7 +422,7 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
         ));
     }
     for e in events.iter().filter(|e| s(e, "kind") == "degraded") {
-        out.push_str(&format!("  {red}degraded{reset}: {}\n", s(e, "detail")));
+        out.push_str(&format!("  {red}degraded{reset}: {}\n", shown(e, "detail")));
     }
     if out.is_empty() {
         return String::new();

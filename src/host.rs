@@ -13,7 +13,10 @@ pub enum PathKind {
     Dir,
     File,
     /// A symlink: its literal target and the canonical path it resolves to
-    /// (`None` when dangling).
+    /// (`None` when dangling). A path reached through a link on the way
+    /// (`{project}/up/docs` with `up -> ~`) is one too, whose target is the
+    /// canonical path: what it names lies where the link leads, and a grant
+    /// on it must be judged there.
     Symlink {
         target: PathBuf,
         resolved: Option<PathBuf>,
@@ -29,8 +32,14 @@ impl PathKind {
                 target: std::fs::read_link(path).unwrap_or_default(),
                 resolved: std::fs::canonicalize(path).ok(),
             },
-            Ok(m) if m.is_dir() => PathKind::Dir,
-            Ok(_) => PathKind::File,
+            Ok(m) => match std::fs::canonicalize(path) {
+                Ok(real) if real != lexical(path) => PathKind::Symlink {
+                    target: real.clone(),
+                    resolved: Some(real),
+                },
+                _ if m.is_dir() => PathKind::Dir,
+                _ => PathKind::File,
+            },
         }
     }
 
@@ -42,6 +51,23 @@ impl PathKind {
             Ok(_) => PathKind::File,
         }
     }
+}
+
+/// `path` with `.` and `..` removed lexically (never above `/`): where it
+/// leads when no link is on the way.
+pub fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Identity and locations of the invoking user.
@@ -315,6 +341,29 @@ mod tests {
         let found = expand_glob(&d.join("mods/*/hooks"));
         // Non-glob tails are kept even when missing (the caller stats them).
         assert_eq!(found, [d.join("mods/a/hooks"), d.join("mods/b/hooks")]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_path_through_a_link_is_judged_where_it_leads() {
+        let d = std::env::temp_dir().join(format!("guard-kind-{}", std::process::id()));
+        let d = std::fs::canonicalize({
+            std::fs::create_dir_all(d.join("real/docs")).unwrap();
+            &d
+        })
+        .unwrap();
+        std::os::unix::fs::symlink("real", d.join("up")).unwrap();
+        assert_eq!(PathKind::of(&d.join("real/docs")), PathKind::Dir);
+        // `..` without a link on the way is no link.
+        assert_eq!(PathKind::of(&d.join("real/../real/docs")), PathKind::Dir);
+        let real = d.join("real/docs");
+        assert_eq!(
+            PathKind::of(&d.join("up/docs")),
+            PathKind::Symlink {
+                target: real.clone(),
+                resolved: Some(real)
+            }
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 

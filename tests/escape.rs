@@ -53,3 +53,6 @@ mod egress_layer;
 
 #[path = "escape/protection.rs"]
 mod protection;
+
+#[path = "escape/review4.rs"]
+mod review4;

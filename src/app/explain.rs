@@ -6,6 +6,7 @@ use crate::plan::{self, Plan};
 use crate::policy::{self, Policy};
 use crate::profile::Isolation;
 use crate::secrets;
+use std::path::Path;
 
 /// `guard explain`: the resolved policy and the ordered plan.
 pub fn explain(policy: &Policy, plan: &Plan) -> String {
@@ -178,7 +179,12 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             .collect();
         let _ = writeln!(s, "removed as secret: {}", list.join(" "));
     }
-    s
+    // Paths and names in the plan may have been chosen by a sandbox (a file
+    // an earlier session created): no escape sequence reaches the terminal.
+    s.split('\n')
+        .map(|l| host::printable(std::path::Path::new(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn shell_words(argv: &[String]) -> String {
@@ -202,16 +208,18 @@ pub fn explain_json(policy: &Policy, plan: &Plan) -> String {
         .grants
         .iter()
         .map(
-            |g| serde_json::json!({"path": g.path, "access": g.access.label(), "origin": g.origin}),
+            // Lossy: `json!` panics on a path that is not UTF-8 (a file name
+            // in the project, which anyone may have chosen).
+            |g| serde_json::json!({"path": g.path.to_string_lossy(), "access": g.access.label(), "origin": g.origin}),
         )
         .collect();
     let v = serde_json::json!({
         "profile": policy.profile,
         "profile_origin": policy.profile_origin,
-        "project": policy.project,
-        "home": policy.home,
-        "persistent_home": policy.home_source,
-        "cwd": policy.cwd,
+        "project": policy.project.to_string_lossy(),
+        "home": policy.home.to_string_lossy(),
+        "persistent_home": policy.home_source.as_deref().map(Path::to_string_lossy),
+        "cwd": policy.cwd.to_string_lossy(),
         "isolation": policy.isolation.label(),
         "not_protected": policy.isolation.gaps(),
         "command": policy.command,

@@ -323,7 +323,7 @@ pub fn hook_candidates(
                     Some(rest) => home.join(rest),
                     None => worktree.join(&value),
                 };
-                let hooks = lexically_normal(&hooks);
+                let hooks = host::lexical(&hooks);
                 if hooks == *worktree {
                     // Hooks at the top of the worktree: each hook's name.
                     for name in GIT_HOOKS {
@@ -409,7 +409,7 @@ fn read_with_includes(mut files: Vec<PathBuf>, home: &Path) -> Vec<(PathBuf, Opt
                     Some(rest) => home.join(rest),
                     None => file.parent().unwrap_or(Path::new("/")).join(&value),
                 };
-                let path = lexically_normal(&path);
+                let path = host::lexical(&path);
                 if !files.contains(&path) {
                     files.push(path);
                 }
@@ -424,22 +424,6 @@ fn read_with_includes(mut files: Vec<PathBuf>, home: &Path) -> Vec<(PathBuf, Opt
 fn read_config(path: &Path) -> Option<String> {
     let bytes = host::read_small(path, git_config::CONFIG_MAX as u64)?;
     String::from_utf8(bytes).ok()
-}
-
-/// `a/./b/../c` as `a/c`, without looking at the disk (a hooks path that
-/// does not exist yet must still be protected where it would be).
-fn lexically_normal(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Hook managers whose generated hook is in `hooks`: the config files in
@@ -464,7 +448,7 @@ fn manager_configs(hooks: &Path, worktree: &Path) -> Vec<(PathBuf, String)> {
                 .map(|c| c.trim_matches(['"', '\'', ')']))
                 .unwrap_or(".pre-commit-config.yaml");
             out.push((
-                lexically_normal(&worktree.join(config)),
+                host::lexical(&worktree.join(config)),
                 "pre-commit's config (its hook is installed)".into(),
             ));
         }

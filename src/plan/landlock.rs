@@ -25,6 +25,7 @@ pub enum LandlockAccess {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockRule {
+    #[serde(with = "super::os_path")]
     pub path: PathBuf,
     pub access: LandlockAccess,
     pub dir: bool,

@@ -3,6 +3,7 @@
 
 pub mod landlock;
 pub mod mounts;
+pub(crate) mod os_path;
 pub mod seccomp;
 
 use crate::policy::Policy;
@@ -31,6 +32,7 @@ pub struct Plan {
     pub seccomp: Vec<seccomp::Insn>,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    #[serde(with = "os_path")]
     pub cwd: PathBuf,
     pub cap_last_cap: u32,
     pub allow_degraded: bool,

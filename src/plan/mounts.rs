@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub enum MountOp {
     /// A fresh tmpfs. `ro_after`: remounted read-only once setup is done.
     Tmpfs {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
         mode: u32,
         ro_after: bool,
@@ -23,7 +24,9 @@ pub enum MountOp {
     /// Bind a host path. Always nosuid; nodev unless `dev` (device nodes).
     /// `optional`: skipped when the source does not exist.
     Bind {
+        #[serde(with = "super::os_path")]
         src: PathBuf,
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
         dir: bool,
         writable: bool,
@@ -33,53 +36,67 @@ pub enum MountOp {
     /// Make an already-mounted path inside the sandbox read-only (skipped if
     /// it does not exist).
     ReadOnly {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// Bind a path onto itself, keeping its access: a mount point cannot be
     /// renamed or removed (EBUSY), so the protected paths below it stay put.
     Pin {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// Replace a file with an empty read-only file (skipped if missing).
     HideFile {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// Replace a directory with an empty read-only directory.
     HideDir {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// Replace a file with a read-only copy whose secret values are
     /// replaced by `guard-redacted:<rule>`. The copy is written into the
     /// setup tmpfs (never onto the host); `content` holds no secret.
     Redacted {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
         content: String,
         mode: u32,
         rules: Vec<String>,
     },
     Proc {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// A new devpts instance (its own ptmx), so programs can open ptys
     /// without seeing the host's.
     Devpts {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     Symlink {
+        #[serde(with = "super::os_path")]
         target: PathBuf,
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// An overlay: `lower` (host) read-only underneath, writes go to `upper`.
     Overlay {
+        #[serde(with = "super::os_path")]
         lower: PathBuf,
+        #[serde(with = "super::os_path")]
         upper: PathBuf,
+        #[serde(with = "super::os_path")]
         work: PathBuf,
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
     /// A file with this content, generated inside the sandbox's setup
     /// tmpfs (never on the host) and bound read-only over `dst` (or, when
     /// `dst` is a symlink, over what it points to inside the sandbox).
     File {
+        #[serde(with = "super::os_path")]
         dst: PathBuf,
         content: String,
     },
@@ -302,15 +319,33 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
             dst: c.path.clone(),
         });
     }
+    let writable: Vec<&Path> = policy
+        .grants
+        .iter()
+        .filter(|g| g.access == Access::ReadWrite && g.kind == GrantKind::Dir)
+        .map(|g| g.path.as_path())
+        .collect();
     let mut pinned = std::collections::BTreeSet::new();
     for g in &policy.grants {
-        if g.access == Access::Protected {
-            // Ancestors between the project root (already a mount) and the
-            // protected path: `mv .git .git.old` must fail, or the agent
-            // could build a fresh .git/hooks next to the protected one.
+        // Ancestors between the root of the writable tree (already a mount)
+        // and the path. A protected path: `mv .git .git.old` must fail, or
+        // the agent could build a fresh .git/hooks next to the protected
+        // one. A hidden or redacted one: `mv config config.old` (or
+        // `.git/objects/ab`) would carry the real file away from the path
+        // the next session hides, and that session would read it there.
+        let root = match g.access {
+            Access::Protected => Some(policy.project.as_path()),
+            Access::Hidden | Access::Redacted => writable
+                .iter()
+                .filter(|w| g.path.starts_with(w) && g.path != **w)
+                .max_by_key(|w| w.components().count())
+                .copied(),
+            _ => None,
+        };
+        if let Some(root) = root {
             let mut dir = g.path.parent();
             while let Some(d) = dir {
-                if !d.starts_with(&policy.project) || d == policy.project {
+                if !d.starts_with(root) || d == root {
                     break;
                 }
                 pinned.insert(d.to_path_buf());
@@ -539,6 +574,24 @@ mod tests {
                 "tmpfs    /var/tmp (mode 1777)",
             ]
         );
+    }
+
+    #[test]
+    fn hidden_paths_in_a_writable_tree_pin_their_ancestors() {
+        let pol = policy(vec![
+            grant("/etc", Access::ReadOnly, GrantKind::Dir),
+            grant("/etc/ssl/private", Access::Hidden, GrantKind::Dir),
+            grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
+            grant("/home/u/src/app/.env", Access::Hidden, GrantKind::File),
+            grant("/home/u/src/app/a/b/key", Access::Hidden, GrantKind::File),
+        ]);
+        let pins: Vec<String> = mount_ops(&pol)
+            .iter()
+            .filter(|o| matches!(o, MountOp::Pin { .. }))
+            .map(|o| o.dst().display().to_string())
+            .collect();
+        // Nothing above the writable tree, nothing in a read-only one.
+        assert_eq!(pins, ["/home/u/src/app/a", "/home/u/src/app/a/b"]);
     }
 
     #[test]

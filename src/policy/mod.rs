@@ -246,6 +246,19 @@ pub fn resolve(
 ) -> Result<(Vec<Grant>, Vec<PathBuf>)> {
     let mut absent = Vec::new();
     let kind_of = |p: &Path| facts.get(p).cloned().unwrap_or(PathKind::Missing);
+    // Directories the sandbox may write (the project, write grants): a link
+    // in one may have been planted by an earlier session, so a grant never
+    // follows one out of them (`--ro {project}/docs` with `docs -> ~/.aws`).
+    let writable: Vec<&Path> = candidates
+        .iter()
+        .filter(|c| c.access == Access::ReadWrite && kind_of(&c.path) == PathKind::Dir)
+        .map(|c| c.path.as_path())
+        .collect();
+    let leads_out = |link: &Path, resolved: &Path| {
+        let link = crate::host::lexical(link);
+        writable.iter().any(|w| link.starts_with(w) && link != *w)
+            && !writable.iter().any(|w| resolved.starts_with(w))
+    };
     // path -> (access, kind, origin); later candidates override earlier ones,
     // except that Hidden is never overridden, and Redacted only by Hidden.
     // A protected path the secrets scan flags stays Protected (its
@@ -323,6 +336,26 @@ pub fn resolve(
                     }
                     continue;
                 };
+                if matches!(c.access, Access::ReadOnly | Access::ReadWrite)
+                    && leads_out(&c.path, &resolved)
+                {
+                    if c.required {
+                        return Err(Error::usage_hint(
+                            format!(
+                                "{} {}: a link out of the writable directory it lies in (to {}); \
+                                 the sandbox may have put it there, so guard does not follow it",
+                                c.origin,
+                                c.path.display(),
+                                resolved.display()
+                            ),
+                            format!(
+                                "if {} is meant to be granted, name it itself",
+                                resolved.display()
+                            ),
+                        ));
+                    }
+                    continue;
+                }
                 let kind = match kind_of(&resolved) {
                     PathKind::Dir => GrantKind::Dir,
                     _ => GrantKind::File,
@@ -514,6 +547,44 @@ mod tests {
         let paths: Vec<_> = g.iter().map(|g| g.path.display().to_string()).collect();
         assert_eq!(paths, ["/bin", "/usr"]);
         assert!(matches!(g[0].kind, GrantKind::Symlink { .. }));
+    }
+
+    #[test]
+    fn a_link_in_a_writable_tree_never_carries_a_grant_out_of_it() {
+        let link = |to: &str| PathKind::Symlink {
+            target: to.into(),
+            resolved: Some(to.into()),
+        };
+        let facts: BTreeMap<PathBuf, PathKind> = [
+            ("/p".into(), PathKind::Dir),
+            ("/p/docs".into(), link("/h/.aws")),
+            ("/p/inner".into(), link("/p/src")),
+            ("/h/.aws".into(), PathKind::Dir),
+            ("/p/src".into(), PathKind::Dir),
+            ("/etc/x".into(), link("/usr/x")),
+            ("/usr/x".into(), PathKind::File),
+        ]
+        .into();
+        let project = cand("/p", Access::ReadWrite, true);
+        // Optional (a profile's): dropped. A link within the project, or
+        // one outside every writable tree, is followed as before.
+        let g = resolve_grants(
+            &[
+                project.clone(),
+                cand("/p/docs", Access::ReadOnly, false),
+                cand("/p/inner", Access::ReadOnly, false),
+                cand("/etc/x", Access::ReadOnly, false),
+            ],
+            &facts,
+        )
+        .unwrap();
+        let paths: Vec<_> = g.iter().map(|g| g.path.display().to_string()).collect();
+        assert_eq!(paths, ["/etc/x", "/p", "/p/src", "/usr/x"]);
+        // Required (the command line's): refused.
+        let e = resolve_grants(&[project, cand("/p/docs", Access::ReadWrite, true)], &facts)
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 125);
+        assert!(e.render().contains("/h/.aws"), "{}", e.render());
     }
 
     #[test]

@@ -111,6 +111,12 @@ impl Pending {
         // If the setup process failed early, the send fails; its report is
         // still waiting in the socket, so read reports regardless.
         let sent = channel::send(&mut self.sock, plan);
+        // Unsent (or sent in part), the setup process would wait for the
+        // plan as long as we wait for its report: end it. Its own report,
+        // if it failed first, still explains more than the send error.
+        if sent.is_err() {
+            let _ = self.child.kill();
+        }
         let mut failure: Option<Error> = None;
         let mut exited = None;
         let mut egress: Option<net::Egress> = self.egress.take();

@@ -48,6 +48,7 @@ pub struct Substitute {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sanitized {
     /// The repository's objects directory.
+    #[serde(with = "crate::plan::os_path")]
     pub objects: PathBuf,
     /// Blobs shown sanitized.
     pub blobs: usize,

@@ -128,6 +128,8 @@ pub struct Hit {
 /// A file or directory the sandbox must not see as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flagged {
+    /// Any bytes: the name may not be UTF-8 (see `plan::os_path`).
+    #[serde(with = "crate::plan::os_path")]
     pub path: PathBuf,
     pub dir: bool,
     pub action: Action,
@@ -139,6 +141,7 @@ pub struct Flagged {
 /// A redacted copy, ready to be mounted read-only over `path`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redaction {
+    #[serde(with = "crate::plan::os_path")]
     pub path: PathBuf,
     pub content: String,
     /// Permission bits of the original (no setuid/setgid/sticky); the

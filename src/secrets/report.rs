@@ -8,17 +8,19 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// `path` as the user thinks of it: relative to the project, `~/…` in
-/// home, else absolute.
+/// home, else absolute. Control characters are escaped: the name may have
+/// been chosen by a sandbox to write escape sequences to the terminal.
 pub fn display(path: &Path, project: &Path, home: &Path) -> String {
+    use crate::host::printable;
     if let Ok(rel) = path.strip_prefix(project)
         && !rel.as_os_str().is_empty()
     {
-        return rel.display().to_string();
+        return printable(rel);
     }
     if let Ok(rel) = path.strip_prefix(home) {
-        return format!("~/{}", rel.display());
+        return format!("~/{}", printable(rel));
     }
-    path.display().to_string()
+    printable(path)
 }
 
 /// Repositories whose history holds secrets, and object files that could
@@ -100,10 +102,10 @@ pub fn json(project: &Path, r: &ScanReport, history: &History) -> String {
     let unchecked: Vec<serde_json::Value> = history
         .unchecked
         .iter()
-        .map(|(p, why)| serde_json::json!({ "path": p, "reason": why }))
+        .map(|(p, why)| serde_json::json!({ "path": p.to_string_lossy(), "reason": why }))
         .collect();
     let v = serde_json::json!({
-        "project": project,
+        "project": project.to_string_lossy(),
         "flagged": r.flagged,
         "history": { "sanitized": history.sanitized, "unchecked": unchecked },
         "stats": r.stats,

@@ -18,14 +18,14 @@ use std::time::Duration;
 const DEFAULT_PROFILE: &str = include_str!("../../profiles/default.toml");
 
 /// A host loopback server greeting with a canary; counts connections.
-struct Loopback {
-    port: u16,
+pub(crate) struct Loopback {
+    pub(crate) port: u16,
     hits: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
 impl Loopback {
-    fn start(case: &mut Case) -> Loopback {
+    pub(crate) fn start(case: &mut Case) -> Loopback {
         let greeting = case.add_canary("loopsrv");
         let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback server");
         l.set_nonblocking(true).expect("nonblocking");
@@ -48,7 +48,7 @@ impl Loopback {
         Loopback { port, hits, stop }
     }
 
-    fn finish(self) -> usize {
+    pub(crate) fn finish(self) -> usize {
         std::thread::sleep(Duration::from_millis(30));
         self.stop.store(true, Ordering::SeqCst);
         self.hits.load(Ordering::SeqCst)
@@ -73,7 +73,7 @@ fn host_loopback_name() -> Option<String> {
 
 /// The default profile plus `web.guard.test` pinned to 127.0.0.1 on
 /// `port`, with the private opt-in (an allowed destination on loopback).
-fn profile(case: &Case, port: u16) -> PathBuf {
+pub(crate) fn profile(case: &Case, port: u16) -> PathBuf {
     let text = format!(
         "{DEFAULT_PROFILE}\n[network]\nallow = [ {{ host = \"web.guard.test:{port}\", private = true }} ]\n\n[network.hosts]\n\"web.guard.test\" = \"127.0.0.1\"\n"
     );
@@ -82,7 +82,7 @@ fn profile(case: &Case, port: u16) -> PathBuf {
 
 /// Run the snippet with extra guard args and `--log`; returns the outcome
 /// and the event log.
-fn run_logged(case: &Case, extra: &[&str]) -> (crate::common::Outcome, String) {
+pub(crate) fn run_logged(case: &Case, extra: &[&str]) -> (crate::common::Outcome, String) {
     let log = case.home().join("escape-events.jsonl");
     let _ = std::fs::remove_file(&log);
     let mut args = vec!["run", "--log", log.to_str().unwrap()];
@@ -110,7 +110,7 @@ fn assert_refused(log: &str, host: &str, why: &str) {
     );
 }
 
-const PROXY: &str = r#"
+pub(crate) const PROXY: &str = r#"
 def proxy(req):
     s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
     s.sendall(req)
