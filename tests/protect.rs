@@ -362,3 +362,44 @@ fn a_linked_worktree_works_and_its_repository_stays_protected() {
         assert_eq!(String::from_utf8_lossy(&log.stdout).trim(), "agent-commit");
     }
 }
+
+/// A dev container's config runs `initializeCommand` on the host when the
+/// folder is reopened in its container: read-only inside, and one created
+/// where none was is moved aside.
+#[test]
+fn dev_container_config_cannot_be_planted() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.project.write(
+            ".devcontainer/devcontainer.json",
+            "{\"image\": \"debian\"}\n",
+        );
+        env.own();
+        let out = env.sh(
+            "echo '{\"initializeCommand\": \"touch /tmp/x\"}' > .devcontainer/devcontainer.json 2>/dev/null && echo existing=written || echo existing=refused; \
+             echo '{\"initializeCommand\": \"touch /tmp/x\"}' > .devcontainer.json && echo new=created",
+        );
+        out.expect_code(0);
+        assert_eq!(
+            out.field("existing").as_deref(),
+            Some("refused"),
+            "{}",
+            out.all()
+        );
+        assert_eq!(
+            out.field("new").as_deref(),
+            Some("created"),
+            "{}",
+            out.all()
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.project.join(".devcontainer/devcontainer.json")).unwrap(),
+            "{\"image\": \"debian\"}\n"
+        );
+        assert!(
+            !env.project.join(".devcontainer.json").exists(),
+            "{}",
+            out.all()
+        );
+    }
+}
