@@ -340,11 +340,8 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &user.home,
         &grants,
         &cache,
-        linked.iter().map(linked_root).collect(),
+        linked.as_ref(),
     )?;
-    found
-        .git_dirs
-        .extend(linked.as_ref().map(|l| l.common.clone()));
     let redactions = secrets::redact::prepare_all(&mut found.flagged, &rules)?;
     candidates.extend(found.flagged.iter().map(secret_candidate));
     // Secrets in git history: sanitized copies of the object files that
@@ -725,14 +722,14 @@ fn scan_visible(
     home: &Path,
     grants: &[policy::Grant],
     cache_dir: &Path,
-    extra: Vec<secrets::Root>,
+    linked: Option<&protect::Linked>,
 ) -> Result<secrets::ScanReport> {
     use policy::{Access, GrantKind};
     let mut roots = vec![secrets::Root {
         path: project.to_path_buf(),
         anchor: project.to_path_buf(),
     }];
-    roots.extend(extra);
+    roots.extend(linked.map(linked_root));
     let mut exclude = vec![cache_dir.to_path_buf()];
     for g in grants {
         if g.access == Access::Hidden {
@@ -761,7 +758,10 @@ fn scan_visible(
         .mode(0o700)
         .create(cache_dir);
     let cache_file = cache_dir.join(secrets::cache_file_name(project));
-    secrets::scan(rules, &roots, &exclude, Some(&cache_file))
+    let mut found = secrets::scan(rules, &roots, &exclude, Some(&cache_file))?;
+    // A linked worktree's history is its repository's.
+    found.git_dirs.extend(linked.map(|l| l.common.clone()));
+    Ok(found)
 }
 
 /// A linked worktree's repository, scanned like the project: relative paths
@@ -947,15 +947,14 @@ fn scan(args: &ScanArgs) -> Result<i32> {
     let grants = policy::resolve_grants(&candidates, &facts)?;
     let cache = secrets::cache_dir(&user.home);
     let linked = protect::linked_repository(&project);
-    let mut found = scan_visible(
+    let found = scan_visible(
         &rules,
         &project,
         &user.home,
         &grants,
         &cache,
-        linked.iter().map(linked_root).collect(),
+        linked.as_ref(),
     )?;
-    found.git_dirs.extend(linked.map(|l| l.common));
     let history = secrets::history::protect(
         &rules,
         &secrets::rules_fingerprint(&rules),

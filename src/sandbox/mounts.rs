@@ -373,7 +373,7 @@ fn follow_inside(dst: &Path) -> Result<PathBuf> {
                 } else {
                     p.parent().unwrap_or(Path::new("/")).join(link)
                 };
-                p = normalize(&joined);
+                p = crate::host::lexical(&joined);
             }
             _ => return Ok(inside),
         }
@@ -385,22 +385,6 @@ fn follow_inside(dst: &Path) -> Result<PathBuf> {
     ))
 }
 
-/// Remove `.` and `..` lexically (never above `/`).
-fn normalize(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,10 +392,16 @@ mod tests {
     #[test]
     fn normalize_is_lexical_and_stays_under_root() {
         assert_eq!(
-            normalize(Path::new("/etc/../run/x")),
+            crate::host::lexical(Path::new("/etc/../run/x")),
             PathBuf::from("/run/x")
         );
-        assert_eq!(normalize(Path::new("/../../x")), PathBuf::from("/x"));
-        assert_eq!(normalize(Path::new("/a/./b/")), PathBuf::from("/a/b"));
+        assert_eq!(
+            crate::host::lexical(Path::new("/../../x")),
+            PathBuf::from("/x")
+        );
+        assert_eq!(
+            crate::host::lexical(Path::new("/a/./b/")),
+            PathBuf::from("/a/b")
+        );
     }
 }

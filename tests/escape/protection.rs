@@ -8,6 +8,25 @@ use crate::support::{Case, Expect, each_mode, errno::*};
 use std::path::Path;
 use std::process::Command;
 
+/// An empty commit on the host in `dir`, as a user would make one after
+/// the session (runs the repository's hooks).
+fn host_commit(dir: &Path) -> std::process::Output {
+    host_git(
+        dir,
+        &[
+            "-c",
+            "user.name=u",
+            "-c",
+            "user.email=u@u",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "y",
+        ],
+    )
+}
+
 /// `git ARGS` on the host in `dir` (no user or system config).
 fn host_git(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new("git")
@@ -398,20 +417,7 @@ echo planted=1
             // The host's git, as a user would run it afterwards.
             let _ = host_git(&p.join("emb"), &["status", "--short"]);
             let _ = host_git(p, &["status", "--short"]);
-            let _ = host_git(
-                &p.join("hooked"),
-                &[
-                    "-c",
-                    "user.name=u",
-                    "-c",
-                    "user.email=u@u",
-                    "commit",
-                    "-q",
-                    "--allow-empty",
-                    "-m",
-                    "y",
-                ],
-            );
+            let _ = host_commit(&p.join("hooked"));
             let _ = host_git(&p.join("w"), &["status", "--short"]);
             let _ = host_git(
                 &p.join("bare.git"),
@@ -584,20 +590,7 @@ echo ran=1
                 after, before,
                 "a hook script or hook config changed on the host"
             );
-            let commit = host_git(
-                p,
-                &[
-                    "-c",
-                    "user.name=u",
-                    "-c",
-                    "user.email=u@u",
-                    "commit",
-                    "-q",
-                    "--allow-empty",
-                    "-m",
-                    "y",
-                ],
-            );
+            let commit = host_commit(p);
             assert!(
                 commit.status.success(),
                 "{}",
@@ -758,20 +751,7 @@ fn hooks_at_the_top_of_the_worktree_cannot_be_planted() {
         ));
         out.ran();
         out.fields(&[("planted", "1")]);
-        let commit = host_git(
-            p,
-            &[
-                "-c",
-                "user.name=u",
-                "-c",
-                "user.email=u@u",
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                "y",
-            ],
-        );
+        let commit = host_commit(p);
         assert!(commit.status.success());
         marker.assert_absent("a pre-commit hook planted at the top of the worktree");
         assert!(out.stderr.contains("moved it to"), "{}", out.stderr);
