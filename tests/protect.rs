@@ -403,3 +403,42 @@ fn dev_container_config_cannot_be_planted() {
         );
     }
 }
+
+/// mise runs a trusted config's `[hooks]` and `_.source` when the user
+/// enters the directory, and trusts by path: an existing `mise.toml` is
+/// read-only inside. A new one is inert until trusted, so creating one is
+/// left alone (an agent may set mise up).
+#[test]
+fn an_existing_mise_config_cannot_be_changed() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.project.write("mise.toml", "[tools]\nnode = \"22\"\n");
+        env.own();
+        let out = env.sh(
+            "printf '[hooks]\\nenter = \"touch /tmp/x\"\\n' >> mise.toml 2>/dev/null && echo existing=written || echo existing=refused; \
+             printf '[tools]\\npython = \"3.12\"\\n' > .mise.local.toml && echo new=created",
+        );
+        out.expect_code(0);
+        assert_eq!(
+            out.field("existing").as_deref(),
+            Some("refused"),
+            "{}",
+            out.all()
+        );
+        assert_eq!(
+            out.field("new").as_deref(),
+            Some("created"),
+            "{}",
+            out.all()
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.project.join("mise.toml")).unwrap(),
+            "[tools]\nnode = \"22\"\n"
+        );
+        assert!(
+            env.project.join(".mise.local.toml").exists(),
+            "{}",
+            out.all()
+        );
+    }
+}

@@ -391,6 +391,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &project,
         &user.home,
     ));
+    candidates.extend(protect::trusted_tool_configs(&project));
     // The scan cache must not be reachable: whoever can write it can mark a
     // secret file as clean for the next run.
     if grants.iter().any(|g| {

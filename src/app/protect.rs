@@ -356,6 +356,37 @@ pub fn hook_candidates(
     out
 }
 
+/// Config files a tool on the host runs code from when the user `cd`s into
+/// the project, once the user has trusted the file by its path (mise's
+/// `[hooks]` and `_.source`; mise does not ask again when the content
+/// changes): protected where present. One the sandbox creates is inert
+/// until the user trusts it, so no watch for absent ones. (direnv asks
+/// again for a changed `.envrc`; that one is protected anyway.)
+pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
+    const FILES: &[&str] = &[
+        "mise.toml",
+        ".mise.toml",
+        "mise.local.toml",
+        ".mise.local.toml",
+        ".config/mise.toml",
+        ".config/mise/config.toml",
+        ".config/mise/config.local.toml",
+        ".mise/config.toml",
+        ".mise/config.local.toml",
+    ];
+    FILES
+        .iter()
+        .map(|f| project.join(f))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .map(|path| Candidate {
+            path,
+            access: policy::Access::Protected,
+            origin: "a tool config that runs code on cd once trusted (mise)".into(),
+            required: false,
+        })
+        .collect()
+}
+
 /// The hooks git runs (githooks(5)).
 const GIT_HOOKS: &[&str] = &[
     "applypatch-msg",
