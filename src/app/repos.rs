@@ -297,6 +297,22 @@ fn check_git_dir(
             moved.push(set_aside(root, &hooks, why));
         }
     }
+    // A rebase in progress runs the `exec` lines of its todo list at the
+    // user's `git rebase --continue` (a sandbox can start one, or add to
+    // the user's).
+    let todo_list = dir.join("rebase-merge/git-rebase-todo");
+    if let Some(text) = host::read_small(&todo_list, CONFIG_MAX as u64)
+        && let Some(line) = String::from_utf8_lossy(&text)
+            .lines()
+            .find(|l| matches!(l.split_whitespace().next(), Some("exec" | "x")))
+    {
+        let shown: String = line.chars().take(60).collect();
+        let why = format!(
+            "a rebase todo list that runs `{}`",
+            host::printable(Path::new(&shown))
+        );
+        moved.push(set_aside(root, &todo_list, why));
+    }
     // The other worktrees of a repository: their own config runs when the
     // user works there.
     if let Ok(rd) = std::fs::read_dir(dir.join("worktrees")) {

@@ -757,3 +757,42 @@ fn hooks_at_the_top_of_the_worktree_cannot_be_planted() {
         assert!(out.stderr.contains("moved it to"), "{}", out.stderr);
     });
 }
+
+/// A rebase left in progress inside, with `exec` lines still to run: the
+/// user's `git rebase --continue` on the host would run them. The todo
+/// list is moved aside after the run.
+#[test]
+fn a_rebase_left_in_progress_cannot_run_commands_outside_later() {
+    each_mode(|case| {
+        git_repo(&case);
+        let p = case.project();
+        assert!(host_commit(p).status.success());
+        case.env.own();
+        let marker = HostMarker::new("rebase");
+        let out = case.sh(&format!(
+            "GIT_SEQUENCE_EDITOR=\"sed -i '1i break'\" git -c user.name=a -c user.email=a@a rebase -q -i --exec 'touch {m}' HEAD~1 >/dev/null 2>&1; \
+             grep -c '^exec' .git/rebase-merge/git-rebase-todo | sed 's/^/pending=/'; echo ran=1",
+            m = marker.path()
+        ));
+        out.ran();
+        out.fields(&[("pending", "1")]);
+        let _ = host_git(
+            p,
+            &[
+                "-c",
+                "user.name=u",
+                "-c",
+                "user.email=u@u",
+                "rebase",
+                "--continue",
+            ],
+        );
+        marker.assert_absent("an exec line of a rebase left in progress");
+        assert!(
+            out.stderr
+                .contains("a rebase todo list that runs `exec touch"),
+            "{}",
+            out.stderr
+        );
+    });
+}
