@@ -127,6 +127,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         &policy.project,
         &secrets::cache_dir(&policy.home).join(secrets::cache_file_name(&policy.project)),
         &writable_outside(&policy),
+        policy.linked_repository.as_deref(),
         &trusted,
     ));
     for m in &moved {
@@ -369,6 +370,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &found.git_dirs,
         &loaded.profile.filesystem.protect,
         &project,
+        linked.as_ref().map(|l| l.common.as_path()),
     ));
     // Hooks git runs from the worktree (husky's core.hooksPath) and the
     // configs of installed hook managers (pre-commit, lefthook).
@@ -472,6 +474,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         grants,
         absent_protected,
         protected_links,
+        linked_repository: linked.map(|l| l.common),
         env,
         env_removed: built.removed,
         command: args.command.clone(),

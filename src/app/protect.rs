@@ -238,6 +238,7 @@ pub fn nested_git_candidates(
     git_dirs: &[PathBuf],
     protect: &[String],
     project: &Path,
+    linked: Option<&Path>,
 ) -> Vec<Candidate> {
     let top = project.join(".git");
     let suffixes: Vec<&str> = protect
@@ -246,7 +247,10 @@ pub fn nested_git_candidates(
         .collect();
     let mut out = Vec::new();
     for dir in git_dirs {
-        if *dir == top || !dir.starts_with(project) {
+        // A linked worktree's repository has its protections of its own;
+        // the submodules' git directories in it get these.
+        let inside = dir.starts_with(project) || linked.is_some_and(|l| dir.starts_with(l));
+        if *dir == top || Some(dir.as_path()) == linked || !inside {
             continue;
         }
         for suffix in &suffixes {

@@ -38,6 +38,8 @@ pub struct Trusted {
     /// At the `landlock` level protected paths are put back from a snapshot
     /// after the run (new files): there the path alone tells.
     by_path: bool,
+    /// Hidden paths: the sandbox never saw them, so nothing there is its.
+    hidden: Vec<PathBuf>,
 }
 
 impl Trusted {
@@ -61,16 +63,41 @@ impl Trusted {
                 .map(|(link, _)| link.clone())
                 .collect(),
             by_path: policy.isolation == crate::profile::Isolation::Landlock,
+            hidden: policy
+                .grants
+                .iter()
+                .filter(|g| g.access == Access::Hidden)
+                .map(|g| g.path.clone())
+                .collect(),
         }
     }
 
+    fn is_hidden(&self, path: &Path) -> bool {
+        self.hidden.iter().any(|h| path.starts_with(h))
+    }
+
+    /// Whether `path` (status `st`) is as the user had it: protected at
+    /// the start and still the same file, or inside a protected directory
+    /// that still is (`.git/worktrees/<name>/config.worktree` below a
+    /// protected `.git/worktrees`).
     fn holds(&self, path: &Path, st: &nix::sys::stat::FileStat) -> bool {
         if st.st_mode & libc::S_IFMT == libc::S_IFLNK && self.links.contains(path) {
             return true;
         }
-        self.ids
-            .get(path)
-            .is_some_and(|id| self.by_path || *id == (st.st_dev, st.st_ino))
+        path.ancestors().any(|p| {
+            let Some(id) = self.ids.get(p) else {
+                return false;
+            };
+            if self.by_path {
+                return true;
+            }
+            let now = if p == path {
+                Some((st.st_dev, st.st_ino))
+            } else {
+                nix::sys::stat::lstat(p).ok().map(|s| (s.st_dev, s.st_ino))
+            };
+            now == Some(*id)
+        })
     }
 }
 
@@ -84,9 +111,6 @@ struct Found {
     marked: Vec<PathBuf>,
     /// Directories that could not be read.
     unreadable: Vec<PathBuf>,
-    /// Components of the walked root's path (above it, a `.git` means
-    /// nothing).
-    root_depth: usize,
 }
 
 impl Visitor<'static> for Found {
@@ -96,14 +120,17 @@ impl Visitor<'static> for Found {
                 self.dot_git.push(path.to_path_buf());
                 true
             }
-            // The object stores of `.git` directories hold nothing git runs,
-            // and are most of their entries. Nothing inside a `.git` can be
-            // reached by a user or another repository's index (git refuses
-            // `.git` in a path); a bare repository's store can, and is walked.
-            Some("objects") => !path
-                .components()
-                .skip(self.root_depth)
-                .any(|c| c.as_os_str() == ".git"),
+            // A `.git` object store is mostly 256 directories of loose
+            // objects, files only; one holding a directory (ext4, xfs and
+            // tmpfs count subdirectories in the link count) may hide a
+            // repository a link elsewhere leads into, and is walked.
+            Some(name)
+                if name.len() == 2
+                    && name.bytes().all(|b| b.is_ascii_hexdigit())
+                    && path.parent().is_some_and(|p| p.ends_with(".git/objects")) =>
+            {
+                !nix::sys::stat::lstat(path).is_ok_and(|st| st.st_nlink == 2)
+            }
             _ => true,
         }
     }
@@ -142,76 +169,113 @@ impl Found {
     }
 }
 
+/// What a directory to check is to git.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A git directory (`.git`, a bare repository, a worktree's or a
+    /// submodule's): `HEAD`, and objects and refs here or in its commondir.
+    GitDir,
+    /// A directory some `commondir` names: objects, refs, config and hooks
+    /// of the git directories that name it.
+    Common,
+}
+
+/// Whether `dir` is what git would take for `kind`, as git checks: by
+/// access, following links (`objects` may be a link, or even a file).
+fn is_git(dir: &Path, kind: Kind) -> bool {
+    let exists = |name: &str| std::fs::metadata(dir.join(name)).is_ok();
+    match kind {
+        Kind::GitDir => {
+            exists("HEAD") && (exists("commondir") || (exists("objects") && exists("refs")))
+        }
+        Kind::Common => exists("objects") && exists("refs"),
+    }
+}
+
+/// A path file as git reads it (a `.git` file's `gitdir: `, a
+/// `commondir`): the whole content, only trailing CRs and LFs removed,
+/// relative to `base`.
+fn git_path_file(file: &Path, prefix: &str, base: &Path) -> Option<PathBuf> {
+    let bytes = host::read_small(file, 4096)?;
+    let mut text = std::str::from_utf8(&bytes).ok()?;
+    text = text.trim_end_matches(['\r', '\n']);
+    let path = text.strip_prefix(prefix)?;
+    (!path.is_empty()).then(|| base.join(path))
+}
+
 /// Find every git directory in the project and every one a `.git` file or
 /// link, or a `commondir`, leads to where the sandbox could write; move
 /// aside what would run outside. `writable` are the host directories the
-/// sandbox could write besides the project.
+/// sandbox could write besides the project; `linked` the repository of a
+/// linked worktree (checked whatever leads there).
 pub fn check_after_run(
     project: &Path,
     scan_cache: &Path,
     writable: &[PathBuf],
+    linked: Option<&Path>,
     trusted: &Trusted,
 ) -> Vec<Moved> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8);
-    let make = || Found {
-        root_depth: project.components().count(),
-        ..Found::default()
-    };
     let mut found = Found::default();
-    for f in crate::secrets::walk_listed(project, scan_cache, threads, make) {
-        found.dot_git.extend(f.dot_git);
-        found.marked.extend(f.marked);
-        found.unreadable.extend(f.unreadable);
+    let walk = |root: &Path, found: &mut Found| {
+        for f in crate::secrets::walk_listed(root, scan_cache, threads, Found::default) {
+            found.dot_git.extend(f.dot_git);
+            found.marked.extend(f.marked);
+            found.unreadable.extend(f.unreadable);
+        }
+    };
+    walk(project, &mut found);
+    // Directories the sandbox made unreadable to guard (git may still open
+    // files there by name): made readable and walked; the user's own are
+    // theirs to have so, and named.
+    let mut unreadable = std::mem::take(&mut found.unreadable);
+    for _ in 0..16 {
+        let opened: Vec<PathBuf> = unreadable.drain(..).filter_map(|d| open_up(&d)).collect();
+        if opened.is_empty() {
+            break;
+        }
+        for d in opened {
+            walk(&d, &mut found);
+        }
+        unreadable = std::mem::take(&mut found.unreadable);
     }
-    warn_unreadable(&found.unreadable);
+    warn_unreadable(&unreadable);
     let mut roots: Vec<PathBuf> = vec![project.to_path_buf()];
     roots.extend(
         writable
             .iter()
             .filter_map(|w| std::fs::canonicalize(w).ok()),
     );
-    let mut todo: Vec<PathBuf> = Vec::new();
+    let mut todo: Vec<(PathBuf, Kind)> = Vec::new();
+    todo.extend(linked.map(|l| (l.to_path_buf(), Kind::Common)));
     let mut moved = Vec::new();
     for path in found.dot_git {
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => todo.push(path),
-            // `gitdir: <path>` (relative to the file's directory) or a link:
-            // git uses the directory it leads to.
-            Ok(m) => {
-                let target = if m.is_symlink() {
-                    Some(path.clone())
-                } else {
-                    gitfile_target(&path)
-                };
-                if let Some(dir) = target.and_then(|t| std::fs::canonicalize(t).ok()) {
-                    todo.push(dir);
-                }
-            }
+        let Some(base) = path.parent() else {
+            continue;
+        };
+        // A directory, or a `gitdir: ` file (through a link too), relative
+        // to the directory holding `.git`.
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => todo.push((path, Kind::GitDir)),
+            Ok(_) => todo.extend(git_path_file(&path, "gitdir: ", base).map(|d| (d, Kind::GitDir))),
             Err(_) => {}
         }
     }
-    for dir in found.marked {
-        let is_dir =
-            |name: &str| std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_dir());
-        let has_head = std::fs::symlink_metadata(dir.join("HEAD")).is_ok();
-        let has_commondir = std::fs::symlink_metadata(dir.join("commondir")).is_ok();
-        if has_head && (has_commondir || (is_dir("objects") && is_dir("refs"))) {
-            todo.push(dir);
-        }
-    }
+    todo.extend(found.marked.into_iter().map(|d| (d, Kind::GitDir)));
     let mut seen: HashSet<PathBuf> = HashSet::new();
-    while let Some(dir) = todo.pop() {
+    while let Some((dir, kind)) = todo.pop() {
         let Ok(dir) = std::fs::canonicalize(&dir) else {
             continue;
         };
-        // Only where the sandbox could have written: a repository of the
-        // user's elsewhere (a worktree's main repository) is theirs.
+        // Only where the sandbox could have written (a repository of the
+        // user's elsewhere is theirs), only what git would take for one,
+        // and nothing it never saw.
         let Some(root) = roots.iter().find(|r| dir.starts_with(r)) else {
             continue;
         };
-        if !seen.insert(dir.clone()) {
+        if trusted.is_hidden(&dir) || !is_git(&dir, kind) || !seen.insert(dir.clone()) {
             continue;
         }
         check_git_dir(&dir, root, trusted, &mut moved, &mut todo);
@@ -219,13 +283,41 @@ pub fn check_after_run(
     moved
 }
 
+/// Make a directory of the user's that the owner cannot list or enter
+/// readable again (`chmod u+rx`), telling the user; `None` if it is not
+/// theirs or cannot be changed.
+fn open_up(dir: &Path) -> Option<PathBuf> {
+    let me = nix::unistd::geteuid().as_raw();
+    let st = nix::sys::stat::lstat(dir).ok()?;
+    let owner_rx = libc::S_IRUSR | libc::S_IXUSR;
+    if st.st_uid != me
+        || st.st_mode & libc::S_IFMT != libc::S_IFDIR
+        || st.st_mode & owner_rx == owner_rx
+    {
+        return None;
+    }
+    let mode = nix::sys::stat::Mode::from_bits_truncate((st.st_mode | owner_rx) & 0o7777);
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        dir,
+        mode,
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .ok()?;
+    eprintln!(
+        "guard: {} could not be read (mode {:o}); made it readable to check it for git repositories the sandbox made",
+        host::printable(dir),
+        st.st_mode & 0o7777
+    );
+    Some(dir.to_path_buf())
+}
+
 /// A directory of the user's that guard cannot read may hide a repository
-/// the sandbox made (it can `chmod 000` its own directories): say so
-/// rather than pass it by. Those of other owners (a container's data
-/// directory) the sandbox could not have written either.
+/// the sandbox made: say so rather than pass it by. Those of other owners
+/// (a container's data directory) the sandbox could not have written
+/// either.
 fn warn_unreadable(dirs: &[PathBuf]) {
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     let mut dirs: Vec<&PathBuf> = dirs
         .iter()
         .filter(|d| nix::sys::stat::lstat(d.as_path()).is_ok_and(|st| st.st_uid == me))
@@ -241,14 +333,6 @@ fn warn_unreadable(dirs: &[PathBuf]) {
     }
 }
 
-/// The directory a `gitdir: <path>` file names.
-fn gitfile_target(path: &Path) -> Option<PathBuf> {
-    let text = host::read_small(path, 4096)?;
-    let line = std::str::from_utf8(&text).ok()?.lines().next()?;
-    let target = line.strip_prefix("gitdir:")?.trim();
-    Some(path.parent()?.join(target))
-}
-
 /// Check one git directory (canonical, inside `root`): its config files,
 /// hooks and `commondir` (whose target is queued on `todo`: git reads the
 /// config and hooks there too).
@@ -257,7 +341,7 @@ fn check_git_dir(
     root: &Path,
     trusted: &Trusted,
     moved: &mut Vec<Moved>,
-    todo: &mut Vec<PathBuf>,
+    todo: &mut Vec<(PathBuf, Kind)>,
 ) {
     for name in ["config", "config.worktree"] {
         let path = dir.join(name);
@@ -271,7 +355,9 @@ fn check_git_dir(
             Some("a git config that is not a regular file".to_string())
         } else {
             match host::read_small(&path, CONFIG_MAX as u64) {
-                Some(text) => unsafe_config_key(&text).map(|k| format!("a git config setting {k}")),
+                Some(text) => unsafe_config_key(&text)
+                    .map(|k| format!("a git config setting {k}"))
+                    .or_else(|| worktree_outside(&text, dir, root)),
                 None => Some("a git config guard cannot read".to_string()),
             }
         };
@@ -313,24 +399,44 @@ fn check_git_dir(
         );
         moved.push(set_aside(root, &todo_list, why));
     }
-    // The other worktrees of a repository: their own config runs when the
-    // user works there.
+    // The other worktrees of a repository (their own config runs when the
+    // user works there) and its submodules' git directories, at any depth
+    // (`modules/libs/foo`, `modules/a/modules/b`).
     if let Ok(rd) = std::fs::read_dir(dir.join("worktrees")) {
         todo.extend(
             rd.flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path()),
+                .map(|e| (e.path(), Kind::GitDir)),
         );
     }
-    let commondir = dir.join("commondir");
-    if let Ok(st) = nix::sys::stat::lstat(&commondir)
-        && !trusted.holds(&commondir, &st)
-        && let Some(text) = host::read_small(&commondir, 4096)
-        && let Ok(text) = std::str::from_utf8(&text)
-        && let Some(line) = text.lines().next()
-    {
-        todo.push(dir.join(line.trim_end()));
+    let mut modules = vec![(dir.join("modules"), 0)];
+    while let Some((m, depth)) = modules.pop() {
+        for e in std::fs::read_dir(&m)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .take(10_000)
+        {
+            if depth < 8 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push((e.path(), Kind::GitDir));
+                modules.push((e.path(), depth + 1));
+            }
+        }
     }
+    // Followed whether or not it is the user's: the directory it names may
+    // have been changed (a `commondir` the sandbox created in it).
+    todo.extend(git_path_file(&dir.join("commondir"), "", dir).map(|c| (c, Kind::Common)));
+}
+
+/// `core.worktree` naming a directory outside `root`: git would check out,
+/// reset and clean files there (`git reset --hard` in the repository
+/// overwrites what the index lists, anywhere).
+fn worktree_outside(text: &[u8], dir: &Path, root: &Path) -> Option<String> {
+    let text = std::str::from_utf8(text).ok()?;
+    super::git_config::values(text, "core", "worktree")
+        .into_iter()
+        .find(|v| !host::lexical(&dir.join(v)).starts_with(root))
+        .map(|_| "a git config setting core.worktree outside the project".to_string())
 }
 
 /// Move `path` (inside `root`, no link on the way) aside.

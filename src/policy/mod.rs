@@ -97,6 +97,9 @@ pub struct Policy {
     /// writable directory and cannot be mounted over, so guard checks it
     /// after the run and puts it back if the sandbox re-pointed it.
     pub protected_links: Vec<(PathBuf, PathBuf)>,
+    /// The repository a linked worktree's `.git` file names (granted
+    /// read-write with protections; checked after the run).
+    pub linked_repository: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     /// Names of caller variables not passed in (for the audit; never values).
     pub env_removed: Vec<String>,
@@ -463,6 +466,7 @@ pub fn test_policy(grants: Vec<Grant>, isolation: crate::profile::Isolation) -> 
         grants,
         absent_protected: vec![],
         protected_links: vec![],
+        linked_repository: None,
         env: vec![],
         env_removed: vec![],
         command: vec!["true".into()],
