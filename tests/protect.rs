@@ -442,3 +442,76 @@ fn an_existing_mise_config_cannot_be_changed() {
         );
     }
 }
+
+/// A linked worktree's repository: a `commondir` the sandbox creates in it
+/// (which would point the main worktree's git at a config it wrote) is
+/// moved aside after the run, and the user's other worktree's own config
+/// (keys outside guard's inert list) is left alone.
+#[test]
+fn a_linked_repository_cannot_be_redirected_and_keeps_its_worktrees() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let main = common::TempDir::new("main", mode);
+        let other = common::TempDir::new("other", mode);
+        let m = &main.path;
+        host_git(m, &["init", "-q", "-b", "main"]);
+        host_git(m, &["commit", "-q", "--allow-empty", "-m", "init"]);
+        std::fs::remove_dir(&env.project.path).unwrap();
+        host_git(
+            m,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "agent",
+                env.project.path.to_str().unwrap(),
+            ],
+        );
+        std::fs::remove_dir(&other.path).unwrap();
+        host_git(
+            m,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "other",
+                other.path.to_str().unwrap(),
+            ],
+        );
+        host_git(m, &["config", "extensions.worktreeConfig", "true"]);
+        host_git(
+            &other.path,
+            &["config", "--worktree", "user.signingkey", "ABCDEF"],
+        );
+        let other_cfg = m
+            .join(".git/worktrees")
+            .join(other.path.file_name().unwrap())
+            .join("config.worktree");
+        let before = std::fs::read(&other_cfg).unwrap();
+        main.own(mode);
+        other.own(mode);
+        env.own();
+        let out = env.sh(&format!(
+            "G={m}/.git; mkdir -p $G/evil/objects $G/evil/refs && \
+             printf '[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n\\tfsmonitor = \"touch /tmp/x; false\"\\n' > $G/evil/config && \
+             echo evil > $G/commondir && echo planted=1",
+            m = m.display()
+        ));
+        out.expect_code(0);
+        assert_eq!(out.field("planted").as_deref(), Some("1"), "{}", out.all());
+        assert!(!m.join(".git/commondir").exists(), "{}", out.all());
+        let status = Command::new("git")
+            .args(["-c", "safe.directory=*", "status", "--short"])
+            .current_dir(m)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        assert_eq!(std::fs::read(&other_cfg).unwrap(), before, "{}", out.all());
+    }
+}

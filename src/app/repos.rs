@@ -423,9 +423,23 @@ fn check_git_dir(
             }
         }
     }
-    // Followed whether or not it is the user's: the directory it names may
-    // have been changed (a `commondir` the sandbox created in it).
-    todo.extend(git_path_file(&dir.join("commondir"), "", dir).map(|c| (c, Kind::Common)));
+    // A repository with objects of its own has no business naming another
+    // one's (a worktree's git directory has none); created there, it would
+    // point the user's git at a config the sandbox wrote. Any other is
+    // followed, the user's too: the directory it names may have changed.
+    let commondir = dir.join("commondir");
+    if let Ok(st) = nix::sys::stat::lstat(&commondir)
+        && !trusted.holds(&commondir, &st)
+        && std::fs::symlink_metadata(dir.join("objects")).is_ok()
+    {
+        moved.push(set_aside(
+            root,
+            &commondir,
+            "a commondir in a repository with objects of its own".into(),
+        ));
+        return;
+    }
+    todo.extend(git_path_file(&commondir, "", dir).map(|c| (c, Kind::Common)));
 }
 
 /// `core.worktree` naming a directory outside `root`: git would check out,

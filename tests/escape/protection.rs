@@ -741,3 +741,110 @@ fn a_rebase_left_in_progress_cannot_run_commands_outside_later() {
         );
     });
 }
+
+/// What git reads, guard must read the same way (each of these ran a
+/// planted core.fsmonitor on the host before):
+/// - `commondir` naming `../evil ` (git keeps the trailing space);
+/// - a directory git takes for a repository with `objects` and `refs` as
+///   executable files (git checks access, not type);
+/// - a repository inside `.git/objects`, reached through a link;
+/// - a `.git` file naming a directory with a trailing space;
+/// - a `.git` link to a `gitdir:` file;
+/// - `core.worktree` pointing outside the project (`git reset --hard`
+///   there would write host files).
+#[test]
+fn git_directories_are_read_as_git_reads_them() {
+    each_mode(|case| {
+        git_repo(&case);
+        let p = case.project();
+        let m: Vec<HostMarker> = (0..5)
+            .map(|i| HostMarker::new(&format!("gitread{i}")))
+            .collect();
+        let cfg = |i: usize| {
+            format!(
+                "[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n\\tfsmonitor = \"touch {}; false\"\\n",
+                m[i].path()
+            )
+        };
+        let script = format!(
+            r#"set -e
+mkdir -p a/.git/refs a/.git/objects "a/evil /objects" "a/evil /refs"
+echo 'ref: refs/heads/master' > a/.git/HEAD
+printf '../evil \n' > a/.git/commondir
+printf '{c0}' > "a/evil /config"
+mkdir b && cd b && echo 'ref: refs/heads/master' > HEAD && touch objects refs && chmod +x objects refs
+printf '{c1}' > config && cd ..
+mkdir -p .git/objects/zz/objects .git/objects/zz/refs
+echo 'ref: refs/heads/master' > .git/objects/zz/HEAD
+printf '{c2}' > .git/objects/zz/config
+ln -s .git/objects/zz c
+git init -q hold
+E="hold/.git/objects/e "
+mkdir -p "$E/objects" "$E/refs" d
+echo 'ref: refs/heads/master' > "$E/HEAD"
+printf '{c3}' > "$E/config"
+printf 'gitdir: ../hold/.git/objects/e \n' > d/.git
+mkdir -p e f/objects f/refs
+echo 'ref: refs/heads/master' > f/HEAD
+printf '{c4}' > f/config
+echo 'gitdir: ../f' > gf
+ln -s ../gf e/.git
+mkdir -p w && git init -q w/repo && git -C w/repo config core.worktree {outside}
+echo planted=1
+"#,
+            c0 = cfg(0),
+            c1 = cfg(1),
+            c2 = cfg(2),
+            c3 = cfg(3),
+            c4 = cfg(4),
+            outside = case.home().display(),
+        );
+        let out = case.sh(&script);
+        assert!(
+            out.stdout.contains("planted=1"),
+            "setup failed inside:\n{}",
+            out.stderr
+        );
+        for dir in ["a", "b", "c", "d", "e"] {
+            let _ = host_git(&p.join(dir), &["status", "--short"]);
+        }
+        for (i, what) in [
+            "a commondir with a trailing space",
+            "objects and refs as files",
+            "a repository in .git/objects behind a link",
+            "a .git file naming a directory with a trailing space",
+            "a .git link to a gitdir file",
+        ]
+        .iter()
+        .enumerate()
+        {
+            m[i].assert_absent(what);
+        }
+        assert!(
+            out.stderr.contains("core.worktree outside the project"),
+            "{}",
+            out.stderr
+        );
+        assert!(!p.join("w/repo/.git/config").exists());
+    });
+}
+
+/// The check after the run acts only on git directories the sandbox could
+/// have written: a `.git` link it plants to a hidden directory (`.kube`,
+/// which it never saw) does not make guard move the user's file there.
+#[test]
+fn a_git_link_to_a_hidden_directory_moves_nothing_there() {
+    each_mode(|case| {
+        git_repo(&case);
+        let p = case.project();
+        case.write(".kube/config", "apiVersion: v1\nkind: Config\nusers: []\n");
+        std::fs::write(p.join(".kube/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::create_dir_all(p.join(".kube/objects")).unwrap();
+        std::fs::create_dir_all(p.join(".kube/refs")).unwrap();
+        case.env.own();
+        let out = case.sh("mkdir x && ln -s ../.kube x/.git && echo ran=1");
+        out.ran();
+        assert!(p.join(".kube/config").exists(), "{}", out.stderr);
+        assert!(!out.stderr.contains("moved it to"), "{}", out.stderr);
+    });
+}
