@@ -488,8 +488,15 @@ fn manager_configs(hooks: &Path, worktree: &Path) -> Vec<(PathBuf, String)> {
             ));
         }
         if text.contains("lefthook") {
-            for base in ["lefthook", ".lefthook", "lefthook-local", ".lefthook-local"] {
-                for ext in ["yml", "yaml", "toml", "json"] {
+            for base in [
+                "lefthook",
+                ".lefthook",
+                "lefthook-local",
+                ".lefthook-local",
+                ".config/lefthook",
+                ".config/lefthook-local",
+            ] {
+                for ext in ["yml", "yaml", "toml", "json", "jsonc"] {
                     out.push((
                         worktree.join(format!("{base}.{ext}")),
                         "lefthook's config (its hook is installed)".into(),

@@ -278,7 +278,7 @@ pub fn check_after_run(
         if trusted.is_hidden(&dir) || !is_git(&dir, kind) || !seen.insert(dir.clone()) {
             continue;
         }
-        check_git_dir(&dir, root, trusted, &mut moved, &mut todo);
+        check_git_dir(&dir, root, &roots, trusted, &mut moved, &mut todo);
     }
     moved
 }
@@ -339,6 +339,7 @@ fn warn_unreadable(dirs: &[PathBuf]) {
 fn check_git_dir(
     dir: &Path,
     root: &Path,
+    roots: &[PathBuf],
     trusted: &Trusted,
     moved: &mut Vec<Moved>,
     todo: &mut Vec<(PathBuf, Kind)>,
@@ -357,7 +358,7 @@ fn check_git_dir(
             match host::read_small(&path, CONFIG_MAX as u64) {
                 Some(text) => unsafe_config_key(&text)
                     .map(|k| format!("a git config setting {k}"))
-                    .or_else(|| worktree_outside(&text, dir, root)),
+                    .or_else(|| worktree_outside(&text, dir, roots)),
                 None => Some("a git config guard cannot read".to_string()),
             }
         };
@@ -442,14 +443,17 @@ fn check_git_dir(
     todo.extend(git_path_file(&commondir, "", dir).map(|c| (c, Kind::Common)));
 }
 
-/// `core.worktree` naming a directory outside `root`: git would check out,
-/// reset and clean files there (`git reset --hard` in the repository
-/// overwrites what the index lists, anywhere).
-fn worktree_outside(text: &[u8], dir: &Path, root: &Path) -> Option<String> {
+/// `core.worktree` naming a directory outside those the sandbox could
+/// write (`roots`): git would check out, reset and clean files there (`git
+/// reset --hard` in the repository overwrites what the index lists).
+fn worktree_outside(text: &[u8], dir: &Path, roots: &[PathBuf]) -> Option<String> {
     let text = std::str::from_utf8(text).ok()?;
     super::git_config::values(text, "core", "worktree")
         .into_iter()
-        .find(|v| !host::lexical(&dir.join(v)).starts_with(root))
+        .find(|v| {
+            let at = host::lexical(&dir.join(v));
+            !roots.iter().any(|r| at.starts_with(r))
+        })
         .map(|_| "a git config setting core.worktree outside the project".to_string())
 }
 
