@@ -151,15 +151,8 @@ fn protected_paths_created_during_the_run_are_moved_aside_at_once() {
              [ -e .envrc ] && echo renamed_back=present || echo renamed_back=gone";
         let out = env.sh(script);
         out.expect_code(0);
-        assert_eq!(out.field("created").as_deref(), Some("0"), "{}", out.all());
-        assert_eq!(out.field("envrc").as_deref(), Some("gone"), "{}", out.all());
-        assert_eq!(out.field("tasks").as_deref(), Some("gone"), "{}", out.all());
-        assert_eq!(
-            out.field("renamed_back").as_deref(),
-            Some("gone"),
-            "{}",
-            out.all()
-        );
+        out.expect_fields(&[("created", "0"), ("envrc", "gone")]);
+        out.expect_fields(&[("tasks", "gone"), ("renamed_back", "gone")]);
         assert!(!env.project.join(".envrc").exists());
         assert!(!env.project.join(".vscode/tasks.json").exists());
         assert!(out.stderr.contains("moved it to"), "{}", out.all());
@@ -323,15 +316,13 @@ fn a_linked_worktree_works_and_its_repository_stays_protected() {
             m = m.display()
         ));
         out.expect_code(0);
-        for (k, v) in [
+        out.expect_fields(&[
             ("committed", "1"),
             ("hook", "refused"),
             ("config", "refused"),
             ("main_files", "hidden"),
             ("dot_git", "refused"),
-        ] {
-            assert_eq!(out.field(k).as_deref(), Some(v), "{k}: {}", out.all());
-        }
+        ]);
         assert!(
             !out.all().contains(&token),
             "the main repository's token leaked: {}",
@@ -380,18 +371,7 @@ fn dev_container_config_cannot_be_planted() {
              echo '{\"initializeCommand\": \"touch /tmp/x\"}' > .devcontainer.json && echo new=created",
         );
         out.expect_code(0);
-        assert_eq!(
-            out.field("existing").as_deref(),
-            Some("refused"),
-            "{}",
-            out.all()
-        );
-        assert_eq!(
-            out.field("new").as_deref(),
-            Some("created"),
-            "{}",
-            out.all()
-        );
+        out.expect_fields(&[("existing", "refused"), ("new", "created")]);
         assert_eq!(
             std::fs::read_to_string(env.project.join(".devcontainer/devcontainer.json")).unwrap(),
             "{\"image\": \"debian\"}\n"
@@ -419,18 +399,7 @@ fn an_existing_mise_config_cannot_be_changed() {
              printf '[tools]\\npython = \"3.12\"\\n' > .mise.local.toml && echo new=created",
         );
         out.expect_code(0);
-        assert_eq!(
-            out.field("existing").as_deref(),
-            Some("refused"),
-            "{}",
-            out.all()
-        );
-        assert_eq!(
-            out.field("new").as_deref(),
-            Some("created"),
-            "{}",
-            out.all()
-        );
+        out.expect_fields(&[("existing", "refused"), ("new", "created")]);
         assert_eq!(
             std::fs::read_to_string(env.project.join("mise.toml")).unwrap(),
             "[tools]\nnode = \"22\"\n"

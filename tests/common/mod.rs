@@ -275,6 +275,15 @@ impl Outcome {
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
     }
+
+    /// Each `key` was printed with exactly `value`.
+    #[track_caller]
+    pub fn expect_fields(&self, expected: &[(&str, &str)]) -> &Self {
+        for (k, v) in expected {
+            assert_eq!(self.field(k).as_deref(), Some(*v), "{k}: {}", self.all());
+        }
+        self
+    }
 }
 
 /// A fresh random-looking canary value (unique per call).
