@@ -70,7 +70,14 @@ const INERT_KEYS: &[(&str, &[&str])] = &[
             "ignore",
         ],
     ),
-    ("user", &["name", "email"]),
+    ("user", &["name", "email", "signingkey"]),
+    // Signing runs the user's gpg (gpg.program stays unsafe).
+    ("commit", &["gpgsign"]),
+    ("tag", &["gpgsign"]),
+    ("rerere", &["enabled", "autoupdate"]),
+    ("merge", &["ff"]),
+    ("color", &["ui"]),
+    ("diff", &["renames", "algorithm"]),
     ("init", &["defaultbranch"]),
     (
         "extensions",
@@ -88,7 +95,7 @@ const INERT_KEYS: &[(&str, &[&str])] = &[
     ("pull", &["rebase", "ff"]),
     ("fetch", &["prune"]),
     ("push", &["default", "autosetupremote"]),
-    ("index", &["version"]),
+    ("index", &["version", "sparse", "skiphash"]),
 ];
 
 /// Largest config guard reads; a larger one is unsafe unread.
