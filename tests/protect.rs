@@ -4,8 +4,17 @@
 
 mod common;
 
-use common::{Env, host_git, modes};
+use common::{Env, canary, host_git, modes};
 use std::process::Command;
+
+/// A secret in the host home given to guard: it must appear nowhere in
+/// what the sandbox printed (the third check of every attack here).
+fn home_canary(env: &Env) -> String {
+    let c = canary("home");
+    env.home.write("secret.txt", &format!("token={c}\n"));
+    env.own();
+    c
+}
 
 #[test]
 fn protected_paths_cannot_be_written_renamed_or_replaced() {
@@ -304,24 +313,26 @@ fn a_linked_worktree_works_and_its_repository_stays_protected() {
         );
         main.own(mode);
         env.own();
+        let secret = home_canary(&env);
         let dot_git = std::fs::read(env.project.join(".git")).unwrap();
         let config = std::fs::read(m.join(".git/config")).unwrap();
         let out = env.sh(&format!(
             "echo work > work.txt && git add work.txt && git -c user.name=a -c user.email=a@a commit -qm agent-commit && echo committed=1; \
-             echo '#!/bin/sh' > {m}/.git/hooks/pre-commit 2>/dev/null && echo hook=written || echo hook=refused; \
-             git config core.fsmonitor 'sh -c evil' 2>/dev/null && echo config=written || echo config=refused; \
+             {{ echo '#!/bin/sh' > {m}/.git/hooks/pre-commit; }} 2>/tmp/err && echo hook=written || echo \"hook=$(grep -o -m1 -E 'Read-only file system|Device or resource busy' /tmp/err || echo other)\"; \
+             git config core.fsmonitor 'sh -c evil' 2>/tmp/err && echo config=written || echo \"config=$(grep -o -m1 -E 'Read-only file system|Device or resource busy' /tmp/err || echo other)\"; \
              cat {m}/secret-in-main.txt 2>/dev/null && echo main_files=visible || echo main_files=hidden; \
-             echo 'gitdir: /elsewhere' > .git 2>/dev/null && echo dot_git=written || echo dot_git=refused; \
+             {{ echo 'gitdir: /elsewhere' > .git; }} 2>/tmp/err && echo dot_git=written || echo \"dot_git=$(grep -o -m1 -E 'Read-only file system|Device or resource busy' /tmp/err || echo other)\"; \
              git config --get remote.origin.url",
             m = m.display()
         ));
         out.expect_code(0);
+        out.assert_no_canary(&secret);
         out.expect_fields(&[
             ("committed", "1"),
-            ("hook", "refused"),
-            ("config", "refused"),
+            ("hook", "Read-only file system"),
+            ("config", "Device or resource busy"),
             ("main_files", "hidden"),
-            ("dot_git", "refused"),
+            ("dot_git", "Read-only file system"),
         ]);
         assert!(
             !out.all().contains(&token),
@@ -366,12 +377,14 @@ fn dev_container_config_cannot_be_planted() {
             "{\"image\": \"debian\"}\n",
         );
         env.own();
+        let secret = home_canary(&env);
         let out = env.sh(
-            "echo '{\"initializeCommand\": \"touch /tmp/x\"}' > .devcontainer/devcontainer.json 2>/dev/null && echo existing=written || echo existing=refused; \
+            "{ echo '{\"initializeCommand\": \"touch /tmp/x\"}' > .devcontainer/devcontainer.json; } 2>/tmp/err && echo existing=written || echo \"existing=$(grep -o -m1 -E 'Read-only file system|Device or resource busy' /tmp/err || echo other)\"; \
              echo '{\"initializeCommand\": \"touch /tmp/x\"}' > .devcontainer.json && echo new=created",
         );
         out.expect_code(0);
-        out.expect_fields(&[("existing", "refused"), ("new", "created")]);
+        out.assert_no_canary(&secret);
+        out.expect_fields(&[("existing", "Read-only file system"), ("new", "created")]);
         assert_eq!(
             std::fs::read_to_string(env.project.join(".devcontainer/devcontainer.json")).unwrap(),
             "{\"image\": \"debian\"}\n"
@@ -394,12 +407,14 @@ fn an_existing_mise_config_cannot_be_changed() {
         let env = Env::new(mode);
         env.project.write("mise.toml", "[tools]\nnode = \"22\"\n");
         env.own();
+        let secret = home_canary(&env);
         let out = env.sh(
-            "printf '[hooks]\\nenter = \"touch /tmp/x\"\\n' >> mise.toml 2>/dev/null && echo existing=written || echo existing=refused; \
+            "{ printf '[hooks]\\nenter = \"touch /tmp/x\"\\n' >> mise.toml; } 2>/tmp/err && echo existing=written || echo \"existing=$(grep -o -m1 -E 'Read-only file system|Device or resource busy' /tmp/err || echo other)\"; \
              printf '[tools]\\npython = \"3.12\"\\n' > .mise.local.toml && echo new=created",
         );
         out.expect_code(0);
-        out.expect_fields(&[("existing", "refused"), ("new", "created")]);
+        out.assert_no_canary(&secret);
+        out.expect_fields(&[("existing", "Read-only file system"), ("new", "created")]);
         assert_eq!(
             std::fs::read_to_string(env.project.join("mise.toml")).unwrap(),
             "[tools]\nnode = \"22\"\n"
@@ -462,6 +477,7 @@ fn a_linked_repository_cannot_be_redirected_and_keeps_its_worktrees() {
         main.own(mode);
         other.own(mode);
         env.own();
+        let secret = home_canary(&env);
         let out = env.sh(&format!(
             "G={m}/.git; mkdir -p $G/evil/objects $G/evil/refs && \
              printf '[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n\\tfsmonitor = \"touch /tmp/x; false\"\\n' > $G/evil/config && \
@@ -469,6 +485,7 @@ fn a_linked_repository_cannot_be_redirected_and_keeps_its_worktrees() {
             m = m.display()
         ));
         out.expect_code(0);
+        out.assert_no_canary(&secret);
         assert_eq!(out.field("planted").as_deref(), Some("1"), "{}", out.all());
         assert!(!m.join(".git/commondir").exists(), "{}", out.all());
         let status = Command::new("git")
