@@ -11,7 +11,7 @@ use std::process::Command;
 
 /// A GitHub-token-shaped canary (prefix + 36 alphanumerics): flagged by
 /// content wherever it appears.
-fn gh_token(case: &mut Case, tag: &str) -> String {
+pub(crate) fn gh_token(case: &mut Case, tag: &str) -> String {
     let c = case.add_canary(tag);
     let body: String = c
         .chars()
