@@ -316,6 +316,98 @@ fn connect_with_a_different_or_missing_sni_is_refused() {
     }
 }
 
+/// Sends a hand-built ClientHello naming the allowed host, once with an
+/// encrypted inner hello (ECH) and once without, through CONNECT and the
+/// transparent path, and prints the first bytes that come back.
+const ECH_SCRIPT: &str = r#"
+import socket, struct
+def ext(ty, data):
+    return struct.pack(">HH", ty, len(data)) + data
+def hello(ech):
+    name = b"web.guard.test"
+    sni = struct.pack(">HBH", len(name) + 3, 0, len(name)) + name
+    exts = ext(0, sni) + ext(0x2b, b"\x02\x03\x04")
+    if ech:
+        # outer ECH: type, kdf, aead, config id, enc, payload (ciphertext)
+        exts += ext(0xfe0d, b"\x00\x00\x01\x00\x01\x07" + struct.pack(">H", 32) + b"k" * 32
+                    + struct.pack(">H", 64) + b"c" * 64)
+    body = b"\x03\x03" + b"r" * 32 + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+    body += struct.pack(">H", len(exts)) + exts
+    hs = b"\x01" + struct.pack(">I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+def answer(s):
+    s.settimeout(10)
+    try:
+        return s.recv(64)[:7].hex() or "closed"
+    except OSError as e:
+        return "error:%s" % e
+def via_connect(ech):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(b"CONNECT web.guard.test:443 HTTP/1.1\r\nHost: web.guard.test:443\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    s.sendall(hello(ech))
+    print("connect ech=%s status=%s answer=%s" % (ech, head.split(b" ")[1].decode(), answer(s)))
+def transparent(ech):
+    s = socket.create_connection(("web.guard.test", 443), timeout=10)
+    s.sendall(hello(ech))
+    print("transparent ech=%s answer=%s" % (ech, answer(s)))
+for ech in (True, False):
+    via_connect(ech)
+    transparent(ech)
+"#;
+
+/// Behind a CDN the outer hello can name the allowed site while the
+/// encrypted inner hello (ECH) names another site at the same address:
+/// such hellos are refused on both paths, and the same hello without ECH
+/// passes the check (the server itself then answers).
+#[test]
+fn an_encrypted_client_hello_is_refused() {
+    const ACCESS_DENIED: &str = "15030300020231";
+    for mode in modes() {
+        let env = Env::new(mode);
+        let script = py_script(&env, "ech.py", ECH_SCRIPT);
+        let r = run(&env, &[], &script);
+        r.out.expect_code(0);
+        let line = |p: &str| {
+            r.out
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(p))
+                .unwrap_or_else(|| panic!("no {p} line:\n{}", r.out.all()))
+                .to_string()
+        };
+        for path in ["connect", "transparent"] {
+            let refused = line(&format!("{path} ech=True"));
+            assert!(
+                refused.ends_with(&format!("answer={ACCESS_DENIED}")),
+                "{refused}"
+            );
+            let passed = line(&format!("{path} ech=False"));
+            assert!(
+                !passed.contains(ACCESS_DENIED) && !passed.contains("answer=closed"),
+                "the hello without ECH should reach the server: {passed}"
+            );
+        }
+        assert!(line("connect ech=True").contains("status=200"));
+        let refusals: Vec<_> = r
+            .decisions("web.guard.test", "refuse")
+            .into_iter()
+            .filter(|e| e["why"] == "encrypted-client-hello")
+            .collect();
+        assert_eq!(refusals.len(), 2, "one per path\n{}", r.log);
+        assert!(
+            refusals
+                .iter()
+                .all(|e| e["reason"].as_str().is_some_and(|w| w.contains("(ECH)"))),
+            "{}",
+            r.log
+        );
+        r.out.assert_no_canary(SERVED);
+    }
+}
+
 #[test]
 fn host_header_must_agree_with_the_target() {
     for mode in modes() {

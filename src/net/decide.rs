@@ -45,6 +45,8 @@ pub enum Why {
     Sni(Option<String>),
     /// A TLS port carried something that is not TLS.
     NotTls,
+    /// The ClientHello is encrypted (ECH): the server it reaches is hidden.
+    EncryptedHello,
     /// A transparent connection to an address guard's DNS never handed out.
     UnknownAddress(IpAddr),
     /// The client took too long to send its request.
@@ -103,6 +105,11 @@ impl Refusal {
                 "the TLS ClientHello names no server (SNI), so it cannot be checked against {h}"
             ),
             Why::NotTls => format!("port {} of {h} only carries TLS through guard", self.port),
+            Why::EncryptedHello => format!(
+                "the TLS ClientHello is encrypted (ECH), so the site it reaches behind {h} cannot \
+                 be checked; turn ECH off in the client (Chromium: \
+                 --disable-features=EncryptedClientHello)"
+            ),
             Why::UnknownAddress(a) => {
                 format!("{a} is not an address guard's DNS handed out (connect by host name)")
             }
@@ -121,6 +128,7 @@ impl Refusal {
                 | Why::HostMismatch(_)
                 | Why::Sni(_)
                 | Why::NotTls
+                | Why::EncryptedHello
                 | Why::UnknownAddress(_)
         )
     }
@@ -220,6 +228,7 @@ impl Refusal {
             Why::HostMismatch(_) => "host-mismatch",
             Why::Sni(_) => "sni-mismatch",
             Why::NotTls => "not-tls",
+            Why::EncryptedHello => "encrypted-client-hello",
             Why::UnknownAddress(_) => "unknown-address",
             Why::SlowHead => "slow-head",
         }

@@ -179,6 +179,7 @@ async fn check_tls(c: &mut Conn, target: &Target, port: u16) -> Result<(), Optio
             Target::Ip(_) => Ok(()),
         },
         Ok(Head::Bad(sni::SniError::NotTls)) => refuse(Why::NotTls),
+        Ok(Head::Bad(sni::SniError::Encrypted)) => refuse(Why::EncryptedHello),
         Ok(Head::Bad(e)) => refuse(Why::BadRequest(format!("invalid TLS ClientHello: {e:?}"))),
         Ok(Head::TimedOut) => refuse(Why::SlowHead),
         Ok(Head::Truncated) => refuse(Why::BadRequest("ClientHello too large or truncated".into())),

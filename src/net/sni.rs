@@ -22,6 +22,9 @@ pub enum SniError {
     /// Not a TLS ClientHello.
     NotTls,
     Malformed(&'static str),
+    /// The hello is encrypted (ECH, or its draft ESNI): the name in the
+    /// clear is only the front server's, the one that counts is inside.
+    Encrypted,
 }
 
 /// Parse the ClientHello at the start of `buf` (possibly spread over several
@@ -117,6 +120,13 @@ impl<'a> Reader<'a> {
 }
 
 const EXT_SERVER_NAME: usize = 0;
+/// encrypted_client_hello (RFC 9849) and the draft encrypted_server_name.
+/// Behind a CDN that serves many sites at one address, the outer hello can
+/// name an allowed site while the encrypted inner one names any other site
+/// of that CDN, which the front server then connects to: the allowlist
+/// would be bypassed. Browsers send a decoy (GREASE) ECH extension that
+/// cannot be told from a real one; they are refused too.
+const EXT_ENCRYPTED: [usize; 2] = [0xfe0d, 0xffce];
 
 fn parse_hello_body(msg: &[u8]) -> Result<Option<String>, SniError> {
     let mut r = Reader { b: &msg[4..] };
@@ -152,6 +162,9 @@ fn parse_hello_body(msg: &[u8]) -> Result<Option<String>, SniError> {
             return Err(SniError::Malformed("duplicate extension"));
         }
         seen.push(ty);
+        if EXT_ENCRYPTED.contains(&ty) {
+            return Err(SniError::Encrypted);
+        }
         if ty == EXT_SERVER_NAME {
             sni = Some(parse_server_name(data)?);
         }
@@ -191,6 +204,12 @@ pub const ALERT_ACCESS_DENIED: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49
 
 /// Build a minimal ClientHello (tests and benchmarks).
 pub fn client_hello(sni: Option<&str>) -> Vec<u8> {
+    client_hello_with(sni, &[])
+}
+
+/// A minimal ClientHello carrying `extra` extensions (type, data) after
+/// the server name.
+pub fn client_hello_with(sni: Option<&str>, extra: &[(u16, &[u8])]) -> Vec<u8> {
     let mut exts = Vec::new();
     if let Some(name) = sni {
         let n = name.as_bytes();
@@ -202,6 +221,11 @@ pub fn client_hello(sni: Option<&str>) -> Vec<u8> {
         exts.extend_from_slice(&0u16.to_be_bytes());
         exts.extend_from_slice(&(sn.len() as u16).to_be_bytes());
         exts.extend_from_slice(&sn);
+    }
+    for (ty, data) in extra {
+        exts.extend_from_slice(&ty.to_be_bytes());
+        exts.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        exts.extend_from_slice(data);
     }
     let mut body = vec![3, 3];
     body.extend_from_slice(&[7; 32]);
@@ -282,6 +306,22 @@ mod tests {
         assert_eq!(
             parse_client_hello(&rec),
             Err(SniError::Malformed("duplicate extension"))
+        );
+    }
+
+    #[test]
+    fn refuses_encrypted_hellos() {
+        // An ECH outer hello: the allowed name in the clear, the real one
+        // encrypted inside (a real payload is HPKE ciphertext; any bytes do).
+        for ty in [0xfe0d, 0xffce] {
+            let h = client_hello_with(Some("allowed.example.com"), &[(ty, &[0, 0, 1, 0, 1, 7])]);
+            assert_eq!(parse_client_hello(&h), Err(SniError::Encrypted), "{ty:x}");
+        }
+        // Other extensions do not matter.
+        let h = client_hello_with(Some("allowed.example.com"), &[(0x002b, &[2, 3, 4])]);
+        assert_eq!(
+            parse_client_hello(&h),
+            Ok(Some("allowed.example.com".into()))
         );
     }
 
