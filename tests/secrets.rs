@@ -69,6 +69,17 @@ fn fixture(mode: Mode) -> Fixture {
     let py_tok = gh_canary("py");
     let home_tok = gh_canary("home");
     let cred = canary("cred");
+    // Provider tokens passed straight to a client: no secret-sounding name
+    // next to them, only their format gives them away.
+    let filler = |tag: &str, n: usize| -> String {
+        canary(tag)
+            .chars()
+            .chain("Zq8vL2mN4pQ6rS8tU0vW1xY3".chars().cycle())
+            .take(n)
+            .collect()
+    };
+    let groq = ["gs", "k_", &filler("groq", 52)].concat();
+    let sendgrid = ["S", "G.", &filler("sg", 22), ".", &filler("sgb", 43)].concat();
 
     let script = p.write("scripts/domains.sh", &DOMAINS_SH.replace("{uuid}", &uuid));
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -99,6 +110,18 @@ fn fixture(mode: Mode) -> Fixture {
         ),
     );
     p.write(
+        "src/llm.ts",
+        &format!(
+            "import Groq from \"groq-sdk\";\n\nexport const client = new Groq(\"{groq}\");\nexport const model = \"llama\";\n"
+        ),
+    );
+    p.write(
+        "src/mail.py",
+        &format!(
+            "from sendgrid import SendGridAPIClient\n\nsg = SendGridAPIClient(\"{sendgrid}\")\n\ndef send(message):\n    return sg.send(message)\n"
+        ),
+    );
+    p.write(
         "README.md",
         "# shop\n\nRun scripts/domains.sh to update DNS.\n",
     );
@@ -120,7 +143,7 @@ fn fixture(mode: Mode) -> Fixture {
     Fixture {
         env,
         canaries: vec![
-            uuid, yaml_pw, json_key, dotenv, pem_body, py_tok, home_tok, cred,
+            uuid, yaml_pw, json_key, dotenv, pem_body, py_tok, home_tok, cred, groq, sendgrid,
         ],
     }
 }
@@ -191,6 +214,14 @@ fn no_file_canary_reaches_the_sandbox() {
             "{o}"
         );
         assert!(o.contains("\ttoken = guard-redacted:github-token"), "{o}");
+        assert!(
+            o.contains("export const client = new Groq(\"guard-redacted:groq-key\");"),
+            "{o}"
+        );
+        assert!(
+            o.contains("sg = SendGridAPIClient(\"guard-redacted:sendgrid-key\")"),
+            "{o}"
+        );
         assert!(o.contains("\temail = dev@example.org"), "{o}");
         // git grep really read the (redacted) working tree.
         assert!(
