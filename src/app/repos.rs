@@ -310,7 +310,15 @@ pub fn check_after_run(
         if trusted.is_hidden(&dir) || !is_git(&dir, kind) || !seen.insert(dir.clone()) {
             continue;
         }
-        check_git_dir(&dir, root, &roots, trusted, &mut moved, &mut todo, &mut listed);
+        check_git_dir(
+            &dir,
+            root,
+            &roots,
+            trusted,
+            &mut moved,
+            &mut todo,
+            &mut listed,
+        );
     }
     moved
 }
@@ -508,9 +516,14 @@ fn check_git_dir(
         // One git would read that guard cannot (too large, not a file): it
         // may name any directory.
         None if std::fs::metadata(&commondir).is_ok()
-            && nix::sys::stat::lstat(&commondir).is_ok_and(|st| !trusted.holds(&commondir, &st)) =>
+            && nix::sys::stat::lstat(&commondir)
+                .is_ok_and(|st| !trusted.holds(&commondir, &st)) =>
         {
-            moved.push(set_aside(root, &commondir, "a commondir guard cannot read".into()));
+            moved.push(set_aside(
+                root,
+                &commondir,
+                "a commondir guard cannot read".into(),
+            ));
         }
         None => {}
     }
