@@ -232,14 +232,16 @@ fn read_followed(path: &Path, max: u64) -> Option<Vec<u8>> {
     (out.len() as u64 <= max).then_some(out)
 }
 
-/// Find every git directory in the project and every one a `.git` file or
-/// link, or a `commondir`, leads to where the sandbox could write; move
-/// aside what would run outside. `writable` are the host directories the
-/// sandbox could write besides the project; `linked` the repository of a
-/// linked worktree (checked whatever leads there).
+/// Find every git directory in the project (and in `walked`, writable
+/// directories the user works in too) and every one a `.git` file or link,
+/// or a `commondir`, leads to where the sandbox could write; move aside
+/// what would run outside. `writable` are the host directories the sandbox
+/// could write besides the project; `linked` the repository of a linked
+/// worktree (checked whatever leads there).
 pub fn check_after_run(
     project: &Path,
     scan_cache: &Path,
+    walked: &[PathBuf],
     writable: &[PathBuf],
     linked: Option<&Path>,
     trusted: &Trusted,
@@ -256,6 +258,9 @@ pub fn check_after_run(
         }
     };
     walk(project, &mut found);
+    for w in walked {
+        walk(w, &mut found);
+    }
     // Directories the sandbox made unreadable to guard (git may still open
     // files there by name): made readable and walked; the user's own are
     // theirs to have so, and named.

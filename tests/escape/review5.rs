@@ -3,7 +3,7 @@
 //! hole, the test failed before the fix that came with it.
 
 use crate::common::TempDir;
-use crate::support::each_mode;
+use crate::support::{Expect, each_mode};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -255,5 +255,96 @@ echo planted=1
         // The watch sees an open (no pass for a watch that sees nothing).
         let _ = std::fs::read_dir(&elsewhere.path).map(|rd| rd.count());
         assert!(opens.count() > 0, "inotify saw no open");
+    });
+}
+
+/// A directory granted writable outside the project (`--rw ../lib`, a
+/// second repository the agent may change) is one the user commits in as
+/// much as in the project, yet none of the project's protections reached
+/// it: the sandbox wrote a `pre-commit` hook and `core.fsmonitor` into its
+/// `.git`, made a repository below it, or moved its `.git` aside and made
+/// a fresh one, and the user's next `git status` or `git commit` there ran
+/// them. Now its repositories' hooks and config are read-only inside, like
+/// the project's, and the check after the run walks it; the user's own
+/// hook there stays.
+#[test]
+fn repositories_in_a_writable_grant_outside_the_project_are_protected() {
+    each_mode(|case| {
+        let other = TempDir::new("r5-other", case.mode());
+        let o = other.path.clone();
+        let user = ["-c", "user.name=t", "-c", "user.email=t@t"];
+        assert!(host_git(&o, &["init", "-q"]).status.success());
+        let commit = |dir: &Path| {
+            let mut args = user.to_vec();
+            args.extend(["commit", "-q", "--allow-empty", "-m", "x"]);
+            host_git(dir, &args)
+        };
+        assert!(commit(&o).status.success());
+        std::fs::write(o.join(".git/hooks/post-commit"), "#!/bin/sh\ntrue\n").unwrap();
+        let m: Vec<HostMarker> = (0..4)
+            .map(|i| HostMarker::new(&format!("rwrepo{i}")))
+            .collect();
+        let hook = |i: usize| format!("#!/bin/sh\\ntouch {}\\n", m[i].path());
+        let moved = TempDir::new("r5-other2", case.mode());
+        let o2 = moved.path.clone();
+        assert!(host_git(&o2, &["init", "-q"]).status.success());
+        assert!(commit(&o2).status.success());
+        other.own(case.mode());
+        moved.own(case.mode());
+        let script = format!(
+            r#"cd {o}
+printf '{h0}' > .git/hooks/pre-commit
+echo hook=$?
+chmod +x .git/hooks/pre-commit 2>/dev/null
+git config core.fsmonitor 'touch {m1}; false' 2>/dev/null
+echo config=$?
+mkdir sub && cd sub && git init -q && git config core.fsmonitor 'touch {m2}; false' && echo nested=1
+cd {o2} && mv .git .git-old && git init -q . && printf '{h3}' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit && echo fresh=1
+echo ran=1
+"#,
+            o = o.display(),
+            o2 = o2.display(),
+            h0 = hook(0),
+            m1 = m[1].path(),
+            m2 = m[2].path(),
+            h3 = hook(3),
+        );
+        let out = case.run(&[
+            "run",
+            "--rw",
+            &o.display().to_string(),
+            "--rw",
+            &o2.display().to_string(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        out.ran();
+        // Refused inside for the stated reason: read-only, like the
+        // project's (the shell's exit status for a failed redirection is
+        // 2; git's for a config it cannot write, 4).
+        assert_eq!(out.field("hook").as_deref(), Some("2"), "{}", out.all());
+        assert!(
+            out.stderr.contains("Read-only file system"),
+            "{}",
+            out.all()
+        );
+        assert_eq!(out.field("config").as_deref(), Some("4"), "{}", out.all());
+        // What no mount can stop was made, and is moved aside after.
+        assert_eq!(out.field("nested").as_deref(), Some("1"), "{}", out.all());
+        assert_eq!(out.field("fresh").as_deref(), Some("1"), "{}", out.all());
+        let _ = commit(&o);
+        let _ = host_git(&o.join("sub"), &["status", "--short"]);
+        let _ = commit(&o2);
+        m[0].assert_absent("a pre-commit hook in a writable grant's repository");
+        m[1].assert_absent("core.fsmonitor in a writable grant's repository");
+        m[2].assert_absent("a repository made in a writable grant");
+        m[3].assert_absent("a fresh .git in place of a writable grant's");
+        assert!(
+            o.join(".git/hooks/post-commit").exists(),
+            "the user's own hook was moved:\n{}",
+            out.stderr
+        );
     });
 }
