@@ -348,3 +348,53 @@ echo ran=1
         );
     });
 }
+
+/// The sandbox prepares files the user (or a tool on the host) later puts
+/// a secret into: one starting with a NUL byte (the scan takes a NUL in the
+/// first 8 KiB for a binary file and never scans it) and a log padded past
+/// the scan's 2 MiB limit (never read). The host appends a token to each;
+/// the next session reads both tokens in the clear, where the same line in
+/// a plain text file is hidden.
+///
+/// Fix (in src/secrets/scan.rs, being changed by the main engineer): run
+/// the content rules over files with NULs too (the rules are byte
+/// patterns; a binary file costs only the scan) and over the head and the
+/// tail of files past the size limit (or hide a large file whose tail
+/// holds a finding), keeping the cache keyed as now.
+#[test]
+#[ignore = "hole in src/secrets/scan.rs (binary and size cut-offs skip the content rules); fix pending there"]
+fn secrets_added_to_files_the_sandbox_made_look_binary_or_huge_are_found() {
+    each_mode(|case| {
+        let out = case.sh(
+            "printf '\\000binary header\\n' > notes.txt && head -c 3000000 /dev/zero | tr '\\0' 'x' > build.log && echo >> build.log && echo ran=1",
+        );
+        out.ran();
+        let p = case.project().to_path_buf();
+        let tok = crate::common::gh_canary("r5bin");
+        for f in ["notes.txt", "build.log", "plain.txt"] {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p.join(f))
+                .unwrap();
+            writeln!(file, "token = \"{tok}\"").unwrap();
+        }
+        case.env.own();
+        for f in ["plain.txt", "notes.txt", "build.log"] {
+            let out = case.run(&[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                &format!("echo ran=1; tail -c 200 {f} | tr -d '\\0'"),
+            ]);
+            out.ran();
+            assert!(
+                !out.stdout.contains(&tok),
+                "the token appended to {f} was readable in the next session:\n{}",
+                out.all()
+            );
+        }
+    });
+}
