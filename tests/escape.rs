@@ -56,3 +56,6 @@ mod protection;
 
 #[path = "escape/review4.rs"]
 mod review4;
+
+#[path = "escape/review5.rs"]
+mod review5;

@@ -126,6 +126,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     moved.extend(repos::check_after_run(
         &policy.project,
         &secrets::cache_dir(&policy.home).join(secrets::cache_file_name(&policy.project)),
+        &walked_outside(&policy.grants, &policy.project, policy.isolation),
         &writable_outside(&policy),
         policy.linked_repository.as_deref(),
         &trusted,
@@ -149,6 +150,24 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         );
     }
     result
+}
+
+/// Directories granted writable outside the project (`--rw ../lib`): the
+/// user works in them as in the project, so their repositories get the
+/// project's protections and the check after the run walks them. Only at
+/// the `full` level: at `landlock` protected paths outside the project are
+/// not restored after the run, so protecting them there would only make
+/// the check trust what the sandbox wrote.
+fn walked_outside(grants: &[policy::Grant], project: &Path, isolation: Isolation) -> Vec<PathBuf> {
+    if isolation != Isolation::Full {
+        return Vec::new();
+    }
+    grants
+        .iter()
+        .filter(|g| g.access == policy::Access::ReadWrite && g.kind == policy::GrantKind::Dir)
+        .filter(|g| !g.path.starts_with(project))
+        .map(|g| g.path.clone())
+        .collect()
 }
 
 /// Host directories the sandbox can write besides the project (a `.git`
@@ -371,6 +390,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &loaded.profile.filesystem.protect,
         &project,
         linked.as_ref().map(|l| l.common.as_path()),
+        &walked_outside(&grants, &project, isolation),
     ));
     // Hooks git runs from the worktree (husky's core.hooksPath) and the
     // configs of installed hook managers (pre-commit, lefthook).

@@ -233,12 +233,15 @@ pub fn below_a_file(path: &Path, project: &Path) -> bool {
 }
 
 /// The project's `.git` protections (`{project}/.git/hooks` …), applied to
-/// every git directory the scan found deeper in the project.
+/// every git directory the scan found deeper in the project, and in the
+/// directories granted writable outside it (`writable`: `--rw ../lib`,
+/// where the user commits as much as in the project).
 pub fn nested_git_candidates(
     git_dirs: &[PathBuf],
     protect: &[String],
     project: &Path,
     linked: Option<&Path>,
+    writable: &[PathBuf],
 ) -> Vec<Candidate> {
     let top = project.join(".git");
     let suffixes: Vec<&str> = protect
@@ -249,7 +252,9 @@ pub fn nested_git_candidates(
     for dir in git_dirs {
         // A linked worktree's repository has its protections of its own;
         // the submodules' git directories in it get these.
-        let inside = dir.starts_with(project) || linked.is_some_and(|l| dir.starts_with(l));
+        let inside = dir.starts_with(project)
+            || linked.is_some_and(|l| dir.starts_with(l))
+            || writable.iter().any(|w| dir.starts_with(w));
         if *dir == top || Some(dir.as_path()) == linked || !inside {
             continue;
         }

@@ -192,25 +192,56 @@ fn is_git(dir: &Path, kind: Kind) -> bool {
     }
 }
 
+/// Largest `.git` file git reads (`4 * PATH_MAX`; a larger one is an
+/// error to it). A `commondir` git reads whole, however large: guard reads
+/// one up to [`CONFIG_MAX`] and sets a larger one aside.
+const GIT_FILE_MAX: u64 = 4 * 4096;
+
 /// A path file as git reads it (a `.git` file's `gitdir: `, a
-/// `commondir`): the whole content, only trailing CRs and LFs removed,
-/// relative to `base`.
-fn git_path_file(file: &Path, prefix: &str, base: &Path) -> Option<PathBuf> {
-    let bytes = host::read_small(file, 4096)?;
-    let mut text = std::str::from_utf8(&bytes).ok()?;
-    text = text.trim_end_matches(['\r', '\n']);
+/// `commondir`): through a link, the whole content, trailing CRs and LFs
+/// removed, then cut at the first NUL (git uses it as a C string), bytes
+/// as they are (a path need not be UTF-8), relative to `base`.
+fn git_path_file(file: &Path, prefix: &[u8], base: &Path, max: u64) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = read_followed(file, max)?;
+    let mut text = bytes.as_slice();
+    while let [rest @ .., b'\r' | b'\n'] = text {
+        text = rest;
+    }
+    let text = text.split(|&b| b == 0).next().unwrap_or_default();
     let path = text.strip_prefix(prefix)?;
-    (!path.is_empty()).then(|| base.join(path))
+    (!path.is_empty()).then(|| base.join(std::ffi::OsStr::from_bytes(path)))
 }
 
-/// Find every git directory in the project and every one a `.git` file or
-/// link, or a `commondir`, leads to where the sandbox could write; move
-/// aside what would run outside. `writable` are the host directories the
-/// sandbox could write besides the project; `linked` the repository of a
-/// linked worktree (checked whatever leads there).
+/// A regular file's content up to `max` bytes, through a link as git opens
+/// it (never a fifo or device: `O_NONBLOCK`, then only a regular file is
+/// read).
+fn read_followed(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out).ok()?;
+    (out.len() as u64 <= max).then_some(out)
+}
+
+/// Find every git directory in the project (and in `walked`, writable
+/// directories the user works in too) and every one a `.git` file or link,
+/// or a `commondir`, leads to where the sandbox could write; move aside
+/// what would run outside. `writable` are the host directories the sandbox
+/// could write besides the project; `linked` the repository of a linked
+/// worktree (checked whatever leads there).
 pub fn check_after_run(
     project: &Path,
     scan_cache: &Path,
+    walked: &[PathBuf],
     writable: &[PathBuf],
     linked: Option<&Path>,
     trusted: &Trusted,
@@ -227,6 +258,9 @@ pub fn check_after_run(
         }
     };
     walk(project, &mut found);
+    for w in walked {
+        walk(w, &mut found);
+    }
     // Directories the sandbox made unreadable to guard (git may still open
     // files there by name): made readable and walked; the user's own are
     // theirs to have so, and named.
@@ -259,12 +293,15 @@ pub fn check_after_run(
         // to the directory holding `.git`.
         match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => todo.push((path, Kind::GitDir)),
-            Ok(_) => todo.extend(git_path_file(&path, "gitdir: ", base).map(|d| (d, Kind::GitDir))),
+            Ok(_) => todo.extend(
+                git_path_file(&path, b"gitdir: ", base, GIT_FILE_MAX).map(|d| (d, Kind::GitDir)),
+            ),
             Err(_) => {}
         }
     }
     todo.extend(found.marked.into_iter().map(|d| (d, Kind::GitDir)));
     let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut listed = Listed::default();
     while let Some((dir, kind)) = todo.pop() {
         let Ok(dir) = std::fs::canonicalize(&dir) else {
             continue;
@@ -278,7 +315,15 @@ pub fn check_after_run(
         if trusted.is_hidden(&dir) || !is_git(&dir, kind) || !seen.insert(dir.clone()) {
             continue;
         }
-        check_git_dir(&dir, root, &roots, trusted, &mut moved, &mut todo);
+        check_git_dir(
+            &dir,
+            root,
+            &roots,
+            trusted,
+            &mut moved,
+            &mut todo,
+            &mut listed,
+        );
     }
     moved
 }
@@ -333,6 +378,15 @@ fn warn_unreadable(dirs: &[PathBuf]) {
     }
 }
 
+/// The `worktrees` and `modules` directories read so far, for all git
+/// directories (those of submodules with the least depth they were read
+/// at).
+#[derive(Default)]
+struct Listed {
+    worktrees: HashSet<PathBuf>,
+    modules: HashMap<PathBuf, usize>,
+}
+
 /// Check one git directory (canonical, inside `root`): its config files,
 /// hooks and `commondir` (whose target is queued on `todo`: git reads the
 /// config and hooks there too).
@@ -343,6 +397,7 @@ fn check_git_dir(
     trusted: &Trusted,
     moved: &mut Vec<Moved>,
     todo: &mut Vec<(PathBuf, Kind)>,
+    listed: &mut Listed,
 ) {
     for name in ["config", "config.worktree"] {
         let path = dir.join(name);
@@ -402,16 +457,37 @@ fn check_git_dir(
     }
     // The other worktrees of a repository (their own config runs when the
     // user works there) and its submodules' git directories, at any depth
-    // (`modules/libs/foo`, `modules/a/modules/b`).
-    if let Ok(rd) = std::fs::read_dir(dir.join("worktrees")) {
+    // (`modules/libs/foo`, `modules/a/modules/b`). Only where the sandbox
+    // could write (nothing a link leads to elsewhere is its doing), and each
+    // directory read once whatever leads there: a thousand repositories
+    // with `modules -> /` would each have guard walk the host.
+    let inside = |p: PathBuf| {
+        std::fs::canonicalize(p)
+            .ok()
+            .filter(|c| roots.iter().any(|r| c.starts_with(r)))
+    };
+    if let Some(w) = inside(dir.join("worktrees"))
+        && listed.worktrees.insert(w.clone())
+        && let Ok(rd) = std::fs::read_dir(w)
+    {
         todo.extend(
             rd.flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .map(|e| (e.path(), Kind::GitDir)),
         );
     }
-    let mut modules = vec![(dir.join("modules"), 0)];
+    // Below a canonical `modules` only directories are entered (never a
+    // link): every path here is canonical too. One read before only deeper
+    // is read again (what lay past the depth limit then is in reach now).
+    let mut modules: Vec<(PathBuf, usize)> = inside(dir.join("modules"))
+        .map(|m| (m, 0))
+        .into_iter()
+        .collect();
     while let Some((m, depth)) = modules.pop() {
+        if listed.modules.get(&m).is_some_and(|&d| d <= depth) {
+            continue;
+        }
+        listed.modules.insert(m.clone(), depth);
         for e in std::fs::read_dir(&m)
             .into_iter()
             .flatten()
@@ -440,7 +516,22 @@ fn check_git_dir(
         ));
         return;
     }
-    todo.extend(git_path_file(&commondir, "", dir).map(|c| (c, Kind::Common)));
+    match git_path_file(&commondir, b"", dir, CONFIG_MAX as u64) {
+        Some(c) => todo.push((c, Kind::Common)),
+        // One git would read that guard cannot (too large, not a file): it
+        // may name any directory.
+        None if std::fs::metadata(&commondir).is_ok()
+            && nix::sys::stat::lstat(&commondir)
+                .is_ok_and(|st| !trusted.holds(&commondir, &st)) =>
+        {
+            moved.push(set_aside(
+                root,
+                &commondir,
+                "a commondir guard cannot read".into(),
+            ));
+        }
+        None => {}
+    }
 }
 
 /// `core.worktree` naming a directory outside those the sandbox could
