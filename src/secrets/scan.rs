@@ -649,21 +649,19 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.out.stats.read += 1;
         self.out.misses += 1;
         let head = &self.buf[..self.buf.len().min(8192)];
-        let content = if head.contains(&0) {
-            Cached::Binary
-        } else {
-            match self
-                .shared
-                .rules
-                .content
-                .scan_with(&self.buf, &mut self.engine)
-            {
-                Ok(s) if s.findings.is_empty() => Cached::Clean,
-                Ok(s) => Cached::Secrets(s),
-                Err(e) => {
-                    self.out.error = Some(e);
-                    return None;
-                }
+        let binary = head.contains(&0);
+        let content = match self
+            .shared
+            .rules
+            .content
+            .scan_with(&self.buf, &mut self.engine)
+        {
+            Ok(s) if binary => binary_secrets(self.shared.rules, s),
+            Ok(s) if s.findings.is_empty() => Cached::Clean,
+            Ok(s) => Cached::Secrets(s),
+            Err(e) => {
+                self.out.error = Some(e);
+                return None;
             }
         };
         if !recent(self.shared.now_ns, key.mtime_ns, key.ctime_ns) {
@@ -674,6 +672,23 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         Some(content)
     }
+}
+
+/// What a binary file's scan keeps: only matches of a token's own format
+/// (an SQLite database, a compiled program or a file made to look binary
+/// holds them as plain bytes). A secret-sounding name next to bytes that
+/// look random says nothing in binary data. A binary with a secret is
+/// hidden, not redacted (`content_lines` 0 tells [`classify`]).
+fn binary_secrets(rules: &Rules, mut scan: ContentScan) -> Cached {
+    use super::content_rules::Kind;
+    scan.findings
+        .retain(|f| rules.content.rules()[f.rule as usize].kind != Kind::Assignment);
+    if scan.findings.is_empty() {
+        return Cached::Binary;
+    }
+    scan.content_lines = 0;
+    scan.secret_lines = scan.findings.len() as u32;
+    Cached::Secrets(scan)
 }
 
 /// Open a file to read it: never through a symlink, never blocking on a
@@ -714,6 +729,9 @@ pub fn classify(rules: &Rules, path_rule: Option<&str>, scan: &ContentScan) -> (
         .find(|r| r.hide_file)
     {
         return (Action::Hide, r.description.clone());
+    }
+    if scan.content_lines == 0 {
+        return (Action::Hide, "binary file holding a secret".into());
     }
     if scan.secret_lines.saturating_mul(2) >= scan.content_lines {
         return (Action::Hide, "mostly secrets".into());
