@@ -279,11 +279,21 @@ pub fn open_dir_beneath(root: &Path, rel: &Path) -> Option<std::os::fd::OwnedFd>
 
 /// A regular file's content, if it is one and no larger than `max`.
 pub fn read_small(path: &Path, max: u64) -> Option<Vec<u8>> {
+    read_regular(path, max, libc::O_NOFOLLOW)
+}
+
+/// [`read_small`] through a link, as git and most tools open files.
+pub fn read_small_followed(path: &Path, max: u64) -> Option<Vec<u8>> {
+    read_regular(path, max, 0)
+}
+
+/// Never a fifo or device: opened `O_NONBLOCK`, then read only if regular.
+fn read_regular(path: &Path, max: u64, flags: i32) -> Option<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(flags | libc::O_NONBLOCK)
         .open(path)
         .ok()?;
     if !f.metadata().ok()?.is_file() {

@@ -57,6 +57,16 @@ impl Run {
             .collect()
     }
 
+    /// The first line of the command's output that starts with `prefix`.
+    fn line(&self, prefix: &str) -> String {
+        self.out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{}", self.out.all()))
+            .to_string()
+    }
+
     fn assert_refused(&self, host: &str, why: &str) {
         let found = self.decisions(host, "refuse");
         assert!(
@@ -294,14 +304,7 @@ fn connect_with_a_different_or_missing_sni_is_refused() {
         let script = py_script(&env, "sni.py", SNI_SCRIPT);
         let r = run(&env, &[], &script);
         r.out.expect_code(0);
-        let line = |p: &str| {
-            r.out
-                .stdout
-                .lines()
-                .find(|l| l.starts_with(p))
-                .unwrap_or_else(|| panic!("no {p} line:\n{}", r.out.all()))
-                .to_string()
-        };
+        let line = |p: &str| r.line(p);
         let good = line("web.guard.test:");
         assert!(good.contains("tls=ok") && good.contains(SERVED), "{good}");
         for bad in [line("evil.guard.test:"), line("None:")] {
@@ -370,14 +373,7 @@ fn an_encrypted_client_hello_is_refused() {
         let script = py_script(&env, "ech.py", ECH_SCRIPT);
         let r = run(&env, &[], &script);
         r.out.expect_code(0);
-        let line = |p: &str| {
-            r.out
-                .stdout
-                .lines()
-                .find(|l| l.starts_with(p))
-                .unwrap_or_else(|| panic!("no {p} line:\n{}", r.out.all()))
-                .to_string()
-        };
+        let line = |p: &str| r.line(p);
         for path in ["connect", "transparent"] {
             let refused = line(&format!("{path} ech=True"));
             assert!(
@@ -903,14 +899,7 @@ fn keep_alive_requests_are_each_checked() {
         let script = py_script(&env, "ka.py", KEEPALIVE_SCRIPT);
         let r = run(&env, &[], &script);
         r.out.expect_code(0);
-        let line = |p: &str| {
-            r.out
-                .stdout
-                .lines()
-                .find(|l| l.starts_with(p))
-                .unwrap_or_else(|| panic!("no {p:?} line:\n{}", r.out.all()))
-                .to_string()
-        };
+        let line = |p: &str| r.line(p);
         let conn = |l: &str| {
             l.split("conn=")
                 .nth(1)

@@ -203,7 +203,7 @@ const GIT_FILE_MAX: u64 = 4 * 4096;
 /// as they are (a path need not be UTF-8), relative to `base`.
 fn git_path_file(file: &Path, prefix: &[u8], base: &Path, max: u64) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
-    let bytes = read_followed(file, max)?;
+    let bytes = crate::host::read_small_followed(file, max)?;
     let mut text = bytes.as_slice();
     while let [rest @ .., b'\r' | b'\n'] = text {
         text = rest;
@@ -211,25 +211,6 @@ fn git_path_file(file: &Path, prefix: &[u8], base: &Path, max: u64) -> Option<Pa
     let text = text.split(|&b| b == 0).next().unwrap_or_default();
     let path = text.strip_prefix(prefix)?;
     (!path.is_empty()).then(|| base.join(std::ffi::OsStr::from_bytes(path)))
-}
-
-/// A regular file's content up to `max` bytes, through a link as git opens
-/// it (never a fifo or device: `O_NONBLOCK`, then only a regular file is
-/// read).
-fn read_followed(path: &Path, max: u64) -> Option<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut out = Vec::new();
-    f.take(max + 1).read_to_end(&mut out).ok()?;
-    (out.len() as u64 <= max).then_some(out)
 }
 
 /// Find every git directory in the project (and in `walked`, writable

@@ -4,9 +4,8 @@
 //! at another config, `.guard.toml` cannot be edited, and one created where
 //! none existed is moved aside and never applied.
 
-use crate::support::{Case, Expect, each_mode, errno::*};
+use crate::support::{Case, Expect, HostMarker, each_mode, errno::*, host_git};
 use std::path::Path;
-use std::process::Command;
 
 /// An empty commit on the host in `dir`, as a user would make one after
 /// the session (runs the repository's hooks).
@@ -25,18 +24,6 @@ fn host_commit(dir: &Path) -> std::process::Output {
             "y",
         ],
     )
-}
-
-/// `git ARGS` on the host in `dir` (no user or system config).
-fn host_git(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("git")
-        .args(["-c", "safe.directory=*"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git is required")
 }
 
 fn git_repo(case: &Case) {
@@ -299,42 +286,6 @@ out("connect", s.recv(100).split(b" ")[1].decode())
             explain.stdout
         );
     });
-}
-
-/// A path in the host's /tmp that only a program run on the host can
-/// create (the sandbox has a /tmp of its own), removed when dropped.
-struct HostMarker(std::path::PathBuf);
-
-impl HostMarker {
-    fn new(tag: &str) -> HostMarker {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::path::PathBuf::from(format!(
-            "/tmp/guard-ran-on-host-{}-{n}-{tag}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&p);
-        HostMarker(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 marker path")
-    }
-
-    #[track_caller]
-    fn assert_absent(&self, what: &str) {
-        assert!(
-            !self.0.exists(),
-            "ESCAPE: {what} ran on the host after the session (created {})",
-            self.0.display()
-        );
-    }
-}
-
-impl Drop for HostMarker {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Names under `dir` (recursively) that guard moved aside.

@@ -3,59 +3,9 @@
 //! hole, the test failed before the fix that came with it.
 
 use crate::common::TempDir;
-use crate::support::{Expect, each_mode};
+use crate::support::{Expect, HostMarker, each_mode, host_git};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// `git ARGS` in `dir` on the host, as the user would run it, without the
-/// test machine's own config.
-fn host_git(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("git")
-        .args(["-c", "safe.directory=*"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git is required")
-}
-
-/// A path in the host's /tmp that only a program run on the host can
-/// create (the sandbox has a /tmp of its own), removed when dropped.
-struct HostMarker(PathBuf);
-
-impl HostMarker {
-    fn new(tag: &str) -> HostMarker {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = PathBuf::from(format!(
-            "/tmp/guard-r5-ran-on-host-{}-{n}-{tag}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&p);
-        HostMarker(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 marker path")
-    }
-
-    #[track_caller]
-    fn assert_absent(&self, what: &str) {
-        assert!(
-            !self.0.exists(),
-            "ESCAPE: {what} ran on the host after the session (created {})",
-            self.0.display()
-        );
-    }
-}
-
-impl Drop for HostMarker {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use std::path::Path;
 
 /// A git config (printf format, as the sandbox writes it) whose
 /// `core.fsmonitor` creates `marker` on the host at the next `git status`.

@@ -270,6 +270,54 @@ impl Expect for Outcome {
     }
 }
 
+/// `git ARGS` on the host in `dir` (no user or system config).
+pub fn host_git(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("git")
+        .args(["-c", "safe.directory=*"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git is required")
+}
+
+/// A path in the host's /tmp that only a program run on the host can
+/// create (the sandbox has a /tmp of its own), removed when dropped.
+pub struct HostMarker(PathBuf);
+
+impl HostMarker {
+    pub fn new(tag: &str) -> HostMarker {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = PathBuf::from(format!(
+            "/tmp/guard-ran-on-host-{}-{n}-{tag}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&p);
+        HostMarker(p)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 marker path")
+    }
+
+    #[track_caller]
+    pub fn assert_absent(&self, what: &str) {
+        assert!(
+            !self.0.exists(),
+            "ESCAPE: {what} ran on the host after the session (created {})",
+            self.0.display()
+        );
+    }
+}
+
+impl Drop for HostMarker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// errno values the suite names (x86_64 Linux).
 pub mod errno {
     pub const EPERM: &str = "1";
