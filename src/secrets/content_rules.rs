@@ -758,6 +758,39 @@ impl ContentEngine {
     }
 
     /// [`scan`](Self::scan) with reusable per-thread memory.
+    /// Scan binary data (see `scan::searchable_binary`): strings there run
+    /// together (an SQLite row stores `github` and the token after it with
+    /// nothing between), so each rule a keyword triggers is tried from the
+    /// keyword itself, where a leading `\b` holds. Only rules of a token's
+    /// own format count: the assignment rule is not run.
+    pub fn scan_binary(
+        &self,
+        content: &[u8],
+        scratch: &mut Scratch,
+    ) -> Result<ContentScan, RuleError> {
+        let mut found: Vec<Raw> = Vec::new();
+        if scratch.regexes.len() != self.rules.len() + 1 {
+            scratch.regexes = vec![None; self.rules.len() + 1];
+        }
+        let assign_bit = self.assignment.map_or(0, |g| 1u128 << g);
+        let lower: Vec<u8> = content.iter().map(u8::to_ascii_lowercase).collect();
+        if let Some(kw) = self.keyword_automaton()? {
+            for m in kw.automaton.find_iter(&lower) {
+                let mask = kw.rules[m.pattern().as_usize()] & !assign_bit;
+                let end = content[m.start()..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(content.len(), |p| m.start() + p);
+                self.scan_line(content, m.start(), end, mask, scratch, &mut found)?;
+            }
+        }
+        for &i in &self.unanchored {
+            self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
+        }
+        found.retain(|r| self.rules[r.rule].kind != Kind::Assignment);
+        Ok(finish(content, found))
+    }
+
     pub fn scan_with(
         &self,
         content: &[u8],
@@ -1321,6 +1354,27 @@ mod tests {
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }
+    }
+
+    #[test]
+    fn binary_data_finds_run_together_tokens_and_no_assignments() {
+        let gh = tok(&["gh", "p_"].concat(), 36);
+        let row = format!("\0\x05\x17github{gh}\0\x01password={}\0", tok("", 24));
+        let e = engine();
+        let text = e.scan(row.as_bytes()).unwrap();
+        assert!(
+            text.findings
+                .iter()
+                .all(|f| e.rule_id(f.rule) == "secret-assignment"),
+            "as text, the run-together token is not at a word boundary"
+        );
+        let bin = e
+            .scan_binary(row.as_bytes(), &mut Scratch::default())
+            .unwrap();
+        let ids: Vec<_> = bin.findings.iter().map(|f| e.rule_id(f.rule)).collect();
+        assert_eq!(ids, ["github-token"]);
+        let f = bin.findings[0];
+        assert_eq!(&row[f.start as usize..f.end as usize], gh);
     }
 
     #[test]

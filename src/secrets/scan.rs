@@ -650,13 +650,17 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.out.misses += 1;
         let head = &self.buf[..self.buf.len().min(8192)];
         let binary = head.contains(&0);
-        let content = match self
-            .shared
-            .rules
-            .content
-            .scan_with(&self.buf, &mut self.engine)
-        {
-            Ok(s) if binary => binary_secrets(self.shared.rules, s),
+        if binary && !searchable_binary(&self.buf) {
+            return Some(self.remember(key, Cached::Binary));
+        }
+        let engine = &self.shared.rules.content;
+        let scanned = if binary {
+            engine.scan_binary(&self.buf, &mut self.engine)
+        } else {
+            engine.scan_with(&self.buf, &mut self.engine)
+        };
+        let content = match scanned {
+            Ok(s) if binary => binary_secrets(s),
             Ok(s) if s.findings.is_empty() => Cached::Clean,
             Ok(s) => Cached::Secrets(s),
             Err(e) => {
@@ -664,25 +668,42 @@ impl<'s, 'a> Worker<'s, 'a> {
                 return None;
             }
         };
+        Some(self.remember(key, content))
+    }
+
+    /// Cache what a file read as `key` holds (unless it changed so recently
+    /// that another write in the same clock tick could go unnoticed).
+    fn remember(&mut self, key: Key, content: Cached) -> Cached {
         if !recent(self.shared.now_ns, key.mtime_ns, key.ctime_ns) {
             self.out.update.fresh.push(Entry {
                 key,
                 content: content.clone(),
             });
         }
-        Some(content)
+        content
     }
 }
 
-/// What a binary file's scan keeps: only matches of a token's own format
-/// (an SQLite database, a compiled program or a file made to look binary
-/// holds them as plain bytes). A secret-sounding name next to bytes that
-/// look random says nothing in binary data. A binary with a secret is
-/// hidden, not redacted (`content_lines` 0 tells [`classify`]).
-fn binary_secrets(rules: &Rules, mut scan: ContentScan) -> Cached {
-    use super::content_rules::Kind;
-    scan.findings
-        .retain(|f| rules.content.rules()[f.rule as usize].kind != Kind::Assignment);
+/// Binary data worth searching: an SQLite database (a token or a
+/// connection string kept in a table is stored as plain bytes) or text
+/// with a few NUL bytes (a file made to look binary). Not compiled code,
+/// archives or images: their string tables run literals together into
+/// token-like strings, and hiding an object file would break the build
+/// inside.
+fn searchable_binary(buf: &[u8]) -> bool {
+    if buf.starts_with(b"SQLite format 3\0") {
+        return true;
+    }
+    let text = buf
+        .iter()
+        .filter(|&&b| matches!(b, 0x20..=0x7e | b'\t' | b'\n' | b'\r'))
+        .count();
+    text * 10 >= buf.len() * 9
+}
+
+/// A binary file with a secret is hidden, not redacted (`content_lines` 0
+/// tells [`classify`]).
+fn binary_secrets(mut scan: ContentScan) -> Cached {
     if scan.findings.is_empty() {
         return Cached::Binary;
     }

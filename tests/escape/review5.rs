@@ -303,8 +303,8 @@ echo ran=1
 /// a secret into, starting it with a NUL byte: the scan took a NUL in the
 /// first 8 KiB for a binary file and never searched it, so the next session
 /// read the token in the clear, where the same line in a plain text file is
-/// hidden. Binary files are now searched for tokens of a known format and
-/// hidden when they hold one. (Files past the scan's 2 MiB limit are still
+/// hidden. Such files, and SQLite databases, are now searched for tokens
+/// of a known format and hidden when they hold one. (Files past the scan's 2 MiB limit are still
 /// not read, as the issue specifies: see README, limits.)
 #[test]
 fn secrets_added_to_files_the_sandbox_made_look_binary_are_found() {
@@ -323,13 +323,28 @@ fn secrets_added_to_files_the_sandbox_made_look_binary_are_found() {
             writeln!(file, "token = \"{tok}\"").unwrap();
         }
         case.env.own();
-        for f in ["plain.txt", "notes.txt"] {
+        // A database the app keeps a token in: stored as plain bytes.
+        let made = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+                 c.execute('create table settings(k text, v text)'); \
+                 c.execute('insert into settings values (?, ?)', ('github', sys.argv[2])); \
+                 c.commit()",
+            ])
+            .arg(p.join("app.db"))
+            .arg(&tok)
+            .status()
+            .expect("python3 is required");
+        assert!(made.success());
+        case.env.own();
+        for f in ["plain.txt", "notes.txt", "app.db"] {
             let out = case.run(&[
                 "run",
                 "--",
                 "sh",
                 "-c",
-                &format!("echo ran=1; tail -c 200 {f} | tr -d '\\0'"),
+                &format!("echo ran=1; tr -d '\\0' < {f} | tail -c 4000"),
             ]);
             out.ran();
             assert!(
@@ -341,19 +356,17 @@ fn secrets_added_to_files_the_sandbox_made_look_binary_are_found() {
         // Hidden for what it holds, and said so without the value.
         let scan = case.run(&["scan", "--json", p.to_str().unwrap()]);
         let flagged: serde_json::Value = serde_json::from_str(&scan.stdout).unwrap();
-        let notes = flagged["flagged"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| {
-                f["path"]
-                    .as_str()
-                    .is_some_and(|x| x.ends_with("/notes.txt"))
-            })
-            .unwrap_or_else(|| panic!("notes.txt not flagged: {}", scan.all()));
-        assert_eq!(notes["action"], "hide", "{notes}");
-        assert_eq!(notes["reason"], "binary file holding a secret", "{notes}");
-        assert_eq!(notes["hits"][0]["rule"], "github-token", "{notes}");
+        for name in ["/notes.txt", "/app.db"] {
+            let f = flagged["flagged"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["path"].as_str().is_some_and(|x| x.ends_with(name)))
+                .unwrap_or_else(|| panic!("{name} not flagged: {}", scan.all()));
+            assert_eq!(f["action"], "hide", "{f}");
+            assert_eq!(f["reason"], "binary file holding a secret", "{f}");
+            assert_eq!(f["hits"][0]["rule"], "github-token", "{f}");
+        }
         scan.assert_no_canary(&tok);
     });
 }
