@@ -390,8 +390,7 @@ struct Act {
     finished: &'static str,
 }
 
-/// The act of `bin`, after writing the configuration it needs; None for the
-/// agents whose model API is their vendor's own service (copilot, amp).
+/// The act of `bin`, after writing the configuration it needs.
 fn act_of(bin: &str, env: &Env) -> Option<Act> {
     let persistent = env.home.join(".local/share/guard/homes").join(bin);
     // Writes one project file, reads another: the model must get its text.
@@ -504,22 +503,23 @@ fn act_of(bin: &str, env: &Env) -> Option<Act> {
             vars: vec![],
             finished: "Applied edit to made-by-aider",
         }),
-        _ => None,
+        // Their models are their vendors' own services, with no base URL
+        // to point elsewhere.
+        "copilot" | "amp" => None,
+        other => panic!("no act written for {other}"),
     }
 }
+
+/// `guard run ARGS` for one agent, logging to a file, with more variables
+/// set on the host.
+type GuardRun<'a> = dyn Fn(&[&str], &std::path::Path, &[(&str, &str)]) -> common::Outcome + 'a;
 
 /// The agent, under its own profile, takes the stand-in model's tool call,
 /// runs the command in the sandbox (it writes one project file and reads
 /// another), sends the result back and finishes. The stand-in runs inside
 /// the sandbox, on its loopback: the sandbox has no other route out than
 /// guard's proxy, and this machine none to the real APIs.
-fn agent_acts(
-    env: &Env,
-    bin: &str,
-    exe: &std::path::Path,
-    act: &Act,
-    run: &dyn Fn(&[&str], &std::path::Path, &[(&str, &str)]) -> common::Outcome,
-) {
+fn agent_acts(env: &Env, bin: &str, exe: &std::path::Path, act: &Act, run: &GuardRun) {
     env.project
         .write("fake_model.py", include_str!("support/fake_model.py"));
     let note = format!("read-by-{bin}");
