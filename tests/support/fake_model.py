@@ -156,12 +156,10 @@ def chat(body, path):
     if msgs and msgs[-1].get("role") == "tool":
         seen(msgs[-1].get("content"))
         return chat_reply(body, {"content": FINAL}, "stop")
-    shell = [t["function"]["name"] for t in body.get("tools", [])
-             if t.get("function", {}).get("name") == "bash"]
-    if not shell:
+    if not any(t.get("function", {}).get("name") == "bash" for t in body.get("tools", [])):
         return chat_reply(body, {"content": FINAL}, "stop")
     call = {"id": "call_1", "type": "function",
-            "function": {"name": shell[0], "arguments": json.dumps(
+            "function": {"name": "bash", "arguments": json.dumps(
                 {"command": ACTION, "description": "act"})}}
     return chat_reply(body, {"content": None, "tool_calls": [call]}, "tool_calls")
 
