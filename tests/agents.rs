@@ -5,8 +5,12 @@
 //! a dummy key. Asserted: they start, every connection they attempt goes to
 //! a host their profile allows (from the session log), they can write their
 //! own state (the persistent home), and none of the real home is visible.
-//! Codex's own sandbox cannot nest in guard's: with it turned off the way its
-//! profile says, a command it runs for a stand-in model writes to the project.
+//! Then each agent whose model API can be stood in for (all but copilot and
+//! amp) acts: a stand-in model (tests/support/fake_model.py) has it run a
+//! shell command that writes one project file and reads another (aider,
+//! which edits by text: write a file and send one it read), gets the result
+//! back and lets it finish. Codex's own sandbox cannot nest in guard's: it is
+//! turned off the way its profile says.
 //!
 //! Needs npm and the registry (`npm config get registry`), and
 //! /usr/bin/python3 with venv and pip's configured index; fails loudly
@@ -268,7 +272,7 @@ fn real_agents_start_under_their_profiles() {
                 tools.path.join("bin").display(),
                 std::env::var("PATH").unwrap_or_default()
             );
-            let run = |args: &[&str], log: &std::path::Path| {
+            let run = |args: &[&str], log: &std::path::Path, vars: &[(&str, &str)]| {
                 let mut all = vec![
                     "run",
                     "--ro",
@@ -282,13 +286,14 @@ fn real_agents_start_under_their_profiles() {
                         .env("PATH", &path)
                         .env(agent.key_var, "dummy-key-for-tests")
                         .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+                        .envs(vars.iter().copied())
                         .output()
                         .unwrap(),
                 )
             };
             let log = env.home.join("version.jsonl");
             // Started by name: guard picks the agent's profile itself.
-            let version = run(&["--", bin.to_str().unwrap(), "--version"], &log);
+            let version = run(&["--", bin.to_str().unwrap(), "--version"], &log, &[]);
             version.expect_code(0);
             assert!(
                 version.stdout.contains(agent.version_marker),
@@ -315,7 +320,7 @@ fn real_agents_start_under_their_profiles() {
                 bin.to_str().unwrap(),
             ];
             args.extend_from_slice(agent.prompt);
-            let prompt = run(&args, &log);
+            let prompt = run(&args, &log, &[]);
             // No API is reachable from here: the run fails, but only after
             // it tried an allowed host and nothing else.
             let hosts = net_hosts(&log);
@@ -359,55 +364,194 @@ fn real_agents_start_under_their_profiles() {
                 !env.home.join(agent.state).exists() || agent.state == ".gemini",
                 "state leaked to the real home"
             );
-            if agent.bin == "codex" {
-                codex_acts_with_its_sandbox_off(&env, &bin, &run);
+            if let Some(act) = act_of(agent.bin, &env) {
+                agent_acts(&env, agent.bin, &bin, &act, &run);
             }
         }
     }
 }
 
-/// Codex's own sandbox cannot start inside guard; profiles/codex.toml says to
-/// turn it off in the config of the persistent home. Done so, a command codex
-/// runs for the model must write to the project. The model is a stand-in on
-/// the sandbox's own loopback (tests/support/fake_responses.py), reached
-/// through a provider defined on the command line so that the config holds
-/// only what the profile describes.
-fn codex_acts_with_its_sandbox_off(
-    env: &Env,
-    codex: &std::path::Path,
-    run: &dyn Fn(&[&str], &std::path::Path) -> common::Outcome,
-) {
-    let config = env
-        .home
-        .join(".local/share/guard/homes/codex/.codex/config.toml");
-    // First, so that it stays a top-level key whatever tables follow.
-    let rest = std::fs::read_to_string(&config).unwrap_or_default();
-    std::fs::write(
-        &config,
-        format!("sandbox_mode = \"danger-full-access\"\n{rest}"),
-    )
-    .unwrap();
-    env.project.write(
-        "fake_responses.py",
-        include_str!("support/fake_responses.py"),
-    );
+/// Where the stand-in model listens, on the sandbox's own loopback.
+const STAND_IN: &str = "http://127.0.0.1:18080";
+
+/// How a stand-in model (tests/support/fake_model.py) makes one agent act.
+struct Act {
+    /// The wire format the agent speaks, as fake_model.py names it.
+    api: &'static str,
+    /// What the model does: a command for the agent's shell tool; for aider,
+    /// which edits by text rather than by tool calls, an edit in its format.
+    action: String,
+    /// After the agent's binary: a one-shot prompt whose tools run unasked.
+    args: Vec<String>,
+    /// Set on the host: what points the agent at the stand-in must get
+    /// through its profile.
+    vars: Vec<(&'static str, &'static str)>,
+    /// What the agent prints once the model has finished.
+    finished: &'static str,
+}
+
+/// The act of `bin`, after writing the configuration it needs.
+fn act_of(bin: &str, env: &Env) -> Option<Act> {
+    let persistent = env.home.join(".local/share/guard/homes").join(bin);
+    // Writes one project file, reads another: the model must get its text.
+    let shell = format!("echo made > made-by-{bin} && cat note.txt");
+    let done = "done: the command ran";
+    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect();
+    match bin {
+        "claude" => Some(Act {
+            api: "messages",
+            action: shell,
+            // Not --dangerously-skip-permissions: Claude Code refuses it as
+            // root, and the sandbox runs as root in one of the modes.
+            args: owned(&["-p", "make a file", "--allowedTools", "Bash"]),
+            vars: vec![("ANTHROPIC_BASE_URL", STAND_IN)],
+            finished: done,
+        }),
+        "gemini" => {
+            // Given a base URL, gemini-cli (0.61) picks a "gateway" sign-in
+            // that its own headless check then rejects ("Invalid auth method
+            // selected"); the API-key sign-in, chosen in its settings, uses
+            // the URL as well.
+            let path = persistent.join(".gemini/settings.json");
+            let mut settings: serde_json::Value = std::fs::read_to_string(&path)
+                .map_or(serde_json::json!({}), |s| serde_json::from_str(&s).unwrap());
+            settings["security"]["auth"]["selectedType"] = "gemini-api-key".into();
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, settings.to_string()).unwrap();
+            Some(Act {
+                api: "gemini",
+                action: shell,
+                args: owned(&["-p", "make a file", "--yolo"]),
+                vars: vec![("GOOGLE_GEMINI_BASE_URL", STAND_IN)],
+                finished: done,
+            })
+        }
+        "codex" => {
+            // Codex's own sandbox cannot start inside guard; profiles/codex.toml
+            // says to turn it off in the config of the persistent home. First,
+            // so that it stays a top-level key whatever tables follow. The
+            // model is a provider defined on the command line, so that the
+            // config holds only what the profile describes.
+            let config = persistent.join(".codex/config.toml");
+            let rest = std::fs::read_to_string(&config).unwrap_or_default();
+            std::fs::write(
+                &config,
+                format!("sandbox_mode = \"danger-full-access\"\n{rest}"),
+            )
+            .unwrap();
+            let mut args = owned(&["exec", "--skip-git-repo-check"]);
+            for c in [
+                "model_provider=stand-in",
+                "model_providers.stand-in.name=stand-in",
+                &format!("model_providers.stand-in.base_url={STAND_IN}/v1"),
+                "model_providers.stand-in.env_key=OPENAI_API_KEY",
+                "model_providers.stand-in.wire_api=responses",
+            ] {
+                args.extend(["-c".to_string(), c.to_string()]);
+            }
+            args.push("make a file".into());
+            Some(Act {
+                api: "responses",
+                action: shell,
+                args,
+                vars: vec![],
+                finished: done,
+            })
+        }
+        "opencode" => {
+            // A provider of the project's config; opencode bundles the SDK.
+            let config = serde_json::json!({
+                "provider": {"stand-in": {
+                    "npm": "@ai-sdk/openai-compatible",
+                    "name": "stand-in",
+                    "options": {"baseURL": format!("{STAND_IN}/v1")},
+                    "models": {"model": {"name": "model", "tool_call": true}},
+                }},
+                "model": "stand-in/model",
+                "permission": {"bash": "allow"},
+            });
+            env.project.write("opencode.json", &config.to_string());
+            Some(Act {
+                api: "chat",
+                action: shell,
+                args: owned(&["run", "make a file"]),
+                vars: vec![],
+                finished: done,
+            })
+        }
+        "aider" => Some(Act {
+            api: "chat-edit",
+            // Its "whole" format: the file's name, then all of its text. It
+            // runs no shell command unasked (--yes-always declines them).
+            action: format!("made-by-{bin}\n```\nmade\n```\n"),
+            args: owned(&[
+                "--model",
+                "openai/stand-in",
+                "--openai-api-base",
+                &format!("{STAND_IN}/v1"),
+                "--edit-format",
+                "whole",
+                "--no-git",
+                "--yes-always",
+                "--no-show-model-warnings",
+                // Read into the chat: the model must be sent its text.
+                "--read",
+                "note.txt",
+                "--message",
+                "make a file",
+            ]),
+            vars: vec![],
+            finished: "Applied edit to made-by-aider",
+        }),
+        // Their models are their vendors' own services, with no base URL
+        // to point elsewhere.
+        "copilot" | "amp" => None,
+        other => panic!("no act written for {other}"),
+    }
+}
+
+/// `guard run ARGS` for one agent, logging to a file, with more variables
+/// set on the host.
+type GuardRun<'a> = dyn Fn(&[&str], &std::path::Path, &[(&str, &str)]) -> common::Outcome + 'a;
+
+/// The agent, under its own profile, takes the stand-in model's tool call,
+/// runs the command in the sandbox (it writes one project file and reads
+/// another), sends the result back and finishes. The stand-in runs inside
+/// the sandbox, on its loopback: the sandbox has no other route out than
+/// guard's proxy, and this machine none to the real APIs.
+fn agent_acts(env: &Env, bin: &str, exe: &std::path::Path, act: &Act, run: &GuardRun) {
+    env.project
+        .write("fake_model.py", include_str!("support/fake_model.py"));
+    let note = format!("read-by-{bin}");
+    env.project.write("note.txt", &format!("{note}\n"));
     env.own();
+    let port = STAND_IN.rsplit(':').next().unwrap();
     let script = format!(
-        "python3 fake_responses.py 18080 'touch made-by-codex && echo made' .fake-ready &
+        "python3 fake_model.py \"$1\" {port} \"$2\" .fake-ready .fake-seen &
          for _ in $(seq 100); do [ -e .fake-ready ] && break; sleep 0.1; done
-         exec timeout 60 {} exec --skip-git-repo-check \
-           -c model_provider=stand-in -c model_providers.stand-in.name=stand-in \
-           -c model_providers.stand-in.base_url=http://127.0.0.1:18080/v1 \
-           -c model_providers.stand-in.env_key=OPENAI_API_KEY \
-           -c model_providers.stand-in.wire_api=responses 'make a file'",
-        codex.display()
+         shift 2
+         exec timeout 90 \"$@\""
     );
-    let log = env.home.join("act.jsonl");
-    let out = run(&["-p", "codex", "--", "sh", "-c", &script], &log);
+    let mut args = vec!["-p", bin, "--", "sh", "-c", &script, "sh", act.api];
+    args.extend([act.action.as_str(), exe.to_str().unwrap()]);
+    args.extend(act.args.iter().map(String::as_str));
+    let out = run(&args, &env.home.join("act.jsonl"), &act.vars);
     out.expect_code(0);
+    assert_eq!(
+        common::read_host(&env.project.path.join(format!("made-by-{bin}"))).as_deref(),
+        Some("made\n"),
+        "{bin} did not write the project file: {}",
+        out.all()
+    );
+    let seen = common::read_host(&env.project.join(".fake-seen")).unwrap_or_default();
     assert!(
-        env.project.join("made-by-codex").exists(),
-        "codex's command did not run: {}",
+        seen.contains(&note),
+        "{bin} did not send the model what it read: {seen:?}\n{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains(act.finished),
+        "{bin} did not finish: {}",
         out.all()
     );
 }
