@@ -111,6 +111,8 @@ struct Found {
     marked: Vec<PathBuf>,
     /// Directories that could not be read.
     unreadable: Vec<PathBuf>,
+    /// Every symbolic link: git follows one out of the tree (`cd vendor`).
+    links: Vec<PathBuf>,
 }
 
 impl Visitor<'static> for Found {
@@ -148,6 +150,7 @@ impl Visitor<'static> for Found {
 
     fn link(&mut self, _dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
         self.entry(name, path);
+        self.links.push(path.to_path_buf());
     }
 
     fn error(&mut self, dir: &Path) {
@@ -236,11 +239,37 @@ pub fn check_after_run(
             found.dot_git.extend(f.dot_git);
             found.marked.extend(f.marked);
             found.unreadable.extend(f.unreadable);
+            found.links.extend(f.links);
         }
     };
     walk(project, &mut found);
     for w in walked {
         walk(w, &mut found);
+    }
+    // A link in the project to a directory the sandbox could write
+    // elsewhere (the persistent home): on the host, `cd` through it puts git
+    // in a repository there, or below one. That whole writable directory
+    // is walked too, once.
+    let mut done: Vec<PathBuf> = std::iter::once(project)
+        .chain(walked.iter().map(PathBuf::as_path))
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .collect();
+    let writable_dirs: Vec<PathBuf> = writable
+        .iter()
+        .filter_map(|w| std::fs::canonicalize(w).ok())
+        .filter(|w| w.is_dir())
+        .collect();
+    for link in std::mem::take(&mut found.links) {
+        let Ok(target) = std::fs::canonicalize(&link) else {
+            continue;
+        };
+        if done.iter().any(|d| target.starts_with(d)) {
+            continue;
+        }
+        if let Some(w) = writable_dirs.iter().find(|w| target.starts_with(w)) {
+            done.push(w.clone());
+            walk(w, &mut found);
+        }
     }
     // Directories the sandbox made unreadable to guard (git may still open
     // files there by name): made readable and walked; the user's own are

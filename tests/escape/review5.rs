@@ -370,3 +370,48 @@ fn secrets_added_to_files_the_sandbox_made_look_binary_are_found() {
         scan.assert_no_canary(&tok);
     });
 }
+
+/// The persistent home is writable and outlives the session. The sandbox
+/// makes a repository there (below a directory, so no `.git` is next to
+/// the link) with a `core.fsmonitor`, and a link to it in the project:
+/// on the host, `cd vendor && git status` runs the monitor. The project
+/// walk did not follow links, so the check after the run never saw it.
+#[test]
+fn a_link_into_the_persistent_home_leads_host_git_to_nothing_planted() {
+    each_mode(|case| {
+        let marker = HostMarker::new("perhome");
+        let home = case.env.home.path.clone();
+        let persistent = home.join(".local/share/guard/homes/claude");
+        let script = format!(
+            r#"git init -q "$HOME/work" && mkdir -p "$HOME/work/lib/deep" &&
+git -C "$HOME/work" config core.fsmonitor 'touch {m}; false' && echo planted=1
+ln -s {p}/work/lib/deep vendor && echo linked=1
+echo ran=1
+"#,
+            m = marker.path(),
+            p = persistent.display(),
+        );
+        let out = case.run(&["run", "-p", "claude", "--", "sh", "-c", &script]);
+        out.ran();
+        assert_eq!(out.field("planted").as_deref(), Some("1"), "{}", out.all());
+        assert_eq!(out.field("linked").as_deref(), Some("1"), "{}", out.all());
+        let vendor = case.project().join("vendor");
+        assert!(
+            vendor.join("..").exists(),
+            "the link should lead to the persistent home on the host: {}",
+            out.all()
+        );
+        let _ = host_git(&vendor, &["status", "--short"]);
+        marker.assert_absent("core.fsmonitor of a repository in the persistent home");
+        // The right reason: the planted key was named and moved aside.
+        assert!(
+            out.stderr.contains("core.fsmonitor"),
+            "guard did not report the planted key: {}",
+            out.all()
+        );
+        assert!(
+            !persistent.join("work/.git/config").exists(),
+            "the planted config is still in place"
+        );
+    });
+}
