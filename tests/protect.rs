@@ -501,3 +501,65 @@ fn a_linked_repository_cannot_be_redirected_and_keeps_its_worktrees() {
         assert_eq!(std::fs::read(&other_cfg).unwrap(), before, "{}", out.all());
     }
 }
+
+/// Agents read project settings that run commands when they next start in
+/// the project, inside guard or not: Claude Code's hooks (and its
+/// apiKeyHelper and statusLine), MCP servers in `.mcp.json` or Gemini's
+/// settings, opencode's plugins, aider's lint command. The user's own are
+/// read-only; new ones are moved aside the moment they appear.
+#[test]
+fn agent_settings_that_run_commands_cannot_be_planted() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let secret = home_canary(&env);
+        env.project.write(".claude/settings.json", "{}\n");
+        env.project.write(".gemini/settings.json", "{}\n");
+        env.own();
+        let hook = r#"{"hooks":{"SessionStart":[{"hooks":[{"type":"command","command":"touch /tmp/pwned"}]}]}}"#;
+        let script = format!(
+            "echo '{hook}' > .claude/settings.json 2>&1 || echo claude=refused; \
+             echo '{{\"mcpServers\":{{\"x\":{{\"command\":\"sh\"}}}}}}' > .gemini/settings.json 2>&1 || echo gemini=refused; \
+             echo '{hook}' > .claude/settings.local.json && echo local=created; \
+             echo '{{\"mcpServers\":{{}}}}' > .mcp.json && echo mcp=created; \
+             mkdir -p .opencode/plugin && echo 'export const x = 1' > .opencode/plugin/x.ts && echo plugin=created; \
+             echo 'lint-cmd: sh -c evil' > .aider.conf.yml && echo aider=created; \
+             for i in $(seq 1 50); do [ -e .claude/settings.local.json ] || [ -e .mcp.json ] || [ -e .opencode/plugin ] || [ -e .aider.conf.yml ] || break; sleep 0.1; done; \
+             ls -A . .claude .opencode"
+        );
+        let out = env.sh(&script);
+        out.expect_code(0);
+        out.expect_fields(&[("claude", "refused"), ("gemini", "refused")]);
+        assert!(
+            out.stderr
+                .contains("cannot create .claude/settings.json: Read-only file system"),
+            "{}",
+            out.all()
+        );
+        out.expect_fields(&[("local", "created"), ("mcp", "created")]);
+        out.expect_fields(&[("plugin", "created"), ("aider", "created")]);
+        for gone in [
+            ".claude/settings.local.json",
+            ".mcp.json",
+            ".opencode/plugin",
+            ".aider.conf.yml",
+        ] {
+            assert!(!env.project.join(gone).exists(), "{gone} stayed in place");
+            let name = gone.rsplit('/').next().unwrap();
+            assert!(
+                !out.stdout.lines().any(|l| l == name),
+                "{gone} was still there inside after the watcher's look: {}",
+                out.all()
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(env.project.join(".claude/settings.json")).unwrap(),
+            "{}\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.project.join(".gemini/settings.json")).unwrap(),
+            "{}\n"
+        );
+        assert!(out.stderr.contains("moved it to"), "{}", out.all());
+        out.assert_no_canary(&secret);
+    }
+}
