@@ -647,9 +647,12 @@ fn resolve_dot_dot(path: &Path) -> PathBuf {
     };
     let prefix: PathBuf = comps[..=last].iter().collect();
     let rest: PathBuf = comps[last + 1..].iter().collect();
-    std::fs::canonicalize(&prefix)
-        .unwrap_or_else(|_| host::lexical(&prefix))
-        .join(rest)
+    let base = std::fs::canonicalize(&prefix).unwrap_or_else(|_| host::lexical(&prefix));
+    if rest.as_os_str().is_empty() {
+        base
+    } else {
+        base.join(rest)
+    }
 }
 
 /// `-p NAME|PATH`, else the profile named like the command (`guard run --

@@ -42,9 +42,8 @@ const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
 pub fn read_profile(path: &Path, follow: bool) -> Result<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let fail = |cause: String, hint: String| Error::Profile {
-        location: path.display().to_string(),
-        msg: format!("cannot read it: {cause}"),
+    let fail = |cause: String, hint: String| Error::Usage {
+        msg: format!("cannot read the profile {}: {cause}", path.display()),
         hint: Some(hint),
     };
     let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
@@ -172,6 +171,7 @@ fn collect_from(
     stack: &mut Vec<String>,
     out: &mut Vec<Layer>,
 ) -> Result<()> {
+    let raw = name;
     // A relative `extends` path is the including file's neighbour, wherever
     // guard was started; absolute and normalized, the same file always has
     // the same name, so a cycle is seen as one.
@@ -187,7 +187,7 @@ fn collect_from(
         let msg = format!("forms a cycle: {}", stack.join(" -> "));
         let hint = "remove one of the `extends` entries".to_string();
         return Err(match from {
-            Some(f) => f.error(name, msg, hint),
+            Some(f) => f.error(raw, msg, hint),
             None => Error::Profile {
                 location: name.to_string(),
                 msg: format!("`extends` {msg}"),
@@ -200,11 +200,9 @@ fn collect_from(
     if is_path(name) {
         let path = PathBuf::from(name);
         let text = read_profile(&path, true).map_err(|e| match (from, &e) {
-            (Some(f), Error::Profile { msg, hint, .. }) if !msg.contains("UTF-8") => f.error(
-                name,
-                format!("profile {name}: {msg}"),
-                hint.clone().unwrap_or_default(),
-            ),
+            (Some(f), Error::Usage { msg, hint }) => {
+                f.error(raw, msg.clone(), hint.clone().unwrap_or_default())
+            }
             _ => e,
         })?;
         files.push((text, path.display().to_string()));
@@ -225,7 +223,7 @@ fn collect_from(
                     .unwrap_or_else(|| "$XDG_CONFIG_HOME/guard/profiles".into())
             );
             return Err(match from {
-                Some(f) => f.error(name, msg, hint),
+                Some(f) => f.error(raw, msg, hint),
                 None => Error::usage_hint(msg, hint),
             });
         }
