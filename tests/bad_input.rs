@@ -17,7 +17,11 @@ fn assert_clear(out: &Outcome, code: i32, needles: &[&str], what: &str) {
         out.stderr
     );
     for bad in ["panicked", "RUST_BACKTRACE", "(os error"] {
-        assert!(!out.stderr.contains(bad), "{what}: {bad:?} in\n{}", out.stderr);
+        assert!(
+            !out.stderr.contains(bad),
+            "{what}: {bad:?} in\n{}",
+            out.stderr
+        );
     }
     for n in needles {
         assert!(
@@ -38,14 +42,22 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         &["TOML syntax", "unclosed array"],
     ),
     ("version = 1\nfoo bar\n", "2:5", &["TOML syntax"]),
-    ("version = 1\nversion = 1\n", "2:1", &["duplicate key `version`"]),
+    (
+        "version = 1\nversion = 1\n",
+        "2:1",
+        &["duplicate key `version`"],
+    ),
     (
         "version = 1\n[network]\n[network]\n",
         "3:2",
         &["duplicate key `network`"],
     ),
     // Unknown keys, at every level.
-    ("version = 1\nfoo = 1\n", "2:1", &["unknown key `foo`", "top level"]),
+    (
+        "version = 1\nfoo = 1\n",
+        "2:1",
+        &["unknown key `foo`", "top level"],
+    ),
     (
         "version = 1\n[network]\nalow = []\n",
         "3:1",
@@ -57,10 +69,26 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         &["unknown key `skp` in [secrets]"],
     ),
     ("version = 1\n[env]\npas = []\n", "3:1", &["in [env]"]),
-    ("version = 1\n[syscalls]\nptrce = true\n", "3:1", &["in [syscalls]"]),
-    ("version = 1\n[limits]\nprocs = 1\n", "3:1", &["in [limits]"]),
-    ("version = 1\n[home]\npersists = true\n", "3:1", &["in [home]"]),
-    ("version = 1\n[bogus]\nx = 1\n", "2:2", &["unknown key `bogus`"]),
+    (
+        "version = 1\n[syscalls]\nptrce = true\n",
+        "3:1",
+        &["in [syscalls]"],
+    ),
+    (
+        "version = 1\n[limits]\nprocs = 1\n",
+        "3:1",
+        &["in [limits]"],
+    ),
+    (
+        "version = 1\n[home]\npersists = true\n",
+        "3:1",
+        &["in [home]"],
+    ),
+    (
+        "version = 1\n[bogus]\nx = 1\n",
+        "2:2",
+        &["unknown key `bogus`"],
+    ),
     (
         "version = 1\n[[secrets.path_rules]]\nid = \"x\"\ndescription = \"d\"\nglobs = [\"*.x\"]\nglob = []\n",
         "6:1",
@@ -97,7 +125,11 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         "3:13",
         &["key `limits.processes`"],
     ),
-    ("version = \"1\"\n", "1:11", &["key `version`", "whole number"]),
+    (
+        "version = \"1\"\n",
+        "1:11",
+        &["key `version`", "whole number"],
+    ),
     (
         "version = 1\n[env.set]\nFOO = 1\n",
         "3:7",
@@ -114,7 +146,11 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         &["missing key `regex`"],
     ),
     // Version.
-    ("[filesystem]\nread = []\n", "1:1", &["missing key `version`", "version = 1"]),
+    (
+        "[filesystem]\nread = []\n",
+        "1:1",
+        &["missing key `version`", "version = 1"],
+    ),
     ("version = 2\n", "1:1", &["schema version 2"]),
     // Values the schema accepts but guard cannot use.
     (
@@ -130,7 +166,11 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
     (
         "version = 1\n[filesystem]\nread = [\"/usr\", \"relative/x\"]\n",
         "3:17",
-        &["key `filesystem.read`", "relative path", "hint: start a path with /"],
+        &[
+            "key `filesystem.read`",
+            "relative path",
+            "hint: start a path with /",
+        ],
     ),
     (
         "version = 1\n[filesystem]\nread = [\"~root/x\"]\n",
@@ -147,7 +187,11 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         "3:12",
         &["placeholders"],
     ),
-    ("version = 1\n[filesystem]\nread = [\"\"]\n", "3:9", &["empty path"]),
+    (
+        "version = 1\n[filesystem]\nread = [\"\"]\n",
+        "3:9",
+        &["empty path"],
+    ),
     (
         "version = 1\n[filesystem]\nwrite = [\"/\"]\n",
         "3:10",
@@ -163,13 +207,21 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         "3:11",
         &["key `home.import`", "~/"],
     ),
-    ("version = 1\n[home]\ncache = [\"rel\"]\n", "3:10", &["home.cache"]),
+    (
+        "version = 1\n[home]\ncache = [\"rel\"]\n",
+        "3:10",
+        &["home.cache"],
+    ),
     (
         "version = 1\n[env]\npass = [\"A=B\"]\n",
         "3:9",
         &["key `env.pass`", "`=`"],
     ),
-    ("version = 1\n[env]\npass = [\"A*B\"]\n", "3:9", &["`*` may only end"]),
+    (
+        "version = 1\n[env]\npass = [\"A*B\"]\n",
+        "3:9",
+        &["`*` may only end"],
+    ),
     (
         "version = 1\n[env.set]\n\"\" = \"x\"\n",
         "3:1",
@@ -180,11 +232,19 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         "3:1",
         &["NUL byte"],
     ),
-    ("version = 1\nextends = [\"\"]\n", "2:12", &["empty profile name"]),
+    (
+        "version = 1\nextends = [\"\"]\n",
+        "2:12",
+        &["empty profile name"],
+    ),
     (
         "version = 1\nextends = [\"default\",\n  \"no-such-profile\"]\n",
         "3:3",
-        &["key `extends`", "no profile named \"no-such-profile\"", "built-in profiles"],
+        &[
+            "key `extends`",
+            "no profile named \"no-such-profile\"",
+            "built-in profiles",
+        ],
     ),
     (
         "version = 1\nextends = [\"./missing.toml\"]\n",
@@ -197,9 +257,21 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         &["forms a cycle"],
     ),
     // Network.
-    ("version = 1\n[network]\nallow = [\"*.\"]\n", "3:10", &["empty host name"]),
-    ("version = 1\n[network]\nallow = [\"*\"]\n", "3:10", &["whole first label"]),
-    ("version = 1\n[network]\nallow = [\"*.com\"]\n", "3:10", &["too broad"]),
+    (
+        "version = 1\n[network]\nallow = [\"*.\"]\n",
+        "3:10",
+        &["empty host name"],
+    ),
+    (
+        "version = 1\n[network]\nallow = [\"*\"]\n",
+        "3:10",
+        &["whole first label"],
+    ),
+    (
+        "version = 1\n[network]\nallow = [\"*.com\"]\n",
+        "3:10",
+        &["too broad"],
+    ),
     (
         "version = 1\n[network]\nallow = [\"a..b.example\"]\n",
         "3:10",
@@ -210,8 +282,16 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         "3:10",
         &["key `network.allow`", "invalid port \"0\""],
     ),
-    ("version = 1\n[network]\nallow = [\"a.example:65536\"]\n", "3:10", &["1 to 65535"]),
-    ("version = 1\n[network]\nallow = [\"a.example:https\"]\n", "3:10", &["invalid port"]),
+    (
+        "version = 1\n[network]\nallow = [\"a.example:65536\"]\n",
+        "3:10",
+        &["1 to 65535"],
+    ),
+    (
+        "version = 1\n[network]\nallow = [\"a.example:https\"]\n",
+        "3:10",
+        &["invalid port"],
+    ),
     (
         "version = 1\n[network]\nallow = [\"https://a.example/x\"]\n",
         "3:10",
@@ -222,8 +302,16 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         "3:10",
         &["cannot hold a path"],
     ),
-    ("version = 1\n[network]\nallow = [\"10.0.0.0/33\"]\n", "3:10", &["prefix length"]),
-    ("version = 1\n[network]\nallow = [\"[::1\"]\n", "3:10", &["missing `]`"]),
+    (
+        "version = 1\n[network]\nallow = [\"10.0.0.0/33\"]\n",
+        "3:10",
+        &["prefix length"],
+    ),
+    (
+        "version = 1\n[network]\nallow = [\"[::1\"]\n",
+        "3:10",
+        &["missing `]`"],
+    ),
     (
         "version = 1\n[network]\nallow = [\"a.example\"]\n[network.hosts]\n\"a.example\" = \"1.2.3.4:80\"\n",
         "5:15",
@@ -365,7 +453,10 @@ fn profile_files_that_cannot_be_read_are_named_with_the_reason() {
         assert_clear(
             &out,
             125,
-            &["no profile named \"no-such-profile\"", "built-in profiles: default"],
+            &[
+                "no profile named \"no-such-profile\"",
+                "built-in profiles: default",
+            ],
             "unknown name",
         );
         if mode == Mode::Unprivileged {
@@ -452,7 +543,10 @@ fn bad_command_line_values_are_usage_errors() {
             (vec!["--hide", &project], vec!["would hide the project"]),
             (vec!["--hide", &parent], vec!["would hide the project"]),
             (vec!["--hide", "/"], vec!["would hide the project"]),
-            (vec!["--ro", "/no/such/path"], vec!["no such file or directory"]),
+            (
+                vec!["--ro", "/no/such/path"],
+                vec!["no such file or directory"],
+            ),
             (vec!["--allow-env", "A=B"], vec!["--allow-env", "`=`"]),
             (vec!["--allow-env="], vec!["empty variable name"]),
             (vec!["--allow-host", "https://a.example"], vec!["is a URL"]),
@@ -473,7 +567,15 @@ fn bad_command_line_values_are_usage_errors() {
             assert_clear(&out, 125, &all, &format!("{mode:?} {flags:?}"));
         }
         // A flag without its value: clap's error, with guard's status.
-        for flag in ["-p", "--ro", "--rw", "--hide", "--allow-env", "--allow-host", "--log"] {
+        for flag in [
+            "-p",
+            "--ro",
+            "--rw",
+            "--hide",
+            "--allow-env",
+            "--allow-host",
+            "--log",
+        ] {
             let out = env.run(&["run", flag]);
             assert_clear(&out, 125, &["a value is required"], flag);
         }
@@ -483,7 +585,10 @@ fn bad_command_line_values_are_usage_errors() {
             (&["log", "--kind", "bogus"][..], &["--kind", "net, fs"][..]),
             (&["scan", "/"][..], &["not a project"][..]),
             (&["scan", "/no/such/dir"][..], &["no such file"][..]),
-            (&["run", "--isolation", "weak", "--", "true"][..], &["invalid value"][..]),
+            (
+                &["run", "--isolation", "weak", "--", "true"][..],
+                &["invalid value"][..],
+            ),
         ] {
             let out = env.run(args);
             assert_clear(&out, 125, needles, &format!("{args:?}"));

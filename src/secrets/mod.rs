@@ -211,13 +211,15 @@ pub struct Rules {
 
 impl Rules {
     pub fn new(cfg: &profile::Secrets, origin: &str, home: &Path, project: &Path) -> Result<Rules> {
-        let fail = |msg: String| Error::Profile {
+        let fail = |msg: String| {
+            Error::Profile {
             location: origin.to_string(),
             msg,
             hint: Some(
                 "merge rules with `|`, or `disable` built-in rules you do not need; [secrets] is described in docs/profiles.md"
                     .into(),
             ),
+        }
         };
         // Each file checks its own ids; layers merged together can still
         // define one twice, and `disable` would then turn both off.
@@ -348,13 +350,14 @@ pub fn validate(cfg: &profile::Secrets) -> std::result::Result<(), BadSetting> {
         if g.trim().is_empty() {
             Err("an empty glob".to_string())
         } else {
-            path_rules::glob(g).map(drop).map_err(|e| format!("invalid glob: {e}"))
+            path_rules::glob(g)
+                .map(drop)
+                .map_err(|e| format!("invalid glob: {e}"))
         }
     };
     for (list, name) in [(&cfg.skip, "skip"), (&cfg.ignore, "ignore")] {
         for (i, g) in list.iter().enumerate() {
-            glob(g.get_ref())
-                .map_err(|e| bad(format!("secrets.{name}[{i}]"), g, e, glob_hint))?;
+            glob(g.get_ref()).map_err(|e| bad(format!("secrets.{name}[{i}]"), g, e, glob_hint))?;
         }
     }
     let mut ids: Vec<String> = Vec::new();
@@ -399,12 +402,22 @@ pub fn validate(cfg: &profile::Secrets) -> std::result::Result<(), BadSetting> {
         }
         for (j, g) in r.globs.iter().enumerate() {
             glob(g.get_ref()).map_err(|e| {
-                bad(format!("secrets.path_rules[{i}].globs[{j}]"), g, e, glob_hint)
+                bad(
+                    format!("secrets.path_rules[{i}].globs[{j}]"),
+                    g,
+                    e,
+                    glob_hint,
+                )
             })?;
         }
         for (j, g) in r.except.iter().enumerate() {
             glob(g.get_ref()).map_err(|e| {
-                bad(format!("secrets.path_rules[{i}].except[{j}]"), g, e, glob_hint)
+                bad(
+                    format!("secrets.path_rules[{i}].except[{j}]"),
+                    g,
+                    e,
+                    glob_hint,
+                )
             })?;
         }
     }
