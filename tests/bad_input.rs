@@ -460,6 +460,19 @@ fn profile_files_that_cannot_be_read_are_named_with_the_reason() {
             "unknown name",
         );
         if mode == Mode::Unprivileged {
+            // Too few processes for the command (root is exempt).
+            let p = env.project.write(
+                "few.toml",
+                "version = 1\nextends = [\"default\"]\n[limits]\nprocesses = 1\n",
+            );
+            env.project.own(mode);
+            let out = env.run(&["run", "-p", p.to_str().unwrap(), "--", "true"]);
+            assert_clear(
+                &out,
+                125,
+                &["process limit is reached", "limits.processes"],
+                "processes = 1",
+            );
             // Written by root, readable by root only.
             let p = env.project.write("secret.toml", "version = 1\n");
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
