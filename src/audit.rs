@@ -118,8 +118,10 @@ impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
 }
 
 /// Install logging: human-readable warnings on stderr (more with -v) and,
-/// when `log` is given, the audit trail to that file.
-pub fn init(verbose: u8, log: Option<PathBuf>) -> Session {
+/// when `log` is given, the audit trail to that file. A log the user asked
+/// for (`required`, `--log FILE`) that cannot be written is an error; the
+/// default session log only earns a warning.
+pub fn init(verbose: u8, log: Option<PathBuf>, required: bool) -> crate::error::Result<Session> {
     let level = match verbose {
         0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,
@@ -129,17 +131,19 @@ pub fn init(verbose: u8, log: Option<PathBuf>) -> Session {
     let mut state = State::default();
     let mut path = None;
     if let Some(p) = log {
-        if let Some(dir) = p.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-        {
+        match open_log(&p) {
             Ok(f) => {
                 state.file = Some(std::io::BufWriter::new(f));
                 path = Some(p);
+            }
+            Err(e) if required => {
+                return Err(crate::error::Error::usage_hint(
+                    format!(
+                        "--log {}: cannot write the audit log there: {e}",
+                        p.display()
+                    ),
+                    "give --log the path of a file you can write (it is created, or appended to)",
+                ));
             }
             Err(e) => eprintln!(
                 "guard: warning: cannot write the session log {}: {e}",
@@ -159,7 +163,40 @@ pub fn init(verbose: u8, log: Option<PathBuf>) -> Session {
             state: Arc::clone(&state),
         })
         .try_init();
-    Session { state, path }
+    Ok(Session { state, path })
+}
+
+/// Open (create, or append to) a log file. Never waits: a FIFO nobody
+/// reads is an error rather than a hang.
+fn open_log(p: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = p.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => "it is a FIFO that no process reads".to_string(),
+            _ => crate::error::os_text(&e),
+        })?;
+    let meta = f.metadata().map_err(|e| crate::error::os_text(&e))?;
+    if meta.is_dir() {
+        return Err("it is a directory".into());
+    }
+    // Writes block again, like those to any log (a pipe's reader may be slow).
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory is passed.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(f)
 }
 
 impl Session {
@@ -452,6 +489,9 @@ fn last_session() -> crate::Result<PathBuf> {
     })
 }
 
+/// The kinds of event a session log holds (`guard log --kind`).
+const LOG_KINDS: &[&str] = &["net", "fs", "env", "session", "trust", "degraded"];
+
 /// `guard log`: a past session's events, optionally one kind only.
 pub fn show_log(args: &crate::cli::LogArgs) -> crate::Result<i32> {
     let path = match &args.session {
@@ -468,6 +508,20 @@ pub fn show_log(args: &crate::cli::LogArgs) -> crate::Result<i32> {
                 crate::Error::usage_hint(format!("no session matching {s:?}"), "guard log --last")
             })?,
     };
+    if let Some(k) = args.kind.as_deref()
+        && !LOG_KINDS.contains(&k)
+    {
+        return Err(crate::Error::usage_hint(
+            format!("--kind {k:?}: no such kind of event"),
+            format!("one of: {}", LOG_KINDS.join(", ")),
+        ));
+    }
+    if !path.is_file() {
+        return Err(crate::Error::usage_hint(
+            format!("{}: not a session log file", path.display()),
+            "guard log --last",
+        ));
+    }
     let events = read_events(&path)?;
     let keep = |e: &&Map<String, Value>| args.kind.as_deref().is_none_or(|k| s(e, "kind") == k);
     if args.json {

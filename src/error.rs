@@ -35,7 +35,7 @@ pub enum Error {
     NoNamespaces { cause: String, hint: String },
 
     /// An operation on a path failed.
-    #[error("failed to {verb} {}: {source}", path.display())]
+    #[error("failed to {verb} {}: {}", path.display(), os_text(source))]
     Io {
         verb: &'static str,
         path: PathBuf,
@@ -44,7 +44,7 @@ pub enum Error {
     },
 
     /// A system call outside the filesystem failed.
-    #[error("failed to {verb}: {source}")]
+    #[error("failed to {verb}: {}", os_text(source))]
     Sys {
         verb: String,
         #[source]
@@ -62,6 +62,26 @@ pub enum Error {
         hint: Option<String>,
         code: i32,
     },
+}
+
+/// An I/O error as a sentence fragment: "permission denied", not
+/// "Permission denied (os error 13)" (the number helps no user).
+pub fn os_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        // Lower-case only a capitalised word ("No such file"), not an
+        // acronym ("EOF").
+        Some(c) if chars.next().is_some_and(char::is_lowercase) => c
+            .to_lowercase()
+            .chain(text[c.len_utf8()..].chars())
+            .collect(),
+        _ => text.to_string(),
+    }
 }
 
 impl Error {

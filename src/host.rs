@@ -99,9 +99,11 @@ pub fn current_user() -> User {
         .filter(|s| !s.is_empty())
         .or_else(|| lookup().map(|p| p.name))
         .unwrap_or_else(|| uid.to_string());
+    // A relative HOME would make every home path relative to wherever
+    // guard was started: ignored, like an empty one.
     let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
         .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
         .or_else(|| lookup().map(|p| p.dir))
         .unwrap_or_else(|| PathBuf::from("/"));
     // Canonical so that prefix comparisons with the project hold.
@@ -228,8 +230,9 @@ fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
         .or_else(|| {
             std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map(|h| PathBuf::from(h).join(fallback))
+                .map(PathBuf::from)
+                .filter(|h| h.is_absolute())
+                .map(|h| h.join(fallback))
         })
         .map(|p| p.join("guard"))
 }

@@ -33,11 +33,20 @@ fn main() {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     // Only `guard run` keeps a session log.
-    let log = match &cli.command {
-        guard::cli::Command::Run(args) => args.log.clone().or_else(guard::audit::new_session_path),
-        _ => None,
+    let (log, required) = match &cli.command {
+        guard::cli::Command::Run(args) => match &args.log {
+            Some(p) => (Some(p.clone()), true),
+            None => (guard::audit::new_session_path(), false),
+        },
+        _ => (None, false),
     };
-    let session = guard::audit::init(cli.verbose, log);
+    let session = match guard::audit::init(cli.verbose, log, required) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("guard: {}", e.render());
+            std::process::exit(e.exit_code())
+        }
+    };
     let code = match guard::app::run(cli, &session) {
         Ok(code) => code,
         Err(e) => {

@@ -66,6 +66,12 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             "guard run [OPTIONS] -- COMMAND [ARGS...]",
         ));
     }
+    if args.command[0].is_empty() {
+        return Err(Error::usage_hint(
+            "the command name is empty (`guard run -- \"\"`)",
+            "guard run [OPTIONS] -- COMMAND [ARGS...]",
+        ));
+    }
     // Start the sandbox's setup process first: it execs and creates the
     // namespaces on another core while we resolve the policy.
     let pending = match args.isolation {
@@ -109,7 +115,8 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             record_policy(&policy, args.quiet);
             run_at_landlock_level(&policy, plan.clone())
         }
-    };
+    }
+    .map_err(|e| not_found_hint(e, &policy));
     // Protected paths created during the run were moved aside as they
     // appeared; once more now that nothing of the sandbox is left.
     let mut moved = watch.map(protect::Watch::stop).unwrap_or_default();
@@ -150,6 +157,59 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         );
     }
     result
+}
+
+/// "command not found" when the command exists on this machine: say why
+/// the sandbox does not see it and how to grant it.
+fn not_found_hint(e: Error, policy: &Policy) -> Error {
+    let Error::Sandbox {
+        msg,
+        hint: None,
+        code: 127,
+    } = e
+    else {
+        return e;
+    };
+    let Some(name) = policy.command.first().filter(|n| !n.contains('/')) else {
+        return Error::Sandbox {
+            msg,
+            hint: None,
+            code: 127,
+        };
+    };
+    let visible = |p: &Path| {
+        policy.grants.iter().any(|g| {
+            matches!(
+                g.access,
+                policy::Access::ReadOnly | policy::Access::ReadWrite
+            ) && p.starts_with(&g.path)
+        })
+    };
+    let host_path = std::env::var("PATH").unwrap_or_default();
+    let found = host_path
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    let hint = if !visible(Path::new("/usr")) {
+        Some(format!(
+            "profile {} makes no system directory visible (not even /usr): start it with extends = [\"default\"]",
+            policy.profile
+        ))
+    } else {
+        found.filter(|p| !visible(p)).and_then(|p| {
+            let dir = p.parent()?.display().to_string();
+            Some(format!(
+                "{} exists on this machine, outside what the sandbox sees: grant it with --ro {dir} (or in a profile: [filesystem] read = [\"{dir}\"])",
+                p.display()
+            ))
+        })
+    };
+    Error::Sandbox {
+        msg,
+        hint,
+        code: 127,
+    }
 }
 
 /// Directories granted writable outside the project (`--rw ../lib`): the
@@ -293,17 +353,28 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
 /// namespaces turn out to be unavailable).
 fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan)> {
     let user = host::current_user();
-    let cwd = std::env::current_dir()
-        .and_then(std::fs::canonicalize)
-        .map_err(|e| Error::usage(format!("cannot use the current directory: {e}")))?;
+    let cwd = current_dir()?;
     let project = host::find_project(args.project.as_deref(), &cwd)?;
     policy::check_project(&project, &user.home)?;
+    check_listable(&project, "project")?;
     let mut loaded = profile::load(&select_profile(args))?;
     apply_project_profile(&mut loaded, &user.home, &project)?;
     let home_source = prepare_home(&loaded, &user.home)?;
     let caches = prepare_caches(&loaded, &user.home, &project)?;
 
-    let absolute = |ps: &[PathBuf]| ps.iter().map(|p| cwd.join(p)).collect::<Vec<_>>();
+    let absolute = |ps: &[PathBuf]| {
+        ps.iter()
+            .map(|p| resolve_dot_dot(&cwd.join(p)))
+            .collect::<Vec<_>>()
+    };
+    for name in &args.allow_env {
+        if let Err(why) = profile::var_name(name) {
+            return Err(Error::usage_hint(
+                format!("--allow-env {name:?}: {why}"),
+                "give the name of a variable, e.g. --allow-env MYAGENT_API_KEY",
+            ));
+        }
+    }
     let cli = CliGrants {
         ro: absolute(&args.ro),
         rw: absolute(&args.rw),
@@ -528,6 +599,62 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     Ok((policy, plan))
 }
 
+/// guard reads the directory (its `.guard.toml`, the secrets scan) as the
+/// user: one the user cannot list would fail later, with a less clear error.
+fn check_listable(dir: &Path, what: &str) -> Result<()> {
+    use nix::unistd::{AccessFlags, access};
+    access(dir, AccessFlags::R_OK | AccessFlags::X_OK).map_err(|e| {
+        Error::usage_hint(
+            format!(
+                "cannot use the {what} {}: {} (guard runs as uid {})",
+                dir.display(),
+                crate::error::os_text(&std::io::Error::from(e)),
+                nix::unistd::getuid()
+            ),
+            "run guard as a user who can read the directory, or in another directory",
+        )
+    })
+}
+
+/// The current directory, canonical, or why it cannot be used.
+pub fn current_dir() -> Result<PathBuf> {
+    std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::usage_hint(
+                "the current directory no longer exists (it was removed after the shell entered it)",
+                "cd to an existing directory (`cd \"$PWD\"` if it was re-created)",
+            ),
+            _ => Error::usage_hint(
+                format!(
+                    "cannot use the current directory: {}",
+                    crate::error::os_text(&e)
+                ),
+                "cd to a directory you can read",
+            ),
+        })
+}
+
+/// `a/b/../c` as the kernel resolves it: `..` steps out of where `a/b`
+/// really is (through links), so the prefix up to the last `..` is
+/// resolved on disk. What follows is kept as given: a final link is still
+/// seen as a link by the policy.
+fn resolve_dot_dot(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let comps: Vec<Component> = path.components().collect();
+    let Some(last) = comps.iter().rposition(|c| *c == Component::ParentDir) else {
+        return path.to_path_buf();
+    };
+    let prefix: PathBuf = comps[..=last].iter().collect();
+    let rest: PathBuf = comps[last + 1..].iter().collect();
+    let base = std::fs::canonicalize(&prefix).unwrap_or_else(|_| host::lexical(&prefix));
+    if rest.as_os_str().is_empty() {
+        base
+    } else {
+        base.join(rest)
+    }
+}
+
 /// `-p NAME|PATH`, else the profile named like the command (`guard run --
 /// claude` uses `claude`), else `default`.
 pub fn select_profile(args: &RunArgs) -> String {
@@ -552,18 +679,10 @@ pub fn select_profile(args: &RunArgs) -> String {
 /// hash with `guard trust`).
 fn apply_project_profile(loaded: &mut profile::Loaded, home: &Path, project: &Path) -> Result<()> {
     let file = project.join(profile::trust::PROJECT_FILE);
-    let text = match host::read_no_follow(&file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(Error::Usage {
-                msg: format!("cannot use the project profile {}: {e}", file.display()),
-                hint: Some(
-                    "it must be a regular file (not a symlink); remove or replace it".into(),
-                ),
-            });
-        }
-    };
+    if std::fs::symlink_metadata(&file).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(());
+    }
+    let text = profile::read_profile(&file, false)?;
     let layers = project_layers(&file, &text)?;
     let widens = profile::trust::widenings(&loaded.profile, &layers, home, project);
     let trusted = !widens.is_empty() && profile::trust::is_trusted(&file, &text)?;
@@ -605,10 +724,7 @@ fn apply_project_profile(loaded: &mut profile::Loaded, home: &Path, project: &Pa
 pub fn project_layers(file: &Path, text: &str) -> Result<Vec<profile::Layer>> {
     let origin = file.display().to_string();
     let own = profile::parse(text, &origin)?;
-    let mut layers = Vec::new();
-    for base in &own.extends {
-        layers.extend(profile::load(base)?.layers);
-    }
+    let mut layers = profile::extends_of(&own, text, file)?;
     layers.push(profile::Layer {
         origin,
         profile: own,
@@ -932,21 +1048,45 @@ fn history_candidates(h: &secrets::history::History) -> Vec<Candidate> {
 fn scan(args: &ScanArgs) -> Result<i32> {
     let loaded = profile::load(args.profile.as_deref().unwrap_or("default"))?;
     let user = host::current_user();
-    let cwd = std::env::current_dir()
-        .and_then(std::fs::canonicalize)
-        .map_err(|e| Error::usage(format!("cannot use the current directory: {e}")))?;
+    let cwd = current_dir()?;
     let project = match &args.dir {
-        Some(dir) => std::fs::canonicalize(cwd.join(dir))
-            .ok()
-            .filter(|d| d.is_dir())
-            .ok_or_else(|| {
+        Some(dir) => {
+            let canon = std::fs::canonicalize(cwd.join(dir)).map_err(|e| {
                 Error::usage_hint(
-                    format!("cannot scan {}: not a directory", dir.display()),
-                    "give a directory",
+                    format!(
+                        "cannot scan {}: {}",
+                        dir.display(),
+                        crate::error::os_text(&e)
+                    ),
+                    "give an existing directory",
                 )
-            })?,
+            })?;
+            if !canon.is_dir() {
+                return Err(Error::usage_hint(
+                    format!("cannot scan {}: not a directory", dir.display()),
+                    "give the directory that holds it",
+                ));
+            }
+            // A walk of the whole machine, or of a kernel's pseudo files,
+            // would run for hours (or block on a file that never ends).
+            if canon == Path::new("/")
+                || ["/proc", "/sys", "/dev"]
+                    .iter()
+                    .any(|p| canon.starts_with(p))
+            {
+                return Err(Error::usage_hint(
+                    format!(
+                        "cannot scan {}: not a project (the whole machine, or kernel pseudo files)",
+                        canon.display()
+                    ),
+                    "give a project directory",
+                ));
+            }
+            canon
+        }
         None => host::find_project(None, &cwd)?,
     };
+    check_listable(&project, "directory")?;
     let rules = secrets::Rules::new(
         &loaded.profile.secrets,
         &loaded.origin,

@@ -202,14 +202,21 @@ exec '{guard}' run -- "$real" "$@"
 
 /// `guard trust [DIR]`: show what the project profile widens, pin its hash.
 pub fn trust(dir: Option<&Path>) -> Result<i32> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::usage(format!("cannot use the current directory: {e}")))?;
+    let cwd = super::current_dir()?;
     let project = host::find_project(dir, &cwd)?;
     let file = project.join(profile::trust::PROJECT_FILE);
-    let text = std::fs::read_to_string(&file).map_err(|e| Error::Usage {
-        msg: format!("cannot read {}: {e}", file.display()),
-        hint: Some("run guard trust in a project that has a .guard.toml".into()),
-    })?;
+    if std::fs::symlink_metadata(&file).is_err() {
+        return Err(Error::usage_hint(
+            format!(
+                "{} has no {}",
+                project.display(),
+                profile::trust::PROJECT_FILE
+            ),
+            "run guard trust in a project that has a .guard.toml",
+        ));
+    }
+    // As `guard run` reads it: the file itself, never through a link.
+    let text = profile::read_profile(&file, false)?;
     let user = host::current_user();
     let layers = project_layers(&file, &text)?;
     let base = profile::load("default")?.profile;

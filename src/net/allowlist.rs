@@ -248,15 +248,22 @@ pub fn parse_rule(s: &str) -> Result<(HostPattern, Option<u16>), String> {
     if s.is_empty() {
         return Err("empty host".into());
     }
+    // A URL pasted whole would otherwise read as a host and a port "//...".
+    if let Some((_, rest)) = s.split_once("://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        return Err(format!(
+            "{s:?} is a URL: give only the host (and port), as in {host:?}"
+        ));
+    }
     let (host, port) = split_host_port(s)?;
     let port = match port {
         Some(p) => Some(parse_port(p)?),
         None => None,
     };
     if let Some((addr, bits)) = host.split_once('/') {
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{addr:?} is not an IP address (in range {host:?})"))?;
+        let ip: IpAddr = addr.parse().map_err(|_| {
+            format!("{s:?}: a host cannot hold a path, and only an IP address takes a /prefix length (10.0.0.0/8)")
+        })?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let bits: u8 = bits
             .parse()

@@ -215,6 +215,7 @@ pub fn candidates(
                     format!("use {flag} \"$PWD/{}\"", p.display()),
                 ));
             }
+            check_cli_path(flag, p, &user.home, project)?;
             out.push(Candidate {
                 path: p.clone(),
                 access,
@@ -224,6 +225,51 @@ pub fn candidates(
         }
     }
     Ok(out)
+}
+
+/// Command-line grants that cannot be what the user meant: the whole
+/// machine or home made visible (every secret, and at `--rw` every shell
+/// startup file), the host's own /proc, /sys or /dev in place of the
+/// sandbox's, or the project itself hidden.
+fn check_cli_path(flag: &str, p: &Path, home: &Path, project: &Path) -> Result<()> {
+    let shown = p.display();
+    let refuse =
+        |why: String, hint: &str| Err(Error::usage_hint(format!("{flag} {shown}: {why}"), hint));
+    if flag == "--hide" {
+        if project.starts_with(p) {
+            return refuse(
+                format!("this would hide the project {}", project.display()),
+                "hide files or directories inside the project, or run guard in another project",
+            );
+        }
+        return Ok(());
+    }
+    if p == Path::new("/") {
+        return refuse(
+            "this would expose the whole machine, every secret on it included".into(),
+            "grant only the directories the command needs",
+        );
+    }
+    if home.starts_with(p) {
+        let what = if p == home {
+            "your home directory".to_string()
+        } else {
+            format!("your home directory {}", home.display())
+        };
+        return refuse(
+            format!("this would expose {what} with every secret in it"),
+            "grant the directories the command needs, e.g. --ro ~/.config/tool",
+        );
+    }
+    for special in ["/proc", "/sys", "/dev"] {
+        if p == Path::new(special) || (special == "/proc" && p.starts_with(special)) {
+            return refuse(
+                format!("the sandbox has its own {special}; the host's cannot be granted"),
+                "grant files on a real filesystem",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Step 2 (pure): turn candidates plus the host facts about each path into

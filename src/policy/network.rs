@@ -19,6 +19,16 @@ pub fn network(
     no_network: bool,
     registries: Vec<Rule>,
 ) -> Result<NetPolicy> {
+    // Checked even when the network is off: a typo is an error either way.
+    let mut cli = Vec::new();
+    for raw in allow_host {
+        cli.push(parse_rule(raw).map_err(|e| {
+            Error::usage_hint(
+                format!("--allow-host {raw}: {e}"),
+                "give HOST or HOST:PORT, e.g. --allow-host api.example.com or --allow-host '*.example.com:8443'",
+            )
+        })?);
+    }
     if !network_enabled(profile, no_network) {
         return Ok(NetPolicy::default());
     }
@@ -27,13 +37,7 @@ pub fn network(
         .network
         .allowlist(&format!("profile {}", profile.name));
     allow.rules.extend(registries);
-    for raw in allow_host {
-        let (host, port) = parse_rule(raw).map_err(|e| {
-            Error::usage_hint(
-                format!("--allow-host {raw}: {e}"),
-                "give HOST or HOST:PORT, e.g. --allow-host api.example.com or --allow-host '*.example.com:8443'",
-            )
-        })?;
+    for (host, port) in cli {
         allow.rules.push(Rule {
             host,
             port,

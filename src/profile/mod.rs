@@ -4,11 +4,13 @@
 //! error, never a silently ignored line. `version` is the schema version.
 
 mod builtin;
+mod errors;
 mod layers;
 pub mod network;
 pub mod trust;
+mod validate;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +18,9 @@ use std::path::{Path, PathBuf};
 pub use toml::Spanned;
 
 pub use builtin::{builtin_names, builtin_source};
-pub use layers::{exists as profile_exists, user_profile_dir};
+pub use layers::{exists as profile_exists, extends_of, read_profile, user_profile_dir};
 pub use network::Network;
+pub use validate::var_name;
 
 /// How the sandbox is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -333,77 +336,41 @@ pub fn load(name_or_path: &str) -> Result<Loaded> {
 
 /// Parse and validate one profile. `origin` names the file in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Profile> {
-    let profile: Profile = toml::from_str(text).map_err(|e| {
-        let location = match e.span() {
-            Some(span) => {
-                let (line, col) = line_col(text, span.start);
-                format!("{origin}:{line}:{col}")
-            }
-            None => origin.to_string(),
-        };
-        Error::Profile {
-            location,
-            msg: e.message().trim().to_string(),
-            hint: Some(
-                "see profiles/default.toml for the format; unknown keys are errors on purpose"
-                    .into(),
-            ),
-        }
-    })?;
+    let profile: Profile = toml::from_str(text).map_err(|e| errors::from_toml(&e, text, origin))?;
     if profile.version != SCHEMA_VERSION {
-        let (line, col) = text
-            .find("version")
-            .map(|at| line_col(text, at))
-            .unwrap_or((1, 1));
-        return Err(Error::Profile {
-            location: format!("{origin}:{line}:{col}"),
-            msg: format!(
-                "key `version`: schema version {} is not supported (expected {SCHEMA_VERSION})",
+        return Err(errors::at(
+            text,
+            origin,
+            errors::locate(text, &["version"], None),
+            format!(
+                "key `version`: schema version {} is not supported (this guard reads version {SCHEMA_VERSION})",
                 profile.version
             ),
-            hint: Some(format!("set `version = {SCHEMA_VERSION}`")),
-        });
+            format!(
+                "set `version = {SCHEMA_VERSION}`; a profile written for a newer guard needs that guard"
+            ),
+        ));
     }
     if let Err((key, msg)) = profile.network.validate() {
-        // Point at the key in [network.hosts] (quoted or bare).
-        let at = text
-            .find("[network.hosts]")
-            .and_then(|h| {
-                let rest = &text[h..];
-                rest.find(&format!("\"{key}\""))
-                    .or_else(|| rest.find(&key))
-                    .map(|k| h + k)
-            })
-            .unwrap_or(0);
-        let (line, col) = line_col(text, at);
-        return Err(Error::Profile {
-            location: format!("{origin}:{line}:{col}"),
+        return Err(errors::at(
+            text,
+            origin,
+            errors::locate(text, &["network", "hosts"], Some(&key)),
             msg,
-            hint: Some(
-                "add the name to [network] allow (with private = true for a private address)"
-                    .into(),
-            ),
-        });
+            "add the name to [network] allow (with private = true for a private address)",
+        ));
     }
+    validate::check(&profile, text, origin)?;
     crate::secrets::validate(&profile.secrets).map_err(|bad| {
-        let (line, col) = line_col(text, bad.span.start);
-        Error::Profile {
-            location: format!("{origin}:{line}:{col}"),
-            msg: format!("key `{}`: {}", bad.key, bad.msg),
-            hint: Some(bad.hint),
-        }
+        errors::at(
+            text,
+            origin,
+            bad.span.start,
+            format!("key `{}`: {}", bad.key, bad.msg),
+            bad.hint,
+        )
     })?;
     Ok(profile)
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
-        before[nl + 1..].chars().count()
-    }) + 1;
-    (line, col)
 }
 
 /// Expand `~` and `{project}` in a profile path. Returns `None` for a path

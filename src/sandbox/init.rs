@@ -518,7 +518,18 @@ fn spawn_command(plan: &Plan, host: bool) -> Result<libc::pid_t> {
         .map_err(|e| Error::sys("create a pipe", e))?;
     // SAFETY: pid 1 is single-threaded; the child only calls exec-related
     // functions and exits.
-    match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the command", e))? {
+    let forked = unsafe { nix::unistd::fork() }.map_err(|e| match e {
+        nix::errno::Errno::EAGAIN => Error::Sandbox {
+            msg: "failed to start the command: the process limit is reached".into(),
+            hint: Some(
+                "raise `limits.processes` in the profile (processes of your user outside the sandbox may count too)"
+                    .into(),
+            ),
+            code: 125,
+        },
+        e => Error::sys("fork the command", e),
+    })?;
+    match forked {
         nix::unistd::ForkResult::Child => {
             drop(rd);
             if host {

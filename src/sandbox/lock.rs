@@ -82,8 +82,18 @@ pub fn holds_capabilities() -> bool {
 
 pub fn limit_processes(max: u64) -> Result<()> {
     let lim = nix::sys::resource::Resource::RLIMIT_NPROC;
-    nix::sys::resource::setrlimit(lim, max, max)
-        .map_err(|e| Error::sys(format!("limit processes to {max}"), e))
+    nix::sys::resource::setrlimit(lim, max, max).map_err(|e| match e {
+        // Above the hard limit this user may raise to.
+        nix::errno::Errno::EPERM => Error::Sandbox {
+            msg: format!("failed to limit processes to {max}: above this user's hard limit"),
+            hint: Some(
+                "lower `limits.processes` in the profile (`ulimit -Hu` shows the hard limit)"
+                    .into(),
+            ),
+            code: 125,
+        },
+        e => Error::sys(format!("limit processes to {max}"), e),
+    })
 }
 
 pub fn no_new_privs() -> Result<()> {

@@ -617,7 +617,7 @@ impl ContentEngine {
     pub fn new(rules: Vec<ContentRule>) -> Result<ContentEngine, RuleError> {
         if rules.len() > MAX_RULES {
             return Err(RuleError::new(format!(
-                "too many content rules ({} > {MAX_RULES})",
+                "too many content rules: {}, the built-in ones included (at most {MAX_RULES})",
                 rules.len()
             )));
         }

@@ -211,11 +211,39 @@ pub struct Rules {
 
 impl Rules {
     pub fn new(cfg: &profile::Secrets, origin: &str, home: &Path, project: &Path) -> Result<Rules> {
-        let fail = |msg: String| Error::Profile {
+        let fail = |msg: String| {
+            Error::Profile {
             location: origin.to_string(),
             msg,
-            hint: Some("see the [secrets] section of profiles/default.toml".into()),
+            hint: Some(
+                "merge rules with `|`, or `disable` built-in rules you do not need; [secrets] is described in docs/profiles.md"
+                    .into(),
+            ),
+        }
         };
+        // Each file checks its own ids; layers merged together can still
+        // define one twice, and `disable` would then turn both off.
+        let ids = cfg
+            .path_rules
+            .iter()
+            .map(|r| &r.id)
+            .chain(cfg.content_rules.iter().map(|r| &r.id));
+        let mut seen: Vec<&str> = Vec::new();
+        for id in ids {
+            if seen.contains(&id.get_ref().as_str()) {
+                return Err(Error::Profile {
+                    location: origin.to_string(),
+                    msg: format!(
+                        "rule id {:?} is defined by more than one of the profile's layers",
+                        id.get_ref()
+                    ),
+                    hint: Some(
+                        "rename one of them; `guard profile show NAME` lists the layers".into(),
+                    ),
+                });
+            }
+            seen.push(id.get_ref());
+        }
         let disabled: Vec<String> = cfg.disable.iter().map(|d| d.get_ref().clone()).collect();
         let off = |id: &str| disabled.iter().any(|d| d == id);
 
@@ -317,16 +345,19 @@ pub fn validate(cfg: &profile::Secrets) -> std::result::Result<(), BadSetting> {
         hint: hint.into(),
     };
     let glob_hint = "globs use `*`, `?`, `[...]`, `{a,b}` and `**/`";
+    // An empty glob matches nothing: the rule or exemption would be dead.
+    let glob = |g: &str| {
+        if g.trim().is_empty() {
+            Err("an empty glob".to_string())
+        } else {
+            path_rules::glob(g)
+                .map(drop)
+                .map_err(|e| format!("invalid glob: {e}"))
+        }
+    };
     for (list, name) in [(&cfg.skip, "skip"), (&cfg.ignore, "ignore")] {
         for (i, g) in list.iter().enumerate() {
-            path_rules::glob(g.get_ref()).map_err(|e| {
-                bad(
-                    format!("secrets.{name}[{i}]"),
-                    g,
-                    format!("invalid glob: {e}"),
-                    glob_hint,
-                )
-            })?;
+            glob(g.get_ref()).map_err(|e| bad(format!("secrets.{name}[{i}]"), g, e, glob_hint))?;
         }
     }
     let mut ids: Vec<String> = Vec::new();
@@ -370,21 +401,21 @@ pub fn validate(cfg: &profile::Secrets) -> std::result::Result<(), BadSetting> {
             ));
         }
         for (j, g) in r.globs.iter().enumerate() {
-            path_rules::glob(g.get_ref()).map_err(|e| {
+            glob(g.get_ref()).map_err(|e| {
                 bad(
                     format!("secrets.path_rules[{i}].globs[{j}]"),
                     g,
-                    format!("invalid glob: {e}"),
+                    e,
                     glob_hint,
                 )
             })?;
         }
         for (j, g) in r.except.iter().enumerate() {
-            path_rules::glob(g.get_ref()).map_err(|e| {
+            glob(g.get_ref()).map_err(|e| {
                 bad(
                     format!("secrets.path_rules[{i}].except[{j}]"),
                     g,
-                    format!("invalid glob: {e}"),
+                    e,
                     glob_hint,
                 )
             })?;
@@ -392,15 +423,46 @@ pub fn validate(cfg: &profile::Secrets) -> std::result::Result<(), BadSetting> {
     }
     for (i, r) in cfg.content_rules.iter().enumerate() {
         check_id(format!("secrets.content_rules[{i}].id"), &r.id)?;
-        content_rules::compile(r.regex.get_ref()).map_err(|e| {
+        let key = format!("secrets.content_rules[{i}].regex");
+        let re = content_rules::compile(r.regex.get_ref()).map_err(|e| {
             let msg = e.to_string().lines().last().unwrap_or("").trim().to_string();
             bad(
-                format!("secrets.content_rules[{i}].regex"),
+                key.clone(),
                 &r.regex,
                 format!("invalid regex: {msg}"),
                 "regex syntax of the Rust regex crate; use a TOML literal string ('...') to avoid escaping backslashes",
             )
         })?;
+        // It would flag every file (and hide or redact all of them).
+        if re.is_match(b"") {
+            return Err(bad(
+                key,
+                &r.regex,
+                format!("the regex {:?} matches an empty string", r.regex.get_ref()),
+                "make it match the secret itself, e.g. 'acme_[a-z0-9]{32}'",
+            ));
+        }
+        // A misspelt `secret` group would redact the whole match silently.
+        if let Some(other) = re
+            .capture_names()
+            .flatten()
+            .find(|n| !matches!(*n, "secret" | "name"))
+        {
+            return Err(bad(
+                key,
+                &r.regex,
+                format!("unknown group name `{other}`"),
+                "the group holding the value to redact is named `secret`: (?P<secret>...); use (?:...) for other groups",
+            ));
+        }
+        if let Some(k) = r.keywords.iter().position(|k| k.trim().is_empty()) {
+            return Err(bad(
+                format!("secrets.content_rules[{i}].keywords[{k}]"),
+                &r.id,
+                "an empty keyword (it would be on every line)".into(),
+                "give words the matching lines contain, e.g. keywords = [\"acme_\"], or no keywords",
+            ));
+        }
     }
     if cfg.content_rules.len() > 64 {
         let first = &cfg.content_rules[64].id;
