@@ -149,6 +149,9 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             audit::summary(&session.events(), session.path.as_deref(), color)
         );
     }
+    // Last, so the terminal had the whole wind-down to answer what the
+    // command printed last.
+    crate::sandbox::discard_terminal_input();
     result
 }
 
