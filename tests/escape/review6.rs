@@ -114,23 +114,32 @@ fn terminal_answers_the_command_provoked_are_not_left_for_the_shell() {
     assert!(transcript.contains("answered=1"), "{transcript}");
     each_mode(|case| {
         case.write_python(ASK_THE_TERMINAL);
-        let (stdout, code, queued) =
-            on_answering_pty(case.guard(&["run", "--", "python3", "attack.py"]));
-        let out = Outcome {
-            code,
-            stdout,
-            stderr: String::new(),
-        };
-        case.assert_no_leak(&out);
-        out.ran();
-        out.expect_code(0);
-        // The answer was in the queue while the command ran...
-        out.fields(&[("answered", "1")]);
-        // ...and gone once guard returned.
-        assert_eq!(
-            queued, 0,
-            "the terminal's answer was left for the shell to read:\n{}",
-            out.stdout
-        );
+        for level in ["full", "landlock"] {
+            let (stdout, code, queued) = on_answering_pty(case.guard(&[
+                "run",
+                "-q",
+                "--isolation",
+                level,
+                "--",
+                "/usr/bin/python3",
+                "attack.py",
+            ]));
+            let out = Outcome {
+                code,
+                stdout,
+                stderr: String::new(),
+            };
+            case.assert_no_leak(&out);
+            out.ran();
+            out.expect_code(0);
+            // The answer was in the queue while the command ran...
+            out.fields(&[("answered", "1")]);
+            // ...and gone once guard returned.
+            assert_eq!(
+                queued, 0,
+                "{level}: the terminal's answer was left for the shell to read:\n{}",
+                out.stdout
+            );
+        }
     });
 }
