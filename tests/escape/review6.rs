@@ -2,7 +2,7 @@
 //! cover (see each test's comment for the hole it once was).
 
 use crate::common::Outcome;
-use crate::support::{Case, Expect, each_mode};
+use crate::support::{Expect, each_mode, errno};
 use crate::terminal::{check, drain, open_pty};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -41,7 +41,11 @@ fn on_answering_pty(mut cmd: Command) -> (String, i32, i32) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         drain(&pty.master, &mut transcript);
-        if !answered && transcript.windows(TITLE_QUERY.len()).any(|w| w == TITLE_QUERY) {
+        if !answered
+            && transcript
+                .windows(TITLE_QUERY.len())
+                .any(|w| w == TITLE_QUERY)
+        {
             // SAFETY: writing a static buffer of the given length.
             let n = unsafe {
                 libc::write(
@@ -140,6 +144,93 @@ fn terminal_answers_the_command_provoked_are_not_left_for_the_shell() {
                 "{level}: the terminal's answer was left for the shell to read:\n{}",
                 out.stdout
             );
+        }
+    });
+}
+
+/// A directory in the host's /etc, removed when dropped.
+struct EtcFixture(std::path::PathBuf);
+
+impl Drop for EtcFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Hole: /etc is shown read-only, minus a fixed list of secret files
+/// (`/etc/shadow` …). Any other file in it that only root may read (a
+/// cluster's admin kubeconfig, a database's maintenance password, a TLS or
+/// Wi-Fi key) was readable inside when guard ran as root: the sandbox's
+/// uid 0 owns it, and reading what one owns needs no capability. Now what
+/// other users may not read in /etc is hidden, at both levels.
+#[test]
+fn root_only_files_in_etc_stay_out_of_reach() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        crate::common::is_root(),
+        "this test plants root-only files in /etc and must run as root (as CI does)"
+    );
+    each_mode(|mut case| {
+        let private = case.add_canary("ETCPRIVATE");
+        let in_closed_dir = case.add_canary("ETCCLOSED");
+        let n = std::process::id();
+        let open_dir = EtcFixture(format!("/etc/guard-review6-{n}").into());
+        let closed_dir = EtcFixture(format!("/etc/guard-review6-{n}-closed").into());
+        for (dir, mode) in [(&open_dir.0, 0o755), (&closed_dir.0, 0o700)] {
+            std::fs::create_dir_all(dir).expect("create the /etc fixture");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                .expect("chmod the /etc fixture");
+        }
+        for (file, content, mode) in [
+            (open_dir.0.join("admin.conf"), private.as_str(), 0o600),
+            (open_dir.0.join("public.conf"), "public\n", 0o644),
+            (closed_dir.0.join("key.conf"), in_closed_dir.as_str(), 0o644),
+        ] {
+            std::fs::write(&file, content).expect("write the /etc fixture");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+                .expect("chmod the /etc fixture");
+        }
+        case.write_python(
+            &r#"
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        # On success the content reaches stdout, where the canary check sees it.
+        print(data.decode(errors="replace"))
+        return "bytes:%d" % len(data)
+    except OSError as e:
+        return e.errno
+out("private", read("@OPEN@/admin.conf"))
+out("closed", read("@CLOSED@/key.conf"))
+out("public", read("@OPEN@/public.conf"))
+"#
+            .replace("@OPEN@", &open_dir.0.display().to_string())
+            .replace("@CLOSED@", &closed_dir.0.display().to_string()),
+        );
+        for (level, private, closed) in [
+            // An empty file and an empty directory stand in for them.
+            ("full", "bytes:0", errno::ENOENT),
+            // Landlock grants their siblings, not them.
+            ("landlock", errno::EACCES, errno::EACCES),
+        ] {
+            let out = case.run(&[
+                "run",
+                "-q",
+                "--isolation",
+                level,
+                "--",
+                "/usr/bin/python3",
+                "attack.py",
+            ]);
+            out.ran();
+            out.expect_code(0);
+            out.fields(&[
+                ("private", private),
+                ("closed", closed),
+                // What everyone may read stays readable.
+                ("public", "bytes:7"),
+            ]);
         }
     });
 }
