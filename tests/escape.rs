@@ -59,3 +59,6 @@ mod review4;
 
 #[path = "escape/review5.rs"]
 mod review5;
+
+#[path = "escape/review6.rs"]
+mod review6;

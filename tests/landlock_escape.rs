@@ -445,6 +445,11 @@ def unix_dgram_pair():
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     a.sendto(b"@CANARY@", "@DGRAM@")
 out("socketpair_dgram", err(unix_dgram_pair))
+# The kernel turns a unix SOCK_RAW socket into a datagram one.
+def unix_raw_pair():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_RAW)
+    a.sendto(b"@CANARY@", "@DGRAM@")
+out("socketpair_raw", err(unix_raw_pair))
 out("socketpair_stream", err(socket.socketpair, socket.AF_UNIX, socket.SOCK_STREAM))
 out("socketpair_seqpacket", err(socket.socketpair, socket.AF_UNIX, socket.SOCK_SEQPACKET))
 out("io_uring_setup", sc(425, 8, ctypes.create_string_buffer(120))[1])
@@ -471,6 +476,7 @@ out("mq_open", sc(240, b"guard-escape", 0o102, 0o600, None)[1])
             ("unix_dgram", errno::EPERM),
             ("mptcp", errno::EPERM),
             ("socketpair_dgram", errno::EPERM),
+            ("socketpair_raw", errno::EPERM),
             ("socketpair_stream", "0"),
             ("socketpair_seqpacket", "0"),
             ("io_uring_setup", errno::EPERM),

@@ -156,6 +156,9 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             audit::summary(&session.events(), session.path.as_deref(), color)
         );
     }
+    // Last, so the terminal had the whole wind-down to answer what the
+    // command printed last.
+    crate::sandbox::discard_terminal_input();
     result
 }
 
@@ -451,6 +454,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     // Other names of a flagged file (hard links) show the same content:
     // hide them too.
     candidates.extend(hard_links_of(&found.flagged, &project));
+    candidates.extend(private_system_files(&grants));
     // Python's bytecode of a flagged source holds its string constants
     // verbatim (`strings __pycache__/settings.*.pyc`).
     candidates.extend(bytecode_of(&found.flagged));
@@ -958,6 +962,67 @@ fn hard_links_of(flagged: &[Flagged], project: &Path) -> Vec<Candidate> {
                     origin: format!("secret (hard link to {})", of.display()),
                     required: false,
                 });
+            }
+        }
+    }
+    out
+}
+
+/// System directories walked for files that not everyone may read.
+/// /etc is where a machine keeps its secrets (database and cluster
+/// passwords, TLS and Wi-Fi keys) and is small; /usr and /opt hold packaged
+/// software by the hundred thousand files, readable by everyone.
+const PRIVATE_SYSTEM_ROOTS: &[&str] = &["/etc"];
+
+/// Files and directories in a system directory the profile shows that
+/// other users may not read. When guard runs as root the sandbox's uid 0
+/// owns them and needs no capability to read them (a user reads those of
+/// its groups); the profile's list (`/etc/shadow` …) cannot name every
+/// secret a machine keeps there, so whatever a stranger could not read is
+/// hidden. A directory a stranger cannot enter is hidden whole.
+fn private_system_files(grants: &[policy::Grant]) -> Vec<Candidate> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let shown = |root: &Path| {
+        grants.iter().any(|g| {
+            root.starts_with(&g.path)
+                && matches!(
+                    g.access,
+                    policy::Access::ReadOnly | policy::Access::ReadWrite
+                )
+        })
+    };
+    let mut stack: Vec<PathBuf> = PRIVATE_SYSTEM_ROOTS
+        .iter()
+        .map(PathBuf::from)
+        .filter(|r| shown(r))
+        .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            // Not followed: a link is judged where it leads, if that is here.
+            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            let mode = m.permissions().mode();
+            let private = if m.is_dir() {
+                mode & 0o001 == 0
+            } else if m.is_file() {
+                mode & 0o004 == 0
+            } else {
+                false
+            };
+            if private {
+                out.push(Candidate {
+                    path: e.path(),
+                    access: policy::Access::Hidden,
+                    origin: "system file other users may not read".into(),
+                    required: false,
+                });
+            } else if m.is_dir() {
+                stack.push(e.path());
             }
         }
     }

@@ -352,16 +352,21 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
             );
         }
         // socketpair(2)'s unix sockets stay (pipes between processes), but
-        // not datagram ones: connected or not, sendto(2) may name any other
-        // unix socket, so host daemons listening on datagram sockets
-        // (/dev/log, journald) would be reachable; and one may bind an
-        // abstract name the host's processes send to.
-        add(
-            "socketpair",
-            libc::SYS_socketpair,
-            SocketFamilyType(libc::AF_UNIX as u64, libc::SOCK_DGRAM as u64),
-            "a unix datagram socket can send to any unix socket on the host by its path",
-        );
+        // only stream and seqpacket ones: a datagram socket, connected or
+        // not, may sendto(2) any other unix socket by its path, so host
+        // daemons listening on datagram sockets (/dev/log, journald) would
+        // be reachable. The kernel makes SOCK_RAW a datagram socket too, so
+        // every other type is refused rather than SOCK_DGRAM alone.
+        for ty in
+            (0..16).filter(|t| ![libc::SOCK_STREAM, libc::SOCK_SEQPACKET].contains(&(*t as i32)))
+        {
+            add(
+                "socketpair",
+                libc::SYS_socketpair,
+                SocketFamilyType(libc::AF_UNIX as u64, ty),
+                "a unix datagram socket can send to any unix socket on the host by its path",
+            );
+        }
         // A TCP socket that listens without bind(2) gets an ephemeral port
         // on every address: Landlock's bind rule is never asked, and any
         // host could connect in. Nothing else can listen (bind is denied).

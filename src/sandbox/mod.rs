@@ -13,6 +13,7 @@ mod supervisor;
 mod sys;
 
 pub use supervisor::{Pending, spawn};
+pub use sys::discard_terminal_input;
 
 /// argv[1] that selects the internal setup mode of the guard binary.
 pub const INTERNAL_ARG: &str = "__sandbox";

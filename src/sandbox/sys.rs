@@ -241,6 +241,38 @@ pub fn take_terminal(fd: libc::c_int) {
     }
 }
 
+/// Drop whatever waits unread in the input queue of the terminals the
+/// command could write to (fds 0-2, the controlling terminal). A terminal
+/// answers some escape sequences (title and status reports, device
+/// attributes) by typing the answer into that queue: printed by the
+/// command and left unread, the answer would be read by the user's shell
+/// after guard exits, as if typed. SIGTTOU is ignored meanwhile, as in
+/// [`take_terminal`]: guard may be in the background.
+pub fn discard_terminal_input() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open("/dev/tty")
+        .ok();
+    let fds = [0, 1, 2]
+        .into_iter()
+        .chain(tty.as_ref().map(|t| t.as_raw_fd()));
+    // SAFETY: isatty/tcflush on descriptors this process holds (an invalid
+    // one only returns an error); SIGTTOU's disposition is restored right
+    // after.
+    unsafe {
+        let old = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+        for fd in fds {
+            if libc::isatty(fd) == 1 {
+                libc::tcflush(fd, libc::TCIFLUSH);
+            }
+        }
+        libc::signal(libc::SIGTTOU, old);
+    }
+}
+
 /// Signal forwarding for the supervisor: the pid to forward to.
 static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 

@@ -16,17 +16,17 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Pty {
-    master: OwnedFd,
-    slave: OwnedFd,
+pub(crate) struct Pty {
+    pub(crate) master: OwnedFd,
+    pub(crate) slave: OwnedFd,
 }
 
-fn check(r: libc::c_int, what: &str) -> libc::c_int {
+pub(crate) fn check(r: libc::c_int, what: &str) -> libc::c_int {
     assert!(r >= 0, "{what}: {}", std::io::Error::last_os_error());
     r
 }
 
-fn open_pty() -> Pty {
+pub(crate) fn open_pty() -> Pty {
     // SAFETY: standard pty allocation; every pointer passed is valid for
     // the call, and the descriptors are owned by the returned value.
     unsafe {
@@ -60,7 +60,7 @@ fn open_pty() -> Pty {
     }
 }
 
-fn drain(master: &OwnedFd, into: &mut Vec<u8>) {
+pub(crate) fn drain(master: &OwnedFd, into: &mut Vec<u8>) {
     let mut buf = [0u8; 4096];
     loop {
         // SAFETY: reading into a local buffer of the given size.
