@@ -459,6 +459,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     if nix::unistd::geteuid().is_root() {
         candidates.extend(private_system_files(&grants));
     }
+    candidates.extend(host_listeners(&grants, &project));
     // Python's bytecode of a flagged source holds its string constants
     // verbatim (`strings __pycache__/settings.*.pyc`).
     candidates.extend(bytecode_of(&found.flagged));
@@ -967,6 +968,67 @@ fn hard_links_of(flagged: &[Flagged], project: &Path) -> Vec<Candidate> {
                     required: false,
                 });
             }
+        }
+    }
+    out
+}
+
+/// Unix sockets that programs outside the sandbox listen on, where the
+/// sandbox could reach them by path (the project, a granted directory): a
+/// network namespace keeps it off the host's loopback but not off a socket
+/// file (a dev database's, a Docker daemon's, an editor's). Hidden: a
+/// connect finds an empty read-only file. Taken from the listeners the
+/// host's /proc/net/unix lists by absolute path, bound before the run.
+fn host_listeners(grants: &[policy::Grant], project: &Path) -> Vec<Candidate> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileTypeExt;
+    /// `__SO_ACCEPTCON`: the socket listens.
+    const LISTENING: u32 = 0x10000;
+    let Ok(table) = std::fs::read("/proc/net/unix") else {
+        return Vec::new();
+    };
+    let visible = |path: &Path| {
+        path.starts_with(project)
+            || grants.iter().any(|g| {
+                path.starts_with(&g.path)
+                    && matches!(
+                        g.access,
+                        policy::Access::ReadOnly | policy::Access::ReadWrite
+                    )
+            })
+    };
+    let mut out: Vec<Candidate> = Vec::new();
+    for line in table.split(|&b| b == b'\n').skip(1) {
+        // Num RefCount Protocol Flags Type St Inode Path: the path is what
+        // follows the seventh field, spaces and all.
+        let mut rest = line;
+        let mut fields = Vec::new();
+        for _ in 0..7 {
+            let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+            rest = &rest[start..];
+            let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+            fields.push(&rest[..end]);
+            rest = &rest[end..];
+        }
+        let listening = std::str::from_utf8(fields[3])
+            .ok()
+            .and_then(|f| u32::from_str_radix(f, 16).ok())
+            .is_some_and(|f| f & LISTENING != 0);
+        let path = rest.strip_prefix(b" ").unwrap_or(rest);
+        if !listening || !path.starts_with(b"/") {
+            continue; // abstract (`@…`), unnamed, or relative to its binder
+        }
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(path));
+        if visible(&path)
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket())
+            && !out.iter().any(|c| c.path == path)
+        {
+            out.push(Candidate {
+                path,
+                access: policy::Access::Hidden,
+                origin: "a socket a program outside the sandbox listens on".into(),
+                required: false,
+            });
         }
     }
     out

@@ -516,6 +516,34 @@ fn host_docker_socket_invisible() {
     });
 }
 
+/// A socket a host program listens on inside the project (a dev database's,
+/// a daemon's), world-connectable: the network namespace does not stand
+/// between a process and a socket file it can see. It is hidden.
+#[test]
+fn host_socket_in_the_project_unreachable() {
+    each_mode(|mut case| {
+        let path = case
+            .project()
+            .join(format!("db-{}.sock", std::process::id()));
+        let listener = UnixListener::bind(&path).expect("bind host socket");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod socket");
+        let mut server = Greeter::unix(&mut case, listener);
+        server.control_unix(
+            std::os::unix::net::UnixStream::connect(&path).expect("control: connect"),
+        );
+        case.env.own();
+        let out = case.python(&format!(
+            "{CONNECT}\nout('project_socket', connect(socket.AF_UNIX, '{}'))",
+            path.display()
+        ));
+        let hits = server.finish();
+        // An empty read-only file stands in its place.
+        out.fields(&[("project_socket", EACCES)]);
+        assert_eq!(hits, 0, "the host program's socket was reached");
+    });
+}
+
 /// An ssh-agent socket in the host home, named by SSH_AUTH_SOCK in the
 /// supervisor's environment: neither the variable nor the socket reaches
 /// the command.
