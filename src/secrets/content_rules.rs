@@ -72,6 +72,18 @@ const BUILTIN: &[Builtin] = &[
         hide_file: true,
     },
     Builtin {
+        id: "cookie-jar",
+        description: "cookie in a Netscape cookie jar (curl, wget, yt-dlp, browser exports)",
+        // One cookie per line: domain, flag, path, secure, expiry, name,
+        // value. Session cookies have no recognizable format; the line's
+        // shape is the evidence (the header alone is also quoted in code
+        // that writes such files).
+        pattern: r"^(?:#HttpOnly_)?[A-Za-z0-9._\-]+\t(?:TRUE|FALSE)\t[^\t\r\n]*\t(?:TRUE|FALSE)\t[0-9]+\t[^\t\r\n]+\t(?P<secret>[^\t\r\n]+)",
+        keywords: &["\tTRUE\t", "\tFALSE\t"],
+        kind: Kind::Token,
+        hide_file: true,
+    },
+    Builtin {
         id: "aws-access-key-id",
         description: "AWS access key id",
         pattern: r"\b(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b",
@@ -1592,6 +1604,15 @@ mod tests {
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }
+    }
+
+    #[test]
+    fn cookie_jar_lines() {
+        let jar = "# Netscape HTTP Cookie File\n\n.example.com\tTRUE\t/\tTRUE\t1798000000\tsession\tabc123\n#HttpOnly_example.com\tFALSE\t/\tFALSE\t0\tsid\txyz\n";
+        assert_eq!(ids(jar), ["cookie-jar", "cookie-jar"]);
+        assert_eq!(secrets(jar), ["abc123", "xyz"]);
+        // The header quoted in code that writes such files.
+        assert!(ids("HEADER = \"\"\"\\\n# Netscape HTTP Cookie File\n\"\"\"\n").is_empty());
     }
 
     #[test]
