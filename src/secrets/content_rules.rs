@@ -1590,7 +1590,7 @@ mod tests {
         let t = tok("", 40);
         // A header saved as JSON (.har, API client collections).
         let har = format!(r#"{{"name": "Authorization", "value": "Bearer {t}"}}"#);
-        assert_eq!(secrets(&har), [t.clone()]);
+        assert_eq!(secrets(&har), [t.as_str()]);
         assert_eq!(ids(&har), ["bearer-token"]);
         assert_eq!(
             ids(&format!("headers = [('x', 'bearer {t}')]")),
