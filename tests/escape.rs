@@ -62,3 +62,6 @@ mod review5;
 
 #[path = "escape/review6.rs"]
 mod review6;
+
+#[path = "escape/review7.rs"]
+mod review7;

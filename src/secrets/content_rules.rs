@@ -72,6 +72,18 @@ const BUILTIN: &[Builtin] = &[
         hide_file: true,
     },
     Builtin {
+        id: "cookie-jar",
+        description: "cookie in a Netscape cookie jar (curl, wget, yt-dlp, browser exports)",
+        // One cookie per line: domain, flag, path, secure, expiry, name,
+        // value. Session cookies have no recognizable format; the line's
+        // shape is the evidence (the header alone is also quoted in code
+        // that writes such files).
+        pattern: r"^(?:#HttpOnly_)?[A-Za-z0-9._\-]+\t(?:TRUE|FALSE)\t[^\t\r\n]*\t(?:TRUE|FALSE)\t[0-9]+\t[^\t\r\n]+\t(?P<secret>[^\t\r\n]+)",
+        keywords: &["\tTRUE\t", "\tFALSE\t"],
+        kind: Kind::Token,
+        hide_file: true,
+    },
+    Builtin {
         id: "aws-access-key-id",
         description: "AWS access key id",
         pattern: r"\b(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b",
@@ -480,6 +492,18 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "private-key-base64",
+        description: "base64-encoded PEM private key (kubeconfig client-key-data, Kubernetes TLS secret)",
+        // base64 of `-----BEGIN `, then of `PRIVATE KEY` at each of its
+        // three alignments (the algorithm's name before it shifts it).
+        pattern: r"(?P<secret>LS0tLS1CRUdJTi[A-Za-z0-9+/]{0,40}?(?:UFJJVkFURSBLRVk|QUklWQVRFIEtFW|BSSVZBVEUgS0VZ)[A-Za-z0-9+/=]*)",
+        keywords: &["LS0tLS1CRUdJTi"],
+        kind: Kind::Token,
+        // Often wrapped over many lines (YAML block scalars) of which the
+        // first alone matches: redacting that line would leave the key.
+        hide_file: true,
+    },
+    Builtin {
         id: "secret-assignment",
         description: "secret-sounding name assigned a high-entropy value",
         // name, an optional closing quote/bracket of a key, a separator, an
@@ -505,6 +529,18 @@ const BUILTIN: &[Builtin] = &[
             "accesskey",
         ],
         kind: Kind::Assignment,
+        hide_file: false,
+    },
+    Builtin {
+        id: "bearer-token",
+        description: "HTTP bearer token (a saved request, .har file, API client collection)",
+        // After the assignment rule, which names the usual header line: this
+        // one finds a token with no secret-sounding name next to it, as in a
+        // header saved as JSON (`"name": "Authorization", "value": "Bearer
+        // ..."`).
+        pattern: r"\b(?i:bearer)[ \t]+(?P<secret>[A-Za-z0-9._~+/\-]{20,}=*)",
+        keywords: &["bearer"],
+        kind: Kind::RandomToken,
         hide_file: false,
     },
 ];
@@ -1547,6 +1583,70 @@ mod tests {
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }
+    }
+
+    #[test]
+    fn bearer_tokens_without_a_secret_name() {
+        let t = tok("", 40);
+        // A header saved as JSON (.har, API client collections).
+        let har = format!(r#"{{"name": "Authorization", "value": "Bearer {t}"}}"#);
+        assert_eq!(secrets(&har), [t.as_str()]);
+        assert_eq!(ids(&har), ["bearer-token"]);
+        assert_eq!(
+            ids(&format!("headers = [('x', 'bearer {t}')]")),
+            ["bearer-token"]
+        );
+        for text in [
+            "\"value\": \"Bearer YOUR_ACCESS_TOKEN_HERE_1234\"",
+            "headers[\"Authorization\"] = \"Bearer \" + token",
+            "f\"Bearer {self.access_token_value}\"",
+            "uses a bearer authentication scheme for the requests",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
+    fn cookie_jar_lines() {
+        let jar = "# Netscape HTTP Cookie File\n\n.example.com\tTRUE\t/\tTRUE\t1798000000\tsession\tabc123\n#HttpOnly_example.com\tFALSE\t/\tFALSE\t0\tsid\txyz\n";
+        assert_eq!(ids(jar), ["cookie-jar", "cookie-jar"]);
+        assert_eq!(secrets(jar), ["abc123", "xyz"]);
+        // The header quoted in code that writes such files.
+        assert!(ids("HEADER = \"\"\"\\\n# Netscape HTTP Cookie File\n\"\"\"\n").is_empty());
+    }
+
+    #[test]
+    fn base64_pem_private_keys() {
+        let b64 = |s: &str| -> String {
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut out = String::new();
+            for c in s.as_bytes().chunks(3) {
+                let n = c
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+                for i in 0..4 {
+                    let pad = i > c.len();
+                    out.push(if pad {
+                        '='
+                    } else {
+                        char::from(A[(n >> (18 - 6 * i) & 63) as usize])
+                    });
+                }
+            }
+            out
+        };
+        for alg in ["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "] {
+            let pem =
+                format!("-----BEGIN {alg}PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n");
+            let text = format!("    client-key-data: {}\n", b64(&pem));
+            assert_eq!(ids(&text), ["private-key-base64"], "{alg}");
+            let e = engine();
+            let r = e.rules().iter().position(|r| r.id == "private-key-base64");
+            assert!(r.is_some_and(|r| e.rules()[r].hide_file));
+        }
+        let cert = b64("-----BEGIN CERTIFICATE-----\nMIIC\n");
+        assert!(ids(&format!("client-certificate-data: {cert}\n")).is_empty());
     }
 
     #[test]
