@@ -80,6 +80,7 @@ fn fixture(mode: Mode) -> Fixture {
     };
     let groq = ["gs", "k_", &filler("groq", 52)].concat();
     let sendgrid = ["S", "G.", &filler("sg", 22), ".", &filler("sgb", 43)].concat();
+    let maven_pw = canary("mvn");
 
     let script = p.write("scripts/domains.sh", &DOMAINS_SH.replace("{uuid}", &uuid));
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -122,6 +123,12 @@ fn fixture(mode: Mode) -> Fixture {
         ),
     );
     p.write(
+        "ci/settings.xml",
+        &format!(
+            "<settings>\n  <servers>\n    <server>\n      <id>releases</id>\n      <username>deploy</username>\n      <password>{maven_pw}</password>\n    </server>\n  </servers>\n</settings>\n"
+        ),
+    );
+    p.write(
         "README.md",
         "# shop\n\nRun scripts/domains.sh to update DNS.\n",
     );
@@ -144,6 +151,7 @@ fn fixture(mode: Mode) -> Fixture {
         env,
         canaries: vec![
             uuid, yaml_pw, json_key, dotenv, pem_body, py_tok, home_tok, cred, groq, sendgrid,
+            maven_pw,
         ],
     }
 }
@@ -222,6 +230,11 @@ fn no_file_canary_reaches_the_sandbox() {
             o.contains("sg = SendGridAPIClient(\"guard-redacted:sendgrid-key\")"),
             "{o}"
         );
+        assert!(
+            o.contains("      <password>guard-redacted:xml-secret-element</password>\n"),
+            "{o}"
+        );
+        assert!(o.contains("      <username>deploy</username>\n"), "{o}");
         assert!(o.contains("\temail = dev@example.org"), "{o}");
         // git grep really read the (redacted) working tree.
         assert!(

@@ -22,6 +22,9 @@ pub enum Kind {
     RandomToken,
     /// `name <sep> value`: a secret-sounding name given a high-entropy value.
     Assignment,
+    /// The same in XML, where markup follows the value: `<password>…</…`,
+    /// `<add key="ApiToken" value="…"/>`. Needs `name` and `secret` groups.
+    Tagged,
     /// A PEM `BEGIN ... PRIVATE KEY` line: the secret runs to the END line.
     PemBlock,
     /// A URI's userinfo password (`scheme://user:PASSWORD@host`).
@@ -504,6 +507,45 @@ const BUILTIN: &[Builtin] = &[
         hide_file: true,
     },
     Builtin {
+        id: "xml-secret-element",
+        description: "XML element with a secret-sounding name holding a high-entropy value",
+        pattern: r"<(?P<name>[A-Za-z_][A-Za-z0-9_.:\-]{0,80})(?:[ \t][^<>]*)?>(?P<secret>[^<>\s]{6,})</",
+        keywords: &[
+            "token",
+            "secret",
+            "passw",
+            "pwd",
+            "passphrase",
+            "apikey",
+            "api_key",
+            "api-key",
+            "credential",
+            "private_key",
+            "privatekey",
+            "access_key",
+            "accesskey",
+        ],
+        kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
+        id: "xml-secret-setting",
+        description: "key/value setting (.NET appSettings) with a secret-sounding key and a high-entropy value",
+        pattern: r#"\bkey[ \t]*=[ \t]*"(?P<name>[^"<>]{1,80})"[ \t]+value[ \t]*=[ \t]*"(?P<secret>[^"<>\s]{6,})""#,
+        keywords: &[
+            "token",
+            "secret",
+            "passw",
+            "pwd",
+            "apikey",
+            "api_key",
+            "credential",
+            "accesskey",
+        ],
+        kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
         id: "secret-assignment",
         description: "secret-sounding name assigned a high-entropy value",
         // name, an optional closing quote/bracket of a key, a separator, an
@@ -823,7 +865,7 @@ impl ContentEngine {
         for &i in &self.unanchored {
             self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
         }
-        found.retain(|r| self.rules[r.rule].kind != Kind::Assignment);
+        found.retain(|r| !matches!(self.rules[r.rule].kind, Kind::Assignment | Kind::Tagged));
         Ok(finish(content, found))
     }
 
@@ -1022,6 +1064,10 @@ impl ContentEngine {
                 Kind::PemBlock => pem_body_follows(&content[s + whole.1..]).then_some(value.len()),
                 Kind::RandomToken => plausible_token(value).then_some(value.len()),
                 Kind::UriPassword => uri_password(value).then_some(value.len()),
+                Kind::Tagged => c
+                    .name
+                    .and_then(|g| locs.get(g))
+                    .and_then(|(ns, ne)| assigned_secret(&hay[ns..ne], value)),
                 Kind::Assignment => c
                     .name
                     .and_then(|g| locs.get(g))
@@ -1411,6 +1457,34 @@ mod tests {
         assert_eq!(ids, ["github-token"]);
         let f = bin.findings[0];
         assert_eq!(&row[f.start as usize..f.end as usize], gh);
+    }
+
+    #[test]
+    fn xml_settings_and_elements() {
+        let pw = tok("", 20);
+        let maven = format!(
+            "<server>\n  <id>central</id>\n  <username>deploy</username>\n  <password>{pw}</password>\n</server>\n"
+        );
+        assert_eq!(ids(&maven), ["xml-secret-element"]);
+        assert_eq!(secrets(&maven), std::slice::from_ref(&pw));
+        let attr = format!("<apiToken type=\"x\">{pw}</apiToken>");
+        assert_eq!(secrets(&attr), std::slice::from_ref(&pw));
+        let dotnet = format!(
+            "<appSettings>\n  <add key=\"ApiToken\" value=\"{pw}\" />\n  <add key=\"Mode\" value=\"fast\" />\n</appSettings>\n"
+        );
+        assert_eq!(ids(&dotnet), ["xml-secret-setting"]);
+        assert_eq!(secrets(&dotnet), std::slice::from_ref(&pw));
+        // Not secrets: placeholders, templates, plain words, other names.
+        for text in [
+            "<password>${env.DEPLOY_PASSWORD}</password>",
+            "<password>changeme</password>",
+            "<token>{{ .Values.token }}</token>",
+            "<tokenizer>WhitespaceTokenizer2</tokenizer>",
+            "<name>aB3dE5fG7hJ9kL2mN4pQ</name>",
+            "<add key=\"Mode\" value=\"aB3dE5fG7hJ9kL2mN4pQ\" />",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
     }
 
     #[test]
