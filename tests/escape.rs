@@ -65,3 +65,6 @@ mod review6;
 
 #[path = "escape/review7.rs"]
 mod review7;
+
+#[path = "escape/review8.rs"]
+mod review8;

@@ -694,7 +694,8 @@ fn apply_project_profile(loaded: &mut profile::Loaded, home: &Path, project: &Pa
     let text = profile::read_profile(&file, false)?;
     let layers = project_layers(&file, &text)?;
     let widens = profile::trust::widenings(&loaded.profile, &layers, home, project);
-    let trusted = !widens.is_empty() && profile::trust::is_trusted(&file, &text)?;
+    let sum = profile::trust::project_digest(&text, &layers);
+    let trusted = !widens.is_empty() && profile::trust::is_trusted(&file, &sum)?;
     let decision = match (widens.is_empty(), trusted) {
         (true, _) => "applied (only narrows)",
         (false, true) => "applied (widens; trusted by hash)",
@@ -706,7 +707,7 @@ fn apply_project_profile(loaded: &mut profile::Loaded, home: &Path, project: &Pa
         file = %file.display(),
         decision,
         widens = %widens.join("; "),
-        sha256 = %profile::trust::digest(&text),
+        sha256 = %sum,
     );
     if !widens.is_empty() && !trusted {
         return Err(Error::Usage {

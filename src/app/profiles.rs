@@ -232,10 +232,11 @@ pub fn trust(dir: Option<&Path>) -> Result<i32> {
             println!("  {w}");
         }
     }
-    let store = profile::trust::pin(&file, &text)?;
+    let sum = profile::trust::project_digest(&text, &layers);
+    let store = profile::trust::pin(&file, &sum)?;
     println!(
-        "trusted: sha256 {} pinned in {} (any change to the file asks again)",
-        &profile::trust::digest(&text)[..16],
+        "trusted: sha256 {} pinned in {} (any change to the file or what it extends asks again)",
+        &sum[..16],
         store.display()
     );
     Ok(0)

@@ -209,23 +209,44 @@ fn load_store() -> Result<Store> {
     }
 }
 
-/// Is this exact content of `file` trusted?
-pub fn is_trusted(file: &Path, text: &str) -> Result<bool> {
-    let sum = digest(text);
+/// What `guard trust` pins for a project file: the hash of its text and,
+/// when it extends other files (`extends = ["./ci/guard.toml"]`, writable
+/// by the sandbox if it lies in the project), of what each of them says, so
+/// that changing an extended file asks again just like editing the file.
+/// Built-in layers are part of guard itself and left out; a file that
+/// extends nothing keeps the plain hash of its text.
+pub fn project_digest(text: &str, layers: &[Layer]) -> String {
+    let own = layers.len().saturating_sub(1);
+    let mut all = text.to_string();
+    for l in layers[..own]
+        .iter()
+        .filter(|l| !l.origin.starts_with("built-in:"))
+    {
+        // A layer that cannot be written out is still pinned by its origin
+        // and by a marker: trust then never matches a later, readable form.
+        let body = toml::to_string(&l.profile).unwrap_or_else(|e| format!("<unserializable: {e}>"));
+        all.push_str(&format!("\n\0extends {}\0{body}", l.origin));
+    }
+    digest(&all)
+}
+
+/// Is this exact content of `file` (and of what it extends) trusted?
+/// `sum`: [`project_digest`].
+pub fn is_trusted(file: &Path, sum: &str) -> Result<bool> {
     Ok(load_store()?
         .trusted
         .iter()
         .any(|p| p.path == file && p.sha256 == sum))
 }
 
-/// Pin `file` with the hash of `text`, replacing an older pin.
-pub fn pin(file: &Path, text: &str) -> Result<PathBuf> {
+/// Pin `file` with `sum` ([`project_digest`]), replacing an older pin.
+pub fn pin(file: &Path, sum: &str) -> Result<PathBuf> {
     let path = store_path()?;
     let mut store = load_store()?;
     store.trusted.retain(|p| p.path != file);
     store.trusted.push(Pin {
         path: file.to_path_buf(),
-        sha256: digest(text),
+        sha256: sum.to_string(),
     });
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;

@@ -1,0 +1,49 @@
+//! Review 8: profiles and trust, the environment, persistent homes and
+//! caches (see each test's comment for the hole it once was).
+
+use crate::support::each_mode;
+
+/// A trusted `.guard.toml` that `extends` a file inside the project: the
+/// pin once covered only `.guard.toml`'s own text, so the sandbox (the
+/// project is writable, the extended file unprotected) rewrote the extended
+/// file to grant the real home, and the next run applied it as trusted.
+/// Now the pin covers what the extended files say: the next run refuses.
+#[test]
+fn a_trusted_project_profile_is_asked_again_when_a_file_it_extends_changes() {
+    each_mode(|mut case| {
+        // An ordinary file in the real home (not a secret the scan hides).
+        let canary = case.add_canary("notes");
+        let notes = case.env.home.write("notes.txt", &format!("{canary}\n"));
+        case.env.own();
+        case.write(
+            ".guard.toml",
+            "version = 1\nextends = [\"./ci/guard.toml\"]\n[env]\npass = [\"SOME_NAME\"]\n",
+        );
+        case.write("ci/guard.toml", "version = 1\n");
+        let trusted = case.run(&["trust"]);
+        trusted.expect_code(0);
+        case.sh("true").expect_code(0);
+
+        // Inside the sandbox: widen through the extended file.
+        let home = case.home().display().to_string();
+        let planted = case.sh(&format!(
+            "printf 'version = 1\\n[filesystem]\\nread = [\"{home}\"]\\n' > ci/guard.toml && echo planted=1"
+        ));
+        planted.expect_code(0);
+        assert!(planted.stdout.contains("planted=1"), "{}", planted.all());
+
+        let next = case.sh(&format!("cat {}", notes.display()));
+        next.expect_code(125);
+        assert!(
+            next.stderr.contains("widens the sandbox") && next.stderr.contains("is not trusted"),
+            "{}",
+            next.all()
+        );
+        assert!(
+            next.stderr
+                .contains(&format!("filesystem.read += {home:?}")),
+            "{}",
+            next.all()
+        );
+    });
+}
