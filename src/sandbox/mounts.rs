@@ -143,12 +143,50 @@ fn with_op(e: Error, op: &MountOp) -> Error {
     }
 }
 
+/// `target` (a path under the new root, about to be created or mounted
+/// on) must stay inside the new root. Its deepest existing ancestor is
+/// resolved: a link on the way that leads out (`~/.cache ->
+/// /oldroot/home/u`, left by an earlier session in its persistent home or
+/// the project, both host directories) would make setup create directories
+/// and files on the host, or mount over host paths.
+fn confine(target: &Path) -> Result<()> {
+    let mut p = Some(target);
+    while let Some(q) = p {
+        if let Ok(real) = std::fs::canonicalize(q) {
+            if real.starts_with(NEW) {
+                return Ok(());
+            }
+            let shown = |x: &Path| match x.strip_prefix(OLD) {
+                Ok(rest) => Path::new("/").join(rest).display().to_string() + " on the host",
+                Err(_) => x.display().to_string(),
+            };
+            let inside = |x: &Path| Path::new("/").join(x.strip_prefix(NEW).unwrap_or(x));
+            return Err(Error::Usage {
+                msg: format!(
+                    "{} leads out of the sandbox's root (to {}): a link on the way was left \
+                     in a directory the sandbox could write (its persistent home or the project)",
+                    inside(target).display(),
+                    shown(&real)
+                ),
+                hint: Some(format!(
+                    "remove the link {} after checking what put it there",
+                    inside(q).display()
+                )),
+            });
+        }
+        p = q.parent();
+    }
+    Ok(())
+}
+
 fn mkdir_p(p: &Path) -> Result<()> {
+    confine(p)?;
     std::fs::create_dir_all(p).map_err(io("create directory", p))
 }
 
 /// Create an empty mount point for a file, unless something is there.
 fn touch(p: &Path) -> Result<()> {
+    confine(p)?;
     if std::fs::symlink_metadata(p).is_ok() {
         return Ok(());
     }
@@ -175,6 +213,7 @@ fn rebind_in_place(dst: &Path, attrs: u64) -> Result<()> {
 }
 
 fn bind(src: &Path, dst: &Path, attrs: u64) -> Result<()> {
+    confine(dst)?;
     let none: Option<&str> = None;
     mount(
         Some(src),

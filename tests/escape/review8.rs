@@ -47,3 +47,55 @@ fn a_trusted_project_profile_is_asked_again_when_a_file_it_extends_changes() {
         );
     });
 }
+
+/// A link the sandbox leaves in its persistent home, followed on the host
+/// when the next run builds its view: the mount points under the home
+/// (a cache, a file grant) were created through it with the host's root
+/// still reachable at /oldroot, so `~/.cache -> /oldroot$HOME/landing`
+/// made the next run create `~/landing/tool` in the real home (any
+/// directory or empty file the user, or root, may create). Now a mount
+/// point that leads out of the new root stops the run.
+#[test]
+fn a_link_in_the_persistent_home_cannot_make_setup_create_host_files() {
+    each_mode(|case| {
+        let home = case.home().to_path_buf();
+        case.env.home.write("landing/keep", "");
+        case.env.home.write(
+            ".config/guard/profiles/linky.toml",
+            "version = 1\nextends = [\"default\"]\n[home]\npersist = true\ncache = [\"~/.cache/tool\"]\n",
+        );
+        case.env.own();
+        // First run: the host has no ~/.cache/tool yet (no cache mount);
+        // the sandbox plants the link in its persistent home.
+        let planted = case.run(&[
+            "run",
+            "-p",
+            "linky",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "ln -s /oldroot{}/landing ~/.cache && echo planted=1",
+                home.display()
+            ),
+        ]);
+        planted.expect_code(0);
+        assert!(planted.stdout.contains("planted=1"), "{}", planted.all());
+
+        // Later the host tool creates its cache; the next run mounts it.
+        case.env.home.write(".cache/tool/pkg", "");
+        case.env.own();
+        let next = case.run(&["run", "-p", "linky", "--", "true"]);
+        assert!(
+            !home.join("landing/tool").exists(),
+            "setup created a directory in the real home through the link:\n{}",
+            next.all()
+        );
+        next.expect_code(125);
+        assert!(
+            next.stderr.contains("leads out of the sandbox's root"),
+            "{}",
+            next.all()
+        );
+    });
+}
