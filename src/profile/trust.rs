@@ -29,10 +29,17 @@ pub fn widenings(
         merged.merge(&l.profile);
     }
     let mut out = Vec::new();
+    let real_project = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
     let inside_project = |raw: &str| {
-        super::expand_path(raw, home, project)
-            .map(|p| normalize(&p))
-            .is_some_and(|p| p.starts_with(project))
+        let Some(p) = super::expand_path(raw, home, project) else {
+            return false;
+        };
+        // The kernel resolves a link before the `..` after it:
+        // `{project}/link/..` with `link -> ~/private/x` is `~/private`.
+        if p.components().any(|c| c == std::path::Component::ParentDir) {
+            return false;
+        }
+        normalize(&p).starts_with(project) && no_link_out(&p, &real_project)
     };
     for (list, base_list, key) in [
         (
@@ -149,6 +156,24 @@ pub fn widenings(
         out.push(format!("home.cache += {c:?}"));
     }
     out
+}
+
+/// Does every match of `path` lie in `project` as the kernel resolves it?
+/// A directory on the way may be a link the repository ships
+/// (`{project}/link/sub` with `link -> ~/private`). The last component is
+/// left out: a link there is never followed out of the writable project
+/// (`policy::resolve`). Checked on every run, so a link made later is seen.
+fn no_link_out(path: &Path, real_project: &Path) -> bool {
+    crate::host::expand_glob(path).iter().all(|m| {
+        let mut dir = m.parent();
+        while let Some(d) = dir {
+            if let Ok(real) = std::fs::canonicalize(d) {
+                return real.starts_with(real_project);
+            }
+            dir = d.parent();
+        }
+        true
+    })
 }
 
 /// Lexically resolve `.` and `..` (no filesystem access).

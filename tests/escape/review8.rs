@@ -99,3 +99,50 @@ fn a_link_in_the_persistent_home_cannot_make_setup_create_host_files() {
         );
     });
 }
+
+/// An untrusted `.guard.toml` granting paths that only look inside the
+/// project: the trust check compared them lexically, so `{project}/link/..`
+/// (with `link -> ~/private/x`, a link the repository ships) and
+/// `{project}/link/sub` (a link as a middle component) counted as inside
+/// and applied without `guard trust`, while the kernel resolved them to
+/// the real home: the command read and wrote `~/private`. Now both are
+/// widenings and the run is refused.
+#[test]
+fn an_untrusted_project_profile_cannot_grant_through_a_middle_link_or_dotdot() {
+    each_mode(|mut case| {
+        let canary = case.add_canary("private");
+        case.env
+            .home
+            .write("private/notes.txt", &format!("{canary}\n"));
+        case.env.home.write("private/x/keep", "");
+        case.env.home.write("private/sub/keep", "");
+        let private = case.home().join("private");
+        std::os::unix::fs::symlink(private.join("x"), case.project().join("up")).unwrap();
+        std::os::unix::fs::symlink(&private, case.project().join("link")).unwrap();
+        case.write(
+            ".guard.toml",
+            "version = 1\n[filesystem]\nread = [\"{project}/up/..\"]\nwrite = [\"{project}/link/sub\"]\n",
+        );
+        case.env.own();
+        let out = case.sh(&format!(
+            "cat {}/notes.txt; echo planted > link/sub/planted; echo done=1",
+            private.display()
+        ));
+        out.expect_code(125);
+        assert!(
+            out.stderr.contains("widens the sandbox")
+                && out
+                    .stderr
+                    .contains("filesystem.read += \"{project}/up/..\" (outside the project)")
+                && out
+                    .stderr
+                    .contains("filesystem.write += \"{project}/link/sub\" (outside the project)"),
+            "{}",
+            out.all()
+        );
+        assert!(
+            !private.join("sub/planted").exists(),
+            "~/private/sub written"
+        );
+    });
+}
