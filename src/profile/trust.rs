@@ -39,7 +39,7 @@ pub fn widenings(
         if p.components().any(|c| c == std::path::Component::ParentDir) {
             return false;
         }
-        normalize(&p).starts_with(project) && no_link_out(&p, &real_project)
+        normalize(&p).starts_with(project) && no_link_out(&p, project, &real_project)
     };
     for (list, base_list, key) in [
         (
@@ -163,10 +163,12 @@ pub fn widenings(
 /// (`{project}/link/sub` with `link -> ~/private`). The last component is
 /// left out: a link there is never followed out of the writable project
 /// (`policy::resolve`). Checked on every run, so a link made later is seen.
-fn no_link_out(path: &Path, real_project: &Path) -> bool {
+fn no_link_out(path: &Path, project: &Path, real_project: &Path) -> bool {
     crate::host::expand_glob(path).iter().all(|m| {
+        // Only directories in the project: the project's own path is the
+        // user's choice.
         let mut dir = m.parent();
-        while let Some(d) = dir {
+        while let Some(d) = dir.filter(|d| d.starts_with(project)) {
             if let Ok(real) = std::fs::canonicalize(d) {
                 return real.starts_with(real_project);
             }
