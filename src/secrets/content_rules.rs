@@ -6,7 +6,7 @@
 //! only for the rules whose keywords occur there. Regexes compile lazily, on
 //! first use, so a warm run (everything cached) compiles none.
 
-use super::entropy::{assigned_secret, plausible_token, uri_password};
+use super::entropy::{NAME_WORDS, assigned_secret, plausible_token, uri_password};
 use super::{Finding, RuleError};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
@@ -510,21 +510,8 @@ const BUILTIN: &[Builtin] = &[
         id: "xml-secret-element",
         description: "XML element with a secret-sounding name holding a high-entropy value",
         pattern: r"<(?P<name>[A-Za-z_][A-Za-z0-9_.:\-]{0,80})(?:[ \t][^<>]*)?>(?P<secret>[^<>\s]{6,})</",
-        keywords: &[
-            "token",
-            "secret",
-            "passw",
-            "pwd",
-            "passphrase",
-            "apikey",
-            "api_key",
-            "api-key",
-            "credential",
-            "private_key",
-            "privatekey",
-            "access_key",
-            "accesskey",
-        ],
+        // The words that make a name secret-sounding.
+        keywords: NAME_WORDS,
         kind: Kind::Tagged,
         hide_file: false,
     },
@@ -532,16 +519,8 @@ const BUILTIN: &[Builtin] = &[
         id: "xml-secret-setting",
         description: "key/value setting (.NET appSettings) with a secret-sounding key and a high-entropy value",
         pattern: r#"\bkey[ \t]*=[ \t]*"(?P<name>[^"<>]{1,80})"[ \t]+value[ \t]*=[ \t]*"(?P<secret>[^"<>\s]{6,})""#,
-        keywords: &[
-            "token",
-            "secret",
-            "passw",
-            "pwd",
-            "apikey",
-            "api_key",
-            "credential",
-            "accesskey",
-        ],
+        // The words that make a name secret-sounding.
+        keywords: NAME_WORDS,
         kind: Kind::Tagged,
         hide_file: false,
     },
@@ -835,7 +814,14 @@ impl ContentEngine {
         self.scan_with(content, &mut Scratch::default())
     }
 
-    /// [`scan`](Self::scan) with reusable per-thread memory.
+    /// Size `scratch` for these rules; the assignment rule's bit.
+    fn prepare(&self, scratch: &mut Scratch) -> u128 {
+        if scratch.regexes.len() != self.rules.len() + 1 {
+            scratch.regexes = vec![None; self.rules.len() + 1];
+        }
+        self.assignment.map_or(0, |g| 1u128 << g)
+    }
+
     /// Scan binary data (see `scan::searchable_binary`): strings there run
     /// together (an SQLite row stores `github` and the token after it with
     /// nothing between), so each rule a keyword triggers is tried from the
@@ -847,10 +833,7 @@ impl ContentEngine {
         scratch: &mut Scratch,
     ) -> Result<ContentScan, RuleError> {
         let mut found: Vec<Raw> = Vec::new();
-        if scratch.regexes.len() != self.rules.len() + 1 {
-            scratch.regexes = vec![None; self.rules.len() + 1];
-        }
-        let assign_bit = self.assignment.map_or(0, |g| 1u128 << g);
+        let assign_bit = self.prepare(scratch);
         let lower: Vec<u8> = content.iter().map(u8::to_ascii_lowercase).collect();
         if let Some(kw) = self.keyword_automaton()? {
             for m in kw.automaton.find_iter(&lower) {
@@ -869,16 +852,14 @@ impl ContentEngine {
         Ok(finish(content, found))
     }
 
+    /// [`scan`](Self::scan) with reusable per-thread memory.
     pub fn scan_with(
         &self,
         content: &[u8],
         scratch: &mut Scratch,
     ) -> Result<ContentScan, RuleError> {
         let mut found: Vec<Raw> = Vec::new();
-        if scratch.regexes.len() != self.rules.len() + 1 {
-            scratch.regexes = vec![None; self.rules.len() + 1];
-        }
-        let assign_bit = self.assignment.map_or(0, |g| 1u128 << g);
+        let assign_bit = self.prepare(scratch);
         let mut last_ident = usize::MAX;
         let mut lower = std::mem::take(&mut scratch.lower);
         lower.clear();

@@ -3,89 +3,14 @@
 
 use crate::common::Outcome;
 use crate::support::{Expect, each_mode, errno};
-use crate::terminal::{check, drain, open_pty};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use crate::terminal::on_pty;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// What a terminal sends back for `CSI 21 t` (report the window title):
 /// the title, which whoever printed it chose. With a newline in it, the
 /// user's shell runs it when it reads the answer.
 const TITLE_QUERY: &[u8] = b"\x1b[21t";
 const TITLE_ANSWER: &[u8] = b"\x1b]l;touch /tmp/guard-answered\n\x1b\\";
-
-/// Run `cmd` on a fresh pty that is its controlling terminal, answering
-/// [`TITLE_QUERY`] once as a terminal does. Returns the transcript, the
-/// exit code and the number of bytes left in the pty's input queue once
-/// `cmd` has exited.
-fn on_answering_pty(mut cmd: Command) -> (String, i32, i32) {
-    let pty = open_pty();
-    let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().expect("dup pty slave");
-    cmd.stdin(dup(&pty.slave))
-        .stdout(dup(&pty.slave))
-        .stderr(dup(&pty.slave));
-    // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the slave.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("spawn on a pty");
-    drop(cmd);
-    let mut transcript = Vec::new();
-    let mut answered = false;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        drain(&pty.master, &mut transcript);
-        if !answered
-            && transcript
-                .windows(TITLE_QUERY.len())
-                .any(|w| w == TITLE_QUERY)
-        {
-            // SAFETY: writing a static buffer of the given length.
-            let n = unsafe {
-                libc::write(
-                    pty.master.as_raw_fd(),
-                    TITLE_ANSWER.as_ptr().cast(),
-                    TITLE_ANSWER.len(),
-                )
-            };
-            assert_eq!(n, TITLE_ANSWER.len() as isize, "answer the query");
-            answered = true;
-        }
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "no exit under the pty:\n{}",
-                String::from_utf8_lossy(&transcript)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    drain(&pty.master, &mut transcript);
-    let mut pending: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int.
-    check(
-        unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::FIONREAD, &mut pending) },
-        "FIONREAD",
-    );
-    use std::os::unix::process::ExitStatusExt;
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    (
-        String::from_utf8_lossy(&transcript).into_owned(),
-        code,
-        pending,
-    )
-}
 
 /// Print the title query, then wait (without reading) until the answer is
 /// in the terminal's input queue.
@@ -109,7 +34,7 @@ fn terminal_answers_the_command_provoked_are_not_left_for_the_shell() {
         "-c",
         &format!("{}\n{ASK_THE_TERMINAL}", crate::support::PY_PRELUDE),
     ]);
-    let (transcript, code, queued) = on_answering_pty(c);
+    let (transcript, code, queued) = on_pty(c, Some((TITLE_QUERY, TITLE_ANSWER)));
     assert_eq!(
         (code, queued),
         (0, TITLE_ANSWER.len() as i32),
@@ -119,15 +44,18 @@ fn terminal_answers_the_command_provoked_are_not_left_for_the_shell() {
     each_mode(|case| {
         case.write_python(ASK_THE_TERMINAL);
         for level in ["full", "landlock"] {
-            let (stdout, code, queued) = on_answering_pty(case.guard(&[
-                "run",
-                "-q",
-                "--isolation",
-                level,
-                "--",
-                "/usr/bin/python3",
-                "attack.py",
-            ]));
+            let (stdout, code, queued) = on_pty(
+                case.guard(&[
+                    "run",
+                    "-q",
+                    "--isolation",
+                    level,
+                    "--",
+                    "/usr/bin/python3",
+                    "attack.py",
+                ]),
+                Some((TITLE_QUERY, TITLE_ANSWER)),
+            );
             let out = Outcome {
                 code,
                 stdout,

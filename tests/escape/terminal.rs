@@ -73,9 +73,10 @@ pub(crate) fn drain(master: &OwnedFd, into: &mut Vec<u8>) {
 }
 
 /// Run `cmd` with a fresh pty as its stdin/stdout/stderr and controlling
-/// terminal. Returns the transcript, the exit code and the number of bytes
-/// left in the pty's input queue afterwards.
-fn on_pty(mut cmd: Command) -> (String, i32, i32) {
+/// terminal; with `answer` (query, reply), reply once to the query as a
+/// terminal does. Returns the transcript, the exit code and the number of
+/// bytes left in the pty's input queue afterwards.
+pub(crate) fn on_pty(mut cmd: Command, answer: Option<(&[u8], &[u8])>) -> (String, i32, i32) {
     let pty = open_pty();
     let dup = |fd: &OwnedFd| fd.try_clone().expect("dup pty slave");
     cmd.stdin(dup(&pty.slave))
@@ -93,9 +94,19 @@ fn on_pty(mut cmd: Command) -> (String, i32, i32) {
     let mut child = cmd.spawn().expect("spawn on a pty");
     drop(cmd);
     let mut transcript = Vec::new();
+    let mut answer = answer;
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         drain(&pty.master, &mut transcript);
+        if let Some((query, reply)) = answer
+            && transcript.windows(query.len()).any(|w| w == query)
+        {
+            // SAFETY: writing a buffer of the given length.
+            let n =
+                unsafe { libc::write(pty.master.as_raw_fd(), reply.as_ptr().cast(), reply.len()) };
+            assert_eq!(n, reply.len() as isize, "answer the query");
+            answer = None;
+        }
         if let Some(st) = child.try_wait().expect("wait") {
             break st;
         }
@@ -131,7 +142,7 @@ fn on_pty(mut cmd: Command) -> (String, i32, i32) {
 /// merged) and the number of bytes left in the pty's input queue.
 fn under_pty(case: &Case, code: &str) -> (Outcome, i32) {
     case.write_python(code);
-    let (stdout, code, pending) = on_pty(case.guard(&["run", "--", "python3", "attack.py"]));
+    let (stdout, code, pending) = on_pty(case.guard(&["run", "--", "python3", "attack.py"]), None);
     let out = Outcome {
         code,
         stdout,
@@ -180,7 +191,7 @@ fn tiocsti_refused_nothing_injected() {
             "-c",
             "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSTI, b'Q')",
         ]);
-        let (transcript, code, queued) = on_pty(c);
+        let (transcript, code, queued) = on_pty(c, None);
         assert_eq!(
             (code, queued),
             (0, 1),
