@@ -6,7 +6,7 @@
 //! only for the rules whose keywords occur there. Regexes compile lazily, on
 //! first use, so a warm run (everything cached) compiles none.
 
-use super::entropy::{NAME_WORDS, assigned_secret, plausible_token, uri_password};
+use super::entropy::{assigned_secret, plausible_token, uri_password};
 use super::{Finding, RuleError};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
@@ -510,8 +510,8 @@ const BUILTIN: &[Builtin] = &[
         id: "xml-secret-element",
         description: "XML element with a secret-sounding name holding a high-entropy value",
         pattern: r"<(?P<name>[A-Za-z_][A-Za-z0-9_.:\-]{0,80})(?:[ \t][^<>]*)?>(?P<secret>[^<>\s]{6,})</",
-        // The words that make a name secret-sounding.
-        keywords: NAME_WORDS,
+        // An end tag: rarer in code than the name words are.
+        keywords: &["</"],
         kind: Kind::Tagged,
         hide_file: false,
     },
@@ -519,8 +519,7 @@ const BUILTIN: &[Builtin] = &[
         id: "xml-secret-setting",
         description: "key/value setting (.NET appSettings) with a secret-sounding key and a high-entropy value",
         pattern: r#"\bkey[ \t]*=[ \t]*"(?P<name>[^"<>]{1,80})"[ \t]+value[ \t]*=[ \t]*"(?P<secret>[^"<>\s]{6,})""#,
-        // The words that make a name secret-sounding.
-        keywords: NAME_WORDS,
+        keywords: &["key=\""],
         kind: Kind::Tagged,
         hide_file: false,
     },

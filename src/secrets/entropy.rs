@@ -7,7 +7,7 @@
 //! agent's work; real credentials are random and long.
 
 /// Words in a name that make its value a credential.
-pub const NAME_WORDS: &[&str] = &[
+const NAME_WORDS: &[&str] = &[
     "token",
     "secret",
     "passw",
