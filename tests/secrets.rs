@@ -80,7 +80,7 @@ fn fixture(mode: Mode) -> Fixture {
     };
     let groq = ["gs", "k_", &filler("groq", 52)].concat();
     let sendgrid = ["S", "G.", &filler("sg", 22), ".", &filler("sgb", 43)].concat();
-    let maven_pw = canary("mvn");
+    let maven_pw = random_canary("mvn");
 
     let script = p.write("scripts/domains.sh", &DOMAINS_SH.replace("{uuid}", &uuid));
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))

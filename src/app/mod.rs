@@ -452,7 +452,11 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     candidates.extend(history_candidates(&history));
     // Other names of a flagged file (hard links) show the same content:
     // hide them too.
-    candidates.extend(hard_links_of(&found.flagged, &project));
+    candidates.extend(hard_links_of(
+        &found.flagged,
+        &project,
+        &cache.join(secrets::cache_file_name(&project)),
+    ));
     // Only root reads every private file in /etc: a user reads one only
     // through a group it is in (rare there). As root the walk and the
     // mounts it adds cost ~2 ms of every start.
@@ -929,9 +933,12 @@ fn linked_root(linked: &protect::Linked) -> secrets::Root {
 }
 
 /// Every other path in the project that is a hard link to a flagged file.
-/// Only files with more than one link are looked for (rare), so the extra
-/// walk costs nothing in the common case. Symlinks are never followed.
-fn hard_links_of(flagged: &[Flagged], project: &Path) -> Vec<Candidate> {
+/// Only files with more than one link are looked for, so the extra walk
+/// happens only when a flagged file has another name (common in pnpm's
+/// node_modules and cargo's target, which link their files); it is the
+/// scan's own walk, on every CPU, with directories unchanged since the scan
+/// taken from its cache. Symlinks are never followed.
+fn hard_links_of(flagged: &[Flagged], project: &Path, scan_cache: &Path) -> Vec<Candidate> {
     use std::os::unix::fs::MetadataExt;
     let mut wanted: Vec<(u64, u64, PathBuf)> = Vec::new();
     for f in flagged.iter().filter(|f| !f.dir) {
@@ -942,36 +949,55 @@ fn hard_links_of(flagged: &[Flagged], project: &Path) -> Vec<Candidate> {
             wanted.push((m.dev(), m.ino(), f.path.clone()));
         }
     }
-    let mut out = Vec::new();
     if wanted.is_empty() {
-        return out;
+        return Vec::new();
     }
-    let mut stack = vec![project.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            let path = e.path();
-            if m.is_dir() {
-                stack.push(path);
-            } else if m.is_file()
-                && m.nlink() > 1
-                && let Some((_, _, of)) = wanted
-                    .iter()
-                    .find(|(d, i, p)| *d == m.dev() && *i == m.ino() && *p != path)
-            {
-                out.push(Candidate {
-                    path,
-                    access: policy::Access::Hidden,
-                    origin: format!("secret (hard link to {})", of.display()),
-                    required: false,
-                });
-            }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    secrets::walk_listed(project, scan_cache, threads, || OtherNames {
+        wanted: &wanted,
+        found: Vec::new(),
+    })
+    .into_iter()
+    .flat_map(|v| v.found)
+    .collect()
+}
+
+/// Finds the other names of `wanted` files during a walk.
+struct OtherNames<'w> {
+    wanted: &'w [(u64, u64, PathBuf)],
+    found: Vec<Candidate>,
+}
+
+impl secrets::walk::Visitor<'static> for OtherNames<'_> {
+    fn dir(&mut self, _: &Path) -> bool {
+        true
+    }
+
+    fn file(
+        &mut self,
+        dirfd: std::os::fd::BorrowedFd<'_>,
+        name: &std::ffi::CStr,
+        path: &Path,
+        _hint: Option<u32>,
+    ) -> Option<(u64, u64)> {
+        let st = secrets::walk::lstat_at(dirfd, name).ok()?;
+        if st.st_nlink > 1
+            && let Some((_, _, of)) = self
+                .wanted
+                .iter()
+                .find(|(d, i, p)| *d == st.st_dev && *i == st.st_ino && p != path)
+        {
+            self.found.push(Candidate {
+                path: path.to_path_buf(),
+                access: policy::Access::Hidden,
+                origin: format!("secret (hard link to {})", of.display()),
+                required: false,
+            });
         }
+        None
     }
-    out
+
+    fn error(&mut self, _: &Path) {}
 }
 
 /// Unix sockets that programs outside the sandbox listen on, where the
