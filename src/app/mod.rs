@@ -1014,16 +1014,7 @@ fn host_listeners(grants: &[policy::Grant], project: &Path) -> Vec<Candidate> {
     let Ok(table) = std::fs::read("/proc/net/unix") else {
         return Vec::new();
     };
-    let visible = |path: &Path| {
-        path.starts_with(project)
-            || grants.iter().any(|g| {
-                path.starts_with(&g.path)
-                    && matches!(
-                        g.access,
-                        policy::Access::ReadOnly | policy::Access::ReadWrite
-                    )
-            })
-    };
+    let visible = |path: &Path| path.starts_with(project) || shown(grants, path);
     let mut out: Vec<Candidate> = Vec::new();
     for line in table.split(|&b| b == b'\n').skip(1) {
         // Num RefCount Protocol Flags Type St Inode Path: the path is what
@@ -1061,6 +1052,17 @@ fn host_listeners(grants: &[policy::Grant], project: &Path) -> Vec<Candidate> {
     out
 }
 
+/// Whether a read-only or read-write grant shows `path` inside.
+fn shown(grants: &[policy::Grant], path: &Path) -> bool {
+    grants.iter().any(|g| {
+        path.starts_with(&g.path)
+            && matches!(
+                g.access,
+                policy::Access::ReadOnly | policy::Access::ReadWrite
+            )
+    })
+}
+
 /// System directories walked for files that not everyone may read.
 /// /etc is where a machine keeps its secrets (database and cluster
 /// passwords, TLS and Wi-Fi keys) and is small; /usr and /opt hold packaged
@@ -1075,19 +1077,10 @@ const PRIVATE_SYSTEM_ROOTS: &[&str] = &["/etc"];
 fn private_system_files(grants: &[policy::Grant]) -> Vec<Candidate> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
-    let shown = |root: &Path| {
-        grants.iter().any(|g| {
-            root.starts_with(&g.path)
-                && matches!(
-                    g.access,
-                    policy::Access::ReadOnly | policy::Access::ReadWrite
-                )
-        })
-    };
     let mut stack: Vec<PathBuf> = PRIVATE_SYSTEM_ROOTS
         .iter()
         .map(PathBuf::from)
-        .filter(|r| shown(r))
+        .filter(|r| shown(grants, r))
         .collect();
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {

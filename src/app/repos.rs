@@ -250,16 +250,27 @@ pub fn check_after_run(
     // elsewhere (the persistent home): on the host, `cd` through it puts git
     // in a repository there, or below one. That whole writable directory
     // is walked too, once.
+    let writable: Vec<PathBuf> = writable
+        .iter()
+        .filter_map(|w| std::fs::canonicalize(w).ok())
+        .collect();
     let mut done: Vec<PathBuf> = std::iter::once(project)
         .chain(walked.iter().map(PathBuf::as_path))
         .filter_map(|d| std::fs::canonicalize(d).ok())
         .collect();
     let writable_dirs: Vec<PathBuf> = writable
         .iter()
-        .filter_map(|w| std::fs::canonicalize(w).ok())
-        .filter(|w| w.is_dir())
+        .filter(|w| w.is_dir() && !done.iter().any(|d| w.starts_with(d)))
+        .cloned()
         .collect();
-    for link in std::mem::take(&mut found.links) {
+    // Resolving every link costs time in trees full of them (pnpm's
+    // node_modules): only when there is somewhere else they could lead.
+    let links = if writable_dirs.is_empty() {
+        Vec::new()
+    } else {
+        std::mem::take(&mut found.links)
+    };
+    for link in links {
         let Ok(target) = std::fs::canonicalize(&link) else {
             continue;
         };
@@ -287,11 +298,7 @@ pub fn check_after_run(
     }
     warn_unreadable(&unreadable);
     let mut roots: Vec<PathBuf> = vec![project.to_path_buf()];
-    roots.extend(
-        writable
-            .iter()
-            .filter_map(|w| std::fs::canonicalize(w).ok()),
-    );
+    roots.extend(writable);
     let mut todo: Vec<(PathBuf, Kind)> = Vec::new();
     todo.extend(linked.map(|l| (l.to_path_buf(), Kind::Common)));
     let mut moved = Vec::new();

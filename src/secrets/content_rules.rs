@@ -833,17 +833,17 @@ impl ContentEngine {
     ) -> Result<ContentScan, RuleError> {
         let mut found: Vec<Raw> = Vec::new();
         let assign_bit = self.prepare(scratch);
-        let lower: Vec<u8> = content.iter().map(u8::to_ascii_lowercase).collect();
+        let mut lower = std::mem::take(&mut scratch.lower);
+        lower.clear();
+        lower.extend(content.iter().map(u8::to_ascii_lowercase));
         if let Some(kw) = self.keyword_automaton()? {
             for m in kw.automaton.find_iter(&lower) {
                 let mask = kw.rules[m.pattern().as_usize()] & !assign_bit;
-                let end = content[m.start()..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(content.len(), |p| m.start() + p);
+                let end = line_end(content, m.start());
                 self.scan_line(content, m.start(), end, mask, scratch, &mut found)?;
             }
         }
+        scratch.lower = lower;
         for &i in &self.unanchored {
             self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
         }
@@ -892,10 +892,7 @@ impl ContentEngine {
                             .iter()
                             .rposition(|&b| b == b'\n')
                             .map_or(0, |p| p + 1);
-                        let e = content[m.start()..]
-                            .iter()
-                            .position(|&b| b == b'\n')
-                            .map_or(content.len(), |p| m.start() + p);
+                        let e = line_end(content, m.start());
                         line = Some((s, e, rules & !assign_bit));
                         (s, e)
                     }
@@ -1064,6 +1061,14 @@ impl ContentEngine {
         }
         Ok(())
     }
+}
+
+/// The end of the line holding byte `at` (its newline, or the end).
+fn line_end(content: &[u8], at: usize) -> usize {
+    content[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(content.len(), |p| at + p)
 }
 
 /// Where the name holding the keyword at `kw` starts: back over name
