@@ -355,6 +355,13 @@ pub fn prepare(args: &RunArgs) -> Result<(Policy, Plan)> {
 /// [`prepare`], with the isolation level forced (the fallback when
 /// namespaces turn out to be unavailable).
 fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan)> {
+    // As root, /etc's ~1,200 entries are statted for root-only files
+    // (~2 ms): on a thread of its own, beside loading the profile and the
+    // secrets scan. Only root reads every private file in /etc: a user
+    // reads one only through a group it is in (rare there).
+    let private_system = nix::unistd::geteuid()
+        .is_root()
+        .then(|| std::thread::spawn(private_system_files));
     let user = host::current_user();
     let cwd = current_dir()?;
     let project = host::find_project(args.project.as_deref(), &cwd)?;
@@ -457,11 +464,11 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &project,
         &cache.join(secrets::cache_file_name(&project)),
     ));
-    // Only root reads every private file in /etc: a user reads one only
-    // through a group it is in (rare there). As root the walk and the
-    // mounts it adds cost ~2 ms of every start.
-    if nix::unistd::geteuid().is_root() {
-        candidates.extend(private_system_files(&grants));
+    if let Some(walk) = private_system {
+        let found = walk.join().map_err(|_| {
+            Error::usage("the walk of /etc for files only root may read stopped short")
+        })?;
+        candidates.extend(found.into_iter().filter(|c| shown(&grants, &c.path)));
     }
     candidates.extend(host_listeners(&grants, &project));
     // Python's bytecode of a flagged source holds its string constants
@@ -1071,17 +1078,15 @@ const PRIVATE_SYSTEM_ROOTS: &[&str] = &["/etc"];
 
 /// Files and directories in a system directory the profile shows that
 /// other users may not read. When guard runs as root the sandbox's uid 0
-/// owns them and needs no capability to read them; the profile's list (`/etc/shadow` …) cannot name every
-/// secret a machine keeps there, so whatever a stranger could not read is
-/// hidden. A directory a stranger cannot enter is hidden whole.
-fn private_system_files(grants: &[policy::Grant]) -> Vec<Candidate> {
+/// owns them and needs no capability to read them; the profile's list
+/// (`/etc/shadow` …) cannot name every secret a machine keeps there, so
+/// whatever a stranger could not read is hidden. A directory a stranger cannot enter is hidden whole.
+/// Walked whether or not the profile shows them (the caller keeps what it
+/// shows), so that the walk can start before the profile is loaded.
+fn private_system_files() -> Vec<Candidate> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = PRIVATE_SYSTEM_ROOTS
-        .iter()
-        .map(PathBuf::from)
-        .filter(|r| shown(grants, r))
-        .collect();
+    let mut stack: Vec<PathBuf> = PRIVATE_SYSTEM_ROOTS.iter().map(PathBuf::from).collect();
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
