@@ -765,7 +765,7 @@ fn cache_sees_every_kind_of_change_in_a_remembered_tree() {
         outside.own(mode);
         // Nothing changed in the last two seconds is cached; let it age.
         std::thread::sleep(std::time::Duration::from_millis(2200));
-        let (first, _) = scan_json(&env);
+        let (first, before) = scan_json(&env);
         assert_eq!(first, ["moved/from/creds.rs"]);
         let (again, stats) = scan_json(&env);
         assert_eq!(again, first);
@@ -819,7 +819,9 @@ fn cache_sees_every_kind_of_change_in_a_remembered_tree() {
             ],
             "{stats}"
         );
-        assert_eq!(stats["errors"], 0, "{stats}");
+        // The scan also covers /etc, where an unprivileged uid cannot read
+        // root's files: no error of the project's own.
+        assert_eq!(stats["errors"], before["errors"], "{stats}");
         // The same again from the updated cache; and `guard run` shows none.
         assert_eq!(scan_json(&env).0, paths);
         let out = guard(

@@ -913,6 +913,19 @@ fn scan_visible(
             });
         }
     }
+    // The machine's own configuration, shown read-only by every profile,
+    // is where an administrator leaves tokens for every user's tools
+    // (`/etc/environment`, `/etc/pip.conf` with an index password, a
+    // unit's `Environment=`, a global `npmrc`). Small, so cheap to scan;
+    // /usr and /opt hold packaged software by the hundred thousand files.
+    for dir in SYSTEM_CONFIG_ROOTS.iter().map(Path::new) {
+        if shown(grants, dir) && !dir.starts_with(project) && !dir.starts_with(home) {
+            roots.push(secrets::Root {
+                path: dir.to_path_buf(),
+                anchor: dir.to_path_buf(),
+            });
+        }
+    }
     // Best effort: a cache directory that cannot be made costs time only.
     let _ = std::fs::DirBuilder::new()
         .recursive(true)
@@ -1069,6 +1082,9 @@ fn shown(grants: &[policy::Grant], path: &Path) -> bool {
             )
     })
 }
+
+/// System directories scanned for secrets like the project.
+const SYSTEM_CONFIG_ROOTS: &[&str] = &["/etc", "/usr/local/etc"];
 
 /// System directories walked for files that not everyone may read.
 /// /etc is where a machine keeps its secrets (database and cluster

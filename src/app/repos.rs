@@ -284,9 +284,11 @@ pub fn check_after_run(
     }
     // Directories the sandbox made unreadable to guard (git may still open
     // files there by name): made readable and walked; the user's own are
-    // theirs to have so, and named.
+    // theirs to have so, and named. One the sandbox never saw (the scan
+    // hid it because the user had made it unreadable) is left as it was.
     let mut unreadable = std::mem::take(&mut found.unreadable);
     for _ in 0..16 {
+        unreadable.retain(|d| !trusted.is_hidden(d));
         let opened: Vec<PathBuf> = unreadable.drain(..).filter_map(|d| open_up(&d)).collect();
         if opened.is_empty() {
             break;

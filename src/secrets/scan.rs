@@ -410,8 +410,13 @@ impl<'a> Visitor<'a> for Worker<'_, 'a> {
         self.check_file(dirfd, name, path, hint)
     }
 
-    fn error(&mut self, _: &Path) {
+    fn error(&mut self, dir: &Path) {
         self.out.stats.errors += 1;
+        if let Ok(st) = nix::sys::stat::lstat(dir)
+            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+        {
+            self.hide_if_made_unreadable(dir, &st, 0o500);
+        }
     }
 
     fn quit(&self) -> bool {
@@ -578,7 +583,11 @@ impl<'s, 'a> Worker<'s, 'a> {
                     self.out.stats.binary += 1;
                     return id;
                 }
-                Some(Cached::Clean) | None => return id,
+                Some(Cached::Clean) => return id,
+                None => {
+                    self.hide_if_made_unreadable(path, &st, 0o400);
+                    return id;
+                }
             },
         };
         let (action, reason) = classify(rules, by_path.map(|r| r.description.as_str()), &content);
@@ -599,6 +608,24 @@ impl<'s, 'a> Worker<'s, 'a> {
             hits,
         });
         id
+    }
+
+    /// Hide what guard could not read because its owner, the user, took
+    /// away the permission (`chmod 000 creds.txt`): not scanned, it could
+    /// hold anything, and inside, where the sandbox runs as that owner,
+    /// a `chmod` gives it back. What belongs to someone else stays as
+    /// unreadable inside as it is to guard.
+    fn hide_if_made_unreadable(&mut self, path: &Path, st: &FileStat, needed: u32) {
+        if st.st_uid != nix::unistd::geteuid().as_raw() || st.st_mode & needed == needed {
+            return;
+        }
+        self.out.flagged.push(Flagged {
+            path: path.to_path_buf(),
+            dir: st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+            action: Action::Hide,
+            reason: "yours but unreadable, so unscanned (inside it could be made readable)".into(),
+            hits: vec![hit("unreadable")],
+        });
     }
 
     /// Whether a file a key-file rule matched is a certificate bundle. Read

@@ -2,7 +2,7 @@
 //! cover (see each test's comment for the hole it once was).
 
 use crate::common::Outcome;
-use crate::support::{Expect, each_mode, errno};
+use crate::support::{EtcFixture, Expect, each_mode, errno};
 use crate::terminal::on_pty;
 use std::process::Command;
 
@@ -74,15 +74,6 @@ fn terminal_answers_the_command_provoked_are_not_left_for_the_shell() {
             );
         }
     });
-}
-
-/// A directory in the host's /etc, removed when dropped.
-struct EtcFixture(std::path::PathBuf);
-
-impl Drop for EtcFixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Hole: /etc is shown read-only, minus a fixed list of secret files

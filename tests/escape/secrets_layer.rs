@@ -418,3 +418,145 @@ out("timeout", settings.TIMEOUT)
         assert_eq!(std::fs::read(&pyc).expect("read pyc"), before);
     });
 }
+
+/// Hole: the secrets scan looked at the project and the granted parts of
+/// home, but every profile also shows /etc, where an administrator leaves
+/// tokens for every user's tools: `/etc/environment`, a `pip.conf` whose
+/// index URL carries a password, a unit file's `Environment=`. World-
+/// readable, they were read inside as they are. Now /etc and /usr/local/etc
+/// are scanned like the project, at both levels and whoever runs guard.
+#[test]
+fn secrets_in_the_machines_configuration_are_hidden_or_redacted() {
+    assert!(
+        crate::common::is_root(),
+        "this test plants files in /etc and must run as root (as CI does)"
+    );
+    each_mode(|mut case| {
+        let tok = gh_token(&mut case, "etcenv");
+        let pass = case.add_canary("etcpass");
+        let dir =
+            crate::support::EtcFixture(format!("/etc/guard-secrets-{}", std::process::id()).into());
+        std::fs::create_dir_all(&dir.0).expect("create the /etc fixture");
+        let unit = format!(
+            "[Unit]\nDescription=sync\n\n[Service]\nExecStart=/usr/bin/true\nEnvironment=GH_TOKEN={tok}\nRestart=always\n"
+        );
+        for (name, content) in [
+            ("environment", format!("GITHUB_TOKEN={tok}\n")),
+            (
+                "pip.conf",
+                format!("[global]\nindex-url = https://deploy:{pass}@pkgs.internal.test/simple\n"),
+            ),
+            ("sync.service", unit),
+        ] {
+            let file = dir.0.join(name);
+            std::fs::write(&file, content).expect("write the /etc fixture");
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .expect("chmod the /etc fixture");
+        }
+        case.write_python(&format!(
+            r#"{SHOW}
+show("environment", "{d}/environment")
+show("pip", "{d}/pip.conf")
+show("unit", "{d}/sync.service")
+"#,
+            d = dir.0.display()
+        ));
+        // At the landlock level nothing can stand in for a file: Landlock
+        // grants the files around it instead.
+        for (level, hidden, redacted) in [
+            ("full", "empty", "redacted"),
+            ("landlock", "errno-13", "errno-13"),
+        ] {
+            let out = case.run(&[
+                "run",
+                "-q",
+                "--isolation",
+                level,
+                "--",
+                "/usr/bin/python3",
+                "attack.py",
+            ]);
+            out.ran();
+            out.expect_code(0);
+            out.fields(&[("environment", hidden), ("pip", hidden), ("unit", redacted)]);
+        }
+    });
+}
+
+/// Hole: a file or directory of the user's that they made unreadable
+/// (`chmod 000`) was not scanned (guard could not read it) and so not
+/// hidden; inside, where the sandbox runs as that user, `chmod` gave the
+/// permission back and the secret was read. Now what guard cannot read
+/// though the user owns it is hidden. (Run as root, guard reads it and
+/// judges its content.)
+#[test]
+fn files_the_user_made_unreadable_cannot_be_made_readable_inside() {
+    use std::os::unix::fs::PermissionsExt;
+    each_mode(|mut case| {
+        let in_file = gh_token(&mut case, "modefile");
+        let in_dir = gh_token(&mut case, "modedir");
+        let file = case.write("creds.txt", &format!("{in_file}\n"));
+        case.write("vault/notes.txt", &format!("{in_dir}\n"));
+        case.env.own();
+        let dir = case.project().join("vault");
+        for p in [&file, &dir] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
+        }
+        case.write_python(&format!(
+            r#"{SHOW}
+out("chmod_file", err(os.chmod, "creds.txt", 0o600))
+show("file", "creds.txt")
+out("chmod_dir", err(os.chmod, "vault", 0o700))
+show("dir", "vault/notes.txt")
+"#
+        ));
+        // As root guard reads both and hides them by content; as the
+        // user it cannot, and hides them for that. Either way the stand-in
+        // is read-only and the directory's files are out of reach.
+        let root = case.mode() == crate::common::Mode::Invoker && crate::common::is_root();
+        let full: &[(&str, &str)] = if root {
+            &[
+                ("chmod_file", EROFS),
+                ("file", "empty"),
+                ("chmod_dir", "0"),
+                ("dir", "empty"),
+            ]
+        } else {
+            &[
+                ("chmod_file", EROFS),
+                ("file", "empty"),
+                ("chmod_dir", EROFS),
+                ("dir", "errno-2"),
+            ]
+        };
+        let out = case.run(&["run", "-q", "--", "/usr/bin/python3", "attack.py"]);
+        out.ran();
+        out.expect_code(0);
+        out.fields(full);
+        // The user's choice stands: guard did not open the directory up
+        // after the run.
+        if !root {
+            for p in [&file, &dir] {
+                let mode = std::fs::symlink_metadata(p)
+                    .expect("stat")
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o000, "{} was made readable", p.display());
+            }
+        }
+        // The landlock level cannot refuse chmod (Landlock does not govern
+        // it), but the files stay unreadable.
+        let out = case.run(&[
+            "run",
+            "-q",
+            "--isolation",
+            "landlock",
+            "--",
+            "/usr/bin/python3",
+            "attack.py",
+        ]);
+        out.ran();
+        out.expect_code(0);
+        out.fields(&[("file", "errno-13"), ("dir", "errno-13")]);
+    });
+}

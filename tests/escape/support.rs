@@ -318,6 +318,15 @@ impl Drop for HostMarker {
     }
 }
 
+/// A directory in the host's /etc (needs root), removed when dropped.
+pub struct EtcFixture(pub PathBuf);
+
+impl Drop for EtcFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// errno values the suite names (x86_64 Linux).
 pub mod errno {
     pub const EPERM: &str = "1";
