@@ -2,15 +2,24 @@
 //! port, decision, reason, bytes each way, duration. `--log FILE` writes
 //! them as JSON lines; `-v` shows them on stderr. Refused destinations are
 //! also counted for the summary printed when the command exits.
+//!
+//! Threat model: every event is a line in the session log on the host's
+//! disk, and the sandbox decides how many there are. DNS answers and
+//! refusals cost it one datagram or one refused request each (a flood wrote
+//! ~6 MB/s, without end), so past [`LOGGED_PER_KIND`] of a kind they are
+//! counted instead of written, and the log says how many were not written.
 
 use super::decide::Refusal;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Most distinct refused destinations remembered for the summary.
 const MAX_BLOCKED: usize = 256;
+/// DNS events, and refusal events, written per session (a few MB each).
+pub const LOGGED_PER_KIND: u64 = 10_000;
 
 pub struct Event {
     via: &'static str,
@@ -54,6 +63,10 @@ impl Event {
     }
 
     pub fn refused(&self, blocked: &Blocked, r: &Refusal, sent: u64, received: u64) {
+        blocked.note(&r.host, r.port, r.why_tag());
+        if !blocked.refusals.admit("refusal") {
+            return;
+        }
         tracing::info!(
             target: crate::audit::TARGET,
             kind = "net",
@@ -70,12 +83,14 @@ impl Event {
             r.host,
             r.port
         );
-        blocked.note(&r.host, r.port, r.why_tag());
     }
 }
 
 /// DNS decisions (no bytes leave; logged so an audit can show that).
-pub fn dns(name: &str, qtype: u16, answer: &str) {
+pub fn dns(blocked: &Blocked, name: &str, qtype: u16, answer: &str) {
+    if !blocked.dns.admit("dns") {
+        return;
+    }
     tracing::info!(
         target: crate::audit::TARGET,
             kind = "net",
@@ -88,10 +103,49 @@ pub fn dns(name: &str, qtype: u16, answer: &str) {
     );
 }
 
-/// Refused destinations, for the exit summary.
+/// Events of one kind written so far; past [`LOGGED_PER_KIND`], counted.
+#[derive(Default)]
+struct Quota(AtomicU64);
+
+impl Quota {
+    /// May the next event of this kind be written? Past the quota, one
+    /// event says so each time the count not written doubles (a few dozen
+    /// lines however long the flood).
+    fn admit(&self, what: &'static str) -> bool {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        let over = n.saturating_sub(LOGGED_PER_KIND - 1);
+        if over == 0 {
+            return true;
+        }
+        if over.is_power_of_two() {
+            not_logged(what, over);
+        }
+        false
+    }
+
+    fn not_logged(&self) -> u64 {
+        self.0.load(Ordering::Relaxed).saturating_sub(LOGGED_PER_KIND)
+    }
+}
+
+fn not_logged(what: &'static str, count: u64) {
+    tracing::info!(
+        target: crate::audit::TARGET,
+        kind = "net",
+        event = "not-logged",
+        what,
+        count,
+        limit = LOGGED_PER_KIND,
+        "{count} {what} events not logged (more than {LOGGED_PER_KIND} in this session)"
+    );
+}
+
+/// Refused destinations, for the exit summary, and what the log holds.
 #[derive(Default)]
 pub struct Blocked {
     seen: Mutex<BTreeMap<String, (u64, &'static str)>>,
+    dns: Quota,
+    refusals: Quota,
 }
 
 impl Blocked {
@@ -104,6 +158,16 @@ impl Blocked {
             e.0 += 1;
         } else if m.len() < MAX_BLOCKED {
             m.insert(key, (1, why));
+        }
+    }
+
+    /// At the end of the session: the exact counts of events not written.
+    pub fn log_not_logged(&self) {
+        for (what, q) in [("dns", &self.dns), ("refusal", &self.refusals)] {
+            let n = q.not_logged();
+            if n > 0 {
+                not_logged(what, n);
+            }
         }
     }
 
