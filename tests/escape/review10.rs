@@ -78,3 +78,128 @@ out("refused", refused)
         assert_eq!(ok.finish(), 0);
     });
 }
+
+/// A TLS server on `addr` (a host loopback address, port 443) that records
+/// the first bytes of every connection.
+struct Recorder {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Recorder {
+    fn start(addr: &str) -> Recorder {
+        use std::io::Read;
+        let l = std::net::TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("bind {addr} (the test needs root for port 443): {e}"));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                    let mut b = vec![0; 4096];
+                    let n = c.read(&mut b).unwrap_or(0);
+                    s.lock().unwrap().push(b[..n].to_vec());
+                });
+            }
+        });
+        Recorder { seen }
+    }
+
+    /// Connections that carried bytes.
+    fn with_bytes(&self) -> Vec<Vec<u8>> {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let seen = self.seen.lock().unwrap();
+        seen.iter().filter(|b| !b.is_empty()).cloned().collect()
+    }
+}
+
+/// A ClientHello two TLS stacks could read differently: a server_name list
+/// whose first entry has another name type and names a host that is not
+/// allowed, before a host_name entry naming the allowed one (guard skipped
+/// entries of other types, as Go does; a front server that takes the first
+/// entry whatever its type routes to the other host), and an encrypted
+/// hello under a draft code point of ECH (0xfe0a, 0xff02), which a front
+/// server still speaking that draft decrypts and follows. Both are refused
+/// before a byte goes out, through CONNECT and the transparent listener;
+/// the plain hello naming the allowed host still reaches the server.
+#[test]
+fn a_client_hello_servers_could_read_differently_is_refused() {
+    const ADDR: &str = "127.31.10.1";
+    let server = Recorder::start(&format!("{ADDR}:443"));
+    let sent = std::cell::Cell::new(0);
+    each_mode(|case| {
+        let prof = case.write(
+            "review10-tls.toml",
+            &format!(
+                "{}\n[network]\nallow = [ {{ host = \"web.guard.test\", private = true }} ]\n\n[network.hosts]\n\"web.guard.test\" = \"{ADDR}\"\n",
+                include_str!("../../profiles/default.toml")
+            ),
+        );
+        case.write_python(
+            r#"
+def ext(ty, data):
+    return struct.pack(">HH", ty, len(data)) + data
+def hello(entries, extra=b""):
+    sn = b"".join(struct.pack(">BH", t, len(n)) + n for t, n in entries)
+    exts = ext(0, struct.pack(">H", len(sn)) + sn) + ext(0x2b, b"\x02\x03\x04") + extra
+    body = b"\x03\x03" + b"r" * 32 + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+    body += struct.pack(">H", len(exts)) + exts
+    hs = b"\x01" + struct.pack(">I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+ALLOWED = (0, b"web.guard.test")
+ECH = b"\x00\x00\x01\x00\x01\x07" + struct.pack(">H", 32) + b"k" * 32 + struct.pack(">H", 64) + b"c" * 64
+HELLOS = {
+    "plain": hello([ALLOWED]),
+    "type1_first": hello([(1, b"evil.guard.test"), ALLOWED]),
+    "ech_draft10": hello([ALLOWED], ext(0xfe0a, ECH)),
+    "ech_draft07": hello([ALLOWED], ext(0xff02, ECH)),
+}
+def answer(s):
+    s.settimeout(10)
+    try:
+        return s.recv(64)[:7].hex() or "closed"
+    except OSError as e:
+        return "errno-%d" % e.errno
+for k, h in HELLOS.items():
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(b"CONNECT web.guard.test:443 HTTP/1.1\r\nHost: web.guard.test:443\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    s.sendall(h)
+    out("connect_" + k, head.split(b" ")[1].decode() + "/" + answer(s))
+    s = socket.create_connection(("web.guard.test", 443), timeout=10)
+    s.sendall(h)
+    out("transparent_" + k, answer(s))
+"#,
+        );
+        let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
+        const DENIED: &str = "15030300020231";
+        for (k, why) in [
+            ("type1_first", "bad-request"),
+            ("ech_draft10", "encrypted-client-hello"),
+            ("ech_draft07", "encrypted-client-hello"),
+        ] {
+            out.fields(&[
+                (&format!("connect_{k}"), &format!("200/{DENIED}")),
+                (&format!("transparent_{k}"), DENIED),
+            ]);
+            let refusals = events(&log)
+                .into_iter()
+                .filter(|e| e["host"] == "web.guard.test" && e["why"] == why)
+                .count();
+            assert!(refusals >= 2, "{k}: no {why} refusals\n{log}");
+        }
+        // The server only records, then closes: no alert from guard.
+        assert_ne!(out.get("connect_plain"), format!("200/{DENIED}"));
+        assert_ne!(out.get("transparent_plain"), DENIED);
+        sent.set(sent.get() + 2);
+    });
+    let got = server.with_bytes();
+    assert_eq!(got.len(), sent.get(), "only the plain hellos reach the server");
+    for b in &got {
+        let s = String::from_utf8_lossy(b);
+        assert!(!s.contains("evil.guard.test"), "{s}");
+    }
+}
