@@ -203,3 +203,65 @@ for k, h in HELLOS.items():
         assert!(!s.contains("evil.guard.test"), "{s}");
     }
 }
+
+/// An allowed name (no private opt-in) whose address a hostile DNS record
+/// or a careless pin sets to a special address the classifier took for
+/// public: Azure's platform endpoint 168.63.129.16 (VM agent configuration
+/// and certificates), an IPv4-translated IPv6 address (`::ffff:0:a.b.c.d`,
+/// which a SIIT translator sends to 127.0.0.1 here) and local-use NAT64
+/// (`64:ff9b:1::/48`, here 169.254.169.254 in the /48 layout and 10.0.0.1
+/// in the /96 one). Each is refused as a non-public address before any
+/// connection is tried, through CONNECT and SOCKS5.
+#[test]
+fn special_addresses_behind_an_allowed_name_are_refused() {
+    const PINS: [(&str, &str, &str); 4] = [
+        ("azure", "168.63.129.16", "Azure platform endpoint"),
+        ("siit", "::ffff:0:7f00:1", "IPv4-translated"),
+        ("nat64a", "64:ff9b:1:a9fe:a9:fe00::", "local-use NAT64"),
+        ("nat64b", "64:ff9b:1::a00:1", "local-use NAT64"),
+    ];
+    each_mode(|case| {
+        let mut allow = Vec::new();
+        let mut hosts = String::new();
+        for (n, ip, _) in PINS {
+            allow.push(format!("\"{n}.guard.test:9\""));
+            hosts.push_str(&format!("\"{n}.guard.test\" = \"{ip}\"\n"));
+        }
+        let prof = case.write(
+            "review10-addr.toml",
+            &format!(
+                "{}\n[network]\nallow = [ {} ]\n\n[network.hosts]\n{hosts}",
+                include_str!("../../profiles/default.toml"),
+                allow.join(", ")
+            ),
+        );
+        let mut py = String::from(PROXY);
+        for (n, _, _) in PINS {
+            py.push_str(&format!(
+                "out(\"connect_{n}\", proxy(b\"CONNECT {n}.guard.test:9 HTTP/1.1\\r\\n\\r\\n\"))\n\
+                 out(\"socks_{n}\", socks(b\"{n}.guard.test\", 9))\n"
+            ));
+        }
+        case.write_python(&py);
+        let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
+        let ev = events(&log);
+        for (n, ip, class) in PINS {
+            out.fields(&[(&format!("connect_{n}"), "403"), (&format!("socks_{n}"), "2")]);
+            let host = format!("{n}.guard.test");
+            let refusals: Vec<_> = ev
+                .iter()
+                .filter(|e| e["host"] == host.as_str() && e["decision"] == "refuse")
+                .collect();
+            assert_eq!(refusals.len(), 2, "{host}\n{log}");
+            for e in refusals {
+                assert_eq!(e["why"], "non-public-address", "{e}");
+                let reason = e["reason"].as_str().unwrap_or("");
+                assert!(reason.contains(ip) && reason.contains(class), "{reason}");
+            }
+            assert!(
+                !ev.iter().any(|e| e["host"] == host.as_str() && e["decision"] == "allow"),
+                "{log}"
+            );
+        }
+    });
+}
