@@ -8,6 +8,8 @@
 //! refusals cost it one datagram or one refused request each (a flood wrote
 //! ~6 MB/s, without end), so past [`LOGGED_PER_KIND`] of a kind they are
 //! counted instead of written, and the log says how many were not written.
+//! The first refusal of each destination (up to [`MAX_BLOCKED`] of them) is
+//! always written.
 
 use super::decide::Refusal;
 use std::collections::BTreeMap;
@@ -63,8 +65,10 @@ impl Event {
     }
 
     pub fn refused(&self, blocked: &Blocked, r: &Refusal, sent: u64, received: u64) {
-        blocked.note(&r.host, r.port, r.why_tag());
-        if !blocked.refusals.admit("refusal") {
+        // A destination refused for the first time is written even past
+        // the quota: a flood to decoys must not hide the one that matters.
+        let new = blocked.note(&r.host, r.port, r.why_tag());
+        if !new && !blocked.refusals.admit("refusal") {
             return;
         }
         tracing::info!(
@@ -124,7 +128,9 @@ impl Quota {
     }
 
     fn not_logged(&self) -> u64 {
-        self.0.load(Ordering::Relaxed).saturating_sub(LOGGED_PER_KIND)
+        self.0
+            .load(Ordering::Relaxed)
+            .saturating_sub(LOGGED_PER_KIND)
     }
 }
 
@@ -149,16 +155,19 @@ pub struct Blocked {
 }
 
 impl Blocked {
-    fn note(&self, host: &str, port: u16, why: &'static str) {
+    /// Count a refusal; `true` if its destination is newly remembered.
+    fn note(&self, host: &str, port: u16, why: &'static str) -> bool {
         let Ok(mut m) = self.seen.lock() else {
-            return;
+            return false;
         };
         let key = format!("{host}:{port}");
         if let Some(e) = m.get_mut(&key) {
             e.0 += 1;
         } else if m.len() < MAX_BLOCKED {
             m.insert(key, (1, why));
+            return true;
         }
+        false
     }
 
     /// At the end of the session: the exact counts of events not written.

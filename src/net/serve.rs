@@ -158,7 +158,9 @@ fn answer(sh: &Shared, q: &[u8]) -> Option<Vec<u8>> {
     let qtype = dns::parse_query(q).ok().flatten().map_or(0, |q| q.qtype);
     match outcome {
         Outcome::Answered(n, a) => event::dns(&sh.blocked, &n, qtype, &format!("answered {a}")),
-        Outcome::NoData(n, _) => event::dns(&sh.blocked, &n, qtype, "answered (no record of this type)"),
+        Outcome::NoData(n, _) => {
+            event::dns(&sh.blocked, &n, qtype, "answered (no record of this type)")
+        }
         Outcome::Refused(n) => event::dns(&sh.blocked, &n, qtype, "refused (not allowlisted)"),
         Outcome::Error(rcode) => event::dns(&sh.blocked, "-", qtype, &format!("error {rcode:?}")),
     }

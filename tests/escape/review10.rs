@@ -25,7 +25,9 @@ fn not_logged(log: &[serde_json::Value], what: &str) -> Option<u64> {
 /// refused request on a kept-alive proxy connection costs little more).
 /// Past 10,000 of each kind, events are counted instead of written, and the
 /// log ends with the exact number not written. The floods are answered all
-/// the same (a refusal is still a refusal).
+/// the same (a refusal is still a refusal), and a destination refused for
+/// the first time after a flood is still written (a flood to a decoy cannot
+/// hide the attempt that matters).
 #[test]
 fn a_flood_of_dns_queries_and_refusals_cannot_fill_the_host_disk() {
     const DNS: u64 = 12_000;
@@ -60,10 +62,14 @@ for b in range(0, {REFUSED}, 100):
         refused += n
         buf = buf[buf.rfind(b"HTTP/1.1 403 ") + 1:] if n else buf
 out("refused", refused)
+out("fresh", proxy(b"GET http://fresh.guard.test/ HTTP/1.1\r\nHost: fresh.guard.test\r\n\r\n"))
 "#
         ));
         let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
-        out.fields(&[("nxdomain", &DNS.to_string()), ("refused", &REFUSED.to_string())]);
+        out.fields(&[
+            ("nxdomain", &DNS.to_string()),
+            ("refused", &REFUSED.to_string()),
+        ]);
         let ev = events(&log);
         let dns = ev.iter().filter(|e| e["via"] == "dns").count() as u64;
         let refusals = ev
@@ -71,9 +77,17 @@ out("refused", refused)
             .filter(|e| e["via"] == "http-proxy" && e["decision"] == "refuse")
             .count() as u64;
         assert_eq!(dns, 10_000, "DNS events written");
-        assert_eq!(refusals, 10_000, "refusal events written");
+        // 10,000, plus the first refusal of each destination (the flood's,
+        // and one refused for the first time after it).
+        assert_eq!(refusals, 10_002, "refusal events written");
+        out.fields(&[("fresh", "403")]);
+        assert!(
+            ev.iter()
+                .any(|e| e["host"] == "fresh.guard.test" && e["why"] == "not-allowed"),
+            "the refusal after the flood is not in the log"
+        );
         assert_eq!(not_logged(&ev, "dns"), Some(DNS - 10_000));
-        assert_eq!(not_logged(&ev, "refusal"), Some(REFUSED - 10_000));
+        assert_eq!(not_logged(&ev, "refusal"), Some(REFUSED + 1 - 10_002));
         assert!(log.len() < 12 << 20, "log of {} bytes", log.len());
         assert_eq!(ok.finish(), 0);
     });
@@ -197,7 +211,11 @@ for k, h in HELLOS.items():
         sent.set(sent.get() + 2);
     });
     let got = server.with_bytes();
-    assert_eq!(got.len(), sent.get(), "only the plain hellos reach the server");
+    assert_eq!(
+        got.len(),
+        sent.get(),
+        "only the plain hellos reach the server"
+    );
     for b in &got {
         let s = String::from_utf8_lossy(b);
         assert!(!s.contains("evil.guard.test"), "{s}");
@@ -246,7 +264,10 @@ fn special_addresses_behind_an_allowed_name_are_refused() {
         let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
         let ev = events(&log);
         for (n, ip, class) in PINS {
-            out.fields(&[(&format!("connect_{n}"), "403"), (&format!("socks_{n}"), "2")]);
+            out.fields(&[
+                (&format!("connect_{n}"), "403"),
+                (&format!("socks_{n}"), "2"),
+            ]);
             let host = format!("{n}.guard.test");
             let refusals: Vec<_> = ev
                 .iter()
@@ -259,7 +280,8 @@ fn special_addresses_behind_an_allowed_name_are_refused() {
                 assert!(reason.contains(ip) && reason.contains(class), "{reason}");
             }
             assert!(
-                !ev.iter().any(|e| e["host"] == host.as_str() && e["decision"] == "allow"),
+                !ev.iter()
+                    .any(|e| e["host"] == host.as_str() && e["decision"] == "allow"),
                 "{log}"
             );
         }
