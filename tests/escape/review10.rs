@@ -16,7 +16,7 @@ fn not_logged(log: &[serde_json::Value], what: &str) -> Option<u64> {
     log.iter()
         .filter(|e| e["event"] == "not-logged" && e["what"] == what)
         .filter_map(|e| e["count"].as_u64())
-        .last()
+        .next_back()
 }
 
 /// Every DNS query and every refused request was one line in the session
