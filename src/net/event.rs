@@ -6,10 +6,11 @@
 //! Threat model: every event is a line in the session log on the host's
 //! disk, and the sandbox decides how many there are. DNS answers and
 //! refusals cost it one datagram or one refused request each (a flood wrote
-//! ~6 MB/s, without end), so past [`LOGGED_PER_KIND`] of a kind they are
-//! counted instead of written, and the log says how many were not written.
-//! The first refusal of each destination (up to [`MAX_BLOCKED`] of them) is
-//! always written.
+//! ~6 MB/s, without end), allowed requests one round trip to an allowed
+//! host. Past [`LOGGED_PER_KIND`] events of a kind they are counted instead
+//! of written, and the log says how many were not written: allowed ones
+//! with their bytes, per destination. The first refusal of each destination
+//! (up to [`MAX_BLOCKED`] of them) is always written.
 
 use super::decide::Refusal;
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use std::time::Instant;
 
 /// Most distinct refused destinations remembered for the summary.
 const MAX_BLOCKED: usize = 256;
-/// DNS events, and refusal events, written per session (a few MB each).
+/// DNS, refusal and allowed events written per session (a few MB each).
 pub const LOGGED_PER_KIND: u64 = 10_000;
 
 pub struct Event {
@@ -44,7 +45,18 @@ impl Event {
         self.start.elapsed().as_secs_f64() * 1000.0
     }
 
-    pub fn allowed(&self, rule: &str, addr: SocketAddr, sent: u64, received: u64) {
+    pub fn allowed(
+        &self,
+        blocked: &Blocked,
+        rule: &str,
+        addr: SocketAddr,
+        sent: u64,
+        received: u64,
+    ) {
+        if !blocked.allowed.admit("allowed") {
+            blocked.unlogged_allowed(&format!("{}:{}", self.host, self.port), sent, received);
+            return;
+        }
         tracing::info!(
             target: crate::audit::TARGET,
             kind = "net",
@@ -152,6 +164,10 @@ pub struct Blocked {
     seen: Mutex<BTreeMap<String, (u64, &'static str)>>,
     dns: Quota,
     refusals: Quota,
+    allowed: Quota,
+    /// Allowed connections not written, by destination (at most
+    /// [`MAX_BLOCKED`], the rest under "-"): count, bytes sent, received.
+    unlogged: Mutex<BTreeMap<String, [u64; 3]>>,
 }
 
 impl Blocked {
@@ -170,13 +186,49 @@ impl Blocked {
         false
     }
 
-    /// At the end of the session: the exact counts of events not written.
+    fn unlogged_allowed(&self, dest: &str, sent: u64, received: u64) {
+        let Ok(mut m) = self.unlogged.lock() else {
+            return;
+        };
+        let key = if m.len() < MAX_BLOCKED || m.contains_key(dest) {
+            dest
+        } else {
+            "-"
+        };
+        let e = m.entry(key.to_string()).or_default();
+        e[0] += 1;
+        e[1] += sent;
+        e[2] += received;
+    }
+
+    /// At the end of the session: the exact counts of events not written,
+    /// and the allowed traffic they stood for.
     pub fn log_not_logged(&self) {
-        for (what, q) in [("dns", &self.dns), ("refusal", &self.refusals)] {
+        for (what, q) in [
+            ("dns", &self.dns),
+            ("refusal", &self.refusals),
+            ("allowed", &self.allowed),
+        ] {
             let n = q.not_logged();
             if n > 0 {
                 not_logged(what, n);
             }
+        }
+        let Ok(m) = self.unlogged.lock() else {
+            return;
+        };
+        for (dest, [count, sent, received]) in m.iter() {
+            tracing::info!(
+                target: crate::audit::TARGET,
+                kind = "net",
+                event = "not-logged",
+                what = "allowed",
+                destination = %dest,
+                count,
+                bytes_sent = sent,
+                bytes_received = received,
+                "{count} allowed connections or requests to {dest} not logged"
+            );
         }
     }
 

@@ -196,7 +196,7 @@ pub async fn serve_http(
         };
         match result {
             Exchange::Done { keep_upstream } => {
-                ev.allowed(&u.rule, u.addr, n.sent, n.received);
+                ev.allowed(&sh.blocked, &u.rule, u.addr, n.sent, n.received);
                 if !keep_upstream {
                     u.conn = None;
                 }
@@ -205,7 +205,7 @@ pub async fn serve_http(
                 }
             }
             Exchange::Finished => {
-                ev.allowed(&u.rule, u.addr, n.sent, n.received);
+                ev.allowed(&sh.blocked, &u.rule, u.addr, n.sent, n.received);
                 return;
             }
             Exchange::UpstreamFailed(why) => {

@@ -93,6 +93,90 @@ out("fresh", proxy(b"GET http://fresh.guard.test/ HTTP/1.1\r\nHost: fresh.guard.
     });
 }
 
+/// A keep-alive HTTP server on the host's loopback answering every request
+/// with `RESPONSE`.
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+fn keep_alive_server() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut b = vec![0; 65536];
+                while let Ok(n) = c.read(&mut b) {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&b[..n]);
+                    let mut out = Vec::new();
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        out.extend_from_slice(RESPONSE);
+                    }
+                    if c.write_all(&out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The same for allowed requests: a kept-alive connection to an allowed
+/// host turns every round trip into a line of the log. Past 10,000 they are
+/// counted, and the log ends with the count and the bytes of those not
+/// written, per destination.
+#[test]
+fn a_flood_of_allowed_requests_cannot_fill_the_host_disk() {
+    const ALLOWED: u64 = 10_050;
+    let port = keep_alive_server();
+    each_mode(|case| {
+        let prof = profile(&case, port);
+        case.write_python(&format!(
+            r#"
+c = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+req = b"GET http://web.guard.test:{port}/ HTTP/1.1\r\nHost: web.guard.test:{port}\r\n\r\n"
+done = 0
+buf = b""
+for b in range(0, {ALLOWED}, 50):
+    c.sendall(req * 50)
+    want = done + 50
+    while done < want:
+        buf += c.recv(65536)
+        n = buf.count(b"HTTP/1.1 200 OK")
+        done += n
+        buf = buf[buf.rfind(b"HTTP/1.1 200 OK") + 1:] if n else buf
+out("answered", done)
+"#
+        ));
+        let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
+        out.fields(&[("answered", &ALLOWED.to_string())]);
+        let ev = events(&log);
+        let allowed = ev.iter().filter(|e| e["decision"] == "allow").count() as u64;
+        assert_eq!(allowed, 10_000, "allowed events written");
+        let unlogged = |with_dest: bool| {
+            ev.iter()
+                .filter(|e| e["event"] == "not-logged" && e["what"] == "allowed")
+                .filter(|e| e["destination"].is_string() == with_dest)
+                .next_back()
+                .cloned()
+                .unwrap_or_else(|| panic!("no not-logged event (destination: {with_dest})"))
+        };
+        assert_eq!(unlogged(false)["count"], ALLOWED - 10_000);
+        let d = unlogged(true);
+        assert_eq!(d["destination"], format!("web.guard.test:{port}"));
+        assert_eq!(d["count"], ALLOWED - 10_000);
+        assert_eq!(
+            d["bytes_received"],
+            (ALLOWED - 10_000) * RESPONSE.len() as u64
+        );
+    });
+}
+
 /// A TLS server on `addr` (a host loopback address, port 443) that records
 /// the first bytes of every connection.
 struct Recorder {
