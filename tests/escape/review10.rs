@@ -160,9 +160,11 @@ out("answered", done)
         assert_eq!(allowed, 10_000, "allowed events written");
         let unlogged = |with_dest: bool| {
             ev.iter()
-                .filter(|e| e["event"] == "not-logged" && e["what"] == "allowed")
-                .filter(|e| e["destination"].is_string() == with_dest)
-                .next_back()
+                .rfind(|e| {
+                    e["event"] == "not-logged"
+                        && e["what"] == "allowed"
+                        && e["destination"].is_string() == with_dest
+                })
                 .cloned()
                 .unwrap_or_else(|| panic!("no not-logged event (destination: {with_dest})"))
         };
