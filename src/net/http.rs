@@ -156,6 +156,18 @@ fn parse_version(v: &[u8]) -> Result<u8, HttpError> {
     }
 }
 
+/// Check one field line (a chunked body's trailer) as a header line is
+/// checked: `name: value`, no bare CR or LF, no control characters. A
+/// recipient may end lines at a bare LF (RFC 9112 §2.2): to it, `X: a` LF
+/// LF would end the trailers, and what follows would be the next request,
+/// its Host never checked.
+pub fn check_field_line(line: &[u8]) -> Result<(), HttpError> {
+    if line.contains(&b'\r') || line.contains(&b'\n') {
+        return Err(HttpError::Malformed("bare CR or LF in a trailer"));
+    }
+    parse_headers(&[line]).map(|_| ())
+}
+
 /// Parse a request head from the start of `buf`. `Ok(None)`: incomplete.
 pub fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
     let Some(end) = head_end(buf)? else {
@@ -521,6 +533,21 @@ mod tests {
         assert!(split_absolute("https://a.com/").is_err());
         assert!(split_absolute("ftp://a.com/").is_err());
         assert!(split_absolute("/relative").is_err());
+    }
+
+    #[test]
+    fn trailer_lines() {
+        assert_eq!(check_field_line(b"X-Checksum: abc"), Ok(()));
+        for bad in [
+            &b"X: a\n\nGET / HTTP/1.1"[..],
+            b"X: a\rb",
+            b"X: a\x00",
+            b"no colon",
+            b" folded: x",
+            b"Bad Name: x",
+        ] {
+            assert!(check_field_line(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -179,6 +179,74 @@ out("answered", done)
     });
 }
 
+/// A host loopback server that records every byte it receives and, once
+/// the client has been quiet for a second, answers `RESPONSE` and closes.
+fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+                let mut b = vec![0; 65536];
+                while let Ok(n) = c.read(&mut b) {
+                    if n == 0 {
+                        return;
+                    }
+                    s.lock().unwrap().extend_from_slice(&b[..n]);
+                }
+                let _ = c.write_all(RESPONSE);
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Request smuggling through a chunked body's trailers: guard ends a
+/// trailer line at CRLF only, and forwarded `X: a` LF LF `GET /
+/// HTTP/1.1` CRLF `Host: evil.guard.test` CRLF CRLF as two trailer lines.
+/// An upstream that ends lines at a bare LF, as RFC 9112 §2.2 allows, reads
+/// the trailers as over at LF LF and the rest as a second request whose
+/// Host was never checked (to a shared front server: another site).
+/// Trailer lines are now checked like header lines: the request is refused
+/// (400, bad-request) and nothing from the bad line on goes upstream.
+#[test]
+fn a_chunked_trailer_cannot_smuggle_a_request_past_the_host_check() {
+    let (port, seen) = recording_server();
+    each_mode(|case| {
+        let prof = profile(&case, port);
+        case.write_python(&format!(
+            r#"{PROXY}
+body = b"5\r\nhello\r\n0\r\nX: a\n\nGET /smuggled HTTP/1.1\r\nHost: evil.guard.test\r\n\r\n"
+out("smuggle", proxy(b"POST http://web.guard.test:{port}/ HTTP/1.1\r\nHost: web.guard.test:{port}\r\nTransfer-Encoding: chunked\r\n\r\n" + body))
+out("control", proxy(b"POST http://web.guard.test:{port}/ HTTP/1.1\r\nHost: web.guard.test:{port}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"))
+"#
+        ));
+        let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
+        out.fields(&[("smuggle", "400"), ("control", "200")]);
+        assert!(
+            events(&log).iter().any(|e| e["why"] == "bad-request"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("bare CR or LF in a trailer"))),
+            "{log}"
+        );
+    });
+    let seen = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(
+        seen.contains("X-Sum: 1"),
+        "the control request never arrived"
+    );
+    assert!(
+        !seen.contains("evil.guard.test"),
+        "smuggled upstream:\n{seen}"
+    );
+}
+
 /// A TLS server on `addr` (a host loopback address, port 443) that records
 /// the first bytes of every connection.
 struct Recorder {
