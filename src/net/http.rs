@@ -296,6 +296,13 @@ impl RequestHead {
     }
 
     pub fn body(&self) -> Result<Body, HttpError> {
+        // HTTP/1.0 has no transfer codings: a recipient may take the body
+        // as empty and the chunks for the next request (RFC 9112 §6.1).
+        if self.minor == 0 && self.header("transfer-encoding").is_some() {
+            return Err(HttpError::Malformed(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
         Ok(match framing(&self.headers)? {
             Some(Body::Length(0)) | None => Body::None,
             Some(b) => b,
@@ -410,7 +417,11 @@ pub fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
         return Err(HttpError::Malformed("invalid chunk size"));
     }
     let rest = &line[hex_end..];
-    if !(rest.is_empty() || rest[0] == b';' || rest[0] == b' ' || rest[0] == b'\t') {
+    // Whitespace only before a `;` (RFC 9112 §7.1.1): `0 /x HTTP/1.1`
+    // would be a last chunk here and a request line to an upstream that
+    // does not expect this body to be chunked.
+    let ext = trim_ows(rest);
+    if !(ext.is_empty() || ext[0] == b';') {
         return Err(HttpError::Malformed("invalid chunk size"));
     }
     if rest.iter().any(|&b| b < 0x20 && b != b'\t') {
@@ -477,6 +488,8 @@ mod tests {
         assert!(two.body().is_err());
         let gzip = req("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
         assert!(gzip.body().is_err());
+        let old = req("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(old.body().is_err());
         let same = req("POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n");
         assert_eq!(same.body(), Ok(Body::Length(3)));
     }
@@ -557,6 +570,10 @@ mod tests {
         assert!(parse_chunk_size(b"").is_err());
         assert!(parse_chunk_size(b"x").is_err());
         assert!(parse_chunk_size(b"ffffffffffffffff").is_err());
+        assert_eq!(parse_chunk_size(b"a ; ext"), Ok(10));
+        assert_eq!(parse_chunk_size(b"a\t"), Ok(10));
+        assert!(parse_chunk_size(b"0 /x HTTP/1.1").is_err());
+        assert!(parse_chunk_size(b"0 x").is_err());
     }
 
     proptest::proptest! {
