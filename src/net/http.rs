@@ -5,7 +5,9 @@
 //! could read differently is refused rather than guessed: bare LF or CR,
 //! obsolete line folding, whitespace before a colon, NUL or control bytes,
 //! both Content-Length and Transfer-Encoding, conflicting Content-Lengths,
-//! transfer codings other than `chunked`, a URI with userinfo. The head is
+//! transfer codings other than `chunked` (and any in HTTP/1.0), a chunk
+//! size followed by anything but an extension, a trailer line that would
+//! not pass as a header line, a URI with userinfo. The head is
 //! bounded ([`MAX_HEAD`]) and the proxy re-serializes it, so the upstream
 //! sees exactly the fields that were checked.
 
