@@ -4,11 +4,14 @@
 //! hostile DNS record, or by rebinding between two lookups. The supervisor
 //! runs in the host's network namespace, so dialing loopback reaches the
 //! user's local services, private and link-local ranges reach the LAN and the
-//! cloud metadata service (169.254.169.254, fd00:ec2::254), and CGNAT space
-//! reaches provider-internal hosts (100.100.100.200). Those are refused
+//! cloud metadata service (169.254.169.254, fd00:ec2::254), CGNAT space
+//! reaches provider-internal hosts (100.100.100.200), and Azure's platform
+//! endpoint hides at a public-looking 168.63.129.16. Those are refused
 //! unless the matching rule opts in with `private = true`. IPv6 forms that
-//! embed an IPv4 address (mapped, compatible, NAT64, 6to4) are judged by the
-//! address they embed, so `::ffff:127.0.0.1` is loopback, not "public".
+//! embed an IPv4 address (mapped, compatible, translated, NAT64, 6to4) are
+//! judged by the address they embed, so `::ffff:127.0.0.1` is loopback, not
+//! "public"; local-use NAT64, whose layout only the network knows, is
+//! refused.
 //! Documentation and benchmarking ranges are not refused: some networks
 //! route them (fake-IP resolvers use 198.18.0.0/15).
 
@@ -33,6 +36,9 @@ fn v4_class(a: Ipv4Addr) -> Option<&'static str> {
         [169, 254, ..] => "link-local (169.254.0.0/16, cloud metadata)",
         [100, b, ..] if (64..128).contains(&b) => "shared address space (CGNAT, 100.64.0.0/10)",
         [192, 0, 0, _] => "IETF protocol assignments (192.0.0.0/24)",
+        // Public-looking, but answered by the Azure host itself (VM agent
+        // configuration, extension settings, certificates).
+        [168, 63, 129, 16] => "Azure platform endpoint (168.63.129.16, wireserver)",
         [a, ..] if (224..240).contains(&a) => "multicast",
         [255, 255, 255, 255] => "broadcast",
         [a, ..] if a >= 240 => "reserved (240.0.0.0/4)",
@@ -55,22 +61,24 @@ fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
     if s[..6] == [0; 6] {
         return Some("IPv4-compatible IPv6 address");
     }
+    // ::ffff:0:a.b.c.d (IPv4-translated): a SIIT translator reaches the
+    // IPv4 address; no DNS answer has a reason to hold one.
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some("IPv4-translated IPv6 address (::ffff:0:0/96)");
+    }
+    let last32 = v4(s[6], s[7]);
     // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they embed.
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return v4_class(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ));
+        return v4_class(last32);
+    }
+    // Local-use NAT64 (64:ff9b:1::/48, RFC 8215): where the IPv4 address
+    // sits depends on the prefix length the network chose, so which one it
+    // reaches (10.x, 169.254.169.254?) cannot be told from the address.
+    if s[..3] == [0x64, 0xff9b, 1] {
+        return Some("local-use NAT64 (64:ff9b:1::/48), IPv4 destination unknown");
     }
     if s[0] == 0x2002 {
-        return v4_class(Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        ));
+        return v4_class(v4(s[1], s[2]));
     }
     Some(match s[0] {
         x if x & 0xfe00 == 0xfc00 => "private (unique local, fc00::/7)",
@@ -80,6 +88,11 @@ fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
         0x0100 if s[1..4] == [0, 0, 0] => "discard-only (100::/64)",
         _ => return None,
     })
+}
+
+/// The IPv4 address in two IPv6 segments.
+fn v4(hi: u16, lo: u16) -> Ipv4Addr {
+    Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo))
 }
 
 #[cfg(test)]
@@ -122,6 +135,12 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:a00:1::1",
             "100::1",
+            "168.63.129.16",
+            "::ffff:0:808:808",
+            "64:ff9b:1:7f00:0:100::",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:0:0:0:a00:1",
         ] {
             assert!(np(a), "{a} should be refused");
         }
@@ -142,6 +161,7 @@ mod tests {
             "2606:4700::1111",
             "64:ff9b::808:808",
             "2002:808:808::1",
+            "168.63.129.17",
         ] {
             assert!(!np(a), "{a} should be public");
         }

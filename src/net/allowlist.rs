@@ -294,8 +294,11 @@ pub fn parse_rule(s: &str) -> Result<(HostPattern, Option<u16>), String> {
 }
 
 fn parse_port(p: &str) -> Result<u16, String> {
-    p.parse::<u16>()
-        .ok()
+    // Digits only: `parse` also takes `+443`, which the Host header sent
+    // upstream would carry as written.
+    Some(p)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse::<u16>().ok())
         .filter(|p| *p != 0)
         .ok_or_else(|| format!("invalid port {p:?} (1 to 65535)"))
 }
@@ -566,6 +569,8 @@ mod tests {
             "a.com:",
             ":80",
             "a.com:99999",
+            "a.com:+443",
+            "a.com:-1",
         ] {
             assert!(parse_authority(bad, None).is_err(), "{bad:?} accepted");
         }

@@ -196,7 +196,7 @@ pub async fn serve_http(
         };
         match result {
             Exchange::Done { keep_upstream } => {
-                ev.allowed(&u.rule, u.addr, n.sent, n.received);
+                ev.allowed(&sh.blocked, &u.rule, u.addr, n.sent, n.received);
                 if !keep_upstream {
                     u.conn = None;
                 }
@@ -205,11 +205,17 @@ pub async fn serve_http(
                 }
             }
             Exchange::Finished => {
-                ev.allowed(&u.rule, u.addr, n.sent, n.received);
+                ev.allowed(&sh.blocked, &u.rule, u.addr, n.sent, n.received);
                 return;
             }
             Exchange::UpstreamFailed(why) => {
                 let r = Refusal::new(&target, port, why);
+                refuse_http(sh, &c, &ev, &r, false).await;
+                return;
+            }
+            Exchange::BadBody(e) => {
+                u.conn = None;
+                let r = Refusal::new(&target, port, Why::BadRequest(e));
                 refuse_http(sh, &c, &ev, &r, false).await;
                 return;
             }
@@ -295,6 +301,8 @@ enum Exchange {
     Finished,
     /// The upstream failed before a response started.
     UpstreamFailed(Why),
+    /// The request body's framing is invalid (the client's fault).
+    BadBody(String),
     ClientGone,
 }
 
@@ -334,6 +342,10 @@ async fn exchange(
     };
     match copied {
         Ok(len) => n.sent += len,
+        // The upstream has the part before the fault: it gets no more.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Exchange::BadBody(e.to_string());
+        }
         Err(_) => return Exchange::ClientGone,
     }
     let resp = loop {
@@ -457,6 +469,9 @@ async fn copy_chunked(src: &mut Conn, dst: &TcpStream) -> std::io::Result<u64> {
                 let t = next_line(src, dst, &mut out, http::MAX_HEAD)
                     .await?
                     .ok_or_else(truncated)?;
+                if !t.is_empty() {
+                    http::check_field_line(&t).map_err(bad)?;
+                }
                 out.extend_from_slice(&t);
                 out.extend_from_slice(b"\r\n");
                 if t.is_empty() {

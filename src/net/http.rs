@@ -5,7 +5,9 @@
 //! could read differently is refused rather than guessed: bare LF or CR,
 //! obsolete line folding, whitespace before a colon, NUL or control bytes,
 //! both Content-Length and Transfer-Encoding, conflicting Content-Lengths,
-//! transfer codings other than `chunked`, a URI with userinfo. The head is
+//! transfer codings other than `chunked` (and any in HTTP/1.0), a chunk
+//! size followed by anything but an extension, a trailer line that would
+//! not pass as a header line, a URI with userinfo. The head is
 //! bounded ([`MAX_HEAD`]) and the proxy re-serializes it, so the upstream
 //! sees exactly the fields that were checked.
 
@@ -156,6 +158,18 @@ fn parse_version(v: &[u8]) -> Result<u8, HttpError> {
     }
 }
 
+/// Check one field line (a chunked body's trailer) as a header line is
+/// checked: `name: value`, no bare CR or LF, no control characters. A
+/// recipient may end lines at a bare LF (RFC 9112 §2.2): to it, `X: a` LF
+/// LF would end the trailers, and what follows would be the next request,
+/// its Host never checked.
+pub fn check_field_line(line: &[u8]) -> Result<(), HttpError> {
+    if line.contains(&b'\r') || line.contains(&b'\n') {
+        return Err(HttpError::Malformed("bare CR or LF in a trailer"));
+    }
+    parse_headers(&[line]).map(|_| ())
+}
+
 /// Parse a request head from the start of `buf`. `Ok(None)`: incomplete.
 pub fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
     let Some(end) = head_end(buf)? else {
@@ -284,6 +298,13 @@ impl RequestHead {
     }
 
     pub fn body(&self) -> Result<Body, HttpError> {
+        // HTTP/1.0 has no transfer codings: a recipient may take the body
+        // as empty and the chunks for the next request (RFC 9112 §6.1).
+        if self.minor == 0 && self.header("transfer-encoding").is_some() {
+            return Err(HttpError::Malformed(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
         Ok(match framing(&self.headers)? {
             Some(Body::Length(0)) | None => Body::None,
             Some(b) => b,
@@ -398,7 +419,11 @@ pub fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
         return Err(HttpError::Malformed("invalid chunk size"));
     }
     let rest = &line[hex_end..];
-    if !(rest.is_empty() || rest[0] == b';' || rest[0] == b' ' || rest[0] == b'\t') {
+    // Whitespace only before a `;` (RFC 9112 §7.1.1): `0 /x HTTP/1.1`
+    // would be a last chunk here and a request line to an upstream that
+    // does not expect this body to be chunked.
+    let ext = trim_ows(rest);
+    if !(ext.is_empty() || ext[0] == b';') {
         return Err(HttpError::Malformed("invalid chunk size"));
     }
     if rest.iter().any(|&b| b < 0x20 && b != b'\t') {
@@ -465,6 +490,8 @@ mod tests {
         assert!(two.body().is_err());
         let gzip = req("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
         assert!(gzip.body().is_err());
+        let old = req("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(old.body().is_err());
         let same = req("POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n");
         assert_eq!(same.body(), Ok(Body::Length(3)));
     }
@@ -524,12 +551,31 @@ mod tests {
     }
 
     #[test]
+    fn trailer_lines() {
+        assert_eq!(check_field_line(b"X-Checksum: abc"), Ok(()));
+        for bad in [
+            &b"X: a\n\nGET / HTTP/1.1"[..],
+            b"X: a\rb",
+            b"X: a\x00",
+            b"no colon",
+            b" folded: x",
+            b"Bad Name: x",
+        ] {
+            assert!(check_field_line(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn chunk_sizes() {
         assert_eq!(parse_chunk_size(b"1a"), Ok(26));
         assert_eq!(parse_chunk_size(b"0;ext=1"), Ok(0));
         assert!(parse_chunk_size(b"").is_err());
         assert!(parse_chunk_size(b"x").is_err());
         assert!(parse_chunk_size(b"ffffffffffffffff").is_err());
+        assert_eq!(parse_chunk_size(b"a ; ext"), Ok(10));
+        assert_eq!(parse_chunk_size(b"a\t"), Ok(10));
+        assert!(parse_chunk_size(b"0 /x HTTP/1.1").is_err());
+        assert!(parse_chunk_size(b"0 x").is_err());
     }
 
     proptest::proptest! {

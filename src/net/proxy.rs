@@ -153,7 +153,7 @@ async fn tunnel(
         _ => {}
     }
     let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
-    ev.allowed(&rule, addr, sent, received);
+    ev.allowed(&sh.blocked, &rule, addr, sent, received);
 }
 
 /// Wait for the ClientHello (left in the buffer, to be forwarded) and check
@@ -331,7 +331,7 @@ pub async fn transparent(sh: &Shared, s: TcpStream, port: u16) {
     match open(sh, &target, port).await {
         Ok((mut u, addr, rule)) => {
             let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
-            ev.allowed(&rule, addr, sent, received);
+            ev.allowed(&sh.blocked, &rule, addr, sent, received);
         }
         Err(r) => {
             if port == 443 {

@@ -44,6 +44,7 @@ impl Egress {
         // (a command that exits at once), and the wait below would time out.
         self.shared.stop.send_replace(true);
         let _ = self.done.recv_timeout(deadline);
+        self.shared.blocked.log_not_logged();
     }
 }
 
@@ -156,10 +157,12 @@ fn answer(sh: &Shared, q: &[u8]) -> Option<Vec<u8>> {
     let (resp, outcome) = dns::answer(q, |n| lookup(sh, n))?;
     let qtype = dns::parse_query(q).ok().flatten().map_or(0, |q| q.qtype);
     match outcome {
-        Outcome::Answered(n, a) => event::dns(&n, qtype, &format!("answered {a}")),
-        Outcome::NoData(n, _) => event::dns(&n, qtype, "answered (no record of this type)"),
-        Outcome::Refused(n) => event::dns(&n, qtype, "refused (not allowlisted)"),
-        Outcome::Error(rcode) => event::dns("-", qtype, &format!("error {rcode:?}")),
+        Outcome::Answered(n, a) => event::dns(&sh.blocked, &n, qtype, &format!("answered {a}")),
+        Outcome::NoData(n, _) => {
+            event::dns(&sh.blocked, &n, qtype, "answered (no record of this type)")
+        }
+        Outcome::Refused(n) => event::dns(&sh.blocked, &n, qtype, "refused (not allowlisted)"),
+        Outcome::Error(rcode) => event::dns(&sh.blocked, "-", qtype, &format!("error {rcode:?}")),
     }
     Some(resp)
 }

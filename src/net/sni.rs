@@ -120,13 +120,17 @@ impl<'a> Reader<'a> {
 }
 
 const EXT_SERVER_NAME: usize = 0;
-/// encrypted_client_hello (RFC 9849) and the draft encrypted_server_name.
+/// encrypted_client_hello (RFC 9849), the code points of its drafts (-06/07
+/// 0xff02, -08 to -12 0xfe08..0xfe0c) and the draft encrypted_server_name.
 /// Behind a CDN that serves many sites at one address, the outer hello can
 /// name an allowed site while the encrypted inner one names any other site
 /// of that CDN, which the front server then connects to: the allowlist
 /// would be bypassed. Browsers send a decoy (GREASE) ECH extension that
-/// cannot be told from a real one; they are refused too.
-const EXT_ENCRYPTED: [usize; 2] = [0xfe0d, 0xffce];
+/// cannot be told from a real one; they are refused too. A front server
+/// that still speaks a draft would do the same with its code point.
+fn is_encrypted(ty: usize) -> bool {
+    matches!(ty, 0xfe08..=0xfe0d | 0xff02 | 0xffce)
+}
 
 fn parse_hello_body(msg: &[u8]) -> Result<Option<String>, SniError> {
     let mut r = Reader { b: &msg[4..] };
@@ -162,7 +166,7 @@ fn parse_hello_body(msg: &[u8]) -> Result<Option<String>, SniError> {
             return Err(SniError::Malformed("duplicate extension"));
         }
         seen.push(ty);
-        if EXT_ENCRYPTED.contains(&ty) {
+        if is_encrypted(ty) {
             return Err(SniError::Encrypted);
         }
         if ty == EXT_SERVER_NAME {
@@ -178,24 +182,19 @@ fn parse_server_name(data: &[u8]) -> Result<String, SniError> {
     if !r.b.is_empty() {
         return Err(SniError::Malformed("trailing bytes in server_name"));
     }
-    let mut name = None;
-    while !list.b.is_empty() {
-        let kind = list.u8()?;
-        let value = list.vec16()?;
-        if kind != 0 {
-            continue; // not host_name; no other type is defined
-        }
-        if name.is_some() {
-            return Err(SniError::Malformed("several host names in SNI"));
-        }
-        let s = std::str::from_utf8(value).map_err(|_| SniError::Malformed("SNI is not ASCII"))?;
-        name = Some(
-            normalize_name(s).map_err(|_| SniError::Malformed("SNI is not a valid host name"))?,
-        );
+    // Exactly one entry, of type host_name (the only type defined), as
+    // OpenSSL and BoringSSL require: a parser that skips other types (Go)
+    // and one that takes the first entry whatever its type would read two
+    // names from [other-type "evil", host_name "allowed"].
+    if list.u8()? != 0 {
+        return Err(SniError::Malformed("SNI entry that is not a host name"));
     }
-    name.ok_or(SniError::Malformed(
-        "server_name extension without a host name",
-    ))
+    let value = list.vec16()?;
+    if !list.b.is_empty() {
+        return Err(SniError::Malformed("several names in SNI"));
+    }
+    let s = std::str::from_utf8(value).map_err(|_| SniError::Malformed("SNI is not ASCII"))?;
+    normalize_name(s).map_err(|_| SniError::Malformed("SNI is not a valid host name"))
 }
 
 /// A fatal TLS alert (access_denied), sent when a tunnel is refused after
@@ -310,10 +309,38 @@ mod tests {
     }
 
     #[test]
+    fn one_host_name_entry_only() {
+        // server_name data: list length, then (type, length, name) entries.
+        let entry = |ty: u8, n: &[u8]| {
+            let mut e = vec![ty];
+            e.extend_from_slice(&(n.len() as u16).to_be_bytes());
+            e.extend_from_slice(n);
+            e
+        };
+        let list = |entries: &[Vec<u8>]| {
+            let all: Vec<u8> = entries.concat();
+            let mut d = (all.len() as u16).to_be_bytes().to_vec();
+            d.extend_from_slice(&all);
+            d
+        };
+        let ok = list(&[entry(0, b"a.example.com")]);
+        assert_eq!(parse_server_name(&ok), Ok("a.example.com".into()));
+        for bad in [
+            list(&[entry(1, b"evil.example"), entry(0, b"a.example.com")]),
+            list(&[entry(0, b"a.example.com"), entry(1, b"evil.example")]),
+            list(&[entry(0, b"a.example.com"), entry(0, b"b.example.com")]),
+            list(&[entry(1, b"a.example.com")]),
+            list(&[]),
+        ] {
+            assert!(parse_server_name(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn refuses_encrypted_hellos() {
         // An ECH outer hello: the allowed name in the clear, the real one
         // encrypted inside (a real payload is HPKE ciphertext; any bytes do).
-        for ty in [0xfe0d, 0xffce] {
+        for ty in [0xfe0d, 0xffce, 0xfe0a, 0xfe08, 0xff02] {
             let h = client_hello_with(Some("allowed.example.com"), &[(ty, &[0, 0, 1, 0, 1, 7])]);
             assert_eq!(parse_client_hello(&h), Err(SniError::Encrypted), "{ty:x}");
         }
