@@ -535,8 +535,10 @@ pub fn show_log(args: &crate::cli::LogArgs) -> crate::Result<i32> {
         let rest: Vec<String> = e
             .iter()
             .filter(|(k, _)| !matches!(k.as_str(), "ts" | "kind"))
+            // Paths and names come from the sandbox's side (a file name an
+            // earlier session chose), as in the summary.
             .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
+                Value::String(s) => format!("{k}={}", crate::host::printable(Path::new(s))),
                 other => format!("{k}={other}"),
             })
             .collect();

@@ -370,7 +370,8 @@ pub fn hook_candidates(
 /// `[hooks]` and `_.source`; mise does not ask again when the content
 /// changes): protected where present. One the sandbox creates is inert
 /// until the user trusts it, so no watch for absent ones. (direnv asks
-/// again for a changed `.envrc`; that one is protected anyway.)
+/// again for a changed `.envrc`; that one is protected anyway, and so is
+/// what it loads: [`envrc_sources`].)
 pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
     const FILES: &[&str] = &[
         "mise.toml",
@@ -383,7 +384,7 @@ pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
         ".mise/config.toml",
         ".mise/config.local.toml",
     ];
-    FILES
+    let mut out: Vec<Candidate> = FILES
         .iter()
         .map(|f| project.join(f))
         .filter(|p| std::fs::symlink_metadata(p).is_ok())
@@ -393,7 +394,84 @@ pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
             origin: "a tool config that runs code on cd once trusted (mise)".into(),
             required: false,
         })
-        .collect()
+        .collect();
+    out.extend(envrc_sources(project));
+    out
+}
+
+/// Files an allowed `.envrc` loads (`source_env_if_exists .envrc.local`,
+/// `dotenv`, `source scripts/env.sh`), and those they load in turn. direnv
+/// asks again only for a changed `.envrc` itself: what it sources runs, and
+/// what `dotenv` exports (`PROMPT_COMMAND`, `LD_PRELOAD`) lands in the
+/// user's shell, at the next `cd` without a question. Absent ones too: the
+/// usual `.envrc.local` is one nobody has written yet.
+fn envrc_sources(project: &Path) -> Vec<Candidate> {
+    let mut files = vec![project.join(".envrc")];
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < files.len() && i < 64 {
+        let file = files[i].clone();
+        i += 1;
+        // Followed, as bash opens it.
+        let Some(text) = host::read_small_followed(&file, 1 << 20) else {
+            continue;
+        };
+        let dir = file.parent().unwrap_or(project).to_path_buf();
+        for path in envrc_loads(&String::from_utf8_lossy(&text), &dir) {
+            if path.starts_with(project) && path != project && !files.contains(&path) {
+                out.push(Candidate {
+                    path: path.clone(),
+                    access: policy::Access::Protected,
+                    origin: format!("a file {} loads (direnv)", file.display()),
+                    required: false,
+                });
+                files.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// What a script loads with direnv's `source_env*` and `dotenv*` or the
+/// shell's `source` and `.`, relative to `dir`. Words are split the simple
+/// way: a name built from variables is not followed.
+fn envrc_loads(text: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let commands = text
+        .lines()
+        .map(|l| l.split(" #").next().unwrap_or(""))
+        .flat_map(|l| l.split(|c: char| ";&|(){}".contains(c)));
+    for command in commands {
+        let mut words = command
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
+            .skip_while(|w| matches!(*w, "if" | "then" | "elif" | "else" | "do" | "!"));
+        let (dotenv, source_env) = match words.next() {
+            Some("dotenv" | "dotenv_if_exists") => (true, false),
+            Some("source_env" | "source_env_if_exists") => (false, true),
+            Some("source" | ".") => (false, false),
+            _ => continue,
+        };
+        if dotenv {
+            out.push(dir.join(".env"));
+        }
+        let Some(arg) = words.next() else {
+            continue;
+        };
+        if arg.is_empty() || arg.starts_with(['-', '~']) || arg.contains(['$', '`', '*']) {
+            continue;
+        }
+        let path = host::lexical(&dir.join(arg));
+        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir && dotenv {
+            out.push(path.join(".env"));
+        } else if is_dir && source_env {
+            out.push(path.join(".envrc"));
+        } else if !is_dir {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// The hooks git runs (githooks(5)).
