@@ -143,3 +143,52 @@ out("dotenv_now", os.path.exists(".env"))
         dotenv.assert_absent("the planted .env");
     });
 }
+
+/// Every name in a profile's `pass` list counted as "named explicitly", so
+/// the secret filter never looked at their values: the default profile's
+/// `EDITOR`, `PAGER`, `TERM_PROGRAM`, … and the building blocks' `GOPROXY`
+/// or `NPM_CONFIG_REGISTRY` (which commonly carry a private proxy's
+/// `https://user:token@host`) reached the command with a token in them,
+/// while the same value in `LC_*` was removed. Now a profile passes a value
+/// the rules flag only under a name that itself says secret (the agents'
+/// `*_API_KEY`); `--allow-env` still passes anything the user names.
+#[test]
+fn secrets_in_configuration_variables_a_profile_passes_stay_out() {
+    each_mode(|mut case| {
+        let password = case.add_canary("proxypw");
+        let token = crate::common::gh_canary("editor");
+        let json = crate::common::gh_canary("pager");
+        case.set_env(
+            "GOPROXY",
+            &format!("https://ci:{password}@goproxy.corp.example/,direct"),
+        );
+        case.set_env("EDITOR", &format!("vim -c 'let g:token=\"{token}\"'"));
+        case.set_env("PAGER", &format!("{{\"auth\":\"{json}\"}}"));
+        case.set_env("TZ", "Europe/Paris");
+        let out = case.run(&[
+            "run", "-p", "go", "--", "sh", "-c",
+            "echo ran=1; echo goproxy=${GOPROXY-unset}; echo editor=${EDITOR-unset}; echo pager=${PAGER-unset}; echo tz=$TZ; cat /proc/self/environ",
+        ]);
+        out.fields(&[
+            ("goproxy", "unset"),
+            ("editor", "unset"),
+            ("pager", "unset"),
+            // Configuration without a secret still passes.
+            ("tz", "Europe/Paris"),
+        ]);
+        out.assert_no_canary(&token).assert_no_canary(&json);
+        for name in ["GOPROXY", "EDITOR", "PAGER"] {
+            assert!(
+                out.stderr.contains(name),
+                "the summary does not name {name}:\n{}",
+                out.all()
+            );
+        }
+        // Named by the user for this run: passes.
+        let allowed = case.run(&[
+            "run", "-p", "go", "--allow-env", "GOPROXY", "--", "sh", "-c",
+            "echo ran=1; case $GOPROXY in https://ci:*@goproxy.corp.example/,direct) echo goproxy=passed;; esac",
+        ]);
+        allowed.fields(&[("goproxy", "passed")]);
+    });
+}
