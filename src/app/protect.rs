@@ -440,12 +440,12 @@ fn envrc_loads(text: &str, dir: &Path) -> Vec<PathBuf> {
     let commands = text
         .lines()
         .map(|l| l.split(" #").next().unwrap_or(""))
-        .flat_map(|l| l.split(|c: char| ";&|(){}".contains(c)));
+        .flat_map(|l| l.split(|c: char| ";&|()".contains(c)));
     for command in commands {
         let mut words = command
             .split_whitespace()
             .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
-            .skip_while(|w| matches!(*w, "if" | "then" | "elif" | "else" | "do" | "!"));
+            .skip_while(|w| matches!(*w, "if" | "then" | "elif" | "else" | "do" | "!" | "{"));
         let (dotenv, source_env) = match words.next() {
             Some("dotenv" | "dotenv_if_exists") => (true, false),
             Some("source_env" | "source_env_if_exists") => (false, true),
@@ -458,6 +458,11 @@ fn envrc_loads(text: &str, dir: &Path) -> Vec<PathBuf> {
         let Some(arg) = words.next() else {
             continue;
         };
+        // direnv runs `.envrc` in its own directory.
+        let arg = ["$PWD/", "${PWD}/"]
+            .iter()
+            .find_map(|p| arg.strip_prefix(p))
+            .unwrap_or(arg);
         if arg.is_empty() || arg.starts_with(['-', '~']) || arg.contains(['$', '`', '*']) {
             continue;
         }
@@ -945,4 +950,40 @@ pub fn move_aside(
         }
     }
     Err(nix::Error::EEXIST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_envrc_loads() {
+        let dir = Path::new("/p");
+        let text = "export A=1\n\
+            source_env_if_exists .envrc.local\n\
+            [ -f x.sh ] && . ./x.sh  # comment\n\
+            if true; then source \"${PWD}/y.sh\"; fi\n\
+            dotenv\n\
+            dotenv_if_exists .env.dev\n\
+            source_env ~/shared\n\
+            source \"$SOMEWHERE/z.sh\"\n\
+            { source_env ../outside; }\n\
+            echo source not-a-command\n";
+        let got: Vec<String> = envrc_loads(text, dir)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "/p/.envrc.local",
+                "/p/x.sh",
+                "/p/y.sh",
+                "/p/.env",
+                "/p/.env",
+                "/p/.env.dev",
+                "/outside"
+            ]
+        );
+    }
 }

@@ -66,27 +66,30 @@ fn files_an_allowed_envrc_loads_cannot_be_planted() {
             .output()
             .expect("direnv is needed on the host for this test (.ci/run installs it)")
     };
-    each_mode(|case| {
-        case.write(
-            ".envrc",
-            "export FROM_ENVRC=1\n\
+    // At the landlock level the files are writable during the run and put
+    // back (or moved aside) after it.
+    for landlock in [false, true] {
+        each_mode(|case| {
+            case.write(
+                ".envrc",
+                "export FROM_ENVRC=1\n\
              source_env_if_exists .envrc.local\n\
-             if [ -f tools/dev.sh ]; then source tools/dev.sh; fi\n\
+             if [ -f tools/dev.sh ]; then source \"${PWD}/tools/dev.sh\"; fi\n\
              dotenv_if_exists\n\
              source_env config  # config/.envrc\n",
-        );
-        case.write("tools/dev.sh", "export FROM_DEV=1\n");
-        case.write("config/.envrc", "export FROM_CONFIG=1\n");
-        let allow = direnv(&case, &["allow", "."]);
-        assert!(allow.status.success(), "direnv allow: {allow:?}");
+            );
+            case.write("tools/dev.sh", "export FROM_DEV=1\n");
+            case.write("config/.envrc", "export FROM_CONFIG=1\n");
+            let allow = direnv(&case, &["allow", "."]);
+            assert!(allow.status.success(), "direnv allow: {allow:?}");
 
-        let local = HostMarker::new("envrc-local");
-        let dev = HostMarker::new("envrc-dev");
-        let config = HostMarker::new("envrc-config");
-        let dotenv = HostMarker::new("envrc-dotenv");
-        let (l, d, c, e) = (local.path(), dev.path(), config.path(), dotenv.path());
-        case.write_python(&format!(
-            r#"
+            let local = HostMarker::new("envrc-local");
+            let dev = HostMarker::new("envrc-dev");
+            let config = HostMarker::new("envrc-config");
+            let dotenv = HostMarker::new("envrc-dotenv");
+            let (l, d, c, e) = (local.path(), dev.path(), config.path(), dotenv.path());
+            case.write_python(&format!(
+                r#"
 def write(name, text, mode="w"):
     def f():
         with open(name, mode) as fh:
@@ -100,48 +103,79 @@ import time; time.sleep(0.5)
 out("local_now", os.path.exists(".envrc.local"))
 out("dotenv_now", os.path.exists(".env"))
 "#
-        ));
-        let out = case.run_python();
-        out.fields(&[
-            ("local", "0"),
-            ("dev", errno::EROFS),
-            ("config", errno::EROFS),
-            ("dotenv", "0"),
-            // Created, then moved aside by the watch.
-            ("local_now", "False"),
-            ("dotenv_now", "False"),
-        ]);
-        assert!(
-            out.stderr.contains(".envrc.local (a protected path"),
-            "{}",
-            out.all()
-        );
-
-        // The user's next `cd` into the project, on the host.
-        let load = direnv(
-            &case,
-            &[
-                "exec",
-                ".",
+            ));
+            let isolation = if landlock { "landlock" } else { "full" };
+            // `sh` finds the system's python3 on the sandbox's PATH.
+            let out = case.run(&[
+                "run",
+                "--isolation",
+                isolation,
+                "--",
                 "sh",
                 "-c",
-                "echo PC=$PROMPT_COMMAND; echo LP=$LD_PRELOAD; echo D=$FROM_DEV$FROM_CONFIG",
-            ],
-        );
-        let stdout = String::from_utf8_lossy(&load.stdout);
-        assert!(
-            load.status.success() && stdout.contains("D=11"),
-            "direnv did not load the project's .envrc: {load:?}"
-        );
-        local.assert_absent("the planted .envrc.local");
-        dev.assert_absent("code appended to a script .envrc sources");
-        config.assert_absent("code appended to an .envrc source_env loads");
-        assert!(
-            stdout.contains("PC=\n") && stdout.contains("LP=\n"),
-            "ESCAPE: the sandbox's .env reached the host shell:\n{stdout}"
-        );
-        dotenv.assert_absent("the planted .env");
-    });
+                "exec python3 attack.py",
+            ]);
+            out.ran();
+            if landlock {
+                out.fields(&[
+                    ("local", "0"),
+                    ("dev", "0"),
+                    ("config", "0"),
+                    ("dotenv", "0"),
+                ]);
+                for file in ["tools/dev.sh", "config/.envrc"] {
+                    assert!(
+                        out.stderr.contains(&format!(
+                            "changed protected path {}",
+                            case.project().join(file).display()
+                        )),
+                        "{file} was not put back:\n{}",
+                        out.all()
+                    );
+                }
+            } else {
+                out.fields(&[
+                    ("local", "0"),
+                    ("dev", errno::EROFS),
+                    ("config", errno::EROFS),
+                    ("dotenv", "0"),
+                    // Created, then moved aside by the watch.
+                    ("local_now", "False"),
+                    ("dotenv_now", "False"),
+                ]);
+            }
+            assert!(
+                out.stderr.contains(".envrc.local (a protected path"),
+                "{}",
+                out.all()
+            );
+
+            // The user's next `cd` into the project, on the host.
+            let load = direnv(
+                &case,
+                &[
+                    "exec",
+                    ".",
+                    "sh",
+                    "-c",
+                    "echo PC=$PROMPT_COMMAND; echo LP=$LD_PRELOAD; echo D=$FROM_DEV$FROM_CONFIG",
+                ],
+            );
+            let stdout = String::from_utf8_lossy(&load.stdout);
+            assert!(
+                load.status.success() && stdout.contains("D=11"),
+                "direnv did not load the project's .envrc: {load:?}"
+            );
+            local.assert_absent("the planted .envrc.local");
+            dev.assert_absent("code appended to a script .envrc sources");
+            config.assert_absent("code appended to an .envrc source_env loads");
+            assert!(
+                stdout.contains("PC=\n") && stdout.contains("LP=\n"),
+                "ESCAPE: the sandbox's .env reached the host shell:\n{stdout}"
+            );
+            dotenv.assert_absent("the planted .env");
+        });
+    }
 }
 
 /// Every name in a profile's `pass` list counted as "named explicitly", so
