@@ -432,8 +432,8 @@ fn envrc_sources(project: &Path) -> Vec<Candidate> {
     out
 }
 
-/// What a script loads with direnv's `source_env*` and `dotenv*` or the
-/// shell's `source` and `.`, relative to `dir`. Words are split the simple
+/// What a script loads with direnv's `source_env*`, `dotenv*` and `use
+/// flake|nix` or the shell's `source` and `.`, relative to `dir`. Words are split the simple
 /// way: a name built from variables is not followed.
 fn envrc_loads(text: &str, dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -450,6 +450,16 @@ fn envrc_loads(text: &str, dir: &Path) -> Vec<PathBuf> {
             Some("dotenv" | "dotenv_if_exists") => (true, false),
             Some("source_env" | "source_env_if_exists") => (false, true),
             Some("source" | ".") => (false, false),
+            // A Nix shell's shellHook runs at each load, re-evaluated when
+            // the file changes (files it imports are not followed here).
+            Some("use") => {
+                match words.next() {
+                    Some("flake") => out.push(dir.join("flake.nix")),
+                    Some("nix") => out.extend([dir.join("shell.nix"), dir.join("default.nix")]),
+                    _ => {}
+                }
+                continue;
+            }
             _ => continue,
         };
         if dotenv {
@@ -968,7 +978,8 @@ mod tests {
             source_env ~/shared\n\
             source \"$SOMEWHERE/z.sh\"\n\
             { source_env ../outside; }\n\
-            echo source not-a-command\n";
+            echo source not-a-command\n\
+            use flake\n";
         let got: Vec<String> = envrc_loads(text, dir)
             .iter()
             .map(|p| p.display().to_string())
@@ -982,7 +993,8 @@ mod tests {
                 "/p/.env",
                 "/p/.env",
                 "/p/.env.dev",
-                "/outside"
+                "/outside",
+                "/p/flake.nix"
             ]
         );
     }
