@@ -406,6 +406,10 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             .iter()
             .filter(|e| s(e, "action") == "quarantined")
             .count();
+        let restored = files
+            .iter()
+            .filter(|e| s(e, "action") == "restored")
+            .count();
         let history = files
             .iter()
             .filter(|e| s(e, "action") == "sanitized")
@@ -420,6 +424,11 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
         if quarantined > 0 {
             parts.push(format!(
                 "{red}{quarantined} protected path(s) created and moved aside{reset}"
+            ));
+        }
+        if restored > 0 {
+            parts.push(format!(
+                "{red}{restored} protected path(s) changed and restored{reset}"
             ));
         }
         let first: Vec<String> = files.iter().take(5).map(|e| shown(e, "path")).collect();
