@@ -181,15 +181,15 @@ mod tests {
         let is_secret = |name: &str, value: &str| -> Result<Option<String>> {
             Ok(if name.ends_with("_KEY") {
                 Some("env-key".into())
-            } else if value.contains("user:pw@") {
+            } else if value.contains("flagged") {
                 Some("env-value:uri-password".into())
             } else {
                 None
             })
         };
         let host: Vec<(String, String)> = [
-            ("API_KEY", "https://user:pw@x"),
-            ("GOPROXY", "https://user:pw@proxy"),
+            ("API_KEY", "flagged value"),
+            ("GOPROXY", "a flagged value"),
             ("EDITOR", "vi"),
         ]
         .iter()
