@@ -404,9 +404,25 @@ pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
 /// asks again only for a changed `.envrc` itself: what it sources runs, and
 /// what `dotenv` exports (`PROMPT_COMMAND`, `LD_PRELOAD`) lands in the
 /// user's shell, at the next `cd` without a question. Absent ones too: the
-/// usual `.envrc.local` is one nobody has written yet.
+/// usual `.envrc.local` is one nobody has written yet. (The allowed
+/// `.envrc` files themselves need no protection beyond the top one's:
+/// direnv asks again when one changes.)
 fn envrc_sources(project: &Path) -> Vec<Candidate> {
     let mut files = vec![project.join(".envrc")];
+    // Those in subdirectories the user allowed: direnv keeps each allowed
+    // file's path in a file of its own.
+    let allowed = host::data_dir()
+        .and_then(|d| d.parent().map(|p| p.join("direnv/allow")))
+        .and_then(|d| std::fs::read_dir(d).ok());
+    for entry in allowed.into_iter().flatten().flatten().take(4096) {
+        let Some(text) = host::read_small(&entry.path(), 4096) else {
+            continue;
+        };
+        let path = PathBuf::from(String::from_utf8_lossy(&text).trim_end());
+        if path.starts_with(project) && !files.contains(&path) {
+            files.push(path);
+        }
+    }
     let mut out = Vec::new();
     let mut i = 0;
     while i < files.len() && i < 64 {
@@ -433,8 +449,8 @@ fn envrc_sources(project: &Path) -> Vec<Candidate> {
 }
 
 /// What a script loads with direnv's `source_env*`, `dotenv*` and `use
-/// flake|nix` or the shell's `source` and `.`, relative to `dir`. Words are split the simple
-/// way: a name built from variables is not followed.
+/// flake|nix` or the shell's `source` and `.`, relative to `dir`. Words
+/// are split the simple way: a name built from variables is not followed.
 fn envrc_loads(text: &str, dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let commands = text

@@ -80,14 +80,20 @@ fn files_an_allowed_envrc_loads_cannot_be_planted() {
             );
             case.write("tools/dev.sh", "export FROM_DEV=1\n");
             case.write("config/.envrc", "export FROM_CONFIG=1\n");
-            let allow = direnv(&case, &["allow", "."]);
-            assert!(allow.status.success(), "direnv allow: {allow:?}");
+            // One the user allowed in a subdirectory (a monorepo package).
+            case.write("pkg/.envrc", "source_env_if_exists .envrc.private\n");
+            for dir in [".", "pkg"] {
+                let allow = direnv(&case, &["allow", dir]);
+                assert!(allow.status.success(), "direnv allow {dir}: {allow:?}");
+            }
 
             let local = HostMarker::new("envrc-local");
             let dev = HostMarker::new("envrc-dev");
             let config = HostMarker::new("envrc-config");
             let dotenv = HostMarker::new("envrc-dotenv");
+            let private = HostMarker::new("envrc-private");
             let (l, d, c, e) = (local.path(), dev.path(), config.path(), dotenv.path());
+            let p = private.path();
             case.write_python(&format!(
                 r#"
 def write(name, text, mode="w"):
@@ -99,8 +105,10 @@ out("local", write(".envrc.local", "touch {l}\n"))
 out("dev", write("tools/dev.sh", "touch {d}\n", "a"))
 out("config", write("config/.envrc", "touch {c}\n", "a"))
 out("dotenv", write(".env", "PROMPT_COMMAND='touch {e}'\nLD_PRELOAD={e}\n"))
+out("private", write("pkg/.envrc.private", "touch {p}\n"))
 import time; time.sleep(0.5)
 out("local_now", os.path.exists(".envrc.local"))
+out("private_now", os.path.exists("pkg/.envrc.private"))
 out("dotenv_now", os.path.exists(".env"))
 "#
             ));
@@ -142,6 +150,8 @@ out("dotenv_now", os.path.exists(".env"))
                     // Created, then moved aside by the watch.
                     ("local_now", "False"),
                     ("dotenv_now", "False"),
+                    ("private", "0"),
+                    ("private_now", "False"),
                 ]);
             }
             assert!(
@@ -174,6 +184,9 @@ out("dotenv_now", os.path.exists(".env"))
                 "ESCAPE: the sandbox's .env reached the host shell:\n{stdout}"
             );
             dotenv.assert_absent("the planted .env");
+            let sub = direnv(&case, &["exec", "pkg", "true"]);
+            assert!(sub.status.success(), "direnv exec pkg: {sub:?}");
+            private.assert_absent("the planted pkg/.envrc.private");
         });
     }
 }
