@@ -396,7 +396,63 @@ pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
         })
         .collect();
     out.extend(envrc_sources(project));
+    out.extend(compose_files(project));
     out
+}
+
+/// The Compose files a dev container configuration names
+/// (`"dockerComposeFile"`): they say what the container mounts from the
+/// host and whether it is privileged, so a service the sandbox added there
+/// (`volumes: ["/:/host"]`) reaches the host when the user reopens the
+/// project in its container. The configurations are protected themselves
+/// (profile default).
+fn compose_files(project: &Path) -> Vec<Candidate> {
+    let mut configs = vec![
+        project.join(".devcontainer.json"),
+        project.join(".devcontainer/devcontainer.json"),
+    ];
+    configs.extend(host::expand_glob(
+        &project.join(".devcontainer/*/devcontainer.json"),
+    ));
+    let mut out = Vec::new();
+    for config in configs {
+        let Some(text) = host::read_small(&config, 1 << 20) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let dir = config.parent().unwrap_or(project);
+        for name in compose_file_names(&text) {
+            let path = host::lexical(&dir.join(name));
+            if path.starts_with(project) && path != project {
+                out.push(Candidate {
+                    path,
+                    access: policy::Access::Protected,
+                    origin: format!("a Compose file {} names", config.display()),
+                    required: false,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The strings of `"dockerComposeFile"`: one, or an array (JSON with
+/// comments, so read by hand).
+fn compose_file_names(text: &str) -> Vec<String> {
+    let Some((_, rest)) = text.split_once("\"dockerComposeFile\"") else {
+        return Vec::new();
+    };
+    let rest = rest.trim_start().trim_start_matches(':').trim_start();
+    let value = match rest.strip_prefix('[') {
+        Some(list) => list.split(']').next().unwrap_or(""),
+        None => rest.split([',', '}', '\n']).next().unwrap_or(""),
+    };
+    value
+        .split(',')
+        .filter_map(|v| v.trim().strip_prefix('"')?.strip_suffix('"'))
+        .filter(|v| !v.is_empty() && !v.contains("${"))
+        .map(String::from)
+        .collect()
 }
 
 /// Files an allowed `.envrc` loads (`source_env_if_exists .envrc.local`,
@@ -981,6 +1037,21 @@ pub fn move_aside(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compose_files_a_dev_container_names() {
+        assert_eq!(
+            compose_file_names("{\n // c\n \"dockerComposeFile\": \"../compose.yml\",\n}"),
+            ["../compose.yml"]
+        );
+        assert_eq!(
+            compose_file_names(
+                "{\"dockerComposeFile\" : [\"a.yml\",\n \"b.yml\" ], \"service\": \"x\"}"
+            ),
+            ["a.yml", "b.yml"]
+        );
+        assert!(compose_file_names("{\"image\": \"x\"}").is_empty());
+    }
 
     #[test]
     fn what_an_envrc_loads() {

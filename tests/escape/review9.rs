@@ -277,3 +277,59 @@ out("unlink", err(os.unlink, "app.code-workspace"))
         );
     });
 }
+
+/// Dev containers: guard protected `.devcontainer/devcontainer.json`
+/// (its `initializeCommand` runs on the host), but not the Compose files it
+/// names (`"dockerComposeFile"`), which decide what the container mounts
+/// from the host and whether it is privileged: a `volumes: ["/:/host"]`
+/// the sandbox added is the host's root, as root, the next time the user
+/// reopens the project in its container. Nor one of several
+/// configurations (`.devcontainer/gpu/devcontainer.json`). Now both are
+/// protected like the configuration itself.
+#[test]
+fn a_dev_container_cannot_be_given_the_hosts_root() {
+    const COMPOSE: &str = "services:\n  app:\n    image: debian\n";
+    const CONFIG: &str = "{\"image\": \"debian\"}\n";
+    each_mode(|case| {
+        case.write(
+            ".devcontainer/devcontainer.json",
+            "{\n  // JSON with comments\n  \"dockerComposeFile\": [\"../docker-compose.yml\", \"extra.yml\"],\n  \"service\": \"app\",\n}\n",
+        );
+        case.write("docker-compose.yml", COMPOSE);
+        case.write(".devcontainer/gpu/devcontainer.json", CONFIG);
+        case.write_python(
+            r#"
+ROOT = "services:\n  app:\n    privileged: true\n    volumes: ['/:/host']\n"
+def put(path, mode="w"):
+    def f():
+        with open(path, mode) as fh:
+            fh.write(ROOT)
+    return err(f)
+out("compose", put("docker-compose.yml", "a"))
+out("rename", err(os.rename, "docker-compose.yml", "old.yml"))
+out("extra", put(".devcontainer/extra.yml"))
+out("gpu", put(".devcontainer/gpu/devcontainer.json"))
+import time; time.sleep(0.5)
+out("extra_now", os.path.exists(".devcontainer/extra.yml"))
+"#,
+        );
+        let out = case.run_python();
+        out.fields(&[
+            ("compose", errno::EROFS),
+            ("rename", errno::EBUSY),
+            // Created inside, moved aside at once.
+            ("extra", "0"),
+            ("extra_now", "False"),
+            ("gpu", errno::EROFS),
+        ]);
+        let p = case.project();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+        assert_eq!(read("docker-compose.yml"), COMPOSE);
+        assert_eq!(read(".devcontainer/gpu/devcontainer.json"), CONFIG);
+        assert!(
+            std::fs::symlink_metadata(p.join(".devcontainer/extra.yml")).is_err(),
+            "{}",
+            out.all()
+        );
+    });
+}
