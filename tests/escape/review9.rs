@@ -333,3 +333,76 @@ out("extra_now", os.path.exists(".devcontainer/extra.yml"))
         );
     });
 }
+
+/// Mercurial reads `.hg/hgrc` at every command: its `[hooks]` (`pre-status
+/// = …`) run and its `[extensions]` load Python, and `.hg/sharedpath`
+/// makes it read another repository's hgrc instead (as git's `commondir`
+/// does). guard protected git's config but not Mercurial's: the sandbox
+/// appended a hook, and the user's next `hg status` ran it on the host.
+#[test]
+fn mercurial_config_cannot_be_planted() {
+    let hg = |dir: &std::path::Path, args: &[&str]| {
+        Command::new("hg")
+            .args(["--config", "trusted.users=*"])
+            .args(args)
+            .current_dir(dir)
+            .env("HGUSER", "guard-test")
+            .env("HGRCPATH", "")
+            .output()
+            .expect("Mercurial (hg) is needed on the host for this test (.ci/run installs it)")
+    };
+    each_mode(|case| {
+        let p = case.project();
+        assert!(hg(p, &["init"]).status.success());
+        case.write("a.txt", "a\n");
+        case.write(".hg/hgrc", "[ui]\nusername = guard-test\n");
+        assert!(hg(p, &["commit", "-qAm", "init"]).status.success());
+        case.env.own();
+        let hook = HostMarker::new("hgrc");
+        let shared = HostMarker::new("hg-sharedpath");
+        let run = |code: String| {
+            case.write_python(&format!(
+                "def put(path, text, mode='w'):\n    def f():\n        with open(path, mode) as fh:\n            fh.write(text)\n    return err(f)\n{code}"
+            ));
+            let out = case.run_python();
+            // The user's next command in the repository, on the host.
+            let _ = hg(p, &["status"]);
+            out
+        };
+        let out = run(format!(
+            r#"
+out("hgrc", put(".hg/hgrc", "[hooks]\npre-status = touch {h}\n", "a"))
+r = err(os.rename, ".hg", "hg-old")
+out("rename", r)
+if r == 0:
+    os.rename("hg-old", ".hg")
+"#,
+            h = hook.path()
+        ));
+        hook.assert_absent("a hook appended to .hg/hgrc");
+        out.fields(&[("hgrc", errno::EROFS), ("rename", errno::EBUSY)]);
+
+        // Another repository whose hgrc runs a hook, and this one pointed
+        // at it.
+        let out = run(format!(
+            r#"
+import subprocess
+subprocess.run(["hg", "init", "evil"], check=True)
+out("evil", put("evil/.hg/hgrc", "[hooks]\npre-status = touch {s}\n"))
+out("sharedpath", put(".hg/sharedpath", os.getcwd() + "/evil/.hg"))
+out("requires", put(".hg/requires", "shared\n", "a"))
+import time; time.sleep(0.5)
+out("sharedpath_now", os.path.exists(".hg/sharedpath"))
+"#,
+            s = shared.path()
+        ));
+        shared.assert_absent("a hook in the hgrc .hg/sharedpath pointed at");
+        out.fields(&[
+            ("evil", "0"),
+            ("sharedpath", "0"),
+            ("requires", "0"),
+            // Created inside, moved aside at once.
+            ("sharedpath_now", "False"),
+        ]);
+    });
+}
