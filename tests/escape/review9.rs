@@ -406,3 +406,51 @@ out("sharedpath_now", os.path.exists(".hg/sharedpath"))
         ]);
     });
 }
+
+/// Vim started with `set exrc` (a user's choice, like direnv) sources
+/// `.vimrc`, `_vimrc` or `.exrc` from the directory it starts in, and its
+/// 'secure' option restricts only files someone else owns: one the
+/// sandbox wrote is the user's, so `call system(…)` in it ran on the host
+/// the next time the user opened vim in the project. Now those names are
+/// protected: an existing one is read-only, a new one is moved aside.
+#[test]
+fn vim_exrc_files_cannot_be_planted() {
+    each_mode(|case| {
+        case.env.home.write(".vimrc", "set exrc\n");
+        case.write(".exrc", "set shiftwidth=4\n");
+        let marker = HostMarker::new("exrc");
+        case.write_python(&format!(
+            r#"
+PLANT = "call system('touch {m}')\n"
+def put(path, mode="w"):
+    def f():
+        with open(path, mode) as fh:
+            fh.write(PLANT)
+    return err(f)
+out("vimrc", put(".vimrc"))
+out("exrc", put(".exrc", "a"))
+import time; time.sleep(0.5)
+out("vimrc_now", os.path.exists(".vimrc"))
+"#,
+            m = marker.path()
+        ));
+        let out = case.run_python();
+        // The user opens vim in the project, on the host.
+        let vim = Command::new("vim")
+            .args(["-c", "q"])
+            .current_dir(case.project())
+            .env("HOME", case.home())
+            .env("TERM", "dumb")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("vim is needed on the host for this test (.ci/run installs it)");
+        assert!(vim.status.success(), "vim: {vim:?}");
+        marker.assert_absent("a planted .vimrc or .exrc");
+        out.fields(&[
+            ("vimrc", "0"),
+            ("exrc", errno::EROFS),
+            // Created inside, moved aside at once.
+            ("vimrc_now", "False"),
+        ]);
+    });
+}
