@@ -1,8 +1,8 @@
 //! The command's environment, built as data: only names the profile passes
 //! through (or `--allow-env` names), plus the profile's fixed values, minus
 //! every variable the secrets rules call secret (by name or by value) unless
-//! the profile or `--allow-env` names it exactly. Nothing is inherited by
-//! default.
+//! `--allow-env` names it exactly, or the profile does and the name itself
+//! says secret. Nothing is inherited by default.
 
 use crate::error::Result;
 use std::collections::BTreeMap;
@@ -29,9 +29,9 @@ pub struct BuiltEnv {
 /// `is_secret(name, value)` says why a variable is a secret (a rule id), or
 /// `None`. An exact name in `allow_env` overrides it; in `pass`, only when
 /// the name itself says secret (a value alone found secret is never passed
-/// by a profile); a wildcard (`LC_*`) never does. Agent sockets (`SSH_AUTH_SOCK` …) pass only
-/// when the profile names them: a flag typed in a hurry must not hand the
-/// agent the user's ssh-agent.
+/// by a profile); a wildcard (`LC_*`) never does. Agent sockets
+/// (`SSH_AUTH_SOCK` …) pass only when the profile names them: a flag typed
+/// in a hurry must not hand the agent the user's ssh-agent.
 pub fn build_env(
     host_env: &[(String, String)],
     pass: &[String],
