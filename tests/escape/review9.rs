@@ -500,3 +500,56 @@ out("tools_now", os.path.exists(".opencode/tools"))
         assert!(std::fs::symlink_metadata(p.join(".opencode/tools")).is_err());
     });
 }
+
+/// Every network event went to the session log, which stays in the user's
+/// home after the session (the last 50 are kept): a DNS flood wrote ~4 MB
+/// a second, so an hour of it put ~15 GB where nobody looks. Now the log
+/// keeps 16 MiB of network events and past that only each destination's
+/// first (a flood cannot hide the host the sandbox really reached), and
+/// the summary says how many were counted instead.
+#[test]
+fn a_network_flood_does_not_grow_the_session_log_without_bound() {
+    each_mode(|case| {
+        case.write_python(
+            r#"
+import time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def query(name, id):
+    labels = b"".join(bytes([len(l)]) + l for l in name.split(b".")) + b"\0"
+    return struct.pack(">HHHHHH", id, 0x100, 1, 0, 0, 0) + labels + struct.pack(">HH", 1, 1)
+flood = query(b".".join([b"a" * 63] * 3) + b".test", 1)
+end = time.time() + 10
+n = 0
+while time.time() < end:
+    s.sendto(flood, ("127.0.0.1", 53))
+    n += 1
+time.sleep(0.5)
+s.sendto(query(b"after-the-flood.test", 2), ("127.0.0.1", 53))
+time.sleep(0.5)
+out("sent", int(n > 0))
+"#,
+        );
+        let out = case.run_python();
+        out.fields(&[("sent", "1")]);
+        let sessions = case.home().join(".local/state/guard/sessions");
+        let logs: Vec<_> = std::fs::read_dir(&sessions)
+            .expect("the session log directory")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        let size = std::fs::metadata(&logs[0]).map(|m| m.len()).unwrap_or(0);
+        assert!(size < 17 << 20, "the session log grew to {size} bytes");
+        assert!(
+            out.stderr
+                .contains("were counted, not written (the log keeps 16 MiB of them)"),
+            "the flood did not reach the log's limit (too slow a machine?) or the summary does not say so:\n{}",
+            out.stderr
+        );
+        let text = std::fs::read_to_string(&logs[0]).unwrap_or_default();
+        assert!(
+            text.contains("after-the-flood.test"),
+            "the destination after the flood is not in the log"
+        );
+    });
+}
