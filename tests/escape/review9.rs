@@ -1,5 +1,7 @@
-//! Review 9: what guard and the user's own tools do on the host with files
-//! the sandbox wrote (see each test's comment for the hole it once was).
+//! Review 9: what guard and the user's own tools (direnv, vim, Mercurial,
+//! VS Code, dev containers, opencode) do on the host with files the sandbox
+//! wrote, secrets in configuration variables, and the session log (see
+//! each test's comment for the hole it once was).
 
 use crate::support::{Expect, HostMarker, each_mode, errno};
 use std::process::Command;
