@@ -416,7 +416,8 @@ fn compose_files(project: &Path) -> Vec<Candidate> {
     ));
     let mut out = Vec::new();
     for config in configs {
-        let Some(text) = host::read_small(&config, 1 << 20) else {
+        // Followed, as the editor opens it.
+        let Some(text) = host::read_small_followed(&config, 1 << 20) else {
             continue;
         };
         let text = String::from_utf8_lossy(&text);
