@@ -32,11 +32,24 @@ struct State {
     /// summary. At most `REFUSALS_KEPT` of them, so at most twice
     /// `REFUSALS_KEPT` events in all.
     refused_to: std::collections::HashSet<String>,
+    /// Bytes of network events written to the log file so far.
+    net_logged: u64,
+    /// Network events past `LOG_NET_BYTES` that were counted, not written.
+    net_not_logged: u64,
+    /// Past `LOG_NET_BYTES`, each destination (decision, host:port) is
+    /// still written once, at most `REFUSALS_KEPT` of them: a flood must
+    /// not hide from the log the host the sandbox really reached.
+    logged_late: std::collections::HashSet<String>,
 }
 
 /// Refused connections kept in memory for the exit summary. A sandbox can
 /// make refused attempts without end; each kept event costs ~2.7 KB.
 const REFUSALS_KEPT: usize = 2000;
+
+/// Network events written to a session's log. A sandbox can make
+/// connections and DNS queries without end (a DNS flood wrote ~4 MB/s), and
+/// the log is kept in the user's home after the session.
+const LOG_NET_BYTES: u64 = 16 << 20;
 
 /// Handle to the session's audit trail.
 #[derive(Clone, Default)]
@@ -86,15 +99,32 @@ impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
         );
         event.record(&mut JsonVisitor(&mut map));
         if let Ok(mut st) = self.state.lock() {
-            if let Some(f) = st.file.as_mut() {
-                let _ = serde_json::to_writer(&mut *f, &map);
+            let net = map.get("kind").and_then(Value::as_str) == Some("net");
+            let mut write = true;
+            if net && st.net_logged >= LOG_NET_BYTES {
+                let to = format!(
+                    "{} {}:{}",
+                    map.get("decision").and_then(Value::as_str).unwrap_or(""),
+                    map.get("host").and_then(Value::as_str).unwrap_or(""),
+                    map.get("port").and_then(Value::as_u64).unwrap_or(0)
+                );
+                write = st.logged_late.len() < REFUSALS_KEPT && st.logged_late.insert(to);
+                if !write {
+                    st.net_not_logged += 1;
+                }
+            }
+            if let Some(f) = st.file.as_mut().filter(|_| write) {
+                let line = serde_json::to_vec(&map).unwrap_or_default();
+                let _ = f.write_all(&line);
                 let _ = f.write_all(b"\n");
+                if net {
+                    st.net_logged += line.len() as u64 + 1;
+                }
             }
             // Kept in memory for the exit summary only. Allowed connections,
             // requests and DNS answers (one event each, unbounded over a
             // session) are not in the summary; keeping them grew the
             // supervisor by ~2.7 KB per request.
-            let net = map.get("kind").and_then(Value::as_str) == Some("net");
             let refused = map.get("decision").and_then(Value::as_str) == Some("refuse");
             if net && refused {
                 let to = format!(
@@ -215,6 +245,19 @@ impl Session {
                         Value::from(format!(
                             "{} more refused connection(s) are in the log only",
                             s.refusals_not_kept
+                        )),
+                    );
+                    events.push(note);
+                }
+                if s.net_not_logged > 0 {
+                    let mut note = Map::new();
+                    note.insert("kind".into(), Value::from("note"));
+                    note.insert(
+                        "text".into(),
+                        Value::from(format!(
+                            "{} more network event(s) to destinations already in the log were counted, not written (the log keeps {} MiB of them)",
+                            s.net_not_logged,
+                            LOG_NET_BYTES >> 20
                         )),
                     );
                     events.push(note);
@@ -406,6 +449,10 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             .iter()
             .filter(|e| s(e, "action") == "quarantined")
             .count();
+        let restored = files
+            .iter()
+            .filter(|e| s(e, "action") == "restored")
+            .count();
         let history = files
             .iter()
             .filter(|e| s(e, "action") == "sanitized")
@@ -420,6 +467,11 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
         if quarantined > 0 {
             parts.push(format!(
                 "{red}{quarantined} protected path(s) created and moved aside{reset}"
+            ));
+        }
+        if restored > 0 {
+            parts.push(format!(
+                "{red}{restored} protected path(s) changed and restored{reset}"
             ));
         }
         let first: Vec<String> = files.iter().take(5).map(|e| shown(e, "path")).collect();
@@ -535,8 +587,10 @@ pub fn show_log(args: &crate::cli::LogArgs) -> crate::Result<i32> {
         let rest: Vec<String> = e
             .iter()
             .filter(|(k, _)| !matches!(k.as_str(), "ts" | "kind"))
+            // Paths and names come from the sandbox's side (a file name an
+            // earlier session chose), as in the summary.
             .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
+                Value::String(s) => format!("{k}={}", crate::host::printable(Path::new(s))),
                 other => format!("{k}={other}"),
             })
             .collect();

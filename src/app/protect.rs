@@ -370,7 +370,8 @@ pub fn hook_candidates(
 /// `[hooks]` and `_.source`; mise does not ask again when the content
 /// changes): protected where present. One the sandbox creates is inert
 /// until the user trusts it, so no watch for absent ones. (direnv asks
-/// again for a changed `.envrc`; that one is protected anyway.)
+/// again for a changed `.envrc`; that one is protected anyway, and so is
+/// what it loads: [`envrc_sources`].)
 pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
     const FILES: &[&str] = &[
         "mise.toml",
@@ -383,7 +384,7 @@ pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
         ".mise/config.toml",
         ".mise/config.local.toml",
     ];
-    FILES
+    let mut out: Vec<Candidate> = FILES
         .iter()
         .map(|f| project.join(f))
         .filter(|p| std::fs::symlink_metadata(p).is_ok())
@@ -393,7 +394,172 @@ pub fn trusted_tool_configs(project: &Path) -> Vec<Candidate> {
             origin: "a tool config that runs code on cd once trusted (mise)".into(),
             required: false,
         })
+        .collect();
+    out.extend(envrc_sources(project));
+    out.extend(compose_files(project));
+    out
+}
+
+/// The Compose files a dev container configuration names
+/// (`"dockerComposeFile"`): they say what the container mounts from the
+/// host and whether it is privileged, so a service the sandbox added there
+/// (`volumes: ["/:/host"]`) reaches the host when the user reopens the
+/// project in its container. The configurations are protected themselves
+/// (profile default).
+fn compose_files(project: &Path) -> Vec<Candidate> {
+    let mut configs = vec![
+        project.join(".devcontainer.json"),
+        project.join(".devcontainer/devcontainer.json"),
+    ];
+    configs.extend(host::expand_glob(
+        &project.join(".devcontainer/*/devcontainer.json"),
+    ));
+    let mut out = Vec::new();
+    for config in configs {
+        // Followed, as the editor opens it.
+        let Some(text) = host::read_small_followed(&config, 1 << 20) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let dir = config.parent().unwrap_or(project);
+        for name in compose_file_names(&text) {
+            let path = host::lexical(&dir.join(name));
+            if path.starts_with(project) && path != project {
+                out.push(Candidate {
+                    path,
+                    access: policy::Access::Protected,
+                    origin: format!("a Compose file {} names", config.display()),
+                    required: false,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The strings of `"dockerComposeFile"`: one, or an array (JSON with
+/// comments, so read by hand).
+fn compose_file_names(text: &str) -> Vec<String> {
+    let Some((_, rest)) = text.split_once("\"dockerComposeFile\"") else {
+        return Vec::new();
+    };
+    let rest = rest.trim_start().trim_start_matches(':').trim_start();
+    let value = match rest.strip_prefix('[') {
+        Some(list) => list.split(']').next().unwrap_or(""),
+        None => rest.split([',', '}', '\n']).next().unwrap_or(""),
+    };
+    value
+        .split(',')
+        .filter_map(|v| v.trim().strip_prefix('"')?.strip_suffix('"'))
+        .filter(|v| !v.is_empty() && !v.contains("${"))
+        .map(String::from)
         .collect()
+}
+
+/// Files an allowed `.envrc` loads (`source_env_if_exists .envrc.local`,
+/// `dotenv`, `source scripts/env.sh`), and those they load in turn. direnv
+/// asks again only for a changed `.envrc` itself: what it sources runs, and
+/// what `dotenv` exports (`PROMPT_COMMAND`, `LD_PRELOAD`) lands in the
+/// user's shell, at the next `cd` without a question. Absent ones too: the
+/// usual `.envrc.local` is one nobody has written yet. (The allowed
+/// `.envrc` files themselves need no protection beyond the top one's:
+/// direnv asks again when one changes.)
+fn envrc_sources(project: &Path) -> Vec<Candidate> {
+    let mut files = vec![project.join(".envrc")];
+    // Those in subdirectories the user allowed: direnv keeps each allowed
+    // file's path in a file of its own.
+    let allowed = host::data_dir()
+        .and_then(|d| d.parent().map(|p| p.join("direnv/allow")))
+        .and_then(|d| std::fs::read_dir(d).ok());
+    for entry in allowed.into_iter().flatten().flatten().take(4096) {
+        let Some(text) = host::read_small(&entry.path(), 4096) else {
+            continue;
+        };
+        let path = PathBuf::from(String::from_utf8_lossy(&text).trim_end());
+        if path.starts_with(project) && !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < files.len() && i < 64 {
+        let file = files[i].clone();
+        i += 1;
+        // Followed, as bash opens it.
+        let Some(text) = host::read_small_followed(&file, 1 << 20) else {
+            continue;
+        };
+        let dir = file.parent().unwrap_or(project).to_path_buf();
+        for path in envrc_loads(&String::from_utf8_lossy(&text), &dir) {
+            if path.starts_with(project) && path != project && !files.contains(&path) {
+                out.push(Candidate {
+                    path: path.clone(),
+                    access: policy::Access::Protected,
+                    origin: format!("a file {} loads (direnv)", file.display()),
+                    required: false,
+                });
+                files.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// What a script loads with direnv's `source_env*`, `dotenv*` and `use
+/// flake|nix` or the shell's `source` and `.`, relative to `dir`. Words
+/// are split the simple way: a name built from variables is not followed.
+fn envrc_loads(text: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let commands = text
+        .lines()
+        .map(|l| l.split(" #").next().unwrap_or(""))
+        .flat_map(|l| l.split(|c: char| ";&|()".contains(c)));
+    for command in commands {
+        let mut words = command
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
+            .skip_while(|w| matches!(*w, "if" | "then" | "elif" | "else" | "do" | "!" | "{"));
+        let (dotenv, source_env) = match words.next() {
+            Some("dotenv" | "dotenv_if_exists") => (true, false),
+            Some("source_env" | "source_env_if_exists") => (false, true),
+            Some("source" | ".") => (false, false),
+            // A Nix shell's shellHook runs at each load, re-evaluated when
+            // the file changes (files it imports are not followed here).
+            Some("use") => {
+                match words.next() {
+                    Some("flake") => out.push(dir.join("flake.nix")),
+                    Some("nix") => out.extend([dir.join("shell.nix"), dir.join("default.nix")]),
+                    _ => {}
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if dotenv {
+            out.push(dir.join(".env"));
+        }
+        let Some(arg) = words.next() else {
+            continue;
+        };
+        // direnv runs `.envrc` in its own directory.
+        let arg = ["$PWD/", "${PWD}/"]
+            .iter()
+            .find_map(|p| arg.strip_prefix(p))
+            .unwrap_or(arg);
+        if arg.is_empty() || arg.starts_with(['-', '~']) || arg.contains(['$', '`', '*']) {
+            continue;
+        }
+        let path = host::lexical(&dir.join(arg));
+        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir && dotenv {
+            out.push(path.join(".env"));
+        } else if is_dir && source_env {
+            out.push(path.join(".envrc"));
+        } else if !is_dir {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// The hooks git runs (githooks(5)).
@@ -867,4 +1033,57 @@ pub fn move_aside(
         }
     }
     Err(nix::Error::EEXIST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_files_a_dev_container_names() {
+        assert_eq!(
+            compose_file_names("{\n // c\n \"dockerComposeFile\": \"../compose.yml\",\n}"),
+            ["../compose.yml"]
+        );
+        assert_eq!(
+            compose_file_names(
+                "{\"dockerComposeFile\" : [\"a.yml\",\n \"b.yml\" ], \"service\": \"x\"}"
+            ),
+            ["a.yml", "b.yml"]
+        );
+        assert!(compose_file_names("{\"image\": \"x\"}").is_empty());
+    }
+
+    #[test]
+    fn what_an_envrc_loads() {
+        let dir = Path::new("/p");
+        let text = "export A=1\n\
+            source_env_if_exists .envrc.local\n\
+            [ -f x.sh ] && . ./x.sh  # comment\n\
+            if true; then source \"${PWD}/y.sh\"; fi\n\
+            dotenv\n\
+            dotenv_if_exists .env.dev\n\
+            source_env ~/shared\n\
+            source \"$SOMEWHERE/z.sh\"\n\
+            { source_env ../outside; }\n\
+            echo source not-a-command\n\
+            use flake\n";
+        let got: Vec<String> = envrc_loads(text, dir)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "/p/.envrc.local",
+                "/p/x.sh",
+                "/p/y.sh",
+                "/p/.env",
+                "/p/.env",
+                "/p/.env.dev",
+                "/outside",
+                "/p/flake.nix"
+            ]
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! The command's environment, built as data: only names the profile passes
 //! through (or `--allow-env` names), plus the profile's fixed values, minus
 //! every variable the secrets rules call secret (by name or by value) unless
-//! the profile or `--allow-env` names it exactly. Nothing is inherited by
-//! default.
+//! `--allow-env` names it exactly, or the profile does and the name itself
+//! says secret. Nothing is inherited by default.
 
 use crate::error::Result;
 use std::collections::BTreeMap;
@@ -27,10 +27,11 @@ pub struct BuiltEnv {
 }
 
 /// `is_secret(name, value)` says why a variable is a secret (a rule id), or
-/// `None`. An exact name in `pass`, or in `allow_env`, overrides it; a
-/// wildcard (`LC_*`) does not. Agent sockets (`SSH_AUTH_SOCK` …) pass only
-/// when the profile names them: a flag typed in a hurry must not hand the
-/// agent the user's ssh-agent.
+/// `None`. An exact name in `allow_env` overrides it; in `pass`, only when
+/// the name itself says secret (a value alone found secret is never passed
+/// by a profile); a wildcard (`LC_*`) never does. Agent sockets
+/// (`SSH_AUTH_SOCK` …) pass only when the profile names them: a flag typed
+/// in a hurry must not hand the agent the user's ssh-agent.
 pub fn build_env(
     host_env: &[(String, String)],
     pass: &[String],
@@ -51,7 +52,13 @@ pub fn build_env(
         }
         if let Some(rule) = is_secret(name, value)? {
             let agent_socket = rule == "env-agent-socket";
-            let explicit = by_profile || (by_cli && !agent_socket);
+            // A profile names a variable for what its name says: a
+            // credential one (`ANTHROPIC_API_KEY`) passes with its secret,
+            // a configuration one (`EDITOR`, `GOPROXY`, a base URL) was not
+            // named for a secret its value happens to carry
+            // (`https://user:token@proxy`): that stays out.
+            let by_value_only = rule.starts_with("env-value") && is_secret(name, "")?.is_none();
+            let explicit = (by_profile && !by_value_only) || (by_cli && !agent_socket);
             if !explicit {
                 out.secret.push((name.clone(), rule));
                 continue;
@@ -167,5 +174,56 @@ mod tests {
         .unwrap();
         assert!(b.env.iter().any(|(k, _)| k == "GITHUB_TOKEN"));
         assert!(b.env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK"));
+    }
+
+    #[test]
+    fn a_profile_passes_a_secret_value_only_under_a_secret_name() {
+        let is_secret = |name: &str, value: &str| -> Result<Option<String>> {
+            Ok(if name.ends_with("_KEY") {
+                Some("env-key".into())
+            } else if value.contains("flagged") {
+                Some("env-value:uri-password".into())
+            } else {
+                None
+            })
+        };
+        let host: Vec<(String, String)> = [
+            ("API_KEY", "flagged value"),
+            ("GOPROXY", "a flagged value"),
+            ("EDITOR", "vi"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let pass = ["API_KEY".into(), "GOPROXY".into(), "EDITOR".into()];
+        let b = build_env(
+            &host,
+            &pass,
+            &BTreeMap::new(),
+            &[],
+            Path::new("/h"),
+            &is_secret,
+        )
+        .unwrap();
+        let names: Vec<_> = b.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["API_KEY", "EDITOR", "GUARD_SANDBOX", "HOME", "PATH"]
+        );
+        assert_eq!(
+            b.secret,
+            [("GOPROXY".into(), "env-value:uri-password".into())]
+        );
+        // The user's own flag for this run still passes it.
+        let b = build_env(
+            &host,
+            &pass,
+            &BTreeMap::new(),
+            &["GOPROXY".into()],
+            Path::new("/h"),
+            &is_secret,
+        )
+        .unwrap();
+        assert!(b.env.iter().any(|(k, _)| k == "GOPROXY"));
     }
 }

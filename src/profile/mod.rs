@@ -53,7 +53,7 @@ impl Isolation {
                 "secrets committed to git history are readable (git show, git log -p): sanitizing object files needs a mount",
                 "protected files (.git/hooks, .git/config, .envrc, ...) are writable during the run; guard restores them afterwards and keeps what was written aside",
                 "TCP connections are limited by port, not by address: a host listening on the proxy's port could be reached directly",
-                "no private /tmp, /dev/shm or process table: other processes' command lines are visible in /proc; TMPDIR points to a private directory",
+                "no private /tmp, /dev/shm, process table or network stack: other processes' command lines and the machine's connections and sockets (/proc/net) are visible in /proc; TMPDIR points to a private directory",
                 "toolchain caches are read-only (no copy-on-write); fetching new dependencies fails",
                 "the process limit counts all of the user's processes, not only the sandbox's (and does not apply to root)",
                 "file modes, ownership, timestamps and extended attributes are outside Landlock: the command can change the mode of any file your user owns (as root, of any file), though never read or write one outside its grants",
