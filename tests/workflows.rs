@@ -105,6 +105,44 @@ fn everyday_developer_commands_work() {
     }
 }
 
+/// Agents fix a missing identity or a "dubious ownership" refusal with
+/// `git config --global`, which writes a new file and renames it over
+/// ~/.gitconfig: the session's home holds a private copy it can replace,
+/// in the private home and in an agent's persistent one; the host file is
+/// unchanged.
+#[test]
+fn git_config_global_changes_a_private_copy() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let host = "[user]\n\tname = Host User\n\temail = host@example.test\n";
+        env.home.write(".gitconfig", host);
+        env.own();
+        for profile in ["default", "claude"] {
+            let r = bash(
+                &env,
+                &["-p", profile],
+                r#"
+                echo before=$(git config --global user.name)
+                git config --global user.name Agent && git config --global --add safe.directory '*'
+                echo after=$(git config --global user.name),$(git config --global safe.directory)
+                cd "$(mktemp -d ./repo.XXXX)" && git init -q && echo x > x && git add x && git commit -qm x
+                echo author=$(git log --format=%an)
+                "#,
+            );
+            r.expect_code(0).expect_fields(&[
+                ("before", "Host User"),
+                ("after", "Agent,*"),
+                ("author", "Agent"),
+            ]);
+            assert_eq!(
+                common::read_host(&env.home.join(".gitconfig")).as_deref(),
+                Some(host),
+                "{profile}: the host's ~/.gitconfig changed"
+            );
+        }
+    }
+}
+
 /// A tool installed in the home by its usual installer, as a script that
 /// prints `out`.
 fn plant_tool(env: &Env, rel: &str, out: &str) {
