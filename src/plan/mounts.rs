@@ -547,7 +547,11 @@ mod tests {
             grant("/home/u/.cargo/bin", Access::ReadOnly, GrantKind::Dir),
             grant("/home/u/.cargo/bin/tool", Access::ReadOnly, GrantKind::File),
             grant("/home/u/.gitconfig", Access::ReadOnly, GrantKind::File),
-            grant("/home/u/.ssh/known_hosts", Access::ReadOnly, GrantKind::File),
+            grant(
+                "/home/u/.ssh/known_hosts",
+                Access::ReadOnly,
+                GrantKind::File,
+            ),
             grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
             grant("/home/u/src/app/ro.txt", Access::ReadOnly, GrantKind::File),
         ]);
