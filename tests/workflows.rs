@@ -108,8 +108,8 @@ fn everyday_developer_commands_work() {
 /// Agents fix a missing identity or a "dubious ownership" refusal with
 /// `git config --global`, which writes a new file and renames it over
 /// ~/.gitconfig: the session's home holds a private copy it can replace,
-/// in the private home and in an agent's persistent one; the host file is
-/// unchanged.
+/// in the private home, in an agent's persistent one and at the `landlock`
+/// level; the host file is unchanged.
 #[test]
 fn git_config_global_changes_a_private_copy() {
     for mode in modes() {
@@ -117,10 +117,15 @@ fn git_config_global_changes_a_private_copy() {
         let host = "[user]\n\tname = Host User\n\temail = host@example.test\n";
         env.home.write(".gitconfig", host);
         env.own();
-        for profile in ["default", "claude"] {
+        let runs: [&[&str]; 3] = [
+            &["-p", "default"],
+            &["-p", "claude"],
+            &["--isolation", "landlock"],
+        ];
+        for args in runs {
             let r = bash(
                 &env,
-                &["-p", profile],
+                args,
                 r#"
                 echo before=$(git config --global user.name)
                 git config --global user.name Agent && git config --global --add safe.directory '*'
@@ -137,7 +142,7 @@ fn git_config_global_changes_a_private_copy() {
             assert_eq!(
                 common::read_host(&env.home.join(".gitconfig")).as_deref(),
                 Some(host),
-                "{profile}: the host's ~/.gitconfig changed"
+                "{args:?}: the host's ~/.gitconfig changed"
             );
         }
     }
