@@ -236,8 +236,10 @@ pub fn lock_project(
 }
 
 /// Links in the private home to the real home paths the profile grants, so
-/// `~/.gitconfig` (read-only) or `~/.cargo/registry` (a cache, read-only at
-/// this level) are where programs look. Never replaces what the home holds,
+/// `~/.cargo/bin` or `~/.cargo/registry` (a cache, read-only at this level)
+/// are where programs look; a file granted read-only (`~/.gitconfig`) is
+/// copied instead, as at the full level, so `git config --global` can
+/// rename its new version over it. Never replaces what the home holds,
 /// and never follows a link inside it (a persistent home is the sandbox's
 /// to write).
 fn link_home(policy: &Policy, home: &Path) {
@@ -245,9 +247,14 @@ fn link_home(policy: &Policy, home: &Path) {
         .grants
         .iter()
         .filter(|g| matches!(g.access, Access::ReadOnly | Access::ReadWrite))
-        .map(|g| g.path.clone())
-        .chain(policy.caches.iter().map(|c| c.path.clone()));
-    for path in shown {
+        .map(|g| {
+            (
+                g.path.clone(),
+                g.kind == GrantKind::File && g.access == Access::ReadOnly,
+            )
+        })
+        .chain(policy.caches.iter().map(|c| (c.path.clone(), false)));
+    for (path, copy) in shown {
         let Ok(rel) = path.strip_prefix(&policy.home) else {
             continue;
         };
@@ -260,8 +267,33 @@ fn link_home(policy: &Policy, home: &Path) {
         let Some(dir) = make_dirs_beneath(home, parent) else {
             continue;
         };
-        let _ = nix::unistd::symlinkat(&path, &dir, name);
+        if !(copy && copy_beneath(&path, &dir, name)) {
+            let _ = nix::unistd::symlinkat(&path, &dir, name);
+        }
     }
+}
+
+/// A private copy of `src` as `name` in `dir`, unless something is there
+/// (never followed: O_EXCL) or `src` is too large to copy at every start.
+fn copy_beneath(src: &Path, dir: &OwnedFd, name: &std::ffi::OsStr) -> bool {
+    let Ok(mut from) = std::fs::File::open(src) else {
+        return false;
+    };
+    let Ok(meta) = from.metadata() else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() > crate::plan::mounts::COPY_MAX {
+        return false;
+    }
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+    let mode = Mode::from_bits_truncate(meta.permissions().mode() & 0o777);
+    let Ok(to) = openat(dir, name, flags, mode) else {
+        // Something is there already (a persistent home's own file): it
+        // stays, and no link can take its place either.
+        return true;
+    };
+    let mut to = std::fs::File::from(to);
+    std::io::copy(&mut from, &mut to).is_ok()
 }
 
 /// Open `root/rel` as a directory, creating missing components; never

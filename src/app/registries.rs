@@ -2,7 +2,8 @@
 //! own tools are configured to use. guard never names a registry host
 //! itself (mirrors, corporate registries and the public default all come
 //! from the tool), and never takes one from the project: a repository's
-//! `.npmrc` could otherwise open egress to any host without `guard trust`.
+//! `.npmrc` (or a virtualenv's `pip.conf`) could otherwise open egress to
+//! any host without `guard trust`.
 
 use crate::error::Result;
 use crate::net::allowlist::{Rule, parse_rule};
@@ -18,6 +19,13 @@ pub fn rules(registries: &[Registry], home: &Path, project: &Path) -> Result<Vec
             Registry::Npm => {
                 for url in npm_registries(home, project) {
                     if let Some(rule) = rule_for(&url, "npm's configured registry") {
+                        out.push(rule);
+                    }
+                }
+            }
+            Registry::Pip => {
+                for url in pip_indexes(home, project) {
+                    if let Some(rule) = rule_for(&url, "pip's configured index") {
                         out.push(rule);
                     }
                 }
@@ -152,6 +160,120 @@ fn npm_default(npm: &Path, home: &Path) -> Option<String> {
     Some(url)
 }
 
+/// pip's indexes: PIP_INDEX_URL and PIP_EXTRA_INDEX_URL, then the
+/// `index-url` and `extra-index-url` of the user's and the global pip.conf
+/// (never a virtualenv's: it lies in the project), else pip's own default
+/// index and the host its files are served from.
+fn pip_indexes(home: &Path, project: &Path) -> Vec<String> {
+    let mut urls = Vec::new();
+    if let Ok(v) = std::env::var("PIP_EXTRA_INDEX_URL") {
+        urls.extend(v.split_whitespace().map(str::to_string));
+    }
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(".config"));
+    // pip's own order, lowest first: global, user; PIP_CONFIG_FILE on top.
+    let mut files = vec![
+        PathBuf::from("/etc/xdg/pip/pip.conf"),
+        PathBuf::from("/etc/pip.conf"),
+        home.join(".pip/pip.conf"),
+        xdg.join("pip/pip.conf"),
+    ];
+    files.extend(std::env::var_os("PIP_CONFIG_FILE").map(PathBuf::from));
+    let mut configured = None;
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let (index, extra) = pip_conf_urls(&text);
+        configured = index.or(configured);
+        urls.extend(extra);
+    }
+    match std::env::var("PIP_INDEX_URL").ok().or(configured) {
+        Some(d) => urls.push(d),
+        None => {
+            if let Some(python) = which("python3", project) {
+                urls.extend(pip_default(&python, home));
+            }
+        }
+    }
+    urls
+}
+
+/// `index-url` and the `extra-index-url` list of one pip.conf (INI: a value
+/// may continue on indented lines; [global], [install] and [download] all
+/// count; pip accepts `index_url` too).
+fn pip_conf_urls(text: &str) -> (Option<String>, Vec<String>) {
+    let (mut index, mut extra) = (None, Vec::new());
+    let mut key = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with(['#', ';', '[']) {
+            key.clear();
+            continue;
+        }
+        let value = if line.starts_with([' ', '\t']) {
+            t
+        } else if let Some((k, v)) = t.split_once(['=', ':']) {
+            key = k.trim().replace('_', "-");
+            v.trim()
+        } else {
+            continue;
+        };
+        match key.as_str() {
+            "index-url" if !value.is_empty() => index = Some(value.to_string()),
+            "extra-index-url" => extra.extend(value.split_whitespace().map(str::to_string)),
+            _ => {}
+        }
+    }
+    (index, extra)
+}
+
+/// pip's built-in index and file host, as the pip of `python` reports them
+/// (asked once per interpreter and cached: importing pip costs ~0.2 s).
+fn pip_default(python: &Path, home: &Path) -> Vec<String> {
+    let stamp = std::fs::metadata(python)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let key = format!("{}\t{stamp}", python.display());
+    let cache = crate::secrets::cache_dir(home).join("pip-default-index");
+    if let Ok(text) = std::fs::read_to_string(&cache)
+        && let Some((k, urls)) = text.split_once('\n')
+        && k == key
+    {
+        return urls.lines().map(str::to_string).collect();
+    }
+    // Isolated (-I): neither the project (the working directory) nor
+    // PYTHON* variables choose what runs.
+    let out = std::process::Command::new(python)
+        .args([
+            "-I",
+            "-c",
+            "from pip._internal.models.index import PyPI\n\
+             print(PyPI.simple_url)\nprint('https://' + PyPI.file_storage_domain + '/')",
+        ])
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(out) = out else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let urls: Vec<String> = text.lines().map(str::to_string).collect();
+    if !out.status.success() || urls.len() != 2 || !urls.iter().all(|u| u.contains("://")) {
+        return Vec::new();
+    }
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&cache, format!("{key}\n{text}"));
+    urls
+}
+
 /// `name` in PATH, as found there, never in the project. The project is
 /// writable inside the sandbox and comes from the repository: an `npm`
 /// there (`node_modules/.bin` added by direnv, or a relative entry such as
@@ -177,6 +299,22 @@ fn which(name: &str, project: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pip_conf_index_and_extra_indexes() {
+        let conf = "[global]\n# index-url = https://ignored.example/\nindex_url = https://mirror.example/simple\n\
+                    timeout = 60\n[install]\nextra-index-url =\n    https://a.example/simple\n    https://b.example:8443/simple\n";
+        let (index, extra) = pip_conf_urls(conf);
+        assert_eq!(index.as_deref(), Some("https://mirror.example/simple"));
+        assert_eq!(
+            extra,
+            ["https://a.example/simple", "https://b.example:8443/simple"]
+        );
+        assert_eq!(
+            pip_conf_urls("[global]\ncert = /etc/ssl/x.crt\n"),
+            (None, vec![])
+        );
+    }
 
     #[test]
     fn urls_become_host_port_rules() {

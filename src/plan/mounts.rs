@@ -92,6 +92,18 @@ pub enum MountOp {
         #[serde(with = "super::os_path")]
         dst: PathBuf,
     },
+    /// A private copy of a host file, written into the home (the private
+    /// tmpfs or the profile's persistent home) at every start: programs
+    /// that rewrite their config by write-then-rename (`git config
+    /// --global`, ssh adding a known host) work, changes last for the
+    /// session, and the host file never changes. A file over
+    /// [`COPY_MAX`] is bound read-only instead.
+    Copy {
+        #[serde(with = "super::os_path")]
+        src: PathBuf,
+        #[serde(with = "super::os_path")]
+        dst: PathBuf,
+    },
     /// A file with this content, generated inside the sandbox's setup
     /// tmpfs (never on the host) and bound read-only over `dst` (or, when
     /// `dst` is a symlink, over what it points to inside the sandbox).
@@ -116,6 +128,7 @@ impl MountOp {
             | MountOp::Devpts { dst }
             | MountOp::Symlink { dst, .. }
             | MountOp::Overlay { dst, .. }
+            | MountOp::Copy { dst, .. }
             | MountOp::File { dst, .. } => dst,
         }
     }
@@ -125,6 +138,7 @@ impl MountOp {
         match self {
             MountOp::Tmpfs { .. } => 0,
             MountOp::Bind { .. } | MountOp::Symlink { .. } | MountOp::Proc { .. } => 1,
+            MountOp::Copy { .. } => 1,
             MountOp::Devpts { .. } | MountOp::Pin { .. } | MountOp::Overlay { .. } => 1,
             MountOp::ReadOnly { .. }
             | MountOp::HideFile { .. }
@@ -199,9 +213,16 @@ impl MountOp {
             MountOp::File { dst, .. } => {
                 format!("file     {} (generated, read-only)", dst.display())
             }
+            MountOp::Copy { dst, .. } => {
+                format!("copy     {} (private, host file unchanged)", dst.display())
+            }
         }
     }
 }
+
+/// The largest file [`MountOp::Copy`] copies (config files are small; a
+/// program granted as a file is not worth copying at every start).
+pub const COPY_MAX: u64 = 1 << 20;
 
 /// Device nodes the sandbox gets; everything else in /dev does not exist.
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -325,6 +346,19 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
         .filter(|g| g.access == Access::ReadWrite && g.kind == GrantKind::Dir)
         .map(|g| g.path.as_path())
         .collect();
+    // Directories mounted below the home: a file inside one of them is
+    // part of that mount, not of the home.
+    let home_mounts: Vec<&Path> = policy
+        .grants
+        .iter()
+        .filter(|g| g.kind == GrantKind::Dir)
+        .map(|g| g.path.as_path())
+        .chain(policy.caches.iter().map(|c| c.path.as_path()))
+        .filter(|d| d.starts_with(&policy.home))
+        .collect();
+    let in_home = |f: &Path| {
+        f.starts_with(&policy.home) && !home_mounts.iter().any(|d| f.starts_with(d) && f != *d)
+    };
     let mut pinned = std::collections::BTreeSet::new();
     for g in &policy.grants {
         // Ancestors between the root of the writable tree (already a mount)
@@ -373,6 +407,15 @@ pub fn mount_ops(policy: &Policy) -> Vec<MountOp> {
                 dst: g.path.clone(),
             },
             (GrantKind::File, Access::Redacted) => redacted_file(policy, &g.path),
+            // A file shown read-only in the home (~/.gitconfig): a bind
+            // would be a mount point, which `git config --global` cannot
+            // rename its new version over (EBUSY). The home is the
+            // sandbox's own, so a private copy protects the host file as
+            // well.
+            (GrantKind::File, Access::ReadOnly) if in_home(&g.path) => MountOp::Copy {
+                src: g.path.clone(),
+                dst: g.path.clone(),
+            },
             (kind, access) => MountOp::Bind {
                 src: g.path.clone(),
                 dst: g.path.clone(),
@@ -487,12 +530,49 @@ mod tests {
                 "file     /etc/resolv.conf (generated, read-only)",
                 "hide     /etc/shadow (empty file)",
                 "tmpfs    /home/u (mode 700)",
-                "bind ro  /home/u/.gitconfig",
+                "copy     /home/u/.gitconfig (private, host file unchanged)",
                 "bind rw  /home/u/src/app",
                 "hide     /home/u/src/app/.env (empty file)",
                 "tmpfs    /tmp (mode 1777)",
                 "bind ro  /usr",
                 "tmpfs    /var/tmp (mode 1777)",
+            ]
+        );
+    }
+
+    #[test]
+    fn home_files_are_private_copies_unless_a_mount_below_the_home_holds_them() {
+        let mut pol = policy(vec![
+            grant("/etc/motd", Access::ReadOnly, GrantKind::File),
+            grant("/home/u/.cargo/bin", Access::ReadOnly, GrantKind::Dir),
+            grant("/home/u/.cargo/bin/tool", Access::ReadOnly, GrantKind::File),
+            grant("/home/u/.gitconfig", Access::ReadOnly, GrantKind::File),
+            grant(
+                "/home/u/.ssh/known_hosts",
+                Access::ReadOnly,
+                GrantKind::File,
+            ),
+            grant("/home/u/src/app", Access::ReadWrite, GrantKind::Dir),
+            grant("/home/u/src/app/ro.txt", Access::ReadOnly, GrantKind::File),
+        ]);
+        // The persistent home is copied into the same way.
+        pol.home_source = Some(p("/data/homes/agent"));
+        let shown: Vec<String> = mount_ops(&pol)
+            .iter()
+            .filter(|o| matches!(o, MountOp::Bind { .. } | MountOp::Copy { .. }))
+            .map(|o| o.describe())
+            .filter(|d| d.contains("/home/u/") || d.contains("/etc/motd"))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "bind ro  /etc/motd",
+                "bind ro  /home/u/.cargo/bin",
+                "bind ro  /home/u/.cargo/bin/tool",
+                "copy     /home/u/.gitconfig (private, host file unchanged)",
+                "copy     /home/u/.ssh/known_hosts (private, host file unchanged)",
+                "bind rw  /home/u/src/app",
+                "bind ro  /home/u/src/app/ro.txt",
             ]
         );
     }

