@@ -32,24 +32,11 @@ struct State {
     /// summary. At most `REFUSALS_KEPT` of them, so at most twice
     /// `REFUSALS_KEPT` events in all.
     refused_to: std::collections::HashSet<String>,
-    /// Bytes of network events written to the log file so far.
-    net_logged: u64,
-    /// Network events past `LOG_NET_BYTES` that were counted, not written.
-    net_not_logged: u64,
-    /// Past `LOG_NET_BYTES`, each destination (decision, host:port) is
-    /// still written once, at most `REFUSALS_KEPT` of them: a flood must
-    /// not hide from the log the host the sandbox really reached.
-    logged_late: std::collections::HashSet<String>,
 }
 
 /// Refused connections kept in memory for the exit summary. A sandbox can
 /// make refused attempts without end; each kept event costs ~2.7 KB.
 const REFUSALS_KEPT: usize = 2000;
-
-/// Network events written to a session's log. A sandbox can make
-/// connections and DNS queries without end (a DNS flood wrote ~4 MB/s), and
-/// the log is kept in the user's home after the session.
-const LOG_NET_BYTES: u64 = 16 << 20;
 
 /// Handle to the session's audit trail.
 #[derive(Clone, Default)]
@@ -99,27 +86,12 @@ impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
         );
         event.record(&mut JsonVisitor(&mut map));
         if let Ok(mut st) = self.state.lock() {
+            // The network layer bounds what it sends here (`net::event`:
+            // past a quota per kind, events are counted, not emitted).
             let net = map.get("kind").and_then(Value::as_str) == Some("net");
-            let mut write = true;
-            if net && st.net_logged >= LOG_NET_BYTES {
-                let to = format!(
-                    "{} {}:{}",
-                    map.get("decision").and_then(Value::as_str).unwrap_or(""),
-                    map.get("host").and_then(Value::as_str).unwrap_or(""),
-                    map.get("port").and_then(Value::as_u64).unwrap_or(0)
-                );
-                write = st.logged_late.len() < REFUSALS_KEPT && st.logged_late.insert(to);
-                if !write {
-                    st.net_not_logged += 1;
-                }
-            }
-            if let Some(f) = st.file.as_mut().filter(|_| write) {
-                let line = serde_json::to_vec(&map).unwrap_or_default();
-                let _ = f.write_all(&line);
+            if let Some(f) = st.file.as_mut() {
+                let _ = serde_json::to_writer(&mut *f, &map);
                 let _ = f.write_all(b"\n");
-                if net {
-                    st.net_logged += line.len() as u64 + 1;
-                }
             }
             // Kept in memory for the exit summary only. Allowed connections,
             // requests and DNS answers (one event each, unbounded over a
@@ -245,19 +217,6 @@ impl Session {
                         Value::from(format!(
                             "{} more refused connection(s) are in the log only",
                             s.refusals_not_kept
-                        )),
-                    );
-                    events.push(note);
-                }
-                if s.net_not_logged > 0 {
-                    let mut note = Map::new();
-                    note.insert("kind".into(), Value::from("note"));
-                    note.insert(
-                        "text".into(),
-                        Value::from(format!(
-                            "{} more network event(s) to destinations already in the log were counted, not written (the log keeps {} MiB of them)",
-                            s.net_not_logged,
-                            LOG_NET_BYTES >> 20
                         )),
                     );
                     events.push(note);

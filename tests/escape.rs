@@ -69,7 +69,7 @@ mod review7;
 #[path = "escape/review8.rs"]
 mod review8;
 
-#[path = "escape/review9.rs"]
-mod review9;
 #[path = "escape/review10.rs"]
 mod review10;
+#[path = "escape/review9.rs"]
+mod review9;

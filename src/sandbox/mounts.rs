@@ -31,6 +31,14 @@ const GENERATED: &str = "/generated";
 /// Redacted copies are written here, in the setup tmpfs: never on the
 /// host's disk, gone with the sandbox.
 const REDACTED: &str = "/redacted";
+/// The one tmpfs behind every writable tmpfs of the plan (/tmp, /var/tmp,
+/// /dev/shm, an empty home, /dev), each a directory of it. What a tmpfs
+/// holds is memory no process is charged for: when the machine runs out,
+/// the kernel's OOM killer kills the user's other programs, not the
+/// sandbox. Five tmpfs of the kernel's default size could pin two and a
+/// half times the RAM; this one is at most half of it, like a default /tmp.
+const SCRATCH: &str = "/scratch";
+const SCRATCH_OPTIONS: &str = "mode=0755,size=50%";
 
 fn under(base: &str, p: &Path) -> PathBuf {
     let rel = p.strip_prefix("/").unwrap_or(p);
@@ -66,9 +74,25 @@ pub fn build_root(ops: &[MountOp]) -> Result<()> {
         Some("mode=0755"),
     )
     .map_err(nix_io("mount setup tmpfs on", base))?;
-    for d in ["newroot", "oldroot", "empty-dir", "generated", "redacted"] {
+    for d in [
+        "newroot",
+        "oldroot",
+        "empty-dir",
+        "generated",
+        "redacted",
+        "scratch",
+    ] {
         std::fs::create_dir(base.join(d)).map_err(io("create", base))?;
     }
+    let scratch = base.join("scratch");
+    mount(
+        Some("tmpfs"),
+        &scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(SCRATCH_OPTIONS),
+    )
+    .map_err(nix_io("mount scratch tmpfs on", &scratch))?;
     std::fs::write(base.join("empty-file"), b"").map_err(io("create", base))?;
     std::env::set_current_dir(base).map_err(io("enter", base))?;
     sys::pivot_root(Path::new("."), Path::new("oldroot")).map_err(io("pivot_root into", base))?;
@@ -230,6 +254,25 @@ fn bind(src: &Path, dst: &Path, attrs: u64) -> Result<()> {
 fn apply(op: &MountOp, index: usize) -> Result<()> {
     let none: Option<&str> = None;
     match op {
+        MountOp::Tmpfs {
+            dst,
+            mode,
+            ro_after: false,
+        } => {
+            let dir = Path::new(SCRATCH).join(index.to_string());
+            std::fs::create_dir(&dir).map_err(io("create", &dir))?;
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))
+                .map_err(io("chmod", &dir))?;
+            let target = under(NEW, dst);
+            mkdir_p(&target)?;
+            bind(
+                &dir,
+                &target,
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            )
+        }
+        // Read-only once populated (/sys): a tmpfs of its own, nothing
+        // is ever written to it.
         MountOp::Tmpfs { dst, mode, .. } => {
             let target = under(NEW, dst);
             mkdir_p(&target)?;

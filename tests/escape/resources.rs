@@ -309,3 +309,47 @@ fn sandbox_dies_with_supervisor() {
         );
     });
 }
+
+/// Memory a tmpfs holds is charged to no process: filled, it makes the
+/// kernel's OOM killer kill the user's other programs, not the sandbox.
+/// /tmp, /var/tmp, /dev/shm, the empty home and /dev were five tmpfs of
+/// the kernel's default size (half the RAM each), so a sandbox could pin two
+/// and a half times the machine's memory. They are now directories of one
+/// tmpfs of at most half the RAM: filling one leaves nothing for the others.
+#[test]
+fn writable_tmpfs_share_one_budget_of_at_most_half_the_ram() {
+    let mem_total_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .expect("read /proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal in /proc/meminfo");
+    each_mode(|case| {
+        let out = case.python(
+            r#"
+home = os.environ["HOME"]
+places = ["/tmp", "/var/tmp", "/dev/shm", home, "/dev"]
+out("devices", len({os.stat(p).st_dev for p in places}))
+out("sizes", len({os.statvfs(p).f_blocks * os.statvfs(p).f_frsize for p in places}))
+v = os.statvfs("/tmp")
+out("kib", v.f_blocks * v.f_frsize // 1024)
+# Written in one place, the space is gone in the others.
+before = os.statvfs("/dev/shm").f_bfree
+with open("/tmp/filler", "wb") as f:
+    f.write(b"x" * (8 << 20))
+out("shared", int(os.statvfs("/dev/shm").f_bfree < before))
+"#,
+        );
+        out.ran();
+        out.expect_code(0);
+        out.fields(&[("devices", "1"), ("sizes", "1"), ("shared", "1")]);
+        let kib: u64 = out
+            .field("kib")
+            .and_then(|k| k.parse().ok())
+            .expect("the size of /tmp");
+        assert!(
+            kib <= mem_total_kib / 2 + 4,
+            "the sandbox's tmpfs may hold {kib} KiB, more than half of {mem_total_kib} KiB of RAM"
+        );
+    });
+}

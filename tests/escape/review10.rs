@@ -293,14 +293,16 @@ impl Recorder {
 /// the plain hello naming the allowed host still reaches the server.
 #[test]
 fn a_client_hello_servers_could_read_differently_is_refused() {
-    const ADDR: &str = "127.31.10.1";
-    let server = Recorder::start(&format!("{ADDR}:443"));
+    // One address per test process: two runs of the suite at once (port
+    // 443 is fixed) do not collide.
+    let addr = format!("127.31.{}.1", 10 + std::process::id() % 240);
+    let server = Recorder::start(&format!("{addr}:443"));
     let sent = std::cell::Cell::new(0);
     each_mode(|case| {
         let prof = case.write(
             "review10-tls.toml",
             &format!(
-                "{}\n[network]\nallow = [ {{ host = \"web.guard.test\", private = true }} ]\n\n[network.hosts]\n\"web.guard.test\" = \"{ADDR}\"\n",
+                "{}\n[network]\nallow = [ {{ host = \"web.guard.test\", private = true }} ]\n\n[network.hosts]\n\"web.guard.test\" = \"{addr}\"\n",
                 include_str!("../../profiles/default.toml")
             ),
         );
