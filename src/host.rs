@@ -280,6 +280,27 @@ pub fn open_dir_beneath(root: &Path, rel: &Path) -> Option<std::os::fd::OwnedFd>
     Some(dir)
 }
 
+/// [`open_dir_beneath`], creating missing directories (mode 755) on the
+/// way; still never following a symlink, so a link swapped in at any
+/// moment cannot redirect what is created below.
+pub fn make_dirs_beneath(root: &Path, rel: &Path) -> Option<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let mut dir = nix::fcntl::open(root, flags, Mode::empty()).ok()?;
+    for comp in rel.components() {
+        match comp {
+            std::path::Component::Normal(name) => {
+                let _ = mkdirat(&dir, name, Mode::from_bits_truncate(0o755));
+                dir = openat(&dir, name, flags, Mode::empty()).ok()?;
+            }
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(dir)
+}
+
 /// A regular file's content, if it is one and no larger than `max`.
 pub fn read_small(path: &Path, max: u64) -> Option<Vec<u8>> {
     read_regular(path, max, libc::O_NOFOLLOW)

@@ -264,7 +264,7 @@ fn link_home(policy: &Policy, home: &Path) {
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
             continue;
         };
-        let Some(dir) = make_dirs_beneath(home, parent) else {
+        let Some(dir) = host::make_dirs_beneath(home, parent) else {
             continue;
         };
         if !(copy && copy_beneath(&path, &dir, name)) {
@@ -294,18 +294,6 @@ fn copy_beneath(src: &Path, dir: &OwnedFd, name: &std::ffi::OsStr) -> bool {
     };
     let mut to = std::fs::File::from(to);
     std::io::copy(&mut from, &mut to).is_ok()
-}
-
-/// Open `root/rel` as a directory, creating missing components; never
-/// following a symlink.
-fn make_dirs_beneath(root: &Path, rel: &Path) -> Option<OwnedFd> {
-    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
-    let mut dir = nix::fcntl::open(root, flags, Mode::empty()).ok()?;
-    for c in rel.iter() {
-        let _ = mkdirat(&dir, c, Mode::from_bits_truncate(0o755));
-        dir = openat(&dir, c, flags, Mode::empty()).ok()?;
-    }
-    Some(dir)
 }
 
 /// A protected path as it was before the run.

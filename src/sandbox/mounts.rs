@@ -441,11 +441,15 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
 }
 
 /// [`MountOp::Copy`]. The home may be the persistent one, a host directory
-/// an earlier session wrote: what lies at `target` is removed, never
-/// followed (a link there would redirect the copy), and the copy is created
-/// anew.
+/// an earlier session wrote, and another session of the same profile may
+/// be changing it right now: the directories on the way are opened from the
+/// new root down by descriptor, never through a link (a link swapped in
+/// after a check would redirect the removal and the copy onto the host);
+/// what lies at `target` is removed, never followed, and the copy is
+/// created anew.
 fn copy_into_home(source: &Path, target: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use nix::fcntl::{OFlag, openat};
+    use nix::unistd::{UnlinkatFlags, unlinkat};
     let mut from = std::fs::File::open(source).map_err(io("open", source))?;
     let meta = from.metadata().map_err(io("stat", source))?;
     if meta.len() > crate::plan::mounts::COPY_MAX {
@@ -456,27 +460,41 @@ fn copy_into_home(source: &Path, target: &Path) -> Result<()> {
             sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
         );
     }
+    // Names the link when one leads out (the common case: a link left
+    // behind); the descriptor walk below is what holds under a race.
     confine(target)?;
-    if let Some(parent) = target.parent() {
-        mkdir_p(parent)?;
+    let inside = target.strip_prefix(NEW).unwrap_or(target);
+    let (Some(parent), Some(name)) = (inside.parent(), inside.file_name()) else {
+        return Err(Error::io(
+            "replace",
+            target,
+            std::io::Error::from_raw_os_error(libc::EINVAL),
+        ));
+    };
+    let dir =
+        crate::host::make_dirs_beneath(Path::new(NEW), parent).ok_or_else(|| Error::Usage {
+            msg: format!(
+                "cannot make /{}: a component is not a directory (a link left in a directory the \
+                 sandbox could write, its persistent home?)",
+                parent.display()
+            ),
+            hint: Some(format!(
+                "look at /{} in the profile's persistent home and remove the link",
+                parent.display()
+            )),
+        })?;
+    match unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(Error::io("replace", target, e.into())),
     }
-    match std::fs::symlink_metadata(target) {
-        Ok(m) if m.is_dir() => {
-            return Err(Error::io(
-                "replace",
-                target,
-                std::io::Error::from_raw_os_error(libc::EISDIR),
-            ));
-        }
-        Ok(_) => std::fs::remove_file(target).map_err(io("replace", target))?,
-        Err(_) => {}
-    }
-    let mut to = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777)
-        .open(target)
-        .map_err(io("create", target))?;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+    );
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut to = std::fs::File::from(
+        openat(&dir, name, flags, mode).map_err(|e| Error::io("create", target, e.into()))?,
+    );
     std::io::copy(&mut from, &mut to).map_err(io("copy into", target))?;
     Ok(())
 }
