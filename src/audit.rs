@@ -26,6 +26,9 @@ struct State {
     refusals_kept: usize,
     /// Refused connections beyond `REFUSALS_KEPT`: counted, in the log only.
     refusals_not_kept: u64,
+    /// Refusals the network layer counted past its quota and never sent
+    /// here (its `not-logged` events carry the count so far).
+    refusals_not_logged: u64,
     /// Destinations (host:port) of the kept refusals. Past the cap, a
     /// destination not seen yet is still kept: otherwise 2,000 refusals to
     /// a decoy would hide the host the sandbox really tried from the
@@ -98,6 +101,13 @@ impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
             // session) are not in the summary; keeping them grew the
             // supervisor by ~2.7 KB per request.
             let refused = map.get("decision").and_then(Value::as_str) == Some("refuse");
+            if net
+                && map.get("event").and_then(Value::as_str) == Some("not-logged")
+                && map.get("what").and_then(Value::as_str) == Some("refusal")
+                && let Some(n) = map.get("count").and_then(Value::as_u64)
+            {
+                st.refusals_not_logged = st.refusals_not_logged.max(n);
+            }
             if net && refused {
                 let to = format!(
                     "{}:{}",
@@ -217,6 +227,18 @@ impl Session {
                         Value::from(format!(
                             "{} more refused connection(s) are in the log only",
                             s.refusals_not_kept
+                        )),
+                    );
+                    events.push(note);
+                }
+                if s.refusals_not_logged > 0 {
+                    let mut note = Map::new();
+                    note.insert("kind".into(), Value::from("note"));
+                    note.insert(
+                        "text".into(),
+                        Value::from(format!(
+                            "{} more refused connection(s) were counted, not logged (past the session's quota)",
+                            s.refusals_not_logged
                         )),
                     );
                     events.push(note);

@@ -88,6 +88,12 @@ out("fresh", proxy(b"GET http://fresh.guard.test/ HTTP/1.1\r\nHost: fresh.guard.
         );
         assert_eq!(not_logged(&ev, "dns"), Some(DNS - 10_000));
         assert_eq!(not_logged(&ev, "refusal"), Some(REFUSED + 1 - 10_002));
+        // The summary counts what the log does not hold.
+        let unlogged = format!(
+            "{} more refused connection(s) were counted, not logged",
+            REFUSED + 1 - 10_002
+        );
+        assert!(out.stderr.contains(&unlogged), "{}", out.stderr);
         assert!(log.len() < 12 << 20, "log of {} bytes", log.len());
         assert_eq!(ok.finish(), 0);
     });
