@@ -1,0 +1,70 @@
+//! The eleventh review: an attack review of what landed after review10
+//! (private copies of home files, the scratch tmpfs, /etc scanned and
+//! unreadable files of the user's hidden, direnv protection, the pip
+//! registry lookup). Each test names the attack; where guard had a hole,
+//! the test failed before the fix that came with it.
+
+use crate::common::Mode;
+use crate::secrets_layer::gh_token;
+use crate::support::{Case, Expect, each_mode, errno::EROFS};
+use std::os::unix::fs::PermissionsExt;
+
+/// Python: `show(label, path)` prints `label=errno-N`, `label=empty` or
+/// `label=leaked-N`, never the content.
+const SHOW: &str = r#"
+def show(label, path):
+    try:
+        data = open(path, "rb").read()
+    except OSError as e:
+        out(label, "errno-%d" % e.errno)
+        return
+    out(label, "leaked-%d" % len(data) if data else "empty")
+"#;
+
+fn as_root(case: &Case) -> bool {
+    case.mode() == Mode::Invoker && crate::common::is_root()
+}
+
+/// Hole: a directory of the user's that can be listed but not searched
+/// (`chmod 600 vault`, or 400) was walked: its entries were listed, but
+/// none could be statted or opened, so nothing in it was scanned and,
+/// since the directory itself opened fine, it was not hidden as
+/// unreadable either. Inside, where the sandbox runs as the user,
+/// `chmod u+x` gave the search permission back and the secrets in it (and
+/// in the directories below it) were read. Now a directory of the user's
+/// that guard cannot search is hidden like one it cannot list. (Run as
+/// root, guard searches it and judges its content.)
+#[test]
+fn a_directory_the_user_made_unsearchable_cannot_be_searched_inside() {
+    each_mode(|mut case| {
+        let flat = gh_token(&mut case, "listable");
+        let deep = gh_token(&mut case, "listabledeep");
+        case.write("vault/notes.txt", &format!("{flat}\n"));
+        case.write("vault/inner/keys.txt", &format!("{deep}\n"));
+        case.env.own();
+        let dir = case.project().join("vault");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        case.write_python(&format!(
+            r#"{SHOW}
+out("chmod", err(os.chmod, "vault", 0o700))
+show("flat", "vault/notes.txt")
+show("deep", "vault/inner/keys.txt")
+"#
+        ));
+        let out = case.run(&["run", "-q", "--", "/usr/bin/python3", "attack.py"]);
+        out.ran();
+        out.expect_code(0);
+        if as_root(&case) {
+            // Read by guard and hidden by content: the stand-ins are empty.
+            out.fields(&[("chmod", "0"), ("flat", "empty"), ("deep", "empty")]);
+        } else {
+            // Hidden whole, read-only: the files are not there at all.
+            out.fields(&[("chmod", EROFS), ("flat", "errno-2"), ("deep", "errno-2")]);
+            let mode = std::fs::symlink_metadata(&dir)
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "the host directory's mode changed");
+        }
+    });
+}
