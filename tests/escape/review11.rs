@@ -60,11 +60,28 @@ show("deep", "vault/inner/keys.txt")
         } else {
             // Hidden whole, read-only: the files are not there at all.
             out.fields(&[("chmod", EROFS), ("flat", "errno-2"), ("deep", "errno-2")]);
+        }
+        // The user's choice stands: guard did not open the directory up.
+        if !as_root(&case) {
             let mode = std::fs::symlink_metadata(&dir)
                 .expect("stat")
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "the host directory's mode changed");
         }
+        // The landlock level cannot refuse chmod (Landlock does not govern
+        // it), but the files stay out of the command's reach.
+        let out = case.run(&[
+            "run",
+            "-q",
+            "--isolation",
+            "landlock",
+            "--",
+            "/usr/bin/python3",
+            "attack.py",
+        ]);
+        out.ran();
+        out.expect_code(0);
+        out.fields(&[("flat", "errno-13"), ("deep", "errno-13")]);
     });
 }
