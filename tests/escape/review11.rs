@@ -85,3 +85,54 @@ show("deep", "vault/inner/keys.txt")
         out.fields(&[("flat", "errno-13"), ("deep", "errno-13")]);
     });
 }
+
+/// Hole: to allow pip's default index, guard runs the `python3` found in
+/// PATH on the host, outside any sandbox, at start. It skipped one in the
+/// project (a virtualenv's `bin`, on PATH while it is activated) only if
+/// the link resolved into the project: the sandbox wrote a script into its
+/// persistent home (a host directory) and pointed the virtualenv's
+/// `python3` at it, and the next start of guard ran that script on the
+/// host. Now a PATH directory inside the project is never looked in.
+#[test]
+fn a_virtualenv_python_linked_out_of_the_project_does_not_run_on_the_host() {
+    each_mode(|case| {
+        let marker = crate::support::HostMarker::new("pip-lookup");
+        case.env.home.write(
+            ".config/guard/profiles/pyhome.toml",
+            "version = 1\nextends = [\"python\"]\n[home]\npersist = true\n",
+        );
+        case.env.own();
+        let persistent = case.home().join(".local/share/guard/homes/pyhome");
+        let planted = case.run(&[
+            "run",
+            "-p",
+            "pyhome",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "printf '#!/bin/sh\\ntouch {m}\\n' > ~/evil && chmod +x ~/evil && \
+                 mkdir -p .venv/bin && ln -s {p}/evil .venv/bin/python3 && echo planted=1",
+                m = marker.path(),
+                p = persistent.display()
+            ),
+        ]);
+        planted.expect_code(0);
+        assert!(planted.stdout.contains("planted=1"), "{}", planted.all());
+        assert!(persistent.join("evil").is_file(), "{}", planted.all());
+
+        // The user activates the virtualenv and starts guard again.
+        let path = format!(
+            "{}:{}",
+            case.project().join(".venv/bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = case.guard(&["run", "-p", "pyhome", "--", "true"]);
+        cmd.env("PATH", path)
+            .env_remove("PIP_INDEX_URL")
+            .env_remove("PIP_CONFIG_FILE");
+        let next = case.output(cmd);
+        next.expect_code(0);
+        marker.assert_absent("a script the sandbox left, run by guard's pip index lookup,");
+    });
+}
