@@ -71,5 +71,7 @@ mod review8;
 
 #[path = "escape/review10.rs"]
 mod review10;
+#[path = "escape/review11.rs"]
+mod review11;
 #[path = "escape/review9.rs"]
 mod review9;

@@ -280,12 +280,15 @@ fn pip_default(python: &Path, home: &Path) -> Vec<String> {
 /// `.` or an empty one, which resolve in guard's working directory) would
 /// run on the host, unsandboxed, and choose the registry (or, as `node`,
 /// the npmrc) guard allows. Both sides canonical: a link in PATH may lead
-/// into the project.
+/// into the project. A directory of the project is never looked in, even
+/// when the program there is a link out of it: the sandbox chose where it
+/// leads (a script it wrote into its persistent home, a host directory).
 fn in_path(name: &str, project: &Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     let project = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
     std::env::split_paths(&path)
         .filter(|d| d.is_absolute())
+        .filter(|d| std::fs::canonicalize(d).is_ok_and(|c| !c.starts_with(&project)))
         .map(|d| d.join(name))
         .filter(|p| p.is_file())
         .find(|p| std::fs::canonicalize(p).is_ok_and(|c| !c.starts_with(&project)))

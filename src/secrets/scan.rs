@@ -412,10 +412,12 @@ impl<'a> Visitor<'a> for Worker<'_, 'a> {
 
     fn error(&mut self, dir: &Path) {
         self.out.stats.errors += 1;
-        if let Ok(st) = nix::sys::stat::lstat(dir)
-            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-        {
-            self.hide_if_made_unreadable(dir, &st, 0o500);
+        match nix::sys::stat::lstat(dir) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                self.hide_if_made_unreadable(dir, &st, 0o500);
+            }
+            Ok(_) => {}
+            Err(_) => self.hide_if_unsearchable_parent(dir),
         }
     }
 
@@ -547,6 +549,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         let Ok(st) = lstat_at(dirfd, name) else {
             self.out.stats.errors += 1;
+            self.hide_if_unsearchable_parent(path);
             return None;
         };
         let key = Key::from_stat(&st);
@@ -626,6 +629,19 @@ impl<'s, 'a> Worker<'s, 'a> {
             reason: "yours but unreadable, so unscanned (inside it could be made readable)".into(),
             hits: vec![hit("unreadable")],
         });
+    }
+
+    /// Hide the directory holding `path` if guard could list it but not
+    /// search it (`chmod 600 vault`): its entries were named but none could
+    /// be statted or read, so nothing in it was scanned, and inside a
+    /// `chmod u+x` gives the search permission back.
+    fn hide_if_unsearchable_parent(&mut self, path: &Path) {
+        if let Some(dir) = path.parent()
+            && let Ok(st) = nix::sys::stat::lstat(dir)
+            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+        {
+            self.hide_if_made_unreadable(dir, &st, 0o500);
+        }
     }
 
     /// Whether a file a key-file rule matched is a certificate bundle. Read
