@@ -485,6 +485,19 @@ fn copy_into_home(source: &Path, target: &Path) -> Result<()> {
         })?;
     match unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(nix::errno::Errno::EISDIR) => {
+            return Err(Error::Usage {
+                msg: format!(
+                    "/{} is a directory where guard puts its private copy of your file (an \
+                     earlier session left it in a directory it could write, its persistent home?)",
+                    inside.display()
+                ),
+                hint: Some(format!(
+                    "remove the directory /{} from the profile's persistent home",
+                    inside.display()
+                )),
+            });
+        }
         Err(e) => return Err(Error::io("replace", target, e.into())),
     }
     let mode = nix::sys::stat::Mode::from_bits_truncate(

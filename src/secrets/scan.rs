@@ -619,7 +619,11 @@ impl<'s, 'a> Worker<'s, 'a> {
     /// a `chmod` gives it back. What belongs to someone else stays as
     /// unreadable inside as it is to guard.
     fn hide_if_made_unreadable(&mut self, path: &Path, st: &FileStat, needed: u32) {
-        if st.st_uid != nix::unistd::geteuid().as_raw() || st.st_mode & needed == needed {
+        if st.st_uid != nix::unistd::geteuid().as_raw()
+            || st.st_mode & needed == needed
+            // Every entry of an unsearchable directory fails alike.
+            || self.out.flagged.iter().any(|f| f.path == path)
+        {
             return;
         }
         self.out.flagged.push(Flagged {
