@@ -71,16 +71,7 @@ show("deep", "vault/inner/keys.txt")
         }
         // The landlock level cannot refuse chmod (Landlock does not govern
         // it), but the files stay out of the command's reach.
-        let out = case.run(&[
-            "run",
-            "-q",
-            "--isolation",
-            "landlock",
-            "--",
-            "/usr/bin/python3",
-            "attack.py",
-        ]);
-        out.ran();
+        let out = case.run_python_at("landlock");
         out.expect_code(0);
         out.fields(&[("flat", "errno-13"), ("deep", "errno-13")]);
     });

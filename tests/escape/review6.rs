@@ -146,16 +146,7 @@ out("public", read("@OPEN@/public.conf"))
             ]
         };
         for (level, private, closed) in expected {
-            let out = case.run(&[
-                "run",
-                "-q",
-                "--isolation",
-                level,
-                "--",
-                "/usr/bin/python3",
-                "attack.py",
-            ]);
-            out.ran();
+            let out = case.run_python_at(level);
             out.expect_code(0);
             out.fields(&[
                 ("private", private),

@@ -467,16 +467,7 @@ show("unit", "{d}/sync.service")
             ("full", "empty", "redacted"),
             ("landlock", "errno-13", "errno-13"),
         ] {
-            let out = case.run(&[
-                "run",
-                "-q",
-                "--isolation",
-                level,
-                "--",
-                "/usr/bin/python3",
-                "attack.py",
-            ]);
-            out.ran();
+            let out = case.run_python_at(level);
             out.expect_code(0);
             out.fields(&[("environment", hidden), ("pip", hidden), ("unit", redacted)]);
         }
@@ -546,16 +537,7 @@ show("dir", "vault/notes.txt")
         }
         // The landlock level cannot refuse chmod (Landlock does not govern
         // it), but the files stay unreadable.
-        let out = case.run(&[
-            "run",
-            "-q",
-            "--isolation",
-            "landlock",
-            "--",
-            "/usr/bin/python3",
-            "attack.py",
-        ]);
-        out.ran();
+        let out = case.run_python_at("landlock");
         out.expect_code(0);
         out.fields(&[("file", "errno-13"), ("dir", "errno-13")]);
     });

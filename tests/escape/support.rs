@@ -160,6 +160,23 @@ impl Case {
         out
     }
 
+    /// `attack.py` at an isolation level (`full`, `landlock`), quietly;
+    /// asserts that it ran and that no canary leaked.
+    #[track_caller]
+    pub fn run_python_at(&self, level: &str) -> Outcome {
+        let out = self.run(&[
+            "run",
+            "-q",
+            "--isolation",
+            level,
+            "--",
+            "/usr/bin/python3",
+            "attack.py",
+        ]);
+        out.ran();
+        out
+    }
+
     /// The uid the command runs as (guard maps the caller's uid to itself).
     pub fn sandbox_uid(&self) -> u32 {
         match self.mode() {
