@@ -361,3 +361,37 @@ fn npm_installs_from_the_registry_and_runs_install_scripts() {
         ]);
     }
 }
+
+/// The python profile allows the index pip is configured with, asking the
+/// host's pip for its default when nothing is configured. An interpreter
+/// without pip (Debian's, until python3-pip is installed) answers nothing:
+/// that answer is remembered too, so it is not asked again at every start
+/// of every agent (~25 ms each time).
+#[test]
+fn an_interpreter_without_pip_is_asked_once() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let log = env.home.path.join("asked.log");
+        let python = env.home.write(
+            "no-pip/python3",
+            &format!("#!/bin/sh\necho asked >> {}\nexit 1\n", log.display()),
+        );
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod python3");
+        env.own();
+        let path = format!("{}/no-pip:/usr/bin:/bin", env.home.path.display());
+        for _ in 0..3 {
+            let out = common::Outcome::from(
+                env.guard(&["run", "-p", "python", "--", "true"])
+                    .env("PATH", &path)
+                    .env_remove("PIP_INDEX_URL")
+                    .env_remove("PIP_CONFIG_FILE")
+                    .output()
+                    .expect("spawn guard"),
+            );
+            out.expect_code(0);
+        }
+        let asked = std::fs::read_to_string(&log).expect("the interpreter was asked");
+        assert_eq!(asked.lines().count(), 1, "asked at every start: {asked:?}");
+    }
+}

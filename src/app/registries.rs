@@ -240,12 +240,29 @@ fn pip_default(python: &Path, home: &Path) -> Vec<String> {
         .map_or(0, |d| d.as_secs());
     let key = format!("{}\t{stamp}", python.display());
     let cache = crate::secrets::cache_dir(home).join("pip-default-index");
+    // An interpreter without pip (Debian's, until python3-pip) is
+    // remembered too, for a day: asking costs ~25 ms of every start, and
+    // pip may be installed later without the interpreter changing.
+    let fresh = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < std::time::Duration::from_secs(24 * 3600))
+    };
     if let Ok(text) = std::fs::read_to_string(&cache)
         && let Some((k, urls)) = text.split_once('\n')
         && k == key
+        && (!urls.trim().is_empty() || fresh(&cache))
     {
         return urls.lines().map(str::to_string).collect();
     }
+    let remember = |text: &str| {
+        if let Some(dir) = cache.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&cache, format!("{key}\n{text}"));
+    };
     // Isolated (-I): neither the project (the working directory) nor
     // PYTHON* variables choose what runs.
     let out = std::process::Command::new(python)
@@ -265,12 +282,10 @@ fn pip_default(python: &Path, home: &Path) -> Vec<String> {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let urls: Vec<String> = text.lines().map(str::to_string).collect();
     if !out.status.success() || urls.len() != 2 || !urls.iter().all(|u| u.contains("://")) {
+        remember("");
         return Vec::new();
     }
-    if let Some(dir) = cache.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::write(&cache, format!("{key}\n{text}"));
+    remember(&text);
     urls
 }
 
