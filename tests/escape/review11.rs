@@ -5,21 +5,9 @@
 //! the test failed before the fix that came with it.
 
 use crate::common::Mode;
-use crate::secrets_layer::gh_token;
+use crate::secrets_layer::{SHOW, gh_token};
 use crate::support::{Case, Expect, each_mode, errno::EROFS};
 use std::os::unix::fs::PermissionsExt;
-
-/// Python: `show(label, path)` prints `label=errno-N`, `label=empty` or
-/// `label=leaked-N`, never the content.
-const SHOW: &str = r#"
-def show(label, path):
-    try:
-        data = open(path, "rb").read()
-    except OSError as e:
-        out(label, "errno-%d" % e.errno)
-        return
-    out(label, "leaked-%d" % len(data) if data else "empty")
-"#;
 
 fn as_root(case: &Case) -> bool {
     case.mode() == Mode::Invoker && crate::common::is_root()

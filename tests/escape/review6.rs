@@ -45,15 +45,7 @@ fn terminal_answers_the_command_provoked_are_not_left_for_the_shell() {
         case.write_python(ASK_THE_TERMINAL);
         for level in ["full", "landlock"] {
             let (stdout, code, queued) = on_pty(
-                case.guard(&[
-                    "run",
-                    "-q",
-                    "--isolation",
-                    level,
-                    "--",
-                    "/usr/bin/python3",
-                    "attack.py",
-                ]),
+                case.guard_python_at(level),
                 Some((TITLE_QUERY, TITLE_ANSWER)),
             );
             let out = Outcome {

@@ -27,7 +27,7 @@ pub(crate) fn gh_token(case: &mut Case, tag: &str) -> String {
 /// Python: `show(label, path)` prints `label=empty`, `label=redacted`
 /// (the file holds a guard-redacted marker and no canary), or
 /// `label=leaked-N` (N bytes that are neither), never the content.
-const SHOW: &str = r#"
+pub(crate) const SHOW: &str = r#"
 def show(label, path):
     try:
         data = open(path, "rb").read()

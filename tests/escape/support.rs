@@ -164,7 +164,15 @@ impl Case {
     /// asserts that it ran and that no canary leaked.
     #[track_caller]
     pub fn run_python_at(&self, level: &str) -> Outcome {
-        let out = self.run(&[
+        let out = self.output(self.guard_python_at(level));
+        out.ran();
+        out
+    }
+
+    /// The command [`Case::run_python_at`] runs, to run some other way
+    /// (on a terminal).
+    pub fn guard_python_at(&self, level: &str) -> Command {
+        self.guard(&[
             "run",
             "-q",
             "--isolation",
@@ -172,9 +180,7 @@ impl Case {
             "--",
             "/usr/bin/python3",
             "attack.py",
-        ]);
-        out.ran();
-        out
+        ])
     }
 
     /// The uid the command runs as (guard maps the caller's uid to itself).
