@@ -365,6 +365,149 @@ fn a_linked_worktree_works_and_its_repository_stays_protected() {
     }
 }
 
+/// `git worktree add` inside the project, as agents working in parallel do
+/// (Claude Code's `--worktree` puts them in `.claude/worktrees`): the
+/// worktree works inside, is still the user's after the run, and a second
+/// session can add another and work in the first. The first worktree's own
+/// files (where its repository is, where it says it lives) are read-only
+/// in the second session.
+#[test]
+fn worktrees_added_inside_the_project_work_and_stay() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        host_git(&env.project.path, &["init", "-q", "-b", "main"]);
+        host_git(
+            &env.project.path,
+            &["commit", "-q", "--allow-empty", "-m", "init"],
+        );
+        env.own();
+        let secret = home_canary(&env);
+        let commit = "git -c user.name=a -c user.email=a@a commit -qm";
+        let first = env.sh(&format!(
+            "git worktree add -q .claude/worktrees/one -b one && cd .claude/worktrees/one && \
+             echo 1 > one.txt && git add one.txt && {commit} first && echo first=ok"
+        ));
+        first.expect_code(0);
+        first.assert_no_canary(&secret);
+        first.expect_fields(&[("first", "ok")]);
+        let second = env.sh(&format!(
+            "git worktree add -q .claude/worktrees/two -b two && echo added=ok; \
+             cd .claude/worktrees/one && echo 2 > two.txt && git add two.txt && {commit} second && echo second=ok; \
+             for f in commondir gitdir; do \
+               {{ echo elsewhere > ../../../.git/worktrees/one/$f; }} 2>/tmp/err && echo $f=written || \
+               echo \"$f=$(grep -o -m1 'Read-only file system' /tmp/err || echo other)\"; \
+             done"
+        ));
+        second.expect_code(0);
+        second.assert_no_canary(&secret);
+        second.expect_fields(&[
+            ("added", "ok"),
+            ("second", "ok"),
+            ("commondir", "Read-only file system"),
+            ("gitdir", "Read-only file system"),
+        ]);
+        for out in [&first, &second] {
+            assert!(!out.stderr.contains("moved it to"), "{}", out.all());
+        }
+        let git = |dir: &std::path::Path, args: &[&str]| {
+            let out = Command::new("git")
+                .args(["-c", "safe.directory=*"])
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let list = git(&env.project.path, &["worktree", "list", "--porcelain"]);
+        for wt in ["one", "two"] {
+            let at = env.project.join(&format!(".claude/worktrees/{wt}"));
+            assert!(
+                list.contains(&format!("worktree {}\n", at.display())),
+                "{list}"
+            );
+        }
+        let one = env.project.join(".claude/worktrees/one");
+        assert_eq!(git(&one, &["log", "--format=%s"]), "second\nfirst\ninit\n");
+        assert_eq!(git(&one, &["status", "--porcelain"]), "");
+    }
+}
+
+/// A worktree the sandbox adds is checked after the run like any
+/// repository it makes: its `config.worktree` (the user enabled
+/// `extensions.worktreeConfig`), the repository its `commondir` names, and
+/// a `gitdir` naming a directory outside the project, where the user's
+/// `git worktree repair` would write a `.git` file pointing back (the home:
+/// every directory below would then be in this repository).
+#[test]
+fn a_worktree_the_sandbox_adds_cannot_point_git_outside() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let p = &env.project.path;
+        host_git(p, &["init", "-q", "-b", "main"]);
+        host_git(p, &["commit", "-q", "--allow-empty", "-m", "init"]);
+        host_git(p, &["config", "extensions.worktreeConfig", "true"]);
+        env.own();
+        let secret = home_canary(&env);
+        let marker = env.project.join("fsmonitor-ran");
+        let evil = format!(
+            "[core]\\n\\tfsmonitor = \"touch {}; false\"\\n",
+            marker.display()
+        );
+        let out = env.sh(&format!(
+            "git worktree add -q wt/a -b a && git worktree add -q wt/b -b b && git worktree add -q wt/c -b c && echo added=ok; \
+             printf '{evil}' > .git/worktrees/a/config.worktree && echo config=planted; \
+             mkdir -p evil/objects evil/refs && printf '{evil}' > evil/config && \
+             echo ../../../evil > .git/worktrees/b/commondir && echo commondir=planted; \
+             echo {home}/.git > .git/worktrees/c/gitdir && echo gitdir=planted",
+            home = env.home.path.display()
+        ));
+        out.expect_code(0);
+        out.assert_no_canary(&secret);
+        out.expect_fields(&[
+            ("added", "ok"),
+            ("config", "planted"),
+            ("commondir", "planted"),
+            ("gitdir", "planted"),
+        ]);
+        for (path, why) in [
+            (
+                ".git/worktrees/a/config.worktree",
+                "a git config setting core.fsmonitor",
+            ),
+            ("evil/config", "a git config setting core.fsmonitor"),
+            (
+                ".git/worktrees/c/gitdir",
+                "a worktree gitdir naming a directory outside the project",
+            ),
+        ] {
+            assert!(!env.project.join(path).exists(), "{path}\n{}", out.all());
+            let said = format!("{} ({why})", env.project.join(path).display());
+            assert!(out.stderr.contains(&said), "{said}\n{}", out.all());
+        }
+        // The user's git in each worktree runs nothing the sandbox chose,
+        // and `git worktree repair` writes nothing outside the project.
+        for wt in ["a", "b"] {
+            let _ = Command::new("git")
+                .args(["-c", "safe.directory=*", "status"])
+                .current_dir(env.project.join("wt").join(wt))
+                .output()
+                .unwrap();
+        }
+        let _ = Command::new("git")
+            .args(["-c", "safe.directory=*", "worktree", "repair"])
+            .current_dir(p)
+            .output()
+            .unwrap();
+        assert!(!marker.exists(), "{}", out.all());
+        assert!(!env.home.join(".git").exists(), "{}", out.all());
+    }
+}
+
 /// A dev container's config runs `initializeCommand` on the host when the
 /// folder is reopened in its container: read-only inside, and one created
 /// where none was is moved aside.

@@ -192,11 +192,6 @@ pub fn linked_candidates(linked: &Linked, protect: &[String]) -> Vec<Candidate> 
         .iter()
         .filter_map(|raw| raw.strip_prefix("{project}/.git/"))
     {
-        if suffix == "worktrees" {
-            protected.push(linked.common.join("worktrees/*/config.worktree"));
-            protected.push(linked.common.join("worktrees/*/commondir"));
-            continue;
-        }
         protected.push(linked.common.join(suffix));
     }
     protected.push(linked.git_dir.join("config.worktree"));

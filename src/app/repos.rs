@@ -458,6 +458,28 @@ fn check_git_dir(
             moved.push(set_aside(root, &hooks, why));
         }
     }
+    // A linked worktree's `gitdir` names its checkout's `.git` file, and
+    // `git worktree repair` in the repository writes one there pointing
+    // back here: named outside what the sandbox could write (`~/.git`), it
+    // would put every directory below under this git directory.
+    let gitdir = dir.join("gitdir");
+    if let Ok(st) = nix::sys::stat::lstat(&gitdir)
+        && !trusted.holds(&gitdir, &st)
+        && git_path_file(&gitdir, b"", dir, GIT_FILE_MAX).is_none_or(|at| {
+            // Where it is now, through links; lexically if it is not there.
+            let at = at
+                .parent()
+                .and_then(|p| std::fs::canonicalize(p).ok())
+                .unwrap_or_else(|| host::lexical(&at));
+            !roots.iter().any(|r| at.starts_with(r))
+        })
+    {
+        moved.push(set_aside(
+            root,
+            &gitdir,
+            "a worktree gitdir naming a directory outside the project".into(),
+        ));
+    }
     // A rebase in progress runs the `exec` lines of its todo list at the
     // user's `git rebase --continue` (a sandbox can start one, or add to
     // the user's).
