@@ -224,6 +224,24 @@ pub fn cap_last_cap() -> u32 {
         .unwrap_or(40)
 }
 
+/// Per-user kernel limits that a user namespace shares with its owner:
+/// the kernel charges each inotify instance and watch made inside to the
+/// user outside too, so a sandbox holding all of them would leave the
+/// user's editor, file manager and desktop unable to watch files (128
+/// instances by default). The sandbox's namespace gets half of each, the
+/// rule its memory has too. Read here, in the user's namespace: a new one
+/// starts without limits of its own.
+pub fn sandbox_user_limits() -> Vec<(String, u64)> {
+    ["max_inotify_instances", "max_inotify_watches"]
+        .iter()
+        .filter_map(|name| {
+            let text = std::fs::read_to_string(format!("/proc/sys/user/{name}")).ok()?;
+            let max: u64 = text.trim().parse().ok()?;
+            Some((name.to_string(), (max / 2).max(1)))
+        })
+        .collect()
+}
+
 fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .map(PathBuf::from)

@@ -610,12 +610,15 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         host_dirs,
     };
     let tty = landlock_level::tty();
-    let plan = plan::build(
+    let mut plan = plan::build(
         &policy,
         host::cap_last_cap(),
         tty.as_deref(),
         &landlock_level::list_dir,
     )?;
+    if isolation == Isolation::Full {
+        plan.user_limits = host::sandbox_user_limits();
+    }
     Ok((policy, plan))
 }
 

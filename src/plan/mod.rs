@@ -37,6 +37,11 @@ pub struct Plan {
     pub cap_last_cap: u32,
     pub allow_degraded: bool,
     pub max_processes: u64,
+    /// Per-user kernel limits for the sandbox's user namespace
+    /// (`/proc/sys/user/NAME`, value), set by pid 1; see
+    /// `host::sandbox_user_limits`. Empty at the `landlock` level (no
+    /// namespace of its own to set them on).
+    pub user_limits: Vec<(String, u64)>,
     /// Listeners pid 1 creates inside the network namespace and hands to
     /// the supervisor (empty with --no-network, and at the `landlock` level,
     /// where the supervisor listens on the host's loopback itself).
@@ -92,6 +97,7 @@ pub fn build(
         cap_last_cap,
         allow_degraded: policy.allow_degraded,
         max_processes: policy.max_processes,
+        user_limits: Vec::new(),
         listeners: match policy.isolation {
             Isolation::Full => crate::net::listeners(&policy.network),
             Isolation::Landlock => Vec::new(),

@@ -238,7 +238,14 @@ fn pid1(sock: &mut Sock) -> Result<i32> {
     // 2. Not dumpable: the command cannot read our memory or /proc/1/environ.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Error::sys("make pid 1 non-dumpable", e))?;
 
-    // 3. The view. Needs the capabilities we still hold in the new userns.
+    // 3. Limits of the user namespace, while we hold CAP_SYS_RESOURCE in
+    //    it (the host's /proc is still mounted: these files act on the
+    //    writer's own namespace). Best effort: a read-only /proc/sys (guard
+    //    inside a container) keeps the user's own limits, which still hold.
+    for (name, value) in &plan.user_limits {
+        let _ = std::fs::write(format!("/proc/sys/user/{name}"), value.to_string());
+    }
+    //    The view. Needs the capabilities we still hold in the new userns.
     mounts::build_root(&plan.mounts)?;
     nix::unistd::sethostname(&plan.hostname).map_err(|e| Error::sys("set the hostname", e))?;
     // 4. Network: only loopback exists in the new netns; bring it up so

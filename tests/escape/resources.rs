@@ -1,11 +1,13 @@
 //! Resource abuse and persistence of processes: whatever the command
 //! starts dies with the sandbox (pid namespace teardown, parent-death
-//! signals), and a bounded fork bomb leaves the host responsive.
+//! signals), a bounded fork bomb leaves the host responsive, and what the
+//! kernel counts per user (tmpfs memory, inotify) leaves the user outside
+//! their share.
 //!
-//! guard sets no process or memory limit today: an unbounded fork bomb
-//! would exhaust the host's pid space (kernel.pid_max) and its memory. The
-//! bomb here is bounded (a fixed count; every child also exits by alarm(60))
-//! so the suite cannot harm the machine it runs on.
+//! The process limit (`[limits] processes`) does not apply when guard runs
+//! as root, and guard sets no memory limit on processes: the bomb here is
+//! bounded (a fixed count; every child also exits by alarm(60)) so the
+//! suite cannot harm the machine it runs on.
 
 use crate::common::{Outcome, pgrep};
 use crate::support::{Case, Expect, each_mode};
@@ -350,6 +352,96 @@ out("shared", int(os.statvfs("/dev/shm").f_bfree < before))
         assert!(
             kib <= mem_total_kib / 2 + 4,
             "the sandbox's tmpfs may hold {kib} KiB, more than half of {mem_total_kib} KiB of RAM"
+        );
+    });
+}
+
+/// An inotify instance or watch made inside counts against the user
+/// outside too (the kernel charges a user namespace's owner for it): a
+/// sandbox that took all of them (128 instances by default) left the
+/// user's editor, file manager and desktop unable to watch files for as
+/// long as it ran. The sandbox's namespace now gets half of each limit.
+#[test]
+fn inotify_instances_leave_the_user_outside_their_share() {
+    let limit = |name: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/sys/user/{name}"))
+            .unwrap_or_else(|e| panic!("read /proc/sys/user/{name}: {e}"))
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    let (instances_max, watches_max) =
+        (limit("max_inotify_instances"), limit("max_inotify_watches"));
+    each_mode(|case| {
+        case.write_python(
+            r#"
+import time
+fds = []
+while len(fds) < 1_000_000:
+    fd = _libc.inotify_init1(0)
+    if fd < 0:
+        out("errno", errno.errorcode.get(ctypes.get_errno(), "?"))
+        break
+    fds.append(fd)
+out("instances", len(fds))
+out("watches_limit", open("/proc/sys/user/max_inotify_watches").read().strip())
+out("raise", err(lambda: open("/proc/sys/user/max_inotify_instances", "w").write("100000")))
+out("held", 1)
+while not os.path.exists("release"):
+    time.sleep(0.02)
+"#,
+        );
+        let mut running = Running::start(&case, "exec python3 attack.py");
+        assert_eq!(running.wait_for("held", Duration::from_secs(30)), "1");
+        // While the sandbox holds all it may, the user outside (same uid)
+        // can still make one.
+        let probe = "import ctypes; print(ctypes.CDLL(None).inotify_init1(0))";
+        let mut host = match case.mode() {
+            crate::common::Mode::Invoker => std::process::Command::new("/usr/bin/python3"),
+            crate::common::Mode::Unprivileged => {
+                let mut c = std::process::Command::new("setpriv");
+                let id = crate::common::NOBODY.to_string();
+                c.args([
+                    &format!("--reuid={id}"),
+                    &format!("--regid={id}"),
+                    "--clear-groups",
+                ])
+                .arg("/usr/bin/python3");
+                c
+            }
+        };
+        let host = host
+            .args(["-c", probe])
+            .output()
+            .expect("run python3 on the host");
+        std::fs::write(case.project().join("release"), "").expect("release the sandbox");
+        let out = running.finish(Duration::from_secs(30));
+        out.expect_code(0);
+        case.assert_no_leak(&out);
+        let fd: i64 = String::from_utf8_lossy(&host.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(-1);
+        assert!(
+            fd >= 0,
+            "the user outside could not make an inotify instance while the sandbox ran: {}\n{}",
+            String::from_utf8_lossy(&host.stderr),
+            out.all()
+        );
+        // Stopped by the limit (EMFILE), at no more than half of it, and
+        // the command cannot raise it.
+        out.fields(&[("errno", "EMFILE"), ("raise", &libc::EROFS.to_string())]);
+        let made: u64 = out.get("instances").parse().expect("a count");
+        assert!(
+            made <= instances_max / 2,
+            "{made} of {instances_max}\n{}",
+            out.all()
+        );
+        assert_eq!(
+            out.get("watches_limit"),
+            (watches_max / 2).to_string(),
+            "{}",
+            out.all()
         );
     });
 }
