@@ -508,6 +508,61 @@ fn a_worktree_the_sandbox_adds_cannot_point_git_outside() {
     }
 }
 
+/// A repository the sandbox makes while it runs is checked at once, not only
+/// after the run: the user's editor opens a new repository in the
+/// workspace as soon as it appears (VS Code's git extension) and runs `git
+/// status` there, which runs `core.fsmonitor` on the host. The sandbox
+/// sees its config go within moments, also when it rewrites a config that
+/// passed, and for a git directory by another name that a `.git` file
+/// names. An inert repository keeps working.
+#[test]
+fn repositories_made_during_the_run_are_checked_at_once() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        host_git(&env.project.path, &["init", "-q"]);
+        env.own();
+        let secret = home_canary(&env);
+        // `gone NAME FILE`: prints NAME=gone once FILE has vanished (within
+        // 3 s), NAME=present otherwise.
+        let out = env.sh(
+            "gone() { i=0; while [ -e \"$2\" ] && [ $i -lt 150 ]; do sleep 0.02; i=$((i+1)); done; \
+                      [ -e \"$2\" ] && echo $1=present || echo $1=gone; }; \
+             sleep 0.8; \
+             git init -q new && git -C new config core.fsmonitor 'touch /tmp/ran' && echo planted=1; \
+             gone fsmonitor new/.git/config; \
+             git init -q later && sleep 0.3 && git -C later config alias.st '!touch /tmp/ran'; \
+             gone rewritten later/.git/config; \
+             mkdir -p store/objects store/refs && echo 'ref: refs/heads/main' > store/HEAD && \
+             mkdir app && echo 'gitdir: ../store' > app/.git && sleep 0.3 && \
+             printf '[core]\\n\\thooksPath = /tmp\\n' > store/config; \
+             gone elsewhere store/config; \
+             git init -q fine && cd fine && echo a > a && git add a && \
+             git -c user.name=a -c user.email=a@a commit -qm one && sleep 0.3 && \
+             git log --format=%s && [ -e .git/config ] && echo inert=kept",
+        );
+        out.expect_code(0);
+        out.assert_no_canary(&secret);
+        out.expect_fields(&[
+            ("planted", "1"),
+            ("fsmonitor", "gone"),
+            ("rewritten", "gone"),
+            ("elsewhere", "gone"),
+            ("inert", "kept"),
+        ]);
+        for (path, key) in [
+            ("new/.git/config", "core.fsmonitor"),
+            ("later/.git/config", "alias.st"),
+            ("store/config", "core.hookspath"),
+        ] {
+            let said = format!(
+                "{} (a git config setting {key})",
+                env.project.join(path).display()
+            );
+            assert!(out.stderr.contains(&said), "{said}\n{}", out.all());
+        }
+    }
+}
+
 /// A dev container's config runs `initializeCommand` on the host when the
 /// folder is reopened in its container: read-only inside, and one created
 /// where none was is moved aside.

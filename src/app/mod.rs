@@ -6,6 +6,7 @@ mod landlock_level;
 mod profiles;
 mod protect;
 mod registries;
+mod repo_watch;
 mod repos;
 
 use explain::{explain, explain_json};
@@ -84,6 +85,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     let (mut policy, mut plan) = prepare(args)?;
     let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
     let mut trusted = repos::Trusted::before_run(&policy);
+    let mut repo_watch = watch_repos(&policy, &trusted);
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
             record_policy(&policy, args.quiet);
@@ -104,6 +106,9 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         }
         (policy, plan) = prepare_at(args, Some(Isolation::Landlock))?;
         trusted = repos::Trusted::before_run(&policy);
+        // Nothing ran yet: what the first watch knew is of no use.
+        repo_watch.map(repo_watch::RepoWatch::stop);
+        repo_watch = watch_repos(&policy, &trusted);
         // The policy's events are in the log already; add the change of level.
         tracing::info!(target: audit::TARGET, kind = "degraded", detail = "no namespaces: isolation level landlock", unprotected = %policy.isolation.gaps().join("; "));
         warn_gaps(&policy, args.quiet);
@@ -120,6 +125,11 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     // Protected paths created during the run were moved aside as they
     // appeared; once more now that nothing of the sandbox is left.
     let mut moved = watch.map(protect::Watch::stop).unwrap_or_default();
+    moved.extend(
+        repo_watch
+            .map(repo_watch::RepoWatch::stop)
+            .unwrap_or_default(),
+    );
     moved.extend(quarantine_created(
         &policy.absent_protected,
         &policy.project,
@@ -1342,6 +1352,17 @@ fn gather_facts(candidates: &[Candidate]) -> BTreeMap<PathBuf, PathKind> {
         facts.insert(c.path.clone(), kind);
     }
     facts
+}
+
+/// Watch the project for repositories the sandbox makes while it runs
+/// (see `repo_watch`).
+fn watch_repos(policy: &Policy, trusted: &repos::Trusted) -> Option<repo_watch::RepoWatch> {
+    repo_watch::RepoWatch::start(
+        &policy.project,
+        secrets::cache_dir(&policy.home).join(secrets::cache_file_name(&policy.project)),
+        repos::check_roots(&policy.project, &writable_outside(policy)),
+        trusted.clone(),
+    )
 }
 
 /// Used by `check`: run `true` with the default profile in `project`, at

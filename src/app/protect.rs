@@ -893,20 +893,50 @@ impl Watch {
 /// short commands (`guard run -- make test` in a hook) should not pay;
 /// whatever they create meanwhile is found by the first look after it, or
 /// by the check after the run.
-const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+pub(super) const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
-fn watch_loop(stop: &std::os::fd::OwnedFd, absent: &[PathBuf], project: &Path) -> Vec<Moved> {
+/// Wait `time` unless `stop` becomes readable first (or polling it
+/// fails): whether a watcher should stop. What it would have seen, the
+/// check after the run sees.
+pub(super) fn stopped_within(stop: &std::os::fd::OwnedFd, time: std::time::Duration) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
     use std::os::fd::AsFd;
     let started = std::time::Instant::now();
-    while let Some(left) = WATCH_AFTER.checked_sub(started.elapsed()) {
+    while let Some(left) = time.checked_sub(started.elapsed()) {
         let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(0) | Err(nix::Error::EINTR) => {}
-            _ => return Vec::new(), // stopped (or broken): the check after the run follows
+            _ => return true,
         }
+    }
+    false
+}
+
+/// Wait for `inotify` to have events; `false` once `stop` is readable.
+pub(super) fn events_until_stopped(
+    inotify: &nix::sys::inotify::Inotify,
+    stop: &std::os::fd::OwnedFd,
+) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [
+            PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return false,
+            Ok(_) => return fds[1].revents().is_none_or(|r| r.is_empty()),
+        }
+    }
+}
+
+fn watch_loop(stop: &std::os::fd::OwnedFd, absent: &[PathBuf], project: &Path) -> Vec<Moved> {
+    use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
+    if stopped_within(stop, WATCH_AFTER) {
+        return Vec::new();
     }
     let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
         return Vec::new();
@@ -929,19 +959,7 @@ fn watch_loop(stop: &std::os::fd::OwnedFd, absent: &[PathBuf], project: &Path) -
     };
     arm();
     let mut moved: Vec<Moved> = quarantine_created(absent, project);
-    loop {
-        let mut fds = [
-            PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
-            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => return moved,
-            Ok(_) => {}
-        }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-            return moved;
-        }
+    while events_until_stopped(&inotify, stop) {
         // Drain, then look: one look covers any number of events.
         while inotify.read_events().is_ok_and(|e| !e.is_empty()) {}
         arm();
@@ -950,17 +968,17 @@ fn watch_loop(stop: &std::os::fd::OwnedFd, absent: &[PathBuf], project: &Path) -
         // files in a loop otherwise kept this thread at a full CPU (as much
         // as the sandbox itself, measured). Events meanwhile queue up; the
         // next look covers them all.
-        let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(LOOK_EVERY_MS)).is_ok_and(|n| n > 0) {
-            return moved;
+        if stopped_within(stop, LOOK_EVERY) {
+            break;
         }
     }
+    moved
 }
 
 /// See the end of `watch_loop`: a created protected path is gone within
 /// this (plus the look itself), which is still before anything outside
 /// could find it.
-const LOOK_EVERY_MS: u16 = 20;
+pub(super) const LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Give the owner (guard runs as the sandbox's user) full access to `dir`
 /// if it lacks it. Landlock does not govern file modes: the sandbox can

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 /// identity then. A protected path still holding the same file is what the
 /// user had (a read-only mount cannot be replaced; it can only be carried
 /// along when the directory above is renamed, which changes its path).
+#[derive(Clone)]
 pub struct Trusted {
     ids: HashMap<PathBuf, (u64, u64)>,
     /// Protected symlinks (`.git/hooks -> ../.githooks`): put back after
@@ -72,7 +73,7 @@ impl Trusted {
         }
     }
 
-    fn is_hidden(&self, path: &Path) -> bool {
+    pub fn is_hidden(&self, path: &Path) -> bool {
         self.hidden.iter().any(|h| path.starts_with(h))
     }
 
@@ -299,26 +300,72 @@ pub fn check_after_run(
         unreadable = std::mem::take(&mut found.unreadable);
     }
     warn_unreadable(&unreadable);
-    let mut roots: Vec<PathBuf> = vec![project.to_path_buf()];
-    roots.extend(writable);
+    let roots = check_roots(project, &writable);
     let mut todo: Vec<(PathBuf, Kind)> = Vec::new();
     todo.extend(linked.map(|l| (l.to_path_buf(), Kind::Common)));
-    let mut moved = Vec::new();
-    for path in found.dot_git {
-        let Some(base) = path.parent() else {
-            continue;
-        };
-        // A directory, or a `gitdir: ` file (through a link too), relative
-        // to the directory holding `.git`.
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => todo.push((path, Kind::GitDir)),
-            Ok(_) => todo.extend(
-                git_path_file(&path, b"gitdir: ", base, GIT_FILE_MAX).map(|d| (d, Kind::GitDir)),
-            ),
-            Err(_) => {}
-        }
-    }
+    todo.extend(
+        found
+            .dot_git
+            .iter()
+            .filter_map(|p| git_dir_of(p))
+            .map(|d| (d, Kind::GitDir)),
+    );
     todo.extend(found.marked.into_iter().map(|d| (d, Kind::GitDir)));
+    check_queue(todo, &roots, trusted).0
+}
+
+/// The directories the check covers: the project and the host directories
+/// the sandbox could write besides it, canonical.
+pub fn check_roots(project: &Path, writable: &[PathBuf]) -> Vec<PathBuf> {
+    std::iter::once(project.to_path_buf())
+        .chain(
+            writable
+                .iter()
+                .filter_map(|w| std::fs::canonicalize(w).ok()),
+        )
+        .collect()
+}
+
+/// Check, while the sandbox runs, the git directories that `.git` entries
+/// (`dot_git`) stand for and the git directories `dirs` (where something
+/// changed), as after the run; what was moved aside, and every git
+/// directory looked at (to watch from now on).
+pub fn check_live(
+    dot_git: &[PathBuf],
+    dirs: &[PathBuf],
+    roots: &[PathBuf],
+    trusted: &Trusted,
+) -> (Vec<Moved>, Vec<PathBuf>) {
+    let todo = dot_git
+        .iter()
+        .filter_map(|p| git_dir_of(p))
+        .chain(dirs.iter().cloned())
+        .map(|d| (d, Kind::GitDir))
+        .collect();
+    check_queue(todo, roots, trusted)
+}
+
+/// The git directory a `.git` entry stands for: the directory itself, or
+/// the one a `gitdir: ` file names (through a link too), relative to the
+/// directory holding `.git`.
+fn git_dir_of(dot_git: &Path) -> Option<PathBuf> {
+    let base = dot_git.parent()?;
+    match std::fs::metadata(dot_git) {
+        Ok(m) if m.is_dir() => Some(dot_git.to_path_buf()),
+        Ok(_) => git_path_file(dot_git, b"gitdir: ", base, GIT_FILE_MAX),
+        Err(_) => None,
+    }
+}
+
+/// Check each git directory queued, and those their `commondir`,
+/// `worktrees` and `modules` lead to; what was moved aside and the
+/// directories checked.
+fn check_queue(
+    mut todo: Vec<(PathBuf, Kind)>,
+    roots: &[PathBuf],
+    trusted: &Trusted,
+) -> (Vec<Moved>, Vec<PathBuf>) {
+    let mut moved = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut listed = Listed::default();
     while let Some((dir, kind)) = todo.pop() {
@@ -337,14 +384,14 @@ pub fn check_after_run(
         check_git_dir(
             &dir,
             root,
-            &roots,
+            roots,
             trusted,
             &mut moved,
             &mut todo,
             &mut listed,
         );
     }
-    moved
+    (moved, seen.into_iter().collect())
 }
 
 /// Make a directory of the user's that the owner cannot list or enter

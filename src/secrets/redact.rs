@@ -78,11 +78,23 @@ pub enum Outcome {
 }
 
 pub fn prepare(path: &Path, rules: &Rules) -> Result<Outcome> {
-    let mut file = std::fs::OpenOptions::new()
+    // Another program may remove or lock up the file meanwhile (nothing of
+    // the sandbox runs yet): gone, there is nothing to show; unreadable,
+    // it is hidden.
+    let mut file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|e| Error::io("read", path, e))?;
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Clean),
+        Err(e) => {
+            return Ok(Outcome::Hide(format!(
+                "cannot be read since the scan ({})",
+                crate::error::os_text(&e)
+            )));
+        }
+    };
     let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
     if !meta.is_file() || meta.len() > MAX_FILE_SIZE {
         return Ok(Outcome::Hide("changed since the scan".into()));
@@ -163,6 +175,29 @@ mod tests {
             out,
             "#!/bin/sh\nset -eu\nexport GH=guard-redacted:github-token\necho done\n"
         );
+    }
+
+    /// A file another program removed after the scan is no reason to fail
+    /// the run (tests planting in /etc did that to each other); one that
+    /// cannot be read any more is hidden.
+    #[test]
+    fn a_file_gone_or_unreadable_since_the_scan() {
+        let rules = crate::secrets::Rules::new(
+            &crate::profile::Secrets::default(),
+            "t",
+            Path::new("/h"),
+            Path::new("/p"),
+        )
+        .unwrap();
+        let gone = std::env::temp_dir().join(format!("guard-redact-gone-{}", std::process::id()));
+        assert!(matches!(prepare(&gone, &rules).unwrap(), Outcome::Clean));
+        let dir = std::env::temp_dir().join(format!("guard-redact-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("link")).unwrap();
+        // O_NOFOLLOW refuses a link put where the file was: hidden.
+        let out = prepare(&dir.join("link"), &rules).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(out, Outcome::Hide(_)), "{out:?}");
     }
 }
 

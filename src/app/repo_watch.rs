@@ -1,0 +1,292 @@
+//! Repositories the sandbox makes in the project, checked while it runs.
+//!
+//! The check after the run (`repos`) is what keeps anything planted in a
+//! new repository from running outside. But the user's editor does not wait
+//! for the session to end: VS Code's git extension (and its forks) opens a
+//! repository the moment a `.git` appears anywhere in the workspace and
+//! runs `git status` there, which runs the `core.fsmonitor` command of that
+//! repository's config, on the host. So while the command runs, the
+//! project's directories are watched (inotify), and a `.git` that appears,
+//! or a change in a git directory found that way, is checked at once, as
+//! after the run. That shrinks the window from the whole session to the
+//! milliseconds between a write and the look after it. It does not close
+//! it: inotify tells after the fact, and not at all about writes through a
+//! shared mapping (the check after the run still sees those).
+
+use super::protect::{self, Moved};
+use super::repos::{self, Trusted};
+use crate::secrets::walk::Visitor;
+use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify, WatchDescriptor};
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Watching on its own thread; [`RepoWatch::stop`] ends it.
+pub struct RepoWatch {
+    stop: OwnedFd,
+    thread: std::thread::JoinHandle<Vec<Moved>>,
+}
+
+impl RepoWatch {
+    /// `scan_cache` holds the scan's listings (the first walk reads few
+    /// directories from disk); `roots` are the directories the sandbox
+    /// can write, as [`repos::check_roots`] gives them.
+    pub fn start(
+        project: &Path,
+        scan_cache: PathBuf,
+        roots: Vec<PathBuf>,
+        trusted: Trusted,
+    ) -> Option<RepoWatch> {
+        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        let project = project.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("guard-repos".into())
+            .spawn(move || watch(&stop_rd, &project, &scan_cache, &roots, &trusted))
+            .ok()?;
+        Some(RepoWatch {
+            stop: stop_wr,
+            thread,
+        })
+    }
+
+    /// Stop watching; what was moved aside meanwhile.
+    pub fn stop(self) -> Vec<Moved> {
+        let _ = nix::unistd::write(&self.stop, b"x");
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// What a watched directory is.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    /// A directory of the project: a `.git` may appear in it.
+    Tree,
+    /// A git directory found during the run, or its hooks directory.
+    Git,
+}
+
+/// Events that matter in a directory of the project: entries appearing.
+const TREE: W = W::IN_CREATE
+    .union(W::IN_MOVED_TO)
+    .union(W::IN_ONLYDIR)
+    .union(W::IN_DONT_FOLLOW);
+/// In a git directory: any change to what is in it.
+const GIT: W = TREE
+    .union(W::IN_CLOSE_WRITE)
+    .union(W::IN_MODIFY)
+    .union(W::IN_ATTRIB)
+    .union(W::IN_DELETE);
+
+struct Watched {
+    inotify: Inotify,
+    dirs: HashMap<WatchDescriptor, (PathBuf, Role)>,
+    /// Watches left before this session would take more than its share
+    /// of the user's (see `budget`).
+    left: usize,
+}
+
+impl Watched {
+    fn add(&mut self, dir: &Path, role: Role) {
+        if self.left == 0 {
+            return;
+        }
+        let mask = if role == Role::Git { GIT } else { TREE };
+        if let Ok(wd) = self.inotify.add_watch(dir, mask)
+            && self.dirs.insert(wd, (dir.to_path_buf(), role)).is_none()
+        {
+            self.left -= 1;
+        }
+    }
+
+    /// Watch the directories of `root`'s tree; what in it may be git's.
+    fn add_tree(&mut self, root: &Path, scan_cache: &Path, trusted: &Trusted) -> Tree {
+        let mut found = Tree::default();
+        for t in crate::secrets::walk_listed(root, scan_cache, 1, Tree::default) {
+            found.dirs.extend(t.dirs);
+            found.dot_git.extend(t.dot_git);
+            found.git_dirs.extend(t.git_dirs);
+        }
+        self.add(root, Role::Tree);
+        for d in found.dirs.iter().filter(|d| !trusted.is_hidden(d)) {
+            self.add(d, Role::Tree);
+        }
+        found
+    }
+}
+
+/// How many watches this session may add: an eighth of the user's limit
+/// (the sandbox itself may take half, see `host::sandbox_user_limits`).
+fn budget() -> usize {
+    std::fs::read_to_string("/proc/sys/user/max_inotify_watches")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .map_or(1024, |max| max / 8)
+}
+
+/// A package a package manager unpacked (`node_modules/*`): thousands of
+/// directories per install, and editors do not watch there either.
+fn unpacked(dir: &Path) -> bool {
+    dir.parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "node_modules")
+}
+
+/// Names whose appearance may make a directory a git directory, or change
+/// what one runs.
+fn is_git_name(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"HEAD" | b"commondir" | b"config" | b"config.worktree" | b"hooks" | b"gitdir"
+    )
+}
+
+/// Directories and `.git` entries of a tree. Not entered: git directories
+/// (a new one is watched once found), and [`unpacked`] packages.
+#[derive(Default)]
+struct Tree {
+    dirs: Vec<PathBuf>,
+    dot_git: Vec<PathBuf>,
+    /// Directories holding a `HEAD` or `commondir`: perhaps git
+    /// directories by another name.
+    git_dirs: Vec<PathBuf>,
+}
+
+impl Visitor<'static> for Tree {
+    fn dir(&mut self, path: &Path) -> bool {
+        if path.file_name().is_some_and(|n| n == ".git") {
+            self.dot_git.push(path.to_path_buf());
+            return false;
+        }
+        if unpacked(path) {
+            return false;
+        }
+        self.dirs.push(path.to_path_buf());
+        true
+    }
+
+    fn file(
+        &mut self,
+        _dirfd: BorrowedFd<'_>,
+        name: &CStr,
+        path: &Path,
+        _hint: Option<u32>,
+    ) -> Option<(u64, u64)> {
+        if name.to_bytes() == b".git" {
+            self.dot_git.push(path.to_path_buf());
+        } else if matches!(name.to_bytes(), b"HEAD" | b"commondir")
+            && let Some(dir) = path.parent()
+        {
+            self.git_dirs.push(dir.to_path_buf());
+        }
+        None
+    }
+
+    fn link(&mut self, _dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
+        if name.to_bytes() == b".git" {
+            self.dot_git.push(path.to_path_buf());
+        }
+    }
+
+    fn error(&mut self, _dir: &Path) {}
+}
+
+fn watch(
+    stop: &OwnedFd,
+    project: &Path,
+    scan_cache: &Path,
+    roots: &[PathBuf],
+    trusted: &Trusted,
+) -> Vec<Moved> {
+    // Short commands end before this; the check after the run covers them.
+    if protect::stopped_within(stop, protect::WATCH_AFTER) {
+        return Vec::new();
+    }
+    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
+        return Vec::new();
+    };
+    let mut w = Watched {
+        inotify,
+        dirs: HashMap::new(),
+        left: budget(),
+    };
+    // What is there now was there at the start or came during the first
+    // half second: checked now, then watched.
+    let mut moved = Vec::new();
+    let first = w.add_tree(project, scan_cache, trusted);
+    let (mut dot_git, mut git_dirs) = (first.dot_git, first.git_dirs);
+    let mut told = false;
+    loop {
+        let (m, checked) = repos::check_live(&dot_git, &git_dirs, roots, trusted);
+        moved.extend(m);
+        // A `.git` directory is watched even before it is a repository:
+        // `git init` may not have written HEAD when the look comes.
+        let dirs = dot_git.iter().filter(|d| {
+            nix::sys::stat::lstat(d.as_path())
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        });
+        for g in checked.iter().chain(dirs) {
+            w.add(g, Role::Git);
+            w.add(&g.join("hooks"), Role::Git);
+        }
+        if w.left == 0 && !told {
+            told = true;
+            tracing::info!(target: crate::audit::TARGET, kind = "fs", action = "unwatched", path = %project.display(), detail = "too many directories to watch for new repositories during the run; they are checked after it");
+        }
+        if !protect::events_until_stopped(&w.inotify, stop) {
+            return moved;
+        }
+        dot_git.clear();
+        git_dirs.clear();
+        let mut new_trees = Vec::new();
+        while let Ok(events) = w.inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            for e in events {
+                if e.mask.contains(W::IN_Q_OVERFLOW) {
+                    new_trees.push(project.to_path_buf());
+                    continue;
+                }
+                let Some((dir, role)) = w.dirs.get(&e.wd) else {
+                    continue;
+                };
+                let name = e.name.unwrap_or_default();
+                match role {
+                    Role::Git => git_dirs.push(if dir.file_name().is_some_and(|n| n == "hooks") {
+                        dir.parent().unwrap_or(dir).to_path_buf()
+                    } else {
+                        dir.clone()
+                    }),
+                    Role::Tree if name == ".git" => dot_git.push(dir.join(name)),
+                    // A git directory by another name (bare, or one a
+                    // `.git` file names) taking shape.
+                    Role::Tree if is_git_name(name.as_encoded_bytes()) => {
+                        git_dirs.push(dir.clone())
+                    }
+                    Role::Tree if e.mask.contains(W::IN_ISDIR) => {
+                        let new = dir.join(name);
+                        if !unpacked(&new) {
+                            new_trees.push(new);
+                        }
+                    }
+                    Role::Tree => {}
+                }
+            }
+        }
+        new_trees.sort();
+        new_trees.dedup();
+        for t in new_trees {
+            let found = w.add_tree(&t, scan_cache, trusted);
+            dot_git.extend(found.dot_git);
+            git_dirs.extend(found.git_dirs);
+        }
+        git_dirs.sort();
+        git_dirs.dedup();
+        // At most one look per LOOK_EVERY (a sandbox committing in a loop
+        // must not keep this thread busy); events meanwhile queue up.
+        if protect::stopped_within(stop, protect::LOOK_EVERY) {
+            return moved;
+        }
+    }
+}
