@@ -505,21 +505,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &user.home,
     ));
     candidates.extend(protect::trusted_tool_configs(&project));
-    // The scan cache must not be reachable: whoever can write it can mark a
-    // secret file as clean for the next run.
-    if grants.iter().any(|g| {
-        matches!(
-            g.access,
-            policy::Access::ReadOnly | policy::Access::ReadWrite
-        ) && cache.starts_with(&g.path)
-    }) {
-        candidates.push(Candidate {
-            path: cache.clone(),
-            access: policy::Access::Hidden,
-            origin: "guard's scan cache".into(),
-            required: false,
-        });
-    }
+    candidates.extend(own_state_hidden(&grants, &cache)?);
     let user_links = protect::drop_through_links(&mut candidates, &project);
     let facts = gather_facts(&candidates);
     let (grants, mut absent_protected) = policy::resolve(&candidates, &facts)?;
@@ -617,6 +603,149 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &landlock_level::list_dir,
     )?;
     Ok((policy, plan))
+}
+
+/// guard's own directories, with what the sandbox could do with them.
+fn own_state(cache: &Path) -> Vec<OwnDir> {
+    const CACHE: (&str, &str, &str) = (
+        "cache",
+        "XDG_CACHE_HOME",
+        "mark a secret file as clean for the next session",
+    );
+    let dirs = [
+        (Some(cache.to_path_buf()), CACHE),
+        (host::cache_dir(), CACHE),
+        (
+            host::config_dir(),
+            (
+                "configuration (user profiles, trust pins)",
+                "XDG_CONFIG_HOME",
+                "widen every later session with a profile of its own",
+            ),
+        ),
+        (
+            host::data_dir(),
+            (
+                "data (agents' persistent homes, cache layers)",
+                "XDG_DATA_HOME",
+                "plant what an agent's session in another project starts with",
+            ),
+        ),
+        (
+            host::state_dir(),
+            (
+                "session log",
+                "XDG_STATE_HOME",
+                "rewrite the record of what it did",
+            ),
+        ),
+    ];
+    let mut out: Vec<OwnDir> = Vec::new();
+    for (dir, (what, var, why)) in dirs {
+        // Compared with grants, which are canonical: HOME may be spelled
+        // through a link, and the directory may not exist yet.
+        let Some(dir) = dir.map(|d| canonical_prefix(&d)) else {
+            continue;
+        };
+        if !out.iter().any(|o| o.dir == dir) {
+            out.push(OwnDir {
+                dir,
+                what,
+                var,
+                why,
+            });
+        }
+    }
+    out
+}
+
+struct OwnDir {
+    dir: PathBuf,
+    what: &'static str,
+    /// The variable that moves it.
+    var: &'static str,
+    /// What the sandbox could do with it.
+    why: &'static str,
+}
+
+/// guard's own state must stay out of the sandbox's reach: whoever can
+/// write it decides what later sessions may do (user profiles and trust
+/// pins), what they see (the scan cache), what an agent's next session in
+/// another project starts with (persistent homes) and what the log says.
+/// A project that contains one (`~/.config` kept in git, XDG_CONFIG_HOME in
+/// a dotfiles checkout) sees it hidden, created first so that the sandbox
+/// cannot create it; a grant inside one is refused.
+fn own_state_hidden(grants: &[policy::Grant], cache: &Path) -> Result<Vec<Candidate>> {
+    let visible = |g: &&policy::Grant| {
+        matches!(
+            g.access,
+            policy::Access::ReadOnly | policy::Access::ReadWrite
+        )
+    };
+    let mut out = Vec::new();
+    for OwnDir {
+        dir,
+        what,
+        var,
+        why,
+    } in own_state(cache)
+    {
+        if let Some(g) = grants
+            .iter()
+            .filter(visible)
+            .find(|g| g.path.starts_with(&dir))
+        {
+            return Err(Error::usage_hint(
+                format!(
+                    "{} {} is in guard's own {what} directory {}: the sandbox could {why}",
+                    g.origin,
+                    g.path.display(),
+                    dir.display()
+                ),
+                format!(
+                    "run guard in a project outside {} (edit guard's own files without guard), \
+                     or set {var} to a directory outside the project",
+                    dir.display()
+                ),
+            ));
+        }
+        if grants
+            .iter()
+            .filter(visible)
+            .any(|g| dir.starts_with(&g.path))
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io("create", &dir, e))?;
+            out.push(Candidate {
+                path: dir,
+                access: policy::Access::Hidden,
+                origin: format!("guard's own {what}"),
+                required: false,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `path` with its longest existing prefix canonical.
+fn canonical_prefix(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(c) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(c, |p, n| p.join(n));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return host::lexical(path),
+        }
+    }
 }
 
 /// guard reads the directory (its `.guard.toml`, the secrets scan) as the
