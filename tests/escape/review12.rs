@@ -1,0 +1,202 @@
+//! The twelfth review: guard in unusual configurations (a project that
+//! holds guard's own state, odd environments given to guard itself). Each
+//! test names the attack; where guard had a hole, the test failed before
+//! the fix that came with it.
+
+use crate::support::{
+    Case, Expect, PY_PRELUDE, each_mode,
+    errno::{EBUSY, EROFS},
+    host_git,
+};
+
+/// The attack on guard's own directories `dirs` (name, path): list each,
+/// create the user profile that would widen the next session in the
+/// first, and rename each away to put one of its own there.
+fn plant_in_own_dirs(dirs: &[(&str, &str)], home_file: &str) -> String {
+    let mut code = String::new();
+    for (name, dir) in dirs {
+        code.push_str(&format!(
+            r#"
+d = "{dir}"
+out("{name}_entries", len(os.listdir(d)) if os.path.isdir(d) else "absent")
+out("{name}_mkdir", err(os.makedirs, d + "/profiles"))
+out("{name}_rename", err(os.rename, d, d + ".old"))
+"#
+        ));
+    }
+    // Were the user profile written, the next session of every project
+    // would grant this file of the real home.
+    code.push_str(&format!(
+        r#"
+try:
+    os.makedirs("{0}/profiles", exist_ok=True)
+    open("{0}/profiles/default.toml", "w").write('version = 1\n[filesystem]\nwrite = ["{home_file}"]\n')
+    out("planted", 1)
+except OSError as e:
+    out("planted", e.errno)
+"#,
+        dirs[0].1
+    ));
+    code
+}
+
+/// The session after the attack, in an ordinary project: the home file a
+/// planted profile would have granted is not there.
+fn next_session_sees_no_home_file(case: &Case) {
+    let next = case.sh(&format!(
+        "cat {} 2>/dev/null && echo read=1 || echo read=0",
+        case.home_secret.display()
+    ));
+    next.expect_code(0);
+    next.fields(&[("read", "0")]);
+}
+
+/// Hole: guard hid only its scan cache from a project that held it. A
+/// project holding guard's configuration (user profiles, trust pins), its
+/// data (agents' persistent homes, cache layers) or its session logs —
+/// XDG_CONFIG_HOME and friends pointing into a dotfiles checkout — let the
+/// sandbox write there: a `profiles/default.toml` it planted granted the
+/// real home to every later session of every project. Now each of guard's
+/// directories a grant covers is created first and hidden (an empty
+/// read-only directory that cannot be renamed).
+#[test]
+fn the_sandbox_cannot_write_guards_own_state_in_a_project_that_holds_it() {
+    each_mode(|mut case| {
+        let project = case.project().to_path_buf();
+        for (var, sub) in [
+            ("XDG_CONFIG_HOME", "dotfiles/config"),
+            ("XDG_DATA_HOME", "dotfiles/share"),
+            ("XDG_STATE_HOME", "dotfiles/state"),
+            ("XDG_CACHE_HOME", "dotfiles/cache"),
+        ] {
+            case.set_env(var, &project.join(sub).display().to_string());
+        }
+        let home_file = case.home_secret.display().to_string();
+        case.write_python(&plant_in_own_dirs(
+            &[
+                ("config", "dotfiles/config/guard"),
+                ("data", "dotfiles/share/guard"),
+                ("state", "dotfiles/state/guard"),
+                ("cache", "dotfiles/cache/guard"),
+            ],
+            &home_file,
+        ));
+        let out = case.run(&["run", "-q", "--", "/usr/bin/python3", "attack.py"]);
+        out.ran();
+        out.expect_code(0);
+        for name in ["config", "data", "state", "cache"] {
+            out.fields(&[
+                (&format!("{name}_entries") as &str, "0"),
+                (&format!("{name}_mkdir"), EROFS),
+                (&format!("{name}_rename"), EBUSY),
+            ]);
+        }
+        out.fields(&[("planted", EROFS)]);
+        assert!(
+            !project
+                .join("dotfiles/config/guard/profiles/default.toml")
+                .exists(),
+            "a user profile was planted"
+        );
+        // guard's own state is still there on the host, and still used.
+        assert!(
+            std::fs::read_dir(project.join("dotfiles/state/guard/sessions"))
+                .expect("session logs")
+                .count()
+                > 0,
+            "no session log"
+        );
+        next_session_sees_no_home_file(&case);
+    });
+}
+
+/// The same with nothing configured: `~/.config` kept in git (a common way
+/// to version dotfiles), guard started in `~/.config/nvim`. The project is
+/// the repository, `~/.config`, which holds `~/.config/guard` (absent until
+/// the user writes a profile): the sandbox created it with a user profile
+/// that granted the real home to every later session.
+#[test]
+fn a_dotfiles_repository_in_dot_config_cannot_plant_a_user_profile() {
+    each_mode(|case| {
+        let config = case.home().join(".config");
+        std::fs::create_dir_all(config.join("nvim")).expect("mkdir");
+        let init = host_git(&config, &["init", "-q"]);
+        assert!(init.status.success(), "git init");
+        let home_file = case.home_secret.display().to_string();
+        let own = config.join("guard").display().to_string();
+        // The snippet lies in the project, as the agent would write it.
+        let attack = config.join("attack.py");
+        std::fs::write(
+            &attack,
+            format!(
+                "{PY_PRELUDE}\n{}",
+                plant_in_own_dirs(&[("config", &own)], &home_file)
+            ),
+        )
+        .expect("write attack.py");
+        case.env.own();
+        let mut cmd = case.guard(&[
+            "run",
+            "-q",
+            "--",
+            "/usr/bin/python3",
+            &attack.display().to_string(),
+        ]);
+        cmd.current_dir(config.join("nvim"));
+        let out = case.output(cmd);
+        out.ran();
+        out.expect_code(0);
+        out.fields(&[
+            ("config_entries", "0"),
+            ("config_mkdir", EROFS),
+            ("config_rename", EBUSY),
+            ("planted", EROFS),
+        ]);
+        assert!(
+            !config.join("guard/profiles/default.toml").exists(),
+            "a user profile was planted in ~/.config/guard"
+        );
+        next_session_sees_no_home_file(&case);
+    });
+}
+
+/// A project inside one of guard's own directories (a repository of the
+/// user's profiles at `~/.config/guard`, an agent's persistent home opened
+/// as a project) or a grant there would be writable whole: refused, with
+/// what, where and how to fix it.
+#[test]
+fn a_project_or_grant_inside_guards_own_state_is_refused() {
+    each_mode(|case| {
+        let own = case.home().join(".config/guard");
+        std::fs::create_dir_all(own.join("profiles")).expect("mkdir");
+        let homes = case.home().join(".local/share/guard/homes/claude");
+        std::fs::create_dir_all(&homes).expect("mkdir");
+        case.env.own();
+        let project = case.run(&["run", "--project", &own.display().to_string(), "--", "true"]);
+        project.expect_code(125);
+        assert!(
+            project.stderr.contains(&format!(
+                "project {} is in guard's own configuration (user profiles, trust pins) directory {}: \
+                 the sandbox could widen every later session with a profile of its own",
+                own.display(),
+                own.display()
+            )) && project.stderr.contains("set XDG_CONFIG_HOME to a directory outside the project"),
+            "{}",
+            project.all()
+        );
+        let grant = case.run(&["run", "--rw", &homes.display().to_string(), "--", "true"]);
+        grant.expect_code(125);
+        assert!(
+            grant.stderr.contains(&format!(
+                "--rw {} is in guard's own data (agents' persistent homes, cache layers) directory",
+                homes.display()
+            )),
+            "{}",
+            grant.all()
+        );
+        // Nothing ran: no session was started in either.
+        for out in [&project, &grant] {
+            assert!(!out.stderr.contains("session summary"), "{}", out.all());
+        }
+    });
+}
