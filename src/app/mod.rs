@@ -499,6 +499,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         repositories.retain(|(d, _)| *d != l.common);
         repositories.push((l.common.clone(), project.clone()));
     }
+    repositories.extend(enclosing_repositories(&project));
     candidates.extend(protect::hook_candidates(
         &repositories,
         &project,
@@ -603,6 +604,26 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &landlock_level::list_dir,
     )?;
     Ok((policy, plan))
+}
+
+/// Repositories around the project (`--project frontend` in a monorepo):
+/// the user commits there, outside guard, and git runs the hooks their
+/// config names from the worktree, which may lie in the project
+/// (`core.hooksPath = frontend/.husky/_`, as husky sets it up for a package
+/// below the repository's root). (git dir, worktree)
+fn enclosing_repositories(project: &Path) -> Vec<(PathBuf, PathBuf)> {
+    project
+        .ancestors()
+        .skip(1)
+        .filter_map(|dir| {
+            let dot_git = dir.join(".git");
+            if std::fs::symlink_metadata(&dot_git).ok()?.is_dir() {
+                Some((dot_git, dir.to_path_buf()))
+            } else {
+                protect::linked_repository(dir).map(|l| (l.common, dir.to_path_buf()))
+            }
+        })
+        .collect()
 }
 
 /// guard's own directories, with what the sandbox could do with them.
