@@ -333,10 +333,11 @@ pub fn hook_candidates(
                     None => worktree.join(&value),
                 };
                 let hooks = host::lexical(&hooks);
-                if hooks == *worktree {
-                    // Hooks at the top of the worktree: each hook's name.
+                // Hooks at the top of the worktree, or of the project (the
+                // repository around it names it): each hook's name.
+                if hooks == *worktree || hooks == project {
                     for name in GIT_HOOKS {
-                        push(worktree.join(name), "a git hook (core.hooksPath)".into());
+                        push(hooks.join(name), "a git hook (core.hooksPath)".into());
                     }
                 } else if hooks.file_name().is_some_and(|n| n == "_")
                     && let Some(parent) = hooks.parent()

@@ -4,10 +4,11 @@
 //! the fix that came with it.
 
 use crate::support::{
-    Case, Expect, PY_PRELUDE, each_mode,
+    Case, Expect, HostMarker, PY_PRELUDE, each_mode,
     errno::{EBUSY, EROFS},
     host_git,
 };
+use std::os::unix::fs::PermissionsExt;
 
 /// The attack on guard's own directories `dirs` (name, path): list each,
 /// create the user profile that would widen the next session in the
@@ -197,6 +198,111 @@ fn a_project_or_grant_inside_guards_own_state_is_refused() {
         // Nothing ran: no session was started in either.
         for out in [&project, &grant] {
             assert!(!out.stderr.contains("session summary"), "{}", out.all());
+        }
+    });
+}
+
+/// Hole: a project that is a directory of a larger repository (`--project
+/// frontend` in a monorepo) had only its own repositories' hooks
+/// protected. The repository around it runs the hooks its config names
+/// from its worktree, and husky set up for a package below the root puts
+/// them in the package (`core.hooksPath = frontend/.husky/_`): the sandbox
+/// rewrote `frontend/.husky/_/pre-commit`, and the user's next commit ran
+/// it on the host. With `core.hooksPath = frontend` (the project itself)
+/// each hook's name at the project's top was unprotected too. Now hooks an
+/// enclosing repository names inside the project are protected like the
+/// project's own.
+#[test]
+fn hooks_of_a_repository_around_the_project_stay_read_only() {
+    each_mode(|case| {
+        let root = case.project().to_path_buf();
+        let frontend = root.join("frontend");
+        let hook = "#!/bin/sh\nexit 0\n";
+        case.write("frontend/.husky/_/pre-commit", hook);
+        case.write("frontend/index.js", "console.log(1)\n");
+        std::fs::set_permissions(
+            frontend.join(".husky/_/pre-commit"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod hook");
+        assert!(
+            host_git(&root, &["init", "-q"]).status.success(),
+            "git init"
+        );
+        for (hooks_path, tag) in [("frontend/.husky/_", "husky"), ("frontend", "top")] {
+            assert!(
+                host_git(&root, &["config", "core.hooksPath", hooks_path])
+                    .status
+                    .success()
+            );
+            let marker = HostMarker::new(tag);
+            let payload = format!("#!/bin/sh\\ntouch {}\\n", marker.path());
+            std::fs::write(
+                frontend.join("attack.py"),
+                format!(
+                    r#"{PY_PRELUDE}
+def plant(path):
+    with open(path, "w") as f:
+        f.write("{payload}")
+    os.chmod(path, 0o755)
+if "{tag}" == "husky":
+    out("husky", err(plant, ".husky/_/pre-commit"))
+    out("husky_rename", err(os.rename, ".husky", ".husky.old"))
+else:
+    out("top", err(plant, "pre-commit"))
+"#
+                ),
+            )
+            .expect("write attack.py");
+            case.env.own();
+            let mut cmd = case.guard(&[
+                "run",
+                "-q",
+                "--project",
+                &frontend.display().to_string(),
+                "--",
+                "/usr/bin/python3",
+                "attack.py",
+            ]);
+            cmd.current_dir(&frontend);
+            let out = case.output(cmd);
+            out.ran();
+            out.expect_code(0);
+            if tag == "husky" {
+                out.fields(&[("husky", EROFS), ("husky_rename", EBUSY)]);
+            } else {
+                // Absent until now: created, then moved aside.
+                out.fields(&[("top", "0")]);
+                assert!(
+                    out.stderr.contains(&format!(
+                        "the sandbox created {} (a protected path",
+                        frontend.join("pre-commit").display()
+                    )),
+                    "{}",
+                    out.all()
+                );
+            }
+            // The user commits in the repository, outside guard.
+            let commit = host_git(
+                &root,
+                &[
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@example.com",
+                    "commit",
+                    "-q",
+                    "--allow-empty",
+                    "-m",
+                    "after the session",
+                ],
+            );
+            assert!(
+                commit.status.success(),
+                "{}",
+                String::from_utf8_lossy(&commit.stderr)
+            );
+            marker.assert_absent("a hook the sandbox planted in a repository around the project");
         }
     });
 }
