@@ -477,7 +477,10 @@ fn envrc_sources(project: &Path) -> Vec<Candidate> {
             continue;
         };
         let path = PathBuf::from(String::from_utf8_lossy(&text).trim_end());
-        if path.starts_with(project) && !files.contains(&path) {
+        // One above the project (`--project frontend` in a monorepo whose
+        // `.envrc` sources `frontend/.envrc.local`) loads on a `cd` there.
+        let above = path.parent().is_some_and(|d| project.starts_with(d));
+        if (path.starts_with(project) || above) && !files.contains(&path) {
             files.push(path);
         }
     }
