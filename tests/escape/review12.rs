@@ -9,6 +9,7 @@ use crate::support::{
     host_git,
 };
 use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 
 /// The attack on guard's own directories `dirs` (name, path): list each,
 /// create the user profile that would widen the next session in the
@@ -305,4 +306,107 @@ else:
             marker.assert_absent("a hook the sandbox planted in a repository around the project");
         }
     });
+}
+
+/// Hole: guard protected what an allowed `.envrc` loads only for `.envrc`
+/// files in the project. With `--project frontend` in a monorepo, the
+/// root's allowed `.envrc` (`source_env_if_exists frontend/.envrc.local`,
+/// `source frontend/tools/env.sh`) loads files inside the project: the
+/// sandbox wrote them, and the user's next `cd` into the repository (or
+/// the package) ran its code on the host. Now an allowed `.envrc` above
+/// the project counts too.
+#[test]
+fn files_an_allowed_envrc_above_the_project_loads_cannot_be_planted() {
+    for level in ["full", "landlock"] {
+        each_mode(|case| {
+            let root = case.project().to_path_buf();
+            let frontend = root.join("frontend");
+            case.write(
+                ".envrc",
+                "source_env_if_exists frontend/.envrc.local\nsource frontend/tools/env.sh\n",
+            );
+            case.write("frontend/tools/env.sh", "export FROM_ENV_SH=1\n");
+            let direnv = |args: &[&str]| {
+                Command::new("direnv")
+                    .args(args)
+                    .current_dir(&root)
+                    .env("HOME", case.home())
+                    .env_remove("XDG_DATA_HOME")
+                    .env_remove("XDG_CONFIG_HOME")
+                    .env_remove("DIRENV_DIR")
+                    .env_remove("DIRENV_FILE")
+                    .env_remove("DIRENV_DIFF")
+                    .env_remove("DIRENV_WATCHES")
+                    .output()
+                    .expect("direnv is needed on the host for this test (.ci/run installs it)")
+            };
+            let allow = direnv(&["allow", "."]);
+            assert!(allow.status.success(), "direnv allow: {allow:?}");
+            case.env.own();
+            let local = HostMarker::new("above-envrc-local");
+            let env_sh = HostMarker::new("above-env-sh");
+            std::fs::write(
+                frontend.join("attack.py"),
+                format!(
+                    r#"{PY_PRELUDE}
+def write(name, text, mode="w"):
+    def f():
+        with open(name, mode) as fh:
+            fh.write(text)
+    return err(f)
+out("local", write(".envrc.local", "touch {}\n"))
+out("env_sh", write("tools/env.sh", "touch {}\n", "a"))
+"#,
+                    local.path(),
+                    env_sh.path()
+                ),
+            )
+            .expect("write attack.py");
+            case.env.own();
+            let mut cmd = case.guard(&[
+                "run",
+                "--isolation",
+                level,
+                "--project",
+                &frontend.display().to_string(),
+                "--",
+                "/usr/bin/python3",
+                "attack.py",
+            ]);
+            cmd.current_dir(&frontend);
+            let out = case.output(cmd);
+            out.ran();
+            out.expect_code(0);
+            if level == "full" {
+                out.fields(&[("local", "0"), ("env_sh", EROFS)]);
+            } else {
+                // Writable during the run, put back after it.
+                out.fields(&[("local", "0"), ("env_sh", "0")]);
+                assert!(
+                    out.stderr.contains(&format!(
+                        "changed protected path {}",
+                        frontend.join("tools/env.sh").display()
+                    )),
+                    "{}",
+                    out.all()
+                );
+            }
+            assert!(
+                out.stderr.contains(&format!(
+                    "{} (a protected path",
+                    frontend.join(".envrc.local").display()
+                )),
+                "{}",
+                out.all()
+            );
+            // The user's next `cd` into the repository, on the host.
+            let load = direnv(&["exec", ".", "sh", "-c", "echo E=$FROM_ENV_SH"]);
+            assert!(
+                String::from_utf8_lossy(&load.stdout).contains("E=1"),
+                "the .envrc did not load: {load:?}"
+            );
+            local.assert_absent("a .envrc.local above-the-project .envrc loads");
+            env_sh.assert_absent("a script above-the-project .envrc sources");
+        });
+    }
 }
