@@ -410,3 +410,36 @@ out("env_sh", write("tools/env.sh", "touch {}\n", "a"))
         });
     }
 }
+
+/// HOME=/ (a container started as a user without a home): the sandbox's
+/// private home was mounted over its whole view, and the run failed half
+/// way with "failed to make read-only /sys" (after scanning all of /usr
+/// and /opt as the user's home). Now it is refused up front, saying why
+/// and what to set.
+#[test]
+fn home_at_the_root_is_refused_up_front() {
+    each_mode(|mut case| {
+        // guard's own files go to the test home, not to /.
+        let own = case.home().join("xdg");
+        for (var, sub) in [
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_STATE_HOME", "state"),
+            ("XDG_CACHE_HOME", "cache"),
+        ] {
+            case.set_env(var, &own.join(sub).display().to_string());
+        }
+        let mut cmd = case.guard(&["run", "--", "sh", "-c", "echo ran=1"]);
+        cmd.env("HOME", "/");
+        let out = case.output(cmd);
+        out.expect_code(125);
+        assert!(
+            out.stderr.contains(
+                "guard: your home directory is / (HOME, or the password database when HOME is unset)"
+            ) && out.stderr.contains("hint: set HOME to a directory of your own"),
+            "{}",
+            out.all()
+        );
+        assert!(!out.stdout.contains("ran=1"), "{}", out.all());
+    });
+}
