@@ -506,6 +506,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &user.home,
     ));
     candidates.extend(protect::trusted_tool_configs(&project));
+    candidates.extend(home_startup_in_project(&user.home, &project));
     candidates.extend(own_state_hidden(&grants, &cache)?);
     let user_links = protect::drop_through_links(&mut candidates, &project);
     let facts = gather_facts(&candidates);
@@ -604,6 +605,86 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &landlock_level::list_dir,
     )?;
     Ok((policy, plan))
+}
+
+/// Files and directories of the home whose content runs on the host at
+/// the next login, shell, `git` or `ssh`.
+const HOME_STARTUP: &[&str] = &[
+    ".profile",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".zshenv",
+    ".zprofile",
+    ".zshrc",
+    ".zlogin",
+    ".zlogout",
+    ".xprofile",
+    ".xsessionrc",
+    ".gitconfig",
+    ".ssh/config",
+    ".ssh/rc",
+    ".ssh/authorized_keys",
+];
+
+/// The same below $XDG_CONFIG_HOME.
+const CONFIG_STARTUP: &[&str] = &[
+    "fish/config.fish",
+    "fish/conf.d",
+    "fish/functions",
+    "git/config",
+    "autostart",
+    "systemd/user",
+    "environment.d",
+];
+
+/// Those that lie in the project: through a link (`~/.bashrc ->
+/// ~/dotfiles/bashrc`, as GNU stow sets dotfiles up; a dangling one the
+/// sandbox would create) or because the project holds them (`~/.config`
+/// kept in git). The project is writable, so without this the sandbox
+/// wrote the user's shell startup file. Protected like `.envrc`.
+fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(".config"));
+    let paths = HOME_STARTUP
+        .iter()
+        .map(|rel| home.join(rel))
+        .chain(CONFIG_STARTUP.iter().map(|rel| config.join(rel)));
+    let mut out: Vec<Candidate> = Vec::new();
+    for path in paths {
+        let at = where_it_leads(&path);
+        if at.starts_with(project) && at != project && !out.iter().any(|c| c.path == at) {
+            out.push(Candidate {
+                origin: format!("{}, which runs on the host", path.display()),
+                path: at,
+                access: policy::Access::Protected,
+                required: false,
+            });
+        }
+    }
+    out
+}
+
+/// Where `path` leads, following links, also a final one that dangles (it
+/// names where a file would be created).
+fn where_it_leads(path: &Path) -> PathBuf {
+    let mut at = path.to_path_buf();
+    for _ in 0..16 {
+        match std::fs::read_link(&at) {
+            Ok(target) => {
+                at = match at.parent() {
+                    Some(dir) => canonical_prefix(dir).join(target),
+                    None => target,
+                };
+                at = host::lexical(&at);
+            }
+            Err(_) => break,
+        }
+    }
+    canonical_prefix(&at)
 }
 
 /// Repositories around the project (`--project frontend` in a monorepo):
