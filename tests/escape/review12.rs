@@ -443,3 +443,76 @@ fn home_at_the_root_is_refused_up_front() {
         assert!(!out.stdout.contains("ran=1"), "{}", out.all());
     });
 }
+
+/// Hole: a dotfiles repository set up the GNU stow way (`~/.bashrc ->
+/// ~/dotfiles/bash/bashrc`, `~/.config -> ~/dotfiles/config`) opened as
+/// the project: the sandbox appended to the real shell startup file
+/// through the project, and created an autostart entry, a user service and
+/// the `.zshrc` a dangling link named, all run on the host at the next
+/// shell or login. Now those of the home's startup files that lie in the
+/// project are protected: read-only, and moved aside where created.
+#[test]
+fn home_startup_files_kept_in_the_project_stay_read_only() {
+    each_mode(|case| {
+        let home = case.home().to_path_buf();
+        let project = case.project().to_path_buf();
+        case.write("bash/bashrc", "# my bashrc\n");
+        case.write("config/nvim/init.lua", "-- editor\n");
+        assert!(host_git(&project, &["init", "-q"]).status.success());
+        for (link, target) in [
+            (".bashrc", "bash/bashrc"),
+            (".config", "config"),
+            (".zshrc", "zsh/zshrc"),
+        ] {
+            std::os::unix::fs::symlink(project.join(target), home.join(link)).expect("link");
+        }
+        case.env.own();
+        let marker = HostMarker::new("rc");
+        let m = marker.path();
+        case.write_python(&format!(
+            r#"
+def write(name, text, mode="w"):
+    def f():
+        os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
+        with open(name, mode) as fh:
+            fh.write(text)
+    return err(f)
+out("bashrc", write("bash/bashrc", "touch {m}\n", "a"))
+out("bashrc_rename", err(os.rename, "bash", "bash.old"))
+out("zshrc", write("zsh/zshrc", "touch {m}\n"))
+out("autostart", write("config/autostart/x.desktop", "[Desktop Entry]\nExec=touch {m}\n"))
+out("unit", write("config/systemd/user/x.service", "[Service]\nExecStart=touch {m}\n"))
+out("editor", write("config/nvim/init.lua", "-- edited\n", "a"))
+"#
+        ));
+        let out = case.run(&["run", "-q", "--", "/usr/bin/python3", "attack.py"]);
+        out.ran();
+        out.expect_code(0);
+        out.fields(&[
+            ("bashrc", EROFS),
+            ("bashrc_rename", EBUSY),
+            ("zshrc", "0"),
+            ("autostart", "0"),
+            ("unit", "0"),
+            // The rest of the dotfiles is the project's, writable.
+            ("editor", "0"),
+        ]);
+        for created in ["zsh/zshrc", "config/autostart", "config/systemd/user"] {
+            assert!(
+                out.stderr.contains(&format!(
+                    "the sandbox created {} (a protected path",
+                    project.join(created).display()
+                )),
+                "{created}:\n{}",
+                out.all()
+            );
+        }
+        let rc = std::fs::read_to_string(home.join(".bashrc")).expect("read ~/.bashrc");
+        assert_eq!(rc, "# my bashrc\n", "the real ~/.bashrc changed");
+        assert!(!home.join(".zshrc").exists(), "~/.zshrc was created");
+        assert!(
+            !home.join(".config/autostart").exists() && !home.join(".config/systemd/user").exists(),
+            "an autostart entry or a user service was created"
+        );
+    });
+}
