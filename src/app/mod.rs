@@ -608,7 +608,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
 }
 
 /// Files and directories of the home whose content runs on the host at
-/// the next login, shell, `git` or `ssh`.
+/// the next login, shell, `git`, `ssh` or `cd` (direnv).
 const HOME_STARTUP: &[&str] = &[
     ".profile",
     ".bashrc",
@@ -626,6 +626,7 @@ const HOME_STARTUP: &[&str] = &[
     ".ssh/config",
     ".ssh/rc",
     ".ssh/authorized_keys",
+    ".direnvrc",
 ];
 
 /// The same below $XDG_CONFIG_HOME.
@@ -637,7 +638,13 @@ const CONFIG_STARTUP: &[&str] = &[
     "autostart",
     "systemd/user",
     "environment.d",
+    "direnv/direnvrc",
+    "direnv/lib",
 ];
+
+/// The same below $XDG_DATA_HOME: direnv's list of the `.envrc` files the
+/// user allowed (an entry the sandbox wrote would allow one it planted).
+const DATA_STARTUP: &[&str] = &["direnv/allow"];
 
 /// Those that lie in the project: through a link (`~/.bashrc ->
 /// ~/dotfiles/bashrc`, as GNU stow sets dotfiles up; a dangling one the
@@ -645,14 +652,21 @@ const CONFIG_STARTUP: &[&str] = &[
 /// kept in git). The project is writable, so without this the sandbox
 /// wrote the user's shell startup file. Protected like `.envrc`.
 fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| home.join(".config"));
+    let xdg = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home.join(default))
+    };
+    let (config, data) = (
+        xdg("XDG_CONFIG_HOME", ".config"),
+        xdg("XDG_DATA_HOME", ".local/share"),
+    );
     let paths = HOME_STARTUP
         .iter()
         .map(|rel| home.join(rel))
-        .chain(CONFIG_STARTUP.iter().map(|rel| config.join(rel)));
+        .chain(CONFIG_STARTUP.iter().map(|rel| config.join(rel)))
+        .chain(DATA_STARTUP.iter().map(|rel| data.join(rel)));
     let mut out: Vec<Candidate> = Vec::new();
     for path in paths {
         let at = where_it_leads(&path);

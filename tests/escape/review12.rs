@@ -447,9 +447,10 @@ fn home_at_the_root_is_refused_up_front() {
 /// Hole: a dotfiles repository set up the GNU stow way (`~/.bashrc ->
 /// ~/dotfiles/bash/bashrc`, `~/.config -> ~/dotfiles/config`) opened as
 /// the project: the sandbox appended to the real shell startup file
-/// through the project, and created an autostart entry, a user service and
-/// the `.zshrc` a dangling link named, all run on the host at the next
-/// shell or login. Now those of the home's startup files that lie in the
+/// through the project, and created an autostart entry, a user service,
+/// the `.zshrc` a dangling link named (all run on the host at the next
+/// shell or login) and an entry in direnv's allow list (a `.envrc` it
+/// planted would run at the next `cd` without a question). Now those of the home's startup files that lie in the
 /// project are protected: read-only, and moved aside where created.
 #[test]
 fn home_startup_files_kept_in_the_project_stay_read_only() {
@@ -458,11 +459,13 @@ fn home_startup_files_kept_in_the_project_stay_read_only() {
         let project = case.project().to_path_buf();
         case.write("bash/bashrc", "# my bashrc\n");
         case.write("config/nvim/init.lua", "-- editor\n");
+        case.write("local/share/fonts/.keep", "");
         assert!(host_git(&project, &["init", "-q"]).status.success());
         for (link, target) in [
             (".bashrc", "bash/bashrc"),
             (".config", "config"),
             (".zshrc", "zsh/zshrc"),
+            (".local", "local"),
         ] {
             std::os::unix::fs::symlink(project.join(target), home.join(link)).expect("link");
         }
@@ -482,6 +485,7 @@ out("bashrc_rename", err(os.rename, "bash", "bash.old"))
 out("zshrc", write("zsh/zshrc", "touch {m}\n"))
 out("autostart", write("config/autostart/x.desktop", "[Desktop Entry]\nExec=touch {m}\n"))
 out("unit", write("config/systemd/user/x.service", "[Service]\nExecStart=touch {m}\n"))
+out("allow", write("local/share/direnv/allow/0123", "/somewhere/.envrc\n"))
 out("editor", write("config/nvim/init.lua", "-- edited\n", "a"))
 "#
         ));
@@ -494,10 +498,16 @@ out("editor", write("config/nvim/init.lua", "-- edited\n", "a"))
             ("zshrc", "0"),
             ("autostart", "0"),
             ("unit", "0"),
+            ("allow", "0"),
             // The rest of the dotfiles is the project's, writable.
             ("editor", "0"),
         ]);
-        for created in ["zsh/zshrc", "config/autostart", "config/systemd/user"] {
+        for created in [
+            "zsh/zshrc",
+            "config/autostart",
+            "config/systemd/user",
+            "local/share/direnv/allow",
+        ] {
             assert!(
                 out.stderr.contains(&format!(
                     "the sandbox created {} (a protected path",
