@@ -366,6 +366,10 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     let cwd = current_dir()?;
     let project = host::find_project(args.project.as_deref(), &cwd)?;
     policy::check_project(&project, &user.home)?;
+    let sudo_home = sudo_home().filter(|h| *h != user.home);
+    if let Some(home) = &sudo_home {
+        policy::check_project(&project, home)?;
+    }
     check_listable(&project, "project")?;
     let mut loaded = profile::load(&select_profile(args))?;
     apply_project_profile(&mut loaded, &user.home, &project)?;
@@ -507,6 +511,9 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     ));
     candidates.extend(protect::trusted_tool_configs(&project));
     candidates.extend(home_startup_in_project(&user.home, &project));
+    if let Some(home) = &sudo_home {
+        candidates.extend(home_startup_in_project(home, &project));
+    }
     candidates.extend(own_state_hidden(&grants, &cache)?);
     let user_links = protect::drop_through_links(&mut candidates, &project);
     let facts = gather_facts(&candidates);
@@ -605,6 +612,17 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &landlock_level::list_dir,
     )?;
     Ok((policy, plan))
+}
+
+/// Under sudo, the home of the user who ran it. HOME is root's there (or
+/// that user's, kept): either way a project holding the other one (`sudo
+/// guard run` started in `~`) would expose it whole.
+fn sudo_home() -> Option<PathBuf> {
+    let uid: u32 = std::env::var("SUDO_UID").ok()?.parse().ok()?;
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    let home = std::fs::canonicalize(user.dir).ok()?;
+    // A system account's home may be `/`: no one's files to protect there.
+    (home != Path::new("/")).then_some(home)
 }
 
 /// Files and directories of the home whose content runs on the host at

@@ -526,3 +526,29 @@ out("editor", write("config/nvim/init.lua", "-- edited\n", "a"))
         );
     });
 }
+
+/// Hole: run through sudo, guard knew only HOME (root's, as sudo sets it,
+/// or the user's, kept): `sudo guard run` started in the user's own home
+/// made that whole home the project, writable, with its shell startup
+/// files, because it was not "the" home. Now the home of the user sudo
+/// names (SUDO_UID) counts as well: a project holding it is refused, and
+/// its startup files that lie in the project are protected. (Here the
+/// user sudo names is root, whose home is /root: refused before anything
+/// there is read.)
+#[test]
+fn a_project_holding_the_home_of_the_user_who_ran_sudo_is_refused() {
+    each_mode(|mut case| {
+        case.set_env("SUDO_UID", "0");
+        case.set_env("SUDO_USER", "root");
+        let out = case.run(&["run", "--project", "/root", "--", "sh", "-c", "echo ran=1"]);
+        out.expect_code(125);
+        assert!(
+            out.stderr.contains(
+                "guard: the project /root contains your home directory /root, which would expose every secret in it"
+            ) && out.stderr.contains("hint: "),
+            "{}",
+            out.all()
+        );
+        assert!(!out.stdout.contains("ran=1"), "{}", out.all());
+    });
+}
