@@ -376,6 +376,10 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     let cwd = current_dir()?;
     let project = host::find_project(args.project.as_deref(), &cwd)?;
     policy::check_project(&project, &user.home)?;
+    let sudo_home = sudo_home().filter(|h| *h != user.home);
+    if let Some(home) = &sudo_home {
+        policy::check_project(&project, home)?;
+    }
     check_listable(&project, "project")?;
     let mut loaded = profile::load(&select_profile(args))?;
     apply_project_profile(&mut loaded, &user.home, &project)?;
@@ -509,27 +513,18 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         repositories.retain(|(d, _)| *d != l.common);
         repositories.push((l.common.clone(), project.clone()));
     }
+    repositories.extend(enclosing_repositories(&project));
     candidates.extend(protect::hook_candidates(
         &repositories,
         &project,
         &user.home,
     ));
     candidates.extend(protect::trusted_tool_configs(&project));
-    // The scan cache must not be reachable: whoever can write it can mark a
-    // secret file as clean for the next run.
-    if grants.iter().any(|g| {
-        matches!(
-            g.access,
-            policy::Access::ReadOnly | policy::Access::ReadWrite
-        ) && cache.starts_with(&g.path)
-    }) {
-        candidates.push(Candidate {
-            path: cache.clone(),
-            access: policy::Access::Hidden,
-            origin: "guard's scan cache".into(),
-            required: false,
-        });
+    candidates.extend(home_startup_in_project(&user.home, &project));
+    if let Some(home) = &sudo_home {
+        candidates.extend(home_startup_in_project(home, &project));
     }
+    candidates.extend(own_state_hidden(&grants, &cache)?);
     let user_links = protect::drop_through_links(&mut candidates, &project);
     let facts = gather_facts(&candidates);
     let (grants, mut absent_protected) = policy::resolve(&candidates, &facts)?;
@@ -630,6 +625,274 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         plan.user_limits = host::sandbox_user_limits();
     }
     Ok((policy, plan))
+}
+
+/// Under sudo, the home of the user who ran it. HOME is root's there (or
+/// that user's, kept): either way a project holding the other one (`sudo
+/// guard run` started in `~`) would expose it whole.
+fn sudo_home() -> Option<PathBuf> {
+    let uid: u32 = std::env::var("SUDO_UID").ok()?.parse().ok()?;
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    let home = std::fs::canonicalize(user.dir).ok()?;
+    // A system account's home may be `/`: no one's files to protect there.
+    (home != Path::new("/")).then_some(home)
+}
+
+/// Files and directories of the home whose content runs on the host at
+/// the next login, shell, `git`, `ssh` or `cd` (direnv).
+const HOME_STARTUP: &[&str] = &[
+    ".profile",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".zshenv",
+    ".zprofile",
+    ".zshrc",
+    ".zlogin",
+    ".zlogout",
+    ".xprofile",
+    ".xsessionrc",
+    ".gitconfig",
+    ".ssh/config",
+    ".ssh/rc",
+    ".ssh/authorized_keys",
+    ".direnvrc",
+];
+
+/// The same below $XDG_CONFIG_HOME.
+const CONFIG_STARTUP: &[&str] = &[
+    "fish/config.fish",
+    "fish/conf.d",
+    "fish/functions",
+    "git/config",
+    "autostart",
+    "systemd/user",
+    "environment.d",
+    "direnv/direnvrc",
+    "direnv/lib",
+];
+
+/// The same below $XDG_DATA_HOME: direnv's list of the `.envrc` files the
+/// user allowed (an entry the sandbox wrote would allow one it planted).
+const DATA_STARTUP: &[&str] = &["direnv/allow"];
+
+/// Those that lie in the project: through a link (`~/.bashrc ->
+/// ~/dotfiles/bashrc`, as GNU stow sets dotfiles up; a dangling one the
+/// sandbox would create) or because the project holds them (`~/.config`
+/// kept in git). The project is writable, so without this the sandbox
+/// wrote the user's shell startup file. Protected like `.envrc`.
+fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
+    let xdg = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home.join(default))
+    };
+    let (config, data) = (
+        xdg("XDG_CONFIG_HOME", ".config"),
+        xdg("XDG_DATA_HOME", ".local/share"),
+    );
+    let paths = HOME_STARTUP
+        .iter()
+        .map(|rel| home.join(rel))
+        .chain(CONFIG_STARTUP.iter().map(|rel| config.join(rel)))
+        .chain(DATA_STARTUP.iter().map(|rel| data.join(rel)));
+    let mut out: Vec<Candidate> = Vec::new();
+    for path in paths {
+        let at = where_it_leads(&path);
+        if at.starts_with(project) && at != project && !out.iter().any(|c| c.path == at) {
+            out.push(Candidate {
+                origin: format!("{}, which runs on the host", path.display()),
+                path: at,
+                access: policy::Access::Protected,
+                required: false,
+            });
+        }
+    }
+    out
+}
+
+/// Where `path` leads, following links, also a final one that dangles (it
+/// names where a file would be created).
+fn where_it_leads(path: &Path) -> PathBuf {
+    let mut at = path.to_path_buf();
+    for _ in 0..16 {
+        match std::fs::read_link(&at) {
+            Ok(target) => {
+                at = match at.parent() {
+                    Some(dir) => canonical_prefix(dir).join(target),
+                    None => target,
+                };
+                at = host::lexical(&at);
+            }
+            Err(_) => break,
+        }
+    }
+    canonical_prefix(&at)
+}
+
+/// Repositories around the project (`--project frontend` in a monorepo):
+/// the user commits there, outside guard, and git runs the hooks their
+/// config names from the worktree, which may lie in the project
+/// (`core.hooksPath = frontend/.husky/_`, as husky sets it up for a package
+/// below the repository's root). (git dir, worktree)
+fn enclosing_repositories(project: &Path) -> Vec<(PathBuf, PathBuf)> {
+    project
+        .ancestors()
+        .skip(1)
+        .filter_map(|dir| {
+            let dot_git = dir.join(".git");
+            if std::fs::symlink_metadata(&dot_git).ok()?.is_dir() {
+                Some((dot_git, dir.to_path_buf()))
+            } else {
+                protect::linked_repository(dir).map(|l| (l.common, dir.to_path_buf()))
+            }
+        })
+        .collect()
+}
+
+/// guard's own directories, with what the sandbox could do with them.
+fn own_state(cache: &Path) -> Vec<OwnDir> {
+    const CACHE: (&str, &str, &str) = (
+        "cache",
+        "XDG_CACHE_HOME",
+        "mark a secret file as clean for the next session",
+    );
+    let dirs = [
+        (Some(cache.to_path_buf()), CACHE),
+        (host::cache_dir(), CACHE),
+        (
+            host::config_dir(),
+            (
+                "configuration (user profiles, trust pins)",
+                "XDG_CONFIG_HOME",
+                "widen every later session with a profile of its own",
+            ),
+        ),
+        (
+            host::data_dir(),
+            (
+                "data (agents' persistent homes, cache layers)",
+                "XDG_DATA_HOME",
+                "plant what an agent's session in another project starts with",
+            ),
+        ),
+        (
+            host::state_dir(),
+            (
+                "session log",
+                "XDG_STATE_HOME",
+                "rewrite the record of what it did",
+            ),
+        ),
+    ];
+    let mut out: Vec<OwnDir> = Vec::new();
+    for (dir, (what, var, why)) in dirs {
+        // Compared with grants, which are canonical: HOME may be spelled
+        // through a link, and the directory may not exist yet.
+        let Some(dir) = dir.map(|d| canonical_prefix(&d)) else {
+            continue;
+        };
+        if !out.iter().any(|o| o.dir == dir) {
+            out.push(OwnDir {
+                dir,
+                what,
+                var,
+                why,
+            });
+        }
+    }
+    out
+}
+
+struct OwnDir {
+    dir: PathBuf,
+    what: &'static str,
+    /// The variable that moves it.
+    var: &'static str,
+    /// What the sandbox could do with it.
+    why: &'static str,
+}
+
+/// guard's own state must stay out of the sandbox's reach: whoever can
+/// write it decides what later sessions may do (user profiles and trust
+/// pins), what they see (the scan cache), what an agent's next session in
+/// another project starts with (persistent homes) and what the log says.
+/// A project that contains one (`~/.config` kept in git, XDG_CONFIG_HOME in
+/// a dotfiles checkout) sees it hidden, created first so that the sandbox
+/// cannot create it; a grant inside one is refused.
+fn own_state_hidden(grants: &[policy::Grant], cache: &Path) -> Result<Vec<Candidate>> {
+    let visible = |g: &&policy::Grant| {
+        matches!(
+            g.access,
+            policy::Access::ReadOnly | policy::Access::ReadWrite
+        )
+    };
+    let mut out = Vec::new();
+    for OwnDir {
+        dir,
+        what,
+        var,
+        why,
+    } in own_state(cache)
+    {
+        if let Some(g) = grants
+            .iter()
+            .filter(visible)
+            .find(|g| g.path.starts_with(&dir))
+        {
+            return Err(Error::usage_hint(
+                format!(
+                    "{} {} is in guard's own {what} directory {}: the sandbox could {why}",
+                    g.origin,
+                    g.path.display(),
+                    dir.display()
+                ),
+                format!(
+                    "run guard in a project outside {} (edit guard's own files without guard), \
+                     or set {var} to a directory outside the project",
+                    dir.display()
+                ),
+            ));
+        }
+        if grants
+            .iter()
+            .filter(visible)
+            .any(|g| dir.starts_with(&g.path))
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io("create", &dir, e))?;
+            out.push(Candidate {
+                path: dir,
+                access: policy::Access::Hidden,
+                origin: format!("guard's own {what}"),
+                required: false,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `path` with its longest existing prefix canonical.
+fn canonical_prefix(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(c) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(c, |p, n| p.join(n));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return host::lexical(path),
+        }
+    }
 }
 
 /// guard reads the directory (its `.guard.toml`, the secrets scan) as the

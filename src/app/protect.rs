@@ -328,10 +328,11 @@ pub fn hook_candidates(
                     None => worktree.join(&value),
                 };
                 let hooks = host::lexical(&hooks);
-                if hooks == *worktree {
-                    // Hooks at the top of the worktree: each hook's name.
+                // Hooks at the top of the worktree, or of the project (the
+                // repository around it names it): each hook's name.
+                if hooks == *worktree || hooks == project {
                     for name in GIT_HOOKS {
-                        push(worktree.join(name), "a git hook (core.hooksPath)".into());
+                        push(hooks.join(name), "a git hook (core.hooksPath)".into());
                     }
                 } else if hooks.file_name().is_some_and(|n| n == "_")
                     && let Some(parent) = hooks.parent()
@@ -471,7 +472,10 @@ fn envrc_sources(project: &Path) -> Vec<Candidate> {
             continue;
         };
         let path = PathBuf::from(String::from_utf8_lossy(&text).trim_end());
-        if path.starts_with(project) && !files.contains(&path) {
+        // One above the project (`--project frontend` in a monorepo whose
+        // `.envrc` sources `frontend/.envrc.local`) loads on a `cd` there.
+        let above = path.parent().is_some_and(|d| project.starts_with(d));
+        if (path.starts_with(project) || above) && !files.contains(&path) {
             files.push(path);
         }
     }

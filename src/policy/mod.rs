@@ -477,6 +477,16 @@ pub fn check_project(project: &Path, home: &Path) -> Result<()> {
             "run guard inside a project directory, or pass --project DIR",
         ));
     }
+    // HOME=/ (a container run as a user without a home): the sandbox's
+    // private home would cover its whole view, and every path on the
+    // machine would count as the user's.
+    if home == Path::new("/") {
+        return Err(Error::usage_hint(
+            "your home directory is / (HOME, or the password database when HOME is unset): \
+             guard puts a private home in its place in the sandbox, and / cannot be one",
+            "set HOME to a directory of your own, e.g. `HOME=/tmp/home-$(id -u) guard run ...`",
+        ));
+    }
     if home.starts_with(project) {
         return Err(Error::usage_hint(
             format!(
