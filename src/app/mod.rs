@@ -497,6 +497,19 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         linked.as_ref().map(|l| l.common.as_path()),
         &walked_outside(&grants, &project, isolation),
     ));
+    // The user's worktrees outside the project (their git directories are
+    // in the repository here) are theirs whole.
+    let mut commons: Vec<PathBuf> = std::iter::once(project.join(".git"))
+        .chain(linked.as_ref().map(|l| l.common.clone()))
+        .chain(found.git_dirs.iter().cloned())
+        .collect();
+    commons.sort();
+    commons.dedup();
+    candidates.extend(protect::outside_worktree_candidates(
+        &commons,
+        &project,
+        linked.as_ref().map(|l| l.git_dir.as_path()),
+    ));
     // Hooks git runs from the worktree (husky's core.hooksPath) and the
     // configs of installed hook managers (pre-commit, lefthook).
     // (git dir, the worktree its hooks run in)

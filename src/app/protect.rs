@@ -209,6 +209,52 @@ pub fn linked_candidates(linked: &Linked, protect: &[String]) -> Vec<Candidate> 
     out
 }
 
+/// The git directories of the linked worktrees of the repositories
+/// `commons` whose checkout lies outside the project, read-only whole
+/// (`own` is the project's, when it is a linked worktree itself). Their
+/// HEAD, index and logs are the user's work in that checkout, which the
+/// sandbox cannot see: its `git worktree prune` would delete them, a HEAD
+/// it rewrote would have git there say "not a git repository", or put the
+/// user's next commit on another branch. Those inside the project are the
+/// sandbox's to work in (`git worktree add .claude/worktrees/x`).
+pub fn outside_worktree_candidates(
+    commons: &[PathBuf],
+    project: &Path,
+    own: Option<&Path>,
+) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for common in commons {
+        let Ok(rd) = std::fs::read_dir(common.join("worktrees")) else {
+            continue;
+        };
+        for dir in rd.flatten().map(|e| e.path()) {
+            if !dir.is_dir()
+                || own.is_some_and(|o| std::fs::canonicalize(&dir).is_ok_and(|d| d == o))
+            {
+                continue;
+            }
+            // Where git says the checkout is (`gitdir` names its `.git`
+            // file); one that cannot be told is kept too.
+            let checkout = host::read_small(&dir.join("gitdir"), 4 * 4096).and_then(|text| {
+                let text = String::from_utf8(text).ok()?;
+                let at = dir.join(text.trim_end_matches(['\r', '\n']));
+                let parent = at.parent()?;
+                Some(std::fs::canonicalize(parent).unwrap_or_else(|_| host::lexical(parent)))
+            });
+            if checkout.is_some_and(|c| c.starts_with(project)) {
+                continue;
+            }
+            out.push(Candidate {
+                path: dir,
+                access: policy::Access::Protected,
+                origin: "the git directory of a worktree outside the project".into(),
+                required: false,
+            });
+        }
+    }
+    out
+}
+
 /// Whether a directory on the way from `project` to `path` is a regular
 /// file now.
 pub fn below_a_file(path: &Path, project: &Path) -> bool {

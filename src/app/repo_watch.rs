@@ -17,9 +17,10 @@ use super::protect::{self, Moved};
 use super::repos::{self, Trusted};
 use crate::secrets::walk::Visitor;
 use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify, WatchDescriptor};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::CStr;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Watching on its own thread; [`RepoWatch::stop`] ends it.
@@ -88,12 +89,21 @@ struct Watched {
 
 impl Watched {
     fn add(&mut self, dir: &Path, role: Role) {
+        self.add_for(dir, dir, role);
+    }
+
+    /// Watch `dir`; a change there stands for one in `for_dir` (that of a
+    /// git directory's `hooks` or `worktrees` for the git directory).
+    fn add_for(&mut self, dir: &Path, for_dir: &Path, role: Role) {
         if self.left == 0 {
             return;
         }
         let mask = if role == Role::Git { GIT } else { TREE };
         if let Ok(wd) = self.inotify.add_watch(dir, mask)
-            && self.dirs.insert(wd, (dir.to_path_buf(), role)).is_none()
+            && self
+                .dirs
+                .insert(wd, (for_dir.to_path_buf(), role))
+                .is_none()
         {
             self.left -= 1;
         }
@@ -133,11 +143,19 @@ fn unpacked(dir: &Path) -> bool {
 }
 
 /// Names whose appearance may make a directory a git directory, or change
-/// what one runs.
+/// what one runs. `objects` and `refs` too: whichever comes last makes it
+/// one (a `.git` file may name it before).
 fn is_git_name(name: &[u8]) -> bool {
     matches!(
         name,
-        b"HEAD" | b"commondir" | b"config" | b"config.worktree" | b"hooks" | b"gitdir"
+        b"HEAD"
+            | b"commondir"
+            | b"config"
+            | b"config.worktree"
+            | b"hooks"
+            | b"gitdir"
+            | b"objects"
+            | b"refs"
     )
 }
 
@@ -216,26 +234,69 @@ fn watch(
     let first = w.add_tree(project, scan_cache, trusted);
     let (mut dot_git, mut git_dirs) = (first.dot_git, first.git_dirs);
     let mut told = false;
+    // `.git` files and links: what they name may change without an event
+    // here (a `.git` file created empty and written after the look, a link
+    // to a directory made later somewhere not watched, `node_modules/*`),
+    // so each is read again every PENDING_EVERY, and what it names looked
+    // at when that changed: another path, or another directory at the
+    // same path (one made in place of the one checked).
+    // (link, the git directory it named when checked, and its inode)
+    let mut links: BTreeMap<PathBuf, Option<(PathBuf, u64)>> = BTreeMap::new();
     loop {
-        let (m, checked) = repos::check_live(&dot_git, &git_dirs, roots, trusted);
-        moved.extend(m);
+        for d in &dot_git {
+            match nix::sys::stat::lstat(d.as_path()) {
+                Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {
+                    if links.len() < MAX_LINKS {
+                        links.entry(d.clone()).or_default();
+                    } else if !links.contains_key(d) {
+                        unwatched(&mut told, project);
+                    }
+                }
+                _ => {
+                    links.remove(d);
+                }
+            }
+        }
+        let due: Vec<(PathBuf, (PathBuf, u64))> = links
+            .iter()
+            .filter_map(|(l, was)| {
+                let dir = repos::git_dir_now(l)?;
+                let now = (dir.clone(), std::fs::metadata(&dir).ok()?.ino());
+                (was.as_ref() != Some(&now)).then(|| (l.clone(), now))
+            })
+            .collect();
+        dot_git.extend(due.iter().map(|(l, _)| l.clone()));
+        dot_git.sort();
+        dot_git.dedup();
+        let looked = repos::check_live(&dot_git, &git_dirs, roots, trusted);
+        moved.extend(looked.moved);
+        for (l, now) in due {
+            if looked.checked.contains(&now.0) {
+                links.insert(l, Some(now));
+            }
+        }
         // A `.git` directory is watched even before it is a repository:
-        // `git init` may not have written HEAD when the look comes.
+        // `git init` may not have written HEAD when the look comes; so is
+        // any directory looked at that was not one yet.
         let dirs = dot_git.iter().filter(|d| {
             nix::sys::stat::lstat(d.as_path())
                 .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
         });
-        for g in checked.iter().chain(dirs) {
+        for g in looked.checked.iter().chain(dirs).chain(&looked.not_yet) {
             w.add(g, Role::Git);
-            w.add(&g.join("hooks"), Role::Git);
+            w.add_for(&g.join("hooks"), g, Role::Git);
+            // New worktrees' directories appear there.
+            w.add_for(&g.join("worktrees"), g, Role::Git);
         }
-        if w.left == 0 && !told {
-            told = true;
-            tracing::info!(target: crate::audit::TARGET, kind = "fs", action = "unwatched", path = %project.display(), detail = "too many directories to watch for new repositories during the run; they are checked after it");
+        if w.left == 0 {
+            unwatched(&mut told, project);
         }
-        if !protect::events_until_stopped(&w.inotify, stop) {
-            return moved;
+        let again = (!links.is_empty()).then_some(PENDING_EVERY);
+        match wait(&w.inotify, stop, again) {
+            Wait::Stopped => return moved,
+            Wait::Events | Wait::Again => {}
         }
+        links.retain(|l, _| nix::sys::stat::lstat(l.as_path()).is_ok());
         dot_git.clear();
         git_dirs.clear();
         let mut new_trees = Vec::new();
@@ -253,11 +314,7 @@ fn watch(
                 };
                 let name = e.name.unwrap_or_default();
                 match role {
-                    Role::Git => git_dirs.push(if dir.file_name().is_some_and(|n| n == "hooks") {
-                        dir.parent().unwrap_or(dir).to_path_buf()
-                    } else {
-                        dir.clone()
-                    }),
+                    Role::Git => git_dirs.push(dir.clone()),
                     Role::Tree if name == ".git" => dot_git.push(dir.join(name)),
                     // A git directory by another name (bare, or one a
                     // `.git` file names) taking shape.
@@ -287,6 +344,48 @@ fn watch(
         // must not keep this thread busy); events meanwhile queue up.
         if protect::stopped_within(stop, protect::LOOK_EVERY) {
             return moved;
+        }
+    }
+}
+
+/// How often `.git` files and links are looked at again (see `watch`).
+const PENDING_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Most `.git` files and links looked at again; a sandbox making more
+/// leaves the rest to the check after the run (told in the log).
+const MAX_LINKS: usize = 1024;
+
+fn unwatched(told: &mut bool, project: &Path) {
+    if !std::mem::replace(told, true) {
+        tracing::info!(target: crate::audit::TARGET, kind = "fs", action = "unwatched", path = %project.display(), detail = "too many directories or .git files to watch for new repositories during the run; they are checked after it");
+    }
+}
+
+enum Wait {
+    Stopped,
+    Events,
+    /// `again` passed without events.
+    Again,
+}
+
+/// Wait for events on `inotify`, for `stop`, or for `again` to pass.
+fn wait(inotify: &Inotify, stop: &OwnedFd, again: Option<std::time::Duration>) -> Wait {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let timeout = again.map_or(PollTimeout::NONE, |t| {
+        PollTimeout::from(u16::try_from(t.as_millis()).unwrap_or(u16::MAX))
+    });
+    loop {
+        let mut fds = [
+            PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return Wait::Stopped,
+            Ok(0) => return Wait::Again,
+            Ok(_) if fds[1].revents().is_some_and(|r| !r.is_empty()) => return Wait::Stopped,
+            Ok(_) => return Wait::Events,
         }
     }
 }

@@ -311,7 +311,7 @@ pub fn check_after_run(
             .map(|d| (d, Kind::GitDir)),
     );
     todo.extend(found.marked.into_iter().map(|d| (d, Kind::GitDir)));
-    check_queue(todo, &roots, trusted).0
+    check_queue(todo, &roots, trusted).moved
 }
 
 /// The directories the check covers: the project and the host directories
@@ -326,16 +326,26 @@ pub fn check_roots(project: &Path, writable: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What a look during the run found.
+pub struct Looked {
+    pub moved: Vec<Moved>,
+    /// Every git directory checked (to watch from now on).
+    pub checked: Vec<PathBuf>,
+    /// Directories looked at that were not git directories yet (a `.git`
+    /// file names one whose `refs` comes last, a worktree's directory
+    /// before its `HEAD`): watched too, a change there is looked at again.
+    pub not_yet: Vec<PathBuf>,
+}
+
 /// Check, while the sandbox runs, the git directories that `.git` entries
 /// (`dot_git`) stand for and the git directories `dirs` (where something
-/// changed), as after the run; what was moved aside, and every git
-/// directory looked at (to watch from now on).
+/// changed), as after the run.
 pub fn check_live(
     dot_git: &[PathBuf],
     dirs: &[PathBuf],
     roots: &[PathBuf],
     trusted: &Trusted,
-) -> (Vec<Moved>, Vec<PathBuf>) {
+) -> Looked {
     let todo = dot_git
         .iter()
         .filter_map(|p| git_dir_of(p))
@@ -343,6 +353,11 @@ pub fn check_live(
         .map(|d| (d, Kind::GitDir))
         .collect();
     check_queue(todo, roots, trusted)
+}
+
+/// The git directory a `.git` entry stands for now, canonical.
+pub fn git_dir_now(dot_git: &Path) -> Option<PathBuf> {
+    git_dir_of(dot_git).and_then(|d| std::fs::canonicalize(d).ok())
 }
 
 /// The git directory a `.git` entry stands for: the directory itself, or
@@ -358,15 +373,11 @@ fn git_dir_of(dot_git: &Path) -> Option<PathBuf> {
 }
 
 /// Check each git directory queued, and those their `commondir`,
-/// `worktrees` and `modules` lead to; what was moved aside and the
-/// directories checked.
-fn check_queue(
-    mut todo: Vec<(PathBuf, Kind)>,
-    roots: &[PathBuf],
-    trusted: &Trusted,
-) -> (Vec<Moved>, Vec<PathBuf>) {
+/// `worktrees` and `modules` lead to.
+fn check_queue(mut todo: Vec<(PathBuf, Kind)>, roots: &[PathBuf], trusted: &Trusted) -> Looked {
     let mut moved = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut not_yet: HashSet<PathBuf> = HashSet::new();
     let mut listed = Listed::default();
     while let Some((dir, kind)) = todo.pop() {
         let Ok(dir) = std::fs::canonicalize(&dir) else {
@@ -378,9 +389,17 @@ fn check_queue(
         let Some(root) = roots.iter().find(|r| dir.starts_with(r)) else {
             continue;
         };
-        if trusted.is_hidden(&dir) || !is_git(&dir, kind) || !seen.insert(dir.clone()) {
+        if trusted.is_hidden(&dir) || seen.contains(&dir) {
             continue;
         }
+        if !is_git(&dir, kind) {
+            if dir.is_dir() {
+                not_yet.insert(dir);
+            }
+            continue;
+        }
+        not_yet.remove(&dir);
+        seen.insert(dir.clone());
         check_git_dir(
             &dir,
             root,
@@ -391,7 +410,11 @@ fn check_queue(
             &mut listed,
         );
     }
-    (moved, seen.into_iter().collect())
+    Looked {
+        moved,
+        checked: seen.into_iter().collect(),
+        not_yet: not_yet.into_iter().collect(),
+    }
 }
 
 /// Make a directory of the user's that the owner cannot list or enter
