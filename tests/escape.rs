@@ -75,5 +75,7 @@ mod review10;
 mod review11;
 #[path = "escape/review12.rs"]
 mod review12;
+#[path = "escape/review14.rs"]
+mod review14;
 #[path = "escape/review9.rs"]
 mod review9;

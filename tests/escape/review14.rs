@@ -1,0 +1,164 @@
+//! The fourteenth review: what landed with worktrees inside the project
+//! and the live watch for new repositories. Each test names the attack;
+//! where guard had a hole, the test failed before the fix that came with
+//! it.
+
+use crate::support::{each_mode, host_git};
+
+/// Hole: `.git/worktrees` stopped being read-only whole (so agents can
+/// `git worktree add` inside the project), which left the git directories
+/// of the user's OTHER worktrees, checked out outside the project, to the
+/// sandbox: their HEAD, index and logs. It cannot see those checkouts, so
+/// its `git worktree prune` deletes what it can there; a HEAD it rewrites
+/// has git in that checkout say "not a git repository" (or put the user's
+/// next commit on another branch), and the staged work in the index is
+/// lost. Now the git directory of a worktree whose checkout lies outside
+/// the project is read-only whole; those inside stay the sandbox's.
+#[test]
+fn the_users_worktrees_outside_the_project_keep_their_git_directories() {
+    each_mode(|case| {
+        let p = case.project().to_path_buf();
+        let elsewhere = case.home().join("wt-other");
+        host_git(&p, &["init", "-q", "-b", "main"]);
+        host_git(
+            &p,
+            &[
+                "-c",
+                "user.name=a",
+                "-c",
+                "user.email=a@a",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "init",
+            ],
+        );
+        let add = host_git(
+            &p,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                &elsewhere.display().to_string(),
+                "-b",
+                "other",
+            ],
+        );
+        assert!(add.status.success(), "{add:?}");
+        host_git(&p, &["worktree", "add", "-q", "inside", "-b", "inside"]);
+        std::fs::write(elsewhere.join("staged.txt"), "work in progress\n").unwrap();
+        host_git(&elsewhere, &["add", "staged.txt"]);
+        case.env.own();
+        let out = case.sh(
+            "git worktree prune 2>/tmp/prune; echo \"prune=$(grep -o -m1 'Read-only file system' /tmp/prune || echo other)\"; \
+             { echo 'ref: refs/heads/main' > .git/worktrees/wt-other/HEAD; } 2>/tmp/err && echo head=written || \
+               echo \"head=$(grep -o -m1 'Read-only file system' /tmp/err || echo other)\"; \
+             rm -f .git/worktrees/wt-other/index 2>/tmp/err && echo index=removed || \
+               echo \"index=$(grep -o -m1 'Read-only file system' /tmp/err || echo other)\"; \
+             cd inside && git -c user.name=a -c user.email=a@a commit -q --allow-empty -m x && echo inside=ok",
+        );
+        out.expect_code(0);
+        out.expect_fields(&[
+            ("prune", "Read-only file system"),
+            ("head", "Read-only file system"),
+            ("index", "Read-only file system"),
+            ("inside", "ok"),
+        ]);
+        let status = host_git(&elsewhere, &["status", "--porcelain", "--branch"]);
+        assert!(status.status.success(), "{status:?}\n{}", out.all());
+        assert_eq!(
+            String::from_utf8_lossy(&status.stdout),
+            "## other\nA  staged.txt\n",
+            "{}",
+            out.all()
+        );
+    });
+}
+
+/// Hole: the live watch (an editor runs `git status`, and so a new
+/// repository's `core.fsmonitor`, the moment a `.git` appears) looked at a
+/// `.git` entry once, when it appeared, and at a directory only when a
+/// name like `HEAD` or `config` appeared in it. A sandbox kept a config
+/// that runs a command in place, unseen until the session ended:
+/// - `refs`, made last, turned a directory a `.git` file named into a git
+///   directory after the look (`objects` and `refs` did not count);
+/// - a `.git` link to a directory in `node_modules/<pkg>` (not watched)
+///   that was made there after the look;
+/// - a `.git` file created empty, and written after the look;
+/// - a directory made in place of the one a `.git` link named after it
+///   was checked;
+/// - a worktree's git directory made by hand in `.git/worktrees` (not
+///   watched), `HEAD` last, whose `commondir` names a config it wrote.
+///
+/// Now `.git` files and links are read again every 100 ms and what they
+/// name looked at when it changed, directories that were not git
+/// directories yet are watched, and so is each git directory's
+/// `worktrees`.
+#[test]
+fn repositories_the_live_watch_missed_are_checked_at_once() {
+    each_mode(|case| {
+        host_git(case.project(), &["init", "-q"]);
+        case.env.own();
+        let config = "printf '[core]\\n\\tfsmonitor = touch /tmp/ran\\n'";
+        let git_dir = |d: &str| {
+            format!("mkdir -p {d}/objects {d}/refs && echo 'ref: refs/heads/main' > {d}/HEAD && {config} > {d}/config")
+        };
+        let script = [
+            // `gone NAME FILE`: NAME=gone once FILE has vanished (within 2 s).
+            "gone() { i=0; while [ -e \"$2\" ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; \
+             [ -e \"$2\" ] && echo $1=present || echo $1=gone; }".to_string(),
+            "sleep 0.8".into(),
+            format!(
+                "mkdir -p a/gd/objects && {config} > a/gd/config && echo 'ref: refs/heads/main' > a/gd/HEAD && \
+                 echo 'gitdir: gd' > a/.git && sleep 0.3 && mkdir a/gd/refs && gone refs_last a/gd/config"
+            ),
+            format!(
+                "{} && mkdir b && ln -s ../node_modules/pkg/gd b/.git && sleep 0.3 && \
+                 mv node_modules/pkg/prep node_modules/pkg/gd && gone link_later node_modules/pkg/gd/config",
+                git_dir("node_modules/pkg/prep")
+            ),
+            format!(
+                "{} && mkdir c && : > c/.git && sleep 0.3 && echo 'gitdir: ../node_modules/pkg2/gd' > c/.git && \
+                 gone written_later node_modules/pkg2/gd/config",
+                git_dir("node_modules/pkg2/gd")
+            ),
+            format!(
+                "mkdir -p node_modules/pkg3/gd/objects node_modules/pkg3/gd/refs d && \
+                 echo 'ref: refs/heads/main' > node_modules/pkg3/gd/HEAD && \
+                 ln -s ../node_modules/pkg3/gd d/.git && sleep 0.3 && {} && \
+                 rm -rf node_modules/pkg3/gd && mv node_modules/pkg3/prep node_modules/pkg3/gd && \
+                 gone replaced node_modules/pkg3/gd/config",
+                git_dir("node_modules/pkg3/prep")
+            ),
+            format!(
+                "mkdir -p common/objects common/refs .git/worktrees/made && {config} > common/config && \
+                 echo ../../../common > .git/worktrees/made/commondir && sleep 0.3 && \
+                 echo 'ref: refs/heads/main' > .git/worktrees/made/HEAD && gone worktree common/config"
+            ),
+        ]
+        .join("; ");
+        let out = case.sh(&script);
+        out.expect_code(0);
+        out.expect_fields(&[
+            ("refs_last", "gone"),
+            ("link_later", "gone"),
+            ("written_later", "gone"),
+            ("replaced", "gone"),
+            ("worktree", "gone"),
+        ]);
+        for path in [
+            "a/gd/config",
+            "node_modules/pkg/gd/config",
+            "node_modules/pkg2/gd/config",
+            "node_modules/pkg3/gd/config",
+            "common/config",
+        ] {
+            let said = format!(
+                "{} (a git config setting core.fsmonitor)",
+                case.project().join(path).display()
+            );
+            assert!(out.stderr.contains(&said), "{said}\n{}", out.all());
+        }
+    });
+}
