@@ -86,8 +86,8 @@ fn the_users_worktrees_outside_the_project_keep_their_git_directories() {
 /// - a `.git` link to a directory in `node_modules/<pkg>` (not watched)
 ///   that was made there after the look;
 /// - a `.git` file created empty, and written after the look;
-/// - a directory made in place of the one a `.git` link named after it
-///   was checked;
+/// - a directory put in place of the one a `.git` link named, after that
+///   was checked (renamed away: its watch went with it);
 /// - a worktree's git directory made by hand in `.git/worktrees` (not
 ///   watched), `HEAD` last, whose `commondir` names a config it wrote.
 ///
@@ -127,7 +127,7 @@ fn repositories_the_live_watch_missed_are_checked_at_once() {
                 "mkdir -p node_modules/pkg3/gd/objects node_modules/pkg3/gd/refs d && \
                  echo 'ref: refs/heads/main' > node_modules/pkg3/gd/HEAD && \
                  ln -s ../node_modules/pkg3/gd d/.git && sleep 0.3 && {} && \
-                 rm -rf node_modules/pkg3/gd && mv node_modules/pkg3/prep node_modules/pkg3/gd && \
+                 mv node_modules/pkg3/gd node_modules/pkg3/old && mv node_modules/pkg3/prep node_modules/pkg3/gd && \
                  gone replaced node_modules/pkg3/gd/config",
                 git_dir("node_modules/pkg3/prep")
             ),
