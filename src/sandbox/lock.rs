@@ -96,6 +96,31 @@ pub fn limit_processes(max: u64) -> Result<()> {
     })
 }
 
+/// Half of the user's queued signals (`sigqueue`, POSIX timers) and POSIX
+/// message queue bytes for the sandbox. The kernel charges both to the
+/// user outside too, whatever namespace the sandbox is in: a sandbox that
+/// queued all of them left the user's programs unable to queue a signal or
+/// create a timer (EAGAIN) while it ran. Soft and hard alike: without
+/// capabilities the sandbox cannot raise them again. An unlimited one is
+/// left as it is (nothing to exhaust).
+pub fn share_user_budgets() -> Result<()> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
+    for (lim, what) in [
+        (Resource::RLIMIT_SIGPENDING, "queued signals"),
+        (Resource::RLIMIT_MSGQUEUE, "message queue bytes"),
+    ] {
+        let (soft, hard) =
+            getrlimit(lim).map_err(|e| Error::sys(format!("read the limit of {what}"), e))?;
+        let max = soft.min(hard);
+        if max == RLIM_INFINITY {
+            continue;
+        }
+        setrlimit(lim, max / 2, max / 2)
+            .map_err(|e| Error::sys(format!("limit {what} to {}", max / 2), e))?;
+    }
+    Ok(())
+}
+
 pub fn no_new_privs() -> Result<()> {
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
         .map(drop)
