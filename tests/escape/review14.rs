@@ -102,7 +102,9 @@ fn repositories_the_live_watch_missed_are_checked_at_once() {
         case.env.own();
         let config = "printf '[core]\\n\\tfsmonitor = touch /tmp/ran\\n'";
         let git_dir = |d: &str| {
-            format!("mkdir -p {d}/objects {d}/refs && echo 'ref: refs/heads/main' > {d}/HEAD && {config} > {d}/config")
+            format!(
+                "mkdir -p {d}/objects {d}/refs && echo 'ref: refs/heads/main' > {d}/HEAD && {config} > {d}/config"
+            )
         };
         let script = [
             // `gone NAME FILE`: NAME=gone once FILE has vanished (within 2 s).
@@ -159,6 +161,75 @@ fn repositories_the_live_watch_missed_are_checked_at_once() {
                 case.project().join(path).display()
             );
             assert!(out.stderr.contains(&said), "{said}\n{}", out.all());
+        }
+    });
+}
+
+/// Hole: queued signals are counted per user, in and out of user
+/// namespaces alike. A sandbox that blocked a real-time signal and
+/// `sigqueue`d it to itself until EAGAIN held the user's whole budget
+/// (`ulimit -i`): the user's programs outside could not queue a signal or
+/// create a POSIX timer while it ran. Now the sandbox gets half (soft and
+/// hard limit), at both isolation levels.
+#[test]
+fn the_sandbox_cannot_take_all_of_the_users_queued_signals() {
+    let queue = "import ctypes, os, signal, sys, time\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])\n\
+        n = 0\n\
+        while libc.sigqueue(os.getpid(), signal.SIGRTMIN, ctypes.c_void_p(0)) == 0:\n\
+        \x20   n += 1\n\
+        print('queued=%d errno=%d' % (n, ctypes.get_errno()), flush=True)\n\
+        time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)\n";
+    let (limit, _) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_SIGPENDING).unwrap();
+    assert!(limit > 2 && limit < 1 << 30, "RLIMIT_SIGPENDING {limit}");
+    each_mode(|case| {
+        case.write("queue.py", queue);
+        for level in ["full", "landlock"] {
+            // The sandbox holds what it queued for 3 s; meanwhile a program
+            // of the same user outside queues one signal.
+            let mut cmd = case.guard(&[
+                "run", "-q", "--isolation", level, "--", "/usr/bin/python3", "queue.py", "3",
+            ]);
+            let child = cmd
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2000));
+            let mut outside = std::process::Command::new("setpriv");
+            outside.arg(format!("--reuid={}", case.sandbox_uid()));
+            outside.arg(format!("--regid={}", case.sandbox_uid()));
+            outside.args(["--clear-groups", "--", "/usr/bin/python3"]);
+            let outside = outside
+                .arg(case.project().join("queue.py"))
+                .output()
+                .unwrap();
+            let out = crate::common::Outcome::from(child.wait_with_output().unwrap());
+            case.assert_no_leak(&out);
+            out.expect_code(0);
+            let outside = String::from_utf8_lossy(&outside.stdout).into_owned();
+            let field = |text: &str, key: &str| -> Option<u64> {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+            };
+            let inside = field(&out.stdout, "queued");
+            assert!(
+                inside.is_some_and(|n| n > 0 && n <= limit / 2),
+                "{level}: the sandbox queued {inside:?} of {limit}\n{}",
+                out.all()
+            );
+            assert!(out.stdout.contains(" errno=11"), "{level}: {}", out.all());
+            // Outside, the user still had the other half.
+            let left = field(&outside, "queued");
+            assert!(
+                left.is_some_and(|n| n + 1 >= limit / 2),
+                "{level}: the user had {left:?} left outside while the sandbox held its share\n{outside}\n{}",
+                out.all()
+            );
         }
     });
 }
