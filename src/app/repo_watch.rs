@@ -79,9 +79,18 @@ const GIT: W = TREE
     .union(W::IN_ATTRIB)
     .union(W::IN_DELETE);
 
+/// What a watch stands for: a directory of the project's tree (its path),
+/// a git directory to check when anything changes in it, or both (a
+/// directory of the tree that holds a `config` or `HEAD`).
+#[derive(Default)]
+struct Entry {
+    tree: Option<PathBuf>,
+    check: Option<PathBuf>,
+}
+
 struct Watched {
     inotify: Inotify,
-    dirs: HashMap<WatchDescriptor, (PathBuf, Role)>,
+    dirs: HashMap<WatchDescriptor, Entry>,
     /// Watches left before this session would take more than its share
     /// of the user's (see `budget`).
     left: usize,
@@ -93,19 +102,28 @@ impl Watched {
     }
 
     /// Watch `dir`; a change there stands for one in `for_dir` (that of a
-    /// git directory's `hooks` or `worktrees` for the git directory).
+    /// git directory's `hooks` or `worktrees` for the git directory). A
+    /// directory watched both ways stays both: events only add to the
+    /// mask, so a `config` written in a directory of the tree does not stop
+    /// what appears there from being seen.
     fn add_for(&mut self, dir: &Path, for_dir: &Path, role: Role) {
         if self.left == 0 {
             return;
         }
         let mask = if role == Role::Git { GIT } else { TREE };
-        if let Ok(wd) = self.inotify.add_watch(dir, mask)
-            && self
-                .dirs
-                .insert(wd, (for_dir.to_path_buf(), role))
-                .is_none()
-        {
+        let Ok(wd) = self
+            .inotify
+            .add_watch(dir, mask | W::from_bits_retain(libc::IN_MASK_ADD))
+        else {
+            return;
+        };
+        let entry = self.dirs.entry(wd).or_default();
+        if entry.tree.is_none() && entry.check.is_none() {
             self.left -= 1;
+        }
+        match role {
+            Role::Tree => entry.tree = Some(dir.to_path_buf()),
+            Role::Git => entry.check = Some(for_dir.to_path_buf()),
         }
     }
 
@@ -309,25 +327,27 @@ fn watch(
                     new_trees.push(project.to_path_buf());
                     continue;
                 }
-                let Some((dir, role)) = w.dirs.get(&e.wd) else {
+                let Some(entry) = w.dirs.get(&e.wd) else {
+                    continue;
+                };
+                if let Some(check) = &entry.check {
+                    git_dirs.push(check.clone());
+                }
+                let Some(dir) = &entry.tree else {
                     continue;
                 };
                 let name = e.name.unwrap_or_default();
-                match role {
-                    Role::Git => git_dirs.push(dir.clone()),
-                    Role::Tree if name == ".git" => dot_git.push(dir.join(name)),
+                if name == ".git" {
+                    dot_git.push(dir.join(name));
+                } else if is_git_name(name.as_encoded_bytes()) {
                     // A git directory by another name (bare, or one a
                     // `.git` file names) taking shape.
-                    Role::Tree if is_git_name(name.as_encoded_bytes()) => {
-                        git_dirs.push(dir.clone())
+                    git_dirs.push(dir.clone());
+                } else if e.mask.contains(W::IN_ISDIR) {
+                    let new = dir.join(name);
+                    if !unpacked(&new) {
+                        new_trees.push(new);
                     }
-                    Role::Tree if e.mask.contains(W::IN_ISDIR) => {
-                        let new = dir.join(name);
-                        if !unpacked(&new) {
-                            new_trees.push(new);
-                        }
-                    }
-                    Role::Tree => {}
                 }
             }
         }

@@ -138,6 +138,12 @@ fn repositories_the_live_watch_missed_are_checked_at_once() {
                  echo ../../../common > .git/worktrees/made/commondir && sleep 0.3 && \
                  echo 'ref: refs/heads/main' > .git/worktrees/made/HEAD && gone worktree common/config"
             ),
+            // Not a hole before: a directory of the tree watched as a git
+            // directory to be (it holds a `config`) is still watched as
+            // part of the tree.
+            "mkdir tree && sleep 0.1 && echo x > tree/config && sleep 0.3 && git init -q tree/x && \
+             git -C tree/x config core.fsmonitor 'touch /tmp/ran' && gone tree_with_config tree/x/.git/config"
+                .into(),
         ]
         .join("; ");
         let out = case.sh(&script);
@@ -148,6 +154,7 @@ fn repositories_the_live_watch_missed_are_checked_at_once() {
             ("written_later", "gone"),
             ("replaced", "gone"),
             ("worktree", "gone"),
+            ("tree_with_config", "gone"),
         ]);
         for path in [
             "a/gd/config",
@@ -155,6 +162,7 @@ fn repositories_the_live_watch_missed_are_checked_at_once() {
             "node_modules/pkg2/gd/config",
             "node_modules/pkg3/gd/config",
             "common/config",
+            "tree/x/.git/config",
         ] {
             let said = format!(
                 "{} (a git config setting core.fsmonitor)",
@@ -190,7 +198,14 @@ fn the_sandbox_cannot_take_all_of_the_users_queued_signals() {
             // The sandbox holds what it queued for 3 s; meanwhile a program
             // of the same user outside queues one signal.
             let mut cmd = case.guard(&[
-                "run", "-q", "--isolation", level, "--", "/usr/bin/python3", "queue.py", "3",
+                "run",
+                "-q",
+                "--isolation",
+                level,
+                "--",
+                "/usr/bin/python3",
+                "queue.py",
+                "3",
             ]);
             let child = cmd
                 .stdout(std::process::Stdio::piped())
