@@ -86,6 +86,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
     let mut trusted = repos::Trusted::before_run(&policy);
     let mut repo_watch = watch_repos(&policy, &trusted);
+    let secret_files = SecretFiles::before_run(&policy);
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
             record_policy(&policy, args.quiet);
@@ -152,6 +153,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         m.report();
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %m.path.display());
     }
+    secret_files.report_replaced();
     let code = match &result {
         Ok(c) => *c,
         Err(e) => e.exit_code(),
@@ -170,6 +172,51 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     // command printed last.
     crate::sandbox::discard_terminal_input();
     result
+}
+
+/// The files the sandbox sees hidden or redacted, as they were before the
+/// run. Each is a mount over the file's own directory entry: a program on
+/// the host that replaces the file (an editor's or `sed -i`'s save: a new
+/// file renamed over it) removes the entry, and the kernel detaches the
+/// mount with it, so from then on the sandbox reads the new file as it is.
+/// Nothing here can stop that; the user is told, so that they can change
+/// the secrets in it.
+struct SecretFiles(Vec<(PathBuf, (u64, u64))>);
+
+impl SecretFiles {
+    fn before_run(policy: &Policy) -> SecretFiles {
+        if policy.isolation != Isolation::Full {
+            return SecretFiles(Vec::new());
+        }
+        SecretFiles(
+            policy
+                .secrets
+                .files
+                .iter()
+                .filter(|f| !f.dir)
+                .filter_map(|f| {
+                    let st = nix::sys::stat::lstat(&f.path).ok()?;
+                    Some((f.path.clone(), (st.st_dev, st.st_ino)))
+                })
+                .collect(),
+        )
+    }
+
+    fn report_replaced(&self) {
+        for (path, id) in &self.0 {
+            let Ok(st) = nix::sys::stat::lstat(path) else {
+                continue;
+            };
+            if (st.st_dev, st.st_ino) == *id {
+                continue;
+            }
+            eprintln!(
+                "guard: WARNING: {} was replaced by another program during the run; from then on the sandbox could read it as it is, secrets included (change them if it held any)",
+                host::printable(path)
+            );
+            tracing::info!(target: audit::TARGET, kind = "secret", action = "replaced", path = %path.display());
+        }
+    }
 }
 
 /// "command not found" when the command exists on this machine: say why

@@ -248,3 +248,39 @@ fn the_sandbox_cannot_take_all_of_the_users_queued_signals() {
         }
     });
 }
+
+/// Open hole, reported: a hidden or redacted file is a mount over the
+/// file's directory entry. A program on the host that replaces the file
+/// during the run (an editor's save, `sed -i`: a new file renamed over
+/// it) removes that entry, the kernel detaches the mount with it, and the
+/// sandbox reads the new file as it is, secrets included. guard cannot
+/// stop that; it now says so after the run, naming the file, so that the
+/// user can change the secrets. (The sandbox here does not read it.)
+#[test]
+fn a_secret_file_replaced_on_the_host_during_the_run_is_reported() {
+    each_mode(|mut case| {
+        let token = case.add_canary("replaced");
+        let env = case.write(".env", &format!("API_TOKEN={token}\n"));
+        case.write(".env.local", &format!("API_TOKEN={token}\n"));
+        let child = case
+            .guard(&["run", "--", "sh", "-c", "sleep 3; echo done=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let new = env.with_file_name(".env.new");
+        std::fs::write(&new, format!("API_TOKEN={token}\nMORE=1\n")).unwrap();
+        std::fs::rename(&new, &env).unwrap();
+        let out = crate::common::Outcome::from(child.wait_with_output().unwrap());
+        case.assert_no_leak(&out);
+        out.expect_code(0);
+        out.expect_fields(&[("done", "1")]);
+        let said = format!(
+            "guard: WARNING: {} was replaced by another program during the run",
+            env.display()
+        );
+        assert!(out.stderr.contains(&said), "{said}\n{}", out.all());
+        assert!(!out.stderr.contains(".env.local was replaced"), "{}", out.all());
+    });
+}
