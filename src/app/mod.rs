@@ -8,10 +8,11 @@ mod protect;
 mod registries;
 mod repo_watch;
 mod repos;
+mod unchecked;
 
 use explain::{explain, explain_json};
 use profiles::{profile_list, profile_show, shim_install, trust};
-use protect::{ensure_git_placeholders, quarantine_created};
+use protect::ensure_git_placeholders;
 
 use crate::audit;
 use crate::cli::{Cli, Command, ProfileCommand, RunArgs, ScanArgs};
@@ -86,6 +87,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
     let mut trusted = repos::Trusted::before_run(&policy);
     let mut repo_watch = watch_repos(&policy, &trusted);
+    let mut record = unchecked::record(&unchecked::AfterRun::of(&policy, &trusted));
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
             record_policy(&policy, args.quiet);
@@ -107,8 +109,14 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         (policy, plan) = prepare_at(args, Some(Isolation::Landlock))?;
         trusted = repos::Trusted::before_run(&policy);
         // Nothing ran yet: what the first watch knew is of no use.
-        repo_watch.map(repo_watch::RepoWatch::stop);
+        if let Some(w) = repo_watch {
+            w.stop();
+        }
         repo_watch = watch_repos(&policy, &trusted);
+        if let Some(r) = record {
+            r.done();
+        }
+        record = unchecked::record(&unchecked::AfterRun::of(&policy, &trusted));
         // The policy's events are in the log already; add the change of level.
         tracing::info!(target: audit::TARGET, kind = "degraded", detail = "no namespaces: isolation level landlock", unprotected = %policy.isolation.gaps().join("; "));
         warn_gaps(&policy, args.quiet);
@@ -130,24 +138,12 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             .map(repo_watch::RepoWatch::stop)
             .unwrap_or_default(),
     );
-    moved.extend(quarantine_created(
-        &policy.absent_protected,
-        &policy.project,
-    ));
-    moved.extend(protect::restore_links(
-        &policy.protected_links,
-        &policy.project,
-    ));
-    // Repositories the sandbox made (or re-pointed a `.git` to) have no
-    // protected paths of their own.
-    moved.extend(repos::check_after_run(
-        &policy.project,
-        &secrets::cache_dir(&policy.home).join(secrets::cache_file_name(&policy.project)),
-        &walked_outside(&policy.grants, &policy.project, policy.isolation),
-        &writable_outside(&policy),
-        policy.linked_repository.as_deref(),
-        &trusted,
-    ));
+    // Then protected links put back, and repositories the sandbox made (or
+    // re-pointed a `.git` to), which have no protected paths of their own.
+    moved.extend(unchecked::AfterRun::of(&policy, &trusted).check());
+    if let Some(r) = record {
+        r.done();
+    }
     for m in &moved {
         m.report();
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %m.path.display());
@@ -376,6 +372,9 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     let cwd = current_dir()?;
     let project = host::find_project(args.project.as_deref(), &cwd)?;
     policy::check_project(&project, &user.home)?;
+    // Before the scan: what a killed session planted must not be taken for
+    // the user's own.
+    unchecked::recover(&project);
     let sudo_home = sudo_home().filter(|h| *h != user.home);
     if let Some(home) = &sudo_home {
         policy::check_project(&project, home)?;
