@@ -110,11 +110,10 @@ pub fn record(after: &AfterRun) -> Option<Record> {
         .open(&path)
         .ok()?;
     let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()?;
-    if lock
-        .write_all(&json)
-        .and_then(|()| lock.sync_data())
-        .is_err()
-    {
+    // Not synced to disk: that would cost every start milliseconds. A
+    // killed guard's record is in the page cache; after a power cut within
+    // the kernel's writeback delay (seconds) it may be lost.
+    if lock.write_all(&json).is_err() {
         let _ = std::fs::remove_file(&path);
         return None;
     }
