@@ -529,14 +529,17 @@ const BUILTIN: &[Builtin] = &[
         // name, an optional closing quote/bracket of a key, a separator, an
         // optional opening quote (or a scheme like `Bearer`), the value. The
         // value stops at quotes, spaces and code punctuation, so expressions
-        // (`os.environ["X"]`, `${VAR}`, `get()`) never form one long value.
-        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["'\]]{0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:][^\s"'`,;<>(){}\[\]\\&]{5,})"#,
+        // (`os.environ["X"]`, `${VAR}`, `get()`) never form one long value;
+        // a quoted secret is then extended to its closing quote (see
+        // `assignment_secret`). Quotes may be escaped: code inside a JSON
+        // string (a notebook cell) reads `api_key=\"...\"`.
+        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:][^\s"'`,;<>(){}\[\]\\&]{5,})"#,
         keywords: &[
             "token",
             "secret",
-            "passw",
+            // `pass` itself is a name (`DB_PASS`); `passw…`, `passphrase`.
+            "pass",
             "pwd",
-            "passphrase",
             "apikey",
             "api_key",
             "api-key",
@@ -947,7 +950,9 @@ impl ContentEngine {
         let Some(m) = c.re.find(hay) else {
             return Ok(());
         };
-        if code_follows(&hay[m.end()..]) || c.re.captures_read(locs, hay).is_none() {
+        if (code_follows(&hay[m.end()..]) && !quoted(&hay[m.range()]))
+            || c.re.captures_read(locs, hay).is_none()
+        {
             return Ok(());
         }
         let (Some((ns, ne)), Some((vs, ve))) = (
@@ -956,13 +961,11 @@ impl ContentEngine {
         ) else {
             return Ok(());
         };
-        if !code_follows(&hay[ve..])
-            && let Some(len) = assigned_secret(&hay[ns..ne], &hay[vs..ve])
-        {
+        if let Some(e) = assignment_secret(hay, &hay[ns..ne], vs, ve) {
             out.push(Raw {
                 rule: g,
                 start: at + vs,
-                end: at + vs + len,
+                end: at + e,
             });
         }
         Ok(())
@@ -1027,7 +1030,10 @@ impl ContentEngine {
             at = m.end().max(m.start() + 1);
             // An assignment followed by `(`, `<`, `[`… is code: skip the
             // costlier capture step (most candidate lines end here).
-            if rule.kind == Kind::Assignment && code_follows(&hay[m.end()..]) {
+            if rule.kind == Kind::Assignment
+                && code_follows(&hay[m.end()..])
+                && !quoted(&hay[m.range()])
+            {
                 continue;
             }
             if c.re.captures_read_at(locs, hay, m.start()).is_none() {
@@ -1048,8 +1054,8 @@ impl ContentEngine {
                 Kind::Assignment => c
                     .name
                     .and_then(|g| locs.get(g))
-                    .filter(|_| !code_follows(&hay[ve..]))
-                    .and_then(|(ns, ne)| assigned_secret(&hay[ns..ne], value)),
+                    .and_then(|(ns, ne)| assignment_secret(hay, &hay[ns..ne], vs, ve))
+                    .map(|e| e - vs),
             };
             if let Some(len) = keep {
                 out.push(Raw {
@@ -1128,6 +1134,59 @@ fn code_follows(rest: &[u8]) -> bool {
     }
     let trimmed = rest.trim_ascii_start();
     trimmed.first() == Some(&b'=') && !matches!(trimmed.get(1), Some(b'=' | b'>'))
+}
+
+/// Whether an assignment's match holds a quote (its value may be quoted).
+fn quoted(m: &[u8]) -> bool {
+    m.iter().any(|b| matches!(b, b'"' | b'\'' | b'`'))
+}
+
+/// Where the secret of an assignment whose value the regex found at
+/// `vs..ve` of `hay` ends, if it is one. A quoted value runs to its closing
+/// quote: the regex stops a value at what ends an unquoted one (`&`, `;`,
+/// `,`, `(`, `<`, a space, another quote), and a generated password holds
+/// such characters; redacting up to them left the rest readable. A value
+/// that is a secret up to there is a secret to the quote; one that is not
+/// is judged whole, unless it holds a blank (quoted prose, `"Error 401:
+/// bad credentials"`, is no value).
+fn assignment_secret(hay: &[u8], name: &[u8], vs: usize, ve: usize) -> Option<usize> {
+    let close = closing_quote(hay, vs, ve);
+    if close.is_none() && code_follows(&hay[ve..]) {
+        return None;
+    }
+    let value = &hay[vs..ve];
+    match (assigned_secret(name, value), close) {
+        (Some(len), Some(q)) if len == value.len() => Some(q),
+        (Some(len), _) => Some(vs + len),
+        (None, Some(q)) if !hay[vs..q].iter().any(u8::is_ascii_whitespace) => {
+            assigned_secret(name, &hay[vs..q]).map(|len| vs + len)
+        }
+        (None, _) => None,
+    }
+}
+
+/// The offset of the quote closing the value at `vs..ve`, if a quote opens
+/// it and closes it on the same line (within 4 KiB). An escaped opening
+/// quote (`\"`, code inside a JSON string) is closed by an escaped one;
+/// otherwise `\x` escapes are skipped.
+fn closing_quote(hay: &[u8], vs: usize, ve: usize) -> Option<usize> {
+    let q = *hay.get(vs.checked_sub(1)?)?;
+    if !matches!(q, b'"' | b'\'' | b'`') {
+        return None;
+    }
+    let escaped = vs >= 2 && hay[vs - 2] == b'\\';
+    let limit = hay.len().min(vs + 4096);
+    let mut i = ve;
+    while i < limit {
+        match hay[i] {
+            b'\n' | b'\r' => return None,
+            b'\\' if escaped && hay.get(i + 1) == Some(&q) => return Some(i),
+            b'\\' if !escaped => i += 2,
+            b if b == q && !escaped => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// A PEM header is a key only when a base64 body follows it (a regex or a

@@ -94,11 +94,40 @@ pub fn secret_name(name: &[u8]) -> bool {
             }
         })
     });
-    if !has_word {
+    if !has_word && !word_pass(name) {
         return false;
     }
     let last = s.rsplit(|&b| b == b'_').next().unwrap_or(b"");
     !NAME_META_SUFFIXES.iter().any(|m| m.as_bytes() == last)
+}
+
+/// `pass` as a whole word of the name (`DB_PASS`, `smtpPass`, rclone's
+/// `pass`): a piece of many other words (`bypass`, `compass`, `passenger`,
+/// `passive`), it only counts on its own.
+fn word_pass(name: &[u8]) -> bool {
+    let is_pass = |w: &[u8]| w.eq_ignore_ascii_case(b"pass");
+    let mut start = 0;
+    for i in 0..=name.len() {
+        let boundary = match (i.checked_sub(1).map(|p| name[p]), name.get(i)) {
+            (_, None) => true,
+            (_, Some(c)) if !c.is_ascii_alphanumeric() => true,
+            // camelCase: a capital after a lowercase letter or digit starts a word.
+            (Some(p), Some(c)) => {
+                c.is_ascii_uppercase() && (p.is_ascii_lowercase() || p.is_ascii_digit())
+            }
+            (None, Some(_)) => false,
+        };
+        if boundary {
+            if is_pass(&name[start..i]) {
+                return true;
+            }
+            start = i;
+            while start < name.len() && !name[start].is_ascii_alphanumeric() {
+                start += 1;
+            }
+        }
+    }
+    false
 }
 
 /// How much of `value` is a secret assigned to `name`, if it is one. A
@@ -395,6 +424,11 @@ mod tests {
             "_authToken",
             "oauth_token",
             "x.private_key",
+            "DB_PASS",
+            "pass",
+            "smtpPass",
+            "mysql-pass",
+            "PASS_DB",
         ] {
             assert!(secret_name(n.as_bytes()), "{n}");
         }
@@ -407,6 +441,11 @@ mod tests {
             "tokenizer_path",
             "name",
             "id",
+            "bypass",
+            "compass_heading",
+            "passenger",
+            "passive_mode",
+            "PASS_URL",
         ] {
             assert!(!secret_name(n.as_bytes()), "{n}");
         }
