@@ -73,5 +73,7 @@ mod review8;
 mod review10;
 #[path = "escape/review11.rs"]
 mod review11;
+#[path = "escape/review13.rs"]
+mod review13;
 #[path = "escape/review9.rs"]
 mod review9;

@@ -6,7 +6,7 @@
 //! only for the rules whose keywords occur there. Regexes compile lazily, on
 //! first use, so a warm run (everything cached) compiles none.
 
-use super::entropy::{assigned_secret, plausible_token, uri_password};
+use super::entropy::{assigned_secret, plausible_secret, plausible_token, uri_password};
 use super::{Finding, RuleError};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
@@ -29,6 +29,9 @@ pub enum Kind {
     PemBlock,
     /// A URI's userinfo password (`scheme://user:PASSWORD@host`).
     UriPassword,
+    /// A value with no secret-sounding name next to it that must look
+    /// generated, as an assigned secret must (`curl -u user:PASSWORD`).
+    Password,
     /// Marks the whole file as a secret (nothing to redact on its own).
     Marker,
 }
@@ -84,6 +87,25 @@ const BUILTIN: &[Builtin] = &[
         pattern: r"^(?:#HttpOnly_)?[A-Za-z0-9._\-]+\t(?:TRUE|FALSE)\t[^\t\r\n]*\t(?:TRUE|FALSE)\t[0-9]+\t[^\t\r\n]+\t(?P<secret>[^\t\r\n]+)",
         keywords: &["\tTRUE\t", "\tFALSE\t"],
         kind: Kind::Token,
+        hide_file: true,
+    },
+    Builtin {
+        id: "putty-private-key",
+        description: "PuTTY private key file (.ppk, whatever its name)",
+        pattern: r"(?m)^PuTTY-User-Key-File-[0-9]+:[ \t]*[A-Za-z0-9@.\-]+",
+        keywords: &["PuTTY-User-Key-File-"],
+        kind: Kind::Marker,
+        hide_file: true,
+    },
+    Builtin {
+        id: "kubernetes-secret",
+        description: "Kubernetes Secret manifest (its data values are secrets under any key name)",
+        // `data:` values are base64 under keys like `config.json`, which no
+        // other rule reads as secret names. A Helm template of a Secret is
+        // hidden too (profiles can `ignore` it). Not SealedSecret: encrypted.
+        pattern: r#"(?m)^[ \t]*["']?kind["']?[ \t]*:[ \t]*["']?Secret["']?[ \t]*,?[ \t]*\r?$"#,
+        keywords: &["secret"],
+        kind: Kind::Marker,
         hide_file: true,
     },
     Builtin {
@@ -532,8 +554,9 @@ const BUILTIN: &[Builtin] = &[
         // (`os.environ["X"]`, `${VAR}`, `get()`) never form one long value;
         // a quoted secret is then extended to its closing quote (see
         // `assignment_secret`). Quotes may be escaped: code inside a JSON
-        // string (a notebook cell) reads `api_key=\"...\"`.
-        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:][^\s"'`,;<>(){}\[\]\\&]{5,})"#,
+        // string (a notebook cell) reads `api_key=\"...\"`. JSON's `\uXXXX`
+        // escapes are part of a value (a program reads them decoded).
+        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:])(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;<>(){}\[\]\\&]){5,})"#,
         keywords: &[
             "token",
             "secret",
@@ -552,6 +575,25 @@ const BUILTIN: &[Builtin] = &[
             "accesskey",
         ],
         kind: Kind::Assignment,
+        hide_file: false,
+    },
+    Builtin {
+        id: "php-define-secret",
+        description: "PHP constant with a secret-sounding name defined as a high-entropy value (wp-config.php)",
+        pattern: r#"\b(?i:define)[ \t]*\([ \t]*["'](?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})["'][ \t]*,[ \t]*["'](?P<secret>[^\r\n]{6,300}?)["'][ \t]*\)"#,
+        keywords: &["define"],
+        kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
+        id: "cli-password",
+        description: "password on a command line: `curl -u user:PASSWORD`, `--user user:PASSWORD`, `mysql -pPASSWORD`, `--password PASSWORD`",
+        // In scripts, READMEs and CI files; also as list items
+        // (`"-u", "user:PASSWORD"`). The value must look generated:
+        // `docker run -u www-data:www-data` is a user and a group.
+        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|(?:^|[\s"'`(\[])--password(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
+        keywords: &["-u", "--user", "mysql", "--password"],
+        kind: Kind::Password,
         hide_file: false,
     },
     Builtin {
@@ -948,6 +990,13 @@ impl ContentEngine {
         };
         let hay = &content[at..end];
         let Some(m) = c.re.find(hay) else {
+            if let Some((start, end)) = yaml_block_secret(content, at, end) {
+                out.push(Raw {
+                    rule: g,
+                    start,
+                    end,
+                });
+            }
             return Ok(());
         };
         if (code_follows(&hay[m.end()..]) && !quoted(&hay[m.range()]))
@@ -1047,6 +1096,7 @@ impl ContentEngine {
                 Kind::PemBlock => pem_body_follows(&content[s + whole.1..]).then_some(value.len()),
                 Kind::RandomToken => plausible_token(value).then_some(value.len()),
                 Kind::UriPassword => uri_password(value).then_some(value.len()),
+                Kind::Password => plausible_secret(value).then_some(value.len()),
                 Kind::Tagged => c
                     .name
                     .and_then(|g| locs.get(g))
@@ -1136,6 +1186,64 @@ fn code_follows(rest: &[u8]) -> bool {
     trimmed.first() == Some(&b'=') && !matches!(trimmed.get(1), Some(b'=' | b'>'))
 }
 
+/// The value of a YAML block scalar assigned to the name at `at` (`key: |`
+/// or `key: >-`, the value on the indented lines below), which the regex,
+/// seeing one line, cannot reach. Judged as its lines joined, when each is
+/// one unbroken word (a token or key wrapped over lines, not a script or
+/// prose). `end` is the end of the name's line.
+fn yaml_block_secret(content: &[u8], at: usize, end: usize) -> Option<(usize, usize)> {
+    let line = &content[at..end];
+    let name_len = line
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
+    let name = &line[..name_len];
+    let rest = &line[name_len..];
+    let rest = rest
+        .strip_prefix(b"\"")
+        .or_else(|| rest.strip_prefix(b"'"))
+        .unwrap_or(rest);
+    let rest = rest.trim_ascii_start().strip_prefix(b":")?.trim_ascii();
+    let (&indicator, flags) = rest.split_first()?;
+    if !matches!(indicator, b'|' | b'>')
+        || !flags.iter().all(|b| matches!(b, b'-' | b'+' | b'1'..=b'9'))
+    {
+        return None;
+    }
+    let line_start = content[..at]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let base = content[line_start..at]
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let mut joined = Vec::new();
+    let (mut first, mut last) = (None, 0);
+    let mut pos = end + 1;
+    while pos < content.len() {
+        let le = line_end(content, pos);
+        let l = &content[pos..le];
+        let indent = l.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let body = l[indent..].trim_ascii_end();
+        if !body.is_empty() {
+            if indent <= base {
+                break;
+            }
+            if body.iter().any(u8::is_ascii_whitespace) || joined.len() + body.len() > 4096 {
+                return None;
+            }
+            first.get_or_insert(pos + indent);
+            last = pos + indent + body.len();
+            joined.extend_from_slice(body);
+        }
+        pos = le + 1;
+    }
+    let first = first?;
+    assigned_secret(name, &joined)
+        .filter(|&len| len == joined.len())
+        .map(|_| (first, last))
+}
+
 /// Whether an assignment's match holds a quote (its value may be quoted).
 fn quoted(m: &[u8]) -> bool {
     m.iter().any(|b| matches!(b, b'"' | b'\'' | b'`'))
@@ -1147,22 +1255,61 @@ fn quoted(m: &[u8]) -> bool {
 /// `,`, `(`, `<`, a space, another quote), and a generated password holds
 /// such characters; redacting up to them left the rest readable. A value
 /// that is a secret up to there is a secret to the quote; one that is not
-/// is judged whole, unless it holds a blank (quoted prose, `"Error 401:
-/// bad credentials"`, is no value).
+/// is judged whole, unless it is code or a template (`"Shards[-1].Id"`,
+/// `f"arn:{region}:…"`) or holds a blank (quoted prose, `"Error 401: bad
+/// credentials"`, is no value).
 fn assignment_secret(hay: &[u8], name: &[u8], vs: usize, ve: usize) -> Option<usize> {
     let close = closing_quote(hay, vs, ve);
     if close.is_none() && code_follows(&hay[ve..]) {
         return None;
     }
     let value = &hay[vs..ve];
-    match (assigned_secret(name, value), close) {
+    match (escaped_secret(name, value), close) {
         (Some(len), Some(q)) if len == value.len() => Some(q),
         (Some(len), _) => Some(vs + len),
-        (None, Some(q)) if !hay[vs..q].iter().any(u8::is_ascii_whitespace) => {
-            assigned_secret(name, &hay[vs..q]).map(|len| vs + len)
+        (None, Some(q))
+            if !code_follows(&hay[ve..])
+                && !hay[vs..q]
+                    .iter()
+                    .any(|b| b.is_ascii_whitespace() || matches!(b, b'{' | b'$')) =>
+        {
+            escaped_secret(name, &hay[vs..q]).map(|len| vs + len)
         }
         (None, _) => None,
     }
+}
+
+/// [`assigned_secret`] of a value judged with its JSON `\uXXXX` escapes
+/// decoded: an escape hides nothing from a program. One that decodes to
+/// anything but printable ASCII is human text (`Mot\u00a0de\u00a0passe`),
+/// not a generated secret.
+fn escaped_secret(name: &[u8], value: &[u8]) -> Option<usize> {
+    if !value.windows(2).any(|w| w == b"\\u") {
+        return assigned_secret(name, value);
+    }
+    let mut decoded = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let escape = value[i..]
+            .strip_prefix(b"\\u")
+            .and_then(|h| h.get(..4))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u16::from_str_radix(h, 16).ok());
+        match escape.map(u8::try_from) {
+            Some(Ok(b @ 0x21..=0x7e)) => {
+                decoded.push(b);
+                i += 6;
+            }
+            Some(_) => return None,
+            None => {
+                decoded.push(value[i]);
+                i += 1;
+            }
+        }
+    }
+    // Trailing colons are dropped one for one, past any escape.
+    let len = assigned_secret(name, &decoded)?;
+    Some(value.len() - (decoded.len() - len))
 }
 
 /// The offset of the quote closing the value at `vs..ve`, if a quote opens

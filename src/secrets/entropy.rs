@@ -105,29 +105,22 @@ pub fn secret_name(name: &[u8]) -> bool {
 /// `pass`): a piece of many other words (`bypass`, `compass`, `passenger`,
 /// `passive`), it only counts on its own.
 fn word_pass(name: &[u8]) -> bool {
-    let is_pass = |w: &[u8]| w.eq_ignore_ascii_case(b"pass");
-    let mut start = 0;
-    for i in 0..=name.len() {
-        let boundary = match (i.checked_sub(1).map(|p| name[p]), name.get(i)) {
-            (_, None) => true,
-            (_, Some(c)) if !c.is_ascii_alphanumeric() => true,
-            // camelCase: a capital after a lowercase letter or digit starts a word.
-            (Some(p), Some(c)) => {
-                c.is_ascii_uppercase() && (p.is_ascii_lowercase() || p.is_ascii_digit())
-            }
-            (None, Some(_)) => false,
-        };
-        if boundary {
-            if is_pass(&name[start..i]) {
-                return true;
-            }
-            start = i;
-            while start < name.len() && !name[start].is_ascii_alphanumeric() {
-                start += 1;
+    name.split(|b| !b.is_ascii_alphanumeric()).any(|part| {
+        // camelCase: a capital after a lowercase letter or digit starts a word.
+        let mut start = 0;
+        for i in 1..=part.len() {
+            let boundary = i == part.len()
+                || (part[i].is_ascii_uppercase()
+                    && (part[i - 1].is_ascii_lowercase() || part[i - 1].is_ascii_digit()));
+            if boundary {
+                if part[start..i].eq_ignore_ascii_case(b"pass") {
+                    return true;
+                }
+                start = i;
             }
         }
-    }
-    false
+        false
+    })
 }
 
 /// How much of `value` is a secret assigned to `name`, if it is one. A
@@ -234,6 +227,17 @@ fn has_placeholder(v: &[u8]) -> bool {
 /// (`"input_cost_per_token": 5.46875e-07`): a setting, not a secret.
 fn is_number(v: &[u8]) -> bool {
     let v = v.strip_prefix(b"-").unwrap_or(v);
+    // A typed literal (`251658240i32`, `49187u32`): generated bindings are
+    // full of them, next to names like `PrivateKeyClientVersionMask`.
+    const SUFFIXES: &[&[u8]] = &[
+        b"i8", b"i16", b"i32", b"i64", b"i128", b"isize", b"u8", b"u16", b"u32", b"u64", b"u128",
+        b"usize", b"f32", b"f64",
+    ];
+    let v = SUFFIXES
+        .iter()
+        .find_map(|s| v.strip_suffix(*s))
+        .filter(|d| d.last().is_some_and(u8::is_ascii_digit))
+        .unwrap_or(v);
     let (mantissa, exponent) = match v.iter().position(|&b| b == b'e' || b == b'E') {
         Some(i) => (&v[..i], Some(&v[i + 1..])),
         None => (v, None),
@@ -429,6 +433,7 @@ mod tests {
             "smtpPass",
             "mysql-pass",
             "PASS_DB",
+            "db__pass",
         ] {
             assert!(secret_name(n.as_bytes()), "{n}");
         }
@@ -446,6 +451,8 @@ mod tests {
             "passenger",
             "passive_mode",
             "PASS_URL",
+            "a__b",
+            "_-_",
         ] {
             assert!(!secret_name(n.as_bytes()), "{n}");
         }
@@ -475,6 +482,9 @@ mod tests {
             "NDIS_802_11_AUTHENTICATION_MODE",
             "api_key_from_settings_v2",
             "self.0.clone",
+            "251658240i32",
+            "-2147483648i32",
+            "49187u32",
             "__IncompleteArrayField",
         ] {
             assert!(!plausible_secret(v.as_bytes()), "{v}");
