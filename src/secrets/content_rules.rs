@@ -597,6 +597,14 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "netrc-password",
+        description: "netrc-style login (`machine HOST login USER password PASSWORD`: .netrc, apt auth.conf)",
+        pattern: r"(?:^[ \t]*|\blogin[ \t]+\S+[ \t]+)(?:password|passwd)[ \t]+(?P<secret>[^\s\x22'`$][^\s]{5,255})",
+        keywords: &["password", "passwd"],
+        kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
         id: "bearer-token",
         description: "HTTP bearer token (a saved request, .har file, API client collection)",
         // After the assignment rule, which names the usual header line: this

@@ -378,3 +378,127 @@ fn passwords_on_command_lines_are_redacted() {
         expect_flagged(&case, "scripts/backup.sh", "redact", "cli-password");
     });
 }
+
+/// Hole: netrc syntax (`machine HOST login USER password PASSWORD`, on
+/// one line or several) has no separator between name and value, so files
+/// in that format under other names than `.netrc` (apt's auth.conf, a CI
+/// template, a setup guide) were served as is.
+#[test]
+fn netrc_style_passwords_are_found() {
+    each_mode(|mut case| {
+        let c = case.add_canary("netrc");
+        case.write(
+            "ci/auth.conf",
+            &format!(
+                "machine pkgs.example.com
+login deploy
+password {c}{FILL}
+"
+            ),
+        );
+        case.write(
+            "docs/setup.md",
+            &format!(
+                "# Setup
+
+Add the private index to `~/.netrc`:
+
+```
+machine pkgs.example.com login deploy password {FILL}{c}
+```
+
+Then run `make install`.
+"
+            ),
+        );
+        case.env.own();
+        expect_seen(
+            &case,
+            &[
+                ("conf", "ci/auth.conf", "redacted"),
+                ("md", "docs/setup.md", "redacted"),
+            ],
+        );
+        expect_flagged(&case, "ci/auth.conf", "redact", "netrc-password");
+        expect_flagged(&case, "docs/setup.md", "redact", "netrc-password");
+    });
+}
+
+/// Hole: world-readable credential files in /etc (an apt source's login in
+/// `/etc/apt/auth.conf.d`, a k3s kubeconfig written with
+/// `--write-kubeconfig-mode 644`) are readable by any user, so neither the
+/// sandbox's uid nor guard's handling of root-only files kept them out:
+/// they were served as is in every mode. Now the default profile hides them.
+#[test]
+fn world_readable_credentials_in_etc_are_hidden() {
+    use crate::support::EtcFixture;
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        crate::common::is_root(),
+        "this test plants files in /etc and must run as root (as CI does)"
+    );
+    each_mode(|mut case| {
+        let c = case.add_canary("etc");
+        let n = std::process::id();
+        let apt = EtcFile(format!("/etc/apt/auth.conf.d/guard-review13-{n}.conf").into());
+        // Only a directory guard itself creates is removed afterwards.
+        assert!(
+            !Path::new("/etc/rancher").exists(),
+            "/etc/rancher exists on this host: the test would replace it"
+        );
+        let rancher = EtcFixture("/etc/rancher".into());
+        std::fs::create_dir_all("/etc/rancher/k3s").expect("create the /etc fixture");
+        for (file, content) in [
+            (
+                apt.0.clone(),
+                format!("machine pkgs.example.com\nlogin deploy\npassword {c}{FILL}\n"),
+            ),
+            (
+                rancher.0.join("k3s/k3s.yaml"),
+                format!(
+                    "apiVersion: v1\nkind: Config\nusers:\n- name: default\n  user:\n    token: {c}{FILL}\n"
+                ),
+            ),
+        ] {
+            std::fs::write(&file, content).expect("write the /etc fixture");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+                .expect("chmod the /etc fixture");
+        }
+        let apt_path = apt.0.display().to_string();
+        let seen = [
+            ("apt", apt_path.as_str(), "gone"),
+            ("k3s", "/etc/rancher/k3s/k3s.yaml", "gone"),
+        ];
+        let calls: String = seen
+            .iter()
+            .map(|(label, path, _)| format!("show({label:?}, {path:?})\n"))
+            .collect();
+        // Hidden as an empty file or directory, or absent: never the content.
+        let gone = r#"
+_show = show
+def show(label, path):
+    import os
+    if not os.path.exists(path):
+        out(label, "gone")
+        return
+    import io, contextlib
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        _show(label, path)
+    verdict = buf.getvalue().strip().split("=", 1)[1]
+    out(label, "gone" if verdict in ("empty", "errno-21") else verdict)
+"#;
+        let expected: Vec<(&str, &str)> = seen.iter().map(|(l, _, v)| (*l, *v)).collect();
+        case.python(&format!("{SHOW}\n{gone}\n{calls}"))
+            .fields(&expected);
+    });
+}
+
+/// A file planted in the host's /etc, removed when dropped.
+struct EtcFile(std::path::PathBuf);
+
+impl Drop for EtcFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
