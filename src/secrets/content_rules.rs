@@ -98,17 +98,6 @@ const BUILTIN: &[Builtin] = &[
         hide_file: true,
     },
     Builtin {
-        id: "kubernetes-secret",
-        description: "Kubernetes Secret manifest (its data values are secrets under any key name)",
-        // `data:` values are base64 under keys like `config.json`, which no
-        // other rule reads as secret names. A Helm template of a Secret is
-        // hidden too (profiles can `ignore` it). Not SealedSecret: encrypted.
-        pattern: r#"(?m)^[ \t]*["']?kind["']?[ \t]*:[ \t]*["']?Secret["']?[ \t]*,?[ \t]*\r?$"#,
-        keywords: &["secret"],
-        kind: Kind::Marker,
-        hide_file: true,
-    },
-    Builtin {
         id: "aws-access-key-id",
         description: "AWS access key id",
         pattern: r"\b(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b",
@@ -527,6 +516,22 @@ const BUILTIN: &[Builtin] = &[
         // Often wrapped over many lines (YAML block scalars) of which the
         // first alone matches: redacting that line would leave the key.
         hide_file: true,
+    },
+    Builtin {
+        id: "docker-config-base64",
+        description: "base64-encoded Docker registry credentials (a Kubernetes `.dockerconfigjson` or `.dockercfg` value)",
+        // base64 of `{"auths":`, `{ "auths":` and `{\n  "auths":` (how
+        // kubectl, docker and editors write it), and of `{"https://` (the
+        // older `.dockercfg`, keyed by registry URL).
+        pattern: r"(?P<secret>(?:eyJhdXRocyI6|eyAiYXV0aHMiO|ewogICJhdXRocyI6|eyJodHRwczovL)[A-Za-z0-9+/]{20,}={0,2})",
+        keywords: &[
+            "eyJhdXRocyI6",
+            "eyAiYXV0aHMiO",
+            "ewogICJhdXRocyI6",
+            "eyJodHRwczovL",
+        ],
+        kind: Kind::Token,
+        hide_file: false,
     },
     Builtin {
         id: "xml-secret-element",

@@ -313,11 +313,12 @@ fn credential_files_are_hidden_whole() {
     });
 }
 
-/// Hole: a PuTTY key saved without its `.ppk` extension, and a Kubernetes
-/// Secret whose `data:` values sit under keys like `config.json` (base64,
-/// no secret-sounding name), matched no rule and were served as is.
+/// Hole: a PuTTY key saved without its `.ppk` extension, and the registry
+/// credentials of a Kubernetes pull secret (`.dockerconfigjson`: base64 of
+/// Docker's config.json, under a key no rule reads as a secret name),
+/// matched no rule and were served as is.
 #[test]
-fn putty_keys_and_kubernetes_secrets_are_hidden() {
+fn putty_keys_and_registry_pull_secrets_are_not_served() {
     each_mode(|mut case| {
         let c = case.add_canary("keyfile");
         case.write(
@@ -327,11 +328,17 @@ fn putty_keys_and_kubernetes_secrets_are_hidden() {
                 "0f".repeat(32)
             ),
         );
-        let config = b64(format!("{{\"apiKey\": \"{c}{FILL}\", \"region\": \"eu\"}}").as_bytes());
+        let auth = b64(format!("deploy:{c}").as_bytes());
+        let config = b64(
+            format!(
+                "{{\"auths\":{{\"registry.example.com\":{{\"username\":\"deploy\",\"password\":\"{c}\",\"auth\":\"{auth}\"}}}}}}"
+            )
+            .as_bytes(),
+        );
         case.write(
-            "k8s/app-secret.yaml",
+            "k8s/pull-secret.yaml",
             &format!(
-                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\n  namespace: prod\ntype: Opaque\ndata:\n  config.json: {config}\n"
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: registry\n  namespace: prod\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {config}\n"
             ),
         );
         case.env.own();
@@ -339,11 +346,16 @@ fn putty_keys_and_kubernetes_secrets_are_hidden() {
             &case,
             &[
                 ("ppk", "keys/bastion", "empty"),
-                ("k8s", "k8s/app-secret.yaml", "empty"),
+                ("k8s", "k8s/pull-secret.yaml", "redacted"),
             ],
         );
         expect_flagged(&case, "keys/bastion", "hide", "putty-private-key");
-        expect_flagged(&case, "k8s/app-secret.yaml", "hide", "kubernetes-secret");
+        expect_flagged(
+            &case,
+            "k8s/pull-secret.yaml",
+            "redact",
+            "docker-config-base64",
+        );
     });
 }
 
