@@ -107,6 +107,8 @@ const BUILTIN: Table = &[
             "**/*.jks",
             "**/*.keystore",
             "**/*.ppk",
+            "**/*.p8",
+            "**/*.pk8",
         ],
         &[],
         When::UnlessCertificates,
@@ -281,6 +283,15 @@ const BUILTIN: Table = &[
             "**/.boto",
             "**/.htpasswd",
         ],
+        &[],
+        When::Always,
+    ),
+    (
+        "password-database",
+        "password manager database (KeePass, Password Safe)",
+        // Binary, so the content scan never reads them; a weak master
+        // password is all that stands between an agent and every entry.
+        &["**/*.kdbx", "**/*.kdb", "**/*.psafe3"],
         &[],
         When::Always,
     ),

@@ -259,7 +259,8 @@ fn text_with_a_nul_byte_or_in_utf16_is_scanned() {
 
 /// Hole: files that exist to hold credentials, in forms the content rules
 /// only partly know, were served or only partly redacted: an Ansible Vault
-/// password file (one bare line), Composer's auth.json (a token under the
+/// password file (one bare line), a KeePass database (binary, so never
+/// read), Composer's auth.json (a token under the
 /// host name: `"github.com": "<token>"`), wp-config.php (`define('DB_PASSWORD',
 /// ...)` and salts), rclone.conf (its obscured `pass`). Now the first is
 /// hidden by name, the others as soon as any secret is found in them.
@@ -268,6 +269,11 @@ fn credential_files_are_hidden_whole() {
     each_mode(|mut case| {
         let c = case.add_canary("cred");
         case.write("ansible/.vault_pass", &format!("{c}{FILL}\n"));
+        // A KeePass database: binary, so only its name tells.
+        let mut kdbx = vec![0x03, 0xd9, 0xa2, 0x9a, 0x67, 0xfb, 0x4b, 0xb5, 0, 0, 4, 0];
+        kdbx.extend_from_slice(format!("{c}\0\x01\x02").as_bytes());
+        std::fs::create_dir_all(case.project().join("ops")).expect("mkdir ops");
+        std::fs::write(case.project().join("ops/team.kdbx"), kdbx).expect("write kdbx");
         case.write(
             "auth.json",
             &format!(
@@ -291,6 +297,7 @@ fn credential_files_are_hidden_whole() {
             &case,
             &[
                 ("vault", "ansible/.vault_pass", "empty"),
+                ("kdbx", "ops/team.kdbx", "empty"),
                 ("composer", "auth.json", "empty"),
                 ("wp", "wordpress/wp-config.php", "empty"),
                 ("rclone", "backup/rclone.conf", "empty"),
@@ -302,6 +309,7 @@ fn credential_files_are_hidden_whole() {
             "hide",
             "ansible-vault-password",
         );
+        expect_flagged(&case, "ops/team.kdbx", "hide", "password-database");
         expect_flagged(&case, "auth.json", "hide", "secret-assignment");
         expect_flagged(
             &case,
