@@ -1003,7 +1003,10 @@ impl ContentEngine {
         };
         let hay = &content[at..end];
         let Some(m) = c.re.find(hay) else {
-            if let Some((start, end)) = yaml_block_secret(content, at, end) {
+            if let Some((start, end)) = quoted_secret(hay)
+                .map(|(s, e)| (at + s, at + e))
+                .or_else(|| yaml_block_secret(content, at, end))
+            {
                 out.push(Raw {
                     rule: g,
                     start,
@@ -1197,6 +1200,46 @@ fn code_follows(rest: &[u8]) -> bool {
     }
     let trimmed = rest.trim_ascii_start();
     trimmed.first() == Some(&b'=') && !matches!(trimmed.get(1), Some(b'=' | b'>'))
+}
+
+/// A quoted value the regex does not match at all, because it starts
+/// with, or holds within its first six characters, what ends an unquoted
+/// value (`"!Xk9…"`, `'ab&…'`): `name <sep> "value"` at the start of `hay`,
+/// judged whole (as in [`assignment_secret`], not code or a template).
+fn quoted_secret(hay: &[u8]) -> Option<(usize, usize)> {
+    let name_len = hay
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
+    let mut i = name_len;
+    let skip = |i: &mut usize, set: &[u8], most: usize| {
+        let mut n = 0;
+        while n < most && hay.get(*i).is_some_and(|b| set.contains(b)) {
+            *i += 1;
+            n += 1;
+        }
+    };
+    skip(&mut i, b"\\\"']", 4);
+    skip(&mut i, b" \t", 8);
+    let sep = hay.get(i..)?;
+    i += [&b"=>"[..], b":=", b"==", b"=", b":"]
+        .iter()
+        .find(|s| sep.starts_with(s))?
+        .len();
+    skip(&mut i, b" \t", 8);
+    skip(&mut i, b"\\", 1);
+    if !matches!(hay.get(i), Some(b'"' | b'\'' | b'`')) {
+        return None;
+    }
+    let vs = i + 1;
+    let q = closing_quote(hay, vs, vs)?;
+    let value = &hay[vs..q];
+    if value
+        .iter()
+        .any(|b| b.is_ascii_whitespace() || matches!(b, b'{' | b'$'))
+    {
+        return None;
+    }
+    escaped_secret(&hay[..name_len], value).map(|len| (vs, vs + len))
 }
 
 /// The value of a YAML block scalar assigned to the name at `at` (`key: |`
@@ -1962,5 +2005,75 @@ mod tests {
         assert_eq!(s.findings.len(), 1);
         assert_eq!(e.rule_id(s.findings[0].rule), "acme");
         assert_eq!(s.findings[0].line, 2);
+    }
+
+    #[test]
+    fn quoted_values_run_to_the_closing_quote_code_does_not() {
+        let v = tok("", 16);
+        for (text, secret) in [
+            (
+                format!("DB_PASSWORD = \"{v}&x(1)<2,3\"\n"),
+                format!("{v}&x(1)<2,3"),
+            ),
+            (format!("pw_pass: 'ab&{v}'\n"), format!("ab&{v}")),
+            (format!("secret_key = \"!{v}\"\n"), format!("!{v}")),
+            (
+                format!("{{\"db_password\": \"{v}\\\"tail9\"}}\n"),
+                format!("{v}\\\"tail9"),
+            ),
+            (
+                format!("\"c = Client(api_key=\\\"{v}\\\")\\n\",\n"),
+                v.clone(),
+            ),
+        ] {
+            assert_eq!(secrets(&text), [secret], "{text}");
+        }
+        for text in [
+            "\"output_token\": \"StreamDescription.Shards[-1].ShardId\",",
+            "self.request_token_arn = f\"arn:aws:s3:{region}:{account_id}:x/{op.lower()}\"",
+            "\"auth_error\": \"Error 401: invalid credentials\",",
+            "\"passwordLabel\": \"Mot\\u00a0de\\u00a0passe1\",",
+        ] {
+            assert!(secrets(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn yaml_block_scalars_and_json_escapes() {
+        let v = tok("", 24);
+        let (a, b) = v.split_at(10);
+        let text = format!(
+            "auth:\n  apiToken: |\n    {v}\n  hookSecret: >-\n    {a}\n    {b}\nport: 80\n"
+        );
+        assert_eq!(secrets(&text), [v.clone(), format!("{a}\n    {b}")]);
+        // A script in a block scalar is not a value.
+        assert!(secrets("auth_script: |\n  curl -s x1 | sh\n  echo 9f86d0818\n").is_empty());
+        let escaped: String = v.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let text = format!("{{\"api_token\": \"{escaped}\"}}\n");
+        assert_eq!(secrets(&text), [escaped]);
+    }
+
+    #[test]
+    fn command_line_and_netrc_passwords() {
+        let v = tok("", 16);
+        for text in [
+            format!("curl -u admin:{v} https://x.example.com\n"),
+            format!("  --user \"ci:{v}\" \\\n"),
+            format!("mysqldump -h db -u root -p{v} app\n"),
+            format!("restic backup --password {v} .\n"),
+            format!("machine x.example.com login ci password {v}\n"),
+            format!("password {v}\n"),
+        ] {
+            assert_eq!(secrets(&text), [v.clone()], "{text}");
+        }
+        for text in [
+            "docker run -u www-data:www-data img",
+            "docker exec -u 1000:1000 c sh",
+            "curl -u \"$USER:$TOKEN\" https://x.example.com",
+            "mysql -u root -p app",
+            "The password field is required.",
+        ] {
+            assert!(secrets(text).is_empty(), "{text}");
+        }
     }
 }
