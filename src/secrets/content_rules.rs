@@ -2064,7 +2064,7 @@ mod tests {
             format!("machine x.example.com login ci password {v}\n"),
             format!("password {v}\n"),
         ] {
-            assert_eq!(secrets(&text), [v.clone()], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
         }
         for text in [
             "docker run -u www-data:www-data img",
