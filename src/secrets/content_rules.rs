@@ -1233,10 +1233,7 @@ fn quoted_secret(hay: &[u8]) -> Option<(usize, usize)> {
     let vs = i + 1;
     let q = closing_quote(hay, vs, vs)?;
     let value = &hay[vs..q];
-    if value
-        .iter()
-        .any(|b| b.is_ascii_whitespace() || matches!(b, b'{' | b'$'))
-    {
+    if code_or_template(value) {
         return None;
     }
     escaped_secret(&hay[..name_len], value).map(|len| (vs, vs + len))
@@ -1323,12 +1320,7 @@ fn assignment_secret(hay: &[u8], name: &[u8], vs: usize, ve: usize) -> Option<us
     match (escaped_secret(name, value), close) {
         (Some(len), Some(q)) if len == value.len() => Some(q),
         (Some(len), _) => Some(vs + len),
-        (None, Some(q))
-            if !code_follows(&hay[ve..])
-                && !hay[vs..q]
-                    .iter()
-                    .any(|b| b.is_ascii_whitespace() || matches!(b, b'{' | b'$')) =>
-        {
+        (None, Some(q)) if !code_follows(&hay[ve..]) && !code_or_template(&hay[vs..q]) => {
             escaped_secret(name, &hay[vs..q]).map(|len| vs + len)
         }
         (None, _) => None,
@@ -1366,6 +1358,21 @@ fn escaped_secret(name: &[u8], value: &[u8]) -> Option<usize> {
     // Trailing colons are dropped one for one, past any escape.
     let len = assigned_secret(name, &decoded)?;
     Some(value.len() - (decoded.len() - len))
+}
+
+/// A quoted string that is no password even though the assignment rule
+/// would take it whole: prose (a blank), a template (`{x}`, `$X`,
+/// `<provider>`), an index, call or generic type (`Jobs[-1].JobId`,
+/// `list[V1ObjectReference]`, `get(x)`), a version requirement
+/// (`pyu2f>=0.1.5`).
+fn code_or_template(v: &[u8]) -> bool {
+    v.iter()
+        .any(|b| b.is_ascii_whitespace() || matches!(b, b'{' | b'$'))
+        || (v.first() == Some(&b'<') && v.last() == Some(&b'>'))
+        || v.windows(2).any(|w| {
+            (w[0].is_ascii_alphanumeric() || w[0] == b'_') && matches!(w[1], b'[' | b'(')
+                || matches!(w, b">=" | b"<=" | b"~=")
+        })
 }
 
 /// The offset of the quote closing the value at `vs..ve`, if a quote opens
@@ -2033,6 +2040,10 @@ mod tests {
             "self.request_token_arn = f\"arn:aws:s3:{region}:{account_id}:x/{op.lower()}\"",
             "\"auth_error\": \"Error 401: invalid credentials\",",
             "\"passwordLabel\": \"Mot\\u00a0de\\u00a0passe1\",",
+            "\"output_token\": \"Jobs[-1].JobId\",",
+            "'image_pull_secrets': 'list[V1LocalObjectReference]',",
+            "\"reauth\": \"pyu2f>=0.1.5\",",
+            "  --aws-sigv4'[Use AWS V4 signature authentication]':'<provider1[\\:provider2]>' \\",
         ] {
             assert!(secrets(text).is_empty(), "{text}");
         }
