@@ -565,8 +565,20 @@ const BUILTIN: &[Builtin] = &[
         keywords: &[
             "token",
             "secret",
-            // `pass` itself is a name (`DB_PASS`); `passw…`, `passphrase`.
-            "pass",
+            "passw",
+            "passphrase",
+            // `pass` itself as a name (`DB_PASS=`, `smtpPass:`, rclone's
+            // `pass =`), by what follows it: a keyword ending in a letter
+            // that starts other keywords (`s`: `sk-`, `sbp_`…) makes every
+            // hit run those rules too (see `keyword_masks`), and `pass`
+            // is in every `password`.
+            "pass=",
+            "pass:",
+            "pass ",
+            "pass\t",
+            "pass\"",
+            "pass'",
+            "pass`",
             "pwd",
             "apikey",
             "api_key",
@@ -586,7 +598,8 @@ const BUILTIN: &[Builtin] = &[
         id: "php-define-secret",
         description: "PHP constant with a secret-sounding name defined as a high-entropy value (wp-config.php)",
         pattern: r#"\b(?i:define)[ \t]*\([ \t]*["'](?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})["'][ \t]*,[ \t]*["'](?P<secret>[^\r\n]{6,300}?)["'][ \t]*\)"#,
-        keywords: &["define"],
+        // Not `define` alone: every C `#define` would be a candidate.
+        keywords: &["define(", "define ("],
         kind: Kind::Tagged,
         hide_file: false,
     },
@@ -597,7 +610,16 @@ const BUILTIN: &[Builtin] = &[
         // (`"-u", "user:PASSWORD"`). The value must look generated:
         // `docker run -u www-data:www-data` is a user and a group.
         pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|(?:^|[\s"'`(\[])--password(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
-        keywords: &["-u", "--user", "mysql", "--password"],
+        // Keywords end where no other keyword starts (see `keyword_masks`).
+        keywords: &[
+            "-u",
+            "--user",
+            "mysql",
+            "--password ",
+            "--password\t",
+            "--password\"",
+            "--password'",
+        ],
         kind: Kind::Password,
         hide_file: false,
     },
@@ -605,7 +627,9 @@ const BUILTIN: &[Builtin] = &[
         id: "netrc-password",
         description: "netrc-style login (`machine HOST login USER password PASSWORD`: .netrc, apt auth.conf)",
         pattern: r"(?:^[ \t]*|\blogin[ \t]+\S+[ \t]+)(?:password|passwd)[ \t]+(?P<secret>[^\s\x22'`$][^\s]{5,255})",
-        keywords: &["password", "passwd"],
+        // netrc needs a blank after the word; and a keyword ending in `d`
+        // would run the `dapi`, `dp.`, `dckr_pat_` rules on every hit.
+        keywords: &["password ", "password\t", "passwd ", "passwd\t"],
         kind: Kind::Password,
         hide_file: false,
     },
@@ -1003,10 +1027,11 @@ impl ContentEngine {
         };
         let hay = &content[at..end];
         let Some(m) = c.re.find(hay) else {
-            if let Some((start, end)) = quoted_secret(hay)
-                .map(|(s, e)| (at + s, at + e))
-                .or_else(|| yaml_block_secret(content, at, end))
-            {
+            if let Some((start, end)) = assigned_at(hay).and_then(|(name, v)| {
+                quoted_secret(hay, name, v)
+                    .map(|(s, e)| (at + s, at + e))
+                    .or_else(|| yaml_block_secret(content, at, end, name, v))
+            }) {
                 out.push(Raw {
                     rule: g,
                     start,
@@ -1202,66 +1227,70 @@ fn code_follows(rest: &[u8]) -> bool {
     trimmed.first() == Some(&b'=') && !matches!(trimmed.get(1), Some(b'=' | b'>'))
 }
 
-/// A quoted value the regex does not match at all, because it starts
-/// with, or holds within its first six characters, what ends an unquoted
-/// value (`"!Xk9…"`, `'ab&…'`): `name <sep> "value"` at the start of `hay`,
-/// judged whole (as in [`assignment_secret`], not code or a template).
-fn quoted_secret(hay: &[u8]) -> Option<(usize, usize)> {
-    let name_len = hay
+/// `name <sep>` at the start of `hay` (a key's closing quote or bracket
+/// and blanks around the separator allowed): the name's length and where
+/// its value starts. Most lines the regex misses are code
+/// (`password_hash(&x)`) and end here.
+fn assigned_at(hay: &[u8]) -> Option<(usize, usize)> {
+    let name = hay
         .iter()
         .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
-    let mut i = name_len;
-    let skip = |i: &mut usize, set: &[u8], most: usize| {
-        let mut n = 0;
-        while n < most && hay.get(*i).is_some_and(|b| set.contains(b)) {
-            *i += 1;
-            n += 1;
-        }
+    let mut i = name;
+    while i < name + 4 && matches!(hay.get(i), Some(b'\\' | b'"' | b'\'' | b']')) {
+        i += 1;
+    }
+    while matches!(hay.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    i += match (hay.get(i)?, hay.get(i + 1)) {
+        (b'=', Some(b'>' | b'=')) | (b':', Some(b'=')) => 2,
+        (b'=' | b':', _) => 1,
+        _ => return None,
     };
-    skip(&mut i, b"\\\"']", 4);
-    skip(&mut i, b" \t", 8);
-    let sep = hay.get(i..)?;
-    i += [&b"=>"[..], b":=", b"==", b"=", b":"]
-        .iter()
-        .find(|s| sep.starts_with(s))?
-        .len();
-    skip(&mut i, b" \t", 8);
-    skip(&mut i, b"\\", 1);
-    if !matches!(hay.get(i), Some(b'"' | b'\'' | b'`')) {
+    while matches!(hay.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    Some((name, i))
+}
+
+/// A quoted value the regex does not match at all, because it starts
+/// with, or holds within its first six characters, what ends an unquoted
+/// value (`"!Xk9…"`, `'ab&…'`): the value at `v` of the name `hay[..name]`,
+/// judged whole (as in [`assignment_secret`], not code or a template).
+fn quoted_secret(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
+    let open = if hay.get(v) == Some(&b'\\') { v + 1 } else { v };
+    if !matches!(hay.get(open), Some(b'"' | b'\'' | b'`')) {
         return None;
     }
-    let vs = i + 1;
+    let vs = open + 1;
     let q = closing_quote(hay, vs, vs)?;
     let value = &hay[vs..q];
     if code_or_template(value) {
         return None;
     }
-    escaped_secret(&hay[..name_len], value).map(|len| (vs, vs + len))
+    escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
 }
 
 /// The value of a YAML block scalar assigned to the name at `at` (`key: |`
 /// or `key: >-`, the value on the indented lines below), which the regex,
 /// seeing one line, cannot reach. Judged as its lines joined, when each is
 /// one unbroken word (a token or key wrapped over lines, not a script or
-/// prose). `end` is the end of the name's line.
-fn yaml_block_secret(content: &[u8], at: usize, end: usize) -> Option<(usize, usize)> {
-    let line = &content[at..end];
-    let name_len = line
-        .iter()
-        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
-    let name = &line[..name_len];
-    let rest = &line[name_len..];
-    let rest = rest
-        .strip_prefix(b"\"")
-        .or_else(|| rest.strip_prefix(b"'"))
-        .unwrap_or(rest);
-    let rest = rest.trim_ascii_start().strip_prefix(b":")?.trim_ascii();
-    let (&indicator, flags) = rest.split_first()?;
+/// prose). `end` is the end of the name's line, `name` the name's length
+/// and `v` where its value starts, both from `at`.
+fn yaml_block_secret(
+    content: &[u8],
+    at: usize,
+    end: usize,
+    name: usize,
+    v: usize,
+) -> Option<(usize, usize)> {
+    let (&indicator, flags) = content[at + v..end].trim_ascii_end().split_first()?;
     if !matches!(indicator, b'|' | b'>')
         || !flags.iter().all(|b| matches!(b, b'-' | b'+' | b'1'..=b'9'))
     {
         return None;
     }
+    let name = &content[at..at + name];
     let line_start = content[..at]
         .iter()
         .rposition(|&b| b == b'\n')
