@@ -75,5 +75,7 @@ mod review10;
 mod review11;
 #[path = "escape/review12.rs"]
 mod review12;
+#[path = "escape/review13.rs"]
+mod review13;
 #[path = "escape/review9.rs"]
 mod review9;
