@@ -692,17 +692,22 @@ fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
         xdg("XDG_CONFIG_HOME", ".config"),
         xdg("XDG_DATA_HOME", ".local/share"),
     );
+    let (home_at, config_at, data_at) = (
+        canonical_prefix(home),
+        canonical_prefix(&config),
+        canonical_prefix(&data),
+    );
     let paths = HOME_STARTUP
         .iter()
-        .map(|rel| home.join(rel))
-        .chain(CONFIG_STARTUP.iter().map(|rel| config.join(rel)))
-        .chain(DATA_STARTUP.iter().map(|rel| data.join(rel)));
+        .map(|rel| (home, &home_at, rel))
+        .chain(CONFIG_STARTUP.iter().map(|rel| (&*config, &config_at, rel)))
+        .chain(DATA_STARTUP.iter().map(|rel| (&*data, &data_at, rel)));
     let mut out: Vec<Candidate> = Vec::new();
-    for path in paths {
-        let at = where_it_leads(&path);
+    for (base, base_at, rel) in paths {
+        let at = leads_to(base_at, rel);
         if at.starts_with(project) && at != project && !out.iter().any(|c| c.path == at) {
             out.push(Candidate {
-                origin: format!("{}, which runs on the host", path.display()),
+                origin: format!("{}, which runs on the host", base.join(rel).display()),
                 path: at,
                 access: policy::Access::Protected,
                 required: false,
@@ -710,6 +715,35 @@ fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
         }
     }
     out
+}
+
+/// Where `base/rel` leads (`base` canonical): down with `lstat`, the slow
+/// way ([`where_it_leads`]) only from a link on; most entries end at a
+/// component that is not there (each `canonicalize` costs a `readlink` per
+/// component, and this runs at every start).
+fn leads_to(base: &Path, rel: &str) -> PathBuf {
+    let mut at = base.to_path_buf();
+    let mut comps = Path::new(rel).iter();
+    while let Some(c) = comps.next() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let led = where_it_leads(&at);
+                let rest: PathBuf = comps.collect();
+                return if rest.as_os_str().is_empty() {
+                    led
+                } else {
+                    where_it_leads(&led.join(rest))
+                };
+            }
+            Ok(_) => {}
+            Err(_) => {
+                at.extend(comps);
+                return at;
+            }
+        }
+    }
+    at
 }
 
 /// Where `path` leads, following links, also a final one that dangles (it
