@@ -75,6 +75,8 @@ mod review10;
 mod review11;
 #[path = "escape/review12.rs"]
 mod review12;
+#[path = "escape/review13.rs"]
+mod review13;
 #[path = "escape/review14.rs"]
 mod review14;
 #[path = "escape/review9.rs"]

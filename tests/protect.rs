@@ -563,6 +563,56 @@ fn repositories_made_during_the_run_are_checked_at_once() {
     }
 }
 
+/// guard killed mid-session (SIGKILL, the OOM killer, a power cut): the
+/// sandbox dies with it and the check after the run never runs. The next
+/// session in the project used to find the repository the sandbox made,
+/// protect it as the user's, and so leave its `core.fsmonitor` for the
+/// user's next `git status`. It now runs the killed session's check first.
+#[test]
+fn a_killed_sessions_check_runs_at_the_next_start() {
+    use std::io::BufRead;
+    for mode in modes() {
+        let env = Env::new(mode);
+        host_git(&env.project.path, &["init", "-q"]);
+        env.own();
+        let secret = home_canary(&env);
+        // In unpacked packages: not looked at while the session runs.
+        let mut child = env
+            .guard(&[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "git init -q node_modules/pkg && git -C node_modules/pkg config core.fsmonitor 'touch /tmp/ran' && echo planted=1 && sleep 60",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        assert_eq!(first, "planted=1");
+        child.kill().unwrap(); // SIGKILL: setpriv exec'd guard, same pid
+        child.wait().unwrap();
+        let config = env.project.join("node_modules/pkg/.git/config");
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(text.contains("fsmonitor"), "the planted config: {text}");
+        let next = env.sh("echo next=1");
+        next.expect_code(0);
+        next.assert_no_canary(&secret);
+        next.expect_fields(&[("next", "1")]);
+        assert!(!config.exists(), "{}", next.all());
+        assert!(
+            next.stderr
+                .contains("ended without guard's check after the run (guard was killed)"),
+            "{}",
+            next.all()
+        );
+        let said = format!("{} (a git config setting core.fsmonitor)", config.display());
+        assert!(next.stderr.contains(&said), "{said}\n{}", next.all());
+    }
+}
+
 /// A dev container's config runs `initializeCommand` on the host when the
 /// folder is reopened in its container: read-only inside, and one created
 /// where none was is moved aside.

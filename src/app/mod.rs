@@ -8,10 +8,11 @@ mod protect;
 mod registries;
 mod repo_watch;
 mod repos;
+mod unchecked;
 
 use explain::{explain, explain_json};
 use profiles::{profile_list, profile_show, shim_install, trust};
-use protect::{ensure_git_placeholders, quarantine_created};
+use protect::ensure_git_placeholders;
 
 use crate::audit;
 use crate::cli::{Cli, Command, ProfileCommand, RunArgs, ScanArgs};
@@ -86,7 +87,8 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
     let mut trusted = repos::Trusted::before_run(&policy);
     let mut repo_watch = watch_repos(&policy, &trusted);
-    let secret_files = SecretFiles::before_run(&policy);
+    let mut secret_files = SecretFiles::before_run(&policy);
+    let mut record = unchecked::record(&unchecked::AfterRun::of(&policy, &trusted));
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
             record_policy(&policy, args.quiet);
@@ -107,9 +109,16 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         }
         (policy, plan) = prepare_at(args, Some(Isolation::Landlock))?;
         trusted = repos::Trusted::before_run(&policy);
+        secret_files = SecretFiles::before_run(&policy);
         // Nothing ran yet: what the first watch knew is of no use.
-        repo_watch.map(repo_watch::RepoWatch::stop);
+        if let Some(w) = repo_watch {
+            w.stop();
+        }
         repo_watch = watch_repos(&policy, &trusted);
+        if let Some(r) = record {
+            r.done();
+        }
+        record = unchecked::record(&unchecked::AfterRun::of(&policy, &trusted));
         // The policy's events are in the log already; add the change of level.
         tracing::info!(target: audit::TARGET, kind = "degraded", detail = "no namespaces: isolation level landlock", unprotected = %policy.isolation.gaps().join("; "));
         warn_gaps(&policy, args.quiet);
@@ -131,24 +140,12 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             .map(repo_watch::RepoWatch::stop)
             .unwrap_or_default(),
     );
-    moved.extend(quarantine_created(
-        &policy.absent_protected,
-        &policy.project,
-    ));
-    moved.extend(protect::restore_links(
-        &policy.protected_links,
-        &policy.project,
-    ));
-    // Repositories the sandbox made (or re-pointed a `.git` to) have no
-    // protected paths of their own.
-    moved.extend(repos::check_after_run(
-        &policy.project,
-        &secrets::cache_dir(&policy.home).join(secrets::cache_file_name(&policy.project)),
-        &walked_outside(&policy.grants, &policy.project, policy.isolation),
-        &writable_outside(&policy),
-        policy.linked_repository.as_deref(),
-        &trusted,
-    ));
+    // Then protected links put back, and repositories the sandbox made (or
+    // re-pointed a `.git` to), which have no protected paths of their own.
+    moved.extend(unchecked::AfterRun::of(&policy, &trusted).check());
+    if let Some(r) = record {
+        r.done();
+    }
     for m in &moved {
         m.report();
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %m.path.display());
@@ -423,6 +420,9 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     let cwd = current_dir()?;
     let project = host::find_project(args.project.as_deref(), &cwd)?;
     policy::check_project(&project, &user.home)?;
+    // Before the scan: what a killed session planted must not be taken for
+    // the user's own.
+    unchecked::recover(&project);
     let sudo_home = sudo_home().filter(|h| *h != user.home);
     if let Some(home) = &sudo_home {
         policy::check_project(&project, home)?;
@@ -753,17 +753,22 @@ fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
         xdg("XDG_CONFIG_HOME", ".config"),
         xdg("XDG_DATA_HOME", ".local/share"),
     );
+    let (home_at, config_at, data_at) = (
+        canonical_prefix(home),
+        canonical_prefix(&config),
+        canonical_prefix(&data),
+    );
     let paths = HOME_STARTUP
         .iter()
-        .map(|rel| home.join(rel))
-        .chain(CONFIG_STARTUP.iter().map(|rel| config.join(rel)))
-        .chain(DATA_STARTUP.iter().map(|rel| data.join(rel)));
+        .map(|rel| (home, &home_at, rel))
+        .chain(CONFIG_STARTUP.iter().map(|rel| (&*config, &config_at, rel)))
+        .chain(DATA_STARTUP.iter().map(|rel| (&*data, &data_at, rel)));
     let mut out: Vec<Candidate> = Vec::new();
-    for path in paths {
-        let at = where_it_leads(&path);
+    for (base, base_at, rel) in paths {
+        let at = leads_to(base_at, rel);
         if at.starts_with(project) && at != project && !out.iter().any(|c| c.path == at) {
             out.push(Candidate {
-                origin: format!("{}, which runs on the host", path.display()),
+                origin: format!("{}, which runs on the host", base.join(rel).display()),
                 path: at,
                 access: policy::Access::Protected,
                 required: false,
@@ -771,6 +776,35 @@ fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
         }
     }
     out
+}
+
+/// Where `base/rel` leads (`base` canonical): down with `lstat`, the slow
+/// way ([`where_it_leads`]) only from a link on; most entries end at a
+/// component that is not there (each `canonicalize` costs a `readlink` per
+/// component, and this runs at every start).
+fn leads_to(base: &Path, rel: &str) -> PathBuf {
+    let mut at = base.to_path_buf();
+    let mut comps = Path::new(rel).iter();
+    while let Some(c) = comps.next() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let led = where_it_leads(&at);
+                let rest: PathBuf = comps.collect();
+                return if rest.as_os_str().is_empty() {
+                    led
+                } else {
+                    where_it_leads(&led.join(rest))
+                };
+            }
+            Ok(_) => {}
+            Err(_) => {
+                at.extend(comps);
+                return at;
+            }
+        }
+    }
+    at
 }
 
 /// Where `path` leads, following links, also a final one that dangles (it

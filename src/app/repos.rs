@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 /// identity then. A protected path still holding the same file is what the
 /// user had (a read-only mount cannot be replaced; it can only be carried
 /// along when the directory above is renamed, which changes its path).
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Trusted {
     ids: HashMap<PathBuf, (u64, u64)>,
     /// Protected symlinks (`.git/hooks -> ../.githooks`): put back after

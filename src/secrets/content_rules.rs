@@ -6,7 +6,7 @@
 //! only for the rules whose keywords occur there. Regexes compile lazily, on
 //! first use, so a warm run (everything cached) compiles none.
 
-use super::entropy::{assigned_secret, plausible_token, uri_password};
+use super::entropy::{assigned_secret, plausible_secret, plausible_token, uri_password};
 use super::{Finding, RuleError};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
@@ -29,6 +29,9 @@ pub enum Kind {
     PemBlock,
     /// A URI's userinfo password (`scheme://user:PASSWORD@host`).
     UriPassword,
+    /// A value with no secret-sounding name next to it that must look
+    /// generated, as an assigned secret must (`curl -u user:PASSWORD`).
+    Password,
     /// Marks the whole file as a secret (nothing to redact on its own).
     Marker,
 }
@@ -84,6 +87,14 @@ const BUILTIN: &[Builtin] = &[
         pattern: r"^(?:#HttpOnly_)?[A-Za-z0-9._\-]+\t(?:TRUE|FALSE)\t[^\t\r\n]*\t(?:TRUE|FALSE)\t[0-9]+\t[^\t\r\n]+\t(?P<secret>[^\t\r\n]+)",
         keywords: &["\tTRUE\t", "\tFALSE\t"],
         kind: Kind::Token,
+        hide_file: true,
+    },
+    Builtin {
+        id: "putty-private-key",
+        description: "PuTTY private key file (.ppk, whatever its name)",
+        pattern: r"(?m)^PuTTY-User-Key-File-[0-9]+:[ \t]*[A-Za-z0-9@.\-]+",
+        keywords: &["PuTTY-User-Key-File-"],
+        kind: Kind::Marker,
         hide_file: true,
     },
     Builtin {
@@ -507,6 +518,22 @@ const BUILTIN: &[Builtin] = &[
         hide_file: true,
     },
     Builtin {
+        id: "docker-config-base64",
+        description: "base64-encoded Docker registry credentials (a Kubernetes `.dockerconfigjson` or `.dockercfg` value)",
+        // base64 of `{"auths":`, `{ "auths":` and `{\n  "auths":` (how
+        // kubectl, docker and editors write it), and of `{"https://` (the
+        // older `.dockercfg`, keyed by registry URL).
+        pattern: r"(?P<secret>(?:eyJhdXRocyI6|eyAiYXV0aHMiO|ewogICJhdXRocyI6|eyJodHRwczovL)[A-Za-z0-9+/]{20,}={0,2})",
+        keywords: &[
+            "eyJhdXRocyI6",
+            "eyAiYXV0aHMiO",
+            "ewogICJhdXRocyI6",
+            "eyJodHRwczovL",
+        ],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
         id: "xml-secret-element",
         description: "XML element with a secret-sounding name holding a high-entropy value",
         pattern: r"<(?P<name>[A-Za-z_][A-Za-z0-9_.:\-]{0,80})(?:[ \t][^<>]*)?>(?P<secret>[^<>\s]{6,})</",
@@ -529,14 +556,30 @@ const BUILTIN: &[Builtin] = &[
         // name, an optional closing quote/bracket of a key, a separator, an
         // optional opening quote (or a scheme like `Bearer`), the value. The
         // value stops at quotes, spaces and code punctuation, so expressions
-        // (`os.environ["X"]`, `${VAR}`, `get()`) never form one long value.
-        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["'\]]{0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:][^\s"'`,;<>(){}\[\]\\&]{5,})"#,
+        // (`os.environ["X"]`, `${VAR}`, `get()`) never form one long value;
+        // a quoted secret is then extended to its closing quote (see
+        // `assignment_secret`). Quotes may be escaped: code inside a JSON
+        // string (a notebook cell) reads `api_key=\"...\"`. JSON's `\uXXXX`
+        // escapes are part of a value (a program reads them decoded).
+        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:])(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;<>(){}\[\]\\&]){5,})"#,
         keywords: &[
             "token",
             "secret",
             "passw",
-            "pwd",
             "passphrase",
+            // `pass` itself as a name (`DB_PASS=`, `smtpPass:`, rclone's
+            // `pass =`), by what follows it: a keyword ending in a letter
+            // that starts other keywords (`s`: `sk-`, `sbp_`…) makes every
+            // hit run those rules too (see `keyword_masks`), and `pass`
+            // is in every `password`.
+            "pass=",
+            "pass:",
+            "pass ",
+            "pass\t",
+            "pass\"",
+            "pass'",
+            "pass`",
+            "pwd",
             "apikey",
             "api_key",
             "api-key",
@@ -549,6 +592,45 @@ const BUILTIN: &[Builtin] = &[
             "accesskey",
         ],
         kind: Kind::Assignment,
+        hide_file: false,
+    },
+    Builtin {
+        id: "php-define-secret",
+        description: "PHP constant with a secret-sounding name defined as a high-entropy value (wp-config.php)",
+        pattern: r#"\b(?i:define)[ \t]*\([ \t]*["'](?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})["'][ \t]*,[ \t]*["'](?P<secret>[^\r\n]{6,300}?)["'][ \t]*\)"#,
+        // Not `define` alone: every C `#define` would be a candidate.
+        keywords: &["define(", "define ("],
+        kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
+        id: "cli-password",
+        description: "password on a command line: `curl -u user:PASSWORD`, `--user user:PASSWORD`, `mysql -pPASSWORD`, `--password PASSWORD`",
+        // In scripts, READMEs and CI files; also as list items
+        // (`"-u", "user:PASSWORD"`). The value must look generated:
+        // `docker run -u www-data:www-data` is a user and a group.
+        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|(?:^|[\s"'`(\[])--password(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
+        // Keywords end where no other keyword starts (see `keyword_masks`).
+        keywords: &[
+            "-u",
+            "--user",
+            "mysql",
+            "--password ",
+            "--password\t",
+            "--password\"",
+            "--password'",
+        ],
+        kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
+        id: "netrc-password",
+        description: "netrc-style login (`machine HOST login USER password PASSWORD`: .netrc, apt auth.conf)",
+        pattern: r"(?:^[ \t]*|\blogin[ \t]+\S+[ \t]+)(?:password|passwd)[ \t]+(?P<secret>[^\s\x22'`$][^\s]{5,255})",
+        // netrc needs a blank after the word; and a keyword ending in `d`
+        // would run the `dapi`, `dp.`, `dckr_pat_` rules on every hit.
+        keywords: &["password ", "password\t", "passwd ", "passwd\t"],
+        kind: Kind::Password,
         hide_file: false,
     },
     Builtin {
@@ -945,9 +1027,22 @@ impl ContentEngine {
         };
         let hay = &content[at..end];
         let Some(m) = c.re.find(hay) else {
+            if let Some((start, end)) = assigned_at(hay).and_then(|(name, v)| {
+                quoted_secret(hay, name, v)
+                    .map(|(s, e)| (at + s, at + e))
+                    .or_else(|| yaml_block_secret(content, at, end, name, v))
+            }) {
+                out.push(Raw {
+                    rule: g,
+                    start,
+                    end,
+                });
+            }
             return Ok(());
         };
-        if code_follows(&hay[m.end()..]) || c.re.captures_read(locs, hay).is_none() {
+        if (code_follows(&hay[m.end()..]) && !quoted(&hay[m.range()]))
+            || c.re.captures_read(locs, hay).is_none()
+        {
             return Ok(());
         }
         let (Some((ns, ne)), Some((vs, ve))) = (
@@ -956,13 +1051,11 @@ impl ContentEngine {
         ) else {
             return Ok(());
         };
-        if !code_follows(&hay[ve..])
-            && let Some(len) = assigned_secret(&hay[ns..ne], &hay[vs..ve])
-        {
+        if let Some(e) = assignment_secret(hay, &hay[ns..ne], vs, ve) {
             out.push(Raw {
                 rule: g,
                 start: at + vs,
-                end: at + vs + len,
+                end: at + e,
             });
         }
         Ok(())
@@ -1027,7 +1120,10 @@ impl ContentEngine {
             at = m.end().max(m.start() + 1);
             // An assignment followed by `(`, `<`, `[`… is code: skip the
             // costlier capture step (most candidate lines end here).
-            if rule.kind == Kind::Assignment && code_follows(&hay[m.end()..]) {
+            if rule.kind == Kind::Assignment
+                && code_follows(&hay[m.end()..])
+                && !quoted(&hay[m.range()])
+            {
                 continue;
             }
             if c.re.captures_read_at(locs, hay, m.start()).is_none() {
@@ -1041,6 +1137,7 @@ impl ContentEngine {
                 Kind::PemBlock => pem_body_follows(&content[s + whole.1..]).then_some(value.len()),
                 Kind::RandomToken => plausible_token(value).then_some(value.len()),
                 Kind::UriPassword => uri_password(value).then_some(value.len()),
+                Kind::Password => plausible_secret(value).then_some(value.len()),
                 Kind::Tagged => c
                     .name
                     .and_then(|g| locs.get(g))
@@ -1048,8 +1145,8 @@ impl ContentEngine {
                 Kind::Assignment => c
                     .name
                     .and_then(|g| locs.get(g))
-                    .filter(|_| !code_follows(&hay[ve..]))
-                    .and_then(|(ns, ne)| assigned_secret(&hay[ns..ne], value)),
+                    .and_then(|(ns, ne)| assignment_secret(hay, &hay[ns..ne], vs, ve))
+                    .map(|e| e - vs),
             };
             if let Some(len) = keep {
                 out.push(Raw {
@@ -1128,6 +1225,207 @@ fn code_follows(rest: &[u8]) -> bool {
     }
     let trimmed = rest.trim_ascii_start();
     trimmed.first() == Some(&b'=') && !matches!(trimmed.get(1), Some(b'=' | b'>'))
+}
+
+/// `name <sep>` at the start of `hay` (a key's closing quote or bracket
+/// and blanks around the separator allowed): the name's length and where
+/// its value starts. Most lines the regex misses are code
+/// (`password_hash(&x)`) and end here.
+fn assigned_at(hay: &[u8]) -> Option<(usize, usize)> {
+    let name = hay
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
+    let mut i = name;
+    while i < name + 4 && matches!(hay.get(i), Some(b'\\' | b'"' | b'\'' | b']')) {
+        i += 1;
+    }
+    while matches!(hay.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    i += match (hay.get(i)?, hay.get(i + 1)) {
+        (b'=', Some(b'>' | b'=')) | (b':', Some(b'=')) => 2,
+        (b'=' | b':', _) => 1,
+        _ => return None,
+    };
+    while matches!(hay.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    Some((name, i))
+}
+
+/// A quoted value the regex does not match at all, because it starts
+/// with, or holds within its first six characters, what ends an unquoted
+/// value (`"!Xk9…"`, `'ab&…'`): the value at `v` of the name `hay[..name]`,
+/// judged whole (as in [`assignment_secret`], not code or a template).
+fn quoted_secret(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
+    let open = if hay.get(v) == Some(&b'\\') { v + 1 } else { v };
+    if !matches!(hay.get(open), Some(b'"' | b'\'' | b'`')) {
+        return None;
+    }
+    let vs = open + 1;
+    let q = closing_quote(hay, vs, vs)?;
+    let value = &hay[vs..q];
+    if code_or_template(value) {
+        return None;
+    }
+    escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// The value of a YAML block scalar assigned to the name at `at` (`key: |`
+/// or `key: >-`, the value on the indented lines below), which the regex,
+/// seeing one line, cannot reach. Judged as its lines joined, when each is
+/// one unbroken word (a token or key wrapped over lines, not a script or
+/// prose). `end` is the end of the name's line, `name` the name's length
+/// and `v` where its value starts, both from `at`.
+fn yaml_block_secret(
+    content: &[u8],
+    at: usize,
+    end: usize,
+    name: usize,
+    v: usize,
+) -> Option<(usize, usize)> {
+    let (&indicator, flags) = content[at + v..end].trim_ascii_end().split_first()?;
+    if !matches!(indicator, b'|' | b'>')
+        || !flags.iter().all(|b| matches!(b, b'-' | b'+' | b'1'..=b'9'))
+    {
+        return None;
+    }
+    let name = &content[at..at + name];
+    let line_start = content[..at]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let base = content[line_start..at]
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let mut joined = Vec::new();
+    let (mut first, mut last) = (None, 0);
+    let mut pos = end + 1;
+    while pos < content.len() {
+        let le = line_end(content, pos);
+        let l = &content[pos..le];
+        let indent = l.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let body = l[indent..].trim_ascii_end();
+        if !body.is_empty() {
+            if indent <= base {
+                break;
+            }
+            if body.iter().any(u8::is_ascii_whitespace) || joined.len() + body.len() > 4096 {
+                return None;
+            }
+            first.get_or_insert(pos + indent);
+            last = pos + indent + body.len();
+            joined.extend_from_slice(body);
+        }
+        pos = le + 1;
+    }
+    let first = first?;
+    assigned_secret(name, &joined)
+        .filter(|&len| len == joined.len())
+        .map(|_| (first, last))
+}
+
+/// Whether an assignment's match holds a quote (its value may be quoted).
+fn quoted(m: &[u8]) -> bool {
+    m.iter().any(|b| matches!(b, b'"' | b'\'' | b'`'))
+}
+
+/// Where the secret of an assignment whose value the regex found at
+/// `vs..ve` of `hay` ends, if it is one. A quoted value runs to its closing
+/// quote: the regex stops a value at what ends an unquoted one (`&`, `;`,
+/// `,`, `(`, `<`, a space, another quote), and a generated password holds
+/// such characters; redacting up to them left the rest readable. A value
+/// that is a secret up to there is a secret to the quote; one that is not
+/// is judged whole, unless it is code or a template (`"Shards[-1].Id"`,
+/// `f"arn:{region}:…"`) or holds a blank (quoted prose, `"Error 401: bad
+/// credentials"`, is no value).
+fn assignment_secret(hay: &[u8], name: &[u8], vs: usize, ve: usize) -> Option<usize> {
+    let close = closing_quote(hay, vs, ve);
+    if close.is_none() && code_follows(&hay[ve..]) {
+        return None;
+    }
+    let value = &hay[vs..ve];
+    match (escaped_secret(name, value), close) {
+        (Some(len), Some(q)) if len == value.len() => Some(q),
+        (Some(len), _) => Some(vs + len),
+        (None, Some(q)) if !code_follows(&hay[ve..]) && !code_or_template(&hay[vs..q]) => {
+            escaped_secret(name, &hay[vs..q]).map(|len| vs + len)
+        }
+        (None, _) => None,
+    }
+}
+
+/// [`assigned_secret`] of a value judged with its JSON `\uXXXX` escapes
+/// decoded: an escape hides nothing from a program. One that decodes to
+/// anything but printable ASCII is human text (`Mot\u00a0de\u00a0passe`),
+/// not a generated secret.
+fn escaped_secret(name: &[u8], value: &[u8]) -> Option<usize> {
+    if !value.windows(2).any(|w| w == b"\\u") {
+        return assigned_secret(name, value);
+    }
+    let mut decoded = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let escape = value[i..]
+            .strip_prefix(b"\\u")
+            .and_then(|h| h.get(..4))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u16::from_str_radix(h, 16).ok());
+        match escape.map(u8::try_from) {
+            Some(Ok(b @ 0x21..=0x7e)) => {
+                decoded.push(b);
+                i += 6;
+            }
+            Some(_) => return None,
+            None => {
+                decoded.push(value[i]);
+                i += 1;
+            }
+        }
+    }
+    // Trailing colons are dropped one for one, past any escape.
+    let len = assigned_secret(name, &decoded)?;
+    Some(value.len() - (decoded.len() - len))
+}
+
+/// A quoted string that is no password even though the assignment rule
+/// would take it whole: prose (a blank), a template (`{x}`, `$X`,
+/// `<provider>`), an index, call or generic type (`Jobs[-1].JobId`,
+/// `list[V1ObjectReference]`, `get(x)`), a version requirement
+/// (`pyu2f>=0.1.5`).
+fn code_or_template(v: &[u8]) -> bool {
+    v.iter()
+        .any(|b| b.is_ascii_whitespace() || matches!(b, b'{' | b'$'))
+        || (v.first() == Some(&b'<') && v.last() == Some(&b'>'))
+        || v.windows(2).any(|w| {
+            (w[0].is_ascii_alphanumeric() || w[0] == b'_') && matches!(w[1], b'[' | b'(')
+                || matches!(w, b">=" | b"<=" | b"~=")
+        })
+}
+
+/// The offset of the quote closing the value at `vs..ve`, if a quote opens
+/// it and closes it on the same line (within 4 KiB). An escaped opening
+/// quote (`\"`, code inside a JSON string) is closed by an escaped one;
+/// otherwise `\x` escapes are skipped.
+fn closing_quote(hay: &[u8], vs: usize, ve: usize) -> Option<usize> {
+    let q = *hay.get(vs.checked_sub(1)?)?;
+    if !matches!(q, b'"' | b'\'' | b'`') {
+        return None;
+    }
+    let escaped = vs >= 2 && hay[vs - 2] == b'\\';
+    let limit = hay.len().min(vs + 4096);
+    let mut i = ve;
+    while i < limit {
+        match hay[i] {
+            b'\n' | b'\r' => return None,
+            b'\\' if escaped && hay.get(i + 1) == Some(&q) => return Some(i),
+            b'\\' if !escaped => i += 2,
+            b if b == q && !escaped => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// A PEM header is a key only when a base64 body follows it (a regex or a
@@ -1743,5 +2041,79 @@ mod tests {
         assert_eq!(s.findings.len(), 1);
         assert_eq!(e.rule_id(s.findings[0].rule), "acme");
         assert_eq!(s.findings[0].line, 2);
+    }
+
+    #[test]
+    fn quoted_values_run_to_the_closing_quote_code_does_not() {
+        let v = tok("", 16);
+        for (text, secret) in [
+            (
+                format!("DB_PASSWORD = \"{v}&x(1)<2,3\"\n"),
+                format!("{v}&x(1)<2,3"),
+            ),
+            (format!("pw_pass: 'ab&{v}'\n"), format!("ab&{v}")),
+            (format!("secret_key = \"!{v}\"\n"), format!("!{v}")),
+            (
+                format!("{{\"db_password\": \"{v}\\\"tail9\"}}\n"),
+                format!("{v}\\\"tail9"),
+            ),
+            (
+                format!("\"c = Client(api_key=\\\"{v}\\\")\\n\",\n"),
+                v.clone(),
+            ),
+        ] {
+            assert_eq!(secrets(&text), [secret], "{text}");
+        }
+        for text in [
+            "\"output_token\": \"StreamDescription.Shards[-1].ShardId\",",
+            "self.request_token_arn = f\"arn:aws:s3:{region}:{account_id}:x/{op.lower()}\"",
+            "\"auth_error\": \"Error 401: invalid credentials\",",
+            "\"passwordLabel\": \"Mot\\u00a0de\\u00a0passe1\",",
+            "\"output_token\": \"Jobs[-1].JobId\",",
+            "'image_pull_secrets': 'list[V1LocalObjectReference]',",
+            "\"reauth\": \"pyu2f>=0.1.5\",",
+            "  --aws-sigv4'[Use AWS V4 signature authentication]':'<provider1[\\:provider2]>' \\",
+        ] {
+            assert!(secrets(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn yaml_block_scalars_and_json_escapes() {
+        let v = tok("", 24);
+        let (a, b) = v.split_at(10);
+        let text = format!(
+            "auth:\n  apiToken: |\n    {v}\n  hookSecret: >-\n    {a}\n    {b}\nport: 80\n"
+        );
+        assert_eq!(secrets(&text), [v.clone(), format!("{a}\n    {b}")]);
+        // A script in a block scalar is not a value.
+        assert!(secrets("auth_script: |\n  curl -s x1 | sh\n  echo 9f86d0818\n").is_empty());
+        let escaped: String = v.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let text = format!("{{\"api_token\": \"{escaped}\"}}\n");
+        assert_eq!(secrets(&text), [escaped]);
+    }
+
+    #[test]
+    fn command_line_and_netrc_passwords() {
+        let v = tok("", 16);
+        for text in [
+            format!("curl -u admin:{v} https://x.example.com\n"),
+            format!("  --user \"ci:{v}\" \\\n"),
+            format!("mysqldump -h db -u root -p{v} app\n"),
+            format!("restic backup --password {v} .\n"),
+            format!("machine x.example.com login ci password {v}\n"),
+            format!("password {v}\n"),
+        ] {
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            "docker run -u www-data:www-data img",
+            "docker exec -u 1000:1000 c sh",
+            "curl -u \"$USER:$TOKEN\" https://x.example.com",
+            "mysql -u root -p app",
+            "The password field is required.",
+        ] {
+            assert!(secrets(text).is_empty(), "{text}");
+        }
     }
 }

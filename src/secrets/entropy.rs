@@ -94,11 +94,33 @@ pub fn secret_name(name: &[u8]) -> bool {
             }
         })
     });
-    if !has_word {
+    if !has_word && !word_pass(name) {
         return false;
     }
     let last = s.rsplit(|&b| b == b'_').next().unwrap_or(b"");
     !NAME_META_SUFFIXES.iter().any(|m| m.as_bytes() == last)
+}
+
+/// `pass` as a whole word of the name (`DB_PASS`, `smtpPass`, rclone's
+/// `pass`): a piece of many other words (`bypass`, `compass`, `passenger`,
+/// `passive`), it only counts on its own.
+fn word_pass(name: &[u8]) -> bool {
+    name.split(|b| !b.is_ascii_alphanumeric()).any(|part| {
+        // camelCase: a capital after a lowercase letter or digit starts a word.
+        let mut start = 0;
+        for i in 1..=part.len() {
+            let boundary = i == part.len()
+                || (part[i].is_ascii_uppercase()
+                    && (part[i - 1].is_ascii_lowercase() || part[i - 1].is_ascii_digit()));
+            if boundary {
+                if part[start..i].eq_ignore_ascii_case(b"pass") {
+                    return true;
+                }
+                start = i;
+            }
+        }
+        false
+    })
 }
 
 /// How much of `value` is a secret assigned to `name`, if it is one. A
@@ -205,6 +227,17 @@ fn has_placeholder(v: &[u8]) -> bool {
 /// (`"input_cost_per_token": 5.46875e-07`): a setting, not a secret.
 fn is_number(v: &[u8]) -> bool {
     let v = v.strip_prefix(b"-").unwrap_or(v);
+    // A typed literal (`251658240i32`, `49187u32`): generated bindings are
+    // full of them, next to names like `PrivateKeyClientVersionMask`.
+    const SUFFIXES: &[&[u8]] = &[
+        b"i8", b"i16", b"i32", b"i64", b"i128", b"isize", b"u8", b"u16", b"u32", b"u64", b"u128",
+        b"usize", b"f32", b"f64",
+    ];
+    let v = SUFFIXES
+        .iter()
+        .find_map(|s| v.strip_suffix(*s))
+        .filter(|d| d.last().is_some_and(u8::is_ascii_digit))
+        .unwrap_or(v);
     let (mantissa, exponent) = match v.iter().position(|&b| b == b'e' || b == b'E') {
         Some(i) => (&v[..i], Some(&v[i + 1..])),
         None => (v, None),
@@ -395,6 +428,12 @@ mod tests {
             "_authToken",
             "oauth_token",
             "x.private_key",
+            "DB_PASS",
+            "pass",
+            "smtpPass",
+            "mysql-pass",
+            "PASS_DB",
+            "db__pass",
         ] {
             assert!(secret_name(n.as_bytes()), "{n}");
         }
@@ -407,6 +446,13 @@ mod tests {
             "tokenizer_path",
             "name",
             "id",
+            "bypass",
+            "compass_heading",
+            "passenger",
+            "passive_mode",
+            "PASS_URL",
+            "a__b",
+            "_-_",
         ] {
             assert!(!secret_name(n.as_bytes()), "{n}");
         }
@@ -436,6 +482,9 @@ mod tests {
             "NDIS_802_11_AUTHENTICATION_MODE",
             "api_key_from_settings_v2",
             "self.0.clone",
+            "251658240i32",
+            "-2147483648i32",
+            "49187u32",
             "__IncompleteArrayField",
         ] {
             assert!(!plausible_secret(v.as_bytes()), "{v}");

@@ -107,6 +107,8 @@ const BUILTIN: Table = &[
             "**/*.jks",
             "**/*.keystore",
             "**/*.ppk",
+            "**/*.p8",
+            "**/*.pk8",
         ],
         &[],
         When::UnlessCertificates,
@@ -283,6 +285,56 @@ const BUILTIN: Table = &[
         ],
         &[],
         When::Always,
+    ),
+    (
+        "password-database",
+        "password manager database (KeePass, Password Safe)",
+        // Binary, so the content scan never reads them; a weak master
+        // password is all that stands between an agent and every entry.
+        &["**/*.kdbx", "**/*.kdb", "**/*.psafe3"],
+        &[],
+        When::Always,
+    ),
+    (
+        "ansible-vault-password",
+        "Ansible Vault password file",
+        &[
+            "**/.vault_pass",
+            "**/.vault_pass.txt",
+            "**/.vault-pass",
+            "**/.vault_password",
+            "**/.vault-password",
+            "**/vault_pass.txt",
+            "**/vault_password",
+            "**/vault_password.txt",
+            "**/vault-password.txt",
+        ],
+        &[],
+        When::Always,
+    ),
+    (
+        "credential-config",
+        "client config file holding credentials (Composer auth.json, rclone, Maven, NuGet, pip, Poetry, Gradle, WordPress)",
+        // Hidden whole once any secret is found in them: they are where
+        // credentials go, in forms the content rules only partly know
+        // (rclone's obscured `pass`, Composer's `"github.com": "<token>"`,
+        // WordPress salts), so redacting what was found leaves the rest.
+        &[
+            "**/auth.json",
+            "**/rclone.conf",
+            "**/.m2/settings.xml",
+            "**/.m2/settings-security.xml",
+            "**/nuget.config",
+            "**/NuGet.config",
+            "**/NuGet.Config",
+            "**/pip.conf",
+            "**/pip.ini",
+            "**/pypoetry/auth.toml",
+            "**/.gradle/gradle.properties",
+            "**/wp-config.php",
+        ],
+        &[],
+        When::IfSecretContent,
     ),
     (
         "shell-history",

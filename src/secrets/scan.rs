@@ -697,14 +697,21 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.out.misses += 1;
         let head = &self.buf[..self.buf.len().min(8192)];
         let binary = head.contains(&0);
-        if binary && !searchable_binary(&self.buf) {
+        let utf16 = if binary { utf16_text(&self.buf) } else { None };
+        if binary && utf16.is_none() && !searchable_binary(&self.buf) {
             return Some(self.remember(key, Cached::Binary));
         }
         let engine = &self.shared.rules.content;
-        let scanned = if binary {
-            engine.scan_binary(&self.buf, &mut self.engine)
-        } else {
-            engine.scan_with(&self.buf, &mut self.engine)
+        // Only an SQLite file runs strings together; text made to look
+        // binary (a NUL in its first line) or stored as UTF-16 is read as
+        // text by any program, so every rule runs on it. Either way the
+        // file is hidden, not redacted.
+        let scanned = match &utf16 {
+            Some(text) => engine.scan_with(text, &mut self.engine),
+            None if binary && self.buf.starts_with(SQLITE) => {
+                engine.scan_binary(&self.buf, &mut self.engine)
+            }
+            None => engine.scan_with(&self.buf, &mut self.engine),
         };
         let content = match scanned {
             Ok(s) if binary => binary_secrets(s),
@@ -738,7 +745,7 @@ impl<'s, 'a> Worker<'s, 'a> {
 /// token-like strings, and hiding an object file would break the build
 /// inside.
 fn searchable_binary(buf: &[u8]) -> bool {
-    if buf.starts_with(b"SQLite format 3\0") {
+    if buf.starts_with(SQLITE) {
         return true;
     }
     let text = buf
@@ -746,6 +753,41 @@ fn searchable_binary(buf: &[u8]) -> bool {
         .filter(|&&b| matches!(b, 0x20..=0x7e | b'\t' | b'\n' | b'\r'))
         .count();
     text * 10 >= buf.len() * 9
+}
+
+const SQLITE: &[u8] = b"SQLite format 3\0";
+
+/// UTF-16 text (a byte-order mark, or little-endian ASCII without one: what
+/// Windows tools write) as the ASCII it holds, other characters as `?`.
+/// Any program decodes it; the rules need bytes.
+fn utf16_text(buf: &[u8]) -> Option<Vec<u8>> {
+    let (body, big_endian) = match buf {
+        [0xff, 0xfe, rest @ ..] => (rest, false),
+        [0xfe, 0xff, rest @ ..] => (rest, true),
+        _ => {
+            let head = &buf[..buf.len().min(512)];
+            let ascii_le = head.len() >= 8
+                && head.chunks(2).all(|c| {
+                    c.len() == 2 && c[1] == 0 && matches!(c[0], 0x20..=0x7e | b'\t' | b'\n' | b'\r')
+                });
+            if !ascii_le {
+                return None;
+            }
+            (buf, false)
+        }
+    };
+    Some(
+        body.chunks(2)
+            .map(|c| {
+                let unit = match c {
+                    [a, b] if big_endian => u16::from_be_bytes([*a, *b]),
+                    [a, b] => u16::from_le_bytes([*a, *b]),
+                    _ => u16::from(b'?'),
+                };
+                u8::try_from(unit).ok().filter(u8::is_ascii).unwrap_or(b'?')
+            })
+            .collect(),
+    )
 }
 
 /// A binary file with a secret is hidden, not redacted (`content_lines` 0
