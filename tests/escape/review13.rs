@@ -6,63 +6,11 @@
 //! Secret values are assembled at run time so this file holds nothing the
 //! scanner would flag.
 
-use crate::support::{Case, Expect, each_mode};
+use crate::support::{Case, Expect, SHOW_DECODING as SHOW, b64, each_mode};
 use std::path::Path;
-
-/// Python: `show(label, path)` prints `label=empty`, `label=redacted` (a
-/// guard-redacted marker and no canary), `label=leaked` (the canary, as is
-/// or once decoded the way a program would: base64 runs, UTF-16, JSON
-/// `\u` escapes) or `label=other-N`; never content.
-const SHOW: &str = r#"
-import base64, re
-def show(label, path):
-    try:
-        data = open(path, "rb").read()
-    except OSError as e:
-        out(label, "errno-%d" % e.errno)
-        return
-    views = [data, re.sub(rb"\\u([0-9a-fA-F]{4})", lambda m: bytes([int(m.group(1), 16) & 0x7f]), data)]
-    for enc in ("utf-16", "utf-16-le"):
-        try:
-            views.append(data.decode(enc).encode("utf-8", "replace"))
-        except (UnicodeDecodeError, ValueError):
-            pass
-    for run in re.findall(rb"[A-Za-z0-9+/]{16,}={0,2}", data):
-        try:
-            views.append(base64.b64decode(run + b"=" * (-len(run) % 4)))
-        except ValueError:
-            pass
-    if not data:
-        out(label, "empty")
-    elif any(b"CANARY" in v for v in views):
-        out(label, "leaked")
-    elif b"guard-redacted:" in data:
-        out(label, "redacted")
-    else:
-        out(label, "other-%d" % len(data))
-"#;
 
 /// Random-looking filler to build realistic values around a canary.
 const FILL: &str = "Zq8vL2mN4pQ6rS8tU0vW1xY3";
-
-fn b64(bytes: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = c
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i > c.len() {
-                '='
-            } else {
-                char::from(A[((n >> (18 - 6 * i)) & 63) as usize])
-            });
-        }
-    }
-    out
-}
 
 /// `guard scan --json` of the project: the action and rule ids of the
 /// flagged file `rel` (panics if it is not flagged).

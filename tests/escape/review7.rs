@@ -5,53 +5,7 @@
 //! Secret values are assembled at run time so this file holds nothing the
 //! scanner would flag.
 
-use crate::support::{Expect, each_mode};
-
-/// Python: `show(label, path)` prints `label=empty`, `label=redacted` (a
-/// guard-redacted marker and no canary), `label=leaked` (the canary, as is
-/// or inside any base64 run of the file) or `label=other-N`; never content.
-const SHOW: &str = r#"
-import base64, re
-def show(label, path):
-    try:
-        data = open(path, "rb").read()
-    except OSError as e:
-        out(label, "errno-%d" % e.errno)
-        return
-    decoded = b""
-    for run in re.findall(rb"[A-Za-z0-9+/]{16,}={0,2}", data):
-        try:
-            decoded += base64.b64decode(run + b"=" * (-len(run) % 4))
-        except ValueError:
-            pass
-    if not data:
-        out(label, "empty")
-    elif b"CANARY" in data or b"CANARY" in decoded:
-        out(label, "leaked")
-    elif b"guard-redacted:" in data:
-        out(label, "redacted")
-    else:
-        out(label, "other-%d" % len(data))
-"#;
-
-fn b64(bytes: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = c
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i > c.len() {
-                '=' // padding
-            } else {
-                char::from(A[((n >> (18 - 6 * i)) & 63) as usize])
-            });
-        }
-    }
-    out
-}
+use crate::support::{Expect, SHOW_DECODING as SHOW, b64, each_mode};
 
 /// Hole: a bearer token saved with its header as JSON (a browser's .har
 /// export, an API client's collection) sits next to `"value"`, not next to
