@@ -234,12 +234,17 @@ pub fn cap_last_cap() -> u32 {
 pub fn sandbox_user_limits() -> Vec<(String, u64)> {
     ["max_inotify_instances", "max_inotify_watches"]
         .iter()
-        .filter_map(|name| {
-            let text = std::fs::read_to_string(format!("/proc/sys/user/{name}")).ok()?;
-            let max: u64 = text.trim().parse().ok()?;
-            Some((name.to_string(), (max / 2).max(1)))
-        })
+        .filter_map(|name| Some((name.to_string(), (user_limit(name)? / 2).max(1))))
         .collect()
+}
+
+/// A per-user limit of the current user namespace (`/proc/sys/user/NAME`).
+pub fn user_limit(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/user/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {

@@ -85,10 +85,12 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     std::thread::spawn(audit::prune_sessions);
     let (mut policy, mut plan) = prepare(args)?;
     let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
-    let mut trusted = repos::Trusted::before_run(&policy);
-    let mut repo_watch = watch_repos(&policy, &trusted);
+    // What the check after the run needs, taken once: watched with it
+    // during the run, and recorded in case guard is killed.
+    let mut after = unchecked::AfterRun::of(&policy, repos::Trusted::before_run(&policy));
+    let mut repo_watch = after.watch();
     let mut secret_files = SecretFiles::before_run(&policy);
-    let mut record = unchecked::record(&unchecked::AfterRun::of(&policy, &trusted));
+    let mut record = unchecked::record(&after);
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
             record_policy(&policy, args.quiet);
@@ -108,17 +110,17 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             );
         }
         (policy, plan) = prepare_at(args, Some(Isolation::Landlock))?;
-        trusted = repos::Trusted::before_run(&policy);
+        after = unchecked::AfterRun::of(&policy, repos::Trusted::before_run(&policy));
         secret_files = SecretFiles::before_run(&policy);
         // Nothing ran yet: what the first watch knew is of no use.
         if let Some(w) = repo_watch {
             w.stop();
         }
-        repo_watch = watch_repos(&policy, &trusted);
+        repo_watch = after.watch();
         if let Some(r) = record {
             r.done();
         }
-        record = unchecked::record(&unchecked::AfterRun::of(&policy, &trusted));
+        record = unchecked::record(&after);
         // The policy's events are in the log already; add the change of level.
         tracing::info!(target: audit::TARGET, kind = "degraded", detail = "no namespaces: isolation level landlock", unprotected = %policy.isolation.gaps().join("; "));
         warn_gaps(&policy, args.quiet);
@@ -142,7 +144,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     );
     // Then protected links put back, and repositories the sandbox made (or
     // re-pointed a `.git` to), which have no protected paths of their own.
-    moved.extend(unchecked::AfterRun::of(&policy, &trusted).check());
+    moved.extend(after.check());
     if let Some(r) = record {
         r.done();
     }
@@ -1709,17 +1711,6 @@ fn gather_facts(candidates: &[Candidate]) -> BTreeMap<PathBuf, PathKind> {
         facts.insert(c.path.clone(), kind);
     }
     facts
-}
-
-/// Watch the project for repositories the sandbox makes while it runs
-/// (see `repo_watch`).
-fn watch_repos(policy: &Policy, trusted: &repos::Trusted) -> Option<repo_watch::RepoWatch> {
-    repo_watch::RepoWatch::start(
-        &policy.project,
-        secrets::cache_dir(&policy.home).join(secrets::cache_file_name(&policy.project)),
-        repos::check_roots(&policy.project, &writable_outside(policy)),
-        trusted.clone(),
-    )
 }
 
 /// Used by `check`: run `true` with the default profile in `project`, at

@@ -235,12 +235,7 @@ pub fn outside_worktree_candidates(
             }
             // Where git says the checkout is (`gitdir` names its `.git`
             // file); one that cannot be told is kept too.
-            let checkout = host::read_small(&dir.join("gitdir"), 4 * 4096).and_then(|text| {
-                let text = String::from_utf8(text).ok()?;
-                let at = dir.join(text.trim_end_matches(['\r', '\n']));
-                let parent = at.parent()?;
-                Some(std::fs::canonicalize(parent).unwrap_or_else(|_| host::lexical(parent)))
-            });
+            let checkout = super::repos::worktree_checkout(&dir);
             if checkout.is_some_and(|c| c.starts_with(project)) {
                 continue;
             }

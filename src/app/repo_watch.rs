@@ -146,10 +146,9 @@ impl Watched {
 /// How many watches this session may add: an eighth of the user's limit
 /// (the sandbox itself may take half, see `host::sandbox_user_limits`).
 fn budget() -> usize {
-    std::fs::read_to_string("/proc/sys/user/max_inotify_watches")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .map_or(1024, |max| max / 8)
+    crate::host::user_limit("max_inotify_watches")
+        .and_then(|max| usize::try_from(max / 8).ok())
+        .unwrap_or(1024)
 }
 
 /// A package a package manager unpacked (`node_modules/*`): thousands of

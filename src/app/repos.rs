@@ -360,6 +360,15 @@ pub fn git_dir_now(dot_git: &Path) -> Option<PathBuf> {
     git_dir_of(dot_git).and_then(|d| std::fs::canonicalize(d).ok())
 }
 
+/// Where a worktree's git directory `dir` says its checkout is: the
+/// directory of the `.git` file its `gitdir` names (read as git reads it),
+/// through links, or as written where it is not there.
+pub fn worktree_checkout(dir: &Path) -> Option<PathBuf> {
+    let at = git_path_file(&dir.join("gitdir"), b"", dir, GIT_FILE_MAX)?;
+    let parent = at.parent()?;
+    Some(std::fs::canonicalize(parent).unwrap_or_else(|_| host::lexical(parent)))
+}
+
 /// The git directory a `.git` entry stands for: the directory itself, or
 /// the one a `gitdir: ` file names (through a link too), relative to the
 /// directory holding `.git`.
@@ -535,14 +544,7 @@ fn check_git_dir(
     let gitdir = dir.join("gitdir");
     if let Ok(st) = nix::sys::stat::lstat(&gitdir)
         && !trusted.holds(&gitdir, &st)
-        && git_path_file(&gitdir, b"", dir, GIT_FILE_MAX).is_none_or(|at| {
-            // Where it is now, through links; lexically if it is not there.
-            let at = at
-                .parent()
-                .and_then(|p| std::fs::canonicalize(p).ok())
-                .unwrap_or_else(|| host::lexical(&at));
-            !roots.iter().any(|r| at.starts_with(r))
-        })
+        && worktree_checkout(dir).is_none_or(|at| !roots.iter().any(|r| at.starts_with(r)))
     {
         moved.push(set_aside(
             root,

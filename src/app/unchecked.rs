@@ -13,6 +13,7 @@
 //! that check first, as the dead session would have.
 
 use super::protect::{self, Moved};
+use super::repo_watch::RepoWatch;
 use super::repos::{self, Trusted};
 use crate::host;
 use crate::policy::Policy;
@@ -36,7 +37,7 @@ pub struct AfterRun {
 }
 
 impl AfterRun {
-    pub fn of(policy: &Policy, trusted: &Trusted) -> AfterRun {
+    pub fn of(policy: &Policy, trusted: Trusted) -> AfterRun {
         AfterRun {
             project: policy.project.clone(),
             scan_cache: crate::secrets::cache_dir(&policy.home)
@@ -46,8 +47,19 @@ impl AfterRun {
             walked: super::walked_outside(&policy.grants, &policy.project, policy.isolation),
             writable: super::writable_outside(policy),
             linked: policy.linked_repository.clone(),
-            trusted: trusted.clone(),
+            trusted,
         }
+    }
+
+    /// The same check while the sandbox runs, on repositories it makes
+    /// (see `repo_watch`).
+    pub fn watch(&self) -> Option<RepoWatch> {
+        RepoWatch::start(
+            &self.project,
+            self.scan_cache.clone(),
+            repos::check_roots(&self.project, &self.writable),
+            self.trusted.clone(),
+        )
     }
 
     /// The check: protected paths the sandbox created, links it re-pointed,

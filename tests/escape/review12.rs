@@ -6,10 +6,9 @@
 use crate::support::{
     Case, Expect, HostMarker, PY_PRELUDE, each_mode,
     errno::{EBUSY, EROFS},
-    host_git,
+    host_direnv, host_git,
 };
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 /// The attack on guard's own directories `dirs` (name, path): list each,
 /// create the user profile that would widen the next session in the
@@ -326,20 +325,7 @@ fn files_an_allowed_envrc_above_the_project_loads_cannot_be_planted() {
                 "source_env_if_exists frontend/.envrc.local\nsource frontend/tools/env.sh\n",
             );
             case.write("frontend/tools/env.sh", "export FROM_ENV_SH=1\n");
-            let direnv = |args: &[&str]| {
-                Command::new("direnv")
-                    .args(args)
-                    .current_dir(&root)
-                    .env("HOME", case.home())
-                    .env_remove("XDG_DATA_HOME")
-                    .env_remove("XDG_CONFIG_HOME")
-                    .env_remove("DIRENV_DIR")
-                    .env_remove("DIRENV_FILE")
-                    .env_remove("DIRENV_DIFF")
-                    .env_remove("DIRENV_WATCHES")
-                    .output()
-                    .expect("direnv is needed on the host for this test (.ci/run installs it)")
-            };
+            let direnv = |args: &[&str]| host_direnv(&case, &root, args);
             let allow = direnv(&["allow", "."]);
             assert!(allow.status.success(), "direnv allow: {allow:?}");
             case.env.own();

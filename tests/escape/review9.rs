@@ -3,7 +3,7 @@
 //! wrote, secrets in configuration variables, and the session log (see
 //! each test's comment for the hole it once was).
 
-use crate::support::{Expect, HostMarker, each_mode, errno};
+use crate::support::{Expect, HostMarker, each_mode, errno, host_direnv};
 use std::process::Command;
 
 /// `guard log` printed each event's fields as they were recorded, and a
@@ -54,20 +54,8 @@ fn the_session_log_shows_names_the_sandbox_chose_escaped() {
 /// read-only where present, moved aside where created.
 #[test]
 fn files_an_allowed_envrc_loads_cannot_be_planted() {
-    let direnv = |case: &crate::support::Case, args: &[&str]| {
-        Command::new("direnv")
-            .args(args)
-            .current_dir(case.project())
-            .env("HOME", case.home())
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("DIRENV_DIR")
-            .env_remove("DIRENV_FILE")
-            .env_remove("DIRENV_DIFF")
-            .env_remove("DIRENV_WATCHES")
-            .output()
-            .expect("direnv is needed on the host for this test (.ci/run installs it)")
-    };
+    let direnv =
+        |case: &crate::support::Case, args: &[&str]| host_direnv(case, case.project(), args);
     // At the landlock level the files are writable during the run and put
     // back (or moved aside) after it.
     for landlock in [false, true] {

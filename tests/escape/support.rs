@@ -471,3 +471,20 @@ pub fn b64(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// `direnv ARGS` on the host in `dir`, as the user of `case` runs it: their
+/// home, none of the direnv state of the shell running the tests.
+pub fn host_direnv(case: &Case, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("direnv")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", case.home())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("DIRENV_DIR")
+        .env_remove("DIRENV_FILE")
+        .env_remove("DIRENV_DIFF")
+        .env_remove("DIRENV_WATCHES")
+        .output()
+        .expect("direnv is needed on the host for this test (.ci/run installs it)")
+}
