@@ -106,38 +106,64 @@ impl Watched {
     /// directory watched both ways stays both: events only add to the
     /// mask, so a `config` written in a directory of the tree does not stop
     /// what appears there from being seen.
-    fn add_for(&mut self, dir: &Path, for_dir: &Path, role: Role) {
+    ///
+    /// Whether `dir` was given a role it did not have.
+    fn add_for(&mut self, dir: &Path, for_dir: &Path, role: Role) -> bool {
         if self.left == 0 {
-            return;
+            return false;
         }
         let mask = if role == Role::Git { GIT } else { TREE };
         let Ok(wd) = self
             .inotify
             .add_watch(dir, mask | W::from_bits_retain(libc::IN_MASK_ADD))
         else {
-            return;
+            return false;
         };
         let entry = self.dirs.entry(wd).or_default();
         if entry.tree.is_none() && entry.check.is_none() {
             self.left -= 1;
         }
-        match role {
-            Role::Tree => entry.tree = Some(dir.to_path_buf()),
-            Role::Git => entry.check = Some(for_dir.to_path_buf()),
-        }
+        let slot = match role {
+            Role::Tree => &mut entry.tree,
+            Role::Git => &mut entry.check,
+        };
+        slot.replace(for_dir.to_path_buf()).is_none()
+    }
+
+    /// Watch `g` as a git directory, with its `hooks` and `worktrees`;
+    /// whether `g` was not watched as one before.
+    fn add_git(&mut self, g: &Path) -> bool {
+        let new = self.add_for(g, g, Role::Git);
+        self.add_for(&g.join("hooks"), g, Role::Git);
+        // New worktrees' directories appear there.
+        self.add_for(&g.join("worktrees"), g, Role::Git);
+        new
     }
 
     /// Watch the directories of `root`'s tree; what in it may be git's.
-    fn add_tree(&mut self, root: &Path, scan_cache: &Path, trusted: &Trusted) -> Tree {
-        let mut found = Tree::default();
-        for t in crate::secrets::walk_listed(root, scan_cache, 1, Tree::default) {
-            found.dirs.extend(t.dirs);
-            found.dot_git.extend(t.dot_git);
-            found.git_dirs.extend(t.git_dirs);
-        }
+    /// Each directory is watched before it is read: what appears in it
+    /// after is an event, what came before is in its listing.
+    fn add_tree(&mut self, root: &Path, scan_cache: &Path, trusted: &Trusted) -> Found {
         self.add(root, Role::Tree);
-        for d in found.dirs.iter().filter(|d| !trusted.is_hidden(d)) {
-            self.add(d, Role::Tree);
+        let (inotify, left) = (&self.inotify, self.left);
+        let trees = crate::secrets::walk_listed(root, scan_cache, 1, || Tree {
+            inotify,
+            trusted,
+            left,
+            watched: Vec::new(),
+            found: Found::default(),
+        });
+        let mut found = Found::default();
+        for t in trees {
+            found.dot_git.extend(t.found.dot_git);
+            found.git_dirs.extend(t.found.git_dirs);
+            for (wd, dir) in t.watched {
+                let entry = self.dirs.entry(wd).or_default();
+                if entry.tree.is_none() && entry.check.is_none() {
+                    self.left = self.left.saturating_sub(1);
+                }
+                entry.tree = Some(dir);
+            }
         }
         found
     }
@@ -176,27 +202,43 @@ fn is_git_name(name: &[u8]) -> bool {
     )
 }
 
-/// Directories and `.git` entries of a tree. Not entered: git directories
-/// (a new one is watched once found), and [`unpacked`] packages.
+/// What may be git's in a tree: `.git` entries, and directories holding
+/// a `HEAD` or `commondir` (perhaps git directories by another name).
 #[derive(Default)]
-struct Tree {
-    dirs: Vec<PathBuf>,
+struct Found {
     dot_git: Vec<PathBuf>,
-    /// Directories holding a `HEAD` or `commondir`: perhaps git
-    /// directories by another name.
     git_dirs: Vec<PathBuf>,
 }
 
-impl Visitor<'static> for Tree {
+/// Walks a tree, watching its directories as it goes. Not entered: git
+/// directories (a new one is watched once found), and [`unpacked`]
+/// packages.
+struct Tree<'a> {
+    inotify: &'a Inotify,
+    trusted: &'a Trusted,
+    /// Watches this walk may still add.
+    left: usize,
+    watched: Vec<(WatchDescriptor, PathBuf)>,
+    found: Found,
+}
+
+impl Visitor<'static> for Tree<'_> {
     fn dir(&mut self, path: &Path) -> bool {
         if path.file_name().is_some_and(|n| n == ".git") {
-            self.dot_git.push(path.to_path_buf());
+            self.found.dot_git.push(path.to_path_buf());
             return false;
         }
         if unpacked(path) {
             return false;
         }
-        self.dirs.push(path.to_path_buf());
+        // Hidden directories: the sandbox cannot write there.
+        if self.left > 0 && !self.trusted.is_hidden(path) {
+            let mask = TREE | W::from_bits_retain(libc::IN_MASK_ADD);
+            if let Ok(wd) = self.inotify.add_watch(path, mask) {
+                self.watched.push((wd, path.to_path_buf()));
+                self.left -= 1;
+            }
+        }
         true
     }
 
@@ -208,18 +250,18 @@ impl Visitor<'static> for Tree {
         _hint: Option<u32>,
     ) -> Option<(u64, u64)> {
         if name.to_bytes() == b".git" {
-            self.dot_git.push(path.to_path_buf());
+            self.found.dot_git.push(path.to_path_buf());
         } else if matches!(name.to_bytes(), b"HEAD" | b"commondir")
             && let Some(dir) = path.parent()
         {
-            self.git_dirs.push(dir.to_path_buf());
+            self.found.git_dirs.push(dir.to_path_buf());
         }
         None
     }
 
     fn link(&mut self, _dirfd: BorrowedFd<'_>, name: &CStr, path: &Path) {
         if name.to_bytes() == b".git" {
-            self.dot_git.push(path.to_path_buf());
+            self.found.dot_git.push(path.to_path_buf());
         }
     }
 
@@ -285,6 +327,17 @@ fn watch(
         dot_git.extend(due.iter().map(|(l, _)| l.clone()));
         dot_git.sort();
         dot_git.dedup();
+        // Watched before the look: a change after the watch is an event,
+        // one before it is in what the look sees. A `.git` directory is
+        // watched even before it is a repository (`git init` may not have
+        // written HEAD yet).
+        let dirs = dot_git.iter().filter(|d| {
+            nix::sys::stat::lstat(d.as_path())
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        });
+        for g in dirs.chain(&git_dirs) {
+            w.add_git(g);
+        }
         let looked = repos::check_live(&dot_git, &git_dirs, roots, trusted);
         moved.extend(looked.moved);
         for (l, now) in due {
@@ -292,30 +345,31 @@ fn watch(
                 links.insert(l, Some(now));
             }
         }
-        // A `.git` directory is watched even before it is a repository:
-        // `git init` may not have written HEAD when the look comes; so is
-        // any directory looked at that was not one yet.
-        let dirs = dot_git.iter().filter(|d| {
-            nix::sys::stat::lstat(d.as_path())
-                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-        });
-        for g in looked.checked.iter().chain(dirs).chain(&looked.not_yet) {
-            w.add(g, Role::Git);
-            w.add_for(&g.join("hooks"), g, Role::Git);
-            // New worktrees' directories appear there.
-            w.add_for(&g.join("worktrees"), g, Role::Git);
+        // What the look led to (a git directory a `.git` file names, one a
+        // `commondir` names, a directory not one yet) is watched from now
+        // on, and looked at again once it is: it may have changed between
+        // the look and the watch.
+        let mut late: Vec<PathBuf> = Vec::new();
+        for g in looked.checked.iter().chain(&looked.not_yet) {
+            if w.add_git(g) {
+                late.push(g.clone());
+            }
         }
         if w.left == 0 {
             unwatched(&mut told, project);
         }
-        let again = (!links.is_empty()).then_some(PENDING_EVERY);
+        let again = if !late.is_empty() {
+            Some(std::time::Duration::ZERO)
+        } else {
+            (!links.is_empty()).then_some(PENDING_EVERY)
+        };
         match wait(&w.inotify, stop, again) {
             Wait::Stopped => return moved,
             Wait::Events | Wait::Again => {}
         }
         links.retain(|l, _| nix::sys::stat::lstat(l.as_path()).is_ok());
         dot_git.clear();
-        git_dirs.clear();
+        git_dirs = late;
         let mut new_trees = Vec::new();
         while let Ok(events) = w.inotify.read_events() {
             if events.is_empty() {
