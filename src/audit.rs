@@ -438,6 +438,7 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             .iter()
             .filter(|e| s(e, "action") == "sanitized")
             .count();
+        let covered = files.iter().filter(|e| s(e, "action") == "covered").count();
         let mut parts = vec![format!("{hidden} hidden"), format!("{redacted} redacted")];
         if history > 0 {
             parts.push(format!(
@@ -455,8 +456,20 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
                 "{red}{restored} protected path(s) changed and restored{reset}"
             ));
         }
-        let first: Vec<String> = files.iter().take(5).map(|e| shown(e, "path")).collect();
-        let more = files.len().saturating_sub(first.len());
+        if covered > 0 {
+            parts.push(format!(
+                "{covered} replaced on the host during the run and covered again"
+            ));
+        }
+        let mut paths: Vec<String> = Vec::new();
+        for e in &files {
+            let p = shown(e, "path");
+            if !paths.contains(&p) {
+                paths.push(p);
+            }
+        }
+        let more = paths.len().saturating_sub(5);
+        let first = &paths[..paths.len().min(5)];
         out.push_str(&format!(
             "  {yellow}files{reset}: {}: {}{}\n",
             parts.join(", "),

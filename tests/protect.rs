@@ -811,3 +811,67 @@ fn agent_settings_that_run_commands_cannot_be_planted() {
         out.assert_no_canary(&secret);
     }
 }
+
+/// The user's git replaces `.git/config` whole whenever it changes it
+/// (`git config`, `git push -u`, `git remote add`): a new file renamed over
+/// the read-only mount, which the kernel then detaches. Had it stayed so,
+/// the sandbox could write the new file (a `core.fsmonitor` for the
+/// user's next `git status`), and the check after the run took the user's
+/// own `core.hooksPath` (husky) in the new file for the sandbox's and
+/// moved the config aside. Now the new file is read-only at once, and
+/// what the user had in it stays theirs.
+#[test]
+fn the_users_git_rewriting_its_config_during_the_run_keeps_it_protected() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        host_git(&env.project.path, &["init", "-q"]);
+        host_git(&env.project.path, &["config", "core.hooksPath", ".husky/_"]);
+        host_git(&env.project.path, &["config", "alias.co", "!git checkout"]);
+        env.own();
+        let secret = home_canary(&env);
+        // Waits (up to 10 s) for the new config to be read-only again.
+        let out = env.with_host_change(
+            "echo 1 > .started; i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+             i=0; while [ -w .git/config ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+             echo seen=$(grep -c 'name = someone' .git/config); \
+             printf '[core]\\n\\tfsmonitor = touch /tmp/ran\\n' >> .git/config; echo write=$?",
+            || {
+                let git = Command::new("git")
+                    .args(["-c", "safe.directory=*", "config", "user.name", "someone"])
+                    .current_dir(&env.project.path)
+                    .output()
+                    .unwrap();
+                assert!(git.status.success(), "{git:?}");
+                env.own();
+            },
+        );
+        out.expect_code(0);
+        out.assert_no_canary(&secret);
+        out.expect_fields(&[("seen", "1"), ("write", "2")]);
+        assert!(
+            out.stderr.contains(".git/config: Read-only file system"),
+            "{}",
+            out.all()
+        );
+        assert!(!out.stderr.contains("moved it to"), "{}", out.all());
+        let config = std::fs::read_to_string(env.project.join(".git/config")).unwrap();
+        for kept in [
+            "hooksPath = .husky/_",
+            "co = !git checkout",
+            "name = someone",
+        ] {
+            assert!(config.contains(kept), "{kept}: {config}");
+        }
+        assert!(!config.contains("fsmonitor"), "{config}");
+        let log = env.run(&["log", "--json"]);
+        let path = env.project.join(".git/config").display().to_string();
+        assert!(
+            log.stdout
+                .lines()
+                .any(|l| l.contains("\"action\":\"covered\"")
+                    && l.contains(&format!("\"path\":\"{path}\""))),
+            "{}",
+            log.all()
+        );
+    }
+}

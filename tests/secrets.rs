@@ -932,3 +932,71 @@ fn profile_rules_ignore_and_errors() {
         }
     }
 }
+
+/// A hidden or redacted file that a program on the host replaces during
+/// the run (an editor's save, `sed -i`: a new file renamed over it) takes
+/// the mount that hid it away with its old directory entry. It is covered
+/// again at once: the new file's secrets do not reach the sandbox, which
+/// cannot write it either. (A redacted file is hidden from then on: its
+/// copy was made at the start.)
+#[test]
+fn secret_files_the_host_replaces_during_the_run_stay_hidden() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let (old, new, new_py) = (gh_canary("OLD"), gh_canary("NEW"), gh_canary("NEWPY"));
+        env.project.write(".env", &format!("GITHUB_TOKEN={old}\n"));
+        let code = "import os\nDEBUG = True\n";
+        env.project
+            .write("settings.py", &format!("{code}GITHUB_TOKEN = \"{old}\"\n"));
+        env.own();
+        // Waits (up to 10 s) for each file to read empty, then shows it.
+        let out = env.with_host_change(
+            "echo 1 > .started; i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+             for f in .env settings.py; do i=0; while [ -s $f ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; done; \
+             echo env=$(wc -c < .env); echo py=$(wc -c < settings.py); cat .env settings.py; \
+             echo x >> .env; echo write=$?",
+            || {
+                env.replace_on_host(".env", &format!("GITHUB_TOKEN={new}\n"));
+                env.replace_on_host(
+                    "settings.py",
+                    &format!("{code}GITHUB_TOKEN = \"{new_py}\"\n"),
+                );
+            },
+        );
+        out.expect_code(0);
+        for c in [&old, &new, &new_py] {
+            out.assert_no_canary(c);
+        }
+        out.expect_fields(&[("env", "0"), ("py", "0"), ("write", "2")]);
+        // Read-only (root), and mode 0444 before that (anyone else).
+        assert!(
+            out.stderr.contains(".env: Read-only file system")
+                || out.stderr.contains(".env: Permission denied"),
+            "{}",
+            out.all()
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.project.join(".env")).unwrap(),
+            format!("GITHUB_TOKEN={new}\n")
+        );
+        // Covered by guard, not gone by chance.
+        let log = env.run(&["log", "--json"]);
+        for f in [".env", "settings.py"] {
+            let path = env.project.join(f).display().to_string();
+            assert!(
+                log.stdout
+                    .lines()
+                    .any(|l| l.contains("\"action\":\"covered\"")
+                        && l.contains(&format!("\"path\":\"{path}\""))),
+                "{f}: {}",
+                log.all()
+            );
+        }
+        assert!(
+            out.stderr
+                .contains("2 replaced on the host during the run and covered again"),
+            "{}",
+            out.all()
+        );
+    }
+}

@@ -110,23 +110,75 @@ pub const CONFIG_MAX: usize = 1 << 20;
 /// is either classified like any other (a key git does not see is checked
 /// in vain, never missed) or not understood, which is unsafe.
 pub fn unsafe_config_key(text: &[u8]) -> Option<String> {
+    not_inert(text).into_iter().next().map(|l| l.why)
+}
+
+/// As [`unsafe_config_key`], passing over the lines that `known` (the
+/// config as the user had it) holds too, under the same section header:
+/// the user's own `core.hooksPath` is theirs, also in a new copy of the
+/// file their git wrote (`git config`, `git push -u` replace it whole).
+pub fn unsafe_config_key_beyond(text: &[u8], known: &[u8]) -> Option<String> {
+    let known: Vec<NotInert> = not_inert(known);
+    not_inert(text)
+        .into_iter()
+        .find(|l| {
+            l.header.is_none()
+                || !known
+                    .iter()
+                    .any(|k| k.header == l.header && k.line == l.line)
+        })
+        .map(|l| l.why)
+}
+
+/// A line of a config that is not inert: the section header it is under
+/// (`None` for the whole file: too large, not UTF-8), the line, and what
+/// to tell.
+struct NotInert {
+    header: Option<String>,
+    line: String,
+    why: String,
+}
+
+fn not_inert(text: &[u8]) -> Vec<NotInert> {
+    let whole = |why: &str| {
+        vec![NotInert {
+            header: None,
+            line: String::new(),
+            why: why.into(),
+        }]
+    };
     if text.len() > CONFIG_MAX {
-        return Some("a config over 1 MiB".into());
+        return whole("a config over 1 MiB");
     }
     let Ok(text) = std::str::from_utf8(text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)) else {
-        return Some("a config that is not UTF-8".into());
+        return whole("a config that is not UTF-8");
     };
+    let mut found = Vec::new();
     let mut section = String::new();
+    let mut header = "";
     for (i, raw) in text.split('\n').enumerate() {
         let mut line = raw.trim_matches([' ', '\t', '\r']);
+        let mut note = |why: String, line: &str, header: &str| {
+            found.push(NotInert {
+                header: Some(header.to_string()),
+                line: line.to_string(),
+                why,
+            })
+        };
         if line.starts_with('[') {
             let Some((name, rest)) = section_header(line) else {
-                return Some(format!(
-                    "line {} (a section header guard cannot read)",
-                    i + 1
-                ));
+                note(
+                    format!("line {} (a section header guard cannot read)", i + 1),
+                    line,
+                    "",
+                );
+                // What follows is under a section this reader does not know.
+                section.clear();
+                header = line;
+                continue;
             };
             section = name;
+            header = line[..line.len() - rest.len()].trim_end();
             // `[core] fsmonitor = x` is a key on the header's line.
             line = rest.trim_matches([' ', '\t', '\r']);
         }
@@ -141,17 +193,22 @@ pub fn unsafe_config_key(text: &[u8]) -> Option<String> {
         let well_formed = key.starts_with(|c: char| c.is_ascii_alphabetic())
             && (after.is_empty() || after.starts_with(['=', '#', ';']));
         if !well_formed || section.is_empty() {
-            return Some(format!("line {} (a line guard cannot read)", i + 1));
+            note(
+                format!("line {} (a line guard cannot read)", i + 1),
+                line,
+                header,
+            );
+            continue;
         }
         let key = key.to_ascii_lowercase();
         let inert = INERT_KEYS
             .iter()
             .any(|(s, keys)| *s == section && keys.contains(&key.as_str()));
         if !inert {
-            return Some(format!("{section}.{key}"));
+            note(format!("{section}.{key}"), line, header);
         }
     }
-    None
+    found
 }
 
 /// `[name]`, `[name "subsection"]` or `[name.subsection]`: the section's
@@ -335,5 +392,43 @@ mod tests {
             );
         }
         assert!(unsafe_config_key(b"[core]\n\tbare = \xff\n").is_some());
+    }
+
+    #[test]
+    fn what_the_user_had_stays_theirs_in_a_new_copy() {
+        let known = b"[core]\n\thooksPath = .husky/_\n[alias]\n\tco = !git checkout\n";
+        // `git config user.name x` on the host: a line added, the rest kept.
+        let rewritten =
+            b"[core]\n\thooksPath = .husky/_\n[alias]\n\tco = !git checkout\n[user]\n\tname = x\n";
+        assert_eq!(unsafe_config_key_beyond(rewritten, known), None);
+        assert_eq!(
+            unsafe_config_key(rewritten).as_deref(),
+            Some("core.hookspath")
+        );
+        // Anything beyond it is the sandbox's: a new key, a changed value,
+        // a known line under another header, a file guard cannot read.
+        for (planted, why) in [
+            (
+                &b"[core]\n\thooksPath = .husky/_\n\tfsmonitor = x\n"[..],
+                "core.fsmonitor",
+            ),
+            (b"[core]\n\thooksPath = /tmp\n", "core.hookspath"),
+            (
+                b"[core]\n[alias]\n\thooksPath = .husky/_\n",
+                "alias.hookspath",
+            ),
+            (b"[core \"x\"]\n\thooksPath = .husky/_\n", "core.hookspath"),
+            (
+                b"[core]\n\thooksPath = .husky/_\n\xff\n",
+                "a config that is not UTF-8",
+            ),
+        ] {
+            assert_eq!(
+                unsafe_config_key_beyond(planted, known).as_deref(),
+                Some(why),
+                "{}",
+                String::from_utf8_lossy(planted)
+            );
+        }
     }
 }

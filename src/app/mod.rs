@@ -6,6 +6,7 @@ mod landlock_level;
 mod profiles;
 mod protect;
 mod registries;
+mod replaced;
 mod repo_watch;
 mod repos;
 mod unchecked;
@@ -76,10 +77,11 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     }
     // Start the sandbox's setup process first: it execs and creates the
     // namespaces on another core while we resolve the policy.
-    let pending = match args.isolation {
+    let mut pending = match args.isolation {
         Some(Isolation::Landlock) => None,
         _ => Some(crate::sandbox::spawn(Isolation::Full)?),
     };
+    let keeper = pending.as_mut().and_then(crate::sandbox::Pending::keeper);
     // Old session logs go on a thread of their own: resolving the policy
     // is what the setup process waits for.
     std::thread::spawn(audit::prune_sessions);
@@ -89,7 +91,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     // during the run, and recorded in case guard is killed.
     let mut after = unchecked::AfterRun::of(&policy, repos::Trusted::before_run(&policy));
     let mut repo_watch = after.watch();
-    let mut secret_files = SecretFiles::before_run(&policy);
+    let mut covers = replaced::Covers::before_run(&policy).watch_with(keeper);
     let mut record = unchecked::record(&after);
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
@@ -111,7 +113,10 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         }
         (policy, plan) = prepare_at(args, Some(Isolation::Landlock))?;
         after = unchecked::AfterRun::of(&policy, repos::Trusted::before_run(&policy));
-        secret_files = SecretFiles::before_run(&policy);
+        // No mounts to keep covered at this level.
+        if let Some(c) = covers.take() {
+            c.stop();
+        }
         // Nothing ran yet: what the first watch knew is of no use.
         if let Some(w) = repo_watch {
             w.stop();
@@ -152,7 +157,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         m.report();
         tracing::info!(target: audit::TARGET, kind = "fs", action = "quarantined", path = %m.path.display());
     }
-    secret_files.report_replaced();
+    replaced::report(&covers.map(replaced::Watch::stop).unwrap_or_default());
     let code = match &result {
         Ok(c) => *c,
         Err(e) => e.exit_code(),
@@ -171,51 +176,6 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     // command printed last.
     crate::sandbox::discard_terminal_input();
     result
-}
-
-/// The files the sandbox sees hidden or redacted, as they were before the
-/// run. Each is a mount over the file's own directory entry: a program on
-/// the host that replaces the file (an editor's or `sed -i`'s save: a new
-/// file renamed over it) removes the entry, and the kernel detaches the
-/// mount with it, so from then on the sandbox reads the new file as it is.
-/// Nothing here can stop that; the user is told, so that they can change
-/// the secrets in it.
-struct SecretFiles(Vec<(PathBuf, (u64, u64))>);
-
-impl SecretFiles {
-    fn before_run(policy: &Policy) -> SecretFiles {
-        if policy.isolation != Isolation::Full {
-            return SecretFiles(Vec::new());
-        }
-        SecretFiles(
-            policy
-                .secrets
-                .files
-                .iter()
-                .filter(|f| !f.dir)
-                .filter_map(|f| {
-                    let st = nix::sys::stat::lstat(&f.path).ok()?;
-                    Some((f.path.clone(), (st.st_dev, st.st_ino)))
-                })
-                .collect(),
-        )
-    }
-
-    fn report_replaced(&self) {
-        for (path, id) in &self.0 {
-            let Ok(st) = nix::sys::stat::lstat(path) else {
-                continue;
-            };
-            if (st.st_dev, st.st_ino) == *id {
-                continue;
-            }
-            eprintln!(
-                "guard: WARNING: {} was replaced by another program during the run; from then on the sandbox could read it as it is, secrets included (change them if it held any)",
-                host::printable(path)
-            );
-            tracing::info!(target: audit::TARGET, kind = "secret", action = "replaced", path = %path.display());
-        }
-    }
 }
 
 /// "command not found" when the command exists on this machine: say why

@@ -16,7 +16,7 @@
 //! `*.sample` files, are moved aside. What the user had before the run is
 //! left alone (protected paths the run could not change).
 
-use super::git_config::{CONFIG_MAX, unsafe_config_key};
+use super::git_config::{CONFIG_MAX, unsafe_config_key, unsafe_config_key_beyond};
 use super::protect::{Moved, move_aside};
 use crate::host;
 use crate::policy::{Access, GrantKind, Policy};
@@ -41,6 +41,11 @@ pub struct Trusted {
     by_path: bool,
     /// Hidden paths: the sandbox never saw them, so nothing there is its.
     hidden: Vec<PathBuf>,
+    /// Protected git configs as they were: the user's git may replace one
+    /// during the run (`git config`, `git push -u`), and what the user had
+    /// in it stays theirs in the new file.
+    #[serde(default)]
+    configs: HashMap<PathBuf, Vec<u8>>,
 }
 
 impl Trusted {
@@ -69,6 +74,20 @@ impl Trusted {
                 .iter()
                 .filter(|g| g.access == Access::Hidden)
                 .map(|g| g.path.clone())
+                .collect(),
+            configs: policy
+                .grants
+                .iter()
+                .filter(|g| g.access == Access::Protected && g.kind == GrantKind::File)
+                .filter(|g| {
+                    g.path
+                        .file_name()
+                        .is_some_and(|n| n == "config" || n == "config.worktree")
+                })
+                .filter_map(|g| {
+                    let text = host::read_small(&g.path, CONFIG_MAX as u64)?;
+                    Some((g.path.clone(), text))
+                })
                 .collect(),
         }
     }
@@ -509,7 +528,13 @@ fn check_git_dir(
             Some("a git config that is not a regular file".to_string())
         } else {
             match host::read_small(&path, CONFIG_MAX as u64) {
-                Some(text) => unsafe_config_key(&text)
+                Some(text) => trusted
+                    .configs
+                    .get(&path)
+                    .map_or_else(
+                        || unsafe_config_key(&text),
+                        |known| unsafe_config_key_beyond(&text, known),
+                    )
                     .map(|k| format!("a git config setting {k}"))
                     .or_else(|| worktree_outside(&text, dir, roots)),
                 None => Some("a git config guard cannot read".to_string()),

@@ -35,19 +35,30 @@ pub const FORWARDED: &[libc::c_int] = &[
 ];
 
 /// Entry of the re-executed setup process. `fd` is the control socket,
+/// `keeper` the socket the supervisor asks for covers on (see `keeper`),
 /// `parent` the supervisor's pid.
-pub fn setup_main(fd: i32, parent: i32, isolation: Isolation) -> ! {
-    // The socket had to survive our own exec; nothing we exec may inherit
-    // it: the command could otherwise forge reports (or hand the supervisor
-    // sockets of its own) and hold the supervisor's end open.
-    if sys::set_cloexec(fd).is_err() {
+pub fn setup_main(fd: i32, keeper: i32, parent: i32, isolation: Isolation) -> ! {
+    // The sockets had to survive our own exec; nothing we exec may inherit
+    // them: the command could otherwise forge reports (or hand the
+    // supervisor sockets of its own) and hold the supervisor's end open.
+    if sys::set_cloexec(fd).is_err() || sys::set_cloexec(keeper).is_err() {
         sys::exit_now(125);
     }
-    // SAFETY: the supervisor passed this descriptor to us for our exclusive use.
-    let mut sock = Some(unsafe { UnixStream::from_raw_fd(fd) });
+    // SAFETY: the supervisor passed these descriptors to us for our
+    // exclusive use.
+    let (mut sock, keeper) = unsafe {
+        (
+            Some(UnixStream::from_raw_fd(fd)),
+            UnixStream::from_raw_fd(keeper),
+        )
+    };
     let result = match isolation {
-        Isolation::Full => setup(&mut sock, parent),
-        Isolation::Landlock => host_setup(&mut sock, parent),
+        Isolation::Full => setup(&mut sock, keeper, parent),
+        Isolation::Landlock => {
+            // No mounts to keep.
+            drop(keeper);
+            host_setup(&mut sock, parent)
+        }
     };
     let code = match result {
         Ok(code) => code,
@@ -102,7 +113,7 @@ fn tie_to_supervisor(parent: i32) -> Result<Option<Vec<libc::c_int>>> {
     Ok(Some(waited))
 }
 
-fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
+fn setup(sock: &mut Sock, keeper: UnixStream, parent: i32) -> Result<i32> {
     let Some(waited) = tie_to_supervisor(parent)? else {
         return Ok(125);
     };
@@ -115,12 +126,16 @@ fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     unshare_namespaces()?;
     write_id_maps(uid, gid)?;
+    // pid 1 hands the reserve of the view it builds to this process.
+    let (reserve_rx, reserve_tx) =
+        UnixStream::pair().map_err(|e| Error::sys("create a socket pair", e))?;
 
     // SAFETY: this process is single-threaded (re-executed, no threads
     // started), so the child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the sandbox's pid 1", e))? {
         nix::unistd::ForkResult::Child => {
-            let code = match pid1(sock) {
+            drop((keeper, reserve_rx));
+            let code = match pid1(sock, reserve_tx) {
                 Ok(code) => code,
                 Err(e) => report_failure(sock, &e),
             };
@@ -129,7 +144,9 @@ fn setup(sock: &mut Sock, parent: i32) -> Result<i32> {
         nix::unistd::ForkResult::Parent { child } => {
             // pid 1 reports from now on; our copy must not keep the socket open.
             drop(sock.take());
-            Ok(relay_until_exit(child.as_raw(), &waited))
+            drop(reserve_tx);
+            let mut keeper = super::keeper::Serving::new(keeper, reserve_rx);
+            Ok(relay_until_exit(child.as_raw(), &waited, &mut keeper))
         }
     }
 }
@@ -180,12 +197,55 @@ fn write_id_maps(uid: u32, gid: u32) -> Result<()> {
     w("gid_map", format!("{gid} {gid} 1\n"))
 }
 
-/// Wait for pid 1, relaying signals that processes sent us; exit with its status.
-fn relay_until_exit(pid1: libc::pid_t, waited: &[libc::c_int]) -> i32 {
+/// Wait for pid 1, relaying signals that processes sent us, and serve
+/// `keeper` meanwhile; exit with pid 1's status. (One thread: after
+/// unsharing the pid namespace this process cannot start another.)
+fn relay_until_exit(
+    pid1: libc::pid_t,
+    waited: &[libc::c_int],
+    keeper: &mut super::keeper::Serving,
+) -> i32 {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use std::os::fd::AsFd;
+    let mut mask = SigSet::empty();
+    for s in waited {
+        if let Ok(s) = Signal::try_from(*s) {
+            mask.add(s);
+        }
+    }
+    let Ok(signals) = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC) else {
+        return 125;
+    };
     loop {
-        let Ok((sig, from_kernel)) = sys::wait_signal(waited) else {
-            return 125;
+        let (signal_ready, keeper_ready) = {
+            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            fds.extend(
+                keeper
+                    .waiting_on()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(_) => return 125,
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), fds.get(1).is_some_and(ready))
         };
+        if keeper_ready {
+            keeper.ready();
+        }
+        if !signal_ready {
+            continue;
+        }
+        let Ok(Some(info)) = signals.read_signal() else {
+            continue;
+        };
+        let (sig, from_kernel) = (
+            info.ssi_signo as libc::c_int,
+            info.ssi_code == libc::SI_KERNEL,
+        );
         if sig == libc::SIGCHLD {
             match reap(pid1) {
                 Ok(Some(code)) => return code,
@@ -227,7 +287,7 @@ fn receive_plan(sock: &mut Sock) -> Result<Option<Plan>> {
 }
 
 /// Pid 1 of the sandbox: build the view, lock, start the command, reap.
-fn pid1(sock: &mut Sock) -> Result<i32> {
+fn pid1(sock: &mut Sock, mut reserve_tx: UnixStream) -> Result<i32> {
     // 1. Die with the setup process (and so with the supervisor).
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
         .map_err(|e| Error::sys("set parent-death signal", e))?;
@@ -246,7 +306,11 @@ fn pid1(sock: &mut Sock) -> Result<i32> {
         let _ = std::fs::write(format!("/proc/sys/user/{name}"), value.to_string());
     }
     //    The view. Needs the capabilities we still hold in the new userns.
-    mounts::build_root(&plan.mounts)?;
+    let reserve = mounts::build_root(&plan.mounts)?;
+    // Best effort: without it, a file the host replaces stays uncovered
+    // (and guard says so after the run).
+    let _ = channel::send_with_fds(&mut reserve_tx, &(), &[reserve.as_raw_fd()]);
+    drop((reserve, reserve_tx));
     nix::unistd::sethostname(&plan.hostname).map_err(|e| Error::sys("set the hostname", e))?;
     // 4. Network: only loopback exists in the new netns; bring it up so
     //    programs can talk to themselves (and, later, to guard's proxy).

@@ -5,6 +5,7 @@
 
 mod channel;
 mod init;
+mod keeper;
 mod listeners;
 mod lock;
 mod mounts;
@@ -12,6 +13,8 @@ pub mod probe;
 mod supervisor;
 mod sys;
 
+pub use keeper::{Keeper, Uncovered};
+pub use mounts::Cover;
 pub use supervisor::{Pending, spawn};
 pub use sys::discard_terminal_input;
 
@@ -21,7 +24,7 @@ pub const INTERNAL_ARG: &str = "__sandbox";
 /// Environment variable carrying the supervisor's pid to the setup process.
 const SUPERVISOR_PID_ENV: &str = "GUARD_SUPERVISOR_PID";
 
-/// Entry point of `guard __sandbox FD` (never returns).
+/// Entry point of `guard __sandbox FD LEVEL KEEPER_FD` (never returns).
 pub fn internal_main() -> ! {
     let args: Vec<String> = std::env::args().collect();
     let fd = args.get(2).and_then(|s| s.parse::<i32>().ok());
@@ -33,8 +36,11 @@ pub fn internal_main() -> ! {
         Some("landlock") => Some(crate::profile::Isolation::Landlock),
         _ => None,
     };
-    match (fd, parent, isolation) {
-        (Some(fd), Some(parent), Some(isolation)) => init::setup_main(fd, parent, isolation),
+    let keeper = args.get(4).and_then(|s| s.parse::<i32>().ok());
+    match (fd, parent, isolation, keeper) {
+        (Some(fd), Some(parent), Some(isolation), Some(keeper)) => {
+            init::setup_main(fd, keeper, parent, isolation)
+        }
         _ => {
             eprintln!("guard: {INTERNAL_ARG} is internal to guard; run `guard run -- COMMAND`");
             sys::exit_now(125)

@@ -9,7 +9,12 @@
 use super::sys;
 use crate::error::{Error, Result};
 use crate::plan::MountOp;
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
+use std::ffi::{CStr, OsStr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Flags of a mount that only stands in for something (empty file or
@@ -54,8 +59,9 @@ fn nix_io<'a>(verb: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> 
 }
 
 /// Build the new root from `ops` and pivot into it. On return, `/` is the
-/// sandbox's root and the host's root is unreachable.
-pub fn build_root(ops: &[MountOp]) -> Result<()> {
+/// sandbox's root and the host's root is unreachable. Returns the
+/// reserve (see `RESERVE`), open.
+pub fn build_root(ops: &[MountOp]) -> Result<OwnedFd> {
     let none: Option<&str> = None;
     // 1. Our mount namespace is a copy of the host's: stop propagation both
     //    ways before changing anything, or mounts would leak to the host.
@@ -118,6 +124,8 @@ pub fn build_root(ops: &[MountOp]) -> Result<()> {
     )
     .map_err(nix_io("mount root tmpfs on", Path::new(NEW)))?;
 
+    let reserve = make_reserve()?;
+
     // 4. The plan, in order (parents before children).
     let mut ro_after = vec![PathBuf::from("/")];
     for (i, op) in ops.iter().enumerate() {
@@ -152,7 +160,91 @@ pub fn build_root(ops: &[MountOp]) -> Result<()> {
         )
         .map_err(io("make read-only", p))?;
     }
-    Ok(())
+    Ok(reserve)
+}
+
+/// Where the reserve lies: a small tmpfs the setup process makes the files
+/// it mounts from when the host replaces a file under the view (see
+/// `keeper`). A mount can only be bound from one attached to the same
+/// namespace; this one is, under /proc, below what is mounted there, so
+/// no path inside leads to it.
+const RESERVE: &str = "/proc";
+const RESERVE_OPTIONS: &str = "mode=0700,size=64m";
+
+fn make_reserve() -> Result<OwnedFd> {
+    let at = under(NEW, Path::new(RESERVE));
+    mkdir_p(&at)?;
+    mount(
+        Some("tmpfs"),
+        &at,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(RESERVE_OPTIONS),
+    )
+    .map_err(nix_io("mount reserve tmpfs on", &at))?;
+    let fd = nix::fcntl::open(
+        &at,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(nix_io("open", &at))?;
+    std::fs::write(reserve_path(&at, RESERVE_EMPTY_FILE), b"").map_err(io("create", &at))?;
+    std::fs::create_dir(reserve_path(&at, RESERVE_EMPTY_DIR)).map_err(io("create", &at))?;
+    for (name, mode) in [(RESERVE_EMPTY_FILE, 0o444), (RESERVE_EMPTY_DIR, 0o555)] {
+        std::fs::set_permissions(
+            reserve_path(&at, name),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .map_err(io("chmod", &at))?;
+    }
+    // Out of sight whatever the plan mounts at /proc.
+    bind(Path::new(EMPTY_DIR), &at, SEALED)?;
+    Ok(fd)
+}
+
+const RESERVE_EMPTY_FILE: &CStr = c"empty-file";
+const RESERVE_EMPTY_DIR: &CStr = c"empty-dir";
+
+fn reserve_path(at: &Path, name: &CStr) -> PathBuf {
+    at.join(OsStr::from_bytes(name.to_bytes()))
+}
+
+/// How the setup process covers a file the host replaced under the view.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Cover {
+    /// An empty file (or directory) over it.
+    Hide,
+    /// The file itself, read-only.
+    ReadOnly,
+}
+
+/// Mount over `dst` (a path of the view, the setup process's root) as
+/// `how` says. `reserve` is what [`build_root`] returned.
+pub fn cover(dst: &Path, how: Cover, reserve: BorrowedFd<'_>) -> std::io::Result<()> {
+    // The entry there now, not what a link there leads to.
+    let target = nix::fcntl::open(
+        dst,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let is_dir = nix::sys::stat::fstat(target.as_fd())
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    let (tree, attrs) = match how {
+        Cover::Hide => {
+            let name = if is_dir {
+                RESERVE_EMPTY_DIR
+            } else {
+                RESERVE_EMPTY_FILE
+            };
+            (sys::open_tree_clone(reserve, name)?, SEALED)
+        }
+        Cover::ReadOnly => (
+            sys::open_tree_clone(target.as_fd(), c"")?,
+            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        ),
+    };
+    sys::mount_setattr_fd(tree.as_fd(), attrs)?;
+    sys::move_mount(tree.as_fd(), target.as_fd())
 }
 
 fn with_op(e: Error, op: &MountOp) -> Error {

@@ -27,6 +27,8 @@ pub struct Pending {
     /// The egress proxy, when the supervisor started it before the sandbox
     /// (the `landlock` level listens on the host's loopback itself).
     egress: Option<net::Egress>,
+    /// Until [`Pending::keeper`] takes it.
+    keeper: Option<UnixStream>,
 }
 
 /// Start the setup process. It needs nothing from the plan until pid 1
@@ -42,6 +44,10 @@ pub fn spawn(isolation: Isolation) -> Result<Pending> {
     // process and inherit it meanwhile. The setup process sets it again, so
     // the command never inherits the socket.
     sys::clear_cloexec(child_fd).map_err(|e| Error::sys("prepare the control socket", e))?;
+    let (keeper, keeper_theirs) =
+        UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
+    let keeper_fd = keeper_theirs.as_raw_fd();
+    sys::clear_cloexec(keeper_fd).map_err(|e| Error::sys("prepare the control socket", e))?;
     let mut cmd = Command::new("/proc/self/exe");
     // stdout/stderr that are regular files (`>> agent.log`) reach the
     // sandbox only through a pipe guard copies from: given the file itself,
@@ -65,6 +71,7 @@ pub fn spawn(isolation: Isolation) -> Result<Pending> {
         .arg(INTERNAL_ARG)
         .arg(child_fd.to_string())
         .arg(isolation.label())
+        .arg(keeper_fd.to_string())
         // The setup process needs no environment, and pid 1 is forked from
         // it: only guard's own pid goes there (pid 1 is not dumpable, so its
         // environ is unreadable inside, whereas its argv would be readable).
@@ -72,17 +79,24 @@ pub fn spawn(isolation: Isolation) -> Result<Pending> {
         .env(super::SUPERVISOR_PID_ENV, std::process::id().to_string())
         .spawn()
         .map_err(|e| Error::sys("start the sandbox setup process (/proc/self/exe)", e))?;
-    drop(theirs);
+    drop((theirs, keeper_theirs));
     Ok(Pending {
         child,
         sock: ours,
         relays,
         finished: false,
         egress: None,
+        keeper: Some(keeper),
     })
 }
 
 impl Pending {
+    /// The way to have files the host replaces during the run covered
+    /// again in the view (see `keeper`).
+    pub fn keeper(&mut self) -> Option<super::Keeper> {
+        self.keeper.take().map(super::Keeper::new)
+    }
+
     /// Serve egress from listeners the supervisor made itself.
     pub fn serve_egress(
         &mut self,

@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -55,6 +56,75 @@ pub fn mount_setattr(path: &Path, set: u64, recursive: bool) -> io::Result<()> {
             flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// mount_setattr(2) on the mount open as `fd` (one [`open_tree`] made).
+pub fn mount_setattr_fd(fd: BorrowedFd<'_>, set: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: libc::MS_PRIVATE,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is the empty NUL-terminated string (AT_EMPTY_PATH:
+    // the mount of `fd` itself) and `attr` a valid mount_attr whose exact
+    // size is passed; the kernel only reads them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+
+/// open_tree(2) with OPEN_TREE_CLONE: a new, detached bind mount of `name`
+/// in the directory `dirfd` (of `dirfd` itself when `name` is empty), with
+/// the mounts below it.
+pub fn open_tree_clone(dirfd: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let empty = if name.is_empty() {
+        libc::AT_EMPTY_PATH as libc::c_uint
+    } else {
+        0
+    };
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint
+        | AT_RECURSIVE
+        | empty;
+    // SAFETY: `name` is a valid NUL-terminated string and `dirfd` an open
+    // descriptor; on success the kernel returns a new descriptor we own.
+    let ret = check(unsafe {
+        libc::syscall(libc::SYS_open_tree, dirfd.as_raw_fd(), name.as_ptr(), flags)
+    })?;
+    Ok(own_fd(ret as RawFd))
+}
+
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// move_mount(2): attach the detached mount `from` onto what `to` is open
+/// on (an O_PATH descriptor: no path is resolved again).
+pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: both paths are the empty NUL-terminated string (the
+    // descriptors themselves), both descriptors are open.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     check(ret).map(drop)
@@ -358,8 +428,9 @@ pub fn reap(pid: libc::pid_t) {
 /// Take ownership of a descriptor received over SCM_RIGHTS.
 pub fn own_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;
-    // SAFETY: the kernel just installed `fd` in this process for us
-    // (recvmsg with SCM_RIGHTS); nothing else refers to it.
+    // SAFETY: the kernel just installed `fd` in this process for us (a
+    // system call's new descriptor, or recvmsg with SCM_RIGHTS); nothing
+    // else refers to it.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
 

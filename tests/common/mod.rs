@@ -221,6 +221,41 @@ impl Env {
         self.project.own(self.mode);
         self.home.own(self.mode);
     }
+
+    /// Run `script` in guard in the background; once it has written
+    /// `.started`, wait past the start of guard's watches, run `host` (a
+    /// program on the host changing files during the run), then write
+    /// `.host-done` for the script to go on.
+    pub fn with_host_change(&self, script: &str, host: impl FnOnce()) -> Outcome {
+        use std::process::Stdio;
+        let child = self
+            .guard(&["run", "--", "sh", "-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn guard");
+        let started = self.project.join(".started");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !started.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(started.exists(), "the command never started");
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        host();
+        std::fs::write(self.project.join(".host-done"), "").unwrap();
+        Outcome::from(child.wait_with_output().expect("wait for guard"))
+    }
+
+    /// As an editor saves: a new file renamed over the old, owned as the
+    /// user's.
+    pub fn replace_on_host(&self, rel: &str, content: &str) {
+        let tmp = self.project.join(&format!("{rel}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        if self.mode == Mode::Unprivileged {
+            std::os::unix::fs::chown(&tmp, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        std::fs::rename(&tmp, self.project.join(rel)).unwrap();
+    }
 }
 
 #[derive(Debug)]

@@ -1,0 +1,245 @@
+//! Files the host replaces under the sandbox's view while it runs.
+//!
+//! Hidden, redacted and protected files are mounts over their directory
+//! entries; a program on the host that replaces one (an editor's save,
+//! `sed -i`, the user's git writing `.git/config` anew) takes the entry,
+//! and the mount with it, away: the sandbox would read the new file as it
+//! is, and write it where it was protected. This watches the directories
+//! of those files and has the setup process cover each new file at once
+//! (see `sandbox::keeper`): hidden (a redacted file is hidden from then
+//! on: its copy was made at the start) or read-only. The moment between
+//! the rename and the new mount remains.
+
+use crate::audit;
+use crate::host;
+use crate::policy::{Access, Grant, GrantKind, Policy};
+use crate::profile::Isolation;
+use crate::sandbox::{Cover, Keeper, Uncovered};
+use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// A file covered in the view.
+struct Covered {
+    path: PathBuf,
+    /// The file it was at the start (device, inode), then the one last
+    /// covered.
+    id: (u64, u64),
+    how: Cover,
+    /// A hidden or redacted file: its secrets were visible in the moment
+    /// before the cover, or all along if covering failed.
+    secret: bool,
+}
+
+/// What was done with one replaced file.
+pub struct Outcome {
+    path: PathBuf,
+    secret: bool,
+    failed: Option<String>,
+}
+
+/// The files to keep covered, as they were before the run, and the
+/// directories shown from the host (see [`from_host`]).
+pub struct Covers {
+    files: Vec<Covered>,
+    dirs: Vec<Grant>,
+}
+
+impl Covers {
+    pub fn before_run(policy: &Policy) -> Covers {
+        if policy.isolation != Isolation::Full {
+            return Covers {
+                files: Vec::new(),
+                dirs: Vec::new(),
+            };
+        }
+        let secret = |p: &Path| policy.secrets.files.iter().any(|f| f.path == p);
+        let files = policy
+            .grants
+            .iter()
+            .filter(|g| !matches!(g.kind, GrantKind::Symlink { .. }))
+            .filter_map(|g| {
+                let (how, secret) = match g.access {
+                    Access::Hidden | Access::Redacted => (Cover::Hide, true),
+                    Access::Protected if secret(&g.path) => (Cover::Hide, true),
+                    Access::Protected => (Cover::ReadOnly, false),
+                    Access::ReadOnly | Access::ReadWrite => return None,
+                };
+                let st = nix::sys::stat::lstat(&g.path).ok()?;
+                Some(Covered {
+                    path: g.path.clone(),
+                    id: (st.st_dev, st.st_ino),
+                    how,
+                    secret,
+                })
+            })
+            .collect();
+        let dirs = policy
+            .grants
+            .iter()
+            .filter(|g| g.kind == GrantKind::Dir)
+            .cloned()
+            .collect();
+        Covers { files, dirs }
+    }
+
+    /// Watch on a thread of its own until [`Watch::stop`]; `keeper` (the
+    /// sandbox's) covers what is replaced.
+    pub fn watch_with(self, keeper: Option<Keeper>) -> Option<Watch> {
+        let keeper = keeper?;
+        if self.files.is_empty() {
+            return None;
+        }
+        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        let Covers { files, dirs } = self;
+        let thread = std::thread::Builder::new()
+            .name("guard-covers".into())
+            .spawn(move || {
+                let covers = files
+                    .into_iter()
+                    .filter(|c| from_host(&dirs, &c.path))
+                    .collect();
+                watch(&stop_rd, covers, keeper)
+            })
+            .ok()?;
+        Some(Watch {
+            stop: stop_wr,
+            thread,
+        })
+    }
+}
+
+/// A path in a directory the sandbox sees as it is on the host (the
+/// deepest of `dirs` above it is bound from there), where a program
+/// outside can replace it; not one of the sandbox's private home, whose
+/// files are copies.
+fn from_host(dirs: &[Grant], path: &Path) -> bool {
+    dirs.iter()
+        .filter(|d| d.path != path && path.starts_with(&d.path))
+        .max_by_key(|d| d.path.components().count())
+        .is_some_and(|d| {
+            matches!(
+                d.access,
+                Access::ReadWrite | Access::ReadOnly | Access::Protected
+            )
+        })
+}
+
+pub struct Watch {
+    stop: OwnedFd,
+    thread: std::thread::JoinHandle<Vec<Outcome>>,
+}
+
+impl Watch {
+    /// Stop watching; what was replaced meanwhile.
+    pub fn stop(self) -> Vec<Outcome> {
+        let _ = nix::unistd::write(&self.stop, b"x");
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// Say what happened: in the log always, on the terminal when a secret was
+/// left readable.
+pub fn report(outcomes: &[Outcome]) {
+    for o in outcomes {
+        let path = o.path.display();
+        match &o.failed {
+            None => {
+                tracing::info!(target: audit::TARGET, kind = "fs", action = "covered", path = %path, secret = o.secret, detail = "replaced on the host during the run; covered again in the sandbox");
+            }
+            Some(why) => {
+                tracing::info!(target: audit::TARGET, kind = "fs", action = "uncovered", path = %path, secret = o.secret, detail = %why);
+                if o.secret {
+                    eprintln!(
+                        "guard: WARNING: {} was replaced by another program during the run and could not be hidden again ({why}); from then on the sandbox could read it as it is, secrets included (change them if it held any)",
+                        host::printable(&o.path)
+                    );
+                } else {
+                    eprintln!(
+                        "guard: WARNING: {} was replaced by another program during the run and could not be made read-only again ({why}); the check after the run looked at it",
+                        host::printable(&o.path)
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn watch(stop: &OwnedFd, mut covers: Vec<Covered>, mut keeper: Keeper) -> Vec<Outcome> {
+    use super::protect::{WATCH_AFTER, events_until_stopped, stopped_within};
+    if stopped_within(stop, WATCH_AFTER) {
+        return Vec::new();
+    }
+    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
+        return Vec::new();
+    };
+    // Each directory once; the files of each by name.
+    let mut dirs: HashMap<nix::sys::inotify::WatchDescriptor, HashMap<OsString, usize>> =
+        HashMap::new();
+    let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
+    for (i, c) in covers.iter().enumerate() {
+        let (Some(dir), Some(name)) = (c.path.parent(), c.path.file_name()) else {
+            continue;
+        };
+        if let Ok(wd) = inotify.add_watch(dir, mask) {
+            dirs.entry(wd).or_default().insert(name.to_os_string(), i);
+        }
+    }
+    // Watched before the first look: a file replaced after it is an event,
+    // one replaced before (while the command started) is found by it.
+    let mut out = Vec::new();
+    let all: Vec<usize> = (0..covers.len()).collect();
+    look(&all, &mut covers, &mut keeper, &mut out);
+    while events_until_stopped(&inotify, stop) {
+        let mut due = Vec::new();
+        while let Ok(events) = inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            for e in events {
+                if e.mask.contains(W::IN_Q_OVERFLOW) {
+                    due.extend(0..covers.len());
+                    continue;
+                }
+                if let (Some(names), Some(name)) = (dirs.get(&e.wd), &e.name)
+                    && let Some(&i) = names.get(name)
+                {
+                    due.push(i);
+                }
+            }
+        }
+        due.sort_unstable();
+        due.dedup();
+        look(&due, &mut covers, &mut keeper, &mut out);
+    }
+    out
+}
+
+/// Cover again each of `due` that is another file than the one covered.
+fn look(due: &[usize], covers: &mut [Covered], keeper: &mut Keeper, out: &mut Vec<Outcome>) {
+    for &i in due {
+        let c = &mut covers[i];
+        let Ok(st) = nix::sys::stat::lstat(&c.path) else {
+            continue; // gone: nothing to read there
+        };
+        let now = (st.st_dev, st.st_ino);
+        if now == c.id {
+            continue;
+        }
+        let failed = match keeper.cover(&c.path, c.how) {
+            Ok(()) => {
+                c.id = now;
+                None
+            }
+            Err(Uncovered::Gone) => return,
+            Err(Uncovered::Failed(why)) => Some(why),
+        };
+        out.push(Outcome {
+            path: c.path.clone(),
+            secret: c.secret,
+            failed,
+        });
+    }
+}

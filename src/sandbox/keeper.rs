@@ -1,0 +1,118 @@
+//! Keeping the view when the host replaces a file under it.
+//!
+//! A hidden, redacted or protected file is a mount over the file's
+//! directory entry. A program on the host that replaces the file (an
+//! editor's save, `sed -i`, the user's git writing `.git/config` anew: a
+//! new file renamed over the old) removes that entry, and the kernel
+//! detaches the mounts on it in every other mount namespace: from then on
+//! the sandbox would read the new file as it is, and write it where it was
+//! protected. The supervisor sees the replacement (`app::replaced`) and
+//! asks the setup process to mount over the new file as over the old. The
+//! setup process can: it holds every capability of the sandbox's user
+//! namespace, in the sandbox's mount namespace, and lives outside the
+//! sandbox's pid namespace, where nothing inside can signal or trace it.
+//! What remains is the moment between the rename and the new mount.
+//!
+//! Threat model: requests come only from the supervisor, over a socket
+//! pair made before the setup process started (close-on-exec there, never
+//! in the sandbox); pid 1 hands over the reserve before the command runs.
+
+use super::channel;
+use super::mounts::{self, Cover};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// A request: cover `path` (a path of the view) as `how` says.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Request {
+    path: PathBuf,
+    how: Cover,
+}
+
+/// Why a path was not covered.
+pub enum Uncovered {
+    /// The sandbox has ended: nothing is left to read it.
+    Gone,
+    /// Why the mount failed.
+    Failed(String),
+}
+
+/// The supervisor's end.
+pub struct Keeper(UnixStream);
+
+impl Keeper {
+    pub(super) fn new(sock: UnixStream) -> Keeper {
+        Keeper(sock)
+    }
+
+    /// Have `path` covered in the view again.
+    pub fn cover(&mut self, path: &Path, how: Cover) -> Result<(), Uncovered> {
+        let req = Request {
+            path: path.to_path_buf(),
+            how,
+        };
+        channel::send(&mut self.0, &req).map_err(|_| Uncovered::Gone)?;
+        match channel::recv::<Result<(), String>>(&mut self.0) {
+            Ok(Some(answer)) => answer.map_err(Uncovered::Failed),
+            Ok(None) | Err(_) => Err(Uncovered::Gone),
+        }
+    }
+}
+
+/// The setup process's side: first the reserve from pid 1 once the view
+/// is built, then requests until the supervisor or the sandbox is gone.
+/// Served from the setup process's one loop (see `init`).
+pub(super) struct Serving {
+    sock: Option<UnixStream>,
+    from_pid1: Option<UnixStream>,
+    reserve: Option<OwnedFd>,
+}
+
+impl Serving {
+    pub(super) fn new(sock: UnixStream, from_pid1: UnixStream) -> Serving {
+        Serving {
+            sock: Some(sock),
+            from_pid1: Some(from_pid1),
+            reserve: None,
+        }
+    }
+
+    /// What to wait on: pid 1's hand-over first (requests wait in the
+    /// socket until then), then the supervisor's requests.
+    pub(super) fn waiting_on(&self) -> Option<BorrowedFd<'_>> {
+        self.from_pid1
+            .as_ref()
+            .or(self.sock.as_ref())
+            .map(|s| s.as_fd())
+    }
+
+    /// [`Serving::waiting_on`] is readable.
+    pub(super) fn ready(&mut self) {
+        if let Some(mut p) = self.from_pid1.take() {
+            // End of stream instead: pid 1 failed before the view was built.
+            if let Ok(Some(((), mut fds))) = channel::recv_with_fds::<()>(&mut p)
+                && fds.len() == 1
+            {
+                self.reserve = fds.pop();
+            }
+            return;
+        }
+        let Some(sock) = self.sock.as_mut() else {
+            return;
+        };
+        let Ok(Some(req)) = channel::recv::<Request>(sock) else {
+            self.sock = None;
+            return;
+        };
+        let answer = match &self.reserve {
+            Some(r) => {
+                mounts::cover(&req.path, req.how, r.as_fd()).map_err(|e| crate::error::os_text(&e))
+            }
+            None => Err("the sandbox's view was never built".into()),
+        };
+        if channel::send(sock, &answer).is_err() {
+            self.sock = None;
+        }
+    }
+}
