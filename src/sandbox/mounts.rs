@@ -169,7 +169,7 @@ pub fn build_root(ops: &[MountOp]) -> Result<OwnedFd> {
 /// namespace; this one is, under /proc, below what is mounted there, so
 /// no path inside leads to it.
 const RESERVE: &str = "/proc";
-const RESERVE_OPTIONS: &str = "mode=0700,size=64m";
+const RESERVE_OPTIONS: &str = "mode=0700,size=4k,nr_inodes=16";
 
 fn make_reserve() -> Result<OwnedFd> {
     let at = under(NEW, Path::new(RESERVE));
