@@ -325,7 +325,16 @@ fn rebind_in_place(dst: &Path, attrs: u64) -> Result<()> {
     if std::fs::symlink_metadata(&target).is_err() {
         return Ok(());
     }
-    bind(&target, &target, attrs)
+    unless_gone(bind(&target, &target, attrs), &target)
+}
+
+/// A file another program removed on the host since the plan was made
+/// (between the look above and the mount) has nothing left to cover.
+fn unless_gone(r: Result<()>, target: &Path) -> Result<()> {
+    match r {
+        Err(_) if std::fs::symlink_metadata(target).is_err() => Ok(()),
+        r => r,
+    }
 }
 
 fn bind(src: &Path, dst: &Path, attrs: u64) -> Result<()> {
@@ -419,7 +428,7 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
             if std::fs::symlink_metadata(&target).is_err() {
                 return Ok(());
             }
-            bind(Path::new(EMPTY_FILE), &target, SEALED)
+            unless_gone(bind(Path::new(EMPTY_FILE), &target, SEALED), &target)
         }
         MountOp::HideDir { dst } => {
             let target = under(NEW, dst);

@@ -253,21 +253,28 @@ fn the_sandbox_cannot_take_all_of_the_users_queued_signals() {
     });
 }
 
-/// Open hole, reported: a hidden or redacted file is a mount over the
-/// file's directory entry. A program on the host that replaces the file
-/// during the run (an editor's save, `sed -i`: a new file renamed over
-/// it) removes that entry, the kernel detaches the mount with it, and the
-/// sandbox reads the new file as it is, secrets included. guard cannot
-/// stop that; it now says so after the run, naming the file, so that the
-/// user can change the secrets. (The sandbox here does not read it.)
+/// Was an open hole, reported only: a hidden or redacted file is a mount
+/// over the file's directory entry. A program on the host that replaces
+/// the file during the run (an editor's save, `sed -i`: a new file renamed
+/// over it) removes that entry, the kernel detaches the mount with it, and
+/// the sandbox read the new file as it is, secrets included. guard now
+/// covers the new file at once (see `sandbox::keeper`); the sandbox reads
+/// it after the replacement and finds it empty, and the summary says what
+/// happened. (tests/secrets.rs waits for the cover instead of a fixed time.)
 #[test]
-fn a_secret_file_replaced_on_the_host_during_the_run_is_reported() {
+fn a_secret_file_replaced_on_the_host_during_the_run_is_covered_again() {
     each_mode(|mut case| {
         let token = case.add_canary("replaced");
         let env = case.write(".env", &format!("API_TOKEN={token}\n"));
         case.write(".env.local", &format!("API_TOKEN={token}\n"));
         let child = case
-            .guard(&["run", "--", "sh", "-c", "sleep 3; echo done=1"])
+            .guard(&[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "sleep 3; echo env=$(wc -c < .env); cat .env; echo done=1",
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -279,16 +286,13 @@ fn a_secret_file_replaced_on_the_host_during_the_run_is_reported() {
         let out = crate::common::Outcome::from(child.wait_with_output().unwrap());
         case.assert_no_leak(&out);
         out.expect_code(0);
-        out.expect_fields(&[("done", "1")]);
-        let said = format!(
-            "guard: WARNING: {} was replaced by another program during the run",
-            env.display()
-        );
-        assert!(out.stderr.contains(&said), "{said}\n{}", out.all());
+        out.expect_fields(&[("env", "0"), ("done", "1")]);
         assert!(
-            !out.stderr.contains(".env.local was replaced"),
+            out.stderr
+                .contains("1 replaced on the host during the run and covered again"),
             "{}",
             out.all()
         );
+        assert!(!out.stderr.contains("WARNING"), "{}", out.all());
     });
 }
