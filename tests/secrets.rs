@@ -936,9 +936,9 @@ fn profile_rules_ignore_and_errors() {
 /// A hidden or redacted file that a program on the host replaces during
 /// the run (an editor's save, `sed -i`: a new file renamed over it) takes
 /// the mount that hid it away with its old directory entry. It is covered
-/// again at once: the new file's secrets do not reach the sandbox, which
-/// cannot write it either. (A redacted file is hidden from then on: its
-/// copy was made at the start.)
+/// again at once, as before: the new file's secrets do not reach the
+/// sandbox, which cannot write it either, and a redacted file shows its
+/// new code.
 #[test]
 fn secret_files_the_host_replaces_during_the_run_stay_hidden() {
     for mode in modes() {
@@ -949,17 +949,20 @@ fn secret_files_the_host_replaces_during_the_run_stay_hidden() {
         env.project
             .write("settings.py", &format!("{code}GITHUB_TOKEN = \"{old}\"\n"));
         env.own();
-        // Waits (up to 10 s) for each file to read empty, then shows it.
+        // Waits (up to 10 s each) for .env to read empty and settings.py to
+        // show its new code redacted, then shows both.
         let out = env.with_host_change(
             "echo 1 > .started; i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
-             for f in .env settings.py; do i=0; while [ -s $f ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; done; \
-             echo env=$(wc -c < .env); echo py=$(wc -c < settings.py); cat .env settings.py; \
-             echo x >> .env; echo write=$?",
+             i=0; while [ -s .env ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+             i=0; until grep -q 'DEBUG = False' settings.py && grep -q guard-redacted settings.py || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done; \
+             echo env=$(wc -c < .env); echo py=$(grep -c 'guard-redacted:github-token' settings.py); \
+             echo debug=$(grep DEBUG settings.py); cat .env settings.py; \
+             echo x >> .env; echo write=$?; echo x >> settings.py; echo write_py=$?",
             || {
                 env.replace_on_host(".env", &format!("GITHUB_TOKEN={new}\n"));
                 env.replace_on_host(
                     "settings.py",
-                    &format!("{code}GITHUB_TOKEN = \"{new_py}\"\n"),
+                    &format!("import os\nDEBUG = False\nGITHUB_TOKEN = \"{new_py}\"\n"),
                 );
             },
         );
@@ -967,7 +970,13 @@ fn secret_files_the_host_replaces_during_the_run_stay_hidden() {
         for c in [&old, &new, &new_py] {
             out.assert_no_canary(c);
         }
-        out.expect_fields(&[("env", "0"), ("py", "0"), ("write", "2")]);
+        out.expect_fields(&[
+            ("env", "0"),
+            ("py", "1"),
+            ("debug", "DEBUG = False"),
+            ("write", "2"),
+            ("write_py", "2"),
+        ]);
         // Read-only (root), and mode 0444 before that (anyone else).
         assert!(
             out.stderr.contains(".env: Read-only file system")

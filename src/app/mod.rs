@@ -415,12 +415,12 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         allow_env: args.allow_env.clone(),
         allow_degraded: args.allow_degraded,
     };
-    let rules = secrets::Rules::new(
+    let rules = std::sync::Arc::new(secrets::Rules::new(
         &loaded.profile.secrets,
         &loaded.origin,
         &user.home,
         &project,
-    )?;
+    )?);
     let mut candidates = expand_globs(policy::candidates(&loaded, &cli, &user, &project)?);
     let isolation = forced
         .or(args.isolation)
@@ -632,6 +632,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
             env: built.secret,
             stats: found.stats,
             history,
+            rules: secrets::SharedRules(Some(rules.clone())),
         },
         isolation,
         host_dirs,

@@ -6,15 +6,16 @@
 //! and the mount with it, away: the sandbox would read the new file as it
 //! is, and write it where it was protected. This watches the directories
 //! of those files and has the setup process cover each new file at once
-//! (see `sandbox::keeper`): hidden (a redacted file is hidden from then
-//! on: its copy was made at the start) or read-only. The moment between
-//! the rename and the new mount remains.
+//! (see `sandbox::keeper`) as the old one was: hidden, redacted (the new
+//! content, with the run's rules) or read-only. The moment between the
+//! rename and the new mount remains.
 
 use crate::audit;
 use crate::host;
 use crate::policy::{Access, Grant, GrantKind, Policy};
 use crate::profile::Isolation;
 use crate::sandbox::{Cover, Keeper, Uncovered};
+use crate::secrets::SharedRules;
 use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -27,10 +28,18 @@ struct Covered {
     /// The file it was at the start (device, inode), then the one last
     /// covered.
     id: (u64, u64),
-    how: Cover,
+    how: How,
     /// A hidden or redacted file: its secrets were visible in the moment
     /// before the cover, or all along if covering failed.
     secret: bool,
+}
+
+/// How a file was covered at the start.
+#[derive(Clone, Copy, PartialEq)]
+enum How {
+    Hide,
+    Redact,
+    ReadOnly,
 }
 
 /// What was done with one replaced file.
@@ -45,6 +54,7 @@ pub struct Outcome {
 pub struct Covers {
     files: Vec<Covered>,
     dirs: Vec<Grant>,
+    rules: SharedRules,
 }
 
 impl Covers {
@@ -53,19 +63,29 @@ impl Covers {
             return Covers {
                 files: Vec::new(),
                 dirs: Vec::new(),
+                rules: SharedRules::default(),
             };
         }
-        let secret = |p: &Path| policy.secrets.files.iter().any(|f| f.path == p);
+        let secret = |p: &Path| {
+            policy.secrets.files.iter().find(|f| f.path == p).map(|f| {
+                if f.action == crate::secrets::Action::Redact {
+                    How::Redact
+                } else {
+                    How::Hide
+                }
+            })
+        };
         let files = policy
             .grants
             .iter()
             .filter(|g| !matches!(g.kind, GrantKind::Symlink { .. }))
             .filter_map(|g| {
-                let (how, secret) = match g.access {
-                    Access::Hidden | Access::Redacted => (Cover::Hide, true),
-                    Access::Protected if secret(&g.path) => (Cover::Hide, true),
-                    Access::Protected => (Cover::ReadOnly, false),
-                    Access::ReadOnly | Access::ReadWrite => return None,
+                let (how, secret) = match (g.access, secret(&g.path)) {
+                    (Access::Hidden, _) => (How::Hide, true),
+                    (Access::Redacted | Access::Protected, Some(how)) => (how, true),
+                    (Access::Redacted, None) => (How::Hide, true),
+                    (Access::Protected, None) => (How::ReadOnly, false),
+                    (Access::ReadOnly | Access::ReadWrite, _) => return None,
                 };
                 let st = nix::sys::stat::lstat(&g.path).ok()?;
                 Some(Covered {
@@ -82,7 +102,11 @@ impl Covers {
             .filter(|g| g.kind == GrantKind::Dir)
             .cloned()
             .collect();
-        Covers { files, dirs }
+        Covers {
+            files,
+            dirs,
+            rules: policy.secrets.rules.clone(),
+        }
     }
 
     /// Watch on a thread of its own until [`Watch::stop`]; `keeper` (the
@@ -93,7 +117,7 @@ impl Covers {
             return None;
         }
         let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-        let Covers { files, dirs } = self;
+        let Covers { files, dirs, rules } = self;
         let thread = std::thread::Builder::new()
             .name("guard-covers".into())
             .spawn(move || {
@@ -101,7 +125,7 @@ impl Covers {
                     .into_iter()
                     .filter(|c| from_host(&dirs, &c.path))
                     .collect();
-                watch(&stop_rd, covers, keeper)
+                watch(&stop_rd, covers, keeper, &rules)
             })
             .ok()?;
         Some(Watch {
@@ -167,7 +191,12 @@ pub fn report(outcomes: &[Outcome]) {
     }
 }
 
-fn watch(stop: &OwnedFd, mut covers: Vec<Covered>, mut keeper: Keeper) -> Vec<Outcome> {
+fn watch(
+    stop: &OwnedFd,
+    mut covers: Vec<Covered>,
+    mut keeper: Keeper,
+    rules: &SharedRules,
+) -> Vec<Outcome> {
     use super::protect::{WATCH_AFTER, events_until_stopped, stopped_within};
     if stopped_within(stop, WATCH_AFTER) {
         return Vec::new();
@@ -191,7 +220,7 @@ fn watch(stop: &OwnedFd, mut covers: Vec<Covered>, mut keeper: Keeper) -> Vec<Ou
     // one replaced before (while the command started) is found by it.
     let mut out = Vec::new();
     let all: Vec<usize> = (0..covers.len()).collect();
-    look(&all, &mut covers, &mut keeper, &mut out);
+    look(&all, &mut covers, &mut keeper, rules, &mut out);
     while events_until_stopped(&inotify, stop) {
         let mut due = Vec::new();
         while let Ok(events) = inotify.read_events() {
@@ -212,13 +241,38 @@ fn watch(stop: &OwnedFd, mut covers: Vec<Covered>, mut keeper: Keeper) -> Vec<Ou
         }
         due.sort_unstable();
         due.dedup();
-        look(&due, &mut covers, &mut keeper, &mut out);
+        look(&due, &mut covers, &mut keeper, rules, &mut out);
     }
     out
 }
 
+/// How to cover the file at `path` now.
+fn cover_for(path: &Path, how: How, rules: &SharedRules) -> Cover {
+    use crate::secrets::redact::{Outcome, prepare};
+    match (how, &rules.0) {
+        (How::ReadOnly, _) => Cover::ReadOnly,
+        (How::Redact, Some(rules)) => match prepare(path, rules) {
+            Ok(Outcome::Redact(r)) => Cover::Redacted {
+                content: r.content,
+                mode: r.mode,
+            },
+            // No secret left: shown as it is, still read-only (it was
+            // redacted: writes to it failed, and still do).
+            Ok(Outcome::Clean) => Cover::ReadOnly,
+            Ok(Outcome::Hide(_)) | Err(_) => Cover::Hide,
+        },
+        (How::Hide | How::Redact, _) => Cover::Hide,
+    }
+}
+
 /// Cover again each of `due` that is another file than the one covered.
-fn look(due: &[usize], covers: &mut [Covered], keeper: &mut Keeper, out: &mut Vec<Outcome>) {
+fn look(
+    due: &[usize],
+    covers: &mut [Covered],
+    keeper: &mut Keeper,
+    rules: &SharedRules,
+    out: &mut Vec<Outcome>,
+) {
     for &i in due {
         let c = &mut covers[i];
         let Ok(st) = nix::sys::stat::lstat(&c.path) else {
@@ -228,7 +282,7 @@ fn look(due: &[usize], covers: &mut [Covered], keeper: &mut Keeper, out: &mut Ve
         if now == c.id {
             continue;
         }
-        let failed = match keeper.cover(&c.path, c.how) {
+        let failed = match keeper.cover(&c.path, cover_for(&c.path, c.how, rules)) {
             Ok(()) => {
                 c.id = now;
                 None

@@ -145,6 +145,7 @@ pub struct SecretsFound {
     /// Object files of repositories whose history holds secrets, shown as
     /// sanitized copies (full isolation only).
     pub history: crate::secrets::history::History,
+    pub rules: crate::secrets::SharedRules,
 }
 
 /// A host directory shown writable inside through an overlay whose upper

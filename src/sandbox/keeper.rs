@@ -67,6 +67,8 @@ pub(super) struct Serving {
     sock: Option<UnixStream>,
     from_pid1: Option<UnixStream>,
     reserve: Option<OwnedFd>,
+    /// Redacted copies made so far (each gets a name of its own).
+    copies: usize,
 }
 
 impl Serving {
@@ -75,6 +77,7 @@ impl Serving {
             sock: Some(sock),
             from_pid1: Some(from_pid1),
             reserve: None,
+            copies: 0,
         }
     }
 
@@ -105,10 +108,11 @@ impl Serving {
             self.sock = None;
             return;
         };
+        self.copies += 1;
+        let name = std::ffi::CString::new(format!("copy-{}", self.copies)).unwrap_or_default();
         let answer = match &self.reserve {
-            Some(r) => {
-                mounts::cover(&req.path, req.how, r.as_fd()).map_err(|e| crate::error::os_text(&e))
-            }
+            Some(r) => mounts::cover(&req.path, &req.how, r.as_fd(), &name)
+                .map_err(|e| crate::error::os_text(&e)),
             None => Err("the sandbox's view was never built".into()),
         };
         if channel::send(sock, &answer).is_err() {

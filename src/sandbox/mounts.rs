@@ -163,13 +163,13 @@ pub fn build_root(ops: &[MountOp]) -> Result<OwnedFd> {
     Ok(reserve)
 }
 
-/// Where the reserve lies: a small tmpfs the setup process makes the files
-/// it mounts from when the host replaces a file under the view (see
-/// `keeper`). A mount can only be bound from one attached to the same
+/// Where the reserve lies: a small tmpfs holding the files the setup
+/// process mounts from when the host replaces a file under the view (see
+/// `keeper`): an empty file and directory, and redacted copies. A mount can only be bound from one attached to the same
 /// namespace; this one is, under /proc, below what is mounted there, so
 /// no path inside leads to it.
 const RESERVE: &str = "/proc";
-const RESERVE_OPTIONS: &str = "mode=0700,size=4k,nr_inodes=16";
+const RESERVE_OPTIONS: &str = "mode=0700,size=64m";
 
 fn make_reserve() -> Result<OwnedFd> {
     let at = under(NEW, Path::new(RESERVE));
@@ -210,17 +210,20 @@ fn reserve_path(at: &Path, name: &CStr) -> PathBuf {
 }
 
 /// How the setup process covers a file the host replaced under the view.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Cover {
     /// An empty file (or directory) over it.
     Hide,
     /// The file itself, read-only.
     ReadOnly,
+    /// A redacted copy (`content`, permission bits `mode`), read-only.
+    Redacted { content: String, mode: u32 },
 }
 
 /// Mount over `dst` (a path of the view, the setup process's root) as
-/// `how` says. `reserve` is what [`build_root`] returned.
-pub fn cover(dst: &Path, how: Cover, reserve: BorrowedFd<'_>) -> std::io::Result<()> {
+/// `how` says. `reserve` is what [`build_root`] returned; a redacted copy
+/// is written there as `name`.
+pub fn cover(dst: &Path, how: &Cover, reserve: BorrowedFd<'_>, name: &CStr) -> std::io::Result<()> {
     // The entry there now, not what a link there leads to.
     let target = nix::fcntl::open(
         dst,
@@ -229,8 +232,24 @@ pub fn cover(dst: &Path, how: Cover, reserve: BorrowedFd<'_>) -> std::io::Result
     )?;
     let is_dir = nix::sys::stat::fstat(target.as_fd())
         .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    let read_only = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
     let (tree, attrs) = match how {
-        Cover::Hide => {
+        Cover::ReadOnly => (sys::open_tree_clone(target.as_fd(), c"")?, read_only),
+        Cover::Redacted { content, mode } if !is_dir => {
+            let copy = nix::fcntl::openat(
+                reserve,
+                name,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )?;
+            let mut file = std::fs::File::from(copy);
+            std::io::Write::write_all(&mut file, content.as_bytes())?;
+            // The original's permission bits: it reads and runs as before.
+            nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode & 0o777))?;
+            drop(file);
+            (sys::open_tree_clone(reserve, name)?, read_only)
+        }
+        Cover::Hide | Cover::Redacted { .. } => {
             let name = if is_dir {
                 RESERVE_EMPTY_DIR
             } else {
@@ -238,10 +257,6 @@ pub fn cover(dst: &Path, how: Cover, reserve: BorrowedFd<'_>) -> std::io::Result
             };
             (sys::open_tree_clone(reserve, name)?, SEALED)
         }
-        Cover::ReadOnly => (
-            sys::open_tree_clone(target.as_fd(), c"")?,
-            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-        ),
     };
     sys::mount_setattr_fd(tree.as_fd(), attrs)?;
     sys::move_mount(tree.as_fd(), target.as_fd())

@@ -196,6 +196,17 @@ fn expand_glob(g: &str, home: &Path, project: &Path) -> Option<String> {
     }
 }
 
+/// The rules of a run, kept for what reads files after the start (a
+/// redacted file the host replaces during the run is redacted again).
+#[derive(Clone, Default)]
+pub struct SharedRules(pub Option<std::sync::Arc<Rules>>);
+
+impl std::fmt::Debug for SharedRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedRules")
+    }
+}
+
 /// Every rule in force for one run: built-ins plus the profile's additions,
 /// minus what it disables.
 pub struct Rules {
