@@ -863,15 +863,6 @@ fn the_users_git_rewriting_its_config_during_the_run_keeps_it_protected() {
             assert!(config.contains(kept), "{kept}: {config}");
         }
         assert!(!config.contains("fsmonitor"), "{config}");
-        let log = env.run(&["log", "--json"]);
-        let path = env.project.join(".git/config").display().to_string();
-        assert!(
-            log.stdout
-                .lines()
-                .any(|l| l.contains("\"action\":\"covered\"")
-                    && l.contains(&format!("\"path\":\"{path}\""))),
-            "{}",
-            log.all()
-        );
+        env.expect_logged("covered", ".git/config");
     }
 }

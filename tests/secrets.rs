@@ -989,17 +989,8 @@ fn secret_files_the_host_replaces_during_the_run_stay_hidden() {
             format!("GITHUB_TOKEN={new}\n")
         );
         // Covered by guard, not gone by chance.
-        let log = env.run(&["log", "--json"]);
         for f in [".env", "settings.py"] {
-            let path = env.project.join(f).display().to_string();
-            assert!(
-                log.stdout
-                    .lines()
-                    .any(|l| l.contains("\"action\":\"covered\"")
-                        && l.contains(&format!("\"path\":\"{path}\""))),
-                "{f}: {}",
-                log.all()
-            );
+            env.expect_logged("covered", f);
         }
         assert!(
             out.stderr

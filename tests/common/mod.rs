@@ -246,6 +246,22 @@ impl Env {
         Outcome::from(child.wait_with_output().expect("wait for guard"))
     }
 
+    /// Panics unless the last session logged `action` for the project's
+    /// file `rel` (`guard log --json`).
+    #[track_caller]
+    pub fn expect_logged(&self, action: &str, rel: &str) {
+        let log = self.run(&["log", "--json"]);
+        let path = self.project.join(rel).display().to_string();
+        assert!(
+            log.stdout.lines().any(|l| {
+                l.contains(&format!("\"action\":\"{action}\""))
+                    && l.contains(&format!("\"path\":\"{path}\""))
+            }),
+            "no {action} event for {rel}: {}",
+            log.all()
+        );
+    }
+
     /// As an editor saves: a new file renamed over the old, owned as the
     /// user's.
     pub fn replace_on_host(&self, rel: &str, content: &str) {
