@@ -1022,9 +1022,11 @@ fn bodies_of_every_size_pass_intact_on_one_connection() {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no {k}:\n{}", r.out.all()))
         };
-        // The server sends the second event a second after the first.
-        assert!(secs("events_first") < 0.8, "{}", r.out.all());
-        assert!(secs("events_total") >= 0.9, "{}", r.out.all());
+        // The server sends the second event a second after the first: the
+        // first arrived well before the end. (Not timed from the request:
+        // the connection's setup may take a while on a loaded machine.)
+        let gap = secs("events_total") - secs("events_first");
+        assert!(gap >= 0.5, "{gap:.2} s apart\n{}", r.out.all());
     }
 }
 
@@ -1248,13 +1250,23 @@ fn load_500_concurrent_and_no_fd_leak_after_10000_connections() {
             "the concurrent phase",
             &mut child,
         );
-        let baseline = fd_count(pid);
+        // The concurrent phase's connections close asynchronously too: the
+        // baseline is the count once it holds still for a moment.
+        let start = Instant::now();
+        let mut baseline = fd_count(pid);
+        let mut still = 0;
+        while still < 5 && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = fd_count(pid);
+            still = if now == baseline { still + 1 } else { 0 };
+            baseline = now;
+        }
         std::fs::write(env.project.join("go"), "").unwrap();
         wait_for(&env.project.join("done"), "10,000 connections", &mut child);
         // Connections close asynchronously; give the proxy a moment.
         let start = Instant::now();
         let mut now = fd_count(pid);
-        while now != baseline && start.elapsed() < Duration::from_secs(10) {
+        while now != baseline && start.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(50));
             now = fd_count(pid);
         }

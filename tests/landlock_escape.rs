@@ -752,19 +752,21 @@ fn a_second_session_cannot_take_the_firsts_writes_for_the_original() {
         let p = case.project();
         let config = std::fs::read(p.join(".git/config")).expect("read config");
         let tag = marker("llconc");
-        // The first session writes a hook config and stays a while; a second
-        // session in the same project would snapshot the config as written
-        // and, ending last, put it back after the first restored it.
+        // The first session writes a hook config and stays until the second
+        // has tried (a minute at most: a fixed time could end it first on a
+        // loaded machine); a second session in the same project would
+        // snapshot the config as written and, ending last, put it back
+        // after the first restored it.
         let first = format!(
             "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned-{tag}\\n' >> .git/config; \
-             touch started-{tag}; sleep 3"
+             touch started-{tag}; i=0; while [ ! -e tried-{tag} ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done"
         );
         let mut a = case.guard(&["run", "--isolation", "landlock", "--", "sh", "-c", &first]);
         a.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let a = a.spawn().expect("spawn the first session");
         let started = p.join(format!("started-{tag}"));
-        for _ in 0..200 {
+        for _ in 0..600 {
             if started.exists() {
                 break;
             }
@@ -773,6 +775,7 @@ fn a_second_session_cannot_take_the_firsts_writes_for_the_original() {
         assert!(started.exists(), "the first session did not start");
         // (Ending after the first, as it would if it could start.)
         let second = case.run(&["run", "--isolation", "landlock", "--", "sleep", "5"]);
+        std::fs::write(p.join(format!("tried-{tag}")), "").expect("end the first session");
         let first = Outcome::from(a.wait_with_output().expect("wait for the first session"));
         case.assert_no_leak(&first);
         first.expect_code(0);

@@ -413,9 +413,18 @@ fn a_landlock_session_waits_for_no_one_and_overlaps_no_session() {
         let env = Env::new(mode);
         env.own();
         // A full session runs (its shared lock is taken before the command
-        // starts: wait for the command's own output to be sure).
+        // starts: wait for the command's own output to be sure) until the
+        // landlock session has tried (a minute at most: a fixed time could
+        // end it first on a loaded machine).
         let mut full = env
-            .guard(&["run", "-q", "--", "sh", "-c", "echo up; sleep 3"])
+            .guard(&[
+                "run",
+                "-q",
+                "--",
+                "sh",
+                "-c",
+                "echo up; i=0; while [ ! -e tried ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done",
+            ])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("spawn guard");
@@ -427,6 +436,7 @@ fn a_landlock_session_waits_for_no_one_and_overlaps_no_session() {
             .expect("the full session starts");
         assert_eq!(&first, b"up\n");
         let r = run_ll(&env, &[], "echo should-not-run");
+        std::fs::write(env.project.join("tried"), "").expect("end the full session");
         r.expect_code(125);
         assert!(!r.stdout.contains("should-not-run"), "{}", r.all());
         assert!(

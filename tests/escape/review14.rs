@@ -107,8 +107,9 @@ fn repositories_the_live_watch_missed_are_checked_at_once() {
             )
         };
         let script = [
-            // `gone NAME FILE`: NAME=gone once FILE has vanished (within 2 s).
-            "gone() { i=0; while [ -e \"$2\" ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; \
+            // `gone NAME FILE`: NAME=gone once FILE has vanished (within
+            // 30 s: a loaded machine).
+            "gone() { i=0; while [ -e \"$2\" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done; \
              [ -e \"$2\" ] && echo $1=present || echo $1=gone; }".to_string(),
             "sleep 0.8".into(),
             format!(
@@ -189,15 +190,20 @@ fn the_sandbox_cannot_take_all_of_the_users_queued_signals() {
         while n < most and libc.sigqueue(os.getpid(), signal.SIGRTMIN, ctypes.c_void_p(0)) == 0:\n\
         \x20   n += 1\n\
         print('queued=%d errno=%d' % (n, ctypes.get_errno()), flush=True)\n\
-        time.sleep(float(sys.argv[1]))\n";
+        end = time.time() + float(sys.argv[1])\n\
+        while time.time() < end and not os.path.exists('release'):\n\
+        \x20   time.sleep(0.02)\n";
     let (limit, _) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_SIGPENDING).unwrap();
     assert!(limit > 2 && limit < 1 << 30, "RLIMIT_SIGPENDING {limit}");
     each_mode(|case| {
         case.write("queue.py", queue);
         for level in ["full", "landlock"] {
-            // The sandbox holds what it queued for 3 s; meanwhile a program
-            // of the same user outside queues one signal.
+            // The sandbox holds what it queued until told to let go (a
+            // minute at most); meanwhile a program of the same user outside
+            // queues one signal. Waiting for its report rather than a fixed
+            // time: on a loaded machine the sandbox may take seconds to start.
+            let release = case.project().join("release");
             let mut cmd = case.guard(&[
                 "run",
                 "-q",
@@ -206,14 +212,16 @@ fn the_sandbox_cannot_take_all_of_the_users_queued_signals() {
                 "--",
                 "/usr/bin/python3",
                 "queue.py",
-                "3",
+                "60",
             ]);
-            let child = cmd
+            let mut child = cmd
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(2000));
+            let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut queued = String::new();
+            std::io::BufRead::read_line(&mut stdout, &mut queued).unwrap();
             let mut outside = std::process::Command::new("setpriv");
             outside.arg(format!("--reuid={}", case.sandbox_uid()));
             outside.arg(format!("--regid={}", case.sandbox_uid()));
@@ -225,7 +233,12 @@ fn the_sandbox_cannot_take_all_of_the_users_queued_signals() {
                 .args(["0", "1"])
                 .output()
                 .unwrap();
-            let out = crate::common::Outcome::from(child.wait_with_output().unwrap());
+            std::fs::write(&release, "").unwrap();
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+            let mut out = crate::common::Outcome::from(child.wait_with_output().unwrap());
+            out.stdout = queued + &rest + &out.stdout;
+            std::fs::remove_file(&release).unwrap();
             case.assert_no_leak(&out);
             out.expect_code(0);
             let outside = String::from_utf8_lossy(&outside.stdout).into_owned();
@@ -267,26 +280,38 @@ fn a_secret_file_replaced_on_the_host_during_the_run_is_covered_again() {
         let token = case.add_canary("replaced");
         let env = case.write(".env", &format!("API_TOKEN={token}\n"));
         case.write(".env.local", &format!("API_TOKEN={token}\n"));
-        let child = case
+        // Replaced once the sandbox runs (it says so; a fixed wait could
+        // fall before the start on a loaded machine: one replaced before
+        // guard watches is found by its first look). The sandbox then waits
+        // for the cover (30 s at most), not a fixed time.
+        let mut child = case
             .guard(&[
                 "run",
                 "--",
                 "sh",
                 "-c",
-                "sleep 3; echo env=$(wc -c < .env); cat .env; echo done=1",
+                "echo started=1; i=0; while [ ! -e go ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done; \
+                 i=0; while [ -s .env ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done; \
+                 echo env=$(wc -c < .env); cat .env; echo done=1",
             ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut started = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut started).unwrap();
         let new = env.with_file_name(".env.new");
         std::fs::write(&new, format!("API_TOKEN={token}\nMORE=1\n")).unwrap();
         std::fs::rename(&new, &env).unwrap();
-        let out = crate::common::Outcome::from(child.wait_with_output().unwrap());
+        std::fs::write(case.project().join("go"), "").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        let mut out = crate::common::Outcome::from(child.wait_with_output().unwrap());
+        out.stdout = started + &rest + &out.stdout;
         case.assert_no_leak(&out);
         out.expect_code(0);
-        out.expect_fields(&[("env", "0"), ("done", "1")]);
+        out.expect_fields(&[("started", "1"), ("env", "0"), ("done", "1")]);
         assert!(
             out.stderr
                 .contains("1 replaced on the host during the run and covered again"),

@@ -5,6 +5,7 @@ usage: pty_session.py STEPS_JSON -- COMMAND [ARGS...]
 
 STEPS_JSON is a list of steps, run in order:
   {"expect": "regex", "timeout": 10}   wait until the transcript matches
+                                       (60 s unless given: a loaded machine)
   {"send": "text"}                     type text (\x03 is Ctrl-C)
   {"resize": [rows, cols]}             change the window size (SIGWINCH)
   {"sleep": 0.2}
@@ -36,7 +37,7 @@ def main():
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     for step in steps:
         if "expect" in step:
-            deadline = time.time() + step.get("timeout", 15)
+            deadline = time.time() + step.get("timeout", 60)
             pat = re.compile(step["expect"].encode())
             while not pat.search(buf):
                 if time.time() > deadline or not read_some(0.1) and time.time() > deadline:
@@ -51,7 +52,7 @@ def main():
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         elif "sleep" in step:
             time.sleep(step["sleep"])
-    deadline = time.time() + 20
+    deadline = time.time() + 60
     while time.time() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
