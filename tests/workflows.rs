@@ -69,7 +69,7 @@ fn everyday_developer_commands_work() {
             echo locale=$(locale -a | grep -ci '^c.utf-\?8$')
             # Servers on loopback, and clients inside talking to them.
             python3 -m http.server 8765 --bind 127.0.0.1 > /dev/null 2>&1 &
-            for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8765/ && break; sleep 0.1; done
+            for i in $(seq 300); do curl -s -o /dev/null http://127.0.0.1:8765/ && break; sleep 0.1; done
             echo http=$(curl -s -o /dev/null -w '%{http_code}' http://localhost:8765/)
             kill $!
             echo node=$(node -e 'const h=require("http");const s=h.createServer((q,r)=>r.end("up")).listen(0,"localhost",()=>fetch("http://localhost:"+s.address().port).then(r=>r.text()).then(t=>{console.log(t);s.close()}))')
@@ -243,7 +243,7 @@ fn ca_bundle_variables_reach_tls_clients() {
                   -addext subjectAltName=DNS:localhost 2> /dev/null
                 cd www && openssl s_server -quiet -WWW -accept 127.0.0.1:8443 \
                   -cert $d/ca.crt -key $d/key > /dev/null 2>&1 &
-                for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8443) 2> /dev/null && break; sleep 0.1; done
+                for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/8443) 2> /dev/null && break; sleep 0.1; done
                 u=https://localhost:8443/hello.txt
                 echo curl=$(env -u SSL_CERT_FILE curl -sS $u 2>&1)
                 echo node=$(node -e 'fetch(process.argv[1]).then(r=>r.text()).then(t=>process.stdout.write(t)).catch(e=>console.log(e.cause&&e.cause.code))' $u)
