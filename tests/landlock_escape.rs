@@ -764,15 +764,19 @@ fn a_second_session_cannot_take_the_firsts_writes_for_the_original() {
         let mut a = case.guard(&["run", "--isolation", "landlock", "--", "sh", "-c", &first]);
         a.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let a = a.spawn().expect("spawn the first session");
+        let mut a = a.spawn().expect("spawn the first session");
         let started = p.join(format!("started-{tag}"));
         for _ in 0..600 {
-            if started.exists() {
+            if started.exists() || a.try_wait().expect("wait").is_some() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(started.exists(), "the first session did not start");
+        if !started.exists() {
+            let _ = a.kill();
+            let first = Outcome::from(a.wait_with_output().expect("wait for the first session"));
+            panic!("the first session did not start:\n{}", first.all());
+        }
         // (Ending after the first, as it would if it could start.)
         let second = case.run(&["run", "--isolation", "landlock", "--", "sleep", "5"]);
         std::fs::write(p.join(format!("tried-{tag}")), "").expect("end the first session");

@@ -131,7 +131,9 @@ const BOMB: &str = r#"
 #include <stdlib.h>
 #include <unistd.h>
 /* bomb MARKER N: fork N children that sleep (each exits by itself after 60 s),
- * report, linger 2 s so the host can look, then exit without waiting. */
+ * report, linger until the host has looked (it writes `looked`; 40 s at most:
+ * a fixed time could end before a loaded host has counted), then exit
+ * without waiting. */
 int main(int argc, char **argv) {
     int n = atoi(argv[2]), made = 0, err = 0;
     for (int i = 0; i < n; i++) {
@@ -142,7 +144,8 @@ int main(int argc, char **argv) {
     }
     printf("fork_errno=%d\nforked=%d\n", err, made);
     fflush(stdout);
-    sleep(2);
+    for (int i = 0; i < 400 && access("looked", F_OK) != 0; i++)
+        usleep(100000);
     return 0;
 }
 "#;
@@ -175,6 +178,7 @@ fn fork_bomb_contained() {
             .is_ok_and(|s| s.success());
         let latency = t.elapsed();
         let alive = pgrep(&m).len();
+        std::fs::write(case.project().join("looked"), "").expect("tell the bomb");
         let out = run.finish(Duration::from_secs(120));
         case.assert_no_leak(&out);
         eprintln!(
