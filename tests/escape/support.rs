@@ -394,6 +394,13 @@ def err(f, *a, **kw):
         return e.errno
 def out(key, value):
     print(f"{key}={value}", flush=True)
+def await_gone(*paths):
+    # Until the watcher has moved them aside: 30 s at most (a fixed wait
+    # fails on a loaded machine).
+    import time
+    end = time.time() + 30
+    while time.time() < end and any(os.path.lexists(p) for p in paths):
+        time.sleep(0.02)
 out("ran", 1)
 "#;
 
