@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::plan::{LandlockAccess, LandlockRule, Plan};
 use crate::profile::Isolation;
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use std::os::fd::OwnedFd;
 
@@ -219,12 +219,23 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
             }
             continue;
         }
-        let fd = PathFd::new(path).map_err(|e| {
-            Error::sys(
-                format!("open {} for Landlock", path.display()),
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
+        // A file the plan found may have been removed from the host since
+        // (another program deleting a file in /etc): it needs no rule, as at
+        // the `landlock` level. The sandbox failed to start for it.
+        let fd = match nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT) => continue,
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("open {} for Landlock", path.display()),
+                    std::io::Error::from(e),
+                ));
+            }
+        };
         created = created.add_rule(PathBeneath::new(fd, flags)).map_err(err)?;
     }
     for port in &plan.connect_ports {

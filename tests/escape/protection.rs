@@ -318,7 +318,9 @@ fn quarantined(dir: &Path) -> Vec<String> {
 ///
 /// After the run the configs and hooks are moved aside and the host's git
 /// runs none of them; a repository cloned inside (inert config, sample
-/// hooks) is left as it is. At both isolation levels.
+/// hooks) is left as it is. At both isolation levels. (Hooks are made
+/// executable before they are moved in: the live check may move a hooks
+/// directory aside as soon as a hook is in it, before a `chmod` there.)
 #[test]
 fn repositories_made_inside_run_nothing_outside_later() {
     for isolation in ["full", "landlock"] {
@@ -337,16 +339,16 @@ git -C emb config core.fsmonitor 'touch {fsmon}; false'
 g -C emb commit -q --allow-empty -m x
 g add emb 2>/dev/null
 git init -q hooked
-printf '#!/bin/sh\ntouch {hook}\n' > hooked/.git/hooks/pre-commit
-chmod +x hooked/.git/hooks/pre-commit
+printf '#!/bin/sh\ntouch {hook}\n' > hook.tmp && chmod +x hook.tmp
+mv hook.tmp hooked/.git/hooks/pre-commit
 mkdir -p evil/objects evil/refs/heads store/g w
 printf '[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tfsmonitor = "touch {common}; false"\n' > evil/config
 echo 'ref: refs/heads/main' > store/g/HEAD
 echo ../../evil > store/g/commondir
 echo "gitdir: $PWD/store/g" > w/.git
 git init -q --bare bare.git
-printf '#!/bin/sh\ntouch {bare}\n' > bare.git/hooks/reference-transaction
-chmod +x bare.git/hooks/reference-transaction
+printf '#!/bin/sh\ntouch {bare}\n' > hook.tmp && chmod +x hook.tmp
+mv hook.tmp bare.git/hooks/reference-transaction
 git init -q bare.git/objects/hide
 git -C bare.git/objects/hide config core.fsmonitor 'touch {hidden}; false'
 git clone -q emb cloned

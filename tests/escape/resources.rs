@@ -10,7 +10,7 @@
 //! suite cannot harm the machine it runs on.
 
 use crate::common::{Outcome, pgrep};
-use crate::support::{Case, Expect, each_mode};
+use crate::support::{Case, Expect, each_mode, each_mode_alone};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -112,6 +112,15 @@ impl Running {
     }
 }
 
+/// A test that failed midway still ends its sandbox: a fork bomb left
+/// behind holds its uid's processes, which other tests' sandboxes need.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Poll until no host process carries `marker` (up to `timeout`); the pids
 /// still alive at the end.
 fn survivors(marker: &str, timeout: Duration) -> Vec<String> {
@@ -159,7 +168,7 @@ const PROFILE_PROCESS_LIMIT: usize = 4096;
 #[test]
 fn fork_bomb_contained() {
     const N: usize = 10_000;
-    each_mode(|case| {
+    each_mode_alone(|case| {
         let m = marker("bomb");
         case.write("bomb.c", BOMB);
         let mut run = Running::start(

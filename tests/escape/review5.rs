@@ -241,6 +241,9 @@ fn repositories_in_a_writable_grant_outside_the_project_are_protected() {
         assert!(commit(&o2).status.success());
         other.own(case.mode());
         moved.own(case.mode());
+        // The fresh repository's hook is made executable before it is moved
+        // in: the live check may move the hooks directory aside as soon as
+        // a hook is in it, before a `chmod` there.
         let script = format!(
             r#"cd {o}
 printf '{h0}' > .git/hooks/pre-commit
@@ -249,7 +252,7 @@ chmod +x .git/hooks/pre-commit 2>/dev/null
 git config core.fsmonitor 'touch {m1}; false' 2>/dev/null
 echo config=$?
 mkdir sub && cd sub && git init -q && git config core.fsmonitor 'touch {m2}; false' && echo nested=1
-cd {o2} && mv .git .git-old && git init -q . && printf '{h3}' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit && echo fresh=1
+cd {o2} && mv .git .git-old && git init -q . && printf '{h3}' > hook.tmp && chmod +x hook.tmp && mv hook.tmp .git/hooks/pre-commit && echo fresh=1
 echo ran=1
 "#,
             o = o.display(),
