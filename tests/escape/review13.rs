@@ -6,7 +6,7 @@
 //! Secret values are assembled at run time so this file holds nothing the
 //! scanner would flag.
 
-use crate::support::{Case, Expect, SHOW_DECODING as SHOW, b64, each_mode};
+use crate::support::{Case, Expect, SHOW_DECODING as SHOW, b64, each_mode, each_mode_alone};
 use std::path::Path;
 
 /// Random-looking filler to build realistic values around a canary.
@@ -411,7 +411,7 @@ fn world_readable_credentials_in_etc_are_hidden() {
         Path::new("/etc/apt/auth.conf.d").is_dir(),
         "this host has no /etc/apt/auth.conf.d to plant a login in"
     );
-    each_mode(|mut case| {
+    each_mode_alone(|mut case| {
         let c = case.add_canary("etc");
         let n = std::process::id();
         let apt = EtcFile(format!("/etc/apt/auth.conf.d/guard-review13-{n}.conf").into());

@@ -2,7 +2,7 @@
 //! cover (see each test's comment for the hole it once was).
 
 use crate::common::Outcome;
-use crate::support::{EtcFixture, Expect, each_mode, errno};
+use crate::support::{EtcFixture, Expect, each_mode, each_mode_alone, errno};
 use crate::terminal::on_pty;
 use std::process::Command;
 
@@ -82,7 +82,7 @@ fn root_only_files_in_etc_stay_out_of_reach() {
         crate::common::is_root(),
         "this test plants root-only files in /etc and must run as root (as CI does)"
     );
-    each_mode(|mut case| {
+    each_mode_alone(|mut case| {
         let private = case.add_canary("ETCPRIVATE");
         let in_closed_dir = case.add_canary("ETCCLOSED");
         let n = std::process::id();

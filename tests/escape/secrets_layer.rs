@@ -6,7 +6,7 @@
 //! Secret values are assembled at run time so this file holds nothing the
 //! scanner would flag.
 
-use crate::support::{Case, Expect, each_mode, errno::*};
+use crate::support::{Case, Expect, each_mode, each_mode_alone, errno::*};
 use std::process::Command;
 
 /// A GitHub-token-shaped canary (prefix + 36 alphanumerics): flagged by
@@ -431,7 +431,7 @@ fn secrets_in_the_machines_configuration_are_hidden_or_redacted() {
         crate::common::is_root(),
         "this test plants files in /etc and must run as root (as CI does)"
     );
-    each_mode(|mut case| {
+    each_mode_alone(|mut case| {
         let tok = gh_token(&mut case, "etcenv");
         let pass = case.add_canary("etcpass");
         let dir =

@@ -22,24 +22,28 @@ use std::process::Command;
 /// like a secret on purpose.
 pub const ENV_CANARY_VAR: &str = "GUARD_ESCAPE_API_TOKEN";
 
-/// Taken shared by every test, alone by the fork bomb: it holds as many
-/// processes of its uid as the profile allows (4096), and a `landlock`-level
-/// sandbox of that uid, which counts all of the user's processes against
-/// the same limit (no user namespace), could not start meanwhile ("the
-/// process limit is reached").
-static USER_PROCESSES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+/// Taken shared by every test, alone by a test that changes what every
+/// other sandbox meets:
+/// - the fork bomb holds as many processes of its uid as the profile allows
+///   (4096), and a `landlock`-level sandbox of that uid, which counts all of
+///   the user's processes against the same limit (no user namespace), could
+///   not start meanwhile ("the process limit is reached");
+/// - a file or directory planted in /etc is found by every sandbox's scan,
+///   and removed between another sandbox's scan and its setup it stopped
+///   that sandbox ("failed to set up the sandbox's view").
+static ALONE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Run `f` once per harness mode (as the invoking user and, as root, as uid
 /// 65534). The mode is printed first so a failure names it.
 pub fn each_mode(f: impl Fn(Case)) {
-    let _shared = USER_PROCESSES.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
     modes_of(f);
 }
 
-/// [`each_mode`] with no other test of the suite running meanwhile, for a
-/// test that takes all of a per-user budget (see [`USER_PROCESSES`]).
+/// [`each_mode`] with no other test of the suite running meanwhile (see
+/// [`ALONE`]).
 pub fn each_mode_alone(f: impl Fn(Case)) {
-    let _alone = USER_PROCESSES.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = ALONE.write().unwrap_or_else(|e| e.into_inner());
     modes_of(f);
 }
 
