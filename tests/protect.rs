@@ -829,10 +829,10 @@ fn the_users_git_rewriting_its_config_during_the_run_keeps_it_protected() {
         host_git(&env.project.path, &["config", "alias.co", "!git checkout"]);
         env.own();
         let secret = home_canary(&env);
-        // Waits (up to 10 s) for the new config to be read-only again.
+        // Waits (up to 30 s) for the new config to be read-only again.
         let out = env.with_host_change(
             "echo 1 > .started; i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
-             i=0; while [ -w .git/config ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+             i=0; while [ -w .git/config ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
              echo seen=$(grep -c 'name = someone' .git/config); \
              printf '[core]\\n\\tfsmonitor = touch /tmp/ran\\n' >> .git/config; echo write=$?",
             || {

@@ -949,12 +949,12 @@ fn secret_files_the_host_replaces_during_the_run_stay_hidden() {
         env.project
             .write("settings.py", &format!("{code}GITHUB_TOKEN = \"{old}\"\n"));
         env.own();
-        // Waits (up to 10 s each) for .env to read empty and settings.py to
+        // Waits (up to 30 s each) for .env to read empty and settings.py to
         // show its new code redacted, then shows both.
         let out = env.with_host_change(
             "echo 1 > .started; i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
-             i=0; while [ -s .env ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
-             i=0; until grep -q 'DEBUG = False' settings.py && grep -q guard-redacted settings.py || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done; \
+             i=0; while [ -s .env ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+             i=0; until grep -q 'DEBUG = False' settings.py && grep -q guard-redacted settings.py || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done; \
              echo env=$(wc -c < .env); echo py=$(grep -c 'guard-redacted:github-token' settings.py); \
              echo debug=$(grep DEBUG settings.py); cat .env settings.py; \
              echo x >> .env; echo write=$?; echo x >> settings.py; echo write_py=$?",

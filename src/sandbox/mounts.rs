@@ -447,8 +447,9 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
         }
         MountOp::HideDir { dst } => {
             let target = under(NEW, dst);
-            mkdir_p(&target)?;
-            bind(Path::new(EMPTY_DIR), &target, SEALED)
+            let hidden =
+                mkdir_p(&target).and_then(|()| bind(Path::new(EMPTY_DIR), &target, SEALED));
+            unless_gone(hidden, &target)
         }
         MountOp::Redacted {
             dst, content, mode, ..
@@ -465,12 +466,14 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
             )
             .map_err(io("chmod", &copy))?;
             let target = under(NEW, dst);
-            touch(&target)?;
-            bind(
-                &copy,
-                &target,
-                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-            )
+            let shown = touch(&target).and_then(|()| {
+                bind(
+                    &copy,
+                    &target,
+                    sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+                )
+            });
+            unless_gone(shown, &target)
         }
         MountOp::Proc { dst } => {
             let target = under(NEW, dst);
