@@ -118,6 +118,13 @@ pub fn unsafe_config_key(text: &[u8]) -> Option<String> {
 /// the user's own `core.hooksPath` is theirs, also in a new copy of the
 /// file their git wrote (`git config`, `git push -u` replace it whole).
 pub fn unsafe_config_key_beyond(text: &[u8], known: &[u8]) -> Option<String> {
+    // A line means what it meant only read from the same place: a relative
+    // `core.hooksPath` runs hooks from the worktree's top (`core.worktree`
+    // moves it into what the sandbox writes), or from the git directory in
+    // a bare repository.
+    if where_paths_lead(text) != where_paths_lead(known) {
+        return unsafe_config_key(text);
+    }
     let known: Vec<NotInert> = not_inert(known);
     not_inert(text)
         .into_iter()
@@ -128,6 +135,33 @@ pub fn unsafe_config_key_beyond(text: &[u8], known: &[u8]) -> Option<String> {
                     .any(|k| k.header == l.header && k.line == l.line)
         })
         .map(|l| l.why)
+}
+
+/// The lines setting `core.worktree` and `core.bare`, in order.
+fn where_paths_lead(text: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(text);
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for raw in text.split('\n') {
+        let mut line = raw.trim_matches([' ', '\t', '\r']);
+        if line.starts_with('[') {
+            let Some((name, rest)) = section_header(line) else {
+                section.clear();
+                continue;
+            };
+            section = name;
+            line = rest.trim_matches([' ', '\t', '\r']);
+        }
+        let key = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if section == "core" && matches!(key.as_str(), "worktree" | "bare") {
+            out.push(line.to_string());
+        }
+    }
+    out
 }
 
 /// A line of a config that is not inert: the section header it is under
@@ -418,6 +452,16 @@ mod tests {
                 "alias.hookspath",
             ),
             (b"[core \"x\"]\n\thooksPath = .husky/_\n", "core.hookspath"),
+            // The user's relative hooksPath read from elsewhere: hooks the
+            // sandbox wrote in `sub/.husky/_`, or in the git directory.
+            (
+                b"[core]\n\thooksPath = .husky/_\n\tworktree = ../sub\n",
+                "core.hookspath",
+            ),
+            (
+                b"[core]\n\tbare\n\thooksPath = .husky/_\n",
+                "core.hookspath",
+            ),
             (
                 b"[core]\n\thooksPath = .husky/_\n\xff\n",
                 "a config that is not UTF-8",
