@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Write `rel` in the project as a program on the host does (owned as the
 /// user's).
-fn host_write(case: &Case, rel: &str, content: &str) {
+fn host_write(case: &Case, rel: impl AsRef<Path>, content: &str) {
     let p = case.project().join(rel);
     std::fs::write(&p, content).unwrap();
     if case.mode() == crate::common::Mode::Unprivileged {
@@ -18,13 +18,13 @@ fn host_write(case: &Case, rel: &str, content: &str) {
 }
 
 /// The sandbox waits for the host's change (see `Env::with_host_change`),
-/// then up to 10 s for `file` to read empty, and shows it.
+/// then up to 10 s for `file` (a shell word) to read empty, and shows it.
 fn read_after_host_change(case: &Case, file: &str, host: impl FnOnce()) -> Outcome {
     let out = case.env.with_host_change(
         &format!(
             "echo 1 > .started; i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
-             i=0; while [ -s {file} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
-             echo size=$(wc -c < {file}); cat {file}"
+             f={file}; i=0; while [ -s \"$f\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+             echo size=$(wc -c < \"$f\"); cat \"$f\""
         ),
         host,
     );
@@ -33,7 +33,7 @@ fn read_after_host_change(case: &Case, file: &str, host: impl FnOnce()) -> Outco
 }
 
 /// Covered by guard (an event in the log, the summary), not gone by chance.
-fn assert_covered_again(case: &Case, out: &Outcome, file: &str) {
+fn assert_covered_again(case: &Case, out: &Outcome, file: impl AsRef<Path>) {
     out.expect_code(0);
     out.expect_fields(&[("size", "0")]);
     assert!(
@@ -197,5 +197,26 @@ os.chmod("sub/.husky/_/pre-commit", 0o755)
         );
         assert!(commit.status.success(), "{commit:?}");
         marker.assert_absent("a hook the sandbox wrote in sub/.husky/_");
+    });
+}
+
+/// Hole: the supervisor's request to cover a file again carried its path
+/// as serde writes a path by default, which fails on one that is not
+/// UTF-8 (a name an earlier session chose); the failure read as "the
+/// sandbox has ended": a hidden `.env.\xff` the host replaced stayed
+/// readable, with no warning. Now the path travels as the plan's do, any
+/// bytes.
+#[test]
+fn a_secret_file_whose_name_is_not_utf8_is_covered_again() {
+    use std::os::unix::ffi::OsStrExt;
+    each_mode(|mut case| {
+        let (old, new) = (case.add_canary("old"), case.add_canary("new"));
+        let name = std::ffi::OsStr::from_bytes(b".env.\xff");
+        host_write(&case, name, &format!("API_TOKEN={old}\n"));
+        let out = read_after_host_change(&case, "$(echo .env.*)", || {
+            host_write(&case, "new.tmp", &format!("API_TOKEN={new}\n"));
+            std::fs::rename(case.project().join("new.tmp"), case.project().join(name)).unwrap();
+        });
+        assert_covered_again(&case, &out, name);
     });
 }
