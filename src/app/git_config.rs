@@ -122,7 +122,15 @@ pub fn unsafe_config_key_beyond(text: &[u8], known: &[u8]) -> Option<String> {
     // `core.hooksPath` runs hooks from the worktree's top (`core.worktree`
     // moves it into what the sandbox writes), or from the git directory in
     // a bare repository.
-    if where_paths_lead(text) != where_paths_lead(known) {
+    // And under the header git reads it under: a value continued past a
+    // trailing backslash takes the next line in, header and all, so what
+    // follows is under the section before.
+    // (`\\` is an escaped backslash.)
+    let continued = text.split(|&b| b == b'\n').any(|l| {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        l.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+    });
+    if continued || where_paths_lead(text) != where_paths_lead(known) {
         return unsafe_config_key(text);
     }
     let known: Vec<NotInert> = not_inert(known);
@@ -435,6 +443,9 @@ mod tests {
         let rewritten =
             b"[core]\n\thooksPath = .husky/_\n[alias]\n\tco = !git checkout\n[user]\n\tname = x\n";
         assert_eq!(unsafe_config_key_beyond(rewritten, known), None);
+        // A value ending in an escaped backslash continues nothing.
+        let escaped = b"[core]\n\thooksPath = .husky/_\n[user]\n\tname = a\\\\\r\n";
+        assert_eq!(unsafe_config_key_beyond(escaped, known), None);
         assert_eq!(
             unsafe_config_key(rewritten).as_deref(),
             Some("core.hookspath")
@@ -460,6 +471,12 @@ mod tests {
             ),
             (
                 b"[core]\n\tbare\n\thooksPath = .husky/_\n",
+                "core.hookspath",
+            ),
+            // `[core]` read by git as part of the url: the line after it is
+            // not under the header this reader sees.
+            (
+                b"[remote \"x\"]\n\turl = y \\\n[core]\n\thooksPath = .husky/_\n",
                 "core.hookspath",
             ),
             (
