@@ -79,5 +79,7 @@ mod review12;
 mod review13;
 #[path = "escape/review14.rs"]
 mod review14;
+#[path = "escape/review16.rs"]
+mod review16;
 #[path = "escape/review9.rs"]
 mod review9;

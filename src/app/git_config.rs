@@ -118,6 +118,21 @@ pub fn unsafe_config_key(text: &[u8]) -> Option<String> {
 /// the user's own `core.hooksPath` is theirs, also in a new copy of the
 /// file their git wrote (`git config`, `git push -u` replace it whole).
 pub fn unsafe_config_key_beyond(text: &[u8], known: &[u8]) -> Option<String> {
+    // A line means what it meant only read from the same place: a relative
+    // `core.hooksPath` runs hooks from the worktree's top (`core.worktree`
+    // moves it into what the sandbox writes), or from the git directory in
+    // a bare repository.
+    // And under the header git reads it under: a value continued past a
+    // trailing backslash takes the next line in, header and all, so what
+    // follows is under the section before.
+    // (`\\` is an escaped backslash.)
+    let continued = text.split(|&b| b == b'\n').any(|l| {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        l.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+    });
+    if continued || where_paths_lead(text) != where_paths_lead(known) {
+        return unsafe_config_key(text);
+    }
     let known: Vec<NotInert> = not_inert(known);
     not_inert(text)
         .into_iter()
@@ -128,6 +143,33 @@ pub fn unsafe_config_key_beyond(text: &[u8], known: &[u8]) -> Option<String> {
                     .any(|k| k.header == l.header && k.line == l.line)
         })
         .map(|l| l.why)
+}
+
+/// The lines setting `core.worktree` and `core.bare`, in order.
+fn where_paths_lead(text: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(text);
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for raw in text.split('\n') {
+        let mut line = raw.trim_matches([' ', '\t', '\r']);
+        if line.starts_with('[') {
+            let Some((name, rest)) = section_header(line) else {
+                section.clear();
+                continue;
+            };
+            section = name;
+            line = rest.trim_matches([' ', '\t', '\r']);
+        }
+        let key = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if section == "core" && matches!(key.as_str(), "worktree" | "bare") {
+            out.push(line.to_string());
+        }
+    }
+    out
 }
 
 /// A line of a config that is not inert: the section header it is under
@@ -401,6 +443,9 @@ mod tests {
         let rewritten =
             b"[core]\n\thooksPath = .husky/_\n[alias]\n\tco = !git checkout\n[user]\n\tname = x\n";
         assert_eq!(unsafe_config_key_beyond(rewritten, known), None);
+        // A value ending in an escaped backslash continues nothing.
+        let escaped = b"[core]\n\thooksPath = .husky/_\n[user]\n\tname = a\\\\\r\n";
+        assert_eq!(unsafe_config_key_beyond(escaped, known), None);
         assert_eq!(
             unsafe_config_key(rewritten).as_deref(),
             Some("core.hookspath")
@@ -418,6 +463,22 @@ mod tests {
                 "alias.hookspath",
             ),
             (b"[core \"x\"]\n\thooksPath = .husky/_\n", "core.hookspath"),
+            // The user's relative hooksPath read from elsewhere: hooks the
+            // sandbox wrote in `sub/.husky/_`, or in the git directory.
+            (
+                b"[core]\n\thooksPath = .husky/_\n\tworktree = ../sub\n",
+                "core.hookspath",
+            ),
+            (
+                b"[core]\n\tbare\n\thooksPath = .husky/_\n",
+                "core.hookspath",
+            ),
+            // `[core]` read by git as part of the url: the line after it is
+            // not under the header this reader sees.
+            (
+                b"[remote \"x\"]\n\turl = y \\\n[core]\n\thooksPath = .husky/_\n",
+                "core.hookspath",
+            ),
             (
                 b"[core]\n\thooksPath = .husky/_\n\xff\n",
                 "a config that is not UTF-8",

@@ -25,13 +25,24 @@ use std::path::{Path, PathBuf};
 /// A file covered in the view.
 struct Covered {
     path: PathBuf,
-    /// The file it was at the start (device, inode), then the one last
-    /// covered.
-    id: (u64, u64),
+    /// The file it was at the start, then the one last covered.
+    id: Id,
     how: How,
     /// A hidden or redacted file: its secrets were visible in the moment
     /// before the cover, or all along if covering failed.
     secret: bool,
+}
+
+/// Which file a path is (not following a link): device, inode and the
+/// inode's birth time where the filesystem keeps one. A file removed and
+/// another created in its place (`rm .env && cp .env.example .env`, or
+/// the directory around it made anew) often gets the freed inode number.
+type Id = (u64, u64, Option<std::time::SystemTime>);
+
+fn id(path: &Path) -> Option<Id> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.created().ok()))
 }
 
 /// How a file was covered at the start.
@@ -87,10 +98,9 @@ impl Covers {
                     (Access::Protected, None) => (How::ReadOnly, false),
                     (Access::ReadOnly | Access::ReadWrite, _) => return None,
                 };
-                let st = nix::sys::stat::lstat(&g.path).ok()?;
                 Some(Covered {
+                    id: id(&g.path)?,
                     path: g.path.clone(),
-                    id: (st.st_dev, st.st_ino),
                     how,
                     secret,
                 })
@@ -125,7 +135,7 @@ impl Covers {
                     .into_iter()
                     .filter(|c| from_host(&dirs, &c.path))
                     .collect();
-                watch(&stop_rd, covers, keeper, &rules)
+                watch(&stop_rd, covers, &dirs, keeper, &rules)
             })
             .ok()?;
         Some(Watch {
@@ -191,38 +201,62 @@ pub fn report(outcomes: &[Outcome]) {
     }
 }
 
+/// The names to watch in each directory: the name of each file in its
+/// directory, and of each directory above it the host can replace under
+/// the view (`rm -rf config && mkdir config`: the kernel detaches the
+/// mounts below the old one, the sandbox sees the new one through the
+/// directory above, and the file in it as it is). Each directory's watch
+/// is on the directory there now: [`arm`] again once one is replaced.
+type Names = HashMap<nix::sys::inotify::WatchDescriptor, HashMap<OsString, Vec<usize>>>;
+
+fn arm(inotify: &Inotify, covers: &[Covered], dirs: &[Grant]) -> Names {
+    let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
+    let mut names = Names::new();
+    for (i, c) in covers.iter().enumerate() {
+        let mut entry: &Path = &c.path;
+        while from_host(dirs, entry) {
+            let (Some(dir), Some(name)) = (entry.parent(), entry.file_name()) else {
+                break;
+            };
+            if let Ok(wd) = inotify.add_watch(dir, mask) {
+                names
+                    .entry(wd)
+                    .or_default()
+                    .entry(name.to_os_string())
+                    .or_default()
+                    .push(i);
+            }
+            entry = dir;
+        }
+    }
+    names
+}
+
 fn watch(
     stop: &OwnedFd,
     mut covers: Vec<Covered>,
+    dirs: &[Grant],
     mut keeper: Keeper,
     rules: &SharedRules,
 ) -> Vec<Outcome> {
     use super::protect::{WATCH_AFTER, events_until_stopped, stopped_within};
+    let mut out = Vec::new();
     if stopped_within(stop, WATCH_AFTER) {
-        return Vec::new();
+        missed(&covers, &mut out);
+        return out;
     }
     let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
-        return Vec::new();
+        missed(&covers, &mut out);
+        return out;
     };
-    // Each directory once; the files of each by name.
-    let mut dirs: HashMap<nix::sys::inotify::WatchDescriptor, HashMap<OsString, usize>> =
-        HashMap::new();
-    let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
-    for (i, c) in covers.iter().enumerate() {
-        let (Some(dir), Some(name)) = (c.path.parent(), c.path.file_name()) else {
-            continue;
-        };
-        if let Ok(wd) = inotify.add_watch(dir, mask) {
-            dirs.entry(wd).or_default().insert(name.to_os_string(), i);
-        }
-    }
+    let mut names = arm(&inotify, &covers, dirs);
     // Watched before the first look: a file replaced after it is an event,
     // one replaced before (while the command started) is found by it.
-    let mut out = Vec::new();
     let all: Vec<usize> = (0..covers.len()).collect();
-    look(&all, &mut covers, &mut keeper, rules, &mut out);
-    while events_until_stopped(&inotify, stop) {
+    let mut ended = !look(&all, &mut covers, &mut keeper, rules, &mut out);
+    while !ended && events_until_stopped(&inotify, stop) {
         let mut due = Vec::new();
+        let mut replaced_dir = false;
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
                 break;
@@ -230,18 +264,30 @@ fn watch(
             for e in events {
                 if e.mask.contains(W::IN_Q_OVERFLOW) {
                     due.extend(0..covers.len());
+                    replaced_dir = true;
                     continue;
                 }
-                if let (Some(names), Some(name)) = (dirs.get(&e.wd), &e.name)
-                    && let Some(&i) = names.get(name)
+                if let (Some(at), Some(name)) = (names.get(&e.wd), &e.name)
+                    && let Some(files) = at.get(name)
                 {
-                    due.push(i);
+                    due.extend(files);
+                    replaced_dir |= e.mask.contains(W::IN_ISDIR);
                 }
             }
         }
+        if replaced_dir {
+            let now = arm(&inotify, &covers, dirs);
+            for wd in names.keys().filter(|wd| !now.contains_key(wd)) {
+                let _ = inotify.rm_watch(*wd);
+            }
+            names = now;
+        }
         due.sort_unstable();
         due.dedup();
-        look(&due, &mut covers, &mut keeper, rules, &mut out);
+        ended = !look(&due, &mut covers, &mut keeper, rules, &mut out);
+    }
+    if !ended {
+        missed(&covers, &mut out);
     }
     out
 }
@@ -265,20 +311,20 @@ fn cover_for(path: &Path, how: How, rules: &SharedRules) -> Cover {
     }
 }
 
-/// Cover again each of `due` that is another file than the one covered.
+/// Cover again each of `due` that is another file than the one covered;
+/// `false` once the sandbox has ended.
 fn look(
     due: &[usize],
     covers: &mut [Covered],
     keeper: &mut Keeper,
     rules: &SharedRules,
     out: &mut Vec<Outcome>,
-) {
+) -> bool {
     for &i in due {
         let c = &mut covers[i];
-        let Ok(st) = nix::sys::stat::lstat(&c.path) else {
+        let Some(now) = id(&c.path) else {
             continue; // gone: nothing to read there
         };
-        let now = (st.st_dev, st.st_ino);
         if now == c.id {
             continue;
         }
@@ -287,7 +333,7 @@ fn look(
                 c.id = now;
                 None
             }
-            Err(Uncovered::Gone) => return,
+            Err(Uncovered::Gone) => return false,
             Err(Uncovered::Failed(why)) => Some(why),
         };
         out.push(Outcome {
@@ -295,5 +341,24 @@ fn look(
             secret: c.secret,
             failed,
         });
+    }
+    true
+}
+
+/// Files replaced that the watch did not cover (it could not watch their
+/// directory, or the run was over before it started): the sandbox may have
+/// read them as they are.
+fn missed(covers: &[Covered], out: &mut Vec<Outcome>) {
+    for c in covers {
+        let Some(now) = id(&c.path) else {
+            continue;
+        };
+        if now != c.id && !out.iter().any(|o| o.path == c.path && o.failed.is_some()) {
+            out.push(Outcome {
+                path: c.path.clone(),
+                secret: c.secret,
+                failed: Some("guard did not see it replaced in time".into()),
+            });
+        }
     }
 }

@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 /// A request: cover `path` (a path of the view) as `how` says.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Request {
+    /// Any bytes: a file name need not be UTF-8.
+    #[serde(with = "crate::plan::os_path")]
     path: PathBuf,
     how: Cover,
 }
