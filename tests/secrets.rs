@@ -1000,3 +1000,44 @@ fn secret_files_the_host_replaces_during_the_run_stay_hidden() {
         );
     }
 }
+
+/// While the user edits a secret file on the host, the editor keeps a copy
+/// of it next to it (vim's swap `.env.swp`, a backup `settings.py~`): a
+/// new file, which no scan saw. Each is hidden as it appears.
+#[test]
+fn editors_copies_of_secret_files_made_during_the_run_are_hidden() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let (old, swap, backup) = (gh_canary("OLD"), gh_canary("SWAP"), gh_canary("BAK"));
+        env.project.write(".env", &format!("GITHUB_TOKEN={old}\n"));
+        env.project.write(
+            "settings.py",
+            &format!("import os\nGITHUB_TOKEN = \"{old}\"\n"),
+        );
+        env.own();
+        // Waits (up to 30 s each) for each copy to read empty.
+        let out = env.with_host_change(
+            "echo 1 > .started; i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+             for f in .env.swp settings.py~; do i=0; while [ -s $f ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; done; \
+             echo swap=$(wc -c < .env.swp); echo backup=$(wc -c < settings.py~); cat .env.swp settings.py~",
+            || {
+                for (name, tok) in [(".env.swp", &swap), ("settings.py~", &backup)] {
+                    let path = env.project.join(name);
+                    std::fs::write(&path, format!("b0VIM 9.0\0GITHUB_TOKEN={tok}\n")).unwrap();
+                    if env.mode == Mode::Unprivileged {
+                        std::os::unix::fs::chown(&path, Some(common::NOBODY), Some(common::NOBODY))
+                            .unwrap();
+                    }
+                }
+            },
+        );
+        out.expect_code(0);
+        for c in [&old, &swap, &backup] {
+            out.assert_no_canary(c);
+        }
+        out.expect_fields(&[("swap", "0"), ("backup", "0")]);
+        for f in [".env.swp", "settings.py~"] {
+            env.expect_logged("covered", f);
+        }
+    }
+}

@@ -20,6 +20,7 @@ use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// A file covered in the view.
@@ -256,6 +257,7 @@ fn watch(
     let mut ended = !look(&all, &mut covers, &mut keeper, rules, &mut out);
     while !ended && events_until_stopped(&inotify, stop) {
         let mut due = Vec::new();
+        let mut copies: Vec<PathBuf> = Vec::new();
         let mut replaced_dir = false;
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
@@ -267,11 +269,26 @@ fn watch(
                     replaced_dir = true;
                     continue;
                 }
-                if let (Some(at), Some(name)) = (names.get(&e.wd), &e.name)
-                    && let Some(files) = at.get(name)
-                {
+                let (Some(at), Some(name)) = (names.get(&e.wd), &e.name) else {
+                    continue;
+                };
+                if let Some(files) = at.get(name) {
                     due.extend(files);
                     replaced_dir |= e.mask.contains(W::IN_ISDIR);
+                    continue;
+                }
+                // An editor's copy of a secret file, next to it.
+                let copied = editor_copy_of(name.as_bytes())
+                    .into_iter()
+                    .find_map(|base| {
+                        let base = std::ffi::OsStr::from_bytes(base);
+                        at.get(base)?
+                            .iter()
+                            .map(|&i| &covers[i])
+                            .find(|c| c.secret && c.path.file_name() == Some(base))
+                    });
+                if let Some(dir) = copied.and_then(|c| c.path.parent()) {
+                    copies.push(dir.join(name));
                 }
             }
         }
@@ -284,12 +301,71 @@ fn watch(
         }
         due.sort_unstable();
         due.dedup();
-        ended = !look(&due, &mut covers, &mut keeper, rules, &mut out);
+        ended = !look(&due, &mut covers, &mut keeper, rules, &mut out)
+            || !hide_copies(&copies, &mut keeper, &mut out);
     }
     if !ended {
         missed(&covers, &mut out);
     }
     out
+}
+
+/// The names of the files `name` may be an editor's copy of: while the
+/// user edits a secret file on the host, the copy holds what the file
+/// does (vim's and nano's swap `.X.swp`, or `X.swp` for a dot file, vim's
+/// backup `X~`, emacs's `#X#` and `.#X`, nano's `X.save`, JetBrains'
+/// `X___jb_tmp___` and `X___jb_old___`).
+fn editor_copy_of(name: &[u8]) -> Vec<&[u8]> {
+    let mut of = Vec::new();
+    if let Some(x) = name.strip_prefix(b"#").and_then(|n| n.strip_suffix(b"#")) {
+        of.push(x);
+    }
+    if let Some(x) = name.strip_prefix(b".#") {
+        of.push(x);
+    }
+    for suffix in [&b"~"[..], b".save", b"___jb_tmp___", b"___jb_old___"] {
+        if let Some(x) = name.strip_suffix(suffix) {
+            of.push(x);
+        }
+    }
+    // `.sw` and one letter: vim takes the next free one (`.swo`, …).
+    if let Some(stem) = name
+        .len()
+        .checked_sub(4)
+        .filter(|&n| name[n..n + 3] == *b".sw")
+        .map(|n| &name[..n])
+    {
+        of.push(stem);
+        if let Some(x) = stem.strip_prefix(b".") {
+            of.push(x);
+        }
+    }
+    of.retain(|x| !x.is_empty());
+    of
+}
+
+/// Hide editors' copies of secret files (see [`editor_copy_of`]) made
+/// during the run; `false` once the sandbox has ended.
+fn hide_copies(copies: &[PathBuf], keeper: &mut Keeper, out: &mut Vec<Outcome>) -> bool {
+    for path in copies {
+        // Gone again, or a link (emacs's lock `.#X` holds no content).
+        if !nix::sys::stat::lstat(path.as_path())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFLNK)
+        {
+            continue;
+        }
+        let failed = match keeper.cover(path, Cover::Hide) {
+            Ok(()) => None,
+            Err(Uncovered::Gone) => return false,
+            Err(Uncovered::Failed(why)) => Some(why),
+        };
+        out.push(Outcome {
+            path: path.clone(),
+            secret: true,
+            failed,
+        });
+    }
+    true
 }
 
 /// How to cover the file at `path` now.
@@ -359,6 +435,44 @@ fn missed(covers: &[Covered], out: &mut Vec<Outcome>) {
                 secret: c.secret,
                 failed: Some("guard did not see it replaced in time".into()),
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::editor_copy_of;
+
+    #[test]
+    fn editors_copies_are_told_by_name() {
+        let of = |n: &str| -> Vec<String> {
+            editor_copy_of(n.as_bytes())
+                .into_iter()
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+                .collect()
+        };
+        assert!(of(".settings.py.swp").contains(&"settings.py".into()));
+        assert!(of(".env.swo").contains(&".env".into()));
+        assert!(of("..env.swp").contains(&".env".into()));
+        for (copy, of_name) in [
+            (".env~", ".env"),
+            ("#.env#", ".env"),
+            (".#.env", ".env"),
+            (".env.save", ".env"),
+            ("app.yml___jb_tmp___", "app.yml"),
+        ] {
+            assert!(of(copy).contains(&of_name.into()), "{copy}");
+        }
+        for name in [
+            ".env",
+            ".env.local",
+            ".env.example",
+            "swp",
+            ".swp",
+            "~",
+            "##",
+        ] {
+            assert!(!of(name).contains(&".env".into()), "{name}: {:?}", of(name));
         }
     }
 }
