@@ -4,45 +4,13 @@
 //! at another config, `.guard.toml` cannot be edited, and one created where
 //! none existed is moved aside and never applied.
 
-use crate::support::{Case, Expect, HostMarker, each_mode, errno::*, host_git};
+use crate::support::{Case, Expect, HostMarker, each_mode, errno::*, host_commit, host_git};
 use std::path::Path;
-
-/// An empty commit on the host in `dir`, as a user would make one after
-/// the session (runs the repository's hooks).
-fn host_commit(dir: &Path) -> std::process::Output {
-    host_git(
-        dir,
-        &[
-            "-c",
-            "user.name=u",
-            "-c",
-            "user.email=u@u",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "y",
-        ],
-    )
-}
 
 fn git_repo(case: &Case) {
     let o = host_git(case.project(), &["init", "-q"]);
     assert!(o.status.success());
-    let o = host_git(
-        case.project(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "x",
-        ],
-    );
+    let o = host_commit(case.project());
     assert!(o.status.success());
     case.env.own();
 }

@@ -283,20 +283,7 @@ else:
                 );
             }
             // The user commits in the repository, outside guard.
-            let commit = host_git(
-                &root,
-                &[
-                    "-c",
-                    "user.name=t",
-                    "-c",
-                    "user.email=t@example.com",
-                    "commit",
-                    "-q",
-                    "--allow-empty",
-                    "-m",
-                    "after the session",
-                ],
-            );
+            let commit = crate::support::host_commit(&root);
             assert!(
                 commit.status.success(),
                 "{}",

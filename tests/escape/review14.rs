@@ -20,20 +20,7 @@ fn the_users_worktrees_outside_the_project_keep_their_git_directories() {
         let p = case.project().to_path_buf();
         let elsewhere = case.home().join("wt-other");
         host_git(&p, &["init", "-q", "-b", "main"]);
-        host_git(
-            &p,
-            &[
-                "-c",
-                "user.name=a",
-                "-c",
-                "user.email=a@a",
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                "init",
-            ],
-        );
+        crate::support::host_commit(&p);
         let add = host_git(
             &p,
             &[

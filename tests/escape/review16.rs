@@ -181,20 +181,7 @@ os.chmod("sub/.husky/_/pre-commit", 0o755)
         let said = format!("{} (a git config setting core.hookspath)", config.display());
         assert!(out.stderr.contains(&said), "{}", out.all());
         assert!(!Path::new(&config).exists(), "{}", out.all());
-        let commit = host_git(
-            &p,
-            &[
-                "-c",
-                "user.name=a",
-                "-c",
-                "user.email=a@a",
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                "x",
-            ],
-        );
+        let commit = crate::support::host_commit(&p);
         assert!(commit.status.success(), "{commit:?}");
         marker.assert_absent("a hook the sandbox wrote in sub/.husky/_");
     });

@@ -328,6 +328,25 @@ pub fn host_git(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("git is required")
 }
 
+/// An empty commit on the host in `dir`, as a user would make one after
+/// the session (runs the repository's hooks).
+pub fn host_commit(dir: &Path) -> std::process::Output {
+    host_git(
+        dir,
+        &[
+            "-c",
+            "user.name=u",
+            "-c",
+            "user.email=u@u",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "y",
+        ],
+    )
+}
+
 /// A path in the host's /tmp that only a program run on the host can
 /// create (the sandbox has a /tmp of its own), removed when dropped.
 pub struct HostMarker(PathBuf);
