@@ -78,15 +78,22 @@ impl Covers {
                 rules: SharedRules::default(),
             };
         }
-        let secret = |p: &Path| {
-            policy.secrets.files.iter().find(|f| f.path == p).map(|f| {
-                if f.action == crate::secrets::Action::Redact {
+        // By path: a project with thousands of secret files has as many
+        // grants, and this runs on every start.
+        let secrets: HashMap<&Path, How> = policy
+            .secrets
+            .files
+            .iter()
+            .map(|f| {
+                let how = if f.action == crate::secrets::Action::Redact {
                     How::Redact
                 } else {
                     How::Hide
-                }
+                };
+                (f.path.as_path(), how)
             })
-        };
+            .collect();
+        let secret = |p: &Path| secrets.get(p).copied();
         let files = policy
             .grants
             .iter()
