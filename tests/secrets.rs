@@ -1022,12 +1022,7 @@ fn editors_copies_of_secret_files_made_during_the_run_are_hidden() {
              echo swap=$(wc -c < .env.swp); echo backup=$(wc -c < settings.py~); cat .env.swp settings.py~",
             || {
                 for (name, tok) in [(".env.swp", &swap), ("settings.py~", &backup)] {
-                    let path = env.project.join(name);
-                    std::fs::write(&path, format!("b0VIM 9.0\0GITHUB_TOKEN={tok}\n")).unwrap();
-                    if env.mode == Mode::Unprivileged {
-                        std::os::unix::fs::chown(&path, Some(common::NOBODY), Some(common::NOBODY))
-                            .unwrap();
-                    }
+                    env.write_on_host(name, &format!("b0VIM 9.0\0GITHUB_TOKEN={tok}\n"));
                 }
             },
         );

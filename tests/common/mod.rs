@@ -249,28 +249,35 @@ impl Env {
     /// Panics unless the last session logged `action` for the project's
     /// file `rel` (`guard log --json`).
     #[track_caller]
-    pub fn expect_logged(&self, action: &str, rel: &str) {
+    pub fn expect_logged(&self, action: &str, rel: impl AsRef<Path>) {
         let log = self.run(&["log", "--json"]);
-        let path = self.project.join(rel).display().to_string();
+        let path = self.project.path.join(rel).display().to_string();
         assert!(
             log.stdout.lines().any(|l| {
                 l.contains(&format!("\"action\":\"{action}\""))
                     && l.contains(&format!("\"path\":\"{path}\""))
             }),
-            "no {action} event for {rel}: {}",
+            "no {action} event for {path}: {}",
             log.all()
         );
+    }
+
+    /// Write the project's `rel` as a program of the user's on the host
+    /// does (owned as the user).
+    pub fn write_on_host(&self, rel: impl AsRef<Path>, content: &str) {
+        let path = self.project.path.join(rel);
+        std::fs::write(&path, content).unwrap();
+        if self.mode == Mode::Unprivileged {
+            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
     }
 
     /// As an editor saves: a new file renamed over the old, owned as the
     /// user's.
     pub fn replace_on_host(&self, rel: &str, content: &str) {
-        let tmp = self.project.join(&format!("{rel}.tmp"));
-        std::fs::write(&tmp, content).unwrap();
-        if self.mode == Mode::Unprivileged {
-            std::os::unix::fs::chown(&tmp, Some(NOBODY), Some(NOBODY)).unwrap();
-        }
-        std::fs::rename(&tmp, self.project.join(rel)).unwrap();
+        let tmp = format!("{rel}.tmp");
+        self.write_on_host(&tmp, content);
+        std::fs::rename(self.project.join(&tmp), self.project.join(rel)).unwrap();
     }
 }
 

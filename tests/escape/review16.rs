@@ -4,18 +4,8 @@
 //! Each test names the attack; each failed before the fix that came with it.
 
 use crate::common::{NOBODY, Outcome};
-use crate::support::{Case, HostMarker, each_mode, host_git};
+use crate::support::{Case, HostMarker, each_mode, expect_one_covered_again, host_git};
 use std::path::Path;
-
-/// Write `rel` in the project as a program on the host does (owned as the
-/// user's).
-fn host_write(case: &Case, rel: impl AsRef<Path>, content: &str) {
-    let p = case.project().join(rel);
-    std::fs::write(&p, content).unwrap();
-    if case.mode() == crate::common::Mode::Unprivileged {
-        std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
-    }
-}
 
 /// The sandbox waits for the host's change (see `Env::with_host_change`),
 /// then up to 10 s for `file` (a shell word) to read empty, and shows it.
@@ -36,23 +26,8 @@ fn read_after_host_change(case: &Case, file: &str, host: impl FnOnce()) -> Outco
 fn assert_covered_again(case: &Case, out: &Outcome, file: impl AsRef<Path>) {
     out.expect_code(0);
     out.expect_fields(&[("size", "0")]);
-    assert!(
-        out.stderr
-            .contains("1 replaced on the host during the run and covered again"),
-        "{}",
-        out.all()
-    );
-    assert!(!out.stderr.contains("WARNING"), "{}", out.all());
-    let log = case.run(&["log", "--json"]);
-    let path = case.project().join(file).display().to_string();
-    assert!(
-        log.stdout
-            .lines()
-            .any(|l| l.contains("\"action\":\"covered\"")
-                && l.contains(&format!("\"path\":\"{path}\""))),
-        "{}",
-        log.all()
-    );
+    expect_one_covered_again(out);
+    case.env.expect_logged("covered", file);
 }
 
 /// Hole: guard told a replaced file from the one it covered by device and
@@ -69,7 +44,8 @@ fn a_secret_file_removed_and_created_anew_on_the_host_is_covered_again() {
         case.write(".env", &format!("API_TOKEN={old}\n"));
         let out = read_after_host_change(&case, ".env", || {
             std::fs::remove_file(case.project().join(".env")).unwrap();
-            host_write(&case, ".env", &format!("API_TOKEN={new}\n"));
+            case.env
+                .write_on_host(".env", &format!("API_TOKEN={new}\n"));
         });
         assert_covered_again(&case, &out, ".env");
         assert_eq!(
@@ -98,7 +74,8 @@ fn a_secret_file_whose_directory_the_host_makes_anew_is_covered_again() {
             if case.mode() == crate::common::Mode::Unprivileged {
                 std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
             }
-            host_write(&case, "config/app/.env", &format!("API_TOKEN={new}\n"));
+            case.env
+                .write_on_host("config/app/.env", &format!("API_TOKEN={new}\n"));
         });
         assert_covered_again(&case, &out, "config/app/.env");
     });
@@ -161,8 +138,7 @@ os.chmod("sub/.husky/_/pre-commit", 0o755)
         let out = case.env.with_host_change("python3 attack.py", || {
             // As the user's `git config user.name someone` writes it.
             let text = std::fs::read_to_string(&config).unwrap();
-            host_write(
-                &case,
+            case.env.write_on_host(
                 ".git/config.lock",
                 &format!("{text}[user]\n\tname = someone\n"),
             );
@@ -199,9 +175,10 @@ fn a_secret_file_whose_name_is_not_utf8_is_covered_again() {
     each_mode(|mut case| {
         let (old, new) = (case.add_canary("old"), case.add_canary("new"));
         let name = std::ffi::OsStr::from_bytes(b".env.\xff");
-        host_write(&case, name, &format!("API_TOKEN={old}\n"));
+        case.env.write_on_host(name, &format!("API_TOKEN={old}\n"));
         let out = read_after_host_change(&case, "$(echo .env.*)", || {
-            host_write(&case, "new.tmp", &format!("API_TOKEN={new}\n"));
+            case.env
+                .write_on_host("new.tmp", &format!("API_TOKEN={new}\n"));
             std::fs::rename(case.project().join("new.tmp"), case.project().join(name)).unwrap();
         });
         assert_covered_again(&case, &out, name);

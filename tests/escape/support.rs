@@ -328,6 +328,18 @@ pub fn host_git(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("git is required")
 }
 
+/// The summary says one file was replaced on the host during the run and
+/// covered again, and warns of nothing left uncovered.
+pub fn expect_one_covered_again(out: &Outcome) {
+    assert!(
+        out.stderr
+            .contains("1 replaced on the host during the run and covered again"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.stderr.contains("WARNING"), "{}", out.all());
+}
+
 /// An empty commit on the host in `dir`, as a user would make one after
 /// the session (runs the repository's hooks).
 pub fn host_commit(dir: &Path) -> std::process::Output {
