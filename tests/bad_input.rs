@@ -208,6 +208,16 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         &["key `home.import`", "~/"],
     ),
     (
+        "version = 1\n[home]\nlogin = [\"~/.a\", \"/etc/passwd\"]\n",
+        "3:18",
+        &["key `home.login`", "~/"],
+    ),
+    (
+        "version = 1\n[home]\nnot_imported = [\"~\"]\n",
+        "3:17",
+        &["key `home.not_imported`", "~/"],
+    ),
+    (
         "version = 1\n[home]\ncache = [\"rel\"]\n",
         "3:10",
         &["home.cache"],

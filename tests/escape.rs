@@ -45,6 +45,9 @@ mod controls;
 #[path = "escape/host_side.rs"]
 mod host_side;
 
+#[path = "escape/agent_home.rs"]
+mod agent_home;
+
 #[path = "escape/secrets_layer.rs"]
 mod secrets_layer;
 

@@ -1,5 +1,6 @@
 //! Orchestration: load → resolve → scan → plan → launch (or explain).
 
+mod agent_home;
 mod explain;
 mod git_config;
 mod landlock_level;
@@ -392,7 +393,6 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     check_listable(&project, "project")?;
     let mut loaded = profile::load(&select_profile(args))?;
     apply_project_profile(&mut loaded, &user.home, &project)?;
-    let home_source = prepare_home(&loaded, &user.home)?;
     let caches = prepare_caches(&loaded, &user.home, &project)?;
 
     let absolute = |ps: &[PathBuf]| {
@@ -421,6 +421,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &user.home,
         &project,
     )?);
+    let home_source = agent_home::prepare(&loaded, &user.home, &rules, args.quiet)?;
     let mut candidates = expand_globs(policy::candidates(&loaded, &cli, &user, &project)?);
     let isolation = forced
         .or(args.isolation)
@@ -1084,65 +1085,6 @@ pub fn project_layers(file: &Path, text: &str) -> Result<Vec<profile::Layer>> {
         profile: own,
     });
     Ok(layers)
-}
-
-/// A persistent home for profiles that ask for one: created on first use
-/// (mode 0700) with the profile's `import` paths copied from the real home.
-fn prepare_home(loaded: &profile::Loaded, real_home: &Path) -> Result<Option<PathBuf>> {
-    if loaded.profile.home.persist != Some(true) {
-        return Ok(None);
-    }
-    let base = host::data_dir().ok_or_else(|| {
-        Error::usage_hint(
-            "cannot locate a data directory for the persistent home",
-            "set HOME or XDG_DATA_HOME",
-        )
-    })?;
-    let dir = base.join("homes").join(safe_name(&loaded.name));
-    if dir.is_dir() {
-        return Ok(Some(dir));
-    }
-    let tmp = dir.with_extension("importing");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .map_err(|e| Error::io("chmod", &tmp, e))?;
-    for raw in &loaded.profile.home.import {
-        let Some(src) = profile::expand_path(raw, real_home, real_home) else {
-            continue;
-        };
-        let Ok(rel) = src.strip_prefix(real_home) else {
-            continue;
-        };
-        if std::fs::symlink_metadata(&src).is_ok() {
-            copy_tree(&src, &tmp.join(rel))?;
-        }
-    }
-    std::fs::rename(&tmp, &dir).map_err(|e| Error::io("create", &dir, e))?;
-    Ok(Some(dir))
-}
-
-/// Copy files and directories; symlinks are copied as links, never followed.
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let meta = std::fs::symlink_metadata(src).map_err(|e| Error::io("read", src, e))?;
-    if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-    }
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(src).map_err(|e| Error::io("read", src, e))?;
-        std::os::unix::fs::symlink(target, dst).map_err(|e| Error::io("create", dst, e))
-    } else if meta.is_dir() {
-        std::fs::create_dir_all(dst).map_err(|e| Error::io("create", dst, e))?;
-        for entry in std::fs::read_dir(src).map_err(|e| Error::io("read", src, e))? {
-            let entry = entry.map_err(|e| Error::io("read", src, e))?;
-            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
-        }
-        Ok(())
-    } else {
-        std::fs::copy(src, dst)
-            .map(drop)
-            .map_err(|e| Error::io("copy", src, e))
-    }
 }
 
 fn safe_name(name: &str) -> String {

@@ -104,6 +104,16 @@ pub fn profile_show(loaded: &profile::Loaded) -> String {
     list(&mut s, "home", "import", &p.home.import, &|pr| {
         pr.home.import.clone()
     });
+    list(&mut s, "home", "login", &p.home.login, &|pr| {
+        pr.home.login.clone()
+    });
+    list(
+        &mut s,
+        "home",
+        "not_imported",
+        &p.home.not_imported,
+        &|pr| pr.home.not_imported.clone(),
+    );
     list(&mut s, "home", "cache", &p.home.cache, &|pr| {
         pr.home.cache.clone()
     });

@@ -135,9 +135,19 @@ pub struct Home {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persist: Option<bool>,
     /// Copied from the real home into a persistent home when it is created
-    /// (the agent's existing login and settings).
+    /// (the agent's settings), with the secret rules applied: a file they
+    /// flag is redacted, or left out when mostly secret.
     #[serde(default)]
     pub import: Vec<String>,
+    /// The agent's own login: copied as it is (the agent needs it), and
+    /// again whenever it changes in the real home (a login outside guard
+    /// reaches the next run).
+    #[serde(default)]
+    pub login: Vec<String>,
+    /// Below `import` but never copied: what sessions run outside guard
+    /// left there (transcripts, prompt history, shell snapshots).
+    #[serde(default)]
+    pub not_imported: Vec<String>,
     /// Caches shown copy-on-write: writable inside, the host's copy never
     /// changes (an overlay whose upper layer lives in guard's own data dir).
     #[serde(default)]
@@ -190,6 +200,8 @@ impl Profile {
             self.home.persist = top.home.persist;
         }
         push_new(&mut self.home.import, &top.home.import);
+        push_new(&mut self.home.login, &top.home.login);
+        push_new(&mut self.home.not_imported, &top.home.not_imported);
         push_new(&mut self.home.cache, &top.home.cache);
         push_new(&mut self.env.pass, &top.env.pass);
         for (k, v) in &top.env.set {

@@ -139,13 +139,13 @@ pub fn widenings(
     if merged.home.persist == Some(true) && base.home.persist != Some(true) {
         out.push("home.persist = true".into());
     }
-    for i in merged
-        .home
-        .import
-        .iter()
-        .filter(|i| !base.home.import.contains(i))
-    {
-        out.push(format!("home.import += {i:?}"));
+    for (key, now, before) in [
+        ("import", &merged.home.import, &base.home.import),
+        ("login", &merged.home.login, &base.home.login),
+    ] {
+        for i in now.iter().filter(|i| !before.contains(i)) {
+            out.push(format!("home.{key} += {i:?}"));
+        }
     }
     for c in merged
         .home

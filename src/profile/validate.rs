@@ -49,15 +49,21 @@ pub fn check(p: &Profile, text: &str, origin: &str) -> Result<()> {
             }
         }
     }
-    for raw in &p.home.import {
-        let inside_home = raw.strip_prefix("~/").is_some_and(|r| !r.is_empty());
-        if !inside_home || path_form(raw).is_err() {
-            return Err(bad(
-                &["home", "import"],
-                Some(raw),
-                format!("{raw:?}: import paths are copied from your home, so they start with ~/"),
-                "write it as \"~/.tool\" (a file or directory in your home)".into(),
-            ));
+    for (list, key) in [
+        (&p.home.import, "import"),
+        (&p.home.login, "login"),
+        (&p.home.not_imported, "not_imported"),
+    ] {
+        for raw in list {
+            let inside_home = raw.strip_prefix("~/").is_some_and(|r| !r.is_empty());
+            if !inside_home || path_form(raw).is_err() {
+                return Err(bad(
+                    &["home", key],
+                    Some(raw),
+                    format!("{raw:?}: these paths are in your home, so they start with ~/"),
+                    "write it as \"~/.tool\" (a file or directory in your home)".into(),
+                ));
+            }
         }
     }
     // "*" alone passes every variable (secret ones are still removed).

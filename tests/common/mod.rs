@@ -357,7 +357,12 @@ pub fn canary(tag: &str) -> String {
 
 /// A GitHub-token-shaped canary: prefix + 36 alphanumerics.
 pub fn gh_canary(tag: &str) -> String {
-    let c = canary(tag);
+    gh_token(&canary(tag))
+}
+
+/// A GitHub-token shape around `c` (kept whole in it while it is no longer
+/// than 36 characters).
+pub fn gh_token(c: &str) -> String {
     let body: String = c
         .chars()
         .chain("Zq8vL2mN4pQ6rS8tU0vW1xY3".chars().cycle())

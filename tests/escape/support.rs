@@ -115,6 +115,15 @@ impl Case {
         c
     }
 
+    /// A canary in the shape of a GitHub token (which the content rules
+    /// flag); the token and the canary inside it must not leak.
+    pub fn add_gh_canary(&mut self, tag: &str) -> String {
+        let c = self.add_canary(tag);
+        let token = common::gh_token(&c);
+        self.canaries.push(token.clone());
+        token
+    }
+
     /// Put `NAME=value` in the supervisor's environment for every run.
     pub fn set_env(&mut self, name: &str, value: &str) {
         self.extra_env.push((name.into(), value.into()));

@@ -1,0 +1,381 @@
+//! Persistent agent homes: what they take from the real home.
+//!
+//! An agent profile keeps a private home across runs (`[home] persist`).
+//! It starts as a copy of the agent's own state in the real home
+//! (`[home] import`), made once, when the home is created, and
+//! - without what sessions run outside guard left there (`not_imported`:
+//!   transcripts, prompt history, shell snapshots — whatever an earlier,
+//!   unsandboxed agent read, a `.env` included, is in them);
+//! - with the secret rules applied to every other file: one they flag is
+//!   redacted, or left out when mostly secret; binary files and files over
+//!   the scan's size limit are left out (nothing vouches for them);
+//! - except the agent's login (`[home] login`), copied as it is: the agent
+//!   cannot work without it. A login file is copied again whenever it
+//!   changes in the real home and is newer there, so logging in outside
+//!   guard (after the home was made, or again when a token expired)
+//!   reaches the next run; a login the sandbox refreshed or removed itself
+//!   stays as it left it while the real home's copy does not change.
+//!
+//! The home is the sandbox's to write, and earlier sessions may have left
+//! anything in it: every write here goes through directory descriptors
+//! opened without following links, into a new file renamed over the old,
+//! so nothing found there can lead a copy elsewhere.
+
+use crate::error::{Error, Result};
+use crate::host;
+use crate::profile;
+use crate::secrets::path_rules::When;
+use crate::secrets::redact::{self, Outcome};
+use crate::secrets::{MAX_FILE_SIZE, Rules};
+use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::sys::stat::{Mode, fstatat};
+use nix::unistd::{UnlinkatFlags, symlinkat, unlinkat};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Largest login file copied (they are a few KiB).
+const MAX_LOGIN_FILE: u64 = 8 << 20;
+
+/// The profile's persistent home, made and refreshed; `None` for a
+/// profile without one.
+pub fn prepare(
+    loaded: &profile::Loaded,
+    real_home: &Path,
+    rules: &Rules,
+    quiet: bool,
+) -> Result<Option<PathBuf>> {
+    if loaded.profile.home.persist != Some(true) {
+        return Ok(None);
+    }
+    let base = host::data_dir().ok_or_else(|| {
+        Error::usage_hint(
+            "cannot locate a data directory for the persistent home",
+            "set HOME or XDG_DATA_HOME",
+        )
+    })?;
+    let name = super::safe_name(&loaded.name);
+    let dir = base.join("homes").join(&name);
+    let paths = Paths::new(&loaded.profile.home, real_home);
+    if !dir.is_dir() {
+        first_import(&paths, rules, &dir)?;
+    }
+    let record = base.join("logins").join(format!("{name}.json"));
+    for problem in refresh_logins(&paths, &dir, &record) {
+        if !quiet {
+            eprintln!("guard: WARNING: {problem}");
+        }
+    }
+    Ok(Some(dir))
+}
+
+/// The profile's `[home]` paths in the real home.
+struct Paths<'h> {
+    real_home: &'h Path,
+    import: Vec<PathBuf>,
+    login: Vec<PathBuf>,
+    not_imported: Vec<PathBuf>,
+}
+
+impl<'h> Paths<'h> {
+    fn new(home: &profile::Home, real_home: &'h Path) -> Paths<'h> {
+        let expand = |list: &[String]| -> Vec<PathBuf> {
+            list.iter()
+                .filter_map(|raw| profile::expand_path(raw, real_home, real_home))
+                .filter(|p| p.starts_with(real_home) && p != real_home)
+                .collect()
+        };
+        Paths {
+            real_home,
+            import: expand(&home.import),
+            login: expand(&home.login),
+            not_imported: expand(&home.not_imported),
+        }
+    }
+
+    fn is_login(&self, path: &Path) -> bool {
+        self.login.iter().any(|l| path.starts_with(l))
+    }
+
+    fn is_left_out(&self, path: &Path) -> bool {
+        self.not_imported.iter().any(|n| path.starts_with(n)) && !self.is_login(path)
+    }
+
+    fn rel<'p>(&self, path: &'p Path) -> &'p Path {
+        path.strip_prefix(self.real_home).unwrap_or(path)
+    }
+}
+
+/// Make the home in a directory of its own, then move it in place: an
+/// interrupted import leaves no half home behind.
+fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
+    let tmp = dir.with_extension(format!("importing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| Error::io("chmod", &tmp, e))?;
+    let mut scratch = Vec::new();
+    for src in paths.import.iter().chain(&paths.login) {
+        import_tree(paths, rules, src, &tmp, &mut scratch)?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Another guard starting the same profile made it first.
+        if !dir.is_dir() {
+            return Err(Error::io("create", dir, e));
+        }
+    }
+    Ok(())
+}
+
+/// Copy `src` (a file or directory of the real home) into the new home.
+fn import_tree(
+    paths: &Paths<'_>,
+    rules: &Rules,
+    src: &Path,
+    home: &Path,
+    scratch: &mut Vec<usize>,
+) -> Result<()> {
+    if paths.is_left_out(src) {
+        return Ok(());
+    }
+    let Ok(meta) = std::fs::symlink_metadata(src) else {
+        return Ok(());
+    };
+    let rel = paths.rel(src);
+    let failed = |e: std::io::Error| Error::io("create", home.join(rel), e);
+    if meta.is_dir() {
+        host::make_dirs_beneath(home, rel)
+            .ok_or_else(|| failed(std::io::Error::other("not a directory")))?;
+        let Ok(entries) = std::fs::read_dir(src) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            import_tree(paths, rules, &entry.path(), home, scratch)?;
+        }
+        return Ok(());
+    }
+    // A link to a file (dotfiles kept in a repository) is imported as that
+    // file; any other link as the link it is.
+    let target = std::fs::metadata(src).ok().filter(|m| m.is_file());
+    if meta.file_type().is_symlink() && target.is_none() {
+        let Ok(to) = std::fs::read_link(src) else {
+            return Ok(());
+        };
+        return place(home, rel, Content::Link(&to)).map_err(failed);
+    }
+    let Some(target) = target else {
+        return Ok(()); // a fifo, socket or device
+    };
+    let mode = target.mode() & 0o777;
+    if paths.is_login(src) {
+        let Some(buf) = host::read_small_followed(src, MAX_LOGIN_FILE) else {
+            return Ok(());
+        };
+        return place(home, rel, Content::File(&buf, mode)).map_err(failed);
+    }
+    match scanned(rules, src, rel, mode, scratch)? {
+        Some(buf) => place(home, rel, Content::File(&buf, mode)).map_err(failed),
+        None => Ok(()),
+    }
+}
+
+/// What of the file at `src` may go into the home: the text, the text
+/// redacted, or nothing. The same rules as the scan of the home at the
+/// start of a run, on the path below the home.
+fn scanned(
+    rules: &Rules,
+    src: &Path,
+    rel: &Path,
+    mode: u32,
+    scratch: &mut Vec<usize>,
+) -> Result<Option<Vec<u8>>> {
+    let Some(buf) = host::read_small_followed(src, MAX_FILE_SIZE) else {
+        return Ok(None); // unreadable, or too large to scan
+    };
+    if rules.ignore.is_match(rel, src) || rules.skip.is_match(rel, src) {
+        return Ok(Some(buf));
+    }
+    if buf[..buf.len().min(8192)].contains(&0) {
+        return Ok(None);
+    }
+    if let Some(rule) = rules
+        .paths
+        .matches(rel, scratch)
+        .map(|i| rules.paths.rule(i))
+    {
+        let left_out = match rule.when {
+            When::Always => true,
+            When::UnlessCertificates => !crate::secrets::path_rules::only_certificates(&buf),
+            // Only with a secret in it, which the content rules decide below.
+            When::IfSecretContent => {
+                !matches!(redact::decide(src, &buf, mode, rules)?, Outcome::Clean)
+            }
+        };
+        if left_out {
+            return Ok(None);
+        }
+    }
+    Ok(match redact::decide(src, &buf, mode, rules)? {
+        Outcome::Clean => Some(buf),
+        Outcome::Redact(r) => Some(r.content.into_bytes()),
+        Outcome::Hide(_) => None,
+    })
+}
+
+enum Content<'a> {
+    File(&'a [u8], u32),
+    Link(&'a Path),
+}
+
+/// Put `content` at `rel` below `home`: made under a new name in the
+/// directory (opened link by link, never following one), then renamed
+/// over whatever is there.
+fn place(home: &Path, rel: &Path, content: Content<'_>) -> std::io::Result<()> {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(std::io::Error::other("not a path below the home"));
+    };
+    let dir = host::make_dirs_beneath(home, parent).ok_or_else(|| {
+        std::io::Error::other("a directory on the way is missing, a link, or not a directory")
+    })?;
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".guard-{}", std::process::id()));
+    let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    match content {
+        Content::File(buf, mode) => {
+            let fd = openat(
+                &dir,
+                tmp.as_os_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(mode),
+            )?;
+            let written = std::fs::File::from(fd).write_all(buf);
+            if let Err(e) = written {
+                let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                return Err(e);
+            }
+        }
+        Content::Link(to) => symlinkat(to, &dir, tmp.as_os_str())?,
+    }
+    renameat(&dir, tmp.as_os_str(), &dir, name).map_err(|e| {
+        let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        std::io::Error::from(e)
+    })
+}
+
+/// What identifies one version of a file in the real home.
+type Version = [i64; 4];
+
+fn version(meta: &std::fs::Metadata) -> Version {
+    [
+        meta.dev() as i64,
+        meta.ino() as i64,
+        meta.size() as i64,
+        meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    ]
+}
+
+/// Copy each login file whose real-home version changed since the last
+/// run saw it, and is newer there than in the persistent home (or missing
+/// there, and never copied in this version). `record` keeps the versions
+/// seen, outside the home. Returns what could not be copied.
+fn refresh_logins(paths: &Paths<'_>, home: &Path, record: &Path) -> Vec<String> {
+    let seen_before: BTreeMap<String, Version> = std::fs::read(record)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut seen = BTreeMap::new();
+    let mut problems = Vec::new();
+    for src in paths.login.iter().flat_map(|l| files_below(l)) {
+        let Ok(meta) = std::fs::metadata(&src) else {
+            continue;
+        };
+        let rel = paths.rel(&src);
+        let key = String::from_utf8_lossy(rel.as_os_str().as_bytes()).into_owned();
+        let now = version(&meta);
+        let before = seen_before.get(&key);
+        let copy = match copy_mtime(home, rel) {
+            None => before != Some(&now),
+            Some(copied) => before.is_some_and(|b| *b != now) && now[3] > copied,
+        };
+        seen.insert(key, now);
+        if !copy {
+            continue;
+        }
+        let result = host::read_small_followed(&src, MAX_LOGIN_FILE)
+            .ok_or_else(|| std::io::Error::other("unreadable, or larger than 8 MiB"))
+            .and_then(|buf| place(home, rel, Content::File(&buf, meta.mode() & 0o777)));
+        if let Err(e) = result {
+            problems.push(format!(
+                "the login file {} changed outside guard but could not be copied into the persistent home {}: {}; the agent inside keeps its earlier login",
+                host::printable(&src),
+                host::printable(home),
+                crate::error::os_text(&e)
+            ));
+        }
+    }
+    if seen != seen_before {
+        let saved = serde_json::to_vec(&seen)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| save(record, &bytes));
+        if let Err(e) = saved {
+            problems.push(format!(
+                "cannot record the login files seen in {}: {}",
+                host::printable(record),
+                crate::error::os_text(&e)
+            ));
+        }
+    }
+    problems
+}
+
+/// `path` if it is a file (through a link), else the files below it.
+fn files_below(path: &Path) -> Vec<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .flat_map(|e| files_below(&e.path()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Ok(_) if std::fs::metadata(path).is_ok_and(|m| m.is_file()) => vec![path.to_path_buf()],
+        _ => Vec::new(),
+    }
+}
+
+/// Modification time (ns) of `rel` in the home, as the sandbox left it:
+/// `None` when it is not there.
+fn copy_mtime(home: &Path, rel: &Path) -> Option<i64> {
+    let dir = host::open_dir_beneath(home, rel.parent()?)?;
+    let st = fstatat(&dir, rel.file_name()?, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+    Some(st.st_mtime * 1_000_000_000 + st.st_mtime_nsec)
+}
+
+/// Write `bytes` to `path` whole or not at all.
+fn save(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,208 @@
+//! An agent's persistent home and the real home it is imported from: what
+//! an agent profile copies in (its own state, never the secrets sessions
+//! outside guard left there), and what guard writes into that home, which
+//! the sandbox controls, when a login changes on the host.
+
+use crate::support::{Case, Expect, each_mode};
+use std::path::Path;
+
+/// A profile like the agents' own: the agent's directory imported, its
+/// login copied as it is, its transcripts left out.
+const PROFILE: &str = "version = 1\nextends = [\"default\"]\n[home]\npersist = true\nimport = [\"~/.myagent\"]\nlogin = [\"~/.myagent/login.json\"]\nnot_imported = [\"~/.myagent/sessions\"]\n";
+
+fn agent_profile(case: &Case) {
+    case.env
+        .home
+        .write(".config/guard/profiles/myagent.toml", PROFILE);
+}
+
+fn run_agent(case: &Case, script: &str) -> crate::common::Outcome {
+    case.run(&["run", "-q", "-p", "myagent", "--", "sh", "-c", script])
+}
+
+/// Imported as a whole, the agent's directory brought into the sandbox
+/// what sessions run outside guard had left there: transcripts with the
+/// output of every command they ran (a `cat .env` included), the prompt
+/// history, files holding tokens. Now transcripts are not imported, and
+/// every other file gets the secret rules: redacted, or left out when
+/// mostly secret. The agent's login is copied as it is.
+#[test]
+fn the_real_homes_secrets_stay_out_of_an_agents_persistent_home() {
+    each_mode(|mut case| {
+        let transcript = case.add_canary("transcript");
+        let history = case.add_gh_canary("hist");
+        let in_code = case.add_gh_canary("code");
+        let login = common_login();
+        let home = &case.env.home;
+        home.write(
+            ".myagent/sessions/s1.jsonl",
+            &format!("{{\"tool_result\":\"DB_PASSWORD={transcript}\"}}\n"),
+        );
+        home.write(
+            ".myagent/history.jsonl",
+            &format!("{{\"display\":\"use this token: {history}\"}}\n"),
+        );
+        home.write(
+            ".myagent/hooks.py",
+            &format!(
+                "import os\n\ndef before(cmd):\n    return cmd\n\nTOKEN = \"{in_code}\"\n\ndef after(out):\n    return out\n"
+            ),
+        );
+        home.write(
+            ".myagent/login.json",
+            &format!("{{\"token\":\"{login}\"}}\n"),
+        );
+        agent_profile(&case);
+        case.env.own();
+        let out = run_agent(
+            &case,
+            "cd ~/.myagent; cat login.json hooks.py; grep -r . ~ 2>/dev/null; \
+             for f in sessions history.jsonl; do [ -e $f ] && echo $f=present || echo $f=absent; done; echo ran=1",
+        );
+        out.expect_code(0);
+        out.ran();
+        // The agent's own login, as it is: the home was imported.
+        assert!(out.stdout.contains(&login), "{}", out.all());
+        // Redacted where it stood, the rest of the file intact.
+        assert!(
+            out.stdout
+                .contains("TOKEN = \"guard-redacted:github-token\"")
+                && out.stdout.contains("def after(out):"),
+            "{}",
+            out.all()
+        );
+        out.expect_fields(&[("sessions", "absent"), ("history.jsonl", "absent")]);
+    });
+}
+
+/// A token that looks like nothing the rules know: the login must pass as
+/// it is, whatever it holds.
+fn common_login() -> String {
+    format!("login-{}", std::process::id())
+}
+
+/// The persistent home was made before the user logged in on the host
+/// (or their token expired and they logged in again there): the home kept
+/// the state of the day it was made, and the agent inside asked for a
+/// login the user had already given. A login file that changes on the
+/// host now reaches the next run; one the sandbox changed or removed
+/// stays as the sandbox left it while the host's does not change.
+#[test]
+fn a_login_made_outside_guard_reaches_an_existing_persistent_home() {
+    each_mode(|case| {
+        agent_profile(&case);
+        case.env.home.write(".myagent/settings.json", "{}\n");
+        case.env.own();
+        let show = "cat ~/.myagent/login.json 2>/dev/null || echo login=none";
+        let before = run_agent(&case, show);
+        before.expect_code(0);
+        assert_eq!(before.field("login").as_deref(), Some("none"));
+
+        log_in_on_host(&case, "first\n");
+        let first = run_agent(
+            &case,
+            &format!("{show}; echo refreshed > ~/.myagent/login.json"),
+        );
+        assert_eq!(first.stdout, "first\n", "{}", first.all());
+        // The agent refreshed its token inside: kept.
+        assert_eq!(run_agent(&case, show).stdout, "refreshed\n");
+
+        // Logged in again on the host, later.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log_in_on_host(&case, "second\n");
+        let second = run_agent(&case, &format!("{show}; rm ~/.myagent/login.json"));
+        assert_eq!(second.stdout, "second\n", "{}", second.all());
+        // Logged out inside: stays so while the host's login is unchanged.
+        let out = run_agent(&case, show);
+        assert_eq!(out.field("login").as_deref(), Some("none"), "{}", out.all());
+        // The real home's file never changed for any of this.
+        assert_eq!(
+            std::fs::read_to_string(case.home().join(".myagent/login.json")).unwrap(),
+            "second\n"
+        );
+    });
+}
+
+/// guard writes a changed login into the persistent home, which the
+/// sandbox controls: a link it left there (the agent's directory made a
+/// link to a directory of the real home, or the login file a link to a
+/// file there) would have had guard write through it, on the host, into
+/// the real home. Every directory on the way is now opened without
+/// following a link, and the file is written anew and renamed over
+/// whatever is there.
+#[test]
+fn links_in_the_persistent_home_cannot_redirect_a_login_copy() {
+    each_mode(|case| {
+        agent_profile(&case);
+        let home = case.home().to_path_buf();
+        case.env.home.write("landing/keep", "");
+        case.env.home.write("victim.txt", "untouched\n");
+        case.env.home.write(".myagent/login.json", "v1\n");
+        case.env.own();
+        let planted = run_agent(
+            &case,
+            &format!(
+                "ln -sf {home}/victim.txt ~/.myagent/login.json && mkdir ~/.other && \
+                 ln -s {home}/landing ~/.other/dir && echo planted=1",
+                home = home.display()
+            ),
+        );
+        assert_eq!(
+            planted.field("planted").as_deref(),
+            Some("1"),
+            "{}",
+            planted.all()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log_in_on_host(&case, "v2\n");
+        let next = run_agent(&case, "cat ~/.myagent/login.json");
+        next.expect_code(0);
+        assert_eq!(next.stdout, "v2\n", "{}", next.all());
+        assert_eq!(read(&home.join("victim.txt")), "untouched\n");
+
+        // Now the directory itself: a link to a directory of the real home.
+        let planted = run_agent(
+            &case,
+            &format!(
+                "rm -rf ~/.myagent && ln -s {}/landing ~/.myagent && echo planted=1",
+                home.display()
+            ),
+        );
+        assert_eq!(
+            planted.field("planted").as_deref(),
+            Some("1"),
+            "{}",
+            planted.all()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log_in_on_host(&case, "v3\n");
+        let next = case.run(&["run", "-p", "myagent", "--", "true"]);
+        next.expect_code(0);
+        let landing: Vec<_> = std::fs::read_dir(home.join("landing"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            landing,
+            ["keep"],
+            "guard wrote through the link:\n{}",
+            next.all()
+        );
+        assert!(
+            next.stderr
+                .contains("could not be copied into the persistent home"),
+            "{}",
+            next.all()
+        );
+    });
+}
+
+/// The user logs in with the agent on the host: a new login file.
+fn log_in_on_host(case: &Case, content: &str) {
+    case.env.home.write(".myagent/login.json", content);
+    case.env.own();
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
