@@ -94,9 +94,9 @@ struct Shared<'a> {
     rules: &'a Rules,
     cache: &'a Cache,
     exclude: &'a HashSet<PathBuf>,
-    /// Whether `exclude` names files (not only directories): if not, files
-    /// need no lookup.
-    exclude_files: bool,
+    /// The paths in `exclude` that are not directories (hidden files, such
+    /// as /etc/shadow): files of a root that holds none need no lookup.
+    excluded_files: Vec<&'a Path>,
     now_ns: i128,
 }
 
@@ -172,7 +172,11 @@ pub fn scan(
         .filter(|p| roots.iter().any(|r| p.starts_with(&r.path)))
         .cloned()
         .collect();
-    let exclude_files = exclude.iter().any(|p| !p.is_dir());
+    let excluded_files = exclude
+        .iter()
+        .filter(|p| !p.is_dir())
+        .map(PathBuf::as_path)
+        .collect();
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
@@ -181,7 +185,7 @@ pub fn scan(
         rules,
         cache: &cache,
         exclude: &exclude,
-        exclude_files,
+        excluded_files,
         now_ns,
     };
     // A tree the last scan found small is walked on this thread alone:
@@ -359,6 +363,9 @@ struct Worker<'s, 'a> {
     paths: PathMatcher,
     /// Devices seen, and whether their filesystem is in `TRUSTED_FS`.
     devices: Vec<(u64, bool)>,
+    /// Whether any excluded file lies in this worker's root (a lookup per
+    /// file costs ~6 % of a warm scan).
+    exclude_files: bool,
 }
 
 impl<'a> Visitor<'a> for Worker<'_, 'a> {
@@ -403,7 +410,7 @@ impl<'a> Visitor<'a> for Worker<'_, 'a> {
         if self.out.error.is_some() {
             return None;
         }
-        if self.shared.exclude_files && self.shared.exclude.contains(path) {
+        if self.exclude_files && self.shared.exclude.contains(path) {
             return None;
         }
         self.out.stats.files += 1;
@@ -437,6 +444,10 @@ impl<'s, 'a> Worker<'s, 'a> {
             engine: Scratch::default(),
             paths: shared.rules.paths.clone(),
             devices: Vec::new(),
+            exclude_files: shared
+                .excluded_files
+                .iter()
+                .any(|p| p.starts_with(&root.path)),
         }
     }
 
