@@ -395,3 +395,128 @@ fn an_interpreter_without_pip_is_asked_once() {
         assert_eq!(asked.lines().count(), 1, "asked at every start: {asked:?}");
     }
 }
+
+/// git over ssh, as a profile of the user's sets it up: the ssh-agent's
+/// socket, which guard shows only when a profile passes SSH_AUTH_SOCK by
+/// name (the variable alone named a socket the sandbox could not reach),
+/// and an allowed host's port 22 (here a stand-in server on another port),
+/// relayed as plain TCP through the transparent path.
+#[test]
+fn git_over_ssh_reaches_the_agent_a_profile_passes_and_an_allowed_port() {
+    use std::io::{BufRead, Write};
+    for mode in modes() {
+        let env = Env::new(mode);
+        let keys = common::TempDir::new("ssh", mode);
+        let sock = keys.join("agent.sock");
+        let as_user = |program: &str| match mode {
+            common::Mode::Invoker => Command::new(program),
+            common::Mode::Unprivileged => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={}", common::NOBODY),
+                    &format!("--regid={}", common::NOBODY),
+                    "--clear-groups",
+                    "--",
+                    program,
+                ]);
+                c
+            }
+        };
+        let _agent = common::KillOnDrop(
+            as_user("ssh-agent")
+                .arg("-D")
+                .arg("-a")
+                .arg(&sock)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("ssh-agent is required (apt-get install openssh-client)"),
+        );
+        let key = keys.join("id_ed25519");
+        let made = as_user("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "guard-test-key",
+                "-f",
+            ])
+            .arg(&key)
+            .status()
+            .expect("run ssh-keygen");
+        assert!(made.success());
+        for _ in 0..100 {
+            if sock.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let added = as_user("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .expect("run ssh-add");
+        assert!(added.status.success(), "{added:?}");
+
+        // A stand-in for the git host's ssh server: its banner, then the
+        // client's.
+        let server = std::net::TcpListener::bind("127.31.0.1:0").expect("bind stand-in server");
+        let port = server.local_addr().unwrap().port();
+        let served = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().expect("accept");
+            s.write_all(b"SSH-2.0-guard-stand-in\r\n").unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(s).read_line(&mut line).unwrap();
+            line
+        });
+        env.project.write(
+            "ssh.toml",
+            &format!(
+                "version = 1\nextends = [\"git\"]\n[env]\npass = [\"SSH_AUTH_SOCK\"]\n\
+                 [network]\nallow = [{{ host = \"git.guard.test:{port}\", private = true }}]\n\
+                 [network.hosts]\n\"git.guard.test\" = \"127.31.0.1\"\n"
+            ),
+        );
+        env.own();
+        let script = format!(
+            "ssh-add -l | sed 's/^/key=/'\n\
+             python3 -c \"import socket; s = socket.create_connection(('git.guard.test', {port}), timeout=10); print('banner=' + s.recv(100).decode().strip()); s.sendall(b'SSH-2.0-client\\r\\n')\""
+        );
+        let out = common::Outcome::from(
+            env.guard(&["run", "-p", "ssh.toml", "--", "bash", "-c", &script])
+                .env("SSH_AUTH_SOCK", &sock)
+                .output()
+                .expect("spawn guard"),
+        );
+        out.expect_code(0);
+        assert!(
+            out.field("key")
+                .is_some_and(|k| k.contains("guard-test-key")),
+            "{}",
+            out.all()
+        );
+        assert_eq!(
+            out.field("banner").as_deref(),
+            Some("SSH-2.0-guard-stand-in")
+        );
+        assert_eq!(served.join().unwrap().trim(), "SSH-2.0-client");
+
+        // Without the profile naming it, neither reaches the command.
+        let out = common::Outcome::from(
+            env.guard(&[
+                "run",
+                "--",
+                "bash",
+                "-c",
+                "echo var=${SSH_AUTH_SOCK:-absent}; ssh-add -l; echo rc=$?",
+            ])
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .expect("spawn guard"),
+        );
+        out.expect_fields(&[("var", "absent"), ("rc", "2")]);
+    }
+}

@@ -494,7 +494,13 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         })?;
         candidates.extend(found.into_iter().filter(|c| shown(&grants, &c.path)));
     }
-    candidates.extend(host_listeners(&grants, &project));
+    let agent_sockets = passed_agent_sockets(&loaded.profile.env.pass);
+    candidates.extend(
+        host_listeners(&grants, &project)
+            .into_iter()
+            .filter(|c| !agent_sockets.iter().any(|a| a.path == c.path)),
+    );
+    candidates.extend(agent_sockets);
     // Python's bytecode of a flagged source holds its string constants
     // verbatim (`strings __pycache__/settings.*.pyc`).
     candidates.extend(bytecode_of(&found.flagged));
@@ -1345,6 +1351,58 @@ fn host_listeners(grants: &[policy::Grant], project: &Path) -> Vec<Candidate> {
         }
     }
     out
+}
+
+/// The sockets of agents the profile passes by name (`SSH_AUTH_SOCK`,
+/// `DBUS_SESSION_BUS_ADDRESS`, which pass only so): the variable alone
+/// would name a socket the sandbox cannot reach, as it cannot reach any
+/// other listener of the host's. Shown read-write (a connect needs write
+/// permission) where the variable says, if a socket is there (not a link:
+/// the variable names the path the sandbox sees). A bus address by an
+/// abstract name stays unreachable (another network namespace).
+fn passed_agent_sockets(pass: &[String]) -> Vec<Candidate> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    for (var, what) in [
+        ("SSH_AUTH_SOCK", "the ssh-agent socket"),
+        ("DBUS_SESSION_BUS_ADDRESS", "the D-Bus session bus socket"),
+    ] {
+        if !pass.iter().any(|p| p == var) {
+            continue;
+        }
+        let Some(value) = std::env::var_os(var) else {
+            continue;
+        };
+        let paths = if var == "SSH_AUTH_SOCK" {
+            vec![PathBuf::from(value)]
+        } else {
+            value.to_str().map(dbus_socket_paths).unwrap_or_default()
+        };
+        for path in paths {
+            let socket = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+            if path.is_absolute() && socket && !out.iter().any(|c: &Candidate| c.path == path) {
+                out.push(Candidate {
+                    path,
+                    access: policy::Access::ReadWrite,
+                    origin: format!("{what}: the profile passes {var}"),
+                    required: false,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The socket paths of a D-Bus address (`unix:path=/run/user/1000/bus`,
+/// several separated by `;`). Escaped values (`%2f`) are left out.
+fn dbus_socket_paths(address: &str) -> Vec<PathBuf> {
+    address
+        .split(';')
+        .filter_map(|a| a.strip_prefix("unix:"))
+        .filter_map(|keys| keys.split(',').find_map(|kv| kv.strip_prefix("path=")))
+        .filter(|p| !p.contains('%'))
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// Whether a read-only or read-write grant shows `path` inside.

@@ -482,3 +482,14 @@ pub fn git_repo_with_readme(dir: &Path) {
     host_git(dir, &["add", "README"]);
     host_git(dir, &["commit", "-qm", "init"]);
 }
+
+/// A helper process of a test's (a server, an agent), killed when the test
+/// ends, also by a failed assertion.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
