@@ -64,7 +64,7 @@ pub fn prepare(
         first_import(&paths, rules, &dir)?;
     }
     let record = base.join("logins").join(format!("{name}.json"));
-    for problem in refresh_logins(&paths, &dir, &record) {
+    for problem in refresh_logins(&paths, rules, &dir, &record) {
         if !quiet {
             eprintln!("guard: WARNING: {problem}");
         }
@@ -78,6 +78,10 @@ struct Paths<'h> {
     import: Vec<PathBuf>,
     login: Vec<PathBuf>,
     not_imported: Vec<PathBuf>,
+    /// guard's own directories: an import of `~/.local/share` or `~/.cache`
+    /// would copy every profile's persistent home (what other sessions left
+    /// there), and the new home into itself until the path grew too long.
+    guards: Vec<PathBuf>,
 }
 
 impl<'h> Paths<'h> {
@@ -93,7 +97,20 @@ impl<'h> Paths<'h> {
             import: expand(&home.import),
             login: expand(&home.login),
             not_imported: expand(&home.not_imported),
+            guards: [
+                host::data_dir(),
+                host::state_dir(),
+                host::cache_dir(),
+                host::config_dir(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
+    }
+
+    fn is_guards(&self, path: &Path) -> bool {
+        self.guards.iter().any(|g| path.starts_with(g))
     }
 
     fn is_login(&self, path: &Path) -> bool {
@@ -101,7 +118,8 @@ impl<'h> Paths<'h> {
     }
 
     fn is_left_out(&self, path: &Path) -> bool {
-        self.not_imported.iter().any(|n| path.starts_with(n)) && !self.is_login(path)
+        self.is_guards(path)
+            || self.not_imported.iter().any(|n| path.starts_with(n)) && !self.is_login(path)
     }
 
     fn rel<'p>(&self, path: &'p Path) -> &'p Path {
@@ -123,7 +141,10 @@ fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("chmod", &tmp, e))?;
     let mut scratch = Vec::new();
     for src in paths.import.iter().chain(&paths.login) {
-        import_tree(paths, rules, src, &tmp, &mut scratch)?;
+        if let Err(e) = import_tree(paths, rules, src, &tmp, &mut scratch) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
     }
     if let Err(e) = std::fs::rename(&tmp, dir) {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -175,42 +196,92 @@ fn import_tree(
         return Ok(()); // a fifo, socket or device
     };
     let mode = target.mode() & 0o777;
-    if paths.is_login(src) {
+    if verbatim(paths, src) {
         let Some(buf) = host::read_small_followed(src, MAX_LOGIN_FILE) else {
             return Ok(());
         };
         return place(home, rel, Content::File(&buf, mode)).map_err(failed);
     }
-    match scanned(rules, src, rel, mode, scratch)? {
+    match scanned(paths, rules, src, mode, scratch)? {
         Some(buf) => place(home, rel, Content::File(&buf, mode)).map_err(failed),
         None => Ok(()),
     }
 }
 
+/// Whether the login file at `src` is copied as it is. Not when it is a
+/// link: where it leads may be a directory some sandbox could write (the
+/// dotfiles repository it lives in, opened as a project), and a link
+/// planted there would have guard, on the host, copy any file of the user
+/// into the home untouched (`login.json -> ~/.ssh/id_ed25519`). Through a
+/// link, the file gets the import's rules, on both its paths. Directories
+/// on the way may be links (a whole agent directory kept in a repository).
+fn verbatim(paths: &Paths<'_>, src: &Path) -> bool {
+    paths.is_login(src) && std::fs::symlink_metadata(src).is_ok_and(|m| !m.file_type().is_symlink())
+}
+
 /// What of the file at `src` may go into the home: the text, the text
 /// redacted, or nothing. The same rules as the scan of the home at the
-/// start of a run, on the path below the home.
+/// start of a run, on the path below the home and, for a link, on the
+/// path it leads to (`notes -> ~/.ssh/config` is the SSH config).
 fn scanned(
+    paths: &Paths<'_>,
     rules: &Rules,
     src: &Path,
-    rel: &Path,
     mode: u32,
     scratch: &mut Vec<usize>,
 ) -> Result<Option<Vec<u8>>> {
+    let rel = paths.rel(src);
+    let target = match std::fs::symlink_metadata(src) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(src) {
+            Ok(t) => Some(t),
+            Err(_) => return Ok(None),
+        },
+        _ => None,
+    };
+    if target
+        .as_deref()
+        .is_some_and(|t| paths.is_left_out(t) && !paths.is_login(t))
+    {
+        return Ok(None);
+    }
     let Some(buf) = host::read_small_followed(src, MAX_FILE_SIZE) else {
         return Ok(None); // unreadable, or too large to scan
     };
-    if rules.ignore.is_match(rel, src) || rules.skip.is_match(rel, src) {
+    // A scope names the file where the user sees it; the link's target is
+    // judged by its own path below.
+    let target_rel = target.as_deref().map(|t| {
+        t.strip_prefix(paths.real_home)
+            .or_else(|_| t.strip_prefix("/"))
+            .unwrap_or(t)
+    });
+    let exempt =
+        |r: &Path, abs: &Path| rules.ignore.is_match(r, abs) || rules.skip.is_match(r, abs);
+    if exempt(rel, src)
+        && target
+            .as_deref()
+            .is_none_or(|t| exempt(target_rel.unwrap_or(t), t))
+    {
         return Ok(Some(buf));
     }
     if buf[..buf.len().min(8192)].contains(&0) {
         return Ok(None);
     }
-    if let Some(rule) = rules
-        .paths
-        .matches(rel, scratch)
-        .map(|i| rules.paths.rule(i))
-    {
+    let in_hidden_dir = |r: &Path, scratch: &mut Vec<usize>| {
+        r.ancestors().skip(1).any(|dir| {
+            !dir.as_os_str().is_empty()
+                && rules
+                    .paths
+                    .matches(dir, scratch)
+                    .is_some_and(|i| rules.paths.rule(i).when == When::Always)
+        })
+    };
+    if in_hidden_dir(rel, scratch) || target_rel.is_some_and(|t| in_hidden_dir(t, scratch)) {
+        return Ok(None);
+    }
+    for r in std::iter::once(rel).chain(target_rel) {
+        let Some(rule) = rules.paths.matches(r, scratch).map(|i| rules.paths.rule(i)) else {
+            continue;
+        };
         let left_out = match rule.when {
             When::Always => true,
             When::UnlessCertificates => !crate::secrets::path_rules::only_certificates(&buf),
@@ -291,14 +362,16 @@ fn version(meta: &std::fs::Metadata) -> Version {
 /// run saw it, and is newer there than in the persistent home (or missing
 /// there, and never copied in this version). `record` keeps the versions
 /// seen, outside the home. Returns what could not be copied.
-fn refresh_logins(paths: &Paths<'_>, home: &Path, record: &Path) -> Vec<String> {
+fn refresh_logins(paths: &Paths<'_>, rules: &Rules, home: &Path, record: &Path) -> Vec<String> {
     let seen_before: BTreeMap<String, Version> = std::fs::read(record)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let mut seen = BTreeMap::new();
     let mut problems = Vec::new();
-    for src in paths.login.iter().flat_map(|l| files_below(l)) {
+    let mut scratch = Vec::new();
+    let logins = paths.login.iter().flat_map(|l| files_below(l));
+    for src in logins.filter(|f| !paths.is_guards(f)) {
         let Ok(meta) = std::fs::metadata(&src) else {
             continue;
         };
@@ -314,9 +387,20 @@ fn refresh_logins(paths: &Paths<'_>, home: &Path, record: &Path) -> Vec<String> 
         if !copy {
             continue;
         }
-        let result = host::read_small_followed(&src, MAX_LOGIN_FILE)
-            .ok_or_else(|| std::io::Error::other("unreadable, or larger than 8 MiB"))
-            .and_then(|buf| place(home, rel, Content::File(&buf, meta.mode() & 0o777)));
+        let mode = meta.mode() & 0o777;
+        let content = if verbatim(paths, &src) {
+            host::read_small_followed(&src, MAX_LOGIN_FILE)
+                .ok_or_else(|| std::io::Error::other("unreadable, or larger than 8 MiB"))
+        } else {
+            match scanned(paths, rules, &src, mode, &mut scratch) {
+                Ok(Some(buf)) => Ok(buf),
+                Ok(None) => Err(std::io::Error::other(
+                    "it is a link, and where it leads the secret rules keep out of the sandbox",
+                )),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            }
+        };
+        let result = content.and_then(|buf| place(home, rel, Content::File(&buf, mode)));
         if let Err(e) = result {
             problems.push(format!(
                 "the login file {} changed outside guard but could not be copied into the persistent home {}: {}; the agent inside keeps its earlier login",

@@ -197,6 +197,130 @@ fn links_in_the_persistent_home_cannot_redirect_a_login_copy() {
     });
 }
 
+/// The agent's login kept in a repository of dotfiles (a link in the real
+/// home), and that repository opened in guard as a project: the sandbox
+/// turned the file in the repository into a link to the user's SSH key
+/// and removed its copy in the persistent home, and guard, on the host,
+/// copied the key into the home at the next start, as the login it took
+/// it for. A login reached through a link now gets the import's rules.
+#[test]
+fn a_login_kept_as_a_link_cannot_be_turned_into_another_file_of_the_user() {
+    each_mode(|mut case| {
+        let key = case.add_canary("sshkey");
+        let home = case.home().to_path_buf();
+        case.env
+            .home
+            .write(".ssh/id_ed25519", &crate::common::pem(&key));
+        let kept = case.write("dotfiles/login.json", "v1\n");
+        case.env.home.write(".myagent/settings.json", "{}\n");
+        std::os::unix::fs::symlink(&kept, home.join(".myagent/login.json")).unwrap();
+        agent_profile(&case);
+        case.env.own();
+        let planted = run_agent(
+            &case,
+            &format!(
+                "cat ~/.myagent/login.json && ln -sf {}/.ssh/id_ed25519 dotfiles/login.json && \
+                 rm ~/.myagent/login.json && echo planted=1",
+                home.display()
+            ),
+        );
+        // Through the link, with nothing secret in it: copied.
+        assert!(planted.stdout.starts_with("v1\n"), "{}", planted.all());
+        assert_eq!(
+            planted.field("planted").as_deref(),
+            Some("1"),
+            "{}",
+            planted.all()
+        );
+        let next = case.run(&[
+            "run",
+            "-p",
+            "myagent",
+            "--",
+            "sh",
+            "-c",
+            "cat ~/.myagent/login.json 2>/dev/null || echo login=none",
+        ]);
+        next.expect_code(0);
+        assert_eq!(
+            next.field("login").as_deref(),
+            Some("none"),
+            "{}",
+            next.all()
+        );
+        assert!(
+            next.stderr
+                .contains("where it leads the secret rules keep out of the sandbox"),
+            "{}",
+            next.all()
+        );
+    });
+}
+
+/// A link in the agent's directory of the real home to a file the path
+/// rules keep out (`~/.ssh/config`, nothing in it a content rule knows):
+/// imported as the file it leads to, judged by the link's own name, so it
+/// came in whole. The path rules now judge where a link leads as well.
+#[test]
+fn a_link_in_the_agents_directory_is_judged_where_it_leads() {
+    each_mode(|mut case| {
+        let host = case.add_canary("bastion");
+        let home = case.home().to_path_buf();
+        case.env.home.write(
+            ".ssh/config",
+            &format!("Host bastion\n  HostName {host}.internal\n  User deploy\n"),
+        );
+        case.env.home.write(".myagent/settings.json", "{}\n");
+        std::os::unix::fs::symlink(home.join(".ssh/config"), home.join(".myagent/hosts")).unwrap();
+        agent_profile(&case);
+        case.env.own();
+        let out = run_agent(
+            &case,
+            "cd ~/.myagent; cat hosts 2>/dev/null; \
+             for f in settings.json hosts; do [ -e $f ] && echo $f=present || echo $f=absent; done",
+        );
+        out.expect_code(0);
+        out.expect_fields(&[("settings.json", "present"), ("hosts", "absent")]);
+    });
+}
+
+/// A profile of the user's that imports a whole XDG directory
+/// (`~/.local/share`) took in guard's own: every other profile's
+/// persistent home (what their sessions left there), and the home being
+/// made, into itself, until the path was too long and every run of the
+/// profile failed. guard's own directories are never imported now.
+#[test]
+fn an_import_of_a_whole_xdg_directory_leaves_guards_own_out() {
+    each_mode(|mut case| {
+        let left = case.add_canary("otherhome");
+        let home = &case.env.home;
+        home.write(
+            ".local/share/guard/homes/other/notes.txt",
+            &format!("left by another profile's session: {left}\n"),
+        );
+        home.write(".local/share/tool/settings.txt", "theme=dark\n");
+        home.write(
+            ".config/guard/profiles/wide.toml",
+            "version = 1\nextends = [\"default\"]\n[home]\npersist = true\nimport = [\"~/.local/share\"]\n",
+        );
+        case.env.own();
+        let out = case.run(&[
+            "run",
+            "-q",
+            "-p",
+            "wide",
+            "--",
+            "sh",
+            "-c",
+            "cat ~/.local/share/tool/settings.txt; grep -r . ~/.local/share/guard 2>/dev/null; \
+             [ -e ~/.local/share/guard ] && echo guard=present || echo guard=absent",
+        ]);
+        out.expect_code(0);
+        assert!(out.stdout.starts_with("theme=dark\n"), "{}", out.all());
+        out.expect_fields(&[("guard", "absent")]);
+    });
+}
+
 /// The user logs in with the agent on the host: a new login file.
 fn log_in_on_host(case: &Case, content: &str) {
     case.env.home.write(".myagent/login.json", content);
