@@ -321,6 +321,68 @@ fn an_import_of_a_whole_xdg_directory_leaves_guards_own_out() {
     });
 }
 
+/// What current agents keep of their sessions beside their settings, and
+/// the built-in profiles did not leave out: claude's task lists and
+/// backups of `~/.claude.json` (every project's prompt history and MCP
+/// servers), codex's memories distilled from its rollouts, the full
+/// output of opencode's tools. Text with nothing a secret rule knows: only
+/// `not_imported` keeps it out.
+#[test]
+fn what_agents_keep_of_sessions_outside_guard_stays_out_of_their_homes() {
+    each_mode(|mut case| {
+        let cases = [
+            (
+                "claude",
+                ".claude",
+                ["tasks/t1/1.json", "backups/.claude.json.backup.1"],
+            ),
+            (
+                "codex",
+                ".codex",
+                [
+                    "memories/memory_summary.md",
+                    "memories/rollout_summaries/r1.md",
+                ],
+            ),
+            (
+                "opencode",
+                ".local/share/opencode",
+                ["tool-output/tool_1", "repos/app/notes.md"],
+            ),
+        ];
+        for (profile, dir, files) in cases {
+            let mut planted = Vec::new();
+            for f in files {
+                let c = case.add_canary(profile);
+                case.env.home.write(
+                    &format!("{dir}/{f}"),
+                    &format!("said in a session outside guard: {c}\n"),
+                );
+                planted.push(c);
+            }
+            case.env.home.write(&format!("{dir}/kept.md"), "settings\n");
+            case.env.own();
+            let out = case.run(&[
+                "run",
+                "-q",
+                "-p",
+                profile,
+                "--",
+                "sh",
+                "-c",
+                &format!("cat ~/{dir}/kept.md; grep -r . ~/{dir} 2>/dev/null; echo ran=1"),
+            ]);
+            out.expect_code(0);
+            out.ran();
+            assert!(
+                out.stdout.starts_with("settings\n"),
+                "{profile}: {}",
+                out.all()
+            );
+        }
+    });
+}
+
 /// The user logs in with the agent on the host: a new login file.
 fn log_in_on_host(case: &Case, content: &str) {
     case.env.home.write(".myagent/login.json", content);
