@@ -222,7 +222,7 @@ fn verbatim(paths: &Paths<'_>, src: &Path) -> bool {
 /// What of the file at `src` may go into the home: the text, the text
 /// redacted, or nothing. The same rules as the scan of the home at the
 /// start of a run, on the path below the home and, for a link, on the
-/// path it leads to (`notes -> ~/.ssh/config` is the SSH config).
+/// path it leads to (`cluster.yaml -> ~/.kube/config` is a kubeconfig).
 fn scanned(
     paths: &Paths<'_>,
     rules: &Rules,

@@ -258,29 +258,36 @@ fn a_login_kept_as_a_link_cannot_be_turned_into_another_file_of_the_user() {
 }
 
 /// A link in the agent's directory of the real home to a file the path
-/// rules keep out (`~/.ssh/config`, nothing in it a content rule knows):
-/// imported as the file it leads to, judged by the link's own name, so it
-/// came in whole. The path rules now judge where a link leads as well.
+/// rules keep out (`~/.kube/config`, the cluster's address and user, and
+/// nothing in it a content rule knows): imported as the file it leads to,
+/// judged by the link's own name, so it came in whole. The path rules now
+/// judge where a link leads as well, directories on the way included.
 #[test]
 fn a_link_in_the_agents_directory_is_judged_where_it_leads() {
     each_mode(|mut case| {
-        let host = case.add_canary("bastion");
+        let cluster = case.add_canary("cluster");
         let home = case.home().to_path_buf();
         case.env.home.write(
-            ".ssh/config",
-            &format!("Host bastion\n  HostName {host}.internal\n  User deploy\n"),
+            ".kube/config",
+            &format!(
+                "clusters:\n- cluster:\n    server: https://{cluster}.internal:6443\n  name: prod\n"
+            ),
         );
         case.env.home.write(".myagent/settings.json", "{}\n");
-        std::os::unix::fs::symlink(home.join(".ssh/config"), home.join(".myagent/hosts")).unwrap();
+        std::os::unix::fs::symlink(
+            home.join(".kube/config"),
+            home.join(".myagent/cluster.yaml"),
+        )
+        .unwrap();
         agent_profile(&case);
         case.env.own();
         let out = run_agent(
             &case,
-            "cd ~/.myagent; cat hosts 2>/dev/null; \
-             for f in settings.json hosts; do [ -e $f ] && echo $f=present || echo $f=absent; done",
+            "cd ~/.myagent; cat cluster.yaml 2>/dev/null; \
+             for f in settings.json cluster.yaml; do [ -e $f ] && echo $f=present || echo $f=absent; done",
         );
         out.expect_code(0);
-        out.expect_fields(&[("settings.json", "present"), ("hosts", "absent")]);
+        out.expect_fields(&[("settings.json", "present"), ("cluster.yaml", "absent")]);
     });
 }
 
