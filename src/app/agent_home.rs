@@ -78,6 +78,7 @@ struct Paths<'h> {
     import: Vec<PathBuf>,
     login: Vec<PathBuf>,
     not_imported: Vec<PathBuf>,
+    real_canonical: Option<PathBuf>,
     /// guard's own directories: an import of `~/.local/share` or `~/.cache`
     /// would copy every profile's persistent home (what other sessions left
     /// there), and the new home into itself until the path grew too long.
@@ -97,6 +98,7 @@ impl<'h> Paths<'h> {
             import: expand(&home.import),
             login: expand(&home.login),
             not_imported: expand(&home.not_imported),
+            real_canonical: std::fs::canonicalize(real_home).ok(),
             guards: [
                 host::data_dir(),
                 host::state_dir(),
@@ -106,6 +108,34 @@ impl<'h> Paths<'h> {
             .into_iter()
             .flatten()
             .collect(),
+        }
+    }
+
+    /// Where the login file at `src` is when no link below the login's own
+    /// directory leads elsewhere: links above it are the user's (a whole
+    /// agent directory kept in a dotfiles repository), but what is below may
+    /// be a directory some sandbox can write (that repository, opened as a
+    /// project), and a link planted there would have guard, on the host,
+    /// copy any file of the user into the home untouched
+    /// (`login.json -> ~/.ssh/id_ed25519`).
+    fn login_in_place(&self, src: &Path) -> Option<PathBuf> {
+        let login = self.login.iter().find(|l| src.starts_with(l))?;
+        let dir = login.parent()?;
+        Some(
+            std::fs::canonicalize(dir)
+                .ok()?
+                .join(src.strip_prefix(dir).ok()?),
+        )
+    }
+
+    /// `path` (a path with no links, as the kernel gives it) as the real
+    /// home names it, when the home is reached through a link itself.
+    fn seen_as(&self, path: &Path) -> PathBuf {
+        match (&self.real_canonical, path) {
+            (Some(c), p) if p.starts_with(c) && c != self.real_home => {
+                self.real_home.join(p.strip_prefix(c).unwrap_or(p))
+            }
+            _ => path.to_path_buf(),
         }
     }
 
@@ -141,7 +171,7 @@ fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("chmod", &tmp, e))?;
     let mut scratch = Vec::new();
     for src in paths.import.iter().chain(&paths.login) {
-        if let Err(e) = import_tree(paths, rules, src, &tmp, &mut scratch) {
+        if let Err(e) = import_tree(paths, rules, src, &tmp, true, &mut scratch) {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
@@ -157,11 +187,15 @@ fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
 }
 
 /// Copy `src` (a file or directory of the real home) into the new home.
+/// A `top` path (one the profile names) that is a link to a directory is
+/// that directory (`~/.claude -> dotfiles/claude`, as stow leaves it):
+/// copied as a link, it left nowhere for the login files below it.
 fn import_tree(
     paths: &Paths<'_>,
     rules: &Rules,
     src: &Path,
     home: &Path,
+    top: bool,
     scratch: &mut Vec<usize>,
 ) -> Result<()> {
     if paths.is_left_out(src) {
@@ -172,14 +206,19 @@ fn import_tree(
     };
     let rel = paths.rel(src);
     let failed = |e: std::io::Error| Error::io("create", home.join(rel), e);
-    if meta.is_dir() {
+    let followed = if top {
+        std::fs::metadata(src).ok()
+    } else {
+        None
+    };
+    if meta.is_dir() || followed.is_some_and(|m| m.is_dir()) {
         host::make_dirs_beneath(home, rel)
             .ok_or_else(|| failed(std::io::Error::other("not a directory")))?;
         let Ok(entries) = std::fs::read_dir(src) else {
             return Ok(());
         };
         for entry in entries.flatten() {
-            import_tree(paths, rules, &entry.path(), home, scratch)?;
+            import_tree(paths, rules, &entry.path(), home, false, scratch)?;
         }
         return Ok(());
     }
@@ -196,71 +235,87 @@ fn import_tree(
         return Ok(()); // a fifo, socket or device
     };
     let mode = target.mode() & 0o777;
-    if verbatim(paths, src) {
-        let Some(buf) = host::read_small_followed(src, MAX_LOGIN_FILE) else {
-            return Ok(());
-        };
-        return place(home, rel, Content::File(&buf, mode)).map_err(failed);
-    }
-    match scanned(paths, rules, src, mode, scratch)? {
+    match content(paths, rules, src, mode, scratch)? {
         Some(buf) => place(home, rel, Content::File(&buf, mode)).map_err(failed),
         None => Ok(()),
     }
 }
 
-/// Whether the login file at `src` is copied as it is. Not when it is a
-/// link: where it leads may be a directory some sandbox could write (the
-/// dotfiles repository it lives in, opened as a project), and a link
-/// planted there would have guard, on the host, copy any file of the user
-/// into the home untouched (`login.json -> ~/.ssh/id_ed25519`). Through a
-/// link, the file gets the import's rules, on both its paths. Directories
-/// on the way may be links (a whole agent directory kept in a repository).
-fn verbatim(paths: &Paths<'_>, src: &Path) -> bool {
-    paths.is_login(src) && std::fs::symlink_metadata(src).is_ok_and(|m| !m.file_type().is_symlink())
-}
-
-/// What of the file at `src` may go into the home: the text, the text
-/// redacted, or nothing. The same rules as the scan of the home at the
-/// start of a run, on the path below the home and, for a link, on the
-/// path it leads to (`cluster.yaml -> ~/.kube/config` is a kubeconfig).
-fn scanned(
+/// What of the file at `src` goes into the home: a login file as it is,
+/// anything else as [`scanned`] decides.
+fn content(
     paths: &Paths<'_>,
     rules: &Rules,
     src: &Path,
     mode: u32,
     scratch: &mut Vec<usize>,
 ) -> Result<Option<Vec<u8>>> {
-    let rel = paths.rel(src);
-    let target = match std::fs::symlink_metadata(src) {
-        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(src) {
-            Ok(t) => Some(t),
-            Err(_) => return Ok(None),
-        },
-        _ => None,
+    let max = if paths.is_login(src) {
+        MAX_LOGIN_FILE
+    } else {
+        MAX_FILE_SIZE
     };
-    if target
-        .as_deref()
-        .is_some_and(|t| paths.is_left_out(t) && !paths.is_login(t))
-    {
+    let Some((buf, read)) = read_followed(src, max) else {
+        return Ok(None); // unreadable, too large, or not a regular file
+    };
+    if paths.login_in_place(src).is_some_and(|at| at == read) {
+        return Ok(Some(buf));
+    }
+    if buf.len() as u64 > MAX_FILE_SIZE {
         return Ok(None);
     }
-    let Some(buf) = host::read_small_followed(src, MAX_FILE_SIZE) else {
-        return Ok(None); // unreadable, or too large to scan
-    };
-    // A scope names the file where the user sees it; the link's target is
-    // judged by its own path below.
-    let target_rel = target.as_deref().map(|t| {
+    scanned(paths, rules, src, &paths.seen_as(&read), buf, mode, scratch)
+}
+
+/// The file at `path`, through links, if regular and no larger than
+/// `max`, with the path it was read at (found from the descriptor read,
+/// so a link swapped in meanwhile cannot show one file and give another).
+fn read_followed(path: &Path, max: u64) -> Option<(Vec<u8>, PathBuf)> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let read = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()?;
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out).ok()?;
+    (out.len() as u64 <= max).then_some((out, read))
+}
+
+/// What of the file at `src`, read at `read` (its own path, or where the
+/// links on the way led), may go into the home: the text, the text
+/// redacted, or nothing. The same rules as the scan of the home at the
+/// start of a run, on the path below the home and on the path read
+/// (`cluster.yaml -> ~/.kube/config` is a kubeconfig).
+fn scanned(
+    paths: &Paths<'_>,
+    rules: &Rules,
+    src: &Path,
+    read: &Path,
+    buf: Vec<u8>,
+    mode: u32,
+    scratch: &mut Vec<usize>,
+) -> Result<Option<Vec<u8>>> {
+    let rel = paths.rel(src);
+    let target = (read != src).then_some(read);
+    if target.is_some_and(|t| paths.is_left_out(t)) {
+        return Ok(None);
+    }
+    let target_rel = target.map(|t| {
         t.strip_prefix(paths.real_home)
             .or_else(|_| t.strip_prefix("/"))
             .unwrap_or(t)
     });
+    // A scope exempts a file where the user sees it, and where it is.
     let exempt =
         |r: &Path, abs: &Path| rules.ignore.is_match(r, abs) || rules.skip.is_match(r, abs);
-    if exempt(rel, src)
-        && target
-            .as_deref()
-            .is_none_or(|t| exempt(target_rel.unwrap_or(t), t))
-    {
+    if exempt(rel, src) && target.is_none_or(|t| exempt(target_rel.unwrap_or(t), t)) {
         return Ok(Some(buf));
     }
     if buf[..buf.len().min(8192)].contains(&0) {
@@ -388,19 +443,17 @@ fn refresh_logins(paths: &Paths<'_>, rules: &Rules, home: &Path, record: &Path) 
             continue;
         }
         let mode = meta.mode() & 0o777;
-        let content = if verbatim(paths, &src) {
-            host::read_small_followed(&src, MAX_LOGIN_FILE)
-                .ok_or_else(|| std::io::Error::other("unreadable, or larger than 8 MiB"))
-        } else {
-            match scanned(paths, rules, &src, mode, &mut scratch) {
-                Ok(Some(buf)) => Ok(buf),
-                Ok(None) => Err(std::io::Error::other(
-                    "it is a link, and where it leads the secret rules keep out of the sandbox",
-                )),
-                Err(e) => Err(std::io::Error::other(e.to_string())),
+        let found = match content(paths, rules, &src, mode, &mut scratch) {
+            Ok(Some(buf)) => Ok(buf),
+            Ok(None) if std::fs::canonicalize(&src).ok() == paths.login_in_place(&src) => {
+                Err(std::io::Error::other("unreadable, or larger than 8 MiB"))
             }
+            Ok(None) => Err(std::io::Error::other(
+                "it is reached through a link, and the secret rules keep what that leads to out of the sandbox",
+            )),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
         };
-        let result = content.and_then(|buf| place(home, rel, Content::File(&buf, mode)));
+        let result = found.and_then(|buf| place(home, rel, Content::File(&buf, mode)));
         if let Err(e) = result {
             problems.push(format!(
                 "the login file {} changed outside guard but could not be copied into the persistent home {}: {}; the agent inside keeps its earlier login",

@@ -202,58 +202,106 @@ fn links_in_the_persistent_home_cannot_redirect_a_login_copy() {
 /// turned the file in the repository into a link to the user's SSH key
 /// and removed its copy in the persistent home, and guard, on the host,
 /// copied the key into the home at the next start, as the login it took
-/// it for. A login reached through a link now gets the import's rules.
+/// it for. Whether the login file is the link, or the agent's whole
+/// directory (as stow folds it): a login reached through a link below the
+/// login's own directory now gets the import's rules.
 #[test]
 fn a_login_kept_as_a_link_cannot_be_turned_into_another_file_of_the_user() {
+    each_mode(|case| {
+        let mode = case.mode();
+        login_link_attack(case, false);
+        login_link_attack(Case::new(mode), true);
+    });
+}
+
+fn login_link_attack(mut case: Case, whole_dir: bool) {
+    let key = case.add_canary("sshkey");
+    let home = case.home().to_path_buf();
+    case.env
+        .home
+        .write(".ssh/id_ed25519", &crate::common::pem(&key));
+    let kept = case.write("dotfiles/login.json", "v1\n");
+    if whole_dir {
+        case.write("dotfiles/settings.json", "{}\n");
+        std::os::unix::fs::symlink(kept.parent().unwrap(), home.join(".myagent")).unwrap();
+    } else {
+        case.env.home.write(".myagent/settings.json", "{}\n");
+        std::os::unix::fs::symlink(&kept, home.join(".myagent/login.json")).unwrap();
+    }
+    agent_profile(&case);
+    case.env.own();
+    let planted = run_agent(
+        &case,
+        &format!(
+            "cat ~/.myagent/login.json && ln -sf {}/.ssh/id_ed25519 dotfiles/login.json && \
+                 rm ~/.myagent/login.json && echo planted=1",
+            home.display()
+        ),
+    );
+    // Through the link, with nothing secret in it: copied.
+    assert!(planted.stdout.starts_with("v1\n"), "{}", planted.all());
+    assert_eq!(
+        planted.field("planted").as_deref(),
+        Some("1"),
+        "{}",
+        planted.all()
+    );
+    let next = case.run(&[
+        "run",
+        "-p",
+        "myagent",
+        "--",
+        "sh",
+        "-c",
+        "cat ~/.myagent/login.json 2>/dev/null || echo login=none",
+    ]);
+    next.expect_code(0);
+    assert_eq!(
+        next.field("login").as_deref(),
+        Some("none"),
+        "{}",
+        next.all()
+    );
+    assert!(
+        next.stderr
+            .contains("the secret rules keep what that leads to out of the sandbox"),
+        "{}",
+        next.all()
+    );
+}
+
+/// The agent's directory kept in a dotfiles repository, linked from the
+/// home as stow leaves it (`~/.myagent -> dotfiles/myagent`): imported as
+/// a link, it left nowhere for the login below it, and every run of the
+/// profile stopped at making the home. Not an attack: a real home that
+/// must not block the agent (nor bring its transcripts in).
+#[test]
+fn an_agent_directory_kept_as_a_link_is_imported_as_the_directory() {
     each_mode(|mut case| {
-        let key = case.add_canary("sshkey");
+        let transcript = case.add_canary("stowed");
         let home = case.home().to_path_buf();
         case.env
             .home
-            .write(".ssh/id_ed25519", &crate::common::pem(&key));
-        let kept = case.write("dotfiles/login.json", "v1\n");
-        case.env.home.write(".myagent/settings.json", "{}\n");
-        std::os::unix::fs::symlink(&kept, home.join(".myagent/login.json")).unwrap();
+            .write("dotfiles/myagent/login.json", "stowed-login\n");
+        case.env
+            .home
+            .write("dotfiles/myagent/settings.json", "{}\n");
+        case.env.home.write(
+            "dotfiles/myagent/sessions/s1.jsonl",
+            &format!("{{\"said\":\"{transcript}\"}}\n"),
+        );
+        std::os::unix::fs::symlink("dotfiles/myagent", home.join(".myagent")).unwrap();
         agent_profile(&case);
         case.env.own();
-        let planted = run_agent(
+        let out = run_agent(
             &case,
-            &format!(
-                "cat ~/.myagent/login.json && ln -sf {}/.ssh/id_ed25519 dotfiles/login.json && \
-                 rm ~/.myagent/login.json && echo planted=1",
-                home.display()
-            ),
+            "cat ~/.myagent/login.json; grep -r . ~/.myagent/sessions 2>/dev/null; \
+             [ -L ~/.myagent ] && echo agent_dir=link || echo agent_dir=dir; \
+             [ -f ~/.myagent/settings.json ] && echo settings=present || echo settings=absent",
         );
-        // Through the link, with nothing secret in it: copied.
-        assert!(planted.stdout.starts_with("v1\n"), "{}", planted.all());
-        assert_eq!(
-            planted.field("planted").as_deref(),
-            Some("1"),
-            "{}",
-            planted.all()
-        );
-        let next = case.run(&[
-            "run",
-            "-p",
-            "myagent",
-            "--",
-            "sh",
-            "-c",
-            "cat ~/.myagent/login.json 2>/dev/null || echo login=none",
-        ]);
-        next.expect_code(0);
-        assert_eq!(
-            next.field("login").as_deref(),
-            Some("none"),
-            "{}",
-            next.all()
-        );
-        assert!(
-            next.stderr
-                .contains("where it leads the secret rules keep out of the sandbox"),
-            "{}",
-            next.all()
-        );
+        out.expect_code(0);
+        assert!(out.stdout.starts_with("stowed-login\n"), "{}", out.all());
+        out.expect_fields(&[("agent_dir", "dir"), ("settings", "present")]);
     });
 }
 
