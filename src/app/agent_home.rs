@@ -15,6 +15,13 @@
 //!   guard (after the home was made, or again when a token expired)
 //!   reaches the next run; a login the sandbox refreshed or removed itself
 //!   stays as it left it while the real home's copy does not change.
+//!   Only a login file found where its directory is: one a link below
+//!   that directory leads to gets the rules of the rest (a dotfiles
+//!   repository holding it may be some sandbox's project).
+//!
+//! Every file is judged at the path it was read from as well as where the
+//! user sees it (a link to `~/.kube/config` is a kubeconfig), and guard's
+//! own directories are never imported.
 //!
 //! The home is the sandbox's to write, and earlier sessions may have left
 //! anything in it: every write here goes through directory descriptors
