@@ -378,9 +378,10 @@ fn place(home: &Path, rel: &Path, content: Content<'_>) -> std::io::Result<()> {
     let dir = host::make_dirs_beneath(home, parent).ok_or_else(|| {
         std::io::Error::other("a directory on the way is missing, a link, or not a directory")
     })?;
-    let mut tmp = OsString::from(".");
-    tmp.push(name);
-    tmp.push(format!(".guard-{}", std::process::id()));
+    // Not named after the file: a name near the 255-byte limit (legal in
+    // the real home) made the new one too long, and the import failed, so
+    // every run of the profile did.
+    let tmp = OsString::from(format!(".guard-{}", std::process::id()));
     let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
     match content {
         Content::File(buf, mode) => {

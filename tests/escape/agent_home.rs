@@ -305,6 +305,27 @@ fn an_agent_directory_kept_as_a_link_is_imported_as_the_directory() {
     });
 }
 
+/// A file in the agent's directory of the real home with a name near the
+/// 255-byte limit: guard's temporary name for its copy (the name and a
+/// suffix) was too long, the import failed, and so did every run of the
+/// profile, with nothing the sandbox could do about it.
+#[test]
+fn a_long_file_name_in_the_agents_directory_does_not_stop_the_agent() {
+    each_mode(|case| {
+        let long = "n".repeat(250);
+        case.env.home.write(&format!(".myagent/{long}"), "kept\n");
+        case.env.home.write(".myagent/login.json", "long-login\n");
+        agent_profile(&case);
+        case.env.own();
+        let out = run_agent(
+            &case,
+            &format!("cat ~/.myagent/login.json ~/.myagent/{long}"),
+        );
+        out.expect_code(0);
+        assert_eq!(out.stdout, "long-login\nkept\n", "{}", out.all());
+    });
+}
+
 /// A link in the agent's directory of the real home to a file the path
 /// rules keep out (`~/.kube/config`, the cluster's address and user, and
 /// nothing in it a content rule knows): imported as the file it leads to,
