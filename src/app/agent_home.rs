@@ -15,6 +15,13 @@
 //!   guard (after the home was made, or again when a token expired)
 //!   reaches the next run; a login the sandbox refreshed or removed itself
 //!   stays as it left it while the real home's copy does not change.
+//!   Only a login file found where its directory is: one a link below
+//!   that directory leads to gets the rules of the rest (a dotfiles
+//!   repository holding it may be some sandbox's project).
+//!
+//! Every file is judged at the path it was read from as well as where the
+//! user sees it (a link to `~/.kube/config` is a kubeconfig), and guard's
+//! own directories are never imported.
 //!
 //! The home is the sandbox's to write, and earlier sessions may have left
 //! anything in it: every write here goes through directory descriptors
@@ -64,7 +71,7 @@ pub fn prepare(
         first_import(&paths, rules, &dir)?;
     }
     let record = base.join("logins").join(format!("{name}.json"));
-    for problem in refresh_logins(&paths, &dir, &record) {
+    for problem in refresh_logins(&paths, rules, &dir, &record) {
         if !quiet {
             eprintln!("guard: WARNING: {problem}");
         }
@@ -78,6 +85,11 @@ struct Paths<'h> {
     import: Vec<PathBuf>,
     login: Vec<PathBuf>,
     not_imported: Vec<PathBuf>,
+    real_canonical: Option<PathBuf>,
+    /// guard's own directories: an import of `~/.local/share` or `~/.cache`
+    /// would copy every profile's persistent home (what other sessions left
+    /// there), and the new home into itself until the path grew too long.
+    guards: Vec<PathBuf>,
 }
 
 impl<'h> Paths<'h> {
@@ -93,7 +105,49 @@ impl<'h> Paths<'h> {
             import: expand(&home.import),
             login: expand(&home.login),
             not_imported: expand(&home.not_imported),
+            real_canonical: std::fs::canonicalize(real_home).ok(),
+            guards: [
+                host::data_dir(),
+                host::state_dir(),
+                host::cache_dir(),
+                host::config_dir(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
+    }
+
+    /// Where the login file at `src` is when no link below the login's own
+    /// directory leads elsewhere: links above it are the user's (a whole
+    /// agent directory kept in a dotfiles repository), but what is below may
+    /// be a directory some sandbox can write (that repository, opened as a
+    /// project), and a link planted there would have guard, on the host,
+    /// copy any file of the user into the home untouched
+    /// (`login.json -> ~/.ssh/id_ed25519`).
+    fn login_in_place(&self, src: &Path) -> Option<PathBuf> {
+        let login = self.login.iter().find(|l| src.starts_with(l))?;
+        let dir = login.parent()?;
+        Some(
+            std::fs::canonicalize(dir)
+                .ok()?
+                .join(src.strip_prefix(dir).ok()?),
+        )
+    }
+
+    /// `path` (a path with no links, as the kernel gives it) as the real
+    /// home names it, when the home is reached through a link itself.
+    fn seen_as(&self, path: &Path) -> PathBuf {
+        match (&self.real_canonical, path) {
+            (Some(c), p) if p.starts_with(c) && c != self.real_home => {
+                self.real_home.join(p.strip_prefix(c).unwrap_or(p))
+            }
+            _ => path.to_path_buf(),
+        }
+    }
+
+    fn is_guards(&self, path: &Path) -> bool {
+        self.guards.iter().any(|g| path.starts_with(g))
     }
 
     fn is_login(&self, path: &Path) -> bool {
@@ -101,7 +155,8 @@ impl<'h> Paths<'h> {
     }
 
     fn is_left_out(&self, path: &Path) -> bool {
-        self.not_imported.iter().any(|n| path.starts_with(n)) && !self.is_login(path)
+        self.is_guards(path)
+            || self.not_imported.iter().any(|n| path.starts_with(n)) && !self.is_login(path)
     }
 
     fn rel<'p>(&self, path: &'p Path) -> &'p Path {
@@ -123,7 +178,10 @@ fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("chmod", &tmp, e))?;
     let mut scratch = Vec::new();
     for src in paths.import.iter().chain(&paths.login) {
-        import_tree(paths, rules, src, &tmp, &mut scratch)?;
+        if let Err(e) = import_tree(paths, rules, src, &tmp, true, &mut scratch) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
     }
     if let Err(e) = std::fs::rename(&tmp, dir) {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -136,11 +194,15 @@ fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
 }
 
 /// Copy `src` (a file or directory of the real home) into the new home.
+/// A `top` path (one the profile names) that is a link to a directory is
+/// that directory (`~/.claude -> dotfiles/claude`, as stow leaves it):
+/// copied as a link, it left nowhere for the login files below it.
 fn import_tree(
     paths: &Paths<'_>,
     rules: &Rules,
     src: &Path,
     home: &Path,
+    top: bool,
     scratch: &mut Vec<usize>,
 ) -> Result<()> {
     if paths.is_left_out(src) {
@@ -151,14 +213,19 @@ fn import_tree(
     };
     let rel = paths.rel(src);
     let failed = |e: std::io::Error| Error::io("create", home.join(rel), e);
-    if meta.is_dir() {
+    let followed = if top {
+        std::fs::metadata(src).ok()
+    } else {
+        None
+    };
+    if meta.is_dir() || followed.is_some_and(|m| m.is_dir()) {
         host::make_dirs_beneath(home, rel)
             .ok_or_else(|| failed(std::io::Error::other("not a directory")))?;
         let Ok(entries) = std::fs::read_dir(src) else {
             return Ok(());
         };
         for entry in entries.flatten() {
-            import_tree(paths, rules, &entry.path(), home, scratch)?;
+            import_tree(paths, rules, &entry.path(), home, false, scratch)?;
         }
         return Ok(());
     }
@@ -175,42 +242,108 @@ fn import_tree(
         return Ok(()); // a fifo, socket or device
     };
     let mode = target.mode() & 0o777;
-    if paths.is_login(src) {
-        let Some(buf) = host::read_small_followed(src, MAX_LOGIN_FILE) else {
-            return Ok(());
-        };
-        return place(home, rel, Content::File(&buf, mode)).map_err(failed);
-    }
-    match scanned(rules, src, rel, mode, scratch)? {
+    match content(paths, rules, src, mode, scratch)? {
         Some(buf) => place(home, rel, Content::File(&buf, mode)).map_err(failed),
         None => Ok(()),
     }
 }
 
-/// What of the file at `src` may go into the home: the text, the text
-/// redacted, or nothing. The same rules as the scan of the home at the
-/// start of a run, on the path below the home.
-fn scanned(
+/// What of the file at `src` goes into the home: a login file as it is,
+/// anything else as [`scanned`] decides.
+fn content(
+    paths: &Paths<'_>,
     rules: &Rules,
     src: &Path,
-    rel: &Path,
     mode: u32,
     scratch: &mut Vec<usize>,
 ) -> Result<Option<Vec<u8>>> {
-    let Some(buf) = host::read_small_followed(src, MAX_FILE_SIZE) else {
-        return Ok(None); // unreadable, or too large to scan
+    let max = if paths.is_login(src) {
+        MAX_LOGIN_FILE
+    } else {
+        MAX_FILE_SIZE
     };
-    if rules.ignore.is_match(rel, src) || rules.skip.is_match(rel, src) {
+    let Some((buf, read)) = read_followed(src, max) else {
+        return Ok(None); // unreadable, too large, or not a regular file
+    };
+    if paths.login_in_place(src).is_some_and(|at| at == read) {
+        return Ok(Some(buf));
+    }
+    if buf.len() as u64 > MAX_FILE_SIZE {
+        return Ok(None);
+    }
+    scanned(paths, rules, src, &paths.seen_as(&read), buf, mode, scratch)
+}
+
+/// The file at `path`, through links, if regular and no larger than
+/// `max`, with the path it was read at (found from the descriptor read,
+/// so a link swapped in meanwhile cannot show one file and give another).
+fn read_followed(path: &Path, max: u64) -> Option<(Vec<u8>, PathBuf)> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let read = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()?;
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out).ok()?;
+    (out.len() as u64 <= max).then_some((out, read))
+}
+
+/// What of the file at `src`, read at `read` (its own path, or where the
+/// links on the way led), may go into the home: the text, the text
+/// redacted, or nothing. The same rules as the scan of the home at the
+/// start of a run, on the path below the home and on the path read
+/// (`cluster.yaml -> ~/.kube/config` is a kubeconfig).
+fn scanned(
+    paths: &Paths<'_>,
+    rules: &Rules,
+    src: &Path,
+    read: &Path,
+    buf: Vec<u8>,
+    mode: u32,
+    scratch: &mut Vec<usize>,
+) -> Result<Option<Vec<u8>>> {
+    let rel = paths.rel(src);
+    let target = (read != src).then_some(read);
+    if target.is_some_and(|t| paths.is_left_out(t)) {
+        return Ok(None);
+    }
+    let target_rel = target.map(|t| {
+        t.strip_prefix(paths.real_home)
+            .or_else(|_| t.strip_prefix("/"))
+            .unwrap_or(t)
+    });
+    // A scope exempts a file where the user sees it, and where it is.
+    let exempt =
+        |r: &Path, abs: &Path| rules.ignore.is_match(r, abs) || rules.skip.is_match(r, abs);
+    if exempt(rel, src) && target.is_none_or(|t| exempt(target_rel.unwrap_or(t), t)) {
         return Ok(Some(buf));
     }
     if buf[..buf.len().min(8192)].contains(&0) {
         return Ok(None);
     }
-    if let Some(rule) = rules
-        .paths
-        .matches(rel, scratch)
-        .map(|i| rules.paths.rule(i))
-    {
+    let in_hidden_dir = |r: &Path, scratch: &mut Vec<usize>| {
+        r.ancestors().skip(1).any(|dir| {
+            !dir.as_os_str().is_empty()
+                && rules
+                    .paths
+                    .matches(dir, scratch)
+                    .is_some_and(|i| rules.paths.rule(i).when == When::Always)
+        })
+    };
+    if in_hidden_dir(rel, scratch) || target_rel.is_some_and(|t| in_hidden_dir(t, scratch)) {
+        return Ok(None);
+    }
+    for r in std::iter::once(rel).chain(target_rel) {
+        let Some(rule) = rules.paths.matches(r, scratch).map(|i| rules.paths.rule(i)) else {
+            continue;
+        };
         let left_out = match rule.when {
             When::Always => true,
             When::UnlessCertificates => !crate::secrets::path_rules::only_certificates(&buf),
@@ -245,9 +378,10 @@ fn place(home: &Path, rel: &Path, content: Content<'_>) -> std::io::Result<()> {
     let dir = host::make_dirs_beneath(home, parent).ok_or_else(|| {
         std::io::Error::other("a directory on the way is missing, a link, or not a directory")
     })?;
-    let mut tmp = OsString::from(".");
-    tmp.push(name);
-    tmp.push(format!(".guard-{}", std::process::id()));
+    // Not named after the file: a name near the 255-byte limit (legal in
+    // the real home) made the new one too long, and the import failed, so
+    // every run of the profile did.
+    let tmp = OsString::from(format!(".guard-{}", std::process::id()));
     let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
     match content {
         Content::File(buf, mode) => {
@@ -291,14 +425,16 @@ fn version(meta: &std::fs::Metadata) -> Version {
 /// run saw it, and is newer there than in the persistent home (or missing
 /// there, and never copied in this version). `record` keeps the versions
 /// seen, outside the home. Returns what could not be copied.
-fn refresh_logins(paths: &Paths<'_>, home: &Path, record: &Path) -> Vec<String> {
+fn refresh_logins(paths: &Paths<'_>, rules: &Rules, home: &Path, record: &Path) -> Vec<String> {
     let seen_before: BTreeMap<String, Version> = std::fs::read(record)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let mut seen = BTreeMap::new();
     let mut problems = Vec::new();
-    for src in paths.login.iter().flat_map(|l| files_below(l)) {
+    let mut scratch = Vec::new();
+    let logins = paths.login.iter().flat_map(|l| files_below(l));
+    for src in logins.filter(|f| !paths.is_guards(f)) {
         let Ok(meta) = std::fs::metadata(&src) else {
             continue;
         };
@@ -314,9 +450,18 @@ fn refresh_logins(paths: &Paths<'_>, home: &Path, record: &Path) -> Vec<String> 
         if !copy {
             continue;
         }
-        let result = host::read_small_followed(&src, MAX_LOGIN_FILE)
-            .ok_or_else(|| std::io::Error::other("unreadable, or larger than 8 MiB"))
-            .and_then(|buf| place(home, rel, Content::File(&buf, meta.mode() & 0o777)));
+        let mode = meta.mode() & 0o777;
+        let found = match content(paths, rules, &src, mode, &mut scratch) {
+            Ok(Some(buf)) => Ok(buf),
+            Ok(None) if std::fs::canonicalize(&src).ok() == paths.login_in_place(&src) => {
+                Err(std::io::Error::other("unreadable, or larger than 8 MiB"))
+            }
+            Ok(None) => Err(std::io::Error::other(
+                "it is reached through a link, and the secret rules keep what that leads to out of the sandbox",
+            )),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        let result = found.and_then(|buf| place(home, rel, Content::File(&buf, mode)));
         if let Err(e) = result {
             problems.push(format!(
                 "the login file {} changed outside guard but could not be copied into the persistent home {}: {}; the agent inside keeps its earlier login",

@@ -197,6 +197,268 @@ fn links_in_the_persistent_home_cannot_redirect_a_login_copy() {
     });
 }
 
+/// The agent's login kept in a repository of dotfiles (a link in the real
+/// home), and that repository opened in guard as a project: the sandbox
+/// turned the file in the repository into a link to the user's SSH key
+/// and removed its copy in the persistent home, and guard, on the host,
+/// copied the key into the home at the next start, as the login it took
+/// it for. Whether the login file is the link, or the agent's whole
+/// directory (as stow folds it): a login reached through a link below the
+/// login's own directory now gets the import's rules.
+#[test]
+fn a_login_kept_as_a_link_cannot_be_turned_into_another_file_of_the_user() {
+    each_mode(|case| {
+        let mode = case.mode();
+        login_link_attack(case, false);
+        login_link_attack(Case::new(mode), true);
+    });
+}
+
+fn login_link_attack(mut case: Case, whole_dir: bool) {
+    let key = case.add_canary("sshkey");
+    let home = case.home().to_path_buf();
+    case.env
+        .home
+        .write(".ssh/id_ed25519", &crate::common::pem(&key));
+    let kept = case.write("dotfiles/login.json", "v1\n");
+    if whole_dir {
+        case.write("dotfiles/settings.json", "{}\n");
+        std::os::unix::fs::symlink(kept.parent().unwrap(), home.join(".myagent")).unwrap();
+    } else {
+        case.env.home.write(".myagent/settings.json", "{}\n");
+        std::os::unix::fs::symlink(&kept, home.join(".myagent/login.json")).unwrap();
+    }
+    agent_profile(&case);
+    case.env.own();
+    let planted = run_agent(
+        &case,
+        &format!(
+            "cat ~/.myagent/login.json && ln -sf {}/.ssh/id_ed25519 dotfiles/login.json && \
+                 rm ~/.myagent/login.json && echo planted=1",
+            home.display()
+        ),
+    );
+    // Through the link, with nothing secret in it: copied.
+    assert!(planted.stdout.starts_with("v1\n"), "{}", planted.all());
+    assert_eq!(
+        planted.field("planted").as_deref(),
+        Some("1"),
+        "{}",
+        planted.all()
+    );
+    let next = case.run(&[
+        "run",
+        "-p",
+        "myagent",
+        "--",
+        "sh",
+        "-c",
+        "cat ~/.myagent/login.json 2>/dev/null || echo login=none",
+    ]);
+    next.expect_code(0);
+    assert_eq!(
+        next.field("login").as_deref(),
+        Some("none"),
+        "{}",
+        next.all()
+    );
+    assert!(
+        next.stderr
+            .contains("the secret rules keep what that leads to out of the sandbox"),
+        "{}",
+        next.all()
+    );
+}
+
+/// The agent's directory kept in a dotfiles repository, linked from the
+/// home as stow leaves it (`~/.myagent -> dotfiles/myagent`): imported as
+/// a link, it left nowhere for the login below it, and every run of the
+/// profile stopped at making the home. Not an attack: a real home that
+/// must not block the agent (nor bring its transcripts in).
+#[test]
+fn an_agent_directory_kept_as_a_link_is_imported_as_the_directory() {
+    each_mode(|mut case| {
+        let transcript = case.add_canary("stowed");
+        let home = case.home().to_path_buf();
+        case.env
+            .home
+            .write("dotfiles/myagent/login.json", "stowed-login\n");
+        case.env
+            .home
+            .write("dotfiles/myagent/settings.json", "{}\n");
+        case.env.home.write(
+            "dotfiles/myagent/sessions/s1.jsonl",
+            &format!("{{\"said\":\"{transcript}\"}}\n"),
+        );
+        std::os::unix::fs::symlink("dotfiles/myagent", home.join(".myagent")).unwrap();
+        agent_profile(&case);
+        case.env.own();
+        let out = run_agent(
+            &case,
+            "cat ~/.myagent/login.json; grep -r . ~/.myagent/sessions 2>/dev/null; \
+             [ -L ~/.myagent ] && echo agent_dir=link || echo agent_dir=dir; \
+             [ -f ~/.myagent/settings.json ] && echo settings=present || echo settings=absent",
+        );
+        out.expect_code(0);
+        assert!(out.stdout.starts_with("stowed-login\n"), "{}", out.all());
+        out.expect_fields(&[("agent_dir", "dir"), ("settings", "present")]);
+    });
+}
+
+/// A file in the agent's directory of the real home with a name near the
+/// 255-byte limit: guard's temporary name for its copy (the name and a
+/// suffix) was too long, the import failed, and so did every run of the
+/// profile, with nothing the sandbox could do about it.
+#[test]
+fn a_long_file_name_in_the_agents_directory_does_not_stop_the_agent() {
+    each_mode(|case| {
+        let long = "n".repeat(250);
+        case.env.home.write(&format!(".myagent/{long}"), "kept\n");
+        case.env.home.write(".myagent/login.json", "long-login\n");
+        agent_profile(&case);
+        case.env.own();
+        let out = run_agent(
+            &case,
+            &format!("cat ~/.myagent/login.json ~/.myagent/{long}"),
+        );
+        out.expect_code(0);
+        assert_eq!(out.stdout, "long-login\nkept\n", "{}", out.all());
+    });
+}
+
+/// A link in the agent's directory of the real home to a file the path
+/// rules keep out (`~/.kube/config`, the cluster's address and user, and
+/// nothing in it a content rule knows): imported as the file it leads to,
+/// judged by the link's own name, so it came in whole. The path rules now
+/// judge where a link leads as well, directories on the way included.
+#[test]
+fn a_link_in_the_agents_directory_is_judged_where_it_leads() {
+    each_mode(|mut case| {
+        let cluster = case.add_canary("cluster");
+        let home = case.home().to_path_buf();
+        case.env.home.write(
+            ".kube/config",
+            &format!(
+                "clusters:\n- cluster:\n    server: https://{cluster}.internal:6443\n  name: prod\n"
+            ),
+        );
+        case.env.home.write(".myagent/settings.json", "{}\n");
+        std::os::unix::fs::symlink(
+            home.join(".kube/config"),
+            home.join(".myagent/cluster.yaml"),
+        )
+        .unwrap();
+        agent_profile(&case);
+        case.env.own();
+        let out = run_agent(
+            &case,
+            "cd ~/.myagent; cat cluster.yaml 2>/dev/null; \
+             for f in settings.json cluster.yaml; do [ -e $f ] && echo $f=present || echo $f=absent; done",
+        );
+        out.expect_code(0);
+        out.expect_fields(&[("settings.json", "present"), ("cluster.yaml", "absent")]);
+    });
+}
+
+/// A profile of the user's that imports a whole XDG directory
+/// (`~/.local/share`) took in guard's own: every other profile's
+/// persistent home (what their sessions left there), and the home being
+/// made, into itself, until the path was too long and every run of the
+/// profile failed. guard's own directories are never imported now.
+#[test]
+fn an_import_of_a_whole_xdg_directory_leaves_guards_own_out() {
+    each_mode(|mut case| {
+        let left = case.add_canary("otherhome");
+        let home = &case.env.home;
+        home.write(
+            ".local/share/guard/homes/other/notes.txt",
+            &format!("left by another profile's session: {left}\n"),
+        );
+        home.write(".local/share/tool/settings.txt", "theme=dark\n");
+        home.write(
+            ".config/guard/profiles/wide.toml",
+            "version = 1\nextends = [\"default\"]\n[home]\npersist = true\nimport = [\"~/.local/share\"]\n",
+        );
+        case.env.own();
+        let out = case.run(&[
+            "run",
+            "-q",
+            "-p",
+            "wide",
+            "--",
+            "sh",
+            "-c",
+            "cat ~/.local/share/tool/settings.txt; grep -r . ~/.local/share/guard 2>/dev/null; \
+             [ -e ~/.local/share/guard ] && echo guard=present || echo guard=absent",
+        ]);
+        out.expect_code(0);
+        assert!(out.stdout.starts_with("theme=dark\n"), "{}", out.all());
+        out.expect_fields(&[("guard", "absent")]);
+    });
+}
+
+/// What current agents keep of their sessions beside their settings, and
+/// the built-in profiles did not leave out: claude's task lists and
+/// backups of `~/.claude.json` (every project's prompt history and MCP
+/// servers), codex's memories distilled from its rollouts, the full
+/// output of opencode's tools. Text with nothing a secret rule knows: only
+/// `not_imported` keeps it out.
+#[test]
+fn what_agents_keep_of_sessions_outside_guard_stays_out_of_their_homes() {
+    each_mode(|mut case| {
+        let cases = [
+            (
+                "claude",
+                ".claude",
+                ["tasks/t1/1.json", "backups/.claude.json.backup.1"],
+            ),
+            (
+                "codex",
+                ".codex",
+                [
+                    "memories/memory_summary.md",
+                    "memories/rollout_summaries/r1.md",
+                ],
+            ),
+            (
+                "opencode",
+                ".local/share/opencode",
+                ["tool-output/tool_1", "repos/app/notes.md"],
+            ),
+        ];
+        for (profile, dir, files) in cases {
+            let mut planted = Vec::new();
+            for f in files {
+                let c = case.add_canary(profile);
+                case.env.home.write(
+                    &format!("{dir}/{f}"),
+                    &format!("said in a session outside guard: {c}\n"),
+                );
+                planted.push(c);
+            }
+            case.env.home.write(&format!("{dir}/kept.md"), "settings\n");
+            case.env.own();
+            let out = case.run(&[
+                "run",
+                "-q",
+                "-p",
+                profile,
+                "--",
+                "sh",
+                "-c",
+                &format!("cat ~/{dir}/kept.md; grep -r . ~/{dir} 2>/dev/null; echo ran=1"),
+            ]);
+            out.expect_code(0);
+            out.ran();
+            assert!(
+                out.stdout.starts_with("settings\n"),
+                "{profile}: {}",
+                out.all()
+            );
+        }
+    });
+}
+
 /// The user logs in with the agent on the host: a new login file.
 fn log_in_on_host(case: &Case, content: &str) {
     case.env.home.write(".myagent/login.json", content);
