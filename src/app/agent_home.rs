@@ -6,9 +6,12 @@
 //! - without what sessions run outside guard left there (`not_imported`:
 //!   transcripts, prompt history, shell snapshots — whatever an earlier,
 //!   unsandboxed agent read, a `.env` included, is in them);
-//! - with the secret rules applied to every other file: one they flag is
-//!   redacted, or left out when mostly secret; binary files and files over
-//!   the scan's size limit are left out (nothing vouches for them);
+//! - with the secret rules applied to every other file as the scan applies
+//!   them in place: one they flag is redacted, or left out when mostly
+//!   secret; binary data the scan does not search is copied as it is (a
+//!   plugin's git pack, an image), a database holding a secret is left
+//!   out, and so are files over the scan's size limit (nothing vouches for
+//!   them);
 //! - except the agent's login (`[home] login`), copied as it is: the agent
 //!   cannot work without it. A login file is copied again whenever it
 //!   changes in the real home and is newer there, so logging in outside
@@ -32,8 +35,7 @@ use crate::error::{Error, Result};
 use crate::host;
 use crate::profile;
 use crate::secrets::path_rules::When;
-use crate::secrets::redact::{self, Outcome};
-use crate::secrets::{MAX_FILE_SIZE, Rules};
+use crate::secrets::{Copy, MAX_FILE_SIZE, Rules};
 use nix::fcntl::{AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{Mode, fstatat};
 use nix::unistd::{UnlinkatFlags, symlinkat, unlinkat};
@@ -242,7 +244,7 @@ fn import_tree(
         return Ok(()); // a fifo, socket or device
     };
     let mode = target.mode() & 0o777;
-    match content(paths, rules, src, mode, scratch)? {
+    match content(paths, rules, src, scratch)? {
         Some(buf) => place(home, rel, Content::File(&buf, mode)).map_err(failed),
         None => Ok(()),
     }
@@ -254,7 +256,6 @@ fn content(
     paths: &Paths<'_>,
     rules: &Rules,
     src: &Path,
-    mode: u32,
     scratch: &mut Vec<usize>,
 ) -> Result<Option<Vec<u8>>> {
     let max = if paths.is_login(src) {
@@ -271,7 +272,7 @@ fn content(
     if buf.len() as u64 > MAX_FILE_SIZE {
         return Ok(None);
     }
-    scanned(paths, rules, src, &paths.seen_as(&read), buf, mode, scratch)
+    scanned(paths, rules, src, &paths.seen_as(&read), buf, scratch)
 }
 
 /// The file at `path`, through links, if regular and no larger than
@@ -306,7 +307,6 @@ fn scanned(
     src: &Path,
     read: &Path,
     buf: Vec<u8>,
-    mode: u32,
     scratch: &mut Vec<usize>,
 ) -> Result<Option<Vec<u8>>> {
     let rel = paths.rel(src);
@@ -325,9 +325,7 @@ fn scanned(
     if exempt(rel, src) && target.is_none_or(|t| exempt(target_rel.unwrap_or(t), t)) {
         return Ok(Some(buf));
     }
-    if buf[..buf.len().min(8192)].contains(&0) {
-        return Ok(None);
-    }
+    let copy = crate::secrets::copy_of(rules, &buf)?;
     let in_hidden_dir = |r: &Path, scratch: &mut Vec<usize>| {
         r.ancestors().skip(1).any(|dir| {
             !dir.as_os_str().is_empty()
@@ -348,18 +346,16 @@ fn scanned(
             When::Always => true,
             When::UnlessCertificates => !crate::secrets::path_rules::only_certificates(&buf),
             // Only with a secret in it, which the content rules decide below.
-            When::IfSecretContent => {
-                !matches!(redact::decide(src, &buf, mode, rules)?, Outcome::Clean)
-            }
+            When::IfSecretContent => !matches!(copy, Copy::AsIs),
         };
         if left_out {
             return Ok(None);
         }
     }
-    Ok(match redact::decide(src, &buf, mode, rules)? {
-        Outcome::Clean => Some(buf),
-        Outcome::Redact(r) => Some(r.content.into_bytes()),
-        Outcome::Hide(_) => None,
+    Ok(match copy {
+        Copy::AsIs => Some(buf),
+        Copy::Redacted(text) => Some(text),
+        Copy::LeftOut => None,
     })
 }
 
@@ -451,7 +447,7 @@ fn refresh_logins(paths: &Paths<'_>, rules: &Rules, home: &Path, record: &Path) 
             continue;
         }
         let mode = meta.mode() & 0o777;
-        let found = match content(paths, rules, &src, mode, &mut scratch) {
+        let found = match content(paths, rules, &src, &mut scratch) {
             Ok(Some(buf)) => Ok(buf),
             Ok(None) if std::fs::canonicalize(&src).ok() == paths.login_in_place(&src) => {
                 Err(std::io::Error::other("unreadable, or larger than 8 MiB"))

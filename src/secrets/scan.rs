@@ -706,34 +706,13 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         self.out.stats.read += 1;
         self.out.misses += 1;
-        let head = &self.buf[..self.buf.len().min(8192)];
-        let binary = head.contains(&0);
-        let utf16 = if binary { utf16_text(&self.buf) } else { None };
-        if binary && utf16.is_none() && !searchable_binary(&self.buf) {
-            return Some(self.remember(key, Cached::Binary));
-        }
-        let engine = &self.shared.rules.content;
-        // Only an SQLite file runs strings together; text made to look
-        // binary (a NUL in its first line) or stored as UTF-16 is read as
-        // text by any program, so every rule runs on it. Either way the
-        // file is hidden, not redacted.
-        let scanned = match &utf16 {
-            Some(text) => engine.scan_with(text, &mut self.engine),
-            None if binary && self.buf.starts_with(SQLITE) => {
-                engine.scan_binary(&self.buf, &mut self.engine)
-            }
-            None => engine.scan_with(&self.buf, &mut self.engine),
-        };
-        let content = match scanned {
-            Ok(s) if binary => binary_secrets(s),
-            Ok(s) if s.findings.is_empty() => Cached::Clean,
-            Ok(s) => Cached::Secrets(s),
+        match judge(&self.shared.rules.content, &self.buf, &mut self.engine) {
+            Ok(content) => Some(self.remember(key, content)),
             Err(e) => {
                 self.out.error = Some(e);
-                return None;
+                None
             }
-        };
-        Some(self.remember(key, content))
+        }
     }
 
     /// Cache what a file read as `key` holds (unless it changed so recently
@@ -747,6 +726,61 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         content
     }
+}
+
+/// What a file's content (at most [`MAX_FILE_SIZE`]) holds for the rules.
+fn judge(
+    engine: &super::ContentEngine,
+    buf: &[u8],
+    scratch: &mut Scratch,
+) -> std::result::Result<Cached, RuleError> {
+    let binary = buf[..buf.len().min(8192)].contains(&0);
+    let utf16 = if binary { utf16_text(buf) } else { None };
+    if binary && utf16.is_none() && !searchable_binary(buf) {
+        return Ok(Cached::Binary);
+    }
+    // Only an SQLite file runs strings together; text made to look
+    // binary (a NUL in its first line) or stored as UTF-16 is read as
+    // text by any program, so every rule runs on it. Either way the
+    // file is hidden, not redacted.
+    let scanned = match &utf16 {
+        Some(text) => engine.scan_with(text, scratch)?,
+        None if binary && buf.starts_with(SQLITE) => engine.scan_binary(buf, scratch)?,
+        None => engine.scan_with(buf, scratch)?,
+    };
+    Ok(match scanned {
+        s if binary => binary_secrets(s),
+        s if s.findings.is_empty() => Cached::Clean,
+        s => Cached::Secrets(s),
+    })
+}
+
+/// A copy of a file's content as the scan judges the file in place, for
+/// copies made outside the scan (an agent's persistent home, imported
+/// from the real home): binary data not worth searching as it is (a git
+/// pack, an image), text with secrets redacted, and nothing of a file the
+/// scan would hide (mostly secrets, or binary data holding one).
+pub enum Copy {
+    AsIs,
+    Redacted(Vec<u8>),
+    LeftOut,
+}
+
+/// [`Copy`] of `buf`, at most [`MAX_FILE_SIZE`] bytes.
+pub fn copy_of(rules: &Rules, buf: &[u8]) -> Result<Copy> {
+    let scan = match judge(&rules.content, buf, &mut Scratch::default())? {
+        Cached::Binary | Cached::Clean => return Ok(Copy::AsIs),
+        Cached::Secrets(s) => s,
+    };
+    if classify(rules, None, &scan).0 == Action::Hide {
+        return Ok(Copy::LeftOut);
+    }
+    let redacted = super::redact::redacted(buf, &scan.findings, &rules.content);
+    // Only valid text is given redacted, as at a run's start.
+    Ok(match String::from_utf8(redacted) {
+        Ok(text) => Copy::Redacted(text.into_bytes()),
+        Err(_) => Copy::LeftOut,
+    })
 }
 
 /// Binary data worth searching: an SQLite database (a token or a

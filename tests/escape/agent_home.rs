@@ -459,6 +459,45 @@ fn what_agents_keep_of_sessions_outside_guard_stays_out_of_their_homes() {
     });
 }
 
+/// Binary data in the agent's directory was left out whole: a plugin
+/// cloned with git lost its pack, and with it the repository. It is judged
+/// as the scan judges binary files in place: copied as it is, unless it is
+/// a database holding a secret (left out; a token in a table is stored as
+/// plain bytes).
+#[test]
+fn binary_state_is_imported_as_the_scan_would_show_it() {
+    each_mode(|mut case| {
+        let in_db = case.add_gh_canary("db");
+        let mut pack = b"PACK\0\0\0\x02".to_vec();
+        pack.extend((0u32..4096).map(|i| (i * 7 % 251) as u8));
+        let pack_path = case
+            .env
+            .home
+            .write(".myagent/plugins/repo/.git/objects/pack/p.pack", "");
+        std::fs::write(&pack_path, &pack).unwrap();
+        let mut db = b"SQLite format 3\0".to_vec();
+        db.extend([0u8; 100]);
+        db.extend(format!("CREATE TABLE t(v);{in_db}").bytes());
+        let db_path = case.env.home.write(".myagent/state.db", "");
+        std::fs::write(&db_path, &db).unwrap();
+        agent_profile(&case);
+        case.env.own();
+        let out = run_agent(
+            &case,
+            "cd ~/.myagent; sha256sum plugins/repo/.git/objects/pack/p.pack | sed 's/ .*//; s/^/pack=/'; \
+             [ -e state.db ] && echo db=present || echo db=absent; cat state.db 2>/dev/null; echo ran=1",
+        );
+        out.expect_code(0);
+        out.ran();
+        use sha2::Digest;
+        let want: String = sha2::Sha256::digest(&pack)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out.expect_fields(&[("pack", want.as_str()), ("db", "absent")]);
+    });
+}
+
 /// The user logs in with the agent on the host: a new login file.
 fn log_in_on_host(case: &Case, content: &str) {
     case.env.home.write(".myagent/login.json", content);
