@@ -69,11 +69,13 @@ pub fn prepare(
     let name = super::safe_name(&loaded.name);
     let dir = base.join("homes").join(&name);
     let paths = Paths::new(&loaded.profile.home, real_home);
+    let mut problems = Vec::new();
     if !dir.is_dir() {
-        first_import(&paths, rules, &dir)?;
+        problems = first_import(&paths, rules, &dir)?;
     }
     let record = base.join("logins").join(format!("{name}.json"));
-    for problem in refresh_logins(&paths, rules, &dir, &record) {
+    problems.extend(refresh_logins(&paths, rules, &dir, &record));
+    for problem in problems {
         if !quiet {
             eprintln!("guard: WARNING: {problem}");
         }
@@ -167,8 +169,10 @@ impl<'h> Paths<'h> {
 }
 
 /// Make the home in a directory of its own, then move it in place: an
-/// interrupted import leaves no half home behind.
-fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
+/// interrupted import leaves no half home behind. A file that cannot be
+/// placed is left out with a warning (returned): made again at every
+/// start, one odd file would stop every run of the agent.
+fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<Vec<String>> {
     let tmp = dir.with_extension(format!("importing-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::DirBuilder::new()
@@ -179,8 +183,10 @@ fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
     std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(|e| Error::io("chmod", &tmp, e))?;
     let mut scratch = Vec::new();
+    let mut problems = Vec::new();
     for src in paths.import.iter().chain(&paths.login) {
-        if let Err(e) = import_tree(paths, rules, src, &tmp, true, &mut scratch) {
+        let imported = import_tree(paths, rules, src, &tmp, true, &mut scratch, &mut problems);
+        if let Err(e) = imported {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
@@ -192,7 +198,7 @@ fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<()> {
             return Err(Error::io("create", dir, e));
         }
     }
-    Ok(())
+    Ok(problems)
 }
 
 /// Copy `src` (a file or directory of the real home) into the new home.
@@ -206,6 +212,7 @@ fn import_tree(
     home: &Path,
     top: bool,
     scratch: &mut Vec<usize>,
+    problems: &mut Vec<String>,
 ) -> Result<()> {
     if paths.is_left_out(src) {
         return Ok(());
@@ -214,20 +221,30 @@ fn import_tree(
         return Ok(());
     };
     let rel = paths.rel(src);
-    let failed = |e: std::io::Error| Error::io("create", home.join(rel), e);
+    let mut failed = |e: std::io::Error| {
+        problems.push(format!(
+            "{} was not imported into the persistent home: {}",
+            host::printable(src),
+            crate::error::os_text(&e)
+        ));
+    };
     let followed = if top {
         std::fs::metadata(src).ok()
     } else {
         None
     };
     if meta.is_dir() || followed.is_some_and(|m| m.is_dir()) {
-        host::make_dirs_beneath(home, rel)
-            .ok_or_else(|| failed(std::io::Error::other("not a directory")))?;
+        if host::make_dirs_beneath(home, rel).is_none() {
+            failed(std::io::Error::other(
+                "a directory on the way is a link or not a directory",
+            ));
+            return Ok(());
+        }
         let Ok(entries) = std::fs::read_dir(src) else {
             return Ok(());
         };
         for entry in entries.flatten() {
-            import_tree(paths, rules, &entry.path(), home, false, scratch)?;
+            import_tree(paths, rules, &entry.path(), home, false, scratch, problems)?;
         }
         return Ok(());
     }
@@ -238,16 +255,21 @@ fn import_tree(
         let Ok(to) = std::fs::read_link(src) else {
             return Ok(());
         };
-        return place(home, rel, Content::Link(&to)).map_err(failed);
+        if let Err(e) = place(home, rel, Content::Link(&to)) {
+            failed(e);
+        }
+        return Ok(());
     }
     let Some(target) = target else {
         return Ok(()); // a fifo, socket or device
     };
     let mode = target.mode() & 0o777;
-    match content(paths, rules, src, scratch)? {
-        Some(buf) => place(home, rel, Content::File(&buf, mode)).map_err(failed),
-        None => Ok(()),
+    if let Some(buf) = content(paths, rules, src, scratch)?
+        && let Err(e) = place(home, rel, Content::File(&buf, mode))
+    {
+        failed(e);
     }
+    Ok(())
 }
 
 /// What of the file at `src` goes into the home: a login file as it is,

@@ -498,6 +498,52 @@ fn binary_state_is_imported_as_the_scan_would_show_it() {
     });
 }
 
+/// A login file below a link to a directory inside the agent's directory:
+/// the link is copied as a link, so the login could not be placed below
+/// it, and the import, failing whole, was tried again and failed at every
+/// start: no run of the agent got past it (exit 125). A file that cannot
+/// be placed is now left out with a warning.
+#[test]
+fn a_file_that_cannot_be_placed_does_not_stop_the_agent() {
+    each_mode(|case| {
+        case.env.home.write(
+            ".config/guard/profiles/myagent.toml",
+            "version = 1\nextends = [\"default\"]\n[home]\npersist = true\nimport = [\"~/.myagent\"]\nlogin = [\"~/.myagent/sub/login.json\"]\n",
+        );
+        case.env.home.write("elsewhere/login.json", "login\n");
+        case.env
+            .home
+            .write(".myagent/settings.json", "{\"theme\": \"dark\"}\n");
+        std::os::unix::fs::symlink(
+            case.home().join("elsewhere"),
+            case.home().join(".myagent/sub"),
+        )
+        .unwrap();
+        case.env.own();
+        let first = case.run(&[
+            "run",
+            "-p",
+            "myagent",
+            "--",
+            "sh",
+            "-c",
+            "cat ~/.myagent/settings.json",
+        ]);
+        first.expect_code(0);
+        assert!(first.stdout.contains("dark"), "{}", first.all());
+        assert!(
+            first
+                .stderr
+                .contains("sub/login.json was not imported into the persistent home"),
+            "{}",
+            first.all()
+        );
+        let again = run_agent(&case, "cat ~/.myagent/settings.json");
+        again.expect_code(0);
+        assert!(again.stdout.contains("dark"), "{}", again.all());
+    });
+}
+
 /// The user logs in with the agent on the host: a new login file.
 fn log_in_on_host(case: &Case, content: &str) {
     case.env.home.write(".myagent/login.json", content);
