@@ -485,12 +485,16 @@ fn git_over_ssh_reaches_the_agent_a_profile_passes_and_an_allowed_port() {
             "ssh-add -l | sed 's/^/key=/'\n\
              python3 -c \"import socket; s = socket.create_connection(('git.guard.test', {port}), timeout=10); print('banner=' + s.recv(100).decode().strip()); s.sendall(b'SSH-2.0-client\\r\\n')\""
         );
-        let out = common::Outcome::from(
-            env.guard(&["run", "-p", "ssh.toml", "--", "bash", "-c", &script])
-                .env("SSH_AUTH_SOCK", &sock)
-                .output()
-                .expect("spawn guard"),
-        );
+        // guard started from a shell of the user's that has the agent.
+        let with_agent = |args: &[&str]| {
+            common::Outcome::from(
+                env.guard(args)
+                    .env("SSH_AUTH_SOCK", &sock)
+                    .output()
+                    .expect("spawn guard"),
+            )
+        };
+        let out = with_agent(&["run", "-p", "ssh.toml", "--", "bash", "-c", &script]);
         out.expect_code(0);
         assert!(
             out.field("key")
@@ -505,18 +509,13 @@ fn git_over_ssh_reaches_the_agent_a_profile_passes_and_an_allowed_port() {
         assert_eq!(served.join().unwrap().trim(), "SSH-2.0-client");
 
         // Without the profile naming it, neither reaches the command.
-        let out = common::Outcome::from(
-            env.guard(&[
-                "run",
-                "--",
-                "bash",
-                "-c",
-                "echo var=${SSH_AUTH_SOCK:-absent}; ssh-add -l; echo rc=$?",
-            ])
-            .env("SSH_AUTH_SOCK", &sock)
-            .output()
-            .expect("spawn guard"),
-        );
+        let out = with_agent(&[
+            "run",
+            "--",
+            "bash",
+            "-c",
+            "echo var=${SSH_AUTH_SOCK:-absent}; ssh-add -l; echo rc=$?",
+        ]);
         out.expect_fields(&[("var", "absent"), ("rc", "2")]);
     }
 }

@@ -139,19 +139,13 @@ fn links_in_the_persistent_home_cannot_redirect_a_login_copy() {
         case.env.home.write("victim.txt", "untouched\n");
         case.env.home.write(".myagent/login.json", "v1\n");
         case.env.own();
-        let planted = run_agent(
+        plant(
             &case,
             &format!(
                 "ln -sf {home}/victim.txt ~/.myagent/login.json && mkdir ~/.other && \
-                 ln -s {home}/landing ~/.other/dir && echo planted=1",
+                 ln -s {home}/landing ~/.other/dir",
                 home = home.display()
             ),
-        );
-        assert_eq!(
-            planted.field("planted").as_deref(),
-            Some("1"),
-            "{}",
-            planted.all()
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
         log_in_on_host(&case, "v2\n");
@@ -161,18 +155,12 @@ fn links_in_the_persistent_home_cannot_redirect_a_login_copy() {
         assert_eq!(read(&home.join("victim.txt")), "untouched\n");
 
         // Now the directory itself: a link to a directory of the real home.
-        let planted = run_agent(
+        plant(
             &case,
             &format!(
-                "rm -rf ~/.myagent && ln -s {}/landing ~/.myagent && echo planted=1",
+                "rm -rf ~/.myagent && ln -s {}/landing ~/.myagent",
                 home.display()
             ),
-        );
-        assert_eq!(
-            planted.field("planted").as_deref(),
-            Some("1"),
-            "{}",
-            planted.all()
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
         log_in_on_host(&case, "v3\n");
@@ -542,6 +530,14 @@ fn a_file_that_cannot_be_placed_does_not_stop_the_agent() {
         again.expect_code(0);
         assert!(again.stdout.contains("dark"), "{}", again.all());
     });
+}
+
+/// Run the sandbox's `script` (links it leaves in its home), which must
+/// succeed.
+#[track_caller]
+fn plant(case: &Case, script: &str) {
+    let out = run_agent(case, &format!("{script} && echo planted=1"));
+    assert_eq!(out.field("planted").as_deref(), Some("1"), "{}", out.all());
 }
 
 /// The user logs in with the agent on the host: a new login file.
