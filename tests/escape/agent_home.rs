@@ -17,7 +17,16 @@ fn agent_profile(case: &Case) {
 }
 
 fn run_agent(case: &Case, script: &str) -> crate::common::Outcome {
-    case.run(&["run", "-q", "-p", "myagent", "--", "sh", "-c", script])
+    run_profile(case, "myagent", true, script)
+}
+
+/// `guard run [-q] -p PROFILE -- sh -c SCRIPT` (not quiet: to see warnings).
+fn run_profile(case: &Case, profile: &str, quiet: bool, script: &str) -> crate::common::Outcome {
+    let mut args = vec!["run", "-p", profile, "--", "sh", "-c", script];
+    if quiet {
+        args.insert(1, "-q");
+    }
+    case.run(&args)
 }
 
 /// Imported as a whole, the agent's directory brought into the sandbox
@@ -234,15 +243,12 @@ fn login_link_attack(mut case: Case, whole_dir: bool) {
         "{}",
         planted.all()
     );
-    let next = case.run(&[
-        "run",
-        "-p",
+    let next = run_profile(
+        &case,
         "myagent",
-        "--",
-        "sh",
-        "-c",
+        false,
         "cat ~/.myagent/login.json 2>/dev/null || echo login=none",
-    ]);
+    );
     next.expect_code(0);
     assert_eq!(
         next.field("login").as_deref(),
@@ -368,17 +374,13 @@ fn an_import_of_a_whole_xdg_directory_leaves_guards_own_out() {
             "version = 1\nextends = [\"default\"]\n[home]\npersist = true\nimport = [\"~/.local/share\"]\n",
         );
         case.env.own();
-        let out = case.run(&[
-            "run",
-            "-q",
-            "-p",
+        let out = run_profile(
+            &case,
             "wide",
-            "--",
-            "sh",
-            "-c",
+            true,
             "cat ~/.local/share/tool/settings.txt; grep -r . ~/.local/share/guard 2>/dev/null; \
              [ -e ~/.local/share/guard ] && echo guard=present || echo guard=absent",
-        ]);
+        );
         out.expect_code(0);
         assert!(out.stdout.starts_with("theme=dark\n"), "{}", out.all());
         out.expect_fields(&[("guard", "absent")]);
@@ -426,16 +428,12 @@ fn what_agents_keep_of_sessions_outside_guard_stays_out_of_their_homes() {
             }
             case.env.home.write(&format!("{dir}/kept.md"), "settings\n");
             case.env.own();
-            let out = case.run(&[
-                "run",
-                "-q",
-                "-p",
+            let out = run_profile(
+                &case,
                 profile,
-                "--",
-                "sh",
-                "-c",
+                true,
                 &format!("cat ~/{dir}/kept.md; grep -r . ~/{dir} 2>/dev/null; echo ran=1"),
-            ]);
+            );
             out.expect_code(0);
             out.ran();
             assert!(
@@ -508,15 +506,7 @@ fn a_file_that_cannot_be_placed_does_not_stop_the_agent() {
         )
         .unwrap();
         case.env.own();
-        let first = case.run(&[
-            "run",
-            "-p",
-            "myagent",
-            "--",
-            "sh",
-            "-c",
-            "cat ~/.myagent/settings.json",
-        ]);
+        let first = run_profile(&case, "myagent", false, "cat ~/.myagent/settings.json");
         first.expect_code(0);
         assert!(first.stdout.contains("dark"), "{}", first.all());
         assert!(
