@@ -334,18 +334,33 @@ pub fn read_small_followed(path: &Path, max: u64) -> Option<Vec<u8>> {
     read_regular(path, max, 0)
 }
 
-/// Never a fifo or device: opened `O_NONBLOCK`, then read only if regular.
+/// [`read_small_followed`], with the path the file was read at, found
+/// from the descriptor read: a link swapped in meanwhile cannot show one
+/// file and give another.
+pub fn read_small_followed_where(path: &Path, max: u64) -> Option<(Vec<u8>, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let f = open_regular(path, 0)?;
+    let at = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()?;
+    Some((read_capped(f, max)?, at))
+}
+
 fn read_regular(path: &Path, max: u64, flags: i32) -> Option<Vec<u8>> {
-    use std::io::Read;
+    read_capped(open_regular(path, flags)?, max)
+}
+
+/// Never a fifo or device: opened `O_NONBLOCK`, kept only if regular.
+fn open_regular(path: &Path, flags: i32) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(flags | libc::O_NONBLOCK)
         .open(path)
         .ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
+    f.metadata().ok()?.is_file().then_some(f)
+}
+
+fn read_capped(f: std::fs::File, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
     let mut out = Vec::new();
     f.take(max + 1).read_to_end(&mut out).ok()?;
     (out.len() as u64 <= max).then_some(out)

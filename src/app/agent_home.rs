@@ -285,7 +285,7 @@ fn content(
     } else {
         MAX_FILE_SIZE
     };
-    let Some((buf, read)) = read_followed(src, max) else {
+    let Some((buf, read)) = host::read_small_followed_where(src, max) else {
         return Ok(None); // unreadable, too large, or not a regular file
     };
     if paths.login_in_place(src).is_some_and(|at| at == read) {
@@ -295,27 +295,6 @@ fn content(
         return Ok(None);
     }
     scanned(paths, rules, src, &paths.seen_as(&read), buf, scratch)
-}
-
-/// The file at `path`, through links, if regular and no larger than
-/// `max`, with the path it was read at (found from the descriptor read,
-/// so a link swapped in meanwhile cannot show one file and give another).
-fn read_followed(path: &Path, max: u64) -> Option<(Vec<u8>, PathBuf)> {
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
-    let read = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()?;
-    let mut out = Vec::new();
-    f.take(max + 1).read_to_end(&mut out).ok()?;
-    (out.len() as u64 <= max).then_some((out, read))
 }
 
 /// What of the file at `src`, read at `read` (its own path, or where the
@@ -347,7 +326,6 @@ fn scanned(
     if exempt(rel, src) && target.is_none_or(|t| exempt(target_rel.unwrap_or(t), t)) {
         return Ok(Some(buf));
     }
-    let copy = crate::secrets::copy_of(rules, &buf)?;
     let in_hidden_dir = |r: &Path, scratch: &mut Vec<usize>| {
         r.ancestors().skip(1).any(|dir| {
             !dir.as_os_str().is_empty()
@@ -360,6 +338,7 @@ fn scanned(
     if in_hidden_dir(rel, scratch) || target_rel.is_some_and(|t| in_hidden_dir(t, scratch)) {
         return Ok(None);
     }
+    let copy = crate::secrets::copy_of(rules, &buf)?;
     for r in std::iter::once(rel).chain(target_rel) {
         let Some(rule) = rules.paths.matches(r, scratch).map(|i| rules.paths.rule(i)) else {
             continue;

@@ -107,13 +107,7 @@ pub fn prepare(path: &Path, rules: &Rules) -> Result<Outcome> {
     if buf.len() as u64 > MAX_FILE_SIZE || buf[..buf.len().min(8192)].contains(&0) {
         return Ok(Outcome::Hide("changed since the scan".into()));
     }
-    decide(path, &buf, meta.permissions().mode() & 0o777, rules)
-}
-
-/// What the sandbox may see of `buf`, the text of the file at `path` (its
-/// permission bits `mode`): all of it, a redacted copy, or nothing.
-pub fn decide(path: &Path, buf: &[u8], mode: u32, rules: &Rules) -> Result<Outcome> {
-    let scan = rules.content.scan(buf)?;
+    let scan = rules.content.scan(&buf)?;
     if scan.findings.is_empty() {
         return Ok(Outcome::Clean);
     }
@@ -121,7 +115,7 @@ pub fn decide(path: &Path, buf: &[u8], mode: u32, rules: &Rules) -> Result<Outco
     if action == Action::Hide {
         return Ok(Outcome::Hide(why));
     }
-    let Ok(content) = String::from_utf8(redacted(buf, &scan.findings, &rules.content)) else {
+    let Ok(content) = String::from_utf8(redacted(&buf, &scan.findings, &rules.content)) else {
         return Ok(Outcome::Hide(
             "secret in a file that is not UTF-8 text".into(),
         ));
@@ -130,7 +124,7 @@ pub fn decide(path: &Path, buf: &[u8], mode: u32, rules: &Rules) -> Result<Outco
     Ok(Outcome::Redact(Redaction {
         path: path.to_path_buf(),
         content,
-        mode,
+        mode: meta.permissions().mode() & 0o777,
         rules: ids,
     }))
 }
