@@ -7,6 +7,8 @@
 use super::git_config;
 use crate::host;
 use crate::policy::{self, Candidate};
+use std::collections::HashSet;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 /// A protected path inside `.git` that does not exist yet (no hooks dir
@@ -784,6 +786,13 @@ pub fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<Moved> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let mut moved: Vec<Moved> = Vec::new();
+    // The project, opened once: this runs after every session, and most
+    // absent paths share a first component (`.vscode/settings.json`,
+    // `.vscode/tasks.json`) that is not there either.
+    let Some(top) = host::open_dir_beneath(project, Path::new("")) else {
+        return moved;
+    };
+    let mut absent_first: HashSet<&std::ffi::OsStr> = HashSet::new();
     for path in absent {
         let Ok(rel) = path.strip_prefix(project) else {
             continue;
@@ -791,19 +800,36 @@ pub fn quarantine_created(absent: &[PathBuf], project: &Path) -> Vec<Moved> {
         // The first component, from the project down, that is not a real
         // directory: the created path itself, or a link planted above it.
         let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+        if comps.first().is_some_and(|c| absent_first.contains(c)) {
+            continue;
+        }
         let mut target = None;
         for i in 0..comps.len() {
-            let parent: PathBuf = comps[..i].iter().collect();
-            let Some(dir) = host::open_dir_beneath(project, &parent) else {
-                break;
+            let below;
+            let dir = if i == 0 {
+                top.as_fd()
+            } else {
+                let parent: PathBuf = comps[..i].iter().collect();
+                let Some(d) = host::open_dir_beneath(project, &parent) else {
+                    break;
+                };
+                below = d;
+                below.as_fd()
             };
-            match nix::sys::stat::fstatat(&dir, comps[i], nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-            {
-                Err(_) => break, // absent: nothing was created here
+            match nix::sys::stat::fstatat(dir, comps[i], nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+                // Absent: nothing was created here.
+                Err(_) => {
+                    if i == 0 {
+                        absent_first.insert(comps[0]);
+                    }
+                    break;
+                }
                 Ok(st) => {
                     let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
                     if i + 1 == comps.len() || !is_dir {
-                        target = Some((dir, i));
+                        if let Ok(dir) = dir.try_clone_to_owned() {
+                            target = Some((dir, i));
+                        }
                         break;
                     }
                 }
@@ -945,7 +971,6 @@ pub(super) const WATCH_AFTER: std::time::Duration = std::time::Duration::from_mi
 /// check after the run sees.
 pub(super) fn stopped_within(stop: &std::os::fd::OwnedFd, time: std::time::Duration) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
     let started = std::time::Instant::now();
     while let Some(left) = time.checked_sub(started.elapsed()) {
         let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
@@ -964,7 +989,6 @@ pub(super) fn events_until_stopped(
     stop: &std::os::fd::OwnedFd,
 ) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
     loop {
         let mut fds = [
             PollFd::new(inotify.as_fd(), PollFlags::POLLIN),

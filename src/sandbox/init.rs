@@ -34,29 +34,43 @@ pub const FORWARDED: &[libc::c_int] = &[
     libc::SIGUSR2,
 ];
 
-/// Entry of the re-executed setup process. `fd` is the control socket,
-/// `keeper` the socket the supervisor asks for covers on (see `keeper`),
-/// `parent` the supervisor's pid.
-pub fn setup_main(fd: i32, keeper: i32, parent: i32, isolation: Isolation) -> ! {
-    // The sockets had to survive our own exec; nothing we exec may inherit
-    // them: the command could otherwise forge reports (or hand the
-    // supervisor sockets of its own) and hold the supervisor's end open.
-    if sys::set_cloexec(fd).is_err() || sys::set_cloexec(keeper).is_err() {
+/// The descriptors the supervisor passes to the setup process.
+pub struct Fds {
+    /// The control socket.
+    pub control: i32,
+    /// The socket the supervisor asks for covers on (see `keeper`).
+    pub keeper: i32,
+    /// The write end of the status pipe: pid 1's status once it is reaped.
+    pub reaped: i32,
+}
+
+/// Entry of the re-executed setup process; `parent` is the supervisor's pid.
+pub fn setup_main(fds: Fds, parent: i32, isolation: Isolation) -> ! {
+    // The descriptors had to survive our own exec; nothing we exec may
+    // inherit them: the command could otherwise forge reports (or hand the
+    // supervisor sockets of its own), claim the sandbox has ended, and
+    // hold the supervisor's end open.
+    if [fds.control, fds.keeper, fds.reaped]
+        .into_iter()
+        .any(|fd| sys::set_cloexec(fd).is_err())
+    {
         sys::exit_now(125);
     }
     // SAFETY: the supervisor passed these descriptors to us for our
     // exclusive use.
-    let (mut sock, keeper) = unsafe {
+    let (mut sock, keeper, reaped) = unsafe {
         (
-            Some(UnixStream::from_raw_fd(fd)),
-            UnixStream::from_raw_fd(keeper),
+            Some(UnixStream::from_raw_fd(fds.control)),
+            UnixStream::from_raw_fd(fds.keeper),
+            std::fs::File::from_raw_fd(fds.reaped),
         )
     };
     let result = match isolation {
-        Isolation::Full => setup(&mut sock, keeper, parent),
+        Isolation::Full => setup(&mut sock, keeper, reaped, parent),
         Isolation::Landlock => {
-            // No mounts to keep.
-            drop(keeper);
+            // No mounts to keep; this process is the one the command's
+            // end is waited for by (end of file on the pipe).
+            drop((keeper, reaped));
             host_setup(&mut sock, parent)
         }
     };
@@ -113,7 +127,12 @@ fn tie_to_supervisor(parent: i32) -> Result<Option<Vec<libc::c_int>>> {
     Ok(Some(waited))
 }
 
-fn setup(sock: &mut Sock, keeper: UnixStream, parent: i32) -> Result<i32> {
+fn setup(
+    sock: &mut Sock,
+    keeper: UnixStream,
+    mut reaped: std::fs::File,
+    parent: i32,
+) -> Result<i32> {
     let Some(waited) = tie_to_supervisor(parent)? else {
         return Ok(125);
     };
@@ -134,7 +153,7 @@ fn setup(sock: &mut Sock, keeper: UnixStream, parent: i32) -> Result<i32> {
     // started), so the child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the sandbox's pid 1", e))? {
         nix::unistd::ForkResult::Child => {
-            drop((keeper, reserve_rx));
+            drop((keeper, reserve_rx, reaped));
             let code = match pid1(sock, reserve_tx) {
                 Ok(code) => code,
                 Err(e) => report_failure(sock, &e),
@@ -145,8 +164,17 @@ fn setup(sock: &mut Sock, keeper: UnixStream, parent: i32) -> Result<i32> {
             // pid 1 reports from now on; our copy must not keep the socket open.
             drop(sock.take());
             drop(reserve_tx);
+            // Nothing more to print: the copies of the supervisor's stdout
+            // and stderr go, so that guard's copies from them (when they
+            // are files) end when the sandbox does, not when we do.
+            sys::detach_output();
             let mut keeper = super::keeper::Serving::new(keeper, reserve_rx);
-            Ok(relay_until_exit(child.as_raw(), &waited, &mut keeper))
+            Ok(relay_until_exit(
+                child.as_raw(),
+                &waited,
+                &mut keeper,
+                &mut reaped,
+            ))
         }
     }
 }
@@ -198,12 +226,14 @@ fn write_id_maps(uid: u32, gid: u32) -> Result<()> {
 }
 
 /// Wait for pid 1, relaying signals that processes sent us, and serve
-/// `keeper` meanwhile; exit with pid 1's status. (One thread: after
+/// `keeper` meanwhile; exit with pid 1's status, written to `reaped` first
+/// once pid 1 is reaped. (One thread: after
 /// unsharing the pid namespace this process cannot start another.)
 fn relay_until_exit(
     pid1: libc::pid_t,
     waited: &[libc::c_int],
     keeper: &mut super::keeper::Serving,
+    reaped: &mut std::fs::File,
 ) -> i32 {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::signal::{SigSet, Signal};
@@ -248,7 +278,12 @@ fn relay_until_exit(
         );
         if sig == libc::SIGCHLD {
             match reap(pid1) {
-                Ok(Some(code)) => return code,
+                Ok(Some(code)) => {
+                    // Pid 1 is reaped, so every process of its namespace
+                    // is gone: the supervisor need not wait for our exit.
+                    let _ = reaped.write_all(&code.to_ne_bytes());
+                    return code;
+                }
                 Ok(None) => {}
                 Err(_) => return 125,
             }

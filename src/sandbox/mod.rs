@@ -37,10 +37,17 @@ pub fn internal_main() -> ! {
         _ => None,
     };
     let keeper = args.get(4).and_then(|s| s.parse::<i32>().ok());
-    match (fd, parent, isolation, keeper) {
-        (Some(fd), Some(parent), Some(isolation), Some(keeper)) => {
-            init::setup_main(fd, keeper, parent, isolation)
-        }
+    let reaped = args.get(5).and_then(|s| s.parse::<i32>().ok());
+    match (fd, parent, isolation, keeper, reaped) {
+        (Some(fd), Some(parent), Some(isolation), Some(keeper), Some(reaped)) => init::setup_main(
+            init::Fds {
+                control: fd,
+                keeper,
+                reaped,
+            },
+            parent,
+            isolation,
+        ),
         _ => {
             eprintln!("guard: {INTERNAL_ARG} is internal to guard; run `guard run -- COMMAND`");
             sys::exit_now(125)

@@ -22,13 +22,17 @@ pub struct Pending {
     sock: UnixStream,
     /// Threads copying the sandbox's output to stdout/stderr files.
     relays: Vec<std::thread::JoinHandle<()>>,
-    /// The setup process has been waited for.
+    /// Pid 1 has been reaped: nothing of the sandbox is left (the setup
+    /// process may still be exiting).
     finished: bool,
     /// The egress proxy, when the supervisor started it before the sandbox
     /// (the `landlock` level listens on the host's loopback itself).
     egress: Option<net::Egress>,
     /// Until [`Pending::keeper`] takes it.
     keeper: Option<UnixStream>,
+    /// Where the setup process writes pid 1's status once it has reaped
+    /// pid 1 (see [`Pending::run`]).
+    reaped: std::io::PipeReader,
 }
 
 /// Start the setup process. It needs nothing from the plan until pid 1
@@ -48,6 +52,10 @@ pub fn spawn(isolation: Isolation) -> Result<Pending> {
         UnixStream::pair().map_err(|e| Error::sys("create the control socket", e))?;
     let keeper_fd = keeper_theirs.as_raw_fd();
     sys::clear_cloexec(keeper_fd).map_err(|e| Error::sys("prepare the control socket", e))?;
+    let (reaped, reaped_theirs) =
+        std::io::pipe().map_err(|e| Error::sys("create the status pipe", e))?;
+    let reaped_fd = reaped_theirs.as_raw_fd();
+    sys::clear_cloexec(reaped_fd).map_err(|e| Error::sys("prepare the status pipe", e))?;
     let mut cmd = Command::new("/proc/self/exe");
     // stdout/stderr that are regular files (`>> agent.log`) reach the
     // sandbox only through a pipe guard copies from: given the file itself,
@@ -72,6 +80,7 @@ pub fn spawn(isolation: Isolation) -> Result<Pending> {
         .arg(child_fd.to_string())
         .arg(isolation.label())
         .arg(keeper_fd.to_string())
+        .arg(reaped_fd.to_string())
         // The setup process needs no environment, and pid 1 is forked from
         // it: only guard's own pid goes there (pid 1 is not dumpable, so its
         // environ is unreadable inside, whereas its argv would be readable).
@@ -79,7 +88,7 @@ pub fn spawn(isolation: Isolation) -> Result<Pending> {
         .env(super::SUPERVISOR_PID_ENV, std::process::id().to_string())
         .spawn()
         .map_err(|e| Error::sys("start the sandbox setup process (/proc/self/exe)", e))?;
-    drop((theirs, keeper_theirs));
+    drop((theirs, keeper_theirs, reaped_theirs));
     Ok(Pending {
         child,
         sock: ours,
@@ -87,6 +96,7 @@ pub fn spawn(isolation: Isolation) -> Result<Pending> {
         finished: false,
         egress: None,
         keeper: Some(keeper),
+        reaped,
     })
 }
 
@@ -183,13 +193,18 @@ impl Pending {
                 }
             }
         }
-        // Wait for the setup process even when pid 1 reported the status:
-        // it exits only after pid 1's death has killed every process of the
-        // sandbox's pid namespace, so nothing of the sandbox outlives guard
-        // (and nothing races the host-side checks after the run). Without an
-        // exit report (setup failed, or pid 1 was killed), its status is the
-        // answer.
-        let status = wait_status(&mut self.child)?;
+        // Wait until pid 1 is reaped even when it reported the status: its
+        // death kills every process of the sandbox's pid namespace, and it
+        // is reaped only once they are all gone, so nothing of the sandbox
+        // outlives guard (and nothing races the host-side checks after the
+        // run). The setup process says so on the status pipe; its own exit
+        // (tearing down the namespaces it holds, ~0.5 ms) is not waited
+        // for. End of file instead (it failed or was killed; at the
+        // `landlock` level it closed the pipe): its exit status is the answer.
+        let status = match read_status(&mut self.reaped) {
+            Some(code) => code,
+            None => wait_status(&mut self.child)?,
+        };
         self.finished = true;
         // Every writer is gone with the sandbox: the relays see end of file.
         for r in self.relays.drain(..) {
@@ -213,6 +228,17 @@ impl Pending {
     }
 }
 
+/// The status the setup process wrote once it reaped pid 1; `None` at end
+/// of file.
+fn read_status(pipe: &mut std::io::PipeReader) -> Option<i32> {
+    use std::io::Read;
+    let mut buf = [0u8; 4];
+    // read_exact retries interrupted reads.
+    pipe.read_exact(&mut buf)
+        .ok()
+        .map(|()| i32::from_ne_bytes(buf))
+}
+
 fn wait_status(child: &mut Child) -> Result<i32> {
     let status = loop {
         match child.wait() {
@@ -233,6 +259,9 @@ impl Drop for Pending {
         // Closing our end makes a waiting pid 1 give up; do not leave a zombie.
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
         if self.finished {
+            // Reaped if it is done exiting; else it is left to whoever
+            // reaps guard's children once guard has exited.
+            let _ = self.child.try_wait();
             return;
         }
         if let Ok(None) = self.child.try_wait() {

@@ -394,6 +394,19 @@ pub fn clear_cloexec(fd: libc::c_int) -> io::Result<()> {
     check(ret as libc::c_long).map(drop)
 }
 
+/// Point stdout and stderr at /dev/null (best effort: left as they are if
+/// it cannot be opened).
+pub fn detach_output() {
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return;
+    };
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        // SAFETY: dup2 between descriptor numbers; `null` stays open until
+        // both are done, and no Rust object owns 1 or 2 here.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+}
+
 /// Exit without running destructors or atexit handlers (forked children).
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and is always safe to call.
