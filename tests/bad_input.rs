@@ -213,6 +213,16 @@ const PROFILES: &[(&str, &str, &[&str])] = &[
         &["key `home.login`", "~/"],
     ),
     (
+        "version = 1\n[home]\nsettings = [\"/etc/x.json\"]\n",
+        "3:13",
+        &["key `home.settings`", "~/"],
+    ),
+    (
+        "version = 1\n[home]\nown_keys = [\"apiKey\", \"\"]\n",
+        "3:23",
+        &["key `home.own_keys`", "empty name"],
+    ),
+    (
         "version = 1\n[home]\nnot_imported = [\"~\"]\n",
         "3:17",
         &["key `home.not_imported`", "~/"],

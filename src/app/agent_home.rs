@@ -68,7 +68,7 @@ pub fn prepare(
     })?;
     let name = super::safe_name(&loaded.name);
     let dir = base.join("homes").join(&name);
-    let paths = Paths::new(&loaded.profile.home, real_home);
+    let paths = Paths::new(&loaded.profile, real_home);
     let mut problems = Vec::new();
     if !dir.is_dir() {
         problems = first_import(&paths, rules, &dir)?;
@@ -87,7 +87,13 @@ pub fn prepare(
 struct Paths<'h> {
     real_home: &'h Path,
     import: Vec<PathBuf>,
+    /// Login and settings files: copied again when they change.
     login: Vec<PathBuf>,
+    settings: Vec<PathBuf>,
+    /// Names whose values in settings files are the agent's own: the
+    /// profile's `own_keys` and the variables it passes (a trailing `*`
+    /// matches a prefix).
+    own: Vec<String>,
     not_imported: Vec<PathBuf>,
     real_canonical: Option<PathBuf>,
     /// guard's own directories: an import of `~/.local/share` or `~/.cache`
@@ -97,7 +103,8 @@ struct Paths<'h> {
 }
 
 impl<'h> Paths<'h> {
-    fn new(home: &profile::Home, real_home: &'h Path) -> Paths<'h> {
+    fn new(profile: &profile::Profile, real_home: &'h Path) -> Paths<'h> {
+        let home = &profile.home;
         let expand = |list: &[String]| -> Vec<PathBuf> {
             list.iter()
                 .filter_map(|raw| profile::expand_path(raw, real_home, real_home))
@@ -107,7 +114,17 @@ impl<'h> Paths<'h> {
         Paths {
             real_home,
             import: expand(&home.import),
-            login: expand(&home.login),
+            login: expand(&home.login)
+                .into_iter()
+                .chain(expand(&home.settings))
+                .collect(),
+            settings: expand(&home.settings),
+            own: home
+                .own_keys
+                .iter()
+                .chain(profile.env.pass.iter().filter(|n| *n != "*"))
+                .cloned()
+                .collect(),
             not_imported: expand(&home.not_imported),
             real_canonical: std::fs::canonicalize(real_home).ok(),
             guards: [
@@ -156,6 +173,17 @@ impl<'h> Paths<'h> {
 
     fn is_login(&self, path: &Path) -> bool {
         self.login.iter().any(|l| path.starts_with(l))
+    }
+
+    fn is_settings(&self, path: &Path) -> bool {
+        self.settings.iter().any(|l| path.starts_with(l))
+    }
+
+    fn is_own(&self, name: &str) -> bool {
+        self.own.iter().any(|o| match o.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == o,
+        })
     }
 
     fn is_left_out(&self, path: &Path) -> bool {
@@ -273,7 +301,8 @@ fn import_tree(
 }
 
 /// What of the file at `src` goes into the home: a login file as it is,
-/// anything else as [`scanned`] decides.
+/// a settings file with the secrets of other services redacted, anything
+/// else as [`scanned`] decides.
 fn content(
     paths: &Paths<'_>,
     rules: &Rules,
@@ -289,6 +318,9 @@ fn content(
         return Ok(None); // unreadable, too large, or not a regular file
     };
     if paths.login_in_place(src).is_some_and(|at| at == read) {
+        if paths.is_settings(src) {
+            return crate::secrets::settings_copy(rules, &buf, &|name| paths.is_own(name));
+        }
         return Ok(Some(buf));
     }
     if buf.len() as u64 > MAX_FILE_SIZE {

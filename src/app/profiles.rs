@@ -107,6 +107,12 @@ pub fn profile_show(loaded: &profile::Loaded) -> String {
     list(&mut s, "home", "login", &p.home.login, &|pr| {
         pr.home.login.clone()
     });
+    list(&mut s, "home", "settings", &p.home.settings, &|pr| {
+        pr.home.settings.clone()
+    });
+    list(&mut s, "home", "own_keys", &p.home.own_keys, &|pr| {
+        pr.home.own_keys.clone()
+    });
     list(
         &mut s,
         "home",

@@ -144,6 +144,17 @@ pub struct Home {
     /// reaches the next run).
     #[serde(default)]
     pub login: Vec<String>,
+    /// The agent's settings files that may hold its login beside secrets of
+    /// other services (`~/.claude.json`: an API key, and the tokens of MCP
+    /// servers): copied again whenever they change, like `login`, but with
+    /// every secret redacted except the values of the names in `own_keys`
+    /// and `[env] pass` (the agent's own).
+    #[serde(default)]
+    pub settings: Vec<String>,
+    /// Names whose values in `settings` files are the agent's own login
+    /// (`primaryApiKey`), besides the names `[env] pass` lists.
+    #[serde(default)]
+    pub own_keys: Vec<String>,
     /// Below `import` but never copied: what sessions run outside guard
     /// left there (transcripts, prompt history, shell snapshots).
     #[serde(default)]
@@ -201,6 +212,8 @@ impl Profile {
         }
         push_new(&mut self.home.import, &top.home.import);
         push_new(&mut self.home.login, &top.home.login);
+        push_new(&mut self.home.settings, &top.home.settings);
+        push_new(&mut self.home.own_keys, &top.home.own_keys);
         push_new(&mut self.home.not_imported, &top.home.not_imported);
         push_new(&mut self.home.cache, &top.home.cache);
         push_new(&mut self.env.pass, &top.env.pass);

@@ -142,6 +142,8 @@ pub fn widenings(
     for (key, now, before) in [
         ("import", &merged.home.import, &base.home.import),
         ("login", &merged.home.login, &base.home.login),
+        ("settings", &merged.home.settings, &base.home.settings),
+        ("own_keys", &merged.home.own_keys, &base.home.own_keys),
     ] {
         for i in now.iter().filter(|i| !before.contains(i)) {
             out.push(format!("home.{key} += {i:?}"));

@@ -52,6 +52,7 @@ pub fn check(p: &Profile, text: &str, origin: &str) -> Result<()> {
     for (list, key) in [
         (&p.home.import, "import"),
         (&p.home.login, "login"),
+        (&p.home.settings, "settings"),
         (&p.home.not_imported, "not_imported"),
     ] {
         for raw in list {
@@ -65,6 +66,14 @@ pub fn check(p: &Profile, text: &str, origin: &str) -> Result<()> {
                 ));
             }
         }
+    }
+    if let Some(raw) = p.home.own_keys.iter().find(|k| k.trim().is_empty()) {
+        return Err(bad(
+            &["home", "own_keys"],
+            Some(raw),
+            "an empty name".into(),
+            "give the name the agent's key is stored under in its settings file, e.g. \"primaryApiKey\"".into(),
+        ));
     }
     // "*" alone passes every variable (secret ones are still removed).
     for name in p.env.pass.iter().filter(|n| *n != "*") {

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 pub use cache::{cache_dir, file_name as cache_file_name};
 pub use content_rules::{ContentEngine, ContentRule};
 pub use path_rules::{PathMatcher, PathRule};
-pub use scan::{Copy, Root, ScanReport, Stats, copy_of, scan, walk_listed};
+pub use scan::{Copy, Root, ScanReport, Stats, copy_of, scan, settings_copy, walk_listed};
 
 /// The identity of the rules in force, for caches of scan results.
 pub fn rules_fingerprint(rules: &Rules) -> String {

@@ -31,6 +31,37 @@ pub fn apply(content: &[u8], findings: &[Finding], engine: &ContentEngine) -> Ve
     out
 }
 
+/// The name a value starting at `start` is assigned to on its line, in
+/// any of the usual forms (`NAME=value`, `export NAME="value"`,
+/// `name: value`, `"name": "value"`): `None` when nothing is assigned there.
+pub fn assigned_name(content: &[u8], start: usize) -> Option<&str> {
+    let line_start = content[..start.min(content.len())]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let before = &content[line_start..start.min(content.len())];
+    let trim = |s: &[u8], set: &[u8]| -> usize {
+        s.iter()
+            .rposition(|b| !set.contains(b))
+            .map_or(0, |i| i + 1)
+    };
+    // The value's opening quote, the assignment, the name's closing quote.
+    let at = trim(before, b" \t\"'");
+    let op = before[..at].last()?;
+    if *op != b'=' && *op != b':' {
+        return None;
+    }
+    let end = trim(&before[..at - 1], b" \t\"'");
+    let name = &before[..end];
+    let begin = name
+        .iter()
+        .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+        .map_or(0, |i| i + 1);
+    std::str::from_utf8(&name[begin..])
+        .ok()
+        .filter(|n| !n.is_empty())
+}
+
 /// A secret value often appears twice (`PASSWORD=x` then `echo x | login`)
 /// while only the assignment is recognisable as a secret: replace every
 /// other occurrence of a flagged value too. Values shorter than 8 bytes are
@@ -250,6 +281,27 @@ mod proptests {
 mod copies {
     use super::*;
     use crate::secrets::content_rules;
+
+    #[test]
+    fn the_name_a_value_is_assigned_to() {
+        let name = |line: &str, value: &str| {
+            let at = line.find(value).unwrap();
+            assigned_name(line.as_bytes(), at).map(str::to_string)
+        };
+        assert_eq!(
+            name("X=1\nexport API_KEY=abc", "abc").as_deref(),
+            Some("API_KEY")
+        );
+        assert_eq!(
+            name("  \"primaryApiKey\": \"abc\",", "abc").as_deref(),
+            Some("primaryApiKey")
+        );
+        assert_eq!(name("token: 'abc'", "abc").as_deref(), Some("token"));
+        assert_eq!(name("key = \"abc\"", "abc").as_deref(), Some("key"));
+        assert_eq!(name("[\"abc\"]", "abc"), None);
+        assert_eq!(name("abc", "abc"), None);
+        assert_eq!(name("curl -H abc", "abc"), None);
+    }
 
     #[test]
     fn every_copy_of_a_flagged_value_is_redacted() {

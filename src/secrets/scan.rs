@@ -783,6 +783,34 @@ pub fn copy_of(rules: &Rules, buf: &[u8]) -> Result<Copy> {
     })
 }
 
+/// A copy of an agent's settings file, which may hold the agent's login
+/// beside secrets of other services (`~/.claude.json`: its API key, and
+/// the tokens of the MCP servers it starts): every secret redacted except
+/// the values assigned to a name `own` accepts. `None`: nothing of it may
+/// be copied (binary data holding a secret, or not text once redacted).
+pub fn settings_copy(
+    rules: &Rules,
+    buf: &[u8],
+    own: &dyn Fn(&str) -> bool,
+) -> Result<Option<Vec<u8>>> {
+    let scan = match judge(&rules.content, buf, &mut Scratch::default())? {
+        Cached::Binary | Cached::Clean => return Ok(Some(buf.to_vec())),
+        // Binary data holding a secret (see `binary_secrets`).
+        Cached::Secrets(s) if s.content_lines == 0 => return Ok(None),
+        Cached::Secrets(s) => s,
+    };
+    let others: Vec<_> = scan
+        .findings
+        .into_iter()
+        .filter(|f| !super::redact::assigned_name(buf, f.start as usize).is_some_and(own))
+        .collect();
+    if others.is_empty() {
+        return Ok(Some(buf.to_vec()));
+    }
+    let redacted = super::redact::redacted(buf, &others, &rules.content);
+    Ok(String::from_utf8(redacted).ok().map(String::into_bytes))
+}
+
 /// Binary data worth searching: an SQLite database (a token or a
 /// connection string kept in a table is stored as plain bytes) or text
 /// with a few NUL bytes (a file made to look binary). Not compiled code,

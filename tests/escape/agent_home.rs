@@ -539,3 +539,75 @@ fn log_in_on_host(case: &Case, content: &str) {
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap()
 }
+
+/// An agent's settings file holds its own key beside the tokens of other
+/// services: `~/.claude.json` keeps the console login's API key and the
+/// MCP servers claude starts, with their tokens (a GitHub token for the
+/// GitHub server); `~/.claude/settings.json` may set any variable for
+/// claude's commands. Copied as they are (as login files), those tokens
+/// reached every sandbox of the profile: the very find of the incident
+/// guard exists for. Now only claude's own values stay (`own_keys`, and
+/// the names the profile passes, ANTHROPIC_AUTH_TOKEN among them); every
+/// other secret is redacted where it stood, the JSON still JSON, at the
+/// import and at every copy when the file changes on the host.
+#[test]
+fn other_services_tokens_in_an_agents_settings_stay_out_of_its_home() {
+    each_mode(|mut case| {
+        let key = format!("sk-ant-api03-{}AA", "k".repeat(93));
+        let gateway = format!("gw-{}", std::process::id());
+        let mcp = case.add_gh_canary("mcp");
+        let env = case.add_gh_canary("env");
+        let home = &case.env.home;
+        let claude_json = |key: &str, token: &str| {
+            format!(
+                "{{\n  \"primaryApiKey\": \"{key}\",\n  \"mcpServers\": {{\n    \"github\": {{\n      \"command\": \"npx\",\n      \"env\": {{\n        \"GITHUB_PERSONAL_ACCESS_TOKEN\": \"{token}\"\n      }}\n    }}\n  }}\n}}\n"
+            )
+        };
+        home.write(".claude.json", &claude_json(&key, &mcp));
+        home.write(
+            ".claude/settings.json",
+            &format!(
+                "{{\"env\": {{\"ANTHROPIC_AUTH_TOKEN\": \"{gateway}\", \"GITHUB_TOKEN\": \"{env}\"}}}}\n"
+            ),
+        );
+        case.env.own();
+        let look = "for f in ~/.claude.json ~/.claude/settings.json; do cat $f; \
+             python3 -c 'import json,sys; json.load(open(sys.argv[1]))' $f && echo json=ok; done; echo ran=1";
+        let out = run_profile(&case, "claude", true, look);
+        out.expect_code(0);
+        out.ran();
+        // claude's own login, as it is: the console key, the gateway's token.
+        assert!(
+            out.stdout.contains(&key) && out.stdout.contains(&gateway),
+            "{}",
+            out.all()
+        );
+        // The others redacted in place; both files still parse.
+        assert_eq!(
+            out.stdout.matches("guard-redacted:github-token").count(),
+            2,
+            "{}",
+            out.all()
+        );
+        assert_eq!(out.stdout.matches("json=ok").count(), 2, "{}", out.all());
+
+        // A new MCP server added on the host: copied again, redacted again.
+        let later = case.add_gh_canary("later");
+        let new_key = format!("sk-ant-api03-{}AA", "n".repeat(93));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        case.env
+            .home
+            .write(".claude.json", &claude_json(&new_key, &later));
+        case.env.own();
+        let out = run_profile(&case, "claude", true, look);
+        out.expect_code(0);
+        out.ran();
+        assert!(out.stdout.contains(&new_key), "{}", out.all());
+        assert_eq!(
+            out.stdout.matches("guard-redacted:github-token").count(),
+            2,
+            "{}",
+            out.all()
+        );
+    });
+}
