@@ -20,7 +20,11 @@
 //!   stays as it left it while the real home's copy does not change.
 //!   Only a login file found where its directory is: one a link below
 //!   that directory leads to gets the rules of the rest (a dotfiles
-//!   repository holding it may be some sandbox's project).
+//!   repository holding it may be some sandbox's project);
+//! - and the agent's settings files that hold its key beside other
+//!   services' secrets (`[home] settings`: `~/.claude.json` and the tokens
+//!   of its MCP servers) follow the host's copy like login files, with
+//!   every secret redacted but the agent's own (`own_keys`, `[env] pass`).
 //!
 //! Every file is judged at the path it was read from as well as where the
 //! user sees it (a link to `~/.kube/config` is a kubeconfig), and guard's
