@@ -453,7 +453,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         });
     }
     ensure_git_placeholders(&candidates, &project);
-    let facts = gather_facts(&candidates);
+    let mut facts = gather_facts(&candidates);
     let grants = policy::resolve_grants(&candidates, &facts)?;
     // Secrets: scan what the grants make visible, then resolve again with
     // the secret files hidden or redacted (hide and redact beat any grant).
@@ -555,7 +555,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     }
     candidates.extend(own_state_hidden(&grants, &cache)?);
     let user_links = protect::drop_through_links(&mut candidates, &project);
-    let facts = gather_facts(&candidates);
+    gather_more_facts(&candidates, &mut facts);
     let (grants, mut absent_protected) = policy::resolve(&candidates, &facts)?;
     // Below a file that is there now (a linked worktree's `.git` file) no
     // protected path can appear without that file being replaced, which the
@@ -1661,7 +1661,19 @@ fn expand_globs(candidates: Vec<Candidate>) -> Vec<Candidate> {
 /// Host facts: what each candidate path is, and what symlinks resolve to.
 fn gather_facts(candidates: &[Candidate]) -> BTreeMap<PathBuf, PathKind> {
     let mut facts = BTreeMap::new();
+    gather_more_facts(candidates, &mut facts);
+    facts
+}
+
+/// [`gather_facts`] into `facts`, for the paths it does not hold yet (the
+/// second resolution of a run's policy adds the secret files and the
+/// protections to the grants the first one resolved; each existing path
+/// costs a `realpath`).
+fn gather_more_facts(candidates: &[Candidate], facts: &mut BTreeMap<PathBuf, PathKind>) {
     for c in candidates {
+        if facts.contains_key(&c.path) {
+            continue;
+        }
         let kind = PathKind::of(&c.path);
         if let PathKind::Symlink {
             resolved: Some(r), ..
@@ -1671,7 +1683,6 @@ fn gather_facts(candidates: &[Candidate]) -> BTreeMap<PathBuf, PathKind> {
         }
         facts.insert(c.path.clone(), kind);
     }
-    facts
 }
 
 /// Used by `check`: run `true` with the default profile in `project`, at
