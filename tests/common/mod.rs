@@ -266,10 +266,21 @@ impl Env {
     /// does (owned as the user).
     pub fn write_on_host(&self, rel: impl AsRef<Path>, content: &str) {
         let path = self.project.path.join(rel);
-        std::fs::write(&path, content).unwrap();
-        if self.mode == Mode::Unprivileged {
-            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        if self.mode != Mode::Unprivileged || path.exists() {
+            // In place: the same file, as `>` writes it.
+            std::fs::write(&path, content).unwrap();
+            return;
         }
+        // A new file appears owned as the user's: made under another name
+        // and renamed, or a sandbox waiting for it could find it root's
+        // for a moment (and fail to open it for writing).
+        let tmp = path.with_file_name(format!(
+            ".{}.host-tmp",
+            path.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(&tmp, content).unwrap();
+        std::os::unix::fs::chown(&tmp, Some(NOBODY), Some(NOBODY)).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
     }
 
     /// As an editor saves: a new file renamed over the old, owned as the
