@@ -462,7 +462,11 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &rules,
         &project,
         &user.home,
-        &grants,
+        &Shown {
+            grants: &grants,
+            caches: &caches,
+            home_links: &home_link_targets(&candidates, &facts, &user.home),
+        },
         &cache,
         linked.as_ref(),
     )?;
@@ -1154,19 +1158,52 @@ fn with_proxy_env(
     map.into_iter().collect()
 }
 
+/// What a run shows of the host beside the project.
+struct Shown<'a> {
+    grants: &'a [policy::Grant],
+    /// Copy-on-write caches: the host's directory is their lower layer,
+    /// read in full by the sandbox like a read-only grant.
+    caches: &'a [policy::Cache],
+    /// Where home paths the profile grants lead when they are symlinks, or
+    /// lie below one, out of the home (`~/.nvm -> /data/nvm`): the grant is
+    /// on that target, and what it shows is the home's all the same.
+    home_links: &'a [PathBuf],
+}
+
+/// Where the home paths among `candidates` that are symlinks (or lie below
+/// one) lead, when that is out of the home.
+fn home_link_targets(
+    candidates: &[Candidate],
+    facts: &BTreeMap<PathBuf, PathKind>,
+    home: &Path,
+) -> Vec<PathBuf> {
+    candidates
+        .iter()
+        .filter(|c| c.path.starts_with(home))
+        .filter_map(|c| match facts.get(&c.path) {
+            Some(PathKind::Symlink {
+                resolved: Some(r), ..
+            }) if !r.starts_with(home) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Scan the project and every path the grants expose outside it that a
-/// user would keep secrets in: home paths the profile grants, and paths
+/// user would keep secrets in: home paths the profile grants (wherever a
+/// symlink in the home leads them), its copy-on-write caches, and paths
 /// given on the command line. System paths (/usr, /etc) are not scanned;
 /// their secret files are hidden by the profile.
 fn scan_visible(
     rules: &secrets::Rules,
     project: &Path,
     home: &Path,
-    grants: &[policy::Grant],
+    shown: &Shown,
     cache_dir: &Path,
     linked: Option<&protect::Linked>,
 ) -> Result<secrets::ScanReport> {
     use policy::{Access, GrantKind};
+    let grants = shown.grants;
     let mut roots = vec![secrets::Root {
         path: project.to_path_buf(),
         anchor: project.to_path_buf(),
@@ -1181,7 +1218,9 @@ fn scan_visible(
         let visible = matches!(g.access, Access::ReadOnly | Access::ReadWrite)
             && matches!(g.kind, GrantKind::Dir | GrantKind::File)
             && !g.path.starts_with(project);
-        let wanted = g.path.starts_with(home) || g.origin.starts_with("--");
+        let wanted = g.path.starts_with(home)
+            || g.origin.starts_with("--")
+            || shown.home_links.iter().any(|t| g.path.starts_with(t));
         if visible && wanted {
             let anchor = if g.path.starts_with(home) {
                 home
@@ -1194,13 +1233,23 @@ fn scan_visible(
             });
         }
     }
+    for c in shown.caches {
+        roots.push(secrets::Root {
+            path: c.path.clone(),
+            anchor: if c.path.starts_with(home) {
+                home.to_path_buf()
+            } else {
+                c.path.clone()
+            },
+        });
+    }
     // The machine's own configuration, shown read-only by every profile,
     // is where an administrator leaves tokens for every user's tools
     // (`/etc/environment`, `/etc/pip.conf` with an index password, a
     // unit's `Environment=`, a global `npmrc`). Small, so cheap to scan;
     // /usr and /opt hold packaged software by the hundred thousand files.
     for dir in SYSTEM_CONFIG_ROOTS.iter().map(Path::new) {
-        if shown(grants, dir) && !dir.starts_with(project) && !dir.starts_with(home) {
+        if self::shown(grants, dir) && !dir.starts_with(project) && !dir.starts_with(home) {
             roots.push(secrets::Root {
                 path: dir.to_path_buf(),
                 anchor: dir.to_path_buf(),
@@ -1620,7 +1669,11 @@ fn scan(args: &ScanArgs) -> Result<i32> {
         &rules,
         &project,
         &user.home,
-        &grants,
+        &Shown {
+            grants: &grants,
+            caches: &[],
+            home_links: &home_link_targets(&candidates, &facts, &user.home),
+        },
         &cache,
         linked.as_ref(),
     )?;
