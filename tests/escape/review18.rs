@@ -77,6 +77,26 @@ fn a_token_left_in_a_toolchain_cache_stays_hidden() {
             out.assert_no_canary(&token);
             expect_covered(&case, "hidden", &file);
         }
+        // At the `landlock` level (no copy-on-write, the host's cache
+        // read-only) the file is left out of the grants.
+        let log = case.home().join(cases[0].1);
+        let out = case.run(&[
+            "run",
+            "--isolation",
+            "landlock",
+            "-p",
+            "node",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "echo ran=1; cat {} 2>/dev/null || echo read=refused",
+                log.display()
+            ),
+        ]);
+        out.ran();
+        out.fields(&[("read", "refused")]);
+        expect_covered(&case, "hidden", &log);
     });
 }
 
@@ -321,5 +341,82 @@ w ~/.ssh/rc ssh_rc
             let text = std::fs::read_to_string(persistent.join(rel)).unwrap_or_default();
             assert!(text.contains("PLANTED"), "{rel} not in the persistent home");
         }
+    });
+}
+
+/// The proxy's answer to `CONNECT host:443` from inside the sandbox:
+/// 403 when the allowlist refuses the host, 502 when it allows it (no
+/// such host can be reached from the test machine).
+const CONNECT: &str = r#"echo ran=1; python3 -c '
+import os, socket, sys
+p = os.environ["HTTPS_PROXY"].split("//")[1].rstrip("/")
+h, port = p.rsplit(":", 1)
+for host in sys.argv[1:]:
+    s = socket.create_connection((h, int(port)), timeout=20)
+    s.sendall(("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (host, host)).encode())
+    print("%s=%s" % (host.split(".")[0], s.recv(200).split()[1].decode()))
+' "$@""#;
+
+/// Hole: the registries a profile allows (`registries = ["pip", "npm"]`,
+/// in every agent profile) came from the config files the environment
+/// names, wherever they lay: with `PIP_CONFIG_FILE=$PWD/pip.conf` or
+/// `NPM_CONFIG_USERCONFIG=$PWD/.npmrc` (CI settings a project's direnv
+/// exports) the repository's own file, writable inside the sandbox, chose
+/// a host guard allowed: one session wrote any host there, the next could
+/// send to it, with no `guard trust`. Now a config file in the project is
+/// never read for registries.
+#[test]
+fn a_registry_config_in_the_project_opens_no_egress() {
+    each_mode(|mut case| {
+        case.write(
+            "ci/pip.conf",
+            "[global]\nindex-url = https://pipexfil.example/simple\n",
+        );
+        case.write("ci/npmrc", "registry=https://npmexfil.example/\n");
+        let pip = case.project().join("ci/pip.conf").display().to_string();
+        let npmrc = case.project().join("ci/npmrc").display().to_string();
+        case.set_env("PIP_CONFIG_FILE", &pip);
+        case.set_env("NPM_CONFIG_USERCONFIG", &npmrc);
+        let out = case.run(&[
+            "run",
+            "-p",
+            "claude",
+            "--",
+            "sh",
+            "-c",
+            CONNECT,
+            "sh",
+            "pipexfil.example",
+            "npmexfil.example",
+        ]);
+        out.ran();
+        out.fields(&[("pipexfil", "403"), ("npmexfil", "403")]);
+        assert!(
+            out.stderr.contains("pipexfil.example:443 (not-allowed)"),
+            "{}",
+            out.all()
+        );
+        // The same files outside the project are the user's: allowed.
+        let elsewhere = TempDir::new("userconf", case.mode());
+        let pip = elsewhere.write(
+            "pip.conf",
+            "[global]\nindex-url = https://pipexfil.example/simple\n",
+        );
+        elsewhere.own(case.mode());
+        let mut cmd = case.guard(&[
+            "run",
+            "-p",
+            "python",
+            "--",
+            "sh",
+            "-c",
+            CONNECT,
+            "sh",
+            "pipexfil.example",
+        ]);
+        cmd.env("PIP_CONFIG_FILE", &pip);
+        let out = case.output(cmd);
+        out.ran();
+        out.fields(&[("pipexfil", "502")]);
     });
 }
