@@ -393,7 +393,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     check_listable(&project, "project")?;
     let mut loaded = profile::load(&select_profile(args))?;
     apply_project_profile(&mut loaded, &user.home, &project)?;
-    let caches = prepare_caches(&loaded, &user.home, &project)?;
+    let caches = prepare_caches(&loaded, &user.home, &project, args.quiet)?;
 
     let absolute = |ps: &[PathBuf]| {
         ps.iter()
@@ -1115,6 +1115,7 @@ fn prepare_caches(
     loaded: &profile::Loaded,
     home: &Path,
     project: &Path,
+    quiet: bool,
 ) -> Result<Vec<policy::Cache>> {
     let mut out = Vec::new();
     if loaded.profile.home.cache.is_empty() {
@@ -1134,6 +1135,32 @@ fn prepare_caches(
             continue;
         };
         if !path.is_dir() {
+            continue;
+        }
+        // A cache that is a link, or lies below one (`~/.npm -> .npm-data`,
+        // `~/.cargo -> /data/cargo`): the overlay would show where the
+        // link leads, which the secrets scan (never following links) would
+        // not have looked at, and a target out of the home cannot even be
+        // mounted. The tool starts with an empty cache instead.
+        // (Links above the home, `/home -> /usr/home`, are the machine's.)
+        let real = std::fs::canonicalize(&path).unwrap_or_default();
+        let expected = match path.strip_prefix(home) {
+            Ok(rel) => std::fs::canonicalize(home)
+                .unwrap_or_else(|_| home.to_path_buf())
+                .join(rel),
+            Err(_) => path.clone(),
+        };
+        if real != expected {
+            if !quiet {
+                eprintln!(
+                    "guard: WARNING: {} leads to {} through a symlink: not shown as a \
+                     copy-on-write cache (the tool inside starts with an empty cache); \
+                     grant {} itself with --ro to share it read-only",
+                    path.display(),
+                    real.display(),
+                    real.display()
+                );
+            }
             continue;
         }
         let layer = base.join(safe_name(&path.display().to_string()));

@@ -420,3 +420,53 @@ fn a_registry_config_in_the_project_opens_no_egress() {
         out.fields(&[("pipexfil", "502")]);
     });
 }
+
+/// Hole: a cache directory that is a link (`~/.npm -> .npm-data`, a cache
+/// kept on another disk) was mounted copy-on-write over what the link
+/// leads to, but the secrets scan, which never follows links, did not
+/// look there: a token in npm's log behind the link was readable. Now such
+/// a cache is not mounted (the tool starts with an empty one), with a
+/// warning. A toolchain home linked whole (`~/.cargo -> /data/cargo`) no
+/// longer stops every profile built on `rust` at the mount of its cache.
+#[test]
+fn a_cache_reached_through_a_link_is_not_shown_unscanned() {
+    each_mode(|mut case| {
+        let token = case.add_gh_canary("npmlink");
+        home_file(
+            &case,
+            ".npm-data/_logs/debug-0.log",
+            &format!("Authorization: Bearer {token}\n"),
+        );
+        let elsewhere = TempDir::new("cargohome", case.mode());
+        elsewhere.write("cargo/registry/index/.keep", "");
+        elsewhere.write("cargo/bin/.keep", "");
+        elsewhere.own(case.mode());
+        let home = case.home().to_path_buf();
+        std::os::unix::fs::symlink(".npm-data", home.join(".npm")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("cargo"), home.join(".cargo")).unwrap();
+        if case.mode() == Mode::Unprivileged {
+            for l in [".npm", ".cargo"] {
+                std::os::unix::fs::lchown(home.join(l), Some(NOBODY), Some(NOBODY)).unwrap();
+            }
+        }
+        for profile in ["node", "claude"] {
+            let out = run_profile(
+                &case,
+                profile,
+                "echo ran=1; cat ~/.npm/_logs/debug-0.log 2>/dev/null || echo read=absent",
+            );
+            out.ran();
+            out.expect_code(0);
+            out.fields(&[("read", "absent")]);
+            assert!(
+                out.stderr.contains(&format!(
+                    "{} leads to {} through a symlink",
+                    home.join(".npm").display(),
+                    home.join(".npm-data").display()
+                )),
+                "{profile}: no warning:\n{}",
+                out.all()
+            );
+        }
+    });
+}
