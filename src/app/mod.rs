@@ -458,6 +458,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     // Secrets: scan what the grants make visible, then resolve again with
     // the secret files hidden or redacted (hide and redact beat any grant).
     let cache = secrets::cache_dir(&user.home);
+    let tool_homes = tool_homes(&user.home, &project);
     let mut found = scan_visible(
         &rules,
         &project,
@@ -466,12 +467,21 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
             grants: &grants,
             caches: &caches,
             home_links: &home_link_targets(&candidates, &facts, &user.home),
+            tool_homes: &tool_homes,
         },
         &cache,
         linked.as_ref(),
     )?;
     let redactions = secrets::redact::prepare_all(&mut found.flagged, &rules)?;
     candidates.extend(found.flagged.iter().map(secret_candidate));
+    candidates.extend(tool_homes.iter().flat_map(|t| {
+        t.logins.iter().map(|f| Candidate {
+            path: t.path.join(f),
+            access: policy::Access::Hidden,
+            origin: format!("the toolchain's login in {} ({})", t.name, t.path.display()),
+            required: false,
+        })
+    }));
     // Secrets in git history: sanitized copies of the object files that
     // hold them. Only a mount can stand a copy in for the original.
     let history = match isolation {
@@ -1195,6 +1205,124 @@ struct Shown<'a> {
     /// lie below one, out of the home (`~/.nvm -> /data/nvm`): the grant is
     /// on that target, and what it shows is the home's all the same.
     home_links: &'a [PathBuf],
+    /// Toolchain homes the caller's environment names ([`tool_homes`]).
+    tool_homes: &'a [ToolHome],
+}
+
+/// A toolchain's home named by a variable (`CARGO_HOME=/usr/local/cargo`,
+/// as in the official Rust image), and what of it holds packages.
+struct ToolHome {
+    name: &'static str,
+    path: PathBuf,
+    packages: Vec<PathBuf>,
+    logins: &'static [&'static str],
+}
+
+/// Variables that name a toolchain's home, and what below it holds
+/// installed packages and toolchains (a `*` is one level of entries).
+/// Their config and credential files (`credentials.toml`, a node's
+/// `etc/npmrc`, a virtualenv's `pip.conf`) lie beside those.
+type ToolHomeVar = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// Variables that name a toolchain's home; what below it holds installed
+/// packages and toolchains (a `*` is one level of entries), not scanned;
+/// and its login files, hidden whole (the path rules know them only below
+/// `.cargo`). Config files (a node's `etc/npmrc`, a virtualenv's
+/// `pip.conf`, cargo's `config.toml`) lie beside the packages.
+const TOOL_HOME_VARS: &[ToolHomeVar] = &[
+    (
+        "CARGO_HOME",
+        &["registry", "git"],
+        &["credentials", "credentials.toml"],
+    ),
+    (
+        "RUSTUP_HOME",
+        &["toolchains", "downloads", "tmp", "update-hashes"],
+        &[],
+    ),
+    (
+        "NVM_DIR",
+        &[
+            ".git",
+            ".cache",
+            "versions/node/*/lib",
+            "versions/node/*/include",
+            "versions/node/*/share",
+        ],
+        &[],
+    ),
+    (
+        "VOLTA_HOME",
+        &["tools/image", "tools/inventory", "cache"],
+        &[],
+    ),
+    (
+        "PYENV_ROOT",
+        &[
+            ".git",
+            "cache",
+            "sources",
+            "plugins",
+            "versions/*/lib",
+            "versions/*/include",
+            "versions/*/share",
+        ],
+        &[],
+    ),
+    ("GOPATH", &["pkg", "src"], &[]),
+    ("VIRTUAL_ENV", &["lib", "lib64", "include", "share"], &[]),
+];
+
+/// The toolchain homes the caller's environment names (the toolchain
+/// profiles pass these variables, so the tools inside use them): absolute
+/// directories outside the home and the project (those are scanned
+/// already). A system directory a profile shows (/usr, /opt) is not
+/// scanned, and a cargo login there (`/usr/local/cargo/credentials.toml`,
+/// where the official Rust image keeps CARGO_HOME) was shown as it is.
+fn tool_homes(home: &Path, project: &Path) -> Vec<ToolHome> {
+    TOOL_HOME_VARS
+        .iter()
+        .filter_map(|&(name, packages, logins)| {
+            let path = std::fs::canonicalize(std::env::var_os(name)?).ok()?;
+            if !path.is_dir() || path.starts_with(home) || path.starts_with(project) {
+                return None;
+            }
+            let packages = packages
+                .iter()
+                .flat_map(|rel| one_level(&path, rel))
+                .collect();
+            Some(ToolHome {
+                name,
+                path,
+                packages,
+                logins,
+            })
+        })
+        .collect()
+}
+
+/// `base/rel`, a `*` component standing for each entry there.
+fn one_level(base: &Path, rel: &str) -> Vec<PathBuf> {
+    let mut out = vec![base.to_path_buf()];
+    for part in rel.split('/') {
+        out = out
+            .into_iter()
+            .flat_map(|dir| {
+                if part == "*" {
+                    std::fs::read_dir(&dir)
+                        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                        .unwrap_or_default()
+                } else {
+                    vec![dir.join(part)]
+                }
+            })
+            .collect();
+    }
+    out
 }
 
 /// Where the home paths among `candidates` that are symlinks (or lie below
@@ -1281,6 +1409,15 @@ fn scan_visible(
                 path: dir.to_path_buf(),
                 anchor: dir.to_path_buf(),
             });
+        }
+    }
+    for t in shown.tool_homes {
+        if self::shown(grants, &t.path) {
+            roots.push(secrets::Root {
+                path: t.path.clone(),
+                anchor: t.path.clone(),
+            });
+            exclude.extend(t.packages.iter().cloned());
         }
     }
     // Best effort: a cache directory that cannot be made costs time only.
@@ -1700,6 +1837,7 @@ fn scan(args: &ScanArgs) -> Result<i32> {
             grants: &grants,
             caches: &[],
             home_links: &home_link_targets(&candidates, &facts, &user.home),
+            tool_homes: &tool_homes(&user.home, &project),
         },
         &cache,
         linked.as_ref(),

@@ -470,3 +470,103 @@ fn a_cache_reached_through_a_link_is_not_shown_unscanned() {
         }
     });
 }
+
+/// A directory in /opt for one test, readable by every uid, removed on drop.
+struct OptDir(std::path::PathBuf);
+
+impl OptDir {
+    fn new(tag: &str) -> OptDir {
+        let p = std::path::PathBuf::from(format!(
+            "/opt/guard-r18-{}-{tag}-{}",
+            std::process::id(),
+            crate::common::canary("d")
+        ));
+        std::fs::create_dir_all(&p).expect("create a directory in /opt");
+        OptDir(p)
+    }
+
+    fn write(&self, rel: &str, content: &str) -> std::path::PathBuf {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        let st = std::process::Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&self.0)
+            .status()
+            .expect("run chmod");
+        assert!(st.success());
+        p
+    }
+}
+
+impl Drop for OptDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Hole: a toolchain's home outside the user's home, where the toolchain
+/// profiles point the tools (they pass CARGO_HOME, NVM_DIR, …): the
+/// official Rust image keeps CARGO_HOME in /usr/local/cargo, devcontainers
+/// install nvm in /usr/local/share/nvm, teams put toolchains in /opt.
+/// Profiles show /usr and /opt read-only and the scan does not enter them,
+/// so `cargo login`'s credentials.toml, a registry token in cargo's
+/// config.toml and a node's global npmrc there were shown as they are, to
+/// `cat` and to `cargo publish` alike. Now the toolchain homes the
+/// environment names are scanned (not the packages they hold) and cargo's
+/// login files there are hidden.
+#[test]
+fn a_toolchain_home_outside_the_home_is_scanned() {
+    each_mode(|mut case| {
+        let opt = OptDir::new("tools");
+        let (login, config, npm) = (
+            case.add_gh_canary("cargologin"),
+            case.add_gh_canary("cargoconfig"),
+            case.add_gh_canary("nvmnpmrc"),
+        );
+        let creds = opt.write(
+            "cargo/credentials.toml",
+            &format!("[registry]\ntoken = \"{login}\"\n"),
+        );
+        let cfg = opt.write(
+            "cargo/config.toml",
+            &format!("[registries.corp]\nindex = \"sparse+https://crates.corp.example/\"\ntoken = \"{config}\"\n"),
+        );
+        let fixture = crate::common::gh_token("optfixture0123456");
+        opt.write(
+            "cargo/registry/src/index.example-1/demo-1.0.0/src/lib.rs",
+            &format!("pub const FIXTURE: &str = \"{fixture}\";\n"),
+        );
+        let npmrc = opt.write(
+            "nvm/versions/node/v22.0.0/etc/npmrc",
+            &format!("//registry.example/:_authToken={npm}\n"),
+        );
+        case.set_env("CARGO_HOME", &opt.0.join("cargo").display().to_string());
+        case.set_env("NVM_DIR", &opt.0.join("nvm").display().to_string());
+        for profile in ["rust", "claude", "node", "default"] {
+            let out = run_profile(
+                &case,
+                profile,
+                &format!(
+                    "echo ran=1; echo login=$(wc -c < {c}); echo npmrc=$(wc -c < {n}); \
+                     grep -c crates.corp.example {g} | sed 's/^/index=/'; \
+                     grep -c {fixture} {d}/cargo/registry/src/index.example-1/demo-1.0.0/src/lib.rs | sed 's/^/crate=/'; \
+                     cat {c} {g} {n}",
+                    c = creds.display(),
+                    g = cfg.display(),
+                    n = npmrc.display(),
+                    d = opt.0.display(),
+                ),
+            );
+            out.ran();
+            out.fields(&[
+                ("login", "0"),
+                ("npmrc", "0"),
+                ("index", "1"),
+                ("crate", "1"),
+            ]);
+            expect_covered(&case, "redacted", &cfg);
+            expect_covered(&case, "hidden", &npmrc);
+        }
+    });
+}
