@@ -1291,6 +1291,11 @@ fn tool_homes(home: &Path, project: &Path) -> Vec<ToolHome> {
             if !path.is_dir() || path.starts_with(home) || path.starts_with(project) {
                 return None;
             }
+            // Not a system directory itself (`VIRTUAL_ENV=/usr`): packaged
+            // software by the hundred thousand files, and no toolchain's.
+            if path.components().count() < 3 || Path::new("/usr/local").starts_with(&path) {
+                return None;
+            }
             let packages = packages
                 .iter()
                 .flat_map(|rel| one_level(&path, rel))
