@@ -52,7 +52,7 @@ fn a_token_left_in_a_toolchain_cache_stays_hidden() {
             ("node", ".npm/_logs/2026-01-01T00_00_00_000Z-debug-0.log"),
             ("python", ".cache/pip/debug.log"),
             ("rust", ".rustup/settings.toml"),
-            ("go", "go/pkg/mod/cache/download/corp.example/lib/@v/list"),
+            ("go", ".cache/go-build/debug.log"),
             ("claude", ".cargo/registry/publish.log"),
         ];
         for (profile, rel) in cases {
