@@ -84,5 +84,7 @@ mod review13;
 mod review14;
 #[path = "escape/review16.rs"]
 mod review16;
+#[path = "escape/review18.rs"]
+mod review18;
 #[path = "escape/review9.rs"]
 mod review9;

@@ -393,7 +393,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     check_listable(&project, "project")?;
     let mut loaded = profile::load(&select_profile(args))?;
     apply_project_profile(&mut loaded, &user.home, &project)?;
-    let caches = prepare_caches(&loaded, &user.home, &project)?;
+    let caches = prepare_caches(&loaded, &user.home, &project, args.quiet)?;
 
     let absolute = |ps: &[PathBuf]| {
         ps.iter()
@@ -458,16 +458,30 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     // Secrets: scan what the grants make visible, then resolve again with
     // the secret files hidden or redacted (hide and redact beat any grant).
     let cache = secrets::cache_dir(&user.home);
+    let tool_homes = tool_homes(&user.home, &project);
     let mut found = scan_visible(
         &rules,
         &project,
         &user.home,
-        &grants,
+        &Shown {
+            grants: &grants,
+            caches: &caches,
+            home_links: &home_link_targets(&candidates, &facts, &user.home),
+            tool_homes: &tool_homes,
+        },
         &cache,
         linked.as_ref(),
     )?;
     let redactions = secrets::redact::prepare_all(&mut found.flagged, &rules)?;
     candidates.extend(found.flagged.iter().map(secret_candidate));
+    candidates.extend(tool_homes.iter().flat_map(|t| {
+        t.logins.iter().map(|f| Candidate {
+            path: t.path.join(f),
+            access: policy::Access::Hidden,
+            origin: format!("the toolchain's login in {} ({})", t.name, t.path.display()),
+            required: false,
+        })
+    }));
     // Secrets in git history: sanitized copies of the object files that
     // hold them. Only a mount can stand a copy in for the original.
     let history = match isolation {
@@ -1111,6 +1125,7 @@ fn prepare_caches(
     loaded: &profile::Loaded,
     home: &Path,
     project: &Path,
+    quiet: bool,
 ) -> Result<Vec<policy::Cache>> {
     let mut out = Vec::new();
     if loaded.profile.home.cache.is_empty() {
@@ -1130,6 +1145,32 @@ fn prepare_caches(
             continue;
         };
         if !path.is_dir() {
+            continue;
+        }
+        // A cache that is a link, or lies below one (`~/.npm -> .npm-data`,
+        // `~/.cargo -> /data/cargo`): the overlay would show where the
+        // link leads, which the secrets scan (never following links) would
+        // not have looked at, and a target out of the home cannot even be
+        // mounted. The tool starts with an empty cache instead.
+        // (Links above the home, `/home -> /usr/home`, are the machine's.)
+        let real = std::fs::canonicalize(&path).unwrap_or_default();
+        let expected = match path.strip_prefix(home) {
+            Ok(rel) => std::fs::canonicalize(home)
+                .unwrap_or_else(|_| home.to_path_buf())
+                .join(rel),
+            Err(_) => path.clone(),
+        };
+        if real != expected {
+            if !quiet {
+                eprintln!(
+                    "guard: WARNING: {} leads to {} through a symlink: not shown as a \
+                     copy-on-write cache (the tool inside starts with an empty cache); \
+                     grant {} itself with --ro to share it read-only",
+                    path.display(),
+                    real.display(),
+                    real.display()
+                );
+            }
             continue;
         }
         let layer = base.join(safe_name(&path.display().to_string()));
@@ -1154,19 +1195,175 @@ fn with_proxy_env(
     map.into_iter().collect()
 }
 
+/// What a run shows of the host beside the project.
+struct Shown<'a> {
+    grants: &'a [policy::Grant],
+    /// Copy-on-write caches: the host's directory is their lower layer,
+    /// read in full by the sandbox like a read-only grant.
+    caches: &'a [policy::Cache],
+    /// Where home paths the profile grants lead when they are symlinks, or
+    /// lie below one, out of the home (`~/.nvm -> /data/nvm`): the grant is
+    /// on that target, and what it shows is the home's all the same.
+    home_links: &'a [PathBuf],
+    /// Toolchain homes the caller's environment names ([`tool_homes`]).
+    tool_homes: &'a [ToolHome],
+}
+
+/// A toolchain's home named by a variable (`CARGO_HOME=/usr/local/cargo`,
+/// as in the official Rust image), and what of it holds packages.
+struct ToolHome {
+    name: &'static str,
+    path: PathBuf,
+    packages: Vec<PathBuf>,
+    logins: &'static [&'static str],
+}
+
+/// Variables that name a toolchain's home, and what below it holds
+/// installed packages and toolchains (a `*` is one level of entries).
+/// Their config and credential files (`credentials.toml`, a node's
+/// `etc/npmrc`, a virtualenv's `pip.conf`) lie beside those.
+type ToolHomeVar = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// Variables that name a toolchain's home; what below it holds installed
+/// packages and toolchains (a `*` is one level of entries), not scanned;
+/// and its login files, hidden whole (the path rules know them only below
+/// `.cargo`). Config files (a node's `etc/npmrc`, a virtualenv's
+/// `pip.conf`, cargo's `config.toml`) lie beside the packages.
+const TOOL_HOME_VARS: &[ToolHomeVar] = &[
+    (
+        "CARGO_HOME",
+        &["registry", "git"],
+        &["credentials", "credentials.toml"],
+    ),
+    (
+        "RUSTUP_HOME",
+        &["toolchains", "downloads", "tmp", "update-hashes"],
+        &[],
+    ),
+    (
+        "NVM_DIR",
+        &[
+            ".git",
+            ".cache",
+            "versions/node/*/lib",
+            "versions/node/*/include",
+            "versions/node/*/share",
+        ],
+        &[],
+    ),
+    (
+        "VOLTA_HOME",
+        &["tools/image", "tools/inventory", "cache"],
+        &[],
+    ),
+    (
+        "PYENV_ROOT",
+        &[
+            ".git",
+            "cache",
+            "sources",
+            "plugins",
+            "versions/*/lib",
+            "versions/*/include",
+            "versions/*/share",
+        ],
+        &[],
+    ),
+    ("GOPATH", &["pkg", "src"], &[]),
+    ("VIRTUAL_ENV", &["lib", "lib64", "include", "share"], &[]),
+];
+
+/// The toolchain homes the caller's environment names (the toolchain
+/// profiles pass these variables, so the tools inside use them): absolute
+/// directories outside the home and the project (those are scanned
+/// already). A system directory a profile shows (/usr, /opt) is not
+/// scanned, and a cargo login there (`/usr/local/cargo/credentials.toml`,
+/// where the official Rust image keeps CARGO_HOME) was shown as it is.
+fn tool_homes(home: &Path, project: &Path) -> Vec<ToolHome> {
+    TOOL_HOME_VARS
+        .iter()
+        .filter_map(|&(name, packages, logins)| {
+            let path = std::fs::canonicalize(std::env::var_os(name)?).ok()?;
+            if !path.is_dir() || path.starts_with(home) || path.starts_with(project) {
+                return None;
+            }
+            // Not a system directory itself (`VIRTUAL_ENV=/usr`): packaged
+            // software by the hundred thousand files, and no toolchain's.
+            if path.components().count() < 3 || Path::new("/usr/local").starts_with(&path) {
+                return None;
+            }
+            let packages = packages
+                .iter()
+                .flat_map(|rel| one_level(&path, rel))
+                .collect();
+            Some(ToolHome {
+                name,
+                path,
+                packages,
+                logins,
+            })
+        })
+        .collect()
+}
+
+/// `base/rel`, a `*` component standing for each entry there.
+fn one_level(base: &Path, rel: &str) -> Vec<PathBuf> {
+    let mut out = vec![base.to_path_buf()];
+    for part in rel.split('/') {
+        out = out
+            .into_iter()
+            .flat_map(|dir| {
+                if part == "*" {
+                    std::fs::read_dir(&dir)
+                        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                        .unwrap_or_default()
+                } else {
+                    vec![dir.join(part)]
+                }
+            })
+            .collect();
+    }
+    out
+}
+
+/// Where the home paths among `candidates` that are symlinks (or lie below
+/// one) lead, when that is out of the home.
+fn home_link_targets(
+    candidates: &[Candidate],
+    facts: &BTreeMap<PathBuf, PathKind>,
+    home: &Path,
+) -> Vec<PathBuf> {
+    candidates
+        .iter()
+        .filter(|c| c.path.starts_with(home))
+        .filter_map(|c| match facts.get(&c.path) {
+            Some(PathKind::Symlink {
+                resolved: Some(r), ..
+            }) if !r.starts_with(home) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Scan the project and every path the grants expose outside it that a
-/// user would keep secrets in: home paths the profile grants, and paths
+/// user would keep secrets in: home paths the profile grants (wherever a
+/// symlink in the home leads them), its copy-on-write caches, and paths
 /// given on the command line. System paths (/usr, /etc) are not scanned;
 /// their secret files are hidden by the profile.
 fn scan_visible(
     rules: &secrets::Rules,
     project: &Path,
     home: &Path,
-    grants: &[policy::Grant],
+    shown: &Shown,
     cache_dir: &Path,
     linked: Option<&protect::Linked>,
 ) -> Result<secrets::ScanReport> {
     use policy::{Access, GrantKind};
+    let grants = shown.grants;
     let mut roots = vec![secrets::Root {
         path: project.to_path_buf(),
         anchor: project.to_path_buf(),
@@ -1181,7 +1378,9 @@ fn scan_visible(
         let visible = matches!(g.access, Access::ReadOnly | Access::ReadWrite)
             && matches!(g.kind, GrantKind::Dir | GrantKind::File)
             && !g.path.starts_with(project);
-        let wanted = g.path.starts_with(home) || g.origin.starts_with("--");
+        let wanted = g.path.starts_with(home)
+            || g.origin.starts_with("--")
+            || shown.home_links.iter().any(|t| g.path.starts_with(t));
         if visible && wanted {
             let anchor = if g.path.starts_with(home) {
                 home
@@ -1194,17 +1393,36 @@ fn scan_visible(
             });
         }
     }
+    for c in shown.caches {
+        roots.push(secrets::Root {
+            path: c.path.clone(),
+            anchor: if c.path.starts_with(home) {
+                home.to_path_buf()
+            } else {
+                c.path.clone()
+            },
+        });
+    }
     // The machine's own configuration, shown read-only by every profile,
     // is where an administrator leaves tokens for every user's tools
     // (`/etc/environment`, `/etc/pip.conf` with an index password, a
     // unit's `Environment=`, a global `npmrc`). Small, so cheap to scan;
     // /usr and /opt hold packaged software by the hundred thousand files.
     for dir in SYSTEM_CONFIG_ROOTS.iter().map(Path::new) {
-        if shown(grants, dir) && !dir.starts_with(project) && !dir.starts_with(home) {
+        if self::shown(grants, dir) && !dir.starts_with(project) && !dir.starts_with(home) {
             roots.push(secrets::Root {
                 path: dir.to_path_buf(),
                 anchor: dir.to_path_buf(),
             });
+        }
+    }
+    for t in shown.tool_homes {
+        if self::shown(grants, &t.path) {
+            roots.push(secrets::Root {
+                path: t.path.clone(),
+                anchor: t.path.clone(),
+            });
+            exclude.extend(t.packages.iter().cloned());
         }
     }
     // Best effort: a cache directory that cannot be made costs time only.
@@ -1620,7 +1838,12 @@ fn scan(args: &ScanArgs) -> Result<i32> {
         &rules,
         &project,
         &user.home,
-        &grants,
+        &Shown {
+            grants: &grants,
+            caches: &[],
+            home_links: &home_link_targets(&candidates, &facts, &user.home),
+            tool_homes: &tool_homes(&user.home, &project),
+        },
         &cache,
         linked.as_ref(),
     )?;

@@ -89,7 +89,10 @@ fn npm_registries(home: &Path, project: &Path) -> Vec<String> {
             Some(prefix.join("etc/npmrc"))
         });
     let files = [Some(user), global];
-    let files = files.into_iter().flatten();
+    let files = files
+        .into_iter()
+        .flatten()
+        .filter(|f| outside_project(f, project));
     for file in files {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
@@ -182,7 +185,7 @@ fn pip_indexes(home: &Path, project: &Path) -> Vec<String> {
     ];
     files.extend(std::env::var_os("PIP_CONFIG_FILE").map(PathBuf::from));
     let mut configured = None;
-    for file in files {
+    for file in files.into_iter().filter(|f| outside_project(f, project)) {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
@@ -287,6 +290,33 @@ fn pip_default(python: &Path, home: &Path) -> Vec<String> {
     }
     remember(&text);
     urls
+}
+
+/// Whether a config file named by the environment (`PIP_CONFIG_FILE`,
+/// `NPM_CONFIG_USERCONFIG`, a prefix's `etc/npmrc`) lies outside the
+/// project, as the kernel resolves it. One in the project (a CI setting
+/// such as `PIP_CONFIG_FILE=$PWD/pip.conf`, exported by direnv) is the
+/// repository's, and writable inside the sandbox: its index would open
+/// egress to any host without `guard trust`, and a session could name the
+/// host the next one may send to.
+fn outside_project(file: &Path, project: &Path) -> bool {
+    let project = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
+    let file = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        // Relative: read from guard's working directory, in the project.
+        return false;
+    };
+    // A file that is not there yet: where its directory is.
+    let real = std::fs::canonicalize(&file).or_else(|_| {
+        let parent = file.parent().unwrap_or(&file);
+        std::fs::canonicalize(parent).map(|p| p.join(file.file_name().unwrap_or_default()))
+    });
+    match real {
+        Ok(r) => !r.starts_with(&project),
+        // Nowhere to be read from: nothing is taken from it.
+        Err(_) => true,
+    }
 }
 
 /// `name` in PATH, as found there, never in the project. The project is
