@@ -570,3 +570,49 @@ fn a_toolchain_home_outside_the_home_is_scanned() {
         }
     });
 }
+
+/// Hole (found by review 18, fixed after it): the copilot profile passed
+/// `GH_TOKEN` and `GITHUB_TOKEN` with api.github.com allowed. In a
+/// developer's shell those are gh's (or a CI's) token for every scope:
+/// the agent could call the GitHub API with it for anything, which is why
+/// the profile never imports `~/.config/gh`. Now only the variable meant
+/// for copilot passes (`COPILOT_GITHUB_TOKEN`); another needs
+/// `--allow-env`, and the run says what it removed.
+#[test]
+fn copilot_gets_its_own_token_not_the_users_github_token() {
+    each_mode(|mut case| {
+        let gh = case.add_gh_canary("gh");
+        let ci = case.add_gh_canary("ci");
+        let own = format!("copilot-{}", std::process::id());
+        case.set_env("GH_TOKEN", &gh);
+        case.set_env("GITHUB_TOKEN", &ci);
+        case.set_env("COPILOT_GITHUB_TOKEN", &own);
+        let out = case.run(&[
+            "run",
+            "-p",
+            "copilot",
+            "--",
+            "sh",
+            "-c",
+            "env; cat /proc/self/environ | tr '\\0' '\\n'; \
+             echo gh=${GH_TOKEN:-unset}; echo github=${GITHUB_TOKEN:-unset}",
+        ]);
+        out.expect_code(0);
+        out.expect_fields(&[("gh", "unset"), ("github", "unset")]);
+        assert!(
+            out.stdout.contains(&format!("COPILOT_GITHUB_TOKEN={own}")),
+            "{}",
+            out.all()
+        );
+        let log = case.run(&["log", "--json"]);
+        for name in ["GH_TOKEN", "GITHUB_TOKEN"] {
+            assert!(
+                log.stdout.lines().any(|l| l.contains("\"kind\":\"env\"")
+                    && l.contains(&format!("\"name\":\"{name}\""))
+                    && l.contains("\"action\":\"removed\"")),
+                "{name} was not reported removed:\n{}",
+                log.all()
+            );
+        }
+    });
+}
