@@ -587,16 +587,12 @@ fn copilot_gets_its_own_token_not_the_users_github_token() {
         case.set_env("GH_TOKEN", &gh);
         case.set_env("GITHUB_TOKEN", &ci);
         case.set_env("COPILOT_GITHUB_TOKEN", &own);
-        let out = case.run(&[
-            "run",
-            "-p",
+        let out = run_profile(
+            &case,
             "copilot",
-            "--",
-            "sh",
-            "-c",
             "env; cat /proc/self/environ | tr '\\0' '\\n'; \
              echo gh=${GH_TOKEN:-unset}; echo github=${GITHUB_TOKEN:-unset}",
-        ]);
+        );
         out.expect_code(0);
         out.expect_fields(&[("gh", "unset"), ("github", "unset")]);
         assert!(
