@@ -449,3 +449,80 @@ fn a_landlock_session_waits_for_no_one_and_overlaps_no_session() {
         run_ll(&env, &[], "true").expect_code(0);
     }
 }
+
+/// One persistent home used at both levels, in turn: the `landlock` level
+/// leaves links to the host's paths in it, the full level empty mount
+/// points, and neither may stop the other (the full level once failed
+/// with "file exists" at every later start). A link the sandbox put there
+/// itself still stops the full level, with a message naming it.
+#[test]
+fn a_persistent_home_serves_both_levels_in_turn() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.home
+            .write(".config/git/config", "[user]\n\tname = host-name-7f3a\n");
+        env.home
+            .write(".gitconfig", "[alias]\n\thostalias = status\n");
+        let profile = env.project.write(
+            "persist.toml",
+            "version = 1\nextends = [\"default\"]\n[home]\npersist = true\n",
+        );
+        env.own();
+        let profile = profile.to_str().expect("utf-8 path");
+        let show = "echo name=$(git config user.name); \
+                    echo alias=$(git config alias.hostalias)";
+        let expected = [("name", "host-name-7f3a"), ("alias", "status")];
+        for level in ["landlock", "full", "landlock", "full"] {
+            let r = env.run(&[
+                "run",
+                "--isolation",
+                level,
+                "-p",
+                profile,
+                "--",
+                "sh",
+                "-c",
+                show,
+            ]);
+            r.expect_code(0).expect_fields(&expected);
+        }
+        // ~/.gitconfig is a private copy at the full level: a session that
+        // made an empty directory of it does not stop the next one.
+        let r = env.run(&[
+            "run",
+            "-p",
+            profile,
+            "--",
+            "sh",
+            "-c",
+            "rm ~/.gitconfig && mkdir ~/.gitconfig; echo rc=$?",
+        ]);
+        r.expect_code(0).expect_fields(&[("rc", "0")]);
+        let r = env.run(&["run", "-p", profile, "--", "sh", "-c", show]);
+        r.expect_code(0).expect_fields(&expected);
+        // A dangling link planted where the full level mounts ~/.config/git
+        // (at the `landlock` level, where that path is the home's own).
+        let planted = canary("PLANTED");
+        let r = env.run(&[
+            "run",
+            "--isolation",
+            "landlock",
+            "-p",
+            profile,
+            "--",
+            "sh",
+            "-c",
+            &format!("rm ~/.config/git && ln -s /nonexistent-{planted} ~/.config/git; echo rc=$?"),
+        ]);
+        r.expect_code(0).expect_fields(&[("rc", "0")]);
+        let r = env.run(&["run", "-p", profile, "--", "true"]);
+        r.expect_code(125);
+        assert!(
+            r.stderr
+                .contains("is a link where guard makes a mount point")
+                && r.stderr.contains("hint: remove the link"),
+            "{}",
+            r.all()
+        );
+    }
+}

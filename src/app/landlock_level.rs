@@ -25,6 +25,7 @@ use crate::plan::landlock::DirEntry;
 use crate::policy::{Access, GrantKind, HostDirs, Policy};
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FchmodatFlags, Mode, fchmodat, mkdirat};
+use nix::unistd::UnlinkatFlags;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -239,11 +240,37 @@ pub fn lock_project(
 /// `~/.cargo/bin` or `~/.cargo/registry` (a cache, read-only at this level)
 /// are where programs look; a file granted read-only (`~/.gitconfig`) is
 /// copied instead, as at the full level, so `git config --global` can
-/// rename its new version over it. Never replaces what the home holds,
-/// and never follows a link inside it (a persistent home is the sandbox's
-/// to write).
+/// rename its new version over it. Never replaces what the home holds
+/// (but an empty mount point a full-level run left), and never follows a
+/// link inside it (a persistent home is the sandbox's to write).
 fn link_home(policy: &Policy, home: &Path) {
-    let shown = policy
+    for (path, rel, copy) in home_paths(policy, home) {
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let Some(dir) = host::make_dirs_beneath(home, parent) else {
+            continue;
+        };
+        // A full-level run of the same persistent home left an empty mount
+        // point here (its view mounts the host's path over it): it gives
+        // way, anything with content stays.
+        if empty_mount_point(&dir, name) {
+            let _ = nix::unistd::unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir);
+            let _ = nix::unistd::unlinkat(&dir, name, UnlinkatFlags::RemoveDir);
+        }
+        if !(copy && copy_beneath(&path, &dir, name)) {
+            let _ = nix::unistd::symlinkat(&path, &dir, name);
+        }
+    }
+}
+
+/// The home paths the profile shows, as (host path, path relative to the
+/// home, copied rather than linked), for those under the real home.
+fn home_paths<'a>(
+    policy: &'a Policy,
+    home: &'a Path,
+) -> impl Iterator<Item = (PathBuf, PathBuf, bool)> + 'a {
+    policy
         .grants
         .iter()
         .filter(|g| matches!(g.access, Access::ReadOnly | Access::ReadWrite))
@@ -253,22 +280,41 @@ fn link_home(policy: &Policy, home: &Path) {
                 g.kind == GrantKind::File && g.access == Access::ReadOnly,
             )
         })
-        .chain(policy.caches.iter().map(|c| (c.path.clone(), false)));
-    for (path, copy) in shown {
-        let Ok(rel) = path.strip_prefix(&policy.home) else {
-            continue;
-        };
-        if rel.as_os_str().is_empty() || path.starts_with(home) {
-            continue;
-        }
+        .chain(policy.caches.iter().map(|c| (c.path.clone(), false)))
+        .filter_map(move |(path, copy)| {
+            let rel = path.strip_prefix(&policy.home).ok()?.to_path_buf();
+            (!rel.as_os_str().is_empty() && !path.starts_with(home)).then_some((path, rel, copy))
+        })
+}
+
+/// An empty directory or empty regular file (never followed).
+fn empty_mount_point(dir: &OwnedFd, name: &std::ffi::OsStr) -> bool {
+    use nix::sys::stat::{SFlag, fstatat};
+    let Ok(st) = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    (kind == SFlag::S_IFREG && st.st_size == 0) || (kind == SFlag::S_IFDIR && st.st_nlink == 2)
+}
+
+/// Before a full-level run with a persistent home: the links a
+/// `landlock`-level session made in it ([`link_home`]) stand where the
+/// full level makes its mount points, and a mount point is never made on
+/// a link (that fails closed). Each link that still leads exactly where
+/// that session pointed it is removed; anything else stays.
+pub fn unlink_home(policy: &Policy) {
+    let Some(home) = policy.home_source.as_deref() else {
+        return;
+    };
+    for (path, rel, _) in home_paths(policy, home) {
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
             continue;
         };
-        let Some(dir) = host::make_dirs_beneath(home, parent) else {
+        let Some(dir) = host::open_dir_beneath(home, parent) else {
             continue;
         };
-        if !(copy && copy_beneath(&path, &dir, name)) {
-            let _ = nix::unistd::symlinkat(&path, &dir, name);
+        if nix::fcntl::readlinkat(&dir, name).is_ok_and(|to| Path::new(&to) == path) {
+            let _ = nix::unistd::unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir);
         }
     }
 }

@@ -99,6 +99,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             record_policy(&policy, args.quiet);
             // Keeps a `landlock`-level session from starting here meanwhile.
             let _shared = landlock_level::lock_project(&policy.project, false);
+            landlock_level::unlink_home(&policy);
             Some(pending.run(&plan, &policy.network))
         }
         // The profile asked for the `landlock` level: this setup process

@@ -312,7 +312,27 @@ fn confine(target: &Path) -> Result<()> {
 
 fn mkdir_p(p: &Path) -> Result<()> {
     confine(p)?;
-    std::fs::create_dir_all(p).map_err(io("create directory", p))
+    std::fs::create_dir_all(p).map_err(|e| {
+        // A link whose target does not exist in the setup's root (confine
+        // could not resolve it) is where a mount point belongs.
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let inside = Path::new("/").join(p.strip_prefix(NEW).unwrap_or(p));
+                Error::Usage {
+                    msg: format!(
+                        "{} is a link where guard makes a mount point (left in a directory the \
+                         sandbox could write: its persistent home or the project)",
+                        inside.display()
+                    ),
+                    hint: Some(format!(
+                        "remove the link {} after checking what put it there",
+                        inside.display()
+                    )),
+                }
+            }
+            _ => io("create directory", p)(e),
+        }
+    })
 }
 
 /// Create an empty mount point for a file, unless something is there.
@@ -604,6 +624,10 @@ fn copy_into_home(source: &Path, target: &Path) -> Result<()> {
         })?;
     match unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+        // An empty directory (a `mkdir` inside an earlier session) gives
+        // way; one with content is the sandbox's data, left to the user.
+        Err(nix::errno::Errno::EISDIR)
+            if unlinkat(&dir, name, UnlinkatFlags::RemoveDir).is_ok() => {}
         Err(nix::errno::Errno::EISDIR) => {
             return Err(Error::Usage {
                 msg: format!(
