@@ -247,6 +247,28 @@ pub fn user_limit(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// `path` with its longest existing prefix canonical.
+pub fn canonical_prefix(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(c) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(c, |p, n| p.join(n));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return lexical(path),
+        }
+    }
+}
+
+/// Canonical (the prefix that exists), as the home is: guard's directories
+/// are mount sources and targets, and a HOME reached through a link
+/// (`/home -> var/home` on Fedora Silverblue) would otherwise name them by
+/// a path that does not lead there inside the sandbox's setup.
 fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .map(PathBuf::from)
@@ -257,7 +279,7 @@ fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
                 .filter(|h| h.is_absolute())
                 .map(|h| h.join(fallback))
         })
-        .map(|p| p.join("guard"))
+        .map(|p| canonical_prefix(&p.join("guard")))
 }
 
 /// $XDG_CONFIG_HOME/guard: user profiles and the trust store.

@@ -283,3 +283,49 @@ fn npm_reaches_its_registry_under_the_node_profile() {
         );
     }
 }
+
+/// HOME reached through a link (`/home -> var/home` on Fedora Silverblue):
+/// a persistent home and a copy-on-write cache both start, keep state, and
+/// leave the host's cache as it was. Both once failed at their mount
+/// (exit 125): guard's own directories were named by the linked path,
+/// which does not lead anywhere inside the sandbox's setup.
+#[test]
+fn a_home_reached_through_a_link_works_with_persistent_homes_and_caches() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.home
+            .write(".cache/tool/pkg/src.rs", "fn original() {}\n");
+        env.home.write(
+            ".config/guard/profiles/both.toml",
+            "version = 1\nextends = [\"default\"]\n\
+             [home]\npersist = true\ncache = [\"~/.cache/tool\"]\n",
+        );
+        env.own();
+        let link = env.home.path.with_extension("link");
+        std::os::unix::fs::symlink(&env.home.path, &link).expect("link to the home");
+        let run = |script: &str| {
+            let out = env
+                .guard(&["run", "-p", "both", "--", "sh", "-c", script])
+                .env("HOME", &link)
+                .output()
+                .expect("spawn guard");
+            common::Outcome::from(out)
+        };
+        run("echo state > ~/kept; echo planted > ~/.cache/tool/pkg/src.rs; echo rc=$?")
+            .expect_code(0)
+            .expect_fields(&[("rc", "0")]);
+        run("echo kept=$(cat ~/kept); echo cache=$(cat ~/.cache/tool/pkg/src.rs)")
+            .expect_code(0)
+            .expect_fields(&[("kept", "state"), ("cache", "planted")]);
+        assert_eq!(
+            std::fs::read_to_string(env.home.join(".cache/tool/pkg/src.rs")).unwrap(),
+            "fn original() {}\n",
+            "the host's cache is never written"
+        );
+        assert!(
+            !env.home.join("kept").exists(),
+            "the real home is not the sandbox's"
+        );
+        let _ = std::fs::remove_file(&link);
+    }
+}

@@ -739,9 +739,9 @@ fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
         xdg("XDG_DATA_HOME", ".local/share"),
     );
     let (home_at, config_at, data_at) = (
-        canonical_prefix(home),
-        canonical_prefix(&config),
-        canonical_prefix(&data),
+        host::canonical_prefix(home),
+        host::canonical_prefix(&config),
+        host::canonical_prefix(&data),
     );
     let paths = HOME_STARTUP
         .iter()
@@ -800,7 +800,7 @@ fn where_it_leads(path: &Path) -> PathBuf {
         match std::fs::read_link(&at) {
             Ok(target) => {
                 at = match at.parent() {
-                    Some(dir) => canonical_prefix(dir).join(target),
+                    Some(dir) => host::canonical_prefix(dir).join(target),
                     None => target,
                 };
                 at = host::lexical(&at);
@@ -808,7 +808,7 @@ fn where_it_leads(path: &Path) -> PathBuf {
             Err(_) => break,
         }
     }
-    canonical_prefix(&at)
+    host::canonical_prefix(&at)
 }
 
 /// Repositories around the project (`--project frontend` in a monorepo):
@@ -870,7 +870,7 @@ fn own_state(cache: &Path) -> Vec<OwnDir> {
     for (dir, (what, var, why)) in dirs {
         // Compared with grants, which are canonical: HOME may be spelled
         // through a link, and the directory may not exist yet.
-        let Some(dir) = dir.map(|d| canonical_prefix(&d)) else {
+        let Some(dir) = dir.map(|d| host::canonical_prefix(&d)) else {
             continue;
         };
         if !out.iter().any(|o| o.dir == dir) {
@@ -954,24 +954,6 @@ fn own_state_hidden(grants: &[policy::Grant], cache: &Path) -> Result<Vec<Candid
         }
     }
     Ok(out)
-}
-
-/// `path` with its longest existing prefix canonical.
-fn canonical_prefix(path: &Path) -> PathBuf {
-    let mut rest = Vec::new();
-    let mut at = path;
-    loop {
-        if let Ok(c) = std::fs::canonicalize(at) {
-            return rest.iter().rev().fold(c, |p, n| p.join(n));
-        }
-        match (at.parent(), at.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                at = parent;
-            }
-            _ => return host::lexical(path),
-        }
-    }
 }
 
 /// guard reads the directory (its `.guard.toml`, the secrets scan) as the
