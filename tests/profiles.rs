@@ -329,3 +329,63 @@ fn a_home_reached_through_a_link_works_with_persistent_homes_and_caches() {
         let _ = std::fs::remove_file(&link);
     }
 }
+
+/// A session that rewrites a package source in its copy-on-write cache
+/// (any session can: the layer is writable) changes the builds of its own
+/// project only: another project of the same profile sees the host's copy.
+#[test]
+fn a_cache_layer_belongs_to_one_project() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.home
+            .write(".cache/tool/pkg/src.rs", "fn original() {}\n");
+        env.home.write(
+            ".config/guard/profiles/cachey.toml",
+            "version = 1\nextends = [\"default\"]\n[home]\ncache = [\"~/.cache/tool\"]\n",
+        );
+        let other = common::TempDir::new("proj-b", mode);
+        env.own();
+        other.own(mode);
+        let planted = common::canary("PLANTED");
+        env.run(&[
+            "run",
+            "-p",
+            "cachey",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "echo 'fn payload() {{}} // {planted}' > ~/.cache/tool/pkg/src.rs; echo rc=$?"
+            ),
+        ])
+        .expect_code(0)
+        .expect_fields(&[("rc", "0")]);
+        let show = [
+            "run",
+            "-p",
+            "cachey",
+            "--",
+            "cat",
+            "~/.cache/tool/pkg/src.rs",
+        ];
+        let show = show.map(|a| a.replace('~', &env.home.path.display().to_string()));
+        let show: Vec<&str> = show.iter().map(String::as_str).collect();
+        // Its own project keeps what it wrote ...
+        let same = env.run(&show);
+        same.expect_code(0);
+        assert!(same.stdout.contains(&planted), "{}", same.all());
+        // ... another project gets the host's cache as it is.
+        let out = env
+            .guard(&show)
+            .current_dir(&other.path)
+            .output()
+            .expect("spawn guard");
+        let elsewhere = common::Outcome::from(out);
+        elsewhere.expect_code(0).assert_no_canary(&planted);
+        assert!(
+            elsewhere.stdout.contains("fn original"),
+            "{}",
+            elsewhere.all()
+        );
+    }
+}

@@ -1102,8 +1102,26 @@ fn safe_name(name: &str) -> String {
         .collect()
 }
 
+/// A directory name for `project`: readable, and unique (a path's bytes
+/// could exceed a name's 255).
+fn project_key(project: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(project.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let name = project
+        .file_name()
+        .map(|n| safe_name(&n.to_string_lossy()))
+        .unwrap_or_default();
+    let name: String = name.chars().take(64).collect();
+    format!("{name}-{hex}")
+}
+
 /// Copy-on-write caches: each existing cache directory gets an upper layer
-/// in guard's data dir; the host's copy is only ever the lower layer.
+/// in guard's data dir; the host's copy is only ever the lower layer. The
+/// layers are the project's own: a session can rewrite any package source
+/// in its cache (`~/.cargo/registry/src`, a wheel in pip's), and a layer
+/// shared by every project of the profile would carry that into the
+/// builds of projects the session never saw.
 fn prepare_caches(
     loaded: &profile::Loaded,
     home: &Path,
@@ -1122,7 +1140,8 @@ fn prepare_caches(
             )
         })?
         .join("caches")
-        .join(safe_name(&loaded.name));
+        .join(safe_name(&loaded.name))
+        .join(project_key(project));
     for raw in &loaded.profile.home.cache {
         let Some(path) = profile::expand_path(raw, home, project) else {
             continue;
