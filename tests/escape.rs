@@ -86,5 +86,7 @@ mod review14;
 mod review16;
 #[path = "escape/review18.rs"]
 mod review18;
+#[path = "escape/review19.rs"]
+mod review19;
 #[path = "escape/review9.rs"]
 mod review9;

@@ -322,7 +322,18 @@ pub fn unlink_home(policy: &Policy) {
 /// A private copy of `src` as `name` in `dir`, unless something is there
 /// (never followed: O_EXCL) or `src` is too large to copy at every start.
 fn copy_beneath(src: &Path, dir: &OwnedFd, name: &std::ffi::OsStr) -> bool {
-    let Ok(mut from) = std::fs::File::open(src) else {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Why never through a link: `src` may lie in a directory another
+    // sandbox writes (a dotfiles repository `~/.gitconfig` leads into),
+    // and a link swapped in since the policy was resolved
+    // (`gitconfig -> ../.ssh/id_ed25519`) had guard copy what it leads to
+    // into the home. A link gets a link instead, which Landlock judges
+    // where it leads.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(src);
+    let Ok(mut from) = opened else {
         return false;
     };
     let Ok(meta) = from.metadata() else {

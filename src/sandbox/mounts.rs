@@ -353,6 +353,61 @@ fn touch(p: &Path) -> Result<()> {
         .map_err(io("create mount point", p))
 }
 
+/// [`bind`] of a host path the policy resolved to a file or directory (a
+/// grant), only if that is what gets mounted.
+///
+/// Why: the source may lie in a directory another sandbox writes at this
+/// very moment (a dotfiles repository opened as its project, which
+/// `~/.gitconfig` or `~/.config/git` lead into). Swapping the granted entry
+/// for a link (`gitconfig -> ../.ssh/id_ed25519`) between this session's
+/// scan and its mounts had mount(2), which follows links, show the key in
+/// its place. A link found at the source, or a mount of anything but the
+/// entry opened here without following one, fails the setup.
+fn bind_same(source: &Path, target: &Path, attrs: u64) -> Result<()> {
+    use nix::sys::stat::{SFlag, fstat, lstat};
+    let held = nix::fcntl::open(
+        source,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| changed_into_link(source, e.into()))?;
+    let want = fstat(&held).map_err(nix_io("stat", source))?;
+    if SFlag::from_bits_truncate(want.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+        return Err(changed_into_link(
+            source,
+            std::io::Error::from_raw_os_error(libc::ELOOP),
+        ));
+    }
+    bind(source, target, attrs)?;
+    let got = lstat(target).map_err(nix_io("stat", target))?;
+    if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) {
+        return Err(changed_into_link(
+            source,
+            std::io::Error::from_raw_os_error(libc::ELOOP),
+        ));
+    }
+    Ok(())
+}
+
+/// A granted host path that is no longer what the policy found.
+fn changed_into_link(source: &Path, e: std::io::Error) -> Error {
+    let host = Path::new("/").join(source.strip_prefix(OLD).unwrap_or(source));
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return Error::Usage {
+            msg: format!(
+                "{} became a link after guard resolved its policy (something changed it \
+                 meanwhile: another sandbox writing that directory?)",
+                host.display()
+            ),
+            hint: Some(format!(
+                "check what replaced {} before running again",
+                host.display()
+            )),
+        };
+    }
+    Error::io("open", &host, e)
+}
+
 /// Bind an existing path of the new root onto itself with `attrs` (a
 /// read-only or pinned mount point); nothing to do if it does not exist.
 fn rebind_in_place(dst: &Path, attrs: u64) -> Result<()> {
@@ -449,7 +504,11 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
             if !*writable {
                 attrs |= sys::MOUNT_ATTR_RDONLY;
             }
-            bind(&source, &target, attrs)
+            if *dev {
+                // The host's own device nodes, which no sandbox can write.
+                return bind(&source, &target, attrs);
+            }
+            bind_same(&source, &target, attrs)
         }
         MountOp::ReadOnly { dst } => rebind_in_place(
             dst,
@@ -589,11 +648,17 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
 fn copy_into_home(source: &Path, target: &Path) -> Result<()> {
     use nix::fcntl::{OFlag, openat};
     use nix::unistd::{UnlinkatFlags, unlinkat};
-    let mut from = std::fs::File::open(source).map_err(io("open", source))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Never through a link (see `bind_same`): the policy found a file here.
+    let mut from = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(source)
+        .map_err(|e| changed_into_link(source, e))?;
     let meta = from.metadata().map_err(io("stat", source))?;
     if meta.len() > crate::plan::mounts::COPY_MAX {
         touch(target)?;
-        return bind(
+        return bind_same(
             source,
             target,
             sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
