@@ -386,7 +386,10 @@ print(\"envrc=%s\" % (\"present\" if os.path.exists(\".envrc\") else \"gone\"))"
         let out = common::Outcome::from(child.wait_with_output().unwrap());
         out.expect_code(0);
         let ops: u64 = out.field("ops").and_then(|n| n.parse().ok()).unwrap_or(0);
-        assert!(ops > 20000, "no storm: {}", out.all());
+        // A storm, however slowly a loaded machine runs it (~5,000
+        // create+unlink pairs a second here; under CI's parallel tests
+        // ~4,900): thousands of events a second for the watcher.
+        assert!(ops > 8000, "no storm: {}", out.all());
         let ticks = ticks.expect("the watcher thread was running");
         // ~3 s of watching a storm: measured 3.2 s of CPU before the fix,
         // 0.1 s after. Half a second leaves room for a loaded machine.
