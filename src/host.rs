@@ -302,6 +302,26 @@ pub fn cache_dir() -> Option<PathBuf> {
     xdg("XDG_CACHE_HOME", ".cache")
 }
 
+/// Open `path`, a canonical path guard resolved earlier (a grant, a file
+/// the scan judged), refusing a link on any component of the way, not only
+/// the last (openat2 with RESOLVE_NO_SYMLINKS; a link as the last
+/// component is returned as itself with O_PATH | O_NOFOLLOW, as open(2)
+/// does). A link there now was put there since: by another sandbox
+/// writing a directory on the way (a dotfiles repository opened as its
+/// project), which swapped a directory for a link to another holding a
+/// file of the same name (`dotfiles/ssh -> ../.kube` makes a granted
+/// `dotfiles/ssh/config` the kube config). Fails with ELOOP then.
+pub fn open_no_links(
+    path: &Path,
+    flags: nix::fcntl::OFlag,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    openat2(nix::fcntl::AT_FDCWD, path, how).map_err(std::io::Error::from)
+}
+
 /// Open directory `rel` below `root` without following a symlink on the
 /// way: each component is opened with O_NOFOLLOW | O_DIRECTORY relative to
 /// the previous one. `None` when a component is missing, not a directory,

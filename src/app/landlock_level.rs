@@ -322,17 +322,15 @@ pub fn unlink_home(policy: &Policy) {
 /// A private copy of `src` as `name` in `dir`, unless something is there
 /// (never followed: O_EXCL) or `src` is too large to copy at every start.
 fn copy_beneath(src: &Path, dir: &OwnedFd, name: &std::ffi::OsStr) -> bool {
-    use std::os::unix::fs::OpenOptionsExt;
     // Why never through a link: `src` may lie in a directory another
     // sandbox writes (a dotfiles repository `~/.gitconfig` leads into),
     // and a link swapped in since the policy was resolved
-    // (`gitconfig -> ../.ssh/id_ed25519`) had guard copy what it leads to
+    // (`gitconfig -> ../.ssh/id_ed25519`, or `dotfiles/ssh -> ../.kube`
+    // on the way to `dotfiles/ssh/config`) had guard copy what it leads to
     // into the home. A link gets a link instead, which Landlock judges
     // where it leads.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(src);
+    let opened =
+        crate::host::open_no_links(src, nix::fcntl::OFlag::O_RDONLY).map(std::fs::File::from);
     let Ok(mut from) = opened else {
         return false;
     };

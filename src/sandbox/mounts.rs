@@ -359,34 +359,34 @@ fn touch(p: &Path) -> Result<()> {
 /// Why: the source may lie in a directory another sandbox writes at this
 /// very moment (a dotfiles repository opened as its project, which
 /// `~/.gitconfig` or `~/.config/git` lead into). Swapping the granted entry
-/// for a link (`gitconfig -> ../.ssh/id_ed25519`) between this session's
-/// scan and its mounts had mount(2), which follows links, show the key in
-/// its place. A link found at the source, or a mount of anything but the
-/// entry opened here without following one, fails the setup.
+/// for a link (`gitconfig -> ../.ssh/id_ed25519`), or a directory on its
+/// way (`dotfiles/ssh -> ../.kube` for a granted `dotfiles/ssh/config`),
+/// between this session's scan and its mounts had mount(2), which follows
+/// links, show the key in its place. The source is opened refusing a link
+/// anywhere on its way (policy paths are canonical: one there now was put
+/// there since), and what is mounted is the entry opened, never the path
+/// resolved again.
 fn bind_same(source: &Path, target: &Path, attrs: u64) -> Result<()> {
-    use nix::sys::stat::{SFlag, fstat, lstat};
-    let held = nix::fcntl::open(
-        source,
+    use nix::sys::stat::{SFlag, fstat};
+    let held = crate::host::open_no_links(source, OFlag::O_PATH)
+        .map_err(|e| changed_into_link(source, e))?;
+    let st = fstat(&held).map_err(nix_io("stat", source))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+        return Err(changed_into_link(
+            source,
+            std::io::Error::from_raw_os_error(libc::ELOOP),
+        ));
+    }
+    confine(target)?;
+    let to = nix::fcntl::open(
+        target,
         OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| changed_into_link(source, e.into()))?;
-    let want = fstat(&held).map_err(nix_io("stat", source))?;
-    if SFlag::from_bits_truncate(want.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
-        return Err(changed_into_link(
-            source,
-            std::io::Error::from_raw_os_error(libc::ELOOP),
-        ));
-    }
-    bind(source, target, attrs)?;
-    let got = lstat(target).map_err(nix_io("stat", target))?;
-    if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) {
-        return Err(changed_into_link(
-            source,
-            std::io::Error::from_raw_os_error(libc::ELOOP),
-        ));
-    }
-    Ok(())
+    .map_err(nix_io("open", target))?;
+    let tree = sys::open_tree_clone(held.as_fd(), c"").map_err(io("bind-mount", source))?;
+    sys::mount_setattr_fd(tree.as_fd(), attrs).map_err(io("set flags on", target))?;
+    sys::move_mount(tree.as_fd(), to.as_fd()).map_err(io("bind-mount", source))
 }
 
 /// A granted host path that is no longer what the policy found.
@@ -395,8 +395,9 @@ fn changed_into_link(source: &Path, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ELOOP) {
         return Error::Usage {
             msg: format!(
-                "{} became a link after guard resolved its policy (something changed it \
-                 meanwhile: another sandbox writing that directory?)",
+                "{} (or a directory on its way) became a link after guard resolved its \
+                 policy (something changed it meanwhile: another sandbox writing that \
+                 directory?)",
                 host.display()
             ),
             hint: Some(format!(
@@ -648,12 +649,9 @@ fn apply(op: &MountOp, index: usize) -> Result<()> {
 fn copy_into_home(source: &Path, target: &Path) -> Result<()> {
     use nix::fcntl::{OFlag, openat};
     use nix::unistd::{UnlinkatFlags, unlinkat};
-    use std::os::unix::fs::OpenOptionsExt;
     // Never through a link (see `bind_same`): the policy found a file here.
-    let mut from = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(source)
+    let mut from = crate::host::open_no_links(source, OFlag::O_RDONLY)
+        .map(std::fs::File::from)
         .map_err(|e| changed_into_link(source, e))?;
     let meta = from.metadata().map_err(io("stat", source))?;
     if meta.len() > crate::plan::mounts::COPY_MAX {

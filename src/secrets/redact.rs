@@ -6,8 +6,9 @@ use super::content_rules::ContentEngine;
 use super::scan::classify;
 use super::{Action, Finding, Flagged, MAX_FILE_SIZE, Redaction, Rules};
 use crate::error::{Error, Result};
+use nix::fcntl::OFlag;
 use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 pub const MARKER: &str = "guard-redacted:";
@@ -112,11 +113,12 @@ pub fn prepare(path: &Path, rules: &Rules) -> Result<Outcome> {
     // Another program may remove or lock up the file meanwhile (nothing of
     // the sandbox runs yet): gone, there is nothing to show; unreadable,
     // it is hidden.
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
+    // Never through a link, on the way either: the scan found a regular
+    // file at this canonical path; a directory on the way swapped for a
+    // link since (by a sandbox writing the project) would redact, and
+    // show, a file out of it.
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let mut file = match crate::host::open_no_links(path, flags).map(std::fs::File::from) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Clean),
         Err(e) => {

@@ -10,11 +10,22 @@ use std::time::{Duration, Instant};
 /// The attacking sandbox's loop, in its project (the dotfiles repository):
 /// for `$1` seconds, swap `ssh_config` between the user's file and a link
 /// to the ssh key, each atomically (rename).
-const SWAPPER: &str = r#"echo swapping
+const SWAP_FILE: &str = r#"echo swapping
 end=$(( $(date +%s) + $1 ))
 while [ "$(date +%s)" -lt "$end" ]; do
   ln -s ../.ssh/id_ed25519 l.tmp && mv -T l.tmp ssh_config
   ln ssh_config.real f.tmp && mv -T f.tmp ssh_config
+done
+echo done"#;
+
+/// The same, one directory up: swap the directory `ssh` for a link to
+/// `~/.kube`, which holds a file of the same name as the granted one
+/// (`config`).
+const SWAP_DIR: &str = r#"echo swapping
+end=$(( $(date +%s) + $1 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  mv ssh ssh.real && ln -s ../.kube ssh
+  rm ssh && mv ssh.real ssh
 done
 echo done"#;
 
@@ -42,71 +53,98 @@ fn a_granted_file_swapped_for_a_link_by_a_concurrent_sandbox_is_not_followed() {
                 "-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n-----END OPENSSH PRIVATE KEY-----\n"
             ),
         );
-        let user_config = "Host dev\n  User dev\n";
-        case.env.home.write("dotfiles/ssh_config.real", user_config);
-        case.env.home.write("dotfiles/ssh_config", user_config);
-        case.env.home.write("dotfiles/swap.sh", SWAPPER);
+        case.env.home.write("dotfiles/ssh_config.real", USER_CONFIG);
+        case.env.home.write("dotfiles/ssh_config", USER_CONFIG);
+        case.env.home.write("dotfiles/swap.sh", SWAP_FILE);
         std::os::unix::fs::symlink("../dotfiles/ssh_config", home.join(".ssh/config"))
             .expect("link ~/.ssh/config");
-        case.env.own();
-        let dotfiles = home.join("dotfiles");
-        // The attacker: a sandbox whose project is the dotfiles repository.
-        let mut attacker = case.guard(&[
-            "run",
-            "-q",
-            "--isolation",
-            "landlock",
-            "--project",
-            dotfiles.to_str().expect("utf-8 path"),
-            "--",
-            "sh",
-            "swap.sh",
-            "10",
-        ]);
-        attacker.current_dir(&dotfiles);
-        attacker.stdout(std::process::Stdio::piped());
-        let mut attacker = KillOnDrop(attacker.spawn().expect("spawn the attacking sandbox"));
-        let mut first = String::new();
-        if let Some(out) = attacker.0.stdout.as_mut() {
-            use std::io::BufRead;
-            let _ = std::io::BufReader::new(out).read_line(&mut first);
-        }
-        assert_eq!(
-            first.trim(),
-            "swapping",
-            "the attacking sandbox did not start"
-        );
-        // The victim: sessions of the git profile in another project.
-        let (mut shown, mut refused, mut runs) = (0, 0, 0);
-        let start = Instant::now();
-        while runs < 60 && start.elapsed() < Duration::from_secs(8) {
-            runs += 1;
-            let out = case.run(&[
-                "run",
-                "-p",
-                "git",
-                "--",
-                "sh",
-                "-c",
-                "echo ran=1; cat ~/dotfiles/ssh_config",
-            ]);
-            if out.stdout.contains("User dev") {
-                shown += 1;
-            } else if out.code == 125 && out.stderr.contains("became a link") {
-                refused += 1;
-            }
-        }
-        let _ = attacker.0.wait();
-        // The swaps reached some runs' setup (they were refused, naming
-        // the link), and the others showed the user's file or nothing; the
-        // key never (`case.run` checks every run's output).
-        assert!(
-            shown > 0,
-            "no run showed ~/dotfiles/ssh_config ({runs} runs)"
-        );
-        assert!(
-            refused > 0,
-            "no run met the swap in its setup ({runs} runs, {shown} shown)"
-        );
+        race(&mut case, "~/dotfiles/ssh_config");
     });
+}
+
+/// Hole (left by the fix above, which refused a link only as the granted
+/// entry itself): the same race one directory up. With
+/// `~/.ssh/config -> ../dotfiles/ssh/config`, the attacking sandbox swaps
+/// its directory `ssh` for a link to `../.kube`: the granted path then
+/// names `~/.kube/config`, a regular file, which the setup opened without
+/// following a link (there was none as its last component) and mounted,
+/// and concurrent sessions of the git profile read the cluster token. Now
+/// the granted path is opened refusing a link anywhere on its way (policy
+/// paths are canonical, so one found there was put there since).
+#[test]
+fn a_directory_on_the_way_to_a_grant_swapped_for_a_link_is_not_followed() {
+    each_mode(|mut case| {
+        let token = case.add_canary("kubetoken");
+        let home = case.home().to_path_buf();
+        case.env.home.write(
+            ".kube/config",
+            &format!("users:\n- name: admin\n  user:\n    token: {token}\n"),
+        );
+        case.env.home.write("dotfiles/ssh/config", USER_CONFIG);
+        case.env.home.write("dotfiles/swap.sh", SWAP_DIR);
+        std::fs::create_dir_all(home.join(".ssh")).expect("mkdir ~/.ssh");
+        std::os::unix::fs::symlink("../dotfiles/ssh/config", home.join(".ssh/config"))
+            .expect("link ~/.ssh/config");
+        race(&mut case, "~/dotfiles/ssh/config");
+    });
+}
+
+/// The user's ssh config, what the victim's sessions should see.
+const USER_CONFIG: &str = "Host dev\n  User dev\n";
+
+/// Start the attacking sandbox (`swap.sh` in `~/dotfiles`, its project, at
+/// the `landlock` level), then run sessions of the git profile in another
+/// project that `cat` the granted file at `shown`, for up to 8 seconds.
+/// Some must show the user's file and some must meet the swap in their
+/// setup and refuse to start, naming the link; `case.run` checks that no
+/// run's output holds a canary.
+fn race(case: &mut crate::support::Case, shown_at: &str) {
+    let dotfiles = case.home().join("dotfiles");
+    case.env.own();
+    let mut attacker = case.guard(&[
+        "run",
+        "-q",
+        "--isolation",
+        "landlock",
+        "--project",
+        dotfiles.to_str().expect("utf-8 path"),
+        "--",
+        "sh",
+        "swap.sh",
+        "10",
+    ]);
+    attacker.current_dir(&dotfiles);
+    attacker.stdout(std::process::Stdio::piped());
+    let mut attacker = KillOnDrop(attacker.spawn().expect("spawn the attacking sandbox"));
+    let mut first = String::new();
+    if let Some(out) = attacker.0.stdout.as_mut() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut first);
+    }
+    assert_eq!(
+        first.trim(),
+        "swapping",
+        "the attacking sandbox did not start"
+    );
+    let script = format!("echo ran=1; cat {shown_at}");
+    let (mut shown, mut refused, mut runs) = (0, 0, 0);
+    let start = Instant::now();
+    while runs < 60 && start.elapsed() < Duration::from_secs(8) {
+        runs += 1;
+        let out = case.run(&["run", "-p", "git", "--", "sh", "-c", &script]);
+        if out.stdout.contains("User dev") {
+            shown += 1;
+        } else if out.code == 125 && out.stderr.contains("became a link") {
+            refused += 1;
+        }
+    }
+    let _ = attacker.0.wait();
+    // The swaps reached some runs' setup (they were refused, naming the
+    // link), and the others showed the user's file or nothing; the secret
+    // never.
+    assert!(shown > 0, "no run showed {shown_at} ({runs} runs)");
+    assert!(
+        refused > 0,
+        "no run met the swap in its setup ({runs} runs, {shown} shown)"
+    );
 }
