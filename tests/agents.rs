@@ -346,7 +346,7 @@ fn real_agents_start_under_their_profiles() {
 
             // Its own state was written to its persistent home; the real
             // home is untouched and invisible.
-            let homes = env.home.join(".local/share/guard/homes").join(agent.bin);
+            let homes = env.persistent_home(agent.bin);
             assert!(
                 homes.join(agent.state).exists(),
                 "{} wrote no state in {}",
@@ -396,7 +396,7 @@ struct Act {
 
 /// The act of `bin`, after writing the configuration it needs.
 fn act_of(bin: &str, env: &Env) -> Option<Act> {
-    let persistent = env.home.join(".local/share/guard/homes").join(bin);
+    let persistent = env.persistent_home(bin);
     // Writes one project file, reads another: the model must get its text.
     let shell = format!("echo made > made-by-{bin} && cat note.txt");
     let done = "done: the command ran";

@@ -1,7 +1,13 @@
 //! Persistent agent homes: what they take from the real home.
 //!
-//! An agent profile keeps a private home across runs (`[home] persist`).
-//! It starts as a copy of the agent's own state in the real home
+//! An agent profile keeps a private home across runs (`[home] persist`),
+//! one per project (`homes/PROFILE@PROJECT`): what a session leaves there
+//! (transcripts of everything it read, hooks, MCP servers, commands the
+//! agent runs at start) never reaches the agent's sessions in other
+//! projects. Only the login is the agent's, one for all (see
+//! [`share_logins`]).
+//!
+//! A home starts as a copy of the agent's own state in the real home
 //! (`[home] import`), made once, when the home is created, and
 //! - without what sessions run outside guard left there (`not_imported`:
 //!   transcripts, prompt history, shell snapshots — whatever an earlier,
@@ -58,6 +64,7 @@ const MAX_LOGIN_FILE: u64 = 8 << 20;
 pub fn prepare(
     loaded: &profile::Loaded,
     real_home: &Path,
+    project: &Path,
     rules: &Rules,
     quiet: bool,
 ) -> Result<Option<PathBuf>> {
@@ -71,14 +78,23 @@ pub fn prepare(
         )
     })?;
     let name = super::safe_name(&loaded.name);
-    let dir = base.join("homes").join(&name);
+    let homes = base.join("homes");
+    let dir = homes.join(format!("{name}@{}", super::project_key(project)));
     let paths = Paths::new(&loaded.profile, real_home);
     let mut problems = Vec::new();
     if !dir.is_dir() {
         problems = first_import(&paths, rules, &dir)?;
     }
-    let record = base.join("logins").join(format!("{name}.json"));
+    // The host versions this home has seen (each home its own: a login
+    // changed on the host reaches every project's, at its next start).
+    let record = base.join("logins").join(format!(
+        "{}.json",
+        dir.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     problems.extend(refresh_logins(&paths, rules, &dir, &record));
+    problems.extend(share_logins(&paths, &homes, &name, &dir));
     for problem in problems {
         if !quiet {
             eprintln!("guard: WARNING: {problem}");
@@ -205,7 +221,9 @@ impl<'h> Paths<'h> {
 /// placed is left out with a warning (returned): made again at every
 /// start, one odd file would stop every run of the agent.
 fn first_import(paths: &Paths<'_>, rules: &Rules, dir: &Path) -> Result<Vec<String>> {
-    let tmp = dir.with_extension(format!("importing-{}", std::process::id()));
+    // Not a name a profile's homes have (`NAME@PROJECT`, `NAME`): never
+    // taken for one by [`share_logins`].
+    let tmp = dir.with_file_name(format!(".importing-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -297,7 +315,7 @@ fn import_tree(
     };
     let mode = target.mode() & 0o777;
     if let Some(buf) = content(paths, rules, src, scratch)?
-        && let Err(e) = place(home, rel, Content::File(&buf, mode))
+        && let Err(e) = place(home, rel, Content::File(&buf, mode, mtime(&target)))
     {
         failed(e);
     }
@@ -397,8 +415,16 @@ fn scanned(
 }
 
 enum Content<'a> {
-    File(&'a [u8], u32),
+    /// Bytes, permission bits, and the modification time of the file they
+    /// came from (seconds, nanoseconds), kept on the copy: which of two
+    /// copies of a login is the later one is told by it.
+    File(&'a [u8], u32, (i64, i64)),
     Link(&'a Path),
+}
+
+/// A file's modification time, as [`Content::File`] keeps it.
+fn mtime(meta: &std::fs::Metadata) -> (i64, i64) {
+    (meta.mtime(), meta.mtime_nsec())
 }
 
 /// Put `content` at `rel` below `home`: made under a new name in the
@@ -417,7 +443,7 @@ fn place(home: &Path, rel: &Path, content: Content<'_>) -> std::io::Result<()> {
     let tmp = OsString::from(format!(".guard-{}", std::process::id()));
     let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
     match content {
-        Content::File(buf, mode) => {
+        Content::File(buf, mode, (secs, nanos)) => {
             let fd = openat(
                 &dir,
                 tmp.as_os_str(),
@@ -428,7 +454,11 @@ fn place(home: &Path, rel: &Path, content: Content<'_>) -> std::io::Result<()> {
                     | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(mode),
             )?;
-            let written = std::fs::File::from(fd).write_all(buf);
+            let mut file = std::fs::File::from(fd);
+            let stamp = nix::sys::time::TimeSpec::new(secs, nanos);
+            let written = file.write_all(buf).and_then(|()| {
+                nix::sys::stat::futimens(&file, &stamp, &stamp).map_err(std::io::Error::from)
+            });
             if let Err(e) = written {
                 let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
                 return Err(e);
@@ -494,7 +524,8 @@ fn refresh_logins(paths: &Paths<'_>, rules: &Rules, home: &Path, record: &Path) 
             )),
             Err(e) => Err(std::io::Error::other(e.to_string())),
         };
-        let result = found.and_then(|buf| place(home, rel, Content::File(&buf, mode)));
+        let result =
+            found.and_then(|buf| place(home, rel, Content::File(&buf, mode, mtime(&meta))));
         if let Err(e) = result {
             problems.push(format!(
                 "the login file {} changed outside guard but could not be copied into the persistent home {}: {}; the agent inside keeps its earlier login",
@@ -517,6 +548,138 @@ fn refresh_logins(paths: &Paths<'_>, rules: &Rules, home: &Path, record: &Path) 
         }
     }
     problems
+}
+
+/// Login files the agent rewrote in the profile's other homes (its other
+/// projects', or the one home all projects shared before guard kept one
+/// per project), copied into this one when newer there than here.
+///
+/// Why: the login is one for all projects, and the agent refreshes it
+/// inside (OAuth refresh tokens rotate: once one home used it, the copy in
+/// every other stops working, and a login inside one project would have
+/// to be repeated in each). Only `[home] login` files travel, never
+/// settings (MCP servers, hooks) nor anything else: what a session wrote
+/// stays in its project. The other homes are written by running
+/// sandboxes: read through descriptors that never follow a link, regular
+/// files only, at most `MAX_LOGIN_FILE` bytes.
+fn share_logins(paths: &Paths<'_>, homes: &Path, name: &str, home: &Path) -> Vec<String> {
+    let prefix = format!("{name}@");
+    let others: Vec<PathBuf> = std::fs::read_dir(homes)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n == name || n.starts_with(&prefix)
+                })
+                .map(|e| e.path())
+                .filter(|p| p != home)
+                .collect()
+        })
+        .unwrap_or_default();
+    let latest = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+        + 60_000_000_000;
+    let mut problems = Vec::new();
+    let logins = paths.login.iter().filter(|l| !paths.is_settings(l));
+    for login in logins {
+        let mut files = Vec::new();
+        for other in &others {
+            files_in_home(other, paths.rel(login), 0, &mut files);
+        }
+        files.sort();
+        files.dedup();
+        for rel in files {
+            // A time to come is no time an agent wrote its login: one set
+            // so would win over every later login, the user's included.
+            let newest = others
+                .iter()
+                .filter_map(|o| copy_mtime(o, &rel).map(|t| (t, o)))
+                .filter(|(t, _)| *t <= latest)
+                .max_by_key(|(t, _)| *t);
+            let Some((when, from)) = newest else {
+                continue;
+            };
+            if copy_mtime(home, &rel).is_some_and(|here| here >= when) {
+                continue;
+            }
+            let Some((buf, mode, stamp)) = read_in_home(from, &rel) else {
+                continue;
+            };
+            if read_in_home(home, &rel).is_some_and(|(here, ..)| here == buf) {
+                continue;
+            }
+            if let Err(e) = place(home, &rel, Content::File(&buf, mode, stamp)) {
+                problems.push(format!(
+                    "the login {} the agent refreshed in {} could not be copied into {}: {}; \
+                     the agent inside may ask to log in again",
+                    rel.display(),
+                    host::printable(from),
+                    host::printable(home),
+                    crate::error::os_text(&e)
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// The regular files at `rel` in `home` (itself, or below it when it is
+/// a directory), never following a link.
+fn files_in_home(home: &Path, rel: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return;
+    };
+    let Some(dir) = host::open_dir_beneath(home, parent) else {
+        return;
+    };
+    let Ok(st) = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+        return;
+    };
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => out.push(rel.to_path_buf()),
+        libc::S_IFDIR if depth < 8 => {
+            let Some(below) = host::open_dir_beneath(home, rel) else {
+                return;
+            };
+            let Ok(mut entries) = nix::dir::Dir::from_fd(below) else {
+                return;
+            };
+            let names: Vec<OsString> = entries
+                .iter()
+                .flatten()
+                .map(|e| OsString::from(std::ffi::OsStr::from_bytes(e.file_name().to_bytes())))
+                .filter(|n| n != "." && n != "..")
+                .collect();
+            for n in names {
+                files_in_home(home, &rel.join(n), depth + 1, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Content, permission bits and modification time of the regular file
+/// `rel` in `home`, if it
+/// is one of at most `MAX_LOGIN_FILE` bytes (never through a link).
+fn read_in_home(home: &Path, rel: &Path) -> Option<(Vec<u8>, u32, (i64, i64))> {
+    use std::io::Read;
+    let dir = host::open_dir_beneath(home, rel.parent()?)?;
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let fd = openat(&dir, rel.file_name()?, flags, Mode::empty()).ok()?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_LOGIN_FILE {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_LOGIN_FILE + 1).read_to_end(&mut buf).ok()?;
+    if buf.len() as u64 > MAX_LOGIN_FILE {
+        return None;
+    }
+    Some((buf, meta.mode() & 0o777, mtime(&meta)))
 }
 
 /// `path` if it is a file (through a link), else the files below it.

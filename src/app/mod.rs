@@ -422,7 +422,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &user.home,
         &project,
     )?);
-    let home_source = agent_home::prepare(&loaded, &user.home, &rules, args.quiet)?;
+    let home_source = agent_home::prepare(&loaded, &user.home, &project, &rules, args.quiet)?;
     let mut candidates = expand_globs(policy::candidates(&loaded, &cli, &user, &project)?);
     let isolation = forced
         .or(args.isolation)

@@ -129,9 +129,9 @@ pub struct Filesystem {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Home {
-    /// Keep a private home for this profile across runs (under
-    /// $XDG_DATA_HOME/guard/homes/PROFILE) instead of an empty one: agents
-    /// stay logged in without seeing the real home.
+    /// Keep a private home for this profile across runs, one per project
+    /// (under $XDG_DATA_HOME/guard/homes/PROFILE@PROJECT), instead of an
+    /// empty one: agents stay logged in without seeing the real home.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persist: Option<bool>,
     /// Copied from the real home into a persistent home when it is created

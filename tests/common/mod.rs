@@ -216,6 +216,13 @@ impl Env {
         Outcome::from(self.guard(args).output().expect("spawn guard"))
     }
 
+    /// Where `profile`'s persistent home for this project lives:
+    /// `$XDG_DATA_HOME/guard/homes/PROFILE@NAME-HASH`, NAME the project
+    /// directory's name, HASH the first 8 bytes of the SHA-256 of its path.
+    pub fn persistent_home(&self, profile: &str) -> PathBuf {
+        persistent_home(&self.home.path, profile, &self.project.path)
+    }
+
     /// Fix ownership after the test wrote fixtures.
     pub fn own(&self) {
         self.project.own(self.mode);
@@ -503,4 +510,18 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// [`Env::persistent_home`] for any project.
+pub fn persistent_home(home: &Path, profile: &str, project: &Path) -> PathBuf {
+    use sha2::Digest;
+    let project = std::fs::canonicalize(project).expect("canonical project path");
+    let digest = sha2::Sha256::digest(project.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let name = project
+        .file_name()
+        .expect("a project directory has a name")
+        .to_string_lossy();
+    home.join(".local/share/guard/homes")
+        .join(format!("{profile}@{name}-{hex}"))
 }

@@ -81,7 +81,7 @@ fn a_virtualenv_python_linked_out_of_the_project_does_not_run_on_the_host() {
             "version = 1\nextends = [\"python\"]\n[home]\npersist = true\n",
         );
         case.env.own();
-        let persistent = case.home().join(".local/share/guard/homes/pyhome");
+        let persistent = case.env.persistent_home("pyhome");
         let planted = case.run(&[
             "run",
             "-p",

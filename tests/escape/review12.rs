@@ -170,7 +170,7 @@ fn a_project_or_grant_inside_guards_own_state_is_refused() {
     each_mode(|case| {
         let own = case.home().join(".config/guard");
         std::fs::create_dir_all(own.join("profiles")).expect("mkdir");
-        let homes = case.home().join(".local/share/guard/homes/claude");
+        let homes = case.env.persistent_home("claude");
         std::fs::create_dir_all(&homes).expect("mkdir");
         case.env.own();
         let project = case.run(&["run", "--project", &own.display().to_string(), "--", "true"]);

@@ -336,7 +336,7 @@ w ~/.ssh/rc ssh_rc
             );
         }
         // Where claude's writes went: its persistent home, never run outside.
-        let persistent = home.join(".local/share/guard/homes/claude");
+        let persistent = case.env.persistent_home("claude");
         for rel in [".bashrc", ".config/systemd/user/evil.service"] {
             let text = std::fs::read_to_string(persistent.join(rel)).unwrap_or_default();
             assert!(text.contains("PLANTED"), "{rel} not in the persistent home");

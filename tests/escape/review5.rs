@@ -384,7 +384,7 @@ fn a_link_into_the_persistent_home_leads_host_git_to_nothing_planted() {
     each_mode(|case| {
         let marker = HostMarker::new("perhome");
         let home = case.env.home.path.clone();
-        let persistent = home.join(".local/share/guard/homes/claude");
+        let persistent = case.env.persistent_home("claude");
         let script = format!(
             r#"git init -q "$HOME/work" && mkdir -p "$HOME/work/lib/deep" &&
 git -C "$HOME/work" config core.fsmonitor 'touch {m}; false' && echo planted=1
