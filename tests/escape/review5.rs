@@ -383,7 +383,6 @@ fn secrets_added_to_files_the_sandbox_made_look_binary_are_found() {
 fn a_link_into_the_persistent_home_leads_host_git_to_nothing_planted() {
     each_mode(|case| {
         let marker = HostMarker::new("perhome");
-        let home = case.env.home.path.clone();
         let persistent = case.env.persistent_home("claude");
         let script = format!(
             r#"git init -q "$HOME/work" && mkdir -p "$HOME/work/lib/deep" &&
