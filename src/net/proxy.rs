@@ -17,7 +17,7 @@ use super::dns::FakeAddrs;
 use super::event::{Blocked, Event};
 use super::forward::{Fixed, Upstream, refuse_http, serve_http};
 use super::http;
-use super::relay::{Conn, Head, relay, write_all};
+use super::relay::{Conn, Gate, Head, Stall, relay, relay_gated, write_all};
 use super::{sni, socks5};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -126,6 +126,8 @@ async fn tunnel(
                 }
                 return;
             }
+            let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
+            ev.allowed(&sh.blocked, &rule, addr, sent, received);
         }
         80 => {
             let fixed = Fixed {
@@ -150,10 +152,90 @@ async fn tunnel(
             ))
             .await;
         }
-        _ => {}
+        _ => relay_checked(sh, &mut c, &mut u, &target, port, &ev, &rule, addr).await,
     }
-    let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
-    ev.allowed(&sh.blocked, &rule, addr, sent, received);
+}
+
+/// Relay an approved connection on a port other than 80 and 443. Whatever
+/// the port, a client that opens with a TLS handshake record must name the
+/// allowed host in it: fronts serve TLS on many ports (CDNs on 8443, 2053
+/// …; hosted databases route by SNI on their own port), and a hello naming
+/// another site behind the same front would reach that site. Bytes that
+/// are not TLS are relayed as they are (SSH, database protocols).
+#[allow(clippy::too_many_arguments)]
+async fn relay_checked(
+    sh: &Shared,
+    c: &mut Conn,
+    u: &mut Conn,
+    target: &Target,
+    port: u16,
+    ev: &Event,
+    rule: &str,
+    addr: SocketAddr,
+) {
+    let gate = |b: &[u8], stall: Option<Stall>| tls_gate(target, port, b, stall);
+    let (sent, received, refused) =
+        relay_gated(c, u, sh.stopped(), sni::MAX_HELLO + 64, HEAD_TIMEOUT, gate).await;
+    match refused {
+        Some(r) => {
+            let _ = write_all(&c.stream, &sni::ALERT_ACCESS_DENIED).await;
+            ev.refused(&sh.blocked, &r, sent, received);
+        }
+        None => ev.allowed(&sh.blocked, rule, addr, sent, received),
+    }
+}
+
+/// PostgreSQL's SSLRequest (length 8, code 80877103): the server answers
+/// one byte, and on `S` the client's TLS handshake follows.
+const PG_SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// The verdict on the first bytes of a tunnel on a port that may carry
+/// anything: a TLS handshake record (0x16, then major version 3) is held
+/// to the rules of port 443, also after PostgreSQL's SSLRequest (hosted
+/// PostgreSQL routes by the SNI that follows); anything else opens the
+/// relay. (Protocols that start TLS after an exchange of commands,
+/// STARTTLS, are not followed.)
+fn tls_gate(target: &Target, port: u16, b: &[u8], stall: Option<Stall>) -> Gate<Refusal> {
+    let refuse = |why| Gate::Refuse(Refusal::new(target, port, why));
+    let n = b.len().min(PG_SSL_REQUEST.len());
+    if b[..n] == PG_SSL_REQUEST[..n] {
+        return match (n == PG_SSL_REQUEST.len(), stall) {
+            (true, _) => Gate::Pass(n),
+            (false, None) => Gate::More,
+            // Part of it, then a pause: opening now would let a hello
+            // through unchecked once the pause is over.
+            (false, Some(Stall::TimedOut)) => refuse(Why::SlowHead),
+            (false, Some(_)) => Gate::Open,
+        };
+    }
+    if b.first().is_some_and(|x| *x != 0x16) || b.get(1).is_some_and(|x| *x != 3) {
+        return Gate::Open;
+    }
+    // From here on it is TLS to us: every error refuses (a record with
+    // another version later is not "not TLS", and must not open the relay).
+    match sni::parse_client_hello(b) {
+        Ok(name) => match hello_names(target, name) {
+            Ok(()) => Gate::Open,
+            Err(why) => refuse(why),
+        },
+        Err(sni::SniError::Incomplete) => match stall {
+            None => Gate::More,
+            Some(Stall::TimedOut) => refuse(Why::SlowHead),
+            Some(_) => refuse(Why::BadRequest("ClientHello too large or truncated".into())),
+        },
+        Err(sni::SniError::Encrypted) => refuse(Why::EncryptedHello),
+        Err(e) => refuse(Why::BadRequest(format!("invalid TLS ClientHello: {e:?}"))),
+    }
+}
+
+/// Does a ClientHello's server name fit the destination?
+fn hello_names(target: &Target, name: Option<String>) -> Result<(), Why> {
+    match target {
+        Target::Name(n) if name.as_deref() == Some(n.as_str()) => Ok(()),
+        Target::Name(_) => Err(Why::Sni(name)),
+        // An IP rule is about the address; there is no name to compare.
+        Target::Ip(_) => Ok(()),
+    }
 }
 
 /// Wait for the ClientHello (left in the buffer, to be forwarded) and check
@@ -172,11 +254,9 @@ async fn check_tls(c: &mut Conn, target: &Target, port: u16) -> Result<(), Optio
         .await;
     let refuse = |why| Err(Some(Refusal::new(target, port, why)));
     match read {
-        Ok(Head::Done(name)) => match target {
-            Target::Name(n) if name.as_deref() == Some(n.as_str()) => Ok(()),
-            Target::Name(_) => refuse(Why::Sni(name)),
-            // An IP rule is about the address; there is no name to compare.
-            Target::Ip(_) => Ok(()),
+        Ok(Head::Done(name)) => match hello_names(target, name) {
+            Ok(()) => Ok(()),
+            Err(why) => refuse(why),
         },
         Ok(Head::Bad(sni::SniError::NotTls)) => refuse(Why::NotTls),
         Ok(Head::Bad(sni::SniError::Encrypted)) => refuse(Why::EncryptedHello),
@@ -329,6 +409,12 @@ pub async fn transparent(sh: &Shared, s: TcpStream, port: u16) {
         _ => {}
     }
     match open(sh, &target, port).await {
+        // Port 443's hello was checked above; on any other port a hello
+        // is checked when it comes (after the dial: the server may speak
+        // first).
+        Ok((mut u, addr, rule)) if port != 443 => {
+            relay_checked(sh, &mut c, &mut u, &target, port, &ev, &rule, addr).await;
+        }
         Ok((mut u, addr, rule)) => {
             let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
             ev.allowed(&sh.blocked, &rule, addr, sent, received);
