@@ -261,8 +261,9 @@ for way, dial in (("connect", via_connect), ("transparent", via_transparent)):
 /// checked (the check has no deadline before the first byte), and a hello
 /// begun with one byte and then paused past guard's 10-second head
 /// deadline is refused then (slow-head), so the rest cannot follow once
-/// the relay has opened. Through CONNECT and the transparent listener, all
-/// four at once; the server sees nothing naming the other host.
+/// the relay has opened; the same for a request line begun and paused
+/// (408). Through CONNECT and the transparent listener, all six at once;
+/// the server sees nothing naming the other host.
 #[test]
 fn a_hello_after_a_long_silence_or_a_pause_is_still_checked() {
     each_mode(|mut case| {
@@ -288,7 +289,22 @@ def paused(way, dial):
         s.sendall(h[1:])
     except OSError:
         pass
-threads = [threading.Thread(target=f, args=(w, d)) for f in (silent, paused)
+def paused_http(way, dial):
+    s, st = dial(b"web.guard.test", {p})
+    r = b"GET /evil HTTP/1.1\r\nHost: evil.guard.test:{p}\r\n\r\n"
+    s.sendall(r[:5])
+    time.sleep(12)
+    s.settimeout(10)
+    try:
+        d = s.recv(64)
+    except OSError as e:
+        d = b"errno-%d" % e.errno
+    res[way + "_paused_http"] = st + "/" + (d.split(b" ")[1].decode() if d.startswith(b"HTTP/1.1 ") else d.decode("latin-1"))
+    try:
+        s.sendall(r[5:])
+    except OSError:
+        pass
+threads = [threading.Thread(target=f, args=(w, d)) for f in (silent, paused, paused_http)
            for w, d in (("connect", via_connect), ("transparent", via_transparent))]
 for t in threads:
     t.start()
@@ -303,6 +319,7 @@ for k in sorted(res):
             out.fields(&[
                 (&format!("{way}_silent"), &format!("{ok}/{DENIED}")),
                 (&format!("{way}_paused"), &format!("{ok}/{DENIED}")),
+                (&format!("{way}_paused_http"), &format!("{ok}/408")),
             ]);
             for why in ["sni-mismatch", "slow-head"] {
                 assert!(
@@ -316,9 +333,90 @@ for k in sorted(res):
         }
         for b in &srv.with_bytes() {
             assert!(
-                !b.contains("evil.guard.test"),
-                "the hello naming another host reached the server: {b:?}"
+                !b.contains("evil"),
+                "the hello or request naming another host reached the server: {b:?}"
             );
         }
+    });
+}
+
+/// Hole: domain fronting with the Host header on an HTTP port other than
+/// 80. Fronts serve plain HTTP on other ports too (CDNs on 8080, 8880,
+/// 2052…), and guard checked Host headers only on port 80 (and in the
+/// proxy's absolute-URI requests): a tunnel or a transparent connection to
+/// the allowed host's HTTP port carried a request whose Host named any
+/// other site behind the same front (here the server recorded `Host:
+/// evil.guard.test`). Now a connection on any port whose first bytes are
+/// an HTTP/1.x request line is served request by request as on port 80:
+/// a Host naming another host is refused (403, host-mismatch) before a
+/// byte goes out, through CONNECT, SOCKS5 and the transparent listener,
+/// HTTP/2 with prior knowledge (whose host guard does not read) is refused
+/// as on port 80 (400), and a request naming the allowed host still
+/// reaches the server.
+#[test]
+fn an_http_request_naming_another_host_on_a_non_80_port_is_refused() {
+    each_mode(|mut case| {
+        let srv = Recorder::start(&mut case);
+        let p = srv.port;
+        let prof = profile(&case, p);
+        case.write_python(&format!(
+            r#"{TLS_CLIENT}
+def status(s):
+    s.settimeout(10)
+    d = b""
+    try:
+        while b"\r\n" not in d:
+            c = s.recv(256)
+            if not c:
+                break
+            d += c
+    except OSError as e:
+        return "errno-%d" % e.errno
+    # A guard answer shows its status; anything else as text (a canary
+    # the server sent would then be in the output).
+    if d.startswith(b"HTTP/1.1 "):
+        return d.split(b" ")[1].decode()
+    return d.decode("latin-1").strip() or "closed"
+for way, dial in (("connect", via_connect), ("socks", via_socks), ("transparent", via_transparent)):
+    s, st = dial(b"web.guard.test", {p})
+    s.sendall(b"GET /evil HTTP/1.1\r\nHost: evil.guard.test:{p}\r\n\r\n")
+    out(way + "_evil", st + "/" + status(s))
+    s, st = dial(b"web.guard.test", {p})
+    s.sendall(b"GET /ok HTTP/1.1\r\nHost: web.guard.test:{p}\r\nConnection: close\r\n\r\n")
+    out(way + "_allowed", st + "/" + got_reply(s))
+    s, st = dial(b"web.guard.test", {p})
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    out(way + "_h2c", st + "/" + status(s))
+"#
+        ));
+        let (out, log) = run_logged(&case, &["-p", prof.to_str().expect("utf-8 path")]);
+        for (way, ok) in [("connect", "200"), ("socks", "0"), ("transparent", "open")] {
+            out.fields(&[
+                (&format!("{way}_evil"), &format!("{ok}/403")),
+                (&format!("{way}_h2c"), &format!("{ok}/400")),
+                (&format!("{way}_allowed"), &format!("{ok}/reply")),
+            ]);
+        }
+        for via in ["http-in-tunnel", "transparent"] {
+            assert!(
+                events(&log).iter().any(|e| e["host"] == "web.guard.test"
+                    && e["via"] == via
+                    && e["decision"] == "refuse"
+                    && e["why"] == "host-mismatch"),
+                "no host-mismatch refusal via {via}\n{log}"
+            );
+        }
+        let got = srv.with_bytes();
+        for b in &got {
+            assert!(
+                !b.contains("evil") && !b.contains("PRI"),
+                "the request naming another host reached the server: {b:?}"
+            );
+        }
+        assert_eq!(
+            got.iter().filter(|b| b.contains("GET /ok ")).count(),
+            3,
+            "the requests naming the allowed host reach the server: {got:?}"
+        );
     });
 }
