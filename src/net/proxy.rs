@@ -7,7 +7,9 @@
 //! on its own (a second or pipelined request cannot ride on the first one's
 //! approval), and its Host header must name the same host as its target;
 //! for TLS the ClientHello must name the allowed host before the tunnel
-//! carries anything else. Once a tunnel is approved, bytes are relayed
+//! carries anything else. Both hold on every port, not only 443 and 80:
+//! what a client opens with decides which checks apply (fronts serve TLS
+//! and HTTP on many ports). Once a tunnel is approved, bytes are relayed
 //! without further inspection: the TLS session is end to end. Heads are
 //! bounded and must arrive within [`HEAD_TIMEOUT`].
 

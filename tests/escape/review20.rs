@@ -420,3 +420,49 @@ for way, dial in (("connect", via_connect), ("socks", via_socks), ("transparent"
         );
     });
 }
+
+/// A ClientHello cut into many TLS records (one handshake byte each), each
+/// record in its own TCP segment with a pause between them, so that no
+/// single read holds the name: guard reassembles the handshake before it
+/// decides (never "no SNI yet, let it through"). The hello naming another
+/// host is refused (sni-mismatch) and the server sees none of it; the same
+/// cut hello naming the allowed host reaches the server whole. The
+/// reassembly held (it is the parser port 443 always had); on this port,
+/// which is not 443, there is a check at all since the first fix above.
+#[test]
+fn a_hello_cut_into_one_byte_records_and_segments_is_still_checked() {
+    each_mode(|mut case| {
+        let srv = Recorder::start(&mut case);
+        let p = srv.port;
+        let prof = profile(&case, p);
+        case.write_python(&format!(
+            r#"{TLS_CLIENT}
+def cut(h):
+    hs = h[5:]
+    return [b"\x16\x03\x01\x00\x01" + hs[i:i + 1] for i in range(len(hs))]
+for name in (b"evil.guard.test", b"web.guard.test"):
+    s, st = via_connect(b"web.guard.test", {p})
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i, rec in enumerate(cut(hello(name))):
+        s.sendall(rec)
+        if i % 16 == 0:
+            time.sleep(0.01)
+    key = "evil" if name.startswith(b"evil") else "allowed"
+    out(key, st + "/" + (answer(s) if key == "evil" else got_reply(s)))
+"#
+        ));
+        let (out, log) = run_logged(&case, &["-p", prof.to_str().expect("utf-8 path")]);
+        out.fields(&[("evil", &format!("200/{DENIED}")), ("allowed", "200/reply")]);
+        assert!(
+            events(&log).iter().any(|e| e["host"] == "web.guard.test"
+                && e["decision"] == "refuse"
+                && e["why"] == "sni-mismatch"),
+            "no sni-mismatch refusal\n{log}"
+        );
+        // The recorder keeps what its first read returned: the allowed
+        // hello arrived with it (guard forwards the held records at once).
+        let got = srv.with_bytes();
+        assert_eq!(got.len(), 1, "only the allowed hello: {got:?}");
+        assert!(got[0].starts_with("\u{16}\u{3}\u{1}"), "{got:?}");
+    });
+}
