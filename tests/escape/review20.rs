@@ -466,3 +466,63 @@ for name in (b"evil.guard.test", b"web.guard.test"):
         assert!(got[0].starts_with("\u{16}\u{3}\u{1}"), "{got:?}");
     });
 }
+
+/// DNS name tricks against a wildcard rule (`*.guard.test`): labels guard's
+/// name rules refuse but a resolver library reads otherwise — a backslash
+/// (`x\` + `.guard.test`: glibc reads `x\.guard` as one label holding a
+/// dot, so the name looked up would sit under `test`, not `guard.test`), a
+/// dot or a NUL inside a label, `*` — get no address, over UDP and over
+/// TCP, and guard makes no lookup for them; a 64-byte label is malformed.
+/// Case and a 63-byte label are fine (the same and a valid name). This held.
+#[test]
+fn dns_names_other_parsers_read_differently_get_no_address() {
+    each_mode(|case| {
+        case.write_python(
+            r#"
+def q(labels, tcp=False):
+    m = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+    m += b"".join(bytes([len(l)]) + l for l in labels) + b"\0" + struct.pack(">HH", 1, 1)
+    if tcp:
+        s = socket.create_connection(("127.0.0.1", 53), timeout=5)
+        s.sendall(struct.pack(">H", len(m)) + m)
+        n = struct.unpack(">H", s.recv(2))[0]
+        r = b""
+        while len(r) < n:
+            r += s.recv(n - len(r))
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(5)
+        s.sendto(m, ("127.0.0.1", 53))
+        r = s.recv(512)
+    an = struct.unpack(">H", r[6:8])[0]
+    return "rcode=%d answers=%d" % (r[3] & 15, an) + ("/" + socket.inet_ntoa(r[-4:]).split(".")[0] if an else "")
+G = [b"guard", b"test"]
+for tcp in (False, True):
+    t = "tcp_" if tcp else "udp_"
+    out(t + "backslash", q([b"x\\"] + G, tcp))
+    out(t + "dot", q([b"x.evil"] + G, tcp))
+    out(t + "nul", q([b"x\0"] + G, tcp))
+    out(t + "star", q([b"*"] + G, tcp))
+    out(t + "long", q([b"a" * 64] + G, tcp))
+    out(t + "case", q([b"WeB"] + [b"GUARD", b"Test"], tcp))
+    out(t + "max", q([b"a" * 63] + G, tcp))
+"#,
+        );
+        let (out, log) = run_logged(&case, &["--allow-host", "*.guard.test"]);
+        for t in ["udp_", "tcp_"] {
+            out.fields(&[
+                (&format!("{t}backslash"), "rcode=3 answers=0"),
+                (&format!("{t}dot"), "rcode=5 answers=0"),
+                (&format!("{t}nul"), "rcode=5 answers=0"),
+                (&format!("{t}star"), "rcode=3 answers=0"),
+                (&format!("{t}long"), "rcode=1 answers=0"),
+                (&format!("{t}case"), "rcode=0 answers=1/127"),
+                (&format!("{t}max"), "rcode=0 answers=1/127"),
+            ]);
+        }
+        assert!(
+            !events(&log).iter().any(|e| e["event"] == "resolve"),
+            "the supervisor looked a name up\n{log}"
+        );
+    });
+}
