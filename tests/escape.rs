@@ -88,5 +88,7 @@ mod review16;
 mod review18;
 #[path = "escape/review19.rs"]
 mod review19;
+#[path = "escape/review20.rs"]
+mod review20;
 #[path = "escape/review9.rs"]
 mod review9;

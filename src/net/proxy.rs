@@ -7,7 +7,9 @@
 //! on its own (a second or pipelined request cannot ride on the first one's
 //! approval), and its Host header must name the same host as its target;
 //! for TLS the ClientHello must name the allowed host before the tunnel
-//! carries anything else. Once a tunnel is approved, bytes are relayed
+//! carries anything else. Both hold on every port, not only 443 and 80:
+//! what a client opens with decides which checks apply (fronts serve TLS
+//! and HTTP on many ports). Once a tunnel is approved, bytes are relayed
 //! without further inspection: the TLS session is end to end. Heads are
 //! bounded and must arrive within [`HEAD_TIMEOUT`].
 
@@ -17,7 +19,7 @@ use super::dns::FakeAddrs;
 use super::event::{Blocked, Event};
 use super::forward::{Fixed, Upstream, refuse_http, serve_http};
 use super::http;
-use super::relay::{Conn, Head, relay, write_all};
+use super::relay::{Conn, Gate, Head, Stall, relay, relay_gated, write_all};
 use super::{sni, socks5};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -126,6 +128,8 @@ async fn tunnel(
                 }
                 return;
             }
+            let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
+            ev.allowed(&sh.blocked, &rule, addr, sent, received);
         }
         80 => {
             let fixed = Fixed {
@@ -150,10 +154,193 @@ async fn tunnel(
             ))
             .await;
         }
-        _ => {}
+        _ => relay_checked(sh, c, u, target, port, ev, rule, addr, "http-in-tunnel").await,
     }
-    let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
-    ev.allowed(&sh.blocked, &rule, addr, sent, received);
+}
+
+/// Relay an approved connection on a port other than 80 and 443. Whatever
+/// the port, what a client opens with is checked if it is TLS or HTTP:
+/// fronts serve both on many ports (CDNs answer HTTPS on 8443, 2053 … and
+/// HTTP on 8080, 8880 …; hosted databases route by SNI on their own port),
+/// and a hello or a Host header naming another site behind the same front
+/// would reach that site. A TLS hello must name the allowed host; HTTP is
+/// served request by request as on port 80 (`via`: the event's label for
+/// it). Anything else is relayed as it is (SSH, database protocols).
+#[allow(clippy::too_many_arguments)]
+async fn relay_checked(
+    sh: &Shared,
+    mut c: Conn,
+    mut u: Conn,
+    target: Target,
+    port: u16,
+    ev: Event,
+    rule: String,
+    addr: SocketAddr,
+    via: &'static str,
+) {
+    let gate = |b: &[u8], stall: Option<Stall>| first_bytes_gate(&target, port, b, stall);
+    let (sent, received, stopped) = relay_gated(
+        &mut c,
+        &mut u,
+        sh.stopped(),
+        http::MAX_HEAD.max(sni::MAX_HELLO + 64),
+        HEAD_TIMEOUT,
+        gate,
+    )
+    .await;
+    match stopped {
+        Some(Stop::Refused(r)) => {
+            // An answer in the client's protocol: HTTP for a request line
+            // that did not complete, else a TLS alert.
+            let answer = match request_line(c.buffered()) {
+                Line::Maybe | Line::Http => r.http_response(false),
+                Line::No => sni::ALERT_ACCESS_DENIED.to_vec(),
+            };
+            let _ = write_all(&c.stream, &answer).await;
+            ev.refused(&sh.blocked, &r, sent, received);
+        }
+        Some(Stop::Http) => {
+            let fixed = Fixed {
+                target: target.clone(),
+                port,
+            };
+            let upstream = Upstream {
+                target,
+                port,
+                rule,
+                addrs: vec![addr],
+                addr,
+                conn: Some(u),
+            };
+            // Boxed: serve_http may itself lead here (CONNECT on the proxy port).
+            Box::pin(serve_http(sh, c, Some(fixed), Some(upstream), via)).await;
+        }
+        None => ev.allowed(&sh.blocked, &rule, addr, sent, received),
+    }
+}
+
+/// Why [`first_bytes_gate`] stopped the relay.
+enum Stop {
+    Refused(Refusal),
+    /// The client speaks HTTP: serve it request by request.
+    Http,
+}
+
+/// PostgreSQL's SSLRequest (length 8, code 80877103): the server answers
+/// one byte, and on `S` the client's TLS handshake follows.
+const PG_SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// The verdict on the first bytes of a tunnel on a port that may carry
+/// anything: a TLS handshake record (0x16, then major version 3) is held
+/// to the rules of port 443, also after PostgreSQL's SSLRequest (hosted
+/// PostgreSQL routes by the SNI that follows); an HTTP request line hands
+/// the connection to the HTTP checks (which refuse all but HTTP/1.x, as
+/// on port 80); anything else opens the
+/// relay. (Protocols that start TLS after an exchange of commands,
+/// STARTTLS, are not followed.)
+fn first_bytes_gate(target: &Target, port: u16, b: &[u8], stall: Option<Stall>) -> Gate<Stop> {
+    let refuse = |why| Gate::Refuse(Stop::Refused(Refusal::new(target, port, why)));
+    let n = b.len().min(PG_SSL_REQUEST.len());
+    if b[..n] == PG_SSL_REQUEST[..n] {
+        return match (n == PG_SSL_REQUEST.len(), stall) {
+            (true, _) => Gate::Pass(n),
+            (false, None) => Gate::More,
+            // Part of it, then a pause: opening now would let a hello
+            // through unchecked once the pause is over.
+            (false, Some(Stall::TimedOut)) => refuse(Why::SlowHead),
+            (false, Some(_)) => Gate::Open,
+        };
+    }
+    match request_line(b) {
+        Line::Http => return Gate::Refuse(Stop::Http),
+        // Still possibly a request line: wait, and never open on a stall
+        // (a pause or a long line would let the request through unchecked).
+        Line::Maybe => {
+            return match stall {
+                None => Gate::More,
+                Some(Stall::Closed) => Gate::Open,
+                Some(Stall::TimedOut) => refuse(Why::SlowHead),
+                Some(Stall::Full) => refuse(Why::BadRequest("request line too long".into())),
+            };
+        }
+        Line::No => {}
+    }
+    if b.first().is_some_and(|x| *x != 0x16) || b.get(1).is_some_and(|x| *x != 3) {
+        return Gate::Open;
+    }
+    // From here on it is TLS to us: every error refuses (a record with
+    // another version later is not "not TLS", and must not open the relay).
+    match sni::parse_client_hello(b) {
+        Ok(name) => match hello_names(target, name) {
+            Ok(()) => Gate::Open,
+            Err(why) => refuse(why),
+        },
+        Err(sni::SniError::Incomplete) => match stall {
+            None => Gate::More,
+            Some(Stall::TimedOut) => refuse(Why::SlowHead),
+            Some(_) => refuse(Why::BadRequest("ClientHello too large or truncated".into())),
+        },
+        Err(sni::SniError::Encrypted) => refuse(Why::EncryptedHello),
+        Err(e) => refuse(Why::BadRequest(format!("invalid TLS ClientHello: {e:?}"))),
+    }
+}
+
+enum Line {
+    /// An HTTP request line (ended by CRLF or not).
+    Http,
+    /// A prefix of one.
+    Maybe,
+    No,
+}
+
+/// Do the bytes begin an HTTP request line (`METHOD SP target SP
+/// HTTP/x`)? Decided as early as the bytes allow, so that other
+/// protocols are not held back: a byte that cannot be there means "no".
+fn request_line(b: &[u8]) -> Line {
+    // Any version: HTTP/2 with prior knowledge (`PRI * HTTP/2.0`) names
+    // its host where guard does not read it, and is refused as on port 80.
+    const VERSION: &[u8] = b"HTTP/";
+    let line = match b.windows(2).position(|w| w == b"\r\n") {
+        Some(i) => &b[..i],
+        None => b,
+    };
+    let complete = line.len() < b.len();
+    let method_end = line.iter().position(|&x| x == b' ').unwrap_or(line.len());
+    let method = &line[..method_end];
+    if !method.iter().all(|&x| http::is_tchar(x)) || (method.is_empty() && method_end < line.len())
+    {
+        return Line::No;
+    }
+    if method_end == line.len() {
+        return if complete { Line::No } else { Line::Maybe };
+    }
+    let rest = &line[method_end + 1..];
+    let target_end = rest.iter().position(|&x| x == b' ').unwrap_or(rest.len());
+    if !rest[..target_end].iter().all(u8::is_ascii_graphic) {
+        return Line::No;
+    }
+    if target_end == rest.len() {
+        return if complete { Line::No } else { Line::Maybe };
+    }
+    let version = &rest[target_end + 1..];
+    let n = version.len().min(VERSION.len());
+    if version[..n] != VERSION[..n] {
+        return Line::No;
+    }
+    if version.len() >= VERSION.len() {
+        return Line::Http;
+    }
+    if complete { Line::No } else { Line::Maybe }
+}
+
+/// Does a ClientHello's server name fit the destination?
+fn hello_names(target: &Target, name: Option<String>) -> Result<(), Why> {
+    match target {
+        Target::Name(n) if name.as_deref() == Some(n.as_str()) => Ok(()),
+        Target::Name(_) => Err(Why::Sni(name)),
+        // An IP rule is about the address; there is no name to compare.
+        Target::Ip(_) => Ok(()),
+    }
 }
 
 /// Wait for the ClientHello (left in the buffer, to be forwarded) and check
@@ -172,11 +359,9 @@ async fn check_tls(c: &mut Conn, target: &Target, port: u16) -> Result<(), Optio
         .await;
     let refuse = |why| Err(Some(Refusal::new(target, port, why)));
     match read {
-        Ok(Head::Done(name)) => match target {
-            Target::Name(n) if name.as_deref() == Some(n.as_str()) => Ok(()),
-            Target::Name(_) => refuse(Why::Sni(name)),
-            // An IP rule is about the address; there is no name to compare.
-            Target::Ip(_) => Ok(()),
+        Ok(Head::Done(name)) => match hello_names(target, name) {
+            Ok(()) => Ok(()),
+            Err(why) => refuse(why),
         },
         Ok(Head::Bad(sni::SniError::NotTls)) => refuse(Why::NotTls),
         Ok(Head::Bad(sni::SniError::Encrypted)) => refuse(Why::EncryptedHello),
@@ -329,6 +514,12 @@ pub async fn transparent(sh: &Shared, s: TcpStream, port: u16) {
         _ => {}
     }
     match open(sh, &target, port).await {
+        // Port 443's hello was checked above; on any other port a hello
+        // is checked when it comes (after the dial: the server may speak
+        // first).
+        Ok((u, addr, rule)) if port != 443 => {
+            relay_checked(sh, c, u, target, port, ev, rule, addr, "transparent").await;
+        }
         Ok((mut u, addr, rule)) => {
             let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
             ev.allowed(&sh.blocked, &rule, addr, sent, received);
@@ -347,4 +538,68 @@ async fn refuse_transparent(sh: &Shared, c: &Conn, ev: &Event, port: u16, r: Ref
         let _ = write_all(&c.stream, &r.http_response(false)).await;
     }
     ev.refused(&sh.blocked, &r, 0, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is(l: Line) -> &'static str {
+        match l {
+            Line::Http => "http",
+            Line::Maybe => "maybe",
+            Line::No => "no",
+        }
+    }
+
+    #[test]
+    fn request_lines_are_told_as_early_as_the_bytes_allow() {
+        for (b, want) in [
+            (&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], "http"),
+            (b"GET / HTTP/1.", "http"),
+            (b"", "maybe"),
+            (b"G", "maybe"),
+            (b"GET /x", "maybe"),
+            (b"GET /x HT", "maybe"),
+            (b"SSH-2.0-OpenSSH_9.6 Ubuntu\r\n", "no"),
+            (b"PING\r\n", "no"),
+            (b"EHLO host\r\n", "no"),
+            (b"set k 0 0 5\r\n", "no"),
+            (b"GET / FTP/1.0", "no"),
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "http"),
+            (b" GET / HTTP/1.1", "no"),
+            (b"\x16\x03\x01", "no"),
+            (b"GET /\x00", "no"),
+        ] {
+            assert_eq!(is(request_line(b)), want, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn the_gate_holds_tls_and_http_to_the_target() {
+        let t = Target::Name("a.example.com".into());
+        let verdict = |b: &[u8], stall| match first_bytes_gate(&t, 8443, b, stall) {
+            Gate::More => "more".to_string(),
+            Gate::Open => "open".to_string(),
+            Gate::Pass(n) => format!("pass {n}"),
+            Gate::Refuse(Stop::Http) => "http".to_string(),
+            Gate::Refuse(Stop::Refused(r)) => r.why_tag().to_string(),
+        };
+        let ok = sni::client_hello(Some("a.example.com"));
+        let evil = sni::client_hello(Some("evil.example.com"));
+        assert_eq!(verdict(&ok, None), "open");
+        assert_eq!(verdict(&evil, None), "sni-mismatch");
+        assert_eq!(verdict(&evil[..3], None), "more");
+        assert_eq!(verdict(&evil[..3], Some(Stall::TimedOut)), "slow-head");
+        assert_eq!(verdict(&PG_SSL_REQUEST, None), "pass 8");
+        assert_eq!(verdict(&PG_SSL_REQUEST[..3], None), "more");
+        assert_eq!(
+            verdict(&PG_SSL_REQUEST[..3], Some(Stall::TimedOut)),
+            "slow-head"
+        );
+        assert_eq!(verdict(b"GET / HTTP/1.1\r\n", None), "http");
+        assert_eq!(verdict(b"GET /", Some(Stall::TimedOut)), "slow-head");
+        assert_eq!(verdict(b"SSH-2.0-x\r\n", None), "open");
+        assert_eq!(verdict(b"\x00\x00\x00\x10\x00\x03", None), "open");
+    }
 }

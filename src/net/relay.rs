@@ -76,32 +76,7 @@ impl Conn {
     /// Read more bytes into the buffer, keeping at most `max` buffered.
     /// `Ok(0)`: end of stream, or the buffer is full.
     pub async fn fill(&mut self, max: usize) -> io::Result<usize> {
-        let rd = &mut self.rd;
-        if rd.pos > 0 {
-            rd.buf.copy_within(rd.pos..rd.end, 0);
-            rd.end -= rd.pos;
-            rd.pos = 0;
-        }
-        let room = max.saturating_sub(rd.end);
-        if room == 0 {
-            return Ok(0);
-        }
-        // Small first reads (most heads are a few hundred bytes; hundreds of
-        // connections may wait at once), growing when a head is larger.
-        let want = room.min(rd.end.clamp(2048, 16 * 1024));
-        if rd.buf.len() < rd.end + want {
-            rd.buf.resize(rd.end + want, 0);
-        }
-        loop {
-            match self.stream.try_read(&mut rd.buf[rd.end..rd.end + want]) {
-                Ok(n) => {
-                    rd.end += n;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.readable().await?,
-                Err(e) => return Err(e),
-            }
-        }
+        self.rd.fill(&self.stream, max).await
     }
 
     /// Read until `parse` recognizes a complete head at the start of the
@@ -181,6 +156,36 @@ impl Conn {
 }
 
 impl Reader {
+    /// Read more bytes from `stream` into the buffer, keeping at most `max`
+    /// buffered. `Ok(0)`: end of stream, or the buffer is full.
+    pub async fn fill(&mut self, stream: &TcpStream, max: usize) -> io::Result<usize> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        let room = max.saturating_sub(self.end);
+        if room == 0 {
+            return Ok(0);
+        }
+        // Small first reads (most heads are a few hundred bytes; hundreds of
+        // connections may wait at once), growing when a head is larger.
+        let want = room.min(self.end.clamp(2048, 16 * 1024));
+        if self.buf.len() < self.end + want {
+            self.buf.resize(self.end + want, 0);
+        }
+        loop {
+            match stream.try_read(&mut self.buf[self.end..self.end + want]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Move bytes from `src` to `dst` until end of stream or `limit` bytes;
     /// returns the count. Buffered bytes must have been flushed before.
     pub async fn pump(
@@ -297,6 +302,31 @@ fn shutdown_write(s: &TcpStream) {
     let _ = nix::sys::socket::shutdown(s.as_raw_fd(), nix::sys::socket::Shutdown::Write);
 }
 
+/// Why the first bytes of a gated direction stopped coming before the
+/// gate decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// End of stream.
+    Closed,
+    /// The buffer limit was reached.
+    Full,
+    /// They did not complete in time.
+    TimedOut,
+}
+
+/// A gate's verdict on the first bytes of a direction (see [`relay_gated`]).
+pub enum Gate<R> {
+    /// Not enough bytes to decide yet.
+    More,
+    /// Relay everything from here on.
+    Open,
+    /// Forward this many bytes, then ask again about what follows (a
+    /// protocol's own preamble before its TLS, answered by the server).
+    Pass(usize),
+    /// Forward nothing; end the relay.
+    Refuse(R),
+}
+
 /// Relay both directions until both ends have finished (each end's EOF is
 /// passed on as a half-close), either fails, or `stop` completes (guard is
 /// exiting). Returns bytes a→b and b→a.
@@ -305,11 +335,39 @@ pub async fn relay(
     b: &mut Conn,
     stop: impl std::future::Future<Output = ()>,
 ) -> (u64, u64) {
+    let (up, down, _) = relay_gated(a, b, stop, 0, Duration::ZERO, |_: &[u8], _| {
+        Gate::<()>::Open
+    })
+    .await;
+    (up, down)
+}
+
+/// [`relay`], with the first bytes a→b held back until `gate` says what
+/// they are. b→a flows meanwhile: in protocols where the server speaks
+/// first, the client sends nothing before it has the greeting. The wait
+/// for the first byte has no deadline (a silent client is not a slow one);
+/// from the first byte on, the gate decides within `limit` and `max` bytes,
+/// and is asked once more with the reason when bytes stop coming (a `More`
+/// then counts as `Open`: the gate says what a stall means). Returns bytes
+/// a→b and b→a, and the refusal if the gate refused.
+pub async fn relay_gated<R>(
+    a: &mut Conn,
+    b: &mut Conn,
+    stop: impl std::future::Future<Output = ()>,
+    max: usize,
+    limit: Duration,
+    mut gate: impl FnMut(&[u8], Option<Stall>) -> Gate<R>,
+) -> (u64, u64, Option<R>) {
     let (sa, ra) = (&a.stream, &mut a.rd);
     let (sb, rb) = (&b.stream, &mut b.rd);
     let (mut up, mut down) = (0u64, 0u64);
+    let mut refused = None;
     {
         let up_f = async {
+            if let Some(r) = first_bytes(sa, ra, sb, &mut up, max, limit, &mut gate).await? {
+                refused = Some(r);
+                return Err(io::Error::other("refused by the gate"));
+            }
             let r = ra.forward_all(sa, sb, &mut up).await;
             if r.is_ok() {
                 shutdown_write(sb);
@@ -339,5 +397,62 @@ pub async fn relay(
             }
         }
     }
-    (up, down)
+    (up, down, refused)
+}
+
+/// Buffer the first bytes from `src` until `gate` decides (what it passes
+/// goes to `dst`, counted in `sent`). `Ok(Some)`: refused.
+async fn first_bytes<R>(
+    src: &TcpStream,
+    rd: &mut Reader,
+    dst: &TcpStream,
+    sent: &mut u64,
+    max: usize,
+    limit: Duration,
+    gate: &mut impl FnMut(&[u8], Option<Stall>) -> Gate<R>,
+) -> io::Result<Option<R>> {
+    let verdict = |g: Gate<R>| match g {
+        Gate::Refuse(r) => Some(r),
+        Gate::Open | Gate::More | Gate::Pass(_) => None,
+    };
+    let mut deadline = None;
+    loop {
+        let buffered = &rd.buf[rd.pos..rd.end];
+        if !buffered.is_empty() {
+            match gate(buffered, None) {
+                Gate::More => {}
+                Gate::Pass(n) => {
+                    let n = n.min(buffered.len());
+                    write_all(dst, &buffered[..n]).await?;
+                    rd.pos += n;
+                    *sent += n as u64;
+                    // What follows waits for the server's answer: its
+                    // clock starts again at its own first byte.
+                    deadline = None;
+                    continue;
+                }
+                g => return Ok(verdict(g)),
+            }
+        }
+        let before = rd.end - rd.pos;
+        // The clock starts at the first byte: a client may wait for the
+        // server's greeting as long as it likes, but once it has begun,
+        // what it began must complete in time (else a pause after the
+        // first byte would let the rest through unchecked).
+        let read = match deadline {
+            None if before == 0 => Ok(rd.fill(src, max).await),
+            _ => {
+                let d = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + limit);
+                tokio::time::timeout_at(d, rd.fill(src, max)).await
+            }
+        };
+        let stall = match read {
+            Ok(Ok(0)) if before >= max => Stall::Full,
+            Ok(Ok(0)) => Stall::Closed,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => Stall::TimedOut,
+        };
+        return Ok(verdict(gate(&rd.buf[rd.pos..rd.end], Some(stall))));
+    }
 }
