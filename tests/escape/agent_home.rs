@@ -155,6 +155,37 @@ fn a_session_leaves_nothing_for_the_agents_sessions_in_another_project_but_its_l
         future.expect_fields(&[("dated", "1")]);
         let out = in_other("cat ~/.myagent/login.json");
         assert_eq!(out.stdout, "refreshed-in-a\n", "{}", out.all());
+
+        // At the `landlock` level, where the home is the host directory
+        // itself, this project's sessions cannot reach the other's by path.
+        let theirs = crate::common::persistent_home(case.home(), "myagent", &other.path);
+        assert!(
+            theirs.join(".myagent/login.json").is_file(),
+            "{}",
+            theirs.display()
+        );
+        let out = case.run(&[
+            "run",
+            "-q",
+            "--isolation",
+            "landlock",
+            "-p",
+            "myagent",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "ls {t}/.myagent 2>&1 | grep -q 'Permission denied' && echo list=denied; \
+                 (echo x > {t}/.myagent/hook.sh) 2>&1 | grep -q 'Permission denied' && echo plant=denied",
+                t = theirs.display()
+            ),
+        ]);
+        out.expect_code(0);
+        out.expect_fields(&[("list", "denied"), ("plant", "denied")]);
+        assert!(
+            !theirs.join(".myagent/hook.sh").exists(),
+            "planted in the other project's home"
+        );
     });
 }
 
