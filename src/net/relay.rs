@@ -327,6 +327,10 @@ pub enum Gate<R> {
     Refuse(R),
 }
 
+/// How long a relay may still forward what the client sent once guard is
+/// exiting.
+const DRAIN_AT_EXIT: Duration = Duration::from_secs(1);
+
 /// Relay both directions until both ends have finished (each end's EOF is
 /// passed on as a half-close), either fails, or `stop` completes (guard is
 /// exiting). Returns bytes a→b and b→a.
@@ -385,7 +389,17 @@ pub async fn relay_gated<R>(
         let (mut up_done, mut down_done) = (false, false);
         while !(up_done && down_done) {
             tokio::select! {
-                _ = &mut stop => break,
+                _ = &mut stop => {
+                    // guard is exiting because the sandbox's processes are
+                    // gone: the client's end is closed, but what it sent
+                    // just before (a request it did not wait to see
+                    // answered) is still in this socket, and must still go
+                    // out. Bounded: the server may not take it.
+                    if !up_done {
+                        let _ = tokio::time::timeout(DRAIN_AT_EXIT, &mut up_f).await;
+                    }
+                    break;
+                }
                 r = &mut up_f, if !up_done => {
                     up_done = true;
                     if r.is_err() { break; }
