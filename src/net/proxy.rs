@@ -131,29 +131,7 @@ async fn tunnel(
             let (sent, received) = relay(&mut c, &mut u, sh.stopped()).await;
             ev.allowed(&sh.blocked, &rule, addr, sent, received);
         }
-        80 => {
-            let fixed = Fixed {
-                target: target.clone(),
-                port,
-            };
-            let upstream = Upstream {
-                target,
-                port,
-                rule,
-                addrs: vec![addr],
-                addr,
-                conn: Some(u),
-            };
-            // Boxed: serve_http may itself lead here (CONNECT on the proxy port).
-            return Box::pin(serve_http(
-                sh,
-                c,
-                Some(fixed),
-                Some(upstream),
-                "http-in-tunnel",
-            ))
-            .await;
-        }
+        80 => serve_http_on(sh, c, u, target, port, rule, addr, "http-in-tunnel").await,
         _ => relay_checked(sh, c, u, target, port, ev, rule, addr, "http-in-tunnel").await,
     }
 }
@@ -199,24 +177,38 @@ async fn relay_checked(
             let _ = write_all(&c.stream, &answer).await;
             ev.refused(&sh.blocked, &r, sent, received);
         }
-        Some(Stop::Http) => {
-            let fixed = Fixed {
-                target: target.clone(),
-                port,
-            };
-            let upstream = Upstream {
-                target,
-                port,
-                rule,
-                addrs: vec![addr],
-                addr,
-                conn: Some(u),
-            };
-            // Boxed: serve_http may itself lead here (CONNECT on the proxy port).
-            Box::pin(serve_http(sh, c, Some(fixed), Some(upstream), via)).await;
-        }
+        Some(Stop::Http) => serve_http_on(sh, c, u, target, port, rule, addr, via).await,
         None => ev.allowed(&sh.blocked, &rule, addr, sent, received),
     }
+}
+
+/// Serve a connection request by request (the HTTP checks), on the
+/// upstream connection `u` already open to `target`.
+#[allow(clippy::too_many_arguments)]
+async fn serve_http_on(
+    sh: &Shared,
+    c: Conn,
+    u: Conn,
+    target: Target,
+    port: u16,
+    rule: String,
+    addr: SocketAddr,
+    via: &'static str,
+) {
+    let fixed = Fixed {
+        target: target.clone(),
+        port,
+    };
+    let upstream = Upstream {
+        target,
+        port,
+        rule,
+        addrs: vec![addr],
+        addr,
+        conn: Some(u),
+    };
+    // Boxed: serve_http may itself lead here (CONNECT on the proxy port).
+    Box::pin(serve_http(sh, c, Some(fixed), Some(upstream), via)).await;
 }
 
 /// Why [`first_bytes_gate`] stopped the relay.
