@@ -116,16 +116,22 @@ fn persistent_home_keeps_agent_state_and_imports_only_named_paths() {
     }
 }
 
+/// A host cache `~/.cache/tool` holding one package source, and a user
+/// profile `name` whose `[home]` table is `home`.
+fn cache_fixture(env: &Env, name: &str, home: &str) {
+    env.home
+        .write(".cache/tool/pkg/src.rs", "fn original() {}\n");
+    env.home.write(
+        &format!(".config/guard/profiles/{name}.toml"),
+        &format!("version = 1\nextends = [\"default\"]\n[home]\n{home}\n"),
+    );
+}
+
 #[test]
 fn caches_are_copy_on_write() {
     for mode in modes() {
         let env = Env::new(mode);
-        env.home
-            .write(".cache/tool/pkg/src.rs", "fn original() {}\n");
-        env.home.write(
-            ".config/guard/profiles/cachey.toml",
-            "version = 1\nextends = [\"default\"]\n[home]\ncache = [\"~/.cache/tool\"]\n",
-        );
+        cache_fixture(&env, "cachey", "cache = [\"~/.cache/tool\"]");
         env.own();
         let out = env.run(&[
             "run", "-p", "cachey", "--", "sh", "-c",
@@ -293,13 +299,7 @@ fn npm_reaches_its_registry_under_the_node_profile() {
 fn a_home_reached_through_a_link_works_with_persistent_homes_and_caches() {
     for mode in modes() {
         let env = Env::new(mode);
-        env.home
-            .write(".cache/tool/pkg/src.rs", "fn original() {}\n");
-        env.home.write(
-            ".config/guard/profiles/both.toml",
-            "version = 1\nextends = [\"default\"]\n\
-             [home]\npersist = true\ncache = [\"~/.cache/tool\"]\n",
-        );
+        cache_fixture(&env, "both", "persist = true\ncache = [\"~/.cache/tool\"]");
         env.own();
         let link = env.home.path.with_extension("link");
         std::os::unix::fs::symlink(&env.home.path, &link).expect("link to the home");
@@ -337,12 +337,7 @@ fn a_home_reached_through_a_link_works_with_persistent_homes_and_caches() {
 fn a_cache_layer_belongs_to_one_project() {
     for mode in modes() {
         let env = Env::new(mode);
-        env.home
-            .write(".cache/tool/pkg/src.rs", "fn original() {}\n");
-        env.home.write(
-            ".config/guard/profiles/cachey.toml",
-            "version = 1\nextends = [\"default\"]\n[home]\ncache = [\"~/.cache/tool\"]\n",
-        );
+        cache_fixture(&env, "cachey", "cache = [\"~/.cache/tool\"]");
         let other = common::TempDir::new("proj-b", mode);
         env.own();
         other.own(mode);
