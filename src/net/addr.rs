@@ -14,8 +14,20 @@
 //! refused.
 //! Documentation and benchmarking ranges are not refused: some networks
 //! route them (fake-IP resolvers use 198.18.0.0/15).
+//!
+//! The class of an address is not the whole story: this machine's own
+//! addresses reach its services bound to all interfaces (`0.0.0.0:5432`)
+//! whatever range they are in, and the subnets its interfaces sit on are
+//! its LAN. A host with a public or documentation-range address on its
+//! interface (a VPS, a campus network, a global IPv6 address from SLAAC)
+//! would otherwise let a name that resolves there (a wildcard rule over a
+//! domain whose DNS the attacker controls, a pin) reach them. So
+//! `local_network` refuses those too, read from the interfaces at most
+//! once a second (addresses change with DHCP and VPNs).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// `None` for a public address; otherwise the class that makes it non-public.
 pub fn non_public(ip: IpAddr) -> Option<&'static str> {
@@ -88,6 +100,91 @@ fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
         0x0100 if s[1..4] == [0, 0, 0] => "discard-only (100::/64)",
         _ => return None,
     })
+}
+
+/// `Some` when `ip` is one of this machine's own addresses or on one of
+/// the subnets its interfaces are attached to.
+pub fn local_network(ip: IpAddr) -> Option<&'static str> {
+    let nets = interface_networks();
+    if nets.iter().any(|n| n.addr == ip) {
+        return Some("local (this machine's own)");
+    }
+    nets.iter()
+        .any(|n| n.contains(ip))
+        .then_some("local-network (on a subnet of this machine's interfaces)")
+}
+
+/// An interface address with its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Net {
+    addr: IpAddr,
+    prefix: u32,
+}
+
+impl Net {
+    /// Shorter prefixes than these are not a LAN but a misconfiguration
+    /// (or a tunnel claiming the world): they would refuse everything, so
+    /// only the address itself counts then.
+    const MIN_V4: u32 = 8;
+    const MIN_V6: u32 = 16;
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) if self.prefix >= Self::MIN_V4 => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) if self.prefix >= Self::MIN_V6 => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+const INTERFACES_FRESH: Duration = Duration::from_secs(1);
+
+/// The interfaces' addresses, re-read when older than a second. A failure
+/// to read them counts as no interfaces: the class checks still hold.
+fn interface_networks() -> Vec<Net> {
+    static CACHE: Mutex<Option<(Instant, Vec<Net>)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, nets)) = cache.as_ref()
+        && at.elapsed() < INTERFACES_FRESH
+    {
+        return nets.clone();
+    }
+    let nets = read_interfaces();
+    *cache = Some((Instant::now(), nets.clone()));
+    nets
+}
+
+fn read_interfaces() -> Vec<Net> {
+    let Ok(ifaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut nets = Vec::new();
+    for i in ifaces {
+        let Some(a) = i.address else { continue };
+        let (addr, prefix) = if let Some(v4) = a.as_sockaddr_in() {
+            let mask = i.netmask.as_ref().and_then(|m| m.as_sockaddr_in());
+            (
+                IpAddr::V4(v4.ip()),
+                mask.map_or(32, |m| u32::from(m.ip()).count_ones()),
+            )
+        } else if let Some(v6) = a.as_sockaddr_in6() {
+            let mask = i.netmask.as_ref().and_then(|m| m.as_sockaddr_in6());
+            (
+                IpAddr::V6(v6.ip()),
+                mask.map_or(128, |m| u128::from(m.ip()).count_ones()),
+            )
+        } else {
+            continue;
+        };
+        nets.push(Net { addr, prefix });
+    }
+    nets
 }
 
 /// The IPv4 address in two IPv6 segments.
@@ -165,6 +262,43 @@ mod tests {
         ] {
             assert!(!np(a), "{a} should be public");
         }
+    }
+
+    #[test]
+    fn subnets_hold_their_addresses() {
+        let n = |a: &str, prefix| Net {
+            addr: a.parse().unwrap(),
+            prefix,
+        };
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert!(n("192.0.2.2", 24).contains(ip("192.0.2.1")));
+        assert!(!n("192.0.2.2", 24).contains(ip("192.0.3.1")));
+        assert!(n("203.0.113.5", 32).contains(ip("203.0.113.5")));
+        assert!(!n("203.0.113.5", 32).contains(ip("203.0.113.6")));
+        assert!(n("2001:db8:1:2::5", 64).contains(ip("2001:db8:1:2:ffff::1")));
+        assert!(!n("2001:db8:1:2::5", 64).contains(ip("2001:db8:1:3::1")));
+        // A tunnel claiming the world is not a LAN.
+        assert!(!n("10.8.0.1", 1).contains(ip("8.8.8.8")));
+        assert!(!n("2001:db8::1", 0).contains(ip("2606:4700::1111")));
+        // Families never mix.
+        assert!(!n("192.0.2.2", 24).contains(ip("::ffff:192.0.2.1")));
+    }
+
+    #[test]
+    fn this_machines_own_addresses_are_local() {
+        let nets = read_interfaces();
+        assert!(
+            nets.iter().any(|n| n.addr == ip_lo()),
+            "getifaddrs found no loopback: {nets:?}"
+        );
+        for n in &nets {
+            assert!(local_network(n.addr).is_some(), "{n:?}");
+        }
+        assert_eq!(local_network("8.8.8.8".parse().unwrap()), None);
+    }
+
+    fn ip_lo() -> IpAddr {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! exact flag or profile line that would allow it — never more (no
 //! addresses of other hosts, no internal state).
 
-use super::addr::non_public;
+use super::addr::{local_network, non_public};
 use super::allowlist::{Allowlist, Grant, NoMatch, Target};
 use super::socks5::Reply;
 use std::io;
@@ -285,11 +285,15 @@ pub async fn resolve(
     let mut first_refused = None;
     let mut ok = Vec::new();
     for ip in candidates {
-        match non_public(ip) {
-            Some(class) if !grant.private => {
+        if grant.private {
+            ok.push(SocketAddr::new(ip, port));
+            continue;
+        }
+        match non_public(ip).or_else(|| local_network(ip)) {
+            Some(class) => {
                 first_refused.get_or_insert(Why::NonPublic { addr: ip, class });
             }
-            _ => ok.push(SocketAddr::new(ip, port)),
+            None => ok.push(SocketAddr::new(ip, port)),
         }
     }
     if ok.is_empty() {

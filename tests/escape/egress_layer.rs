@@ -418,3 +418,82 @@ out("transparent", c.recv(200).split(b" ")[1].decode())
         }
     });
 }
+
+/// Hole: this machine's own address, and its LAN, when they are in a range
+/// that looks public (this kind of machine has 192.0.2.2/24 on eth0, a
+/// documentation range; a VPS has its public address; a laptop a global
+/// IPv6 one). A name pinned (or resolving, through a wildcard rule over a
+/// domain whose DNS the attacker controls) to it reached a host service
+/// bound to all addresses through every proxy, without the `private` opt-in;
+/// a neighbour on the same subnet was dialed too. Now both are refused as
+/// non-public (403, SOCKS reply 2, refuse events) and the service sees no
+/// connection.
+#[test]
+fn this_machines_own_address_and_lan_are_not_public() {
+    let ip = crate::network::machine_ipv4();
+    let o = ip.octets();
+    // Another address on the machine's subnet (at least a /24 here).
+    let neighbour = std::net::Ipv4Addr::new(o[0], o[1], o[2], if o[3] == 1 { 2 } else { 1 });
+    each_mode(|mut case| {
+        let greeting = case.add_canary("ownaddr");
+        let l = TcpListener::bind("0.0.0.0:0").expect("bind a server on all addresses");
+        l.set_nonblocking(true).expect("nonblocking");
+        let port = l.local_addr().expect("server address").port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        let server = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        let _ =
+                            c.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{greeting}\n").as_bytes());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        // Control: the service answers on the machine's address from the host.
+        let mut control = std::net::TcpStream::connect((ip, port)).expect("control connection");
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut control, &mut got).expect("control read");
+        assert!(got.contains("200 OK"), "control: {got}");
+        let prof = case.write(
+            "own-address.toml",
+            &format!(
+                "{DEFAULT_PROFILE}\n[network]\nallow = [\"own.guard.test:{port}\", \"lan.guard.test:{port}\"]\n\n\
+                 [network.hosts]\n\"own.guard.test\" = \"{ip}\"\n\"lan.guard.test\" = \"{neighbour}\"\n"
+            ),
+        );
+        case.write_python(&format!(
+            r#"{PROXY}
+for name in (b"own", b"lan"):
+    t = name + b".guard.test:{port}"
+    out(name.decode() + "_connect", proxy(b"CONNECT " + t + b" HTTP/1.1\r\nHost: " + t + b"\r\n\r\n"))
+    out(name.decode() + "_get", proxy(b"GET http://" + t + b"/ HTTP/1.1\r\nHost: " + t + b"\r\nConnection: close\r\n\r\n"))
+    out(name.decode() + "_socks", socks(name + b".guard.test", {port}))
+"#
+        ));
+        let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
+        out.fields(&[
+            ("own_connect", "403"),
+            ("own_get", "403"),
+            ("own_socks", "2"),
+            ("lan_connect", "403"),
+            ("lan_get", "403"),
+            ("lan_socks", "2"),
+        ]);
+        assert_refused(&log, "own.guard.test", "non-public-address");
+        assert_refused(&log, "lan.guard.test", "non-public-address");
+        std::thread::sleep(Duration::from_millis(30));
+        stop.store(true, Ordering::SeqCst);
+        server.join().expect("server thread");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the service was reached from the sandbox (1 is the control)"
+        );
+        case.assert_no_leak(&out);
+    });
+}

@@ -137,7 +137,7 @@ def connect(family, addr, kind=socket.SOCK_STREAM):
 "#;
 
 /// The host's first non-loopback IPv4 address that is up.
-fn machine_ipv4() -> Ipv4Addr {
+pub(crate) fn machine_ipv4() -> Ipv4Addr {
     let mut found = None;
     // SAFETY: getifaddrs fills a list we walk read-only and free once.
     unsafe {
