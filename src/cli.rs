@@ -43,6 +43,17 @@ pub enum Command {
     },
     /// List the secrets the sandbox would not see (hidden or redacted), and why.
     Scan(ScanArgs),
+    /// Remove what guard keeps for projects that no longer exist (the
+    /// agents' persistent homes, copy-on-write cache layers, scan caches),
+    /// or for the project named with --project.
+    Prune {
+        /// Remove the state of this project (it exists) instead of gone ones.
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

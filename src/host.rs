@@ -302,6 +302,100 @@ pub fn cache_dir() -> Option<PathBuf> {
     xdg("XDG_CACHE_HOME", ".cache")
 }
 
+/// Disk space used by the tree at `path` (a file or a directory), never
+/// following a link.
+pub fn tree_size(path: &Path) -> u64 {
+    walk_tree(path, false).0
+}
+
+/// Remove the tree at `path` without following a link anywhere in it, as
+/// `rm -rf` would, and also where `rm -rf` stops: directories a session
+/// made read-only (Go's module cache is `0555`) or left without any access
+/// (overlayfs's work directory) are given their owner's access first.
+/// Returns the space freed and the first error, if some entries stayed.
+pub fn remove_tree(path: &Path) -> (u64, Option<std::io::Error>) {
+    walk_tree(path, true)
+}
+
+fn walk_tree(path: &Path, remove: bool) -> (u64, Option<std::io::Error>) {
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstatat};
+    use nix::unistd::{UnlinkatFlags, unlinkat};
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return (0, None);
+    };
+    let parent = match nix::fcntl::open(
+        parent,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return (0, Some(e.into())),
+    };
+    let mut freed = 0;
+    let mut first_error: Option<std::io::Error> = None;
+    let mut note = |e: nix::Error| {
+        first_error.get_or_insert_with(|| std::io::Error::from(e));
+    };
+    // (directory fd, entry name) pairs still to look at; directories are
+    // emptied depth-first, then removed on the way back.
+    fn visit(
+        dir: &impl std::os::fd::AsFd,
+        name: &std::ffi::OsStr,
+        remove: bool,
+        freed: &mut u64,
+        note: &mut dyn FnMut(nix::Error),
+    ) {
+        let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(nix::Error::ENOENT) => return,
+            Err(e) => return note(e),
+        };
+        *freed += u64::try_from(st.st_blocks).unwrap_or(0) * 512;
+        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        if !is_dir {
+            if remove && let Err(e) = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+                note(e);
+            }
+            return;
+        }
+        // A directory (fstatat saw no link; nothing else writes here while
+        // guard removes it): its owner may always read and write it.
+        if remove && st.st_mode & 0o700 != 0o700 {
+            let mode = Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700);
+            if let Err(e) = fchmodat(dir, name, mode, FchmodatFlags::NoFollowSymlink)
+                .or_else(|_| fchmodat(dir, name, mode, FchmodatFlags::FollowSymlink))
+            {
+                note(e);
+            }
+        }
+        let mut sub = match nix::dir::Dir::openat(
+            dir,
+            name,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(d) => d,
+            Err(e) => return note(e),
+        };
+        let names: Vec<std::ffi::OsString> = sub
+            .iter()
+            .flatten()
+            .map(|e| e.file_name().to_bytes().to_vec())
+            .filter(|n| n != b"." && n != b"..")
+            .map(std::os::unix::ffi::OsStringExt::from_vec)
+            .collect();
+        for n in &names {
+            visit(&sub, n, remove, freed, note);
+        }
+        if remove && let Err(e) = unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+            note(e);
+        }
+    }
+    visit(&parent, name, remove, &mut freed, &mut note);
+    (freed, first_error)
+}
+
 /// Open `path`, a canonical path guard resolved earlier (a grant, a file
 /// the scan judged), refusing a link on any component of the way, not only
 /// the last (openat2 with RESOLVE_NO_SYMLINKS; a link as the last
@@ -446,6 +540,39 @@ pub fn printable(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_tree_empties_closed_directories_and_never_follows_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("guard-rmtree-{}", std::process::id()));
+        let outside = d.join("outside");
+        std::fs::create_dir_all(outside.join("sub")).unwrap();
+        std::fs::write(outside.join("sub/keep"), "keep").unwrap();
+        let tree = d.join("tree");
+        std::fs::create_dir_all(tree.join("ro/deep")).unwrap();
+        std::fs::write(tree.join("ro/deep/f"), "x").unwrap();
+        std::fs::create_dir_all(tree.join("closed")).unwrap();
+        std::fs::write(tree.join("closed/g"), "y").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("dir-link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("sub/keep"), tree.join("file-link")).unwrap();
+        for (p, mode) in [("ro/deep", 0o555), ("ro", 0o555), ("closed", 0)] {
+            std::fs::set_permissions(tree.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        assert!(tree_size(&tree) > 0);
+        let (freed, err) = remove_tree(&tree);
+        assert!(err.is_none(), "{err:?}");
+        assert!(freed > 0);
+        assert!(!tree.exists());
+        assert_eq!(
+            std::fs::read_to_string(outside.join("sub/keep")).unwrap(),
+            "keep"
+        );
+        // A link given as the tree is removed, not what it leads to.
+        std::os::unix::fs::symlink(&outside, d.join("top-link")).unwrap();
+        assert!(remove_tree(&d.join("top-link")).1.is_none());
+        assert!(outside.join("sub/keep").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn glob_in_middle_component() {

@@ -723,3 +723,20 @@ fn a_broken_environment_is_explained() {
         );
     }
 }
+
+/// `guard prune --project` with a directory that does not exist.
+#[test]
+fn prune_of_a_missing_project_is_a_clear_error() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let missing = env.project.join("no-such-project");
+        let out = env.run(&["prune", "--project", missing.to_str().unwrap()]);
+        assert_clear(
+            &out,
+            125,
+            &["no-such-project", "no such file or directory", "hint:"],
+            "prune --project",
+        );
+    }
+}

@@ -384,3 +384,149 @@ fn a_cache_layer_belongs_to_one_project() {
         );
     }
 }
+
+/// `guard prune` removes what guard kept for a project that is gone (its
+/// persistent home, its copy-on-write cache layer, its scan cache) and
+/// nothing of a project that still exists; `--dry-run` only lists. What a
+/// session left in its home cannot make prune reach further: a link to a
+/// file and one to a directory of the real home are removed as links (their
+/// targets stay), and directories the session made read-only or closed go
+/// too. A project with a session running keeps its state.
+#[test]
+fn prune_removes_the_state_of_gone_projects_only() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        cache_fixture(&env, "both", "persist = true\ncache = [\"~/.cache/tool\"]");
+        let precious = env.home.write("precious/keep.txt", "keep me\n");
+        let gone = common::TempDir::new("proj-gone", mode);
+        env.own();
+        gone.own(mode);
+        let plant = format!(
+            "mkdir -p ~/ro/sub ~/closed && echo x > ~/ro/sub/f && chmod 555 ~/ro/sub ~/ro && chmod 0 ~/closed; \
+             ln -s {p} ~/file-link; ln -s {d} ~/dir-link; \
+             mkdir -p ~/.cache/tool/new && echo n > ~/.cache/tool/new/f && chmod 555 ~/.cache/tool/new; echo rc=$?",
+            p = precious.display(),
+            d = precious.parent().unwrap().display()
+        );
+        for project in [&env.project.path, &gone.path] {
+            let p = project.to_str().unwrap();
+            env.run(&[
+                "run",
+                "--project",
+                p,
+                "-p",
+                "both",
+                "--",
+                "sh",
+                "-c",
+                &plant,
+            ])
+            .expect_code(0)
+            .expect_fields(&[("rc", "0")]);
+        }
+        let kept_home = env.persistent_home("both");
+        let gone_home = common::persistent_home(&env.home.path, "both", &gone.path);
+        let layers = env.home.join(".local/share/guard/caches/both");
+        let layer_of = |home: &std::path::Path| {
+            let key = home.file_name().unwrap().to_str().unwrap();
+            layers.join(key.split_once('@').unwrap().1)
+        };
+        let (kept_layer, gone_layer) = (layer_of(&kept_home), layer_of(&gone_home));
+        let gone_scan = {
+            let hash = gone_layer.to_str().unwrap().rsplit_once('-').unwrap().1;
+            env.home.join(&format!(".cache/guard/scan-{hash}.bin"))
+        };
+        for p in [&kept_home, &gone_home, &kept_layer, &gone_layer, &gone_scan] {
+            assert!(p.exists(), "{} was not made", p.display());
+        }
+        let gone_path = gone.path.clone();
+        drop(gone);
+        assert!(!gone_path.exists());
+
+        let dry = env.run(&["prune", "--dry-run"]);
+        dry.expect_code(0);
+        assert!(
+            dry.stdout
+                .contains(&format!("would remove {} (gone)", gone_path.display())),
+            "{}",
+            dry.all()
+        );
+        assert!(
+            !dry.stdout.contains(&*env.project.path.to_string_lossy()),
+            "{}",
+            dry.all()
+        );
+        assert!(gone_home.exists() && gone_layer.exists() && gone_scan.exists());
+
+        let out = env.run(&["prune"]);
+        out.expect_code(0);
+        assert!(
+            out.stdout
+                .contains(&format!("removed {} (gone)", gone_path.display())),
+            "{}",
+            out.all()
+        );
+        for p in [&gone_home, &gone_layer, &gone_scan] {
+            assert!(!p.exists(), "{} was kept: {}", p.display(), out.all());
+        }
+        for p in [&kept_home, &kept_layer] {
+            assert!(
+                p.join(".").exists(),
+                "{} was removed: {}",
+                p.display(),
+                out.all()
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
+        // Nothing left to do: a second prune removes nothing.
+        let again = env.run(&["prune"]);
+        again.expect_code(0);
+        assert!(again.stdout.contains("0 project(s)"), "{}", again.all());
+
+        // The existing project by name, while a session runs there: kept.
+        let mut running = common::KillOnDrop(
+            env.guard(&[
+                "run",
+                "-p",
+                "both",
+                "--",
+                "sh",
+                "-c",
+                "touch .started; sleep 30",
+            ])
+            .spawn()
+            .expect("spawn the running session"),
+        );
+        let started = env.project.join(".started");
+        let t0 = std::time::Instant::now();
+        while !started.exists() {
+            assert!(t0.elapsed().as_secs() < 30, "the session did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let project = env.project.path.to_str().unwrap();
+        let busy = env.run(&["prune", "--project", project]);
+        busy.expect_code(1);
+        assert!(
+            busy.stderr.contains("has a session running"),
+            "{}",
+            busy.all()
+        );
+        assert!(kept_home.exists() && kept_layer.exists());
+        let _ = running.0.kill();
+        let _ = running.0.wait();
+        drop(running);
+        let named = env.run(&["prune", "--project", project]);
+        named.expect_code(0);
+        assert!(
+            named.stdout.contains(&format!("removed {project}:")),
+            "{}",
+            named.all()
+        );
+        assert!(
+            !kept_home.exists() && !kept_layer.exists(),
+            "{}",
+            named.all()
+        );
+        assert!(env.project.path.exists(), "prune never touches a project");
+    }
+}

@@ -142,7 +142,9 @@ impl Session {
     /// and remove the session's directories. Returns what was restored.
     pub fn finish(self, project: &Path) -> Vec<PathBuf> {
         let restored = restore(&self.snapshot, project);
-        let _ = std::fs::remove_dir_all(&self.dirs.session);
+        // Not remove_dir_all: it stops at directories the session made
+        // read-only (Go's module cache) and leaves them behind.
+        let _ = host::remove_tree(&self.dirs.session);
         restored
     }
 }
@@ -159,8 +161,8 @@ fn remove_stale_sessions(parent: &Path) {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            // remove_dir_all does not follow symlinks inside.
-            let _ = std::fs::remove_dir_all(e.path());
+            // Never follows a link inside.
+            let _ = host::remove_tree(&e.path());
         }
     }
 }

@@ -6,6 +6,7 @@ mod git_config;
 mod landlock_level;
 mod profiles;
 mod protect;
+mod prune;
 mod registries;
 mod replaced;
 mod repo_watch;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli, session: &audit::Session) -> Result<i32> {
             shim_install(&agents, dir)
         }
         Command::Scan(args) => scan(&args),
+        Command::Prune { project, dry_run } => prune::run(project.as_deref(), dry_run),
     }
 }
 
@@ -384,6 +386,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     let cwd = current_dir()?;
     let project = host::find_project(args.project.as_deref(), &cwd)?;
     policy::check_project(&project, &user.home)?;
+    prune::record_project(&project);
     // Before the scan: what a killed session planted must not be taken for
     // the user's own.
     unchecked::recover(&project);
@@ -1105,15 +1108,22 @@ fn safe_name(name: &str) -> String {
 /// A directory name for `project`: readable, and unique (a path's bytes
 /// could exceed a name's 255).
 fn project_key(project: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(project.as_os_str().as_encoded_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = project_hash(project);
     let name = project
         .file_name()
         .map(|n| safe_name(&n.to_string_lossy()))
         .unwrap_or_default();
     let name: String = name.chars().take(64).collect();
     format!("{name}-{hex}")
+}
+
+/// The first 8 bytes of the SHA-256 of the project's path, in hex: the
+/// part of [`project_key`] that identifies the project (the scanner's
+/// cache file uses the same).
+fn project_hash(project: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(project.as_os_str().as_encoded_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Copy-on-write caches: each existing cache directory gets an upper layer
@@ -1812,6 +1822,7 @@ fn scan(args: &ScanArgs) -> Result<i32> {
         None => host::find_project(None, &cwd)?,
     };
     check_listable(&project, "directory")?;
+    prune::record_project(&project);
     let rules = secrets::Rules::new(
         &loaded.profile.secrets,
         &loaded.origin,
