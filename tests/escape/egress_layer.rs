@@ -26,8 +26,13 @@ pub(crate) struct Loopback {
 
 impl Loopback {
     pub(crate) fn start(case: &mut Case) -> Loopback {
+        Loopback::start_on(case, "127.0.0.1:0")
+    }
+
+    /// The same server on another host address (`0.0.0.0:0`: all of them).
+    pub(crate) fn start_on(case: &mut Case, addr: &str) -> Loopback {
         let greeting = case.add_canary("loopsrv");
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback server");
+        let l = TcpListener::bind(addr).expect("bind the host server");
         l.set_nonblocking(true).expect("nonblocking");
         let port = l.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -435,25 +440,8 @@ fn this_machines_own_address_and_lan_are_not_public() {
     // Another address on the machine's subnet (at least a /24 here).
     let neighbour = std::net::Ipv4Addr::new(o[0], o[1], o[2], if o[3] == 1 { 2 } else { 1 });
     each_mode(|mut case| {
-        let greeting = case.add_canary("ownaddr");
-        let l = TcpListener::bind("0.0.0.0:0").expect("bind a server on all addresses");
-        l.set_nonblocking(true).expect("nonblocking");
-        let port = l.local_addr().expect("server address").port();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (hits.clone(), stop.clone());
-        let server = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                match l.accept() {
-                    Ok((mut c, _)) => {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let _ =
-                            c.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{greeting}\n").as_bytes());
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
+        let srv = Loopback::start_on(&mut case, "0.0.0.0:0");
+        let port = srv.port;
         // Control: the service answers on the machine's address from the host.
         let mut control = std::net::TcpStream::connect((ip, port)).expect("control connection");
         let mut got = String::new();
@@ -486,11 +474,8 @@ for name in (b"own", b"lan"):
         ]);
         assert_refused(&log, "own.guard.test", "non-public-address");
         assert_refused(&log, "lan.guard.test", "non-public-address");
-        std::thread::sleep(Duration::from_millis(30));
-        stop.store(true, Ordering::SeqCst);
-        server.join().expect("server thread");
         assert_eq!(
-            hits.load(Ordering::SeqCst),
+            srv.finish(),
             1,
             "the service was reached from the sandbox (1 is the control)"
         );
