@@ -1554,3 +1554,163 @@ fn malformed_smuggling_oversized_and_slow_requests_are_refused() {
         h.join().unwrap();
     }
 }
+
+/// A request the client sends through the proxy without waiting for its
+/// answer (a fire-and-forget POST, then exit) still reaches the server in
+/// full: guard exiting when the sandbox's last process is gone gives the
+/// exchange in flight a moment to finish, as it gives a relay. It was
+/// dropped at once, cutting the body off (the server here reads slowly, so
+/// megabytes are still on the way when the client exits).
+#[test]
+fn a_request_sent_just_before_the_sandbox_exits_still_arrives_whole() {
+    const BODY: usize = 32 << 20;
+    for mode in modes() {
+        let env = Env::new(mode);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the slow server");
+        let port = l.local_addr().unwrap().port();
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let g = got.clone();
+        let server = std::thread::spawn(move || {
+            use std::io::{BufRead, Read, Write};
+            let (c, _) = l.accept().expect("accept the proxied request");
+            c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
+            let mut r = std::io::BufReader::new(c);
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            // 512 KiB every 10 ms: megabytes are still in the sockets
+            // between the client and here when the client exits.
+            let mut buf = vec![0; 512 << 10];
+            let mut n = 0;
+            while n < len {
+                let want = buf.len().min(len - n);
+                match r.read(&mut buf[..want]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+                g.store(n, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        });
+        let profile = env.project.write(
+            "slow.toml",
+            &format!(
+                "{DEFAULT_PROFILE}\n[network]\nallow = [ {{ host = \"slow.guard.test:{port}\", private = true }} ]\n\n\
+                 [network.hosts]\n\"slow.guard.test\" = \"127.0.0.1\"\n"
+            ),
+        );
+        let script = py_script(
+            &env,
+            "fire.py",
+            &format!(
+                "import os, socket\n\
+                 s = socket.create_connection(('127.0.0.1', 3128))\n\
+                 s.sendall(b'POST http://slow.guard.test:{port}/ HTTP/1.1\\r\\nHost: slow.guard.test:{port}\\r\\n'\n\
+                 \x20         b'Content-Length: {BODY}\\r\\n\\r\\n' + b'x' * {BODY})\n\
+                 print('sent=1', flush=True)\n\
+                 os._exit(0)\n"
+            ),
+        );
+        let out = env.run(&[
+            "run",
+            "-q",
+            "-p",
+            profile.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        out.expect_code(0);
+        assert_eq!(out.field("sent").as_deref(), Some("1"), "{}", out.all());
+        server.join().expect("server thread");
+        assert_eq!(
+            got.load(std::sync::atomic::Ordering::SeqCst),
+            BODY,
+            "the body was cut off when the sandbox exited"
+        );
+    }
+}
+
+/// The event of a tunnel still open when the sandbox exits counts the bytes
+/// it carried. The relay added a transfer to the count only once it ended
+/// (64 chunks, or the end of the stream), so a server that answered and kept
+/// the connection open was logged as having sent nothing (and
+/// `proxy_reaches_allowed_http_and_https_servers` failed under load when
+/// guard exited before the TLS server closed).
+#[test]
+fn a_tunnel_open_at_exit_logs_the_bytes_it_carried() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the server");
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut c, _) = l.accept().expect("accept the tunnel");
+            let mut b = [0u8; 5];
+            c.read_exact(&mut b).expect("read the ping");
+            c.write_all(b"PONG!\n").expect("answer");
+            // Kept open past the client's end and guard's exit.
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        });
+        let profile = env.project.write(
+            "tunnel.toml",
+            &format!(
+                "{DEFAULT_PROFILE}\n[network]\nallow = [ {{ host = \"held.guard.test:{port}\", private = true }} ]\n\n\
+                 [network.hosts]\n\"held.guard.test\" = \"127.0.0.1\"\n"
+            ),
+        );
+        let log = env.home.join("tunnel.jsonl");
+        let script = py_script(
+            &env,
+            "held.py",
+            &format!(
+                "import socket\n\
+                 s = socket.create_connection(('127.0.0.1', 3128))\n\
+                 s.sendall(b'CONNECT held.guard.test:{port} HTTP/1.1\\r\\nHost: held.guard.test:{port}\\r\\n\\r\\n')\n\
+                 head = b''\n\
+                 while b'\\r\\n\\r\\n' not in head:\n\
+                 \x20   head += s.recv(1)\n\
+                 s.sendall(b'PING\\n')\n\
+                 got = b''\n\
+                 while not got.endswith(b'\\n'):\n\
+                 \x20   got += s.recv(100)\n\
+                 print('got=' + got.decode().strip(), flush=True)\n"
+            ),
+        );
+        let out = env.run(&[
+            "run",
+            "-q",
+            "-p",
+            profile.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        out.expect_code(0);
+        assert_eq!(out.field("got").as_deref(), Some("PONG!"), "{}", out.all());
+        server.join().expect("server thread");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let ev = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["host"] == "held.guard.test" && e["decision"] == "allow")
+            .unwrap_or_else(|| panic!("no allow event:\n{text}"));
+        assert_eq!(ev["bytes_sent"], 5, "{ev}");
+        assert_eq!(ev["bytes_received"], 6, "{ev}");
+    }
+}

@@ -144,7 +144,10 @@ impl Conn {
         if left == 0 {
             return Ok(());
         }
-        let moved = self.rd.pump(&self.stream, dst, Some(left)).await?;
+        let mut moved = 0;
+        self.rd
+            .pump(&self.stream, dst, Some(left), &mut moved)
+            .await?;
         if moved < left {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -186,14 +189,17 @@ impl Reader {
         }
     }
 
-    /// Move bytes from `src` to `dst` until end of stream or `limit` bytes;
-    /// returns the count. Buffered bytes must have been flushed before.
+    /// Move bytes from `src` to `dst` until end of stream or `limit` bytes,
+    /// adding each chunk to `moved` as it goes: a relay stopped in the
+    /// middle (guard exiting) still knows what it moved. Buffered bytes
+    /// must have been flushed before.
     pub async fn pump(
         &mut self,
         src: &TcpStream,
         dst: &TcpStream,
         limit: Option<u64>,
-    ) -> io::Result<u64> {
+        moved: &mut u64,
+    ) -> io::Result<()> {
         if self.pipe.is_none() {
             self.pipe = Pipe::new().ok();
             if let Some(p) = &self.pipe {
@@ -201,8 +207,8 @@ impl Reader {
             }
         }
         match &self.pipe {
-            Some(pipe) => splice_loop(pipe, src, dst, limit).await,
-            None => copy_loop(src, dst, limit).await,
+            Some(pipe) => splice_loop(pipe, src, dst, limit, moved).await,
+            None => copy_loop(src, dst, limit, moved).await,
         }
     }
 
@@ -223,9 +229,9 @@ impl Reader {
         self.pos = 0;
         self.end = 0;
         loop {
-            let n = self.pump(src, dst, Some(CHUNK as u64 * 64)).await?;
-            *count += n;
-            if n < CHUNK as u64 * 64 {
+            let before = *count;
+            self.pump(src, dst, Some(CHUNK as u64 * 64), count).await?;
+            if *count - before < CHUNK as u64 * 64 {
                 return Ok(());
             }
         }
@@ -237,13 +243,14 @@ async fn splice_loop(
     src: &TcpStream,
     dst: &TcpStream,
     limit: Option<u64>,
-) -> io::Result<u64> {
+    moved: &mut u64,
+) -> io::Result<()> {
     let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
     let (pr, pw) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
     let mut total: u64 = 0;
     loop {
         let want = match limit {
-            Some(l) if l <= total => return Ok(total),
+            Some(l) if l <= total => return Ok(()),
             Some(l) => usize::try_from(l - total).unwrap_or(CHUNK).min(CHUNK),
             None => CHUNK,
         };
@@ -251,7 +258,7 @@ async fn splice_loop(
             .async_io(Interest::READABLE, || sys::splice(sfd, pw, want))
             .await?;
         if n == 0 {
-            return Ok(total);
+            return Ok(());
         }
         let mut left = n;
         while left > 0 {
@@ -260,15 +267,21 @@ async fn splice_loop(
                 .await?;
         }
         total += n as u64;
+        *moved += n as u64;
     }
 }
 
-async fn copy_loop(src: &TcpStream, dst: &TcpStream, limit: Option<u64>) -> io::Result<u64> {
+async fn copy_loop(
+    src: &TcpStream,
+    dst: &TcpStream,
+    limit: Option<u64>,
+    moved: &mut u64,
+) -> io::Result<()> {
     let mut buf = vec![0u8; FALLBACK_BUF];
     let mut total: u64 = 0;
     loop {
         let want = match limit {
-            Some(l) if l <= total => return Ok(total),
+            Some(l) if l <= total => return Ok(()),
             Some(l) => usize::try_from(l - total)
                 .unwrap_or(FALLBACK_BUF)
                 .min(FALLBACK_BUF),
@@ -278,10 +291,11 @@ async fn copy_loop(src: &TcpStream, dst: &TcpStream, limit: Option<u64>) -> io::
             .async_io(Interest::READABLE, || src.try_read(&mut buf[..want]))
             .await?;
         if n == 0 {
-            return Ok(total);
+            return Ok(());
         }
         write_all(dst, &buf[..n]).await?;
         total += n as u64;
+        *moved += n as u64;
     }
 }
 
@@ -327,9 +341,9 @@ pub enum Gate<R> {
     Refuse(R),
 }
 
-/// How long a relay may still forward what the client sent once guard is
-/// exiting.
-const DRAIN_AT_EXIT: Duration = Duration::from_secs(1);
+/// How long a relay (or an HTTP exchange) may still forward what the
+/// client sent once guard is exiting.
+pub const DRAIN_AT_EXIT: Duration = Duration::from_secs(1);
 
 /// Relay both directions until both ends have finished (each end's EOF is
 /// passed on as a half-close), either fails, or `stop` completes (guard is

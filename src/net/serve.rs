@@ -38,8 +38,11 @@ impl Egress {
     }
 
     /// The command has exited: end open relays so each logs its event, and
-    /// wait for that at most `deadline`.
-    pub fn stop(&self, deadline: Duration) {
+    /// wait for that: as long as a relay or an exchange may still forward
+    /// what a client sent just before it exited, and a little more for the
+    /// events. Nothing in flight, no wait: the relays end at once.
+    pub fn stop(&self) {
+        let deadline = super::relay::DRAIN_AT_EXIT + Duration::from_millis(300);
         // send_replace: `send` does nothing while no task has subscribed yet
         // (a command that exits at once), and the wait below would time out.
         self.shared.stop.send_replace(true);

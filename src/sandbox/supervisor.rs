@@ -216,7 +216,7 @@ impl Pending {
         sys::take_terminal(0);
         if let Some(e) = &egress {
             // Open connections end with the sandbox; their events are logged.
-            e.stop(std::time::Duration::from_millis(300));
+            e.stop();
         }
         if let Some(e) = failure {
             return Err(e);
