@@ -439,6 +439,18 @@ fn prune_removes_the_state_of_gone_projects_only() {
         for p in [&kept_home, &gone_home, &kept_layer, &gone_layer, &gone_scan] {
             assert!(p.exists(), "{} was not made", p.display());
         }
+        // An import a killed guard left half done.
+        let dead = {
+            let mut c = std::process::Command::new("true").spawn().unwrap();
+            let pid = c.id();
+            c.wait().unwrap();
+            pid
+        };
+        let half = env
+            .home
+            .join(&format!(".local/share/guard/homes/.importing-{dead}"));
+        std::fs::create_dir_all(half.join("d")).unwrap();
+        env.home.own(mode);
         let gone_path = gone.path.clone();
         drop(gone);
         assert!(!gone_path.exists());
@@ -456,7 +468,12 @@ fn prune_removes_the_state_of_gone_projects_only() {
             "{}",
             dry.all()
         );
-        assert!(gone_home.exists() && gone_layer.exists() && gone_scan.exists());
+        assert!(gone_home.exists() && gone_layer.exists() && gone_scan.exists() && half.exists());
+        assert!(
+            dry.stdout.contains("would remove an interrupted import"),
+            "{}",
+            dry.all()
+        );
 
         let out = env.run(&["prune"]);
         out.expect_code(0);
@@ -466,7 +483,7 @@ fn prune_removes_the_state_of_gone_projects_only() {
             "{}",
             out.all()
         );
-        for p in [&gone_home, &gone_layer, &gone_scan] {
+        for p in [&gone_home, &gone_layer, &gone_scan, &half] {
             assert!(!p.exists(), "{} was kept: {}", p.display(), out.all());
         }
         for p in [&kept_home, &kept_layer] {

@@ -135,6 +135,35 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
             println!("  {}", host::printable(p));
         }
     }
+    // Imports a killed guard left half done (`homes/.importing-PID`).
+    for (name, path) in entries(&data.join("homes")) {
+        let Some(pid) = name.strip_prefix(".importing-") else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let freed = if dry_run {
+            host::tree_size(&path)
+        } else {
+            let (n, err) = host::remove_tree(&path);
+            if let Some(e) = err {
+                eprintln!(
+                    "guard: could not remove all of {}: {}",
+                    host::printable(&path),
+                    crate::error::os_text(&e)
+                );
+                errors += 1;
+            }
+            n
+        };
+        freed_total += freed;
+        println!(
+            "{} an interrupted import: {}",
+            if dry_run { "would remove" } else { "removed" },
+            host::printable(&path)
+        );
+    }
     if !unknown.is_empty() {
         println!(
             "kept {} item(s) of projects guard has no record of (made before guard recorded \
