@@ -364,6 +364,7 @@ fn pid1(sock: &mut Sock, mut reserve_tx: UnixStream) -> Result<i32> {
     // exempts the host's uid 0 from it: as root, it does not apply.)
     lock::limit_processes(plan.max_processes)?;
     lock::share_user_budgets()?;
+    lock::no_core_dumps()?;
     lock::drop_capabilities(plan.cap_last_cap)?;
     lock::no_new_privs()?;
     close_stray_fds(sock.as_ref().map_or(-1, |s| s.as_raw_fd()))?;
@@ -437,6 +438,7 @@ fn host_setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     // not apply to root.
     lock::limit_processes(plan.max_processes)?;
     lock::share_user_budgets()?;
+    lock::no_core_dumps()?;
     // Without a user namespace an ordinary user holds no capability, and
     // may not touch the bounding set (that needs CAP_SETPCAP); no_new_privs
     // keeps exec from granting any. Root holds them all and drops them.
