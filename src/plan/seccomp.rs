@@ -4,8 +4,9 @@
 //! pivot_root, setns, new namespaces), reach kernel attack surface that
 //! unprivileged code rarely needs (io_uring, bpf, perf, userfaultfd,
 //! keyrings, modules, kexec), inspect or steer other processes (ptrace,
-//! process_vm_*), or inject keystrokes into the user's terminal (TIOCSTI,
-//! TIOCLINUX: guard keeps the caller's terminal, no setsid). Calls made
+//! process_vm_*), inject keystrokes into the user's terminal (TIOCSTI,
+//! TIOCLINUX: guard keeps the caller's terminal, no setsid) or change it
+//! beyond the session (TIOCSETD, TIOCEXCL). Calls made
 //! through another ABI (x32, or int 0x80 on x86_64) would bypass a table
 //! keyed by x86_64 numbers; the filter refuses them before the table.
 //!
@@ -65,6 +66,8 @@ pub struct SyscallRule {
 
 const TIOCSTI: u64 = 0x5412;
 const TIOCLINUX: u64 = 0x541C;
+const TIOCSETD: u64 = 0x5423;
+const TIOCEXCL: u64 = 0x540C;
 
 /// Namespace flags for clone/unshare. CLONE_NEWTIME (0x80) overlaps the exit
 /// signal byte of clone(2), so it is checked for unshare only.
@@ -123,6 +126,20 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
         libc::SYS_ioctl,
         IoctlRequest(TIOCLINUX),
         "TIOCLINUX can paste the console selection as input",
+    );
+    // The user's terminal outlives the session: what these change on it
+    // stays after guard exits, in the user's shell.
+    add(
+        "ioctl",
+        libc::SYS_ioctl,
+        IoctlRequest(TIOCSETD),
+        "TIOCSETD swaps the terminal's line discipline (n_null leaves the user's shell a terminal that reads nothing) and autoloads line discipline modules, kernel surface",
+    );
+    add(
+        "ioctl",
+        libc::SYS_ioctl,
+        IoctlRequest(TIOCEXCL),
+        "TIOCEXCL makes the user's terminal refuse every later open (less, sudo and ssh prompts fail with EBUSY)",
     );
 
     for (name, nr) in [

@@ -3,7 +3,12 @@
 //! the session, socket families reached through socketpair(2), and pid 1's
 //! descriptors through /proc.
 
-use crate::support::{Expect, each_mode, errno::*};
+use crate::common::Outcome;
+use crate::support::{Case, Expect, each_mode, errno::*};
+use crate::terminal::{check, drain, open_pty};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
 
 /// Hole (defense in depth): guard left RLIMIT_CORE as the caller had it,
 /// and the hard limit is mostly unlimited, so the command raised the soft
@@ -77,3 +82,153 @@ out("core_files", ",".join(cores) or "none")
     });
 }
 
+/// `guard run -- python3 attack.py` on a fresh pty that is guard's
+/// controlling terminal (as the user's terminal is); returns the
+/// transcript, the pty's line discipline and exclusive flag after guard
+/// exited, and what a program the user starts next reads from it once a
+/// key is typed.
+struct AfterSession {
+    out: Outcome,
+    ldisc: i32,
+    exclusive: i32,
+    typed: String,
+}
+
+fn on_users_terminal(case: &Case) -> AfterSession {
+    let pty = open_pty();
+    let mut cmd = case.guard(&["run", "--", "python3", "attack.py"]);
+    let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().expect("dup pty slave");
+    cmd.stdin(dup(&pty.slave))
+        .stdout(dup(&pty.slave))
+        .stderr(dup(&pty.slave));
+    // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the slave.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn guard on a pty");
+    drop(cmd);
+    let mut transcript = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        drain(&pty.master, &mut transcript);
+        if let Some(st) = child.try_wait().expect("wait for guard") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "no exit under the pty:\n{}",
+                String::from_utf8_lossy(&transcript)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    drain(&pty.master, &mut transcript);
+    let s = pty.slave.as_raw_fd();
+    let (mut ldisc, mut exclusive): (libc::c_int, libc::c_int) = (-1, -1);
+    // SAFETY: TIOCGETD and TIOCGEXCL each write one int.
+    unsafe {
+        check(libc::ioctl(s, libc::TIOCGETD, &mut ldisc), "TIOCGETD");
+        check(libc::ioctl(s, libc::TIOCGEXCL, &mut exclusive), "TIOCGEXCL");
+    }
+    // The user types a line; the next program reads the terminal.
+    // SAFETY: writing a buffer of the given length to the master.
+    let n = unsafe { libc::write(pty.master.as_raw_fd(), b"typed\n".as_ptr().cast(), 6) };
+    assert_eq!(n, 6, "type into the pty");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut buf = [0u8; 64];
+    // SAFETY: non-blocking read into a local buffer of the given size.
+    let typed = unsafe {
+        let flags = libc::fcntl(s, libc::F_GETFL);
+        check(
+            libc::fcntl(s, libc::F_SETFL, flags | libc::O_NONBLOCK),
+            "O_NONBLOCK",
+        );
+        let r = libc::read(s, buf.as_mut_ptr().cast(), buf.len());
+        if r < 0 {
+            format!(
+                "errno-{}",
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+            )
+        } else {
+            String::from_utf8_lossy(&buf[..r as usize])
+                .trim()
+                .to_string()
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let out = Outcome {
+        code: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        stdout: String::from_utf8_lossy(&transcript).into_owned(),
+        stderr: String::new(),
+    };
+    case.assert_no_leak(&out);
+    AfterSession {
+        out,
+        ldisc,
+        exclusive,
+        typed,
+    }
+}
+
+/// Hole: guard keeps the user's terminal (no setsid), and two ioctls on it
+/// change the terminal itself, beyond the session. TIOCSETD put it on the
+/// `n_null` line discipline: everything written to it vanished and, after
+/// guard exited, the user's shell read EOPNOTSUPP instead of keystrokes (a
+/// dead terminal); on kernels with ldisc autoload it also loads line
+/// discipline modules on demand (n_hdlc, CVE-2017-2636). TIOCEXCL made it
+/// exclusive: every later open of it by the user (`less`, `sudo`, ssh
+/// password prompts, all of which open /dev/tty) failed with EBUSY. Both
+/// are refused now (EPERM), also with high request bits, through stdin and
+/// /dev/tty alike. Held: TIOCCONS (the kernel wants CAP_SYS_ADMIN).
+#[test]
+fn the_users_terminal_keeps_its_line_discipline_and_stays_openable() {
+    each_mode(|case| {
+        case.write_python(
+            r#"
+import fcntl
+TIOCGETD, TIOCSETD, TIOCEXCL, TIOCCONS, N_NULL = 0x5424, 0x5423, 0x540C, 0x541D, 27
+tty = os.open("/dev/tty", os.O_RDWR)
+out("ctty", int(err(os.tcgetpgrp, 0) == 0))
+out("getd", struct.unpack("i", fcntl.ioctl(0, TIOCGETD, b"\0" * 4))[0])  # N_TTY: reading works
+null = struct.pack("i", N_NULL)
+out("setd_stdin", err(fcntl.ioctl, 0, TIOCSETD, null))
+out("setd_tty", err(fcntl.ioctl, tty, TIOCSETD, null))
+out("setd_high", sc(16, 0, 0x1_0000_5423, ctypes.byref(ctypes.c_int(N_NULL)))[1])
+out("excl_stdin", err(fcntl.ioctl, 0, TIOCEXCL))
+out("excl_tty", err(fcntl.ioctl, tty, TIOCEXCL))
+out("excl_high", sc(16, 0, 0xffff_ffff_0000_540C, 0)[1])
+out("cons", err(fcntl.ioctl, 0, TIOCCONS))
+out("reopen", err(lambda: os.close(os.open("/dev/tty", os.O_RDWR))))
+out("done", 1)
+"#,
+        );
+        let after = on_users_terminal(&case);
+        after.out.ran().fields(&[
+            ("ctty", "1"),
+            ("getd", "0"),
+            ("setd_stdin", EPERM),
+            ("setd_tty", EPERM),
+            ("setd_high", EPERM),
+            ("excl_stdin", EPERM),
+            ("excl_tty", EPERM),
+            ("excl_high", EPERM),
+            ("cons", EPERM),
+            ("reopen", "0"),
+            ("done", "1"),
+        ]);
+        assert_eq!(
+            (after.ldisc, after.exclusive, after.typed.as_str()),
+            (0, 0, "typed"),
+            "the user's terminal was changed beyond the session (line discipline, exclusive, what the next program reads):\n{}",
+            after.out.stdout
+        );
+    });
+}
