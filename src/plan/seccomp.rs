@@ -321,6 +321,16 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
             "packet, raw and exotic socket families are kernel surface with no use here",
         );
     }
+    // socketpair(2) creates its two sockets as socket(2) does, in the
+    // family asked for, before asking the family for a pair: the family
+    // filter above would be bypassed (AF_TIPC even makes a working pair).
+    // Only unix sockets come in pairs that have a use.
+    add(
+        "socketpair",
+        libc::SYS_socketpair,
+        Arg0NotIn(&[libc::AF_UNIX as u64]),
+        "every other family's sockets are made before the pair is refused: the socket(2) family filter's kernel surface",
+    );
     // Netlink sockets are SOCK_RAW too (getifaddrs needs them): raw is
     // refused for IP families only.
     for family in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
@@ -666,10 +676,20 @@ mod tests {
     #[test]
     fn the_landlock_level_alone_refuses_listen_other_pids_limits_and_unix_datagram_pairs() {
         let names = |i| -> Vec<&str> { table(false, i).iter().map(|r| r.name).collect() };
-        for name in ["listen", "prlimit64", "socketpair"] {
+        for name in ["listen", "prlimit64"] {
             assert!(names(Isolation::Landlock).contains(&name), "{name}");
             assert!(!names(Isolation::Full).contains(&name), "{name}");
         }
+        // socketpair's family is checked at both levels, its unix types at
+        // the `landlock` level only.
+        let pair_rules = |i| {
+            table(false, i)
+                .iter()
+                .filter(|r| r.name == "socketpair")
+                .count()
+        };
+        assert_eq!(pair_rules(Isolation::Full), 1);
+        assert!(pair_rules(Isolation::Landlock) > 1);
         assert!(compile(false, Isolation::Landlock).is_ok());
     }
 
