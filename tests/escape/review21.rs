@@ -285,3 +285,72 @@ fn socketpair_cannot_reach_socket_families_socket_refuses() {
         }
     });
 }
+
+/// Held: pid 1 holds guard's control socket (the supervisor trusts every
+/// frame on it). Through /proc the command cannot reach it or anything
+/// else of pid 1: not by opening or reading /proc/1/fd/N and
+/// /proc/1/task/1/fd/N, nor its fdinfo, /proc/1/exe, kcmp(2) or
+/// process_madvise(2) (pid 1 is not dumpable and the command holds no
+/// capability: EACCES/EPERM from the kernel), nor pidfd_getfd(2) (EPERM,
+/// seccomp). As uid 0 the directory can be listed (its owner is root), and
+/// the control socket is among its entries; its link still cannot be
+/// followed. Control: the command's own /proc/self/fd links work.
+#[test]
+fn pid1_control_socket_unreachable_through_proc() {
+    each_mode(|case| {
+        let out = case.python(
+            r#"
+try:
+    fds = sorted(int(n) for n in os.listdir("/proc/1/fd"))
+    out("list", "ok")
+except OSError as e:
+    fds = list(range(0, 10))
+    out("list", e.errno)
+out("self_link", int(os.readlink("/proc/self/fd/0") != ""))
+pidfd, e = sc(434, 1, 0)
+out("pidfd_open", "fd" if pidfd >= 0 else e)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+iv = iovec(0x400000, 4096)
+seen = {}
+def note(what, e):
+    seen.setdefault(what, set()).add(str(e))
+for fd in fds:
+    note("open", err(os.open, "/proc/1/fd/%d" % fd, os.O_RDWR))
+    note("open_ro", err(os.open, "/proc/1/fd/%d" % fd, os.O_RDONLY))
+    note("readlink", err(os.readlink, "/proc/1/fd/%d" % fd))
+    note("task_readlink", err(os.readlink, "/proc/1/task/1/fd/%d" % fd))
+    note("fdinfo", err(lambda: open("/proc/1/fdinfo/%d" % fd).read()))
+    note("kcmp", sc(312, 1, os.getpid(), 0, fd, 0)[1])        # KCMP_FILE
+    note("getfd", sc(438, pidfd, fd, 0)[1])
+for k in sorted(seen):
+    out(k, ",".join(sorted(seen[k])))
+out("fds_tried", len(fds))
+out("exe", err(os.readlink, "/proc/1/exe"))
+out("madvise", sc(440, pidfd, ctypes.byref(iv), 1, 21, 0)[1])  # MADV_PAGEOUT
+"#,
+        );
+        out.fields(&[
+            ("self_link", "1"),
+            ("pidfd_open", "fd"),
+            ("open", EACCES),
+            ("open_ro", EACCES),
+            ("readlink", EACCES),
+            ("task_readlink", EACCES),
+            ("fdinfo", EACCES),
+            ("kcmp", EPERM),
+            ("getfd", EPERM),
+            ("exe", EACCES),
+            ("madvise", EACCES),
+        ]);
+        if case.sandbox_uid() == 0 {
+            // Listed: stdin, stdout, stderr and the control socket.
+            out.fields(&[("list", "ok")]);
+            assert!(
+                out.get("fds_tried").parse::<u32>().unwrap_or(0) >= 4,
+                "{}",
+                out.stdout
+            );
+        }
+    });
+}
