@@ -6,7 +6,7 @@
 //! keyrings, modules, kexec), inspect or steer other processes (ptrace,
 //! process_vm_*), inject keystrokes into the user's terminal (TIOCSTI,
 //! TIOCLINUX: guard keeps the caller's terminal, no setsid) or change it
-//! beyond the session (TIOCSETD, TIOCEXCL). Calls made
+//! beyond the session (TIOCSETD, TIOCEXCL, TCXONC). Calls made
 //! through another ABI (x32, or int 0x80 on x86_64) would bypass a table
 //! keyed by x86_64 numbers; the filter refuses them before the table.
 //!
@@ -68,6 +68,7 @@ const TIOCSTI: u64 = 0x5412;
 const TIOCLINUX: u64 = 0x541C;
 const TIOCSETD: u64 = 0x5423;
 const TIOCEXCL: u64 = 0x540C;
+const TCXONC: u64 = 0x540A;
 
 /// Namespace flags for clone/unshare. CLONE_NEWTIME (0x80) overlaps the exit
 /// signal byte of clone(2), so it is checked for unshare only.
@@ -140,6 +141,12 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
         libc::SYS_ioctl,
         IoctlRequest(TIOCEXCL),
         "TIOCEXCL makes the user's terminal refuse every later open (less, sudo and ssh prompts fail with EBUSY)",
+    );
+    add(
+        "ioctl",
+        libc::SYS_ioctl,
+        IoctlRequest(TCXONC),
+        "TCXONC (tcflow TCOOFF) stops the user's terminal's output: guard's summary and the shell's prompt after it never appear",
     );
 
     for (name, nr) in [

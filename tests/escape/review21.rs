@@ -85,13 +85,32 @@ out("core_files", ",".join(cores) or "none")
 /// `guard run -- python3 attack.py` on a fresh pty that is guard's
 /// controlling terminal (as the user's terminal is); returns the
 /// transcript, the pty's line discipline and exclusive flag after guard
-/// exited, and what a program the user starts next reads from it once a
-/// key is typed.
+/// exited, what a program the user starts next reads from it once a key
+/// is typed, and what of that program's output reaches the screen.
 struct AfterSession {
     out: Outcome,
     ldisc: i32,
     exclusive: i32,
     typed: String,
+    shown: String,
+}
+
+impl AfterSession {
+    /// The terminal is as the session found it.
+    #[track_caller]
+    fn assert_terminal_unchanged(&self) {
+        assert_eq!(
+            (
+                self.ldisc,
+                self.exclusive,
+                self.typed.as_str(),
+                self.shown.as_str()
+            ),
+            (0, 0, "typed", "prompt$ "),
+            "the user's terminal was changed beyond the session (line discipline, exclusive, what the next program reads, what it shows):\n{}",
+            self.out.stdout
+        );
+    }
 }
 
 fn on_users_terminal(case: &Case) -> AfterSession {
@@ -161,6 +180,25 @@ fn on_users_terminal(case: &Case) -> AfterSession {
                 .to_string()
         }
     };
+    // The next program prints (its prompt): the master must see it.
+    let mut before = Vec::new();
+    drain(&pty.master, &mut before);
+    // SAFETY: non-blocking write of a buffer of the given length.
+    let wrote = unsafe { libc::write(s, b"prompt$ ".as_ptr().cast(), 8) };
+    let mut screen = Vec::new();
+    let until = Instant::now() + Duration::from_millis(500);
+    while screen.len() < 8 && Instant::now() < until {
+        drain(&pty.master, &mut screen);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let shown = if wrote < 0 {
+        format!(
+            "write-errno-{}",
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+        )
+    } else {
+        String::from_utf8_lossy(&screen).into_owned()
+    };
     use std::os::unix::process::ExitStatusExt;
     let out = Outcome {
         code: status
@@ -175,6 +213,7 @@ fn on_users_terminal(case: &Case) -> AfterSession {
         ldisc,
         exclusive,
         typed,
+        shown,
     }
 }
 
@@ -224,12 +263,51 @@ out("done", 1)
             ("reopen", "0"),
             ("done", "1"),
         ]);
-        assert_eq!(
-            (after.ldisc, after.exclusive, after.typed.as_str()),
-            (0, 0, "typed"),
-            "the user's terminal was changed beyond the session (line discipline, exclusive, what the next program reads):\n{}",
-            after.out.stdout
+        after.assert_terminal_unchanged();
+    });
+}
+
+/// Hole: tcflow(fd, TCOOFF) (ioctl TCXONC) on the user's terminal stops
+/// its output, and it stays stopped after the session: guard's own
+/// summary, and the prompt of the user's shell after it, never appeared
+/// (a shell writing to it blocks; with IXON cleared beforehand, not even
+/// Ctrl-Q resumes it). Refused now (EPERM), also with high request bits.
+/// The snippet prints nothing after its attempt (a stopped terminal would
+/// hold it): it leaves the errnos in the project for the test to read.
+#[test]
+fn the_users_terminal_output_cannot_be_stopped_beyond_the_session() {
+    each_mode(|case| {
+        case.write_python(
+            r#"
+TCXONC, TCOOFF = 0x540A, 0
+out("ctty", int(err(os.tcgetpgrp, 0) == 0))
+out("attempting", 1)
+high = sc(16, 0, 0x1_0000_540A, TCOOFF)[1]
+plain = sc(16, 0, TCXONC, TCOOFF)[1]                          # tcflow(0, TCOOFF)
+tty = os.open("/dev/tty", os.O_RDWR)
+devtty = sc(16, tty, TCXONC, TCOOFF)[1]
+open("tcflow.txt", "w").write("high=%d\nplain=%d\ndevtty=%d\n" % (high, plain, devtty))
+os._exit(0)
+"#,
         );
+        let after = on_users_terminal(&case);
+        after
+            .out
+            .ran()
+            .fields(&[("ctty", "1"), ("attempting", "1")]);
+        let left = std::fs::read_to_string(case.project().join("tcflow.txt")).unwrap_or_else(|e| {
+            panic!(
+                "the snippet left no errnos in the project ({e}):\n{}",
+                after.out.stdout
+            )
+        });
+        let results = Outcome {
+            code: 0,
+            stdout: left,
+            stderr: String::new(),
+        };
+        results.fields(&[("high", EPERM), ("plain", EPERM), ("devtty", EPERM)]);
+        after.assert_terminal_unchanged();
     });
 }
 
