@@ -330,7 +330,19 @@ fn pid1(sock: &mut Sock, mut reserve_tx: UnixStream) -> Result<i32> {
         return Ok(125);
     };
     let plan = &plan;
-    // 2. Not dumpable: the command cannot read our memory or /proc/1/environ.
+    // 2. Should memory run out, the kernel must pick the sandbox, never
+    //    guard: a command that spread its memory over many processes
+    //    smaller than the supervisor would otherwise make the supervisor
+    //    the largest, and guard killed skips the check after the run until
+    //    its next start (the user's `git status` may come first). As at the
+    //    `landlock` level (see `host_setup`); inherited by the command,
+    //    which cannot lower it again (/proc is read-only to it). Before
+    //    the next step: a process that is not dumpable cannot write its
+    //    own /proc files. (The host's /proc is still mounted here; /proc/self
+    //    is this process there.)
+    std::fs::write("/proc/self/oom_score_adj", "1000")
+        .map_err(|e| Error::io("write", "/proc/self/oom_score_adj", e))?;
+    //    Not dumpable: the command cannot read our memory or /proc/1/environ.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Error::sys("make pid 1 non-dumpable", e))?;
 
     // 3. Limits of the user namespace, while we hold CAP_SYS_RESOURCE in

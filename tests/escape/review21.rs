@@ -432,3 +432,40 @@ out("madvise", sc(440, pidfd, ctypes.byref(iv), 1, 21, 0)[1])  # MADV_PAGEOUT
         }
     });
 }
+
+/// Hole: at the `full` level the command kept guard's OOM score
+/// adjustment (0). Should memory run out (the machine's, or the cgroup's
+/// guard runs in), the kernel kills the largest process: a command that
+/// spread its memory over many processes smaller than guard's supervisor
+/// made the supervisor that one, and guard killed skips the check after the
+/// run (hooks, configs and repositories the sandbox left) until its next
+/// start in the project, while the user's own `git status` may come
+/// first. The `landlock` level already put the command first (1000). Now
+/// both levels do; the command and its children start at 1000 and cannot
+/// lower it (/proc is read-only to them: EACCES).
+#[test]
+fn the_command_is_the_oom_killers_first_choice_at_both_levels() {
+    each_mode(|case| {
+        case.write_python(
+            r#"
+import subprocess
+out("own", open("/proc/self/oom_score_adj").read().strip())
+out("child", subprocess.run(["cat", "/proc/self/oom_score_adj"], capture_output=True, text=True).stdout.strip())
+def lower():
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("0")
+out("lower", err(lower))
+out("after", open("/proc/self/oom_score_adj").read().strip())
+"#,
+        );
+        for level in ["full", "landlock"] {
+            eprintln!("--- isolation {level}");
+            case.run_python_at(level).fields(&[
+                ("own", "1000"),
+                ("child", "1000"),
+                ("lower", EACCES),
+                ("after", "1000"),
+            ]);
+        }
+    });
+}
