@@ -469,3 +469,59 @@ out("after", open("/proc/self/oom_score_adj").read().strip())
         }
     });
 }
+
+/// The host's mount namespace id (NS_GET_MNTNS_ID, Linux 6.11+).
+fn host_mount_namespace_id() -> u64 {
+    let ns = std::fs::File::open("/proc/self/ns/mnt").expect("open the host's mount namespace");
+    let mut id: u64 = 0;
+    // SAFETY: NS_GET_MNTNS_ID writes one u64.
+    check(
+        unsafe { libc::ioctl(ns.as_raw_fd(), 0x8008_b705, &mut id) },
+        "NS_GET_MNTNS_ID",
+    );
+    id
+}
+
+/// Held: listmount(2) and statmount(2) take the id of any mount
+/// namespace (Linux 6.11+), and the host's is a small number (here: what
+/// NS_GET_MNTNS_ID says on the host; the sandbox could count up to it).
+/// Listing the host's mounts or reading one of them by that id is refused
+/// (the kernel asks CAP_SYS_ADMIN over the namespace's owner: ENOENT for
+/// listmount, EPERM for statmount), and so is every id below the
+/// sandbox's own. Control: the sandbox's own namespace lists.
+#[test]
+fn the_hosts_mounts_cannot_be_listed_by_namespace_id() {
+    let host = host_mount_namespace_id();
+    assert!(host > 0, "no mount namespace id on the host");
+    each_mode(|case| {
+        case.python(&format!(
+            r#"
+import fcntl
+LSMT_ROOT = (1 << 64) - 1
+def req(mnt, param, ns):
+    return ctypes.c_char_p(struct.pack("=IIQQQ", 32, 0, mnt, param, ns))
+def listmount(ns):
+    ids = (ctypes.c_uint64 * 256)()
+    r, e = sc(458, req(LSMT_ROOT, 0, ns), ids, 256, 0)
+    return ("n%d" % r) if r >= 0 else e
+def statmount(mnt, ns):
+    buf = ctypes.create_string_buffer(8192)
+    r, e = sc(457, req(mnt, 0x1 | 0x4 | 0x8 | 0x10, ns), buf, 8192, 0)   # basic, mnt root, point, fs type
+    return "ok" if r >= 0 else e
+me = struct.unpack("Q", fcntl.ioctl(os.open("/proc/self/ns/mnt", os.O_RDONLY), 0x8008b705, b"\0" * 8))[0]
+own = listmount(me)
+out("own_lists", int(own.startswith("n") and own != "n0"))
+out("host_list", listmount({host}))
+out("host_stat", statmount(LSMT_ROOT, {host}))
+below = set(listmount(i) for i in range(1, me) if i != {host})
+out("below", ",".join(sorted(map(str, below))) or "none")
+"#
+        ))
+        .fields(&[
+            ("own_lists", "1"),
+            ("host_list", ENOENT),
+            ("host_stat", EPERM),
+            ("below", ENOENT),
+        ]);
+    });
+}
