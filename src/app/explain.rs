@@ -123,6 +123,7 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             plan::seccomp::Match::SocketProtocolNotIn(f, ps) => {
                 format!(" family={f} protocol not in {ps:?}")
             }
+            plan::seccomp::Match::NrAtLeast => format!(" number>={}", r.nr),
         };
         let errno = if r.errno == libc::ENOSYS {
             "ENOSYS"

@@ -53,6 +53,8 @@ pub enum Match {
     SocketFamilyType(u64, u64),
     /// socket(family, _, protocol) with this family and a protocol not listed.
     SocketProtocolNotIn(u64, &'static [u64]),
+    /// Every call numbered `nr` or above (see [`enosys_table`]).
+    NrAtLeast,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -486,10 +488,23 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
     t
 }
 
+/// The highest system call number this table was reviewed against
+/// (file_setattr, Linux 6.17; numbers from 424 on are the same on every
+/// architecture). Raise it only after reviewing the calls it lets in.
+pub const LAST_REVIEWED_NR: i64 = 469;
+
 /// System calls answered with ENOSYS instead of EPERM: libc falls back to an
-/// older call whose arguments the filter can inspect.
+/// older call whose arguments the filter can inspect, and a program meeting
+/// a call newer than the table sees the kernel it was built to fall back on.
 pub fn enosys_table() -> Vec<SyscallRule> {
     vec![
+        SyscallRule {
+            name: "(newer calls)",
+            nr: LAST_REVIEWED_NR + 1,
+            when: Match::NrAtLeast,
+            errno: libc::ENOSYS,
+            why: "the table refuses what was reviewed and allows the rest: a call a newer kernel adds (one more way to mount, to join or list namespaces) would be allowed unseen; deny by default until reviewed",
+        },
         SyscallRule {
             name: "clone3",
             nr: libc::SYS_clone3,
@@ -508,8 +523,8 @@ pub fn enosys_table() -> Vec<SyscallRule> {
 }
 
 /// Compile the table into a BPF program for this architecture. The program
-/// starts with an ABI guard (see module docs), then the clone3 → ENOSYS
-/// answer, then seccompiler's filter (which repeats the architecture check).
+/// starts with an ABI guard (see module docs), then the ENOSYS answers
+/// (see [`enosys_table`]), then seccompiler's filter (which repeats the architecture check).
 pub fn compile(
     allow_ptrace: bool,
     isolation: Isolation,
@@ -565,6 +580,13 @@ pub fn compile(
                 Cond::new(0, Len::Dword, Op::Eq, family).map_err(err)?,
                 Cond::new(1, Len::Dword, Op::MaskedEq(0xf), ty).map_err(err)?,
             ],
+            // A range of numbers is the ABI guard's (see `abi_guard`).
+            Match::NrAtLeast => {
+                return Err(format!(
+                    "{}: a range of calls belongs in enosys_table",
+                    r.name
+                ));
+            }
         };
         let entry = rules.entry(r.nr).or_default();
         // An unconditional rule must be the only one for that call.
@@ -589,8 +611,9 @@ pub fn compile(
 }
 
 /// Refuse other ABIs before the table: the arch word must be ours (kills on
-/// mismatch, like seccompiler), x32 numbers (bit 30) get EPERM, and clone3
-/// gets ENOSYS.
+/// mismatch, like seccompiler), x32 numbers (bit 30) get EPERM, and the
+/// calls of [`enosys_table`] (clone3, openat2, every call newer than the
+/// table) get ENOSYS.
 fn abi_guard(arch: seccompiler::TargetArch) -> Vec<seccompiler::sock_filter> {
     use seccompiler::sock_filter;
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
@@ -622,7 +645,11 @@ fn abi_guard(arch: seccompiler::TargetArch) -> Vec<seccompiler::sock_filter> {
         stmt(RET_K, errno(libc::EPERM)),
     ];
     for r in enosys_table() {
-        prog.push(jump(JEQ_K, r.nr as u32, 0, 1));
+        let op = match r.when {
+            Match::NrAtLeast => JGE_K,
+            _ => JEQ_K,
+        };
+        prog.push(jump(op, r.nr as u32, 0, 1));
         prog.push(stmt(RET_K, errno(r.errno)));
     }
     prog
@@ -672,6 +699,77 @@ mod tests {
             table(false, Isolation::Full)
                 .iter()
                 .all(|r| !r.why.is_empty())
+        );
+    }
+
+    /// What the kernel would answer for a call: the filter run on its
+    /// seccomp_data (number, arch, no instruction pointer, arguments).
+    /// Only the instructions the filter is made of are known; any other
+    /// fails the test.
+    fn verdict(prog: &[seccompiler::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let mut data = Vec::new();
+        data.extend(nr.to_le_bytes());
+        data.extend(arch.to_le_bytes());
+        data.extend(0u64.to_le_bytes());
+        for a in args {
+            data.extend(a.to_le_bytes());
+        }
+        let (mut acc, mut pc) = (0u32, 0usize);
+        loop {
+            let i = &prog[pc];
+            pc += 1;
+            let jump = |cond: bool| if cond { i.jt as usize } else { i.jf as usize };
+            match i.code {
+                0x20 => {
+                    let k = i.k as usize;
+                    acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
+                }
+                0x54 => acc &= i.k,
+                0x05 => pc += i.k as usize,
+                0x15 => pc += jump(acc == i.k),
+                0x25 => pc += jump(acc > i.k),
+                0x35 => pc += jump(acc >= i.k),
+                0x45 => pc += jump(acc & i.k != 0),
+                0x06 => return i.k,
+                code => panic!("instruction {code:#x} unknown to this test"),
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn calls_newer_than_the_table_get_enosys_and_the_rest_is_as_listed() {
+        let prog = compile(false, Isolation::Full).unwrap();
+        let x86_64 = 0xC000_003E;
+        let run = |nr: i64, args: [u64; 6]| verdict(&prog, x86_64, nr as u32, args);
+        let errno = |e: i32| libc::SECCOMP_RET_ERRNO | e as u32;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        // Newer than the table, up to the x32 bit: ENOSYS.
+        for nr in [LAST_REVIEWED_NR + 1, 470, 471, 500, 1000, 0x3fff_ffff] {
+            assert_eq!(run(nr, [0; 6]), errno(libc::ENOSYS), "{nr}");
+        }
+        // The last reviewed call and older ones the table does not list.
+        for nr in [LAST_REVIEWED_NR, libc::SYS_read, libc::SYS_openat, 462] {
+            assert_eq!(run(nr, [0; 6]), allow, "{nr}");
+        }
+        assert_eq!(run(libc::SYS_clone3, [0; 6]), errno(libc::ENOSYS));
+        assert_eq!(run(0x4000_0000, [0; 6]), errno(libc::EPERM));
+        assert_eq!(run(libc::SYS_bpf, [0; 6]), errno(libc::EPERM));
+        assert_eq!(
+            run(libc::SYS_ioctl, [0, TIOCSTI, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(run(libc::SYS_ioctl, [0, 0x5401, 0, 0, 0, 0]), allow); // TCGETS
+        let vsock = 40;
+        assert_eq!(
+            run(libc::SYS_socketpair, [vsock, 1, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(run(libc::SYS_socketpair, [1, 1, 0, 0, 0, 0]), allow);
+        // Another architecture's calls: the process is killed.
+        assert_eq!(
+            verdict(&prog, 0x4000_0003, 3, [0; 6]),
+            libc::SECCOMP_RET_KILL_PROCESS
         );
     }
 
