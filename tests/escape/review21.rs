@@ -91,11 +91,12 @@ out("core_files", ",".join(cores) or "none")
     });
 }
 
-/// `guard run -- python3 attack.py` on a fresh pty that is guard's
-/// controlling terminal (as the user's terminal is); returns the
-/// transcript, the pty's line discipline and exclusive flag after guard
-/// exited, what a program the user starts next reads from it once a key
-/// is typed, and what of that program's output reaches the screen.
+/// `guard run -q --isolation LEVEL -- /usr/bin/python3 attack.py` on a
+/// fresh pty that is guard's controlling terminal (as the user's terminal
+/// is); returns the transcript, the pty's line discipline and exclusive
+/// flag after guard exited, what a program the user starts next reads from
+/// it once a key is typed, and what of that program's output reaches the
+/// screen.
 struct AfterSession {
     out: Outcome,
     ldisc: i32,
@@ -122,9 +123,18 @@ impl AfterSession {
     }
 }
 
-fn on_users_terminal(case: &Case) -> AfterSession {
+fn on_users_terminal(case: &Case, level: &str) -> AfterSession {
+    eprintln!("--- isolation {level}");
     let pty = open_pty();
-    let mut cmd = case.guard(&["run", "--", "python3", "attack.py"]);
+    let mut cmd = case.guard(&[
+        "run",
+        "-q",
+        "--isolation",
+        level,
+        "--",
+        "/usr/bin/python3",
+        "attack.py",
+    ]);
     let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().expect("dup pty slave");
     cmd.stdin(dup(&pty.slave))
         .stdout(dup(&pty.slave))
@@ -258,21 +268,23 @@ out("reopen", err(lambda: os.close(os.open("/dev/tty", os.O_RDWR))))
 out("done", 1)
 "#,
         );
-        let after = on_users_terminal(&case);
-        after.out.ran().fields(&[
-            ("ctty", "1"),
-            ("getd", "0"),
-            ("setd_stdin", EPERM),
-            ("setd_tty", EPERM),
-            ("setd_high", EPERM),
-            ("excl_stdin", EPERM),
-            ("excl_tty", EPERM),
-            ("excl_high", EPERM),
-            ("cons", EPERM),
-            ("reopen", "0"),
-            ("done", "1"),
-        ]);
-        after.assert_terminal_unchanged();
+        for level in ["full", "landlock"] {
+            let after = on_users_terminal(&case, level);
+            after.out.ran().fields(&[
+                ("ctty", "1"),
+                ("getd", "0"),
+                ("setd_stdin", EPERM),
+                ("setd_tty", EPERM),
+                ("setd_high", EPERM),
+                ("excl_stdin", EPERM),
+                ("excl_tty", EPERM),
+                ("excl_high", EPERM),
+                ("cons", EPERM),
+                ("reopen", "0"),
+                ("done", "1"),
+            ]);
+            after.assert_terminal_unchanged();
+        }
     });
 }
 
@@ -299,24 +311,28 @@ open("tcflow.txt", "w").write("high=%d\nplain=%d\ndevtty=%d\n" % (high, plain, d
 os._exit(0)
 "#,
         );
-        let after = on_users_terminal(&case);
-        after
-            .out
-            .ran()
-            .fields(&[("ctty", "1"), ("attempting", "1")]);
-        let left = std::fs::read_to_string(case.project().join("tcflow.txt")).unwrap_or_else(|e| {
-            panic!(
-                "the snippet left no errnos in the project ({e}):\n{}",
-                after.out.stdout
-            )
-        });
-        let results = Outcome {
-            code: 0,
-            stdout: left,
-            stderr: String::new(),
-        };
-        results.fields(&[("high", EPERM), ("plain", EPERM), ("devtty", EPERM)]);
-        after.assert_terminal_unchanged();
+        for level in ["full", "landlock"] {
+            let _ = std::fs::remove_file(case.project().join("tcflow.txt"));
+            let after = on_users_terminal(&case, level);
+            after
+                .out
+                .ran()
+                .fields(&[("ctty", "1"), ("attempting", "1")]);
+            let left =
+                std::fs::read_to_string(case.project().join("tcflow.txt")).unwrap_or_else(|e| {
+                    panic!(
+                        "the snippet left no errnos in the project ({e}):\n{}",
+                        after.out.stdout
+                    )
+                });
+            let results = Outcome {
+                code: 0,
+                stdout: left,
+                stderr: String::new(),
+            };
+            results.fields(&[("high", EPERM), ("plain", EPERM), ("devtty", EPERM)]);
+            after.assert_terminal_unchanged();
+        }
     });
 }
 
