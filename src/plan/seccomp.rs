@@ -6,7 +6,8 @@
 //! keyrings, modules, kexec), inspect or steer other processes (ptrace,
 //! process_vm_*), inject keystrokes into the user's terminal (TIOCSTI,
 //! TIOCLINUX: guard keeps the caller's terminal, no setsid) or change it
-//! beyond the session (TIOCSETD, TIOCEXCL, TCXONC). Calls made
+//! beyond the session (TIOCSETD, TIOCEXCL, TCXONC, a Linux console's
+//! keymaps and modes). Calls made
 //! through another ABI (x32, or int 0x80 on x86_64) would bypass a table
 //! keyed by x86_64 numbers; the filter refuses them before the table.
 //!
@@ -43,6 +44,9 @@ pub enum Match {
     Always,
     /// ioctl whose request (low 32 bits, as the kernel reads it) equals this.
     IoctlRequest(u64),
+    /// ioctl whose request (low 32 bits) is one of the 256 old-style
+    /// numbers of this type byte (`0x4B00..=0x4BFF` for `b'K'`).
+    IoctlType(u8),
     /// Argument 0 has any of these bits set (namespace flags).
     Arg0AnyBit(u64),
     /// Argument `.0` (32-bit) has any of the bits `.1` set (mode bits).
@@ -144,6 +148,23 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
         IoctlRequest(TIOCEXCL),
         "TIOCEXCL makes the user's terminal refuse every later open (less, sudo and ssh prompts fail with EBUSY)",
     );
+    // On a Linux console (guard started on a VT), the command's terminal
+    // answers the console's own ioctls, most of them to any process whose
+    // controlling terminal it is, no capability asked. Keymaps and function key
+    // strings are global to every VT and outlive the session: bind Enter
+    // to a string and whoever presses it next, on any console, types the
+    // command it holds. Keyboard mode (K_OFF), display mode, fonts (which
+    // could show one text for another) and VT switching stay as set too.
+    // Nothing a sandboxed program needs: refused whole, reads included.
+    // KD* (keyboard, display, fonts) and VT_* (virtual terminals).
+    for ty in [b'K', b'V'] {
+        add(
+            "ioctl",
+            libc::SYS_ioctl,
+            IoctlType(ty),
+            "Linux console ioctls: keymaps and function key strings are global and outlive the session (a key bound to a string types it into the next shell), as do keyboard and display modes and fonts",
+        );
+    }
     add(
         "ioctl",
         libc::SYS_ioctl,
@@ -542,6 +563,10 @@ pub fn compile(
         let conds: Vec<Cond> = match r.when {
             Match::Always => vec![],
             Match::IoctlRequest(req) => vec![Cond::new(1, Len::Dword, Op::Eq, req).map_err(err)?],
+            Match::IoctlType(ty) => vec![
+                Cond::new(1, Len::Dword, Op::MaskedEq(0xFFFF_FF00), u64::from(ty) << 8)
+                    .map_err(err)?,
+            ],
             Match::ArgAnyBit(idx, bits) => {
                 for bit in (0..32).map(|b| 1u64 << b).filter(|b| bits & b != 0) {
                     let c = Cond::new(idx, Len::Dword, Op::MaskedEq(bit), bit).map_err(err)?;
@@ -760,6 +785,16 @@ mod tests {
             errno(libc::EPERM)
         );
         assert_eq!(run(libc::SYS_ioctl, [0, 0x5401, 0, 0, 0, 0]), allow); // TCGETS
+        // Console ioctls by their type byte; newer ones of the same byte
+        // carry direction and size bits and are not the console's.
+        for req in [0x4B00, 0x4B49, 0x4BFF, 0x5606, 0x1_0000_4B47] {
+            assert_eq!(
+                run(libc::SYS_ioctl, [0, req, 0, 0, 0, 0]),
+                errno(libc::EPERM),
+                "{req:#x}"
+            );
+        }
+        assert_eq!(run(libc::SYS_ioctl, [0, 0x8004_4B00, 0, 0, 0, 0]), allow);
         let vsock = 40;
         assert_eq!(
             run(libc::SYS_socketpair, [vsock, 1, 0, 0, 0, 0]),

@@ -589,3 +589,57 @@ out("file_setattr_reaches_kernel", int(e not in (0, errno.ENOSYS)))
         ]);
     });
 }
+
+/// Hole: on a Linux console (guard started on a VT, where TIOCLINUX is
+/// already refused), the command's terminal answers the console's KD* and
+/// VT_* ioctls, most of them to any process whose controlling terminal it
+/// is. KDSKBSENT sets a function key's string and KDSKBENT binds any key
+/// to it, for every console and beyond the session: Enter bound to
+/// `curl … | sh` + newline types that into whoever's shell next, root's on
+/// another VT included. KDSKBMODE K_OFF leaves the console's keyboard
+/// dead, KDSETMODE KD_GRAPHICS its screen, PIO_FONT shows one text for
+/// another, VT_ACTIVATE switches consoles. Both request groups are refused
+/// now (EPERM), also with high bits, at both levels. The test terminal is
+/// a pty, where the kernel itself answers ENOTTY: EPERM is the filter's.
+#[test]
+fn linux_console_keymaps_and_modes_refused() {
+    each_mode(|case| {
+        case.write_python(
+            r#"
+import fcntl
+kbs = struct.pack("B", 1) + b"id\n".ljust(511, b"\0")          # struct kbsentry: F2 types `id`
+kbe = struct.pack("=BBH", 0, 28, 0x0101)                      # struct kbentry: Enter -> F2
+calls = (("kdskbsent", 0x4B49, kbs), ("kdskbent", 0x4B47, kbe),
+         ("kdskbmode", 0x4B45, 4),                             # K_OFF
+         ("kdsetmode", 0x4B3A, 1),                             # KD_GRAPHICS
+         ("pio_font", 0x4B61, b"\0" * 1024),
+         ("kdgkbtype", 0x4B33, b"\0"),                         # a read: refused too
+         ("vt_activate", 0x5606, 2),
+         ("vt_setmode", 0x5602, b"\1" + b"\0" * 7))
+for name, req, arg in calls:
+    out(name, err(fcntl.ioctl, 0, req, arg))
+tty = os.open("/dev/tty", os.O_RDWR)
+out("devtty_kdskbsent", err(fcntl.ioctl, tty, 0x4B49, kbs))
+out("high_kdskbent", sc(16, 0, 0x1_0000_4B47, ctypes.c_char_p(kbe))[1])
+out("tcgets", err(fcntl.ioctl, 0, 0x5401, b"\0" * 60))          # control: a terminal ioctl works
+"#,
+        );
+        for level in ["full", "landlock"] {
+            let after = on_users_terminal(&case, level);
+            after.out.ran().fields(&[
+                ("kdskbsent", EPERM),
+                ("kdskbent", EPERM),
+                ("kdskbmode", EPERM),
+                ("kdsetmode", EPERM),
+                ("pio_font", EPERM),
+                ("kdgkbtype", EPERM),
+                ("vt_activate", EPERM),
+                ("vt_setmode", EPERM),
+                ("devtty_kdskbsent", EPERM),
+                ("high_kdskbent", EPERM),
+                ("tcgets", "0"),
+            ]);
+            after.assert_terminal_unchanged();
+        }
+    });
+}
