@@ -90,5 +90,7 @@ mod review18;
 mod review19;
 #[path = "escape/review20.rs"]
 mod review20;
+#[path = "escape/review21.rs"]
+mod review21;
 #[path = "escape/review9.rs"]
 mod review9;

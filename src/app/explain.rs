@@ -116,6 +116,13 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
         let when = match r.when {
             plan::seccomp::Match::Always => String::new(),
             plan::seccomp::Match::IoctlRequest(req) => format!(" request={req:#x}"),
+            plan::seccomp::Match::IoctlType(ty) => {
+                format!(
+                    " request={:#x}..={:#x}",
+                    u32::from(ty) << 8,
+                    (u32::from(ty) << 8) | 0xff
+                )
+            }
             plan::seccomp::Match::Arg0AnyBit(bits) => format!(" flags&{bits:#x}"),
             plan::seccomp::Match::ArgAnyBit(i, bits) => format!(" arg{i}&{bits:#o}"),
             plan::seccomp::Match::Arg0NotIn(v) => format!(" arg0 not in {v:?}"),
@@ -123,6 +130,7 @@ pub fn explain(policy: &Policy, plan: &Plan) -> String {
             plan::seccomp::Match::SocketProtocolNotIn(f, ps) => {
                 format!(" family={f} protocol not in {ps:?}")
             }
+            plan::seccomp::Match::NrAtLeast => format!(" number>={}", r.nr),
         };
         let errno = if r.errno == libc::ENOSYS {
             "ENOSYS"

@@ -4,8 +4,10 @@
 //! pivot_root, setns, new namespaces), reach kernel attack surface that
 //! unprivileged code rarely needs (io_uring, bpf, perf, userfaultfd,
 //! keyrings, modules, kexec), inspect or steer other processes (ptrace,
-//! process_vm_*), or inject keystrokes into the user's terminal (TIOCSTI,
-//! TIOCLINUX: guard keeps the caller's terminal, no setsid). Calls made
+//! process_vm_*), inject keystrokes into the user's terminal (TIOCSTI,
+//! TIOCLINUX: guard keeps the caller's terminal, no setsid) or change it
+//! beyond the session (TIOCSETD, TIOCEXCL, TCXONC, a Linux console's
+//! keymaps and modes). Calls made
 //! through another ABI (x32, or int 0x80 on x86_64) would bypass a table
 //! keyed by x86_64 numbers; the filter refuses them before the table.
 //!
@@ -42,6 +44,9 @@ pub enum Match {
     Always,
     /// ioctl whose request (low 32 bits, as the kernel reads it) equals this.
     IoctlRequest(u64),
+    /// ioctl whose request (low 32 bits) is one of the 256 old-style
+    /// numbers of this type byte (`0x4B00..=0x4BFF` for `b'K'`).
+    IoctlType(u8),
     /// Argument 0 has any of these bits set (namespace flags).
     Arg0AnyBit(u64),
     /// Argument `.0` (32-bit) has any of the bits `.1` set (mode bits).
@@ -52,6 +57,8 @@ pub enum Match {
     SocketFamilyType(u64, u64),
     /// socket(family, _, protocol) with this family and a protocol not listed.
     SocketProtocolNotIn(u64, &'static [u64]),
+    /// Every call numbered `nr` or above (see [`enosys_table`]).
+    NrAtLeast,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +72,9 @@ pub struct SyscallRule {
 
 const TIOCSTI: u64 = 0x5412;
 const TIOCLINUX: u64 = 0x541C;
+const TIOCSETD: u64 = 0x5423;
+const TIOCEXCL: u64 = 0x540C;
+const TCXONC: u64 = 0x540A;
 
 /// Namespace flags for clone/unshare. CLONE_NEWTIME (0x80) overlaps the exit
 /// signal byte of clone(2), so it is checked for unshare only.
@@ -123,6 +133,43 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
         libc::SYS_ioctl,
         IoctlRequest(TIOCLINUX),
         "TIOCLINUX can paste the console selection as input",
+    );
+    // The user's terminal outlives the session: what these change on it
+    // stays after guard exits, in the user's shell.
+    add(
+        "ioctl",
+        libc::SYS_ioctl,
+        IoctlRequest(TIOCSETD),
+        "TIOCSETD swaps the terminal's line discipline (n_null leaves the user's shell a terminal that reads nothing) and autoloads line discipline modules, kernel surface",
+    );
+    add(
+        "ioctl",
+        libc::SYS_ioctl,
+        IoctlRequest(TIOCEXCL),
+        "TIOCEXCL makes the user's terminal refuse every later open (less, sudo and ssh prompts fail with EBUSY)",
+    );
+    // On a Linux console (guard started on a VT), the command's terminal
+    // answers the console's own ioctls, most of them to any process whose
+    // controlling terminal it is, no capability asked. Keymaps and function key
+    // strings are global to every VT and outlive the session: bind Enter
+    // to a string and whoever presses it next, on any console, types the
+    // command it holds. Keyboard mode (K_OFF), display mode, fonts (which
+    // could show one text for another) and VT switching stay as set too.
+    // Nothing a sandboxed program needs: refused whole, reads included.
+    // KD* (keyboard, display, fonts) and VT_* (virtual terminals).
+    for ty in [b'K', b'V'] {
+        add(
+            "ioctl",
+            libc::SYS_ioctl,
+            IoctlType(ty),
+            "Linux console ioctls: keymaps and function key strings are global and outlive the session (a key bound to a string types it into the next shell), as do keyboard and display modes and fonts",
+        );
+    }
+    add(
+        "ioctl",
+        libc::SYS_ioctl,
+        IoctlRequest(TCXONC),
+        "TCXONC (tcflow TCOOFF) stops the user's terminal's output: guard's summary and the shell's prompt after it never appear",
     );
 
     for (name, nr) in [
@@ -304,6 +351,16 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
             "packet, raw and exotic socket families are kernel surface with no use here",
         );
     }
+    // socketpair(2) creates its two sockets as socket(2) does, in the
+    // family asked for, before asking the family for a pair: the family
+    // filter above would be bypassed (AF_TIPC even makes a working pair).
+    // Only unix sockets come in pairs that have a use.
+    add(
+        "socketpair",
+        libc::SYS_socketpair,
+        Arg0NotIn(&[libc::AF_UNIX as u64]),
+        "every other family's sockets are made before the pair is refused: the socket(2) family filter's kernel surface",
+    );
     // Netlink sockets are SOCK_RAW too (getifaddrs needs them): raw is
     // refused for IP families only.
     for family in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
@@ -452,10 +509,23 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
     t
 }
 
+/// The highest system call number this table was reviewed against
+/// (file_setattr, Linux 6.17; numbers from 424 on are the same on every
+/// architecture). Raise it only after reviewing the calls it lets in.
+pub const LAST_REVIEWED_NR: i64 = 469;
+
 /// System calls answered with ENOSYS instead of EPERM: libc falls back to an
-/// older call whose arguments the filter can inspect.
+/// older call whose arguments the filter can inspect, and a program meeting
+/// a call newer than the table sees the kernel it was built to fall back on.
 pub fn enosys_table() -> Vec<SyscallRule> {
     vec![
+        SyscallRule {
+            name: "(newer calls)",
+            nr: LAST_REVIEWED_NR + 1,
+            when: Match::NrAtLeast,
+            errno: libc::ENOSYS,
+            why: "the table refuses what was reviewed and allows the rest: a call a newer kernel adds (one more way to mount, to join or list namespaces) would be allowed unseen; deny by default until reviewed",
+        },
         SyscallRule {
             name: "clone3",
             nr: libc::SYS_clone3,
@@ -474,8 +544,8 @@ pub fn enosys_table() -> Vec<SyscallRule> {
 }
 
 /// Compile the table into a BPF program for this architecture. The program
-/// starts with an ABI guard (see module docs), then the clone3 → ENOSYS
-/// answer, then seccompiler's filter (which repeats the architecture check).
+/// starts with an ABI guard (see module docs), then the ENOSYS answers
+/// (see [`enosys_table`]), then seccompiler's filter (which repeats the architecture check).
 pub fn compile(
     allow_ptrace: bool,
     isolation: Isolation,
@@ -493,6 +563,10 @@ pub fn compile(
         let conds: Vec<Cond> = match r.when {
             Match::Always => vec![],
             Match::IoctlRequest(req) => vec![Cond::new(1, Len::Dword, Op::Eq, req).map_err(err)?],
+            Match::IoctlType(ty) => vec![
+                Cond::new(1, Len::Dword, Op::MaskedEq(0xFFFF_FF00), u64::from(ty) << 8)
+                    .map_err(err)?,
+            ],
             Match::ArgAnyBit(idx, bits) => {
                 for bit in (0..32).map(|b| 1u64 << b).filter(|b| bits & b != 0) {
                     let c = Cond::new(idx, Len::Dword, Op::MaskedEq(bit), bit).map_err(err)?;
@@ -531,6 +605,13 @@ pub fn compile(
                 Cond::new(0, Len::Dword, Op::Eq, family).map_err(err)?,
                 Cond::new(1, Len::Dword, Op::MaskedEq(0xf), ty).map_err(err)?,
             ],
+            // A range of numbers is the ABI guard's (see `abi_guard`).
+            Match::NrAtLeast => {
+                return Err(format!(
+                    "{}: a range of calls belongs in enosys_table",
+                    r.name
+                ));
+            }
         };
         let entry = rules.entry(r.nr).or_default();
         // An unconditional rule must be the only one for that call.
@@ -555,8 +636,9 @@ pub fn compile(
 }
 
 /// Refuse other ABIs before the table: the arch word must be ours (kills on
-/// mismatch, like seccompiler), x32 numbers (bit 30) get EPERM, and clone3
-/// gets ENOSYS.
+/// mismatch, like seccompiler), x32 numbers (bit 30) get EPERM, and the
+/// calls of [`enosys_table`] (clone3, openat2, every call newer than the
+/// table) get ENOSYS.
 fn abi_guard(arch: seccompiler::TargetArch) -> Vec<seccompiler::sock_filter> {
     use seccompiler::sock_filter;
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
@@ -588,7 +670,11 @@ fn abi_guard(arch: seccompiler::TargetArch) -> Vec<seccompiler::sock_filter> {
         stmt(RET_K, errno(libc::EPERM)),
     ];
     for r in enosys_table() {
-        prog.push(jump(JEQ_K, r.nr as u32, 0, 1));
+        let op = match r.when {
+            Match::NrAtLeast => JGE_K,
+            _ => JEQ_K,
+        };
+        prog.push(jump(op, r.nr as u32, 0, 1));
         prog.push(stmt(RET_K, errno(r.errno)));
     }
     prog
@@ -641,6 +727,87 @@ mod tests {
         );
     }
 
+    /// What the kernel would answer for a call: the filter run on its
+    /// seccomp_data (number, arch, no instruction pointer, arguments).
+    /// Only the instructions the filter is made of are known; any other
+    /// fails the test.
+    fn verdict(prog: &[seccompiler::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let mut data = Vec::new();
+        data.extend(nr.to_le_bytes());
+        data.extend(arch.to_le_bytes());
+        data.extend(0u64.to_le_bytes());
+        for a in args {
+            data.extend(a.to_le_bytes());
+        }
+        let (mut acc, mut pc) = (0u32, 0usize);
+        loop {
+            let i = &prog[pc];
+            pc += 1;
+            let jump = |cond: bool| if cond { i.jt as usize } else { i.jf as usize };
+            match i.code {
+                0x20 => {
+                    let k = i.k as usize;
+                    acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
+                }
+                0x54 => acc &= i.k,
+                0x05 => pc += i.k as usize,
+                0x15 => pc += jump(acc == i.k),
+                0x25 => pc += jump(acc > i.k),
+                0x35 => pc += jump(acc >= i.k),
+                0x45 => pc += jump(acc & i.k != 0),
+                0x06 => return i.k,
+                code => panic!("instruction {code:#x} unknown to this test"),
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn calls_newer_than_the_table_get_enosys_and_the_rest_is_as_listed() {
+        let prog = compile(false, Isolation::Full).unwrap();
+        let x86_64 = 0xC000_003E;
+        let run = |nr: i64, args: [u64; 6]| verdict(&prog, x86_64, nr as u32, args);
+        let errno = |e: i32| libc::SECCOMP_RET_ERRNO | e as u32;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        // Newer than the table, up to the x32 bit: ENOSYS.
+        for nr in [LAST_REVIEWED_NR + 1, 470, 471, 500, 1000, 0x3fff_ffff] {
+            assert_eq!(run(nr, [0; 6]), errno(libc::ENOSYS), "{nr}");
+        }
+        // The last reviewed call and older ones the table does not list.
+        for nr in [LAST_REVIEWED_NR, libc::SYS_read, libc::SYS_openat, 462] {
+            assert_eq!(run(nr, [0; 6]), allow, "{nr}");
+        }
+        assert_eq!(run(libc::SYS_clone3, [0; 6]), errno(libc::ENOSYS));
+        assert_eq!(run(0x4000_0000, [0; 6]), errno(libc::EPERM));
+        assert_eq!(run(libc::SYS_bpf, [0; 6]), errno(libc::EPERM));
+        assert_eq!(
+            run(libc::SYS_ioctl, [0, TIOCSTI, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(run(libc::SYS_ioctl, [0, 0x5401, 0, 0, 0, 0]), allow); // TCGETS
+        // Console ioctls by their type byte; newer ones of the same byte
+        // carry direction and size bits and are not the console's.
+        for req in [0x4B00, 0x4B49, 0x4BFF, 0x5606, 0x1_0000_4B47] {
+            assert_eq!(
+                run(libc::SYS_ioctl, [0, req, 0, 0, 0, 0]),
+                errno(libc::EPERM),
+                "{req:#x}"
+            );
+        }
+        assert_eq!(run(libc::SYS_ioctl, [0, 0x8004_4B00, 0, 0, 0, 0]), allow);
+        let vsock = 40;
+        assert_eq!(
+            run(libc::SYS_socketpair, [vsock, 1, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(run(libc::SYS_socketpair, [1, 1, 0, 0, 0, 0]), allow);
+        // Another architecture's calls: the process is killed.
+        assert_eq!(
+            verdict(&prog, 0x4000_0003, 3, [0; 6]),
+            libc::SECCOMP_RET_KILL_PROCESS
+        );
+    }
+
     #[test]
     fn namespace_flags_fit_in_the_low_word() {
         assert_eq!((NS_FLAGS | CLONE_NEWTIME) >> 32, 0);
@@ -649,10 +816,20 @@ mod tests {
     #[test]
     fn the_landlock_level_alone_refuses_listen_other_pids_limits_and_unix_datagram_pairs() {
         let names = |i| -> Vec<&str> { table(false, i).iter().map(|r| r.name).collect() };
-        for name in ["listen", "prlimit64", "socketpair"] {
+        for name in ["listen", "prlimit64"] {
             assert!(names(Isolation::Landlock).contains(&name), "{name}");
             assert!(!names(Isolation::Full).contains(&name), "{name}");
         }
+        // socketpair's family is checked at both levels, its unix types at
+        // the `landlock` level only.
+        let pair_rules = |i| {
+            table(false, i)
+                .iter()
+                .filter(|r| r.name == "socketpair")
+                .count()
+        };
+        assert_eq!(pair_rules(Isolation::Full), 1);
+        assert!(pair_rules(Isolation::Landlock) > 1);
         assert!(compile(false, Isolation::Landlock).is_ok());
     }
 

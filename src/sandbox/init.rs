@@ -330,7 +330,19 @@ fn pid1(sock: &mut Sock, mut reserve_tx: UnixStream) -> Result<i32> {
         return Ok(125);
     };
     let plan = &plan;
-    // 2. Not dumpable: the command cannot read our memory or /proc/1/environ.
+    // 2. Should memory run out, the kernel must pick the sandbox, never
+    //    guard: a command that spread its memory over many processes
+    //    smaller than the supervisor would otherwise make the supervisor
+    //    the largest, and guard killed skips the check after the run until
+    //    its next start (the user's `git status` may come first). As at the
+    //    `landlock` level (see `host_setup`); inherited by the command,
+    //    which cannot lower it again (/proc is read-only to it). Before
+    //    the next step: a process that is not dumpable cannot write its
+    //    own /proc files. (The host's /proc is still mounted here; /proc/self
+    //    is this process there.)
+    std::fs::write("/proc/self/oom_score_adj", "1000")
+        .map_err(|e| Error::io("write", "/proc/self/oom_score_adj", e))?;
+    //    Not dumpable: the command cannot read our memory or /proc/1/environ.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Error::sys("make pid 1 non-dumpable", e))?;
 
     // 3. Limits of the user namespace, while we hold CAP_SYS_RESOURCE in
@@ -364,6 +376,7 @@ fn pid1(sock: &mut Sock, mut reserve_tx: UnixStream) -> Result<i32> {
     // exempts the host's uid 0 from it: as root, it does not apply.)
     lock::limit_processes(plan.max_processes)?;
     lock::share_user_budgets()?;
+    lock::no_core_dumps()?;
     lock::drop_capabilities(plan.cap_last_cap)?;
     lock::no_new_privs()?;
     close_stray_fds(sock.as_ref().map_or(-1, |s| s.as_raw_fd()))?;
@@ -437,6 +450,7 @@ fn host_setup(sock: &mut Sock, parent: i32) -> Result<i32> {
     // not apply to root.
     lock::limit_processes(plan.max_processes)?;
     lock::share_user_budgets()?;
+    lock::no_core_dumps()?;
     // Without a user namespace an ordinary user holds no capability, and
     // may not touch the bounding set (that needs CAP_SETPCAP); no_new_privs
     // keeps exec from granting any. Root holds them all and drops them.

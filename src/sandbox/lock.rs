@@ -96,6 +96,18 @@ pub fn limit_processes(max: u64) -> Result<()> {
     })
 }
 
+/// No core dumps for the command, soft and hard limit alike (without
+/// capabilities it cannot raise them again). A crash hands the process's
+/// memory to the host: a file the kernel writes with a plain
+/// `core_pattern`, or, with a pipe (systemd-coredump, apport), to a helper
+/// that runs as root in the host's namespaces and parses it. The kernel
+/// starts a pipe helper whatever the limit, but passes it on, and those
+/// helpers store nothing when it is 0.
+pub fn no_core_dumps() -> Result<()> {
+    let lim = nix::sys::resource::Resource::RLIMIT_CORE;
+    nix::sys::resource::setrlimit(lim, 0, 0).map_err(|e| Error::sys("disable core dumps", e))
+}
+
 /// Half of the user's queued signals (`sigqueue`, POSIX timers) and POSIX
 /// message queue bytes for the sandbox. The kernel charges both to the
 /// user outside too, whatever namespace the sandbox is in: a sandbox that
