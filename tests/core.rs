@@ -329,6 +329,44 @@ fn interactive_bash_job_control_and_resize() {
     }
 }
 
+/// The terminal's modes as `stty -a` shows these three: `echo icanon opost`
+/// or their `-` forms.
+const SHOW_MODES: &str = "stty -a | tr -s ' ;\\r\\n' '\\n' | grep -x -e echo -e -echo -e icanon -e -icanon -e opost -e -opost | sort | tr '\\n' ' '; echo :modes";
+
+/// A command that leaves the terminal raw and without echo (`stty raw
+/// -echo`, a TUI that crashed, a hostile one) does not leave the user's
+/// shell that way: guard puts back the modes it started with. Started in
+/// the background, guard leaves the terminal to the foreground job: a mode
+/// that job set meanwhile stays.
+#[test]
+fn the_terminal_modes_are_put_back_after_the_session() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let out = env.pty_script(
+            json!([{"expect": ":modes"}]),
+            &format!("\"$@\" run -q -- sh -c 'stty raw -echo -opost'; {SHOW_MODES}"),
+        );
+        out.expect_code(0);
+        assert!(
+            out.stdout.contains("echo icanon opost :modes"),
+            "the terminal was left changed:\n{}",
+            out.stdout
+        );
+        let out = env.pty_script(
+            json!([{"expect": ":modes"}]),
+            &format!(
+                "set -m; \"$@\" run -q -- sleep 1 & sleep 0.3; stty -echo; wait; {SHOW_MODES}"
+            ),
+        );
+        out.expect_code(0);
+        assert!(
+            out.stdout.contains("-echo icanon opost :modes"),
+            "a guard in the background changed the foreground job's terminal:\n{}",
+            out.stdout
+        );
+    }
+}
+
 #[test]
 fn vim_and_top_work_in_a_terminal() {
     for mode in modes() {

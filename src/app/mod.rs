@@ -78,6 +78,8 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
             "guard run [OPTIONS] -- COMMAND [ARGS...]",
         ));
     }
+    // Put back when this function returns, however it ends.
+    let terminal = crate::sandbox::TerminalModes::save();
     // Start the sandbox's setup process first: it execs and creates the
     // namespaces on another core while we resolve the policy.
     let mut pending = match args.isolation {
@@ -168,6 +170,8 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     };
     tracing::info!(target: audit::TARGET, kind = "session", event = "end", exit = code);
     session.flush();
+    // The summary prints on the terminal as the user had it.
+    drop(terminal);
     if !args.quiet {
         let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("NO_COLOR").is_none();

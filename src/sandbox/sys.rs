@@ -293,8 +293,13 @@ pub fn wait_signal(signals: &[libc::c_int]) -> io::Result<(libc::c_int, bool)> {
 
 /// Set the foreground process group of the terminal on `fd`, ignoring
 /// SIGTTOU while doing so (we may be in the background after the command
-/// took the terminal).
+/// took the terminal). Only if guard started in the foreground (see
+/// [`TerminalModes::save`]): started in the background, taking the terminal
+/// would take it from the user's foreground job.
 pub fn take_terminal(fd: libc::c_int) {
+    if !FOREGROUND_AT_START.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     // SAFETY: isatty/getpgrp/tcgetpgrp/tcsetpgrp on a caller-owned fd;
     // SIGTTOU's disposition is restored right after.
     unsafe {
@@ -308,6 +313,63 @@ pub fn take_terminal(fd: libc::c_int) {
         let old = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
         libc::tcsetpgrp(fd, ours);
         libc::signal(libc::SIGTTOU, old);
+    }
+}
+
+/// The settings (termios) of guard's controlling terminal when it started,
+/// put back when it is dropped. A command can leave the terminal raw,
+/// without echo or with output processing off (`stty raw -echo`, a TUI
+/// that crashed, a hostile one): bash keeps the modes a job leaves when it
+/// exits normally, so the user's shell would carry them on after the
+/// session (no echo of what they type, a prompt that never shows).
+pub struct TerminalModes {
+    tty: std::fs::File,
+    saved: libc::termios,
+}
+
+/// Whether guard started in the foreground of its terminal: only then are
+/// the terminal and its modes guard's to take back at the end (started in
+/// the background, the foreground job, an editor say, owns them).
+static FOREGROUND_AT_START: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+impl TerminalModes {
+    /// `None` without a controlling terminal.
+    pub fn save() -> Option<TerminalModes> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/tty")
+            .ok()?;
+        // SAFETY: termios is plain data; tcgetattr fills it for an fd this
+        // process holds, and it is used only if that succeeded.
+        let saved = unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            (libc::tcgetattr(tty.as_raw_fd(), &mut t) == 0).then_some(t)?
+        };
+        // SAFETY: tcgetpgrp/getpgrp on an fd this process holds.
+        let foreground = unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() };
+        FOREGROUND_AT_START.store(foreground, std::sync::atomic::Ordering::SeqCst);
+        Some(TerminalModes { tty, saved })
+    }
+}
+
+impl Drop for TerminalModes {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        if !FOREGROUND_AT_START.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: tcsetattr with settings tcgetattr gave for the same open
+        // terminal; SIGTTOU (guard may be in the background) is ignored
+        // meanwhile and its disposition restored right after.
+        unsafe {
+            let old = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            libc::tcsetattr(self.tty.as_raw_fd(), libc::TCSANOW, &self.saved);
+            libc::signal(libc::SIGTTOU, old);
+        }
     }
 }
 

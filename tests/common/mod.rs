@@ -456,6 +456,28 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Run `sh -c SCRIPT` inside a pseudo-terminal driven by `steps`, with
+    /// the guard command (as [`Env::guard`] starts it, without arguments)
+    /// in `"$@"`: what the script does after guard exits shows what guard
+    /// left on the terminal.
+    pub fn pty_script(&self, steps: serde_json::Value, script: &str) -> Outcome {
+        let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pty_session.py");
+        let inner = self.guard(&[]);
+        let mut cmd = Command::new("python3");
+        cmd.arg(driver)
+            .arg(steps.to_string())
+            .args(["--", "sh", "-c", script, "sh"]);
+        cmd.arg(inner.get_program());
+        cmd.args(inner.get_args());
+        cmd.current_dir(&self.project.path)
+            .env("HOME", &self.home.path)
+            .env("TERM", "xterm")
+            .stdin(Stdio::null());
+        Outcome::from(cmd.output().expect("spawn pty driver"))
+    }
+}
+
 /// Processes on the host whose command line contains `marker`.
 pub fn pgrep(marker: &str) -> Vec<String> {
     let out = Command::new("pgrep")
