@@ -25,6 +25,10 @@ pub enum Kind {
     /// The same in XML, where markup follows the value: `<password>…</…`,
     /// `<add key="ApiToken" value="…"/>`. Needs `name` and `secret` groups.
     Tagged,
+    /// The value of a `value` key whose name is given by the `name` or
+    /// `key` key just before it, on its line or the line before
+    /// (`{"name": "API_TOKEN", "value": "…"}`, a Kubernetes env entry).
+    NameValue,
     /// A PEM `BEGIN ... PRIVATE KEY` line: the secret runs to the END line.
     PemBlock,
     /// A URI's userinfo password (`scheme://user:PASSWORD@host`).
@@ -551,6 +555,18 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "name-value-secret",
+        description: "name/value pair with a secret-sounding name and a high-entropy value (Kubernetes and ECS env entries, API client collections, CloudFormation parameters)",
+        // The `value` key; the name is found by looking back from it (see
+        // `sibling_name`): pretty-printed JSON and YAML put it on the line
+        // before.
+        pattern: r#"\b(?i:(?:parameter)?value)["']?[ \t]*:[ \t]*["']?(?P<secret>[^\s"'`,;<>(){}\[\]\\]{8,300})"#,
+        // Keywords end where no other keyword starts (see `keyword_masks`).
+        keywords: &["value\"", "value'", "value:"],
+        kind: Kind::NameValue,
+        hide_file: false,
+    },
+    Builtin {
         id: "secret-assignment",
         description: "secret-sounding name assigned a high-entropy value",
         // name, an optional closing quote/bracket of a key, a separator, an
@@ -590,6 +606,10 @@ const BUILTIN: &[Builtin] = &[
             "private-key",
             "access_key",
             "accesskey",
+            // A name ending in `key` (`STRIPE_KEY`, `signing-key`; see
+            // `entropy::word_key`).
+            "_key",
+            "-key",
         ],
         kind: Kind::Assignment,
         hide_file: false,
@@ -929,7 +949,12 @@ impl ContentEngine {
         for &i in &self.unanchored {
             self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
         }
-        found.retain(|r| !matches!(self.rules[r.rule].kind, Kind::Assignment | Kind::Tagged));
+        found.retain(|r| {
+            !matches!(
+                self.rules[r.rule].kind,
+                Kind::Assignment | Kind::Tagged | Kind::NameValue
+            )
+        });
         Ok(finish(content, found))
     }
 
@@ -1026,23 +1051,34 @@ impl ContentEngine {
             return Ok(());
         };
         let hay = &content[at..end];
+        let typed = |out: &mut Vec<Raw>| {
+            if let Some((s, e)) = typed_secret(hay) {
+                out.push(Raw {
+                    rule: g,
+                    start: at + s,
+                    end: at + e,
+                });
+            }
+        };
         let Some(m) = c.re.find(hay) else {
-            if let Some((start, end)) = assigned_at(hay).and_then(|(name, v)| {
+            match assigned_at(hay).and_then(|(name, v)| {
                 quoted_secret(hay, name, v)
                     .map(|(s, e)| (at + s, at + e))
                     .or_else(|| yaml_block_secret(content, at, end, name, v))
             }) {
-                out.push(Raw {
+                Some((start, end)) => out.push(Raw {
                     rule: g,
                     start,
                     end,
-                });
+                }),
+                None => typed(out),
             }
             return Ok(());
         };
         if (code_follows(&hay[m.end()..]) && !quoted(&hay[m.range()]))
             || c.re.captures_read(locs, hay).is_none()
         {
+            typed(out);
             return Ok(());
         }
         let (Some((ns, ne)), Some((vs, ve))) = (
@@ -1146,6 +1182,9 @@ impl ContentEngine {
                     .name
                     .and_then(|g| locs.get(g))
                     .and_then(|(ns, ne)| assignment_secret(hay, &hay[ns..ne], vs, ve))
+                    .map(|e| e - vs),
+                Kind::NameValue => sibling_name(content, base + whole.0)
+                    .and_then(|name| assignment_secret(hay, name, vs, ve))
                     .map(|e| e - vs),
             };
             if let Some(len) = keep {
@@ -1269,6 +1308,108 @@ fn quoted_secret(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
         return None;
     }
     escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// `name: Type = "value"` (TypeScript, Kotlin, Swift, Rust, Python) or
+/// `name Type = "value"` (Go) at the start of `hay`: a declaration whose
+/// type stands between the name and the literal, which the regex reads as
+/// the type assigned (code). The quoted literal, judged as the name's value
+/// is (not code or a template).
+fn typed_secret(hay: &[u8]) -> Option<(usize, usize)> {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let name = hay
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
+    let mut i = name + hay[name..].iter().take_while(|b| blank(b)).count();
+    if hay.get(i) == Some(&b':') {
+        i += 1;
+        i += hay[i..].iter().take_while(|b| blank(b)).count();
+    } else if i == name {
+        return None;
+    }
+    // The type (`&'static str`, `Option<String>`, `[u8; 32]`, `*C.char`).
+    let ty = i;
+    let type_char = |b: &u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'_' | b'&' | b'\'' | b'<' | b'>' | b'[' | b']' | b'.' | b'*' | b';' | b'?' | b' '
+            )
+    };
+    i += hay[i..]
+        .iter()
+        .take(64)
+        .take_while(|b| type_char(b))
+        .count();
+    let first = hay.get(ty)?;
+    if !(first.is_ascii_alphabetic() || matches!(first, b'&' | b'[' | b'*'))
+        || hay.get(i) != Some(&b'=')
+        || matches!(hay.get(i + 1), Some(b'=' | b'>'))
+    {
+        return None;
+    }
+    i += 1;
+    i += hay[i..].iter().take_while(|b| blank(b)).count();
+    // A byte-string prefix (`b"…"`).
+    if hay.get(i) == Some(&b'b') {
+        i += 1;
+    }
+    if !matches!(hay.get(i), Some(b'"' | b'\'' | b'`')) {
+        return None;
+    }
+    let vs = i + 1;
+    let q = closing_quote(hay, vs, vs)?;
+    let value = &hay[vs..q];
+    if code_or_template(value) {
+        return None;
+    }
+    escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// The name given by the `name` or `key` key (`Name`, `ParameterKey`…)
+/// just before the `value` key at `at`, on its line or the line before:
+/// `{"name": "API_TOKEN", "value": …}`, a Kubernetes env entry (`- name:
+/// API_TOKEN` over `value: …`), an API client's `{"key": "token", "value":
+/// …}`. Only quotes, commas and blanks may stand between the two.
+fn sibling_name(content: &[u8], at: usize) -> Option<&[u8]> {
+    let name_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    let mut i = at;
+    let mut newlines = 0;
+    while i > 0
+        && matches!(
+            content[i - 1],
+            b'"' | b'\'' | b',' | b' ' | b'\t' | b'\r' | b'\n'
+        )
+    {
+        newlines += usize::from(content[i - 1] == b'\n');
+        i -= 1;
+    }
+    let end = i;
+    while i > 0 && end - i < 96 && name_char(content[i - 1]) {
+        i -= 1;
+    }
+    let name = &content[i..end];
+    if newlines > 1 || name.is_empty() {
+        return None;
+    }
+    // `key": "` or `name: ` before the name.
+    if matches!(i.checked_sub(1).map(|p| content[p]), Some(b'"' | b'\'')) {
+        i -= 1;
+    }
+    while i > 0 && matches!(content[i - 1], b' ' | b'\t') {
+        i -= 1;
+    }
+    if i == 0 || content[i - 1] != b':' {
+        return None;
+    }
+    i -= 1;
+    while i > 0 && matches!(content[i - 1], b' ' | b'\t' | b'"' | b'\'') {
+        i -= 1;
+    }
+    let key = &content[..i];
+    let ends =
+        |w: &[u8]| key.len() >= w.len() && key[key.len() - w.len()..].eq_ignore_ascii_case(w);
+    (ends(b"name") || ends(b"key")).then_some(name)
 }
 
 /// The value of a YAML block scalar assigned to the name at `at` (`key: |`
@@ -2114,6 +2255,88 @@ mod tests {
             "The password field is required.",
         ] {
             assert!(secrets(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn typed_declarations() {
+        let v = tok("", 32);
+        for text in [
+            format!("const apiKey: string = \"{v}\";"),
+            format!("val apiSecret: String = \"{v}\""),
+            format!("let apiToken: String = \"{v}\""),
+            format!("var apiToken string = \"{v}\""),
+            format!("pub static AUTH_TOKEN: &'static str = \"{v}\";"),
+            format!("const API_KEY: &str = \"{v}\";"),
+            format!("API_KEY: str = \"{v}\""),
+            format!("const HMAC_KEY: &[u8] = b\"{v}\";"),
+        ] {
+            assert_eq!(ids(&text), ["secret-assignment"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            "let token: String = String::new();",
+            "password: Option<String> = None,",
+            "let token: &str = \"Bearer\";",
+            "api_key: str = \"{prefix}-{suffix}\"",
+            "return token or \"aB3dE5fG7hJ9kL2mN4pQ\"",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
+    fn names_ending_in_key() {
+        let v = tok("", 32);
+        for text in [
+            format!("const STRIPE_KEY = \"{v}\";"),
+            format!("ENCRYPTION_KEY = \"{v}\""),
+            format!("    signing-key: {v}"),
+            format!("fly secrets set OPENAI_KEY={v}"),
+        ] {
+            assert_eq!(ids(&text), ["secret-assignment"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            format!("PRIMARY_KEY = \"{v}\""),
+            format!("cache_key = \"{v}\""),
+            format!("GPG_KEY={}", hex(40).to_uppercase()),
+            format!(
+                "idempotency_key: \"{}\"",
+                "6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6c"
+            ),
+            "sort_key = \"created_at_v2\"".to_string(),
+            "let cache_key = format!(\"{}:{}\", user, id);".to_string(),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn name_value_pairs() {
+        let v = tok("", 32);
+        for text in [
+            format!("        - name: STRIPE_API_KEY\n          value: {v}\n"),
+            format!("        - name: DB_PASSWORD\n          value: \"{v}\"\n"),
+            format!("{{\"name\": \"API_TOKEN\", \"value\": \"{v}\"}}"),
+            format!("  {{\n    \"name\": \"API_TOKEN\",\n    \"value\": \"{v}\"\n  }}"),
+            format!("{{\"ParameterKey\": \"DbPassword\", \"ParameterValue\": \"{v}\"}}"),
+            format!("\t\t\t\"key\": \"token\",\n\t\t\t\"value\": \"{v}\",\n"),
+            format!("{{\"key\":\"apiKey\",\"value\":\"{v}\",\"type\":\"secret\"}}"),
+        ] {
+            assert_eq!(ids(&text), ["name-value-secret"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            format!("        - name: LOG_LEVEL\n          value: {v}\n"),
+            "        - name: API_TOKEN\n          valueFrom:\n            secretKeyRef:\n              name: api\n              key: token\n".to_string(),
+            format!("{{\"name\": \"API_TOKEN\", \"value\": \"${{API_TOKEN}}\"}}"),
+            format!("- name: API_TOKEN\n\n\n  value: {v}\n"),
+            format!("{{\"name\": \"token\", \"defaultValue\": \"{v}\"}}"),
+            "{\"key\": \"password\", \"value\": \"{{password}}\"}".to_string(),
+            "Object.defineProperty(e,\"__esModule\",{value:!0}),t.token=void 0;".to_string(),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
         }
     }
 }
