@@ -403,7 +403,20 @@ fn looks_like_identifier(v: &[u8]) -> bool {
         let unit = start > 0
             && v[start - 1].is_ascii_digit()
             && v.get(i).is_none_or(|b| !b.is_ascii_alphanumeric());
-        if run <= 2 && !acronym && !unit {
+        // A word has a vowel: a capitalized run of three or more letters
+        // without one (`Cnm`; not an acronym, `HTTP`) is random. (Lowercase
+        // ones are left to the other tests: keyboard mashes in docs,
+        // `lkjsdf`, are example values.)
+        let consonants = run >= 3
+            && v[start].is_ascii_uppercase()
+            && !v[start..i].iter().all(u8::is_ascii_uppercase)
+            && !v[start..i].iter().any(|b| {
+                matches!(
+                    b.to_ascii_lowercase(),
+                    b'a' | b'e' | b'i' | b'o' | b'u' | b'y'
+                )
+            });
+        if (run <= 2 && !acronym && !unit) || consonants {
             noise += run;
         }
     }
@@ -431,9 +444,12 @@ pub fn plausible_secret(v: &[u8]) -> bool {
     let upper = v.iter().any(u8::is_ascii_uppercase);
     let other = v.iter().any(|b| !b.is_ascii_alphanumeric());
     // Random tokens of 8+ characters almost always hold a digit; names of
-    // things in code (`__IncompleteArrayField`, `AuthConfig`) do not.
+    // things in code (`__IncompleteArrayField`, `AuthConfig`) do not. But
+    // one in 16 random 16-character passwords of letters and digits has
+    // none: mixed case from 12 characters on is enough, when the value
+    // does not read as words (`looks_like_identifier`, below).
     let classes = [digit, lower, upper, other].iter().filter(|&&c| c).count();
-    if !(lower || upper) || !digit || classes < 2 {
+    if !(lower || upper) || classes < 2 || !(digit || (lower && upper && v.len() >= 12)) {
         return false;
     }
     if has_placeholder(v)
@@ -553,6 +569,9 @@ mod tests {
         assert!(plausible_secret(b"dop_v1_9f86d081884c7d659a2feaa0c55ad015"));
         assert!(plausible_secret(b"Zq8vL2mN4pQ6"));
         assert!(plausible_secret(b"CANARYyml21165x371893c59"));
+        // Random, with few digits or none (review 22).
+        assert!(plausible_secret(b"9uknf4PCnmFnDraalEFMCmwLFEBWneji"));
+        assert!(plausible_secret(b"qTzRkWbNvHsLpXcM"));
         for v in [
             "changeme",
             "os.environ",
