@@ -90,5 +90,7 @@ mod review18;
 mod review19;
 #[path = "escape/review20.rs"]
 mod review20;
+#[path = "escape/review22.rs"]
+mod review22;
 #[path = "escape/review9.rs"]
 mod review9;
