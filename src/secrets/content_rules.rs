@@ -29,6 +29,9 @@ pub enum Kind {
     /// `key` key just before it, on its line or the line before
     /// (`{"name": "API_TOKEN", "value": "…"}`, a Kubernetes env entry).
     NameValue,
+    /// A Kubernetes Secret manifest's `kind: Secret` line: the secrets are
+    /// the values of its YAML document's `data` and `stringData` maps.
+    KubeSecret,
     /// A PEM `BEGIN ... PRIVATE KEY` line: the secret runs to the END line.
     PemBlock,
     /// A URI's userinfo password (`scheme://user:PASSWORD@host`).
@@ -538,6 +541,16 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "kubernetes-secret",
+        description: "value in a Kubernetes Secret manifest (`data:` or `stringData:`), whatever its key",
+        // Every value there is a secret (`STRIPE_KEY: <base64>`), under
+        // keys the other rules do not know (see `kube_secret_values`).
+        pattern: r#"^kind:[ \t]*["']?Secret["']?[ \t]*\r?$"#,
+        keywords: &["secret"],
+        kind: Kind::KubeSecret,
+        hide_file: false,
+    },
+    Builtin {
         id: "xml-secret-element",
         description: "XML element with a secret-sounding name holding a high-entropy value",
         pattern: r"<(?P<name>[A-Za-z_][A-Za-z0-9_.:\-]{0,80})(?:[ \t][^<>]*)?>(?P<secret>[^<>\s]{6,})</",
@@ -620,6 +633,15 @@ const BUILTIN: &[Builtin] = &[
         pattern: r#"\b(?i:define)[ \t]*\([ \t]*["'](?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})["'][ \t]*,[ \t]*["'](?P<secret>[^\r\n]{6,300}?)["'][ \t]*\)"#,
         // Not `define` alone: every C `#define` would be a candidate.
         keywords: &["define(", "define ("],
+        kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
+        id: "dockerfile-env-secret",
+        description: "Dockerfile `ENV NAME value` (the form without `=`) with a secret-sounding name and a high-entropy value",
+        pattern: r#"^[ \t]*(?i:env)[ \t]+(?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})[ \t]+["']?(?P<secret>[^\s"'=]{6,})"#,
+        // Keywords end where no other keyword starts (see `keyword_masks`).
+        keywords: &["env ", "env\t"],
         kind: Kind::Tagged,
         hide_file: false,
     },
@@ -1166,10 +1188,20 @@ impl ContentEngine {
                 continue;
             }
             let Some(whole) = locs.get(0) else { continue };
+            if rule.kind == Kind::KubeSecret {
+                for (start, end) in kube_secret_values(content, base + whole.0) {
+                    out.push(Raw {
+                        rule: i,
+                        start,
+                        end,
+                    });
+                }
+                continue;
+            }
             let (vs, ve) = c.secret.and_then(|g| locs.get(g)).unwrap_or(whole);
             let value = &hay[vs..ve];
             let keep = match rule.kind {
-                Kind::Token | Kind::Marker => Some(value.len()),
+                Kind::Token | Kind::Marker | Kind::KubeSecret => Some(value.len()),
                 Kind::PemBlock => pem_body_follows(&content[s + whole.1..]).then_some(value.len()),
                 Kind::RandomToken => plausible_token(value).then_some(value.len()),
                 Kind::UriPassword => uri_password(value).then_some(value.len()),
@@ -1410,6 +1442,100 @@ fn sibling_name(content: &[u8], at: usize) -> Option<&[u8]> {
     let ends =
         |w: &[u8]| key.len() >= w.len() && key[key.len() - w.len()..].eq_ignore_ascii_case(w);
     (ends(b"name") || ends(b"key")).then_some(name)
+}
+
+/// The values of the `data:` and `stringData:` maps of the Kubernetes
+/// Secret whose `kind: Secret` line starts at `at`, in its YAML document
+/// (between `---` lines; `kubectl get -o yaml` writes `data:` before
+/// `kind:`): every value, whatever its key, except an empty one or a
+/// template (`{{ .Values.x | b64enc }}`, Helm). A block scalar's value
+/// (`config.yaml: |`) is its indented lines.
+fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
+    let separator = |l: &[u8]| l.starts_with(b"---") && l[3..].trim_ascii().is_empty();
+    // Back to the document's start, forward to its end.
+    let mut start = at;
+    while start > 0 {
+        let prev = content[..start - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        if separator(&content[prev..start - 1]) {
+            break;
+        }
+        start = prev;
+    }
+    let mut out = Vec::new();
+    let (mut in_map, mut entry_indent) = (false, None);
+    let mut block: Option<(usize, usize, usize)> = None;
+    let mut pos = start;
+    while pos < content.len() {
+        let le = line_end(content, pos);
+        let line = &content[pos..le];
+        let next = le + 1;
+        if separator(line) {
+            break;
+        }
+        let indent = line.iter().take_while(|&&b| b == b' ').count();
+        let body = line[indent..].trim_ascii_end();
+        if body.is_empty() || body.starts_with(b"#") {
+            pos = next;
+            continue;
+        }
+        // A block scalar's lines: deeper than its key.
+        if let Some((key_indent, first, _)) = block {
+            if indent > key_indent {
+                let first = if first == usize::MAX {
+                    pos + indent
+                } else {
+                    first
+                };
+                block = Some((key_indent, first, pos + indent + body.len()));
+                pos = next;
+                continue;
+            }
+            if let Some((_, first, last)) = block.take() {
+                out.push((first, last));
+            }
+        }
+        if indent == 0 {
+            in_map = matches!(body, b"data:" | b"stringData:");
+            entry_indent = None;
+        } else if in_map && entry_indent.is_none_or(|i| i == indent) {
+            entry_indent = Some(indent);
+            let colon = body
+                .windows(2)
+                .position(|w| w == b": ")
+                .or_else(|| body.ends_with(b":").then(|| body.len() - 1));
+            if let Some(colon) = colon {
+                let raw = &body[colon + 1..];
+                let lead = raw.len() - raw.trim_ascii_start().len();
+                let value = raw.trim_ascii();
+                let vs = pos + indent + colon + 1 + lead;
+                if matches!(value.first(), Some(b'|' | b'>')) {
+                    block = Some((indent, usize::MAX, 0));
+                } else {
+                    let quoted = value.len() >= 2
+                        && matches!(value[0], b'"' | b'\'')
+                        && value.last() == Some(&value[0]);
+                    let (vs, v) = if quoted {
+                        (vs + 1, &value[1..value.len() - 1])
+                    } else {
+                        (vs, value)
+                    };
+                    if !v.is_empty() && !contains(v, b"{{") {
+                        out.push((vs, vs + v.len()));
+                    }
+                }
+            }
+        }
+        pos = next;
+    }
+    if let Some((_, first, last)) = block {
+        out.push((first, last));
+    }
+    // A block with no lines, or a template in one.
+    out.retain(|&(s, e)| s < e && !contains(&content[s..e], b"{{"));
+    out
 }
 
 /// The value of a YAML block scalar assigned to the name at `at` (`key: |`
@@ -2337,6 +2463,41 @@ mod tests {
             "Object.defineProperty(e,\"__esModule\",{value:!0}),t.token=void 0;".to_string(),
         ] {
             assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn kubernetes_secret_values_whatever_their_keys() {
+        let (a, b, c) = (tok("", 24), tok("", 32), tok("", 20));
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  mode: fast\n---\napiVersion: v1\ndata:\n  STRIPE_KEY: {a}\n  empty: \"\"\nkind: Secret\nmetadata:\n  name: api\nstringData:\n  url: \"{b}\"\n  config.yaml: |\n    upstream:\n      key: {c}\ntype: Opaque\n---\nkind: Service\ndata:\n  port: x\n"
+        );
+        assert_eq!(ids(&text), ["kubernetes-secret"; 3]);
+        assert_eq!(secrets(&text), [a, b, format!("upstream:\n      key: {c}")]);
+        // Templates (a Helm chart's) and other kinds hold nothing.
+        for text in [
+            "apiVersion: v1\nkind: Secret\ndata:\n  password: {{ .Values.password | b64enc }}\n  token: |\n    {{ .Values.token }}\n",
+            "kind: ConfigMap\ndata:\n  key: aB3dE5fG7hJ9kL2mN4pQ6rS8\n",
+            "kind: Secret\nmetadata:\n  name: x\n",
+            "  kind: Secret\n  data:\n    x: aB3dE5fG7hJ9kL2mN4pQ6rS8\n",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
+    fn dockerfile_env_without_equals() {
+        let v = tok("", 32);
+        let text =
+            format!("FROM node:20\nENV NODE_ENV production\nENV NPM_TOKEN {v}\nRUN npm ci\n");
+        assert_eq!(ids(&text), ["dockerfile-env-secret"]);
+        assert_eq!(secrets(&text), [v]);
+        for text in [
+            "ENV GPG_KEY A035C8C19219BA821ECEA86B64E628F8D684696D",
+            "ENV API_TOKEN ${API_TOKEN}",
+            "ENV PATH /usr/local/bin:$PATH",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }
     }
 }
