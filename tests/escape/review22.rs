@@ -334,3 +334,184 @@ fn random_passwords_without_digits_are_redacted() {
         }
     });
 }
+
+/// Hole: a Kubernetes Secret manifest holds nothing but secrets, base64 in
+/// `data:` or plain in `stringData:`, under keys of any name (`STRIPE_KEY`,
+/// `SENDGRID`, a whole config file as a block scalar): only values under
+/// secret-sounding keys were found, the others served (base64 hides
+/// nothing from a program). Now every value is redacted.
+#[test]
+fn kubernetes_secret_manifests_are_redacted_whatever_their_keys() {
+    each_mode(|mut case| {
+        let c = case.add_canary("k8s");
+        let data = crate::support::b64(format!("{c}{FILL}").as_bytes());
+        case.write(
+            "k8s/payments-secret.yaml",
+            &format!(
+                "# Applied by hand; rotate every quarter.\napiVersion: v1\nkind: Secret\nmetadata:\n  name: payments\n  namespace: prod\n  labels:\n    app: payments\n    tier: backend\n  annotations:\n    owner: team-payments\ntype: Opaque\ndata:\n  STRIPE_KEY: {data}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: payments\ndata:\n  region: eu-west-1\n  log_level: info\n"
+            ),
+        );
+        case.write(
+            "k8s/exporter-secret.yaml",
+            &format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: exporter\n  namespace: monitoring\n  labels:\n    app: exporter\ntype: Opaque\nstringData:\n  exporter.yml: |\n    upstream:\n      url: https://metrics.example.com\n      key: {c}{FILL}\n"
+            ),
+        );
+        case.env.own();
+        expect_seen(
+            &case,
+            &[
+                ("data", "k8s/payments-secret.yaml", "redacted"),
+                ("string", "k8s/exporter-secret.yaml", "redacted"),
+            ],
+            &[
+                (
+                    "data_kept",
+                    "k8s/payments-secret.yaml",
+                    "  region: eu-west-1\n",
+                ),
+                (
+                    "string_kept",
+                    "k8s/exporter-secret.yaml",
+                    "  namespace: monitoring\n",
+                ),
+            ],
+        );
+        for rel in ["k8s/payments-secret.yaml", "k8s/exporter-secret.yaml"] {
+            expect_flagged(&case, rel, "redact", "kubernetes-secret");
+        }
+    });
+}
+
+/// Hole: a Dockerfile's `ENV NAME value` (the form without `=`) has no
+/// separator the assignment rule knows, and libpq's `pgpass.conf` and a
+/// Docker registry's `auth/htpasswd` are the files `.pgpass` and
+/// `.htpasswd` are, under other names: all were served as is.
+#[test]
+fn dockerfile_env_and_credential_files_by_other_names_are_not_served() {
+    each_mode(|mut case| {
+        let c = case.add_canary("docker");
+        case.write(
+            "Dockerfile",
+            &format!(
+                "FROM node:20-slim\nWORKDIR /app\nENV NODE_ENV production\nENV NPM_TOKEN {c}{FILL}\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nCMD [\"node\", \"server.js\"]\n"
+            ),
+        );
+        case.write(
+            "ops/pgpass.conf",
+            &format!("db.internal:5432:app:app:{c}{FILL}\n"),
+        );
+        case.write(
+            "registry/auth/htpasswd",
+            &format!("deploy:$2y$05${c}{FILL}\n"),
+        );
+        case.env.own();
+        expect_seen(
+            &case,
+            &[
+                ("dockerfile", "Dockerfile", "redacted"),
+                ("pgpass", "ops/pgpass.conf", "empty"),
+                ("htpasswd", "registry/auth/htpasswd", "empty"),
+            ],
+            &[("dockerfile_kept", "Dockerfile", "ENV NODE_ENV production\n")],
+        );
+        expect_flagged(&case, "Dockerfile", "redact", "dockerfile-env-secret");
+        expect_flagged(&case, "ops/pgpass.conf", "hide", "db-credentials");
+        expect_flagged(&case, "registry/auth/htpasswd", "hide", "db-credentials");
+    });
+}
+
+/// Not a hole (checked, caught already): the usual places a project keeps
+/// a credential, each redacted or hidden by the rule meant for it.
+#[test]
+fn credentials_in_everyday_project_files_are_not_served() {
+    each_mode(|mut case| {
+        let c = case.add_canary("everyday");
+        case.write(
+            "docker-compose.yml",
+            &format!(
+                "services:\n  db:\n    image: postgres:16\n    environment:\n      - POSTGRES_USER=app\n      - POSTGRES_PASSWORD={c}{FILL}\n      - POSTGRES_DB=app\n    ports:\n      - \"5432:5432\"\n"
+            ),
+        );
+        case.write(
+            "src/Api/appsettings.json",
+            &format!(
+                "{{\n  \"Logging\": {{\n    \"LogLevel\": {{\n      \"Default\": \"Information\"\n    }}\n  }},\n  \"ConnectionStrings\": {{\n    \"DefaultConnection\": \"Server=tcp:db.example.net,1433;Initial Catalog=app;User ID=app;Password={c}{FILL};Encrypt=True;\"\n  }},\n  \"AllowedHosts\": \"*\"\n}}\n"
+            ),
+        );
+        case.write(
+            "src/main/resources/application.properties",
+            &format!(
+                "server.port=8080\nspring.datasource.url=jdbc:postgresql://db:5432/app\nspring.datasource.username=app\nspring.datasource.password={c}{FILL}\nspring.jpa.open-in-view=false\n"
+            ),
+        );
+        case.write(
+            "requests/items.http",
+            &format!(
+                "### List items\nGET https://api.example.com/v1/items\nAuthorization: Bearer {c}{FILL}\nAccept: application/json\n\n### Health\nGET https://api.example.com/health\n"
+            ),
+        );
+        case.write(
+            "infra/prod.auto.tfvars",
+            &format!(
+                "region = \"eu-west-1\"\nenvironment = \"prod\"\ninstance_type = \"t3.small\"\ncloudflare_api_token = \"{c}{FILL}\"\n"
+            ),
+        );
+        case.env.own();
+        // The project's own git remote, with a token in its URL.
+        let remote = format!("https://oauth2:{c}{FILL}@git.example.com/acme/app.git");
+        let git = crate::support::host_git(case.project(), &["init", "-q"]);
+        assert!(git.status.success(), "{git:?}");
+        let git = crate::support::host_git(case.project(), &["remote", "add", "origin", &remote]);
+        assert!(git.status.success(), "{git:?}");
+        case.env.own();
+        expect_seen(
+            &case,
+            &[
+                ("compose", "docker-compose.yml", "redacted"),
+                ("dotnet", "src/Api/appsettings.json", "redacted"),
+                (
+                    "spring",
+                    "src/main/resources/application.properties",
+                    "redacted",
+                ),
+                ("http", "requests/items.http", "redacted"),
+                ("tfvars", "infra/prod.auto.tfvars", "redacted"),
+                ("gitconfig", ".git/config", "redacted"),
+            ],
+            &[
+                (
+                    "compose_kept",
+                    "docker-compose.yml",
+                    "      - POSTGRES_DB=app\n",
+                ),
+                (
+                    "http_kept",
+                    "requests/items.http",
+                    "GET https://api.example.com/health",
+                ),
+            ],
+        );
+        expect_flagged(&case, "docker-compose.yml", "redact", "secret-assignment");
+        expect_flagged(
+            &case,
+            "src/Api/appsettings.json",
+            "redact",
+            "secret-assignment",
+        );
+        expect_flagged(
+            &case,
+            "src/main/resources/application.properties",
+            "redact",
+            "secret-assignment",
+        );
+        expect_flagged(&case, "requests/items.http", "redact", "secret-assignment");
+        expect_flagged(
+            &case,
+            "infra/prod.auto.tfvars",
+            "redact",
+            "secret-assignment",
+        );
+        expect_flagged(&case, ".git/config", "redact", "uri-password");
+    });
+}
