@@ -546,7 +546,8 @@ const BUILTIN: &[Builtin] = &[
         // Every value there is a secret (`STRIPE_KEY: <base64>`), under
         // keys the other rules do not know (see `kube_secret_values`).
         pattern: r#"^kind:[ \t]*["']?Secret["']?[ \t]*\r?$"#,
-        keywords: &["secret"],
+        // Not `secret`, on a million lines of a large tree: `kind:` is rare.
+        keywords: &["kind:"],
         kind: Kind::KubeSecret,
         hide_file: false,
     },
@@ -620,9 +621,20 @@ const BUILTIN: &[Builtin] = &[
             "access_key",
             "accesskey",
             // A name ending in `key` (`STRIPE_KEY`, `signing-key`; see
-            // `entropy::word_key`).
-            "_key",
-            "-key",
+            // `entropy::word_key`), by what follows it, as for `pass`:
+            // `_key` alone is on every line of code about maps and caches
+            // (`cache_key(`, `_key_id`, `_keys`).
+            "_key=",
+            "_key:",
+            "_key ",
+            "_key\t",
+            "_key\"",
+            "_key'",
+            "-key=",
+            "-key:",
+            "-key ",
+            "-key\"",
+            "-key'",
         ],
         kind: Kind::Assignment,
         hide_file: false,
