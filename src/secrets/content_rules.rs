@@ -2468,7 +2468,7 @@ mod tests {
         for text in [
             format!("        - name: LOG_LEVEL\n          value: {v}\n"),
             "        - name: API_TOKEN\n          valueFrom:\n            secretKeyRef:\n              name: api\n              key: token\n".to_string(),
-            format!("{{\"name\": \"API_TOKEN\", \"value\": \"${{API_TOKEN}}\"}}"),
+            "{\"name\": \"API_TOKEN\", \"value\": \"${API_TOKEN}\"}".to_string(),
             format!("- name: API_TOKEN\n\n\n  value: {v}\n"),
             format!("{{\"name\": \"token\", \"defaultValue\": \"{v}\"}}"),
             "{\"key\": \"password\", \"value\": \"{{password}}\"}".to_string(),
