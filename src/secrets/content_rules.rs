@@ -1361,47 +1361,59 @@ fn quoted_secret(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
 /// is (not code or a template).
 fn typed_secret(hay: &[u8]) -> Option<(usize, usize)> {
     let blank = |b: &u8| matches!(b, b' ' | b'\t');
-    let name = hay
-        .iter()
-        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
-    let mut i = name + hay[name..].iter().take_while(|b| blank(b)).count();
-    if hay.get(i) == Some(&b':') {
-        i += 1;
-        i += hay[i..].iter().take_while(|b| blank(b)).count();
-    } else if i == name {
+    // The `=` and the quote after it first: most lines tried here are an
+    // assignment of code (`let token_count = tokens.len();`) and end there.
+    // Within a name (81), a type (64) and blanks: not along a long line.
+    let eq = hay.iter().take(160).position(|&b| b == b'=')?;
+    if matches!(hay.get(eq + 1), Some(b'=' | b'>')) {
         return None;
     }
-    // The type (`&'static str`, `Option<String>`, `[u8; 32]`, `*C.char`).
-    let ty = i;
+    let mut open = eq + 1 + hay[eq + 1..].iter().take_while(|b| blank(b)).count();
+    // A byte-string prefix (`b"…"`).
+    if hay.get(open) == Some(&b'b') {
+        open += 1;
+    }
+    if !matches!(hay.get(open), Some(b'"' | b'\'' | b'`')) {
+        return None;
+    }
+    let name = hay[..eq]
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
+    let mut ty = name + hay[name..eq].iter().take_while(|b| blank(b)).count();
+    if hay[ty] == b':' {
+        ty += 1;
+        ty += hay[ty..eq].iter().take_while(|b| blank(b)).count();
+    } else if ty == name {
+        return None;
+    }
+    // The type (`&'static str`, `Option<String>`, `[u8; 32]`, `*C.char`),
+    // blanks before the `=` aside.
     let type_char = |b: &u8| {
         b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'_' | b'&' | b'\'' | b'<' | b'>' | b'[' | b']' | b'.' | b'*' | b';' | b'?' | b' '
+                b'_' | b'&'
+                    | b'\''
+                    | b'<'
+                    | b'>'
+                    | b'['
+                    | b']'
+                    | b'.'
+                    | b'*'
+                    | b';'
+                    | b'?'
+                    | b' '
+                    | b'\t'
             )
     };
-    i += hay[i..]
-        .iter()
-        .take(64)
-        .take_while(|b| type_char(b))
-        .count();
     let first = hay.get(ty)?;
-    if !(first.is_ascii_alphabetic() || matches!(first, b'&' | b'[' | b'*'))
-        || hay.get(i) != Some(&b'=')
-        || matches!(hay.get(i + 1), Some(b'=' | b'>'))
+    if eq - ty > 64
+        || !(first.is_ascii_alphabetic() || matches!(first, b'&' | b'[' | b'*'))
+        || !hay[ty..eq].iter().all(type_char)
     {
         return None;
     }
-    i += 1;
-    i += hay[i..].iter().take_while(|b| blank(b)).count();
-    // A byte-string prefix (`b"…"`).
-    if hay.get(i) == Some(&b'b') {
-        i += 1;
-    }
-    if !matches!(hay.get(i), Some(b'"' | b'\'' | b'`')) {
-        return None;
-    }
-    let vs = i + 1;
+    let vs = open + 1;
     let q = closing_quote(hay, vs, vs)?;
     let value = &hay[vs..q];
     if code_or_template(value) {
