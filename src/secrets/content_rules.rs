@@ -1364,7 +1364,7 @@ fn typed_secret(hay: &[u8]) -> Option<(usize, usize)> {
     // The `=` and the quote after it first: most lines tried here are an
     // assignment of code (`let token_count = tokens.len();`) and end there.
     // Within a name (81), a type (64) and blanks: not along a long line.
-    let eq = hay.iter().take(160).position(|&b| b == b'=')?;
+    let eq = hay[..hay.len().min(160)].iter().position(|&b| b == b'=')?;
     if matches!(hay.get(eq + 1), Some(b'=' | b'>')) {
         return None;
     }
