@@ -92,5 +92,7 @@ mod review19;
 mod review20;
 #[path = "escape/review21.rs"]
 mod review21;
+#[path = "escape/review22.rs"]
+mod review22;
 #[path = "escape/review9.rs"]
 mod review9;

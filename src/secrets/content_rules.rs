@@ -25,6 +25,13 @@ pub enum Kind {
     /// The same in XML, where markup follows the value: `<password>…</…`,
     /// `<add key="ApiToken" value="…"/>`. Needs `name` and `secret` groups.
     Tagged,
+    /// The value of a `value` key whose name is given by the `name` or
+    /// `key` key just before it, on its line or the line before
+    /// (`{"name": "API_TOKEN", "value": "…"}`, a Kubernetes env entry).
+    NameValue,
+    /// A Kubernetes Secret manifest's `kind: Secret` line: the secrets are
+    /// the values of its YAML document's `data` and `stringData` maps.
+    KubeSecret,
     /// A PEM `BEGIN ... PRIVATE KEY` line: the secret runs to the END line.
     PemBlock,
     /// A URI's userinfo password (`scheme://user:PASSWORD@host`).
@@ -534,6 +541,17 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "kubernetes-secret",
+        description: "value in a Kubernetes Secret manifest (`data:` or `stringData:`), whatever its key",
+        // Every value there is a secret (`STRIPE_KEY: <base64>`), under
+        // keys the other rules do not know (see `kube_secret_values`).
+        pattern: r#"^kind:[ \t]*["']?Secret["']?[ \t]*\r?$"#,
+        // Not `secret`, on a million lines of a large tree: `kind:` is rare.
+        keywords: &["kind:"],
+        kind: Kind::KubeSecret,
+        hide_file: false,
+    },
+    Builtin {
         id: "xml-secret-element",
         description: "XML element with a secret-sounding name holding a high-entropy value",
         pattern: r"<(?P<name>[A-Za-z_][A-Za-z0-9_.:\-]{0,80})(?:[ \t][^<>]*)?>(?P<secret>[^<>\s]{6,})</",
@@ -548,6 +566,18 @@ const BUILTIN: &[Builtin] = &[
         pattern: r#"\bkey[ \t]*=[ \t]*"(?P<name>[^"<>]{1,80})"[ \t]+value[ \t]*=[ \t]*"(?P<secret>[^"<>\s]{6,})""#,
         keywords: &["key=\""],
         kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
+        id: "name-value-secret",
+        description: "name/value pair with a secret-sounding name and a high-entropy value (Kubernetes and ECS env entries, API client collections, CloudFormation parameters)",
+        // The `value` key; the name is found by looking back from it (see
+        // `sibling_name`): pretty-printed JSON and YAML put it on the line
+        // before.
+        pattern: r#"\b(?i:(?:parameter)?value)["']?[ \t]*:[ \t]*["']?(?P<secret>[^\s"'`,;<>(){}\[\]\\]{8,300})"#,
+        // Keywords end where no other keyword starts (see `keyword_masks`).
+        keywords: &["value\"", "value'", "value:"],
+        kind: Kind::NameValue,
         hide_file: false,
     },
     Builtin {
@@ -590,6 +620,21 @@ const BUILTIN: &[Builtin] = &[
             "private-key",
             "access_key",
             "accesskey",
+            // A name ending in `key` (`STRIPE_KEY`, `signing-key`; see
+            // `entropy::word_key`), by what follows it, as for `pass`:
+            // `_key` alone is on every line of code about maps and caches
+            // (`cache_key(`, `_key_id`, `_keys`).
+            "_key=",
+            "_key:",
+            "_key ",
+            "_key\t",
+            "_key\"",
+            "_key'",
+            "-key=",
+            "-key:",
+            "-key ",
+            "-key\"",
+            "-key'",
         ],
         kind: Kind::Assignment,
         hide_file: false,
@@ -600,6 +645,15 @@ const BUILTIN: &[Builtin] = &[
         pattern: r#"\b(?i:define)[ \t]*\([ \t]*["'](?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})["'][ \t]*,[ \t]*["'](?P<secret>[^\r\n]{6,300}?)["'][ \t]*\)"#,
         // Not `define` alone: every C `#define` would be a candidate.
         keywords: &["define(", "define ("],
+        kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
+        id: "dockerfile-env-secret",
+        description: "Dockerfile `ENV NAME value` (the form without `=`) with a secret-sounding name and a high-entropy value",
+        pattern: r#"^[ \t]*(?i:env)[ \t]+(?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})[ \t]+["']?(?P<secret>[^\s"'=]{6,})"#,
+        // Keywords end where no other keyword starts (see `keyword_masks`).
+        keywords: &["env ", "env\t"],
         kind: Kind::Tagged,
         hide_file: false,
     },
@@ -929,7 +983,12 @@ impl ContentEngine {
         for &i in &self.unanchored {
             self.apply_rule(i, content, 0, content.len(), scratch, &mut found)?;
         }
-        found.retain(|r| !matches!(self.rules[r.rule].kind, Kind::Assignment | Kind::Tagged));
+        found.retain(|r| {
+            !matches!(
+                self.rules[r.rule].kind,
+                Kind::Assignment | Kind::Tagged | Kind::NameValue
+            )
+        });
         Ok(finish(content, found))
     }
 
@@ -1026,23 +1085,34 @@ impl ContentEngine {
             return Ok(());
         };
         let hay = &content[at..end];
+        let typed = |out: &mut Vec<Raw>| {
+            if let Some((s, e)) = typed_secret(hay) {
+                out.push(Raw {
+                    rule: g,
+                    start: at + s,
+                    end: at + e,
+                });
+            }
+        };
         let Some(m) = c.re.find(hay) else {
-            if let Some((start, end)) = assigned_at(hay).and_then(|(name, v)| {
+            match assigned_at(hay).and_then(|(name, v)| {
                 quoted_secret(hay, name, v)
                     .map(|(s, e)| (at + s, at + e))
                     .or_else(|| yaml_block_secret(content, at, end, name, v))
             }) {
-                out.push(Raw {
+                Some((start, end)) => out.push(Raw {
                     rule: g,
                     start,
                     end,
-                });
+                }),
+                None => typed(out),
             }
             return Ok(());
         };
         if (code_follows(&hay[m.end()..]) && !quoted(&hay[m.range()]))
             || c.re.captures_read(locs, hay).is_none()
         {
+            typed(out);
             return Ok(());
         }
         let (Some((ns, ne)), Some((vs, ve))) = (
@@ -1130,10 +1200,20 @@ impl ContentEngine {
                 continue;
             }
             let Some(whole) = locs.get(0) else { continue };
+            if rule.kind == Kind::KubeSecret {
+                for (start, end) in kube_secret_values(content, base + whole.0) {
+                    out.push(Raw {
+                        rule: i,
+                        start,
+                        end,
+                    });
+                }
+                continue;
+            }
             let (vs, ve) = c.secret.and_then(|g| locs.get(g)).unwrap_or(whole);
             let value = &hay[vs..ve];
             let keep = match rule.kind {
-                Kind::Token | Kind::Marker => Some(value.len()),
+                Kind::Token | Kind::Marker | Kind::KubeSecret => Some(value.len()),
                 Kind::PemBlock => pem_body_follows(&content[s + whole.1..]).then_some(value.len()),
                 Kind::RandomToken => plausible_token(value).then_some(value.len()),
                 Kind::UriPassword => uri_password(value).then_some(value.len()),
@@ -1146,6 +1226,9 @@ impl ContentEngine {
                     .name
                     .and_then(|g| locs.get(g))
                     .and_then(|(ns, ne)| assignment_secret(hay, &hay[ns..ne], vs, ve))
+                    .map(|e| e - vs),
+                Kind::NameValue => sibling_name(content, base + whole.0)
+                    .and_then(|name| assignment_secret(hay, name, vs, ve))
                     .map(|e| e - vs),
             };
             if let Some(len) = keep {
@@ -1269,6 +1352,214 @@ fn quoted_secret(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
         return None;
     }
     escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// `name: Type = "value"` (TypeScript, Kotlin, Swift, Rust, Python) or
+/// `name Type = "value"` (Go) at the start of `hay`: a declaration whose
+/// type stands between the name and the literal, which the regex reads as
+/// the type assigned (code). The quoted literal, judged as the name's value
+/// is (not code or a template).
+fn typed_secret(hay: &[u8]) -> Option<(usize, usize)> {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    // The `=` and the quote after it first: most lines tried here are an
+    // assignment of code (`let token_count = tokens.len();`) and end there.
+    // Within a name (81), a type (64) and blanks: not along a long line.
+    let eq = hay[..hay.len().min(160)].iter().position(|&b| b == b'=')?;
+    if matches!(hay.get(eq + 1), Some(b'=' | b'>')) {
+        return None;
+    }
+    let mut open = eq + 1 + hay[eq + 1..].iter().take_while(|b| blank(b)).count();
+    // A byte-string prefix (`b"…"`).
+    if hay.get(open) == Some(&b'b') {
+        open += 1;
+    }
+    if !matches!(hay.get(open), Some(b'"' | b'\'' | b'`')) {
+        return None;
+    }
+    let name = hay[..eq]
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
+    let mut ty = name + hay[name..eq].iter().take_while(|b| blank(b)).count();
+    if hay[ty] == b':' {
+        ty += 1;
+        ty += hay[ty..eq].iter().take_while(|b| blank(b)).count();
+    } else if ty == name {
+        return None;
+    }
+    // The type (`&'static str`, `Option<String>`, `[u8; 32]`, `*C.char`),
+    // blanks before the `=` aside.
+    let type_char = |b: &u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'_' | b'&'
+                    | b'\''
+                    | b'<'
+                    | b'>'
+                    | b'['
+                    | b']'
+                    | b'.'
+                    | b'*'
+                    | b';'
+                    | b'?'
+                    | b' '
+                    | b'\t'
+            )
+    };
+    let first = hay.get(ty)?;
+    if eq - ty > 64
+        || !(first.is_ascii_alphabetic() || matches!(first, b'&' | b'[' | b'*'))
+        || !hay[ty..eq].iter().all(type_char)
+    {
+        return None;
+    }
+    let vs = open + 1;
+    let q = closing_quote(hay, vs, vs)?;
+    let value = &hay[vs..q];
+    if code_or_template(value) {
+        return None;
+    }
+    escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// The name given by the `name` or `key` key (`Name`, `ParameterKey`…)
+/// just before the `value` key at `at`, on its line or the line before:
+/// `{"name": "API_TOKEN", "value": …}`, a Kubernetes env entry (`- name:
+/// API_TOKEN` over `value: …`), an API client's `{"key": "token", "value":
+/// …}`. Only quotes, commas and blanks may stand between the two.
+fn sibling_name(content: &[u8], at: usize) -> Option<&[u8]> {
+    let name_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    let mut i = at;
+    let mut newlines = 0;
+    while i > 0
+        && matches!(
+            content[i - 1],
+            b'"' | b'\'' | b',' | b' ' | b'\t' | b'\r' | b'\n'
+        )
+    {
+        newlines += usize::from(content[i - 1] == b'\n');
+        i -= 1;
+    }
+    let end = i;
+    while i > 0 && end - i < 96 && name_char(content[i - 1]) {
+        i -= 1;
+    }
+    let name = &content[i..end];
+    if newlines > 1 || name.is_empty() {
+        return None;
+    }
+    // `key": "` or `name: ` before the name.
+    if matches!(i.checked_sub(1).map(|p| content[p]), Some(b'"' | b'\'')) {
+        i -= 1;
+    }
+    while i > 0 && matches!(content[i - 1], b' ' | b'\t') {
+        i -= 1;
+    }
+    if i == 0 || content[i - 1] != b':' {
+        return None;
+    }
+    i -= 1;
+    while i > 0 && matches!(content[i - 1], b' ' | b'\t' | b'"' | b'\'') {
+        i -= 1;
+    }
+    let key = &content[..i];
+    let ends =
+        |w: &[u8]| key.len() >= w.len() && key[key.len() - w.len()..].eq_ignore_ascii_case(w);
+    (ends(b"name") || ends(b"key")).then_some(name)
+}
+
+/// The values of the `data:` and `stringData:` maps of the Kubernetes
+/// Secret whose `kind: Secret` line starts at `at`, in its YAML document
+/// (between `---` lines; `kubectl get -o yaml` writes `data:` before
+/// `kind:`): every value, whatever its key, except an empty one or a
+/// template (`{{ .Values.x | b64enc }}`, Helm). A block scalar's value
+/// (`config.yaml: |`) is its indented lines.
+fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
+    let separator = |l: &[u8]| l.starts_with(b"---") && l[3..].trim_ascii().is_empty();
+    // Back to the document's start, forward to its end.
+    let mut start = at;
+    while start > 0 {
+        let prev = content[..start - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        if separator(&content[prev..start - 1]) {
+            break;
+        }
+        start = prev;
+    }
+    let mut out = Vec::new();
+    let (mut in_map, mut entry_indent) = (false, None);
+    let mut block: Option<(usize, usize, usize)> = None;
+    let mut pos = start;
+    while pos < content.len() {
+        let le = line_end(content, pos);
+        let line = &content[pos..le];
+        let next = le + 1;
+        if separator(line) {
+            break;
+        }
+        let indent = line.iter().take_while(|&&b| b == b' ').count();
+        let body = line[indent..].trim_ascii_end();
+        if body.is_empty() || body.starts_with(b"#") {
+            pos = next;
+            continue;
+        }
+        // A block scalar's lines: deeper than its key.
+        if let Some((key_indent, first, _)) = block {
+            if indent > key_indent {
+                let first = if first == usize::MAX {
+                    pos + indent
+                } else {
+                    first
+                };
+                block = Some((key_indent, first, pos + indent + body.len()));
+                pos = next;
+                continue;
+            }
+            if let Some((_, first, last)) = block.take() {
+                out.push((first, last));
+            }
+        }
+        if indent == 0 {
+            in_map = matches!(body, b"data:" | b"stringData:");
+            entry_indent = None;
+        } else if in_map && entry_indent.is_none_or(|i| i == indent) {
+            entry_indent = Some(indent);
+            let colon = body
+                .windows(2)
+                .position(|w| w == b": ")
+                .or_else(|| body.ends_with(b":").then(|| body.len() - 1));
+            if let Some(colon) = colon {
+                let raw = &body[colon + 1..];
+                let lead = raw.len() - raw.trim_ascii_start().len();
+                let value = raw.trim_ascii();
+                let vs = pos + indent + colon + 1 + lead;
+                if matches!(value.first(), Some(b'|' | b'>')) {
+                    block = Some((indent, usize::MAX, 0));
+                } else {
+                    let quoted = value.len() >= 2
+                        && matches!(value[0], b'"' | b'\'')
+                        && value.last() == Some(&value[0]);
+                    let (vs, v) = if quoted {
+                        (vs + 1, &value[1..value.len() - 1])
+                    } else {
+                        (vs, value)
+                    };
+                    if !v.is_empty() && !contains(v, b"{{") {
+                        out.push((vs, vs + v.len()));
+                    }
+                }
+            }
+        }
+        pos = next;
+    }
+    if let Some((_, first, last)) = block {
+        out.push((first, last));
+    }
+    // A block with no lines, or a template in one.
+    out.retain(|&(s, e)| s < e && !contains(&content[s..e], b"{{"));
+    out
 }
 
 /// The value of a YAML block scalar assigned to the name at `at` (`key: |`
@@ -2114,6 +2405,123 @@ mod tests {
             "The password field is required.",
         ] {
             assert!(secrets(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn typed_declarations() {
+        let v = tok("", 32);
+        for text in [
+            format!("const apiKey: string = \"{v}\";"),
+            format!("val apiSecret: String = \"{v}\""),
+            format!("let apiToken: String = \"{v}\""),
+            format!("var apiToken string = \"{v}\""),
+            format!("pub static AUTH_TOKEN: &'static str = \"{v}\";"),
+            format!("const API_KEY: &str = \"{v}\";"),
+            format!("API_KEY: str = \"{v}\""),
+            format!("const HMAC_KEY: &[u8] = b\"{v}\";"),
+        ] {
+            assert_eq!(ids(&text), ["secret-assignment"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            "let token: String = String::new();",
+            "password: Option<String> = None,",
+            "let token: &str = \"Bearer\";",
+            "api_key: str = \"{prefix}-{suffix}\"",
+            "return token or \"aB3dE5fG7hJ9kL2mN4pQ\"",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
+    fn names_ending_in_key() {
+        let v = tok("", 32);
+        for text in [
+            format!("const STRIPE_KEY = \"{v}\";"),
+            format!("ENCRYPTION_KEY = \"{v}\""),
+            format!("    signing-key: {v}"),
+            format!("fly secrets set OPENAI_KEY={v}"),
+        ] {
+            assert_eq!(ids(&text), ["secret-assignment"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            format!("PRIMARY_KEY = \"{v}\""),
+            format!("cache_key = \"{v}\""),
+            format!("GPG_KEY={}", hex(40).to_uppercase()),
+            format!(
+                "idempotency_key: \"{}\"",
+                "6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6c"
+            ),
+            "sort_key = \"created_at_v2\"".to_string(),
+            "let cache_key = format!(\"{}:{}\", user, id);".to_string(),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn name_value_pairs() {
+        let v = tok("", 32);
+        for text in [
+            format!("        - name: STRIPE_API_KEY\n          value: {v}\n"),
+            format!("        - name: DB_PASSWORD\n          value: \"{v}\"\n"),
+            format!("{{\"name\": \"API_TOKEN\", \"value\": \"{v}\"}}"),
+            format!("  {{\n    \"name\": \"API_TOKEN\",\n    \"value\": \"{v}\"\n  }}"),
+            format!("{{\"ParameterKey\": \"DbPassword\", \"ParameterValue\": \"{v}\"}}"),
+            format!("\t\t\t\"key\": \"token\",\n\t\t\t\"value\": \"{v}\",\n"),
+            format!("{{\"key\":\"apiKey\",\"value\":\"{v}\",\"type\":\"secret\"}}"),
+        ] {
+            assert_eq!(ids(&text), ["name-value-secret"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            format!("        - name: LOG_LEVEL\n          value: {v}\n"),
+            "        - name: API_TOKEN\n          valueFrom:\n            secretKeyRef:\n              name: api\n              key: token\n".to_string(),
+            "{\"name\": \"API_TOKEN\", \"value\": \"${API_TOKEN}\"}".to_string(),
+            format!("- name: API_TOKEN\n\n\n  value: {v}\n"),
+            format!("{{\"name\": \"token\", \"defaultValue\": \"{v}\"}}"),
+            "{\"key\": \"password\", \"value\": \"{{password}}\"}".to_string(),
+            "Object.defineProperty(e,\"__esModule\",{value:!0}),t.token=void 0;".to_string(),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn kubernetes_secret_values_whatever_their_keys() {
+        let (a, b, c) = (tok("", 24), tok("", 32), tok("", 20));
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  mode: fast\n---\napiVersion: v1\ndata:\n  STRIPE_KEY: {a}\n  empty: \"\"\nkind: Secret\nmetadata:\n  name: api\nstringData:\n  url: \"{b}\"\n  config.yaml: |\n    upstream:\n      key: {c}\ntype: Opaque\n---\nkind: Service\ndata:\n  port: x\n"
+        );
+        assert_eq!(ids(&text), ["kubernetes-secret"; 3]);
+        assert_eq!(secrets(&text), [a, b, format!("upstream:\n      key: {c}")]);
+        // Templates (a Helm chart's) and other kinds hold nothing.
+        for text in [
+            "apiVersion: v1\nkind: Secret\ndata:\n  password: {{ .Values.password | b64enc }}\n  token: |\n    {{ .Values.token }}\n",
+            "kind: ConfigMap\ndata:\n  key: aB3dE5fG7hJ9kL2mN4pQ6rS8\n",
+            "kind: Secret\nmetadata:\n  name: x\n",
+            "  kind: Secret\n  data:\n    x: aB3dE5fG7hJ9kL2mN4pQ6rS8\n",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
+    fn dockerfile_env_without_equals() {
+        let v = tok("", 32);
+        let text =
+            format!("FROM node:20\nENV NODE_ENV production\nENV NPM_TOKEN {v}\nRUN npm ci\n");
+        assert_eq!(ids(&text), ["dockerfile-env-secret"]);
+        assert_eq!(secrets(&text), [v]);
+        for text in [
+            "ENV GPG_KEY A035C8C19219BA821ECEA86B64E628F8D684696D",
+            "ENV API_TOKEN ${API_TOKEN}",
+            "ENV PATH /usr/local/bin:$PATH",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }
     }
 }

@@ -94,11 +94,79 @@ pub fn secret_name(name: &[u8]) -> bool {
             }
         })
     });
-    if !has_word && !word_pass(name) {
+    if !has_word && !word_pass(name) && !word_key(name) {
         return false;
     }
     let last = s.rsplit(|&b| b == b'_').next().unwrap_or(b"");
     !NAME_META_SUFFIXES.iter().any(|m| m.as_bytes() == last)
+}
+
+/// Words before a final `key` that make it the key of a record, a map or
+/// a cache, or a public key, not a credential (`PRIMARY_KEY`, `cacheKey`,
+/// `GPG_KEY`: a fingerprint; `idempotency_key`: a random id, not a secret).
+const KEY_QUALIFIERS: &[&[u8]] = &[
+    b"primary",
+    b"foreign",
+    b"sort",
+    b"partition",
+    b"range",
+    b"shard",
+    b"routing",
+    b"cache",
+    b"hash",
+    b"lookup",
+    b"map",
+    b"dict",
+    b"index",
+    b"row",
+    b"unique",
+    b"composite",
+    b"object",
+    b"s3",
+    b"file",
+    b"storage",
+    b"state",
+    b"query",
+    b"idempotency",
+    b"dedup",
+    b"lock",
+    b"public",
+    b"publishable",
+    b"site",
+    b"gpg",
+    b"pgp",
+    b"i18n",
+    b"translation",
+    b"message",
+    b"react",
+];
+
+/// `key` as the last word of a name that has a word before it
+/// (`STRIPE_KEY`, `encryption-key`, `masterKey`, `HMAC_KEY`): what the
+/// environment rules call a secret (`*_KEY`), unless that word makes it
+/// the key of a record or a public key (see [`KEY_QUALIFIERS`]). `key`
+/// alone names any map's keys.
+fn word_key(name: &[u8]) -> bool {
+    let (mut before, mut last): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+    for part in name.split(|b| !b.is_ascii_alphanumeric()) {
+        let mut start = 0;
+        for i in 1..=part.len() {
+            let boundary = i == part.len()
+                || (part[i].is_ascii_uppercase()
+                    && (part[i - 1].is_ascii_lowercase() || part[i - 1].is_ascii_digit()));
+            if boundary {
+                before = last;
+                last = Some(&part[start..i]);
+                start = i;
+            }
+        }
+    }
+    match (before, last) {
+        (Some(before), Some(last)) if last.eq_ignore_ascii_case(b"key") => !KEY_QUALIFIERS
+            .iter()
+            .any(|q| before.eq_ignore_ascii_case(q)),
+        _ => false,
+    }
 }
 
 /// `pass` as a whole word of the name (`DB_PASS`, `smtpPass`, rclone's
@@ -335,7 +403,20 @@ fn looks_like_identifier(v: &[u8]) -> bool {
         let unit = start > 0
             && v[start - 1].is_ascii_digit()
             && v.get(i).is_none_or(|b| !b.is_ascii_alphanumeric());
-        if run <= 2 && !acronym && !unit {
+        // A word has a vowel: a capitalized run of three or more letters
+        // without one (`Cnm`; not an acronym, `HTTP`) is random. (Lowercase
+        // ones are left to the other tests: keyboard mashes in docs,
+        // `lkjsdf`, are example values.)
+        let consonants = run >= 3
+            && v[start].is_ascii_uppercase()
+            && !v[start..i].iter().all(u8::is_ascii_uppercase)
+            && !v[start..i].iter().any(|b| {
+                matches!(
+                    b.to_ascii_lowercase(),
+                    b'a' | b'e' | b'i' | b'o' | b'u' | b'y'
+                )
+            });
+        if (run <= 2 && !acronym && !unit) || consonants {
             noise += run;
         }
     }
@@ -363,9 +444,12 @@ pub fn plausible_secret(v: &[u8]) -> bool {
     let upper = v.iter().any(u8::is_ascii_uppercase);
     let other = v.iter().any(|b| !b.is_ascii_alphanumeric());
     // Random tokens of 8+ characters almost always hold a digit; names of
-    // things in code (`__IncompleteArrayField`, `AuthConfig`) do not.
+    // things in code (`__IncompleteArrayField`, `AuthConfig`) do not. But
+    // one in 16 random 16-character passwords of letters and digits has
+    // none: mixed case from 12 characters on is enough, when the value
+    // does not read as words (`looks_like_identifier`, below).
     let classes = [digit, lower, upper, other].iter().filter(|&&c| c).count();
-    if !(lower || upper) || !digit || classes < 2 {
+    if !(lower || upper) || classes < 2 || !(digit || (lower && upper && v.len() >= 12)) {
         return false;
     }
     if has_placeholder(v)
@@ -434,6 +518,13 @@ mod tests {
             "mysql-pass",
             "PASS_DB",
             "db__pass",
+            "STRIPE_KEY",
+            "ENCRYPTION_KEY",
+            "signing-key",
+            "masterKey",
+            "app.jwt.signing-key",
+            "HMAC_KEY",
+            "license_key",
         ] {
             assert!(secret_name(n.as_bytes()), "{n}");
         }
@@ -453,6 +544,18 @@ mod tests {
             "PASS_URL",
             "a__b",
             "_-_",
+            "key",
+            "KEY",
+            "monkey",
+            "keyboard",
+            "PRIMARY_KEY",
+            "cacheKey",
+            "GPG_KEY",
+            "idempotency_key",
+            "public-key",
+            "SITE_KEY",
+            "key_id",
+            "STRIPE_KEY_NAME",
         ] {
             assert!(!secret_name(n.as_bytes()), "{n}");
         }
@@ -466,6 +569,9 @@ mod tests {
         assert!(plausible_secret(b"dop_v1_9f86d081884c7d659a2feaa0c55ad015"));
         assert!(plausible_secret(b"Zq8vL2mN4pQ6"));
         assert!(plausible_secret(b"CANARYyml21165x371893c59"));
+        // Random, with few digits or none (review 22).
+        assert!(plausible_secret(b"9uknf4PCnmFnDraalEFMCmwLFEBWneji"));
+        assert!(plausible_secret(b"qTzRkWbNvHsLpXcM"));
         for v in [
             "changeme",
             "os.environ",

@@ -278,10 +278,15 @@ const BUILTIN: Table = &[
         "database and storage client credentials",
         &[
             "**/.pgpass",
+            // libpq's name for it on Windows.
+            "**/pgpass.conf",
             "**/.my.cnf",
             "**/.s3cfg",
             "**/.boto",
             "**/.htpasswd",
+            // A Docker registry's `auth/htpasswd`, a per-site copy.
+            "**/htpasswd",
+            "**/.htpasswd.*",
         ],
         &[],
         When::Always,
@@ -859,6 +864,9 @@ mod tests {
             (".mozilla", Some("browser-profile")),
             (".local/share/keyrings", Some("keyring")),
             ("src/main.rs", None),
+            ("ops/pgpass.conf", Some("db-credentials")),
+            ("registry/auth/htpasswd", Some("db-credentials")),
+            ("nginx/.htpasswd.prod", Some("db-credentials")),
             ("environment.rs", None),
             ("src/env.rs", None),
         ];
