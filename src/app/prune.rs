@@ -5,7 +5,8 @@
 //!
 //! All of it is named by a key derived from the project's path (a hash:
 //! the path cannot be read back from it), so each run records the path
-//! under `$XDG_DATA_HOME/guard/projects/<hash>`. State made before guard
+//! under `$XDG_STATE_HOME/guard/projects/<hash>` (beside the session
+//! logs: state of guard's own, never shown to a sandbox). State made before guard
 //! kept these records is listed as of an unknown project and kept.
 
 use crate::error::{Error, Result};
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// Remember which project `project_key`'s hash names (once; the file is
 /// only rewritten when it says something else).
 pub fn record_project(project: &Path) {
-    let Some(dir) = host::data_dir().map(|d| d.join("projects")) else {
+    let Some(dir) = host::state_dir().map(|d| d.join("projects")) else {
         return;
     };
     let file = dir.join(super::project_hash(project));
@@ -49,7 +50,14 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
         )
     })?;
     let cache = host::cache_dir();
-    let records = data.join("projects");
+    let records = host::state_dir()
+        .ok_or_else(|| {
+            Error::usage_hint(
+                "cannot locate guard's state directory",
+                "set HOME or XDG_STATE_HOME",
+            )
+        })?
+        .join("projects");
     let named = match project {
         Some(p) => {
             let p = std::fs::canonicalize(p).map_err(|e| {
@@ -62,7 +70,7 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
         }
         None => None,
     };
-    let states = collect(&data, cache.as_deref());
+    let states = collect(&data, cache.as_deref(), &records);
     let mut freed_total = 0;
     let mut pruned = 0;
     let mut unknown: Vec<&PathBuf> = Vec::new();
@@ -180,7 +188,7 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
 }
 
 /// Everything guard keeps per project, by project hash.
-fn collect(data: &Path, cache: Option<&Path>) -> BTreeMap<String, State> {
+fn collect(data: &Path, cache: Option<&Path>, records: &Path) -> BTreeMap<String, State> {
     let mut states: BTreeMap<String, State> = BTreeMap::new();
     let mut add = |hash: Option<&str>, path: PathBuf| {
         if let Some(h) = hash.filter(|h| is_hash(h)) {
@@ -214,7 +222,7 @@ fn collect(data: &Path, cache: Option<&Path>) -> BTreeMap<String, State> {
             );
         }
     }
-    for (name, _) in entries(&data.join("projects")) {
+    for (name, _) in entries(records) {
         if is_hash(&name) {
             states.entry(name).or_default();
         }
