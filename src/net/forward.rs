@@ -15,7 +15,7 @@ use super::decide::{self, Refusal, Why};
 use super::event::Event;
 use super::http::{self, Body, HttpError};
 use super::proxy::{HEAD_TIMEOUT, Shared, connect_tunnel};
-use super::relay::{Conn, DRAIN_AT_EXIT, Head, relay, write_all};
+use super::relay::{Conn, Head, relay, write_all};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -190,23 +190,9 @@ pub async fn serve_http(
         }
         let Some(u) = up.as_mut() else { return };
         let mut n = Counts::default();
-        let mut draining = false;
-        let result = {
-            let ex = exchange(sh, &mut c, u, &req, &path, body, &mut n);
-            tokio::pin!(ex);
-            tokio::select! {
-                r = &mut ex => r,
-                // guard is exiting because the sandbox's processes are gone:
-                // a request the client sent without waiting for its answer
-                // still goes out (as a relay's bytes do), for a bounded time;
-                // the one in flight only, not any pipelined after it.
-                _ = sh.stopped() => {
-                    draining = true;
-                    tokio::time::timeout(DRAIN_AT_EXIT, &mut ex)
-                        .await
-                        .unwrap_or(Exchange::Finished)
-                }
-            }
+        let result = tokio::select! {
+            r = exchange(sh, &mut c, u, &req, &path, body, &mut n) => r,
+            _ = sh.stopped() => Exchange::Finished,
         };
         match result {
             Exchange::Done { keep_upstream } => {
@@ -214,7 +200,7 @@ pub async fn serve_http(
                 if !keep_upstream {
                     u.conn = None;
                 }
-                if !req.keep_alive() || draining {
+                if !req.keep_alive() {
                     return;
                 }
             }

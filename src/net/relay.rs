@@ -341,8 +341,8 @@ pub enum Gate<R> {
     Refuse(R),
 }
 
-/// How long a relay (or an HTTP exchange) may still forward what the
-/// client sent once guard is exiting.
+/// How long a relay may still forward what the client sent once guard is
+/// exiting.
 pub const DRAIN_AT_EXIT: Duration = Duration::from_secs(1);
 
 /// Relay both directions until both ends have finished (each end's EOF is

@@ -38,9 +38,9 @@ impl Egress {
     }
 
     /// The command has exited: end open relays so each logs its event, and
-    /// wait for that: as long as a relay or an exchange may still forward
-    /// what a client sent just before it exited, and a little more for the
-    /// events. Nothing in flight, no wait: the relays end at once.
+    /// wait for that: as long as a relay may still forward what a client
+    /// sent just before it exited, and a little more for the events.
+    /// Nothing in flight, no wait: the relays end at once.
     pub fn stop(&self) {
         let deadline = super::relay::DRAIN_AT_EXIT + Duration::from_millis(300);
         // send_replace: `send` does nothing while no task has subscribed yet
