@@ -442,10 +442,19 @@ impl Env {
     /// Run `guard ARGS...` inside a pseudo-terminal driven by `steps` (see
     /// tests/support/pty_session.py). The outcome's stdout is the transcript.
     pub fn pty(&self, steps: serde_json::Value, args: &[&str]) -> Outcome {
+        self.pty_driver(steps, &[], args)
+    }
+
+    /// The pty driver running `before` (a command prefix), then the guard
+    /// command with `args`.
+    fn pty_driver(&self, steps: serde_json::Value, before: &[&str], args: &[&str]) -> Outcome {
         let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pty_session.py");
         let inner = self.guard(args);
         let mut cmd = Command::new("python3");
-        cmd.arg(driver).arg(steps.to_string()).arg("--");
+        cmd.arg(driver)
+            .arg(steps.to_string())
+            .arg("--")
+            .args(before);
         cmd.arg(inner.get_program());
         cmd.args(inner.get_args());
         cmd.current_dir(&self.project.path)
@@ -462,19 +471,7 @@ impl Env {
     /// in `"$@"`: what the script does after guard exits shows what guard
     /// left on the terminal.
     pub fn pty_script(&self, steps: serde_json::Value, script: &str) -> Outcome {
-        let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pty_session.py");
-        let inner = self.guard(&[]);
-        let mut cmd = Command::new("python3");
-        cmd.arg(driver)
-            .arg(steps.to_string())
-            .args(["--", "sh", "-c", script, "sh"]);
-        cmd.arg(inner.get_program());
-        cmd.args(inner.get_args());
-        cmd.current_dir(&self.project.path)
-            .env("HOME", &self.home.path)
-            .env("TERM", "xterm")
-            .stdin(Stdio::null());
-        Outcome::from(cmd.output().expect("spawn pty driver"))
+        self.pty_driver(steps, &["sh", "-c", script, "sh"], &[])
     }
 }
 

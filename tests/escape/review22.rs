@@ -7,36 +7,7 @@
 //! Secret values are assembled at run time so this file holds nothing the
 //! scanner would flag.
 
-use crate::support::{Case, Expect, SHOW_DECODING as SHOW, each_mode};
-use std::path::Path;
-
-/// Random-looking filler to build realistic values around a canary.
-const FILL: &str = "Zq8vL2mN4pQ6rS8tU0vW1xY3";
-
-/// `guard scan --json` of the project: the action and rule ids of the
-/// flagged file `rel` (panics if it is not flagged).
-#[track_caller]
-fn flagged(case: &Case, rel: &str) -> (String, Vec<String>) {
-    let dir = case.project().to_path_buf();
-    let out = case.run(&["scan", "--json", &dir.to_string_lossy()]);
-    out.expect_code(0);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("scan --json: {e}\n{}", out.all()));
-    let want = dir.join(rel);
-    let f = v["flagged"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|f| f["path"].as_str().map(Path::new) == Some(want.as_path()))
-        .unwrap_or_else(|| panic!("{rel} not flagged:\n{}", out.stdout));
-    let rules = f["hits"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h["rule"].as_str().map(String::from))
-        .collect();
-    (f["action"].as_str().unwrap_or("").to_string(), rules)
-}
+use crate::support::{Case, Expect, FILL, SHOW_DECODING as SHOW, each_mode, flagged};
 
 /// `rel` is flagged with `action`, and every hit is of `rule` (the file
 /// was redacted for the reason the test is about, not by chance).

@@ -558,3 +558,31 @@ pub fn host_direnv(case: &Case, dir: &Path, args: &[&str]) -> std::process::Outp
         .output()
         .expect("direnv is needed on the host for this test (.ci/run installs it)")
 }
+
+/// Random-looking filler to build realistic values around a canary.
+pub const FILL: &str = "Zq8vL2mN4pQ6rS8tU0vW1xY3";
+
+/// `guard scan --json` of the project: the action and rule ids of the
+/// flagged file `rel` (panics if it is not flagged).
+#[track_caller]
+pub fn flagged(case: &Case, rel: &str) -> (String, Vec<String>) {
+    let dir = case.project().to_path_buf();
+    let out = case.run(&["scan", "--json", &dir.to_string_lossy()]);
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("scan --json: {e}\n{}", out.all()));
+    let want = dir.join(rel);
+    let f = v["flagged"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["path"].as_str().map(Path::new) == Some(want.as_path()))
+        .unwrap_or_else(|| panic!("{rel} not flagged:\n{}", out.stdout));
+    let rules = f["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["rule"].as_str().map(String::from))
+        .collect();
+    (f["action"].as_str().unwrap_or("").to_string(), rules)
+}
