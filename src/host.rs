@@ -337,8 +337,8 @@ fn walk_tree(path: &Path, remove: bool) -> (u64, Option<std::io::Error>) {
     let mut note = |e: nix::Error| {
         first_error.get_or_insert_with(|| std::io::Error::from(e));
     };
-    // (directory fd, entry name) pairs still to look at; directories are
-    // emptied depth-first, then removed on the way back.
+    // One entry of an open directory: a directory is emptied depth-first,
+    // then removed on the way back.
     fn visit(
         dir: &impl std::os::fd::AsFd,
         name: &std::ffi::OsStr,

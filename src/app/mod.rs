@@ -1112,22 +1112,13 @@ fn safe_name(name: &str) -> String {
 /// A directory name for `project`: readable, and unique (a path's bytes
 /// could exceed a name's 255).
 fn project_key(project: &Path) -> String {
-    let hex = project_hash(project);
+    let hex = secrets::project_hash(project);
     let name = project
         .file_name()
         .map(|n| safe_name(&n.to_string_lossy()))
         .unwrap_or_default();
     let name: String = name.chars().take(64).collect();
     format!("{name}-{hex}")
-}
-
-/// The first 8 bytes of the SHA-256 of the project's path, in hex: the
-/// part of [`project_key`] that identifies the project (the scanner's
-/// cache file uses the same).
-fn project_hash(project: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(project.as_os_str().as_encoded_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Copy-on-write caches: each existing cache directory gets an upper layer

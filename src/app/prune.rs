@@ -20,7 +20,7 @@ pub fn record_project(project: &Path) {
     let Some(dir) = host::state_dir().map(|d| d.join("projects")) else {
         return;
     };
-    let file = dir.join(super::project_hash(project));
+    let file = dir.join(crate::secrets::project_hash(project));
     let want = project.as_os_str().as_encoded_bytes();
     if host::read_small(&file, 64 << 10).is_some_and(|got| got == want) {
         return;

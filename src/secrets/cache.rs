@@ -276,9 +276,15 @@ pub fn cache_dir(home: &Path) -> PathBuf {
 
 /// The cache file's name for one project.
 pub fn file_name(project: &Path) -> String {
-    let h = Sha256::digest(project.as_os_str().as_encoded_bytes());
-    let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("scan-{hex}.bin")
+    format!("scan-{}.bin", path_hash(project))
+}
+
+/// The first 8 bytes of the SHA-256 of a path, in hex: what names a
+/// project in every file and directory guard keeps for it (this cache,
+/// the agent homes and cache layers, `guard prune`'s records).
+pub fn path_hash(path: &Path) -> String {
+    let h = Sha256::digest(path.as_os_str().as_encoded_bytes());
+    h[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {

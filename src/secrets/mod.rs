@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use cache::{cache_dir, file_name as cache_file_name};
+pub use cache::{cache_dir, file_name as cache_file_name, path_hash as project_hash};
 pub use content_rules::{ContentEngine, ContentRule};
 pub use path_rules::{PathMatcher, PathRule};
 pub use scan::{Copy, Root, ScanReport, Stats, copy_of, scan, settings_copy, walk_listed};
