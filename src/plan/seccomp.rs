@@ -99,6 +99,22 @@ const SOCKET_FAMILIES_OK: &[u64] = &[
     libc::AF_NETLINK as u64, // getaddrinfo/getifaddrs ask the (sandbox-only) netns
 ];
 
+/// IP protocols with a use inside the sandbox: the default for the type
+/// (0), ICMP and ICMPv6 (unprivileged ping sockets), TCP, UDP.
+const IP_PROTOCOLS_OK: &[u64] = &[
+    0,
+    libc::IPPROTO_ICMP as u64,
+    libc::IPPROTO_TCP as u64,
+    libc::IPPROTO_UDP as u64,
+    libc::IPPROTO_ICMPV6 as u64,
+];
+const SOCK_RDM: u64 = 4;
+const SOCK_DCCP: u64 = 6;
+
+/// Netlink protocols with a use inside the sandbox: NETLINK_ROUTE (0),
+/// NETLINK_SOCK_DIAG (4), NETLINK_KOBJECT_UEVENT (15), NETLINK_GENERIC (16).
+const NETLINK_PROTOCOLS_OK: &[u64] = &[0, 4, 15, 16];
+
 /// At the `landlock` level the host's network stack is shared: Landlock's
 /// TCP rules are the only network boundary, so only TCP sockets may exist.
 const HOST_SOCKET_FAMILIES_OK: &[u64] = &[libc::AF_INET as u64, libc::AF_INET6 as u64];
@@ -361,6 +377,39 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
         Arg0NotIn(&[libc::AF_UNIX as u64]),
         "every other family's sockets are made before the pair is refused: the socket(2) family filter's kernel surface",
     );
+    // Within a family, the protocol (and for IP the socket type) picks
+    // the kernel code that serves the socket, and an unknown pair makes
+    // the kernel autoload the module for it: SCTP, DCCP, L2TP, MPTCP, RDS
+    // over IP; nf_tables, xfrm, crypto configuration over netlink. Each
+    // has had its local privilege escalations; none is what an agent's
+    // tools use. IP keeps TCP, UDP and ping sockets; netlink keeps routing
+    // (getaddrinfo, getifaddrs), socket diagnostics (ss), kernel events
+    // (udev monitors, harmless in a network namespace of its own) and
+    // generic netlink.
+    if !host {
+        for family in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
+            add(
+                "socket",
+                libc::SYS_socket,
+                SocketProtocolNotIn(family, IP_PROTOCOLS_OK),
+                "IP protocols other than TCP, UDP and ping (SCTP, DCCP, L2TP, MPTCP ...) autoload kernel modules with histories of local exploits",
+            );
+            for ty in [SOCK_RDM, libc::SOCK_SEQPACKET as u64, SOCK_DCCP] {
+                add(
+                    "socket",
+                    libc::SYS_socket,
+                    SocketFamilyType(family, ty),
+                    "IP socket types other than stream, datagram and raw (SCTP's seqpacket, DCCP) autoload kernel modules",
+                );
+            }
+        }
+        add(
+            "socket",
+            libc::SYS_socket,
+            SocketProtocolNotIn(libc::AF_NETLINK as u64, NETLINK_PROTOCOLS_OK),
+            "netlink protocols other than routing, socket diagnostics, kernel events and generic netlink (netfilter, xfrm, crypto ...) are kernel surface with no use here",
+        );
+    }
     // Netlink sockets are SOCK_RAW too (getifaddrs needs them): raw is
     // refused for IP families only.
     for family in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
@@ -490,6 +539,7 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
         ("settimeofday", libc::SYS_settimeofday),
         ("clock_settime", libc::SYS_clock_settime),
         ("fanotify_init", libc::SYS_fanotify_init),
+        ("quotactl_fd", libc::SYS_quotactl_fd),
     ] {
         add(
             name,
@@ -503,9 +553,16 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
         ("iopl", libc::SYS_iopl),
         ("ioperm", libc::SYS_ioperm),
         ("uselib", libc::SYS_uselib),
+        ("modify_ldt", libc::SYS_modify_ldt),
     ] {
         add(name, nr, Always, "legacy hardware and loader interfaces");
     }
+    add(
+        "memfd_secret",
+        libc::SYS_memfd_secret,
+        Always,
+        "memory unmapped from the kernel's own map: no use to a sandboxed tool, and the mapping code is kernel surface",
+    );
     t
 }
 

@@ -272,7 +272,8 @@ out("created", int(os.path.exists("x32dir")))
 }
 
 /// Host administration: reboot, swap, the kernel log, the clock,
-/// accounting, quotas, vhangup, fanotify, port I/O, uselib.
+/// accounting, quotas, vhangup, fanotify, port I/O, uselib, the LDT,
+/// secret memory.
 #[test]
 fn host_administration_refused() {
     each_mode(|case| {
@@ -294,6 +295,10 @@ out("fanotify_init", sc(300, 0, 0)[1])
 out("iopl", sc(172, 3)[1])
 out("ioperm", sc(173, 0x80, 1, 1)[1])
 out("uselib", sc(134, b"/usr/lib/nonexistent.so")[1])
+ldt = ctypes.create_string_buffer(16)
+out("modify_ldt", sc(154, 0, ldt, 16)[1])                    # read: kernel 0 (an empty table)
+out("memfd_secret", sc(447, 0)[1])                          # kernel: a descriptor, or ENOSYS when off
+out("quotactl_fd", sc(443, 0, 0x80000100, 0, None)[1])       # Q_SYNC on stdin
 "#,
         )
         .fields(&[
@@ -311,6 +316,9 @@ out("uselib", sc(134, b"/usr/lib/nonexistent.so")[1])
             ("iopl", EPERM),
             ("ioperm", EPERM),
             ("uselib", EPERM),
+            ("modify_ldt", EPERM),
+            ("memfd_secret", EPERM),
+            ("quotactl_fd", EPERM),
         ]);
     });
 }
@@ -341,5 +349,79 @@ out("ptrace", sc(101, 16, 1, 0, 0)[1])
             ("unshare", EPERM),
             ("ptrace", EPERM),
         ]);
+    });
+}
+
+/// Python: sockets whose protocol or type makes the kernel autoload a
+/// module; prints `NAME=errno` (0 when a socket was made).
+const MODULE_SOCKETS: &str = r#"
+def sock(family, ty, proto):
+    ctypes.set_errno(0)
+    fd = _libc.socket(family, ty, proto)
+    if fd >= 0:
+        os.close(fd)
+        return 0
+    return ctypes.get_errno()
+out("sctp_stream", sock(2, 1, 132))
+out("sctp_seqpacket", sock(2, 5, 132))
+out("sctp6", sock(10, 1, 132))
+out("mptcp", sock(2, 1, 262))
+out("mptcp6", sock(10, 1, 262))
+out("dccp", sock(2, 6, 0))
+out("dccp6", sock(10, 6 | 0o2000000, 33))         # SOCK_CLOEXEC does not hide the type
+out("l2tp", sock(2, 2, 115))
+out("udplite", sock(2, 2, 136))
+out("rds_rdm", sock(2, 4, 0))
+out("nl_netfilter", sock(16, 3, 12))
+out("nl_xfrm", sock(16, 3, 6))
+out("nl_crypto", sock(16, 3, 21))
+out("tcp", sock(2, 1, 0))
+out("tcp6_proto", sock(10, 1 | 0o4000, 6))         # SOCK_NONBLOCK
+out("udp", sock(2, 2, 17))
+out("nl_route", sock(16, 3, 0))
+out("nl_diag", sock(16, 3, 4))
+"#;
+
+/// Hole: the socket family filter let every protocol of the IP and
+/// netlink families through: socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP),
+/// SOCK_DCCP, IPPROTO_L2TP, MPTCP, or a netfilter/xfrm/crypto netlink
+/// socket reached (and autoloaded, where the kernel ships them as modules)
+/// protocol code with a history of local privilege escalations, which no
+/// agent's tools use. Now refused (EPERM) at the full level; the landlock
+/// level allowed only TCP already. TCP, UDP and netlink routing and
+/// socket diagnostics still work.
+#[test]
+fn ip_and_netlink_protocols_that_autoload_modules_refused() {
+    each_mode(|case| {
+        case.write_python(MODULE_SOCKETS);
+        let refused = [
+            "sctp_stream",
+            "sctp_seqpacket",
+            "sctp6",
+            "mptcp",
+            "mptcp6",
+            "dccp",
+            "dccp6",
+            "l2tp",
+            "udplite",
+            "rds_rdm",
+            "nl_netfilter",
+            "nl_xfrm",
+            "nl_crypto",
+        ];
+        let full = case.run_python_at("full");
+        let mut expected: Vec<(&str, &str)> = refused.iter().map(|n| (*n, EPERM)).collect();
+        expected.extend([
+            ("tcp", "0"),
+            ("tcp6_proto", "0"),
+            ("udp", "0"),
+            ("nl_route", "0"),
+            ("nl_diag", "0"),
+        ]);
+        full.fields(&expected);
+        let landlock = case.run_python_at("landlock");
+        let mut expected: Vec<(&str, &str)> = refused.iter().map(|n| (*n, EPERM)).collect();
+        expected.extend([("tcp", "0"), ("tcp6_proto", "0")]);
+        landlock.fields(&expected);
     });
 }
