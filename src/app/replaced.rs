@@ -8,7 +8,10 @@
 //! of those files and has the setup process cover each new file at once
 //! (see `sandbox::keeper`) as the old one was: hidden, redacted (the new
 //! content, with the run's rules) or read-only. The moment between the
-//! rename and the new mount remains.
+//! rename and the new mount remains. A secret file that cannot be kept
+//! covered (the cover failed and the file is still there, or a directory
+//! on the way to it became a link, where the host's next write would go
+//! out of reach) ends the sandbox: that moment, never the rest of the run.
 
 use crate::audit;
 use crate::host;
@@ -59,6 +62,8 @@ pub struct Outcome {
     path: PathBuf,
     secret: bool,
     failed: Option<String>,
+    /// The sandbox was ended for it (see [`end_for`]).
+    ended: bool,
 }
 
 /// The files to keep covered, as they were before the run, and the
@@ -191,6 +196,13 @@ pub fn report(outcomes: &[Outcome]) {
             None => {
                 tracing::info!(target: audit::TARGET, kind = "fs", action = "covered", path = %path, secret = o.secret, detail = "replaced on the host during the run; covered again in the sandbox");
             }
+            Some(why) if o.ended => {
+                tracing::info!(target: audit::TARGET, kind = "fs", action = "ended", path = %path, secret = o.secret, detail = %why);
+                eprintln!(
+                    "guard: ended the session: {} could no longer be kept hidden from the sandbox ({why}); guard stopped every process in it rather than let one read it",
+                    host::printable(&o.path)
+                );
+            }
             Some(why) => {
                 tracing::info!(target: audit::TARGET, kind = "fs", action = "uncovered", path = %path, secret = o.secret, detail = %why);
                 if o.secret {
@@ -261,7 +273,7 @@ fn watch(
     // Watched before the first look: a file replaced after it is an event,
     // one replaced before (while the command started) is found by it.
     let all: Vec<usize> = (0..covers.len()).collect();
-    let mut ended = !look(&all, &mut covers, &mut keeper, rules, &mut out);
+    let mut ended = !look(&all, &mut covers, dirs, &mut keeper, rules, &mut out);
     while !ended && events_until_stopped(&inotify, stop) {
         let mut due = Vec::new();
         let mut copies: Vec<PathBuf> = Vec::new();
@@ -308,7 +320,7 @@ fn watch(
         }
         due.sort_unstable();
         due.dedup();
-        ended = !look(&due, &mut covers, &mut keeper, rules, &mut out)
+        ended = !look(&due, &mut covers, dirs, &mut keeper, rules, &mut out)
             || !hide_copies(&copies, &mut keeper, &mut out);
     }
     if !ended {
@@ -361,18 +373,61 @@ fn hide_copies(copies: &[PathBuf], keeper: &mut Keeper, out: &mut Vec<Outcome>) 
         {
             continue;
         }
+        let held = host::open_no_links(path, nix::fcntl::OFlag::O_PATH).ok();
         let failed = match keeper.cover(path, Cover::Hide) {
             Ok(()) => None,
             Err(Uncovered::Gone) => return false,
             Err(Uncovered::Failed(why)) => Some(why),
         };
+        let ended = failed.is_some() && still_there(held.as_ref());
         out.push(Outcome {
             path: path.clone(),
             secret: true,
             failed,
+            ended,
         });
+        if ended {
+            keeper.end();
+            return false;
+        }
     }
     true
+}
+
+/// The file a descriptor was opened on still has a name somewhere (not
+/// removed since): a cover that failed on it left it readable.
+fn still_there(held: Option<&OwnedFd>) -> bool {
+    held.is_none_or(|fd| nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_nlink > 0))
+}
+
+/// A directory on the way to `c` (as [`arm`] walks it) that is no longer
+/// a directory: a link the sandbox put in place of one (it writes the
+/// project). What the host writes at the file's path next lands where the
+/// link leads, a file no cover is on and no watch sees; and the path the
+/// cover is asked for no longer names the file.
+fn redirected(c: &Covered, dirs: &[Grant]) -> Option<PathBuf> {
+    let mut entry: &Path = &c.path;
+    while from_host(dirs, entry) {
+        let dir = entry.parent()?;
+        if nix::sys::stat::lstat(dir).is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR) {
+            return Some(dir.to_path_buf());
+        }
+        entry = dir;
+    }
+    None
+}
+
+/// End the sandbox for the secret file `c`, which cannot be kept covered
+/// (`why`): the moment before a cover is all a sandbox may read of a
+/// replaced file, never the rest of the run.
+fn end_for(c: &Covered, why: String, keeper: &mut Keeper, out: &mut Vec<Outcome>) {
+    keeper.end();
+    out.push(Outcome {
+        path: c.path.clone(),
+        secret: true,
+        failed: Some(why),
+        ended: true,
+    });
 }
 
 /// How to cover the file at `path` now.
@@ -399,18 +454,33 @@ fn cover_for(path: &Path, how: How, rules: &SharedRules) -> Cover {
 fn look(
     due: &[usize],
     covers: &mut [Covered],
+    dirs: &[Grant],
     keeper: &mut Keeper,
     rules: &SharedRules,
     out: &mut Vec<Outcome>,
 ) -> bool {
     for &i in due {
         let c = &mut covers[i];
+        if c.secret
+            && let Some(link) = redirected(c, dirs)
+        {
+            let why = format!(
+                "{} on the way to it was replaced by a link, which would take what the host writes there next out of guard's cover",
+                host::printable(&link)
+            );
+            end_for(c, why, keeper, out);
+            return false;
+        }
         let Some(now) = id(&c.path) else {
             continue; // gone: nothing to read there
         };
         if now == c.id {
             continue;
         }
+        // The file found, held: if the cover fails (a directory on the
+        // way renamed or swapped for a link in the meantime), whether it
+        // is still somewhere the sandbox may read.
+        let held = host::open_no_links(&c.path, nix::fcntl::OFlag::O_PATH).ok();
         let failed = match keeper.cover(&c.path, cover_for(&c.path, c.how, rules)) {
             Ok(()) => {
                 c.id = now;
@@ -419,11 +489,18 @@ fn look(
             Err(Uncovered::Gone) => return false,
             Err(Uncovered::Failed(why)) => Some(why),
         };
-        out.push(Outcome {
-            path: c.path.clone(),
-            secret: c.secret,
-            failed,
-        });
+        match failed {
+            Some(why) if c.secret && still_there(held.as_ref()) => {
+                end_for(c, why, keeper, out);
+                return false;
+            }
+            failed => out.push(Outcome {
+                path: c.path.clone(),
+                secret: c.secret,
+                failed,
+                ended: false,
+            }),
+        }
     }
     true
 }
@@ -441,6 +518,7 @@ fn missed(covers: &[Covered], out: &mut Vec<Outcome>) {
                 path: c.path.clone(),
                 secret: c.secret,
                 failed: Some("guard did not see it replaced in time".into()),
+                ended: false,
             });
         }
     }

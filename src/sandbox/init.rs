@@ -263,8 +263,9 @@ fn relay_until_exit(
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
             (ready(&fds[0]), fds.get(1).is_some_and(ready))
         };
-        if keeper_ready {
-            keeper.ready();
+        if keeper_ready && keeper.ready() {
+            // SAFETY: pid1 is our child; killing it ends its pid namespace.
+            unsafe { libc::kill(pid1, libc::SIGKILL) };
         }
         if !signal_ready {
             continue;

@@ -23,13 +23,18 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-/// A request: cover `path` (a path of the view) as `how` says.
+/// A request from the supervisor.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Request {
-    /// Any bytes: a file name need not be UTF-8.
-    #[serde(with = "crate::plan::os_path")]
-    path: PathBuf,
-    how: Cover,
+enum Request {
+    /// Cover `path` (a path of the view) as `how` says.
+    Cover {
+        /// Any bytes: a file name need not be UTF-8.
+        #[serde(with = "crate::plan::os_path")]
+        path: PathBuf,
+        how: Cover,
+    },
+    /// End the sandbox now: a secret file can no longer be kept covered.
+    End,
 }
 
 /// Why a path was not covered.
@@ -50,7 +55,7 @@ impl Keeper {
 
     /// Have `path` covered in the view again.
     pub fn cover(&mut self, path: &Path, how: Cover) -> Result<(), Uncovered> {
-        let req = Request {
+        let req = Request::Cover {
             path: path.to_path_buf(),
             how,
         };
@@ -59,6 +64,13 @@ impl Keeper {
             Ok(Some(answer)) => answer.map_err(Uncovered::Failed),
             Ok(None) | Err(_) => Err(Uncovered::Gone),
         }
+    }
+
+    /// End the sandbox (every process in it): the setup process kills its
+    /// pid 1. Returns once the request is sent; the run then ends as when
+    /// the command is killed.
+    pub fn end(&mut self) {
+        let _ = channel::send(&mut self.0, &Request::End);
     }
 }
 
@@ -92,8 +104,10 @@ impl Serving {
             .map(|s| s.as_fd())
     }
 
-    /// [`Serving::waiting_on`] is readable.
-    pub(super) fn ready(&mut self) {
+    /// [`Serving::waiting_on`] is readable. `true`: the supervisor asked
+    /// for the sandbox to end.
+    #[must_use]
+    pub(super) fn ready(&mut self) -> bool {
         if let Some(mut p) = self.from_pid1.take() {
             // End of stream instead: pid 1 failed before the view was built.
             if let Ok(Some(((), mut fds))) = channel::recv_with_fds::<()>(&mut p)
@@ -101,24 +115,33 @@ impl Serving {
             {
                 self.reserve = fds.pop();
             }
-            return;
+            return false;
         }
         let Some(sock) = self.sock.as_mut() else {
-            return;
+            return false;
         };
         let Ok(Some(req)) = channel::recv::<Request>(sock) else {
             self.sock = None;
-            return;
+            return false;
+        };
+        let (path, how) = match req {
+            Request::Cover { path, how } => (path, how),
+            Request::End => {
+                self.sock = None;
+                return true;
+            }
         };
         self.copies += 1;
         let name = std::ffi::CString::new(format!("copy-{}", self.copies)).unwrap_or_default();
         let answer = match &self.reserve {
-            Some(r) => mounts::cover(&req.path, &req.how, r.as_fd(), &name)
-                .map_err(|e| crate::error::os_text(&e)),
+            Some(r) => {
+                mounts::cover(&path, &how, r.as_fd(), &name).map_err(|e| crate::error::os_text(&e))
+            }
             None => Err("the sandbox's view was never built".into()),
         };
         if channel::send(sock, &answer).is_err() {
             self.sock = None;
         }
+        false
     }
 }

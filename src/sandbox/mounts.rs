@@ -224,30 +224,36 @@ pub enum Cover {
 /// `how` says. `reserve` is what [`build_root`] returned; a redacted copy
 /// is written there as `name`.
 pub fn cover(dst: &Path, how: &Cover, reserve: BorrowedFd<'_>, name: &CStr) -> std::io::Result<()> {
-    // The entry there now, not what a link there leads to.
-    let target = nix::fcntl::open(
-        dst,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    // The entry there now, not what a link there leads to, nor one on the
+    // way: the sandbox writes the directories above (the project), and a
+    // directory swapped for a link would send the cover elsewhere while
+    // the file stays as it is.
+    let target = crate::host::open_no_links(dst, OFlag::O_PATH)?;
     let is_dir = nix::sys::stat::fstat(target.as_fd())
         .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
     let read_only = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+    let redacted_copy = |content: &str, mode: u32| -> std::io::Result<OwnedFd> {
+        let copy = nix::fcntl::openat(
+            reserve,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )?;
+        let mut file = std::fs::File::from(copy);
+        std::io::Write::write_all(&mut file, content.as_bytes())?;
+        // The original's permission bits: it reads and runs as before.
+        nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode & 0o777))?;
+        drop(file);
+        sys::open_tree_clone(reserve, name)
+    };
     let (tree, attrs) = match how {
         Cover::ReadOnly => (sys::open_tree_clone(target.as_fd(), c"")?, read_only),
-        Cover::Redacted { content, mode } if !is_dir => {
-            let copy = nix::fcntl::openat(
-                reserve,
-                name,
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )?;
-            let mut file = std::fs::File::from(copy);
-            std::io::Write::write_all(&mut file, content.as_bytes())?;
-            // The original's permission bits: it reads and runs as before.
-            nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode & 0o777))?;
-            drop(file);
-            (sys::open_tree_clone(reserve, name)?, read_only)
+        // A copy that cannot be made (the reserve is full) hides the file:
+        // a secret file must be covered one way or the other.
+        Cover::Redacted { content, mode }
+            if !is_dir && let Ok(tree) = redacted_copy(content, *mode) =>
+        {
+            (tree, read_only)
         }
         Cover::Hide | Cover::Redacted { .. } => {
             let name = if is_dir {

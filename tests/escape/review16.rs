@@ -184,3 +184,74 @@ fn a_secret_file_whose_name_is_not_utf8_is_covered_again() {
         assert_covered_again(&case, &out, name);
     });
 }
+
+/// Hole: the directories on the way to a hidden file are mount points in
+/// the view, which the sandbox cannot rename; but one the host makes anew
+/// (`rm -rf config/app && mkdir config/app`) is a plain directory there.
+/// A sandbox that then swapped it for a link (`mv config/app config/kept
+/// && ln -s ../decoy config/app`, both in the project it writes) made the
+/// host's next write of the secret file land in `decoy/`: a new file that
+/// no cover was on and no watch saw (the watch does not follow links),
+/// read as it was, with no warning. Now guard, seeing a directory on the
+/// way to a secret file turned into a link, ends the session (the host's
+/// next write of the file would go where no cover can follow), says why,
+/// and logs it. Covering again also resolves the path without following
+/// any link on the way, and ends the session when a secret file it could
+/// not cover is still there.
+#[test]
+fn a_secret_files_directory_swapped_for_a_link_ends_the_session() {
+    each_mode(|mut case| {
+        let (old, new) = (case.add_canary("old"), case.add_canary("new"));
+        case.write("config/app/.env", &format!("API_TOKEN={old}\n"));
+        case.write("decoy/README", "not a secret\n");
+        let app = case.project().join("config/app");
+        let mut linked = false;
+        let out = case.env.with_host_change(
+            "echo 1 > .started; \
+             i=0; until [ -e config/app/.fresh ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+             mv config/app config/kept && ln -s ../decoy config/app; \
+             i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+             sleep 0.5; echo read=$(cat decoy/.env)",
+            || {
+                std::fs::remove_dir_all(&app).unwrap();
+                std::fs::create_dir(&app).unwrap();
+                if case.mode() == crate::common::Mode::Unprivileged {
+                    std::os::unix::fs::chown(&app, Some(NOBODY), Some(NOBODY)).unwrap();
+                }
+                case.env.write_on_host("config/app/.fresh", "");
+                // Until the sandbox has made the link (or 10 s).
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while !std::fs::symlink_metadata(&app).is_ok_and(|m| m.is_symlink())
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                linked = std::fs::symlink_metadata(&app).is_ok_and(|m| m.is_symlink());
+                // The user saves the file later, when guard has long seen
+                // the link.
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                case.env
+                    .write_on_host("config/app/.env", &format!("API_TOKEN={new}\n"));
+            },
+        );
+        case.assert_no_leak(&out);
+        // The link was made; the host's write went where it led.
+        assert!(linked, "the sandbox never made the link\n{}", out.all());
+        let landed = std::fs::read_to_string(case.project().join("decoy/.env"))
+            .unwrap_or_else(|e| panic!("decoy/.env: {e}\n{}", out.all()));
+        assert!(landed.contains(&new), "{landed}");
+        // The session ended for it, before the sandbox read it.
+        assert!(out.field("read").is_none(), "{}", out.all());
+        assert_ne!(out.code, 0, "{}", out.all());
+        assert!(
+            out.stderr.contains("guard: ended the session:")
+                && out.stderr.contains(&format!(
+                    "{} on the way to it was replaced by a link",
+                    app.display()
+                )),
+            "{}",
+            out.all()
+        );
+        case.env.expect_logged("ended", "config/app/.env");
+    });
+}
