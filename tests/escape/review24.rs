@@ -3,7 +3,7 @@
 //! terminal's modes put back after a session. Each test that found a hole
 //! names it.
 
-use crate::support::{Case, each_mode};
+use crate::support::{Case, Expect, each_mode};
 use std::path::PathBuf;
 
 /// Removes what a test's sandbox made too deep for the harness's own
@@ -128,5 +128,120 @@ fn a_tree_deeper_than_the_stack_in_a_landlock_session_is_removed_at_its_end() {
             "{tmp} was kept: {}",
             out.all()
         );
+    });
+}
+
+/// Hole: this machine's own address, and its subnet, spelled as the IPv6
+/// forms that embed an IPv4 address a translator dials: NAT64
+/// (`64:ff9b::c000:202` for 192.0.2.2) and 6to4 (`2002:c000:202::1`).
+/// Their class is that of the IPv4 address (documentation range here,
+/// public on a VPS), and the interface check compared them only with the
+/// interfaces' IPv6 addresses: a name pinned (or resolving) to them was
+/// dialed, and on a network with a NAT64 gateway (IPv6-only networks with
+/// DNS64) that reaches this machine's services and its LAN. Now they are
+/// refused as local (403 naming the class, SOCKS reply 2, a refuse event).
+/// Held, checked alongside: the IPv4-mapped form (`::ffff:192.0.2.2`, a
+/// class of its own), the subnet's broadcast address, `0.0.0.0` and `::`
+/// (which a connect takes for this machine), and IPv6 link-local with a
+/// scope. The service sees no connection from the sandbox.
+#[test]
+fn this_machines_address_in_ipv6_forms_is_not_public() {
+    use crate::egress_layer::{Loopback, PROXY, assert_refused, run_logged};
+    let ip = crate::network::machine_ipv4();
+    let o = ip.octets();
+    let (hi, lo) = (
+        u16::from_be_bytes([o[0], o[1]]),
+        u16::from_be_bytes([o[2], o[3]]),
+    );
+    // Another address of the machine's subnet (at least a /24 here).
+    let neighbour = u16::from_be_bytes([o[2], if o[3] == 1 { 2 } else { 1 }]);
+    let broadcast = std::net::Ipv4Addr::new(o[0], o[1], o[2], 255);
+    let pins = [
+        (
+            "nat64",
+            format!("64:ff9b::{hi:x}:{lo:x}"),
+            "local (this machine's own)",
+        ),
+        (
+            "sixtofour",
+            format!("2002:{hi:x}:{lo:x}::1"),
+            "local (this machine's own)",
+        ),
+        (
+            "nat64lan",
+            format!("64:ff9b::{hi:x}:{neighbour:x}"),
+            "local-network (on a subnet of this machine's interfaces)",
+        ),
+        ("mapped", format!("::ffff:{ip}"), "IPv4-mapped IPv6 address"),
+        (
+            "broadcast",
+            broadcast.to_string(),
+            "local-network (on a subnet of this machine's interfaces)",
+        ),
+        ("zero", "0.0.0.0".to_string(), "unspecified (0.0.0.0/8)"),
+        ("zero6", "::".to_string(), "unspecified (::)"),
+        ("linklocal", "fe80::1".to_string(), "link-local (fe80::/10)"),
+    ];
+    each_mode(|mut case| {
+        let srv = Loopback::start_on(&mut case, "[::]:0");
+        let port = srv.port;
+        let allow: Vec<String> = pins
+            .iter()
+            .map(|(n, _, _)| format!("\"{n}.guard.test:{port}\""))
+            .collect();
+        let hosts: String = pins
+            .iter()
+            .map(|(n, a, _)| format!("\"{n}.guard.test\" = \"{a}\"\n"))
+            .collect();
+        let prof = case.write(
+            "embedded.toml",
+            &format!(
+                "{}\n[network]\nallow = [{}]\n\n[network.hosts]\n{hosts}",
+                include_str!("../../profiles/default.toml"),
+                allow.join(", ")
+            ),
+        );
+        let names: Vec<String> = pins.iter().map(|(n, _, _)| format!("b{n:?}")).collect();
+        case.write_python(&format!(
+            r#"{PROXY}
+def body(req):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(req)
+    d = b""
+    while True:
+        c = s.recv(4096)
+        if not c:
+            break
+        d += c
+    return d
+for name in ({names}):
+    t = name + b".guard.test:{port}"
+    out(name.decode() + "_connect", proxy(b"CONNECT " + t + b" HTTP/1.1\r\nHost: " + t + b"\r\n\r\n"))
+    r = body(b"GET http://" + t + b"/ HTTP/1.1\r\nHost: " + t + b"\r\nConnection: close\r\n\r\n")
+    out(name.decode() + "_get", r.split(b" ")[1].decode() if b" " in r else "none")
+    cls = r.split(b", a ", 1)[1].split(b" address, and", 1)[0].decode() if b" address, and" in r else "none"
+    out(name.decode() + "_class", cls.replace(" ", "_"))
+    out(name.decode() + "_socks", socks(name + b".guard.test", {port}))
+"#,
+            names = names.join(", ") + ","
+        ));
+        let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
+        let mut expected = Vec::new();
+        for (n, _, class) in &pins {
+            expected.push((format!("{n}_connect"), "403".to_string()));
+            expected.push((format!("{n}_get"), "403".to_string()));
+            expected.push((format!("{n}_class"), class.replace(' ', "_")));
+            expected.push((format!("{n}_socks"), "2".to_string()));
+        }
+        let expected: Vec<(&str, &str)> = expected
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        out.fields(&expected);
+        for (n, _, _) in &pins {
+            assert_refused(&log, &format!("{n}.guard.test"), "non-public-address");
+        }
+        assert_eq!(srv.finish(), 0, "the service was reached from the sandbox");
+        case.assert_no_leak(&out);
     });
 }
