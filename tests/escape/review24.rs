@@ -245,3 +245,63 @@ for name in ({names}):
         case.assert_no_leak(&out);
     });
 }
+
+/// Held: what a session leaves in its persistent home cannot make
+/// `guard prune` block or reach outside guard's state: a FIFO (opening it
+/// would wait for a writer), a unix socket, a link to the project and one
+/// to `/`, a link to itself, and a directory it closed (mode 000) holding
+/// a link to the project. A hard link to a project file cannot be made
+/// (the home is another mount: EXDEV). Prune removes the home, exits 0,
+/// and the project's file is untouched.
+#[test]
+fn what_a_session_leaves_in_its_home_cannot_steer_prune() {
+    each_mode(|case| {
+        persistent_profile(&case);
+        case.write("keep.txt", "keep me\n");
+        let out = case.run(&[
+            "run",
+            "-q",
+            "-p",
+            "keeper",
+            "--",
+            "python3",
+            "-c",
+            "import os, socket\n\
+             h = os.path.expanduser('~')\n\
+             p = os.getcwd()\n\
+             os.mkfifo(h + '/fifo')\n\
+             socket.socket(socket.AF_UNIX).bind(h + '/sock')\n\
+             os.symlink(p + '/keep.txt', h + '/to-project')\n\
+             os.symlink('/', h + '/to-root')\n\
+             os.symlink(h + '/loop', h + '/loop')\n\
+             os.mkdir(h + '/closed')\n\
+             os.symlink(p, h + '/closed/project')\n\
+             os.chmod(h + '/closed', 0)\n\
+             try:\n    os.link(p + '/keep.txt', h + '/hard')\n    print('hard=made')\n\
+             except OSError as e:\n    print('hard=errno-%d' % e.errno)\n\
+             print('planted=1')\n",
+        ]);
+        out.expect_code(0)
+            .expect_fields(&[("planted", "1"), ("hard", "errno-18")]);
+        let home = case.env.persistent_home("keeper");
+        let project = case.project().to_str().unwrap();
+        let out = case.run(&["prune", "--project", project]);
+        out.expect_code(0);
+        assert!(
+            out.stdout.contains(&format!("removed {project}")),
+            "{}",
+            out.all()
+        );
+        assert!(
+            std::fs::symlink_metadata(&home).is_err(),
+            "{} was kept: {}",
+            home.display(),
+            out.all()
+        );
+        assert_eq!(
+            std::fs::read_to_string(case.project().join("keep.txt")).unwrap(),
+            "keep me\n"
+        );
+        assert!(std::path::Path::new("/usr/bin").is_dir());
+    });
+}
