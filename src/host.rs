@@ -317,14 +317,67 @@ pub fn remove_tree(path: &Path) -> (u64, Option<std::io::Error>) {
     walk_tree(path, true)
 }
 
+/// Give directory `name` of `dir` `mode`, never following a link: the
+/// directory is opened as itself (`O_PATH | O_NOFOLLOW | O_DIRECTORY`: a
+/// link or anything else put in its place since it was looked at fails
+/// with ELOOP or ENOTDIR) and the mode set on what was opened, through its
+/// `/proc/self/fd` entry (an `O_PATH` descriptor takes no `fchmod`, and
+/// one opened for reading needs the read access a closed directory lacks).
+/// `fchmodat` with AT_SYMLINK_NOFOLLOW is no answer: where the kernel
+/// lacks fchmodat2 it fails, and a fallback without the flag follows a
+/// link swapped in meanwhile.
+pub fn chmod_dir_at(
+    dir: &impl std::os::fd::AsFd,
+    name: &std::ffi::OsStr,
+    mode: u32,
+) -> nix::Result<()> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::PermissionsExt;
+    let fd = nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // The magic link leads to the open directory itself, whatever its
+    // path now is.
+    std::fs::set_permissions(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()),
+        std::fs::Permissions::from_mode(mode & 0o7777),
+    )
+    .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+/// The walk of [`tree_size`] and [`remove_tree`]: a loop, not a recursion
+/// (a sandbox can make a tree tens of thousands of directories deep in
+/// its home, which a recursion would follow until guard's stack overflows),
+/// holding one directory open at a time (as many as the tree is deep would
+/// run out of descriptors). Each directory is entered by `openat` with
+/// O_NOFOLLOW from the one above and must be what `fstatat` saw there; the
+/// way back up is its `..`, which must be the directory it was entered
+/// from (device and inode), else the walk stops: something moved the
+/// directory meanwhile, and `..` now leads elsewhere.
 fn walk_tree(path: &Path, remove: bool) -> (u64, Option<std::io::Error>) {
-    use nix::fcntl::{AtFlags, OFlag};
-    use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstatat};
+    use nix::fcntl::{AtFlags, OFlag, openat};
+    use nix::sys::stat::{Mode, SFlag, fstat, fstatat};
     use nix::unistd::{UnlinkatFlags, unlinkat};
+    use std::ffi::OsString;
+    use std::os::fd::OwnedFd;
+    /// A directory being emptied, as seen from the one it was entered from.
+    struct Level {
+        /// Its name in the directory above.
+        name: OsString,
+        /// The directory above: what `..` must be on the way back.
+        above: (u64, u64),
+        /// The entries of the directory above still to visit.
+        left: Vec<OsString>,
+    }
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return (0, None);
     };
-    let parent = match nix::fcntl::open(
+    let dir_flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut cur: OwnedFd = match nix::fcntl::open(
         parent,
         OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
@@ -337,62 +390,102 @@ fn walk_tree(path: &Path, remove: bool) -> (u64, Option<std::io::Error>) {
     let mut note = |e: nix::Error| {
         first_error.get_or_insert_with(|| std::io::Error::from(e));
     };
-    // One entry of an open directory: a directory is emptied depth-first,
-    // then removed on the way back.
-    fn visit(
-        dir: &impl std::os::fd::AsFd,
-        name: &std::ffi::OsStr,
-        remove: bool,
-        freed: &mut u64,
-        note: &mut dyn FnMut(nix::Error),
-    ) {
-        let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            Err(nix::Error::ENOENT) => return,
-            Err(e) => return note(e),
-        };
-        *freed += u64::try_from(st.st_blocks).unwrap_or(0) * 512;
-        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
-        if !is_dir {
-            if remove && let Err(e) = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
-                note(e);
+    let id = |st: &libc::stat| (st.st_dev, st.st_ino);
+    let mut levels: Vec<Level> = Vec::new();
+    // Entries of `cur` still to visit.
+    let mut todo: Vec<OsString> = vec![name.to_os_string()];
+    loop {
+        let Some(n) = todo.pop() else {
+            // `cur` is empty (or kept what could not go): back up.
+            let Some(level) = levels.pop() else {
+                break;
+            };
+            let up = match openat(&cur, "..", dir_flags, Mode::empty()) {
+                Ok(up) => up,
+                Err(e) => {
+                    note(e);
+                    break;
+                }
+            };
+            if fstat(&up).map(|st| id(&st)).ok() != Some(level.above) {
+                first_error.get_or_insert_with(|| {
+                    std::io::Error::other(
+                        "a directory was moved while guard walked the tree; run the command again",
+                    )
+                });
+                break;
             }
-            return;
-        }
-        // A directory (fstatat saw no link; nothing else writes here while
-        // guard removes it): its owner may always read and write it.
-        if remove && st.st_mode & 0o700 != 0o700 {
-            let mode = Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700);
-            if let Err(e) = fchmodat(dir, name, mode, FchmodatFlags::NoFollowSymlink)
-                .or_else(|_| fchmodat(dir, name, mode, FchmodatFlags::FollowSymlink))
+            if remove
+                && let Err(e) = unlinkat(&up, level.name.as_os_str(), UnlinkatFlags::RemoveDir)
             {
                 note(e);
             }
-        }
-        let mut sub = match nix::dir::Dir::openat(
-            dir,
-            name,
-            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(d) => d,
-            Err(e) => return note(e),
+            cur = up;
+            todo = level.left;
+            continue;
         };
-        let names: Vec<std::ffi::OsString> = sub
-            .iter()
-            .flatten()
-            .map(|e| e.file_name().to_bytes().to_vec())
-            .filter(|n| n != b"." && n != b"..")
-            .map(std::os::unix::ffi::OsStringExt::from_vec)
-            .collect();
-        for n in &names {
-            visit(&sub, n, remove, freed, note);
+        let st = match fstatat(&cur, n.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(nix::Error::ENOENT) => continue,
+            Err(e) => {
+                note(e);
+                continue;
+            }
+        };
+        freed += u64::try_from(st.st_blocks).unwrap_or(0) * 512;
+        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        if !is_dir {
+            if remove && let Err(e) = unlinkat(&cur, n.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                note(e);
+            }
+            continue;
         }
-        if remove && let Err(e) = unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+        // A directory: its owner may always read and write it.
+        if remove
+            && st.st_mode & 0o700 != 0o700
+            && let Err(e) = chmod_dir_at(&cur, &n, st.st_mode | 0o700)
+        {
             note(e);
         }
+        let sub = match openat(&cur, n.as_os_str(), dir_flags, Mode::empty()) {
+            Ok(sub) => sub,
+            Err(e) => {
+                note(e);
+                continue;
+            }
+        };
+        // What was looked at, not something put in its place since.
+        if fstat(&sub).map(|s| id(&s)).ok() != Some(id(&st)) {
+            note(nix::Error::EBUSY);
+            continue;
+        }
+        let names = match nix::dir::Dir::openat(&sub, ".", dir_flags, Mode::empty()) {
+            Ok(mut d) => d
+                .iter()
+                .flatten()
+                .map(|e| e.file_name().to_bytes().to_vec())
+                .filter(|n| n != b"." && n != b"..")
+                .map(std::os::unix::ffi::OsStringExt::from_vec)
+                .collect(),
+            Err(e) => {
+                note(e);
+                continue;
+            }
+        };
+        let above = match fstat(&cur) {
+            Ok(st) => id(&st),
+            Err(e) => {
+                note(e);
+                continue;
+            }
+        };
+        levels.push(Level {
+            name: n,
+            above,
+            left: std::mem::replace(&mut todo, names),
+        });
+        cur = sub;
     }
-    visit(&parent, name, remove, &mut freed, &mut note);
     (freed, first_error)
 }
 
@@ -571,6 +664,61 @@ mod tests {
         std::os::unix::fs::symlink(&outside, d.join("top-link")).unwrap();
         assert!(remove_tree(&d.join("top-link")).1.is_none());
         assert!(outside.join("sub/keep").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A chain of directories far deeper than a recursion per level could
+    /// walk on a test thread's 2 MiB stack, made by `mkdirat` + `openat`
+    /// (its path is far over PATH_MAX), the deepest closed.
+    #[test]
+    fn remove_tree_walks_any_depth() {
+        use nix::fcntl::{OFlag, openat};
+        use nix::sys::stat::{Mode, mkdirat};
+        let d = std::env::temp_dir().join(format!("guard-deep-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let mut fd = nix::fcntl::open(&d, flags, Mode::empty()).unwrap();
+        for _ in 0..20_000 {
+            mkdirat(&fd, "d", Mode::from_bits_truncate(0o755)).unwrap();
+            fd = openat(&fd, "d", flags, Mode::empty()).unwrap();
+        }
+        mkdirat(&fd, "closed", Mode::empty()).unwrap();
+        drop(fd);
+        assert!(tree_size(&d.join("d")) > 20_000 * 512);
+        let (freed, err) = remove_tree(&d.join("d"));
+        assert!(err.is_none(), "{err:?}");
+        assert!(freed > 20_000 * 512);
+        assert!(std::fs::symlink_metadata(d.join("d")).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// `chmod_dir_at` sets the mode of a directory, even a closed one, and
+    /// never of what a link leads to.
+    #[test]
+    fn chmod_dir_at_never_follows_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("guard-chmodat-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("target")).unwrap();
+        std::fs::create_dir_all(d.join("closed")).unwrap();
+        std::fs::set_permissions(d.join("closed"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(d.join("target"), std::fs::Permissions::from_mode(0o751)).unwrap();
+        std::os::unix::fs::symlink("target", d.join("link")).unwrap();
+        let dir = std::fs::File::open(&d).unwrap();
+        let mode = |p: &str| {
+            std::fs::symlink_metadata(d.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        chmod_dir_at(&dir, std::ffi::OsStr::new("closed"), 0o40700).unwrap();
+        assert_eq!(mode("closed"), 0o700);
+        // A link is no directory to O_DIRECTORY | O_NOFOLLOW.
+        assert_eq!(
+            chmod_dir_at(&dir, std::ffi::OsStr::new("link"), 0o777),
+            Err(nix::Error::ENOTDIR)
+        );
+        assert_eq!(mode("target"), 0o751);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -657,6 +657,29 @@ fn the_command_itself_fails_with_126_or_127() {
             let out = env.run(&["run", "--", cmd]);
             assert_clear(&out, code, &[needle], cmd);
         }
+        // At the `landlock` level, a program outside what the sandbox may
+        // run (a shim under a home directory, say): the kernel's refusal
+        // in words, without its number.
+        let outside = std::env::temp_dir().join(format!(
+            "guard-outside-exe-{}-{mode:?}.sh",
+            std::process::id()
+        ));
+        std::fs::write(&outside, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = env.run(&[
+            "run",
+            "--isolation",
+            "landlock",
+            "--",
+            outside.to_str().unwrap(),
+        ]);
+        let _ = std::fs::remove_file(&outside);
+        assert_clear(
+            &out,
+            126,
+            &["cannot execute", "permission denied"],
+            "landlock",
+        );
         // A profile that sees no system directories: say so.
         let p = env.project.write("bare.toml", "version = 1\n");
         env.project.own(mode);

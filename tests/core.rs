@@ -367,6 +367,57 @@ fn the_terminal_modes_are_put_back_after_the_session() {
     }
 }
 
+/// Hole: guard put in the background by the user (Ctrl-Z, then `bg`, to
+/// go on working in the shell) took the terminal back from the shell when
+/// its command ended, and put its start modes over the shell's: guard
+/// exited with the terminal left to its own, now empty, process group,
+/// and the interactive shell, reading a terminal it no longer had, got
+/// EIO and exited (the user's shell gone). Now a guard in the background
+/// leaves the terminal, its modes and its input to the foreground job.
+#[test]
+fn a_guard_put_in_the_background_leaves_the_terminal_to_the_shell() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let out = env.pty_script(
+            json!([
+                {"expect": "\\$ $"},
+                // Quotes split the markers: the typed line never matches.
+                {"send": "\"$@\" run -q -- sh -c 'echo :start''ed; sleep 2; echo :end''ing'\r"},
+                {"expect": ":started\r\n"},
+                {"sleep": 0.3},
+                {"send": "\u{1a}"},
+                {"expect": "Stopped"},
+                {"send": "bg\r"},
+                // The shell waits at its prompt, reading the terminal, as
+                // guard ends.
+                {"expect": ":ending"},
+                {"sleep": 1.5},
+                {"send": "echo still-$((2+2))\r"},
+                {"expect": "still-4", "timeout": 20},
+                {"send": "exit\r"},
+            ]),
+            "PS1='$ ' exec bash --norc --noprofile -i -s \"$@\"",
+        );
+        out.expect_code(0);
+    }
+}
+
+/// Hole: guard started in the background discarded, as it ended, the
+/// terminal's unread input (meant to drop what the terminal answered the
+/// command): that was what the user had typed to the foreground job
+/// meanwhile. Now only a guard in the foreground discards it.
+#[test]
+fn a_guard_in_the_background_leaves_what_the_user_types_to_the_foreground_job() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let out = env.pty_script(
+            json!([{"expect": ":ready"}, {"send": "typed-ahead\r"}, {"expect": "got=typed-ahead"}]),
+            "set -m; \"$@\" run -q -- sleep 1 & sleep 0.2; echo :ready; wait $!; read -r x; echo got=$x",
+        );
+        out.expect_code(0);
+    }
+}
+
 #[test]
 fn vim_and_top_work_in_a_terminal() {
     for mode in modes() {

@@ -385,6 +385,85 @@ fn a_cache_layer_belongs_to_one_project() {
     }
 }
 
+/// A project on a drive or share that is not mounted now is not gone: its
+/// path is missing, but below an empty directory (the mount point), and
+/// `guard prune` keeps its state and says why. Once the mount point is
+/// removed (the project is gone for good), prune removes it.
+#[test]
+fn prune_keeps_the_state_of_a_project_on_a_drive_not_mounted() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        let mnt = common::TempDir::new("mnt", mode);
+        let st = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "mode=0777",
+                "guard-test",
+                mnt.path.to_str().unwrap(),
+            ])
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mounting a tmpfs needs root: {st}");
+        // Unmounted however the test ends (a no-op once it did).
+        struct Umount(std::path::PathBuf);
+        impl Drop for Umount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&self.0)
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+        let _umount = Umount(mnt.path.clone());
+        let proj = mnt.path.join("proj");
+        std::fs::create_dir(&proj).unwrap();
+        mnt.own(mode);
+        let scan = common::Outcome::from(
+            env.guard(&["scan", proj.to_str().unwrap()])
+                .output()
+                .expect("spawn guard scan"),
+        );
+        scan.expect_code(0);
+        let st = std::process::Command::new("umount")
+            .arg(&mnt.path)
+            .status()
+            .expect("run umount");
+        assert!(st.success(), "umount: {st}");
+        let records = env.home.join(".local/state/guard/projects");
+        let count = || std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0);
+        let before = count();
+        assert!(before > 0, "guard scan recorded no project");
+        let out = env.run(&["prune"]);
+        out.expect_code(0);
+        assert!(
+            out.stdout.contains(&format!(
+                "kept {}: it is missing, and {} is an empty directory",
+                proj.display(),
+                mnt.path.display()
+            )),
+            "{}",
+            out.all()
+        );
+        assert!(!out.stdout.contains("(gone)"), "{}", out.all());
+        assert_eq!(count(), before, "{}", out.all());
+        // Gone for good: the mount point removed too.
+        std::fs::remove_dir(&mnt.path).unwrap();
+        let out = env.run(&["prune"]);
+        out.expect_code(0);
+        assert!(
+            out.stdout
+                .contains(&format!("removed {} (gone)", proj.display())),
+            "{}",
+            out.all()
+        );
+        assert_eq!(count(), before - 1, "{}", out.all());
+    }
+}
+
 /// `guard prune` removes what guard kept for a project that is gone (its
 /// persistent home, its copy-on-write cache layer, its scan cache) and
 /// nothing of a project that still exists; `--dry-run` only lists. What a

@@ -24,7 +24,7 @@ use crate::net::ListenerKind;
 use crate::plan::landlock::DirEntry;
 use crate::policy::{Access, GrantKind, HostDirs, Policy};
 use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{FchmodatFlags, Mode, fchmodat, mkdirat};
+use nix::sys::stat::{Mode, mkdirat};
 use nix::unistd::UnlinkatFlags;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
@@ -571,13 +571,7 @@ fn reopen_dirs(root: &Path, rel: &Path, suffix: &str) -> Option<OwnedFd> {
         // `make_writable`): give it back its owner's access.
         if let Ok(st) = st
             && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-            && fchmodat(
-                &dir,
-                c,
-                Mode::from_bits_truncate((st.st_mode & 0o7777) | 0o700),
-                FchmodatFlags::FollowSymlink,
-            )
-            .is_ok()
+            && host::chmod_dir_at(&dir, c, st.st_mode | 0o700).is_ok()
             && let Ok(next) = openat(&dir, c, flags, Mode::empty())
         {
             dir = next;

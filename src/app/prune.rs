@@ -91,11 +91,20 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
         };
         let chosen = match &named {
             Some(n) => *n == path,
-            // Gone: not there at all (an unreadable or unmounted one is kept).
-            None => matches!(
-                std::fs::symlink_metadata(&path),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound
-            ),
+            None => match gone(&path) {
+                Gone::Yes => true,
+                Gone::No => false,
+                Gone::Unmounted(at) => {
+                    println!(
+                        "kept {}: it is missing, and {} is an empty directory, as the mount point \
+                         of a drive or share that is not mounted is (mount it; if the project is \
+                         gone for good, remove that directory and run guard prune again)",
+                        host::printable(&path),
+                        host::printable(&at)
+                    );
+                    false
+                }
+            },
         };
         if !chosen {
             continue;
@@ -185,6 +194,46 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
     let verb = if dry_run { "would free" } else { "freed" };
     println!("{pruned} project(s), {verb} {}", human(freed_total));
     Ok(if errors == 0 { 0 } else { 1 })
+}
+
+/// Whether a recorded project is gone.
+enum Gone {
+    Yes,
+    /// There, or it cannot be told (an unreadable directory on the way).
+    No,
+    /// Missing below an empty directory (named): most likely the mount
+    /// point of a drive or share not mounted now, which brings the project
+    /// back when it is.
+    Unmounted(PathBuf),
+}
+
+/// Gone: not there at all, below a directory that is there and holds
+/// something (a project you removed leaves its siblings, or at least the
+/// home around it; an unmounted drive leaves an empty mount point, or none
+/// below a directory that holds other mount points, which this cannot
+/// tell).
+fn gone(path: &Path) -> Gone {
+    let missing = |p: &Path| {
+        matches!(
+            std::fs::symlink_metadata(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        )
+    };
+    if !missing(path) {
+        return Gone::No;
+    }
+    let mut at = path;
+    while let Some(parent) = at.parent() {
+        if !missing(parent) {
+            return match std::fs::read_dir(parent).map(|mut rd| rd.next().is_none()) {
+                Ok(false) => Gone::Yes,
+                Ok(true) => Gone::Unmounted(parent.to_path_buf()),
+                Err(_) => Gone::No,
+            };
+        }
+        at = parent;
+    }
+    Gone::No
 }
 
 /// Everything guard keeps per project, by project hash.

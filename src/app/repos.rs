@@ -458,14 +458,14 @@ fn open_up(dir: &Path) -> Option<PathBuf> {
     {
         return None;
     }
-    let mode = nix::sys::stat::Mode::from_bits_truncate((st.st_mode | owner_rx) & 0o7777);
-    nix::sys::stat::fchmodat(
-        nix::fcntl::AT_FDCWD,
-        dir,
-        mode,
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    // Through no link on the way: one swapped in since the look above
+    // would have the mode given to what it leads to.
+    let parent = host::open_no_links(
+        dir.parent()?,
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY,
     )
     .ok()?;
+    host::chmod_dir_at(&parent, dir.file_name()?, st.st_mode | owner_rx).ok()?;
     eprintln!(
         "guard: {} could not be read (mode {:o}); made it readable to check it for git repositories the sandbox made",
         host::printable(dir),

@@ -22,7 +22,9 @@
 //! interface (a VPS, a campus network, a global IPv6 address from SLAAC)
 //! would otherwise let a name that resolves there (a wildcard rule over a
 //! domain whose DNS the attacker controls, a pin) reach them. So
-//! `local_network` refuses those too, read from the interfaces at most
+//! `local_network` refuses those too, also in the IPv6 forms that embed
+//! them (NAT64 `64:ff9b::c000:202`, 6to4 `2002:c000:202::`, whose
+//! translator dials the IPv4 address), read from the interfaces at most
 //! once a second (addresses change with DHCP and VPNs).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -104,14 +106,35 @@ fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
 
 /// `Some` when `ip` is one of this machine's own addresses or on one of
 /// the subnets its interfaces are attached to.
+/// An IPv6 address that embeds an IPv4 one (NAT64, 6to4) is judged by that
+/// one too: a NAT64 gateway or 6to4 relay on the way dials it, so
+/// `64:ff9b::c000:202` is this machine when it is 192.0.2.2.
 pub fn local_network(ip: IpAddr) -> Option<&'static str> {
     let nets = interface_networks();
-    if nets.iter().any(|n| n.addr == ip) {
+    let embedded = match ip {
+        IpAddr::V6(a) => embedded_v4(a).map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    let forms = || std::iter::once(ip).chain(embedded);
+    if forms().any(|ip| nets.iter().any(|n| n.addr == ip)) {
         return Some("local (this machine's own)");
     }
-    nets.iter()
-        .any(|n| n.contains(ip))
+    forms()
+        .any(|ip| nets.iter().any(|n| n.contains(ip)))
         .then_some("local-network (on a subnet of this machine's interfaces)")
+}
+
+/// The IPv4 address an IPv6 one reaches through a translator or relay:
+/// mapped (`::ffff:a.b.c.d`), NAT64 (`64:ff9b::/96`), 6to4 (`2002::/16`).
+fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = a.segments();
+    if let Some(v4) = a.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(v4(s[6], s[7]));
+    }
+    (s[0] == 0x2002).then(|| v4(s[1], s[2]))
 }
 
 /// An interface address with its prefix.
@@ -282,6 +305,17 @@ mod tests {
         assert!(!n("2001:db8::1", 0).contains(ip("2606:4700::1111")));
         // Families never mix.
         assert!(!n("192.0.2.2", 24).contains(ip("::ffff:192.0.2.1")));
+    }
+
+    #[test]
+    fn embedded_ipv4_addresses_are_found() {
+        let v6 = |a: &str| a.parse::<Ipv6Addr>().unwrap();
+        let v4 = |a: &str| Some(a.parse::<Ipv4Addr>().unwrap());
+        assert_eq!(embedded_v4(v6("::ffff:192.0.2.2")), v4("192.0.2.2"));
+        assert_eq!(embedded_v4(v6("64:ff9b::c000:202")), v4("192.0.2.2"));
+        assert_eq!(embedded_v4(v6("2002:c000:202::1")), v4("192.0.2.2"));
+        assert_eq!(embedded_v4(v6("2001:db8::c000:202")), None);
+        assert_eq!(embedded_v4(v6("64:ff9b:1::c000:202")), None);
     }
 
     #[test]

@@ -684,7 +684,10 @@ fn spawn_command(plan: &Plan, host: bool) -> Result<libc::pid_t> {
                         127,
                         "no such file (or its interpreter is missing)".to_string(),
                     ),
-                    _ => (126, std::io::Error::from_raw_os_error(errno).to_string()),
+                    _ => (
+                        126,
+                        crate::error::os_text(&std::io::Error::from_raw_os_error(errno)),
+                    ),
                 };
                 return Err(Error::Exec {
                     msg: format!("cannot execute {name}: {why}"),

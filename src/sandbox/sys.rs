@@ -291,29 +291,49 @@ pub fn wait_signal(signals: &[libc::c_int]) -> io::Result<(libc::c_int, bool)> {
     }
 }
 
-/// Set the foreground process group of the terminal on `fd`, ignoring
-/// SIGTTOU while doing so (we may be in the background after the command
-/// took the terminal). Only if guard started in the foreground (see
-/// [`TerminalModes::save`]): started in the background, taking the terminal
-/// would take it from the user's foreground job.
+/// Set the foreground process group of the terminal on `fd` back to
+/// guard's, ignoring SIGTTOU while doing so (we are in the background
+/// after the command took the terminal). Only if guard started in the
+/// foreground (see [`TerminalModes::save`]), and only from a process group
+/// that is gone (the command's, which took the terminal and died with the
+/// sandbox): a live one is the user's shell or another job, which have
+/// the terminal since the user put guard in the background (Ctrl-Z, `bg`).
+/// Taken from the shell, the terminal would be left to guard's group as
+/// guard exits, and an interactive shell reading it then gets EIO and
+/// exits.
 pub fn take_terminal(fd: libc::c_int) {
     if !FOREGROUND_AT_START.load(std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    // SAFETY: isatty/getpgrp/tcgetpgrp/tcsetpgrp on a caller-owned fd;
-    // SIGTTOU's disposition is restored right after.
+    // SAFETY: isatty/getpgrp/tcgetpgrp/kill(-pgrp, 0)/tcsetpgrp on a
+    // caller-owned fd (kill with signal 0 sends nothing); SIGTTOU's
+    // disposition is restored right after.
     unsafe {
         if libc::isatty(fd) != 1 {
             return;
         }
         let ours = libc::getpgrp();
-        if libc::tcgetpgrp(fd) == ours {
+        let now = libc::tcgetpgrp(fd);
+        if now == ours || now <= 0 {
+            return;
+        }
+        if libc::kill(-now, 0) == 0
+            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        {
             return;
         }
         let old = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
         libc::tcsetpgrp(fd, ours);
         libc::signal(libc::SIGTTOU, old);
     }
+}
+
+/// Whether guard's process group is the foreground one of the terminal
+/// on `fd`: what waits in its input queue and the modes it has are then
+/// guard's (its command's), not another job's.
+fn in_foreground(fd: libc::c_int) -> bool {
+    // SAFETY: tcgetpgrp/getpgrp on a caller-owned fd.
+    unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() }
 }
 
 /// The settings (termios) of guard's controlling terminal when it started,
@@ -359,7 +379,15 @@ impl TerminalModes {
 impl Drop for TerminalModes {
     fn drop(&mut self) {
         use std::os::fd::AsRawFd;
-        if !FOREGROUND_AT_START.load(std::sync::atomic::Ordering::SeqCst) {
+        // The command may have taken this terminal through /dev/tty while
+        // stdin was no terminal.
+        take_terminal(self.tty.as_raw_fd());
+        // Started in the background, or put there by the user (Ctrl-Z,
+        // `bg`) and not back: the foreground job has the terminal and its
+        // modes (readline's, an editor's).
+        if !FOREGROUND_AT_START.load(std::sync::atomic::Ordering::SeqCst)
+            || !in_foreground(self.tty.as_raw_fd())
+        {
             return;
         }
         // SAFETY: tcsetattr with settings tcgetattr gave for the same open
@@ -378,8 +406,9 @@ impl Drop for TerminalModes {
 /// answers some escape sequences (title and status reports, device
 /// attributes) by typing the answer into that queue: printed by the
 /// command and left unread, the answer would be read by the user's shell
-/// after guard exits, as if typed. SIGTTOU is ignored meanwhile, as in
-/// [`take_terminal`]: guard may be in the background.
+/// after guard exits, as if typed. Only where guard's process group is in
+/// the foreground: in the background (started there, or put there by the
+/// user), what waits is what the user typed to the foreground job.
 pub fn discard_terminal_input() {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
@@ -391,17 +420,14 @@ pub fn discard_terminal_input() {
     let fds = [0, 1, 2]
         .into_iter()
         .chain(tty.as_ref().map(|t| t.as_raw_fd()));
-    // SAFETY: isatty/tcflush on descriptors this process holds (an invalid
-    // one only returns an error); SIGTTOU's disposition is restored right
-    // after.
-    unsafe {
-        let old = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
-        for fd in fds {
-            if libc::isatty(fd) == 1 {
+    for fd in fds {
+        // SAFETY: isatty/tcflush on descriptors this process holds (an
+        // invalid one only returns an error).
+        unsafe {
+            if libc::isatty(fd) == 1 && in_foreground(fd) {
                 libc::tcflush(fd, libc::TCIFLUSH);
             }
         }
-        libc::signal(libc::SIGTTOU, old);
     }
 }
 

@@ -106,7 +106,7 @@ fn events(log: &str) -> Vec<serde_json::Value> {
 }
 
 #[track_caller]
-fn assert_refused(log: &str, host: &str, why: &str) {
+pub(crate) fn assert_refused(log: &str, host: &str, why: &str) {
     assert!(
         events(log)
             .iter()
