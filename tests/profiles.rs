@@ -471,7 +471,8 @@ fn prune_keeps_the_state_of_a_project_on_a_drive_not_mounted() {
 }
 
 /// `guard prune` removes what guard kept for a project that is gone (its
-/// persistent home, its copy-on-write cache layer, its scan cache) and
+/// persistent home, its copy-on-write cache layer, its scan cache, its
+/// lock file) and
 /// nothing of a project that still exists; `--dry-run` only lists. What a
 /// session left in its home cannot make prune reach further: a link to a
 /// file and one to a directory of the real home are removed as links (their
@@ -539,6 +540,10 @@ fn prune_removes_the_state_of_gone_projects_only() {
         let gone_path = gone.path.clone();
         drop(gone);
         assert!(!gone_path.exists());
+        // One lock file per project its sessions took.
+        let locks = env.home.join(".cache/guard/locks");
+        let lock_files = || std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(lock_files(), 2);
 
         let dry = env.run(&["prune", "--dry-run"]);
         dry.expect_code(0);
@@ -554,6 +559,7 @@ fn prune_removes_the_state_of_gone_projects_only() {
             dry.all()
         );
         assert!(gone_home.exists() && gone_layer.exists() && gone_scan.exists() && half.exists());
+        assert_eq!(lock_files(), 2);
         assert!(
             dry.stdout.contains("would remove an interrupted import"),
             "{}",
@@ -571,6 +577,7 @@ fn prune_removes_the_state_of_gone_projects_only() {
         for p in [&gone_home, &gone_layer, &gone_scan, &half] {
             assert!(!p.exists(), "{} was kept: {}", p.display(), out.all());
         }
+        assert_eq!(lock_files(), 1, "the gone project's lock file was kept");
         for p in [&kept_home, &kept_layer] {
             assert!(
                 p.join(".").exists(),

@@ -174,17 +174,8 @@ fn remove_stale_sessions(parent: &Path) {
 /// `.envrc` not yet moved aside), and put it back after that one cleaned
 /// up. A shared lock that cannot be had is no error (`None`): a full
 /// session cannot write protected files, so it may run beside one.
-pub fn lock_project(
-    project: &Path,
-    exclusive: bool,
-) -> Result<Option<nix::fcntl::Flock<std::fs::File>>> {
-    use nix::fcntl::{Flock, FlockArg};
-    use std::io::{Read, Seek, Write};
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = host::cache_dir()
-        .ok_or_else(|| Error::usage_hint("cannot locate a cache directory", "set HOME"))?
-        .join("locks");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+/// The file whose lock [`lock_project`] takes for `project`.
+pub fn lock_path(project: &Path) -> Option<std::path::PathBuf> {
     // FNV-1a of the path: a fixed-length name, stable across guard builds.
     let hash = project
         .as_os_str()
@@ -193,7 +184,25 @@ pub fn lock_project(
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
         });
-    let path = dir.join(format!("{hash:016x}.lock"));
+    Some(
+        host::cache_dir()?
+            .join("locks")
+            .join(format!("{hash:016x}.lock")),
+    )
+}
+
+pub fn lock_project(
+    project: &Path,
+    exclusive: bool,
+) -> Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = lock_path(project)
+        .ok_or_else(|| Error::usage_hint("cannot locate a cache directory", "set HOME"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -139,6 +139,12 @@ pub fn run(project: Option<&Path>, dry_run: bool) -> Result<i32> {
                 errors += 1;
             }
         }
+        // Last, while it is still held: a session starting after this
+        // makes a new lock file, and finds nothing of what was removed.
+        if !dry_run && let Some(lock_file) = super::landlock_level::lock_path(&path) {
+            let _ = std::fs::remove_file(lock_file);
+        }
+        drop(lock);
         freed_total += freed;
         pruned += 1;
         let gone = if named.is_some() { "" } else { " (gone)" };
