@@ -583,7 +583,8 @@ const BUILTIN: &[Builtin] = &[
     Builtin {
         id: "secret-assignment",
         description: "secret-sounding name assigned a high-entropy value",
-        // name, an optional closing quote/bracket of a key, a separator, an
+        // name, an optional closing quote/bracket of a key, a separator (not
+        // `==`: `if token == "…"` compares, a test's expected value), an
         // optional opening quote (or a scheme like `Bearer`), the value. The
         // value stops at quotes, spaces and code punctuation, so expressions
         // (`os.environ["X"]`, `${VAR}`, `get()`) never form one long value;
@@ -591,7 +592,7 @@ const BUILTIN: &[Builtin] = &[
         // `assignment_secret`). Quotes may be escaped: code inside a JSON
         // string (a notebook cell) reads `api_key=\"...\"`. JSON's `\uXXXX`
         // escapes are part of a value (a program reads them decoded).
-        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:])(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;<>(){}\[\]\\&]){5,})"#,
+        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|=|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:])(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;<>(){}\[\]\\&]){5,})"#,
         keywords: &[
             "token",
             "secret",
@@ -635,6 +636,16 @@ const BUILTIN: &[Builtin] = &[
             "-key ",
             "-key\"",
             "-key'",
+            // camelCase (`stripeKey`, `encryptionKey`): the same words
+            // without the `_`, which count only where the source has a
+            // capital `K` after a lowercase letter or a digit (see
+            // `CAMEL_KEY`); `key` alone, lowercase, is everywhere.
+            "key=",
+            "key:",
+            "key ",
+            "key\t",
+            "key\"",
+            "key'",
         ],
         kind: Kind::Assignment,
         hide_file: false,
@@ -763,6 +774,25 @@ struct Keywords {
     automaton: AhoCorasick,
     /// Automaton pattern index → the rules a hit triggers.
     rules: Vec<u128>,
+    /// Automaton pattern index → whether the word is one of [`CAMEL_KEY`].
+    camel: Vec<bool>,
+}
+
+/// Keywords that run the assignment rule only where the name's last word is
+/// a camelCase `Key` (`stripeKey =`, `"encryptionKey":`): the byte the hit
+/// starts at is a capital `K` after a lowercase letter or a digit. The
+/// search runs over a lowercased copy, and `key` in lowercase ends names on
+/// most lines of code (`for key in`, `key: value`); there the hit triggers
+/// the other rules it may hide, not the assignment rule.
+const CAMEL_KEY: &[&[u8]] = &[b"key=", b"key:", b"key ", b"key\t", b"key\"", b"key'"];
+
+/// Whether the keyword hit at `at` starts a camelCase `Key` (see [`CAMEL_KEY`]).
+fn camel_key(content: &[u8], at: usize) -> bool {
+    content.get(at) == Some(&b'K')
+        && at
+            .checked_sub(1)
+            .and_then(|p| content.get(p))
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A rule's regex and the indices of its named groups.
@@ -890,6 +920,11 @@ impl ContentEngine {
                     Some(Keywords {
                         automaton,
                         rules: keyword_masks(&self.words, &self.owners),
+                        camel: self
+                            .words
+                            .iter()
+                            .map(|w| CAMEL_KEY.contains(&w.as_slice()))
+                            .collect(),
                     })
                 })
                 .map_err(|e| format!("cannot build the keyword automaton: {e}"))
@@ -1019,7 +1054,14 @@ impl ContentEngine {
             // Group keyword hits by line; a line's rule set is a bitmask.
             let mut line: Option<(usize, usize, u128)> = None;
             for m in kw.automaton.find_iter(&lower) {
-                let rules = kw.rules[m.pattern().as_usize()];
+                let p = m.pattern().as_usize();
+                let mut rules = kw.rules[p];
+                if kw.camel[p] && !camel_key(content, m.start()) {
+                    rules &= !assign_bit;
+                    if rules == 0 {
+                        continue;
+                    }
+                }
                 let (line_start, line_end) = match &mut line {
                     Some((s, e, mask)) if m.start() < *e => {
                         *mask |= rules & !assign_bit;
@@ -1326,7 +1368,9 @@ fn assigned_at(hay: &[u8]) -> Option<(usize, usize)> {
         i += 1;
     }
     i += match (hay.get(i)?, hay.get(i + 1)) {
-        (b'=', Some(b'>' | b'=')) | (b':', Some(b'=')) => 2,
+        // A comparison (`token == "…"`) is no assignment.
+        (b'=', Some(b'=')) => return None,
+        (b'=', Some(b'>')) | (b':', Some(b'=')) => 2,
         (b'=' | b':', _) => 1,
         _ => return None,
     };
@@ -2443,11 +2487,36 @@ mod tests {
             format!("ENCRYPTION_KEY = \"{v}\""),
             format!("    signing-key: {v}"),
             format!("fly secrets set OPENAI_KEY={v}"),
+            // camelCase and PascalCase (review 23).
+            format!("const stripeKey = \"{v}\";"),
+            format!("  apiKey: \"{v}\","),
+            format!("private static final String encryptionKey = \"{v}\";"),
+            format!("{{\"signingKey\": \"{v}\"}}"),
+            format!("$licenseKey = '{v}';"),
+            format!("\tMasterKey\t= {v}"),
+            format!("hmac2Key: {v}"),
         ] {
             assert_eq!(ids(&text), ["secret-assignment"], "{text}");
             assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
         }
         for text in [
+            format!("const publicKey = \"{v}\";"),
+            format!("cacheKey: \"{v}\","),
+            format!("private String primaryKey = \"{v}\";"),
+            format!("sortKey = \"{v}\""),
+            format!("foreignKey: \"{v}\""),
+            format!("partitionKey: \"{v}\""),
+            format!("translationKey: \"{v}\""),
+            format!("i18nKey=\"{v}\""),
+            format!("queryKey: [\"{v}\"]"),
+            format!(
+                "idempotencyKey: \"{}\"",
+                "6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6c"
+            ),
+            format!("monkey = \"{v}\""),
+            format!("key: {v}"),
+            format!("for key in {v}:"),
+            format!("obj.key = \"{v}\""),
             format!("PRIMARY_KEY = \"{v}\""),
             format!("cache_key = \"{v}\""),
             format!("GPG_KEY={}", hex(40).to_uppercase()),
@@ -2459,6 +2528,31 @@ mod tests {
             "let cache_key = format!(\"{}:{}\", user, id);".to_string(),
         ] {
             assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn comparisons_and_references_are_not_assignments() {
+        let v = tok("", 32);
+        for text in [
+            format!("if token == \"{v}\":"),
+            format!("    assert api_key == '{v}'"),
+            format!("if (apiToken === \"{v}\") {{"),
+            format!("if password==\"{v}\" {{"),
+            format!("            secretKeyRef: {v}"),
+            format!("secretKeyRef.key: {v}"),
+            format!("db_password_ref: {v}"),
+            format!("tokenSecretName: {v}"),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+        // Assignments still are.
+        for text in [
+            format!("token = \"{v}\""),
+            format!("'api_key' => '{v}',"),
+            format!("password := \"{v}\""),
+        ] {
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
         }
     }
 

@@ -1,0 +1,178 @@
+//! Review 23: a fourth round on the secrets scanner (reviews 7, 13 and 22
+//! were the first three): credentials as real projects hold them that the
+//! rules missed (camelCase names ending in `Key`, a Terraform variable's
+//! default, Kubernetes Secrets as JSON and in a `List`), and values the
+//! rules took for secrets that are not (a comparison, a reference to a
+//! Secret). Each test names the hole it was; files are checked through the
+//! sandbox's view and `guard scan --json`.
+//!
+//! Secret values are assembled at run time so this file holds nothing the
+//! scanner would flag.
+
+use crate::support::{Case, Expect, FILL, SHOW_DECODING as SHOW, each_mode, flagged};
+use std::path::Path;
+
+/// `rel` is flagged with `action`, and every hit is of `rule` (the file
+/// was redacted for the reason the test is about, not by chance).
+#[track_caller]
+fn expect_flagged(case: &Case, rel: &str, action: &str, rule: &str) {
+    let (got, rules) = flagged(case, rel);
+    assert_eq!(got, action, "{rel}: {rules:?}");
+    assert!(
+        !rules.is_empty() && rules.iter().all(|r| r == rule),
+        "{rel}: {rules:?}"
+    );
+}
+
+/// `guard scan --json` of the project flags none of `rels`.
+#[track_caller]
+fn expect_not_flagged(case: &Case, rels: &[&str]) {
+    let dir = case.project().to_path_buf();
+    let out = case.run(&["scan", "--json", &dir.to_string_lossy()]);
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("scan --json: {e}\n{}", out.all()));
+    let paths: Vec<&str> = v["flagged"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    for rel in rels {
+        let want = dir.join(rel);
+        assert!(
+            !paths.iter().any(|p| Path::new(p) == want),
+            "{rel} flagged:\n{}",
+            out.stdout
+        );
+    }
+}
+
+/// In the sandbox, each (label, path, verdict) is seen as `verdict` (see
+/// [`SHOW`]) and each (label, path, line) of `kept` is still there as is.
+#[track_caller]
+fn expect_seen(case: &Case, files: &[(&str, &str, &str)], kept: &[(&str, &str, &str)]) {
+    let mut code = format!(
+        "{SHOW}\ndef keep(label, path, line):\n    out(label, 'kept' if line.encode() in open(path, 'rb').read() else 'lost')\n"
+    );
+    for (label, path, _) in files {
+        code.push_str(&format!("show({label:?}, {path:?})\n"));
+    }
+    for (label, path, line) in kept {
+        code.push_str(&format!("keep({label:?}, {path:?}, {line:?})\n"));
+    }
+    let mut expected: Vec<(&str, &str)> = files.iter().map(|(l, _, v)| (*l, *v)).collect();
+    expected.extend(kept.iter().map(|(l, _, _)| (*l, "kept")));
+    case.python(&code).fields(&expected);
+}
+
+/// Hole: a camelCase or PascalCase name ending in `Key` (`stripeKey` in
+/// JavaScript, `encryptionKey` in Java, `SigningKey` in a .NET JSON
+/// setting) is secret-sounding, but only `_key` and `-key` followed by a
+/// separator made a line a candidate for the assignment rule: the value
+/// was served as is. (`awsSecretKey` and `apiKey` were caught, by their
+/// `secret` and `apikey`.)
+#[test]
+fn camel_case_key_names_are_redacted() {
+    each_mode(|mut case| {
+        let c = case.add_canary("camel");
+        case.write(
+            "web/src/billing.js",
+            &format!(
+                "import Stripe from 'stripe';\n\nconst stripeKey = \"{c}{FILL}\";\nconst cacheKey = 'billing:v2';\nexport const stripe = new Stripe(stripeKey);\n"
+            ),
+        );
+        case.write(
+            "src/main/java/com/acme/Crypto.java",
+            &format!(
+                "package com.acme;\n\npublic final class Crypto {{\n    private static final String encryptionKey = \"{FILL}{c}\";\n    private static final int ROUNDS = 12;\n}}\n"
+            ),
+        );
+        case.write(
+            "src/Api/appsettings.Production.json",
+            &format!(
+                "{{\n  \"Jwt\": {{\n    \"Issuer\": \"api.example.com\",\n    \"SigningKey\": \"{c}{FILL}\"\n  }}\n}}\n"
+            ),
+        );
+        case.env.own();
+        expect_seen(
+            &case,
+            &[
+                ("js", "web/src/billing.js", "redacted"),
+                ("java", "src/main/java/com/acme/Crypto.java", "redacted"),
+                ("json", "src/Api/appsettings.Production.json", "redacted"),
+            ],
+            &[
+                (
+                    "js_kept",
+                    "web/src/billing.js",
+                    "const cacheKey = 'billing:v2';",
+                ),
+                (
+                    "java_kept",
+                    "src/main/java/com/acme/Crypto.java",
+                    "private static final int ROUNDS = 12;",
+                ),
+                (
+                    "json_kept",
+                    "src/Api/appsettings.Production.json",
+                    "\"Issuer\": \"api.example.com\"",
+                ),
+            ],
+        );
+        for rel in [
+            "web/src/billing.js",
+            "src/main/java/com/acme/Crypto.java",
+            "src/Api/appsettings.Production.json",
+        ] {
+            expect_flagged(&case, rel, "redact", "secret-assignment");
+        }
+    });
+}
+
+/// False positive: a comparison with a literal (`if token == "…"`, a test's
+/// `assert api_key == "…"`) was read as an assignment, and a Kubernetes
+/// `secretKeyRef` (a reference to a Secret: the name of the Secret and of
+/// its key) as a secret: the agent saw such files redacted (the test file
+/// hidden, being mostly "secrets"). camelCase names of other things kept
+/// in code (`cacheKey`, `publicKey`) stay as they are too.
+#[test]
+fn comparisons_and_secret_references_are_served_as_is() {
+    each_mode(|case| {
+        let check = format!(
+            "import hmac\n\n\ndef test_issued_token(client):\n    token = client.issue()\n    assert token == \"{FILL}\"\n\n\ndef check(token):\n    if token == \"{FILL}9\":\n        return True\n    return hmac.compare_digest(token, \"x\")\n"
+        );
+        case.write("tests/test_tokens.py", &check);
+        let deployment = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  template:\n    spec:\n      containers:\n        - name: api\n          env:\n            - name: STRIPE_KEY\n              valueFrom:\n                secretKeyRef: {FILL}\n            - name: DB_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: db-{FILL}\n                  key: password\n"
+        );
+        case.write("k8s/deployment.yaml", &deployment);
+        let helm = format!("# helm --set\nsecretKeyRef.key: {FILL}\nsecretKeyRef.name: api\n");
+        case.write("k8s/values-prod.yaml", &helm);
+        let ui = format!(
+            "const publicKey = \"{FILL}\";\nconst cacheKey = \"{FILL}\";\nexport default {{ publicKey, cacheKey }};\n"
+        );
+        case.write("web/src/keys.js", &ui);
+        case.env.own();
+        let files = [
+            "tests/test_tokens.py",
+            "k8s/deployment.yaml",
+            "k8s/values-prod.yaml",
+            "web/src/keys.js",
+        ];
+        let mut code = String::from(
+            "def same(label, path, text):\n    out(label, 'same' if open(path).read() == text else 'changed')\n",
+        );
+        let texts = [&check, &deployment, &helm, &ui];
+        for (i, (rel, text)) in files.iter().zip(texts).enumerate() {
+            code.push_str(&format!("same('f{i}', {rel:?}, {text:?})\n"));
+        }
+        case.python(&code).fields(&[
+            ("f0", "same"),
+            ("f1", "same"),
+            ("f2", "same"),
+            ("f3", "same"),
+        ]);
+        expect_not_flagged(&case, &files);
+    });
+}
