@@ -545,9 +545,12 @@ const BUILTIN: &[Builtin] = &[
         description: "value in a Kubernetes Secret manifest (`data:` or `stringData:`), whatever its key",
         // Every value there is a secret (`STRIPE_KEY: <base64>`), under
         // keys the other rules do not know (see `kube_secret_values`).
-        pattern: r#"^kind:[ \t]*["']?Secret["']?[ \t]*\r?$"#,
-        // Not `secret`, on a million lines of a large tree: `kind:` is rare.
-        keywords: &["kind:"],
+        // YAML (`kind: Secret` starting a line, or the keys of a sequence
+        // entry: an item of a `kind: List`) or JSON (`"kind": "Secret"`).
+        pattern: r#"^[ \t]*-?[ \t]*kind:[ \t]*["']?Secret["']?[ \t]*\r?$|"kind"[ \t]*:[ \t]*"Secret""#,
+        // Not `secret`, on a million lines of a large tree: `kind` before a
+        // colon is rare.
+        keywords: &["kind:", "kind\":", "kind\" :"],
         kind: Kind::KubeSecret,
         hide_file: false,
     },
@@ -1512,28 +1515,81 @@ fn sibling_name(content: &[u8], at: usize) -> Option<&[u8]> {
     (ends(b"name") || ends(b"key")).then_some(name)
 }
 
-/// The values of the `data:` and `stringData:` maps of the Kubernetes
-/// Secret whose `kind: Secret` line starts at `at`, in its YAML document
-/// (between `---` lines; `kubectl get -o yaml` writes `data:` before
-/// `kind:`): every value, whatever its key, except an empty one or a
-/// template (`{{ .Values.x | b64enc }}`, Helm). A block scalar's value
-/// (`config.yaml: |`) is its indented lines.
+/// The values of the `data` and `stringData` maps of the Kubernetes
+/// Secret whose `kind: Secret` starts at `at`: in YAML (see
+/// [`kube_yaml_secret_values`]) or, when `at` is a quote, in JSON (see
+/// [`kube_json_secret_values`]).
 fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
+    let mut out = if content.get(at) == Some(&b'"') {
+        kube_json_secret_values(content, at)
+    } else {
+        kube_yaml_secret_values(content, at)
+    };
+    // An empty value, or a template (a Helm chart's `{{ .Values.x }}`).
+    out.retain(|&(s, e)| s < e && !contains(&content[s..e], b"{{"));
+    out
+}
+
+/// The column a YAML line's key starts at, past its indentation and a
+/// sequence entry's `- `, and whether the line starts such an entry.
+fn yaml_key_column(line: &[u8]) -> (usize, bool) {
+    let indent = line.iter().take_while(|&&b| b == b' ').count();
+    match line.get(indent..indent + 2) {
+        Some(b"- " | b"-\t") => {
+            let after = line[indent + 1..]
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+            (indent + 1 + after, true)
+        }
+        _ => (indent, false),
+    }
+}
+
+/// The YAML form of [`kube_secret_values`]. The Secret is its document
+/// (between `---` lines; `kubectl get -o yaml` writes `data:` before
+/// `kind:`) when `kind:` starts a line, or the sequence entry holding a
+/// `kind: Secret` indented to its keys (an item of a `kind: List`, as
+/// `kubectl get secrets -o yaml` writes, or of an OpenShift template's
+/// `objects:`). Every value of its `data:` and `stringData:` maps counts,
+/// whatever its key; a block scalar's value (`config.yaml: |`) is its
+/// indented lines.
+fn kube_yaml_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
     let separator = |l: &[u8]| l.starts_with(b"---") && l[3..].trim_ascii().is_empty();
-    // Back to the document's start, forward to its end.
+    let blank = |l: &[u8]| {
+        let t = l.trim_ascii();
+        t.is_empty() || t.starts_with(b"#")
+    };
+    let kind_line = &content[at..line_end(content, at)];
+    // The column of the Secret's keys.
+    let (base, mut entry) = yaml_key_column(kind_line);
+    // Back to the document's start or the entry's `- ` line.
     let mut start = at;
-    while start > 0 {
+    while start > 0 && !entry {
         let prev = content[..start - 1]
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(0, |p| p + 1);
-        if separator(&content[prev..start - 1]) {
+        let line = &content[prev..start - 1];
+        if separator(line) {
             break;
+        }
+        if !blank(line) {
+            let (col, dash) = yaml_key_column(line);
+            if col < base {
+                break;
+            }
+            entry = dash && col == base;
         }
         start = prev;
     }
+    // An indented `kind: Secret` outside a sequence entry is some other
+    // object's field (a template, a document about Secrets).
+    if base > 0 && !entry {
+        return Vec::new();
+    }
     let mut out = Vec::new();
-    let (mut in_map, mut entry_indent) = (false, None);
+    let (mut in_map, mut entry_col) = (false, None);
     let mut block: Option<(usize, usize, usize)> = None;
     let mut pos = start;
     while pos < content.len() {
@@ -1543,21 +1599,21 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
         if separator(line) {
             break;
         }
-        let indent = line.iter().take_while(|&&b| b == b' ').count();
-        let body = line[indent..].trim_ascii_end();
-        if body.is_empty() || body.starts_with(b"#") {
+        if blank(line) {
             pos = next;
             continue;
         }
+        let indent = line.iter().take_while(|&&b| b == b' ').count();
         // A block scalar's lines: deeper than its key.
-        if let Some((key_indent, first, _)) = block {
-            if indent > key_indent {
+        if let Some((key_col, first, _)) = block {
+            if indent > key_col {
+                let body = line[indent..].trim_ascii_end();
                 let first = if first == usize::MAX {
                     pos + indent
                 } else {
                     first
                 };
-                block = Some((key_indent, first, pos + indent + body.len()));
+                block = Some((key_col, first, pos + indent + body.len()));
                 pos = next;
                 continue;
             }
@@ -1565,11 +1621,17 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
                 out.push((first, last));
             }
         }
-        if indent == 0 {
+        let (col, dash) = yaml_key_column(line);
+        // Past the Secret: a line left of its keys, or the next entry.
+        if pos != start && (col < base || (dash && col == base)) {
+            break;
+        }
+        let body = line[col..].trim_ascii_end();
+        if col == base {
             in_map = matches!(body, b"data:" | b"stringData:");
-            entry_indent = None;
-        } else if in_map && entry_indent.is_none_or(|i| i == indent) {
-            entry_indent = Some(indent);
+            entry_col = None;
+        } else if in_map && entry_col.is_none_or(|i| i == col) {
+            entry_col = Some(col);
             let colon = body
                 .windows(2)
                 .position(|w| w == b": ")
@@ -1578,9 +1640,9 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
                 let raw = &body[colon + 1..];
                 let lead = raw.len() - raw.trim_ascii_start().len();
                 let value = raw.trim_ascii();
-                let vs = pos + indent + colon + 1 + lead;
+                let vs = pos + col + colon + 1 + lead;
                 if matches!(value.first(), Some(b'|' | b'>')) {
-                    block = Some((indent, usize::MAX, 0));
+                    block = Some((col, usize::MAX, 0));
                 } else {
                     let quoted = value.len() >= 2
                         && matches!(value[0], b'"' | b'\'')
@@ -1590,9 +1652,7 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
                     } else {
                         (vs, value)
                     };
-                    if !v.is_empty() && !contains(v, b"{{") {
-                        out.push((vs, vs + v.len()));
-                    }
+                    out.push((vs, vs + v.len()));
                 }
             }
         }
@@ -1601,9 +1661,171 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
     if let Some((_, first, last)) = block {
         out.push((first, last));
     }
-    // A block with no lines, or a template in one.
-    out.retain(|&(s, e)| s < e && !contains(&content[s..e], b"{{"));
     out
+}
+
+/// How far [`kube_json_secret_values`] walks from a `"kind"` key, back to
+/// its object's `{` and forward through the object.
+const JSON_OBJECT_LIMIT: usize = 1 << 20;
+
+/// The JSON form of [`kube_secret_values`] (`kubectl get secret -o json`,
+/// each item of a `List`, a manifest kept as JSON): the string values of
+/// the `data` and `stringData` objects of the object holding the `"kind"`
+/// key at `at`, when that key is the object's own (an `involvedObject`
+/// naming a Secret has no `data`).
+fn kube_json_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let Some(open) = json_enclosing_object(content, at) else {
+        return out;
+    };
+    let limit = content.len().min(open.saturating_add(JSON_OBJECT_LIMIT));
+    let content = &content[..limit];
+    // The object's members: `"key": value`, comma-separated.
+    let mut i = open + 1;
+    loop {
+        i = json_skip_blank(content, i, true);
+        if content.get(i) != Some(&b'"') {
+            break;
+        }
+        let Some(key_end) = json_string_end(content, i) else {
+            break;
+        };
+        let key = &content[i + 1..key_end];
+        i = json_skip_blank(content, key_end + 1, false);
+        if content.get(i) != Some(&b':') {
+            break;
+        }
+        let v = json_skip_blank(content, i + 1, false);
+        if matches!(key, b"data" | b"stringData") && content.get(v) == Some(&b'{') {
+            // Its members' string values.
+            let mut j = v + 1;
+            loop {
+                j = json_skip_blank(content, j, true);
+                if content.get(j) != Some(&b'"') {
+                    break;
+                }
+                let Some(k_end) = json_string_end(content, j) else {
+                    break;
+                };
+                j = json_skip_blank(content, k_end + 1, false);
+                if content.get(j) != Some(&b':') {
+                    break;
+                }
+                j = json_skip_blank(content, j + 1, false);
+                if content.get(j) == Some(&b'"')
+                    && let Some(end) = json_string_end(content, j)
+                {
+                    out.push((j + 1, end));
+                }
+                match json_skip_value(content, j) {
+                    Some(next) => j = next,
+                    None => break,
+                }
+            }
+        }
+        match json_skip_value(content, v) {
+            Some(next) => i = next,
+            None => break,
+        }
+    }
+    out
+}
+
+/// The `{` opening the JSON object that holds byte `at` (outside strings),
+/// looking back at most [`JSON_OBJECT_LIMIT`] bytes.
+fn json_enclosing_object(content: &[u8], at: usize) -> Option<usize> {
+    let floor = at.saturating_sub(JSON_OBJECT_LIMIT);
+    let escaped = |i: usize| {
+        content[floor..i]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count()
+            % 2
+            == 1
+    };
+    let mut depth = 0usize;
+    let mut i = at;
+    while i > floor {
+        i -= 1;
+        match content[i] {
+            b'"' if !escaped(i) => {
+                // Back to the string's opening quote.
+                loop {
+                    if i <= floor {
+                        return None;
+                    }
+                    i -= 1;
+                    if content[i] == b'"' && !escaped(i) {
+                        break;
+                    }
+                }
+            }
+            b'}' | b']' => depth += 1,
+            b'[' if depth == 0 => return None,
+            b'{' if depth == 0 => return Some(i),
+            b'{' | b'[' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The index of the quote closing the JSON string opened at `at`.
+fn json_string_end(content: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    while i < content.len() {
+        match content[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Past blanks (and commas, with `commas`) from `i`.
+fn json_skip_blank(content: &[u8], mut i: usize, commas: bool) -> usize {
+    while let Some(&b) = content.get(i) {
+        if !(b.is_ascii_whitespace() || (commas && b == b',')) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Past the JSON value that starts at `i`: a string, an object or array
+/// (brackets matched, strings skipped), or a scalar.
+fn json_skip_value(content: &[u8], i: usize) -> Option<usize> {
+    match content.get(i)? {
+        b'"' => json_string_end(content, i).map(|e| e + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < content.len() {
+                match content[j] {
+                    b'"' => j = json_string_end(content, j)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => Some(
+            content[i..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
+                .map_or(content.len(), |p| i + p),
+        ),
+    }
 }
 
 /// The value of a YAML block scalar assigned to the name at `at` (`key: |`
@@ -2600,6 +2822,42 @@ mod tests {
             "  kind: Secret\n  data:\n    x: aB3dE5fG7hJ9kL2mN4pQ6rS8\n",
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
+    fn kubernetes_secrets_in_lists_and_json() {
+        let (a, b, c) = (tok("", 24), tok("", 32), tok("", 20));
+        // `kubectl get secrets -o yaml`: items of a List, the first key on
+        // the `- ` line; a ConfigMap item's data is no secret.
+        let list = format!(
+            "apiVersion: v1\nitems:\n- apiVersion: v1\n  data:\n    STRIPE_KEY: {a}\n  kind: Secret\n  metadata:\n    name: api\n- apiVersion: v1\n  data:\n    mode: {c}\n  kind: ConfigMap\n- kind: Secret\n  stringData:\n    url: \"{b}\"\n  type: Opaque\nkind: List\n"
+        );
+        assert_eq!(ids(&list), ["kubernetes-secret"; 2]);
+        assert_eq!(secrets(&list), [a.clone(), b.clone()]);
+        // JSON: one line, pretty-printed, a List of them; an Event naming
+        // a Secret has none of its data.
+        let one = format!(
+            "{{\"apiVersion\":\"v1\",\"data\":{{\"x\":\"{a}\",\"n\":1,\"e\":\"\"}},\"kind\":\"Secret\",\"metadata\":{{\"name\":\"x\"}}}}\n"
+        );
+        assert_eq!(secrets(&one), std::slice::from_ref(&a));
+        let pretty = format!(
+            "{{\n  \"kind\": \"Secret\",\n  \"metadata\": {{\"name\": \"x\", \"labels\": {{\"a\": \"b\"}}}},\n  \"stringData\": {{\n    \"tok\": \"{b}\",\n    \"t\\\"q\": \"{c}\"\n  }}\n}}\n"
+        );
+        assert_eq!(secrets(&pretty), [b.clone(), c.clone()]);
+        let items = format!(
+            "{{\"items\":[{{\"kind\":\"Secret\",\"data\":{{\"x\":\"{a}\"}}}},{{\"kind\":\"Secret\",\"data\":{{\"y\":\"{b}\"}}}}],\"kind\":\"List\"}}"
+        );
+        assert_eq!(secrets(&items), [a.clone(), b.clone()]);
+        for text in [
+            format!(
+                "{{\"involvedObject\": {{\"kind\": \"Secret\", \"name\": \"{a}\"}}, \"data\": {{\"x\": \"{b}\"}}}}"
+            ),
+            format!("{{\"kind\": \"SecretStore\", \"data\": {{\"x\": \"{a}\"}}}}"),
+            format!("[\"kind\", \"Secret\", {{\"data\": {{\"x\": \"{a}\"}}}}]"),
+            format!("metadata:\n  kind: Secret\n  data:\n    x: {a}\n"),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
         }
     }
 

@@ -176,3 +176,72 @@ fn comparisons_and_secret_references_are_served_as_is() {
         expect_not_flagged(&case, &files);
     });
 }
+
+/// Hole: a Kubernetes Secret was found only as a YAML document starting
+/// `kind: Secret`: kept as JSON (`kubectl get secret -o json > …`, one
+/// line or pretty-printed) or as an item of a `kind: List` (`kubectl get
+/// secrets -o yaml`), its values were served as is.
+#[test]
+fn kubernetes_secrets_as_json_and_list_items_are_redacted() {
+    each_mode(|mut case| {
+        let c = case.add_canary("kubejson");
+        let data = crate::support::b64(format!("{c}{FILL}").as_bytes());
+        case.write(
+            "k8s/backup/payments-secret.json",
+            &format!(
+                "{{\n    \"apiVersion\": \"v1\",\n    \"data\": {{\n        \"STRIPE_KEY\": \"{data}\"\n    }},\n    \"kind\": \"Secret\",\n    \"metadata\": {{\n        \"name\": \"payments\",\n        \"namespace\": \"prod\"\n    }},\n    \"type\": \"Opaque\"\n}}\n"
+            ),
+        );
+        case.write(
+            "k8s/backup/oneline.json",
+            &format!(
+                "{{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{{\"name\":\"api\"}},\"stringData\":{{\"SENDGRID\":\"{FILL}{c}\"}},\"type\":\"Opaque\"}}\n"
+            ),
+        );
+        case.write(
+            "k8s/backup/all-secrets.yaml",
+            &format!(
+                "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: settings\n  data:\n    region: eu-west-1\n- apiVersion: v1\n  data:\n    SENDGRID: {data}\n  kind: Secret\n  metadata:\n    name: mail\n    namespace: prod\n  type: Opaque\nkind: List\nmetadata:\n  resourceVersion: \"\"\n"
+            ),
+        );
+        case.env.own();
+        expect_seen(
+            &case,
+            &[
+                ("json", "k8s/backup/payments-secret.json", "redacted"),
+                ("oneline", "k8s/backup/oneline.json", "empty"),
+                ("list", "k8s/backup/all-secrets.yaml", "redacted"),
+            ],
+            &[
+                (
+                    "json_kept",
+                    "k8s/backup/payments-secret.json",
+                    "\"namespace\": \"prod\"",
+                ),
+                (
+                    "list_kept",
+                    "k8s/backup/all-secrets.yaml",
+                    "    region: eu-west-1\n",
+                ),
+            ],
+        );
+        expect_flagged(
+            &case,
+            "k8s/backup/payments-secret.json",
+            "redact",
+            "kubernetes-secret",
+        );
+        expect_flagged(
+            &case,
+            "k8s/backup/oneline.json",
+            "hide",
+            "kubernetes-secret",
+        );
+        expect_flagged(
+            &case,
+            "k8s/backup/all-secrets.yaml",
+            "redact",
+            "kubernetes-secret",
+        );
+    });
+}
