@@ -29,6 +29,10 @@ pub enum Kind {
     /// `key` key just before it, on its line or the line before
     /// (`{"name": "API_TOKEN", "value": "…"}`, a Kubernetes env entry).
     NameValue,
+    /// A `default` value: the secret-sounding name is the block's it sits
+    /// in (`variable "db_password" {` over `default = "…"`), or the
+    /// option's on its line (`add_argument("--token", default="…")`).
+    Default,
     /// A Kubernetes Secret manifest's `kind: Secret` line: the secrets are
     /// the values of its YAML document's `data` and `stringData` maps.
     KubeSecret,
@@ -584,6 +588,25 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "secret-default",
+        description: "default value of a variable, parameter or option with a secret-sounding name (Terraform variable, CloudFormation parameter, GitHub Actions input, command-line option)",
+        // The name is not on the value's line: it is the block's (see
+        // `default_owner`).
+        pattern: r#"(?:^[ \t]*|[{,][ \t]*)["']?(?i:default)["']?[ \t]*[:=][ \t]*["']?(?P<secret>[^\s"'`,;=<>(){}\[\]\\][^\s"'`,;<>(){}\[\]\\]{7,299})"#,
+        // Keywords end where no other keyword starts (see `keyword_masks`);
+        // `default ` also for `terraform fmt`'s aligned `default     =`.
+        keywords: &[
+            "default=",
+            "default:",
+            "default ",
+            "default\t",
+            "default\"",
+            "default'",
+        ],
+        kind: Kind::Default,
+        hide_file: false,
+    },
+    Builtin {
         id: "secret-assignment",
         description: "secret-sounding name assigned a high-entropy value",
         // name, an optional closing quote/bracket of a key, a separator (not
@@ -1024,7 +1047,7 @@ impl ContentEngine {
         found.retain(|r| {
             !matches!(
                 self.rules[r.rule].kind,
-                Kind::Assignment | Kind::Tagged | Kind::NameValue
+                Kind::Assignment | Kind::Tagged | Kind::NameValue | Kind::Default
             )
         });
         Ok(finish(content, found))
@@ -1275,6 +1298,9 @@ impl ContentEngine {
                 Kind::NameValue => sibling_name(content, base + whole.0)
                     .and_then(|name| assignment_secret(hay, name, vs, ve))
                     .map(|e| e - vs),
+                Kind::Default => default_owner(content, base, base + whole.0)
+                    .and_then(|name| assignment_secret(hay, name, vs, ve))
+                    .map(|e| e - vs),
             };
             if let Some(len) = keep {
                 out.push(Raw {
@@ -1513,6 +1539,71 @@ fn sibling_name(content: &[u8], at: usize) -> Option<&[u8]> {
     let ends =
         |w: &[u8]| key.len() >= w.len() && key[key.len() - w.len()..].eq_ignore_ascii_case(w);
     (ends(b"name") || ends(b"key")).then_some(name)
+}
+
+/// The name whose default is set at byte `at` of the line starting at
+/// `line`: declared before it on its line (`variable "x" { default = …`,
+/// `"DbPassword": {"Default": …`, `add_argument("--token", default=…)`),
+/// or else by the nearest line above indented less (the block or key the
+/// default belongs to: `variable "db_password" {`, a CloudFormation
+/// parameter's `DbPassword:`, a GitHub Actions input's `deploy_token:`).
+fn default_owner(content: &[u8], line: usize, at: usize) -> Option<&[u8]> {
+    let before = &content[line..at];
+    if !before.trim_ascii().is_empty() {
+        return declared_name(before);
+    }
+    let blanks = |l: &[u8]| l.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    let indent = blanks(&content[line..]);
+    let mut end = line;
+    // Within a block's length: a `default` far below any name has none.
+    for _ in 0..64 {
+        if end == 0 {
+            return None;
+        }
+        let start = content[..end - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let prev = &content[start..end - 1];
+        let t = prev.trim_ascii();
+        if !(t.is_empty() || t.starts_with(b"#") || t.starts_with(b"//")) && blanks(prev) < indent {
+            return declared_name(prev);
+        }
+        end = start;
+    }
+    None
+}
+
+/// The name a line declares: an HCL block's label (`variable "x" {`), a
+/// command-line option (`("--api-token", …`), or a key (`"x": {`, `x:`,
+/// `- x:`).
+fn declared_name(line: &[u8]) -> Option<&[u8]> {
+    let name_len = |s: &[u8]| {
+        s.iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            .count()
+    };
+    let t = line.trim_ascii_start();
+    let t = t.strip_prefix(b"- ").unwrap_or(t);
+    if let Some(rest) = t.strip_prefix(b"variable") {
+        let rest = rest.trim_ascii_start();
+        let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+        let n = name_len(rest);
+        return (n > 0).then(|| &rest[..n]);
+    }
+    if let Some(p) = line.windows(3).position(|w| matches!(w, b"\"--" | b"'--")) {
+        let rest = &line[p + 3..];
+        let n = name_len(rest);
+        return (n > 0).then(|| &rest[..n]);
+    }
+    let quoted = matches!(t.first(), Some(b'"' | b'\''));
+    let key = if quoted { &t[1..] } else { t };
+    let n = name_len(key);
+    let mut after = &key[n..];
+    if quoted {
+        after = after.strip_prefix(&t[..1]).unwrap_or(after);
+    }
+    (n > 0 && after.trim_ascii_start().starts_with(b":")).then(|| &key[..n])
 }
 
 /// The values of the `data` and `stringData` maps of the Kubernetes
@@ -2856,6 +2947,48 @@ mod tests {
             format!("{{\"kind\": \"SecretStore\", \"data\": {{\"x\": \"{a}\"}}}}"),
             format!("[\"kind\", \"Secret\", {{\"data\": {{\"x\": \"{a}\"}}}}]"),
             format!("metadata:\n  kind: Secret\n  data:\n    x: {a}\n"),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn defaults_of_secret_sounding_variables_and_options() {
+        let v = tok("", 32);
+        for text in [
+            format!(
+                "variable \"db_password\" {{\n  type      = string\n  sensitive = true\n  default   = \"{v}\"\n}}\n"
+            ),
+            format!("variable \"api_token\" {{ default = \"{v}\" }}\n"),
+            format!("variable stripeKey {{\n  # set in CI\n\n  default = \"{v}\"\n}}\n"),
+            format!(
+                "Parameters:\n  DbPassword:\n    Type: String\n    NoEcho: true\n    Default: {v}\n"
+            ),
+            format!(
+                "{{\n  \"Parameters\": {{\n    \"DbPassword\": {{\n      \"Type\": \"String\",\n      \"Default\": \"{v}\"\n    }}\n  }}\n}}\n"
+            ),
+            format!("    \"DbPassword\": {{\"Type\": \"String\", \"Default\": \"{v}\"}},\n"),
+            format!(
+                "on:\n  workflow_dispatch:\n    inputs:\n      deploy_token:\n        required: false\n        default: '{v}'\n"
+            ),
+            format!("parser.add_argument(\"--api-key\", type=str, default=\"{v}\")\n"),
+            format!("@click.option('--token', default='{v}', help='API token')\n"),
+        ] {
+            assert_eq!(ids(&text), ["secret-default"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            format!("variable \"region\" {{\n  default = \"{v}\"\n}}\n"),
+            "variable \"db_password\" {\n  default = var.fallback_password\n}\n".to_string(),
+            "variable \"db_password\" {\n  default = \"${var.x}-suffix1\"\n}\n".to_string(),
+            format!(
+                "variable \"db_password\" {{\n  type = string\n}}\nlocals {{\n  default = \"{v}\"\n}}\n"
+            ),
+            "      deploy_token:\n        default: ${{ secrets.DEPLOY_TOKEN }}\n".to_string(),
+            format!("parser.add_argument(\"--seed\", default=\"{v}\")\n"),
+            "switch (x) {\n  default: console.log(token);\n}\n".to_string(),
+            format!("password:\n  type: string\n  default: changeme\n  example: {v}\n"),
+            "The default is \"aB3dE5fG7hJ9kL2mN4pQ\" for the token.".to_string(),
         ] {
             assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
         }

@@ -245,3 +245,77 @@ fn kubernetes_secrets_as_json_and_list_items_are_redacted() {
         );
     });
 }
+
+/// Hole: a default value sits on another line than its name, inside the
+/// block the name opens: a Terraform `variable "db_password" {` with
+/// `default = "…"` below it, a CloudFormation parameter's `Default:`, a
+/// GitHub Actions input's `default:`. No rule saw name and value together:
+/// each was served as is. (A Terraform resource's `password = "…"` was
+/// caught, as an assignment; checked here too.)
+#[test]
+fn defaults_of_secret_variables_are_redacted() {
+    each_mode(|mut case| {
+        let c = case.add_canary("default");
+        case.write(
+            "infra/variables.tf",
+            &format!(
+                "variable \"region\" {{\n  type    = string\n  default = \"eu-west-1\"\n}}\n\nvariable \"db_password\" {{\n  description = \"Master password of the database\"\n  type        = string\n  sensitive   = true\n  default     = \"{c}{FILL}\"\n}}\n"
+            ),
+        );
+        case.write(
+            "infra/main.tf",
+            &format!(
+                "resource \"aws_db_instance\" \"app\" {{\n  engine         = \"postgres\"\n  instance_class = \"db.t3.micro\"\n  username       = \"app\"\n  password       = \"{FILL}{c}\"\n}}\n"
+            ),
+        );
+        case.write(
+            "cfn/database.yaml",
+            &format!(
+                "AWSTemplateFormatVersion: '2010-09-09'\nParameters:\n  DBUser:\n    Type: String\n    Default: app\n  DBPassword:\n    Type: String\n    NoEcho: true\n    Default: {c}{FILL}\nResources: {{}}\n"
+            ),
+        );
+        case.write(
+            ".github/workflows/deploy.yml",
+            &format!(
+                "name: deploy\non:\n  workflow_dispatch:\n    inputs:\n      environment:\n        default: staging\n      deploy_token:\n        description: token for the deploy API\n        required: false\n        default: '{FILL}{c}'\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    steps:\n      - run: ./deploy.sh\n"
+            ),
+        );
+        case.env.own();
+        expect_seen(
+            &case,
+            &[
+                ("variables", "infra/variables.tf", "redacted"),
+                ("resource", "infra/main.tf", "redacted"),
+                ("cfn", "cfn/database.yaml", "redacted"),
+                ("workflow", ".github/workflows/deploy.yml", "redacted"),
+            ],
+            &[
+                (
+                    "variables_kept",
+                    "infra/variables.tf",
+                    "  default = \"eu-west-1\"\n",
+                ),
+                (
+                    "resource_kept",
+                    "infra/main.tf",
+                    "  username       = \"app\"\n",
+                ),
+                ("cfn_kept", "cfn/database.yaml", "    Default: app\n"),
+                (
+                    "workflow_kept",
+                    ".github/workflows/deploy.yml",
+                    "        default: staging\n",
+                ),
+            ],
+        );
+        expect_flagged(&case, "infra/variables.tf", "redact", "secret-default");
+        expect_flagged(&case, "infra/main.tf", "redact", "secret-assignment");
+        expect_flagged(&case, "cfn/database.yaml", "redact", "secret-default");
+        expect_flagged(
+            &case,
+            ".github/workflows/deploy.yml",
+            "redact",
+            "secret-default",
+        );
+    });
+}
