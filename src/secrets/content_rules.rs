@@ -618,7 +618,7 @@ const BUILTIN: &[Builtin] = &[
         // `assignment_secret`). Quotes may be escaped: code inside a JSON
         // string (a notebook cell) reads `api_key=\"...\"`. JSON's `\uXXXX`
         // escapes are part of a value (a program reads them decoded).
-        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|=|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:])(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;<>(){}\[\]\\&]){5,})"#,
+        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|\|\|=|\?\?=|=|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:])(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;<>(){}\[\]\\&]){5,})"#,
         keywords: &[
             "token",
             "secret",
@@ -695,17 +695,45 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "server-env-secret",
+        description: "web server setting of an environment variable (Apache `SetEnv NAME value`, nginx `fastcgi_param NAME value;`) with a secret-sounding name and a high-entropy value",
+        pattern: r#"^[ \t]*(?i:setenv|fastcgi_param)[ \t]+(?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})[ \t]+["']?(?P<secret>[^\s"'=;]{6,})"#,
+        // `setenv ` holds the Dockerfile rule's `env `, which makes the
+        // line a candidate for both.
+        keywords: &["env ", "env\t", "fastcgi_param"],
+        kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
+        id: "redis-password",
+        description: "Redis server or replica password (`requirepass`, `masterauth`, `sentinel auth-pass` in redis.conf and sentinel.conf)",
+        pattern: r#"^[ \t]*(?i:requirepass|masterauth|sentinel[ \t]+auth-pass[ \t]+\S+)[ \t]+["']?(?P<secret>[^\s"']{6,255})"#,
+        keywords: &["requirepass", "masterauth", "auth-pass"],
+        kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
+        id: "powershell-secure-string",
+        description: "PowerShell password given in clear (`ConvertTo-SecureString \"…\" -AsPlainText`)",
+        pattern: r#"(?i:convertto-securestring)[ \t]+(?:-string[ \t]+)?["'](?P<secret>[^"'\r\n]{6,255})["']"#,
+        keywords: &["convertto-securestring"],
+        kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
         id: "cli-password",
-        description: "password on a command line: `curl -u user:PASSWORD`, `--user user:PASSWORD`, `mysql -pPASSWORD`, `--password PASSWORD`",
+        description: "password on a command line: `curl -u user:PASSWORD`, `--user user:PASSWORD`, `mysql -pPASSWORD`, `--password PASSWORD`, `docker login -p PASSWORD`",
         // In scripts, READMEs and CI files; also as list items
         // (`"-u", "user:PASSWORD"`). The value must look generated:
         // `docker run -u www-data:www-data` is a user and a group.
-        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|(?:^|[\s"'`(\[])--password(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
+        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|\blogin\b[^\r\n]*?[ \t]-p[ \t]+|(?:^|[\s"'`(\[])--password(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
         // Keywords end where no other keyword starts (see `keyword_masks`).
         keywords: &[
             "-u",
             "--user",
             "mysql",
+            // `docker login -u ci -p PASSWORD registry` (also helm, podman).
+            "login ",
             "--password ",
             "--password\t",
             "--password\"",
@@ -722,6 +750,14 @@ const BUILTIN: &[Builtin] = &[
         // would run the `dapi`, `dp.`, `dckr_pat_` rules on every hit.
         keywords: &["password ", "password\t", "passwd ", "passwd\t"],
         kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
+        id: "basic-auth-header",
+        description: "HTTP basic credentials (`Authorization: Basic <base64 of user:password>`) with no secret-sounding name next to them (nginx `proxy_set_header`, a saved request)",
+        pattern: r"\b(?i:basic)[ \t]+(?P<secret>[A-Za-z0-9+/]{16,}={0,2})(?:[^A-Za-z0-9+/=]|$)",
+        keywords: &["basic ", "basic\t"],
+        kind: Kind::RandomToken,
         hide_file: false,
     },
     Builtin {
@@ -1163,11 +1199,14 @@ impl ContentEngine {
             }
         };
         let Some(m) = c.re.find(hay) else {
-            match assigned_at(hay).and_then(|(name, v)| {
-                quoted_secret(hay, name, v)
-                    .map(|(s, e)| (at + s, at + e))
-                    .or_else(|| yaml_block_secret(content, at, end, name, v))
-            }) {
+            match assigned_at(hay)
+                .and_then(|(name, v)| {
+                    quoted_secret(hay, name, v)
+                        .map(|(s, e)| (at + s, at + e))
+                        .or_else(|| yaml_block_secret(content, at, end, name, v))
+                })
+                .or_else(|| pair_secret(content, at).map(|(s, e)| (at + s, at + e)))
+            {
                 Some((start, end)) => out.push(Raw {
                     rule: g,
                     start,
@@ -1400,6 +1439,8 @@ fn assigned_at(hay: &[u8]) -> Option<(usize, usize)> {
         // A comparison (`token == "…"`) is no assignment.
         (b'=', Some(b'=')) => return None,
         (b'=', Some(b'>')) | (b':', Some(b'=')) => 2,
+        // Ruby's and JavaScript's `ENV['X'] ||= "…"`, `x ??= "…"`.
+        (b'|', Some(b'|')) | (b'?', Some(b'?')) if hay.get(i + 2) == Some(&b'=') => 3,
         (b'=' | b':', _) => 1,
         _ => return None,
     };
@@ -1421,6 +1462,46 @@ fn quoted_secret(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
     let vs = open + 1;
     let q = closing_quote(hay, vs, vs)?;
     let value = &hay[vs..q];
+    if code_or_template(value) {
+        return None;
+    }
+    escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// `"NAME", "value"` at `at` (the name's first byte): two string
+/// arguments of a call, the first a secret-sounding name and the second its
+/// value (`os.getenv("API_KEY", "…")`, `os.environ.setdefault`, Go's
+/// `os.Setenv`, Java's `System.setProperty`, Ruby's `ENV.fetch`, a
+/// header's `put("X-Api-Key", "…")`). The value's range, from `at`.
+fn pair_secret(content: &[u8], at: usize) -> Option<(usize, usize)> {
+    let q = *content.get(at.checked_sub(1)?)?;
+    if !matches!(q, b'"' | b'\'') {
+        return None;
+    }
+    let hay = &content[at..line_end(content, at)];
+    let name = hay
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
+    if hay[name] != q {
+        return None;
+    }
+    let blank = |i: usize| {
+        i + hay[i..]
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count()
+    };
+    let comma = blank(name + 1);
+    if hay.get(comma) != Some(&b',') {
+        return None;
+    }
+    let open = blank(comma + 1);
+    if !matches!(hay.get(open), Some(b'"' | b'\'')) {
+        return None;
+    }
+    let vs = open + 1;
+    let close = closing_quote(hay, vs, vs)?;
+    let value = &hay[vs..close];
     if code_or_template(value) {
         return None;
     }
@@ -2992,6 +3073,114 @@ mod tests {
         ] {
             assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
         }
+    }
+
+    #[test]
+    fn more_places_credentials_are_kept() {
+        let v = tok("", 32);
+        let basic = b64(&format!("ci:{v}"));
+        for (text, id, secret) in [
+            (
+                format!("os.environ.setdefault(\"STRIPE_API_KEY\", \"{v}\")"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("key = os.getenv('STRIPE_API_KEY', '{v}')"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("\tos.Setenv(\"API_TOKEN\", \"{v}\")"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("System.setProperty(\"aws.secretKey\", \"{v}\");"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("ENV['API_KEY'] ||= '{v}'"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("api_key = ENV.fetch(\"API_KEY\", \"{v}\")"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (format!("requirepass {v}"), "redis-password", v.clone()),
+            (format!("masterauth \"{v}\""), "redis-password", v.clone()),
+            (
+                format!("sentinel auth-pass mymaster {v}"),
+                "redis-password",
+                v.clone(),
+            ),
+            (
+                format!("SetEnv STRIPE_API_KEY {v}"),
+                "server-env-secret",
+                v.clone(),
+            ),
+            (
+                format!("    fastcgi_param DB_PASSWORD {v};"),
+                "server-env-secret",
+                v.clone(),
+            ),
+            (
+                format!("docker login -u ci -p {v} registry.example.com"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("$pw = ConvertTo-SecureString \"{v}\" -AsPlainText -Force"),
+                "powershell-secure-string",
+                v.clone(),
+            ),
+            (
+                format!("    proxy_set_header Authorization \"Basic {basic}\";"),
+                "basic-auth-header",
+                basic.clone(),
+            ),
+        ] {
+            assert_eq!(ids(&text), [id], "{text}");
+            assert_eq!(secrets(&text), [secret], "{text}");
+        }
+        for text in [
+            format!("t(\"password\", \"Mot de passe {v}\")"),
+            format!("os.getenv(\"API_KEY\", \"${{DEFAULT}}{v}\")"),
+            format!("os.getenv(\"REGION\", \"{v}\")"),
+            "token ||= generate_token(length)".to_string(),
+            "requirepass foobared".to_string(),
+            "# requirepass".to_string(),
+            "SetEnv APP_ENV production".to_string(),
+            "fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;".to_string(),
+            "docker login -u ci -p \"$CI_REGISTRY_PASSWORD\" $CI_REGISTRY".to_string(),
+            "ConvertTo-SecureString $plain -AsPlainText -Force".to_string(),
+            "Basic authentication is used by the RegistryClientFactory2".to_string(),
+            "proxy_set_header Authorization \"Basic $auth_b64\";".to_string(),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    fn b64(s: &str) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in s.as_bytes().chunks(3) {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+            for i in 0..4 {
+                out.push(if i > c.len() {
+                    '='
+                } else {
+                    char::from(A[((n >> (18 - 6 * i)) & 63) as usize])
+                });
+            }
+        }
+        out
     }
 
     #[test]

@@ -319,3 +319,102 @@ fn defaults_of_secret_variables_are_redacted() {
         );
     });
 }
+
+/// Hole: credentials where real projects keep them, in forms no rule read:
+/// the fallback of an environment lookup (`os.getenv("STRIPE_API_KEY",
+/// "…")`, Go's `os.Setenv`, Ruby's `ENV['X'] ||= …`: a secret-sounding
+/// name quoted, then its value, with no `=` or `:` between), Redis's
+/// `requirepass`, `docker login -p` in a CI script, Apache's `SetEnv` in an
+/// `.htaccess`, a basic-auth header in an nginx site, and PowerShell's
+/// `ConvertTo-SecureString "…" -AsPlainText`: each was served as is.
+#[test]
+fn credentials_in_calls_and_server_configs_are_redacted() {
+    each_mode(|mut case| {
+        let c = case.add_canary("calls");
+        let basic = crate::support::b64(format!("deploy:{c}{FILL}").as_bytes());
+        let files = [
+            (
+                "app/config.py",
+                format!(
+                    "import os\n\nDEBUG = os.getenv(\"DEBUG\", \"0\") == \"1\"\nSTRIPE_KEY = os.getenv(\"STRIPE_API_KEY\", \"{c}{FILL}\")\n",
+                ),
+                "DEBUG = os.getenv(\"DEBUG\", \"0\") == \"1\"",
+                "secret-assignment",
+            ),
+            (
+                "cmd/seed/main.go",
+                format!(
+                    "package main\n\nimport \"os\"\n\nfunc main() {{\n\tos.Setenv(\"API_TOKEN\", \"{FILL}{c}\")\n\tseed()\n}}\n"
+                ),
+                "\tseed()\n",
+                "secret-assignment",
+            ),
+            (
+                "config/initializers/mailer.rb",
+                format!(
+                    "# Development defaults.\nENV['SMTP_HOST'] ||= 'localhost'\nENV['SMTP_PASSWORD'] ||= '{c}{FILL}'\nActionMailer::Base.smtp_settings = {{}}\nActionMailer::Base.delivery_method = :smtp\n"
+                ),
+                "ActionMailer::Base.smtp_settings = {}",
+                "secret-assignment",
+            ),
+            (
+                "docker/redis/redis.conf",
+                format!("bind 0.0.0.0\nport 6379\nrequirepass {c}{FILL}\nappendonly yes\n"),
+                "appendonly yes\n",
+                "redis-password",
+            ),
+            (
+                "ci/publish.sh",
+                format!(
+                    "#!/bin/sh\nset -eu\ndocker login -u ci -p {FILL}{c} registry.example.com\ndocker push registry.example.com/app:latest\n"
+                ),
+                "docker push registry.example.com/app:latest",
+                "cli-password",
+            ),
+            (
+                "public/.htaccess",
+                format!(
+                    "RewriteEngine On\nSetEnv STRIPE_SECRET_KEY {c}{FILL}\nRewriteRule ^ index.php [L]\n"
+                ),
+                "RewriteRule ^ index.php [L]",
+                "server-env-secret",
+            ),
+            (
+                "deploy/nginx/site.conf",
+                format!(
+                    "server {{\n    listen 80;\n    location /api/ {{\n        proxy_pass http://backend;\n        proxy_set_header Authorization \"Basic {basic}\";\n    }}\n}}\n"
+                ),
+                "proxy_pass http://backend;",
+                "basic-auth-header",
+            ),
+            (
+                "scripts/Deploy.ps1",
+                format!(
+                    "$user = 'deploy'\n$pass = ConvertTo-SecureString \"{FILL}{c}\" -AsPlainText -Force\n$cred = New-Object System.Management.Automation.PSCredential($user, $pass)\n"
+                ),
+                "$user = 'deploy'",
+                "powershell-secure-string",
+            ),
+        ];
+        for (rel, text, _, _) in &files {
+            case.write(rel, text);
+        }
+        case.env.own();
+        let labels: Vec<String> = (0..files.len()).map(|i| format!("f{i}")).collect();
+        let kept_labels: Vec<String> = (0..files.len()).map(|i| format!("k{i}")).collect();
+        let seen: Vec<(&str, &str, &str)> = files
+            .iter()
+            .zip(&labels)
+            .map(|((rel, _, _, _), l)| (l.as_str(), *rel, "redacted"))
+            .collect();
+        let kept: Vec<(&str, &str, &str)> = files
+            .iter()
+            .zip(&kept_labels)
+            .map(|((rel, _, line, _), l)| (l.as_str(), *rel, *line))
+            .collect();
+        expect_seen(&case, &seen, &kept);
+        for (rel, _, _, rule) in &files {
+            expect_flagged(&case, rel, "redact", rule);
+        }
+    });
+}
