@@ -698,9 +698,9 @@ const BUILTIN: &[Builtin] = &[
         id: "server-env-secret",
         description: "web server setting of an environment variable (Apache `SetEnv NAME value`, nginx `fastcgi_param NAME value;`) with a secret-sounding name and a high-entropy value",
         pattern: r#"^[ \t]*(?i:setenv|fastcgi_param)[ \t]+(?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})[ \t]+["']?(?P<secret>[^\s"'=;]{6,})"#,
-        // `setenv ` holds the Dockerfile rule's `env `, which makes the
-        // line a candidate for both.
-        keywords: &["env ", "env\t", "fastcgi_param"],
+        // Not the Dockerfile rule's `env `: a hit on `setenv ` triggers
+        // that rule too (see `keyword_masks`), a hit on `env ` not this one.
+        keywords: &["setenv ", "setenv\t", "fastcgi_param"],
         kind: Kind::Tagged,
         hide_file: false,
     },
@@ -1202,6 +1202,7 @@ impl ContentEngine {
             match assigned_at(hay)
                 .and_then(|(name, v)| {
                     quoted_secret(hay, name, v)
+                        .or_else(|| credential_pair(hay, name, v))
                         .map(|(s, e)| (at + s, at + e))
                         .or_else(|| yaml_block_secret(content, at, end, name, v))
                 })
@@ -1468,6 +1469,44 @@ fn quoted_secret(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
     escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
 }
 
+/// `name = ("user", "password")` (or `[…]`): a user and password pair
+/// given to a secret-sounding name (`auth=("ci", "…")` in a `requests`
+/// call, `credentials = ["ci", "…"]`). The password's range in `hay`,
+/// where `name` is the name's length and `v` where its value starts.
+fn credential_pair(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
+    let close = match hay.get(v)? {
+        b'(' => b')',
+        b'[' => b']',
+        _ => return None,
+    };
+    let blank = |i: usize| {
+        i + hay[i..]
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count()
+    };
+    let string = |i: usize| -> Option<(usize, usize)> {
+        if !matches!(hay.get(i), Some(b'"' | b'\'')) {
+            return None;
+        }
+        Some((i + 1, closing_quote(hay, i + 1, i + 1)?))
+    };
+    let (_, user_end) = string(blank(v + 1))?;
+    let comma = blank(user_end + 1);
+    if hay.get(comma) != Some(&b',') {
+        return None;
+    }
+    let (vs, ve) = string(blank(comma + 1))?;
+    if hay.get(blank(ve + 1)) != Some(&close) {
+        return None;
+    }
+    let value = &hay[vs..ve];
+    if code_or_template(value) {
+        return None;
+    }
+    escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
 /// `"NAME", "value"` at `at` (the name's first byte): two string
 /// arguments of a call, the first a secret-sounding name and the second its
 /// value (`os.getenv("API_KEY", "…")`, `os.environ.setdefault`, Go's
@@ -1666,7 +1705,10 @@ fn declared_name(line: &[u8]) -> Option<&[u8]> {
     };
     let t = line.trim_ascii_start();
     let t = t.strip_prefix(b"- ").unwrap_or(t);
-    if let Some(rest) = t.strip_prefix(b"variable") {
+    if let Some(rest) = t
+        .strip_prefix(b"variable")
+        .filter(|r| matches!(r.first(), Some(b' ' | b'\t')))
+    {
         let rest = rest.trim_ascii_start();
         let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
         let n = name_len(rest);
@@ -3110,6 +3152,16 @@ mod tests {
                 "secret-assignment",
                 v.clone(),
             ),
+            (
+                format!("r = requests.get(url, auth=(\"ci\", \"{v}\"))"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("credentials = ['ci', '{v}']"),
+                "secret-assignment",
+                v.clone(),
+            ),
             (format!("requirepass {v}"), "redis-password", v.clone()),
             (format!("masterauth \"{v}\""), "redis-password", v.clone()),
             (
@@ -3151,6 +3203,9 @@ mod tests {
             format!("os.getenv(\"API_KEY\", \"${{DEFAULT}}{v}\")"),
             format!("os.getenv(\"REGION\", \"{v}\")"),
             "token ||= generate_token(length)".to_string(),
+            "auth = (user, password)".to_string(),
+            format!("auth=(\"ci\", \"{v}\", timeout)"),
+            format!("tokens = [\"a\", \"{v}\", \"b\"]"),
             "requirepass foobared".to_string(),
             "# requirepass".to_string(),
             "SetEnv APP_ENV production".to_string(),

@@ -323,7 +323,8 @@ fn defaults_of_secret_variables_are_redacted() {
 /// Hole: credentials where real projects keep them, in forms no rule read:
 /// the fallback of an environment lookup (`os.getenv("STRIPE_API_KEY",
 /// "…")`, Go's `os.Setenv`, Ruby's `ENV['X'] ||= …`: a secret-sounding
-/// name quoted, then its value, with no `=` or `:` between), Redis's
+/// name quoted, then its value, with no `=` or `:` between), a user and
+/// password pair (`requests.get(url, auth=("ci", "…"))`), Redis's
 /// `requirepass`, `docker login -p` in a CI script, Apache's `SetEnv` in an
 /// `.htaccess`, a basic-auth header in an nginx site, and PowerShell's
 /// `ConvertTo-SecureString "…" -AsPlainText`: each was served as is.
@@ -355,6 +356,14 @@ fn credentials_in_calls_and_server_configs_are_redacted() {
                     "# Development defaults.\nENV['SMTP_HOST'] ||= 'localhost'\nENV['SMTP_PASSWORD'] ||= '{c}{FILL}'\nActionMailer::Base.smtp_settings = {{}}\nActionMailer::Base.delivery_method = :smtp\n"
                 ),
                 "ActionMailer::Base.smtp_settings = {}",
+                "secret-assignment",
+            ),
+            (
+                "scripts/report.py",
+                format!(
+                    "import requests\n\nURL = \"https://ci.example.com/api/json\"\nr = requests.get(URL, auth=(\"ci\", \"{FILL}{c}\"), timeout=10)\nprint(r.json()[\"jobs\"])\n"
+                ),
+                "print(r.json()[\"jobs\"])",
                 "secret-assignment",
             ),
             (
