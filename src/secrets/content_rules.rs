@@ -636,6 +636,13 @@ const BUILTIN: &[Builtin] = &[
             "pass\"",
             "pass'",
             "pass`",
+            // `salt` likewise (WordPress's `NONCE_SALT`, `HASH_SALT=`).
+            "salt=",
+            "salt:",
+            "salt ",
+            "salt\t",
+            "salt\"",
+            "salt'",
             "pwd",
             "apikey",
             "api_key",
@@ -726,7 +733,7 @@ const BUILTIN: &[Builtin] = &[
         // In scripts, READMEs and CI files; also as list items
         // (`"-u", "user:PASSWORD"`). The value must look generated:
         // `docker run -u www-data:www-data` is a user and a group.
-        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|\blogin\b[^\r\n]*?[ \t]-p[ \t]+|(?:^|[\s"'`(\[])--password(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
+        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|\blogin\b[^\r\n]*?[ \t]-p[ \t]+|(?:^|[\s"'`(\[])--(?:password|requirepass|masterauth)(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
         // Keywords end where no other keyword starts (see `keyword_masks`).
         keywords: &[
             "-u",
@@ -738,6 +745,9 @@ const BUILTIN: &[Builtin] = &[
             "--password\t",
             "--password\"",
             "--password'",
+            // `redis-server --requirepass PASSWORD` (a Compose `command:`).
+            "--requirepass",
+            "--masterauth",
         ],
         kind: Kind::Password,
         hide_file: false,
@@ -758,6 +768,15 @@ const BUILTIN: &[Builtin] = &[
         pattern: r"\b(?i:basic)[ \t]+(?P<secret>[A-Za-z0-9+/]{16,}={0,2})(?:[^A-Za-z0-9+/=]|$)",
         keywords: &["basic ", "basic\t"],
         kind: Kind::RandomToken,
+        hide_file: false,
+    },
+    Builtin {
+        id: "quoted-password",
+        description: "quoted password after the word `password` with no `=` (Gradle's Groovy `password 'x'`, SQL `WITH PASSWORD 'x'`, `IDENTIFIED BY 'x'`)",
+        pattern: r#"(?:\b(?i:password)|\b(?i:identified)[ \t]+(?:(?i:with)[ \t]+\S+[ \t]+)?(?i:by))[ \t]+["'](?P<secret>[^"'\r\n]{6,255})["']"#,
+        // Keywords end where no other keyword starts (see `keyword_masks`).
+        keywords: &["password '", "password \"", "password\t", "identified "],
+        kind: Kind::Password,
         hide_file: false,
     },
     Builtin {
@@ -1516,6 +1535,15 @@ fn pair_secret(content: &[u8], at: usize) -> Option<(usize, usize)> {
     let q = *content.get(at.checked_sub(1)?)?;
     if !matches!(q, b'"' | b'\'') {
         return None;
+    }
+    // PHP's `define('NAME', '…')` is the `php-define-secret` rule's.
+    let before = content[..at - 1].trim_ascii_end();
+    if let Some(call) = before.strip_suffix(b"(") {
+        let call = call.trim_ascii_end();
+        let word = &call[call.len().saturating_sub(6)..];
+        if word.eq_ignore_ascii_case(b"define") {
+            return None;
+        }
     }
     let hay = &content[at..line_end(content, at)];
     let name = hay
@@ -3163,6 +3191,42 @@ mod tests {
                 v.clone(),
             ),
             (format!("requirepass {v}"), "redis-password", v.clone()),
+            (
+                format!("    command: redis-server --requirepass {v}"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("    command: [\"redis-server\", \"--requirepass\", \"{v}\"]"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("define('NONCE_SALT', '{v}');"),
+                "php-define-secret",
+                v.clone(),
+            ),
+            (format!("HASHIDS_SALT={v}"), "secret-assignment", v.clone()),
+            (
+                format!("        password '{v}'"),
+                "quoted-password",
+                v.clone(),
+            ),
+            (
+                format!("CREATE USER app WITH PASSWORD '{v}';"),
+                "quoted-password",
+                v.clone(),
+            ),
+            (
+                format!("ALTER USER 'root'@'localhost' IDENTIFIED BY '{v}';"),
+                "quoted-password",
+                v.clone(),
+            ),
+            (
+                format!("CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY '{v}';"),
+                "quoted-password",
+                v.clone(),
+            ),
             (format!("masterauth \"{v}\""), "redis-password", v.clone()),
             (
                 format!("sentinel auth-pass mymaster {v}"),
@@ -3207,6 +3271,14 @@ mod tests {
             format!("auth=(\"ci\", \"{v}\", timeout)"),
             format!("tokens = [\"a\", \"{v}\", \"b\"]"),
             "requirepass foobared".to_string(),
+            "salt = os.urandom(16)".to_string(),
+            "SALT_ROUNDS=12".to_string(),
+            "basalt = \"aB3dE5fG7hJ9kL2mN4pQ\"".to_string(),
+            "        password System.getenv('DEPLOY_PASSWORD')".to_string(),
+            "        password project.findProperty('deployPassword')".to_string(),
+            "CREATE USER app WITH PASSWORD 'changeme';".to_string(),
+            "IDENTIFIED BY '${MYSQL_PASSWORD}'".to_string(),
+            "Enter your password \"twice\" to confirm.".to_string(),
             "# requirepass".to_string(),
             "SetEnv APP_ENV production".to_string(),
             "fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;".to_string(),

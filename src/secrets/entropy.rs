@@ -243,9 +243,10 @@ fn word_key(name: &[u8]) -> bool {
 
 /// `pass` as a whole word of the name (`DB_PASS`, `smtpPass`, rclone's
 /// `pass`): a piece of many other words (`bypass`, `compass`, `passenger`,
-/// `passive`), it only counts on its own.
+/// `passive`), it only counts on its own. So does `salt` (WordPress's
+/// `NONCE_SALT`, a hashing salt: secret as a key is; not `basalt`).
 fn word_pass(name: &[u8]) -> bool {
-    words(name).any(|w| w.eq_ignore_ascii_case(b"pass"))
+    words(name).any(|w| w.eq_ignore_ascii_case(b"pass") || w.eq_ignore_ascii_case(b"salt"))
 }
 
 /// How much of `value` is a secret assigned to `name`, if it is one. A

@@ -427,3 +427,74 @@ fn credentials_in_calls_and_server_configs_are_redacted() {
         }
     });
 }
+
+/// Hole: passwords in files every web project has, written without `=`:
+/// Redis's `--requirepass` in a Compose `command:`, WordPress's salts
+/// (`define('NONCE_SALT', '…')`: `salt` was no secret-sounding word), the
+/// publishing credentials of a Gradle build in Groovy (`password '…'`),
+/// and a database init script's `CREATE USER … WITH PASSWORD '…'` and
+/// `IDENTIFIED BY '…'`: each was served as is.
+#[test]
+fn passwords_in_compose_wordpress_gradle_and_sql_are_redacted() {
+    each_mode(|mut case| {
+        let c = case.add_canary("nosep");
+        let files = [
+            (
+                "docker-compose.yml",
+                format!(
+                    "services:\n  cache:\n    image: redis:7\n    command: redis-server --appendonly yes --requirepass {c}{FILL}\n    ports:\n      - \"6379:6379\"\n"
+                ),
+                "    image: redis:7\n",
+                "cli-password",
+            ),
+            (
+                "build.gradle",
+                format!(
+                    "plugins {{\n    id 'maven-publish'\n}}\npublishing {{\n    repositories {{\n        maven {{\n            url 'https://maven.example.com/releases'\n            credentials {{\n                username 'deployer'\n                password '{c}{FILL}'\n            }}\n        }}\n    }}\n}}\n"
+                ),
+                "url 'https://maven.example.com/releases'",
+                "quoted-password",
+            ),
+            (
+                "docker/initdb/01-users.sql",
+                format!(
+                    "CREATE DATABASE app;\nCREATE USER app WITH PASSWORD '{c}{FILL}';\nGRANT ALL PRIVILEGES ON DATABASE app TO app;\nCREATE USER report IDENTIFIED BY '{FILL}{c}';\nGRANT SELECT ON app.* TO report;\n"
+                ),
+                "GRANT SELECT ON app.* TO report;",
+                "quoted-password",
+            ),
+        ];
+        for (rel, text, _, _) in &files {
+            case.write(rel, text);
+        }
+        // A WordPress config holding a secret is hidden whole (the path
+        // rule `credential-config`): its salts were the secret not found.
+        case.write(
+            "wordpress/wp-config.php",
+            &format!(
+                "<?php\ndefine( 'DB_NAME', 'wordpress' );\ndefine( 'DB_HOST', 'localhost' );\ndefine( 'NONCE_SALT', '{FILL}{c}' );\n$table_prefix = 'wp_';\nrequire_once ABSPATH . 'wp-settings.php';\n"
+            ),
+        );
+        case.env.own();
+        let labels: Vec<String> = (0..files.len()).map(|i| format!("f{i}")).collect();
+        let kept_labels: Vec<String> = (0..files.len()).map(|i| format!("k{i}")).collect();
+        let mut seen: Vec<(&str, &str, &str)> = files
+            .iter()
+            .zip(&labels)
+            .map(|((rel, _, _, _), l)| (l.as_str(), *rel, "redacted"))
+            .collect();
+        seen.push(("wp", "wordpress/wp-config.php", "empty"));
+        let kept: Vec<(&str, &str, &str)> = files
+            .iter()
+            .zip(&kept_labels)
+            .map(|((rel, _, line, _), l)| (l.as_str(), *rel, *line))
+            .collect();
+        expect_seen(&case, &seen, &kept);
+        for (rel, _, _, rule) in &files {
+            expect_flagged(&case, rel, "redact", rule);
+        }
+        let (action, rules) = flagged(&case, "wordpress/wp-config.php");
+        assert_eq!(action, "hide", "{rules:?}");
+        assert!(rules.iter().any(|r| r == "php-define-secret"), "{rules:?}");
+    });
+}
