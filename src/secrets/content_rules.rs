@@ -593,16 +593,7 @@ const BUILTIN: &[Builtin] = &[
         // The name is not on the value's line: it is the block's (see
         // `default_owner`).
         pattern: r#"(?:^[ \t]*|[{,][ \t]*)["']?(?i:default)["']?[ \t]*[:=][ \t]*["']?(?P<secret>[^\s"'`,;=<>(){}\[\]\\][^\s"'`,;<>(){}\[\]\\]{7,299})"#,
-        // Keywords end where no other keyword starts (see `keyword_masks`);
-        // `default ` also for `terraform fmt`'s aligned `default     =`.
-        keywords: &[
-            "default=",
-            "default:",
-            "default ",
-            "default\t",
-            "default\"",
-            "default'",
-        ],
+        keywords: DEFAULT_KEYWORDS,
         kind: Kind::Default,
         hide_file: false,
     },
@@ -855,8 +846,44 @@ struct Keywords {
     automaton: AhoCorasick,
     /// Automaton pattern index → the rules a hit triggers.
     rules: Vec<u128>,
-    /// Automaton pattern index → whether the word is one of [`CAMEL_KEY`].
-    camel: Vec<bool>,
+    /// Automaton pattern index → what the hit must show for some of them
+    /// (a bitmask) to run there.
+    gates: Vec<(Gate, u128)>,
+}
+
+/// What a keyword's hit must show before some of its rules run there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Open,
+    /// A camelCase `Key` (see [`CAMEL_KEY`]).
+    CamelKey,
+    /// Only blanks or quotes since the start of the line, a `{` or a `,`
+    /// (see [`DEFAULT_KEYWORDS`]).
+    Leading,
+}
+
+/// The `secret-default` rule's keywords; they end where no other keyword
+/// starts (see `keyword_masks`); `default ` also for `terraform fmt`'s
+/// aligned `default     =`. A hit runs the rule only where its regex can
+/// match, after only blanks or quotes on its line, a `{` or a `,`: Rust
+/// says `Default::default()` and `impl Default for` on many lines.
+const DEFAULT_KEYWORDS: &[&str] = &[
+    "default=",
+    "default:",
+    "default ",
+    "default\t",
+    "default\"",
+    "default'",
+];
+
+/// Whether the keyword hit at `at` leads its line, or follows a `{` or a
+/// `,` (blanks and quotes aside; see [`DEFAULT_KEYWORDS`]).
+fn leading(content: &[u8], at: usize) -> bool {
+    let mut i = at;
+    while i > 0 && matches!(content[i - 1], b' ' | b'\t' | b'"' | b'\'') {
+        i -= 1;
+    }
+    i == 0 || matches!(content[i - 1], b'\n' | b'\r' | b'{' | b',')
 }
 
 /// Keywords that run the assignment rule only where the name's last word is
@@ -1001,11 +1028,7 @@ impl ContentEngine {
                     Some(Keywords {
                         automaton,
                         rules: keyword_masks(&self.words, &self.owners),
-                        camel: self
-                            .words
-                            .iter()
-                            .map(|w| CAMEL_KEY.contains(&w.as_slice()))
-                            .collect(),
+                        gates: self.gates(),
                     })
                 })
                 .map_err(|e| format!("cannot build the keyword automaton: {e}"))
@@ -1018,6 +1041,35 @@ impl ContentEngine {
 
     pub fn rules(&self) -> &[ContentRule] {
         &self.rules
+    }
+
+    /// Each keyword's gate and the rules it holds back: the assignment
+    /// rule on a [`CAMEL_KEY`] word, the `Default` rules on a
+    /// [`DEFAULT_KEYWORDS`] word.
+    fn gates(&self) -> Vec<(Gate, u128)> {
+        let assign = self.assignment.map_or(0, |g| 1u128 << g);
+        let defaults = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind == Kind::Default)
+            .fold(0u128, |m, (i, _)| m | 1u128 << i);
+        self.words
+            .iter()
+            .zip(&self.owners)
+            .map(|(w, &owners)| {
+                if CAMEL_KEY.contains(&w.as_slice()) {
+                    (Gate::CamelKey, assign)
+                } else if DEFAULT_KEYWORDS
+                    .iter()
+                    .any(|k| k.as_bytes() == w.as_slice())
+                {
+                    (Gate::Leading, owners & defaults)
+                } else {
+                    (Gate::Open, 0)
+                }
+            })
+            .collect()
     }
 
     pub fn rule_id(&self, idx: u16) -> &str {
@@ -1137,8 +1189,14 @@ impl ContentEngine {
             for m in kw.automaton.find_iter(&lower) {
                 let p = m.pattern().as_usize();
                 let mut rules = kw.rules[p];
-                if kw.camel[p] && !camel_key(content, m.start()) {
-                    rules &= !assign_bit;
+                let (gate, held) = kw.gates[p];
+                let open = match gate {
+                    Gate::Open => true,
+                    Gate::CamelKey => camel_key(content, m.start()),
+                    Gate::Leading => leading(content, m.start()),
+                };
+                if !open {
+                    rules &= !held;
                     if rules == 0 {
                         continue;
                     }
