@@ -94,6 +94,8 @@ mod review20;
 mod review21;
 #[path = "escape/review22.rs"]
 mod review22;
+#[path = "escape/review23.rs"]
+mod review23;
 #[path = "escape/review24.rs"]
 mod review24;
 #[path = "escape/review9.rs"]

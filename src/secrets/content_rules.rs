@@ -29,6 +29,10 @@ pub enum Kind {
     /// `key` key just before it, on its line or the line before
     /// (`{"name": "API_TOKEN", "value": "…"}`, a Kubernetes env entry).
     NameValue,
+    /// A `default` value: the secret-sounding name is the block's it sits
+    /// in (`variable "db_password" {` over `default = "…"`), or the
+    /// option's on its line (`add_argument("--token", default="…")`).
+    Default,
     /// A Kubernetes Secret manifest's `kind: Secret` line: the secrets are
     /// the values of its YAML document's `data` and `stringData` maps.
     KubeSecret,
@@ -545,9 +549,12 @@ const BUILTIN: &[Builtin] = &[
         description: "value in a Kubernetes Secret manifest (`data:` or `stringData:`), whatever its key",
         // Every value there is a secret (`STRIPE_KEY: <base64>`), under
         // keys the other rules do not know (see `kube_secret_values`).
-        pattern: r#"^kind:[ \t]*["']?Secret["']?[ \t]*\r?$"#,
-        // Not `secret`, on a million lines of a large tree: `kind:` is rare.
-        keywords: &["kind:"],
+        // YAML (`kind: Secret` starting a line, or the keys of a sequence
+        // entry: an item of a `kind: List`) or JSON (`"kind": "Secret"`).
+        pattern: r#"^[ \t]*-?[ \t]*kind:[ \t]*["']?Secret["']?[ \t]*\r?$|"kind"[ \t]*:[ \t]*"Secret""#,
+        // Not `secret`, on a million lines of a large tree: `kind` before a
+        // colon is rare.
+        keywords: &["kind:", "kind\":", "kind\" :"],
         kind: Kind::KubeSecret,
         hide_file: false,
     },
@@ -581,9 +588,20 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "secret-default",
+        description: "default value of a variable, parameter or option with a secret-sounding name (Terraform variable, CloudFormation parameter, GitHub Actions input, command-line option)",
+        // The name is not on the value's line: it is the block's (see
+        // `default_owner`).
+        pattern: r#"(?:^[ \t]*|[{,][ \t]*)["']?(?i:default)["']?[ \t]*[:=][ \t]*["']?(?P<secret>[^\s"'`,;=<>(){}\[\]\\][^\s"'`,;<>(){}\[\]\\]{7,299})"#,
+        keywords: DEFAULT_KEYWORDS,
+        kind: Kind::Default,
+        hide_file: false,
+    },
+    Builtin {
         id: "secret-assignment",
         description: "secret-sounding name assigned a high-entropy value",
-        // name, an optional closing quote/bracket of a key, a separator, an
+        // name, an optional closing quote/bracket of a key, a separator (not
+        // `==`: `if token == "…"` compares, a test's expected value), an
         // optional opening quote (or a scheme like `Bearer`), the value. The
         // value stops at quotes, spaces and code punctuation, so expressions
         // (`os.environ["X"]`, `${VAR}`, `get()`) never form one long value;
@@ -591,7 +609,7 @@ const BUILTIN: &[Builtin] = &[
         // `assignment_secret`). Quotes may be escaped: code inside a JSON
         // string (a notebook cell) reads `api_key=\"...\"`. JSON's `\uXXXX`
         // escapes are part of a value (a program reads them decoded).
-        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|==?|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:])(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;<>(){}\[\]\\&]){5,})"#,
+        pattern: r#"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?:\\?["'\]]){0,2}[ \t]*(?:=>|:=|\|\|=|\?\?=|=|:)[ \t]*(?:\\?["'`]|[brf]["'])?(?:(?i:bearer|basic|token)[ \t]+)?(?P<secret>(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;=<>(){}\[\]\\$%#&*!|?@:])(?:\\u[0-9A-Fa-f]{4}|[^\s"'`,;<>(){}\[\]\\&]){5,})"#,
         keywords: &[
             "token",
             "secret",
@@ -609,6 +627,13 @@ const BUILTIN: &[Builtin] = &[
             "pass\"",
             "pass'",
             "pass`",
+            // `salt` likewise (WordPress's `NONCE_SALT`, `HASH_SALT=`).
+            "salt=",
+            "salt:",
+            "salt ",
+            "salt\t",
+            "salt\"",
+            "salt'",
             "pwd",
             "apikey",
             "api_key",
@@ -635,6 +660,16 @@ const BUILTIN: &[Builtin] = &[
             "-key ",
             "-key\"",
             "-key'",
+            // camelCase (`stripeKey`, `encryptionKey`): the same words
+            // without the `_`, which count only where the source has a
+            // capital `K` after a lowercase letter or a digit (see
+            // `CAMEL_KEY`); `key` alone, lowercase, is everywhere.
+            "key=",
+            "key:",
+            "key ",
+            "key\t",
+            "key\"",
+            "key'",
         ],
         kind: Kind::Assignment,
         hide_file: false,
@@ -658,21 +693,52 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "server-env-secret",
+        description: "web server setting of an environment variable (Apache `SetEnv NAME value`, nginx `fastcgi_param NAME value;`) with a secret-sounding name and a high-entropy value",
+        pattern: r#"^[ \t]*(?i:setenv|fastcgi_param)[ \t]+(?P<name>[A-Za-z_][A-Za-z0-9_]{0,80})[ \t]+["']?(?P<secret>[^\s"'=;]{6,})"#,
+        // Not the Dockerfile rule's `env `: a hit on `setenv ` triggers
+        // that rule too (see `keyword_masks`), a hit on `env ` not this one.
+        keywords: &["setenv ", "setenv\t", "fastcgi_param"],
+        kind: Kind::Tagged,
+        hide_file: false,
+    },
+    Builtin {
+        id: "redis-password",
+        description: "Redis server or replica password (`requirepass`, `masterauth`, `sentinel auth-pass` in redis.conf and sentinel.conf)",
+        pattern: r#"^[ \t]*(?i:requirepass|masterauth|sentinel[ \t]+auth-pass[ \t]+\S+)[ \t]+["']?(?P<secret>[^\s"']{6,255})"#,
+        keywords: &["requirepass", "masterauth", "auth-pass"],
+        kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
+        id: "powershell-secure-string",
+        description: "PowerShell password given in clear (`ConvertTo-SecureString \"…\" -AsPlainText`)",
+        pattern: r#"(?i:convertto-securestring)[ \t]+(?:-string[ \t]+)?["'](?P<secret>[^"'\r\n]{6,255})["']"#,
+        keywords: &["convertto-securestring"],
+        kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
         id: "cli-password",
-        description: "password on a command line: `curl -u user:PASSWORD`, `--user user:PASSWORD`, `mysql -pPASSWORD`, `--password PASSWORD`",
+        description: "password on a command line: `curl -u user:PASSWORD`, `--user user:PASSWORD`, `mysql -pPASSWORD`, `--password PASSWORD`, `docker login -p PASSWORD`",
         // In scripts, READMEs and CI files; also as list items
         // (`"-u", "user:PASSWORD"`). The value must look generated:
         // `docker run -u www-data:www-data` is a user and a group.
-        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|(?:^|[\s"'`(\[])--password(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
+        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|\blogin\b[^\r\n]*?[ \t]-p[ \t]+|(?:^|[\s"'`(\[])--(?:password|requirepass|masterauth)(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
         // Keywords end where no other keyword starts (see `keyword_masks`).
         keywords: &[
             "-u",
             "--user",
             "mysql",
+            // `docker login -u ci -p PASSWORD registry` (also helm, podman).
+            "login ",
             "--password ",
             "--password\t",
             "--password\"",
             "--password'",
+            // `redis-server --requirepass PASSWORD` (a Compose `command:`).
+            "--requirepass",
+            "--masterauth",
         ],
         kind: Kind::Password,
         hide_file: false,
@@ -684,6 +750,23 @@ const BUILTIN: &[Builtin] = &[
         // netrc needs a blank after the word; and a keyword ending in `d`
         // would run the `dapi`, `dp.`, `dckr_pat_` rules on every hit.
         keywords: &["password ", "password\t", "passwd ", "passwd\t"],
+        kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
+        id: "basic-auth-header",
+        description: "HTTP basic credentials (`Authorization: Basic <base64 of user:password>`) with no secret-sounding name next to them (nginx `proxy_set_header`, a saved request)",
+        pattern: r"\b(?i:basic)[ \t]+(?P<secret>[A-Za-z0-9+/]{16,}={0,2})(?:[^A-Za-z0-9+/=]|$)",
+        keywords: &["basic ", "basic\t"],
+        kind: Kind::RandomToken,
+        hide_file: false,
+    },
+    Builtin {
+        id: "quoted-password",
+        description: "quoted password after the word `password` with no `=` (Gradle's Groovy `password 'x'`, SQL `WITH PASSWORD 'x'`, `IDENTIFIED BY 'x'`)",
+        pattern: r#"(?:\b(?i:password)|\b(?i:identified)[ \t]+(?:(?i:with)[ \t]+\S+[ \t]+)?(?i:by))[ \t]+["'](?P<secret>[^"'\r\n]{6,255})["']"#,
+        // Keywords end where no other keyword starts (see `keyword_masks`).
+        keywords: &["password '", "password \"", "password\t", "identified "],
         kind: Kind::Password,
         hide_file: false,
     },
@@ -763,6 +846,61 @@ struct Keywords {
     automaton: AhoCorasick,
     /// Automaton pattern index → the rules a hit triggers.
     rules: Vec<u128>,
+    /// Automaton pattern index → what the hit must show for some of them
+    /// (a bitmask) to run there.
+    gates: Vec<(Gate, u128)>,
+}
+
+/// What a keyword's hit must show before some of its rules run there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Open,
+    /// A camelCase `Key` (see [`CAMEL_KEY`]).
+    CamelKey,
+    /// Only blanks or quotes since the start of the line, a `{` or a `,`
+    /// (see [`DEFAULT_KEYWORDS`]).
+    Leading,
+}
+
+/// The `secret-default` rule's keywords; they end where no other keyword
+/// starts (see `keyword_masks`); `default ` also for `terraform fmt`'s
+/// aligned `default     =`. A hit runs the rule only where its regex can
+/// match, after only blanks or quotes on its line, a `{` or a `,`: Rust
+/// says `Default::default()` and `impl Default for` on many lines.
+const DEFAULT_KEYWORDS: &[&str] = &[
+    "default=",
+    "default:",
+    "default ",
+    "default\t",
+    "default\"",
+    "default'",
+];
+
+/// Whether the keyword hit at `at` leads its line, or follows a `{` or a
+/// `,` (blanks and quotes aside; see [`DEFAULT_KEYWORDS`]).
+fn leading(content: &[u8], at: usize) -> bool {
+    let mut i = at;
+    while i > 0 && matches!(content[i - 1], b' ' | b'\t' | b'"' | b'\'') {
+        i -= 1;
+    }
+    i == 0 || matches!(content[i - 1], b'\n' | b'\r' | b'{' | b',')
+}
+
+/// Keywords that run the assignment rule only where the name's last word is
+/// a camelCase `Key` (`stripeKey =`, `"encryptionKey":`): the byte the hit
+/// starts at is a capital `K` after a lowercase letter or a digit. The
+/// search runs over a lowercased copy, and `key` in lowercase ends names on
+/// most lines of code (`for key in`, `key: value`); there the hit triggers
+/// the other rules it may hide, not the assignment rule.
+const CAMEL_KEY: &[&[u8]] = &[b"key=", b"key:", b"key ", b"key\t", b"key\"", b"key'"];
+
+/// Whether the keyword hit at `at` starts a camelCase `Key` (see [`CAMEL_KEY`]).
+fn camel_key(content: &[u8], at: usize) -> bool {
+    content.get(at) == Some(&b'K')
+        && at
+            .checked_sub(1)
+            .and_then(|p| content.get(p))
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A rule's regex and the indices of its named groups.
@@ -890,6 +1028,7 @@ impl ContentEngine {
                     Some(Keywords {
                         automaton,
                         rules: keyword_masks(&self.words, &self.owners),
+                        gates: self.gates(),
                     })
                 })
                 .map_err(|e| format!("cannot build the keyword automaton: {e}"))
@@ -902,6 +1041,35 @@ impl ContentEngine {
 
     pub fn rules(&self) -> &[ContentRule] {
         &self.rules
+    }
+
+    /// Each keyword's gate and the rules it holds back: the assignment
+    /// rule on a [`CAMEL_KEY`] word, the `Default` rules on a
+    /// [`DEFAULT_KEYWORDS`] word.
+    fn gates(&self) -> Vec<(Gate, u128)> {
+        let assign = self.assignment.map_or(0, |g| 1u128 << g);
+        let defaults = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind == Kind::Default)
+            .fold(0u128, |m, (i, _)| m | 1u128 << i);
+        self.words
+            .iter()
+            .zip(&self.owners)
+            .map(|(w, &owners)| {
+                if CAMEL_KEY.contains(&w.as_slice()) {
+                    (Gate::CamelKey, assign)
+                } else if DEFAULT_KEYWORDS
+                    .iter()
+                    .any(|k| k.as_bytes() == w.as_slice())
+                {
+                    (Gate::Leading, owners & defaults)
+                } else {
+                    (Gate::Open, 0)
+                }
+            })
+            .collect()
     }
 
     pub fn rule_id(&self, idx: u16) -> &str {
@@ -986,7 +1154,7 @@ impl ContentEngine {
         found.retain(|r| {
             !matches!(
                 self.rules[r.rule].kind,
-                Kind::Assignment | Kind::Tagged | Kind::NameValue
+                Kind::Assignment | Kind::Tagged | Kind::NameValue | Kind::Default
             )
         });
         Ok(finish(content, found))
@@ -1019,7 +1187,20 @@ impl ContentEngine {
             // Group keyword hits by line; a line's rule set is a bitmask.
             let mut line: Option<(usize, usize, u128)> = None;
             for m in kw.automaton.find_iter(&lower) {
-                let rules = kw.rules[m.pattern().as_usize()];
+                let p = m.pattern().as_usize();
+                let mut rules = kw.rules[p];
+                let (gate, held) = kw.gates[p];
+                let open = match gate {
+                    Gate::Open => true,
+                    Gate::CamelKey => camel_key(content, m.start()),
+                    Gate::Leading => leading(content, m.start()),
+                };
+                if !open {
+                    rules &= !held;
+                    if rules == 0 {
+                        continue;
+                    }
+                }
                 let (line_start, line_end) = match &mut line {
                     Some((s, e, mask)) if m.start() < *e => {
                         *mask |= rules & !assign_bit;
@@ -1095,11 +1276,15 @@ impl ContentEngine {
             }
         };
         let Some(m) = c.re.find(hay) else {
-            match assigned_at(hay).and_then(|(name, v)| {
-                quoted_secret(hay, name, v)
-                    .map(|(s, e)| (at + s, at + e))
-                    .or_else(|| yaml_block_secret(content, at, end, name, v))
-            }) {
+            match assigned_at(hay)
+                .and_then(|(name, v)| {
+                    quoted_secret(hay, name, v)
+                        .or_else(|| credential_pair(hay, name, v))
+                        .map(|(s, e)| (at + s, at + e))
+                        .or_else(|| yaml_block_secret(content, at, end, name, v))
+                })
+                .or_else(|| pair_secret(content, at).map(|(s, e)| (at + s, at + e)))
+            {
                 Some((start, end)) => out.push(Raw {
                     rule: g,
                     start,
@@ -1230,6 +1415,9 @@ impl ContentEngine {
                 Kind::NameValue => sibling_name(content, base + whole.0)
                     .and_then(|name| assignment_secret(hay, name, vs, ve))
                     .map(|e| e - vs),
+                Kind::Default => default_owner(content, base, base + whole.0)
+                    .and_then(|name| assignment_secret(hay, name, vs, ve))
+                    .map(|e| e - vs),
             };
             if let Some(len) = keep {
                 out.push(Raw {
@@ -1326,7 +1514,11 @@ fn assigned_at(hay: &[u8]) -> Option<(usize, usize)> {
         i += 1;
     }
     i += match (hay.get(i)?, hay.get(i + 1)) {
-        (b'=', Some(b'>' | b'=')) | (b':', Some(b'=')) => 2,
+        // A comparison (`token == "…"`) is no assignment.
+        (b'=', Some(b'=')) => return None,
+        (b'=', Some(b'>')) | (b':', Some(b'=')) => 2,
+        // Ruby's and JavaScript's `ENV['X'] ||= "…"`, `x ??= "…"`.
+        (b'|', Some(b'|')) | (b'?', Some(b'?')) if hay.get(i + 2) == Some(&b'=') => 3,
         (b'=' | b':', _) => 1,
         _ => return None,
     };
@@ -1348,6 +1540,93 @@ fn quoted_secret(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
     let vs = open + 1;
     let q = closing_quote(hay, vs, vs)?;
     let value = &hay[vs..q];
+    if code_or_template(value) {
+        return None;
+    }
+    escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// `name = ("user", "password")` (or `[…]`): a user and password pair
+/// given to a secret-sounding name (`auth=("ci", "…")` in a `requests`
+/// call, `credentials = ["ci", "…"]`). The password's range in `hay`,
+/// where `name` is the name's length and `v` where its value starts.
+fn credential_pair(hay: &[u8], name: usize, v: usize) -> Option<(usize, usize)> {
+    let close = match hay.get(v)? {
+        b'(' => b')',
+        b'[' => b']',
+        _ => return None,
+    };
+    let blank = |i: usize| {
+        i + hay[i..]
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count()
+    };
+    let string = |i: usize| -> Option<(usize, usize)> {
+        if !matches!(hay.get(i), Some(b'"' | b'\'')) {
+            return None;
+        }
+        Some((i + 1, closing_quote(hay, i + 1, i + 1)?))
+    };
+    let (_, user_end) = string(blank(v + 1))?;
+    let comma = blank(user_end + 1);
+    if hay.get(comma) != Some(&b',') {
+        return None;
+    }
+    let (vs, ve) = string(blank(comma + 1))?;
+    if hay.get(blank(ve + 1)) != Some(&close) {
+        return None;
+    }
+    let value = &hay[vs..ve];
+    if code_or_template(value) {
+        return None;
+    }
+    escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// `"NAME", "value"` at `at` (the name's first byte): two string
+/// arguments of a call, the first a secret-sounding name and the second its
+/// value (`os.getenv("API_KEY", "…")`, `os.environ.setdefault`, Go's
+/// `os.Setenv`, Java's `System.setProperty`, Ruby's `ENV.fetch`, a
+/// header's `put("X-Api-Key", "…")`). The value's range, from `at`.
+fn pair_secret(content: &[u8], at: usize) -> Option<(usize, usize)> {
+    let q = *content.get(at.checked_sub(1)?)?;
+    if !matches!(q, b'"' | b'\'') {
+        return None;
+    }
+    // PHP's `define('NAME', '…')` is the `php-define-secret` rule's.
+    let before = content[..at - 1].trim_ascii_end();
+    if let Some(call) = before.strip_suffix(b"(") {
+        let call = call.trim_ascii_end();
+        let word = &call[call.len().saturating_sub(6)..];
+        if word.eq_ignore_ascii_case(b"define") {
+            return None;
+        }
+    }
+    let hay = &content[at..line_end(content, at)];
+    let name = hay
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))?;
+    if hay[name] != q {
+        return None;
+    }
+    let blank = |i: usize| {
+        i + hay[i..]
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count()
+    };
+    let comma = blank(name + 1);
+    if hay.get(comma) != Some(&b',') {
+        return None;
+    }
+    let open = blank(comma + 1);
+    if !matches!(hay.get(open), Some(b'"' | b'\'')) {
+        return None;
+    }
+    let vs = open + 1;
+    let close = closing_quote(hay, vs, vs)?;
+    let value = &hay[vs..close];
     if code_or_template(value) {
         return None;
     }
@@ -1468,28 +1747,149 @@ fn sibling_name(content: &[u8], at: usize) -> Option<&[u8]> {
     (ends(b"name") || ends(b"key")).then_some(name)
 }
 
-/// The values of the `data:` and `stringData:` maps of the Kubernetes
-/// Secret whose `kind: Secret` line starts at `at`, in its YAML document
-/// (between `---` lines; `kubectl get -o yaml` writes `data:` before
-/// `kind:`): every value, whatever its key, except an empty one or a
-/// template (`{{ .Values.x | b64enc }}`, Helm). A block scalar's value
-/// (`config.yaml: |`) is its indented lines.
+/// The name whose default is set at byte `at` of the line starting at
+/// `line`: declared before it on its line (`variable "x" { default = …`,
+/// `"DbPassword": {"Default": …`, `add_argument("--token", default=…)`),
+/// or else by the nearest line above indented less (the block or key the
+/// default belongs to: `variable "db_password" {`, a CloudFormation
+/// parameter's `DbPassword:`, a GitHub Actions input's `deploy_token:`).
+fn default_owner(content: &[u8], line: usize, at: usize) -> Option<&[u8]> {
+    let before = &content[line..at];
+    if !before.trim_ascii().is_empty() {
+        return declared_name(before);
+    }
+    let blanks = |l: &[u8]| l.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    let indent = blanks(&content[line..]);
+    let mut end = line;
+    // Within a block's length: a `default` far below any name has none.
+    for _ in 0..64 {
+        if end == 0 {
+            return None;
+        }
+        let start = content[..end - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let prev = &content[start..end - 1];
+        let t = prev.trim_ascii();
+        if !(t.is_empty() || t.starts_with(b"#") || t.starts_with(b"//")) && blanks(prev) < indent {
+            return declared_name(prev);
+        }
+        end = start;
+    }
+    None
+}
+
+/// The name a line declares: an HCL block's label (`variable "x" {`), a
+/// command-line option (`("--api-token", …`), or a key (`"x": {`, `x:`,
+/// `- x:`).
+fn declared_name(line: &[u8]) -> Option<&[u8]> {
+    let name_len = |s: &[u8]| {
+        s.iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            .count()
+    };
+    let t = line.trim_ascii_start();
+    let t = t.strip_prefix(b"- ").unwrap_or(t);
+    if let Some(rest) = t
+        .strip_prefix(b"variable")
+        .filter(|r| matches!(r.first(), Some(b' ' | b'\t')))
+    {
+        let rest = rest.trim_ascii_start();
+        let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+        let n = name_len(rest);
+        return (n > 0).then(|| &rest[..n]);
+    }
+    if let Some(p) = line.windows(3).position(|w| matches!(w, b"\"--" | b"'--")) {
+        let rest = &line[p + 3..];
+        let n = name_len(rest);
+        return (n > 0).then(|| &rest[..n]);
+    }
+    let quoted = matches!(t.first(), Some(b'"' | b'\''));
+    let key = if quoted { &t[1..] } else { t };
+    let n = name_len(key);
+    let mut after = &key[n..];
+    if quoted {
+        after = after.strip_prefix(&t[..1]).unwrap_or(after);
+    }
+    (n > 0 && after.trim_ascii_start().starts_with(b":")).then(|| &key[..n])
+}
+
+/// The values of the `data` and `stringData` maps of the Kubernetes
+/// Secret whose `kind: Secret` starts at `at`: in YAML (see
+/// [`kube_yaml_secret_values`]) or, when `at` is a quote, in JSON (see
+/// [`kube_json_secret_values`]).
 fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
+    let mut out = if content.get(at) == Some(&b'"') {
+        kube_json_secret_values(content, at)
+    } else {
+        kube_yaml_secret_values(content, at)
+    };
+    // An empty value, or a template (a Helm chart's `{{ .Values.x }}`).
+    out.retain(|&(s, e)| s < e && !contains(&content[s..e], b"{{"));
+    out
+}
+
+/// The column a YAML line's key starts at, past its indentation and a
+/// sequence entry's `- `, and whether the line starts such an entry.
+fn yaml_key_column(line: &[u8]) -> (usize, bool) {
+    let indent = line.iter().take_while(|&&b| b == b' ').count();
+    match line.get(indent..indent + 2) {
+        Some(b"- " | b"-\t") => {
+            let after = line[indent + 1..]
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+            (indent + 1 + after, true)
+        }
+        _ => (indent, false),
+    }
+}
+
+/// The YAML form of [`kube_secret_values`]. The Secret is its document
+/// (between `---` lines; `kubectl get -o yaml` writes `data:` before
+/// `kind:`) when `kind:` starts a line, or the sequence entry holding a
+/// `kind: Secret` indented to its keys (an item of a `kind: List`, as
+/// `kubectl get secrets -o yaml` writes, or of an OpenShift template's
+/// `objects:`). Every value of its `data:` and `stringData:` maps counts,
+/// whatever its key; a block scalar's value (`config.yaml: |`) is its
+/// indented lines.
+fn kube_yaml_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
     let separator = |l: &[u8]| l.starts_with(b"---") && l[3..].trim_ascii().is_empty();
-    // Back to the document's start, forward to its end.
+    let blank = |l: &[u8]| {
+        let t = l.trim_ascii();
+        t.is_empty() || t.starts_with(b"#")
+    };
+    let kind_line = &content[at..line_end(content, at)];
+    // The column of the Secret's keys.
+    let (base, mut entry) = yaml_key_column(kind_line);
+    // Back to the document's start or the entry's `- ` line.
     let mut start = at;
-    while start > 0 {
+    while start > 0 && !entry {
         let prev = content[..start - 1]
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(0, |p| p + 1);
-        if separator(&content[prev..start - 1]) {
+        let line = &content[prev..start - 1];
+        if separator(line) {
             break;
+        }
+        if !blank(line) {
+            let (col, dash) = yaml_key_column(line);
+            if col < base {
+                break;
+            }
+            entry = dash && col == base;
         }
         start = prev;
     }
+    // An indented `kind: Secret` outside a sequence entry is some other
+    // object's field (a template, a document about Secrets).
+    if base > 0 && !entry {
+        return Vec::new();
+    }
     let mut out = Vec::new();
-    let (mut in_map, mut entry_indent) = (false, None);
+    let (mut in_map, mut entry_col) = (false, None);
     let mut block: Option<(usize, usize, usize)> = None;
     let mut pos = start;
     while pos < content.len() {
@@ -1499,21 +1899,21 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
         if separator(line) {
             break;
         }
-        let indent = line.iter().take_while(|&&b| b == b' ').count();
-        let body = line[indent..].trim_ascii_end();
-        if body.is_empty() || body.starts_with(b"#") {
+        if blank(line) {
             pos = next;
             continue;
         }
+        let indent = line.iter().take_while(|&&b| b == b' ').count();
         // A block scalar's lines: deeper than its key.
-        if let Some((key_indent, first, _)) = block {
-            if indent > key_indent {
+        if let Some((key_col, first, _)) = block {
+            if indent > key_col {
+                let body = line[indent..].trim_ascii_end();
                 let first = if first == usize::MAX {
                     pos + indent
                 } else {
                     first
                 };
-                block = Some((key_indent, first, pos + indent + body.len()));
+                block = Some((key_col, first, pos + indent + body.len()));
                 pos = next;
                 continue;
             }
@@ -1521,11 +1921,17 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
                 out.push((first, last));
             }
         }
-        if indent == 0 {
+        let (col, dash) = yaml_key_column(line);
+        // Past the Secret: a line left of its keys, or the next entry.
+        if pos != start && (col < base || (dash && col == base)) {
+            break;
+        }
+        let body = line[col..].trim_ascii_end();
+        if col == base {
             in_map = matches!(body, b"data:" | b"stringData:");
-            entry_indent = None;
-        } else if in_map && entry_indent.is_none_or(|i| i == indent) {
-            entry_indent = Some(indent);
+            entry_col = None;
+        } else if in_map && entry_col.is_none_or(|i| i == col) {
+            entry_col = Some(col);
             let colon = body
                 .windows(2)
                 .position(|w| w == b": ")
@@ -1534,9 +1940,9 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
                 let raw = &body[colon + 1..];
                 let lead = raw.len() - raw.trim_ascii_start().len();
                 let value = raw.trim_ascii();
-                let vs = pos + indent + colon + 1 + lead;
+                let vs = pos + col + colon + 1 + lead;
                 if matches!(value.first(), Some(b'|' | b'>')) {
-                    block = Some((indent, usize::MAX, 0));
+                    block = Some((col, usize::MAX, 0));
                 } else {
                     let quoted = value.len() >= 2
                         && matches!(value[0], b'"' | b'\'')
@@ -1546,9 +1952,7 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
                     } else {
                         (vs, value)
                     };
-                    if !v.is_empty() && !contains(v, b"{{") {
-                        out.push((vs, vs + v.len()));
-                    }
+                    out.push((vs, vs + v.len()));
                 }
             }
         }
@@ -1557,9 +1961,171 @@ fn kube_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
     if let Some((_, first, last)) = block {
         out.push((first, last));
     }
-    // A block with no lines, or a template in one.
-    out.retain(|&(s, e)| s < e && !contains(&content[s..e], b"{{"));
     out
+}
+
+/// How far [`kube_json_secret_values`] walks from a `"kind"` key, back to
+/// its object's `{` and forward through the object.
+const JSON_OBJECT_LIMIT: usize = 1 << 20;
+
+/// The JSON form of [`kube_secret_values`] (`kubectl get secret -o json`,
+/// each item of a `List`, a manifest kept as JSON): the string values of
+/// the `data` and `stringData` objects of the object holding the `"kind"`
+/// key at `at`, when that key is the object's own (an `involvedObject`
+/// naming a Secret has no `data`).
+fn kube_json_secret_values(content: &[u8], at: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let Some(open) = json_enclosing_object(content, at) else {
+        return out;
+    };
+    let limit = content.len().min(open.saturating_add(JSON_OBJECT_LIMIT));
+    let content = &content[..limit];
+    // The object's members: `"key": value`, comma-separated.
+    let mut i = open + 1;
+    loop {
+        i = json_skip_blank(content, i, true);
+        if content.get(i) != Some(&b'"') {
+            break;
+        }
+        let Some(key_end) = json_string_end(content, i) else {
+            break;
+        };
+        let key = &content[i + 1..key_end];
+        i = json_skip_blank(content, key_end + 1, false);
+        if content.get(i) != Some(&b':') {
+            break;
+        }
+        let v = json_skip_blank(content, i + 1, false);
+        if matches!(key, b"data" | b"stringData") && content.get(v) == Some(&b'{') {
+            // Its members' string values.
+            let mut j = v + 1;
+            loop {
+                j = json_skip_blank(content, j, true);
+                if content.get(j) != Some(&b'"') {
+                    break;
+                }
+                let Some(k_end) = json_string_end(content, j) else {
+                    break;
+                };
+                j = json_skip_blank(content, k_end + 1, false);
+                if content.get(j) != Some(&b':') {
+                    break;
+                }
+                j = json_skip_blank(content, j + 1, false);
+                if content.get(j) == Some(&b'"')
+                    && let Some(end) = json_string_end(content, j)
+                {
+                    out.push((j + 1, end));
+                }
+                match json_skip_value(content, j) {
+                    Some(next) => j = next,
+                    None => break,
+                }
+            }
+        }
+        match json_skip_value(content, v) {
+            Some(next) => i = next,
+            None => break,
+        }
+    }
+    out
+}
+
+/// The `{` opening the JSON object that holds byte `at` (outside strings),
+/// looking back at most [`JSON_OBJECT_LIMIT`] bytes.
+fn json_enclosing_object(content: &[u8], at: usize) -> Option<usize> {
+    let floor = at.saturating_sub(JSON_OBJECT_LIMIT);
+    let escaped = |i: usize| {
+        content[floor..i]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count()
+            % 2
+            == 1
+    };
+    let mut depth = 0usize;
+    let mut i = at;
+    while i > floor {
+        i -= 1;
+        match content[i] {
+            b'"' if !escaped(i) => {
+                // Back to the string's opening quote.
+                loop {
+                    if i <= floor {
+                        return None;
+                    }
+                    i -= 1;
+                    if content[i] == b'"' && !escaped(i) {
+                        break;
+                    }
+                }
+            }
+            b'}' | b']' => depth += 1,
+            b'[' if depth == 0 => return None,
+            b'{' if depth == 0 => return Some(i),
+            b'{' | b'[' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The index of the quote closing the JSON string opened at `at`.
+fn json_string_end(content: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    while i < content.len() {
+        match content[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Past blanks (and commas, with `commas`) from `i`.
+fn json_skip_blank(content: &[u8], mut i: usize, commas: bool) -> usize {
+    while let Some(&b) = content.get(i) {
+        if !(b.is_ascii_whitespace() || (commas && b == b',')) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Past the JSON value that starts at `i`: a string, an object or array
+/// (brackets matched, strings skipped), or a scalar.
+fn json_skip_value(content: &[u8], i: usize) -> Option<usize> {
+    match content.get(i)? {
+        b'"' => json_string_end(content, i).map(|e| e + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < content.len() {
+                match content[j] {
+                    b'"' => j = json_string_end(content, j)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => Some(
+            content[i..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
+                .map_or(content.len(), |p| i + p),
+        ),
+    }
 }
 
 /// The value of a YAML block scalar assigned to the name at `at` (`key: |`
@@ -2443,11 +3009,36 @@ mod tests {
             format!("ENCRYPTION_KEY = \"{v}\""),
             format!("    signing-key: {v}"),
             format!("fly secrets set OPENAI_KEY={v}"),
+            // camelCase and PascalCase (review 23).
+            format!("const stripeKey = \"{v}\";"),
+            format!("  apiKey: \"{v}\","),
+            format!("private static final String encryptionKey = \"{v}\";"),
+            format!("{{\"signingKey\": \"{v}\"}}"),
+            format!("$licenseKey = '{v}';"),
+            format!("\tMasterKey\t= {v}"),
+            format!("hmac2Key: {v}"),
         ] {
             assert_eq!(ids(&text), ["secret-assignment"], "{text}");
             assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
         }
         for text in [
+            format!("const publicKey = \"{v}\";"),
+            format!("cacheKey: \"{v}\","),
+            format!("private String primaryKey = \"{v}\";"),
+            format!("sortKey = \"{v}\""),
+            format!("foreignKey: \"{v}\""),
+            format!("partitionKey: \"{v}\""),
+            format!("translationKey: \"{v}\""),
+            format!("i18nKey=\"{v}\""),
+            format!("queryKey: [\"{v}\"]"),
+            format!(
+                "idempotencyKey: \"{}\"",
+                "6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6c"
+            ),
+            format!("monkey = \"{v}\""),
+            format!("key: {v}"),
+            format!("for key in {v}:"),
+            format!("obj.key = \"{v}\""),
             format!("PRIMARY_KEY = \"{v}\""),
             format!("cache_key = \"{v}\""),
             format!("GPG_KEY={}", hex(40).to_uppercase()),
@@ -2459,6 +3050,31 @@ mod tests {
             "let cache_key = format!(\"{}:{}\", user, id);".to_string(),
         ] {
             assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn comparisons_and_references_are_not_assignments() {
+        let v = tok("", 32);
+        for text in [
+            format!("if token == \"{v}\":"),
+            format!("    assert api_key == '{v}'"),
+            format!("if (apiToken === \"{v}\") {{"),
+            format!("if password==\"{v}\" {{"),
+            format!("            secretKeyRef: {v}"),
+            format!("secretKeyRef.key: {v}"),
+            format!("db_password_ref: {v}"),
+            format!("tokenSecretName: {v}"),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+        // Assignments still are.
+        for text in [
+            format!("token = \"{v}\""),
+            format!("'api_key' => '{v}',"),
+            format!("password := \"{v}\""),
+        ] {
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
         }
     }
 
@@ -2507,6 +3123,249 @@ mod tests {
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }
+    }
+
+    #[test]
+    fn kubernetes_secrets_in_lists_and_json() {
+        let (a, b, c) = (tok("", 24), tok("", 32), tok("", 20));
+        // `kubectl get secrets -o yaml`: items of a List, the first key on
+        // the `- ` line; a ConfigMap item's data is no secret.
+        let list = format!(
+            "apiVersion: v1\nitems:\n- apiVersion: v1\n  data:\n    STRIPE_KEY: {a}\n  kind: Secret\n  metadata:\n    name: api\n- apiVersion: v1\n  data:\n    mode: {c}\n  kind: ConfigMap\n- kind: Secret\n  stringData:\n    url: \"{b}\"\n  type: Opaque\nkind: List\n"
+        );
+        assert_eq!(ids(&list), ["kubernetes-secret"; 2]);
+        assert_eq!(secrets(&list), [a.clone(), b.clone()]);
+        // JSON: one line, pretty-printed, a List of them; an Event naming
+        // a Secret has none of its data.
+        let one = format!(
+            "{{\"apiVersion\":\"v1\",\"data\":{{\"x\":\"{a}\",\"n\":1,\"e\":\"\"}},\"kind\":\"Secret\",\"metadata\":{{\"name\":\"x\"}}}}\n"
+        );
+        assert_eq!(secrets(&one), std::slice::from_ref(&a));
+        let pretty = format!(
+            "{{\n  \"kind\": \"Secret\",\n  \"metadata\": {{\"name\": \"x\", \"labels\": {{\"a\": \"b\"}}}},\n  \"stringData\": {{\n    \"tok\": \"{b}\",\n    \"t\\\"q\": \"{c}\"\n  }}\n}}\n"
+        );
+        assert_eq!(secrets(&pretty), [b.clone(), c.clone()]);
+        let items = format!(
+            "{{\"items\":[{{\"kind\":\"Secret\",\"data\":{{\"x\":\"{a}\"}}}},{{\"kind\":\"Secret\",\"data\":{{\"y\":\"{b}\"}}}}],\"kind\":\"List\"}}"
+        );
+        assert_eq!(secrets(&items), [a.clone(), b.clone()]);
+        for text in [
+            format!(
+                "{{\"involvedObject\": {{\"kind\": \"Secret\", \"name\": \"{a}\"}}, \"data\": {{\"x\": \"{b}\"}}}}"
+            ),
+            format!("{{\"kind\": \"SecretStore\", \"data\": {{\"x\": \"{a}\"}}}}"),
+            format!("[\"kind\", \"Secret\", {{\"data\": {{\"x\": \"{a}\"}}}}]"),
+            format!("metadata:\n  kind: Secret\n  data:\n    x: {a}\n"),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn defaults_of_secret_sounding_variables_and_options() {
+        let v = tok("", 32);
+        for text in [
+            format!(
+                "variable \"db_password\" {{\n  type      = string\n  sensitive = true\n  default   = \"{v}\"\n}}\n"
+            ),
+            format!("variable \"api_token\" {{ default = \"{v}\" }}\n"),
+            format!("variable stripeKey {{\n  # set in CI\n\n  default = \"{v}\"\n}}\n"),
+            format!(
+                "Parameters:\n  DbPassword:\n    Type: String\n    NoEcho: true\n    Default: {v}\n"
+            ),
+            format!(
+                "{{\n  \"Parameters\": {{\n    \"DbPassword\": {{\n      \"Type\": \"String\",\n      \"Default\": \"{v}\"\n    }}\n  }}\n}}\n"
+            ),
+            format!("    \"DbPassword\": {{\"Type\": \"String\", \"Default\": \"{v}\"}},\n"),
+            format!(
+                "on:\n  workflow_dispatch:\n    inputs:\n      deploy_token:\n        required: false\n        default: '{v}'\n"
+            ),
+            format!("parser.add_argument(\"--api-key\", type=str, default=\"{v}\")\n"),
+            format!("@click.option('--token', default='{v}', help='API token')\n"),
+        ] {
+            assert_eq!(ids(&text), ["secret-default"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&v), "{text}");
+        }
+        for text in [
+            format!("variable \"region\" {{\n  default = \"{v}\"\n}}\n"),
+            "variable \"db_password\" {\n  default = var.fallback_password\n}\n".to_string(),
+            "variable \"db_password\" {\n  default = \"${var.x}-suffix1\"\n}\n".to_string(),
+            format!(
+                "variable \"db_password\" {{\n  type = string\n}}\nlocals {{\n  default = \"{v}\"\n}}\n"
+            ),
+            "      deploy_token:\n        default: ${{ secrets.DEPLOY_TOKEN }}\n".to_string(),
+            format!("parser.add_argument(\"--seed\", default=\"{v}\")\n"),
+            "switch (x) {\n  default: console.log(token);\n}\n".to_string(),
+            format!("password:\n  type: string\n  default: changeme\n  example: {v}\n"),
+            "The default is \"aB3dE5fG7hJ9kL2mN4pQ\" for the token.".to_string(),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    #[test]
+    fn more_places_credentials_are_kept() {
+        let v = tok("", 32);
+        let basic = b64(&format!("ci:{v}"));
+        for (text, id, secret) in [
+            (
+                format!("os.environ.setdefault(\"STRIPE_API_KEY\", \"{v}\")"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("key = os.getenv('STRIPE_API_KEY', '{v}')"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("\tos.Setenv(\"API_TOKEN\", \"{v}\")"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("System.setProperty(\"aws.secretKey\", \"{v}\");"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("ENV['API_KEY'] ||= '{v}'"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("api_key = ENV.fetch(\"API_KEY\", \"{v}\")"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("r = requests.get(url, auth=(\"ci\", \"{v}\"))"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (
+                format!("credentials = ['ci', '{v}']"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            (format!("requirepass {v}"), "redis-password", v.clone()),
+            (
+                format!("    command: redis-server --requirepass {v}"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("    command: [\"redis-server\", \"--requirepass\", \"{v}\"]"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("define('NONCE_SALT', '{v}');"),
+                "php-define-secret",
+                v.clone(),
+            ),
+            (format!("HASHIDS_SALT={v}"), "secret-assignment", v.clone()),
+            (
+                format!("        password '{v}'"),
+                "quoted-password",
+                v.clone(),
+            ),
+            (
+                format!("CREATE USER app WITH PASSWORD '{v}';"),
+                "quoted-password",
+                v.clone(),
+            ),
+            (
+                format!("ALTER USER 'root'@'localhost' IDENTIFIED BY '{v}';"),
+                "quoted-password",
+                v.clone(),
+            ),
+            (
+                format!("CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY '{v}';"),
+                "quoted-password",
+                v.clone(),
+            ),
+            (format!("masterauth \"{v}\""), "redis-password", v.clone()),
+            (
+                format!("sentinel auth-pass mymaster {v}"),
+                "redis-password",
+                v.clone(),
+            ),
+            (
+                format!("SetEnv STRIPE_API_KEY {v}"),
+                "server-env-secret",
+                v.clone(),
+            ),
+            (
+                format!("    fastcgi_param DB_PASSWORD {v};"),
+                "server-env-secret",
+                v.clone(),
+            ),
+            (
+                format!("docker login -u ci -p {v} registry.example.com"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("$pw = ConvertTo-SecureString \"{v}\" -AsPlainText -Force"),
+                "powershell-secure-string",
+                v.clone(),
+            ),
+            (
+                format!("    proxy_set_header Authorization \"Basic {basic}\";"),
+                "basic-auth-header",
+                basic.clone(),
+            ),
+        ] {
+            assert_eq!(ids(&text), [id], "{text}");
+            assert_eq!(secrets(&text), [secret], "{text}");
+        }
+        for text in [
+            format!("t(\"password\", \"Mot de passe {v}\")"),
+            format!("os.getenv(\"API_KEY\", \"${{DEFAULT}}{v}\")"),
+            format!("os.getenv(\"REGION\", \"{v}\")"),
+            "token ||= generate_token(length)".to_string(),
+            "auth = (user, password)".to_string(),
+            format!("auth=(\"ci\", \"{v}\", timeout)"),
+            format!("tokens = [\"a\", \"{v}\", \"b\"]"),
+            "requirepass foobared".to_string(),
+            "salt = os.urandom(16)".to_string(),
+            "SALT_ROUNDS=12".to_string(),
+            "basalt = \"aB3dE5fG7hJ9kL2mN4pQ\"".to_string(),
+            "        password System.getenv('DEPLOY_PASSWORD')".to_string(),
+            "        password project.findProperty('deployPassword')".to_string(),
+            "CREATE USER app WITH PASSWORD 'changeme';".to_string(),
+            "IDENTIFIED BY '${MYSQL_PASSWORD}'".to_string(),
+            "Enter your password \"twice\" to confirm.".to_string(),
+            "# requirepass".to_string(),
+            "SetEnv APP_ENV production".to_string(),
+            "fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;".to_string(),
+            "docker login -u ci -p \"$CI_REGISTRY_PASSWORD\" $CI_REGISTRY".to_string(),
+            "ConvertTo-SecureString $plain -AsPlainText -Force".to_string(),
+            "Basic authentication is used by the RegistryClientFactory2".to_string(),
+            "proxy_set_header Authorization \"Basic $auth_b64\";".to_string(),
+        ] {
+            assert!(ids(&text).is_empty(), "{text}: {:?}", ids(&text));
+        }
+    }
+
+    fn b64(s: &str) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in s.as_bytes().chunks(3) {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+            for i in 0..4 {
+                out.push(if i > c.len() {
+                    '='
+                } else {
+                    char::from(A[((n >> (18 - 6 * i)) & 63) as usize])
+                });
+            }
+        }
+        out
     }
 
     #[test]

@@ -97,8 +97,38 @@ pub fn secret_name(name: &[u8]) -> bool {
     if !has_word && !word_pass(name) && !word_key(name) {
         return false;
     }
+    // The last word, after a `_` or a camelCase capital (`secretName`,
+    // `apiKeyHeader`), says what the name describes.
     let last = s.rsplit(|&b| b == b'_').next().unwrap_or(b"");
-    !NAME_META_SUFFIXES.iter().any(|m| m.as_bytes() == last)
+    let last_word = words(name).last().unwrap_or(b"");
+    !NAME_META_SUFFIXES
+        .iter()
+        .any(|m| m.as_bytes() == last || m.as_bytes().eq_ignore_ascii_case(last_word))
+        && !words(name).any(|w| REFERENCE_WORDS.iter().any(|r| w.eq_ignore_ascii_case(r)))
+}
+
+/// Words that make a name a reference to a secret kept elsewhere, not the
+/// secret (a Kubernetes `secretKeyRef` and its `secretKeyRef.key`, the key
+/// in that Secret; `password_ref`).
+const REFERENCE_WORDS: &[&[u8]] = &[b"ref", b"refs", b"reference"];
+
+/// The words of a name: split at every character that is not a letter or
+/// a digit, and before a capital that follows a lowercase letter or a
+/// digit (camelCase: `smtpPass`, `masterKey`).
+fn words(name: &[u8]) -> impl Iterator<Item = &[u8]> {
+    name.split(|b| !b.is_ascii_alphanumeric()).flat_map(|part| {
+        let mut start = 0;
+        (1..=part.len()).filter_map(move |i| {
+            let boundary = i == part.len()
+                || (part[i].is_ascii_uppercase()
+                    && (part[i - 1].is_ascii_lowercase() || part[i - 1].is_ascii_digit()));
+            boundary.then(|| {
+                let w = &part[start..i];
+                start = i;
+                w
+            })
+        })
+    })
 }
 
 /// Words before a final `key` that make it the key of a record, a map or
@@ -139,6 +169,57 @@ const KEY_QUALIFIERS: &[&[u8]] = &[
     b"translation",
     b"message",
     b"react",
+    // Keys of code, as camelCase names give them (`sortingKey`,
+    // `entityKey`, `queryKey`, a DOM event's `ctrlKey`, `labelKey`,
+    // `nextKey`).
+    b"sorting",
+    b"entity",
+    b"record",
+    b"item",
+    b"node",
+    b"column",
+    b"group",
+    b"event",
+    b"route",
+    b"shortcut",
+    b"hot",
+    b"modifier",
+    b"meta",
+    b"ctrl",
+    b"shift",
+    b"alt",
+    b"parent",
+    b"child",
+    b"label",
+    b"field",
+    b"prop",
+    b"context",
+    b"injection",
+    b"resource",
+    b"bundle",
+    b"locale",
+    b"title",
+    b"table",
+    b"list",
+    b"page",
+    b"component",
+    b"mutation",
+    b"next",
+    b"prev",
+    b"first",
+    b"last",
+    b"enum",
+    b"alias",
+    b"type",
+    b"typed",
+    b"size",
+    b"memo",
+    b"sub",
+    b"header",
+    b"dispatch",
+    b"pool",
+    b"mask",
+    b"reg",
 ];
 
 /// `key` as the last word of a name that has a word before it
@@ -148,18 +229,9 @@ const KEY_QUALIFIERS: &[&[u8]] = &[
 /// alone names any map's keys.
 fn word_key(name: &[u8]) -> bool {
     let (mut before, mut last): (Option<&[u8]>, Option<&[u8]>) = (None, None);
-    for part in name.split(|b| !b.is_ascii_alphanumeric()) {
-        let mut start = 0;
-        for i in 1..=part.len() {
-            let boundary = i == part.len()
-                || (part[i].is_ascii_uppercase()
-                    && (part[i - 1].is_ascii_lowercase() || part[i - 1].is_ascii_digit()));
-            if boundary {
-                before = last;
-                last = Some(&part[start..i]);
-                start = i;
-            }
-        }
+    for w in words(name) {
+        before = last;
+        last = Some(w);
     }
     match (before, last) {
         (Some(before), Some(last)) if last.eq_ignore_ascii_case(b"key") => !KEY_QUALIFIERS
@@ -171,24 +243,10 @@ fn word_key(name: &[u8]) -> bool {
 
 /// `pass` as a whole word of the name (`DB_PASS`, `smtpPass`, rclone's
 /// `pass`): a piece of many other words (`bypass`, `compass`, `passenger`,
-/// `passive`), it only counts on its own.
+/// `passive`), it only counts on its own. So does `salt` (WordPress's
+/// `NONCE_SALT`, a hashing salt: secret as a key is; not `basalt`).
 fn word_pass(name: &[u8]) -> bool {
-    name.split(|b| !b.is_ascii_alphanumeric()).any(|part| {
-        // camelCase: a capital after a lowercase letter or digit starts a word.
-        let mut start = 0;
-        for i in 1..=part.len() {
-            let boundary = i == part.len()
-                || (part[i].is_ascii_uppercase()
-                    && (part[i - 1].is_ascii_lowercase() || part[i - 1].is_ascii_digit()));
-            if boundary {
-                if part[start..i].eq_ignore_ascii_case(b"pass") {
-                    return true;
-                }
-                start = i;
-            }
-        }
-        false
-    })
+    words(name).any(|w| w.eq_ignore_ascii_case(b"pass") || w.eq_ignore_ascii_case(b"salt"))
 }
 
 /// How much of `value` is a secret assigned to `name`, if it is one. A
@@ -525,6 +583,9 @@ mod tests {
             "app.jwt.signing-key",
             "HMAC_KEY",
             "license_key",
+            "stripeKey",
+            "encryptionKey",
+            "awsSecretKey",
         ] {
             assert!(secret_name(n.as_bytes()), "{n}");
         }
@@ -556,6 +617,15 @@ mod tests {
             "SITE_KEY",
             "key_id",
             "STRIPE_KEY_NAME",
+            "secretKeyRef",
+            "secretKeyRef.key",
+            "password_ref",
+            "secretName",
+            "apiKeyHeader",
+            "maxTokens",
+            "publicKey",
+            "translationKey",
+            "ctrlKey",
         ] {
             assert!(!secret_name(n.as_bytes()), "{n}");
         }
