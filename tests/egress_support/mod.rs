@@ -4,10 +4,15 @@
 //! endpoint that echoes lines) in Rust threads, and an HTTPS server (`openssl s_server`
 //! with a certificate generated at test time).
 //!
-//! Ports 80 and 443 are needed for transparent mode (the sandbox dials the
-//! name on those ports and guard dials the pinned address on the same port),
-//! so the fixed servers listen on 127.31.0.1, an address nothing else uses;
-//! the tests run as root in CI. A server that cannot start fails the test.
+//! The fixed servers listen on 127.31.0.1, an address nothing else uses.
+//! Run as root (as in CI), they listen on ports 80 and 443, the ports a
+//! bare name rule allows (the sandbox dials the name on those ports in
+//! transparent mode and guard dials the pinned address on the same port),
+//! so the tests check the default-port rules. A user cannot bind those: then
+//! the servers listen on ports the kernel picks, and the test profiles
+//! also allow the names on those ports (`name:port`). Everything that
+//! names a server's port goes through [`http_port`], [`https_port`] and the
+//! helpers below. A server that cannot start fails the test.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,11 +31,12 @@ pub const SERVED: &str = "SERVED-BY-HOST-7f3a9c";
 
 /// Everything served by the fixed servers.
 pub struct Servers {
-    /// 127.31.0.1:80
+    /// 127.31.0.1:80 (as a user: a port the kernel picks)
     pub http: SocketAddr,
     /// 127.0.0.1:<random>: a host loopback service the sandbox must never reach.
     pub loopback: SocketAddr,
-    /// 127.31.0.1:443 (openssl s_server -WWW, files from `www`)
+    /// 127.31.0.1:443, as a user another port (openssl s_server -WWW,
+    /// files from `www`)
     pub https: SocketAddr,
     pub www: PathBuf,
     /// Bare repositories served over smart HTTP at /git/NAME.git.
@@ -46,7 +52,10 @@ pub fn servers() -> &'static Servers {
         std::fs::create_dir_all(&base).expect("create fixture dir");
         let git_root = base.join("git");
         make_repo(&git_root);
-        let http = start_http(&format!("{SERVER_IP}:80"), git_root.clone());
+        let http = start_http(
+            &format!("{SERVER_IP}:{}", if is_root() { 80 } else { 0 }),
+            git_root.clone(),
+        );
         let loopback = start_http("127.0.0.1:0", git_root.clone());
         let www = base.join("www");
         std::fs::create_dir_all(&www).expect("create www");
@@ -111,12 +120,85 @@ fn make_repo(root: &Path) {
     );
 }
 
+/// Whether the tests run as root (and so may bind ports below 1024).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A port free on [`SERVER_IP`] just now, for a server started by another
+/// program (openssl) that is told its port.
+fn free_port() -> u16 {
+    TcpListener::bind(format!("{SERVER_IP}:0"))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port on {SERVER_IP}: {e}"))
+}
+
+/// The HTTP server's port: 80 as root, else a port the kernel picked.
+pub fn http_port() -> u16 {
+    servers().http.port()
+}
+
+/// The HTTPS server's port: 443 as root, else a free port.
+pub fn https_port() -> u16 {
+    servers().https.port()
+}
+
+/// Whether the servers listen on the default ports (80 and 443), the ones a
+/// rule without a port allows: true when the tests run as root.
+pub fn default_ports() -> bool {
+    http_port() == 80 && https_port() == 443
+}
+
+/// `name` as the authority of an `http://` URL to the HTTP server, and as
+/// the Host header that goes with it: `name`, or `name:port` when the
+/// server is not on port 80.
+pub fn http_authority(name: &str) -> String {
+    match http_port() {
+        80 => name.to_string(),
+        p => format!("{name}:{p}"),
+    }
+}
+
+/// `name` as the authority of an `https://` URL to the HTTPS server:
+/// `name`, or `name:port` when the server is not on port 443.
+pub fn https_authority(name: &str) -> String {
+    match https_port() {
+        443 => name.to_string(),
+        p => format!("{name}:{p}"),
+    }
+}
+
+/// Allow rules (as written in a profile, without quotes) for `name`: the
+/// bare name (meaning ports 443 and 80, where the servers listen as root),
+/// and as a user also `name:http_port` and `name:https_port`. (As a user
+/// nothing listens on ports 80 and 443: checks there are those that guard
+/// refuses before it dials.)
+pub fn rules_for(name: &str) -> Vec<String> {
+    let mut rules = vec![name.to_string()];
+    if !default_ports() {
+        rules.push(format!("{name}:{}", http_port()));
+        rules.push(format!("{name}:{}", https_port()));
+    }
+    rules
+}
+
+/// A test script with the servers' ports filled in: `@WEB@` becomes the
+/// HTTP authority of `web.guard.test` (for URLs and Host headers),
+/// `@HTTP_PORT@` and `@HTTPS_PORT@` the ports.
+pub fn fill(script: &str) -> String {
+    script
+        .replace("@WEB@", &http_authority("web.guard.test"))
+        .replace("@HTTP_PORT@", &http_port().to_string())
+        .replace("@HTTPS_PORT@", &https_port().to_string())
+}
+
 static CONN_IDS: AtomicUsize = AtomicUsize::new(1);
 
 fn start_http(bind: &str, git_root: PathBuf) -> SocketAddr {
-    let l = TcpListener::bind(bind).unwrap_or_else(|e| {
-        panic!("cannot bind the test HTTP server on {bind}: {e} (the egress tests need root for ports 80/443)")
-    });
+    let l = TcpListener::bind(bind)
+        .unwrap_or_else(|e| panic!("cannot bind the test HTTP server on {bind}: {e}"));
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
@@ -385,7 +467,7 @@ fn cgi_git(req: &Request, root: &Path) -> (String, String, Vec<u8>) {
     (status, ctype, raw[i + n..].to_vec())
 }
 
-/// `openssl s_server -WWW` on 127.31.0.1:443, with a fresh self-signed
+/// `openssl s_server -WWW` on 127.31.0.1:443 (as a user: a free port), with a fresh self-signed
 /// certificate. It runs under a thread that lives as long as the test
 /// process; PDEATHSIG stops it when that thread (the process) ends.
 fn start_https(base: &Path, www: &Path) -> SocketAddr {
@@ -412,7 +494,9 @@ fn start_https(base: &Path, www: &Path) -> SocketAddr {
         .status()
         .expect("openssl is required for the egress tests (apt-get install openssl)");
     assert!(st.success(), "openssl req failed");
-    let addr: SocketAddr = format!("{SERVER_IP}:443").parse().unwrap();
+    let addr: SocketAddr = format!("{SERVER_IP}:{}", if is_root() { 443 } else { free_port() })
+        .parse()
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let (www, cert, key) = (www.to_path_buf(), cert.clone(), key.clone());
     std::thread::spawn(move || {

@@ -253,17 +253,18 @@ out("control", proxy(b"POST http://web.guard.test:{port}/ HTTP/1.1\r\nHost: web.
     );
 }
 
-/// A TLS server on `addr` (a host loopback address, port 443) that records
+/// A TLS server on `addr` (a host loopback address and port) that records
 /// the first bytes of every connection.
 struct Recorder {
     seen: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    port: u16,
 }
 
 impl Recorder {
     fn start(addr: &str) -> Recorder {
         use std::io::Read;
-        let l = std::net::TcpListener::bind(addr)
-            .unwrap_or_else(|e| panic!("bind {addr} (the test needs root for port 443): {e}"));
+        let l = std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let port = l.local_addr().map_or(0, |a| a.port());
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let s = seen.clone();
         std::thread::spawn(move || {
@@ -277,7 +278,7 @@ impl Recorder {
                 });
             }
         });
-        Recorder { seen }
+        Recorder { seen, port }
     }
 
     /// Connections that carried bytes.
@@ -302,18 +303,28 @@ fn a_client_hello_servers_could_read_differently_is_refused() {
     // One address per test process: two runs of the suite at once (port
     // 443 is fixed) do not collide.
     let addr = format!("127.31.{}.1", 10 + std::process::id() % 240);
-    let server = Recorder::start(&format!("{addr}:443"));
+    // As root the server is on port 443 and the rule is the bare name (ports
+    // 443 and 80), as a site's would be. A user cannot bind port 443: then
+    // the server is on a port the kernel picks, and the rule names it.
+    let root = crate::common::is_root();
+    let server = Recorder::start(&format!("{addr}:{}", if root { 443 } else { 0 }));
+    let port = server.port;
+    let rule = if root {
+        "web.guard.test".to_string()
+    } else {
+        format!("web.guard.test:{port}")
+    };
     let sent = std::cell::Cell::new(0);
     each_mode(|case| {
         let prof = case.write(
             "review10-tls.toml",
             &format!(
-                "{}\n[network]\nallow = [ {{ host = \"web.guard.test\", private = true }} ]\n\n[network.hosts]\n\"web.guard.test\" = \"{addr}\"\n",
+                "{}\n[network]\nallow = [ {{ host = \"{rule}\", private = true }} ]\n\n[network.hosts]\n\"web.guard.test\" = \"{addr}\"\n",
                 include_str!("../../profiles/default.toml")
             ),
         );
         case.write_python(
-            r#"
+            &r#"
 def ext(ty, data):
     return struct.pack(">HH", ty, len(data)) + data
 def hello(entries, extra=b""):
@@ -339,16 +350,17 @@ def answer(s):
         return "errno-%d" % e.errno
 for k, h in HELLOS.items():
     s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
-    s.sendall(b"CONNECT web.guard.test:443 HTTP/1.1\r\nHost: web.guard.test:443\r\n\r\n")
+    s.sendall(b"CONNECT web.guard.test:@PORT@ HTTP/1.1\r\nHost: web.guard.test:@PORT@\r\n\r\n")
     head = b""
     while b"\r\n\r\n" not in head:
         head += s.recv(1)
     s.sendall(h)
     out("connect_" + k, head.split(b" ")[1].decode() + "/" + answer(s))
-    s = socket.create_connection(("web.guard.test", 443), timeout=10)
+    s = socket.create_connection(("web.guard.test", @PORT@), timeout=10)
     s.sendall(h)
     out("transparent_" + k, answer(s))
-"#,
+"#
+            .replace("@PORT@", &port.to_string()),
         );
         let (out, log) = run_logged(&case, &["-p", prof.to_str().unwrap()]);
         const DENIED: &str = "15030300020231";
