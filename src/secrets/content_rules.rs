@@ -711,6 +711,15 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "yarnrc-auth",
+        description: "npm registry credential in yarn 1's `.yarnrc`, where a key and its value are separated by a blank (`\"//registry/:_authToken\" \"…\"`, `_auth`, `_password`)",
+        // A variable (`${NPM_TOKEN}`) is no secret.
+        pattern: r#"^[ \t]*["']?(?:[^\s"':]*:)?_(?:authToken|auth|password)["']?[ \t]+["']?(?P<secret>[^\s"'$=:][^\s"']{5,511})"#,
+        keywords: &["_auth", "_password"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
         id: "powershell-secure-string",
         description: "PowerShell password given in clear (`ConvertTo-SecureString \"…\" -AsPlainText`)",
         pattern: r#"(?i:convertto-securestring)[ \t]+(?:-string[ \t]+)?["'](?P<secret>[^"'\r\n]{6,255})["']"#,
@@ -2717,6 +2726,27 @@ mod tests {
     }
 
     #[test]
+    fn yarn_ones_blank_separated_credentials() {
+        let v = "Zk3f9QmX2vLp8Rt4Wn7Bc6Yd1Fh5Jg0S";
+        for text in [
+            format!("\"//npm.example.test/:_authToken\" \"{v}\""),
+            format!("//npm.example.test/:_password \"{v}\""),
+            format!("_auth {v}"),
+        ] {
+            assert_eq!(ids(&text), ["yarnrc-auth"], "{text}");
+            assert_eq!(secrets(&text), [v], "{text}");
+        }
+        for text in [
+            "\"//npm.example.test/:_authToken\" \"${NPM_TOKEN}\"",
+            "_auth = ${NPM_AUTH}",
+            "    _password = getpass()",
+            "def _auth(self):",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    #[test]
     fn assignments_in_every_format() {
         let v = "Qm9vTGx2NXJ4c0t3ZmQ3";
         let uuid = "6f1c2a9e-3b7d-4e8a-9c0f-1d2e3f4a5b6c";
@@ -3249,6 +3279,12 @@ mod tests {
                 v.clone(),
             ),
             (format!("requirepass {v}"), "redis-password", v.clone()),
+            (
+                format!("\"//npm.example.test/:_authToken\" \"{v}\""),
+                "yarnrc-auth",
+                v.clone(),
+            ),
+            (format!("_auth {v}"), "yarnrc-auth", v.clone()),
             (
                 format!("    command: redis-server --requirepass {v}"),
                 "cli-password",

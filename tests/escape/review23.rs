@@ -498,3 +498,32 @@ fn passwords_in_compose_wordpress_gradle_and_sql_are_redacted() {
         assert!(rules.iter().any(|r| r == "php-define-secret"), "{rules:?}");
     });
 }
+
+/// Hole: yarn 1's `.yarnrc` separates a key from its value by a blank
+/// (`"//registry/:_authToken" "…"`), not by `=` as `.npmrc` does: the
+/// path rule for npm and yarn configs hides the file only when the content
+/// rules find a credential in it, and none of them read that form. The
+/// registry token was served as is. Now `yarnrc-auth` reads it (and
+/// `_auth`, `_password`); the file is hidden, as an `.npmrc` with auth is.
+#[test]
+fn a_yarn_one_config_with_a_registry_token_is_hidden() {
+    each_mode(|mut case| {
+        let c = case.add_canary("yarnrc");
+        case.write(
+            ".yarnrc",
+            &format!(
+                "registry \"https://npm.example.test/\"\n\"//npm.example.test/:_authToken\" \"{c}Zk3f9QmX2vLp8\"\nemail dev@example.test\n"
+            ),
+        );
+        // A variable is no credential: this one is served as is.
+        case.write(
+            "web/.yarnrc",
+            "\"//npm.example.test/:_authToken\" \"${NPM_TOKEN}\"\n",
+        );
+        expect_seen(&case, &[("yarnrc", ".yarnrc", "empty")], &[]);
+        let (action, rules) = flagged(&case, ".yarnrc");
+        assert_eq!(action, "hide", "{rules:?}");
+        assert!(rules.iter().any(|r| r == "yarnrc-auth"), "{rules:?}");
+        expect_not_flagged(&case, &["web/.yarnrc"]);
+    });
+}
