@@ -7,38 +7,7 @@
 //! Secret values are assembled at run time so this file holds nothing the
 //! scanner would flag.
 
-use crate::support::{Case, Expect, FILL, SHOW_DECODING as SHOW, each_mode, flagged};
-
-/// `rel` is flagged with `action`, and every hit is of `rule` (the file
-/// was redacted for the reason the test is about, not by chance).
-#[track_caller]
-fn expect_flagged(case: &Case, rel: &str, action: &str, rule: &str) {
-    let (got, rules) = flagged(case, rel);
-    assert_eq!(got, action, "{rel}: {rules:?}");
-    assert!(
-        !rules.is_empty() && rules.iter().all(|r| r == rule),
-        "{rel}: {rules:?}"
-    );
-}
-
-/// In the sandbox, each (label, path, verdict) is seen as `verdict` (see
-/// [`SHOW`]) and each (label, path, line) of `kept` is still there as is:
-/// a redacted file stays readable around the secret.
-#[track_caller]
-fn expect_seen(case: &Case, files: &[(&str, &str, &str)], kept: &[(&str, &str, &str)]) {
-    let mut code = format!(
-        "{SHOW}\ndef keep(label, path, line):\n    out(label, 'kept' if line.encode() in open(path, 'rb').read() else 'lost')\n"
-    );
-    for (label, path, _) in files {
-        code.push_str(&format!("show({label:?}, {path:?})\n"));
-    }
-    for (label, path, line) in kept {
-        code.push_str(&format!("keep({label:?}, {path:?}, {line:?})\n"));
-    }
-    let mut expected: Vec<(&str, &str)> = files.iter().map(|(l, _, v)| (*l, *v)).collect();
-    expected.extend(kept.iter().map(|(l, _, _)| (*l, "kept")));
-    case.python(&code).fields(&expected);
-}
+use crate::support::{FILL, each_mode, expect_flagged, expect_seen};
 
 /// Hole: a constant declared with its type (`const apiKey: string = "…"`
 /// in TypeScript, `const API_KEY: &str = "…"` in Rust, `var apiToken

@@ -9,62 +9,9 @@
 //! Secret values are assembled at run time so this file holds nothing the
 //! scanner would flag.
 
-use crate::support::{Case, Expect, FILL, SHOW_DECODING as SHOW, each_mode, flagged};
-use std::path::Path;
-
-/// `rel` is flagged with `action`, and every hit is of `rule` (the file
-/// was redacted for the reason the test is about, not by chance).
-#[track_caller]
-fn expect_flagged(case: &Case, rel: &str, action: &str, rule: &str) {
-    let (got, rules) = flagged(case, rel);
-    assert_eq!(got, action, "{rel}: {rules:?}");
-    assert!(
-        !rules.is_empty() && rules.iter().all(|r| r == rule),
-        "{rel}: {rules:?}"
-    );
-}
-
-/// `guard scan --json` of the project flags none of `rels`.
-#[track_caller]
-fn expect_not_flagged(case: &Case, rels: &[&str]) {
-    let dir = case.project().to_path_buf();
-    let out = case.run(&["scan", "--json", &dir.to_string_lossy()]);
-    out.expect_code(0);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("scan --json: {e}\n{}", out.all()));
-    let paths: Vec<&str> = v["flagged"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["path"].as_str())
-        .collect();
-    for rel in rels {
-        let want = dir.join(rel);
-        assert!(
-            !paths.iter().any(|p| Path::new(p) == want),
-            "{rel} flagged:\n{}",
-            out.stdout
-        );
-    }
-}
-
-/// In the sandbox, each (label, path, verdict) is seen as `verdict` (see
-/// [`SHOW`]) and each (label, path, line) of `kept` is still there as is.
-#[track_caller]
-fn expect_seen(case: &Case, files: &[(&str, &str, &str)], kept: &[(&str, &str, &str)]) {
-    let mut code = format!(
-        "{SHOW}\ndef keep(label, path, line):\n    out(label, 'kept' if line.encode() in open(path, 'rb').read() else 'lost')\n"
-    );
-    for (label, path, _) in files {
-        code.push_str(&format!("show({label:?}, {path:?})\n"));
-    }
-    for (label, path, line) in kept {
-        code.push_str(&format!("keep({label:?}, {path:?}, {line:?})\n"));
-    }
-    let mut expected: Vec<(&str, &str)> = files.iter().map(|(l, _, v)| (*l, *v)).collect();
-    expected.extend(kept.iter().map(|(l, _, _)| (*l, "kept")));
-    case.python(&code).fields(&expected);
-}
+use crate::support::{
+    Expect, FILL, each_mode, expect_flagged, expect_not_flagged, expect_seen, flagged,
+};
 
 /// Hole: a camelCase or PascalCase name ending in `Key` (`stripeKey` in
 /// JavaScript, `encryptionKey` in Java, `SigningKey` in a .NET JSON

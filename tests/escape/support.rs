@@ -586,3 +586,58 @@ pub fn flagged(case: &Case, rel: &str) -> (String, Vec<String>) {
         .collect();
     (f["action"].as_str().unwrap_or("").to_string(), rules)
 }
+
+/// `rel` is flagged with `action`, and every hit is of `rule` (the file
+/// was redacted for the reason the test is about, not by chance).
+#[track_caller]
+pub fn expect_flagged(case: &Case, rel: &str, action: &str, rule: &str) {
+    let (got, rules) = flagged(case, rel);
+    assert_eq!(got, action, "{rel}: {rules:?}");
+    assert!(
+        !rules.is_empty() && rules.iter().all(|r| r == rule),
+        "{rel}: {rules:?}"
+    );
+}
+
+/// `guard scan --json` of the project flags none of `rels`.
+#[track_caller]
+pub fn expect_not_flagged(case: &Case, rels: &[&str]) {
+    let dir = case.project().to_path_buf();
+    let out = case.run(&["scan", "--json", &dir.to_string_lossy()]);
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("scan --json: {e}\n{}", out.all()));
+    let paths: Vec<&str> = v["flagged"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    for rel in rels {
+        let want = dir.join(rel);
+        assert!(
+            !paths.iter().any(|p| Path::new(p) == want),
+            "{rel} flagged:\n{}",
+            out.stdout
+        );
+    }
+}
+
+/// In the sandbox, each (label, path, verdict) is seen as `verdict` (see
+/// [`SHOW_DECODING`]) and each (label, path, line) of `kept` is still there
+/// as is: a redacted file stays readable around the secret.
+#[track_caller]
+pub fn expect_seen(case: &Case, files: &[(&str, &str, &str)], kept: &[(&str, &str, &str)]) {
+    let mut code = format!(
+        "{SHOW_DECODING}\ndef keep(label, path, line):\n    out(label, 'kept' if line.encode() in open(path, 'rb').read() else 'lost')\n"
+    );
+    for (label, path, _) in files {
+        code.push_str(&format!("show({label:?}, {path:?})\n"));
+    }
+    for (label, path, line) in kept {
+        code.push_str(&format!("keep({label:?}, {path:?}, {line:?})\n"));
+    }
+    let mut expected: Vec<(&str, &str)> = files.iter().map(|(l, _, v)| (*l, *v)).collect();
+    expected.extend(kept.iter().map(|(l, _, _)| (*l, "kept")));
+    case.python(&code).fields(&expected);
+}
