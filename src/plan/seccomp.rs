@@ -112,8 +112,10 @@ const SOCK_RDM: u64 = 4;
 const SOCK_DCCP: u64 = 6;
 
 /// Netlink protocols with a use inside the sandbox: NETLINK_ROUTE (0),
-/// NETLINK_SOCK_DIAG (4), NETLINK_KOBJECT_UEVENT (15), NETLINK_GENERIC (16).
-const NETLINK_PROTOCOLS_OK: &[u64] = &[0, 4, 15, 16];
+/// NETLINK_SOCK_DIAG (4), NETLINK_KOBJECT_UEVENT (15). Not generic netlink
+/// (16): asking it for a family by name autoloads that family's module
+/// (tipc, l2tp, openvswitch, gtp ...), no capability asked.
+const NETLINK_PROTOCOLS_OK: &[u64] = &[0, 4, 15];
 
 /// At the `landlock` level the host's network stack is shared: Landlock's
 /// TCP rules are the only network boundary, so only TCP sockets may exist.
@@ -383,9 +385,8 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
     // over IP; nf_tables, xfrm, crypto configuration over netlink. Each
     // has had its local privilege escalations; none is what an agent's
     // tools use. IP keeps TCP, UDP and ping sockets; netlink keeps routing
-    // (getaddrinfo, getifaddrs), socket diagnostics (ss), kernel events
-    // (udev monitors, harmless in a network namespace of its own) and
-    // generic netlink.
+    // (getaddrinfo, getifaddrs), socket diagnostics (ss) and kernel events
+    // (udev monitors, harmless in a network namespace of its own).
     if !host {
         for family in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
             add(
@@ -407,7 +408,7 @@ pub fn table(allow_ptrace: bool, isolation: Isolation) -> Vec<SyscallRule> {
             "socket",
             libc::SYS_socket,
             SocketProtocolNotIn(libc::AF_NETLINK as u64, NETLINK_PROTOCOLS_OK),
-            "netlink protocols other than routing, socket diagnostics, kernel events and generic netlink (netfilter, xfrm, crypto ...) are kernel surface with no use here",
+            "netlink protocols other than routing, socket diagnostics and kernel events (netfilter, xfrm, crypto; generic netlink, whose family lookup autoloads modules) are kernel surface with no use here",
         );
     }
     // Netlink sockets are SOCK_RAW too (getifaddrs needs them): raw is

@@ -375,6 +375,7 @@ out("rds_rdm", sock(2, 4, 0))
 out("nl_netfilter", sock(16, 3, 12))
 out("nl_xfrm", sock(16, 3, 6))
 out("nl_crypto", sock(16, 3, 21))
+out("nl_generic", sock(16, 3, 16))                # its family lookup autoloads modules
 out("tcp", sock(2, 1, 0))
 out("tcp6_proto", sock(10, 1 | 0o4000, 6))         # SOCK_NONBLOCK
 out("udp", sock(2, 2, 17))
@@ -408,6 +409,7 @@ fn ip_and_netlink_protocols_that_autoload_modules_refused() {
             "nl_netfilter",
             "nl_xfrm",
             "nl_crypto",
+            "nl_generic",
         ];
         let full = case.run_python_at("full");
         let mut expected: Vec<(&str, &str)> = refused.iter().map(|n| (*n, EPERM)).collect();
