@@ -98,5 +98,7 @@ mod review22;
 mod review23;
 #[path = "escape/review24.rs"]
 mod review24;
+#[path = "escape/review25.rs"]
+mod review25;
 #[path = "escape/review9.rs"]
 mod review9;

@@ -91,12 +91,12 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     // is what the setup process waits for.
     std::thread::spawn(audit::prune_sessions);
     let (mut policy, mut plan) = prepare(args)?;
-    let watch = protect::Watch::start(&policy.absent_protected, &policy.project);
+    let watch = protect::Watch::start(&policy.absent_protected, &policy.project)?;
     // What the check after the run needs, taken once: watched with it
     // during the run, and recorded in case guard is killed.
     let mut after = unchecked::AfterRun::of(&policy, repos::Trusted::before_run(&policy));
-    let mut repo_watch = after.watch();
-    let mut covers = replaced::Covers::before_run(&policy).watch_with(keeper);
+    let mut repo_watch = after.watch()?;
+    let mut covers = replaced::Covers::before_run(&policy).watch_with(keeper)?;
     let mut record = unchecked::record(&after);
     let mut result = match pending {
         Some(pending) if policy.isolation == Isolation::Full => {
@@ -127,7 +127,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         if let Some(w) = repo_watch {
             w.stop();
         }
-        repo_watch = after.watch();
+        repo_watch = after.watch()?;
         if let Some(r) = record {
             r.done();
         }

@@ -928,28 +928,27 @@ pub struct Watch {
 }
 
 impl Watch {
-    pub fn start(absent: &[PathBuf], project: &Path) -> Option<Watch> {
-        if absent.is_empty() {
-            return None;
-        }
-        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+    pub fn start(absent: &[PathBuf], project: &Path) -> crate::error::Result<Option<Watch>> {
         let absent: Vec<PathBuf> = absent
             .iter()
             .filter(|p| !p.iter().any(|c| c == ".git"))
             .cloned()
             .collect();
         if absent.is_empty() {
-            return None;
+            return Ok(None);
         }
+        let inotify = watch_instance("protected paths the sandbox may create")?;
+        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| crate::error::Error::sys("make a pipe", e))?;
         let project = project.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("guard-protect".into())
-            .spawn(move || watch_loop(&stop_rd, &absent, &project))
-            .ok()?;
-        Some(Watch {
+            .spawn(move || watch_loop(&stop_rd, &inotify, &absent, &project))
+            .map_err(|e| crate::error::Error::sys("start a thread", e))?;
+        Ok(Some(Watch {
             stop: stop_wr,
             thread,
-        })
+        }))
     }
 
     /// Stop watching; what was moved aside meanwhile.
@@ -965,6 +964,28 @@ impl Watch {
 /// whatever they create meanwhile is found by the first look after it, or
 /// by the check after the run.
 pub(super) const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The inotify instance of one of the watches, made before the command
+/// starts, whatever the watch adds to it later. Instances are counted per
+/// user, across user namespaces: the sandbox may hold half of the user's
+/// limit (see `host::sandbox_user_limits`), and with the user's own
+/// programs holding the other half, one made after the command started
+/// could fail, and the watch be off for the whole run. A watch guard
+/// cannot have is a reason not to start (exit 125), never a silent gap.
+/// Cheap: an instance with no watches yet is closed without the wait
+/// [`WATCH_AFTER`] is for.
+pub(super) fn watch_instance(what: &str) -> crate::error::Result<nix::sys::inotify::Inotify> {
+    use nix::sys::inotify::{InitFlags, Inotify};
+    Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).map_err(|e| {
+        crate::error::Error::unsupported(
+            format!("a file watch ({what})"),
+            crate::error::os_text(&e.into()),
+            "the user's programs hold every inotify instance the kernel allows them \
+             (fs.inotify.max_user_instances; each editor window and file watcher holds some): \
+             close some, or raise the limit with `sudo sysctl fs.inotify.max_user_instances=1024`",
+        )
+    })
+}
 
 /// Wait `time` unless `stop` becomes readable first (or polling it
 /// fails): whether a watcher should stop. What it would have seen, the
@@ -1002,14 +1023,16 @@ pub(super) fn events_until_stopped(
     }
 }
 
-fn watch_loop(stop: &std::os::fd::OwnedFd, absent: &[PathBuf], project: &Path) -> Vec<Moved> {
-    use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
+fn watch_loop(
+    stop: &std::os::fd::OwnedFd,
+    inotify: &nix::sys::inotify::Inotify,
+    absent: &[PathBuf],
+    project: &Path,
+) -> Vec<Moved> {
+    use nix::sys::inotify::AddWatchFlags as W;
     if stopped_within(stop, WATCH_AFTER) {
         return Vec::new();
     }
-    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
-        return Vec::new();
-    };
     let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
     let arm = || {
         for path in absent {
@@ -1028,7 +1051,7 @@ fn watch_loop(stop: &std::os::fd::OwnedFd, absent: &[PathBuf], project: &Path) -
     };
     arm();
     let mut moved: Vec<Moved> = quarantine_created(absent, project);
-    while events_until_stopped(&inotify, stop) {
+    while events_until_stopped(inotify, stop) {
         // Drain, then look: one look covers any number of events.
         while inotify.read_events().is_ok_and(|e| !e.is_empty()) {}
         arm();

@@ -19,8 +19,8 @@ use crate::policy::{Access, Grant, GrantKind, Policy};
 use crate::profile::Isolation;
 use crate::sandbox::{Cover, Keeper, Uncovered};
 use crate::secrets::SharedRules;
-use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
-use std::collections::HashMap;
+use nix::sys::inotify::{AddWatchFlags as W, Inotify};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -133,13 +133,20 @@ impl Covers {
     }
 
     /// Watch on a thread of its own until [`Watch::stop`]; `keeper` (the
-    /// sandbox's) covers what is replaced.
-    pub fn watch_with(self, keeper: Option<Keeper>) -> Option<Watch> {
-        let keeper = keeper?;
+    /// sandbox's) covers what is replaced. The inotify instance is made
+    /// here, before the command starts (see `protect::watch_instance`).
+    pub fn watch_with(self, keeper: Option<Keeper>) -> crate::error::Result<Option<Watch>> {
+        use crate::error::Error;
+        let Some(keeper) = keeper else {
+            return Ok(None);
+        };
         if self.files.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        let inotify =
+            super::protect::watch_instance("secret and protected files the host may replace")?;
+        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::sys("make a pipe", e))?;
         let Covers { files, dirs, rules } = self;
         let thread = std::thread::Builder::new()
             .name("guard-covers".into())
@@ -148,13 +155,13 @@ impl Covers {
                     .into_iter()
                     .filter(|c| from_host(&dirs, &c.path))
                     .collect();
-                watch(&stop_rd, covers, &dirs, keeper, &rules)
+                watch(&stop_rd, &inotify, covers, &dirs, keeper, &rules)
             })
-            .ok()?;
-        Some(Watch {
+            .map_err(|e| Error::sys("start a thread", e))?;
+        Ok(Some(Watch {
             stop: stop_wr,
             thread,
-        })
+        }))
     }
 }
 
@@ -198,8 +205,13 @@ pub fn report(outcomes: &[Outcome]) {
             }
             Some(why) if o.ended => {
                 tracing::info!(target: audit::TARGET, kind = "fs", action = "ended", path = %path, secret = o.secret, detail = %why);
+                let (kept, use_) = if o.secret {
+                    ("hidden from", "read")
+                } else {
+                    ("read-only in", "change")
+                };
                 eprintln!(
-                    "guard: ended the session: {} could no longer be kept hidden from the sandbox ({why}); guard stopped every process in it rather than let one read it",
+                    "guard: ended the session: {} could no longer be kept {kept} the sandbox ({why}); guard stopped every process in it rather than let one {use_} it",
                     host::printable(&o.path)
                 );
             }
@@ -229,8 +241,14 @@ pub fn report(outcomes: &[Outcome]) {
 /// is on the directory there now: [`arm`] again once one is replaced.
 type Names = HashMap<nix::sys::inotify::WatchDescriptor, HashMap<OsString, Vec<usize>>>;
 
-fn arm(inotify: &Inotify, covers: &[Covered], dirs: &[Grant]) -> Names {
-    let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
+/// Watch the way to every cover. A secret file whose way cannot be
+/// watched (the user's inotify watches all taken: the sandbox may hold
+/// half of them, see `host::sandbox_user_limits`) is `Err`: the host
+/// could replace it unseen.
+fn arm(inotify: &Inotify, covers: &[Covered], dirs: &[Grant]) -> Result<Names, (usize, String)> {
+    // IN_MOVED_FROM: a new file (or directory on the way) moved away
+    // before it was covered, see `watch`.
+    let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_MOVED_FROM | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
     let mut names = Names::new();
     for (i, c) in covers.iter().enumerate() {
         let mut entry: &Path = &c.path;
@@ -238,22 +256,39 @@ fn arm(inotify: &Inotify, covers: &[Covered], dirs: &[Grant]) -> Names {
             let (Some(dir), Some(name)) = (entry.parent(), entry.file_name()) else {
                 break;
             };
-            if let Ok(wd) = inotify.add_watch(dir, mask) {
-                names
+            match inotify.add_watch(dir, mask) {
+                Ok(wd) => names
                     .entry(wd)
                     .or_default()
                     .entry(name.to_os_string())
                     .or_default()
-                    .push(i);
+                    .push(i),
+                // Not there (yet): the watch above sees it come.
+                Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => {}
+                Err(e @ (nix::Error::ENOSPC | nix::Error::ENOMEM)) if c.secret => {
+                    return Err((
+                        i,
+                        format!(
+                            "guard could not watch {} for replacements ({}: the user's inotify watches are all taken, fs.inotify.max_user_watches)",
+                            host::printable(dir),
+                            crate::error::os_text(&e.into())
+                        ),
+                    ));
+                }
+                Err(_) => {}
             }
             entry = dir;
         }
     }
-    names
+    Ok(names)
 }
+
+/// Why a secret file may have been moved out of guard's reach.
+const MOVED_AWAY: &str = "it (or a directory on the way to it) was moved away in the moment after the host made it anew, before guard could cover it: the sandbox may read it under another name";
 
 fn watch(
     stop: &OwnedFd,
+    inotify: &Inotify,
     mut covers: Vec<Covered>,
     dirs: &[Grant],
     mut keeper: Keeper,
@@ -265,19 +300,40 @@ fn watch(
         missed(&covers, &mut out);
         return out;
     }
-    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
-        missed(&covers, &mut out);
-        return out;
+    let mut names = match arm(inotify, &covers, dirs) {
+        Ok(names) => names,
+        Err((i, why)) => {
+            end_for(&covers[i], why, &mut keeper, &mut out);
+            return out;
+        }
     };
-    let mut names = arm(&inotify, &covers, dirs);
+    // Covers with a new entry on their way (the file, or a directory above
+    // it) since their last cover: the sandbox can move such an entry (it
+    // is no mount point yet), and the file with it, out of reach of the
+    // cover. A move of one ends the session (the events say which name
+    // moved, not where to). `settling`: fresh ones found missing at the
+    // last look; removed, unless the next events say moved.
+    let mut fresh: HashSet<usize> = HashSet::new();
+    let mut settling: Vec<usize> = Vec::new();
     // Watched before the first look: a file replaced after it is an event,
     // one replaced before (while the command started) is found by it.
     let all: Vec<usize> = (0..covers.len()).collect();
-    let mut ended = !look(&all, &mut covers, dirs, &mut keeper, rules, &mut out);
-    while !ended && events_until_stopped(&inotify, stop) {
+    let mut ended = look(
+        &all,
+        &mut covers,
+        &mut fresh,
+        dirs,
+        &mut keeper,
+        rules,
+        &mut out,
+    )
+    .is_none();
+    while !ended && events_until_stopped(inotify, stop) {
         let mut due = Vec::new();
         let mut copies: Vec<PathBuf> = Vec::new();
         let mut replaced_dir = false;
+        let mut marked: HashSet<usize> = HashSet::new();
+        let mut moved: Option<usize> = None;
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
                 break;
@@ -286,14 +342,29 @@ fn watch(
                 if e.mask.contains(W::IN_Q_OVERFLOW) {
                     due.extend(0..covers.len());
                     replaced_dir = true;
+                    // A move among the events lost cannot be ruled out.
+                    moved = moved.or(fresh.iter().copied().find(|&i| covers[i].secret));
                     continue;
                 }
                 let (Some(at), Some(name)) = (names.get(&e.wd), &e.name) else {
                     continue;
                 };
+                let away = e.mask.contains(W::IN_MOVED_FROM);
                 if let Some(files) = at.get(name) {
+                    if away {
+                        moved = moved.or(files
+                            .iter()
+                            .copied()
+                            .find(|i| covers[*i].secret && fresh.contains(i)));
+                        continue;
+                    }
+                    fresh.extend(files);
+                    marked.extend(files);
                     due.extend(files);
                     replaced_dir |= e.mask.contains(W::IN_ISDIR);
+                    continue;
+                }
+                if away {
                     continue;
                 }
                 // An editor's copy of a secret file, next to it.
@@ -311,8 +382,23 @@ fn watch(
                 }
             }
         }
+        if let Some(i) = moved {
+            end_for(&covers[i], MOVED_AWAY.into(), &mut keeper, &mut out);
+            return out;
+        }
+        for i in settling.drain(..) {
+            if !marked.contains(&i) {
+                fresh.remove(&i);
+            }
+        }
         if replaced_dir {
-            let now = arm(&inotify, &covers, dirs);
+            let now = match arm(inotify, &covers, dirs) {
+                Ok(now) => now,
+                Err((i, why)) => {
+                    end_for(&covers[i], why, &mut keeper, &mut out);
+                    return out;
+                }
+            };
             for wd in names.keys().filter(|wd| !now.contains_key(wd)) {
                 let _ = inotify.rm_watch(*wd);
             }
@@ -320,8 +406,19 @@ fn watch(
         }
         due.sort_unstable();
         due.dedup();
-        ended = !look(&due, &mut covers, dirs, &mut keeper, rules, &mut out)
-            || !hide_copies(&copies, &mut keeper, &mut out);
+        match look(
+            &due,
+            &mut covers,
+            &mut fresh,
+            dirs,
+            &mut keeper,
+            rules,
+            &mut out,
+        ) {
+            Some(missing) => settling = missing,
+            None => return out,
+        }
+        ended = !hide_copies(&copies, &mut keeper, &mut out);
     }
     if !ended {
         missed(&covers, &mut out);
@@ -379,6 +476,10 @@ fn hide_copies(copies: &[PathBuf], keeper: &mut Keeper, out: &mut Vec<Outcome>) 
             Err(Uncovered::Gone) => return false,
             Err(Uncovered::Failed(why)) => Some(why),
         };
+        let failed = match (failed, &held) {
+            (None, Some(held)) => reachable(held, keeper, false),
+            (failed, _) => failed,
+        };
         let ended = failed.is_some() && still_there(held.as_ref());
         out.push(Outcome {
             path: path.clone(),
@@ -417,14 +518,15 @@ fn redirected(c: &Covered, dirs: &[Grant]) -> Option<PathBuf> {
     None
 }
 
-/// End the sandbox for the secret file `c`, which cannot be kept covered
+/// End the sandbox for the file `c`, which cannot be kept covered
 /// (`why`): the moment before a cover is all a sandbox may read of a
-/// replaced file, never the rest of the run.
+/// replaced secret file (or write of a protected one), never the rest of
+/// the run.
 fn end_for(c: &Covered, why: String, keeper: &mut Keeper, out: &mut Vec<Outcome>) {
     keeper.end();
     out.push(Outcome {
         path: c.path.clone(),
-        secret: true,
+        secret: c.secret,
         failed: Some(why),
         ended: true,
     });
@@ -450,15 +552,18 @@ fn cover_for(path: &Path, how: How, rules: &SharedRules) -> Cover {
 }
 
 /// Cover again each of `due` that is another file than the one covered;
-/// `false` once the sandbox has ended.
+/// `None` once the sandbox has ended, else the fresh ones (see `watch`)
+/// found missing.
 fn look(
     due: &[usize],
     covers: &mut [Covered],
+    fresh: &mut HashSet<usize>,
     dirs: &[Grant],
     keeper: &mut Keeper,
     rules: &SharedRules,
     out: &mut Vec<Outcome>,
-) -> bool {
+) -> Option<Vec<usize>> {
+    let mut missing = Vec::new();
     for &i in due {
         let c = &mut covers[i];
         if c.secret
@@ -469,30 +574,45 @@ fn look(
                 host::printable(&link)
             );
             end_for(c, why, keeper, out);
-            return false;
+            return None;
         }
         let Some(now) = id(&c.path) else {
-            continue; // gone: nothing to read there
+            // Gone: nothing to read there; or moved, which the next
+            // events say.
+            if fresh.contains(&i) {
+                missing.push(i);
+            }
+            continue;
         };
+        fresh.remove(&i);
         if now == c.id {
             continue;
         }
         // The file found, held: if the cover fails (a directory on the
         // way renamed or swapped for a link in the meantime), whether it
-        // is still somewhere the sandbox may read.
+        // is still somewhere the sandbox may read; once covered, whether
+        // the sandbox took a way to it in the moment before.
         let held = host::open_no_links(&c.path, nix::fcntl::OFlag::O_PATH).ok();
         let failed = match keeper.cover(&c.path, cover_for(&c.path, c.how, rules)) {
             Ok(()) => {
                 c.id = now;
                 None
             }
-            Err(Uncovered::Gone) => return false,
+            Err(Uncovered::Gone) => return None,
             Err(Uncovered::Failed(why)) => Some(why),
+        };
+        let still = match (&failed, &held) {
+            (None, Some(held)) => reachable(held, keeper, true),
+            _ => None,
         };
         match failed {
             Some(why) if c.secret && still_there(held.as_ref()) => {
                 end_for(c, why, keeper, out);
-                return false;
+                return None;
+            }
+            None if still.is_some() => {
+                end_for(c, still.unwrap_or_default(), keeper, out);
+                return None;
             }
             failed => out.push(Outcome {
                 path: c.path.clone(),
@@ -502,7 +622,93 @@ fn look(
             }),
         }
     }
-    true
+    Some(missing)
+}
+
+/// How long a program other than the sandbox may keep a replaced file
+/// open once it is covered again: the host's `cp` or editor writing it
+/// (they close it at once). Past that, see [`reachable`].
+const WRITERS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The file `held` was covered again: how the sandbox may still reach it,
+/// from the moment before the cover (when the host had made it anew and
+/// nothing covered it), for the rest of the run. A descriptor a process
+/// of the sandbox opened then (the host's `cp` or `sed -i` writes the
+/// secret after; `O_PATH` ones can be opened again through /proc), or a
+/// hard link it made to it. `open_writers`: also any other open of it
+/// (one the sandbox holds in flight in a socket is in no process's table)
+/// that outlasts [`WRITERS_CLOSE_WITHIN`]; not for editors' copies, which
+/// the editor holds open while the user edits.
+fn reachable(held: &OwnedFd, keeper: &Keeper, open_writers: bool) -> Option<String> {
+    let st = nix::sys::stat::fstat(held).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    if keeper.held_inside(st.st_dev, st.st_ino) {
+        return Some(
+            "a process in the sandbox opened it in the moment before guard covered it again, and holds it open"
+                .into(),
+        );
+    }
+    if open_writers && open_elsewhere(held) {
+        return Some(format!(
+            "a program still held it open {} s after guard covered it again; it may be the sandbox's, which could read it through that",
+            WRITERS_CLOSE_WITHIN.as_secs()
+        ));
+    }
+    let st = nix::sys::stat::fstat(held).ok()?;
+    (st.st_nlink > 1).then(|| {
+        format!(
+            "it has {} names: a hard link to it was made in the moment before guard covered it again",
+            st.st_nlink
+        )
+    })
+}
+
+/// fcntl(2)'s F_SETSIG (asm-generic/fcntl.h), which the libc crate lacks.
+const F_SETSIG: libc::c_int = 10;
+
+/// Whether the file `held` is open anywhere else (read, written, mapped,
+/// or in flight in a socket), still after [`WRITERS_CLOSE_WITHIN`]: the
+/// kernel grants a write lease only on a file no other open file
+/// description is on. `false` when leases cannot be taken (a file of
+/// another owner, a filesystem without them): the descriptor scan of
+/// [`reachable`] stands alone then.
+fn open_elsewhere(held: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", held.as_raw_fd()))
+    else {
+        return false;
+    };
+    let fd = file.as_raw_fd();
+    // Should a program open the file in the moment the lease is held, the
+    // kernel signals the holder: SIGURG, ignored unless handled (SIGIO,
+    // the default, would end guard).
+    // SAFETY: fcntl on a descriptor this function owns; F_SETSIG takes a
+    // signal number.
+    if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } != 0 {
+        return false;
+    }
+    let deadline = std::time::Instant::now() + WRITERS_CLOSE_WITHIN;
+    loop {
+        // SAFETY: as above; F_SETLEASE takes a lease type.
+        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } == 0 {
+            // SAFETY: as above.
+            unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+            return false;
+        }
+        if nix::errno::Errno::last() != nix::errno::Errno::EAGAIN {
+            return false;
+        }
+        if std::time::Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Files replaced that the watch did not cover (it could not watch their

@@ -16,7 +16,7 @@
 use super::protect::{self, Moved};
 use super::repos::{self, Trusted};
 use crate::secrets::walk::Visitor;
-use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::inotify::{AddWatchFlags as W, Inotify, WatchDescriptor};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CStr;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -38,17 +38,19 @@ impl RepoWatch {
         scan_cache: PathBuf,
         roots: Vec<PathBuf>,
         trusted: Trusted,
-    ) -> Option<RepoWatch> {
-        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+    ) -> crate::error::Result<Option<RepoWatch>> {
+        let inotify = protect::watch_instance("repositories the sandbox may make")?;
+        let (stop_rd, stop_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| crate::error::Error::sys("make a pipe", e))?;
         let project = project.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("guard-repos".into())
-            .spawn(move || watch(&stop_rd, &project, &scan_cache, &roots, &trusted))
-            .ok()?;
-        Some(RepoWatch {
+            .spawn(move || watch(&stop_rd, inotify, &project, &scan_cache, &roots, &trusted))
+            .map_err(|e| crate::error::Error::sys("start a thread", e))?;
+        Ok(Some(RepoWatch {
             stop: stop_wr,
             thread,
-        })
+        }))
     }
 
     /// Stop watching; what was moved aside meanwhile.
@@ -270,6 +272,7 @@ impl Visitor<'static> for Tree<'_> {
 
 fn watch(
     stop: &OwnedFd,
+    inotify: Inotify,
     project: &Path,
     scan_cache: &Path,
     roots: &[PathBuf],
@@ -279,9 +282,6 @@ fn watch(
     if protect::stopped_within(stop, protect::WATCH_AFTER) {
         return Vec::new();
     }
-    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
-        return Vec::new();
-    };
     let mut w = Watched {
         inotify,
         dirs: HashMap::new(),

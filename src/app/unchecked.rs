@@ -53,7 +53,7 @@ impl AfterRun {
 
     /// The same check while the sandbox runs, on repositories it makes
     /// (see `repo_watch`).
-    pub fn watch(&self) -> Option<RepoWatch> {
+    pub fn watch(&self) -> crate::error::Result<Option<RepoWatch>> {
         RepoWatch::start(
             &self.project,
             self.scan_cache.clone(),

@@ -46,11 +46,15 @@ pub enum Uncovered {
 }
 
 /// The supervisor's end.
-pub struct Keeper(UnixStream);
+pub struct Keeper {
+    sock: UnixStream,
+    /// The setup process (the parent of the sandbox's pid 1).
+    setup: u32,
+}
 
 impl Keeper {
-    pub(super) fn new(sock: UnixStream) -> Keeper {
-        Keeper(sock)
+    pub(super) fn new(sock: UnixStream, setup: u32) -> Keeper {
+        Keeper { sock, setup }
     }
 
     /// Have `path` covered in the view again.
@@ -59,8 +63,8 @@ impl Keeper {
             path: path.to_path_buf(),
             how,
         };
-        channel::send(&mut self.0, &req).map_err(|_| Uncovered::Gone)?;
-        match channel::recv::<Result<(), String>>(&mut self.0) {
+        channel::send(&mut self.sock, &req).map_err(|_| Uncovered::Gone)?;
+        match channel::recv::<Result<(), String>>(&mut self.sock) {
             Ok(Some(answer)) => answer.map_err(Uncovered::Failed),
             Ok(None) | Err(_) => Err(Uncovered::Gone),
         }
@@ -70,8 +74,67 @@ impl Keeper {
     /// pid 1. Returns once the request is sent; the run then ends as when
     /// the command is killed.
     pub fn end(&mut self) {
-        let _ = channel::send(&mut self.0, &Request::End);
+        let _ = channel::send(&mut self.sock, &Request::End);
     }
+
+    /// Whether a process in the sandbox holds the file `(dev, ino)` by a
+    /// descriptor of any kind (`O_PATH` ones included, which the sandbox
+    /// can open again through /proc/self/fd), in any of its threads'
+    /// tables. Read from the host's /proc, where the supervisor may: it
+    /// owns the sandbox's user namespace. A process whose descriptors
+    /// cannot be read counts as holding it. Its pid 1 is guard's and
+    /// holds nothing of the sandbox's. A descriptor in flight (sent over
+    /// a socket, not received yet) is in no table: see
+    /// `app::replaced::reachable`, which checks for open ones otherwise.
+    pub fn held_inside(&self, dev: u64, ino: u64) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid_for_children", self.setup)) else {
+            return true; // the sandbox is gone, or cannot be told: held
+        };
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return true;
+        };
+        for pid in procs.flatten() {
+            let pid = pid.file_name();
+            if !pid.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+                continue;
+            }
+            let dir = Path::new("/proc").join(&pid);
+            if std::fs::read_link(dir.join("ns/pid")).ok().as_ref() != Some(&ns)
+                || pid1_of_its_namespace(&dir)
+            {
+                continue;
+            }
+            let Ok(tasks) = std::fs::read_dir(dir.join("task")) else {
+                continue; // exited meanwhile
+            };
+            for task in tasks.flatten() {
+                let fds = match std::fs::read_dir(task.path().join("fd")) {
+                    Ok(fds) => fds,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                    Err(_) => return true,
+                };
+                for fd in fds.flatten() {
+                    // Follows the descriptor's link to the file it is on.
+                    if std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The process at `/proc/PID` is pid 1 of its own pid namespace.
+fn pid1_of_its_namespace(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("status")).is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|ids| ids.split_whitespace().last())
+            == Some("1")
+    })
 }
 
 /// The setup process's side: first the reserve from pid 1 once the view

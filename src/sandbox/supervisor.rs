@@ -104,7 +104,9 @@ impl Pending {
     /// The way to have files the host replaces during the run covered
     /// again in the view (see `keeper`).
     pub fn keeper(&mut self) -> Option<super::Keeper> {
-        self.keeper.take().map(super::Keeper::new)
+        self.keeper
+            .take()
+            .map(|sock| super::Keeper::new(sock, self.child.id()))
     }
 
     /// Serve egress from listeners the supervisor made itself.
