@@ -241,15 +241,23 @@ pub fn report(outcomes: &[Outcome]) {
 /// is on the directory there now: [`arm`] again once one is replaced.
 type Names = HashMap<nix::sys::inotify::WatchDescriptor, HashMap<OsString, Vec<usize>>>;
 
+/// The directory each watch is on, by the path it had when watched.
+type WatchedDirs = HashMap<nix::sys::inotify::WatchDescriptor, PathBuf>;
+
 /// Watch the way to every cover. A secret file whose way cannot be
 /// watched (the user's inotify watches all taken: the sandbox may hold
 /// half of them, see `host::sandbox_user_limits`) is `Err`: the host
 /// could replace it unseen.
-fn arm(inotify: &Inotify, covers: &[Covered], dirs: &[Grant]) -> Result<Names, (usize, String)> {
+fn arm(
+    inotify: &Inotify,
+    covers: &[Covered],
+    dirs: &[Grant],
+) -> Result<(Names, WatchedDirs), (usize, String)> {
     // IN_MOVED_FROM: a new file (or directory on the way) moved away
     // before it was covered, see `watch`.
     let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_MOVED_FROM | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
     let mut names = Names::new();
+    let mut paths = WatchedDirs::new();
     for (i, c) in covers.iter().enumerate() {
         let mut entry: &Path = &c.path;
         while from_host(dirs, entry) {
@@ -257,12 +265,15 @@ fn arm(inotify: &Inotify, covers: &[Covered], dirs: &[Grant]) -> Result<Names, (
                 break;
             };
             match inotify.add_watch(dir, mask) {
-                Ok(wd) => names
-                    .entry(wd)
-                    .or_default()
-                    .entry(name.to_os_string())
-                    .or_default()
-                    .push(i),
+                Ok(wd) => {
+                    paths.entry(wd).or_insert_with(|| dir.to_path_buf());
+                    names
+                        .entry(wd)
+                        .or_default()
+                        .entry(name.to_os_string())
+                        .or_default()
+                        .push(i);
+                }
                 // Not there (yet): the watch above sees it come.
                 Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => {}
                 Err(e @ (nix::Error::ENOSPC | nix::Error::ENOMEM)) if c.secret => {
@@ -280,7 +291,7 @@ fn arm(inotify: &Inotify, covers: &[Covered], dirs: &[Grant]) -> Result<Names, (
             entry = dir;
         }
     }
-    Ok(names)
+    Ok((names, paths))
 }
 
 /// Why a secret file may have been moved out of guard's reach.
@@ -300,8 +311,8 @@ fn watch(
         missed(&covers, &mut out);
         return out;
     }
-    let mut names = match arm(inotify, &covers, dirs) {
-        Ok(names) => names,
+    let (mut names, mut paths) = match arm(inotify, &covers, dirs) {
+        Ok(armed) => armed,
         Err((i, why)) => {
             end_for(&covers[i], why, &mut keeper, &mut out);
             return out;
@@ -334,6 +345,11 @@ fn watch(
         let mut replaced_dir = false;
         let mut marked: HashSet<usize> = HashSet::new();
         let mut moved: Option<usize> = None;
+        // Fresh secret files (or directories on the way) moved away: the
+        // cover, the old path of what moved, the move's cookie; and where
+        // each move in a watched directory went, by cookie.
+        let mut left: Vec<(usize, PathBuf, u32)> = Vec::new();
+        let mut arrived: HashMap<u32, PathBuf> = HashMap::new();
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
                 break;
@@ -350,12 +366,22 @@ fn watch(
                     continue;
                 };
                 let away = e.mask.contains(W::IN_MOVED_FROM);
+                if e.mask.contains(W::IN_MOVED_TO)
+                    && let Some(dir) = paths.get(&e.wd)
+                {
+                    arrived.insert(e.cookie, dir.join(name));
+                }
                 if let Some(files) = at.get(name) {
                     if away {
-                        moved = moved.or(files
-                            .iter()
-                            .copied()
-                            .find(|i| covers[*i].secret && fresh.contains(i)));
+                        let old = paths.get(&e.wd).map(|d| d.join(name));
+                        for &i in files {
+                            if covers[i].secret && fresh.contains(&i) {
+                                match &old {
+                                    Some(old) => left.push((i, old.clone(), e.cookie)),
+                                    None => moved = moved.or(Some(i)),
+                                }
+                            }
+                        }
                         continue;
                     }
                     fresh.extend(files);
@@ -382,6 +408,10 @@ fn watch(
                 }
             }
         }
+        moved = moved.or(left
+            .iter()
+            .find(|(i, old, cookie)| carried_away(&covers[*i], old, arrived.get(cookie)))
+            .map(|(i, _, _)| *i));
         if let Some(i) = moved {
             end_for(&covers[i], MOVED_AWAY.into(), &mut keeper, &mut out);
             return out;
@@ -392,8 +422,8 @@ fn watch(
             }
         }
         if replaced_dir {
-            let now = match arm(inotify, &covers, dirs) {
-                Ok(now) => now,
+            let (now, now_paths) = match arm(inotify, &covers, dirs) {
+                Ok(armed) => armed,
                 Err((i, why)) => {
                     end_for(&covers[i], why, &mut keeper, &mut out);
                     return out;
@@ -403,6 +433,7 @@ fn watch(
                 let _ = inotify.rm_watch(*wd);
             }
             names = now;
+            paths = now_paths;
         }
         due.sort_unstable();
         due.dedup();
@@ -424,6 +455,25 @@ fn watch(
         missed(&covers, &mut out);
     }
     out
+}
+
+/// The fresh secret file `c` (see `watch`), or a directory on the way to
+/// it, left `old` before its cover: whether the file may now be under
+/// another name the sandbox reads. Moved within the watched directories
+/// (`to`): when the file is there, yes; when it is not while what moved
+/// is, no (nothing was in it yet: `mv config/app config/kept` of a
+/// directory the host made anew, before the file came). Moved on since,
+/// or out of sight: yes.
+fn carried_away(c: &Covered, old: &Path, to: Option<&PathBuf>) -> bool {
+    let (Some(to), Ok(rest)) = (to, c.path.strip_prefix(old)) else {
+        return true;
+    };
+    let now = if rest.as_os_str().is_empty() {
+        to.clone()
+    } else {
+        to.join(rest)
+    };
+    std::fs::symlink_metadata(&now).is_ok() || std::fs::symlink_metadata(to).is_err()
 }
 
 /// The names of the files `name` may be an editor's copy of: while the
@@ -477,7 +527,7 @@ fn hide_copies(copies: &[PathBuf], keeper: &mut Keeper, out: &mut Vec<Outcome>) 
             Err(Uncovered::Failed(why)) => Some(why),
         };
         let failed = match (failed, &held) {
-            (None, Some(held)) => reachable(held, keeper, false),
+            (None, Some(held)) => reachable(held, true, keeper, false),
             (failed, _) => failed,
         };
         let ended = failed.is_some() && still_there(held.as_ref());
@@ -602,7 +652,7 @@ fn look(
             Err(Uncovered::Failed(why)) => Some(why),
         };
         let still = match (&failed, &held) {
-            (None, Some(held)) => reachable(held, keeper, true),
+            (None, Some(held)) => reachable(held, c.secret, keeper, true),
             _ => None,
         };
         match failed {
@@ -635,25 +685,28 @@ const WRITERS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs
 /// nothing covered it), for the rest of the run. A descriptor a process
 /// of the sandbox opened then (the host's `cp` or `sed -i` writes the
 /// secret after; `O_PATH` ones can be opened again through /proc), or a
-/// hard link it made to it. `open_writers`: also any other open of it
-/// (one the sandbox holds in flight in a socket is in no process's table)
-/// that outlasts [`WRITERS_CLOSE_WITHIN`]; not for editors' copies, which
-/// the editor holds open while the user edits.
-fn reachable(held: &OwnedFd, keeper: &Keeper, open_writers: bool) -> Option<String> {
+/// hard link it made to it. For a protected file (`secret` false), what
+/// it could write through: reading one is no harm (the sandbox's own git
+/// reads `.git/config` all the time). `other_opens`: also any other open
+/// of it (one the sandbox holds in flight in a socket is in no process's
+/// table) that outlasts [`WRITERS_CLOSE_WITHIN`]; not for editors'
+/// copies, which the editor holds open while the user edits.
+fn reachable(held: &OwnedFd, secret: bool, keeper: &Keeper, other_opens: bool) -> Option<String> {
     let st = nix::sys::stat::fstat(held).ok()?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
-    if keeper.held_inside(st.st_dev, st.st_ino) {
+    if keeper.held_inside(st.st_dev, st.st_ino, !secret) {
         return Some(
             "a process in the sandbox opened it in the moment before guard covered it again, and holds it open"
                 .into(),
         );
     }
-    if open_writers && open_elsewhere(held) {
+    if other_opens && open_elsewhere(held, secret) {
         return Some(format!(
-            "a program still held it open {} s after guard covered it again; it may be the sandbox's, which could read it through that",
-            WRITERS_CLOSE_WITHIN.as_secs()
+            "a program still held it open {} s after guard covered it again; it may be the sandbox's, which could {} it through that",
+            WRITERS_CLOSE_WITHIN.as_secs(),
+            if secret { "read" } else { "write" }
         ));
     }
     let st = nix::sys::stat::fstat(held).ok()?;
@@ -668,13 +721,14 @@ fn reachable(held: &OwnedFd, keeper: &Keeper, open_writers: bool) -> Option<Stri
 /// fcntl(2)'s F_SETSIG (asm-generic/fcntl.h), which the libc crate lacks.
 const F_SETSIG: libc::c_int = 10;
 
-/// Whether the file `held` is open anywhere else (read, written, mapped,
-/// or in flight in a socket), still after [`WRITERS_CLOSE_WITHIN`]: the
-/// kernel grants a write lease only on a file no other open file
-/// description is on. `false` when leases cannot be taken (a file of
-/// another owner, a filesystem without them): the descriptor scan of
-/// [`reachable`] stands alone then.
-fn open_elsewhere(held: &OwnedFd) -> bool {
+/// Whether the file `held` is open anywhere else (for a protected file,
+/// not `secret`: open for writing), read, written, mapped, or in flight in
+/// a socket, still after [`WRITERS_CLOSE_WITHIN`]. The kernel grants a
+/// write lease only on a file no other open file description is on, a
+/// read lease only on one none is writing. `false` when leases cannot be
+/// taken (a file of another owner, a filesystem without them): the
+/// descriptor scan of [`reachable`] stands alone then.
+fn open_elsewhere(held: &OwnedFd, secret: bool) -> bool {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let Ok(file) = std::fs::OpenOptions::new()
@@ -695,8 +749,9 @@ fn open_elsewhere(held: &OwnedFd) -> bool {
     }
     let deadline = std::time::Instant::now() + WRITERS_CLOSE_WITHIN;
     loop {
+        let lease = if secret { libc::F_WRLCK } else { libc::F_RDLCK };
         // SAFETY: as above; F_SETLEASE takes a lease type.
-        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } == 0 {
+        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, lease) } == 0 {
             // SAFETY: as above.
             unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
             return false;

@@ -80,13 +80,14 @@ impl Keeper {
     /// Whether a process in the sandbox holds the file `(dev, ino)` by a
     /// descriptor of any kind (`O_PATH` ones included, which the sandbox
     /// can open again through /proc/self/fd), in any of its threads'
-    /// tables. Read from the host's /proc, where the supervisor may: it
-    /// owns the sandbox's user namespace. A process whose descriptors
-    /// cannot be read counts as holding it. Its pid 1 is guard's and
-    /// holds nothing of the sandbox's. A descriptor in flight (sent over
-    /// a socket, not received yet) is in no table: see
+    /// tables; with `writers_only`, one it can write through (open for
+    /// writing, or `O_PATH`). Read from the host's /proc, where the
+    /// supervisor may: it owns the sandbox's user namespace. A process
+    /// whose descriptors cannot be read counts as holding it. Its pid 1 is
+    /// guard's and holds nothing of the sandbox's. A descriptor in flight
+    /// (sent over a socket, not received yet) is in no table: see
     /// `app::replaced::reachable`, which checks for open ones otherwise.
-    pub fn held_inside(&self, dev: u64, ino: u64) -> bool {
+    pub fn held_inside(&self, dev: u64, ino: u64, writers_only: bool) -> bool {
         use std::os::unix::fs::MetadataExt;
         let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid_for_children", self.setup)) else {
             return true; // the sandbox is gone, or cannot be told: held
@@ -117,6 +118,8 @@ impl Keeper {
                 for fd in fds.flatten() {
                     // Follows the descriptor's link to the file it is on.
                     if std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+                        && (!writers_only
+                            || can_write_through(&task.path().join("fdinfo").join(fd.file_name())))
                     {
                         return true;
                     }
@@ -125,6 +128,18 @@ impl Keeper {
         }
         false
     }
+}
+
+/// The descriptor whose /proc `fdinfo` file is `info` was opened for
+/// writing, or with `O_PATH` (which opens again for writing through /proc);
+/// `true` when that cannot be read.
+fn can_write_through(info: &Path) -> bool {
+    let flags = std::fs::read_to_string(info).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
+    });
+    flags.is_none_or(|f| f & libc::O_ACCMODE != libc::O_RDONLY || f & libc::O_PATH != 0)
 }
 
 /// The process at `/proc/PID` is pid 1 of its own pid namespace.

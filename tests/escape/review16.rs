@@ -89,7 +89,8 @@ fn a_secret_file_whose_directory_the_host_makes_anew_is_covered_again() {
 /// `core.worktree = ../sub`, an inert key: git then runs hooks from
 /// `sub/.husky/_`, which the sandbox wrote, at the user's next commit. Now
 /// the user's lines are theirs only while `core.worktree` and `core.bare`
-/// (where a relative path in them leads) are as the user had them.
+/// (where a relative path in them leads) are as the user had them. (Since
+/// review 25, the descriptor held past the cover also ends the session.)
 #[test]
 fn the_users_hooks_path_cannot_be_moved_onto_the_sandboxs_hooks() {
     each_mode(|case| {
@@ -112,24 +113,21 @@ if not wait(".git/config.lock"):
     print("lock=never")
     raise SystemExit
 fd = os.open(".git/config.lock", os.O_RDWR)
-open(".opened", "w").write("1")
-wait(".host-done")
-end = time.time() + 10
-while os.access(".git/config", os.W_OK) and time.time() < end:
-    time.sleep(0.05)
-try:
-    open(".git/config", "a").write("x")
-    print("direct=written")
-except OSError as e:
-    print("direct=%d" % e.errno)
+# Before the user's git renames it: once it is `.git/config` and covered,
+# a descriptor the sandbox holds on it ends the session (review 25).
+time.sleep(0.2)
 text = os.pread(fd, 1 << 16, 0).replace(b"[core]\n", b"[core]\n\tworktree = ../sub\n", 1)
 os.ftruncate(fd, 0)
 os.pwrite(fd, text, 0)
-print("held=%d" % text.count(b"worktree = ../sub"))
+print("held=%d" % text.count(b"worktree = ../sub"), flush=True)
 os.makedirs("sub/.husky/_", exist_ok=True)
 with open("sub/.husky/_/pre-commit", "w") as f:
     f.write("#!/bin/sh\ntouch {marker}\n")
 os.chmod("sub/.husky/_/pre-commit", 0o755)
+open(".opened", "w").write("1")
+wait(".host-done")
+time.sleep(3)
+print("alive=1", flush=True)
 "##,
                 marker = marker.path()
             ),
@@ -150,10 +148,17 @@ os.chmod("sub/.husky/_/pre-commit", 0o755)
             std::fs::rename(p.join(".git/config.lock"), &config).unwrap();
         });
         case.assert_no_leak(&out);
-        out.expect_code(0);
-        // The sandbox held the new config open past its cover (what is
-        // left of the moment before it), and wrote through it.
-        out.expect_fields(&[("ran", "1"), ("direct", "30"), ("held", "1")]);
+        // The sandbox wrote the new config before the rename (what is left
+        // of the moment before the cover), and held it open past the
+        // cover, which ends the session (review 25).
+        out.expect_fields(&[("ran", "1"), ("held", "1")]);
+        assert!(out.field("alive").is_none(), "{}", out.all());
+        assert!(
+            out.stderr.contains("guard: ended the session:")
+                && out.stderr.contains("holds it open"),
+            "{}",
+            out.all()
+        );
         let said = format!("{} (a git config setting core.hookspath)", config.display());
         assert!(out.stderr.contains(&said), "{}", out.all());
         assert!(!Path::new(&config).exists(), "{}", out.all());

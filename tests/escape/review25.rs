@@ -238,6 +238,48 @@ fn a_new_secret_files_directory_moved_away_stays_covered_or_ends_the_session() {
     });
 }
 
+/// `guard run -- sh -c SANDBOX` in a user namespace of the test's own
+/// whose inotify instances are limited to `limit`, `held` of them held
+/// meanwhile by another program (the user's own). The limit is the user's
+/// here; other tests' instances count against the real one only.
+fn with_inotify_limit(case: &Case, limit: u32, held: u32, sandbox: &str) -> std::process::Command {
+    let wrapper = format!(
+        "echo {limit} > /proc/sys/user/max_inotify_instances || exit 99; \
+         python3 -c \"$HOLDER\" {held} & h=$!; \
+         sleep 0.5; \"$GUARD\" run -- sh -c \"$SANDBOX\"; rc=$?; kill $h; exit $rc"
+    );
+    // The environment `case.guard` gives guard (HOME, the canary
+    // variable, …), for the wrapper.
+    let base = case.guard(&[]);
+    let mut unshare = match case.mode() {
+        Mode::Invoker => std::process::Command::new("unshare"),
+        Mode::Unprivileged => {
+            let mut c = std::process::Command::new("setpriv");
+            c.args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                "--",
+                "unshare",
+            ]);
+            c
+        }
+    };
+    unshare
+        .args(["-U", "-r", "sh", "-c", &wrapper])
+        .env_clear()
+        .envs(base.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOLDER", HOLD_INSTANCES)
+        .env("SANDBOX", sandbox)
+        .env("GUARD", crate::common::guard_bin())
+        .current_dir(case.project())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    unshare
+}
+
 /// Inotify instances are counted per user across user namespaces: the
 /// user's programs hold half of the limit, the sandbox takes all it may
 /// in its first moments (before guard's watches started, they found none
@@ -250,48 +292,9 @@ fn inotify_instances_taken_by_the_sandbox_leave_the_watches_on() {
         let new = case.add_canary("new");
         let old = case.add_canary("old");
         case.write(".env", &format!("API_TOKEN={old}\n"));
-        // A user namespace of the test's own: its limit is the user's
-        // here (other tests' watches count against the real one only).
-        let limit = 16;
-        let holder = HOLD_INSTANCES;
-        let sandbox = TAKE_INSTANCES_THEN_READ;
-        let guard = crate::common::guard_bin();
-        let wrapper = format!(
-            "echo {limit} > /proc/sys/user/max_inotify_instances || exit 99; \
-             python3 -c \"$HOLDER\" {} & h=$!; \
-             sleep 0.5; \"$GUARD\" run -- sh -c \"$SANDBOX\"; rc=$?; kill $h; exit $rc",
-            limit / 2
-        );
-        // The environment `case.guard` gives guard (HOME, the canary
-        // variable, …), for the wrapper.
-        let base = case.guard(&[]);
-        let mut unshare = match case.mode() {
-            Mode::Invoker => std::process::Command::new("unshare"),
-            Mode::Unprivileged => {
-                let mut c = std::process::Command::new("setpriv");
-                c.args([
-                    &format!("--reuid={NOBODY}"),
-                    &format!("--regid={NOBODY}"),
-                    "--clear-groups",
-                    "--",
-                    "unshare",
-                ]);
-                c
-            }
-        };
-        unshare
-            .args(["-U", "-r", "sh", "-c", &wrapper])
-            .env_clear()
-            .envs(base.get_envs().filter_map(|(k, v)| Some((k, v?))))
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOLDER", holder)
-            .env("SANDBOX", sandbox)
-            .env("GUARD", &guard)
-            .current_dir(case.project())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let child = unshare.spawn().expect("spawn unshare");
+        let child = with_inotify_limit(&case, 16, 8, TAKE_INSTANCES_THEN_READ)
+            .spawn()
+            .expect("spawn unshare");
         let started = case.project().join(".started");
         assert!(wait_for(&started), "the command never started");
         std::thread::sleep(Duration::from_millis(800));
@@ -305,5 +308,32 @@ fn inotify_instances_taken_by_the_sandbox_leave_the_watches_on() {
         out.expect_code(0);
         out.expect_fields(&[("size", "0")]);
         case.env.expect_logged("covered", ".env");
+    });
+}
+
+/// The user's own programs hold every inotify instance the limit allows:
+/// guard cannot watch for replaced secret files, so it does not start
+/// (exit 125), and says how to raise the limit. Nothing ran.
+#[test]
+fn no_inotify_instance_left_refuses_to_start() {
+    each_mode(|mut case| {
+        let old = case.add_canary("old");
+        case.write(".env", &format!("API_TOKEN={old}\n"));
+        let out = Outcome::from(
+            with_inotify_limit(&case, 4, 4, "echo ran=1")
+                .output()
+                .expect("run unshare"),
+        );
+        case.assert_no_leak(&out);
+        out.expect_code(125);
+        assert!(out.field("ran").is_none(), "{}", out.all());
+        assert!(
+            out.stderr.contains("a file watch (")
+                && out.stderr.contains("fs.inotify.max_user_instances")
+                && !out.stderr.contains("os error")
+                && !out.stderr.contains("panicked"),
+            "{}",
+            out.all()
+        );
     });
 }
