@@ -1034,16 +1034,26 @@ fn watch_loop(
         return Vec::new();
     }
     let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
+    // A directory that could not be watched for want of watches (the
+    // sandbox may hold half of the user's): said after the run.
+    let refused: std::cell::RefCell<Option<(PathBuf, nix::Error)>> = Default::default();
+    let add = |dir: &Path| match inotify.add_watch(dir, mask) {
+        Err(e @ (nix::Error::ENOSPC | nix::Error::ENOMEM)) => {
+            refused.borrow_mut().get_or_insert((dir.to_path_buf(), e));
+            false
+        }
+        r => r.is_ok(),
+    };
     let arm = || {
         for path in absent {
             let Ok(rel) = path.strip_prefix(project) else {
                 continue;
             };
             let mut dir = project.to_path_buf();
-            let _ = inotify.add_watch(&dir, mask);
+            add(&dir);
             for c in rel.parent().into_iter().flat_map(Path::iter) {
                 dir.push(c);
-                if inotify.add_watch(&dir, mask).is_err() {
+                if !add(&dir) {
                     break; // not there (yet): its parent's watch sees it come
                 }
             }
@@ -1063,6 +1073,17 @@ fn watch_loop(
         if stopped_within(stop, LOOK_EVERY) {
             break;
         }
+    }
+    if let Some((dir, e)) = refused.into_inner() {
+        let why = format!(
+            "guard could not watch {} during the run ({}: the user's inotify watches are all taken, fs.inotify.max_user_watches)",
+            host::printable(&dir),
+            crate::error::os_text(&e.into())
+        );
+        tracing::info!(target: crate::audit::TARGET, kind = "fs", action = "unwatched", path = %dir.display(), detail = %why);
+        eprintln!(
+            "guard: WARNING: {why}; a protected path the sandbox created there was moved aside only after the run"
+        );
     }
     moved
 }

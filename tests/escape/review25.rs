@@ -151,6 +151,29 @@ if moved == 1:
     print('read=' + open('config/x/.env').read().strip())
 EOF"#;
 
+/// Adds watches on distinct files of /usr/lib, `argv[1]` of them or until
+/// the limit refuses one (then prints the errno), and holds them.
+const ADD_WATCHES: &str = r#"import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(0)
+want = int(sys.argv[1]) if len(sys.argv) > 1 else 1 << 30
+n = 0
+for root, dirs, files in os.walk('/usr/lib'):
+    for f in files:
+        if n >= want:
+            break
+        if libc.inotify_add_watch(fd, os.path.join(root, f).encode(), 0x100) >= 0:
+            n += 1
+        elif ctypes.get_errno() == 28:
+            break
+    if n >= want or ctypes.get_errno() == 28:
+        break
+print('watches=%d errno=%d' % (n, ctypes.get_errno()), flush=True)
+open('.started', 'w').write('1')
+time.sleep(float(os.environ.get('HOLD', '120')))
+print('alive=1', flush=True)
+"#;
+
 /// Holds `argv[1]` inotify instances (the user's own programs).
 const HOLD_INSTANCES: &str = r#"import ctypes, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
@@ -243,8 +266,28 @@ fn a_new_secret_files_directory_moved_away_stays_covered_or_ends_the_session() {
 /// meanwhile by another program (the user's own). The limit is the user's
 /// here; other tests' instances count against the real one only.
 fn with_inotify_limit(case: &Case, limit: u32, held: u32, sandbox: &str) -> std::process::Command {
+    with_limit(
+        case,
+        "max_inotify_instances",
+        limit,
+        HOLD_INSTANCES,
+        held,
+        sandbox,
+    )
+}
+
+/// [`with_inotify_limit`] for the user namespace's limit `name`, with
+/// `holder` (Python, given `held`) for the user's own programs.
+fn with_limit(
+    case: &Case,
+    name: &str,
+    limit: u32,
+    holder: &str,
+    held: u32,
+    sandbox: &str,
+) -> std::process::Command {
     let wrapper = format!(
-        "echo {limit} > /proc/sys/user/max_inotify_instances || exit 99; \
+        "echo {limit} > /proc/sys/user/{name} || exit 99; \
          python3 -c \"$HOLDER\" {held} & h=$!; \
          sleep 0.5; \"$GUARD\" run -- sh -c \"$SANDBOX\"; rc=$?; kill $h; exit $rc"
     );
@@ -270,7 +313,7 @@ fn with_inotify_limit(case: &Case, limit: u32, held: u32, sandbox: &str) -> std:
         .env_clear()
         .envs(base.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOLDER", HOLD_INSTANCES)
+        .env("HOLDER", holder)
         .env("SANDBOX", sandbox)
         .env("GUARD", crate::common::guard_bin())
         .current_dir(case.project())
@@ -335,5 +378,45 @@ fn no_inotify_instance_left_refuses_to_start() {
             "{}",
             out.all()
         );
+    });
+}
+
+/// Inotify watches are counted per user too: the user's programs hold half
+/// of them, the sandbox takes the rest in its first moments; guard's watch
+/// on the secret file's directory is refused. The host could then replace
+/// the file unseen: the session ends, and says why.
+#[test]
+fn inotify_watches_taken_by_the_sandbox_end_the_session() {
+    each_mode(|mut case| {
+        let old = case.add_canary("old");
+        case.write(".env", &format!("API_TOKEN={old}\n"));
+        let sandbox = format!("HOLD=5 python3 -c \"$(cat <<'EOF'\n{ADD_WATCHES}EOF\n)\"");
+        let out = Outcome::from(
+            with_limit(&case, "max_inotify_watches", 64, ADD_WATCHES, 32, &sandbox)
+                .output()
+                .expect("run unshare"),
+        );
+        case.assert_no_leak(&out);
+        // The sandbox took every watch left (ENOSPC), and was ended.
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("watches=") && l.ends_with("errno=28")),
+            "{}",
+            out.all()
+        );
+        assert!(out.field("alive").is_none(), "{}", out.all());
+        assert_ne!(out.code, 0, "{}", out.all());
+        assert!(
+            out.stderr.contains("guard: ended the session:")
+                && out
+                    .stderr
+                    .contains("the user's inotify watches are all taken"),
+            "{}",
+            out.all()
+        );
+        // For the first secret file watched (as root, one of /etc's).
+        let log = case.env.run(&["log", "--json"]);
+        assert!(log.stdout.contains("\"action\":\"ended\""), "{}", log.all());
     });
 }
