@@ -106,6 +106,7 @@ fn v6_class(a: Ipv6Addr) -> Option<&'static str> {
 
 /// `Some` when `ip` is one of this machine's own addresses or on one of
 /// the subnets its interfaces are attached to.
+///
 /// An IPv6 address that embeds an IPv4 one (NAT64, 6to4) is judged by that
 /// one too: a NAT64 gateway or 6to4 relay on the way dials it, so
 /// `64:ff9b::c000:202` is this machine when it is 192.0.2.2.

@@ -493,6 +493,16 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        // An old-style token (40 hex digits, no prefix) under the key
+        // SonarScanner reads it from (sonar-project.properties, -D options).
+        id: "sonar-login",
+        description: "SonarQube token given as sonar.login or sonar.token",
+        pattern: r"(?i)sonar\.(?:login|token)\s*[=:]\s*[\x22']?(?P<secret>[0-9a-f]{40})\b",
+        keywords: &["sonar.login", "sonar.token"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
         id: "figma-token",
         description: "Figma personal access token",
         pattern: r"\b(?P<secret>figd_[A-Za-z0-9_\-]{40,})",
@@ -2510,6 +2520,17 @@ mod tests {
             assert_eq!(ids(&text), [id], "{text}");
             assert_eq!(secrets(&text), std::slice::from_ref(&value), "{text}");
         }
+        // sonar-project.properties, and the scanner's -D option.
+        let token = hex(40);
+        for text in [
+            format!("sonar.projectKey=app\nsonar.login={token}\n"),
+            format!("sonar-scanner -Dsonar.login={token} -Dsonar.host.url=x\n"),
+        ] {
+            assert_eq!(ids(&text), ["sonar-login"], "{text}");
+            assert_eq!(secrets(&text), std::slice::from_ref(&token), "{text}");
+        }
+        // A user name there is no token.
+        assert!(ids("sonar.login=admin\n").is_empty());
     }
 
     fn hex(n: usize) -> String {
