@@ -253,9 +253,14 @@ fn arm(
     covers: &[Covered],
     dirs: &[Grant],
 ) -> Result<(Names, WatchedDirs), (usize, String)> {
-    // IN_MOVED_FROM: a new file (or directory on the way) moved away
-    // before it was covered, see `watch`.
-    let mask = W::IN_CREATE | W::IN_MOVED_TO | W::IN_MOVED_FROM | W::IN_ONLYDIR | W::IN_DONT_FOLLOW;
+    // IN_MOVED_FROM, IN_DELETE: a new file (or directory on the way)
+    // moved away or removed before it was covered, see `watch`.
+    let mask = W::IN_CREATE
+        | W::IN_MOVED_TO
+        | W::IN_MOVED_FROM
+        | W::IN_DELETE
+        | W::IN_ONLYDIR
+        | W::IN_DONT_FOLLOW;
     let mut names = Names::new();
     let mut paths = WatchedDirs::new();
     for (i, c) in covers.iter().enumerate() {
@@ -295,7 +300,7 @@ fn arm(
 }
 
 /// Why a secret file may have been moved out of guard's reach.
-const MOVED_AWAY: &str = "it (or a directory on the way to it) was moved away in the moment after the host made it anew, before guard could cover it: the sandbox may read it under another name";
+const MOVED_AWAY: &str = "it (or a directory on the way to it) was moved away or removed in the moment after the host made it anew, before guard could cover it: the sandbox may read it under another name";
 
 fn watch(
     stop: &OwnedFd,
@@ -322,10 +327,15 @@ fn watch(
     // it) since their last cover: the sandbox can move such an entry (it
     // is no mount point yet), and the file with it, out of reach of the
     // cover. A move of one ends the session (the events say which name
-    // moved, not where to). `settling`: fresh ones found missing at the
-    // last look; removed, unless the next events say moved.
+    // moved, not where to), as does its removal or a second new entry
+    // before its cover (see `entries`). `settling`: fresh ones the last
+    // look saw, while events from before it were still queued; no longer
+    // fresh after those, unless they made them fresh again.
     let mut fresh: HashSet<usize> = HashSet::new();
     let mut settling: Vec<usize> = Vec::new();
+    // The entries (directory, name) made anew since their cover's last
+    // cover: one removed or made anew again before it ends the session.
+    let mut entries: HashSet<(nix::sys::inotify::WatchDescriptor, OsString)> = HashSet::new();
     // Watched before the first look: a file replaced after it is an event,
     // one replaced before (while the command started) is found by it.
     let all: Vec<usize> = (0..covers.len()).collect();
@@ -366,12 +376,30 @@ fn watch(
                     continue;
                 };
                 let away = e.mask.contains(W::IN_MOVED_FROM);
+                let gone = e.mask.contains(W::IN_DELETE);
                 if e.mask.contains(W::IN_MOVED_TO)
                     && let Some(dir) = paths.get(&e.wd)
                 {
                     arrived.insert(e.cookie, dir.join(name));
                 }
                 if let Some(files) = at.get(name) {
+                    let entry = (e.wd, name.clone());
+                    let fresh_secret = files
+                        .iter()
+                        .copied()
+                        .find(|i| covers[*i].secret && fresh.contains(i));
+                    // The entry made anew here, removed or made anew
+                    // again before its cover: the sandbox may have linked
+                    // the host's file elsewhere first (`link .env stash`,
+                    // then `unlink .env` or a decoy renamed over it),
+                    // which no move event tells.
+                    if entries.contains(&entry) && !away && fresh_secret.is_some() {
+                        moved = moved.or(fresh_secret);
+                        continue;
+                    }
+                    if gone {
+                        continue;
+                    }
                     if away {
                         let old = paths.get(&e.wd).map(|d| d.join(name));
                         for &i in files {
@@ -384,13 +412,14 @@ fn watch(
                         }
                         continue;
                     }
+                    entries.insert(entry);
                     fresh.extend(files);
                     marked.extend(files);
                     due.extend(files);
                     replaced_dir |= e.mask.contains(W::IN_ISDIR);
                     continue;
                 }
-                if away {
+                if away || gone {
                     continue;
                 }
                 // An editor's copy of a secret file, next to it.
@@ -446,15 +475,35 @@ fn watch(
             rules,
             &mut out,
         ) {
-            Some(missing) => settling = missing,
+            Some(looked) => settling = looked,
             None => return out,
         }
+        // Nothing happened to them between their events and the look.
+        if !events_pending(inotify) {
+            for i in settling.drain(..) {
+                fresh.remove(&i);
+            }
+        }
+        entries.retain(|(wd, name)| {
+            names
+                .get(wd)
+                .and_then(|at| at.get(name))
+                .is_some_and(|files| files.iter().any(|i| fresh.contains(i)))
+        });
         ended = !hide_copies(&copies, &mut keeper, &mut out);
     }
     if !ended {
         missed(&covers, &mut out);
     }
     out
+}
+
+/// Whether `inotify` has events to read now.
+fn events_pending(inotify: &Inotify) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 
 /// The fresh secret file `c` (see `watch`), or a directory on the way to
@@ -520,17 +569,20 @@ fn hide_copies(copies: &[PathBuf], keeper: &mut Keeper, out: &mut Vec<Outcome>) 
         {
             continue;
         }
-        let held = host::open_no_links(path, nix::fcntl::OFlag::O_PATH).ok();
+        let held = host::open_no_links(path, nix::fcntl::OFlag::O_PATH);
         let failed = match keeper.cover(path, Cover::Hide) {
             Ok(()) => None,
             Err(Uncovered::Gone) => return false,
+            // Removed again meanwhile (vim's swap file of a short edit):
+            // nothing to read, nothing to say.
+            Err(Uncovered::Failed(_)) if !still_there(&held) => continue,
             Err(Uncovered::Failed(why)) => Some(why),
         };
         let failed = match (failed, &held) {
-            (None, Some(held)) => reachable(held, true, keeper, false),
+            (None, Ok(held)) => reachable(held, true, keeper, false),
             (failed, _) => failed,
         };
-        let ended = failed.is_some() && still_there(held.as_ref());
+        let ended = failed.is_some() && still_there(&held);
         out.push(Outcome {
             path: path.clone(),
             secret: true,
@@ -546,9 +598,14 @@ fn hide_copies(copies: &[PathBuf], keeper: &mut Keeper, out: &mut Vec<Outcome>) 
 }
 
 /// The file a descriptor was opened on still has a name somewhere (not
-/// removed since): a cover that failed on it left it readable.
-fn still_there(held: Option<&OwnedFd>) -> bool {
-    held.is_none_or(|fd| nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_nlink > 0))
+/// removed since): a cover that failed on it left it readable. Without a
+/// descriptor (the open failed: a link on the way, say), only a file
+/// found missing is known to be gone.
+fn still_there(held: &std::io::Result<OwnedFd>) -> bool {
+    match held {
+        Ok(fd) => nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_nlink > 0),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
 }
 
 /// A directory on the way to `c` (as [`arm`] walks it) that is no longer
@@ -603,7 +660,7 @@ fn cover_for(path: &Path, how: How, rules: &SharedRules) -> Cover {
 
 /// Cover again each of `due` that is another file than the one covered;
 /// `None` once the sandbox has ended, else the fresh ones (see `watch`)
-/// found missing.
+/// looked at.
 fn look(
     due: &[usize],
     covers: &mut [Covered],
@@ -613,7 +670,7 @@ fn look(
     rules: &SharedRules,
     out: &mut Vec<Outcome>,
 ) -> Option<Vec<usize>> {
-    let mut missing = Vec::new();
+    let mut settle = Vec::new();
     for &i in due {
         let c = &mut covers[i];
         if c.secret
@@ -626,15 +683,15 @@ fn look(
             end_for(c, why, keeper, out);
             return None;
         }
+        // Fresh until the events queued meanwhile are read: what happened
+        // before this look (a move, or a decoy renamed over the file
+        // after the sandbox linked it elsewhere) is queued already.
+        if fresh.contains(&i) {
+            settle.push(i);
+        }
         let Some(now) = id(&c.path) else {
-            // Gone: nothing to read there; or moved, which the next
-            // events say.
-            if fresh.contains(&i) {
-                missing.push(i);
-            }
-            continue;
+            continue; // gone, or moved: the events say which
         };
-        fresh.remove(&i);
         if now == c.id {
             continue;
         }
@@ -642,7 +699,7 @@ fn look(
         // way renamed or swapped for a link in the meantime), whether it
         // is still somewhere the sandbox may read; once covered, whether
         // the sandbox took a way to it in the moment before.
-        let held = host::open_no_links(&c.path, nix::fcntl::OFlag::O_PATH).ok();
+        let held = host::open_no_links(&c.path, nix::fcntl::OFlag::O_PATH);
         let failed = match keeper.cover(&c.path, cover_for(&c.path, c.how, rules)) {
             Ok(()) => {
                 c.id = now;
@@ -652,11 +709,11 @@ fn look(
             Err(Uncovered::Failed(why)) => Some(why),
         };
         let still = match (&failed, &held) {
-            (None, Some(held)) => reachable(held, c.secret, keeper, true),
+            (None, Ok(held)) => reachable(held, c.secret, keeper, true),
             _ => None,
         };
         match failed {
-            Some(why) if c.secret && still_there(held.as_ref()) => {
+            Some(why) if c.secret && still_there(&held) => {
                 end_for(c, why, keeper, out);
                 return None;
             }
@@ -672,7 +729,7 @@ fn look(
             }),
         }
     }
-    Some(missing)
+    Some(settle)
 }
 
 /// How long a program other than the sandbox may keep a replaced file
@@ -693,6 +750,16 @@ const WRITERS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs
 /// copies, which the editor holds open while the user edits.
 fn reachable(held: &OwnedFd, secret: bool, keeper: &Keeper, other_opens: bool) -> Option<String> {
     let st = nix::sys::stat::fstat(held).ok()?;
+    // A directory made anew: a process that entered it (its working
+    // directory) or opened it in that moment reaches what is put in it
+    // later, below the cover, and a descriptor of it in flight is seen by
+    // nothing. Rare on the host (`rm -rf .git/hooks && mkdir .git/hooks`).
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Some(
+            "a directory made anew: a process of the sandbox that entered or opened it in the moment before guard covered it again would reach what is put in it later"
+                .into(),
+        );
+    }
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
@@ -702,10 +769,9 @@ fn reachable(held: &OwnedFd, secret: bool, keeper: &Keeper, other_opens: bool) -
                 .into(),
         );
     }
-    if other_opens && open_elsewhere(held, secret) {
+    if other_opens && open_elsewhere(held, secret, keeper) {
         return Some(format!(
-            "a program still held it open {} s after guard covered it again; it may be the sandbox's, which could {} it through that",
-            WRITERS_CLOSE_WITHIN.as_secs(),
+            "a program still held it open after guard covered it again, and none of the host's: it may be one the sandbox passed over a socket, which could {} it through that",
             if secret { "read" } else { "write" }
         ));
     }
@@ -718,6 +784,10 @@ fn reachable(held: &OwnedFd, secret: bool, keeper: &Keeper, other_opens: bool) -
     })
 }
 
+/// How long [`open_elsewhere`] waits for a program outside the sandbox
+/// that still writes a file it made anew.
+const HOST_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// fcntl(2)'s F_SETSIG (asm-generic/fcntl.h), which the libc crate lacks.
 const F_SETSIG: libc::c_int = 10;
 
@@ -728,7 +798,7 @@ const F_SETSIG: libc::c_int = 10;
 /// read lease only on one none is writing. `false` when leases cannot be
 /// taken (a file of another owner, a filesystem without them): the
 /// descriptor scan of [`reachable`] stands alone then.
-fn open_elsewhere(held: &OwnedFd, secret: bool) -> bool {
+fn open_elsewhere(held: &OwnedFd, secret: bool, keeper: &Keeper) -> bool {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let Ok(file) = std::fs::OpenOptions::new()
@@ -747,7 +817,8 @@ fn open_elsewhere(held: &OwnedFd, secret: bool) -> bool {
     if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } != 0 {
         return false;
     }
-    let deadline = std::time::Instant::now() + WRITERS_CLOSE_WITHIN;
+    let start = std::time::Instant::now();
+    let mut deadline = start + WRITERS_CLOSE_WITHIN;
     loop {
         let lease = if secret { libc::F_WRLCK } else { libc::F_RDLCK };
         // SAFETY: as above; F_SETLEASE takes a lease type.
@@ -759,8 +830,18 @@ fn open_elsewhere(held: &OwnedFd, secret: bool) -> bool {
         if nix::errno::Errno::last() != nix::errno::Errno::EAGAIN {
             return false;
         }
-        if std::time::Instant::now() >= deadline {
-            return true;
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            // A program of the host's still writing it (`slow-cli > .env`):
+            // wait for it, up to HOST_WRITER_WAIT; then any open left
+            // (one the sandbox holds in flight) counts as above.
+            let writing = now < start + HOST_WRITER_WAIT
+                && nix::sys::stat::fstat(held)
+                    .is_ok_and(|st| keeper.held_outside(st.st_dev, st.st_ino));
+            if !writing {
+                return true;
+            }
+            deadline = now + std::time::Duration::from_millis(250);
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

@@ -46,12 +46,25 @@ pub struct Trusted {
     /// in it stays theirs in the new file.
     #[serde(default)]
     configs: HashMap<PathBuf, Vec<u8>>,
+    /// The birth time of each of `ids` where the filesystem keeps one: a
+    /// file or directory removed and made anew often gets the freed inode
+    /// number (`rm -rf .git/hooks && mkdir .git/hooks` on ext4, every
+    /// time), and one the host made anew during the run is not what the
+    /// user had (the sandbox could reach it before guard covered it).
+    #[serde(default)]
+    births: HashMap<PathBuf, std::time::SystemTime>,
+}
+
+/// When the file at `path` (not following a link) was made, where the
+/// filesystem keeps that.
+fn birth(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::symlink_metadata(path).ok()?.created().ok()
 }
 
 impl Trusted {
     /// Taken before the run starts.
     pub fn before_run(policy: &Policy) -> Trusted {
-        let ids = policy
+        let ids: HashMap<PathBuf, (u64, u64)> = policy
             .grants
             .iter()
             .filter(|g| g.access == Access::Protected)
@@ -61,8 +74,13 @@ impl Trusted {
                 Some((g.path.clone(), (st.st_dev, st.st_ino)))
             })
             .collect();
+        let births = ids
+            .keys()
+            .filter_map(|p| Some((p.clone(), birth(p)?)))
+            .collect();
         Trusted {
             ids,
+            births,
             links: policy
                 .protected_links
                 .iter()
@@ -116,7 +134,7 @@ impl Trusted {
             } else {
                 nix::sys::stat::lstat(p).ok().map(|s| (s.st_dev, s.st_ino))
             };
-            now == Some(*id)
+            now == Some(*id) && self.births.get(p).is_none_or(|b| birth(p) == Some(*b))
         })
     }
 }

@@ -88,21 +88,36 @@ impl Keeper {
     /// (sent over a socket, not received yet) is in no table: see
     /// `app::replaced::reachable`, which checks for open ones otherwise.
     pub fn held_inside(&self, dev: u64, ino: u64, writers_only: bool) -> bool {
+        self.held(dev, ino, writers_only, true)
+    }
+
+    /// Whether a program outside the sandbox (guard aside) holds the file
+    /// `(dev, ino)` open: the host's own writer of a file it made anew
+    /// (`slow-cli > .env`). Processes the user cannot inspect are not
+    /// counted.
+    pub fn held_outside(&self, dev: u64, ino: u64) -> bool {
+        self.held(dev, ino, false, false)
+    }
+
+    fn held(&self, dev: u64, ino: u64, writers_only: bool, inside: bool) -> bool {
         use std::os::unix::fs::MetadataExt;
         let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid_for_children", self.setup)) else {
-            return true; // the sandbox is gone, or cannot be told: held
+            return inside; // the sandbox is gone, or cannot be told: held
         };
         let Ok(procs) = std::fs::read_dir("/proc") else {
-            return true;
+            return inside;
         };
+        let guard = std::process::id().to_string();
         for pid in procs.flatten() {
             let pid = pid.file_name();
             if !pid.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
                 continue;
             }
             let dir = Path::new("/proc").join(&pid);
-            if std::fs::read_link(dir.join("ns/pid")).ok().as_ref() != Some(&ns)
-                || pid1_of_its_namespace(&dir)
+            let in_sandbox = std::fs::read_link(dir.join("ns/pid")).ok().as_ref() == Some(&ns);
+            if in_sandbox != inside
+                || (inside && pid1_of_its_namespace(&dir))
+                || (!inside && pid.as_encoded_bytes() == guard.as_bytes())
             {
                 continue;
             }
@@ -113,6 +128,7 @@ impl Keeper {
                 let fds = match std::fs::read_dir(task.path().join("fd")) {
                     Ok(fds) => fds,
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                    Err(_) if !inside => continue,
                     Err(_) => return true,
                 };
                 for fd in fds.flatten() {

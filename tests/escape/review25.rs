@@ -420,3 +420,227 @@ fn inotify_watches_taken_by_the_sandbox_end_the_session() {
         assert!(log.stdout.contains("\"action\":\"ended\""), "{}", log.all());
     });
 }
+
+/// Enters `.git/hooks` the moment it is a directory it can write (the one
+/// the host makes anew, before guard covers it), then after the host's
+/// change writes a pre-commit hook through its working directory.
+const ENTER_NEW_HOOKS: &str = r#"import os, time
+project = os.getcwd()
+open('.started', 'w').write('1')
+entered = 'no'
+deadline = time.time() + 20
+while time.time() < deadline and entered == 'no':
+    try:
+        fd = os.open('.git/hooks', os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.close(os.open('probe', os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+            os.fchdir(fd)
+            entered = 'yes'
+        except OSError:
+            pass
+        os.close(fd)
+    except OSError:
+        pass
+print('entered=' + entered, flush=True)
+open(os.path.join(project, '.entered'), 'w').write('1')
+while not os.path.exists(os.path.join(project, '.host-done')):
+    time.sleep(0.05)
+time.sleep(1)
+if entered == 'yes':
+    with open('pre-commit', 'w') as f:
+        f.write('#!/bin/sh\ntouch %s\n' % os.environ['MARKER'])
+    os.chmod('pre-commit', 0o755)
+    print('hook=written', flush=True)
+print('alive=1', flush=True)
+"#;
+
+/// The host makes `.git/hooks` anew during the run (`rm -rf .git/hooks &&
+/// mkdir .git/hooks`, as a hook manager may). A sandbox that entered the
+/// new directory before guard covered it wrote a hook through its working
+/// directory, and the check after the run took the directory for the
+/// user's (ext4 gives it the old one's inode number): the user's next
+/// commit ran it. Now a directory the host makes anew ends the session,
+/// and the check after the run knows the directory by its birth too.
+#[test]
+fn a_protected_directory_the_host_makes_anew_ends_the_session() {
+    use crate::support::{HostMarker, host_commit, host_git};
+    each_mode(|case| {
+        let p = case.project().to_path_buf();
+        host_git(&p, &["init", "-q"]);
+        case.env.own();
+        let marker = HostMarker::new("review25-hooks");
+        let hooks = p.join(".git/hooks");
+        let mut cmd = case.guard(&["run", "--", "python3", "-c", ENTER_NEW_HOOKS]);
+        cmd.env("MARKER", marker.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().expect("spawn guard");
+        assert!(wait_for(&p.join(".started")), "the command never started");
+        std::thread::sleep(Duration::from_millis(800));
+        std::fs::remove_dir_all(&hooks).unwrap();
+        std::fs::create_dir(&hooks).unwrap();
+        if case.mode() == Mode::Unprivileged {
+            std::os::unix::fs::chown(&hooks, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        wait_for(&p.join(".entered"));
+        std::fs::write(p.join(".host-done"), "").unwrap();
+        let out = Outcome::from(child.wait_with_output().expect("wait for guard"));
+        case.assert_no_leak(&out);
+        assert!(out.field("alive").is_none(), "{}", out.all());
+        assert_ne!(out.code, 0, "{}", out.all());
+        assert!(
+            out.stderr.contains("guard: ended the session:")
+                && out.stderr.contains("a directory made anew"),
+            "{}",
+            out.all()
+        );
+        let commit = host_commit(&p);
+        assert!(commit.status.success(), "{commit:?}");
+        marker.assert_absent("a hook the sandbox wrote in a .git/hooks the host made anew");
+    });
+}
+
+/// `sh -c SCRIPT` as the mode's user (a program of the user's on the host).
+fn as_user(case: &Case, script: &str) -> std::process::Command {
+    let mut c = match case.mode() {
+        Mode::Invoker => std::process::Command::new("sh"),
+        Mode::Unprivileged => {
+            let mut c = std::process::Command::new("setpriv");
+            c.args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                "--",
+                "sh",
+            ]);
+            c
+        }
+    };
+    c.args(["-c", script]);
+    c
+}
+
+/// Links the host's new `.env` (an inotify watch tells when it appears)
+/// to `stash` and removes it (`unlink`) or renames a decoy over it
+/// (`decoy`), before guard covers it; after the host's change, shows
+/// `stash`.
+const LINK_THEN_HIDE_IT: &str = r#"import ctypes, os, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+how = sys.argv[1]
+ino = libc.inotify_init1(0)
+libc.inotify_add_watch(ino, b'.', 0x100 | 0x80)  # IN_CREATE | IN_MOVED_TO
+open('.decoy', 'w').write('API_TOKEN=decoy\n')
+open('.started', 'w').write('1')
+done = 'no'
+while done == 'no':
+    buf = os.read(ino, 4096)
+    i = 0
+    while i < len(buf):
+        wd, mask, cookie, n = struct.unpack_from('iIII', buf, i)
+        name = buf[i + 16:i + 16 + n].rstrip(b'\0')
+        i += 16 + n
+        if name == b'.env':
+            try:
+                os.link('.env', 'stash')
+                if how == 'unlink':
+                    os.unlink('.env')
+                else:
+                    os.rename('.decoy', '.env')
+                done = 'yes'
+            except OSError as e:
+                done = 'errno %d' % e.errno
+            break
+print('linked=' + done, flush=True)
+while not os.path.exists('.host-done'):
+    time.sleep(0.05)
+time.sleep(1.5)
+if done == 'yes':
+    print('read=' + open('stash').read().strip())
+"#;
+
+/// The host writes `.env` anew as `rm .env && slow-cli > .env` does: the
+/// file made empty, the token written a moment later. A sandbox that
+/// links it elsewhere and removes it (or renames a decoy over it) before
+/// guard covers it leaves no move to see, and the file has one name again
+/// when guard looks: it read the token in `stash` for the rest of the run.
+/// Now a new secret file removed or made anew again before its cover
+/// ends the session. (A race: when guard covers first, the link fails and
+/// nothing is taken.)
+#[test]
+fn a_new_secret_file_linked_then_removed_or_replaced_ends_the_session() {
+    for how in ["unlink", "decoy"] {
+        each_mode(|mut case| {
+            let old = case.add_canary("old");
+            let new = case.add_canary("new");
+            case.write(".env", &format!("API_TOKEN={old}\n"));
+            case.write("attack.py", LINK_THEN_HIDE_IT);
+            let project = case.project().to_path_buf();
+            let out = case
+                .env
+                .with_host_change(&format!("python3 attack.py {how}"), || {
+                    // As the user's `rm .env && slow-cli > .env`.
+                    let script =
+                        format!("rm .env && {{ sleep 0.05; echo API_TOKEN={new}; }} > .env");
+                    let status = as_user(&case, &script)
+                        .current_dir(&project)
+                        .status()
+                        .expect("run the host's writer");
+                    assert!(status.success());
+                });
+            case.assert_no_leak(&out);
+            let linked = out.field("linked").unwrap_or_default();
+            assert!(out.field("read").is_none(), "{how}: {}", out.all());
+            if out.stderr.contains("guard: ended the session:") {
+                // Linked in time: seen as removed (or replaced) before the
+                // cover, as a cover that failed on a file still there
+                // (under `stash`), or as a second name (the removal came
+                // too late).
+                assert!(
+                    out.stderr.contains("moved away or removed")
+                        || out.stderr.contains("(no such file or directory)")
+                        || out.stderr.contains("a hard link to it"),
+                    "{how}: {}",
+                    out.all()
+                );
+            } else {
+                // Guard covered it first: the kernel refuses a link to a
+                // mount point's file from another mount (EXDEV).
+                assert_eq!(linked, "errno 18", "{how}: {}", out.all());
+                out.expect_code(0);
+            }
+        });
+    }
+}
+
+/// A program of the host's that writes a secret file it made anew slowly
+/// (`rm .env && slow-cli > .env`) holds it open after guard covered it:
+/// no reason to end the session; it ends when nothing else holds it.
+#[test]
+fn a_slow_host_writer_of_a_new_secret_file_ends_nothing() {
+    each_mode(|mut case| {
+        let old = case.add_canary("old");
+        let new = case.add_canary("new");
+        case.write(".env", &format!("API_TOKEN={old}\n"));
+        let project = case.project().to_path_buf();
+        let out = case.env.with_host_change(
+            "echo 1 > .started; i=0; until [ -e .host-done ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+             sleep 1; echo size=$(wc -c < .env); echo alive=1",
+            || {
+                // As the user: guard may look at the user's own programs.
+                let script = format!(
+                    "rm .env && {{ printf API_TOKEN=; sleep 2.5; echo {new}; }} > .env"
+                );
+                let mut host = as_user(&case, &script);
+                let status = host
+                    .current_dir(&project)
+                    .status()
+                    .expect("run the host's writer");
+                assert!(status.success());
+            },
+        );
+        case.assert_no_leak(&out);
+        out.expect_code(0);
+        out.expect_fields(&[("size", "0"), ("alive", "1")]);
+        case.env.expect_logged("covered", ".env");
+    });
+}
