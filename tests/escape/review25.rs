@@ -23,7 +23,7 @@ fn wait_for(path: &Path) -> bool {
 /// new `.env`) prints `read=` what `read` gives. The host writes the
 /// token into `.env.new` once taken, in place, and renames it over
 /// `.env`, as `sed -i` does.
-fn take_then_replace(case: &mut Case, take: &str, read: &str) -> (Outcome, bool) {
+fn take_then_replace(case: &mut Case, take: &str, read: &str) -> Outcome {
     let old = case.add_canary("old");
     let new = case.add_canary("new");
     case.write(".env", &format!("API_TOKEN={old}\n"));
@@ -49,7 +49,12 @@ EOF"
         std::fs::rename(project.join(".env.new"), project.join(".env")).unwrap();
     });
     case.assert_no_leak(&out);
-    (out, taken)
+    assert!(
+        taken,
+        "the sandbox never took the host's file\n{}",
+        out.all()
+    );
+    out
 }
 
 /// The session ended for the project's `.env`, saying `why`.
@@ -71,15 +76,10 @@ fn assert_ended_for_env(case: &Case, out: &Outcome, why: &str) {
 #[test]
 fn a_descriptor_opened_before_the_cover_ends_the_session() {
     each_mode(|mut case| {
-        let (out, taken) = take_then_replace(
+        let out = take_then_replace(
             &mut case,
             "fd = os.open('.env.new', os.O_RDONLY)",
             "os.pread(fd, 4096, 0).decode().strip()",
-        );
-        assert!(
-            taken,
-            "the sandbox never opened the host's file\n{}",
-            out.all()
         );
         assert_ended_for_env(&case, &out, "holds it open");
     });
@@ -89,15 +89,10 @@ fn a_descriptor_opened_before_the_cover_ends_the_session() {
 fn an_o_path_descriptor_opened_before_the_cover_ends_the_session() {
     each_mode(|mut case| {
         // O_PATH: not an open for reading, but /proc opens it again.
-        let (out, taken) = take_then_replace(
+        let out = take_then_replace(
             &mut case,
             "fd = os.open('.env.new', os.O_PATH)",
             "open('/proc/self/fd/%d' % fd).read().strip()",
-        );
-        assert!(
-            taken,
-            "the sandbox never opened the host's file\n{}",
-            out.all()
         );
         assert_ended_for_env(&case, &out, "holds it open");
     });
@@ -106,15 +101,10 @@ fn an_o_path_descriptor_opened_before_the_cover_ends_the_session() {
 #[test]
 fn a_hard_link_made_before_the_cover_ends_the_session() {
     each_mode(|mut case| {
-        let (out, taken) = take_then_replace(
+        let out = take_then_replace(
             &mut case,
             "os.link('.env.new', '.x')",
             "open('.x').read().strip()",
-        );
-        assert!(
-            taken,
-            "the sandbox never linked the host's file\n{}",
-            out.all()
         );
         assert_ended_for_env(&case, &out, "a hard link to it");
         // The link is there: the attack step happened.
