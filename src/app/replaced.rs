@@ -332,26 +332,49 @@ fn watch(
     // look saw, while events from before it were still queued; no longer
     // fresh after those, unless they made them fresh again.
     let mut fresh: HashSet<usize> = HashSet::new();
-    let mut settling: Vec<usize> = Vec::new();
+    let mut settling: Vec<usize>;
     // The entries (directory, name) made anew since their cover's last
     // cover: one removed or made anew again before it ends the session.
     let mut entries: HashSet<(nix::sys::inotify::WatchDescriptor, OsString)> = HashSet::new();
     // Watched before the first look: a file replaced after it is an event,
     // one replaced before (while the command started) is found by it.
-    let all: Vec<usize> = (0..covers.len()).collect();
-    let mut ended = look(
-        &all,
-        &mut covers,
-        &mut fresh,
-        dirs,
-        &mut keeper,
-        rules,
-        &mut out,
-    )
-    .is_none();
-    while !ended && events_until_stopped(inotify, stop) {
-        let mut due = Vec::new();
-        let mut copies: Vec<PathBuf> = Vec::new();
+    let mut due: Vec<usize> = (0..covers.len()).collect();
+    let mut copies: Vec<PathBuf> = Vec::new();
+    loop {
+        due.sort_unstable();
+        due.dedup();
+        match look(
+            &due,
+            &mut covers,
+            &mut fresh,
+            dirs,
+            &mut keeper,
+            rules,
+            &mut out,
+        ) {
+            Some(looked) => settling = looked,
+            None => return out,
+        }
+        // Nothing happened to them between their events and the look.
+        if !events_pending(inotify) {
+            for i in settling.drain(..) {
+                fresh.remove(&i);
+            }
+        }
+        entries.retain(|(wd, name)| {
+            names
+                .get(wd)
+                .and_then(|at| at.get(name))
+                .is_some_and(|files| files.iter().any(|i| fresh.contains(i)))
+        });
+        if !hide_copies(&copies, &mut keeper, &mut out) {
+            return out;
+        }
+        if !events_until_stopped(inotify, stop) {
+            break;
+        }
+        due.clear();
+        copies.clear();
         let mut replaced_dir = false;
         let mut marked: HashSet<usize> = HashSet::new();
         let mut moved: Option<usize> = None;
@@ -464,37 +487,8 @@ fn watch(
             names = now;
             paths = now_paths;
         }
-        due.sort_unstable();
-        due.dedup();
-        match look(
-            &due,
-            &mut covers,
-            &mut fresh,
-            dirs,
-            &mut keeper,
-            rules,
-            &mut out,
-        ) {
-            Some(looked) => settling = looked,
-            None => return out,
-        }
-        // Nothing happened to them between their events and the look.
-        if !events_pending(inotify) {
-            for i in settling.drain(..) {
-                fresh.remove(&i);
-            }
-        }
-        entries.retain(|(wd, name)| {
-            names
-                .get(wd)
-                .and_then(|at| at.get(name))
-                .is_some_and(|files| files.iter().any(|i| fresh.contains(i)))
-        });
-        ended = !hide_copies(&copies, &mut keeper, &mut out);
     }
-    if !ended {
-        missed(&covers, &mut out);
-    }
+    missed(&covers, &mut out);
     out
 }
 

@@ -173,20 +173,7 @@ impl Env {
 
     /// `guard ARGS...` with cwd = project, HOME = the test home.
     pub fn guard(&self, args: &[&str]) -> Command {
-        let mut cmd = match self.mode {
-            Mode::Invoker => Command::new(guard_bin()),
-            Mode::Unprivileged => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    &format!("--reuid={NOBODY}"),
-                    &format!("--regid={NOBODY}"),
-                    "--clear-groups",
-                    "--",
-                ])
-                .arg(guard_bin());
-                c
-            }
-        };
+        let mut cmd = self.as_user(guard_bin());
         cmd.args(args)
             .current_dir(&self.project.path)
             .env("HOME", &self.home.path)
@@ -205,6 +192,24 @@ impl Env {
             .env_remove("XDG_CACHE_HOME")
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// `program` as the mode's user (through setpriv as uid 65534).
+    pub fn as_user(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match self.mode {
+            Mode::Invoker => Command::new(program),
+            Mode::Unprivileged => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={NOBODY}"),
+                    &format!("--regid={NOBODY}"),
+                    "--clear-groups",
+                    "--",
+                ])
+                .arg(program);
+                c
+            }
+        }
     }
 
     /// `guard run -- sh -c SCRIPT`.

@@ -284,20 +284,7 @@ fn with_limit(
     // The environment `case.guard` gives guard (HOME, the canary
     // variable, …), for the wrapper.
     let base = case.guard(&[]);
-    let mut unshare = match case.mode() {
-        Mode::Invoker => std::process::Command::new("unshare"),
-        Mode::Unprivileged => {
-            let mut c = std::process::Command::new("setpriv");
-            c.args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOBODY}"),
-                "--clear-groups",
-                "--",
-                "unshare",
-            ]);
-            c
-        }
-    };
+    let mut unshare = case.env.as_user("unshare");
     unshare
         .args(["-U", "-r", "sh", "-c", &wrapper])
         .env_clear()
@@ -492,20 +479,7 @@ fn a_protected_directory_the_host_makes_anew_ends_the_session() {
 
 /// `sh -c SCRIPT` as the mode's user (a program of the user's on the host).
 fn as_user(case: &Case, script: &str) -> std::process::Command {
-    let mut c = match case.mode() {
-        Mode::Invoker => std::process::Command::new("sh"),
-        Mode::Unprivileged => {
-            let mut c = std::process::Command::new("setpriv");
-            c.args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOBODY}"),
-                "--clear-groups",
-                "--",
-                "sh",
-            ]);
-            c
-        }
-    };
+    let mut c = case.env.as_user("sh");
     c.args(["-c", script]);
     c
 }
