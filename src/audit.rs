@@ -285,7 +285,18 @@ pub fn list_sessions() -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
-    v.sort();
+    // By the second in the name (TIMESTAMP-PID), then by when the file was
+    // made: two sessions started in one second are not in pid order (pid
+    // 10002 sorts before 9998 as text, and pids wrap).
+    v.sort_by_cached_key(|p| {
+        let stamp = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.rsplit_once('-'))
+            .map(|(stamp, _)| stamp.to_string());
+        let made = std::fs::metadata(p).and_then(|m| m.created()).ok();
+        (stamp, made, p.clone())
+    });
     v
 }
 

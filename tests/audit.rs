@@ -241,3 +241,36 @@ fn endless_refusals_do_not_grow_the_supervisor_and_are_all_logged() {
         assert_eq!(logged, 2100);
     }
 }
+
+/// Two sessions that start in the same second: `guard log` shows the one
+/// made last, whatever their pids (10002 sorts before 9998 as text, and
+/// pids wrap). It showed the one with the greater pid as text.
+#[test]
+fn guard_log_reads_the_session_made_last_within_one_second() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.own();
+        env.sh("true").expect_code(0);
+        let dir = env.home.path.join(".local/state/guard/sessions");
+        assert!(dir.is_dir(), "no sessions dir at {}", dir.display());
+        for (pid, mark) in [("9998", "first-made"), ("10002", "made-last")] {
+            std::fs::write(
+                dir.join(format!("20991231-235959-{pid}.jsonl")),
+                format!(
+                    "{{\"kind\":\"session\",\"event\":\"start\",\"command\":\"{mark}\",\"ts\":\"2099-12-31T23:59:59.000Z\"}}\n"
+                ),
+            )
+            .unwrap();
+            // Birth times a clear step apart.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        env.own();
+        let log = env.run(&["log", "--json"]);
+        log.expect_code(0);
+        assert!(
+            log.stdout.contains("made-last") && !log.stdout.contains("first-made"),
+            "{}",
+            log.all()
+        );
+    }
+}
