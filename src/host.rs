@@ -577,6 +577,39 @@ fn read_regular(path: &Path, max: u64, flags: i32) -> Option<Vec<u8>> {
     read_capped(open_regular(path, flags)?, max)
 }
 
+/// Open the regular file `name` in `dirfd` for reading once an `O_NONBLOCK`
+/// open of it answered EAGAIN: another program holds a lease on it (a
+/// fifo or device never answers so; a Samba share's oplocks, another guard
+/// session's check of a file the host made anew). The sandbox's own open
+/// would wait for the holder to let go and then read the file, so guard,
+/// which decides what the sandbox may read, must read it too: waits as
+/// long as the kernel lets a holder take (`lease-break-time`, 45 s by
+/// default). A file no longer regular (swapped since): EAGAIN still.
+pub fn open_past_lease(
+    dirfd: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, openat};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let at = openat(
+        dirfd,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    if nix::sys::stat::fstat(&at)?.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(nix::Error::EAGAIN);
+    }
+    // The same file, through its descriptor: no path is resolved again.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", at.as_raw_fd()))
+        .map(std::os::fd::OwnedFd::from)
+        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
 /// Never a fifo or device: opened `O_NONBLOCK`, kept only if regular.
 fn open_regular(path: &Path, flags: i32) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -100,5 +100,8 @@ mod review23;
 mod review24;
 #[path = "escape/review25.rs"]
 mod review25;
+
+#[path = "escape/review27.rs"]
+mod review27;
 #[path = "escape/review9.rs"]
 mod review9;

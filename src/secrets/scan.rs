@@ -875,7 +875,9 @@ fn binary_secrets(mut scan: ContentScan) -> Cached {
 }
 
 /// Open a file to read it: never through a symlink, never blocking on a
-/// fifo swapped in since the walk. `Ok(None)`: not a regular file.
+/// fifo swapped in since the walk, but waiting out another program's lease
+/// (an unread file would be served as it is). `Ok(None)`: not a regular
+/// file.
 fn open_regular(
     dirfd: BorrowedFd<'_>,
     name: &CStr,
@@ -885,7 +887,11 @@ fn open_regular(
         | OFlag::O_NONBLOCK
         | OFlag::O_NOCTTY
         | OFlag::O_CLOEXEC;
-    let file = std::fs::File::from(openat(dirfd, name, flags, Mode::empty())?);
+    let fd = match openat(dirfd, name, flags, Mode::empty()) {
+        Err(nix::Error::EAGAIN) => crate::host::open_past_lease(dirfd, name)?,
+        fd => fd?,
+    };
+    let file = std::fs::File::from(fd);
     let st = nix::sys::stat::fstat(file.as_fd())?;
     Ok((st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some((file, st)))
 }
