@@ -11,6 +11,7 @@ mod registries;
 mod replaced;
 mod repo_watch;
 mod repos;
+mod tripwire;
 mod unchecked;
 
 use explain::{explain, explain_json};

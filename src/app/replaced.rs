@@ -13,6 +13,7 @@
 //! on the way to it became a link, where the host's next write would go
 //! out of reach) ends the sandbox: that moment, never the rest of the run.
 
+use super::tripwire::{F_SETSIG, Tripwires};
 use crate::audit;
 use crate::host;
 use crate::policy::{Access, Grant, GrantKind, Policy};
@@ -305,12 +306,40 @@ const MOVED_AWAY: &str = "it (or a directory on the way to it) was moved away or
 fn watch(
     stop: &OwnedFd,
     inotify: &Inotify,
-    mut covers: Vec<Covered>,
+    covers: Vec<Covered>,
     dirs: &[Grant],
     mut keeper: Keeper,
     rules: &SharedRules,
 ) -> Vec<Outcome> {
-    use super::protect::{WATCH_AFTER, events_until_stopped, stopped_within};
+    let mut wires = Tripwires::new();
+    let files: Vec<(PathBuf, bool)> = covers.iter().map(|c| (c.path.clone(), c.secret)).collect();
+    let mut out = watch_until_end(stop, inotify, covers, dirs, &mut keeper, &mut wires, rules);
+    if let Some(t) = wires.tripped.take()
+        && let Some((path, secret)) = files.get(t.cover)
+    {
+        out.push(Outcome {
+            path: path.clone(),
+            secret: *secret,
+            failed: Some(t.why),
+            ended: true,
+        });
+    }
+    if out.iter().any(|o| o.ended) {
+        wires.hold_until_gone(&mut keeper);
+    }
+    out
+}
+
+fn watch_until_end(
+    stop: &OwnedFd,
+    inotify: &Inotify,
+    mut covers: Vec<Covered>,
+    dirs: &[Grant],
+    keeper: &mut Keeper,
+    wires: &mut Tripwires,
+    rules: &SharedRules,
+) -> Vec<Outcome> {
+    use super::protect::{WATCH_AFTER, stopped_within};
     let mut out = Vec::new();
     if stopped_within(stop, WATCH_AFTER) {
         missed(&covers, &mut out);
@@ -319,7 +348,7 @@ fn watch(
     let (mut names, mut paths) = match arm(inotify, &covers, dirs) {
         Ok(armed) => armed,
         Err((i, why)) => {
-            end_for(&covers[i], why, &mut keeper, &mut out);
+            end_for(&covers[i], why, keeper, &mut out);
             return out;
         }
     };
@@ -348,7 +377,8 @@ fn watch(
             &mut covers,
             &mut fresh,
             dirs,
-            &mut keeper,
+            keeper,
+            wires,
             rules,
             &mut out,
         ) {
@@ -367,10 +397,10 @@ fn watch(
                 .and_then(|at| at.get(name))
                 .is_some_and(|files| files.iter().any(|i| fresh.contains(i)))
         });
-        if !hide_copies(&copies, &mut keeper, &mut out) {
+        if !hide_copies(&copies, keeper, &mut out) {
             return out;
         }
-        if !events_until_stopped(inotify, stop) {
+        if !events_until_stopped(inotify, stop, keeper, wires) {
             break;
         }
         due.clear();
@@ -465,7 +495,7 @@ fn watch(
             .find(|(i, old, cookie)| carried_away(&covers[*i], old, arrived.get(cookie)))
             .map(|(i, _, _)| *i));
         if let Some(i) = moved {
-            end_for(&covers[i], MOVED_AWAY.into(), &mut keeper, &mut out);
+            end_for(&covers[i], MOVED_AWAY.into(), keeper, &mut out);
             return out;
         }
         for i in settling.drain(..) {
@@ -477,7 +507,7 @@ fn watch(
             let (now, now_paths) = match arm(inotify, &covers, dirs) {
                 Ok(armed) => armed,
                 Err((i, why)) => {
-                    end_for(&covers[i], why, &mut keeper, &mut out);
+                    end_for(&covers[i], why, keeper, &mut out);
                     return out;
                 }
             };
@@ -490,6 +520,52 @@ fn watch(
     }
     missed(&covers, &mut out);
     out
+}
+
+/// Wait for `inotify` to have events, tending `wires` meanwhile; `false`
+/// once `stop` is readable, or the session ended for one of `wires`.
+fn events_until_stopped(
+    inotify: &Inotify,
+    stop: &OwnedFd,
+    keeper: &mut Keeper,
+    wires: &mut Tripwires,
+) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        let (signals, tick) = wires.wait();
+        let mut fds = vec![
+            PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        fds.extend(signals.map(|s| PollFd::new(s, PollFlags::POLLIN)));
+        let timeout = tick.map_or(PollTimeout::NONE, |t| {
+            PollTimeout::from(u16::try_from(t.as_millis()).unwrap_or(u16::MAX))
+        });
+        let ready = match poll(&mut fds, timeout) {
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return false,
+            Ok(n) => n,
+        };
+        let seen = |i: usize| {
+            fds.get(i)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty())
+        };
+        if seen(1) {
+            return false;
+        }
+        let events = seen(0);
+        if ready == 0 || seen(2) || events {
+            drop(fds);
+            if wires.tend(keeper) {
+                return false;
+            }
+        }
+        if events {
+            return true;
+        }
+    }
 }
 
 /// Whether `inotify` has events to read now.
@@ -573,7 +649,7 @@ fn hide_copies(copies: &[PathBuf], keeper: &mut Keeper, out: &mut Vec<Outcome>) 
             Err(Uncovered::Failed(why)) => Some(why),
         };
         let failed = match (failed, &held) {
-            (None, Ok(held)) => reachable(held, true, keeper, false),
+            (None, Ok(held)) => reachable(held, true, keeper, None),
             (failed, _) => failed,
         };
         let ended = failed.is_some() && still_there(&held);
@@ -655,17 +731,22 @@ fn cover_for(path: &Path, how: How, rules: &SharedRules) -> Cover {
 /// Cover again each of `due` that is another file than the one covered;
 /// `None` once the sandbox has ended, else the fresh ones (see `watch`)
 /// looked at.
+#[allow(clippy::too_many_arguments)]
 fn look(
     due: &[usize],
     covers: &mut [Covered],
     fresh: &mut HashSet<usize>,
     dirs: &[Grant],
     keeper: &mut Keeper,
+    wires: &mut Tripwires,
     rules: &SharedRules,
     out: &mut Vec<Outcome>,
 ) -> Option<Vec<usize>> {
     let mut settle = Vec::new();
     for &i in due {
+        if wires.tripped.is_some() {
+            return None;
+        }
         let c = &mut covers[i];
         if c.secret
             && let Some(link) = redirected(c, dirs)
@@ -703,7 +784,7 @@ fn look(
             Err(Uncovered::Failed(why)) => Some(why),
         };
         let still = match (&failed, &held) {
-            (None, Ok(held)) => reachable(held, c.secret, keeper, true),
+            (None, Ok(held)) => reachable(held, c.secret, keeper, Some((wires, i))),
             _ => None,
         };
         match failed {
@@ -738,11 +819,18 @@ const WRITERS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs
 /// secret after; `O_PATH` ones can be opened again through /proc), or a
 /// hard link it made to it. For a protected file (`secret` false), what
 /// it could write through: reading one is no harm (the sandbox's own git
-/// reads `.git/config` all the time). `other_opens`: also any other open
+/// reads `.git/config` all the time). Also any other open
 /// of it (one the sandbox holds in flight in a socket is in no process's
-/// table) that outlasts [`WRITERS_CLOSE_WITHIN`]; not for editors'
+/// table) that outlasts [`WRITERS_CLOSE_WITHIN`], when `keep` gives the
+/// leases kept for the rest of the run, and the cover the file is under:
+/// the lease that tells is kept there (see `tripwire`). Not for editors'
 /// copies, which the editor holds open while the user edits.
-fn reachable(held: &OwnedFd, secret: bool, keeper: &Keeper, other_opens: bool) -> Option<String> {
+fn reachable(
+    held: &OwnedFd,
+    secret: bool,
+    keeper: &mut Keeper,
+    keep: Option<(&mut Tripwires, usize)>,
+) -> Option<String> {
     let st = nix::sys::stat::fstat(held).ok()?;
     // A directory made anew: a process that entered it (its working
     // directory) or opened it in that moment reaches what is put in it
@@ -763,36 +851,70 @@ fn reachable(held: &OwnedFd, secret: bool, keeper: &Keeper, other_opens: bool) -
                 .into(),
         );
     }
-    if other_opens && open_elsewhere(held, secret, keeper) {
-        return Some(format!(
-            "a program still held it open after guard covered it again, and none of the host's: it may be one the sandbox passed over a socket, which could {} it through that",
-            if secret { "read" } else { "write" }
-        ));
+    let mut lease = None;
+    let mut keep = keep;
+    if let Some((wires, _)) = &mut keep
+        && !wires.holds(st.st_dev, st.st_ino)
+    {
+        match open_elsewhere(held, secret, keeper, wires) {
+            Lease::Open => {
+                return Some(format!(
+                    "a program still held it open after guard covered it again, and none of the host's: it may be one the sandbox passed over a socket, which could {} it through that",
+                    if secret { "read" } else { "write" }
+                ));
+            }
+            Lease::Taken(file) => lease = Some(file),
+            Lease::Unavailable => {}
+        }
     }
     let st = nix::sys::stat::fstat(held).ok()?;
-    (st.st_nlink > 1).then(|| {
-        format!(
+    if st.st_nlink > 1 {
+        return Some(format!(
             "it has {} names: a hard link to it was made in the moment before guard covered it again",
             st.st_nlink
-        )
-    })
+        ));
+    }
+    if let (Some((wires, cover)), Some(file)) = (keep, lease) {
+        wires.keep(cover, file, lease_kind(secret));
+    }
+    None
+}
+
+/// The lease that tells of an open the sandbox could misuse: of any open
+/// for a secret file (it could read it), of one for writing for a
+/// protected one (reading it is no harm).
+fn lease_kind(secret: bool) -> libc::c_int {
+    if secret { libc::F_WRLCK } else { libc::F_RDLCK }
+}
+
+/// What [`open_elsewhere`] found.
+enum Lease {
+    /// Open elsewhere still.
+    Open,
+    /// Open nowhere else: the lease on it, held (see `tripwire`).
+    Taken(std::fs::File),
+    /// Leases cannot be taken (a file of another owner, a filesystem
+    /// without them).
+    Unavailable,
 }
 
 /// How long [`open_elsewhere`] waits for a program outside the sandbox
 /// that still writes a file it made anew.
 const HOST_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// fcntl(2)'s F_SETSIG (asm-generic/fcntl.h), which the libc crate lacks.
-const F_SETSIG: libc::c_int = 10;
-
 /// Whether the file `held` is open anywhere else (for a protected file,
 /// not `secret`: open for writing), read, written, mapped, or in flight in
 /// a socket, still after [`WRITERS_CLOSE_WITHIN`]. The kernel grants a
 /// write lease only on a file no other open file description is on, a
-/// read lease only on one none is writing. `false` when leases cannot be
-/// taken (a file of another owner, a filesystem without them): the
-/// descriptor scan of [`reachable`] stands alone then.
-fn open_elsewhere(held: &OwnedFd, secret: bool, keeper: &Keeper) -> bool {
+/// read lease only on one none is writing. When leases cannot be taken,
+/// the descriptor scan of [`reachable`] stands alone. `wires` are tended
+/// meanwhile (a program waiting on one of them waits for guard).
+fn open_elsewhere(
+    held: &OwnedFd,
+    secret: bool,
+    keeper: &mut Keeper,
+    wires: &mut Tripwires,
+) -> Lease {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let Ok(file) = std::fs::OpenOptions::new()
@@ -800,7 +922,7 @@ fn open_elsewhere(held: &OwnedFd, secret: bool, keeper: &Keeper) -> bool {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(format!("/proc/self/fd/{}", held.as_raw_fd()))
     else {
-        return false;
+        return Lease::Unavailable;
     };
     let fd = file.as_raw_fd();
     // Should a program open the file in the moment the lease is held, the
@@ -809,20 +931,17 @@ fn open_elsewhere(held: &OwnedFd, secret: bool, keeper: &Keeper) -> bool {
     // SAFETY: fcntl on a descriptor this function owns; F_SETSIG takes a
     // signal number.
     if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } != 0 {
-        return false;
+        return Lease::Unavailable;
     }
     let start = std::time::Instant::now();
     let mut deadline = start + WRITERS_CLOSE_WITHIN;
     loop {
-        let lease = if secret { libc::F_WRLCK } else { libc::F_RDLCK };
         // SAFETY: as above; F_SETLEASE takes a lease type.
-        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, lease) } == 0 {
-            // SAFETY: as above.
-            unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
-            return false;
+        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, lease_kind(secret)) } == 0 {
+            return Lease::Taken(file);
         }
         if nix::errno::Errno::last() != nix::errno::Errno::EAGAIN {
-            return false;
+            return Lease::Unavailable;
         }
         let now = std::time::Instant::now();
         if now >= deadline {
@@ -833,11 +952,14 @@ fn open_elsewhere(held: &OwnedFd, secret: bool, keeper: &Keeper) -> bool {
                 && nix::sys::stat::fstat(held)
                     .is_ok_and(|st| keeper.held_outside(st.st_dev, st.st_ino));
             if !writing {
-                return true;
+                return Lease::Open;
             }
             deadline = now + std::time::Duration::from_millis(250);
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
+        if wires.tend(keeper) {
+            return Lease::Unavailable; // the sandbox is ending
+        }
     }
 }
 

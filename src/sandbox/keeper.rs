@@ -99,9 +99,39 @@ impl Keeper {
         self.held(dev, ino, false, false)
     }
 
+    /// The sandbox's pid namespace, as /proc/PID/ns/pid links name it;
+    /// `None` once the setup process is gone.
+    fn namespace(&self) -> Option<PathBuf> {
+        std::fs::read_link(format!("/proc/{}/ns/pid_for_children", self.setup)).ok()
+    }
+
+    /// Whether the process `pid` (of guard's pid namespace) is in the
+    /// sandbox. Gone, or the sandbox gone: no.
+    pub fn is_inside(&self, pid: u32) -> bool {
+        let ns = self.namespace();
+        ns.is_some() && std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == ns
+    }
+
+    /// Whether any process is left in the sandbox (its pid 1 included).
+    pub fn any_inside(&self) -> bool {
+        let Some(ns) = self.namespace() else {
+            return false;
+        };
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return true;
+        };
+        procs.flatten().any(|p| {
+            p.file_name()
+                .as_encoded_bytes()
+                .iter()
+                .all(u8::is_ascii_digit)
+                && std::fs::read_link(p.path().join("ns/pid")).ok().as_ref() == Some(&ns)
+        })
+    }
+
     fn held(&self, dev: u64, ino: u64, writers_only: bool, inside: bool) -> bool {
         use std::os::unix::fs::MetadataExt;
-        let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid_for_children", self.setup)) else {
+        let Some(ns) = self.namespace() else {
             return inside; // the sandbox is gone, or cannot be told: held
         };
         let Ok(procs) = std::fs::read_dir("/proc") else {

@@ -4,7 +4,7 @@
 //! descriptor in flight, received later) must not reach its content. Each
 //! test names the attack; each failed before the fix that came with it.
 
-use crate::support::each_mode;
+use crate::support::{Case, each_mode};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -75,5 +75,226 @@ fn a_file_under_another_programs_lease_is_still_scanned() {
         );
         // The lease was there when guard read it: the holder let go.
         assert!(project.join(".let-go").exists(), "{}", out.all());
+    });
+}
+
+/// The sandbox (Python) waits for the host's `.env.new`, opens it with
+/// `O_PATH` and sends that descriptor over a unix socket (in flight, it is
+/// in no process's table, and `O_PATH` opens do not count for leases: guard's
+/// check after the cover sees nothing), then marks `.taken`. After the
+/// host's change and past guard's check it takes the descriptor back and
+/// opens the file anew through /proc (`how`: `wait`, a plain open;
+/// `nonblock`, `O_NONBLOCK` opens tried for 3 s; `write`, an open for
+/// writing that adds an fsmonitor to a git config), printing `read=` what
+/// it gives (or `wrote=1`). The host writes the token into `.env.new` in
+/// place and renames it over `.env`, as `sed -i` does (the file to take
+/// is argument 2: `.env.new` by default).
+const KEEP_IN_FLIGHT: &str = r#"import os, socket, sys, time
+how = sys.argv[1]
+new = sys.argv[2] if len(sys.argv) > 2 else '.env.new'
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+open('.started', 'w').write('1')
+while not os.path.exists(new):
+    time.sleep(0.002)
+fd = os.open(new, os.O_PATH)
+socket.send_fds(a, [b'x'], [fd])
+os.close(fd)
+open('.taken', 'w').write('1')
+while not os.path.exists('.host-done'):
+    time.sleep(0.05)
+time.sleep(2.5)
+_, fds, _, _ = socket.recv_fds(b, 1, 1)
+print('received=%d' % len(fds), flush=True)
+path = '/proc/self/fd/%d' % fds[0]
+if how == 'wait':
+    print('read=' + open(path).read().strip(), flush=True)
+elif how == 'write':
+    with open(path, 'a') as f:
+        f.write('[core]\n\tfsmonitor = "touch $MARKER"\n')
+    print('wrote=1', flush=True)
+else:
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        try:
+            f = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            print('read=' + os.read(f, 4096).decode().strip(), flush=True)
+            break
+        except BlockingIOError:
+            time.sleep(0.001)
+    print('tried=1', flush=True)
+"#;
+
+/// Runs [`KEEP_IN_FLIGHT`] with `how`; the host makes `.env` anew
+/// (`.env.new` written once the sandbox took it, renamed over `.env`).
+fn keep_in_flight(case: &mut Case, how: &str) -> crate::common::Outcome {
+    let old = case.add_canary("old");
+    let new = case.add_canary("new");
+    case.write(".env", &format!("API_TOKEN={old}\n"));
+    case.write("attack.py", KEEP_IN_FLIGHT);
+    let project = case.project().to_path_buf();
+    let mut taken = false;
+    let out = case
+        .env
+        .with_host_change(&format!("python3 attack.py {how}"), || {
+            case.env.write_on_host(".env.new", "");
+            taken = wait_for(&project.join(".taken"));
+            std::fs::write(project.join(".env.new"), format!("API_TOKEN={new}\n")).unwrap();
+            std::fs::rename(project.join(".env.new"), project.join(".env")).unwrap();
+        });
+    case.assert_no_leak(&out);
+    assert!(
+        taken,
+        "the sandbox never took the host's file\n{}",
+        out.all()
+    );
+    out
+}
+
+/// Review 26's open hole: an `O_PATH` descriptor of the host's new `.env`
+/// taken in the moment before guard covered it again and kept in flight
+/// in a socket past guard's check was received later and opened anew
+/// through /proc: the sandbox read the host's new token (3/3). Now guard
+/// keeps a lease on the file for the rest of the run: the open waits, and
+/// guard, seeing a process of the sandbox wait, ends the session before
+/// it returns.
+#[test]
+fn an_o_path_descriptor_kept_in_flight_past_the_check_ends_the_session() {
+    each_mode(|mut case| {
+        let out = keep_in_flight(&mut case, "wait");
+        assert!(out.field("read").is_none(), "{}", out.all());
+        // The descriptor came back: the attack got as far as the open.
+        assert_eq!(out.field("received").as_deref(), Some("1"), "{}", out.all());
+        assert_ended_for_env(&case, &out, "through a way it had kept");
+    });
+}
+
+/// The same, opened without waiting (`O_NONBLOCK`): the open fails at
+/// once, and nobody waits for guard to tell who it was. Letting the lease
+/// go would give the next try the file: the session ends.
+#[test]
+fn an_o_path_descriptor_kept_in_flight_and_opened_without_waiting_ends_the_session() {
+    each_mode(|mut case| {
+        let out = keep_in_flight(&mut case, "nonblock");
+        assert!(out.field("read").is_none(), "{}", out.all());
+        assert_eq!(out.field("received").as_deref(), Some("1"), "{}", out.all());
+        assert!(
+            out.field("tried").is_none(),
+            "ran on for 3 s: {}",
+            out.all()
+        );
+        assert_ended_for_env(&case, &out, "without waiting");
+    });
+}
+
+/// The session ended for the project's `.env`, saying `why`.
+#[track_caller]
+fn assert_ended_for_env(case: &Case, out: &crate::common::Outcome, why: &str) {
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains(&format!(
+            "guard: ended the session: {} could no longer be kept hidden",
+            case.project().join(".env").display()
+        )) && out.stderr.contains(why),
+        "{}",
+        out.all()
+    );
+    case.env.expect_logged("ended", ".env");
+}
+
+/// The same for a protected file: the host's git writes `.git/config`
+/// anew (`config.lock` renamed over it); a descriptor of the new file kept
+/// in flight past guard's check and opened for writing later added an
+/// fsmonitor to it, which the host's next `git status` ran (review 26).
+/// Guard keeps a read lease on it: an open for writing waits, and ends
+/// the session.
+#[test]
+fn a_protected_files_descriptor_kept_in_flight_cannot_write_it() {
+    use crate::support::host_git;
+    each_mode(|case| {
+        let p = case.project().to_path_buf();
+        host_git(&p, &["init", "-q"]);
+        case.write("attack.py", KEEP_IN_FLIGHT);
+        let before = std::fs::read_to_string(p.join(".git/config")).unwrap();
+        let mut taken = false;
+        let out = case
+            .env
+            .with_host_change("python3 attack.py write .git/config.lock", || {
+                // As git does: the new config written, then renamed.
+                case.env
+                    .write_on_host(".git/config.lock", &format!("{before}[user]\n\tname = u\n"));
+                taken = wait_for(&p.join(".taken"));
+                std::fs::rename(p.join(".git/config.lock"), p.join(".git/config")).unwrap();
+            });
+        case.assert_no_leak(&out);
+        assert!(
+            taken,
+            "the sandbox never took the host's file\n{}",
+            out.all()
+        );
+        assert_eq!(out.field("received").as_deref(), Some("1"), "{}", out.all());
+        assert!(out.field("wrote").is_none(), "{}", out.all());
+        assert_ne!(out.code, 0, "{}", out.all());
+        assert!(
+            out.stderr.contains(&format!(
+                "guard: ended the session: {} could no longer be kept read-only in",
+                p.join(".git/config").display()
+            )) && out.stderr.contains("through a way it had kept"),
+            "{}",
+            out.all()
+        );
+        let config = std::fs::read_to_string(p.join(".git/config")).unwrap();
+        assert!(!config.contains("fsmonitor"), "{config}");
+    });
+}
+
+/// A program of the host's that reads the new `.env` after guard covered
+/// it (the user's server loading it again) is let through at once, and
+/// the lease is taken again after: a way the sandbox kept still ends the
+/// session when it is tried later.
+#[test]
+fn a_host_program_reading_the_new_file_is_let_through_and_the_lease_taken_again() {
+    each_mode(|mut case| {
+        let old = case.add_canary("old");
+        let new = case.add_canary("new");
+        case.write(".env", &format!("API_TOKEN={old}\n"));
+        case.write("attack.py", KEEP_IN_FLIGHT);
+        let project = case.project().to_path_buf();
+        let mut taken = false;
+        let mut reads = Vec::new();
+        let out = case.env.with_host_change("python3 attack.py wait", || {
+            case.env.write_on_host(".env.new", "");
+            taken = wait_for(&project.join(".taken"));
+            std::fs::write(project.join(".env.new"), format!("API_TOKEN={new}\n")).unwrap();
+            std::fs::rename(project.join(".env.new"), project.join(".env")).unwrap();
+            // Past guard's check (1 s at most when nothing holds it).
+            std::thread::sleep(Duration::from_millis(1500));
+            for _ in 0..3 {
+                let started = Instant::now();
+                let read = case
+                    .env
+                    .as_user("cat")
+                    .arg(project.join(".env"))
+                    .output()
+                    .expect("run the host's reader");
+                reads.push((started.elapsed(), read));
+            }
+        });
+        case.assert_no_leak(&out);
+        assert!(
+            taken,
+            "the sandbox never took the host's file\n{}",
+            out.all()
+        );
+        for (took, read) in &reads {
+            assert!(read.status.success(), "{read:?}");
+            assert!(
+                String::from_utf8_lossy(&read.stdout).contains(&new),
+                "the host read something else"
+            );
+            // Not held up until the kernel breaks the lease (45 s).
+            assert!(*took < Duration::from_secs(5), "{took:?}");
+        }
+        assert!(out.field("read").is_none(), "{}", out.all());
+        assert_ended_for_env(&case, &out, "through a way it had kept");
     });
 }
