@@ -578,6 +578,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     }
     candidates.extend(own_state_hidden(&grants, &cache)?);
     let user_links = protect::drop_through_links(&mut candidates, &project);
+    policy::cover_long_paths(&mut candidates);
     gather_more_facts(&candidates, &mut facts);
     let (grants, mut absent_protected) = policy::resolve(&candidates, &facts)?;
     // Below a file that is there now (a linked worktree's `.git` file) no

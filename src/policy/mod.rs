@@ -290,6 +290,38 @@ fn is_secret(g: &Grant) -> bool {
 
 /// Like [`resolve_grants`], also returning the protected paths that do not
 /// exist.
+/// The longest path a cover can be mounted on: the kernel takes at most
+/// PATH_MAX bytes (4096, the NUL included) in one call, and the setup
+/// process mounts under a prefix of its own (`/newroot`).
+pub const LONGEST_COVER: usize = 4096 - 64;
+
+/// A file to hide, redact or protect at a path longer than
+/// [`LONGEST_COVER`] cannot be covered, nor even looked at by its path: an
+/// earlier session can make a tree that deep (with a hard link at the
+/// bottom to a file that will hold a secret), and the sandbox reaches it
+/// one `chdir` at a time. Each such candidate becomes the deepest
+/// directory above it that can be covered, hidden.
+pub fn cover_long_paths(candidates: &mut [Candidate]) {
+    for c in candidates {
+        if !matches!(
+            c.access,
+            Access::Hidden | Access::Redacted | Access::Protected
+        ) || c.path.as_os_str().len() <= LONGEST_COVER
+        {
+            continue;
+        }
+        if let Some(dir) = c
+            .path
+            .ancestors()
+            .find(|d| d.as_os_str().len() <= LONGEST_COVER)
+        {
+            c.origin = format!("{} (below it, at a path too long to cover)", c.origin);
+            c.path = dir.to_path_buf();
+            c.access = Access::Hidden;
+        }
+    }
+}
+
 pub fn resolve(
     candidates: &[Candidate],
     facts: &BTreeMap<PathBuf, PathKind>,

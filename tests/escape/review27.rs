@@ -42,7 +42,8 @@ while time.time() < deadline and not os.path.exists('.host-done'):
 #[test]
 fn a_file_under_another_programs_lease_is_still_scanned() {
     each_mode(|mut case| {
-        let password = case.add_canary("leased");
+        // Token-shaped: a rule of its own flags it whatever its letters.
+        let password = case.add_gh_canary("leased");
         case.write(
             "config.yaml",
             &format!("name: app\nport: 8080\ndb:\n  host: localhost\n  password: {password}\n"),
@@ -59,6 +60,7 @@ fn a_file_under_another_programs_lease_is_still_scanned() {
             .expect("start the lease holder");
         let leased = wait_for(&project.join(".leased"));
         let out = case.sh("cat config.yaml");
+
         std::fs::write(project.join(".host-done"), "").unwrap();
         let held = holder.wait_with_output().expect("wait for the holder");
         assert!(
@@ -296,5 +298,115 @@ fn a_host_program_reading_the_new_file_is_let_through_and_the_lease_taken_again(
         }
         assert!(out.field("read").is_none(), "{}", out.all());
         assert_ended_for_env(&case, &out, "through a way it had kept");
+    });
+}
+
+/// Makes (`plant`) or walks down (`read`) 17 directories of 250-byte
+/// names below the project: a path longer than PATH_MAX, which the kernel
+/// takes in no single call but a process reaches one `chdir` at a time.
+/// `plant FILE`: hard-links `FILE` (a project file) at the bottom as
+/// `x.py`, or with no `FILE` writes a token there as `secret.txt`. `read`:
+/// prints the bottom's `secret.txt` and `x.py`, or `failed_at=` the level
+/// and errno where the way down ended.
+const DEEP: &str = r#"import os, sys
+top = os.getcwd()
+what = sys.argv[1]
+for level in range(17):
+    name = 'e' * 250
+    if what == 'plant':
+        os.makedirs(name, exist_ok=True)
+    try:
+        os.chdir(name)
+    except OSError as e:
+        print('failed_at=%d errno=%d' % (level, e.errno))
+        sys.exit(0)
+if what == 'plant':
+    if len(sys.argv) > 2:
+        os.link(os.path.join(top, sys.argv[2]), 'x.py')
+    else:
+        open('secret.txt', 'w').write(os.environ['TOKEN_LINE'])
+    print('planted=1')
+else:
+    for f in ['secret.txt', 'x.py']:
+        if os.path.exists(f):
+            print('read=' + open(f).read().replace('\n', ' '))
+"#;
+
+/// The scan opened each directory by its full path: below PATH_MAX
+/// (ENAMETOOLONG) it counted one "unreadable" and went on, so a token in a
+/// file down there was served as it is; and a file to hide at such a path
+/// could not be covered. Now the walk goes down one directory at a time,
+/// and what cannot be covered hides the deepest directory above it that
+/// can.
+#[test]
+fn a_secret_below_a_path_longer_than_path_max_is_hidden() {
+    each_mode(|mut case| {
+        let token = case.add_gh_canary("deep");
+        case.write("deep.py", DEEP);
+        let planted = case
+            .env
+            .as_user("/usr/bin/python3")
+            .args(["deep.py", "plant"])
+            .env("TOKEN_LINE", format!("token = \"{token}\"\n"))
+            .current_dir(case.project())
+            .output()
+            .expect("plant the deep tree");
+        assert!(
+            String::from_utf8_lossy(&planted.stdout).contains("planted=1"),
+            "{planted:?}"
+        );
+        let out = case.run(&["run", "--", "python3", "deep.py", "read"]);
+        out.expect_code(0);
+        assert!(out.field("read").is_none(), "{}", out.all());
+        // The way down ends at the cover, well below the project.
+        let failed = out.field("failed_at").unwrap_or_default();
+        assert!(failed.ends_with("errno=2"), "{}", out.all());
+        let level: u32 = failed.split(' ').next().unwrap_or("").parse().unwrap_or(0);
+        assert!(level >= 10, "{}", out.all());
+    });
+}
+
+/// Across two sessions: the first (hostile) plants a hard link to an
+/// ordinary project file at the bottom of a tree deeper than PATH_MAX;
+/// the user then puts a token into that file. The second session showed
+/// the file redacted and the link, which the hard-link search never found
+/// down there, as it is.
+#[test]
+fn a_hard_link_below_a_path_longer_than_path_max_is_hidden() {
+    each_mode(|mut case| {
+        case.write("app_config.py", "import os\nDEBUG = True\n");
+        case.write("deep.py", DEEP);
+        let planted = case.run(&["run", "--", "python3", "deep.py", "plant", "app_config.py"]);
+        assert_eq!(
+            planted.field("planted").as_deref(),
+            Some("1"),
+            "{}",
+            planted.all()
+        );
+        let token = case.add_gh_canary("linked");
+        let config = case.project().join("app_config.py");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!("API_TOKEN = \"{token}\"\n"));
+        std::fs::write(&config, text).unwrap();
+        let out = case.run(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "cat app_config.py; python3 deep.py read",
+        ]);
+        out.expect_code(0);
+        assert!(
+            out.stdout.contains("API_TOKEN = \"guard-redacted:"),
+            "{}",
+            out.all()
+        );
+        assert!(out.field("read").is_none(), "{}", out.all());
+        assert!(
+            out.field("failed_at")
+                .is_some_and(|f| f.ends_with("errno=2")),
+            "{}",
+            out.all()
+        );
     });
 }
