@@ -921,3 +921,60 @@ fn trees_with_exponentially_many_paths_are_cut_short() {
         );
     }
 }
+
+/// A bare repository whose `HEAD` is a symbolic link to its branch (git
+/// accepts one; an earlier session can make the swap) was not taken for
+/// a repository, and its history was not scanned: `git --git-dir=backup
+/// show` read the token.
+#[test]
+fn a_bare_repository_with_a_symlinked_head_is_still_scanned() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        common::git_repo_with_readme(&dir);
+        let tok = gh_canary("symhead");
+        let src = common::TempDir::new("src", Mode::Invoker);
+        std::fs::write(src.join("client.py"), CLIENT_PY.replace("{tok}", &tok)).expect("write");
+        git(&src.path, &["init", "-q"]);
+        commit(&src.path, "client");
+        let blob = git_text(&src.path, &["rev-parse", "HEAD:client.py"])
+            .trim()
+            .to_string();
+        git(
+            &dir,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                &src.path.display().to_string(),
+                "backup",
+            ],
+        );
+        let backup = dir.join("backup");
+        std::fs::remove_file(backup.join("HEAD")).expect("rm HEAD");
+        std::os::unix::fs::symlink("refs/heads/main", backup.join("HEAD")).expect("ln -s");
+        // git still takes it for a repository, and reads the token.
+        assert!(git(&backup, &["show", &blob]).starts_with(b"import requests"));
+        env.own();
+        let s = Sections::run(
+            &env,
+            &format!(
+                "run show 'git --git-dir=backup show {blob}'\nrun head 'git --git-dir=backup show HEAD:client.py'\nrun grep_raw 'grep -ra {} backup'",
+                fragment(&tok)
+            ),
+        );
+        s.0.assert_no_canary(&tok);
+        for name in ["show", "head"] {
+            let shown = s.ok(name);
+            assert!(
+                shown.contains("GITHUB = \"guard-redacted:github-token\""),
+                "{name}: {shown}"
+            );
+        }
+        s.assert_found_nothing("grep_raw", "grep -ra backup");
+        assert!(
+            std::fs::symlink_metadata(backup.join("HEAD")).is_ok_and(|m| m.is_symlink()),
+            "HEAD is no longer a link"
+        );
+    }
+}
