@@ -978,3 +978,55 @@ fn a_bare_repository_with_a_symlinked_head_is_still_scanned() {
         );
     }
 }
+
+/// Text with a NUL in its first 8 KiB, and UTF-16 text: the worktree scan
+/// searches them (any program reads them as text) and hides a file holding
+/// a token, but the history scan skipped any blob with a NUL: `git show`
+/// of the commit that removed them gave the tokens back. Now a blob is
+/// judged as the file would be, and reads empty.
+#[test]
+fn binary_looking_blobs_are_judged_as_the_worktree_scan_judges_files() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let toks = [gh_canary("nul"), gh_canary("utf16")];
+        let nul = format!(
+            "{}\0\0{}",
+            "x".repeat(16),
+            CLIENT_PY.replace("{tok}", &toks[0])
+        );
+        let mut utf16 = vec![0xff, 0xfe];
+        for u in CLIENT_PY.replace("{tok}", &toks[1]).encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        std::fs::write(dir.join("notes.txt"), &nul).expect("write");
+        std::fs::write(dir.join("utf16.txt"), &utf16).expect("write");
+        env.project.write("README", "tooling\n");
+        git(&dir, &["init", "-q"]);
+        commit(&dir, "add notes");
+        git(&dir, &["rm", "-q", "notes.txt", "utf16.txt"]);
+        commit(&dir, "remove notes");
+        // On the host, git gives them back whole.
+        assert_eq!(git(&dir, &["show", "HEAD~1:notes.txt"]), nul.as_bytes());
+        assert_eq!(git(&dir, &["show", "HEAD~1:utf16.txt"]), utf16);
+        env.own();
+        let s = Sections::run(
+            &env,
+            "run nul 'git show HEAD~1:notes.txt | tr -d \"\\000\"'\n\
+             run utf16 'git show HEAD~1:utf16.txt | tr -d \"\\000\"'\n\
+             run sizes 'git cat-file -s HEAD~1:notes.txt; git cat-file -s HEAD~1:utf16.txt'\n\
+             run readme 'git show HEAD~1:README'\n\
+             run log 'git log -p | tr -d \"\\000\"'",
+        );
+        s.assert_no_canary(&toks);
+        assert_eq!(s.ok("readme").trim(), "tooling");
+        assert!(s.ok("log").contains("remove notes"));
+        // Hidden, as the worktree copies would be: empty blobs.
+        assert_eq!(s.ok("nul").trim(), "");
+        assert_eq!(s.ok("utf16").trim(), "");
+        assert_eq!(
+            s.ok("sizes").split_whitespace().collect::<Vec<_>>(),
+            ["0", "0"]
+        );
+    }
+}

@@ -26,9 +26,10 @@
 //! the trees below the new ones are read again, old ones included (one
 //! snapshot's worth), since a new tree can name an old one anywhere.
 
+use super::cache::Cached;
 use super::git_pack::{self as pack, Oid};
 use super::redact;
-use super::scan::classify;
+use super::scan::{classify, judge};
 use super::{Action, MAX_FILE_SIZE, Rules};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -530,7 +531,7 @@ impl<'r> Batch<'r> {
     /// The mark the object's content earns, if any.
     fn object(&mut self, src: Src, oid: Oid, kind: u8, content: &[u8]) -> Option<Mark> {
         match kind {
-            pack::BLOB => verdict(self.rules, content).map(|(hide, rules)| Mark {
+            pack::BLOB => verdict(self.rules, content, true).map(|(hide, rules)| Mark {
                 oid: pack::hex(&oid),
                 hide,
                 rules,
@@ -547,7 +548,7 @@ impl<'r> Batch<'r> {
                 {
                     self.roots.push((root, src));
                 }
-                verdict(self.rules, content).map(|(_, rules)| Mark {
+                verdict(self.rules, content, false).map(|(_, rules)| Mark {
                     oid: pack::hex(&oid),
                     hide: false,
                     rules,
@@ -671,15 +672,25 @@ impl<'r> Batch<'r> {
     }
 }
 
-/// What the worktree scan would do with a file of this content.
-fn verdict(rules: &Rules, content: &[u8]) -> Option<(bool, Vec<String>)> {
-    if content.is_empty()
-        || content.len() as u64 > MAX_FILE_SIZE
-        || content[..content.len().min(8192)].contains(&0)
-    {
+/// What the worktree scan would do with a file of this content. A blob
+/// is judged as the scan judges a file, binary data included (text with a
+/// NUL, UTF-16, an SQLite database): `git show` gives it as the worktree
+/// copy would. A commit or tag is only searched as text: its copy is
+/// redacted, never emptied, and redaction works on text.
+fn verdict(rules: &Rules, content: &[u8], blob: bool) -> Option<(bool, Vec<String>)> {
+    if content.is_empty() || content.len() as u64 > MAX_FILE_SIZE {
         return None;
     }
-    let scan = rules.content.scan(content).ok()?;
+    let scan = if blob {
+        match judge(&rules.content, content, &mut Default::default()).ok()? {
+            Cached::Secrets(scan) => scan,
+            Cached::Clean | Cached::Binary => return None,
+        }
+    } else if content[..content.len().min(8192)].contains(&0) {
+        return None;
+    } else {
+        rules.content.scan(content).ok()?
+    };
     if scan.findings.is_empty() {
         return None;
     }

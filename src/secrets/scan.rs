@@ -731,8 +731,9 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 }
 
-/// What a file's content (at most [`MAX_FILE_SIZE`]) holds for the rules.
-fn judge(
+/// What a file's content (at most [`MAX_FILE_SIZE`]) holds for the rules
+/// (also a blob's, in git history: it reads as the file would).
+pub(super) fn judge(
     engine: &super::ContentEngine,
     buf: &[u8],
     scratch: &mut Scratch,
