@@ -1030,3 +1030,92 @@ fn binary_looking_blobs_are_judged_as_the_worktree_scan_judges_files() {
         );
     }
 }
+
+// ---------------------------------------------------------------------
+// Object files guard could not check: never served unread.
+// ---------------------------------------------------------------------
+
+/// A repository whose only commit adds `client.py` (a token) as a loose
+/// object: (the token, the blob's name).
+fn loose_token_repo(env: &Env, tag: &str) -> (String, String) {
+    let dir = &env.project.path;
+    let tok = gh_canary(tag);
+    env.project
+        .write("client.py", &CLIENT_PY.replace("{tok}", &tok));
+    git(dir, &["init", "-q"]);
+    commit(dir, "client");
+    let blob = git_text(dir, &["rev-parse", "HEAD:client.py"])
+        .trim()
+        .to_string();
+    let (loose, packs) = object_counts(dir);
+    assert!(loose > 0 && packs == 0, "{loose} loose, {packs} packs");
+    (tok, blob)
+}
+
+/// Holds a write lease on the file given, as a file server's oplock does
+/// (Samba's kernel oplocks are leases), marks `.leased` and lets go (and
+/// marks `.let-go`) when the kernel says another program opens it.
+const LEASE_HOLDER: &str = r#"import fcntl, os, signal, sys, time
+F_SETLEASE = 1024
+fd = os.open(sys.argv[1], os.O_RDONLY)
+def let_go(*_):
+    fcntl.fcntl(fd, F_SETLEASE, fcntl.F_UNLCK)
+    open('.let-go', 'w').write('1')
+signal.signal(signal.SIGIO, let_go)
+fcntl.fcntl(fd, F_SETLEASE, fcntl.F_WRLCK)
+open('.leased', 'w').write('1')
+deadline = time.time() + 60
+while time.time() < deadline and not os.path.exists('.host-done'):
+    time.sleep(0.05)
+"#;
+
+/// A pack under another program's lease answered guard's `O_NONBLOCK`
+/// open with EAGAIN: the pack was left unchecked (remembered so until it
+/// changed) and served, and git inside, whose open waits, read the token.
+/// Now guard waits out the lease as git's open would, and redacts it.
+#[test]
+fn a_pack_under_another_programs_lease_is_still_read() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let (tok, blob) = loose_token_repo(&env, "leased");
+        git(&dir, &["gc", "-q"]);
+        let pack = std::fs::read_dir(dir.join(".git/objects/pack"))
+            .expect("pack dir")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "pack"))
+            .expect("a pack");
+        let holder_py = env.home.write("holder.py", LEASE_HOLDER);
+        env.own();
+        let holder = common::KillOnDrop(
+            env.as_user("/usr/bin/python3")
+                .arg(&holder_py)
+                .arg(&pack)
+                .current_dir(&env.home.path)
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start the lease holder"),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !env.home.join(".leased").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            env.home.join(".leased").exists(),
+            "the holder took no lease"
+        );
+        let s = Sections::run(&env, &format!("run show 'git show {blob}'"));
+        std::fs::write(env.home.join(".host-done"), "").expect("write");
+        drop(holder);
+        s.0.assert_no_canary(&tok);
+        // The lease was there when guard opened the pack: the holder let go.
+        assert!(env.home.join(".let-go").exists(), "{}", s.0.all());
+        let shown = s.ok("show");
+        assert!(
+            shown.contains("GITHUB = \"guard-redacted:github-token\""),
+            "{shown}"
+        );
+        assert!(!s.0.stderr.contains("was not checked"), "{}", s.0.stderr);
+    }
+}

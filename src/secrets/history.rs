@@ -86,6 +86,11 @@ struct Source {
     marks: Vec<Mark>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The error may not repeat (the file could not be opened: another
+    /// program's lease, a permission put back later): not remembered, so
+    /// that the next run reads the pack again instead of serving it.
+    #[serde(skip)]
+    retry: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -209,17 +214,31 @@ fn cache_name(objects: &Path) -> String {
 /// (zlib adds far less): not read.
 const MAX_LOOSE: u64 = pack::MAX_OBJECT + (pack::MAX_OBJECT >> 8) + 4096;
 
+/// An object file opened to read: never through a symlink, never blocking
+/// on a fifo, but waiting out another program's lease (a Samba oplock): an
+/// `O_NONBLOCK` open answers EAGAIN under one, while the sandbox's own
+/// open waits for the holder to let go and reads the file. Not waiting
+/// would leave it unchecked and served.
+fn open_object_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => crate::host::open_path_past_lease(path)
+            .map(std::fs::File::from)
+            .map_err(std::io::Error::from),
+        f => f,
+    }
+}
+
 /// A small file's bytes: never through a symlink, never blocking on a
 /// fifo, only a regular file of at most `max` bytes. An earlier session
 /// can plant anything in `.git/objects`, which guard reads on the host.
 fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| e.to_string())?;
+    let f = open_object_file(path).map_err(|e| e.to_string())?;
     let m = f.metadata().map_err(|e| e.to_string())?;
     if !m.is_file() {
         return Err("not a regular file".into());
@@ -279,6 +298,7 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                 key: k_meta,
                 marks: Vec::new(),
                 error: Some("pack larger than 4 GiB".to_string()),
+                retry: false,
             },
             _ => {
                 if meta.len() > 64 << 20 {
@@ -361,9 +381,21 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
     if let Some(e) = &new.error {
         h.unchecked.push((objects.to_path_buf(), e.clone()));
     }
+    // A pack that could not be checked may hold anything: hidden inside,
+    // with its index (git then fails on the objects in it), rather than
+    // served unread.
     for (stem, path) in &packs {
         if let Some(e) = new.packs.get(stem).and_then(|s| s.error.as_ref()) {
-            h.unchecked.push((path.clone(), e.clone()));
+            h.unchecked
+                .push((path.clone(), format!("{e}; hidden inside")));
+            h.hidden.push(path.clone());
+            let idx = pack_dir.join(format!("{stem}.idx"));
+            if std::fs::symlink_metadata(&idx).is_ok_and(|m| m.is_file()) {
+                h.hidden.push(idx);
+            }
+            if !h.frozen.contains(&pack_dir) {
+                h.frozen.push(pack_dir.clone());
+            }
         }
     }
 
@@ -390,7 +422,18 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
             .iter()
             .any(|(k, v)| old.packs.get(k).map(|o| o.key) != Some(v.key))
     {
+        // Errors that may not repeat are not remembered (see `retry`).
+        let retried: Vec<(String, Source)> = new
+            .packs
+            .iter()
+            .filter(|(_, s)| s.retry)
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        for (k, _) in &retried {
+            new.packs.remove(k);
+        }
         save(&cache_file, &new);
+        new.packs.extend(retried);
     }
     if flagged.is_empty() {
         return;
@@ -457,7 +500,9 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
         }
     }
     if h.substitutes.len() + h.hidden.len() > before {
-        h.frozen.push(pack_dir);
+        if !h.frozen.contains(&pack_dir) {
+            h.frozen.push(pack_dir);
+        }
         let mut ids: Vec<String> = flagged.values().flat_map(|v| v.1.iter().cloned()).collect();
         ids.sort();
         ids.dedup();
@@ -734,29 +779,32 @@ fn analyze(
     h: &mut History,
 ) -> Option<String> {
     let pack_dir = objects.join("pack");
-    let opened: Vec<Result<(Mapped, pack::Index), String>> = packs
+    // Errors are (why, whether it may not repeat): a file that could not
+    // be opened or mapped is tried again next run; what its content says
+    // (a damaged or hostile pack) holds as long as the pack is the same.
+    let opened: Vec<Result<(Mapped, pack::Index), (String, bool)>> = packs
         .iter()
         .map(|(stem, path)| {
             if new.packs.get(stem).is_none_or(|s| s.error.is_some()) {
-                return Err(String::new());
+                return Err((String::new(), false));
             }
             let idx = Mapped::open(&pack_dir.join(format!("{stem}.idx")))
-                .map_err(|e| format!("read index: {e}"))?;
-            let index = pack::Index::parse(idx.bytes())?;
-            Ok((Mapped::open(path)?, index))
+                .map_err(|e| (format!("read index: {e}"), true))?;
+            let index = pack::Index::parse(idx.bytes()).map_err(|e| (e, false))?;
+            Ok((Mapped::open(path).map_err(|e| (e, true))?, index))
         })
         .collect();
     let mut readers: Vec<Option<pack::Reader<'_>>> = Vec::with_capacity(packs.len());
     for (k, o) in opened.iter().enumerate() {
-        let r = o
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|(data, index)| pack::Reader::new(data.bytes(), index));
-        if let Err(e) = &r
+        let r = o.as_ref().map_err(Clone::clone).and_then(|(data, index)| {
+            pack::Reader::new(data.bytes(), index).map_err(|e| (e, false))
+        });
+        if let Err((e, retry)) = &r
             && stale.contains(&k)
             && let Some(s) = new.packs.get_mut(&packs[k].0)
         {
             s.error = Some(e.clone());
+            s.retry = *retry;
         }
         readers.push(r.ok());
     }
@@ -1061,12 +1109,7 @@ struct Mapped(super::mapped::Mapped);
 
 impl Mapped {
     fn open(path: &Path) -> Result<Mapped, String> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| format!("open: {e}"))?;
+        let f = open_object_file(path).map_err(|e| format!("open: {e}"))?;
         let m = f.metadata().map_err(|e| e.to_string())?;
         if !m.is_file() || m.len() < 32 {
             return Err("not a pack or index file".into());
