@@ -273,16 +273,19 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
     // Packs: those not remembered are read below.
     let pack_dir = objects.join("pack");
     let mut packs: Vec<(String, PathBuf)> = Vec::new();
-    if std::fs::symlink_metadata(&pack_dir).is_ok_and(|m| m.is_dir())
-        && let Ok(rd) = std::fs::read_dir(&pack_dir)
-    {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(".pack")
-                && e.file_type().is_ok_and(|t| t.is_file())
-            {
-                packs.push((stem.to_string(), e.path()));
+    if std::fs::symlink_metadata(&pack_dir).is_ok_and(|m| m.is_dir()) {
+        match list_dir(&pack_dir) {
+            Ok(entries) => {
+                for e in entries {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if let Some(stem) = name.strip_suffix(".pack")
+                        && e.file_type().is_ok_and(|t| t.is_file())
+                    {
+                        packs.push((stem.to_string(), e.path()));
+                    }
+                }
             }
+            Err(e) => hide_unlisted(h, &pack_dir, &e),
         }
     }
     packs.sort();
@@ -321,9 +324,13 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
     // Loose objects.
     let mut fresh: Vec<(String, String, PathBuf)> = Vec::new();
     let mut loose_changed = false;
-    if let Ok(rd) = std::fs::read_dir(objects) {
-        let mut subdirs: Vec<(String, PathBuf)> = rd
-            .flatten()
+    let listed = list_dir(objects);
+    if let Err(e) = &listed {
+        hide_unlisted(h, objects, e);
+    }
+    if let Ok(entries) = listed {
+        let mut subdirs: Vec<(String, PathBuf)> = entries
+            .into_iter()
             .filter_map(|e| {
                 let n = e.file_name().to_string_lossy().into_owned();
                 let hexdir = n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit());
@@ -347,7 +354,19 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                         key: k,
                         ..Default::default()
                     };
-                    for e in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                    // Unlisted, its objects cannot be checked, yet git
+                    // inside opens them by name (a directory set to 0300
+                    // by an earlier session is unreadable to guard only,
+                    // and the sandbox can set it back): hidden, and not
+                    // remembered, so that the next run lists it again.
+                    let entries = match list_dir(&path) {
+                        Ok(entries) => entries,
+                        Err(e) => {
+                            hide_unlisted(h, &path, &e);
+                            continue;
+                        }
+                    };
+                    for e in entries {
                         let name = e.file_name().to_string_lossy().into_owned();
                         if name.len() != LOOSE_NAME
                             || !name.bytes().all(|b| b.is_ascii_hexdigit())
@@ -512,6 +531,23 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
             rules: ids,
         });
     }
+}
+
+/// Every entry of a directory of the object database, or why it could not
+/// be listed: an error on any entry counts, never an empty listing.
+fn list_dir(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    std::fs::read_dir(dir)?.collect()
+}
+
+/// A directory of the object database that could not be listed: what is in
+/// it was not checked, so it is hidden inside (git there fails on its
+/// objects rather than serving them unread).
+fn hide_unlisted(h: &mut History, dir: &Path, e: &std::io::Error) {
+    h.unchecked.push((
+        dir.to_path_buf(),
+        format!("cannot list it: {e}; hidden inside"),
+    ));
+    h.hidden.push(dir.to_path_buf());
 }
 
 /// Best effort: without a cache the next run reads the history again.
