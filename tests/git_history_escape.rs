@@ -1062,6 +1062,108 @@ fn mode_of(path: &Path) -> u32 {
         & 0o7777
 }
 
+/// An earlier session sets every loose-object directory to 0300: the
+/// user's git still writes and reads objects by name (that needs only
+/// `wx`), but guard, running as the user, cannot list them, and took the
+/// error for an empty directory: nothing was read or hidden. The next
+/// session sets one back to 0755 and reads the token with `git show`. A
+/// directory guard cannot list is now hidden inside (as root, guard lists
+/// it anyway and the blob reads redacted).
+#[test]
+fn loose_object_directories_guard_cannot_list_are_hidden() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let (tok, blob) = loose_token_repo(&env, "unlisted");
+        env.own();
+        let s = Sections::run(
+            &env,
+            "run plant 'chmod 0300 .git/objects/[0-9a-f][0-9a-f] && echo planted'",
+        );
+        assert!(s.ok("plant").contains("planted"));
+        s.0.assert_no_canary(&tok);
+        let fan = format!(".git/objects/{}", &blob[..2]);
+        assert_eq!(mode_of(&dir.join(&fan)), 0o300, "the directory was not set");
+        // The user's git still reads the object through it.
+        assert!(git(&dir, &["show", &blob]).starts_with(b"import requests"));
+
+        let s = Sections::run(
+            &env,
+            &format!(
+                "run fix 'chmod 755 {fan} && echo fixed'\nrun show 'git show {blob}'\nrun log 'git log --oneline'"
+            ),
+        );
+        s.0.assert_no_canary(&tok);
+        let (rc, shown) = s.get("show");
+        match mode {
+            Mode::Unprivileged => {
+                // Every directory was hidden: the commit too.
+                assert_ne!(rc, 0, "git show read the object: {shown}");
+                let (rc, log) = s.get("log");
+                assert!(rc != 0 && log.contains("bad object"), "{log}");
+                assert!(
+                    s.0.stderr.contains(&format!("{fan} was not checked"))
+                        && s.0.stderr.contains("hidden inside"),
+                    "{}",
+                    s.0.stderr
+                );
+            }
+            Mode::Invoker => {
+                assert!(s.ok("fix").contains("fixed"));
+                assert!(s.ok("log").contains("client"), "{}", s.0.all());
+                assert!(
+                    shown.contains("GITHUB = \"guard-redacted:github-token\""),
+                    "{shown}"
+                );
+            }
+        }
+    }
+}
+
+/// A loose object guard could not read once (a concurrent session made it
+/// mode 000; guard runs as the user) was remembered as read: its
+/// directory unchanged, the next run never read it again, and once the
+/// mode was back its token was served. Now it is hidden while unread and
+/// read again on the next run, which redacts it.
+#[test]
+fn a_loose_object_guard_could_not_read_is_read_again() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let (tok, blob) = loose_token_repo(&env, "unread");
+        env.own();
+        let object = dir.join(format!(".git/objects/{}/{}", &blob[..2], &blob[2..]));
+        let old = mode_of(&object);
+        std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        let s = Sections::run(&env, &format!("run show 'git show {blob}'"));
+        s.0.assert_no_canary(&tok);
+        let (rc, shown) = s.get("show");
+        if mode == Mode::Unprivileged {
+            // Guard could not read it: the attack ran.
+            assert!(
+                s.0.stderr
+                    .contains(&format!("{}/{} was not checked", &blob[..2], &blob[2..]))
+                    && s.0.stderr.contains("hidden inside"),
+                "{}",
+                s.0.stderr
+            );
+            assert_ne!(rc, 0, "{shown}");
+        }
+        // The mode put back, as the other session would.
+        std::fs::set_permissions(&object, std::fs::Permissions::from_mode(old)).expect("chmod");
+        assert!(git(&dir, &["show", &blob]).starts_with(b"import requests"));
+        let s = Sections::run(&env, &format!("run show 'git show {blob}'"));
+        s.0.assert_no_canary(&tok);
+        let shown = s.ok("show");
+        assert!(
+            shown.contains("GITHUB = \"guard-redacted:github-token\""),
+            "{shown}"
+        );
+        assert!(!s.0.stderr.contains("was not checked"), "{}", s.0.stderr);
+    }
+}
+
 /// Holds a write lease on the file given, as a file server's oplock does
 /// (Samba's kernel oplocks are leases), marks `.leased` and lets go (and
 /// marks `.let-go`) when the kernel says another program opens it.
@@ -1127,63 +1229,5 @@ fn a_pack_under_another_programs_lease_is_still_read() {
             "{shown}"
         );
         assert!(!s.0.stderr.contains("was not checked"), "{}", s.0.stderr);
-    }
-}
-
-/// An earlier session sets every loose-object directory to 0300: the
-/// user's git still writes and reads objects by name (that needs only
-/// `wx`), but guard, running as the user, cannot list them, and took the
-/// error for an empty directory: nothing was read or hidden. The next
-/// session sets one back to 0755 and reads the token with `git show`. A
-/// directory guard cannot list is now hidden inside (as root, guard lists
-/// it anyway and the blob reads redacted).
-#[test]
-fn loose_object_directories_guard_cannot_list_are_hidden() {
-    for mode in modes() {
-        let env = Env::new(mode);
-        let dir = env.project.path.clone();
-        let (tok, blob) = loose_token_repo(&env, "unlisted");
-        env.own();
-        let s = Sections::run(
-            &env,
-            "run plant 'chmod 0300 .git/objects/[0-9a-f][0-9a-f] && echo planted'",
-        );
-        assert!(s.ok("plant").contains("planted"));
-        s.0.assert_no_canary(&tok);
-        let fan = format!(".git/objects/{}", &blob[..2]);
-        assert_eq!(mode_of(&dir.join(&fan)), 0o300, "the directory was not set");
-        // The user's git still reads the object through it.
-        assert!(git(&dir, &["show", &blob]).starts_with(b"import requests"));
-
-        let s = Sections::run(
-            &env,
-            &format!(
-                "run fix 'chmod 755 {fan} && echo fixed'\nrun show 'git show {blob}'\nrun log 'git log --oneline'"
-            ),
-        );
-        s.0.assert_no_canary(&tok);
-        let (rc, shown) = s.get("show");
-        match mode {
-            Mode::Unprivileged => {
-                // Every directory was hidden: the commit too.
-                assert_ne!(rc, 0, "git show read the object: {shown}");
-                let (rc, log) = s.get("log");
-                assert!(rc != 0 && log.contains("bad object"), "{log}");
-                assert!(
-                    s.0.stderr.contains(&format!("{fan} was not checked"))
-                        && s.0.stderr.contains("hidden inside"),
-                    "{}",
-                    s.0.stderr
-                );
-            }
-            Mode::Invoker => {
-                assert!(s.ok("fix").contains("fixed"));
-                assert!(s.ok("log").contains("client"), "{}", s.0.all());
-                assert!(
-                    shown.contains("GITHUB = \"guard-redacted:github-token\""),
-                    "{shown}"
-                );
-            }
-        }
     }
 }

@@ -116,6 +116,15 @@ impl LooseDir {
     fn has(&self, name: &str) -> bool {
         self.names().any(|n| n == name)
     }
+
+    /// Drop `name` from the listing, and make the directory read again
+    /// next run (a key no directory has), where it is new again.
+    fn forget(&mut self, name: &str) {
+        let kept: String = self.names().filter(|&n| n != name).collect();
+        self.names = kept;
+        self.marks.remove(name);
+        self.key = [0; 4];
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -877,7 +886,18 @@ fn analyze(
             Ok((kind, content)) => {
                 loose[j].extend(batch.object(Src::Loose(j), oid, kind, &content))
             }
-            Err(e) => h.unchecked.push((path.clone(), e)),
+            // Not checked: hidden inside, and left out of the listing
+            // remembered (whose key no longer matches), so that the next
+            // run reads it again: remembered as listed, it would be taken
+            // as read and clean for good.
+            Err(e) => {
+                h.unchecked
+                    .push((path.clone(), format!("{e}; hidden inside")));
+                h.hidden.push(path.clone());
+                if let Some(l) = new.loose.get_mut(sub) {
+                    l.forget(name);
+                }
+            }
         }
     }
 
