@@ -610,6 +610,27 @@ pub fn open_past_lease(
         .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
+/// [`open_past_lease`] for a path: its directory is opened as an
+/// `O_NONBLOCK` open of the path would resolve it, and the last component
+/// is never followed (a link there gives ELOOP), as with `O_NOFOLLOW`.
+pub fn open_path_past_lease(path: &Path) -> nix::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, open};
+    use std::os::fd::AsFd;
+    use std::os::unix::ffi::OsStrExt;
+    let name = path.file_name().ok_or(nix::Error::EINVAL)?;
+    let name = std::ffi::CString::new(name.as_bytes()).map_err(|_| nix::Error::EINVAL)?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = open(
+        parent,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    open_past_lease(dir.as_fd(), &name)
+}
+
 /// Never a fifo or device: opened `O_NONBLOCK`, kept only if regular.
 fn open_regular(path: &Path, flags: i32) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;

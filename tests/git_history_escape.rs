@@ -921,3 +921,313 @@ fn trees_with_exponentially_many_paths_are_cut_short() {
         );
     }
 }
+
+/// A bare repository whose `HEAD` is a symbolic link to its branch (git
+/// accepts one; an earlier session can make the swap) was not taken for
+/// a repository, and its history was not scanned: `git --git-dir=backup
+/// show` read the token.
+#[test]
+fn a_bare_repository_with_a_symlinked_head_is_still_scanned() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        common::git_repo_with_readme(&dir);
+        let tok = gh_canary("symhead");
+        let src = common::TempDir::new("src", Mode::Invoker);
+        std::fs::write(src.join("client.py"), CLIENT_PY.replace("{tok}", &tok)).expect("write");
+        git(&src.path, &["init", "-q"]);
+        commit(&src.path, "client");
+        let blob = git_text(&src.path, &["rev-parse", "HEAD:client.py"])
+            .trim()
+            .to_string();
+        git(
+            &dir,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                &src.path.display().to_string(),
+                "backup",
+            ],
+        );
+        let backup = dir.join("backup");
+        std::fs::remove_file(backup.join("HEAD")).expect("rm HEAD");
+        std::os::unix::fs::symlink("refs/heads/main", backup.join("HEAD")).expect("ln -s");
+        // git still takes it for a repository, and reads the token.
+        assert!(git(&backup, &["show", &blob]).starts_with(b"import requests"));
+        env.own();
+        let s = Sections::run(
+            &env,
+            &format!(
+                "run show 'git --git-dir=backup show {blob}'\nrun head 'git --git-dir=backup show HEAD:client.py'\nrun grep_raw 'grep -ra {} backup'",
+                fragment(&tok)
+            ),
+        );
+        s.0.assert_no_canary(&tok);
+        for name in ["show", "head"] {
+            let shown = s.ok(name);
+            assert!(
+                shown.contains("GITHUB = \"guard-redacted:github-token\""),
+                "{name}: {shown}"
+            );
+        }
+        s.assert_found_nothing("grep_raw", "grep -ra backup");
+        assert!(
+            std::fs::symlink_metadata(backup.join("HEAD")).is_ok_and(|m| m.is_symlink()),
+            "HEAD is no longer a link"
+        );
+    }
+}
+
+/// Text with a NUL in its first 8 KiB, and UTF-16 text: the worktree scan
+/// searches them (any program reads them as text) and hides a file holding
+/// a token, but the history scan skipped any blob with a NUL: `git show`
+/// of the commit that removed them gave the tokens back. Now a blob is
+/// judged as the file would be, and reads empty.
+#[test]
+fn binary_looking_blobs_are_judged_as_the_worktree_scan_judges_files() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let toks = [gh_canary("nul"), gh_canary("utf16")];
+        let nul = format!(
+            "{}\0\0{}",
+            "x".repeat(16),
+            CLIENT_PY.replace("{tok}", &toks[0])
+        );
+        let mut utf16 = vec![0xff, 0xfe];
+        for u in CLIENT_PY.replace("{tok}", &toks[1]).encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        std::fs::write(dir.join("notes.txt"), &nul).expect("write");
+        std::fs::write(dir.join("utf16.txt"), &utf16).expect("write");
+        env.project.write("README", "tooling\n");
+        git(&dir, &["init", "-q"]);
+        commit(&dir, "add notes");
+        git(&dir, &["rm", "-q", "notes.txt", "utf16.txt"]);
+        commit(&dir, "remove notes");
+        // On the host, git gives them back whole.
+        assert_eq!(git(&dir, &["show", "HEAD~1:notes.txt"]), nul.as_bytes());
+        assert_eq!(git(&dir, &["show", "HEAD~1:utf16.txt"]), utf16);
+        env.own();
+        let s = Sections::run(
+            &env,
+            "run nul 'git show HEAD~1:notes.txt | tr -d \"\\000\"'\n\
+             run utf16 'git show HEAD~1:utf16.txt | tr -d \"\\000\"'\n\
+             run sizes 'git cat-file -s HEAD~1:notes.txt; git cat-file -s HEAD~1:utf16.txt'\n\
+             run readme 'git show HEAD~1:README'\n\
+             run log 'git log -p | tr -d \"\\000\"'",
+        );
+        s.assert_no_canary(&toks);
+        assert_eq!(s.ok("readme").trim(), "tooling");
+        assert!(s.ok("log").contains("remove notes"));
+        // Hidden, as the worktree copies would be: empty blobs.
+        assert_eq!(s.ok("nul").trim(), "");
+        assert_eq!(s.ok("utf16").trim(), "");
+        assert_eq!(
+            s.ok("sizes").split_whitespace().collect::<Vec<_>>(),
+            ["0", "0"]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// Object files guard could not check: never served unread.
+// ---------------------------------------------------------------------
+
+/// A repository whose only commit adds `client.py` (a token) as a loose
+/// object: (the token, the blob's name).
+fn loose_token_repo(env: &Env, tag: &str) -> (String, String) {
+    let dir = &env.project.path;
+    let tok = gh_canary(tag);
+    env.project
+        .write("client.py", &CLIENT_PY.replace("{tok}", &tok));
+    git(dir, &["init", "-q"]);
+    commit(dir, "client");
+    let blob = git_text(dir, &["rev-parse", "HEAD:client.py"])
+        .trim()
+        .to_string();
+    let (loose, packs) = object_counts(dir);
+    assert!(loose > 0 && packs == 0, "{loose} loose, {packs} packs");
+    (tok, blob)
+}
+
+/// The mode bits of `path` on the host.
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// An earlier session sets every loose-object directory to 0300: the
+/// user's git still writes and reads objects by name (that needs only
+/// `wx`), but guard, running as the user, cannot list them, and took the
+/// error for an empty directory: nothing was read or hidden. The next
+/// session sets one back to 0755 and reads the token with `git show`. A
+/// directory guard cannot list is now hidden inside (as root, guard lists
+/// it anyway and the blob reads redacted).
+#[test]
+fn loose_object_directories_guard_cannot_list_are_hidden() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let (tok, blob) = loose_token_repo(&env, "unlisted");
+        env.own();
+        let s = Sections::run(
+            &env,
+            "run plant 'chmod 0300 .git/objects/[0-9a-f][0-9a-f] && echo planted'",
+        );
+        assert!(s.ok("plant").contains("planted"));
+        s.0.assert_no_canary(&tok);
+        let fan = format!(".git/objects/{}", &blob[..2]);
+        assert_eq!(mode_of(&dir.join(&fan)), 0o300, "the directory was not set");
+        // The user's git still reads the object through it.
+        assert!(git(&dir, &["show", &blob]).starts_with(b"import requests"));
+
+        let s = Sections::run(
+            &env,
+            &format!(
+                "run fix 'chmod 755 {fan} && echo fixed'\nrun show 'git show {blob}'\nrun log 'git log --oneline'"
+            ),
+        );
+        s.0.assert_no_canary(&tok);
+        let (rc, shown) = s.get("show");
+        match mode {
+            Mode::Unprivileged => {
+                // Every directory was hidden: the commit too.
+                assert_ne!(rc, 0, "git show read the object: {shown}");
+                let (rc, log) = s.get("log");
+                assert!(rc != 0 && log.contains("bad object"), "{log}");
+                assert!(
+                    s.0.stderr.contains(&format!("{fan} was not checked"))
+                        && s.0.stderr.contains("hidden inside"),
+                    "{}",
+                    s.0.stderr
+                );
+            }
+            Mode::Invoker => {
+                assert!(s.ok("fix").contains("fixed"));
+                assert!(s.ok("log").contains("client"), "{}", s.0.all());
+                assert!(
+                    shown.contains("GITHUB = \"guard-redacted:github-token\""),
+                    "{shown}"
+                );
+            }
+        }
+    }
+}
+
+/// A loose object guard could not read once (a concurrent session made it
+/// mode 000; guard runs as the user) was remembered as read: its
+/// directory unchanged, the next run never read it again, and once the
+/// mode was back its token was served. Now it is hidden while unread and
+/// read again on the next run, which redacts it.
+#[test]
+fn a_loose_object_guard_could_not_read_is_read_again() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let (tok, blob) = loose_token_repo(&env, "unread");
+        env.own();
+        let object = dir.join(format!(".git/objects/{}/{}", &blob[..2], &blob[2..]));
+        let old = mode_of(&object);
+        std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        let s = Sections::run(&env, &format!("run show 'git show {blob}'"));
+        s.0.assert_no_canary(&tok);
+        let (rc, shown) = s.get("show");
+        if mode == Mode::Unprivileged {
+            // Guard could not read it: the attack ran.
+            assert!(
+                s.0.stderr
+                    .contains(&format!("{}/{} was not checked", &blob[..2], &blob[2..]))
+                    && s.0.stderr.contains("hidden inside"),
+                "{}",
+                s.0.stderr
+            );
+            assert_ne!(rc, 0, "{shown}");
+        }
+        // The mode put back, as the other session would.
+        std::fs::set_permissions(&object, std::fs::Permissions::from_mode(old)).expect("chmod");
+        assert!(git(&dir, &["show", &blob]).starts_with(b"import requests"));
+        let s = Sections::run(&env, &format!("run show 'git show {blob}'"));
+        s.0.assert_no_canary(&tok);
+        let shown = s.ok("show");
+        assert!(
+            shown.contains("GITHUB = \"guard-redacted:github-token\""),
+            "{shown}"
+        );
+        assert!(!s.0.stderr.contains("was not checked"), "{}", s.0.stderr);
+    }
+}
+
+/// Holds a write lease on the file given, as a file server's oplock does
+/// (Samba's kernel oplocks are leases), marks `.leased` and lets go (and
+/// marks `.let-go`) when the kernel says another program opens it.
+const LEASE_HOLDER: &str = r#"import fcntl, os, signal, sys, time
+F_SETLEASE = 1024
+fd = os.open(sys.argv[1], os.O_RDONLY)
+def let_go(*_):
+    fcntl.fcntl(fd, F_SETLEASE, fcntl.F_UNLCK)
+    open('.let-go', 'w').write('1')
+signal.signal(signal.SIGIO, let_go)
+fcntl.fcntl(fd, F_SETLEASE, fcntl.F_WRLCK)
+open('.leased', 'w').write('1')
+deadline = time.time() + 60
+while time.time() < deadline and not os.path.exists('.host-done'):
+    time.sleep(0.05)
+"#;
+
+/// A pack under another program's lease answered guard's `O_NONBLOCK`
+/// open with EAGAIN: the pack was left unchecked (remembered so until it
+/// changed) and served, and git inside, whose open waits, read the token.
+/// Now guard waits out the lease as git's open would, and redacts it.
+#[test]
+fn a_pack_under_another_programs_lease_is_still_read() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let dir = env.project.path.clone();
+        let (tok, blob) = loose_token_repo(&env, "leased");
+        git(&dir, &["gc", "-q"]);
+        let pack = std::fs::read_dir(dir.join(".git/objects/pack"))
+            .expect("pack dir")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "pack"))
+            .expect("a pack");
+        let holder_py = env.home.write("holder.py", LEASE_HOLDER);
+        env.own();
+        let holder = common::KillOnDrop(
+            env.as_user("/usr/bin/python3")
+                .arg(&holder_py)
+                .arg(&pack)
+                .current_dir(&env.home.path)
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start the lease holder"),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !env.home.join(".leased").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            env.home.join(".leased").exists(),
+            "the holder took no lease"
+        );
+        let s = Sections::run(&env, &format!("run show 'git show {blob}'"));
+        std::fs::write(env.home.join(".host-done"), "").expect("write");
+        drop(holder);
+        s.0.assert_no_canary(&tok);
+        // The lease was there when guard opened the pack: the holder let go.
+        assert!(env.home.join(".let-go").exists(), "{}", s.0.all());
+        let shown = s.ok("show");
+        assert!(
+            shown.contains("GITHUB = \"guard-redacted:github-token\""),
+            "{shown}"
+        );
+        assert!(!s.0.stderr.contains("was not checked"), "{}", s.0.stderr);
+    }
+}

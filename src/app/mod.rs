@@ -346,8 +346,15 @@ fn record_policy(policy: &Policy, quiet: bool) {
         if quiet {
             continue;
         }
+        // Object files that could not be checked are hidden (their `why`
+        // says so); what is left unchecked otherwise is readable.
+        let readable = if why.ends_with("hidden inside") {
+            ""
+        } else {
+            "; anything committed there is readable inside"
+        };
         eprintln!(
-            "guard: WARNING: git history in {} was not checked for secrets ({why}); anything committed there is readable inside",
+            "guard: WARNING: git history in {} was not checked for secrets ({why}){readable}",
             host::printable(path)
         );
     }

@@ -26,9 +26,10 @@
 //! the trees below the new ones are read again, old ones included (one
 //! snapshot's worth), since a new tree can name an old one anywhere.
 
+use super::cache::Cached;
 use super::git_pack::{self as pack, Oid};
 use super::redact;
-use super::scan::classify;
+use super::scan::{classify, judge};
 use super::{Action, MAX_FILE_SIZE, Rules};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -85,6 +86,11 @@ struct Source {
     marks: Vec<Mark>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The error may not repeat (the file could not be opened: another
+    /// program's lease, a permission put back later): not remembered, so
+    /// that the next run reads the pack again instead of serving it.
+    #[serde(skip)]
+    retry: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -109,6 +115,15 @@ impl LooseDir {
 
     fn has(&self, name: &str) -> bool {
         self.names().any(|n| n == name)
+    }
+
+    /// Drop `name` from the listing, and make the directory read again
+    /// next run (a key no directory has), where it is new again.
+    fn forget(&mut self, name: &str) {
+        let kept: String = self.names().filter(|&n| n != name).collect();
+        self.names = kept;
+        self.marks.remove(name);
+        self.key = [0; 4];
     }
 }
 
@@ -208,17 +223,31 @@ fn cache_name(objects: &Path) -> String {
 /// (zlib adds far less): not read.
 const MAX_LOOSE: u64 = pack::MAX_OBJECT + (pack::MAX_OBJECT >> 8) + 4096;
 
+/// An object file opened to read: never through a symlink, never blocking
+/// on a fifo, but waiting out another program's lease (a Samba oplock): an
+/// `O_NONBLOCK` open answers EAGAIN under one, while the sandbox's own
+/// open waits for the holder to let go and reads the file. Not waiting
+/// would leave it unchecked and served.
+fn open_object_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => crate::host::open_path_past_lease(path)
+            .map(std::fs::File::from)
+            .map_err(std::io::Error::from),
+        f => f,
+    }
+}
+
 /// A small file's bytes: never through a symlink, never blocking on a
 /// fifo, only a regular file of at most `max` bytes. An earlier session
 /// can plant anything in `.git/objects`, which guard reads on the host.
 fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| e.to_string())?;
+    let f = open_object_file(path).map_err(|e| e.to_string())?;
     let m = f.metadata().map_err(|e| e.to_string())?;
     if !m.is_file() {
         return Err("not a regular file".into());
@@ -253,16 +282,19 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
     // Packs: those not remembered are read below.
     let pack_dir = objects.join("pack");
     let mut packs: Vec<(String, PathBuf)> = Vec::new();
-    if std::fs::symlink_metadata(&pack_dir).is_ok_and(|m| m.is_dir())
-        && let Ok(rd) = std::fs::read_dir(&pack_dir)
-    {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(".pack")
-                && e.file_type().is_ok_and(|t| t.is_file())
-            {
-                packs.push((stem.to_string(), e.path()));
+    if std::fs::symlink_metadata(&pack_dir).is_ok_and(|m| m.is_dir()) {
+        match list_dir(&pack_dir) {
+            Ok(entries) => {
+                for e in entries {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if let Some(stem) = name.strip_suffix(".pack")
+                        && e.file_type().is_ok_and(|t| t.is_file())
+                    {
+                        packs.push((stem.to_string(), e.path()));
+                    }
+                }
             }
+            Err(e) => hide_unlisted(h, &pack_dir, &e),
         }
     }
     packs.sort();
@@ -278,6 +310,7 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                 key: k_meta,
                 marks: Vec::new(),
                 error: Some("pack larger than 4 GiB".to_string()),
+                retry: false,
             },
             _ => {
                 if meta.len() > 64 << 20 {
@@ -300,9 +333,13 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
     // Loose objects.
     let mut fresh: Vec<(String, String, PathBuf)> = Vec::new();
     let mut loose_changed = false;
-    if let Ok(rd) = std::fs::read_dir(objects) {
-        let mut subdirs: Vec<(String, PathBuf)> = rd
-            .flatten()
+    let listed = list_dir(objects);
+    if let Err(e) = &listed {
+        hide_unlisted(h, objects, e);
+    }
+    if let Ok(entries) = listed {
+        let mut subdirs: Vec<(String, PathBuf)> = entries
+            .into_iter()
             .filter_map(|e| {
                 let n = e.file_name().to_string_lossy().into_owned();
                 let hexdir = n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit());
@@ -326,7 +363,19 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
                         key: k,
                         ..Default::default()
                     };
-                    for e in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                    // Unlisted, its objects cannot be checked, yet git
+                    // inside opens them by name (a directory set to 0300
+                    // by an earlier session is unreadable to guard only,
+                    // and the sandbox can set it back): hidden, and not
+                    // remembered, so that the next run lists it again.
+                    let entries = match list_dir(&path) {
+                        Ok(entries) => entries,
+                        Err(e) => {
+                            hide_unlisted(h, &path, &e);
+                            continue;
+                        }
+                    };
+                    for e in entries {
                         let name = e.file_name().to_string_lossy().into_owned();
                         if name.len() != LOOSE_NAME
                             || !name.bytes().all(|b| b.is_ascii_hexdigit())
@@ -360,9 +409,21 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
     if let Some(e) = &new.error {
         h.unchecked.push((objects.to_path_buf(), e.clone()));
     }
+    // A pack that could not be checked may hold anything: hidden inside,
+    // with its index (git then fails on the objects in it), rather than
+    // served unread.
     for (stem, path) in &packs {
         if let Some(e) = new.packs.get(stem).and_then(|s| s.error.as_ref()) {
-            h.unchecked.push((path.clone(), e.clone()));
+            h.unchecked
+                .push((path.clone(), format!("{e}; hidden inside")));
+            h.hidden.push(path.clone());
+            let idx = pack_dir.join(format!("{stem}.idx"));
+            if std::fs::symlink_metadata(&idx).is_ok_and(|m| m.is_file()) {
+                h.hidden.push(idx);
+            }
+            if !h.frozen.contains(&pack_dir) {
+                h.frozen.push(pack_dir.clone());
+            }
         }
     }
 
@@ -389,7 +450,18 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
             .iter()
             .any(|(k, v)| old.packs.get(k).map(|o| o.key) != Some(v.key))
     {
+        // Errors that may not repeat are not remembered (see `retry`).
+        let retried: Vec<(String, Source)> = new
+            .packs
+            .iter()
+            .filter(|(_, s)| s.retry)
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        for (k, _) in &retried {
+            new.packs.remove(k);
+        }
         save(&cache_file, &new);
+        new.packs.extend(retried);
     }
     if flagged.is_empty() {
         return;
@@ -456,7 +528,9 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
         }
     }
     if h.substitutes.len() + h.hidden.len() > before {
-        h.frozen.push(pack_dir);
+        if !h.frozen.contains(&pack_dir) {
+            h.frozen.push(pack_dir);
+        }
         let mut ids: Vec<String> = flagged.values().flat_map(|v| v.1.iter().cloned()).collect();
         ids.sort();
         ids.dedup();
@@ -466,6 +540,23 @@ fn protect_repo(rules: &Rules, fingerprint: &str, objects: &Path, cache: &Path, 
             rules: ids,
         });
     }
+}
+
+/// Every entry of a directory of the object database, or why it could not
+/// be listed: an error on any entry counts, never an empty listing.
+fn list_dir(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    std::fs::read_dir(dir)?.collect()
+}
+
+/// A directory of the object database that could not be listed: what is in
+/// it was not checked, so it is hidden inside (git there fails on its
+/// objects rather than serving them unread).
+fn hide_unlisted(h: &mut History, dir: &Path, e: &std::io::Error) {
+    h.unchecked.push((
+        dir.to_path_buf(),
+        format!("cannot list it: {e}; hidden inside"),
+    ));
+    h.hidden.push(dir.to_path_buf());
 }
 
 /// Best effort: without a cache the next run reads the history again.
@@ -530,7 +621,7 @@ impl<'r> Batch<'r> {
     /// The mark the object's content earns, if any.
     fn object(&mut self, src: Src, oid: Oid, kind: u8, content: &[u8]) -> Option<Mark> {
         match kind {
-            pack::BLOB => verdict(self.rules, content).map(|(hide, rules)| Mark {
+            pack::BLOB => verdict(self.rules, content, true).map(|(hide, rules)| Mark {
                 oid: pack::hex(&oid),
                 hide,
                 rules,
@@ -547,7 +638,7 @@ impl<'r> Batch<'r> {
                 {
                     self.roots.push((root, src));
                 }
-                verdict(self.rules, content).map(|(_, rules)| Mark {
+                verdict(self.rules, content, false).map(|(_, rules)| Mark {
                     oid: pack::hex(&oid),
                     hide: false,
                     rules,
@@ -671,15 +762,25 @@ impl<'r> Batch<'r> {
     }
 }
 
-/// What the worktree scan would do with a file of this content.
-fn verdict(rules: &Rules, content: &[u8]) -> Option<(bool, Vec<String>)> {
-    if content.is_empty()
-        || content.len() as u64 > MAX_FILE_SIZE
-        || content[..content.len().min(8192)].contains(&0)
-    {
+/// What the worktree scan would do with a file of this content. A blob
+/// is judged as the scan judges a file, binary data included (text with a
+/// NUL, UTF-16, an SQLite database): `git show` gives it as the worktree
+/// copy would. A commit or tag is only searched as text: its copy is
+/// redacted, never emptied, and redaction works on text.
+fn verdict(rules: &Rules, content: &[u8], blob: bool) -> Option<(bool, Vec<String>)> {
+    if content.is_empty() || content.len() as u64 > MAX_FILE_SIZE {
         return None;
     }
-    let scan = rules.content.scan(content).ok()?;
+    let scan = if blob {
+        match judge(&rules.content, content, &mut Default::default()).ok()? {
+            Cached::Secrets(scan) => scan,
+            Cached::Clean | Cached::Binary => return None,
+        }
+    } else if content[..content.len().min(8192)].contains(&0) {
+        return None;
+    } else {
+        rules.content.scan(content).ok()?
+    };
     if scan.findings.is_empty() {
         return None;
     }
@@ -723,29 +824,32 @@ fn analyze(
     h: &mut History,
 ) -> Option<String> {
     let pack_dir = objects.join("pack");
-    let opened: Vec<Result<(Mapped, pack::Index), String>> = packs
+    // Errors are (why, whether it may not repeat): a file that could not
+    // be opened or mapped is tried again next run; what its content says
+    // (a damaged or hostile pack) holds as long as the pack is the same.
+    let opened: Vec<Result<(Mapped, pack::Index), (String, bool)>> = packs
         .iter()
         .map(|(stem, path)| {
             if new.packs.get(stem).is_none_or(|s| s.error.is_some()) {
-                return Err(String::new());
+                return Err((String::new(), false));
             }
             let idx = Mapped::open(&pack_dir.join(format!("{stem}.idx")))
-                .map_err(|e| format!("read index: {e}"))?;
-            let index = pack::Index::parse(idx.bytes())?;
-            Ok((Mapped::open(path)?, index))
+                .map_err(|e| (format!("read index: {e}"), true))?;
+            let index = pack::Index::parse(idx.bytes()).map_err(|e| (e, false))?;
+            Ok((Mapped::open(path).map_err(|e| (e, true))?, index))
         })
         .collect();
     let mut readers: Vec<Option<pack::Reader<'_>>> = Vec::with_capacity(packs.len());
     for (k, o) in opened.iter().enumerate() {
-        let r = o
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|(data, index)| pack::Reader::new(data.bytes(), index));
-        if let Err(e) = &r
+        let r = o.as_ref().map_err(Clone::clone).and_then(|(data, index)| {
+            pack::Reader::new(data.bytes(), index).map_err(|e| (e, false))
+        });
+        if let Err((e, retry)) = &r
             && stale.contains(&k)
             && let Some(s) = new.packs.get_mut(&packs[k].0)
         {
             s.error = Some(e.clone());
+            s.retry = *retry;
         }
         readers.push(r.ok());
     }
@@ -782,7 +886,18 @@ fn analyze(
             Ok((kind, content)) => {
                 loose[j].extend(batch.object(Src::Loose(j), oid, kind, &content))
             }
-            Err(e) => h.unchecked.push((path.clone(), e)),
+            // Not checked: hidden inside, and left out of the listing
+            // remembered (whose key no longer matches), so that the next
+            // run reads it again: remembered as listed, it would be taken
+            // as read and clean for good.
+            Err(e) => {
+                h.unchecked
+                    .push((path.clone(), format!("{e}; hidden inside")));
+                h.hidden.push(path.clone());
+                if let Some(l) = new.loose.get_mut(sub) {
+                    l.forget(name);
+                }
+            }
         }
     }
 
@@ -1050,12 +1165,7 @@ struct Mapped(super::mapped::Mapped);
 
 impl Mapped {
     fn open(path: &Path) -> Result<Mapped, String> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| format!("open: {e}"))?;
+        let f = open_object_file(path).map_err(|e| format!("open: {e}"))?;
         let m = f.metadata().map_err(|e| e.to_string())?;
         if !m.is_file() || m.len() < 32 {
             return Err("not a pack or index file".into());

@@ -37,8 +37,14 @@ pub fn history_lines(h: &History, project: &Path, home: &Path) -> Vec<String> {
         ));
     }
     for (p, why) in &h.unchecked {
+        // Object files that could not be checked are hidden (`why` says).
+        let readable = if why.ends_with("hidden inside") {
+            ""
+        } else {
+            ": secrets committed there are readable"
+        };
         out.push(format!(
-            "unchecked {}  git history not checked ({why}): secrets committed there are readable",
+            "unchecked {}  git history not checked ({why}){readable}",
             display(p, project, home)
         ));
     }

@@ -493,11 +493,14 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         // A repository by another name (`git clone --bare x backup`,
         // `--separate-git-dir`): `objects` beside `HEAD` and `refs`, as git
-        // recognizes one.
+        // recognizes one. Its HEAD may be a symbolic link (`HEAD ->
+        // refs/heads/main`, which git still reads): one is enough, and is
+        // not followed (only its presence counts).
         if !is_root
             && path.file_name().is_some_and(|n| n == "objects")
             && let Some(repo) = path.parent()
-            && std::fs::symlink_metadata(repo.join("HEAD")).is_ok_and(|m| m.is_file())
+            && std::fs::symlink_metadata(repo.join("HEAD"))
+                .is_ok_and(|m| m.is_file() || m.is_symlink())
             && std::fs::symlink_metadata(repo.join("refs")).is_ok_and(|m| m.is_dir())
         {
             self.out.git_dirs.push(repo.to_path_buf());
@@ -728,8 +731,9 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 }
 
-/// What a file's content (at most [`MAX_FILE_SIZE`]) holds for the rules.
-fn judge(
+/// What a file's content (at most [`MAX_FILE_SIZE`]) holds for the rules
+/// (also a blob's, in git history: it reads as the file would).
+pub(super) fn judge(
     engine: &super::ContentEngine,
     buf: &[u8],
     scratch: &mut Scratch,
