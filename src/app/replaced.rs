@@ -327,6 +327,19 @@ fn watch(
     if out.iter().any(|o| o.ended) {
         wires.hold_until_gone(&mut keeper);
     }
+    for i in wires.finish() {
+        if let Some((path, secret)) = files.get(i) {
+            out.push(Outcome {
+                path: path.clone(),
+                secret: *secret,
+                failed: Some(
+                    "its permissions were changed during the run through a way to it the sandbox kept from the moment before guard covered it again (guard set them back)"
+                        .into(),
+                ),
+                ended: false,
+            });
+        }
+    }
     out
 }
 

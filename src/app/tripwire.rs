@@ -19,10 +19,17 @@
 //! them at any time, and may open without waiting (`O_NONBLOCK`: the open
 //! fails, the lease is broken all the same, and nobody waits). An open
 //! guard cannot attribute ends the session: letting the lease go would
-//! give the next try the file. Left open: while a program of the host
-//! holds the file open (the lease cannot be taken again then), an open
-//! from the sandbox is seen only if it still holds the file at guard's
-//! next look (every [`TICK`]).
+//! give the next try the file (the host's own `tar` and `file` open so
+//! too: they fail on the file, and the session ends). Permission bits
+//! changed through a kept way (`chmod /proc/self/fd/N` opens nothing) are
+//! set back at the end of the run.
+//!
+//! Left open (review 28): while a program of the host holds the file open
+//! the lease is let go, and a sandbox that kept a way in flight can tell
+//! that moment (an inotify watch on /proc/self/fd/N, the file's atime)
+//! and open and read it then, out of guard's sight. Closing that needs a
+//! decision per open (fanotify permission events: root only) or never
+//! letting the host's programs read the file during the run.
 
 use crate::sandbox::Keeper;
 use nix::sys::signal::{SigSet, Signal};
@@ -39,9 +46,10 @@ pub const TICK: Duration = Duration::from_millis(10);
 const WAITER_SHOWS_WITHIN: Duration = Duration::from_millis(100);
 
 /// How many files are kept under a lease at most (each holds a
-/// descriptor); past that the oldest goes. A host that replaces a secret
-/// file that often is no common case.
-const MAX_WIRES: usize = 256;
+/// descriptor); past that the oldest goes (a way kept to that version
+/// would reach it again). A program of the host's that rewrites a secret
+/// file every minute fills this in three days.
+const MAX_WIRES: usize = 4096;
 
 /// fcntl(2)'s F_SETOWN_EX, F_OWNER_TID and F_SETSIG (asm-generic/fcntl.h), and its
 /// `struct f_owner_ex`, which the libc crate lacks for this target.
@@ -66,6 +74,9 @@ struct Wire {
     kind: libc::c_int,
     /// Whether the lease is held now.
     armed: bool,
+    /// Its permission bits when covered: a way kept to it changes them
+    /// without an open (`chmod /proc/self/fd/N`), see [`Tripwires::finish`].
+    mode: u32,
 }
 
 /// The leases kept by the watch's thread (made on it, and used only there).
@@ -132,6 +143,7 @@ impl Tripwires {
             ino: st.st_ino,
             kind,
             armed: true,
+            mode: st.st_mode & 0o7777,
         };
         signal_this_thread(&wire.file);
         self.wires.push(wire);
@@ -166,6 +178,27 @@ impl Tripwires {
             }
         }
         false
+    }
+
+    /// At the end of the run: the files whose permission bits changed since
+    /// they were covered (a kept way to one makes it readable to others
+    /// without opening it), each set back. Their paths are the caller's
+    /// (by cover).
+    pub fn finish(&self) -> Vec<usize> {
+        let mut changed = Vec::new();
+        for w in &self.wires {
+            let Ok(st) = nix::sys::stat::fstat(&w.file) else {
+                continue;
+            };
+            if st.st_mode & 0o7777 != w.mode {
+                let _ = nix::sys::stat::fchmod(
+                    &w.file,
+                    nix::sys::stat::Mode::from_bits_truncate(w.mode),
+                );
+                changed.push(w.cover);
+            }
+        }
+        changed
     }
 
     /// After the session was ended: keep every lease until no process of

@@ -119,8 +119,9 @@ import os, time
 open('.started', 'w').write('1')
 # The hidden `.env` reads empty; the host's new one does not, until
 # guard covers it. (The new directory often has the old one's inode.)
+# Within the host's wait for `.moved` (10 s).
 moved = 'never saw it'
-deadline = time.time() + 20
+deadline = time.time() + 6
 while time.time() < deadline:
     try:
         if os.path.getsize('config/app/.env') > 0:
@@ -227,6 +228,12 @@ fn a_new_secret_files_directory_moved_away_stays_covered_or_ends_the_session() {
         // look): moved then, or refused once the cover was on (EBUSY; or
         // ENOENT, as the kernel answered sometimes then).
         let tried = out.field("moved").unwrap_or_default();
+        if tried == "never saw it" {
+            // Covered before the sandbox's first look (a loaded machine):
+            // nothing to move, nothing read.
+            out.expect_code(0);
+            return;
+        }
         if tried != "1" {
             assert!(
                 ["errno 16", "errno 2"].contains(&tried.as_str()),

@@ -110,6 +110,9 @@ print('received=%d' % len(fds), flush=True)
 path = '/proc/self/fd/%d' % fds[0]
 if how == 'wait':
     print('read=' + open(path).read().strip(), flush=True)
+elif how == 'chmod':
+    os.chmod(path, 0o644)
+    print('chmod=1', flush=True)
 elif how == 'write':
     with open(path, 'a') as f:
         f.write('[core]\n\tfsmonitor = "touch $MARKER"\n')
@@ -405,6 +408,47 @@ fn a_hard_link_below_a_path_longer_than_path_max_is_hidden() {
         assert!(
             out.field("failed_at")
                 .is_some_and(|f| f.ends_with("errno=2")),
+            "{}",
+            out.all()
+        );
+    });
+}
+
+/// A kept way to the new `.env` changes it without opening it: `chmod`
+/// through /proc made the host's 0600 file readable to every user of the
+/// machine, after the run too. guard sets the permissions back at the end
+/// of the run and says so.
+#[test]
+fn permissions_changed_through_a_kept_way_are_set_back() {
+    use std::os::unix::fs::PermissionsExt;
+    each_mode(|mut case| {
+        let old = case.add_canary("old");
+        let new = case.add_canary("new");
+        case.write(".env", &format!("API_TOKEN={old}\n"));
+        case.write("attack.py", KEEP_IN_FLIGHT);
+        let project = case.project().to_path_buf();
+        let env = project.join(".env");
+        let mut taken = false;
+        let out = case.env.with_host_change("python3 attack.py chmod", || {
+            case.env.write_on_host(".env.new", "");
+            taken = wait_for(&project.join(".taken"));
+            let fresh = project.join(".env.new");
+            std::fs::write(&fresh, format!("API_TOKEN={new}\n")).unwrap();
+            std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::rename(&fresh, &env).unwrap();
+        });
+        case.assert_no_leak(&out);
+        assert!(
+            taken,
+            "the sandbox never took the host's file\n{}",
+            out.all()
+        );
+        // The chmod went through (nothing to stop it inside).
+        assert_eq!(out.field("chmod").as_deref(), Some("1"), "{}", out.all());
+        let mode = std::fs::metadata(&env).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", out.all());
+        assert!(
+            out.stderr.contains("its permissions were changed"),
             "{}",
             out.all()
         );
