@@ -1166,23 +1166,6 @@ fn a_loose_object_guard_could_not_read_is_read_again() {
     }
 }
 
-/// Holds a write lease on the file given, as a file server's oplock does
-/// (Samba's kernel oplocks are leases), marks `.leased` and lets go (and
-/// marks `.let-go`) when the kernel says another program opens it.
-const LEASE_HOLDER: &str = r#"import fcntl, os, signal, sys, time
-F_SETLEASE = 1024
-fd = os.open(sys.argv[1], os.O_RDONLY)
-def let_go(*_):
-    fcntl.fcntl(fd, F_SETLEASE, fcntl.F_UNLCK)
-    open('.let-go', 'w').write('1')
-signal.signal(signal.SIGIO, let_go)
-fcntl.fcntl(fd, F_SETLEASE, fcntl.F_WRLCK)
-open('.leased', 'w').write('1')
-deadline = time.time() + 60
-while time.time() < deadline and not os.path.exists('.host-done'):
-    time.sleep(0.05)
-"#;
-
 /// A pack under another program's lease answered guard's `O_NONBLOCK`
 /// open with EAGAIN: the pack was left unchecked (remembered so until it
 /// changed) and served, and git inside, whose open waits, read the token.
@@ -1200,7 +1183,7 @@ fn a_pack_under_another_programs_lease_is_still_read() {
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "pack"))
             .expect("a pack");
-        let holder_py = env.home.write("holder.py", LEASE_HOLDER);
+        let holder_py = env.home.write("holder.py", common::LEASE_HOLDER);
         env.own();
         let holder = common::KillOnDrop(
             env.as_user("/usr/bin/python3")

@@ -549,3 +549,20 @@ pub fn persistent_home(home: &Path, profile: &str, project: &Path) -> PathBuf {
     home.join(".local/share/guard/homes")
         .join(format!("{profile}@{name}-{hex}"))
 }
+
+/// Holds a write lease on the file given, as a file server's oplock does
+/// (Samba's kernel oplocks are leases), marks `.leased` and lets go (and
+/// marks `.let-go`) when the kernel says another program opens it.
+pub const LEASE_HOLDER: &str = r#"import fcntl, os, signal, sys, time
+F_SETLEASE = 1024
+fd = os.open(sys.argv[1], os.O_RDONLY)
+def let_go(*_):
+    fcntl.fcntl(fd, F_SETLEASE, fcntl.F_UNLCK)
+    open('.let-go', 'w').write('1')
+signal.signal(signal.SIGIO, let_go)
+fcntl.fcntl(fd, F_SETLEASE, fcntl.F_WRLCK)
+open('.leased', 'w').write('1')
+deadline = time.time() + 60
+while time.time() < deadline and not os.path.exists('.host-done'):
+    time.sleep(0.05)
+"#;

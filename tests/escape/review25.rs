@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Until `path` exists (or 10 s): whether it does.
-fn wait_for(path: &Path) -> bool {
+pub(crate) fn wait_for(path: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !path.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -59,7 +59,7 @@ EOF"
 
 /// The session ended for the project's `.env`, saying `why`.
 #[track_caller]
-fn assert_ended_for_env(case: &Case, out: &Outcome, why: &str) {
+pub(crate) fn assert_ended_for_env(case: &Case, out: &Outcome, why: &str) {
     assert!(out.field("read").is_none(), "{}", out.all());
     assert_ne!(out.code, 0, "{}", out.all());
     assert!(

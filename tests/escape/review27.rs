@@ -4,35 +4,9 @@
 //! descriptor in flight, received later) must not reach its content. Each
 //! test names the attack; each failed before the fix that came with it.
 
+use crate::review25::{assert_ended_for_env, wait_for};
 use crate::support::{Case, each_mode};
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Until `path` exists (or 10 s): whether it does.
-fn wait_for(path: &Path) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    path.exists()
-}
-
-/// Holds a write lease on `config.yaml` as a file server's oplock does
-/// (Samba's kernel oplocks are leases), marks `.leased`, and lets go when
-/// the kernel says another program opens the file.
-const LEASE_HOLDER: &str = r#"import fcntl, os, signal, time
-F_SETLEASE = 1024
-fd = os.open('config.yaml', os.O_RDONLY)
-def let_go(*_):
-    fcntl.fcntl(fd, F_SETLEASE, fcntl.F_UNLCK)
-    open('.let-go', 'w').write('1')
-signal.signal(signal.SIGIO, let_go)
-fcntl.fcntl(fd, F_SETLEASE, fcntl.F_WRLCK)
-open('.leased', 'w').write('1')
-deadline = time.time() + 60
-while time.time() < deadline and not os.path.exists('.host-done'):
-    time.sleep(0.05)
-"#;
 
 /// A file under another program's lease answered the scan's `O_NONBLOCK`
 /// open with EAGAIN, and the scan went on as if it held nothing: the file
@@ -48,12 +22,12 @@ fn a_file_under_another_programs_lease_is_still_scanned() {
             "config.yaml",
             &format!("name: app\nport: 8080\ndb:\n  host: localhost\n  password: {password}\n"),
         );
-        case.write("holder.py", LEASE_HOLDER);
+        case.write("holder.py", crate::common::LEASE_HOLDER);
         let project = case.project().to_path_buf();
         let holder = case
             .env
             .as_user("/usr/bin/python3")
-            .arg("holder.py")
+            .args(["holder.py", "config.yaml"])
             .current_dir(&project)
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -130,21 +104,26 @@ else:
 "#;
 
 /// Runs [`KEEP_IN_FLIGHT`] with `how`; the host makes `.env` anew
-/// (`.env.new` written once the sandbox took it, renamed over `.env`).
-fn keep_in_flight(case: &mut Case, how: &str) -> crate::common::Outcome {
+/// (`.env.new` written once the sandbox took it, mode 0600, renamed over
+/// `.env`), then does `after` (given the new token).
+fn keep_in_flight(case: &mut Case, how: &str, after: impl FnOnce(&str)) -> crate::common::Outcome {
+    use std::os::unix::fs::PermissionsExt;
     let old = case.add_canary("old");
     let new = case.add_canary("new");
     case.write(".env", &format!("API_TOKEN={old}\n"));
     case.write("attack.py", KEEP_IN_FLIGHT);
     let project = case.project().to_path_buf();
+    let fresh = project.join(".env.new");
     let mut taken = false;
     let out = case
         .env
         .with_host_change(&format!("python3 attack.py {how}"), || {
             case.env.write_on_host(".env.new", "");
             taken = wait_for(&project.join(".taken"));
-            std::fs::write(project.join(".env.new"), format!("API_TOKEN={new}\n")).unwrap();
-            std::fs::rename(project.join(".env.new"), project.join(".env")).unwrap();
+            std::fs::write(&fresh, format!("API_TOKEN={new}\n")).unwrap();
+            std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::rename(&fresh, project.join(".env")).unwrap();
+            after(&new);
         });
     case.assert_no_leak(&out);
     assert!(
@@ -165,7 +144,7 @@ fn keep_in_flight(case: &mut Case, how: &str) -> crate::common::Outcome {
 #[test]
 fn an_o_path_descriptor_kept_in_flight_past_the_check_ends_the_session() {
     each_mode(|mut case| {
-        let out = keep_in_flight(&mut case, "wait");
+        let out = keep_in_flight(&mut case, "wait", |_| {});
         assert!(out.field("read").is_none(), "{}", out.all());
         // The descriptor came back: the attack got as far as the open.
         assert_eq!(out.field("received").as_deref(), Some("1"), "{}", out.all());
@@ -179,7 +158,7 @@ fn an_o_path_descriptor_kept_in_flight_past_the_check_ends_the_session() {
 #[test]
 fn an_o_path_descriptor_kept_in_flight_and_opened_without_waiting_ends_the_session() {
     each_mode(|mut case| {
-        let out = keep_in_flight(&mut case, "nonblock");
+        let out = keep_in_flight(&mut case, "nonblock", |_| {});
         assert!(out.field("read").is_none(), "{}", out.all());
         assert_eq!(out.field("received").as_deref(), Some("1"), "{}", out.all());
         assert!(
@@ -189,21 +168,6 @@ fn an_o_path_descriptor_kept_in_flight_and_opened_without_waiting_ends_the_sessi
         );
         assert_ended_for_env(&case, &out, "without waiting");
     });
-}
-
-/// The session ended for the project's `.env`, saying `why`.
-#[track_caller]
-fn assert_ended_for_env(case: &Case, out: &crate::common::Outcome, why: &str) {
-    assert_ne!(out.code, 0, "{}", out.all());
-    assert!(
-        out.stderr.contains(&format!(
-            "guard: ended the session: {} could no longer be kept hidden",
-            case.project().join(".env").display()
-        )) && out.stderr.contains(why),
-        "{}",
-        out.all()
-    );
-    case.env.expect_logged("ended", ".env");
 }
 
 /// The same for a protected file: the host's git writes `.git/config`
@@ -259,43 +223,33 @@ fn a_protected_files_descriptor_kept_in_flight_cannot_write_it() {
 #[test]
 fn a_host_program_reading_the_new_file_is_let_through_and_the_lease_taken_again() {
     each_mode(|mut case| {
-        let old = case.add_canary("old");
-        let new = case.add_canary("new");
-        case.write(".env", &format!("API_TOKEN={old}\n"));
-        case.write("attack.py", KEEP_IN_FLIGHT);
-        let project = case.project().to_path_buf();
-        let mut taken = false;
+        let env = case.project().join(".env");
+        // The user's own reader, made before (the case is the attack's then).
+        let mut readers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut cat = case.env.as_user("cat");
+                cat.arg(&env);
+                cat
+            })
+            .collect();
         let mut reads = Vec::new();
-        let out = case.env.with_host_change("python3 attack.py wait", || {
-            case.env.write_on_host(".env.new", "");
-            taken = wait_for(&project.join(".taken"));
-            std::fs::write(project.join(".env.new"), format!("API_TOKEN={new}\n")).unwrap();
-            std::fs::rename(project.join(".env.new"), project.join(".env")).unwrap();
+        let out = keep_in_flight(&mut case, "wait", |new| {
             // Past guard's check (1 s at most when nothing holds it).
             std::thread::sleep(Duration::from_millis(1500));
-            for _ in 0..3 {
+            for cat in &mut readers {
                 let started = Instant::now();
-                let read = case
-                    .env
-                    .as_user("cat")
-                    .arg(project.join(".env"))
-                    .output()
-                    .expect("run the host's reader");
-                reads.push((started.elapsed(), read));
+                let read = cat.output().expect("run the host's reader");
+                let took = started.elapsed();
+                reads.push((
+                    took,
+                    read.status.success(),
+                    String::from_utf8_lossy(&read.stdout).contains(new),
+                ));
             }
         });
-        case.assert_no_leak(&out);
-        assert!(
-            taken,
-            "the sandbox never took the host's file\n{}",
-            out.all()
-        );
-        for (took, read) in &reads {
-            assert!(read.status.success(), "{read:?}");
-            assert!(
-                String::from_utf8_lossy(&read.stdout).contains(&new),
-                "the host read something else"
-            );
+        for (took, ok, saw_new) in &reads {
+            assert!(ok, "{}", out.all());
+            assert!(saw_new, "the host read something else");
             // Not held up until the kernel breaks the lease (45 s).
             assert!(*took < Duration::from_secs(5), "{took:?}");
         }
@@ -422,29 +376,10 @@ fn a_hard_link_below_a_path_longer_than_path_max_is_hidden() {
 fn permissions_changed_through_a_kept_way_are_set_back() {
     use std::os::unix::fs::PermissionsExt;
     each_mode(|mut case| {
-        let old = case.add_canary("old");
-        let new = case.add_canary("new");
-        case.write(".env", &format!("API_TOKEN={old}\n"));
-        case.write("attack.py", KEEP_IN_FLIGHT);
-        let project = case.project().to_path_buf();
-        let env = project.join(".env");
-        let mut taken = false;
-        let out = case.env.with_host_change("python3 attack.py chmod", || {
-            case.env.write_on_host(".env.new", "");
-            taken = wait_for(&project.join(".taken"));
-            let fresh = project.join(".env.new");
-            std::fs::write(&fresh, format!("API_TOKEN={new}\n")).unwrap();
-            std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600)).unwrap();
-            std::fs::rename(&fresh, &env).unwrap();
-        });
-        case.assert_no_leak(&out);
-        assert!(
-            taken,
-            "the sandbox never took the host's file\n{}",
-            out.all()
-        );
+        let out = keep_in_flight(&mut case, "chmod", |_| {});
         // The chmod went through (nothing to stop it inside).
         assert_eq!(out.field("chmod").as_deref(), Some("1"), "{}", out.all());
+        let env = case.project().join(".env");
         let mode = std::fs::metadata(&env).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", out.all());
         assert!(
