@@ -788,6 +788,10 @@ fn look(
         // is still somewhere the sandbox may read; once covered, whether
         // the sandbox took a way to it in the moment before.
         let held = host::open_no_links(&c.path, nix::fcntl::OFlag::O_PATH);
+        // A file guard keeps a lease on, moved here (`mv .env.local
+        // .env`): covering it reads it (a redaction), which would break
+        // guard's own lease. The checks below take one anew.
+        wires.forget(now.0, now.1);
         let failed = match keeper.cover(&c.path, cover_for(&c.path, c.how, rules)) {
             Ok(()) => {
                 c.id = now;
@@ -798,6 +802,14 @@ fn look(
         };
         let still = match (&failed, &held) {
             (None, Ok(held)) => reachable(held, c.secret, keeper, Some((wires, i))),
+            // Covered, but not to be checked (guard's descriptors all
+            // taken, say): a way the sandbox took would go unseen.
+            (None, Err(e)) if c.secret && e.kind() != std::io::ErrorKind::NotFound => {
+                Some(format!(
+                    "guard could not open it to check for a way the sandbox took to it in the moment before the cover ({})",
+                    crate::error::os_text(e)
+                ))
+            }
             _ => None,
         };
         match failed {

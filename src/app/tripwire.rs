@@ -46,10 +46,11 @@ pub const TICK: Duration = Duration::from_millis(10);
 const WAITER_SHOWS_WITHIN: Duration = Duration::from_millis(100);
 
 /// How many files are kept under a lease at most (each holds a
-/// descriptor); past that the oldest goes (a way kept to that version
+/// descriptor, and guard's soft limit is the usual 1024, which the egress
+/// relay shares); past that the oldest goes (a way kept to that version
 /// would reach it again). A program of the host's that rewrites a secret
-/// file every minute fills this in three days.
-const MAX_WIRES: usize = 4096;
+/// file every minute fills this in eight hours.
+const MAX_WIRES: usize = 512;
 
 /// fcntl(2)'s F_SETOWN_EX, F_OWNER_TID and F_SETSIG (asm-generic/fcntl.h), and its
 /// `struct f_owner_ex`, which the libc crate lacks for this target.
@@ -69,6 +70,9 @@ struct Wire {
     file: std::fs::File,
     dev: u64,
     ino: u64,
+    /// The device as /proc/locks prints it (the superblock's, which on
+    /// btrfs is not `st_dev`), read off guard's own lease line.
+    locks_dev: Option<(u64, u64)>,
     /// F_WRLCK for a secret file (any open breaks it), F_RDLCK for a
     /// protected one (opens for writing do).
     kind: libc::c_int,
@@ -87,6 +91,10 @@ pub struct Tripwires {
     signals: Option<SignalFd>,
     /// Why [`Tripwires::tend`] ended the session.
     pub tripped: Option<Tripped>,
+    /// A lease was taken since the last [`Tripwires::tend`]: a break in
+    /// the moment before its signal was sent to this thread went to the
+    /// whole process (where SIGURG is ignored), so look at once.
+    recheck: bool,
 }
 
 /// Why the session must end for a file under a lease.
@@ -107,6 +115,7 @@ impl Tripwires {
             wires: Vec::new(),
             signals,
             tripped: None,
+            recheck: false,
         }
     }
 
@@ -115,16 +124,24 @@ impl Tripwires {
     pub fn wait(&self) -> (Option<BorrowedFd<'_>>, Option<Duration>) {
         let tick = self.wires.iter().any(|w| !w.armed)
             || (self.signals.is_none() && !self.wires.is_empty());
-        (
-            self.signals.as_ref().map(|s| s.as_fd()),
-            tick.then_some(TICK),
-        )
+        let wait = if self.recheck {
+            Some(Duration::ZERO)
+        } else {
+            tick.then_some(TICK)
+        };
+        (self.signals.as_ref().map(|s| s.as_fd()), wait)
     }
 
     /// Whether guard keeps a lease on the file `(dev, ino)` already (an
     /// open of it by guard would break its own lease).
     pub fn holds(&self, dev: u64, ino: u64) -> bool {
         self.wires.iter().any(|w| w.dev == dev && w.ino == ino)
+    }
+
+    /// Stop keeping the lease on the file `(dev, ino)` (guard is about to
+    /// read it itself, to cover it at another path, which would break it).
+    pub fn forget(&mut self, dev: u64, ino: u64) {
+        self.wires.retain(|w| w.dev != dev || w.ino != ino);
     }
 
     /// Keep the lease `kind` that `file` holds (see
@@ -141,11 +158,13 @@ impl Tripwires {
             file,
             dev: st.st_dev,
             ino: st.st_ino,
+            locks_dev: own_lease_device(st.st_ino),
             kind,
             armed: true,
             mode: st.st_mode & 0o7777,
         };
         signal_this_thread(&wire.file);
+        self.recheck = true;
         self.wires.push(wire);
     }
 
@@ -160,9 +179,12 @@ impl Tripwires {
         if let Some(s) = &self.signals {
             while let Ok(Some(_)) = s.read_signal() {}
         }
+        self.recheck = false;
         for w in &mut self.wires {
             let why = if !w.armed {
-                take_again(w, keeper)
+                let why = take_again(w, keeper);
+                self.recheck |= w.armed;
+                why
             } else if breaking(w) {
                 let_go(w, keeper)
             } else {
@@ -180,9 +202,9 @@ impl Tripwires {
         false
     }
 
-    /// At the end of the run: the files whose permission bits changed since
+    /// At the end of the run: the files that gained permission bits since
     /// they were covered (a kept way to one makes it readable to others
-    /// without opening it), each set back. Their paths are the caller's
+    /// without opening it), each without them again. Their paths are the caller's
     /// (by cover).
     pub fn finish(&self) -> Vec<usize> {
         let mut changed = Vec::new();
@@ -190,10 +212,12 @@ impl Tripwires {
             let Ok(st) = nix::sys::stat::fstat(&w.file) else {
                 continue;
             };
-            if st.st_mode & 0o7777 != w.mode {
+            // Only bits added: the user may have narrowed them meanwhile.
+            let now = st.st_mode & 0o7777;
+            if now & !w.mode != 0 {
                 let _ = nix::sys::stat::fchmod(
                     &w.file,
-                    nix::sys::stat::Mode::from_bits_truncate(w.mode),
+                    nix::sys::stat::Mode::from_bits_truncate(now & w.mode),
                 );
                 changed.push(w.cover);
             }
@@ -242,7 +266,8 @@ fn breaking(w: &Wire) -> bool {
 fn let_go(w: &mut Wire, keeper: &Keeper) -> Option<String> {
     let deadline = std::time::Instant::now() + WAITER_SHOWS_WITHIN;
     let host = loop {
-        let waiting = waiters(w.dev, w.ino);
+        let dev = w.locks_dev.unwrap_or((major(w.dev), minor(w.dev)));
+        let waiting = waiters(dev, w.ino);
         if waiting.iter().any(|pid| keeper.is_inside(*pid)) {
             return Some(
                 "a process of the sandbox opened it through a way it had kept from the moment before guard covered it again, where guard's check could not see it (a descriptor sent over a socket)"
@@ -301,21 +326,11 @@ fn take_again(w: &mut Wire, keeper: &Keeper) -> Option<String> {
 /// file `(dev, ino)` to go: /proc/locks lists each lease as
 /// `ID: LEASE STATE TYPE PID MAJ:MIN:INO START END`, and each waiter for
 /// it after it as `ID: -> LEASE BREAKER TYPE PID ...`, with the same ID.
-fn waiters(dev: u64, ino: u64) -> Vec<u32> {
+fn waiters(dev: (u64, u64), ino: u64) -> Vec<u32> {
     let Ok(text) = std::fs::read_to_string("/proc/locks") else {
         return Vec::new();
     };
-    let on_file = |at: &str| {
-        let mut parts = at.split(':');
-        let (Some(maj), Some(min), Some(i), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return false;
-        };
-        u64::from_str_radix(maj, 16).ok() == Some(u64::from(libc::major(dev)))
-            && u64::from_str_radix(min, 16).ok() == Some(u64::from(libc::minor(dev)))
-            && i.parse::<u64>().ok() == Some(ino)
-    };
+    let on_file = |at: &str| parse_file(at) == Some((dev.0, dev.1, ino));
     let mut ids: Vec<&str> = Vec::new();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -329,6 +344,44 @@ fn waiters(dev: u64, ino: u64) -> Vec<u32> {
         }
     }
     out
+}
+
+fn major(dev: u64) -> u64 {
+    u64::from(libc::major(dev))
+}
+
+fn minor(dev: u64) -> u64 {
+    u64::from(libc::minor(dev))
+}
+
+/// `MAJ:MIN:INO` of a /proc/locks line (major and minor in hex).
+fn parse_file(at: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = at.split(':');
+    let (Some(maj), Some(min), Some(ino), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    Some((
+        u64::from_str_radix(maj, 16).ok()?,
+        u64::from_str_radix(min, 16).ok()?,
+        ino.parse().ok()?,
+    ))
+}
+
+/// The device /proc/locks names for guard's own lease on inode `ino`.
+fn own_lease_device(ino: u64) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    let me = std::process::id().to_string();
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            [_, "LEASE", _, _, pid, at, ..] if *pid == me => {
+                parse_file(at).and_then(|(maj, min, i)| (i == ino).then_some((maj, min)))
+            }
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -350,7 +403,9 @@ mod tests {
         };
         assert_eq!(taken, 0, "{}", std::io::Error::last_os_error());
         let m = std::fs::metadata(&path).unwrap();
-        assert!(waiters(m.dev(), m.ino()).is_empty());
+        let dev = own_lease_device(m.ino()).unwrap();
+        assert_eq!(dev, (major(m.dev()), minor(m.dev())));
+        assert!(waiters(dev, m.ino()).is_empty());
         let mut opener = std::process::Command::new("cat")
             .arg(&path)
             .spawn()
@@ -358,7 +413,7 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let mut seen = Vec::new();
         while seen.is_empty() && std::time::Instant::now() < deadline {
-            seen = waiters(m.dev(), m.ino());
+            seen = waiters(dev, m.ino());
             std::thread::sleep(Duration::from_millis(5));
         }
         // SAFETY: as above.

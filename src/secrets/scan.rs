@@ -480,6 +480,23 @@ impl<'s, 'a> Worker<'s, 'a> {
         if self.shared.exclude.contains(path) {
             return false;
         }
+        // Deeper than a path the kernel takes in one call: an earlier
+        // session can plant such a tree (a hard link at the bottom to a
+        // file that will hold a secret), which the sandbox reaches one
+        // `chdir` at a time. Not walked (opening each directory step by
+        // step from the top costs the square of the depth), hidden: the
+        // deepest directory above it that a mount can cover is (see
+        // `policy::cover_long_paths`).
+        if !is_root && path.as_os_str().len() > crate::policy::LONGEST_COVER {
+            self.out.flagged.push(Flagged {
+                path: path.to_path_buf(),
+                dir: true,
+                action: Action::Hide,
+                reason: "deeper than guard can cover or scan (PATH_MAX)".into(),
+                hits: vec![hit("too-deep")],
+            });
+            return false;
+        }
         let rel = self.rel(path);
         if !is_root && rules.skip.is_match(rel, path) {
             return false;

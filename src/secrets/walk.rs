@@ -179,17 +179,7 @@ impl EntryPath {
 
 fn read_dir<'c, V: Visitor<'c>>(dir: &Path, v: &mut V, subdirs: &mut Vec<PathBuf>) {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = match open(dir, flags, Mode::empty()) {
-        // Longer than PATH_MAX: one step at a time. A tree that deep is
-        // no accident (an earlier session can make one): what is in it
-        // must be found like anything else.
-        Err(nix::Error::ENAMETOOLONG) => dir
-            .strip_prefix("/")
-            .ok()
-            .and_then(|rel| crate::host::open_dir_beneath(Path::new("/"), rel)),
-        fd => fd.ok(),
-    };
-    let Some(fd) = fd else {
+    let Ok(fd) = open(dir, flags, Mode::empty()) else {
         v.error(dir);
         return;
     };
