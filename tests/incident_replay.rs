@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Mode, NOBODY, guard_bin, modes};
+use common::{Mode, guard_bin, modes};
 use std::process::Command;
 
 #[test]
@@ -22,20 +22,7 @@ fn incident_replay_breaks_the_chain() {
     assert!(st.success());
     let run_sh = copy.path.join("incident-replay/run.sh");
     for mode in modes() {
-        let mut cmd = match mode {
-            Mode::Invoker => Command::new("bash"),
-            Mode::Unprivileged => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    &format!("--reuid={NOBODY}"),
-                    &format!("--regid={NOBODY}"),
-                    "--clear-groups",
-                    "--",
-                    "bash",
-                ]);
-                c
-            }
-        };
+        let mut cmd = common::as_mode_user(mode, "bash");
         let home = common::TempDir::new("incident-home", mode);
         let out = common::Outcome::from(
             cmd.arg(&run_sh)

@@ -413,7 +413,7 @@ fn watch_until_end(
         if !hide_copies(&copies, keeper, &mut out) {
             return out;
         }
-        if !events_until_stopped(inotify, stop, keeper, wires) {
+        if !events_or_wires(inotify, stop, keeper, wires) {
             break;
         }
         due.clear();
@@ -537,7 +537,7 @@ fn watch_until_end(
 
 /// Wait for `inotify` to have events, tending `wires` meanwhile; `false`
 /// once `stop` is readable, or the session ended for one of `wires`.
-fn events_until_stopped(
+fn events_or_wires(
     inotify: &Inotify,
     stop: &OwnedFd,
     keeper: &mut Keeper,

@@ -40,6 +40,24 @@ pub fn modes() -> Vec<Mode> {
 
 /// The guard binary, copied to a world-executable location when root (the
 /// target dir may sit under /root, which uid 65534 cannot traverse).
+/// `program` as `mode`'s user (through setpriv as uid 65534).
+pub fn as_mode_user(mode: Mode, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match mode {
+        Mode::Invoker => Command::new(program),
+        Mode::Unprivileged => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(program);
+            c
+        }
+    }
+}
+
 pub fn guard_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -196,20 +214,7 @@ impl Env {
 
     /// `program` as the mode's user (through setpriv as uid 65534).
     pub fn as_user(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        match self.mode {
-            Mode::Invoker => Command::new(program),
-            Mode::Unprivileged => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    &format!("--reuid={NOBODY}"),
-                    &format!("--regid={NOBODY}"),
-                    "--clear-groups",
-                    "--",
-                ])
-                .arg(program);
-                c
-            }
-        }
+        as_mode_user(self.mode, program)
     }
 
     /// `guard run -- sh -c SCRIPT`.
