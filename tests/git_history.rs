@@ -21,6 +21,13 @@ use std::path::{Path, PathBuf};
 
 const UTIL_PY: &str = "def slug(name):\n    return name.lower().replace(\" \", \"-\")\n";
 
+/// A certificate (public: a key-file name with only certificates in it
+/// stays readable, in the worktree and through git).
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBszCCAVmgAwIBAgIUQvA0tEeFmJ2mMuW3bqgNZxGzUxkwCgYIKoZIzj0EAwIw
+-----END CERTIFICATE-----
+";
+
 const CI_SH: &str = "#!/bin/sh
 set -eu
 curl -fsS -H \"Authorization: token {tok}\" https://api.github.com/user
@@ -174,7 +181,12 @@ fn project(mode: Mode, state: State) -> Project {
     let domains2 = format!("{domains1}echo second-step-done\n");
     let client = CLIENT_PY.replace("{tok}", &tok);
     let dotenv = format!("DATABASE_URL=postgres://u:{db}@host/db\n");
+    // A key file no content rule would flag (Rails' `master.key` is bare
+    // hex), hidden by its name alone; and a certificate, which is not.
+    let master = canary("masterkey");
     let p = &env.project;
+    p.write("config/master.key", &format!("{master}\n"));
+    p.write("certs/ca.pem", CA_PEM);
     p.write("README", "hello\n");
     p.write("scripts/domains.sh", &domains1);
     p.write(".env", &dotenv);
@@ -185,7 +197,7 @@ fn project(mode: Mode, state: State) -> Project {
     p.write("README", "hello\nsecond\n");
     p.write("scripts/domains.sh", &domains2);
     commit_tagged(&dir, "second deployment step", "v2");
-    let mut canaries = vec![uuid, tok, db];
+    let mut canaries = vec![uuid, tok, db, master.clone()];
     let mut committed = vec![
         ("v1:scripts/domains.sh", domains1),
         ("v2:scripts/domains.sh", domains2),
@@ -193,6 +205,8 @@ fn project(mode: Mode, state: State) -> Project {
         ("v2:.env", dotenv),
         ("v2:src/client.py", client),
         ("v1:README", "hello\n".to_string()),
+        ("v2:config/master.key", format!("{master}\n")),
+        ("v2:certs/ca.pem", CA_PEM.to_string()),
         ("v1:src/util.py", UTIL_PY.to_string()),
     ];
     match state {
@@ -253,6 +267,8 @@ run show_env 'git show HEAD:.env'
 run show_client 'git show HEAD:src/client.py'
 run catfile_domains 'git cat-file -p HEAD:scripts/domains.sh'
 run catfile_env 'git cat-file -p HEAD:.env'
+run show_key 'git show HEAD:config/master.key'
+run show_ca 'git show HEAD:certs/ca.pem'
 run diff 'git diff HEAD'
 run status 'git status'
 run log 'git log -p --all'
@@ -276,6 +292,8 @@ run walk 'python3 /tmp/walk.py .git'
             "show_client",
             "catfile_domains",
             "catfile_env",
+            "show_key",
+            "show_ca",
             "diff",
             "status",
         ]);
@@ -332,6 +350,12 @@ run walk 'python3 /tmp/walk.py .git'
         );
         assert_eq!(s.ok("show_env").trim(), "", "HEAD:.env is not empty");
         assert_eq!(s.ok("catfile_env").trim(), "", "HEAD:.env is not empty");
+        assert_eq!(
+            s.ok("show_key").trim(),
+            "",
+            "HEAD:config/master.key is not empty"
+        );
+        assert_eq!(s.ok("show_ca"), CA_PEM, "HEAD:certs/ca.pem was changed");
         let client = s.ok("show_client");
         assert!(
             client.contains("GITHUB = \"guard-redacted:github-token\"")

@@ -28,6 +28,7 @@
 
 use super::cache::Cached;
 use super::git_pack::{self as pack, Oid};
+use super::path_rules::{When, only_certificates};
 use super::redact;
 use super::scan::{classify, judge};
 use super::{Action, MAX_FILE_SIZE, Rules};
@@ -657,17 +658,20 @@ impl<'r> Batch<'r> {
         }
     }
 
-    /// The `Always` path rule claiming `path` (a file, or a directory that
-    /// hides everything below it, like `.aws`).
-    fn rule_at(&mut self, path: &[u8]) -> Option<usize> {
+    /// The path rule claiming `path` whatever its content: `Always`, or
+    /// with `keys` also `UnlessCertificates` (the caller then reads the
+    /// blob). A directory is claimed only by an `Always` rule, which hides
+    /// everything below it (`.aws`).
+    fn rule_at(&mut self, path: &[u8], keys: bool) -> Option<usize> {
         if path.is_empty() {
             return None;
         }
         let rel = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
         let paths = &self.rules.paths;
-        paths
-            .matches(rel, &mut self.scratch)
-            .filter(|&i| paths.rule(i).when == super::path_rules::When::Always)
+        paths.matches(rel, &mut self.scratch).filter(|&i| {
+            let when = paths.rule(i).when;
+            when == When::Always || (keys && when == When::UnlessCertificates)
+        })
     }
 
     /// Path-rule marks for the blobs below the trees read, each under every
@@ -678,7 +682,7 @@ impl<'r> Batch<'r> {
     /// error when the walk was cut short.
     fn finish_trees(
         &mut self,
-        mut read: impl FnMut(&Oid) -> Option<pack::Object>,
+        mut read: impl FnMut(&Oid, u8) -> Option<pack::Object>,
     ) -> (Vec<(Src, Mark)>, Option<String>) {
         let mut todo: Vec<(Oid, Vec<u8>, Option<usize>, Src)> = std::mem::take(&mut self.roots)
             .into_iter()
@@ -710,14 +714,14 @@ impl<'r> Batch<'r> {
             if !seen.insert((oid, std::hash::BuildHasher::hash_one(&hash, &path))) {
                 continue;
             }
-            let Some(tree) = read(&oid) else {
+            let Some(tree) = read(&oid, pack::TREE) else {
                 continue;
             };
             let first = usize::from(distinct.insert(oid));
             work += 1;
             unique += first;
             // Below a directory a path rule hides (`.aws`), everything is.
-            let under = under.or_else(|| self.rule_at(&path));
+            let under = under.or_else(|| self.rule_at(&path, false));
             for (mode, name, child) in pack::tree_entries(&tree.1) {
                 work += 1;
                 unique += first;
@@ -742,7 +746,14 @@ impl<'r> Batch<'r> {
                     }
                     GITLINK_MODE => {}
                     _ => {
-                        if let Some(i) = under.or_else(|| self.rule_at(&p))
+                        // A key file is hidden unless it holds only
+                        // certificates, as in the worktree: `git show
+                        // HEAD:deploy/tls.key` gives what the file did.
+                        // One that cannot be read is hidden.
+                        if let Some(i) = under.or_else(|| self.rule_at(&p, true))
+                            && (self.rules.paths.rule(i).when == When::Always
+                                || !read(&child, pack::BLOB)
+                                    .is_some_and(|o| only_certificates(&o.1)))
                             && marked.insert((child, src))
                         {
                             out.push((
@@ -901,11 +912,11 @@ fn analyze(
         }
     }
 
-    let (path_marks, error) = batch.finish_trees(|oid| {
+    let (path_marks, error) = batch.finish_trees(|oid, kind| {
         for r in readers.iter_mut().flatten() {
             if let Some(i) = r.index.find(oid)
                 && let Ok(o) = r.read(r.index.offsets[i])
-                && o.0 == pack::TREE
+                && o.0 == kind
             {
                 return Some(o);
             }
@@ -914,7 +925,7 @@ fn analyze(
         read_file(&objects.join(&hx[..2]).join(&hx[2..]), MAX_LOOSE)
             .and_then(|b| pack::read_loose(&b, pack::MAX_OBJECT))
             .ok()
-            .filter(|(k, _)| *k == pack::TREE)
+            .filter(|(k, _)| *k == kind)
             .map(std::rc::Rc::new)
     });
     // A mark is kept with the object the walk to it started from: it holds
