@@ -103,5 +103,7 @@ mod review25;
 
 #[path = "escape/review27.rs"]
 mod review27;
+#[path = "escape/review31.rs"]
+mod review31;
 #[path = "escape/review9.rs"]
 mod review9;

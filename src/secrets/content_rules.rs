@@ -38,6 +38,12 @@ pub enum Kind {
     KubeSecret,
     /// A PEM `BEGIN ... PRIVATE KEY` line: the secret runs to the END line.
     PemBlock,
+    /// A command-line option with a secret-sounding name and the value
+    /// after it, on its line or the next (`--api-key VALUE`, and
+    /// `"--api-key", "VALUE"` in an MCP server's `args`, pretty-printed
+    /// one element per line). Needs a `name` group; the value is found
+    /// after the match (see `option_value`).
+    OptionValue,
     /// A URI's userinfo password (`scheme://user:PASSWORD@host`).
     UriPassword,
     /// A value with no secret-sounding name next to it that must look
@@ -567,6 +573,16 @@ const BUILTIN: &[Builtin] = &[
         hide_file: false,
     },
     Builtin {
+        id: "uri-token",
+        description: "token as a URI's whole userinfo (`https://TOKEN@host`: Azure DevOps, Gemfury, git remotes and package indexes)",
+        // No `:`: the user part is the credential. It must look generated
+        // (`ssh://git@host`, `https://deploy@host` are names).
+        pattern: r"\b[A-Za-z][A-Za-z0-9+.\-]{1,30}://(?P<secret>[A-Za-z0-9._~%+=\-]{16,200})@[^\s/@`'\x22<>]",
+        keywords: &["://"],
+        kind: Kind::Password,
+        hide_file: false,
+    },
+    Builtin {
         id: "private-key-base64",
         description: "base64-encoded PEM private key (kubeconfig client-key-data, Kubernetes TLS secret)",
         // base64 of `-----BEGIN `, then of `PRIVATE KEY` at each of its
@@ -619,9 +635,9 @@ const BUILTIN: &[Builtin] = &[
     },
     Builtin {
         id: "xml-secret-setting",
-        description: "key/value setting (.NET appSettings) with a secret-sounding key and a high-entropy value",
-        pattern: r#"\bkey[ \t]*=[ \t]*"(?P<name>[^"<>]{1,80})"[ \t]+value[ \t]*=[ \t]*"(?P<secret>[^"<>\s]{6,})""#,
-        keywords: &["key=\""],
+        description: "key/value setting (.NET appSettings, an Ant property, an IDE run configuration's `<env name=… value=…/>`) with a secret-sounding key and a high-entropy value",
+        pattern: r#"\b(?:key|name)[ \t]*=[ \t]*"(?P<name>[^"<>]{1,80})"[ \t]+value[ \t]*=[ \t]*"(?P<secret>[^"<>\s]{6,})""#,
+        keywords: &["key=\"", "name=\""],
         kind: Kind::Tagged,
         hide_file: false,
     },
@@ -684,6 +700,14 @@ const BUILTIN: &[Builtin] = &[
             "salt\t",
             "salt\"",
             "salt'",
+            // Session cookies (see `entropy::word_session`): `-b
+            // 'sessionid=…'`, `Cookie: _app_session=…`.
+            "sessid",
+            "sessionid",
+            "session=",
+            "session:",
+            "session\"",
+            "session'",
             "pwd",
             "apikey",
             "api_key",
@@ -764,7 +788,8 @@ const BUILTIN: &[Builtin] = &[
         id: "yarnrc-auth",
         description: "npm registry credential in yarn 1's `.yarnrc`, where a key and its value are separated by a blank (`\"//registry/:_authToken\" \"…\"`, `_auth`, `_password`)",
         // A variable (`${NPM_TOKEN}`) is no secret.
-        pattern: r#"^[ \t]*["']?(?:[^\s"':]*:)?_(?:authToken|auth|password)["']?[ \t]+["']?(?P<secret>[^\s"'$=:][^\s"']{5,511})"#,
+        // Also as `npm config set "//registry/:_authToken" "…"` in a script.
+        pattern: r#"(?:^[ \t]*|\bconfig[ \t]+set[ \t]+)["']?(?:[^\s"':]*:)?_(?:authToken|auth|password)["']?[ \t]+["']?(?P<secret>[^\s"'$=:][^\s"']{5,511})"#,
         keywords: &["_auth", "_password"],
         kind: Kind::Token,
         hide_file: false,
@@ -783,7 +808,11 @@ const BUILTIN: &[Builtin] = &[
         // In scripts, READMEs and CI files; also as list items
         // (`"-u", "user:PASSWORD"`). The value must look generated:
         // `docker run -u www-data:www-data` is a user and a group.
-        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|\blogin\b[^\r\n]*?[ \t]-p[ \t]+|(?:^|[\s"'`(\[])--(?:password|requirepass|masterauth)(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
+        // Also the tools whose password option has a name of its own:
+        // `sshpass -p`, `redis-cli -a`, smbclient's `-U user%PASSWORD`,
+        // `ldapsearch -w`, keytool's `-storepass`/`-keypass`, `7z -p`,
+        // `zip -P`.
+        pattern: r#"(?:(?:^|[\s"'`(\[])(?:-u|--user)(?:[ \t]*=[ \t]*|[ \t]+|["'],[ \t]*)["']?[^\s:"'`$]{1,64}:|(?:^|[\s"'`(\[])-U[ \t]+["']?[^\s%"'`$]{1,64}%|\bmysql[a-z]*\b[^\r\n]*?[ \t]-p|\bsshpass\b[^\r\n]*?[ \t]-p[ \t]*|\b7za?\b[^\r\n]*?[ \t]-p|\bredis-cli\b[^\r\n]*?[ \t]-a[ \t]+|\bldap[a-z]*\b[^\r\n]*?[ \t]-w[ \t]+|\b(?:un)?zip\b[^\r\n]*?[ \t]-P[ \t]+|[ \t]-(?:src|dest)?(?:store|key)pass[ \t]+|\blogin\b[^\r\n]*?[ \t]-p[ \t]+|(?:^|[\s"'`(\[])--(?:password|requirepass|masterauth)(?:[ \t]+|["'],[ \t]*))["']?(?P<secret>[^\s"'`$\-][^\s"'`]{5,255})"#,
         // Keywords end where no other keyword starts (see `keyword_masks`).
         keywords: &[
             "-u",
@@ -798,6 +827,13 @@ const BUILTIN: &[Builtin] = &[
             // `redis-server --requirepass PASSWORD` (a Compose `command:`).
             "--requirepass",
             "--masterauth",
+            "sshpass",
+            "redis-cli",
+            "ldap",
+            "storepass",
+            "keypass",
+            "7z",
+            "zip",
         ],
         kind: Kind::Password,
         hide_file: false,
@@ -828,6 +864,71 @@ const BUILTIN: &[Builtin] = &[
         keywords: &["password '", "password \"", "password\t", "identified "],
         kind: Kind::Password,
         hide_file: false,
+    },
+    Builtin {
+        id: "option-secret",
+        description: "command-line option with a secret-sounding name and a high-entropy value (`--api-key VALUE`, `-token VALUE`, an MCP server's `\"args\": [\"--api-key\", \"VALUE\"]`, one element per line or not)",
+        pattern: r#"(?:^|[\s"'`(\[,])--?(?P<name>[A-Za-z][A-Za-z0-9_\-]{1,60})"#,
+        keywords: &[
+            "-token",
+            "-secret",
+            "-auth",
+            "-passw",
+            "-pass ",
+            "-pass\"",
+            "-pass'",
+            "-pass\t",
+            "-pwd",
+            "-apikey",
+            "-api_key",
+            "-key ",
+            "-key\"",
+            "-key'",
+            "-key\t",
+            "-credential",
+        ],
+        kind: Kind::OptionValue,
+        hide_file: false,
+    },
+    Builtin {
+        id: "discord-webhook",
+        description: "Discord webhook URL (its last part is the token that posts)",
+        pattern: r"\bhttps?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v[0-9]+/)?webhooks/[0-9]{17,20}/(?P<secret>[A-Za-z0-9_\-]{60,80})",
+        keywords: &["/webhooks/"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "teams-webhook",
+        description: "Microsoft Teams incoming webhook URL",
+        pattern: r"\.webhook\.office\.com/webhookb2/(?P<secret>[A-Za-z0-9@/\-]{40,300})",
+        keywords: &["webhookb2"],
+        kind: Kind::Token,
+        hide_file: false,
+    },
+    Builtin {
+        id: "azure-sas-signature",
+        description: "signature of an Azure shared access signature URL (`…&sig=…`: storage, Service Bus, Logic Apps and Teams workflows)",
+        pattern: r"[?&;](?:amp;)?sig=(?P<secret>[A-Za-z0-9%+/]{30,120}={0,2})",
+        keywords: &["sig="],
+        kind: Kind::RandomToken,
+        hide_file: false,
+    },
+    Builtin {
+        id: "azure-function-key",
+        description: "Azure Functions key in a function URL (`…azurewebsites.net/api/f?code=…`)",
+        pattern: r"\.azurewebsites\.net/[^\s\x22'<>?]*\?(?:[^\s\x22'<>]*&)?code=(?P<secret>[A-Za-z0-9_\-]{20,100}={0,2})",
+        keywords: &["azurewebsites.net"],
+        kind: Kind::RandomToken,
+        hide_file: false,
+    },
+    Builtin {
+        id: "openvpn-credentials",
+        description: "OpenVPN configuration with its user name and password inline (`<auth-user-pass>` block)",
+        pattern: r"(?m)^[ \t]*<auth-user-pass>",
+        keywords: &["<auth-user-pass>"],
+        kind: Kind::Marker,
+        hide_file: true,
     },
     Builtin {
         id: "bearer-token",
@@ -1444,6 +1545,19 @@ impl ContentEngine {
                 continue;
             }
             let Some(whole) = locs.get(0) else { continue };
+            if rule.kind == Kind::OptionValue {
+                if let Some((ns, ne)) = c.name.and_then(|g| locs.get(g))
+                    && let Some((vs, ve)) = option_value(content, base + ne)
+                    && let Some(len) = assigned_secret(&hay[ns..ne], &content[vs..ve])
+                {
+                    out.push(Raw {
+                        rule: i,
+                        start: vs,
+                        end: vs + len,
+                    });
+                }
+                continue;
+            }
             if rule.kind == Kind::KubeSecret {
                 for (start, end) in kube_secret_values(content, base + whole.0) {
                     out.push(Raw {
@@ -1457,7 +1571,9 @@ impl ContentEngine {
             let (vs, ve) = c.secret.and_then(|g| locs.get(g)).unwrap_or(whole);
             let value = &hay[vs..ve];
             let keep = match rule.kind {
-                Kind::Token | Kind::Marker | Kind::KubeSecret => Some(value.len()),
+                Kind::Token | Kind::Marker | Kind::KubeSecret | Kind::OptionValue => {
+                    Some(value.len())
+                }
                 Kind::PemBlock => pem_body_follows(&content[s + whole.1..]).then_some(value.len()),
                 Kind::RandomToken => plausible_token(value).then_some(value.len()),
                 Kind::UriPassword => uri_password(value).then_some(value.len()),
@@ -1500,7 +1616,8 @@ fn line_end(content: &[u8], at: usize) -> usize {
 
 /// Where the name holding the keyword at `kw` starts: back over name
 /// characters (at most 80, the rule's limit), then forward to a letter or
-/// `_` (a name cannot start with a digit, `.` or `-`).
+/// `_` (a name cannot start with a digit, `.` or `-`), into the keyword
+/// when it starts with a `-` (`--auth-token=…` hit by `-auth`).
 fn ident_start(content: &[u8], line_start: usize, kw: usize) -> usize {
     let name_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
     let floor = kw.saturating_sub(80).max(line_start);
@@ -1508,7 +1625,9 @@ fn ident_start(content: &[u8], line_start: usize, kw: usize) -> usize {
     while at > floor && name_char(content[at - 1]) {
         at -= 1;
     }
-    while at < kw && !(content[at].is_ascii_alphabetic() || content[at] == b'_') {
+    while at < (kw + 1).min(content.len())
+        && !(content[at].is_ascii_alphabetic() || content[at] == b'_')
+    {
         at += 1;
     }
     at
@@ -1758,6 +1877,66 @@ fn typed_secret(hay: &[u8]) -> Option<(usize, usize)> {
         return None;
     }
     escaped_secret(&hay[..name], value).map(|len| (vs, vs + len))
+}
+
+/// The value given to an option that ends at `at`: after a blank
+/// (`--token VALUE`), or as the next element of a list (`"--token",
+/// "VALUE"`), on the same line or the next (a pretty-printed JSON array,
+/// a YAML sequence, a shell line continued with `\`). `--token=VALUE` is
+/// the assignment rule's.
+fn option_value(content: &[u8], at: usize) -> Option<(usize, usize)> {
+    let blank = |b: u8| b == b' ' || b == b'\t';
+    let mut i = at;
+    let quoted = matches!(content.get(i), Some(b'"' | b'\''));
+    if quoted {
+        i += 1;
+        while content.get(i).is_some_and(|&b| blank(b)) {
+            i += 1;
+        }
+        if content.get(i) == Some(&b',') {
+            i += 1;
+        }
+    } else if !content
+        .get(i)
+        .is_none_or(|&b| blank(b) || b == b'\r' || b == b'\n')
+    {
+        return None;
+    }
+    while content.get(i).is_some_and(|&b| blank(b)) {
+        i += 1;
+    }
+    if !quoted && content.get(i) == Some(&b'\\') {
+        i += 1;
+    }
+    if content.get(i) == Some(&b'\r') {
+        i += 1;
+    }
+    if content.get(i) == Some(&b'\n') {
+        i += 1;
+        while content.get(i).is_some_and(|&b| blank(b)) {
+            i += 1;
+        }
+        // A YAML sequence item.
+        if content.get(i) == Some(&b'-') && content.get(i + 1).is_some_and(|&b| blank(b)) {
+            i += 2;
+            while content.get(i).is_some_and(|&b| blank(b)) {
+                i += 1;
+            }
+        }
+    }
+    if matches!(content.get(i), Some(b'"' | b'\'')) {
+        i += 1;
+    }
+    let start = i;
+    if matches!(content.get(i), Some(b'-' | b'$') | None) {
+        return None;
+    }
+    while content.get(i).is_some_and(|&b| {
+        !b.is_ascii_whitespace() && !matches!(b, b'"' | b'\'' | b'`' | b',' | b';' | b']' | b')')
+    }) {
+        i += 1;
+    }
+    (i > start).then_some((start, i))
 }
 
 /// The name given by the `name` or `key` key (`Name`, `ParameterKey`…)
@@ -3484,6 +3663,234 @@ mod tests {
             "ENV GPG_KEY A035C8C19219BA821ECEA86B64E628F8D684696D",
             "ENV API_TOKEN ${API_TOKEN}",
             "ENV PATH /usr/local/bin:$PATH",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+
+    /// Review 31: credentials as tools keep them that the rules missed.
+    /// Each case: the text, the rule that must name it, the secret.
+    #[test]
+    fn credentials_where_tools_keep_them() {
+        let t = tok("", 32);
+        let v = tok("", 20);
+        let w = tok("", 24).to_uppercase() + "x9";
+        let ctx = ["ctx7sk-", &t].concat();
+        let hook = tok("", 68);
+        let uuid = "3f9a0c7e-51b2-4846-9c1d-2e4f6a8b0c2d";
+        let sig = [&tok("", 40), "%3D"].concat();
+        let xxx = ["Utvnur", "Z9n9CxxX91ZgkY66", "yWLa9FyJuqAcWLaiUo"].concat();
+        let cases = [
+            // An MCP server's key, one line (TOML) or one element a line.
+            (
+                format!(r#"args = ["-y", "@upstash/context7-mcp", "--api-key", "{ctx}"]"#),
+                "option-secret",
+                ctx.clone(),
+            ),
+            (
+                format!(
+                    "      \"args\": [\n        \"-y\",\n        \"--api-key\",\n        \"{ctx}\"\n      ]"
+                ),
+                "option-secret",
+                ctx.clone(),
+            ),
+            (
+                format!("    args:\n      - --token\n      - {t}\n"),
+                "option-secret",
+                t.clone(),
+            ),
+            (
+                format!("sentry-cli releases new --auth-token {t} 1.0"),
+                "option-secret",
+                t.clone(),
+            ),
+            (
+                format!("deploy -password {v} -host db\n"),
+                "option-secret",
+                v.clone(),
+            ),
+            (
+                format!("vercel deploy --prod \\\n  --token \\\n  {t}\n"),
+                "option-secret",
+                t.clone(),
+            ),
+            // The whole userinfo is the token.
+            (
+                format!("--extra-index-url https://{t}@pypi.fury.io/acme/"),
+                "uri-token",
+                t.clone(),
+            ),
+            (
+                format!("\turl = https://{t}@dev.azure.com/org/proj/_git/repo"),
+                "uri-token",
+                t.clone(),
+            ),
+            // Password options of their own.
+            (
+                format!("  ProxyCommand sshpass -p {v} ssh -W %h:%p jump"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("redis-cli -h cache -a {v} ping"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("smbclient //nas/share -U admin%{v}"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("ldapsearch -x -D cn=admin,dc=acme -w {v} -b dc=acme"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("keytool -importkeystore -deststorepass {v} -destkeystore k.jks"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("7z a -p{v} backup.7z db/"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("zip -r -P {v} backup.zip db/"),
+                "cli-password",
+                v.clone(),
+            ),
+            (
+                format!("npm config set \"//npm.acme.dev/:_authToken\" \"{t}\""),
+                "yarnrc-auth",
+                t.clone(),
+            ),
+            // Name and value as attributes.
+            (
+                format!("<env name=\"DB_PASSWORD\" value=\"{v}\" />"),
+                "xml-secret-setting",
+                v.clone(),
+            ),
+            (
+                format!("<property name=\"deploy.password\" value=\"{v}\"/>"),
+                "xml-secret-setting",
+                v.clone(),
+            ),
+            // URLs that are the credential.
+            (
+                format!("url: https://discord.com/api/webhooks/112233445566778899/{hook}"),
+                "discord-webhook",
+                hook.clone(),
+            ),
+            (
+                format!(
+                    "https://acme.webhook.office.com/webhookb2/{uuid}@{uuid}/IncomingWebhook/{t}/{uuid}"
+                ),
+                "teams-webhook",
+                format!("{uuid}@{uuid}/IncomingWebhook/{t}/{uuid}"),
+            ),
+            (
+                format!("https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&sr=b&sig={sig}"),
+                "azure-sas-signature",
+                sig.clone(),
+            ),
+            (
+                format!("curl https://fn.azurewebsites.net/api/Hook?code={t}=="),
+                "azure-function-key",
+                format!("{t}=="),
+            ),
+            // Session cookies.
+            (
+                format!("curl -b 'sessionid={t}' https://app.acme.dev/api"),
+                "secret-assignment",
+                t.clone(),
+            ),
+            (
+                format!("curl -H 'Cookie: theme=dark; _app_session={t}' https://app.acme.dev/"),
+                "secret-assignment",
+                t.clone(),
+            ),
+            (
+                format!("{{\"name\": \"connect.sid\", \"value\": \"{t}\"}}"),
+                "name-value-secret",
+                t.clone(),
+            ),
+            (
+                format!("{{\"name\":\"Cookie\",\"value\":\"JSESSIONID={w}\"}}"),
+                "secret-assignment",
+                w.clone(),
+            ),
+            (
+                format!("[sendemail]\n\tsmtppass = {v}\n"),
+                "secret-assignment",
+                v.clone(),
+            ),
+            // A random token holding a short placeholder word.
+            (
+                format!("token = \"{xxx}\""),
+                "secret-assignment",
+                xxx.clone(),
+            ),
+        ];
+        for (text, id, secret) in &cases {
+            assert!(
+                ids(text).contains(&id.to_string()),
+                "{text}: {:?}",
+                ids(text)
+            );
+            assert!(
+                secrets(text).contains(secret),
+                "{text}: {:?}",
+                secrets(text)
+            );
+        }
+        // The assignment rule still sees names an option keyword starts in.
+        for text in [
+            format!("run --auth-token={t}"),
+            format!("\"-auth={v}\","),
+            format!("X-Api-Key: {t}"),
+        ] {
+            assert_eq!(ids(&text), ["secret-assignment"], "{text}");
+        }
+        let ovpn = format!(
+            "client\nremote vpn.acme.dev 1194\n<auth-user-pass>\nalice\n{v}\n</auth-user-pass>\n"
+        );
+        assert_eq!(ids(&ovpn), ["openvpn-credentials"]);
+        assert!(
+            builtin()
+                .iter()
+                .any(|r| r.id == "openvpn-credentials" && r.hide_file)
+        );
+        for text in [
+            "mytool --token-file /run/secrets/t",
+            "curl --auth-type basic https://x",
+            "app --api-key YOUR_API_KEY",
+            "echo \"$PW\" | docker login -u ci --password-stdin ghcr.io",
+            "kubectl get --secret-name app-secret-2",
+            "git clone ssh://git@github.com/acme/app.git",
+            "git clone https://deploy@example.com/app.git",
+            "url = https://x-access-token@github.com/acme/app",
+            "smbclient //nas/share -U \"admin%$SMB_PASSWORD\"",
+            "sshpass -p \"$SSHPASS\" ssh host",
+            "keytool -list -storepass changeit",
+            "zip -r out.zip dir",
+            "7z x archive.7z",
+            "session: redis",
+            "session_timeout: 3600",
+            "sid: 42",
+            "\"SessionId\": \"John-07a16060613c408b5\",",
+            "\"pattern\": \"^http://[-a-zA-Z0-9+\\\\x38@#/%?=~_|!:,.;]*\"",
+            "\"WebIdentityToken\": \"Atza%7CIQEBLjAsAhRFiXuWpUXuRvQ9PZL3GMFcYevydwIUFAHZwXZXXXXXXXXJnrul\"",
+            "\"SID\": \"S-1-5-21-3623811015-3361044348-30300820-1013\"",
+            "'Set-Cookie: number=7\\r\\nSet-Cookie: string=seven'",
+            "<option value=\"/game/fleet.php?session=8912ae912fec&cp=33875341\">",
+            "<input name=\"password\" value=\"\">",
+            "<param name=\"token\" value=\"${TOKEN}\"/>",
+            "args: [\"--token\", \"${GITHUB_TOKEN}\"]",
+            "sig=abcdef",
+            "API_TOKEN=xxxxxxxxxxxxxxxxxxxxxxxx",
+            "token = \"test_token_for_unit_tests_1\"",
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }

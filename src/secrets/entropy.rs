@@ -21,6 +21,8 @@ const NAME_WORDS: &[&str] = &[
     "access_key",
     "accesskey",
     "auth",
+    // git's `sendemail.smtppass` (git config keys are lowercase).
+    "smtppass",
 ];
 
 /// Name endings that describe a credential rather than hold one.
@@ -35,6 +37,8 @@ const NAME_META_SUFFIXES: &[&str] = &[
 /// Substrings that mark a placeholder, not a real value.
 const PLACEHOLDERS: &[&str] = &[
     "xxx",
+    // Counts anywhere (`AQoDYXdzEE0a8ANXXXXXXXXNO1ew`): `xxx` not.
+    "xxxx",
     "changeme",
     "change_me",
     "change-me",
@@ -94,7 +98,7 @@ pub fn secret_name(name: &[u8]) -> bool {
             }
         })
     });
-    if !has_word && !word_pass(name) && !word_key(name) {
+    if !has_word && !word_pass(name) && !word_key(name) && !word_session(name) {
         return false;
     }
     // The last word, after a `_` or a camelCase capital (`secretName`,
@@ -249,6 +253,34 @@ fn word_pass(name: &[u8]) -> bool {
     words(name).any(|w| w.eq_ignore_ascii_case(b"pass") || w.eq_ignore_ascii_case(b"salt"))
 }
 
+/// A session cookie's name (`_app_session`, `JSESSIONID`, `PHPSESSID`,
+/// Express's `connect.sid`), as a whole word: the cookie is a login. Not
+/// `sid` alone (a Windows SID, Twilio's account SID, `ORACLE_SID`).
+fn word_session(name: &[u8]) -> bool {
+    const SESSION: &[&[u8]] = &[b"sessionid", b"jsessionid", b"sessid", b"phpsessid"];
+    // `session` as the last word only: Rails' `_app_session`, not AWS's
+    // `SessionId` or `session_count`.
+    name.eq_ignore_ascii_case(b"connect.sid")
+        || words(name)
+            .last()
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"session"))
+        || words(name).any(|w| SESSION.iter().any(|n| w.eq_ignore_ascii_case(n)))
+}
+
+/// Whether `name` is secret-sounding only for naming a session cookie.
+/// Session ids are long (PHP's 26 characters and more); a short value is
+/// a number or a test's (`?session=8912ae912fec` in a saved page).
+fn only_session(name: &[u8]) -> bool {
+    word_session(name) && {
+        let lower = name.to_ascii_lowercase();
+        !NAME_WORDS
+            .iter()
+            .any(|w| lower.windows(w.len()).any(|x| x == w.as_bytes()))
+            && !word_pass(name)
+            && !word_key(name)
+    }
+}
+
 /// How much of `value` is a secret assigned to `name`, if it is one. A
 /// colon ending the value opens a block (`elif x.method == Auth.NONE:`),
 /// and a value that spells its own name is an enum constant
@@ -259,7 +291,9 @@ pub fn assigned_secret(name: &[u8], value: &[u8]) -> Option<usize> {
         len -= 1;
     }
     let v = &value[..len];
-    (secret_name(name) && plausible_secret(v) && !spells_name(name, v)).then_some(len)
+    let long_enough = v.len() >= 20 || !only_session(name);
+    (secret_name(name) && long_enough && plausible_secret(v) && !spells_name(name, v))
+        .then_some(len)
 }
 
 /// `value` names the same thing as `name` (case, `-`, `.` and `_` aside).
@@ -342,11 +376,26 @@ pub fn is_uuid(v: &[u8]) -> bool {
         })
 }
 
+/// A placeholder word in `v`. A short one (`xxx`, `test`) counts only at
+/// the value's start or end or next to punctuation (`sk-xxxx`,
+/// `my_test_key`): a random token holds one now and then
+/// (`…Z9n9CxxX91…`), and a value crafted to contain one would otherwise
+/// pass for a placeholder.
 fn has_placeholder(v: &[u8]) -> bool {
     let lower = v.to_ascii_lowercase();
-    PLACEHOLDERS
-        .iter()
-        .any(|p| lower.windows(p.len()).any(|w| w == p.as_bytes()))
+    PLACEHOLDERS.iter().any(|p| {
+        let p = p.as_bytes();
+        let short = p.len() <= 4 && p.iter().all(u8::is_ascii_alphabetic) && p != b"xxxx";
+        lower.windows(p.len()).enumerate().any(|(at, w)| {
+            w == p
+                && (!short
+                    || !(at > 0
+                        && lower[at - 1].is_ascii_alphanumeric()
+                        && lower
+                            .get(at + p.len())
+                            .is_some_and(u8::is_ascii_alphanumeric)))
+        })
+    })
 }
 
 /// A decimal number, maybe with a fraction and an exponent

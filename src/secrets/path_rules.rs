@@ -71,7 +71,16 @@ const BUILTIN: Table = &[
     (
         "dotenv",
         "dotenv file (environment secrets)",
-        &["**/.env", "**/.env.*", "**/*.env"],
+        // `.env-prod`, `.env_staging`, and cookiecutter-django's
+        // `.envs/.production/.django`.
+        &[
+            "**/.env",
+            "**/.env.*",
+            "**/*.env",
+            "**/.env-*",
+            "**/.env_*",
+            "**/.envs",
+        ],
         &[
             "**/.env.example",
             "**/.env.sample",
@@ -79,6 +88,12 @@ const BUILTIN: Table = &[
             "**/.env.*.example",
             "**/.env.*.sample",
             "**/.env.*.template",
+            "**/.env-example",
+            "**/.env-sample",
+            "**/.env-template",
+            "**/.env_example",
+            "**/.env_sample",
+            "**/.env_template",
         ],
         When::Always,
     ),
@@ -92,6 +107,12 @@ const BUILTIN: Table = &[
             "**/.env.*.example",
             "**/.env.*.sample",
             "**/.env.*.template",
+            "**/.env-example",
+            "**/.env-sample",
+            "**/.env-template",
+            "**/.env_example",
+            "**/.env_sample",
+            "**/.env_template",
         ],
         &[],
         When::IfSecretContent,
@@ -269,6 +290,8 @@ const BUILTIN: Table = &[
             "**/application_default_credentials.json",
             "**/*service-account*.json",
             "**/*serviceaccount*.json",
+            // Kaggle's API key (`{"username": …, "key": …}`).
+            "**/kaggle.json",
         ],
         &[],
         When::Always,
@@ -287,6 +310,10 @@ const BUILTIN: Table = &[
             // A Docker registry's `auth/htpasswd`, a per-site copy.
             "**/htpasswd",
             "**/.htpasswd.*",
+            // Ceph's client keys (`/etc/ceph/ceph.client.admin.keyring`)
+            // and PgBouncer's users with their passwords.
+            "**/*.keyring",
+            "**/pgbouncer/userlist.txt",
         ],
         &[],
         When::Always,
