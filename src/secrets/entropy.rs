@@ -386,15 +386,17 @@ fn has_placeholder(v: &[u8]) -> bool {
     PLACEHOLDERS.iter().any(|p| {
         let p = p.as_bytes();
         let short = p.len() <= 4 && p.iter().all(u8::is_ascii_alphabetic) && p != b"xxxx";
-        lower.windows(p.len()).enumerate().any(|(at, w)| {
-            w == p
-                && (!short
-                    || !(at > 0
-                        && lower[at - 1].is_ascii_alphanumeric()
-                        && lower
-                            .get(at + p.len())
-                            .is_some_and(u8::is_ascii_alphanumeric)))
-        })
+        let inside = |at: usize| {
+            at > 0
+                && lower[at - 1].is_ascii_alphanumeric()
+                && lower
+                    .get(at + p.len())
+                    .is_some_and(u8::is_ascii_alphanumeric)
+        };
+        lower
+            .windows(p.len())
+            .enumerate()
+            .any(|(at, w)| w == p && !(short && inside(at)))
     })
 }
 

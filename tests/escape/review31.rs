@@ -54,7 +54,11 @@ fn credentials_where_tools_keep_them_are_redacted_or_hidden() {
         );
         case.write(
             "vpn/office.ovpn",
-            &format!("client\nremote vpn.acme.dev 1194\n<auth-user-pass>\nalice\n{vpn}{FILL}\n</auth-user-pass>\n"),
+            &format!(
+                "client\nremote vpn.acme.dev 1194\n{open}\nalice\n{vpn}{FILL}\n{close}\n",
+                open = ["<auth-", "user-pass>"].concat(),
+                close = ["</auth-", "user-pass>"].concat(),
+            ),
         );
         case.write(".env-prod", &format!("STRIPE_SK={prod}{FILL}\n"));
         case.write(
