@@ -103,6 +103,8 @@ mod review25;
 
 #[path = "escape/review27.rs"]
 mod review27;
+#[path = "escape/review30.rs"]
+mod review30;
 #[path = "escape/review31.rs"]
 mod review31;
 #[path = "escape/review9.rs"]

@@ -53,6 +53,10 @@ pub struct Trusted {
     /// user had (the sandbox could reach it before guard covered it).
     #[serde(default)]
     births: HashMap<PathBuf, std::time::SystemTime>,
+    /// When the session began (a little before): a link in a git directory
+    /// changed since then is the sandbox's (see `links_git_writes_through`).
+    #[serde(default)]
+    since: Option<std::time::SystemTime>,
 }
 
 /// When the file at `path` (not following a link) was made, where the
@@ -81,6 +85,10 @@ impl Trusted {
         Trusted {
             ids,
             births,
+            // A link's ctime is set when it is made (or linked, or renamed)
+            // and cannot be set back; the coarse clock it is read from may
+            // lag the one read here.
+            since: std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs(1)),
             links: policy
                 .protected_links
                 .iter()
@@ -595,6 +603,19 @@ fn check_git_dir(
             "a worktree gitdir naming a directory outside the project".into(),
         ));
     }
+    // git writes its state files (`SQUASH_MSG`, `COMMIT_EDITMSG`,
+    // `FETCH_HEAD`, the reflogs it appends to) through whatever link
+    // stands at their names: one planted there would have the user's
+    // next `git merge --squash` write `~/.bashrc`.
+    if let Some(since) = trusted.since {
+        for (link, target) in links_git_writes_through(dir, since) {
+            let why = format!(
+                "a link in a git directory to {} (git would write through it)",
+                host::printable(&target)
+            );
+            moved.push(set_aside(root, &link, why));
+        }
+    }
     // A rebase in progress runs the `exec` lines of its todo list at the
     // user's `git rebase --continue` (a sandbox can start one, or add to
     // the user's).
@@ -705,6 +726,58 @@ fn worktree_outside(text: &[u8], dir: &Path, roots: &[PathBuf]) -> Option<String
 }
 
 /// Move `path` (inside `root`, no link on the way) aside.
+/// Symbolic links in git directory `dir` made (or moved there) since
+/// `since`, with their targets. git itself makes none there. Not below
+/// `objects` (git writes objects to a temporary name and renames it, which
+/// replaces a link rather than following it), nor in the git directories
+/// of worktrees and submodules, which are checked on their own; at most
+/// 20,000 entries (a repository's refs and logs are far fewer).
+fn links_git_writes_through(dir: &Path, since: std::time::SystemTime) -> Vec<(PathBuf, PathBuf)> {
+    const SKIP: &[&str] = &["objects", "modules", "worktrees", "lfs"];
+    let mut found = Vec::new();
+    let mut todo = vec![(dir.to_path_buf(), 0usize)];
+    let mut seen = 0usize;
+    while let Some((d, depth)) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > 20_000 {
+                return found;
+            }
+            let path = e.path();
+            let Ok(st) = nix::sys::stat::lstat(&path) else {
+                continue;
+            };
+            match st.st_mode & libc::S_IFMT {
+                libc::S_IFLNK => {
+                    let changed = std::time::UNIX_EPOCH
+                        + std::time::Duration::new(
+                            u64::try_from(st.st_ctime).unwrap_or(0),
+                            u32::try_from(st.st_ctime_nsec).unwrap_or(0),
+                        );
+                    if changed >= since {
+                        let target = std::fs::read_link(&path).unwrap_or_default();
+                        found.push((path, target));
+                    }
+                }
+                libc::S_IFDIR
+                    if depth < 16
+                        && !(depth == 0
+                            && SKIP
+                                .iter()
+                                .any(|s| e.file_name() == std::ffi::OsStr::new(s))) =>
+                {
+                    todo.push((path, depth + 1));
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
 fn set_aside(root: &Path, path: &Path, why: String) -> Moved {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
