@@ -438,7 +438,18 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &project,
     )?);
     let home_source = agent_home::prepare(&loaded, &user.home, &project, &rules, args.quiet)?;
-    let mut candidates = expand_globs(policy::candidates(&loaded, &cli, &user, &project)?);
+    // New matches of protected globs are the sandbox's (moved aside after
+    // the run), except in git directories: what `git worktree add` or a
+    // new submodule makes there is checked as a repository (`repos`).
+    let unexpanded = policy::candidates(&loaded, &cli, &user, &project)?;
+    let protected_globs: Vec<PathBuf> = unexpanded
+        .iter()
+        .filter(|c| c.access == policy::Access::Protected && !c.required)
+        .filter(|c| c.path.starts_with(&project) && c.path.to_string_lossy().contains(['*', '?']))
+        .filter(|c| !c.path.iter().any(|part| part == ".git"))
+        .map(|c| c.path.clone())
+        .collect();
+    let mut candidates = expand_globs(unexpanded);
     let isolation = forced
         .or(args.isolation)
         .or(loaded.profile.isolation)
@@ -649,6 +660,7 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         project,
         grants,
         absent_protected,
+        protected_globs,
         protected_links,
         linked_repository: linked.map(|l| l.common),
         env,

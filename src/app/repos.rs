@@ -726,6 +726,33 @@ fn worktree_outside(text: &[u8], dir: &Path, roots: &[PathBuf]) -> Option<String
 }
 
 /// Move `path` (inside `root`, no link on the way) aside.
+/// Matches of the protected globs in the project (`*.code-workspace`,
+/// `.devcontainer/*/devcontainer.json`) that were not protected at the
+/// start: what the sandbox made there is moved aside, as a protected path
+/// it created would be (the glob was expanded to what existed).
+pub fn quarantine_new_matches(globs: &[PathBuf], project: &Path, trusted: &Trusted) -> Vec<Moved> {
+    let mut moved: Vec<Moved> = Vec::new();
+    for glob in globs {
+        for path in host::expand_glob(glob) {
+            let Ok(st) = nix::sys::stat::lstat(&path) else {
+                continue;
+            };
+            if !path.starts_with(project)
+                || trusted.holds(&path, &st)
+                || moved.iter().any(|m| m.path == path)
+            {
+                continue;
+            }
+            moved.push(set_aside(
+                project,
+                &path,
+                "a protected path made during the run".to_string(),
+            ));
+        }
+    }
+    moved
+}
+
 /// Symbolic links in git directory `dir` made (or moved there) since
 /// `since`, with their targets. git itself makes none there. Not below
 /// `objects` (git writes objects to a temporary name and renames it, which

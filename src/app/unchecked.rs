@@ -29,6 +29,8 @@ pub struct AfterRun {
     project: PathBuf,
     scan_cache: PathBuf,
     absent_protected: Vec<PathBuf>,
+    #[serde(default)]
+    protected_globs: Vec<PathBuf>,
     protected_links: Vec<(PathBuf, PathBuf)>,
     walked: Vec<PathBuf>,
     writable: Vec<PathBuf>,
@@ -43,6 +45,7 @@ impl AfterRun {
             scan_cache: crate::secrets::cache_dir(&policy.home)
                 .join(crate::secrets::cache_file_name(&policy.project)),
             absent_protected: policy.absent_protected.clone(),
+            protected_globs: policy.protected_globs.clone(),
             protected_links: policy.protected_links.clone(),
             walked: super::walked_outside(&policy.grants, &policy.project, policy.isolation),
             writable: super::writable_outside(policy),
@@ -66,6 +69,11 @@ impl AfterRun {
     /// repositories it made. Nothing of the sandbox may be left running.
     pub fn check(&self) -> Vec<Moved> {
         let mut moved = protect::quarantine_created(&self.absent_protected, &self.project);
+        moved.extend(repos::quarantine_new_matches(
+            &self.protected_globs,
+            &self.project,
+            &self.trusted,
+        ));
         moved.extend(protect::restore_links(&self.protected_links, &self.project));
         moved.extend(repos::check_after_run(
             &self.project,

@@ -92,6 +92,10 @@ pub struct Policy {
     /// in for them without creating them, so guard checks after the run
     /// whether the sandbox created one, and moves it aside.
     pub absent_protected: Vec<PathBuf>,
+    /// Protected paths given as globs in the project
+    /// (`{project}/*.code-workspace`): a match the sandbox creates is
+    /// moved aside after the run.
+    pub protected_globs: Vec<PathBuf>,
     /// Protected paths that are symlinks (`.git/hooks -> ../.githooks`), with
     /// their targets. The target is protected; the link itself sits in a
     /// writable directory and cannot be mounted over, so guard checks it
@@ -554,6 +558,7 @@ pub fn test_policy(grants: Vec<Grant>, isolation: crate::profile::Isolation) -> 
         cwd: "/home/u/src/app".into(),
         grants,
         absent_protected: vec![],
+        protected_globs: vec![],
         protected_links: vec![],
         linked_repository: None,
         env: vec![],

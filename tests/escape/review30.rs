@@ -57,3 +57,45 @@ echo planted=$(find .git -type l | wc -l); echo ran=1",
         );
     });
 }
+
+/// Hole: protected paths given as globs (`*.code-workspace`,
+/// `.devcontainer/*/devcontainer.json`, whose `initializeCommand` runs on
+/// the host) were protected where they matched at the start only: a new
+/// match the sandbox created stayed, and the next session even mounted it
+/// read-only as the user's own. New matches are moved aside after the
+/// run; the user's stay.
+#[test]
+fn new_matches_of_protected_globs_are_moved_aside() {
+    each_mode(|case| {
+        case.write("app.code-workspace", "{\"folders\":[{\"path\":\".\"}]}\n");
+        case.write(
+            ".devcontainer/main/devcontainer.json",
+            "{\"image\":\"debian\"}\n",
+        );
+        case.env.own();
+        let out = case.sh("mkdir -p .devcontainer/alt
+echo '{\"initializeCommand\":\"touch /tmp/pwned\"}' > .devcontainer/alt/devcontainer.json
+echo '{\"folders\":[{\"path\":\".\"}],\"settings\":{}}' > evil.code-workspace
+echo made=$(ls .devcontainer/alt/devcontainer.json evil.code-workspace | wc -l); echo ran=1");
+        out.ran();
+        out.fields(&[("made", "2")]);
+        let p = case.project();
+        for planted in ["evil.code-workspace", ".devcontainer/alt/devcontainer.json"] {
+            assert!(
+                !p.join(planted).exists(),
+                "ESCAPE: {planted}, made inside, is still there"
+            );
+        }
+        for users in ["app.code-workspace", ".devcontainer/main/devcontainer.json"] {
+            assert!(p.join(users).is_file(), "the user's {users} was moved");
+        }
+        assert_eq!(
+            out.stderr
+                .matches("a protected path made during the run")
+                .count(),
+            2,
+            "{}",
+            out.all()
+        );
+    });
+}
