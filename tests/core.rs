@@ -42,6 +42,49 @@ fn exit_codes_are_the_commands() {
     }
 }
 
+/// `guard run ... > log 2>&1`: the command's stdout and stderr and
+/// guard's own messages all land in the file, in the order written. (Two
+/// relays splicing into the one file took its offset before waiting for
+/// data, and each overwrote what the other had written.)
+#[test]
+fn output_to_one_file_keeps_everything_in_order() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        // Outside the project (the home is not in the sandbox's view).
+        let path = env.home.path.join("guard-output.log");
+        let file = std::fs::File::create(&path).expect("create the log");
+        let err = file.try_clone().expect("dup the log");
+        let status = env
+            .guard(&[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "for i in 1 2 3 4 5 6 7 8; do echo out$i; sleep 0.05; echo err$i >&2; sleep 0.05; done; \
+                 curl -s -o /dev/null https://refused.example.org/; exit 4",
+            ])
+            .stdout(file)
+            .stderr(err)
+            .status()
+            .expect("spawn guard");
+        assert_eq!(status.code(), Some(4));
+        let log = std::fs::read_to_string(&path).expect("read the log");
+        let lines: Vec<&str> = log
+            .lines()
+            .take_while(|l| !l.starts_with("guard"))
+            .collect();
+        let want: Vec<String> = (1..=8)
+            .flat_map(|i| [format!("out{i}"), format!("err{i}")])
+            .collect();
+        assert_eq!(lines, want, "{mode:?}:\n{log}");
+        // guard's summary after the command's output, not over it.
+        assert!(
+            log.contains("guard: session summary") && log.contains("refused.example.org:443"),
+            "{mode:?}:\n{log}"
+        );
+    }
+}
+
 #[test]
 fn project_writes_land_and_everything_else_is_private_or_refused() {
     for mode in modes() {

@@ -60,14 +60,23 @@ pub fn spawn(isolation: Isolation) -> Result<Pending> {
     // stdout/stderr that are regular files (`>> agent.log`) reach the
     // sandbox only through a pipe guard copies from: given the file itself,
     // the command could truncate it, clear O_APPEND and overwrite what
-    // earlier runs wrote. Terminals and pipes are passed as they are.
+    // earlier runs wrote. Terminals and pipes are passed as they are. Both
+    // to one file (`> log 2>&1`): one pipe for both, so what the command
+    // writes keeps its order.
     let mut relays = Vec::new();
+    let shared = sys::is_regular_file(1) && sys::same_open_file(1, 2);
     for fd in [1, 2] {
-        if !sys::is_regular_file(fd) {
+        if !sys::is_regular_file(fd) || (shared && fd == 2) {
             continue;
         }
         let (reader, writer) =
             std::io::pipe().map_err(|e| Error::sys("create an output pipe", e))?;
+        if shared {
+            let second = writer
+                .try_clone()
+                .map_err(|e| Error::sys("create an output pipe", e))?;
+            cmd.stderr(second);
+        }
         if fd == 1 {
             cmd.stdout(writer);
         } else {
@@ -297,7 +306,27 @@ fn relay(mut reader: std::io::PipeReader, fd: i32) -> Result<std::thread::JoinHa
         .try_clone_to_owned()
         .map_err(|e| Error::sys("duplicate an output descriptor", e))?;
     let mut out = std::fs::File::from(target);
+    // `read` and `write`, not `std::io::copy`: that splices, and a splice
+    // into a file takes the file's offset before it waits for the pipe, so
+    // whatever else was written to the file meanwhile (guard's own
+    // messages on a shared stderr) was overwritten. A write that fails
+    // (disk full) drops the data but keeps the pipe drained: the command
+    // must not block on its output.
     Ok(std::thread::spawn(move || {
-        let _ = std::io::copy(&mut reader, &mut out);
+        use std::io::{Read, Write};
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut failed = false;
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if !failed {
+                        failed = out.write_all(&buf[..n]).is_err();
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
     }))
 }

@@ -535,6 +535,25 @@ pub fn own_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
 
+/// Are descriptors `a` and `b` of this process one open file description
+/// (`> log 2>&1`)? They then share one file offset.
+pub fn same_open_file(a: libc::c_int, b: libc::c_int) -> bool {
+    const KCMP_FILE: libc::c_long = 0;
+    let pid = libc::c_long::from(std::process::id() as libc::pid_t);
+    // SAFETY: kcmp only compares kernel objects of the given process (our
+    // own) and writes nothing into our memory.
+    unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            pid,
+            KCMP_FILE,
+            libc::c_long::from(a),
+            libc::c_long::from(b),
+        ) == 0
+    }
+}
+
 /// Is descriptor `fd` open on a regular file?
 pub fn is_regular_file(fd: libc::c_int) -> bool {
     // SAFETY: fstat writes into a stat struct we own; an invalid fd just
