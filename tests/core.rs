@@ -302,6 +302,35 @@ fn terminal_injection_is_blocked_under_a_pty() {
     }
 }
 
+/// In a terminal, scripts open their streams again by name (`> /dev/stderr`,
+/// `tee /dev/stdout`): a reopen of the host's terminal through
+/// /proc/self/fd, which Landlock refused (EACCES) when no rule covered it.
+#[test]
+fn the_terminal_can_be_opened_again_by_name() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let out = env.pty(
+            json!([{"expect": "done="}]),
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "echo via-stderr > /dev/stderr && echo via-tee | tee /dev/stderr >/dev/null && echo done=1",
+            ],
+        );
+        out.expect_code(0);
+        for want in ["via-stderr", "via-tee", "done=1"] {
+            assert!(
+                out.stdout.contains(want),
+                "{mode:?}: {want}:\n{}",
+                out.stdout
+            );
+        }
+        assert!(!out.stdout.contains("Permission denied"), "{}", out.stdout);
+    }
+}
+
 #[test]
 fn command_holds_no_capabilities_and_all_layers_are_active() {
     for mode in modes() {

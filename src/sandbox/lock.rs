@@ -250,6 +250,9 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
         };
         created = created.add_rule(PathBeneath::new(fd, flags)).map_err(err)?;
     }
+    if !host {
+        created = std_streams(created, abi)?;
+    }
     for port in &plan.connect_ports {
         created = created
             .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
@@ -272,6 +275,37 @@ pub fn landlock(plan: &Plan, kernel_abi: i32) -> Result<Option<Report>> {
         }));
     }
     Ok(None)
+}
+
+/// Rules for what the command's standard streams are open on: the user's
+/// terminal (read and write) and a file given as stdin (read). Scripts
+/// open them again by name (`echo x > /dev/stderr`, `tee /dev/stdout`,
+/// `cat /dev/stdin`: each a reopen through /proc/self/fd), and the
+/// terminal is a node of the host's /dev/pts, which no path in the view
+/// reaches. Nothing beyond the descriptors the command holds anyway.
+fn std_streams(
+    mut created: landlock::RulesetCreated,
+    abi: ABI,
+) -> Result<landlock::RulesetCreated> {
+    use std::os::fd::BorrowedFd;
+    for fd in 0..=2 {
+        // SAFETY: fds 0-2 stay open for the life of this process; the
+        // borrow ends with this iteration.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = nix::sys::stat::fstat(borrowed) else {
+            continue;
+        };
+        let access = match st.st_mode & libc::S_IFMT {
+            // SAFETY: isatty only queries the descriptor.
+            libc::S_IFCHR if unsafe { libc::isatty(fd) } == 1 => LandlockAccess::Device,
+            libc::S_IFREG if fd == 0 => LandlockAccess::ReadOnlyData,
+            _ => continue,
+        };
+        created = created
+            .add_rule(PathBeneath::new(borrowed, access_flags(access, false, abi)))
+            .map_err(|e| Error::sys("apply Landlock", std::io::Error::other(e.to_string())))?;
+    }
+    Ok(created)
 }
 
 /// The command's own Landlock domain at the `landlock` level, nested in the

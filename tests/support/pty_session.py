@@ -3,6 +3,9 @@
 
 usage: pty_session.py STEPS_JSON -- COMMAND [ARGS...]
 
+With PTY_SESSION_OWNER=UID in the environment the terminal is given to
+that user (as a login's terminal is its user's).
+
 STEPS_JSON is a list of steps, run in order:
   {"expect": "regex", "timeout": 10}   wait until the transcript matches
                                        (60 s unless given: a loaded machine)
@@ -20,6 +23,12 @@ def main():
     argv = sys.argv[sys.argv.index("--") + 1:]
     pid, fd = pty.fork()
     if pid == 0:
+        # The terminal belongs to the user who runs in it, as a login's
+        # does (the driver itself may run as root, the command as another
+        # user through setpriv).
+        owner = os.environ.get("PTY_SESSION_OWNER")
+        if owner:
+            os.fchown(0, int(owner), -1)
         os.execvp(argv[0], argv)
     buf = b""
     def read_some(timeout):
