@@ -74,7 +74,18 @@ pub async fn connect_tunnel(sh: &Shared, c: Conn, req: http::RequestHead) {
     };
     let ev = Event::new("connect", &target, port);
     if let Some(h) = req.header("host") {
-        let agrees = parse_authority(h, Some(port)).is_ok_and(|(t, p)| t == target && p == port);
+        // Or the proxy itself: `tunnel-agent` (npm's `request`,
+        // `prebuild-install`) names the proxy there. Nothing of the header
+        // goes upstream; the target is what is checked.
+        let proxy = parse_authority(h, None).is_ok_and(|(t, p)| {
+            p == super::HTTP_PROXY_PORT
+                && match &t {
+                    Target::Ip(ip) => ip.is_loopback(),
+                    Target::Name(n) => n == "localhost",
+                }
+        });
+        let agrees =
+            proxy || parse_authority(h, Some(port)).is_ok_and(|(t, p)| t == target && p == port);
         if !agrees || req.header_count("host") > 1 {
             let r = Refusal::new(&target, port, Why::HostMismatch(h.to_string()));
             refuse_http(sh, &c, &ev, &r, false).await;
