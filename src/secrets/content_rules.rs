@@ -1888,6 +1888,9 @@ fn option_value(content: &[u8], at: usize) -> Option<(usize, usize)> {
     let blank = |b: u8| b == b' ' || b == b'\t';
     let mut i = at;
     let quoted = matches!(content.get(i), Some(b'"' | b'\''));
+    // Whether the value may be on the next line: after a list's comma, or
+    // a shell line's `\`; else only as a YAML sequence's next item.
+    let mut continued = false;
     if quoted {
         i += 1;
         while content.get(i).is_some_and(|&b| blank(b)) {
@@ -1895,6 +1898,7 @@ fn option_value(content: &[u8], at: usize) -> Option<(usize, usize)> {
         }
         if content.get(i) == Some(&b',') {
             i += 1;
+            continued = true;
         }
     } else if !content
         .get(i)
@@ -1907,6 +1911,7 @@ fn option_value(content: &[u8], at: usize) -> Option<(usize, usize)> {
     }
     if !quoted && content.get(i) == Some(&b'\\') {
         i += 1;
+        continued = true;
     }
     if content.get(i) == Some(&b'\r') {
         i += 1;
@@ -1922,6 +1927,8 @@ fn option_value(content: &[u8], at: usize) -> Option<(usize, usize)> {
             while content.get(i).is_some_and(|&b| blank(b)) {
                 i += 1;
             }
+        } else if !continued {
+            return None;
         }
     }
     if matches!(content.get(i), Some(b'"' | b'\'')) {
@@ -3072,6 +3079,23 @@ mod tests {
             "{auth_backoff:520+41*n,secret_delay:48+7*attempt}",
             "timeout:e.timeout,auth:e.auth??!0}",
             "OAUTH2_TOKEN_EXCHANGE:\"oauth2_token_exchange\",OAUTH2_ID_JAG:\"oauth2_id_jag\"",
+            // Installed packages (review 32): minified and generated code,
+            // whose redaction broke `next build` and boto3's paginators.
+            "        openClassPosStack[openTokenDepth] = nextBraceIsClass;",
+            "e.HTAB_SP_VCHAR_OBS_TEXT=e.SP=e.HTAB=e.TOKEN=e.HEX=e.URL_CHAR=e.USERINFO_CHARS=e.MARK=e.ALPHANUM=e.DIGIT",
+            "this.lastTokEndLoc=this.lastTokStartLoc=null;this.lastTokStart=0",
+            "defineProperty(t,\"__esModule\",{value:true});t.tokenizeClass=t.strToChars=void 0;",
+            "this._inKey?++this._bytesKey:++this._bytesVal}",
+            "deploymentId:c,clientAssetToken:S.supportsImmutableAssets?\"\":c}}",
+            "(t.referrerPolicy=e.referrerPolicy),t.credentials=e.crossOrigin===`use-credentials`?`include`:e",
+            "const a=r.runtimeKey=\"@babel/plugin-regexp-features/runtimeKey\";",
+            "  internalInstanceKey = \"__reactFiber$\" + randomKey,",
+            "        nextLastSignificantToken = \"?NonExpressionParenEnd\";",
+            "const expectedToken = isImmutableFile || isServiceWorker ? undefined : x;",
+            "didScheduleRenderPhaseUpdateDuringThisPass=didScheduleRenderPhaseUpdate=!0;",
+            "var listenerSetKey=domEventName+\"__bubble\";",
+            "      \"result_key\": \"TransitGatewayVpcAttachments\"",
+            "\"getHeadRequestKey\",\"getStaleTimeMs\",\"tsParseModifier\",\"skipWhiteSpaceRe\"",
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }

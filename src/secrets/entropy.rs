@@ -291,8 +291,14 @@ pub fn assigned_secret(name: &[u8], value: &[u8]) -> Option<usize> {
         len -= 1;
     }
     let v = &value[..len];
+    // `r.featuresKey="@babel/…/featuresKey"`: the name's last part spells.
+    let last = name
+        .rsplit(|&b| b == b'.')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(name);
     let long_enough = v.len() >= 20 || !only_session(name);
-    (secret_name(name) && long_enough && plausible_secret(v) && !spells_name(name, v))
+    (secret_name(name) && long_enough && plausible_secret(v) && !spells_name(last, v))
         .then_some(len)
 }
 
@@ -313,12 +319,30 @@ fn spells_name(name: &[u8], value: &[u8]) -> bool {
 /// JavaScript is full of.
 fn is_expression(v: &[u8]) -> bool {
     const OPS: &[&[u8]] = &[b"==", b"!=", b"??", b"?.", b"=>", b"&&", b"||"];
-    // Base64 padding (`...c2VjcmV0==`) is part of a value, not a comparison.
+    // Base64 padding (`...c2VjcmV0==`) is part of a value, not a comparison;
+    // more than two is one (`e.crossOrigin===`).
     let mut body = v;
+    let mut padding = 0;
     while let Some(rest) = body.strip_suffix(b"=") {
         body = rest;
+        padding += 1;
     }
-    if OPS.iter().any(|op| contains(body, op)) || is_arithmetic(v) {
+    if padding > 2 || OPS.iter().any(|op| contains(body, op)) || is_arithmetic(v) {
+        return true;
+    }
+    // Minified code: a chained assignment (`e.HEX=e.URL_CHAR=…`,
+    // `this.lastTokStartLoc=null`), an increment (`++this._bytesVal`), a
+    // condition before its `?` (`S.supportsImmutableAssets?`).
+    if v.iter()
+        .position(|&b| b == b'=')
+        .is_some_and(|at| at > 0 && is_code_path(&v[..at]))
+        || v.starts_with(b"++")
+        || v.starts_with(b"--")
+        || v.strip_suffix(b"?").is_some_and(is_code_path)
+        // `didSchedule=!0`, `domEventName+"__bubble"`.
+        || contains(v, b"=!")
+        || v.strip_suffix(b"+").is_some_and(looks_like_identifier)
+    {
         return true;
     }
     // A ternary: `?` with a `:` after it.
@@ -465,13 +489,20 @@ fn is_code_path(v: &[u8]) -> bool {
 /// splits into many one- and two-letter runs (at most a tenth of a name's
 /// letters may be in such runs).
 fn looks_like_identifier(v: &[u8]) -> bool {
+    // JavaScript's `$` (`__reactFiber$`) and a sigil before a name
+    // (`?NoLineTerminatorHere`, `#private`) are part of names too.
+    let v = v
+        .strip_prefix(b"?")
+        .or_else(|| v.strip_prefix(b"#"))
+        .unwrap_or(v);
     if !v
         .iter()
-        .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'$'))
     {
         return false;
     }
     let (mut letters, mut noise, mut numbers) = (0usize, 0usize, 0usize);
+    let mut consonant_runs = 0usize;
     let mut i = 0;
     while i < v.len() {
         let c = v[i];
@@ -506,9 +537,18 @@ fn looks_like_identifier(v: &[u8]) -> bool {
         }
         let run = i - start;
         letters += run;
-        // One- and two-letter runs are noise, except acronyms ("MI_") and
-        // a unit after a number that ends a word ("detailed_5m", "v2_1h").
-        let acronym = run == 2 && v[start..i].iter().all(u8::is_ascii_uppercase);
+        // One- and two-letter runs are noise, except acronyms ("MI_"),
+        // two-letter words (`nextBraceIsClass`, `pathToRegexp`) and a
+        // unit after a number that ends a word ("detailed_5m", "v2_1h").
+        // A two-letter word starts the name or a part of it (`isFile`,
+        // `_toBlock`) or is capitalized in it (`nextBraceIsClass`).
+        let word_start = start == 0 || !v[start - 1].is_ascii_alphabetic();
+        let acronym = run == 2
+            && (v[start..i].iter().all(u8::is_ascii_uppercase)
+                || ((word_start || v[start].is_ascii_uppercase())
+                    && TWO_LETTER_WORDS
+                        .iter()
+                        .any(|w| v[start..i].eq_ignore_ascii_case(w))));
         let unit = start > 0
             && v[start - 1].is_ascii_digit()
             && v.get(i).is_none_or(|b| !b.is_ascii_alphanumeric());
@@ -525,12 +565,25 @@ fn looks_like_identifier(v: &[u8]) -> bool {
                     b'a' | b'e' | b'i' | b'o' | b'u' | b'y'
                 )
             });
-        if (run <= 2 && !acronym && !unit) || consonants {
+        // One such run is a capitalized acronym (`VpcEndpoints`,
+        // `SqlServer`); a second makes the value random.
+        consonant_runs += usize::from(consonants);
+        if (run <= 2 && !acronym && !unit) || (consonants && consonant_runs > 1) {
             noise += run;
         }
     }
     letters >= 6 && noise * 10 <= letters && numbers <= 3
 }
+
+/// Two-letter words of camelCase names, each capitalized inside one
+/// (`nextBraceIsClass`, `valueOrDefault`).
+const TWO_LETTER_WORDS: &[&[u8]] = &[
+    b"is", b"to", b"by", b"of", b"on", b"in", b"at", b"or", b"as", b"if", b"no", b"up", b"do",
+    b"be", b"an", b"it", b"id", b"my", b"we", b"go",
+    // and abbreviations (`getStaleTimeMs`, `tsParseModifier`, `skipSpaceRe`)
+    b"ms", b"ts", b"re", b"js", b"fs", b"os", b"io", b"ui", b"db", b"ok", b"fn", b"cb", b"el",
+    b"ip", b"vm", b"ws",
+];
 
 /// Is `v`, assigned to a secret-sounding name, a real secret?
 pub fn plausible_secret(v: &[u8]) -> bool {
@@ -543,6 +596,10 @@ pub fn plausible_secret(v: &[u8]) -> bool {
     if v.starts_with(b"/")
         || v.starts_with(b"./")
         || v.starts_with(b"~")
+        // Code punctuation (a quote taken for a value's start), and an npm
+        // package's scoped name (`@babel/plugin-x`).
+        || v.first().is_some_and(|b| matches!(b, b',' | b';' | b')' | b']' | b'}'))
+        || (v.starts_with(b"@") && v.contains(&b'/'))
         || contains(v, b"://")
         || contains(v, b"::")
     {

@@ -66,7 +66,9 @@ pub fn assigned_name(content: &[u8], start: usize) -> Option<&str> {
 /// A secret value often appears twice (`PASSWORD=x` then `echo x | login`)
 /// while only the assignment is recognisable as a secret: replace every
 /// other occurrence of a flagged value too. Values shorter than 8 bytes are
-/// left alone (they would match ordinary text).
+/// left alone (they would match ordinary text), and so is a copy inside a
+/// longer word: a value taken for a secret in error (`nextBraceIsClass` in
+/// minified code) must not take every identifier holding it along.
 pub fn redact_copies(
     original: &[u8],
     mut out: Vec<u8>,
@@ -82,10 +84,18 @@ pub fn redact_copies(
             continue;
         }
         let marker = [MARKER.as_bytes(), engine.rule_id(f.rule).as_bytes()].concat();
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
         let mut at = 0;
         while let Some(pos) = out[at..].windows(value.len()).position(|w| w == value) {
             let start = at + pos;
-            out.splice(start..start + value.len(), marker.iter().copied());
+            let end = start + value.len();
+            let inside = (start > 0 && word(out[start - 1]) && word(value[0]))
+                || (out.get(end).is_some_and(|&b| word(b)) && word(value[value.len() - 1]));
+            if inside {
+                at = start + 1;
+                continue;
+            }
+            out.splice(start..end, marker.iter().copied());
             at = start + marker.len();
         }
     }
@@ -309,7 +319,11 @@ mod copies {
     fn every_copy_of_a_flagged_value_is_redacted() {
         let e = ContentEngine::new(content_rules::builtin()).unwrap();
         let pw = ["Zq8vL2mN", "4pQ6rS8t"].concat();
-        let text = format!("DB_PASSWORD={pw}\necho {pw} | docker login --password-stdin\n");
+        // A copy inside a longer word is another word (an identifier
+        // holding a value flagged in error), left alone.
+        let text = format!(
+            "DB_PASSWORD={pw}\necho {pw} | docker login --password-stdin\nx{pw}y = call(\"{pw}\")\n"
+        );
         let scan = e.scan(text.as_bytes()).unwrap();
         assert!(!scan.findings.is_empty());
         let out = redact_copies(
@@ -319,7 +333,11 @@ mod copies {
             &e,
         );
         let out = String::from_utf8(out).unwrap();
-        assert!(!out.contains(&pw), "{out}");
+        assert_eq!(out.matches(&pw).count(), 1, "{out}");
+        assert!(
+            out.contains(&format!("x{pw}y = call(\"guard-redacted:")),
+            "{out}"
+        );
         assert!(out.contains("docker login"), "{out}");
     }
 }
