@@ -107,5 +107,7 @@ mod review27;
 mod review30;
 #[path = "escape/review31.rs"]
 mod review31;
+#[path = "escape/review32.rs"]
+mod review32;
 #[path = "escape/review9.rs"]
 mod review9;

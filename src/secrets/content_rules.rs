@@ -1103,6 +1103,26 @@ pub struct ContentScan {
     pub secret_lines: u32,
 }
 
+impl ContentScan {
+    /// Only the findings of well-known formats (tokens with a prefix of
+    /// their own, PEM keys, key files): what counts in installed packages
+    /// (see `secrets::installed_package`).
+    pub fn formats_only(mut self, engine: &ContentEngine) -> ContentScan {
+        self.findings.retain(|f| {
+            engine.rules.get(usize::from(f.rule)).is_some_and(|r| {
+                matches!(
+                    r.kind,
+                    Kind::Token | Kind::RandomToken | Kind::PemBlock | Kind::Marker
+                )
+            })
+        });
+        let mut lines: Vec<u32> = self.findings.iter().map(|f| f.line).collect();
+        lines.dedup();
+        self.secret_lines = u32::try_from(lines.len()).unwrap_or(u32::MAX);
+        self
+    }
+}
+
 impl ContentEngine {
     pub fn new(rules: Vec<ContentRule>) -> Result<ContentEngine, RuleError> {
         if rules.len() > MAX_RULES {

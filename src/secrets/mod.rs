@@ -73,6 +73,21 @@ pub fn rules_fingerprint(rules: &Rules) -> String {
 /// Text files larger than this are not scanned.
 pub const MAX_FILE_SIZE: u64 = 2 << 20;
 
+/// A file of an installed package (`node_modules`, Python's
+/// `site-packages`): only well-known token formats and keys count there.
+/// The generic rule's guesses in minified and generated code are mostly
+/// wrong, and each file it covers breaks the package, and cannot be
+/// removed while the sandbox runs (`npm uninstall`, `pip uninstall`: EBUSY).
+/// The user's own secrets are not kept there.
+pub fn installed_package(path: &std::path::Path) -> bool {
+    path.components().any(|c| {
+        matches!(
+            c.as_os_str().as_encoded_bytes(),
+            b"node_modules" | b"site-packages" | b"dist-packages"
+        )
+    })
+}
+
 /// One secret value inside a file. Offsets are bytes; `line` is 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finding {

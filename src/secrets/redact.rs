@@ -150,7 +150,10 @@ pub fn prepare(path: &Path, rules: &Rules) -> Result<Outcome> {
     if buf.len() as u64 > MAX_FILE_SIZE || buf[..buf.len().min(8192)].contains(&0) {
         return Ok(Outcome::Hide("changed since the scan".into()));
     }
-    let scan = rules.content.scan(&buf)?;
+    let mut scan = rules.content.scan(&buf)?;
+    if super::installed_package(path) {
+        scan = scan.formats_only(&rules.content);
+    }
     if scan.findings.is_empty() {
         return Ok(Outcome::Clean);
     }

@@ -624,6 +624,14 @@ impl<'s, 'a> Worker<'s, 'a> {
                 }
             },
         };
+        let content = if super::installed_package(path) {
+            content.formats_only(&rules.content)
+        } else {
+            content
+        };
+        if content.findings.is_empty() {
+            return id;
+        }
         let (action, reason) = classify(rules, by_path.map(|r| r.description.as_str()), &content);
         let hits = content
             .findings
