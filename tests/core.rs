@@ -331,6 +331,37 @@ fn the_terminal_can_be_opened_again_by_name() {
     }
 }
 
+/// The command can leave the terminal writing concealed text (or black on
+/// black, the cursor hidden): guard's warnings after the run were printed
+/// that way, invisible. guard resets the rendition before it speaks.
+#[test]
+fn guards_warnings_after_the_run_are_visible() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let out = env.pty(
+            json!([{"expect": "moved it"}]),
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "touch .envrc; printf 'done\\033[8m\\033[30;40m\\033[?25l'",
+            ],
+        );
+        out.expect_code(0);
+        let t = &out.stdout;
+        let hidden = t
+            .rfind("\x1b[8m")
+            .expect("the command's escape reached the terminal");
+        let warning = t.find("moved it").expect("guard's warning");
+        let reset = t[hidden..].find("\x1b[0m").map(|i| hidden + i);
+        assert!(
+            reset.is_some_and(|r| r < warning),
+            "{mode:?}: no reset between the command's concealment and guard's warning:\n{t:?}"
+        );
+    }
+}
+
 #[test]
 fn command_holds_no_capabilities_and_all_layers_are_active() {
     for mode in modes() {

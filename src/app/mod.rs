@@ -146,6 +146,13 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         }
     }
     .map_err(|e| not_found_hint(e, &policy));
+    // What guard says next must be seen: the command may have left the
+    // terminal writing concealed or black on black, or the cursor hidden
+    // (to make guard's warnings invisible).
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(b"\x1b[0m\x1b[?25h");
+    }
     // Protected paths created during the run were moved aside as they
     // appeared; once more now that nothing of the sandbox is left.
     let mut moved = watch.map(protect::Watch::stop).unwrap_or_default();
