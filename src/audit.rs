@@ -100,7 +100,8 @@ impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
             // requests and DNS answers (one event each, unbounded over a
             // session) are not in the summary; keeping them grew the
             // supervisor by ~2.7 KB per request.
-            let refused = map.get("decision").and_then(Value::as_str) == Some("refuse");
+            let refused =
+                map.get("decision").and_then(Value::as_str) == Some("refuse") || dns_refusal(&map);
             if net
                 && map.get("event").and_then(Value::as_str) == Some("not-logged")
                 && map.get("what").and_then(Value::as_str) == Some("refusal")
@@ -362,6 +363,11 @@ fn shown(e: &Map<String, Value>, k: &str) -> String {
 /// The exit summary: what the sandbox was stopped from doing, and how to
 /// allow it. `color`: ANSI bold/red/yellow (only on a terminal, never with
 /// NO_COLOR).
+/// A name guard's DNS server refused (not allowlisted).
+fn dns_refusal(e: &Map<String, Value>) -> bool {
+    s(e, "kind") == "net" && s(e, "via") == "dns" && s(e, "decision").starts_with("refused")
+}
+
 pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -> String {
     let (bold, red, yellow, reset) = if color {
         ("\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[0m")
@@ -390,6 +396,33 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
         match refused.iter_mut().find(|r| r.0 == key) {
             Some(r) => r.1 += 1,
             None => refused.push((key, 1, rule, shown(e, "why"))),
+        }
+    }
+    // Names the DNS server refused (programs that ignore proxy variables,
+    // in transparent mode: `fetch()` in Node, ssh): their error says only
+    // that the name does not resolve.
+    let mut names: Vec<(String, usize)> = Vec::new();
+    for e in events.iter().filter(|e| dns_refusal(e)) {
+        let host = shown(e, "host");
+        match names.iter_mut().find(|n| n.0 == host) {
+            Some(n) => n.1 += 1,
+            None => names.push((host, 1)),
+        }
+    }
+    if !names.is_empty() {
+        out.push_str(&format!(
+            "  {red}network{reset}: refused to resolve {} name(s) (programs that do not use the proxy)\n",
+            names.len()
+        ));
+        for (host, n) in &names {
+            let times = if *n > 1 {
+                format!(", {n} times")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "    {host} (not-allowed{times})  allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]\n"
+            ));
         }
     }
     if !refused.is_empty() {
@@ -667,5 +700,26 @@ mod tests {
         assert!(text.contains("--allow-host evil.example"), "{text}");
         assert!(!text.contains('\x1b'));
         assert!(summary(&[], None, true).is_empty());
+    }
+
+    /// A program that ignores the proxy learns only that the name does not
+    /// resolve: the summary names it and how to allow it (review 32).
+    #[test]
+    fn summary_names_the_names_dns_refused() {
+        let mut e = Map::new();
+        e.insert("kind".into(), "net".into());
+        e.insert("via".into(), "dns".into());
+        e.insert("host".into(), "api.example.org".into());
+        e.insert("decision".into(), "refused (not allowlisted)".into());
+        let mut answered = e.clone();
+        answered.insert("host".into(), "ok.example.org".into());
+        answered.insert("decision".into(), "answered 127.0.0.2".into());
+        let text = summary(&[e.clone(), e, answered], None, false);
+        assert!(
+            text.contains("refused to resolve 1 name(s)")
+                && text.contains("api.example.org (not-allowed, 2 times)  allow with: --allow-host api.example.org"),
+            "{text}"
+        );
+        assert!(!text.contains("ok.example.org"), "{text}");
     }
 }
