@@ -519,3 +519,46 @@ fn git_over_ssh_reaches_the_agent_a_profile_passes_and_an_allowed_port() {
         out.expect_fields(&[("var", "absent"), ("rc", "2")]);
     }
 }
+
+/// The user's npmrc and pip.conf name a mirror: guard allows it, and npm
+/// and pip inside must use it (the files themselves are not in the view;
+/// without them npm fell back to its built-in registry, which the
+/// allowlist did not hold). A URL with credentials is never passed.
+#[test]
+fn npm_and_pip_inside_use_the_registries_the_user_configured() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let home = &env.home.path;
+        std::fs::write(
+            home.join(".npmrc"),
+            "registry=https://npm.mirror.guard.test/\n",
+        )
+        .expect("write .npmrc");
+        std::fs::create_dir_all(home.join(".config/pip")).expect("mkdir pip");
+        std::fs::write(
+            home.join(".config/pip/pip.conf"),
+            "[global]\nindex-url = https://pypi.mirror.guard.test/simple/\nextra-index-url = https://deploy:hunter2hunter2@private.guard.test/simple/\n",
+        )
+        .expect("write pip.conf");
+        env.own();
+        let r = bash(
+            &env,
+            &["-p", "node"],
+            "echo npm=${npm_config_registry:-none}; echo npmcfg=$(npm config get registry)",
+        );
+        r.expect_code(0).expect_fields(&[
+            ("npm", "https://npm.mirror.guard.test/"),
+            ("npmcfg", "https://npm.mirror.guard.test/"),
+        ]);
+        let r = bash(
+            &env,
+            &["-p", "python"],
+            "echo index=${PIP_INDEX_URL:-none}; echo extra=${PIP_EXTRA_INDEX_URL:-none}",
+        );
+        r.expect_code(0).expect_fields(&[
+            ("index", "https://pypi.mirror.guard.test/simple/"),
+            ("extra", "none"),
+        ]);
+        assert!(!r.stdout.contains("hunter2"), "{}", r.all());
+    }
+}

@@ -641,6 +641,13 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
     };
     let network = policy::network(&loaded, &args.allow_host, args.no_network, registries)?;
     let mut env = with_proxy_env(built.env, &network);
+    if policy::network_enabled(&loaded, args.no_network) {
+        for (k, v) in registries::env(&loaded.profile.network.registries, &user.home, &project) {
+            if !env.iter().any(|(e, _)| e.eq_ignore_ascii_case(&k)) {
+                env.push((k, v));
+            }
+        }
+    }
     let host_dirs = match isolation {
         Isolation::Full => None,
         Isolation::Landlock => {

@@ -17,8 +17,9 @@ pub fn rules(registries: &[Registry], home: &Path, project: &Path) -> Result<Vec
     for r in registries {
         match r {
             Registry::Npm => {
-                for url in npm_registries(home, project) {
-                    if let Some(rule) = rule_for(&url, "npm's configured registry") {
+                let (scoped, default) = npm_registries(home, project);
+                for url in scoped.iter().chain(&default) {
+                    if let Some(rule) = rule_for(url, "npm's configured registry") {
                         out.push(rule);
                     }
                 }
@@ -60,9 +61,9 @@ fn rule_for(url: &str, origin: &str) -> Option<Rule> {
     })
 }
 
-/// npm's registry and scoped registries: the environment, the user's and
-/// the global npmrc (never the project's), else npm's own default.
-fn npm_registries(home: &Path, project: &Path) -> Vec<String> {
+/// npm's scoped registries and its registry: the environment, the user's
+/// and the global npmrc (never the project's), else npm's own default.
+fn npm_registries(home: &Path, project: &Path) -> (Vec<String>, Option<String>) {
     let mut urls = Vec::new();
     let mut default = None;
     for (k, v) in std::env::vars() {
@@ -109,15 +110,8 @@ fn npm_registries(home: &Path, project: &Path) -> Vec<String> {
             }
         }
     }
-    match default {
-        Some(d) => urls.push(d),
-        None => {
-            if let Some(d) = npm.and_then(|npm| npm_default(&npm, home)) {
-                urls.push(d);
-            }
-        }
-    }
-    urls
+    let default = default.or_else(|| npm.and_then(|npm| npm_default(&npm, home)));
+    (urls, default)
 }
 
 /// npm's built-in default registry, as npm itself reports it (run once per
@@ -168,6 +162,73 @@ fn npm_default(npm: &Path, home: &Path) -> Option<String> {
 /// (never a virtualenv's: it lies in the project), else pip's own default
 /// index and the host its files are served from.
 fn pip_indexes(home: &Path, project: &Path) -> Vec<String> {
+    let (index, mut urls) = pip_configured(home, project);
+    let default = || which("python3", project).map_or_else(Vec::new, |p| pip_default(&p, home));
+    match index {
+        Some(d) => {
+            // pip's own index named in a config (`index-url =
+            // https://pypi.org/simple/`): its files come from pip's file
+            // host as well.
+            let builtin = default();
+            if builtin.first().is_some_and(|b| same_host(b, &d)) {
+                urls.extend(builtin.into_iter().skip(1));
+            }
+            urls.push(d);
+        }
+        None => urls.extend(default()),
+    }
+    urls
+}
+
+/// Whether two URLs name the same host (and port).
+fn same_host(a: &str, b: &str) -> bool {
+    let host = |u: &str| {
+        let (_, rest) = u.trim().split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        Some(authority.rsplit('@').next()?.to_ascii_lowercase())
+    };
+    host(a).is_some_and(|h| Some(h) == host(b))
+}
+
+/// What the sandbox's npm and pip need to use the registries guard
+/// allowed for them: the user's npmrc and pip.conf are not in the view
+/// (they may hold tokens), and without them npm and pip inside use their
+/// built-in defaults, which the allowlist may not hold (a mirror in the
+/// user's `~/.npmrc`). URLs with credentials are left out: never secrets.
+pub fn env(registries: &[Registry], home: &Path, project: &Path) -> Vec<(String, String)> {
+    let clean = |u: &String| {
+        u.split_once("://")
+            .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+            .is_some_and(|authority| !authority.contains('@'))
+    };
+    let mut out = Vec::new();
+    for r in registries {
+        match r {
+            Registry::Npm => {
+                if let Some(url) = npm_registries(home, project).1.filter(clean) {
+                    out.push(("npm_config_registry".to_string(), url));
+                }
+            }
+            Registry::Pip => {
+                let (index, extra) = pip_configured(home, project);
+                if let Some(url) = index.filter(clean) {
+                    out.push(("PIP_INDEX_URL".to_string(), url));
+                }
+                let extra: Vec<String> = extra.into_iter().filter(clean).collect();
+                if !extra.is_empty() {
+                    out.push(("PIP_EXTRA_INDEX_URL".to_string(), extra.join(" ")));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// pip's configured index (PIP_INDEX_URL, else the last pip.conf's) and
+/// extra indexes: PIP_EXTRA_INDEX_URL and the `index-url` and
+/// `extra-index-url` of the user's and the global pip.conf (never a
+/// virtualenv's: it lies in the project).
+fn pip_configured(home: &Path, project: &Path) -> (Option<String>, Vec<String>) {
     let mut urls = Vec::new();
     if let Ok(v) = std::env::var("PIP_EXTRA_INDEX_URL") {
         urls.extend(v.split_whitespace().map(str::to_string));
@@ -193,15 +254,7 @@ fn pip_indexes(home: &Path, project: &Path) -> Vec<String> {
         configured = index.or(configured);
         urls.extend(extra);
     }
-    match std::env::var("PIP_INDEX_URL").ok().or(configured) {
-        Some(d) => urls.push(d),
-        None => {
-            if let Some(python) = which("python3", project) {
-                urls.extend(pip_default(&python, home));
-            }
-        }
-    }
-    urls
+    (std::env::var("PIP_INDEX_URL").ok().or(configured), urls)
 }
 
 /// `index-url` and the `extra-index-url` list of one pip.conf (INI: a value
