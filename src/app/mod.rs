@@ -1680,10 +1680,11 @@ fn shown(grants: &[policy::Grant], path: &Path) -> bool {
 const SYSTEM_CONFIG_ROOTS: &[&str] = &["/etc", "/usr/local/etc"];
 
 /// System directories walked for files that not everyone may read.
-/// /etc is where a machine keeps its secrets (database and cluster
-/// passwords, TLS and Wi-Fi keys) and is small; /usr and /opt hold packaged
-/// software by the hundred thousand files, readable by everyone.
-const PRIVATE_SYSTEM_ROOTS: &[&str] = &["/etc"];
+/// /etc (and /usr/local/etc, its twin for software installed by hand) is
+/// where a machine keeps its secrets (database and cluster passwords, TLS
+/// and Wi-Fi keys) and is small; /usr and /opt hold packaged software by
+/// the hundred thousand files, readable by everyone.
+const PRIVATE_SYSTEM_ROOTS: &[&str] = &["/etc", "/usr/local/etc"];
 
 /// Files and directories in a system directory the profile shows that
 /// other users may not read. When guard runs as root the sandbox's uid 0

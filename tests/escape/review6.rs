@@ -88,7 +88,14 @@ fn root_only_files_in_etc_stay_out_of_reach() {
         let n = std::process::id();
         let open_dir = EtcFixture(format!("/etc/guard-review6-{n}").into());
         let closed_dir = EtcFixture(format!("/etc/guard-review6-{n}-closed").into());
-        for (dir, mode) in [(&open_dir.0, 0o755), (&closed_dir.0, 0o700)] {
+        // /usr/local/etc too (review 30: readable as root before).
+        let local = case.add_canary("USRLOCALETC");
+        let local_dir = EtcFixture(format!("/usr/local/etc/guard-review6-{n}").into());
+        for (dir, mode) in [
+            (&open_dir.0, 0o755),
+            (&closed_dir.0, 0o700),
+            (&local_dir.0, 0o755),
+        ] {
             std::fs::create_dir_all(dir).expect("create the /etc fixture");
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
                 .expect("chmod the /etc fixture");
@@ -97,6 +104,7 @@ fn root_only_files_in_etc_stay_out_of_reach() {
             (open_dir.0.join("admin.conf"), private.as_str(), 0o600),
             (open_dir.0.join("public.conf"), "public\n", 0o644),
             (closed_dir.0.join("key.conf"), in_closed_dir.as_str(), 0o644),
+            (local_dir.0.join("admin.conf"), local.as_str(), 0o600),
         ] {
             std::fs::write(&file, content).expect("write the /etc fixture");
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
@@ -116,8 +124,10 @@ def read(path):
 out("private", read("@OPEN@/admin.conf"))
 out("closed", read("@CLOSED@/key.conf"))
 out("public", read("@OPEN@/public.conf"))
+out("local", read("@LOCAL@/admin.conf"))
 "#
             .replace("@OPEN@", &open_dir.0.display().to_string())
+            .replace("@LOCAL@", &local_dir.0.display().to_string())
             .replace("@CLOSED@", &closed_dir.0.display().to_string()),
         );
         // As root (the case that needs hiding): an empty file and an empty
@@ -142,6 +152,7 @@ out("public", read("@OPEN@/public.conf"))
             out.expect_code(0);
             out.fields(&[
                 ("private", private),
+                ("local", private),
                 ("closed", closed),
                 // What everyone may read stays readable.
                 ("public", "bytes:7"),
