@@ -567,7 +567,8 @@ const BUILTIN: &[Builtin] = &[
     Builtin {
         id: "uri-password",
         description: "connection URI with a password (scheme://user:password@host)",
-        pattern: r"\b[A-Za-z][A-Za-z0-9+.\-]{1,30}://[^\s:/@`'<>]{1,100}:(?P<secret>[^\s:/@`'<>]{1,200})@[^\s/@`'<>]",
+        // The user may be empty (`redis://:PASSWORD@host`).
+        pattern: r"\b[A-Za-z][A-Za-z0-9+.\-]{1,30}://[^\s:/@`'<>]{0,100}:(?P<secret>[^\s:/@`'<>]{1,200})@[^\s/@`'<>]",
         keywords: &["://"],
         kind: Kind::UriPassword,
         hide_file: false,
@@ -3868,6 +3869,12 @@ mod tests {
             (
                 format!("[sendemail]\n\tsmtppass = {v}\n"),
                 "secret-assignment",
+                v.clone(),
+            ),
+            // A URI's password with no user.
+            (
+                format!("CELERY_BROKER = \"redis://:{v}@cache:6379/0\""),
+                "uri-password",
                 v.clone(),
             ),
             // A random token holding a short placeholder word.
