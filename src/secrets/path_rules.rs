@@ -66,6 +66,22 @@ type Table = &'static [(
     When,
 )];
 
+/// dotenv templates: hidden only when they hold real values.
+const DOTENV_TEMPLATES: &[&str] = &[
+    "**/.env.example",
+    "**/.env.sample",
+    "**/.env.template",
+    "**/.env.*.example",
+    "**/.env.*.sample",
+    "**/.env.*.template",
+    "**/.env-example",
+    "**/.env-sample",
+    "**/.env-template",
+    "**/.env_example",
+    "**/.env_sample",
+    "**/.env_template",
+];
+
 /// Built-in path rules: (id, description, globs, except, when).
 const BUILTIN: Table = &[
     (
@@ -81,39 +97,13 @@ const BUILTIN: Table = &[
             "**/.env_*",
             "**/.envs",
         ],
-        &[
-            "**/.env.example",
-            "**/.env.sample",
-            "**/.env.template",
-            "**/.env.*.example",
-            "**/.env.*.sample",
-            "**/.env.*.template",
-            "**/.env-example",
-            "**/.env-sample",
-            "**/.env-template",
-            "**/.env_example",
-            "**/.env_sample",
-            "**/.env_template",
-        ],
+        DOTENV_TEMPLATES,
         When::Always,
     ),
     (
         "dotenv-template",
         "dotenv template that holds real values, not placeholders",
-        &[
-            "**/.env.example",
-            "**/.env.sample",
-            "**/.env.template",
-            "**/.env.*.example",
-            "**/.env.*.sample",
-            "**/.env.*.template",
-            "**/.env-example",
-            "**/.env-sample",
-            "**/.env-template",
-            "**/.env_example",
-            "**/.env_sample",
-            "**/.env_template",
-        ],
+        DOTENV_TEMPLATES,
         &[],
         When::IfSecretContent,
     ),
@@ -874,6 +864,14 @@ mod tests {
             ("web/.env.local.sample", Some("dotenv-template")),
             ("deploy/tls/server.pem", Some("key-file")),
             ("x.key", Some("key-file")),
+            // Review 31.
+            (".env-prod", Some("dotenv")),
+            ("api/.env_staging", Some("dotenv")),
+            ("app/.envs", Some("dotenv")),
+            (".env-example", Some("dotenv-template")),
+            ("notebooks/kaggle.json", Some("credentials-json")),
+            ("etc/ceph/ceph.client.admin.keyring", Some("db-credentials")),
+            ("etc/pgbouncer/userlist.txt", Some("db-credentials")),
             (".ssh", Some("ssh-dir")),
             ("keys/id_ed25519", Some("ssh-private-key")),
             ("keys/id_ed25519.pub", None),
