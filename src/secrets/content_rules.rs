@@ -3877,6 +3877,18 @@ mod tests {
                 "uri-password",
                 v.clone(),
             ),
+            // Random passwords that read almost as names (review 32's
+            // relaxations for names hold for values without a digit only).
+            (
+                format!("  password: \"{}\"", ["6bRJZ876", "KdfqrXMZSHNU"].concat()),
+                "secret-assignment",
+                ["6bRJZ876", "KdfqrXMZSHNU"].concat(),
+            ),
+            (
+                format!("  password: \"{}\"", ["wjhwea8DoX", "onHT5E3iet"].concat()),
+                "secret-assignment",
+                ["wjhwea8DoX", "onHT5E3iet"].concat(),
+            ),
             // A random token holding a short placeholder word.
             (
                 format!("token = \"{xxx}\""),

@@ -503,6 +503,11 @@ fn looks_like_identifier(v: &[u8]) -> bool {
     }
     let (mut letters, mut noise, mut numbers) = (0usize, 0usize, 0usize);
     let mut consonant_runs = 0usize;
+    // Names with words of two letters (`nextBraceIsClass`) or one acronym
+    // (`VpcEndpoints`) have no digit; random tokens mostly have some, and
+    // with them read as nothing but noise (`6bRJZ876KdfqrXMZSHNU`,
+    // `wjhwea8DoXonHT5E3iet` are passwords).
+    let wordy = !v.iter().any(u8::is_ascii_digit);
     let mut i = 0;
     while i < v.len() {
         let c = v[i];
@@ -545,7 +550,8 @@ fn looks_like_identifier(v: &[u8]) -> bool {
         let word_start = start == 0 || !v[start - 1].is_ascii_alphabetic();
         let acronym = run == 2
             && (v[start..i].iter().all(u8::is_ascii_uppercase)
-                || ((word_start || v[start].is_ascii_uppercase())
+                || (wordy
+                    && (word_start || v[start].is_ascii_uppercase())
                     && TWO_LETTER_WORDS
                         .iter()
                         .any(|w| v[start..i].eq_ignore_ascii_case(w))));
@@ -568,7 +574,7 @@ fn looks_like_identifier(v: &[u8]) -> bool {
         // One such run is a capitalized acronym (`VpcEndpoints`,
         // `SqlServer`); a second makes the value random.
         consonant_runs += usize::from(consonants);
-        if (run <= 2 && !acronym && !unit) || (consonants && consonant_runs > 1) {
+        if (run <= 2 && !acronym && !unit) || (consonants && (consonant_runs > 1 || !wordy)) {
             noise += run;
         }
     }
