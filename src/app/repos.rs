@@ -730,7 +730,6 @@ fn worktree_outside(text: &[u8], dir: &Path, roots: &[PathBuf]) -> Option<String
         .map(|_| "a git config setting core.worktree outside the project".to_string())
 }
 
-/// Move `path` (inside `root`, no link on the way) aside.
 /// Matches of the protected globs in the project (`*.code-workspace`,
 /// `.devcontainer/*/devcontainer.json`) that were not protected at the
 /// start: what the sandbox made there is moved aside, as a protected path
@@ -810,6 +809,7 @@ fn links_git_writes_through(dir: &Path, since: std::time::SystemTime) -> Vec<(Pa
     found
 }
 
+/// Move `path` (inside `root`, no link on the way) aside.
 fn set_aside(root: &Path, path: &Path, why: String) -> Moved {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -289,8 +289,9 @@ fn std_streams(
 ) -> Result<landlock::RulesetCreated> {
     use std::os::fd::BorrowedFd;
     for fd in 0..=2 {
-        // SAFETY: fds 0-2 stay open for the life of this process; the
-        // borrow ends with this iteration.
+        // SAFETY: fds 0-2 are open (Rust's runtime opens /dev/null on any
+        // that was closed at start) and stay open for the life of this
+        // process; the borrow ends with this iteration.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let Ok(st) = nix::sys::stat::fstat(borrowed) else {
             continue;
