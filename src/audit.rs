@@ -363,6 +363,20 @@ fn shown(e: &Map<String, Value>, k: &str) -> String {
 /// The exit summary: what the sandbox was stopped from doing, and how to
 /// allow it. `color`: ANSI bold/red/yellow (only on a terminal, never with
 /// NO_COLOR).
+/// How a user allows `host` (a name, with `:port` unless 443/80).
+fn allow_hint(host: &str) -> String {
+    format!("allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]")
+}
+
+/// `, N times` when more than once.
+fn times(n: usize) -> String {
+    if n > 1 {
+        format!(", {n} times")
+    } else {
+        String::new()
+    }
+}
+
 /// A name guard's DNS server refused (not allowlisted).
 fn dns_refusal(e: &Map<String, Value>) -> bool {
     s(e, "kind") == "net" && s(e, "via") == "dns" && s(e, "decision").starts_with("refused")
@@ -415,13 +429,10 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             names.len()
         ));
         for (host, n) in &names {
-            let times = if *n > 1 {
-                format!(", {n} times")
-            } else {
-                String::new()
-            };
             out.push_str(&format!(
-                "    {host} (not-allowed{times})  allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]\n"
+                "    {host} (not-allowed{})  {}\n",
+                times(*n),
+                allow_hint(host)
             ));
         }
     }
@@ -437,17 +448,11 @@ pub fn summary(events: &[Map<String, Value>], log: Option<&Path>, color: bool) -
             } else {
                 why.as_str()
             };
-            let times = if *n > 1 {
-                format!(", {n} times")
-            } else {
-                String::new()
-            };
+            let times = times(*n);
             // Only a destination the allowlist refused can be allowed; an
             // allowed one that failed (no DNS, no route) needs no new rule.
             let fix = match why {
-                "not-allowed" | "port-not-allowed" | "refused" => format!(
-                    "allow with: --allow-host {host}   or in a profile: [network] allow = [\"{host}\"]"
-                ),
+                "not-allowed" | "port-not-allowed" | "refused" => allow_hint(host),
                 "ip-literal" | "non-public-address" => format!(
                     "needs a profile rule: [network] allow = [{{ host = \"{host}\", private = true }}]"
                 ),
@@ -685,13 +690,23 @@ mod tests {
         assert_eq!(timestamp(t), "2023-11-14T22:13:20.123Z");
     }
 
-    #[test]
-    fn summary_names_the_refused_host_and_the_allowing_flag() {
+    /// A `kind = "net"` event with these fields.
+    fn net_event(fields: &[(&str, Value)]) -> Map<String, Value> {
         let mut e = Map::new();
         e.insert("kind".into(), "net".into());
-        e.insert("decision".into(), "refuse".into());
-        e.insert("host".into(), "evil.example".into());
-        e.insert("port".into(), 443.into());
+        for (k, v) in fields {
+            e.insert((*k).into(), v.clone());
+        }
+        e
+    }
+
+    #[test]
+    fn summary_names_the_refused_host_and_the_allowing_flag() {
+        let e = net_event(&[
+            ("decision", "refuse".into()),
+            ("host", "evil.example".into()),
+            ("port", 443.into()),
+        ]);
         let text = summary(&[e.clone(), e], None, false);
         assert!(
             text.contains("evil.example:443 (refused, 2 times)"),
@@ -706,14 +721,16 @@ mod tests {
     /// resolve: the summary names it and how to allow it (review 32).
     #[test]
     fn summary_names_the_names_dns_refused() {
-        let mut e = Map::new();
-        e.insert("kind".into(), "net".into());
-        e.insert("via".into(), "dns".into());
-        e.insert("host".into(), "api.example.org".into());
-        e.insert("decision".into(), "refused (not allowlisted)".into());
-        let mut answered = e.clone();
-        answered.insert("host".into(), "ok.example.org".into());
-        answered.insert("decision".into(), "answered 127.0.0.2".into());
+        let e = net_event(&[
+            ("via", "dns".into()),
+            ("host", "api.example.org".into()),
+            ("decision", "refused (not allowlisted)".into()),
+        ]);
+        let answered = net_event(&[
+            ("via", "dns".into()),
+            ("host", "ok.example.org".into()),
+            ("decision", "answered 127.0.0.2".into()),
+        ]);
         let text = summary(&[e.clone(), e, answered], None, false);
         assert!(
             text.contains("refused to resolve 1 name(s)")

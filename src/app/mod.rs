@@ -634,18 +634,15 @@ fn prepare_at(args: &RunArgs, forced: Option<Isolation>) -> Result<(Policy, Plan
         &|name, value| rules.env_secret(name, value),
     )?;
 
-    let registries = if policy::network_enabled(&loaded, args.no_network) {
-        registries::rules(&loaded.profile.network.registries, &user.home, &project)?
-    } else {
-        Vec::new()
-    };
-    let network = policy::network(&loaded, &args.allow_host, args.no_network, registries)?;
+    let registries = policy::network_enabled(&loaded, args.no_network)
+        .then(|| registries::configured(&loaded.profile.network.registries, &user.home, &project));
+    let (registry_rules, registry_env) =
+        registries.map_or_else(Default::default, |r| (r.rules, r.env));
+    let network = policy::network(&loaded, &args.allow_host, args.no_network, registry_rules)?;
     let mut env = with_proxy_env(built.env, &network);
-    if policy::network_enabled(&loaded, args.no_network) {
-        for (k, v) in registries::env(&loaded.profile.network.registries, &user.home, &project) {
-            if !env.iter().any(|(e, _)| e.eq_ignore_ascii_case(&k)) {
-                env.push((k, v));
-            }
+    for (k, v) in registry_env {
+        if !env.iter().any(|(e, _)| e.eq_ignore_ascii_case(&k)) {
+            env.push((k, v));
         }
     }
     let host_dirs = match isolation {

@@ -5,35 +5,61 @@
 //! `.npmrc` (or a virtualenv's `pip.conf`) could otherwise open egress to
 //! any host without `guard trust`.
 
-use crate::error::Result;
 use crate::net::allowlist::{Rule, parse_rule};
 use crate::profile::network::Registry;
 use std::path::{Path, PathBuf};
 
-/// Allow rules for `registries`, as each tool is configured for this user.
-/// A tool that is not installed contributes nothing (it cannot fetch).
-pub fn rules(registries: &[Registry], home: &Path, project: &Path) -> Result<Vec<Rule>> {
-    let mut out = Vec::new();
+/// The registries of `registries` as each tool is configured for this
+/// user, read once per start: the allow rules, and the environment the
+/// sandbox's npm and pip need to use them. The user's npmrc and pip.conf
+/// are not in the view (they may hold tokens); without that environment
+/// npm and pip inside would use their built-in defaults, which the
+/// allowlist may not hold (a mirror in the user's `~/.npmrc`). A tool that
+/// is not installed contributes no rule (it cannot fetch).
+pub struct Configured {
+    pub rules: Vec<Rule>,
+    /// Never a URL with credentials in it.
+    pub env: Vec<(String, String)>,
+}
+
+pub fn configured(registries: &[Registry], home: &Path, project: &Path) -> Configured {
+    let clean = |u: &String| {
+        u.split_once("://")
+            .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+            .is_some_and(|authority| !authority.contains('@'))
+    };
+    let mut out = Configured {
+        rules: Vec::new(),
+        env: Vec::new(),
+    };
     for r in registries {
         match r {
             Registry::Npm => {
                 let (scoped, default) = npm_registries(home, project);
                 for url in scoped.iter().chain(&default) {
-                    if let Some(rule) = rule_for(url, "npm's configured registry") {
-                        out.push(rule);
-                    }
+                    out.rules.extend(rule_for(url, "npm's configured registry"));
+                }
+                if let Some(url) = default.filter(clean) {
+                    out.env.push(("npm_config_registry".to_string(), url));
                 }
             }
             Registry::Pip => {
-                for url in pip_indexes(home, project) {
-                    if let Some(rule) = rule_for(&url, "pip's configured index") {
-                        out.push(rule);
-                    }
+                let (index, extra) = pip_configured(home, project);
+                for url in pip_indexes(index.clone(), extra.clone(), home, project) {
+                    out.rules.extend(rule_for(&url, "pip's configured index"));
+                }
+                if let Some(url) = index.filter(clean) {
+                    out.env.push(("PIP_INDEX_URL".to_string(), url));
+                }
+                let extra: Vec<String> = extra.into_iter().filter(clean).collect();
+                if !extra.is_empty() {
+                    out.env
+                        .push(("PIP_EXTRA_INDEX_URL".to_string(), extra.join(" ")));
                 }
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// `https://host[:port]/path` → an allow rule for that host and port.
@@ -157,12 +183,14 @@ fn npm_default(npm: &Path, home: &Path) -> Option<String> {
     Some(url)
 }
 
-/// pip's indexes: PIP_INDEX_URL and PIP_EXTRA_INDEX_URL, then the
-/// `index-url` and `extra-index-url` of the user's and the global pip.conf
-/// (never a virtualenv's: it lies in the project), else pip's own default
-/// index and the host its files are served from.
-fn pip_indexes(home: &Path, project: &Path) -> Vec<String> {
-    let (index, mut urls) = pip_configured(home, project);
+/// pip's indexes: the configured ones (see `pip_configured`), else pip's
+/// own default index and the host its files are served from.
+fn pip_indexes(
+    index: Option<String>,
+    mut urls: Vec<String>,
+    home: &Path,
+    project: &Path,
+) -> Vec<String> {
     let default = || which("python3", project).map_or_else(Vec::new, |p| pip_default(&p, home));
     match index {
         Some(d) => {
@@ -188,40 +216,6 @@ fn same_host(a: &str, b: &str) -> bool {
         Some(authority.rsplit('@').next()?.to_ascii_lowercase())
     };
     host(a).is_some_and(|h| Some(h) == host(b))
-}
-
-/// What the sandbox's npm and pip need to use the registries guard
-/// allowed for them: the user's npmrc and pip.conf are not in the view
-/// (they may hold tokens), and without them npm and pip inside use their
-/// built-in defaults, which the allowlist may not hold (a mirror in the
-/// user's `~/.npmrc`). URLs with credentials are left out: never secrets.
-pub fn env(registries: &[Registry], home: &Path, project: &Path) -> Vec<(String, String)> {
-    let clean = |u: &String| {
-        u.split_once("://")
-            .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
-            .is_some_and(|authority| !authority.contains('@'))
-    };
-    let mut out = Vec::new();
-    for r in registries {
-        match r {
-            Registry::Npm => {
-                if let Some(url) = npm_registries(home, project).1.filter(clean) {
-                    out.push(("npm_config_registry".to_string(), url));
-                }
-            }
-            Registry::Pip => {
-                let (index, extra) = pip_configured(home, project);
-                if let Some(url) = index.filter(clean) {
-                    out.push(("PIP_INDEX_URL".to_string(), url));
-                }
-                let extra: Vec<String> = extra.into_iter().filter(clean).collect();
-                if !extra.is_empty() {
-                    out.push(("PIP_EXTRA_INDEX_URL".to_string(), extra.join(" ")));
-                }
-            }
-        }
-    }
-    out
 }
 
 /// pip's configured index (PIP_INDEX_URL, else the last pip.conf's) and
