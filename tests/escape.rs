@@ -111,3 +111,6 @@ mod review31;
 mod review32;
 #[path = "escape/review9.rs"]
 mod review9;
+
+#[path = "escape/review33.rs"]
+mod review33;

@@ -567,3 +567,149 @@ fn npm_and_pip_inside_use_the_registries_the_user_configured() {
         assert!(!r.stdout.contains("hunter2"), "{}", r.all());
     }
 }
+
+/// This machine's real cargo (the toolchain's, not rustup's proxy), copied
+/// into the test home's `~/.cargo/bin`: rustup's toolchains under /root
+/// are out of uid 65534's reach. Returns that bin directory.
+fn cargo_into(home: &std::path::Path) -> std::path::PathBuf {
+    let out = Command::new("rustup")
+        .args(["which", "cargo"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .or_else(|| {
+            Command::new("sh")
+                .args(["-c", "command -v cargo"])
+                .output()
+                .ok()
+        })
+        .expect("cargo must be installed for this test");
+    let real = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(real.is_file(), "no cargo at {real:?}");
+    let bin = home.join(".cargo/bin");
+    std::fs::create_dir_all(&bin).expect("mkdir ~/.cargo/bin");
+    // By a child process: a descriptor of ours open for writing would be
+    // inherited by other tests' children and make exec fail (ETXTBSY).
+    let st = Command::new("cp")
+        .arg(&real)
+        .arg(bin.join("cargo"))
+        .status()
+        .expect("run cp");
+    assert!(st.success(), "copy cargo");
+    std::fs::set_permissions(bin.join("cargo"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod cargo");
+    bin
+}
+
+/// `cargo generate-lockfile` reaches the registry cargo is
+/// configured for under the rust profile (the host asked of cargo itself,
+/// never written in guard), and are refused without the profile's rule.
+#[test]
+fn cargo_fetches_crates_from_its_registry_under_the_rust_profile() {
+    for mode in modes() {
+        let env = Env::new(mode);
+        let bin = cargo_into(&env.home.path);
+        env.project.write(
+            "Cargo.toml",
+            "[package]\nname = \"fetcher\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"1\"\n",
+        );
+        env.project.write("src/lib.rs", "");
+        // The same toolchain without the registry rule.
+        env.home.write(
+            ".config/guard/profiles/norust.toml",
+            "version = 1\nextends = [\"default\"]\n\n[filesystem]\nread = [\"~/.cargo/bin\"]\n\n[home]\ncache = [\"~/.cargo/registry\"]\n",
+        );
+        env.own();
+        let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+        let guard = |args: &[&str]| {
+            common::Outcome::from(
+                env.guard(args)
+                    .env("PATH", &path)
+                    .env_remove("CARGO_HOME")
+                    .env_remove("CARGO_REGISTRIES_CRATES_IO_PROTOCOL")
+                    .output()
+                    .expect("spawn guard"),
+            )
+        };
+        let explain = guard(&["explain", "-p", "rust", "--", "true"]);
+        explain.expect_code(0);
+        let host = explain
+            .stdout
+            .lines()
+            .find(|l| l.contains("[cargo's configured registry]"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no cargo registry rule: {}", explain.all()))
+            .to_string();
+        // Locking reads the registry's index over the network (a fetch
+        // would need the toolchain's rustc, which uid 65534 cannot reach).
+        let script = "cargo generate-lockfile -q; echo lock=$?";
+        let r = guard(&["run", "-p", "rust", "--", "sh", "-c", script]);
+        r.expect_code(0).expect_fields(&[("lock", "0")]);
+        let lock = std::fs::read_to_string(env.project.join("Cargo.lock")).expect("Cargo.lock");
+        assert!(lock.contains("name = \"itoa\""), "{lock}");
+
+        std::fs::remove_file(env.project.join("Cargo.lock")).expect("rm Cargo.lock");
+        let r = guard(&[
+            "run",
+            "-p",
+            "norust",
+            "--",
+            "sh",
+            "-c",
+            "CARGO_NET_RETRY=0 cargo generate-lockfile -q; echo lock=$?",
+        ]);
+        r.expect_code(0);
+        assert_ne!(r.field("lock").as_deref(), Some("0"), "{}", r.all());
+        assert!(
+            r.stderr.contains(&format!("{host}:443 (not-allowed)")),
+            "the refusal names cargo's registry: {}",
+            r.all()
+        );
+        assert!(!env.project.join("Cargo.lock").exists());
+    }
+}
+
+/// go inside uses the module proxy and checksum database the user set with
+/// `go env -w` (their go env file is not in the view), and those hosts are
+/// allowed under the go profile, as `go env` reports them.
+#[test]
+fn go_uses_the_module_proxy_the_user_configured() {
+    let go = Command::new("sh")
+        .args(["-c", "command -v go"])
+        .output()
+        .expect("run sh");
+    assert!(
+        go.status.success(),
+        "go must be installed for this test (.ci/run installs golang-go)"
+    );
+    for mode in modes() {
+        let env = Env::new(mode);
+        env.home.write(
+            ".config/go/env",
+            "GOPROXY=https://goproxy.guard.test/mod,direct\nGOSUMDB=sum.guard.test\n",
+        );
+        env.own();
+        let connect = r#"python3 -c '
+import os, socket, sys
+h, port = os.environ["HTTPS_PROXY"].split("//")[1].rstrip("/").rsplit(":", 1)
+for host in sys.argv[1:]:
+    s = socket.create_connection((h, int(port)), timeout=20)
+    s.sendall(("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (host, host)).encode())
+    print("%s=%s" % (host.split(".")[0], s.recv(200).split()[1].decode()))
+' goproxy.guard.test sum.guard.test other.guard.test"#;
+        let r = bash(
+            &env,
+            &["-p", "go"],
+            &format!("echo proxy=$(go env GOPROXY); echo sumdb=$(go env GOSUMDB)\n{connect}"),
+        );
+        // Allowed names answer 502 (nothing resolves them from here);
+        // others 403.
+        r.expect_code(0).expect_fields(&[
+            ("proxy", "https://goproxy.guard.test/mod,direct"),
+            ("sumdb", "sum.guard.test"),
+            ("goproxy", "502"),
+            ("sum", "502"),
+            ("other", "403"),
+        ]);
+    }
+}

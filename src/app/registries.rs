@@ -57,14 +57,48 @@ pub fn configured(registries: &[Registry], home: &Path, project: &Path) -> Confi
                         .push(("PIP_EXTRA_INDEX_URL".to_string(), extra.join(" ")));
                 }
             }
+            Registry::Cargo => {
+                for url in cargo_registries(home, project) {
+                    out.rules
+                        .extend(rule_for(&url, "cargo's configured registry"));
+                }
+            }
+            Registry::Go => {
+                let Some((proxy, sumdb)) = go_configured(home, project) else {
+                    continue;
+                };
+                for url in go_proxies(&proxy) {
+                    out.rules
+                        .extend(rule_for(&url, "go's configured module proxy"));
+                }
+                if let Some(url) = go_sumdb(&sumdb) {
+                    out.rules.extend(rule_for(&url, "go's checksum database"));
+                }
+                // Set in the user's go env file, which is not in the view.
+                for (name, value) in [("GOPROXY", proxy), ("GOSUMDB", sumdb)] {
+                    let urls_clean = value
+                        .split([',', '|', ' '])
+                        .filter(|u| u.contains("://"))
+                        .all(|u| clean(&u.to_string()));
+                    if urls_clean {
+                        out.env.push((name.to_string(), value));
+                    }
+                }
+            }
         }
     }
     out
 }
 
-/// `https://host[:port]/path` → an allow rule for that host and port.
+/// `https://host[:port]/path` → an allow rule for that host and port
+/// (cargo's `sparse+` and `registry+` prefixes are not part of the scheme).
 fn rule_for(url: &str, origin: &str) -> Option<Rule> {
-    let (scheme, rest) = url.trim().split_once("://")?;
+    let url = url.trim();
+    let url = url
+        .strip_prefix("sparse+")
+        .or_else(|| url.strip_prefix("registry+"))
+        .unwrap_or(url);
+    let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
     // Credentials in the URL (user:pass@host) are not part of the host.
     let authority = authority.rsplit('@').next()?;
@@ -140,47 +174,28 @@ fn npm_registries(home: &Path, project: &Path) -> (Vec<String>, Option<String>) 
     (urls, default)
 }
 
-/// npm's built-in default registry, as npm itself reports it (run once per
-/// npm installation and cached: starting node costs ~0.2 s).
+/// npm's built-in default registry, as npm itself reports it (asked once
+/// per npm installation: starting node costs ~0.2 s).
 fn npm_default(npm: &Path, home: &Path) -> Option<String> {
-    let meta = std::fs::metadata(npm).ok()?;
-    let stamp = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
-    let key = format!("{}\t{stamp}", npm.display());
-    let cache = crate::secrets::cache_dir(home).join("npm-default-registry");
-    if let Ok(text) = std::fs::read_to_string(&cache)
-        && let Some((k, url)) = text.trim_end().rsplit_once('\n')
-        && k == key
-    {
-        return Some(url.to_string());
-    }
-    // Outside the project (its .npmrc must not count) and without the
-    // user's or global config (only npm's own default is wanted here;
-    // missing files are fine, /dev/null for both is refused by npm).
-    let out = std::process::Command::new(npm)
-        .args(["config", "get", "registry"])
-        .current_dir("/")
-        .env("NPM_CONFIG_USERCONFIG", "/nonexistent/guard/user-npmrc")
-        .env("NPM_CONFIG_GLOBALCONFIG", "/nonexistent/guard/global-npmrc")
-        .env_remove("npm_config_registry")
-        .env_remove("NPM_CONFIG_REGISTRY")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let url = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    if !out.status.success() || !url.contains("://") {
-        return None;
-    }
-    if let Some(dir) = cache.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::write(&cache, format!("{key}\n{url}\n"));
-    Some(url)
+    let url = remembered(home, "npm-default-registry", npm, "", || {
+        // Outside the project (its .npmrc must not count) and without the
+        // user's or global config (only npm's own default is wanted here;
+        // missing files are fine, /dev/null for both is refused by npm).
+        let out = std::process::Command::new(npm)
+            .args(["config", "get", "registry"])
+            .current_dir("/")
+            .env("NPM_CONFIG_USERCONFIG", "/nonexistent/guard/user-npmrc")
+            .env("NPM_CONFIG_GLOBALCONFIG", "/nonexistent/guard/global-npmrc")
+            .env_remove("npm_config_registry")
+            .env_remove("NPM_CONFIG_REGISTRY")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let url = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && url.contains("://")).then_some(url)
+    });
+    url.filter(|u| !u.is_empty())
 }
 
 /// pip's indexes: the configured ones (see `pip_configured`), else pip's
@@ -281,62 +296,338 @@ fn pip_conf_urls(text: &str) -> (Option<String>, Vec<String>) {
 }
 
 /// pip's built-in index and file host, as the pip of `python` reports them
-/// (asked once per interpreter and cached: importing pip costs ~0.2 s).
+/// (asked once per interpreter: importing pip costs ~0.2 s).
 fn pip_default(python: &Path, home: &Path) -> Vec<String> {
-    let stamp = std::fs::metadata(python)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let key = format!("{}\t{stamp}", python.display());
-    let cache = crate::secrets::cache_dir(home).join("pip-default-index");
-    // An interpreter without pip (Debian's, until python3-pip) is
-    // remembered too, for a day: asking costs ~25 ms of every start, and
-    // pip may be installed later without the interpreter changing.
-    let fresh = |p: &Path| {
+    let urls = remembered(home, "pip-default-index", python, "", || {
+        // Isolated (-I): neither the project (the working directory) nor
+        // PYTHON* variables choose what runs.
+        let out = std::process::Command::new(python)
+            .args([
+                "-I",
+                "-c",
+                "from pip._internal.models.index import PyPI\n\
+                 print(PyPI.simple_url)\nprint('https://' + PyPI.file_storage_domain + '/')",
+            ])
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let urls: Vec<&str> = text.lines().collect();
+        (out.status.success() && urls.len() == 2 && urls.iter().all(|u| u.contains("://")))
+            .then(|| urls.join("\n"))
+    });
+    urls.map_or_else(Vec::new, |u| u.lines().map(str::to_string).collect())
+}
+
+/// What `ask` learns of a tool, remembered in guard's cache for as long as
+/// the tool's file (`program`, as found in PATH) and `context` (the
+/// settings that may change the answer) stay the same: asking costs a
+/// process start, on every start of guard otherwise. A failed answer
+/// (`None`: the tool is broken, an interpreter has no pip) is remembered
+/// for an hour only, so a later install counts without the tool changing.
+fn remembered(
+    home: &Path,
+    name: &str,
+    program: &Path,
+    context: &str,
+    ask: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos())
+    };
+    let key = format!("{}\t{}\t{context}", program.display(), stamp(program)).replace('\n', " ");
+    let cache = crate::secrets::cache_dir(home).join(name);
+    let recent = |p: &Path| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age < std::time::Duration::from_secs(24 * 3600))
+            .is_some_and(|age| age < std::time::Duration::from_secs(3600))
     };
     if let Ok(text) = std::fs::read_to_string(&cache)
-        && let Some((k, urls)) = text.split_once('\n')
+        && let Some((k, answer)) = text.split_once('\n')
         && k == key
-        && (!urls.trim().is_empty() || fresh(&cache))
     {
-        return urls.lines().map(str::to_string).collect();
-    }
-    let remember = |text: &str| {
-        if let Some(dir) = cache.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        let answer = answer.trim_end();
+        if !answer.is_empty() {
+            return Some(answer.to_string());
         }
-        let _ = std::fs::write(&cache, format!("{key}\n{text}"));
-    };
-    // Isolated (-I): neither the project (the working directory) nor
-    // PYTHON* variables choose what runs.
-    let out = std::process::Command::new(python)
-        .args([
-            "-I",
-            "-c",
-            "from pip._internal.models.index import PyPI\n\
-             print(PyPI.simple_url)\nprint('https://' + PyPI.file_storage_domain + '/')",
-        ])
-        .current_dir("/")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output();
-    let Ok(out) = out else {
+        if recent(&cache) {
+            return None;
+        }
+    }
+    let answer = ask();
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(
+        &cache,
+        format!("{key}\n{}\n", answer.as_deref().unwrap_or("")),
+    );
+    answer
+}
+
+/// cargo's registries: the indexes of `[registries.*]` and of replacement
+/// `[source.*]`s in the user's cargo config (`$CARGO_HOME/config.toml`;
+/// never a project's `.cargo/config.toml`), `CARGO_REGISTRIES_*_INDEX`,
+/// and, unless crates.io is replaced, cargo's own default as cargo itself
+/// asks for it. Each sparse index's download host comes from the index's
+/// `config.json` in the host's cargo cache, which only the host's cargo
+/// writes (the sandbox's view of that cache is copy-on-write); an index
+/// never used on the host yet brings its index host alone.
+fn cargo_registries(home: &Path, project: &Path) -> Vec<String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(".cargo"));
+    let mut urls = Vec::new();
+    let mut replaced = false;
+    for (k, v) in std::env::vars() {
+        if k.starts_with("CARGO_REGISTRIES_") && k.ends_with("_INDEX") {
+            urls.push(v);
+        }
+        replaced |= k == "CARGO_SOURCE_CRATES_IO_REPLACE_WITH";
+    }
+    for file in [cargo_home.join("config.toml"), cargo_home.join("config")] {
+        if !outside_project(&file, project) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(config) = text.parse::<toml::Table>() else {
+            continue;
+        };
+        let tables = |name: &str| {
+            config
+                .get(name)
+                .and_then(|t| t.as_table())
+                .map(|t| t.iter().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        for (_, r) in tables("registries") {
+            urls.extend(r.get("index").and_then(|i| i.as_str()).map(str::to_string));
+        }
+        for (name, src) in tables("source") {
+            urls.extend(
+                src.get("registry")
+                    .and_then(|i| i.as_str())
+                    .map(str::to_string),
+            );
+            replaced |= name == "crates-io" && src.get("replace-with").is_some();
+        }
+    }
+    if !replaced && let Some(cargo) = in_path("cargo", project) {
+        urls.extend(cargo_default(&cargo, home));
+    }
+    let downloads: Vec<String> = urls
+        .iter()
+        .filter_map(|u| u.trim().strip_prefix("sparse+"))
+        .flat_map(|index| cargo_downloads(&cargo_home, index, project))
+        .collect();
+    urls.extend(downloads);
+    urls
+}
+
+/// The download URL (`dl`) of a sparse index, from the `config.json` the
+/// host's cargo keeps of it in `registry/index/<host>-<hash>/`.
+fn cargo_downloads(cargo_home: &Path, index: &str, project: &Path) -> Vec<String> {
+    let Some(host) = index
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', ':', '?', '#']).next())
+        .filter(|h| !h.is_empty())
+    else {
         return Vec::new();
     };
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let urls: Vec<String> = text.lines().map(str::to_string).collect();
-    if !out.status.success() || urls.len() != 2 || !urls.iter().all(|u| u.contains("://")) {
-        remember("");
+    let dir = cargo_home.join("registry/index");
+    if !outside_project(&dir, project) {
         return Vec::new();
     }
-    remember(&text);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut urls = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some((h, hash)) = name.to_str().and_then(|n| n.rsplit_once('-')) else {
+            continue;
+        };
+        if !h.eq_ignore_ascii_case(host) || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(e.path().join("config.json")) else {
+            continue;
+        };
+        let Ok(config) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        urls.extend(
+            config
+                .get("dl")
+                .and_then(|d| d.as_str())
+                .map(str::to_string),
+        );
+    }
     urls
+}
+
+/// cargo's built-in registry, as cargo itself reaches for it: a throwaway
+/// package with one dependency is locked with an empty cargo home and
+/// guard's listener as cargo's HTTP proxy, which takes the first request
+/// (the index host, before any byte leaves the machine) and refuses it.
+/// Asked once per cargo (and protocol setting): ~30 ms.
+fn cargo_default(cargo: &Path, home: &Path) -> Option<String> {
+    let protocol = std::env::var("CARGO_REGISTRIES_CRATES_IO_PROTOCOL").unwrap_or_default();
+    let url = remembered(home, "cargo-default-registry", cargo, &protocol, || {
+        let dir =
+            crate::secrets::cache_dir(home).join(format!("cargo-probe-{}", std::process::id()));
+        let url = cargo_probe(cargo, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        url
+    });
+    url.filter(|u| !u.is_empty())
+}
+
+fn cargo_probe(cargo: &Path, dir: &Path) -> Option<String> {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    std::fs::create_dir_all(dir.join("src")).ok()?;
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"guard-registry-probe\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\nitoa = \"1\"\n",
+    )
+    .ok()?;
+    std::fs::write(dir.join("src/lib.rs"), "").ok()?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
+    listener.set_nonblocking(true).ok()?;
+    let proxy = format!("http://{}", listener.local_addr().ok()?);
+    let mut child = std::process::Command::new(cargo)
+        .arg("generate-lockfile")
+        .current_dir(dir)
+        .env("CARGO_HOME", dir.join("home"))
+        .env("CARGO_HTTP_PROXY", &proxy)
+        .env("CARGO_NET_RETRY", "0")
+        .env("CARGO_NET_OFFLINE", "false")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    // rustup's first start of a toolchain can take a while.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(_) => break None,
+        }
+    };
+    let head = conn.and_then(|mut c| {
+        c.set_nonblocking(false).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut buf = vec![0u8; 4096];
+        let mut n = 0;
+        while n < buf.len() && !buf[..n].contains(&b'\n') {
+            match c.read(&mut buf[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        let _ = c.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = head?;
+    let mut words = line.lines().next()?.split_whitespace();
+    match (words.next()?, words.next()?) {
+        ("CONNECT", authority) => Some(format!("https://{authority}/")),
+        (_, url) if url.starts_with("http://") => Some(url.to_string()),
+        _ => None,
+    }
+}
+
+/// go's `GOPROXY` and `GOSUMDB` as `go env` reports them (the environment,
+/// the user's go env file, go's defaults), asked once per go and setting.
+fn go_configured(home: &Path, project: &Path) -> Option<(String, String)> {
+    let go = in_path("go", project)?;
+    // The go env file: `$GOENV`, else `$XDG_CONFIG_HOME/go/env`. One in
+    // the project is the repository's, not the user's: not read.
+    let env_file = std::env::var_os("GOENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| home.join(".config"))
+                .join("go/env")
+        });
+    let env_file =
+        (env_file.as_os_str() != "off" && outside_project(&env_file, project)).then_some(env_file);
+    let file_stamp = env_file
+        .as_ref()
+        .and_then(|f| std::fs::metadata(f).ok())
+        .and_then(|m| m.modified().ok())
+        .map(|t| format!("{t:?}"))
+        .unwrap_or_default();
+    let setting = |n: &str| std::env::var(n).unwrap_or_default();
+    let context = format!(
+        "{} {} {} {file_stamp}",
+        setting("GOPROXY"),
+        setting("GOSUMDB"),
+        env_file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default(),
+    );
+    let answer = remembered(home, "go-module-proxy", &go, &context, || {
+        let mut cmd = std::process::Command::new(&go);
+        cmd.args(["env", "GOPROXY", "GOSUMDB"])
+            .current_dir("/")
+            // No toolchain switch (a download) to answer.
+            .env("GOTOOLCHAIN", "local")
+            .env("GOENV", env_file.as_deref().unwrap_or(Path::new("off")))
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let out = cmd.output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        (out.status.success() && text.lines().count() == 2).then(|| text.trim_end().to_string())
+    })?;
+    let (proxy, sumdb) = answer.split_once('\n')?;
+    Some((proxy.to_string(), sumdb.to_string()))
+}
+
+/// The URLs of `GOPROXY`: a `,`/`|` list; `direct` and `off` name none.
+fn go_proxies(proxy: &str) -> Vec<String> {
+    proxy
+        .split([',', '|'])
+        .map(str::trim)
+        .filter(|u| u.contains("://"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The URL of `GOSUMDB` (`name[+key] [url]`; the URL defaults to
+/// `https://name`; `off` names none).
+fn go_sumdb(sumdb: &str) -> Option<String> {
+    let mut words = sumdb.split_whitespace();
+    let name = words.next().filter(|n| *n != "off")?;
+    Some(match words.next() {
+        Some(url) => url.to_string(),
+        None => format!("https://{}", name.split('+').next().unwrap_or(name)),
+    })
 }
 
 /// Whether a config file named by the environment (`PIP_CONFIG_FILE`,
@@ -412,6 +703,25 @@ mod tests {
     }
 
     #[test]
+    fn go_settings_name_their_hosts() {
+        assert_eq!(
+            go_proxies("https://proxy.example,direct|https://b.example/go|off"),
+            ["https://proxy.example", "https://b.example/go"]
+        );
+        assert!(go_proxies("direct").is_empty());
+        assert_eq!(
+            go_sumdb("sum.example").as_deref(),
+            Some("https://sum.example")
+        );
+        assert_eq!(
+            go_sumdb("sum.example+ce6e7565+AY5qEHUk https://mirror.example/sumdb").as_deref(),
+            Some("https://mirror.example/sumdb")
+        );
+        assert_eq!(go_sumdb("off"), None);
+        assert_eq!(go_sumdb(""), None);
+    }
+
+    #[test]
     fn urls_become_host_port_rules() {
         let spec = |u: &str| rule_for(u, "t").map(|r| r.spec());
         assert_eq!(spec("https://r.example/").as_deref(), Some("r.example:443"));
@@ -419,6 +729,14 @@ mod tests {
         assert_eq!(
             spec("https://token@r.example:8443/npm/").as_deref(),
             Some("r.example:8443")
+        );
+        assert_eq!(
+            spec("sparse+https://index.example/").as_deref(),
+            Some("index.example:443")
+        );
+        assert_eq!(
+            spec("registry+https://git.example/index").as_deref(),
+            Some("git.example:443")
         );
         assert_eq!(spec("file:///x"), None);
         assert_eq!(spec("nonsense"), None);

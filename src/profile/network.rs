@@ -53,6 +53,12 @@ pub enum Registry {
     /// user's and the global pip configuration, or pip's own default index
     /// and file host as pip reports them.
     Pip,
+    /// The indexes of the user's cargo config (`[registries]`, replacement
+    /// `[source]`s) and cargo's own default as cargo reaches for it, each
+    /// with the download host the host's cargo cache records for it.
+    Cargo,
+    /// `GOPROXY` and `GOSUMDB` as `go env` reports them.
+    Go,
 }
 
 /// One `allow` entry: a string, or a table with an opt-in.

@@ -347,7 +347,7 @@ w ~/.ssh/rc ssh_rc
 /// The proxy's answer to `CONNECT host:443` from inside the sandbox:
 /// 403 when the allowlist refuses the host, 502 when it allows it (no
 /// such host can be reached from the test machine).
-const CONNECT: &str = r#"echo ran=1; python3 -c '
+pub(crate) const CONNECT: &str = r#"echo ran=1; python3 -c '
 import os, socket, sys
 p = os.environ["HTTPS_PROXY"].split("//")[1].rstrip("/")
 h, port = p.rsplit(":", 1)

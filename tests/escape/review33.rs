@@ -1,0 +1,83 @@
+//! Session 18: cargo's and go's registries (the rust and go profiles, and
+//! every agent profile through them). Each test failed before its fix.
+
+use crate::review18::CONNECT;
+use crate::support::{Expect, each_mode};
+
+/// The registries the rust and go profiles allow come from the user's
+/// cargo config and go env file, never from the project's: a project's
+/// `.cargo/config.toml`, a `CARGO_HOME` or `GOENV` inside the project (a
+/// CI setting exported by direnv) is writable inside the sandbox, and one
+/// session could name the host the next one may send to.
+#[test]
+fn a_projects_cargo_or_go_config_opens_no_egress() {
+    each_mode(|mut case| {
+        case.write(
+            ".cargo/config.toml",
+            "[registries.x]\nindex = \"sparse+https://cargoexfil.example/\"\n",
+        );
+        case.write(
+            "ci/cargo/config.toml",
+            "[source.mirror]\nregistry = \"sparse+https://cargohomeexfil.example/\"\n",
+        );
+        case.write("ci/goenv", "GOPROXY=https://goexfil.example/,direct\n");
+        let project = case.project().display().to_string();
+        case.set_env("CARGO_HOME", &format!("{project}/ci/cargo"));
+        case.set_env("GOENV", &format!("{project}/ci/goenv"));
+        let hosts = [
+            "cargoexfil.example",
+            "cargohomeexfil.example",
+            "goexfil.example",
+        ];
+        let mut args = vec!["run", "-p", "claude", "--", "sh", "-c", CONNECT, "sh"];
+        args.extend(hosts);
+        let out = case.run(&args);
+        out.ran();
+        out.fields(&[
+            ("cargoexfil", "403"),
+            ("cargohomeexfil", "403"),
+            ("goexfil", "403"),
+        ]);
+        for h in hosts {
+            assert!(
+                out.stderr.contains(&format!("{h}:443 (not-allowed)")),
+                "{h}: {}",
+                out.all()
+            );
+        }
+    });
+    // The same settings in the user's own files are allowed (the proxy
+    // answers 502: allowed, but nothing resolves the name from here).
+    each_mode(|case| {
+        let home = case.home().to_path_buf();
+        let write = |rel: &str, text: &str| {
+            let p = home.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        };
+        write(
+            ".cargo/config.toml",
+            "[registries.corp]\nindex = \"sparse+https://cargocorp.example/\"\n",
+        );
+        write(".config/go/env", "GOPROXY=https://gocorp.example/,direct\n");
+        case.env.own();
+        let mut cmd = case.guard(&[
+            "run",
+            "-p",
+            "claude",
+            "--",
+            "sh",
+            "-c",
+            CONNECT,
+            "sh",
+            "cargocorp.example",
+            "gocorp.example",
+        ]);
+        // cargo's rustup sets CARGO_HOME for the tests: the test home's
+        // cargo config is the user's here.
+        cmd.env_remove("CARGO_HOME").env_remove("GOENV");
+        let out = case.output(cmd);
+        out.ran();
+        out.fields(&[("cargocorp", "502"), ("gocorp", "502")]);
+    });
+}
