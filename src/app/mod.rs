@@ -266,7 +266,11 @@ fn walked_outside(grants: &[policy::Grant], project: &Path, isolation: Isolation
 }
 
 /// Host directories the sandbox can write besides the project (a `.git`
-/// file in the project can name a directory there).
+/// file or a link in the project can name a directory there). All of
+/// guard's data directory counts: besides this session's persistent home
+/// and cache layers (an overlay's upper directory, its host path in the
+/// sandbox's mountinfo), it holds what earlier sessions of other profiles
+/// and projects wrote, which a `.git` file written now can name as well.
 fn writable_outside(policy: &Policy) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = policy
         .grants
@@ -275,6 +279,8 @@ fn writable_outside(policy: &Policy) -> Vec<PathBuf> {
         .map(|g| g.path.clone())
         .collect();
     out.extend(policy.home_source.clone());
+    out.extend(policy.caches.iter().map(|c| c.upper.clone()));
+    out.extend(crate::host::data_dir());
     if let Some(dirs) = &policy.host_dirs {
         out.push(dirs.session.clone());
     }

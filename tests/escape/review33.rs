@@ -1,8 +1,10 @@
-//! Session 18: cargo's and go's registries (the rust and go profiles, and
-//! every agent profile through them). Each test failed before its fix.
+//! Session 18: review 33 (host-side escapes: what guard and the user's
+//! tools do on the host with what a session wrote), and cargo's and go's
+//! registries (the rust and go profiles, and every agent profile through
+//! them). Each test failed before its fix.
 
 use crate::review18::CONNECT;
-use crate::support::{Expect, each_mode};
+use crate::support::{Expect, HostMarker, each_mode, host_commit, host_git};
 
 /// The registries the rust and go profiles allow come from the user's
 /// cargo config and go env file, never from the project's: a project's
@@ -79,5 +81,50 @@ fn a_projects_cargo_or_go_config_opens_no_egress() {
         let out = case.output(cmd);
         out.ran();
         out.fields(&[("cargocorp", "502"), ("gocorp", "502")]);
+    });
+}
+
+/// Hole (review 33): git directories a session made in its cache layers
+/// (an overlay's upper directory, whose host path the sandbox reads in its
+/// mountinfo) or in a persistent home were never checked, lying outside
+/// the project; a `.git` file or a link in the project leads the user's
+/// git there, and their `core.fsmonitor` ran at the next `git status`.
+/// All of guard's data directory is checked now.
+#[test]
+fn git_directories_a_session_made_in_guards_data_directory_are_checked() {
+    each_mode(|case| {
+        let marker = HostMarker::new("cachegit");
+        let p = case.project().to_path_buf();
+        assert!(host_git(&p, &["init", "-q"]).status.success());
+        assert!(host_commit(&p).status.success());
+        std::fs::create_dir_all(case.home().join(".cache/pip")).expect("mkdir pip cache");
+        case.env.own();
+        let plant = format!(
+            r#"set -e
+up=$(grep " $HOME/.cache/pip " /proc/self/mountinfo | grep -o 'upperdir=[^,]*' | cut -d= -f2 | sed 's,^/oldroot,,')
+test -n "$up"
+for d in "$HOME/.cache/pip/evil" "$HOME/.cache/pip/wt/.git"; do
+  mkdir -p "$d/objects" "$d/refs"; echo 'ref: refs/heads/main' > "$d/HEAD"
+  printf '[core]\n\tbare = false\n\tfsmonitor = "touch {m}; false"\n' > "$d/config"
+done
+mkdir sub; echo "gitdir: $up/evil" > sub/.git
+ln -s "$up/wt" vendor
+echo ran=1"#,
+            m = marker.path()
+        );
+        let out = case.run(&["run", "-p", "python", "--", "sh", "-c", &plant]);
+        out.ran();
+        // The user's git, after the session.
+        host_git(&p.join("sub"), &["status"]);
+        host_git(&p.join("vendor"), &["status"]);
+        marker.assert_absent("core.fsmonitor of a git directory in a cache layer");
+        assert_eq!(
+            out.stderr
+                .matches("(a git config setting core.fsmonitor); moved it to")
+                .count(),
+            2,
+            "both planted configs moved aside, and said so: {}",
+            out.all()
+        );
     });
 }
