@@ -310,6 +310,38 @@ pub fn nested_git_candidates(
     out
 }
 
+/// The user's and the system's git config files, with what they include.
+fn global_git_config(home: &Path) -> Vec<(PathBuf, Option<String>)> {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(".config"));
+    let mut files = vec![
+        home.join(".gitconfig"),
+        xdg.join("git/config"),
+        PathBuf::from("/etc/gitconfig"),
+    ];
+    files.extend(std::env::var_os("GIT_CONFIG_GLOBAL").map(PathBuf::from));
+    files.extend(std::env::var_os("GIT_CONFIG_SYSTEM").map(PathBuf::from));
+    read_with_includes(files, home)
+}
+
+/// The relative `core.hooksPath` values of the user's and the system's
+/// git config (`.githooks`, a common team setting): every repository runs
+/// its hooks from that directory of its own worktree, one the sandbox
+/// makes included.
+pub fn relative_hooks_paths(home: &Path) -> Vec<String> {
+    let mut out: Vec<String> = global_git_config(home)
+        .iter()
+        .filter_map(|(_, t)| t.as_deref())
+        .flat_map(|text| git_config::values(text, "core", "hookspath"))
+        .filter(|v| !v.is_empty() && !v.starts_with('/') && !v.starts_with('~'))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Hooks git runs from the project's tree instead of `.git/hooks`, and the
 /// configs of hook managers whose hook is installed: protected like
 /// `.git/hooks`, since the next `git commit` on the host runs them.
@@ -329,18 +361,7 @@ pub fn hook_candidates(
     project: &Path,
     home: &Path,
 ) -> Vec<Candidate> {
-    let xdg = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| home.join(".config"));
-    let mut files = vec![
-        home.join(".gitconfig"),
-        xdg.join("git/config"),
-        PathBuf::from("/etc/gitconfig"),
-    ];
-    files.extend(std::env::var_os("GIT_CONFIG_GLOBAL").map(PathBuf::from));
-    files.extend(std::env::var_os("GIT_CONFIG_SYSTEM").map(PathBuf::from));
-    let global = read_with_includes(files, home);
+    let global = global_git_config(home);
     let mut out = Vec::new();
     let mut push = |path: PathBuf, origin: String| {
         if path.starts_with(project) && path != project {

@@ -57,6 +57,10 @@ pub struct Trusted {
     /// changed since then is the sandbox's (see `links_git_writes_through`).
     #[serde(default)]
     since: Option<std::time::SystemTime>,
+    /// The relative `core.hooksPath` values of the user's global config
+    /// (see `protect::relative_hooks_paths`), as they were at the start.
+    #[serde(default)]
+    relative_hooks: Vec<String>,
 }
 
 /// When the file at `path` (not following a link) was made, where the
@@ -95,6 +99,7 @@ impl Trusted {
                 .map(|(link, _)| link.clone())
                 .collect(),
             by_path: policy.isolation == crate::profile::Isolation::Landlock,
+            relative_hooks: super::protect::relative_hooks_paths(&policy.home),
             hidden: policy
                 .grants
                 .iter()
@@ -356,7 +361,56 @@ pub fn check_after_run(
             .map(|d| (d, Kind::GitDir)),
     );
     todo.extend(found.marked.into_iter().map(|d| (d, Kind::GitDir)));
-    check_queue(todo, &roots, trusted).moved
+    let mut moved = worktree_hooks(&found.dot_git, &roots, trusted);
+    moved.extend(check_queue(todo, &roots, trusted).moved);
+    moved
+}
+
+/// Hooks in the worktrees of the `.git` entries `dot_git` that git runs
+/// because the user's global config names a relative `core.hooksPath`
+/// (`.githooks`): one the sandbox left in a repository it made would run
+/// at the user's next commit there. Those of repositories the user had
+/// are protected from the start (`protect::hook_candidates`).
+fn worktree_hooks(dot_git: &[PathBuf], roots: &[PathBuf], trusted: &Trusted) -> Vec<Moved> {
+    let mut moved = Vec::new();
+    if trusted.relative_hooks.is_empty() {
+        return moved;
+    }
+    for worktree in dot_git.iter().filter_map(|g| g.parent()) {
+        let Ok(worktree) = std::fs::canonicalize(worktree) else {
+            continue;
+        };
+        let Some(root) = roots.iter().find(|r| worktree.starts_with(r)) else {
+            continue;
+        };
+        for value in &trusted.relative_hooks {
+            let hooks = host::lexical(&worktree.join(value));
+            if !hooks.starts_with(root) || hooks == worktree || trusted.is_hidden(&hooks) {
+                continue;
+            }
+            let Ok(st) = nix::sys::stat::lstat(&hooks) else {
+                continue;
+            };
+            if trusted.holds(&hooks, &st) {
+                continue;
+            }
+            let hook = if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                Some(value.clone())
+            } else {
+                std::fs::read_dir(&hooks).ok().and_then(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name())
+                        .find(|n| !n.as_encoded_bytes().ends_with(b".sample"))
+                        .map(|n| host::printable(Path::new(&n)).to_string())
+                })
+            };
+            if let Some(hook) = hook {
+                let why = format!("git hook {hook} (your core.hooksPath = {value})");
+                moved.push(set_aside(root, &hooks, why));
+            }
+        }
+    }
+    moved
 }
 
 /// The directories the check covers: the project and the host directories
@@ -397,7 +451,10 @@ pub fn check_live(
         .chain(dirs.iter().cloned())
         .map(|d| (d, Kind::GitDir))
         .collect();
-    check_queue(todo, roots, trusted)
+    let hooks = worktree_hooks(dot_git, roots, trusted);
+    let mut looked = check_queue(todo, roots, trusted);
+    looked.moved.splice(0..0, hooks);
+    looked
 }
 
 /// The git directory a `.git` entry stands for now, canonical.

@@ -128,3 +128,52 @@ echo ran=1"#,
         );
     });
 }
+
+/// Hole (review 33): with a relative `core.hooksPath` in the user's global
+/// config (`.githooks`, a common team setting), every repository runs its
+/// hooks from that directory of its worktree. Those of the repositories
+/// the user had are protected from the start; a repository the sandbox
+/// made (`git init sub`) kept its `sub/.githooks/pre-commit`, which ran at
+/// the user's next commit there. It is moved aside after the run.
+#[test]
+fn hooks_of_a_new_repository_under_a_relative_global_hooks_path_are_moved_aside() {
+    each_mode(|case| {
+        let marker = HostMarker::new("relhooks");
+        let p = case.project().to_path_buf();
+        let gitconfig = case.home().join(".gitconfig");
+        std::fs::write(&gitconfig, "[core]\n\thooksPath = .githooks\n").expect("write .gitconfig");
+        assert!(host_git(&p, &["init", "-q"]).status.success());
+        case.env.own();
+        let out = case.sh(&format!(
+            "set -e; git init -q sub; mkdir sub/.githooks
+printf '#!/bin/sh\\ntouch {m}\\n' > sub/.githooks/pre-commit; chmod +x sub/.githooks/pre-commit
+echo ran=1",
+            m = marker.path()
+        ));
+        out.ran();
+        // The user's commit there, after the session, with their config.
+        let commit = std::process::Command::new("git")
+            .args([
+                "-c",
+                "safe.directory=*",
+                "-c",
+                "user.name=u",
+                "-c",
+                "user.email=u@u",
+            ])
+            .args(["commit", "-q", "--allow-empty", "-m", "y"])
+            .current_dir(p.join("sub"))
+            .env("GIT_CONFIG_GLOBAL", &gitconfig)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("git");
+        assert!(commit.status.success(), "{commit:?}");
+        marker.assert_absent("a hook in a new repository's .githooks");
+        assert!(
+            out.stderr
+                .contains("git hook pre-commit (your core.hooksPath = .githooks)"),
+            "{}",
+            out.all()
+        );
+    });
+}
