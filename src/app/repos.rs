@@ -61,6 +61,35 @@ pub struct Trusted {
     /// (see `protect::relative_hooks_paths`), as they were at the start.
     #[serde(default)]
     relative_hooks: Vec<String>,
+    /// The project's protected files that tools on the host load from the
+    /// directory they start in (`.envrc`, `.vscode/tasks.json`,
+    /// `.claude/settings.json`, `.aider.conf.yml` …), relative to the
+    /// project, and `.env` (aider and gemini load it): the same names
+    /// below the top, made or changed during the run, are moved aside
+    /// after it (see `startup_files_made`).
+    #[serde(default)]
+    startup: Vec<PathBuf>,
+}
+
+/// The project's protected paths, relative to it, outside its git and
+/// Mercurial directories (those are checked as repositories), and `.env`.
+fn startup_names(policy: &Policy) -> Vec<PathBuf> {
+    let protected = policy
+        .grants
+        .iter()
+        .filter(|g| g.access == Access::Protected)
+        .map(|g| &g.path)
+        .chain(&policy.absent_protected);
+    let mut out: Vec<PathBuf> = protected
+        .filter_map(|p| p.strip_prefix(&policy.project).ok())
+        .filter(|r| !r.as_os_str().is_empty())
+        .filter(|r| !r.iter().any(|c| c == ".git" || c == ".hg"))
+        .map(Path::to_path_buf)
+        .collect();
+    out.push(PathBuf::from(".env"));
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// When the file at `path` (not following a link) was made, where the
@@ -100,6 +129,7 @@ impl Trusted {
                 .collect(),
             by_path: policy.isolation == crate::profile::Isolation::Landlock,
             relative_hooks: super::protect::relative_hooks_paths(&policy.home),
+            startup: startup_names(policy),
             hidden: policy
                 .grants
                 .iter()
@@ -164,10 +194,19 @@ struct Found {
     unreadable: Vec<PathBuf>,
     /// Every symbolic link: git follows one out of the tree (`cd vendor`).
     links: Vec<PathBuf>,
+    /// The last names of `Trusted::startup`, and the paths found with one.
+    startup_names: std::sync::Arc<HashSet<std::ffi::OsString>>,
+    startup: Vec<PathBuf>,
 }
 
 impl Visitor<'static> for Found {
     fn dir(&mut self, path: &Path) -> bool {
+        if path
+            .file_name()
+            .is_some_and(|n| self.startup_names.contains(n))
+        {
+            self.startup.push(path.to_path_buf());
+        }
         match path.file_name().and_then(|n| n.to_str()) {
             Some(".git") => {
                 self.dot_git.push(path.to_path_buf());
@@ -210,7 +249,20 @@ impl Visitor<'static> for Found {
 }
 
 impl Found {
+    fn watching(startup: &std::sync::Arc<HashSet<std::ffi::OsString>>) -> Found {
+        Found {
+            startup_names: startup.clone(),
+            ..Found::default()
+        }
+    }
+
     fn entry(&mut self, name: &CStr, path: &Path) {
+        if path
+            .file_name()
+            .is_some_and(|n| self.startup_names.contains(n))
+        {
+            self.startup.push(path.to_path_buf());
+        }
         match name.to_bytes() {
             b".git" => self.dot_git.push(path.to_path_buf()),
             b"HEAD" | b"commondir" => {
@@ -284,13 +336,23 @@ pub fn check_after_run(
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8);
+    let names: std::sync::Arc<HashSet<std::ffi::OsString>> = std::sync::Arc::new(
+        trusted
+            .startup
+            .iter()
+            .filter_map(|r| r.file_name())
+            .map(|n| n.to_os_string())
+            .collect(),
+    );
     let mut found = Found::default();
     let walk = |root: &Path, found: &mut Found| {
-        for f in crate::secrets::walk_listed(root, scan_cache, threads, Found::default) {
+        for f in crate::secrets::walk_listed(root, scan_cache, threads, || Found::watching(&names))
+        {
             found.dot_git.extend(f.dot_git);
             found.marked.extend(f.marked);
             found.unreadable.extend(f.unreadable);
             found.links.extend(f.links);
+            found.startup.extend(f.startup);
         }
     };
     walk(project, &mut found);
@@ -361,9 +423,106 @@ pub fn check_after_run(
             .map(|d| (d, Kind::GitDir)),
     );
     todo.extend(found.marked.into_iter().map(|d| (d, Kind::GitDir)));
-    let mut moved = worktree_hooks(&found.dot_git, &roots, trusted);
+    let mut moved = startup_files_made(&found.startup, project, trusted);
+    moved.extend(worktree_hooks(&found.dot_git, &roots, trusted));
     moved.extend(check_queue(todo, &roots, trusted).moved);
     moved
+}
+
+/// Files below the project's top that tools on the host load from the
+/// directory they start in (`api/.envrc` for direnv, `api/.gemini/
+/// settings.json` with its MCP servers, `api/.aider.conf.yml`), made or
+/// changed during the run: the project's own are protected from the start,
+/// these are moved aside after it. A `.env` (at any depth: aider and
+/// gemini load it) only when it sets what steers an agent or a runtime on
+/// the host (`AIDER_LOAD`, a model API's base URL, `NODE_OPTIONS` …):
+/// an application's settings stay. Not in installed packages.
+fn startup_files_made(found: &[PathBuf], project: &Path, trusted: &Trusted) -> Vec<Moved> {
+    let mut moved = Vec::new();
+    let Some(since) = trusted.since else {
+        return moved;
+    };
+    for path in found {
+        let Some(rel) = trusted.startup.iter().find(|r| path.ends_with(r)) else {
+            continue;
+        };
+        let dotenv = rel.as_os_str() == ".env";
+        if (!dotenv && *path == project.join(rel))
+            || !path.starts_with(project)
+            || crate::secrets::installed_package(path)
+            || path.iter().any(|c| c == ".git")
+        {
+            continue;
+        }
+        let Ok(st) = nix::sys::stat::lstat(path) else {
+            continue;
+        };
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(st.st_ctime).unwrap_or(0),
+                u32::try_from(st.st_ctime_nsec).unwrap_or(0),
+            );
+        if changed < since || trusted.holds(path, &st) || trusted.is_hidden(path) {
+            continue;
+        }
+        let why = if dotenv {
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                continue;
+            }
+            let Some(name) = host::read_small(path, CONFIG_MAX as u64)
+                .and_then(|text| steering_variable(&String::from_utf8_lossy(&text)))
+            else {
+                continue;
+            };
+            format!("a .env setting {name} (an agent on the host would load it)")
+        } else {
+            format!(
+                "{} below the project's top (a tool started there would load it)",
+                rel.display()
+            )
+        };
+        moved.push(set_aside(project, path, why));
+    }
+    moved
+}
+
+/// The first variable a dotenv file sets that steers an agent CLI or a
+/// runtime that loads the file on the host: aider's options (`AIDER_LOAD`
+/// runs commands), model APIs' base URLs (the user's key would go there),
+/// and what makes a runtime run code (`NODE_OPTIONS`, `LD_PRELOAD` …).
+fn steering_variable(text: &str) -> Option<String> {
+    const PREFIXES: &[&str] = &["AIDER_", "GEMINI_CLI_", "LITELLM_", "LD_", "GIT_", "PERL5"];
+    const NAMES: &[&str] = &[
+        "OPENAI_API_BASE",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_BASE_URL",
+        "GOOGLE_GEMINI_BASE_URL",
+        "GOOGLE_VERTEX_BASE_URL",
+        "GEMINI_BASE_URL",
+        "NODE_OPTIONS",
+        "BASH_ENV",
+        "ENV",
+        "PATH",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "RUBYOPT",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "NODE_TLS_REJECT_UNAUTHORIZED",
+        "NODE_EXTRA_CA_CERTS",
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+    ];
+    text.lines().find_map(|line| {
+        let line = line.trim_start();
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let (name, _) = line.split_once('=')?;
+        let name = name.trim();
+        let upper = name.to_ascii_uppercase();
+        (NAMES.contains(&upper.as_str()) || PREFIXES.iter().any(|p| upper.starts_with(p)))
+            .then(|| name.to_string())
+    })
 }
 
 /// Hooks in the worktrees of the `.git` entries `dot_git` that git runs
