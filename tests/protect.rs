@@ -322,6 +322,8 @@ fn a_linked_worktree_works_and_its_repository_stays_protected() {
              git config core.fsmonitor 'sh -c evil' 2>/tmp/err && echo config=written || echo \"config=$(grep -o -m1 -E 'Read-only file system|Device or resource busy' /tmp/err || echo other)\"; \
              cat {m}/secret-in-main.txt 2>/dev/null && echo main_files=visible || echo main_files=hidden; \
              {{ echo 'gitdir: /elsewhere' > .git; }} 2>/tmp/err && echo dot_git=written || echo \"dot_git=$(grep -o -m1 -E 'Read-only file system|Device or resource busy' /tmp/err || echo other)\"; \
+             {{ echo 'ref: refs/heads/agent' > {m}/.git/HEAD; }} 2>/tmp/err && echo main_head=written || echo \"main_head=$(grep -o -m1 -E 'Read-only file system|Device or resource busy' /tmp/err || echo other)\"; \
+             GIT_INDEX_FILE={m}/.git/index git update-index --add --cacheinfo 100755,$(echo planted | git hash-object -w --stdin),Makefile 2>/tmp/err && echo main_index=written || echo \"main_index=$(grep -o -m1 -E 'Unable to write new index file' /tmp/err || echo other)\"; \
              git config --get remote.origin.url",
             m = m.display()
         ));
@@ -333,6 +335,10 @@ fn a_linked_worktree_works_and_its_repository_stays_protected() {
             ("config", "Device or resource busy"),
             ("main_files", "hidden"),
             ("dot_git", "Read-only file system"),
+            // The main checkout's HEAD and index are the user's work there.
+            ("main_head", "Read-only file system"),
+            // git writes index.lock and renames it over the mount: EBUSY.
+            ("main_index", "Unable to write new index file"),
         ]);
         assert!(
             !out.all().contains(&token),

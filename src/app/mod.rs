@@ -81,6 +81,7 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
     }
     // Put back when this function returns, however it ends.
     let terminal = crate::sandbox::TerminalModes::save();
+    let stream_modes = crate::sandbox::StreamModes::save();
     // Start the sandbox's setup process first: it execs and creates the
     // namespaces on another core while we resolve the policy.
     let mut pending = match args.isolation {
@@ -146,6 +147,8 @@ fn run_sandbox(args: &RunArgs, session: &audit::Session) -> Result<i32> {
         }
     }
     .map_err(|e| not_found_hint(e, &policy));
+    // The command may have made the user's terminal writable to all.
+    drop(stream_modes);
     // What guard says next must be seen: the command may have left the
     // terminal writing concealed or black on black, or the cursor hidden
     // (to make guard's warnings invisible).
@@ -748,6 +751,15 @@ const HOME_STARTUP: &[&str] = &[
     ".ssh/rc",
     ".ssh/authorized_keys",
     ".direnvrc",
+    ".bash_aliases", // sourced by Debian's and Ubuntu's .bashrc
+    ".bashrc.d",     // sourced by Fedora's
+    ".local/bin",    // in PATH
+    "bin",
+    ".tmux.conf",
+    ".vimrc",
+    ".vim",
+    ".emacs",
+    ".emacs.d",
 ];
 
 /// The same below $XDG_CONFIG_HOME.
@@ -761,6 +773,9 @@ const CONFIG_STARTUP: &[&str] = &[
     "environment.d",
     "direnv/direnvrc",
     "direnv/lib",
+    "nvim",
+    "tmux",
+    "emacs",
 ];
 
 /// The same below $XDG_DATA_HOME: direnv's list of the `.envrc` files the
@@ -794,15 +809,38 @@ fn home_startup_in_project(home: &Path, project: &Path) -> Vec<Candidate> {
         .chain(CONFIG_STARTUP.iter().map(|rel| (&*config, &config_at, rel)))
         .chain(DATA_STARTUP.iter().map(|rel| (&*data, &data_at, rel)));
     let mut out: Vec<Candidate> = Vec::new();
-    for (base, base_at, rel) in paths {
-        let at = leads_to(base_at, rel);
+    let mut push = |at: PathBuf, from: PathBuf| {
         if at.starts_with(project) && at != project && !out.iter().any(|c| c.path == at) {
             out.push(Candidate {
-                origin: format!("{}, which runs on the host", base.join(rel).display()),
+                origin: format!("{}, which runs on the host", from.display()),
                 path: at,
                 access: policy::Access::Protected,
                 required: false,
             });
+        }
+    };
+    for (base, base_at, rel) in paths {
+        push(leads_to(base_at, rel), base.join(rel));
+    }
+    // Any other dotfile of the home, or entry of $XDG_CONFIG_HOME, that is
+    // a link into the project (a dotfiles repository set up with stow:
+    // `.inputrc`, `.claude`, `.config/starship.toml`): host programs read
+    // or run most of them, and no list names them all. Links only: a
+    // directory entry costs nothing more than the listing.
+    for (dir, dir_at, dotfiles_only) in [(home, &home_at, true), (&*config, &config_at, false)] {
+        let Ok(rd) = std::fs::read_dir(dir_at) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            // The XDG directories are containers, looked into by the lists.
+            let container = matches!(name.as_encoded_bytes(), b".config" | b".local" | b".cache");
+            if (dotfiles_only && (!name.as_encoded_bytes().starts_with(b".") || container))
+                || !e.file_type().is_ok_and(|t| t.is_symlink())
+            {
+                continue;
+            }
+            push(where_it_leads(&e.path()), dir.join(&name));
         }
     }
     out

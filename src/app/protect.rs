@@ -198,6 +198,17 @@ pub fn linked_candidates(linked: &Linked, protect: &[String]) -> Vec<Candidate> 
     }
     protected.push(linked.git_dir.join("config.worktree"));
     protected.push(linked.git_dir.join("commondir"));
+    // The main checkout's HEAD and index (this worktree has its own in its
+    // git directory): a HEAD the sandbox re-pointed, or content it staged
+    // there, would go into the user's next commit in that checkout.
+    if linked.git_dir != linked.common {
+        for name in ["HEAD", "index"] {
+            let p = linked.common.join(name);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                protected.push(p);
+            }
+        }
+    }
     for p in protected {
         for path in host::expand_glob(&p) {
             out.push(Candidate {

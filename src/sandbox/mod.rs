@@ -16,7 +16,7 @@ mod sys;
 pub use keeper::{Keeper, Uncovered};
 pub use mounts::Cover;
 pub use supervisor::{Pending, spawn};
-pub use sys::{TerminalModes, discard_terminal_input};
+pub use sys::{StreamModes, TerminalModes, discard_terminal_input};
 
 /// argv[1] that selects the internal setup mode of the guard binary.
 pub const INTERNAL_ARG: &str = "__sandbox";

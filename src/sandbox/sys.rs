@@ -401,6 +401,45 @@ impl Drop for TerminalModes {
     }
 }
 
+/// The permission bits of what guard's standard streams are open on (the
+/// user's terminal, a file given as stdin), put back when dropped. The
+/// command holds the same open files, and `fchmod` on one is no path
+/// access Landlock could refuse: a terminal left world-writable would let
+/// any local user type into the user's shell after the session.
+pub struct StreamModes {
+    saved: Vec<(i32, u64, u64, libc::mode_t)>,
+}
+
+impl StreamModes {
+    pub fn save() -> StreamModes {
+        let saved = (0..3)
+            .filter_map(|fd| {
+                // SAFETY: fds 0-2 are open for the whole run (the supervisor
+                // relays or inherits them); fstat only reads their status.
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                let st = nix::sys::stat::fstat(fd).ok()?;
+                Some((fd.as_raw_fd(), st.st_dev, st.st_ino, st.st_mode & 0o7777))
+            })
+            .collect();
+        StreamModes { saved }
+    }
+}
+
+impl Drop for StreamModes {
+    fn drop(&mut self) {
+        for &(fd, dev, ino, mode) in &self.saved {
+            // SAFETY: as in `save`: guard's own fds 0-2, still open.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let Ok(st) = nix::sys::stat::fstat(fd) else {
+                continue;
+            };
+            if st.st_dev == dev && st.st_ino == ino && st.st_mode & 0o7777 != mode {
+                let _ = nix::sys::stat::fchmod(fd, nix::sys::stat::Mode::from_bits_truncate(mode));
+            }
+        }
+    }
+}
+
 /// Drop whatever waits unread in the input queue of the terminals the
 /// command could write to (fds 0-2, the controlling terminal). A terminal
 /// answers some escape sequences (title and status reports, device

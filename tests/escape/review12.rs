@@ -432,6 +432,8 @@ fn home_startup_files_kept_in_the_project_stay_read_only() {
         let project = case.project().to_path_buf();
         case.write("bash/bashrc", "# my bashrc\n");
         case.write("config/nvim/init.lua", "-- editor\n");
+        case.write("config/README.md", "my dotfiles\n");
+        case.write("tmux/tmux.conf", "set -g mouse on\n");
         case.write("local/share/fonts/.keep", "");
         assert!(host_git(&project, &["init", "-q"]).status.success());
         for (link, target) in [
@@ -439,6 +441,8 @@ fn home_startup_files_kept_in_the_project_stay_read_only() {
             (".config", "config"),
             (".zshrc", "zsh/zshrc"),
             (".local", "local"),
+            // Any other dotfile linked into the project (review 33).
+            (".tmux.conf", "tmux/tmux.conf"),
         ] {
             std::os::unix::fs::symlink(project.join(target), home.join(link)).expect("link");
         }
@@ -460,6 +464,8 @@ out("autostart", write("config/autostart/x.desktop", "[Desktop Entry]\nExec=touc
 out("unit", write("config/systemd/user/x.service", "[Service]\nExecStart=touch {m}\n"))
 out("allow", write("local/share/direnv/allow/0123", "/somewhere/.envrc\n"))
 out("editor", write("config/nvim/init.lua", "-- edited\n", "a"))
+out("tmux", write("tmux/tmux.conf", "run-shell 'touch {m}'\n", "a"))
+out("readme", write("config/README.md", "edited\n", "a"))
 "#
         ));
         let out = case.run(&["run", "-q", "--", "/usr/bin/python3", "attack.py"]);
@@ -472,8 +478,12 @@ out("editor", write("config/nvim/init.lua", "-- edited\n", "a"))
             ("autostart", "0"),
             ("unit", "0"),
             ("allow", "0"),
+            // An editor's and a terminal multiplexer's startup files too
+            // (review 33: a list named the shells' only).
+            ("editor", EROFS),
+            ("tmux", EROFS),
             // The rest of the dotfiles is the project's, writable.
-            ("editor", "0"),
+            ("readme", "0"),
         ]);
         for created in [
             "zsh/zshrc",

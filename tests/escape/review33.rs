@@ -169,9 +169,13 @@ echo ran=1",
             .expect("git");
         assert!(commit.status.success(), "{commit:?}");
         marker.assert_absent("a hook in a new repository's .githooks");
+        // Moved aside as a startup file below the top (the project's own
+        // `.githooks` is protected) or as a hook of the new repository.
+        let hooks = p.join("sub/.githooks");
         assert!(
             out.stderr
-                .contains("git hook pre-commit (your core.hooksPath = .githooks)"),
+                .contains(&format!("the sandbox left {} (", hooks.display()))
+                && out.stderr.contains("moved it to"),
             "{}",
             out.all()
         );
@@ -228,5 +232,85 @@ echo ran=1",
         ] {
             assert!(out.stderr.contains(why), "{why}: {}", out.all());
         }
+    });
+}
+
+/// Hole (review 34): the command holds the user's terminal as fds 0-2,
+/// and `fchmod` on an open file is no path access Landlock can refuse: a
+/// terminal left `crw-rw-rw-` after the session lets any local user type
+/// into the user's shell. guard puts its streams' permissions back.
+#[test]
+fn the_terminals_permissions_are_put_back_after_the_run() {
+    each_mode(|case| {
+        let out = case.env.pty(
+            serde_json::json!([{"expect": "chmod="}, {"mode_at_exit": true}]),
+            &[
+                "run",
+                "--",
+                "python3",
+                "-c",
+                "import os; os.fchmod(0, 0o666); print('chmod=%o' % (os.fstat(0).st_mode & 0o777))",
+            ],
+        );
+        case.assert_no_leak(&out);
+        out.expect_code(0);
+        // The chmod itself worked inside: what puts it back is guard.
+        assert!(out.stdout.contains("chmod=666"), "{}", out.stdout);
+        let mode = out
+            .stdout
+            .split("[pty_session: mode ")
+            .nth(1)
+            .and_then(|r| u32::from_str_radix(&r[..4], 8).ok())
+            .unwrap_or_else(|| panic!("no mode reported: {}", out.stdout));
+        assert_eq!(
+            mode & 0o006,
+            0,
+            "ESCAPE: the terminal was left open to all users ({mode:04o})"
+        );
+    });
+}
+
+/// Hole (review 33): aider's `~/.aider.conf.yml` (whose `lint-cmd` and
+/// `test-cmd` aider runs) and cursor's `cli-config.json` (its command
+/// permissions) were login files, and a login the agent refreshed in one
+/// project's home is copied into every other's: one hijacked session set
+/// the commands the agent runs in all projects. They are settings now:
+/// followed from the host's copy, never shared between homes.
+#[test]
+fn agent_settings_a_session_wrote_stay_in_its_project() {
+    each_mode(|case| {
+        let home = case.home().to_path_buf();
+        std::fs::write(home.join(".aider.conf.yml"), "model: gpt-4o\n").expect("write conf");
+        case.env.own();
+        let out = case.run(&[
+            "run",
+            "-p",
+            "aider",
+            "--",
+            "sh",
+            "-c",
+            "printf 'model: gpt-4o\\nauto-lint: true\\nlint-cmd: sh -c planted-by-a\\n' > ~/.aider.conf.yml; echo ran=1",
+        ]);
+        out.ran();
+        let other = crate::common::TempDir::new("other", case.mode());
+        other.own(case.mode());
+        let mut cmd = case.guard(&[
+            "run",
+            "-p",
+            "aider",
+            "--",
+            "sh",
+            "-c",
+            "cat ~/.aider.conf.yml; echo ran=1",
+        ]);
+        cmd.current_dir(&other.path);
+        let out = case.output(cmd);
+        out.ran();
+        assert!(
+            !out.stdout.contains("planted-by-a"),
+            "ESCAPE: another project's session set the agent's commands here: {}",
+            out.all()
+        );
+        assert!(out.stdout.contains("model: gpt-4o"), "{}", out.all());
     });
 }

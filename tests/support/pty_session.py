@@ -12,6 +12,9 @@ STEPS_JSON is a list of steps, run in order:
   {"send": "text"}                     type text (\x03 is Ctrl-C)
   {"resize": [rows, cols]}             change the window size (SIGWINCH)
   {"sleep": 0.2}
+  {"mode_at_exit": true}               after the command exits, print the
+                                       terminal's permission bits as
+                                       "[pty_session: mode 0620]"
 At the end the driver waits for the command to exit, prints the transcript
 to stdout and exits with the command's status (128+N for signal N).
 A failed expectation prints the transcript and exits 99.
@@ -31,6 +34,9 @@ def main():
             os.fchown(0, int(owner), -1)
         os.execvp(argv[0], argv)
     buf = b""
+    # The terminal's own name, from the master side (TIOCGPTN).
+    ptn = struct.unpack("I", fcntl.ioctl(fd, getattr(termios, "TIOCGPTN", 0x80045430), b"\0" * 4))[0]
+    report_mode = False
     def read_some(timeout):
         nonlocal buf
         r, _, _ = select.select([fd], [], [], timeout)
@@ -61,6 +67,8 @@ def main():
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         elif "sleep" in step:
             time.sleep(step["sleep"])
+        elif "mode_at_exit" in step:
+            report_mode = True
     deadline = time.time() + 60
     while time.time() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -68,6 +76,9 @@ def main():
             while read_some(0.05):
                 pass
             sys.stdout.write(buf.decode(errors="replace"))
+            if report_mode:
+                mode = os.stat("/dev/pts/%d" % ptn).st_mode & 0o7777
+                sys.stdout.write("\n[pty_session: mode %04o]\n" % mode)
             if os.WIFSIGNALED(status):
                 sys.exit(128 + os.WTERMSIG(status))
             sys.exit(os.WEXITSTATUS(status))
