@@ -424,6 +424,9 @@ pub fn check_after_run(
     );
     todo.extend(found.marked.into_iter().map(|d| (d, Kind::GitDir)));
     let mut moved = startup_files_made(&found.startup, project, trusted);
+    if let Some(common) = linked {
+        moved.extend(main_checkout_state(common, &roots, trusted));
+    }
     moved.extend(worktree_hooks(&found.dot_git, &roots, trusted));
     moved.extend(check_queue(todo, &roots, trusted).moved);
     moved
@@ -466,15 +469,21 @@ fn startup_files_made(found: &[PathBuf], project: &Path, trusted: &Trusted) -> V
             continue;
         }
         let why = if dotenv {
-            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                continue;
+            // Loaders follow a link and read any size: what guard cannot
+            // read whole as a file is set aside unread.
+            let text = (st.st_mode & libc::S_IFMT == libc::S_IFREG)
+                .then(|| host::read_small(path, CONFIG_MAX as u64))
+                .flatten();
+            match text {
+                None => "a .env guard cannot read whole (an agent on the host would load it)"
+                    .to_string(),
+                Some(text) => match steering_variable(&String::from_utf8_lossy(&text)) {
+                    Some(name) => {
+                        format!("a .env setting {name} (an agent on the host would load it)")
+                    }
+                    None => continue,
+                },
             }
-            let Some(name) = host::read_small(path, CONFIG_MAX as u64)
-                .and_then(|text| steering_variable(&String::from_utf8_lossy(&text)))
-            else {
-                continue;
-            };
-            format!("a .env setting {name} (an agent on the host would load it)")
         } else {
             format!(
                 "{} below the project's top (a tool started there would load it)",
@@ -486,22 +495,30 @@ fn startup_files_made(found: &[PathBuf], project: &Path, trusted: &Trusted) -> V
     moved
 }
 
-/// The first variable a dotenv file sets that steers an agent CLI or a
-/// runtime that loads the file on the host: aider's options (`AIDER_LOAD`
-/// runs commands), model APIs' base URLs (the user's key would go there),
-/// and what makes a runtime run code (`NODE_OPTIONS`, `LD_PRELOAD` …).
+/// The first name in a dotenv file that steers an agent CLI or a runtime
+/// that loads the file on the host: aider's options (`AIDER_LOAD` runs
+/// commands), gemini's (`GEMINI_SYSTEM_MD`, `CODE_ASSIST_ENDPOINT`), model
+/// APIs' base URLs (the user's key would go there: litellm's `*_API_BASE`,
+/// the SDKs' `*_BASE_URL`), and what makes a runtime run code
+/// (`NODE_OPTIONS`, `LD_PRELOAD` …). Every word of the text counts, in
+/// whatever syntax: loaders accept more than one (`export\tNAME`,
+/// `'NAME'=`, `NAME: value`, lines ended by a lone CR).
 fn steering_variable(text: &str) -> Option<String> {
-    const PREFIXES: &[&str] = &["AIDER_", "GEMINI_CLI_", "LITELLM_", "LD_", "GIT_", "PERL5"];
+    const PREFIXES: &[&str] = &[
+        "AIDER_",
+        "GEMINI_",
+        "CODE_ASSIST_",
+        "GOOGLE_GEMINI_",
+        "GOOGLE_VERTEX_",
+        "LITELLM_",
+        "LD_",
+        "GIT_",
+        "PERL5",
+    ];
     const NAMES: &[&str] = &[
         "OPENAI_API_BASE",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_BASE_URL",
-        "GOOGLE_GEMINI_BASE_URL",
-        "GOOGLE_VERTEX_BASE_URL",
-        "GEMINI_BASE_URL",
         "NODE_OPTIONS",
         "BASH_ENV",
-        "ENV",
         "PATH",
         "PYTHONSTARTUP",
         "PYTHONPATH",
@@ -509,20 +526,106 @@ fn steering_variable(text: &str) -> Option<String> {
         "HTTPS_PROXY",
         "HTTP_PROXY",
         "ALL_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
         "NODE_TLS_REJECT_UNAUTHORIZED",
         "NODE_EXTRA_CA_CERTS",
         "SSL_CERT_FILE",
         "REQUESTS_CA_BUNDLE",
     ];
-    text.lines().find_map(|line| {
-        let line = line.trim_start();
-        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let (name, _) = line.split_once('=')?;
-        let name = name.trim();
-        let upper = name.to_ascii_uppercase();
-        (NAMES.contains(&upper.as_str()) || PREFIXES.iter().any(|p| upper.starts_with(p)))
-            .then(|| name.to_string())
-    })
+    // A base URL of a model provider's API (an application's own
+    // `API_BASE_URL` stays).
+    const PROVIDERS: &[&str] = &[
+        "OPENAI",
+        "ANTHROPIC",
+        "CLAUDE",
+        "AZURE",
+        "OPENROUTER",
+        "DEEPSEEK",
+        "XAI",
+        "OLLAMA",
+        "MISTRAL",
+        "GROQ",
+        "COHERE",
+        "TOGETHER",
+        "FIREWORKS",
+        "HUGGINGFACE",
+        "HF",
+        "PERPLEXITY",
+        "CEREBRAS",
+        "BEDROCK",
+        "VERTEX",
+        "GOOGLE",
+        "GEMINI",
+        "LLM",
+        "CODEX",
+        "COPILOT",
+    ];
+    let provider_url = |name: &str| {
+        name.ends_with("_API_BASE")
+            || (name.ends_with("_BASE_URL") || name.ends_with("_ENDPOINT"))
+                && PROVIDERS.iter().any(|p| {
+                    name.strip_prefix(p)
+                        .is_some_and(|rest| rest.starts_with('_'))
+                })
+    };
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|w| {
+            NAMES.contains(w)
+                || PREFIXES
+                    .iter()
+                    .any(|p| w.starts_with(p) && w.len() > p.len())
+                || provider_url(w)
+        })
+        .map(str::to_string)
+}
+
+/// The main checkout's state in the repository `common` of a project that
+/// is a linked worktree, made or changed during the run: the linked
+/// worktree's own merge, rebase and cherry-pick state lives in its own git
+/// directory, so these are the sandbox's doing, and the user's next commit
+/// in the main checkout would use them (a `MERGE_HEAD` makes it a merge
+/// with a commit of the sandbox's choosing; a rebase in progress runs its
+/// todo list at `git rebase --continue`). Its HEAD and index are read-only.
+fn main_checkout_state(common: &Path, roots: &[PathBuf], trusted: &Trusted) -> Vec<Moved> {
+    const STATE: &[&str] = &[
+        "MERGE_HEAD",
+        "MERGE_MSG",
+        "MERGE_MODE",
+        "MERGE_RR",
+        "CHERRY_PICK_HEAD",
+        "REVERT_HEAD",
+        "AUTO_MERGE",
+        "rebase-merge",
+        "rebase-apply",
+        "sequencer",
+        "shallow",
+        "objects/info/alternates",
+    ];
+    let mut moved = Vec::new();
+    let (Ok(common), Some(since)) = (std::fs::canonicalize(common), trusted.since) else {
+        return moved;
+    };
+    let Some(root) = roots.iter().find(|r| common.starts_with(r)) else {
+        return moved;
+    };
+    for name in STATE {
+        let path = common.join(name);
+        let Ok(st) = nix::sys::stat::lstat(&path) else {
+            continue;
+        };
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                u64::try_from(st.st_ctime).unwrap_or(0),
+                u32::try_from(st.st_ctime_nsec).unwrap_or(0),
+            );
+        if changed >= since {
+            let why = format!("the main checkout's {name}, changed from its linked worktree");
+            moved.push(set_aside(root, &path, why));
+        }
+    }
+    moved
 }
 
 /// Hooks in the worktrees of the `.git` entries `dot_git` that git runs
@@ -840,18 +943,26 @@ fn check_git_dir(
     // A rebase in progress runs the `exec` lines of its todo list at the
     // user's `git rebase --continue` (a sandbox can start one, or add to
     // the user's).
+    // One guard cannot read whole (over 1 MiB, not a regular file) is set
+    // aside unread: git would read it whole.
     let todo_list = dir.join("rebase-merge/git-rebase-todo");
-    if let Some(text) = host::read_small(&todo_list, CONFIG_MAX as u64)
-        && let Some(line) = String::from_utf8_lossy(&text)
-            .lines()
-            .find(|l| matches!(l.split_whitespace().next(), Some("exec" | "x")))
-    {
-        let shown: String = line.chars().take(60).collect();
-        let why = format!(
-            "a rebase todo list that runs `{}`",
-            host::printable(Path::new(&shown))
-        );
-        moved.push(set_aside(root, &todo_list, why));
+    if nix::sys::stat::lstat(&todo_list).is_ok() {
+        let why = match host::read_small(&todo_list, CONFIG_MAX as u64) {
+            None => Some("a rebase todo list guard cannot read".to_string()),
+            Some(text) => String::from_utf8_lossy(&text)
+                .split(['\n', '\r'])
+                .find(|l| matches!(l.split_whitespace().next(), Some("exec" | "x")))
+                .map(|line| {
+                    let shown: String = line.chars().take(60).collect();
+                    format!(
+                        "a rebase todo list that runs `{}`",
+                        host::printable(Path::new(&shown))
+                    )
+                }),
+        };
+        if let Some(why) = why {
+            moved.push(set_aside(root, &todo_list, why));
+        }
     }
     // The other worktrees of a repository (their own config runs when the
     // user works there) and its submodules' git directories, at any depth
